@@ -1,0 +1,244 @@
+// The extension socket protocol v1 as TypeScript types. docs/protocol.md is the normative text;
+// these types mirror it one to one. Validation lives in codec.ts, never here.
+
+export const PROTOCOL_VERSION = 1;
+/** Longest accepted line in bytes, newline excluded. Longer lines are discarded while being read. */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+export type Platform = 'linux' | 'darwin' | 'demo';
+/** How the extension's tokens are laid out (see docs/protocol.md, "Tokens"). */
+export type TokenKind = 'linux-pidfd-v1' | 'darwin-audit-token' | 'replay';
+export type Capability =
+  | 'verdicts' // accepts `verdict` for pending flows
+  | 'end-flows' // can end a live, already allowed flow (block on a non-pending flow)
+  | 'rules' // keeps rules: rule-add / rule-remove / rules-list
+  | 'bytes' // sends byte counters
+  | 'host-names'; // fills remoteHost
+
+export type Direction = 'outbound' | 'inbound';
+export type TransportProtocol = 'tcp' | 'udp' | 'icmp' | 'other';
+export type AddressFamily = 'ipv4' | 'ipv6';
+export type Action = 'allow' | 'block';
+export type BlockMode = 'drop' | 'reject';
+export type DecidedBy = 'rule' | 'user' | 'default';
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface RemoteHost {
+  name: string;
+  /** Where the name came from: a DNS answer seen on the wire, a reverse lookup, or the OS (NE filter). */
+  source: 'dns' | 'reverse' | 'extension';
+}
+
+export interface Verdict {
+  action: Action;
+  by: DecidedBy;
+  ruleId?: string;
+  blockMode?: BlockMode;
+}
+
+export interface FlowRecord {
+  id: string;
+  /** Milliseconds since the Unix epoch when the extension saw the flow. */
+  time: number;
+  direction: Direction;
+  protocol: TransportProtocol;
+  family: AddressFamily;
+  local: Endpoint;
+  remote: Endpoint;
+  remoteHost?: RemoteHost;
+  /** Opaque process token (base64) of the process that opened the flow. */
+  token?: string;
+  /** Token of the responsible app when it differs (macOS sourceAppAuditToken vs sourceProcessAuditToken). */
+  appToken?: string;
+  /** Hints only: never an identity. */
+  pid?: number;
+  uid?: number;
+  /** Why there is no token (owner not found), in words. */
+  ownerError?: string;
+  /** Present while the flow waits for a verdict. */
+  pending?: { deadline: number };
+  verdict?: Verdict;
+}
+
+export interface RuleIdentity {
+  /** sha256: executable hash; package: package + path vouched for by the package manager;
+   *  path: path only (weaker); requirement: macOS designated requirement text. */
+  kind: 'sha256' | 'package' | 'path' | 'requirement';
+  value: string;
+  package?: string;
+  /** Shown to people; never matched. */
+  label?: string;
+}
+
+export interface RuleEndpoint {
+  host?: string;
+  /** Domain suffix: "example.com" matches example.com and *.example.com. */
+  domain?: string;
+  address?: string;
+  cidr?: string;
+  port?: number;
+  portRange?: [number, number];
+}
+
+export type RuleDuration =
+  | { kind: 'once' }
+  | { kind: 'process'; token: string }
+  | { kind: 'until'; until: number }
+  | { kind: 'always' };
+
+export interface RuleSpec {
+  action: Action;
+  blockMode?: BlockMode;
+  identity?: RuleIdentity;
+  endpoint?: RuleEndpoint;
+  protocol?: TransportProtocol;
+  direction?: Direction;
+  duration: RuleDuration;
+  note?: string;
+  enabled?: boolean;
+}
+
+export interface Rule extends RuleSpec {
+  id: string;
+  created: number;
+  lastHit?: number;
+  hits: number;
+  enabled: boolean;
+}
+
+export interface HelloMessage {
+  type: 'hello';
+  protocol: number;
+  extension: { name: string; version: string };
+  platform: Platform;
+  host: string;
+  capabilities: Capability[];
+  tokenKind: TokenKind;
+  /** Agent settings a person should see (fail-open or closed, how owners are found, defaults). */
+  mode?: {
+    failOpen?: boolean;
+    attribution?: string;
+    defaultAction?: Action;
+    timeoutMs?: number;
+    passive?: boolean;
+  };
+}
+
+export interface FlowMessage {
+  type: 'flow';
+  flow: FlowRecord;
+}
+
+export interface BytesMessage {
+  type: 'bytes';
+  /** Cumulative counters since the flow began (not deltas). */
+  counters: Array<{ id: string; rx: number; tx: number }>;
+  time: number;
+}
+
+export interface EndMessage {
+  type: 'end';
+  id: string;
+  time: number;
+  reason?: string;
+}
+
+export interface VerdictMessage {
+  type: 'verdict';
+  id: string;
+  time: number;
+  verdict: Verdict;
+}
+
+export interface RulesMessage {
+  type: 'rules';
+  rules: Rule[];
+}
+
+export interface RuleChangedMessage {
+  type: 'rule-changed';
+  op: 'added' | 'updated' | 'removed';
+  rule: Rule;
+}
+
+export type ErrorCode =
+  | 'bad-json'
+  | 'bad-message'
+  | 'unknown-type'
+  | 'line-too-long'
+  | 'version-mismatch'
+  | 'not-authorised'
+  | 'unknown-flow'
+  | 'not-pending'
+  | 'not-supported'
+  | 'unknown-rule'
+  | 'out-of-order'
+  | 'too-many-errors'
+  | 'internal';
+
+export interface ErrorMessage {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+  /** The `ref` of the client message this answers, when it had one. */
+  ref?: string;
+}
+
+export type ExtensionMessage =
+  | HelloMessage
+  | FlowMessage
+  | BytesMessage
+  | EndMessage
+  | VerdictMessage
+  | RulesMessage
+  | RuleChangedMessage
+  | ErrorMessage;
+
+export type Remember = 'once' | 'process' | 'always';
+export type RememberScope = 'process' | 'endpoint';
+
+export interface SubscribeMessage {
+  type: 'subscribe';
+  protocol: number;
+  client: { name: string; version: string };
+  ref?: string;
+}
+
+export interface ClientVerdictMessage {
+  type: 'verdict';
+  id: string;
+  action: Action;
+  remember: Remember;
+  /** For remember process/always: the rule covers the process identity alone, or identity + remote endpoint. */
+  scope?: RememberScope;
+  blockMode?: BlockMode;
+  ref?: string;
+}
+
+export interface RuleAddMessage {
+  type: 'rule-add';
+  rule: RuleSpec;
+  ref?: string;
+}
+
+export interface RuleRemoveMessage {
+  type: 'rule-remove';
+  id: string;
+  ref?: string;
+}
+
+export interface RulesListMessage {
+  type: 'rules-list';
+  ref?: string;
+}
+
+export type ClientMessage =
+  | SubscribeMessage
+  | ClientVerdictMessage
+  | RuleAddMessage
+  | RuleRemoveMessage
+  | RulesListMessage;

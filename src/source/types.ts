@@ -1,0 +1,31 @@
+// The shape every flow source has: a socket client, the in-process passive monitor, the demo.
+import type { Observable } from 'rxjs';
+import type { ClientMessage, ExtensionMessage, HelloMessage } from '../protocol/messages.js';
+
+export type ConnectionStatus =
+  | { state: 'connecting'; attempt: number }
+  | { state: 'connected'; hello: HelloMessage }
+  | { state: 'reconnecting'; reason: string; retryAt: number; attempt: number }
+  | { state: 'disconnected'; reason: string }
+  | { state: 'version-mismatch'; theirs: number; ours: number };
+
+/** One protocol message, tagged with the source it came from. */
+export interface SourceEvent {
+  source: string;
+  message: ExtensionMessage;
+}
+
+export interface SendResult {
+  ok: boolean;
+  /** Why it could not be sent, in words for the status line. */
+  error?: string;
+}
+
+export interface FlowSource {
+  /** Short label used to tag flows, e.g. the socket path or "monitor". */
+  readonly id: string;
+  readonly events$: Observable<SourceEvent>;
+  readonly status$: Observable<ConnectionStatus>;
+  send(message: ClientMessage): SendResult;
+  close(): void;
+}
