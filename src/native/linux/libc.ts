@@ -1,0 +1,74 @@
+// The one place flowtop binds libc through koffi. Every other Linux native module imports from here,
+// so each C function is declared once. Loaded lazily: importing this file on macOS costs nothing.
+import koffi from 'koffi';
+import { constants } from 'node:os';
+
+export interface Libc {
+  /** syscall(2) with integer arguments only (pidfd_open, pidfd_send_signal, bpf with a pointer as bigint). */
+  syscall(nr: number, ...args: Array<number | bigint>): number;
+  /** syscall(2) whose third argument is a buffer (bpf(2): cmd, attr, size). */
+  syscallBuf(nr: number, a1: number, buf: Buffer, size: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  connect(fd: number, addr: Buffer, len: number): number;
+  send(fd: number, buf: Buffer, len: number, flags: number): number;
+  recv(fd: number, buf: Buffer, len: number, flags: number): number;
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, addrLen: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
+  close(fd: number): number;
+  read(fd: number, buf: Buffer, len: number): number;
+  /** The errno left by the last call on this thread. */
+  errno(): number;
+}
+
+let cached: Libc | undefined;
+
+export function libc(): Libc {
+  if (cached) return cached;
+  if (process.platform !== 'linux') throw new Error('the Linux native layer only loads on Linux');
+  const lib = koffi.load('libc.so.6');
+  const syscallVar = lib.func('long syscall(long nr, ...)');
+  const syscallBuf = lib.func('syscall', 'long', ['long', 'long', 'void *', 'long']);
+  const socket = lib.func('int socket(int domain, int type, int protocol)');
+  const bind = lib.func('int bind(int fd, const void *addr, uint32_t len)');
+  const connect = lib.func('int connect(int fd, const void *addr, uint32_t len)');
+  const send = lib.func('long send(int fd, const void *buf, size_t len, int flags)');
+  const recv = lib.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)');
+  const sendto = lib.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)');
+  const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)');
+  const getsockopt = lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ void *len)');
+  const close = lib.func('int close(int fd)');
+  const read = lib.func('long read(int fd, _Out_ void *buf, size_t len)');
+  cached = {
+    syscall: (nr, ...args) => {
+      const typed: Array<string | number | bigint> = [];
+      for (const arg of args) typed.push('long', arg);
+      return Number(syscallVar(nr, ...typed));
+    },
+    syscallBuf: (nr, a1, buf, size) => Number(syscallBuf(nr, a1, buf, size)),
+    socket: (d, t, p) => socket(d, t, p) as number,
+    bind: (fd, a, l) => bind(fd, a, l) as number,
+    connect: (fd, a, l) => connect(fd, a, l) as number,
+    send: (fd, b, l, f) => Number(send(fd, b, l, f)),
+    recv: (fd, b, l, f) => Number(recv(fd, b, l, f)),
+    sendto: (fd, b, l, f, a, al) => Number(sendto(fd, b, l, f, a, al)),
+    setsockopt: (fd, lv, n, v, l) => setsockopt(fd, lv, n, v, l) as number,
+    getsockopt: (fd, lv, n, v, l) => getsockopt(fd, lv, n, v, l) as number,
+    close: (fd) => close(fd) as number,
+    read: (fd, b, l) => Number(read(fd, b, l)),
+    errno: () => koffi.errno(),
+  };
+  return cached;
+}
+
+/** errno number → symbolic name ("EACCES"), for reasons shown to people. */
+export function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(constants.errno)) if (value === errno) return name;
+  return `errno ${errno}`;
+}
+
+/** x86_64 and aarch64 syscall numbers of the calls flowtop makes directly. */
+export const SYS = process.arch === 'arm64'
+  ? { pidfd_open: 434, pidfd_send_signal: 424, bpf: 280, getpid: 172 }
+  : { pidfd_open: 434, pidfd_send_signal: 424, bpf: 321, getpid: 39 };
