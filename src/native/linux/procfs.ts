@@ -1,0 +1,66 @@
+// Readers and parsers for /proc/PID files. Every file is outside input: parsed defensively, and a file
+// that does not parse is reported as undefined, never thrown past the caller.
+import { readFileSync } from 'node:fs';
+
+export interface ProcStat {
+  pid: number;
+  /** The comm field without its parentheses (may contain spaces and ')'). */
+  comm: string;
+  state: string;
+  ppid: number;
+  /** Field 22: start time in clock ticks since boot. */
+  startTime: bigint;
+}
+
+/** Parses the text of /proc/PID/stat. comm is whatever the process chose (up to 15 bytes, any
+ *  characters, including ") "), so the fields are split after the LAST ')' in the line. */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const open = text.indexOf(' (');
+  const close = text.lastIndexOf(')');
+  if (open <= 0 || close < open) return undefined;
+  const pid = Number(text.slice(0, open));
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  const comm = text.slice(open + 2, close);
+  // Fields from 3 (state) on, separated by single spaces.
+  const rest = text.slice(close + 2).trimEnd().split(' ');
+  const state = rest[0];
+  const ppidText = rest[1];
+  const startText = rest[19]; // field 22 = index 22 - 3
+  if (state === undefined || ppidText === undefined || startText === undefined) return undefined;
+  if (!/^\d+$/.test(ppidText) || !/^\d+$/.test(startText)) return undefined;
+  return { pid, comm, state, ppid: Number(ppidText), startTime: BigInt(startText) };
+}
+
+/** Reads and parses /proc/PID/stat; throws the fs error (ENOENT/ESRCH when the process is gone). */
+export function readProcStat(pid: number): ProcStat | undefined {
+  return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+}
+
+export interface ProcStatus {
+  /** Real, effective, saved, filesystem uid. */
+  uids: [number, number, number, number];
+  ppid: number;
+}
+
+/** Parses the Uid: and PPid: lines of /proc/PID/status. */
+export function parseProcStatus(text: string): ProcStatus | undefined {
+  const uidLine = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$/m.exec(text);
+  const ppidLine = /^PPid:\s+(\d+)\s*$/m.exec(text);
+  if (!uidLine || !ppidLine) return undefined;
+  const uids = uidLine.slice(1, 5).map(Number) as [number, number, number, number];
+  return { uids, ppid: Number(ppidLine[1]) };
+}
+
+/** Splits /proc/PID/cmdline (NUL-separated, usually NUL-terminated). Bounded so a huge argv stays cheap. */
+export function parseCmdline(raw: Buffer, maxArgs = 64, maxChars = 4096): string[] {
+  if (raw.length === 0) return [];
+  const text = raw.subarray(0, maxChars).toString('utf8');
+  const args = text.split('\0');
+  if (args[args.length - 1] === '') args.pop();
+  return args.slice(0, maxArgs);
+}
+
+/** /proc/PID/comm without its newline. */
+export function parseComm(text: string): string {
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
+}

@@ -1,0 +1,73 @@
+// Makes the Linux process token (layout: encodeLinuxToken in src/protocol/tokens.ts) for a live PID.
+// A PID alone is reused; pid + start time + pidfs inode names exactly one process instance.
+import { fstatSync } from 'node:fs';
+import { encodeLinuxToken } from '../../protocol/tokens.js';
+import { SYS, libc } from './libc.js';
+import { readProcStat } from './procfs.js';
+
+/** Start time of PID (field 22 of /proc/PID/stat, clock ticks since boot), or undefined when the
+ *  process does not exist or its stat line cannot be parsed. */
+export function readStartTime(pid: number): bigint | undefined {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  try {
+    return readProcStat(pid)?.startTime;
+  } catch {
+    return undefined;
+  }
+}
+
+/** pidfd_open(pid, 0): a file descriptor that names this process instance for as long as it is open.
+ *  Returns the fd, or -errno. */
+export function pidfdOpen(pid: number): number {
+  const c = libc();
+  const fd = c.syscall(SYS.pidfd_open, pid, 0);
+  return fd >= 0 ? fd : -c.errno();
+}
+
+/** pidfd_send_signal(pidfd, 0): 0 while the process lives (a zombie still counts), else -errno. */
+export function pidfdAlive(pidfd: number): number {
+  const c = libc();
+  return c.syscall(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0 ? 0 : -c.errno();
+}
+
+let pidfsKnown: boolean | undefined;
+
+/** True when the kernel backs pidfds with pidfs (6.9+): then each process has its own inode, never
+ *  reused during a boot. On older kernels every pidfd shares one anonymous inode. Decided once by
+ *  comparing the pidfds of two different processes. */
+export function kernelHasPidfs(): boolean {
+  if (pidfsKnown !== undefined) return pidfsKnown;
+  const self = pidfdOpen(process.pid);
+  const other = pidfdOpen(process.ppid > 0 && process.ppid !== process.pid ? process.ppid : 1);
+  try {
+    if (self < 0 || other < 0) return (pidfsKnown = false);
+    pidfsKnown = fstatSync(self, { bigint: true }).ino !== fstatSync(other, { bigint: true }).ino;
+    return pidfsKnown;
+  } finally {
+    if (self >= 0) libc().close(self);
+    if (other >= 0) libc().close(other);
+  }
+}
+
+/** The pidfs inode a pidfd refers to, or 0n where the kernel has no pidfs. */
+export function pidfsInode(pidfd: number): bigint {
+  return kernelHasPidfs() ? fstatSync(pidfd, { bigint: true }).ino : 0n;
+}
+
+/** The token of the live process PID, or undefined when it does not exist (or is not visible).
+ *  Order matters: the pidfd is opened first and checked alive after the start time is read, so the
+ *  start time and the inode describe the same instance even if the PID is reused meanwhile. */
+export function makeLinuxToken(pid: number): Buffer | undefined {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x3fffffff) return undefined;
+  const pidfd = pidfdOpen(pid);
+  if (pidfd < 0) return undefined;
+  try {
+    const startTime = readStartTime(pid);
+    if (startTime === undefined) return undefined;
+    const inode = pidfsInode(pidfd);
+    if (pidfdAlive(pidfd) !== 0) return undefined;
+    return encodeLinuxToken({ pid, startTime, pidfsInode: inode });
+  } finally {
+    libc().close(pidfd);
+  }
+}
