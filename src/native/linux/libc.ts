@@ -16,6 +16,7 @@ export interface Libc {
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, addrLen: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
+  getsockname(fd: number, addr: Buffer, len: Buffer): number;
   close(fd: number): number;
   read(fd: number, buf: Buffer, len: number): number;
   /** The errno left by the last call on this thread. */
@@ -38,6 +39,7 @@ export function libc(): Libc {
   const sendto = lib.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)');
   const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)');
   const getsockopt = lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ void *len)');
+  const getsockname = lib.func('int getsockname(int fd, _Out_ void *addr, _Inout_ void *len)');
   const close = lib.func('int close(int fd)');
   const read = lib.func('long read(int fd, _Out_ void *buf, size_t len)');
   cached = {
@@ -55,6 +57,7 @@ export function libc(): Libc {
     sendto: (fd, b, l, f, a, al) => Number(sendto(fd, b, l, f, a, al)),
     setsockopt: (fd, lv, n, v, l) => setsockopt(fd, lv, n, v, l) as number,
     getsockopt: (fd, lv, n, v, l) => getsockopt(fd, lv, n, v, l) as number,
+    getsockname: (fd, a, l) => getsockname(fd, a, l) as number,
     close: (fd) => close(fd) as number,
     read: (fd, b, l) => Number(read(fd, b, l)),
     errno: () => koffi.errno(),
