@@ -1,0 +1,272 @@
+// The raw macOS calls flowtop makes, bound once through koffi: Security.framework, CoreFoundation,
+// libbsm, libproc and two Mach calls. Everything above this file talks to the `DarwinBindings`
+// interface, so the logic runs on Linux against a recorded fake (test/native-darwin/).
+//
+// NOT YET RUN ON A MAC: this file has been type-checked and its import has been tested on Linux
+// only. The koffi declarations follow Apple's headers (CSCommon.h, SecCode.h, SecStaticCode.h,
+// SecRequirement.h, CFDictionary.h, bsm/libbsm.h, libproc.h, mach/task_info.h); the darwin-only
+// test in test/native-darwin/real.test.ts is the first thing to run on a Mac.
+//
+// Importing this module loads nothing: koffi and the frameworks are loaded by loadDarwinBindings(),
+// which refuses to run anywhere but macOS.
+import { createRequire } from 'node:module';
+import type * as Koffi from 'koffi';
+
+/** A CoreFoundation object reference (koffi 3 represents pointers as BigInt). Never 0n. */
+export type CFRef = bigint;
+/** A single-slot array that a Copy/Create call fills with its result, koffi's out-parameter shape. */
+export type CFOut = [CFRef | null];
+/** audit_token_t passed by value: a 32-byte struct of eight uint32 (libbsm takes it by value). */
+export interface AuditTokenValue {
+  val: number[];
+}
+
+/** Exported constant symbols, read once at load time. */
+export interface DarwinSymbols {
+  kSecGuestAttributeAudit: CFRef;
+  kSecCodeInfoIdentifier: CFRef;
+  kSecCodeInfoTeamIdentifier: CFRef;
+  kSecCodeInfoUnique: CFRef;
+  kSecCodeInfoFlags: CFRef;
+  kSecCodeInfoCertificates: CFRef;
+  kSecCodeInfoPList: CFRef;
+  kCFBundleNameKey: CFRef;
+  /** Addresses of the callback structs (passed by pointer to CFDictionaryCreate), not CF objects. */
+  kCFTypeDictionaryKeyCallBacks: bigint;
+  kCFTypeDictionaryValueCallBacks: bigint;
+}
+
+/** Exactly the raw calls the darwin layer uses. Ownership follows CoreFoundation's rules: a result
+ *  of a *Create* or *Copy* call is owned and must be CFRelease'd once; a *Get* result is borrowed. */
+export interface DarwinBindings {
+  readonly symbols: DarwinSymbols;
+
+  // CoreFoundation
+  CFRelease(ref: CFRef): void;
+  CFGetTypeID(ref: CFRef): number;
+  CFStringGetTypeID(): number;
+  CFNumberGetTypeID(): number;
+  CFDataGetTypeID(): number;
+  CFArrayGetTypeID(): number;
+  CFDictionaryGetTypeID(): number;
+  CFDataCreate(bytes: Uint8Array, length: number): CFRef | null;
+  CFDataGetLength(data: CFRef): number;
+  CFDataGetBytes(data: CFRef, range: { location: number; length: number }, out: Buffer): void;
+  CFDictionaryCreate(keys: CFRef[], values: CFRef[], count: number, keyCallBacks: bigint, valueCallBacks: bigint): CFRef | null;
+  CFDictionaryGetValue(dict: CFRef, key: CFRef): CFRef | null;
+  CFStringCreateWithCString(text: string, encoding: number): CFRef | null;
+  CFStringGetLength(str: CFRef): number;
+  CFStringGetMaximumSizeForEncoding(length: number, encoding: number): number;
+  CFStringGetCString(str: CFRef, out: Buffer, size: number, encoding: number): boolean;
+  CFNumberGetValue(num: CFRef, numberType: number, out: Buffer): boolean;
+  CFArrayGetCount(array: CFRef): number;
+  CFArrayGetValueAtIndex(array: CFRef, index: number): CFRef | null;
+  CFURLCopyFileSystemPath(url: CFRef, pathStyle: number): CFRef | null;
+
+  // Security.framework (every call returns an OSStatus; 0 is success)
+  SecCodeCopyGuestWithAttributes(host: CFRef | null, attributes: CFRef, flags: number, out: CFOut): number;
+  SecCodeCopyStaticCode(code: CFRef, flags: number, out: CFOut): number;
+  SecCodeCopyPath(staticCode: CFRef, flags: number, out: CFOut): number;
+  SecCodeCheckValidity(code: CFRef, flags: number, requirement: CFRef | null): number;
+  SecStaticCodeCheckValidity(staticCode: CFRef, flags: number, requirement: CFRef | null): number;
+  SecCodeCopySigningInformation(code: CFRef, flags: number, out: CFOut): number;
+  SecCodeCopyDesignatedRequirement(code: CFRef, flags: number, out: CFOut): number;
+  SecRequirementCopyString(requirement: CFRef, flags: number, out: CFOut): number;
+  SecRequirementCreateWithString(text: CFRef, flags: number, out: CFOut): number;
+  SecCertificateCopyCommonName(certificate: CFRef, out: CFOut): number;
+
+  // libbsm
+  audit_token_to_pid(token: AuditTokenValue): number;
+  audit_token_to_euid(token: AuditTokenValue): number;
+  audit_token_to_pidversion(token: AuditTokenValue): number;
+
+  // libproc
+  proc_pidpath(pid: number, out: Buffer, size: number): number;
+
+  // Mach: the current audit token of a PID, to re-check the instance after reading by PID.
+  /** task_name_for_pid(mach_task_self(), pid, &port); returns a kern_return_t. */
+  task_name_for_pid(pid: number, out: [number]): number;
+  /** task_info(task, flavor, info, &count); returns a kern_return_t. */
+  task_info(task: number, flavor: number, out: Buffer, count: [number]): number;
+  mach_port_deallocate(port: number): number;
+
+  /** errno of the last call on this thread. */
+  errno(): number;
+}
+
+// Values from Apple's headers (CSCommon.h, SecCode.h, SecStaticCode.h, CFString.h, CFNumber.h,
+// CFURL.h, MacErrors.h, libproc.h, mach/task_info.h, errno.h).
+export const kSecCSDefaultFlags = 0;
+/** SecStaticCodeCheckValidity: validate every architecture of a universal binary, not only the one
+ *  this Mac would run. Without it a fat file whose first slice is validly signed passes while another
+ *  slice is not checked (CVE-2018-10470). */
+export const kSecCSCheckAllArchitectures = 1 << 0;
+export const kSecCSDoNotValidateResources = 1 << 2;
+export const kSecCSSigningInformation = 1 << 1;
+export const kSecCodeSignatureAdhoc = 0x0002;
+export const kCFStringEncodingUTF8 = 0x08000100;
+export const kCFNumberSInt64Type = 4;
+export const kCFURLPOSIXPathStyle = 0;
+export const PROC_PIDPATHINFO_MAXSIZE = 4096;
+export const TASK_AUDIT_TOKEN = 15;
+export const TASK_AUDIT_TOKEN_COUNT = 8;
+export const KERN_SUCCESS = 0;
+export const ESRCH = 3;
+
+/** OSStatus values the layer reacts to. */
+export const Status = {
+  success: 0,
+  /** kPOSIXErrorEPERM: the sandbox (or TCC) refused the lookup. */
+  posixEPERM: 100001,
+  /** kPOSIXErrorESRCH: the process is gone. */
+  posixESRCH: 100003,
+  errSecCSUnsigned: -67062,
+  errSecCSSignatureFailed: -67061,
+  errSecCSReqFailed: -67050,
+  errSecCSNoSuchCode: -67065,
+  errSecCSInvalidAttributeValues: -67066,
+  errSecCSGuestInvalid: -67063,
+  errSecCSStaticCodeChanged: -67034,
+  errSecCSStaticCodeNotFound: -67068,
+} as const;
+
+const FRAMEWORKS = {
+  security: '/System/Library/Frameworks/Security.framework/Security',
+  coreFoundation: '/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation',
+  bsm: '/usr/lib/libbsm.0.dylib',
+  system: '/usr/lib/libSystem.B.dylib',
+};
+
+let cached: DarwinBindings | undefined;
+
+/** Loads koffi and binds the frameworks, once. Throws (with a plain message) anywhere but macOS. */
+export function loadDarwinBindings(): DarwinBindings {
+  if (cached) return cached;
+  if (process.platform !== 'darwin') {
+    throw new Error(`the macOS native layer only loads on macOS (this is ${process.platform})`);
+  }
+  const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
+  cached = bind(koffi);
+  return cached;
+}
+
+function bind(koffi: typeof Koffi): DarwinBindings {
+  const security = koffi.load(FRAMEWORKS.security);
+  const cf = koffi.load(FRAMEWORKS.coreFoundation);
+  const bsm = koffi.load(FRAMEWORKS.bsm);
+  const system = koffi.load(FRAMEWORKS.system);
+
+  const auditToken = koffi.struct('flowtop_audit_token_t', { val: koffi.array('uint32_t', 8) });
+  const cfRange = koffi.struct('flowtop_CFRange', { location: 'long', length: 'long' });
+
+  // A CFStringRef constant is a global variable holding the pointer: read the variable's value.
+  const constant = (lib: Koffi.LibraryHandle, name: string): CFRef => {
+    const value = koffi.decode(lib.symbol(name), 'void *') as CFRef | null;
+    if (!value) throw new Error(`${name} is missing from the loaded framework`);
+    return value;
+  };
+  // The callback structs are passed by address: the symbol's own address is what CFDictionaryCreate wants.
+  const address = (lib: Koffi.LibraryHandle, name: string): bigint => lib.symbol(name) as bigint;
+  // mach_task_self() is a macro over the global mach_task_self_ (a mach_port_t).
+  const machTaskSelf = koffi.decode(system.symbol('mach_task_self_'), 'uint32_t') as number;
+
+  const f = {
+    CFRelease: cf.func('void CFRelease(void *ref)'),
+    CFGetTypeID: cf.func('unsigned long CFGetTypeID(void *ref)'),
+    CFStringGetTypeID: cf.func('unsigned long CFStringGetTypeID()'),
+    CFNumberGetTypeID: cf.func('unsigned long CFNumberGetTypeID()'),
+    CFDataGetTypeID: cf.func('unsigned long CFDataGetTypeID()'),
+    CFArrayGetTypeID: cf.func('unsigned long CFArrayGetTypeID()'),
+    CFDictionaryGetTypeID: cf.func('unsigned long CFDictionaryGetTypeID()'),
+    CFDataCreate: cf.func('void *CFDataCreate(void *allocator, const uint8_t *bytes, long length)'),
+    CFDataGetLength: cf.func('long CFDataGetLength(void *data)'),
+    CFDataGetBytes: cf.func('CFDataGetBytes', 'void', ['void *', cfRange, 'void *']),
+    CFDictionaryCreate: cf.func('void *CFDictionaryCreate(void *allocator, void **keys, void **values, long count, void *keyCallBacks, void *valueCallBacks)'),
+    CFDictionaryGetValue: cf.func('void *CFDictionaryGetValue(void *dict, void *key)'),
+    CFStringCreateWithCString: cf.func('void *CFStringCreateWithCString(void *allocator, const char *text, uint32_t encoding)'),
+    CFStringGetLength: cf.func('long CFStringGetLength(void *str)'),
+    CFStringGetMaximumSizeForEncoding: cf.func('long CFStringGetMaximumSizeForEncoding(long length, uint32_t encoding)'),
+    CFStringGetCString: cf.func('uint8_t CFStringGetCString(void *str, void *buffer, long size, uint32_t encoding)'),
+    CFNumberGetValue: cf.func('uint8_t CFNumberGetValue(void *num, long numberType, void *out)'),
+    CFArrayGetCount: cf.func('long CFArrayGetCount(void *array)'),
+    CFArrayGetValueAtIndex: cf.func('void *CFArrayGetValueAtIndex(void *array, long index)'),
+    CFURLCopyFileSystemPath: cf.func('void *CFURLCopyFileSystemPath(void *url, long pathStyle)'),
+
+    SecCodeCopyGuestWithAttributes: security.func('int32_t SecCodeCopyGuestWithAttributes(void *host, void *attributes, uint32_t flags, _Out_ void **guest)'),
+    SecCodeCopyStaticCode: security.func('int32_t SecCodeCopyStaticCode(void *code, uint32_t flags, _Out_ void **staticCode)'),
+    SecCodeCopyPath: security.func('int32_t SecCodeCopyPath(void *staticCode, uint32_t flags, _Out_ void **path)'),
+    SecCodeCheckValidity: security.func('int32_t SecCodeCheckValidity(void *code, uint32_t flags, void *requirement)'),
+    SecStaticCodeCheckValidity: security.func('int32_t SecStaticCodeCheckValidity(void *staticCode, uint32_t flags, void *requirement)'),
+    SecCodeCopySigningInformation: security.func('int32_t SecCodeCopySigningInformation(void *code, uint32_t flags, _Out_ void **information)'),
+    SecCodeCopyDesignatedRequirement: security.func('int32_t SecCodeCopyDesignatedRequirement(void *code, uint32_t flags, _Out_ void **requirement)'),
+    SecRequirementCopyString: security.func('int32_t SecRequirementCopyString(void *requirement, uint32_t flags, _Out_ void **text)'),
+    SecRequirementCreateWithString: security.func('int32_t SecRequirementCreateWithString(void *text, uint32_t flags, _Out_ void **requirement)'),
+    SecCertificateCopyCommonName: security.func('int32_t SecCertificateCopyCommonName(void *certificate, _Out_ void **commonName)'),
+
+    audit_token_to_pid: bsm.func('audit_token_to_pid', 'int', [auditToken]),
+    audit_token_to_euid: bsm.func('audit_token_to_euid', 'uint32_t', [auditToken]),
+    audit_token_to_pidversion: bsm.func('audit_token_to_pidversion', 'int', [auditToken]),
+
+    proc_pidpath: system.func('int proc_pidpath(int pid, void *buffer, uint32_t size)'),
+    task_name_for_pid: system.func('int task_name_for_pid(uint32_t target, int pid, _Out_ uint32_t *task)'),
+    task_info: system.func('int task_info(uint32_t task, uint32_t flavor, void *info, _Inout_ uint32_t *count)'),
+    mach_port_deallocate: system.func('int mach_port_deallocate(uint32_t task, uint32_t name)'),
+  };
+
+  return {
+    symbols: {
+      kSecGuestAttributeAudit: constant(security, 'kSecGuestAttributeAudit'),
+      kSecCodeInfoIdentifier: constant(security, 'kSecCodeInfoIdentifier'),
+      kSecCodeInfoTeamIdentifier: constant(security, 'kSecCodeInfoTeamIdentifier'),
+      kSecCodeInfoUnique: constant(security, 'kSecCodeInfoUnique'),
+      kSecCodeInfoFlags: constant(security, 'kSecCodeInfoFlags'),
+      kSecCodeInfoCertificates: constant(security, 'kSecCodeInfoCertificates'),
+      kSecCodeInfoPList: constant(security, 'kSecCodeInfoPList'),
+      kCFBundleNameKey: constant(cf, 'kCFBundleNameKey'),
+      kCFTypeDictionaryKeyCallBacks: address(cf, 'kCFTypeDictionaryKeyCallBacks'),
+      kCFTypeDictionaryValueCallBacks: address(cf, 'kCFTypeDictionaryValueCallBacks'),
+    },
+    CFRelease: (ref) => void f.CFRelease(ref),
+    CFGetTypeID: (ref) => Number(f.CFGetTypeID(ref)),
+    CFStringGetTypeID: () => Number(f.CFStringGetTypeID()),
+    CFNumberGetTypeID: () => Number(f.CFNumberGetTypeID()),
+    CFDataGetTypeID: () => Number(f.CFDataGetTypeID()),
+    CFArrayGetTypeID: () => Number(f.CFArrayGetTypeID()),
+    CFDictionaryGetTypeID: () => Number(f.CFDictionaryGetTypeID()),
+    CFDataCreate: (bytes, length) => f.CFDataCreate(null, bytes, length) as CFRef | null,
+    CFDataGetLength: (data) => Number(f.CFDataGetLength(data)),
+    CFDataGetBytes: (data, range, out) => void f.CFDataGetBytes(data, range, out),
+    CFDictionaryCreate: (keys, values, count, kcb, vcb) => f.CFDictionaryCreate(null, keys, values, count, kcb, vcb) as CFRef | null,
+    CFDictionaryGetValue: (dict, key) => f.CFDictionaryGetValue(dict, key) as CFRef | null,
+    CFStringCreateWithCString: (text, encoding) => f.CFStringCreateWithCString(null, text, encoding) as CFRef | null,
+    CFStringGetLength: (str) => Number(f.CFStringGetLength(str)),
+    CFStringGetMaximumSizeForEncoding: (length, encoding) => Number(f.CFStringGetMaximumSizeForEncoding(length, encoding)),
+    CFStringGetCString: (str, out, size, encoding) => Boolean(f.CFStringGetCString(str, out, size, encoding)),
+    CFNumberGetValue: (num, type, out) => Boolean(f.CFNumberGetValue(num, type, out)),
+    CFArrayGetCount: (array) => Number(f.CFArrayGetCount(array)),
+    CFArrayGetValueAtIndex: (array, index) => f.CFArrayGetValueAtIndex(array, index) as CFRef | null,
+    CFURLCopyFileSystemPath: (url, style) => f.CFURLCopyFileSystemPath(url, style) as CFRef | null,
+
+    SecCodeCopyGuestWithAttributes: (host, attrs, flags, out) => f.SecCodeCopyGuestWithAttributes(host, attrs, flags, out) as number,
+    SecCodeCopyStaticCode: (code, flags, out) => f.SecCodeCopyStaticCode(code, flags, out) as number,
+    SecCodeCopyPath: (code, flags, out) => f.SecCodeCopyPath(code, flags, out) as number,
+    SecCodeCheckValidity: (code, flags, req) => f.SecCodeCheckValidity(code, flags, req) as number,
+    SecStaticCodeCheckValidity: (code, flags, req) => f.SecStaticCodeCheckValidity(code, flags, req) as number,
+    SecCodeCopySigningInformation: (code, flags, out) => f.SecCodeCopySigningInformation(code, flags, out) as number,
+    SecCodeCopyDesignatedRequirement: (code, flags, out) => f.SecCodeCopyDesignatedRequirement(code, flags, out) as number,
+    SecRequirementCopyString: (req, flags, out) => f.SecRequirementCopyString(req, flags, out) as number,
+    SecRequirementCreateWithString: (text, flags, out) => f.SecRequirementCreateWithString(text, flags, out) as number,
+    SecCertificateCopyCommonName: (cert, out) => f.SecCertificateCopyCommonName(cert, out) as number,
+
+    audit_token_to_pid: (token) => f.audit_token_to_pid(token) as number,
+    audit_token_to_euid: (token) => f.audit_token_to_euid(token) as number,
+    audit_token_to_pidversion: (token) => f.audit_token_to_pidversion(token) as number,
+
+    proc_pidpath: (pid, out, size) => f.proc_pidpath(pid, out, size) as number,
+    task_name_for_pid: (pid, out) => f.task_name_for_pid(machTaskSelf, pid, out) as number,
+    task_info: (task, flavor, out, count) => f.task_info(task, flavor, out, count) as number,
+    mach_port_deallocate: (port) => f.mach_port_deallocate(machTaskSelf, port) as number,
+
+    errno: () => koffi.errno(),
+  };
+}
