@@ -2,19 +2,24 @@
 // layer that resolves them, and the extension that makes them, read the fields.
 
 /** Linux token: names one process instance. 24 bytes, little-endian:
- *  0..3 pid (u32), 4..7 reserved (0), 8..15 start time in clock ticks since boot (u64, /proc/PID/stat
- *  field 22), 16..23 pidfs inode of the process's pidfd (u64, 0 where the kernel has no pidfs). */
+ *  0..3 pid (u32), 4..7 exec tag (u32: FNV-1a of the running executable's "dev:inode", so a token taken
+ *  before an exec of another program differs from one taken after; 0 when the maker could not read
+ *  /proc/PID/exe), 8..15 start time in clock ticks since boot (u64, /proc/PID/stat field 22),
+ *  16..23 pidfs inode of the process's pidfd (u64, 0 where the kernel has no pidfs). */
 export const LINUX_TOKEN_BYTES = 24;
 
 export interface LinuxToken {
   pid: number;
   startTime: bigint;
   pidfsInode: bigint;
+  /** 0 or absent: unknown (exec not detectable for this token). */
+  execTag?: number;
 }
 
 export function encodeLinuxToken(token: LinuxToken): Buffer {
   const out = Buffer.alloc(LINUX_TOKEN_BYTES);
   out.writeUInt32LE(token.pid, 0);
+  out.writeUInt32LE((token.execTag ?? 0) >>> 0, 4);
   out.writeBigUInt64LE(token.startTime, 8);
   out.writeBigUInt64LE(token.pidfsInode, 16);
   return out;
@@ -23,10 +28,9 @@ export function encodeLinuxToken(token: LinuxToken): Buffer {
 export function decodeLinuxToken(bytes: Uint8Array): LinuxToken | undefined {
   if (bytes.length !== LINUX_TOKEN_BYTES) return undefined;
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b.readUInt32LE(4) !== 0) return undefined;
   const pid = b.readUInt32LE(0);
   if (pid === 0) return undefined;
-  return { pid, startTime: b.readBigUInt64LE(8), pidfsInode: b.readBigUInt64LE(16) };
+  return { pid, startTime: b.readBigUInt64LE(8), pidfsInode: b.readBigUInt64LE(16), execTag: b.readUInt32LE(4) };
 }
 
 /** macOS audit_token_t: 32 bytes, eight native-endian (little-endian on every Mac) uint32 values. */

@@ -1,6 +1,6 @@
 // Makes the Linux process token (layout: encodeLinuxToken in src/protocol/tokens.ts) for a live PID.
 // A PID alone is reused; pid + start time + pidfs inode names exactly one process instance.
-import { fstatSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import { encodeLinuxToken } from '../../protocol/tokens.js';
 import { SYS, libc } from './libc.js';
 import { readProcStat } from './procfs.js';
@@ -54,6 +54,29 @@ export function pidfsInode(pidfd: number): bigint {
   return kernelHasPidfs() ? fstatSync(pidfd, { bigint: true }).ino : 0n;
 }
 
+/** The exec tag of a token: FNV-1a (32-bit) of the executable's "dev:inode", never 0 (0 means unknown).
+ *  Start time and pidfs inode survive an exec; this field is what tells the program before an exec
+ *  from the program after it (an exec of the very same file keeps the tag, and the code identity). */
+export function execTag(dev: bigint, ino: bigint): number {
+  let hash = 0x811c9dc5;
+  for (const ch of `${dev}:${ino}`) {
+    hash ^= ch.charCodeAt(0);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash === 0 ? 1 : hash;
+}
+
+/** The exec tag of PID's running executable, or 0 when /proc/PID/exe cannot be read (another user's
+ *  process without privilege, a kernel thread). */
+export function readExecTag(pid: number): number {
+  try {
+    const st = statSync(`/proc/${pid}/exe`, { bigint: true });
+    return execTag(st.dev, st.ino);
+  } catch {
+    return 0;
+  }
+}
+
 /** The token of the live process PID, or undefined when it does not exist (or is not visible).
  *  Order matters: the pidfd is opened first and checked alive after the start time is read, so the
  *  start time and the inode describe the same instance even if the PID is reused meanwhile. */
@@ -65,8 +88,9 @@ export function makeLinuxToken(pid: number): Buffer | undefined {
     const startTime = readStartTime(pid);
     if (startTime === undefined) return undefined;
     const inode = pidfsInode(pidfd);
+    const tag = readExecTag(pid);
     if (pidfdAlive(pidfd) !== 0) return undefined;
-    return encodeLinuxToken({ pid, startTime, pidfsInode: inode });
+    return encodeLinuxToken({ pid, startTime, pidfsInode: inode, execTag: tag });
   } finally {
     libc().close(pidfd);
   }

@@ -1,0 +1,318 @@
+// The secure route from a Linux token to an attribution. Everything read by PID is bracketed by a
+// pidfd: the pidfd is opened first and shown to name the token's instance (start time, pidfs inode,
+// exec tag); after reading, the pidfd must still be alive and the start time unchanged. A live pidfd
+// pins its PID, so the PID cannot have been handed to another process in between: what was read
+// belongs to the token's process. Only then is the answer `secure`.
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import type { Attribution, AttributionReason, ParentProcess, Signer } from '../../attribution/types.js';
+import { decodeLinuxToken, type LinuxToken } from '../../protocol/tokens.js';
+import { FileHasher, type FileDigest } from './hash.js';
+import { errnoName, libc } from './libc.js';
+import { DpkgIndex, type PackageOwner } from './packages.js';
+import { parseCmdline, parseComm, parseProcStatus, readProcStat, type ProcStat } from './procfs.js';
+import { execTag, kernelHasPidfs, pidfdAlive, pidfdOpen, pidfsInode } from './token.js';
+import { UserNames } from './users.js';
+
+export interface ResolverOptions {
+  /** dpkg database root (default /var/lib/dpkg); tests point it at a temporary copy. */
+  dpkgRoot?: string;
+  passwdPath?: string;
+  /** Distinct executables whose hashes are kept (default 4,096). */
+  hashCacheSize?: number;
+  /** Most ancestors listed (default 16). */
+  maxParents?: number;
+}
+
+const DELETED = ' (deleted)';
+
+/** A step of the route that failed with an OS error. */
+class StepFailure {
+  constructor(readonly call: string, readonly errno: string) {}
+}
+
+export class LinuxResolver {
+  readonly hasher: FileHasher;
+  readonly packages: DpkgIndex;
+  private readonly users: UserNames;
+  private readonly maxParents: number;
+  /** "pid:starttime" → ancestor facts; ancestors are shared by many processes. */
+  private readonly ancestors = new Map<string, { name: string; path?: string; ppid: number; startTime: bigint }>();
+
+  constructor(options: ResolverOptions = {}) {
+    this.hasher = new FileHasher(options.hashCacheSize);
+    this.packages = new DpkgIndex(options.dpkgRoot);
+    this.users = new UserNames(options.passwdPath);
+    this.maxParents = options.maxParents ?? 16;
+  }
+
+  resolve(tokens: readonly Uint8Array[]): Attribution[] {
+    return tokens.map((token) => this.resolveOne(token));
+  }
+
+  resolveOne(bytes: Uint8Array): Attribution {
+    const token = decodeLinuxToken(bytes);
+    if (!token) {
+      return {
+        trust: 'insecure',
+        reason: { call: 'decode token', message: `not a Linux process token (${bytes.length} bytes; 24 expected, pid not 0)` },
+      };
+    }
+    const pidfd = pidfdOpen(token.pid);
+    if (pidfd < 0) {
+      const errno = errnoName(-pidfd);
+      if (errno === 'ESRCH') return gone(token, { call: 'pidfd_open', errno, message: 'the process has exited' });
+      // Without a pidfd nothing read by PID can be pinned to the instance: unverified at best.
+      return this.insecure(token, { call: 'pidfd_open', errno, message: `the kernel refused a pidfd (${errno}), so the process cannot be verified` });
+    }
+    try {
+      return this.secure(token, pidfd);
+    } catch (error) {
+      if (error instanceof StepFailure) return this.failed(token, pidfd, error.call, error.errno);
+      throw error;
+    } finally {
+      libc().close(pidfd);
+    }
+  }
+
+  private secure(token: LinuxToken, pidfd: number): Attribution {
+    const pid = token.pid;
+    // 1. Does the pidfd name the token's instance?
+    const stat = step(`read /proc/${pid}/stat`, () => readProcStat(pid));
+    if (!stat) return this.insecure(token, { call: `read /proc/${pid}/stat`, message: 'the stat line could not be parsed' });
+    const mismatch = this.instanceMismatch(token, pidfd, stat);
+    if (mismatch) return reused(token, mismatch);
+    if (stat.state === 'Z' || stat.state === 'X') return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process has exited (not yet reaped)' });
+
+    // 2. The executable actually mapped: /proc/PID/exe opens that file even if its path was replaced
+    //    or deleted, so the hash below is of the code that runs.
+    let exeFd: number;
+    try {
+      exeFd = openSync(`/proc/${pid}/exe`, 'r');
+    } catch (error) {
+      const errno = codeOf(error);
+      if (errno === 'EACCES' || errno === 'EPERM') {
+        return this.insecure(token, {
+          call: `open /proc/${pid}/exe`,
+          errno,
+          message: `permission denied opening the executable of another user's process (${errno}); run flowtop as root to verify it`,
+        }, pidfd);
+      }
+      throw new StepFailure(`open /proc/${pid}/exe`, errno);
+    }
+    let facts: Omit<Attribution, 'trust'>;
+    let exeStat: BigIntStats;
+    try {
+      exeStat = fstatSync(exeFd, { bigint: true });
+      if (token.execTag && execTag(exeStat.dev, exeStat.ino) !== token.execTag) return execed(token);
+      const link = step(`readlink /proc/${pid}/exe`, () => readlinkSync(`/proc/${pid}/exe`));
+      const { path, exeChanged } = exeState(pid, link, exeStat);
+      const foreignRoot = this.inForeignRoot(pid);
+      const owner = foreignRoot ? undefined : this.packages.owner(path);
+      const digest = step(`read ${path}`, () => this.hasher.digest(exeFd, exeStat, owner?.md5 !== undefined));
+      const signer: Signer = foreignRoot
+        ? { kind: 'unpackaged', label: 'unpackaged (runs in another root file system, e.g. a container, whose packages are not checked)' }
+        : signerOf(owner, digest, exeChanged);
+      const uid = this.readUid(pid);
+      const user = this.users.name(uid);
+      facts = {
+        pid,
+        uid,
+        ...(user !== undefined ? { user } : {}),
+        name: step(`read /proc/${pid}/comm`, () => parseComm(readFileSync(`/proc/${pid}/comm`, 'utf8'))),
+        path,
+        cmdline: step(`read /proc/${pid}/cmdline`, () => parseCmdline(readFileSync(`/proc/${pid}/cmdline`))),
+        identity: signer.kind === 'package' && owner ? `package:${owner.package}:${owner.listedPath}` : `sha256:${digest.sha256}`,
+        sha256: digest.sha256,
+        signer,
+        ...(exeChanged ? { exeChanged } : {}),
+        parents: this.parents(stat),
+      };
+    } finally {
+      closeSync(exeFd);
+    }
+
+    // 3. Still the same instance, running the same program? Then everything above was about it.
+    const alive = pidfdAlive(pidfd);
+    if (alive !== 0) return gone(token, { call: 'pidfd_send_signal', errno: errnoName(-alive), message: 'the process exited during the lookup' });
+    const after = step(`read /proc/${pid}/stat`, () => readProcStat(pid));
+    if (!after || after.startTime !== token.startTime) return reused(token, 'its start time changed during the lookup');
+    if (after.state === 'Z' || after.state === 'X') return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process exited during the lookup' });
+    const now = step(`stat /proc/${pid}/exe`, () => statSync(`/proc/${pid}/exe`, { bigint: true }));
+    if (now.dev !== exeStat.dev || now.ino !== exeStat.ino) {
+      return token.execTag ? execed(token) : this.insecure(token, { call: `stat /proc/${pid}/exe`, message: 'the process started another program during the lookup' }, pidfd);
+    }
+    return { trust: 'secure', ...facts };
+  }
+
+  private ourRoot: BigIntStats | undefined;
+
+  /** True when the process sees another root directory (a container or chroot): the host's package
+   *  database says nothing about its files. */
+  private inForeignRoot(pid: number): boolean {
+    try {
+      this.ourRoot ??= statSync('/', { bigint: true });
+      const theirs = statSync(`/proc/${pid}/root`, { bigint: true });
+      return theirs.dev !== this.ourRoot.dev || theirs.ino !== this.ourRoot.ino;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Why the pidfd's process is not the token's, or undefined when it is. */
+  private instanceMismatch(token: LinuxToken, pidfd: number, stat: ProcStat): string | undefined {
+    if (stat.startTime !== token.startTime) return 'its start time differs';
+    if (token.pidfsInode !== 0n && kernelHasPidfs() && pidfsInode(pidfd) !== token.pidfsInode) return 'its pidfs inode differs';
+    return undefined;
+  }
+
+  /** A step failed: if the process is gone that is the answer; otherwise the failure is the reason. */
+  private failed(token: LinuxToken, pidfd: number, call: string, errno: string): Attribution {
+    if (pidfdAlive(pidfd) !== 0 || errno === 'ESRCH') return gone(token, { call, errno, message: 'the process has exited' });
+    const message = errno === 'ENOENT' && call.startsWith('open /proc')
+      ? 'the process has no executable (a kernel thread) or /proc hides it'
+      : `${call} failed with ${errno}`;
+    return this.insecure(token, { call, errno, message }, pidfd);
+  }
+
+  /** The PID-only route: what comm and cmdline say, never verified. Start time is still checked so a
+   *  reused PID is reported as such and never shown with the new process's name. */
+  private insecure(token: LinuxToken, reason: AttributionReason, pidfd?: number): Attribution {
+    const pid = token.pid;
+    let stat: ProcStat | undefined;
+    try {
+      stat = readProcStat(pid);
+    } catch (error) {
+      const errno = codeOf(error);
+      if (errno === 'ENOENT' || errno === 'ESRCH') return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process has exited' });
+    }
+    if (stat && stat.startTime !== token.startTime) return reused(token, 'its start time differs');
+    const result: Attribution = { trust: 'insecure', pid, reason };
+    if (stat) result.name = stat.comm;
+    try {
+      result.name = parseComm(readFileSync(`/proc/${pid}/comm`, 'utf8'));
+      result.cmdline = parseCmdline(readFileSync(`/proc/${pid}/cmdline`));
+      result.uid = this.readUid(pid);
+      const user = this.users.name(result.uid);
+      if (user !== undefined) result.user = user;
+      if (stat) result.parents = this.parents(stat);
+    } catch {
+      // Partial facts are still worth showing, marked insecure.
+    }
+    // Read by PID: if the process died meanwhile the PID may already name another one.
+    if (pidfd !== undefined && pidfdAlive(pidfd) !== 0) return gone(token, { call: 'pidfd_send_signal', errno: 'ESRCH', message: 'the process exited during the lookup' });
+    const after = stat ? safeStat(pid) : undefined;
+    if (stat && (!after || after.startTime !== token.startTime)) return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process exited during the lookup' });
+    return result;
+  }
+
+  private readUid(pid: number): number {
+    const status = parseProcStatus(step(`read /proc/${pid}/status`, () => readFileSync(`/proc/${pid}/status`, 'utf8')));
+    if (!status) throw new StepFailure(`read /proc/${pid}/status`, 'EINVAL');
+    return status.uids[1]; // effective uid: the one that owns the process's sockets
+  }
+
+  /** Parent, grandparent, … up to init. A parent cannot be younger than its child: a younger process
+   *  at the parent's PID means the parent exited and its PID was reused, so the chain stops there. */
+  private parents(stat: ProcStat): ParentProcess[] {
+    const chain: ParentProcess[] = [];
+    let ppid = stat.ppid;
+    let childStart = stat.startTime;
+    const seen = new Set<number>([stat.pid]);
+    while (ppid > 0 && chain.length < this.maxParents && !seen.has(ppid)) {
+      seen.add(ppid);
+      const parent = this.ancestor(ppid);
+      if (!parent || parent.startTime > childStart) break;
+      chain.push({ pid: ppid, name: parent.name, ...(parent.path !== undefined ? { path: parent.path } : {}) });
+      childStart = parent.startTime;
+      ppid = parent.ppid;
+    }
+    return chain;
+  }
+
+  private ancestor(pid: number): { name: string; path?: string; ppid: number; startTime: bigint } | undefined {
+    const stat = safeStat(pid);
+    if (!stat) return undefined;
+    const key = `${pid}:${stat.startTime}`;
+    const known = this.ancestors.get(key);
+    // The parent's parent changes when it is re-parented, so ppid is taken fresh.
+    if (known) return { ...known, ppid: stat.ppid };
+    let path: string | undefined;
+    try {
+      path = stripDeleted(readlinkSync(`/proc/${pid}/exe`));
+    } catch {
+      path = undefined;
+    }
+    const facts = { name: stat.comm, ppid: stat.ppid, startTime: stat.startTime, ...(path !== undefined ? { path } : {}) };
+    if (this.ancestors.size >= 4096) this.ancestors.clear();
+    this.ancestors.set(key, facts);
+    return facts;
+  }
+}
+
+function step<T>(call: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw new StepFailure(call, codeOf(error));
+  }
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'EIO';
+}
+
+function safeStat(pid: number): ProcStat | undefined {
+  try {
+    return readProcStat(pid);
+  } catch {
+    return undefined;
+  }
+}
+
+function stripDeleted(link: string): string {
+  return link.endsWith(DELETED) ? link.slice(0, -DELETED.length) : link;
+}
+
+/** Where the running file is now, and whether its path still leads to it. The path is looked up
+ *  through /proc/PID/root, i.e. in the process's own mount namespace and root. */
+function exeState(pid: number, link: string, mapped: BigIntStats): { path: string; exeChanged?: 'deleted' | 'replaced' } {
+  const deleted = link.endsWith(DELETED);
+  const path = stripDeleted(link);
+  let current: BigIntStats | undefined;
+  try {
+    current = statSync(`/proc/${pid}/root${path}`, { bigint: true });
+  } catch {
+    current = undefined;
+  }
+  if (current && (current.dev !== mapped.dev || current.ino !== mapped.ino)) return { path, exeChanged: 'replaced' };
+  if (deleted) return { path, exeChanged: current ? 'replaced' : 'deleted' };
+  return { path };
+}
+
+function signerOf(owner: PackageOwner | undefined, digest: FileDigest, exeChanged: 'deleted' | 'replaced' | undefined): Signer {
+  if (!owner) return { kind: 'unpackaged', label: 'unpackaged' };
+  if (owner.md5 === undefined) {
+    return { kind: 'unpackaged', label: `unpackaged (package ${owner.package} lists the path but records no checksum for it)`, package: owner.package };
+  }
+  if (digest.md5 === owner.md5) return { kind: 'package', label: `package ${owner.package}`, package: owner.package };
+  if (exeChanged) {
+    // Typically a daemon still running the previous version after an upgrade: its file is gone, so no
+    // package vouches for these bytes any more; that is not evidence of tampering.
+    return { kind: 'unpackaged', label: `unpackaged (${exeChanged} on disk since it started; package ${owner.package} no longer vouches for it)`, package: owner.package };
+  }
+  return { kind: 'modified', label: `modified (differs from package ${owner.package})`, package: owner.package };
+}
+
+function gone(token: LinuxToken, reason: AttributionReason): Attribution {
+  return { trust: 'gone', pid: token.pid, reason };
+}
+
+/** The PID now names another process. Nothing about that process is returned. */
+function reused(token: LinuxToken, detail: string): Attribution {
+  return gone(token, { call: 'verify token', errno: 'ESRCH', message: `PID reused by another process (${detail}); the token's process has exited` });
+}
+
+function execed(token: LinuxToken): Attribution {
+  return gone(token, { call: 'verify token', errno: 'ESRCH', message: "the process has since started another program (exec); the token's program is no longer running" });
+}

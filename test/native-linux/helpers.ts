@@ -1,0 +1,67 @@
+// Shared helpers for the Linux native tests: real processes, waited for by condition, never by sleep.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const isLinux = process.platform === 'linux';
+export const inCI = process.env.CI === 'true';
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Polls cond until it is true, failing after timeoutMs. */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+export function exeOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Spawns path and waits until the child really runs it (past the fork, after the exec). */
+export async function startProgram(path: string, args: string[] = ['300'], options: { stdin?: 'pipe' | 'ignore' } = {}): Promise<ChildProcess & { pid: number }> {
+  const child = spawn(path, args, { stdio: [options.stdin ?? 'ignore', 'ignore', 'ignore'] });
+  if (child.pid === undefined) throw new Error(`could not start ${path}`);
+  const target = realpathSync(path);
+  await waitFor(() => exeOf(child.pid!) === target, `${path} to start`);
+  return child as ChildProcess & { pid: number };
+}
+
+export async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** Bundles a TypeScript entry into one ES module under node_modules/.cache (so `koffi` resolves and
+ *  other users, e.g. nobody, can read it): child processes and workers cannot load .ts directly. */
+export async function bundle(entry: string, name: string): Promise<string> {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const outDir = join(root, 'node_modules/.cache/flowtop-test');
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `${name}.mjs`);
+  const { build } = await import('rolldown');
+  await build({
+    input: join(root, entry),
+    platform: 'node',
+    external: ['koffi'],
+    output: { file, format: 'esm' },
+    logLevel: 'silent',
+  });
+  return file;
+}
+
+/** Root-only tests: skip with a message outside CI, fail under CI=true. */
+export function needRoot(): { skip: boolean; why: string } {
+  if (isRoot) return { skip: false, why: '' };
+  if (inCI) throw new Error('CI=true but the tests are not running as root: the native attribution tests need root');
+  return { skip: true, why: 'needs root (runs under CI=true as root)' };
+}
