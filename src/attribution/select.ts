@@ -21,7 +21,7 @@ export function selectBackend(tokenKind: TokenKind, options: SelectOptions = {})
       return lazyBackend('linux', async () => (await import('../native/linux/backend.js')).createLinuxBackend());
     case 'darwin-audit-token':
       if (platform !== 'darwin') return unavailableBackend('darwin', `macOS audit tokens can only be verified on the Mac that made them (this is ${platform})`);
-      return lazyBackend('darwin', loadDarwinBackend);
+      return lazyBackend('darwin', async () => (await import('../native/darwin/backend.js')).createDarwinBackend());
     default:
       return unavailableBackend('replay', `unknown token kind ${JSON.stringify(String(tokenKind))}: this version of flowtop cannot verify it`);
   }
@@ -49,12 +49,4 @@ function lazyBackend(kind: AttributionBackend['kind'], load: () => Promise<Attri
       loaded?.close?.();
     },
   };
-}
-
-async function loadDarwinBackend(): Promise<AttributionBackend> {
-  // Kept as a variable so this file builds whether or not the macOS layer is part of this build.
-  const specifier = '../native/darwin/backend.js';
-  const mod = (await import(specifier)) as { createDarwinBackend?: () => AttributionBackend };
-  if (typeof mod.createDarwinBackend !== 'function') throw new Error('createDarwinBackend is missing');
-  return mod.createDarwinBackend();
 }
