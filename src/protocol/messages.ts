@@ -157,12 +157,18 @@ export interface VerdictMessage {
 export interface RulesMessage {
   type: 'rules';
   rules: Rule[];
+  /** True when more `rules` messages follow to complete this snapshot (a snapshot may exceed one line). */
+  continues?: boolean;
+  /** The `ref` of the `rules-list` this answers, when it had one. */
+  ref?: string;
 }
 
 export interface RuleChangedMessage {
   type: 'rule-changed';
   op: 'added' | 'updated' | 'removed';
   rule: Rule;
+  /** The `ref` of the `rule-add` / `rule-remove` that caused the change, when it had one. */
+  ref?: string;
 }
 
 export type ErrorCode =
@@ -170,6 +176,7 @@ export type ErrorCode =
   | 'bad-message'
   | 'unknown-type'
   | 'line-too-long'
+  | 'incomplete-line'
   | 'version-mismatch'
   | 'not-authorised'
   | 'unknown-flow'
