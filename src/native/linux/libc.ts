@@ -19,6 +19,8 @@ export interface Libc {
   getsockname(fd: number, addr: Buffer, len: Buffer): number;
   close(fd: number): number;
   read(fd: number, buf: Buffer, len: number): number;
+  /** The address of a Buffer's memory (for pointers inside bpf(2) attributes). Keep the Buffer alive. */
+  addressOf(buf: Buffer): bigint;
   /** The errno left by the last call on this thread. */
   errno(): number;
 }
@@ -42,6 +44,7 @@ export function libc(): Libc {
   const getsockname = lib.func('int getsockname(int fd, _Out_ void *addr, _Inout_ void *len)');
   const close = lib.func('int close(int fd)');
   const read = lib.func('long read(int fd, _Out_ void *buf, size_t len)');
+  const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
   cached = {
     syscall: (nr, ...args) => {
       const typed: Array<string | number | bigint> = [];
@@ -60,6 +63,7 @@ export function libc(): Libc {
     getsockname: (fd, a, l) => getsockname(fd, a, l) as number,
     close: (fd) => close(fd) as number,
     read: (fd, b, l) => Number(read(fd, b, l)),
+    addressOf: (buf) => BigInt(koffi.address(memsetPtr(buf, 0, 0)) as bigint),
     errno: () => koffi.errno(),
   };
   return cached;

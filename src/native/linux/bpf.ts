@@ -1,0 +1,337 @@
+// The socket-cookie recorder: a tiny cgroup BPF program, assembled here instruction by instruction and
+// loaded with bpf(2) through koffi (no compiler, no libbpf at run time). At connect, UDP sendmsg and
+// socket creation it stores socket cookie → (pid_tgid, boot ns) in an LRU map, so a queued packet's
+// owner is one map lookup away (~0.3 µs) whatever the machine holds. Layouts: docs in LINUX-NOTES.
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { SYS, errnoName, libc } from './libc.js';
+
+const CMD = {
+  MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, PROG_LOAD: 5, PROG_ATTACH: 8, PROG_DETACH: 9,
+  PROG_GET_FD_BY_ID: 13, OBJ_GET_INFO_BY_FD: 15, PROG_QUERY: 16,
+} as const;
+const MAP_TYPE_LRU_HASH = 9;
+const PROG_TYPE_CGROUP_SOCK = 9;
+const PROG_TYPE_CGROUP_SOCK_ADDR = 18;
+export const ATTACH = {
+  INET_SOCK_CREATE: 2, INET4_CONNECT: 10, INET6_CONNECT: 11, UDP4_SENDMSG: 14, UDP6_SENDMSG: 15,
+} as const;
+const F_ALLOW_MULTI = 2;
+const ATTR_BYTES = 144;
+/** Program name: how a restarted agent recognises attachments left by one that crashed. */
+export const PROGRAM_NAME = 'flowtop_rec';
+
+const HELPER = { map_update_elem: 2, get_current_pid_tgid: 14, get_socket_cookie: 46, ktime_get_boot_ns: 125 } as const;
+
+export class BpfError extends Error {
+  constructor(readonly call: string, readonly errno: number, readonly log?: string) {
+    super(`${call}: ${errnoName(errno)}${log ? `\n${log}` : ''}`);
+    this.name = 'BpfError';
+  }
+  get code(): string {
+    return errnoName(this.errno);
+  }
+}
+
+function bpf(cmd: number, attr: Buffer): number {
+  const c = libc();
+  const r = c.syscallBuf(SYS.bpf, cmd, attr, ATTR_BYTES);
+  return r < 0 ? -c.errno() : r;
+}
+
+function bpfOrThrow(cmd: number, attr: Buffer, call: string): number {
+  const r = bpf(cmd, attr);
+  if (r < 0) throw new BpfError(call, -r);
+  return r;
+}
+
+// ---- assembler: 8-byte instructions {opcode, dst|src<<4, off i16, imm i32}, little-endian ----
+type Insn = [code: number, dst: number, src: number, off: number, imm: number];
+const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R6 = 6, R10 = 10;
+const call = (helper: number): Insn => [0x85, 0, 0, 0, helper];
+const stxDW = (dst: number, off: number, src: number): Insn => [0x7b, dst, src, off, 0];
+const stxW = (dst: number, off: number, src: number): Insn => [0x63, dst, src, off, 0];
+const stW = (dst: number, off: number, imm: number): Insn => [0x62, dst, 0, off, imm];
+const ldxDW = (dst: number, src: number, off: number): Insn => [0x79, dst, src, off, 0];
+const ldxW = (dst: number, src: number, off: number): Insn => [0x61, dst, src, off, 0];
+const movReg = (dst: number, src: number): Insn => [0xbf, dst, src, 0, 0];
+const movImm = (dst: number, imm: number): Insn => [0xb7, dst, 0, 0, imm];
+const addImm = (dst: number, imm: number): Insn => [0x07, dst, 0, 0, imm];
+const jeqImm = (dst: number, imm: number, off: number): Insn => [0x15, dst, 0, off, imm];
+const exit = (): Insn => [0x95, 0, 0, 0, 0];
+/** r = map fd (BPF_PSEUDO_MAP_FD): two slots. */
+const ldMap = (dst: number, fd: number): Insn[] => [[0x18, dst, 1, 0, fd], [0, 0, 0, 0, 0]];
+
+function encode(insns: Insn[]): Buffer {
+  const out = Buffer.alloc(insns.length * 8);
+  insns.forEach(([code, dst, src, off, imm], i) => {
+    out.writeUInt8(code, i * 8);
+    out.writeUInt8(((src & 0xf) << 4) | (dst & 0xf), i * 8 + 1);
+    out.writeInt16LE(off, i * 8 + 2);
+    out.writeInt32LE(imm, i * 8 + 4);
+  });
+  return out;
+}
+
+/** cookie → {pid_tgid, boot ns} at r10-8 (key) and r10-24 (value, 16 bytes). With `tupleMap`, the
+ *  IPv4 sendmsg variant also records {dst ip, dst port, src port, 0} → the same value, for datagrams
+ *  whose socket is gone (sender exited) before the packet is judged. */
+export function recorderProgram(cookieMap: number, tupleMap?: number): Buffer {
+  const insns: Insn[] = [
+    movReg(R6, R1),
+    call(HELPER.get_socket_cookie),
+    stxDW(R10, -8, R0),
+    call(HELPER.get_current_pid_tgid),
+    stxDW(R10, -24, R0),
+    call(HELPER.ktime_get_boot_ns),
+    stxDW(R10, -16, R0),
+    ...ldMap(R1, cookieMap),
+    movReg(R2, R10), addImm(R2, -8),
+    movReg(R3, R10), addImm(R3, -24),
+    movImm(R4, 0),
+    call(HELPER.map_update_elem),
+  ];
+  if (tupleMap !== undefined) {
+    const tail: Insn[] = [
+      ldxW(R2, R1, 44), // sk->src_port (host order)
+      stxW(R10, -40, R2),
+      ldxW(R2, R6, 4), // ctx->user_ip4 (network order)
+      stxW(R10, -48, R2),
+      ldxW(R2, R6, 24), // ctx->user_port (network order, low 16 bits)
+      stxW(R10, -44, R2),
+      stW(R10, -36, 0),
+      ...ldMap(R1, tupleMap),
+      movReg(R2, R10), addImm(R2, -48),
+      movReg(R3, R10), addImm(R3, -24),
+      movImm(R4, 0),
+      call(HELPER.map_update_elem),
+    ];
+    insns.push(ldxDW(R1, R6, 64), jeqImm(R1, 0, tail.length), ...tail); // ctx->sk, may be NULL
+  }
+  insns.push(movImm(R0, 1), exit());
+  return encode(insns);
+}
+
+export function createLruMap(keySize: number, valueSize: number, maxEntries: number, name: string): number {
+  const attr = Buffer.alloc(ATTR_BYTES);
+  attr.writeUInt32LE(MAP_TYPE_LRU_HASH, 0);
+  attr.writeUInt32LE(keySize, 4);
+  attr.writeUInt32LE(valueSize, 8);
+  attr.writeUInt32LE(maxEntries, 12);
+  attr.write(name.slice(0, 15), 28, 'latin1');
+  return bpfOrThrow(CMD.MAP_CREATE, attr, 'bpf(MAP_CREATE)');
+}
+
+export function loadProgram(progType: number, expectedAttach: number, insns: Buffer): number {
+  const c = libc();
+  const attr = Buffer.alloc(ATTR_BYTES);
+  const license = Buffer.from('GPL\0', 'latin1');
+  const log = Buffer.alloc(64 * 1024);
+  attr.writeUInt32LE(progType, 0);
+  attr.writeUInt32LE(insns.length / 8, 4);
+  attr.writeBigUInt64LE(c.addressOf(insns), 8);
+  attr.writeBigUInt64LE(c.addressOf(license), 16);
+  attr.writeUInt32LE(1, 24);
+  attr.writeUInt32LE(log.length, 28);
+  attr.writeBigUInt64LE(c.addressOf(log), 32);
+  attr.write(PROGRAM_NAME, 48, 'latin1');
+  attr.writeUInt32LE(expectedAttach, 68);
+  const fd = bpf(CMD.PROG_LOAD, attr);
+  if (fd < 0) {
+    const text = log.toString('latin1', 0, Math.max(0, log.indexOf(0))).trim();
+    throw new BpfError('bpf(PROG_LOAD)', -fd, text || undefined);
+  }
+  return fd;
+}
+
+function attach(cgroupFd: number, progFd: number, type: number): void {
+  const attr = Buffer.alloc(ATTR_BYTES);
+  attr.writeUInt32LE(cgroupFd, 0);
+  attr.writeUInt32LE(progFd, 4);
+  attr.writeUInt32LE(type, 8);
+  attr.writeUInt32LE(F_ALLOW_MULTI, 12);
+  bpfOrThrow(CMD.PROG_ATTACH, attr, 'bpf(PROG_ATTACH)');
+}
+
+function detach(cgroupFd: number, progFd: number, type: number): boolean {
+  const attr = Buffer.alloc(ATTR_BYTES);
+  attr.writeUInt32LE(cgroupFd, 0);
+  attr.writeUInt32LE(progFd, 4);
+  attr.writeUInt32LE(type, 8);
+  return bpf(CMD.PROG_DETACH, attr) >= 0;
+}
+
+/** IDs of the programs attached to the cgroup at this hook. */
+export function queryAttached(cgroupFd: number, type: number): number[] {
+  const c = libc();
+  const ids = Buffer.alloc(4 * 256);
+  const attr = Buffer.alloc(ATTR_BYTES);
+  attr.writeUInt32LE(cgroupFd, 0);
+  attr.writeUInt32LE(type, 4);
+  attr.writeBigUInt64LE(c.addressOf(ids), 16);
+  attr.writeUInt32LE(256, 24);
+  bpfOrThrow(CMD.PROG_QUERY, attr, 'bpf(PROG_QUERY)');
+  const n = Math.min(attr.readUInt32LE(24), 256);
+  return Array.from({ length: n }, (_, i) => ids.readUInt32LE(i * 4));
+}
+
+function programFdById(id: number): number {
+  const attr = Buffer.alloc(ATTR_BYTES);
+  attr.writeUInt32LE(id, 0);
+  return bpf(CMD.PROG_GET_FD_BY_ID, attr);
+}
+
+function programName(fd: number): string {
+  const c = libc();
+  const info = Buffer.alloc(256);
+  const attr = Buffer.alloc(ATTR_BYTES);
+  attr.writeUInt32LE(fd, 0);
+  attr.writeUInt32LE(info.length, 4);
+  attr.writeBigUInt64LE(c.addressOf(info), 8);
+  if (bpf(CMD.OBJ_GET_INFO_BY_FD, attr) < 0) return '';
+  const name = info.subarray(64, 80);
+  const end = name.indexOf(0);
+  return name.toString('latin1', 0, end < 0 ? 16 : end);
+}
+
+const ALL_HOOKS = [ATTACH.INET_SOCK_CREATE, ATTACH.INET4_CONNECT, ATTACH.INET6_CONNECT, ATTACH.UDP4_SENDMSG, ATTACH.UDP6_SENDMSG];
+
+/** Detaches every program named PROGRAM_NAME from the cgroup (left by an agent that crashed: cgroup
+ *  attachments outlive their process). Returns how many were removed. */
+export function removeStalePrograms(cgroupFd: number, except: ReadonlySet<number> = new Set()): number {
+  let removed = 0;
+  for (const hook of ALL_HOOKS) {
+    let ids: number[];
+    try {
+      ids = queryAttached(cgroupFd, hook);
+    } catch {
+      continue;
+    }
+    for (const id of ids) {
+      if (except.has(id)) continue;
+      const fd = programFdById(id);
+      if (fd < 0) continue;
+      try {
+        if (programName(fd) === PROGRAM_NAME && detach(cgroupFd, fd, hook)) removed++;
+      } finally {
+        libc().close(fd);
+      }
+    }
+  }
+  return removed;
+}
+
+/** Where cgroup v2 is mounted (first `cgroup2` line of /proc/self/mounts), or undefined. */
+export function findCgroup2Root(mounts = readFileSync('/proc/self/mounts', 'utf8')): string | undefined {
+  for (const line of mounts.split('\n')) {
+    const f = line.split(' ');
+    if (f[2] === 'cgroup2' && f[1]) return f[1].replace(/\\040/g, ' ');
+  }
+  return undefined;
+}
+
+export interface OwnerRecord {
+  tgid: number;
+  /** CLOCK_BOOTTIME ns when the socket connected / sent / was created. */
+  bootNs: bigint;
+}
+
+/** Looks records up in the recorder's maps. Map fds belong to the process, so a worker thread can
+ *  build its own view from the fds the main thread opened. */
+export class RecorderView {
+  private readonly attr = Buffer.alloc(ATTR_BYTES);
+  private readonly key = Buffer.alloc(16);
+  private readonly value = Buffer.alloc(16);
+
+  constructor(readonly cookieMap: number, readonly tupleMap: number) {
+    const c = libc();
+    this.attr.writeBigUInt64LE(c.addressOf(this.key), 8);
+    this.attr.writeBigUInt64LE(c.addressOf(this.value), 16);
+  }
+
+  /** The record for a socket cookie (from an exact sock_diag lookup), or undefined. */
+  lookupCookie(cookie: bigint): OwnerRecord | undefined {
+    this.key.writeBigUInt64LE(cookie, 0);
+    return this.lookup(this.cookieMap);
+  }
+
+  /** The IPv4 sendmsg record of a datagram (remote address bytes, remote port, local port). */
+  lookupUdpTuple(remote: Buffer, remotePort: number, localPort: number): OwnerRecord | undefined {
+    if (remote.length !== 4) return undefined;
+    this.key.fill(0);
+    remote.copy(this.key, 0);
+    this.key.writeUInt16BE(remotePort, 4);
+    this.key.writeUInt32LE(localPort, 8);
+    return this.lookup(this.tupleMap);
+  }
+
+  private lookup(map: number): OwnerRecord | undefined {
+    this.attr.writeUInt32LE(map, 0);
+    if (bpf(CMD.MAP_LOOKUP_ELEM, this.attr) < 0) return undefined;
+    const pidTgid = this.value.readBigUInt64LE(0);
+    return { tgid: Number(pidTgid >> 32n), bootNs: this.value.readBigUInt64LE(8) };
+  }
+}
+
+/** The recorder attached to one cgroup v2 directory (which covers every cgroup below it). */
+export class SocketRecorder extends RecorderView {
+  private readonly progFds: number[] = [];
+  private readonly attached: Array<{ prog: number; hook: number }> = [];
+  readonly hooks: string[] = [];
+  private closed = false;
+
+  private constructor(readonly cgroupPath: string, private readonly cgroupFd: number, cookieMap: number, tupleMap: number, readonly staleRemoved: number) {
+    super(cookieMap, tupleMap);
+  }
+
+  /** Removes stale copies, loads and attaches the programs. Throws BpfError (EPERM without
+   *  CAP_BPF/CAP_SYS_ADMIN, EINVAL on kernels without these hooks…). */
+  static attach(cgroupPath: string, maxEntries = 65536): SocketRecorder {
+    const c = libc();
+    const cgroupFd = openSync(cgroupPath, 0o200000 /* O_DIRECTORY */);
+    let cookieMap = -1;
+    let tupleMap = -1;
+    let stale = 0;
+    try {
+      stale = removeStalePrograms(cgroupFd);
+      cookieMap = createLruMap(8, 16, maxEntries, 'flowtop_cookie');
+      tupleMap = createLruMap(16, 16, 16384, 'flowtop_udp');
+    } catch (error) {
+      if (cookieMap >= 0) c.close(cookieMap);
+      closeSync(cgroupFd);
+      throw error;
+    }
+    const rec = new SocketRecorder(cgroupPath, cgroupFd, cookieMap, tupleMap, stale);
+    try {
+      const plan: Array<[number, number, Buffer, string]> = [
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET4_CONNECT, recorderProgram(cookieMap), 'connect4'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET6_CONNECT, recorderProgram(cookieMap), 'connect6'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP4_SENDMSG, recorderProgram(cookieMap, tupleMap), 'sendmsg4'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP6_SENDMSG, recorderProgram(cookieMap), 'sendmsg6'],
+        [PROG_TYPE_CGROUP_SOCK, ATTACH.INET_SOCK_CREATE, recorderProgram(cookieMap), 'sock_create'],
+      ];
+      for (const [type, hook, insns, label] of plan) {
+        const prog = loadProgram(type, hook, insns);
+        rec.progFds.push(prog);
+        attach(cgroupFd, prog, hook);
+        rec.attached.push({ prog, hook });
+        rec.hooks.push(label);
+      }
+      return rec;
+    } catch (error) {
+      rec.close();
+      throw error;
+    }
+  }
+
+  /** Detaches and closes everything (a clean exit leaves nothing attached). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const { prog, hook } of this.attached) detach(this.cgroupFd, prog, hook);
+    const c = libc();
+    for (const fd of this.progFds) c.close(fd);
+    c.close(this.cookieMap);
+    c.close(this.tupleMap);
+    closeSync(this.cgroupFd);
+  }
+}
