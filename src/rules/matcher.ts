@@ -1,0 +1,314 @@
+/*
+ * Rule matching: which stored rule decides a flow (docs/rules.md, "Matching").
+ *
+ * A rule matches a flow when every part it names matches:
+ *   - identity: the flow's attribution is `secure` and its identity string equals the rule's
+ *     ("sha256:HEX", "package:NAME:/path", or a macOS requirement); a path-only identity compares the
+ *     attribution's path. An unknown identity, or trust insecure / gone / pending, NEVER matches an
+ *     identity rule (OpenSnitch counts a missing hash as a match; a firewall must not fail open).
+ *   - duration `process`: the flow's token equals the rule's token (a process instance, never a PID).
+ *     A token rule without an identity matches that instance whatever its trust: the token itself names
+ *     the instance, it cannot be reused.
+ *   - endpoint: host (exact name), domain (the name or any subdomain: "example.com" matches
+ *     a.example.com, not badexample.com), address (exact, IPv4-mapped IPv6 is IPv4), cidr (v4/v6),
+ *     port or port range (inclusive).
+ *   - protocol, direction: equal when named.
+ * Skipped: disabled rules, `until` rules whose time has come (until <= now), and `once` rules (a single
+ * verdict, never a rule).
+ *
+ * Most specific wins, compared field by field:
+ *   1. names a process (identity or token)        4. identity strength: token > sha256/package/
+ *   2. names a remote (host/domain/address/cidr)     requirement > path only (weaker)
+ *   3. names a port or port range                 5. remote precision: host/address > domain (more labels
+ *                                                    first) > cidr (longer prefix first)
+ *                                                 6. port precision: one port > narrower range
+ *                                                 7. names protocol, then direction
+ * so process + endpoint + port > process + endpoint > process only > endpoint only > global.
+ * At equal specificity block beats allow; among equals otherwise, the earlier rule in the list.
+ *
+ * Speed: rules are compiled once into buckets keyed by token, identity string and path, and inside a
+ * bucket by exact address, exact host and domain; each list is pre-sorted, so the first rule that
+ * matches in a list is that list's best. A match touches a handful of short lists.
+ */
+import type { Attribution, Trust } from '../attribution/types.js';
+import type { Direction, FlowRecord, Rule, TransportProtocol } from '../protocol/messages.js';
+import { cidrContains, formatIp, parseCidr, parseIp, type Cidr, type IpAddress } from './ip.js';
+import { identityKey } from './model.js';
+
+export interface FlowFacts {
+  /** Trust of the attribution; identity and path count only when it is `secure`. */
+  trust?: Trust;
+  /** Attribution identity string ("sha256:HEX", "package:NAME:/path", macOS requirement). */
+  identity?: string;
+  /** Executable path from the attribution (for path-only rules). */
+  path?: string;
+  /** Base64 process token. */
+  token?: string;
+  protocol: TransportProtocol;
+  direction: Direction;
+  remoteAddress: string;
+  remotePort: number;
+  /** Remote host name, when known (DNS answer, reverse lookup, OS). */
+  remoteHost?: string;
+}
+
+/** Facts of a flow and its attribution (identity and path dropped unless the attribution is secure). */
+export function flowFacts(flow: FlowRecord, attribution?: Attribution): FlowFacts {
+  const facts: FlowFacts = {
+    protocol: flow.protocol,
+    direction: flow.direction,
+    remoteAddress: flow.remote.address,
+    remotePort: flow.remote.port,
+  };
+  if (flow.token !== undefined) facts.token = flow.token;
+  if (flow.remoteHost) facts.remoteHost = flow.remoteHost.name;
+  if (attribution) {
+    facts.trust = attribution.trust;
+    if (attribution.trust === 'secure') {
+      if (attribution.identity !== undefined) facts.identity = attribution.identity;
+      if (attribution.path !== undefined) facts.path = attribution.path;
+    }
+  }
+  return facts;
+}
+
+// Weights of the specificity fields above; the sum stays below 2^53 / 2 (the rank doubles it).
+const W_PROCESS = 1e14;
+const W_REMOTE = 1e13;
+const W_PORT = 1e12;
+const W_IDENTITY = 1e11; // × 0..3
+const W_REMOTE_KIND = 1e10; // × 0..3
+const W_REMOTE_DETAIL = 1e7; // × 0..128
+const W_PORT_DETAIL = 10; // × 0..65536
+const W_PROTOCOL = 2;
+const W_DIRECTION = 1;
+
+interface Compiled {
+  rule: Rule;
+  /** specificity × 2 + 1 for block: a higher rank wins. */
+  rank: number;
+  until: number;
+  protocol: TransportProtocol | undefined;
+  direction: Direction | undefined;
+  portLow: number;
+  portHigh: number;
+  cidr: Cidr | undefined;
+  /** Identity checks left for rules bucketed by token. */
+  needIdentity: string | undefined;
+  needPath: string | undefined;
+}
+
+/** Specificity of a rule (higher is more specific); exported for tests and for people (`rules list`). */
+export function specificity(rule: Rule): number {
+  const id = rule.identity;
+  const ep = rule.endpoint;
+  const token = rule.duration.kind === 'process';
+  let s = 0;
+  if (id || token) s += W_PROCESS;
+  s += W_IDENTITY * (token ? 3 : !id ? 0 : id.kind === 'path' ? 1 : 2);
+  if (ep && (ep.host || ep.domain || ep.address || ep.cidr)) {
+    s += W_REMOTE;
+    if (ep.host || ep.address) s += W_REMOTE_KIND * 3;
+    else if (ep.domain) s += W_REMOTE_KIND * 2 + W_REMOTE_DETAIL * Math.min(127, ep.domain.split('.').length);
+    else if (ep.cidr) s += W_REMOTE_KIND + W_REMOTE_DETAIL * Number(ep.cidr.slice(ep.cidr.indexOf('/') + 1));
+  }
+  if (ep?.port !== undefined) s += W_PORT + W_PORT_DETAIL * 65536;
+  else if (ep?.portRange) s += W_PORT + W_PORT_DETAIL * (65536 - (ep.portRange[1] - ep.portRange[0]));
+  if (rule.protocol) s += W_PROTOCOL;
+  if (rule.direction) s += W_DIRECTION;
+  return s;
+}
+
+/** The rules of one bucket, split by how the remote is named. Every list is sorted by rank. */
+class EndpointIndex {
+  readonly byAddress = new Map<string, Compiled[]>();
+  readonly byHost = new Map<string, Compiled[]>();
+  readonly byDomain = new Map<string, Compiled[]>();
+  /** cidr, port-only and remote-less rules. */
+  readonly scan: Compiled[] = [];
+
+  add(c: Compiled): void {
+    const ep = c.rule.endpoint;
+    if (ep?.address) push(this.byAddress, ep.address, c);
+    else if (ep?.host) push(this.byHost, ep.host, c);
+    else if (ep?.domain) push(this.byDomain, ep.domain, c);
+    else this.scan.push(c);
+  }
+
+  sort(): void {
+    for (const map of [this.byAddress, this.byHost, this.byDomain]) for (const list of map.values()) list.sort(byRank);
+    this.scan.sort(byRank);
+  }
+
+  best(view: FactsView, now: number, current: Compiled | undefined): Compiled | undefined {
+    let best = current;
+    if (this.byAddress.size > 0) best = firstMatch(this.byAddress.get(view.address()), view, now, best);
+    if (this.byHost.size > 0 || this.byDomain.size > 0) {
+      const host = view.host();
+      if (host !== undefined) {
+        if (this.byHost.size > 0) best = firstMatch(this.byHost.get(host), view, now, best);
+        if (this.byDomain.size > 0) {
+          // The name itself, then each parent: "a.example.com", "example.com", "com".
+          for (let at = 0; at >= 0; at = host.indexOf('.', at) + 1 || -1) {
+            best = firstMatch(this.byDomain.get(at === 0 ? host : host.slice(at)), view, now, best);
+          }
+        }
+      }
+    }
+    return firstMatch(this.scan, view, now, best);
+  }
+}
+
+function push(map: Map<string, Compiled[]>, key: string, c: Compiled): void {
+  const list = map.get(key);
+  if (list) list.push(c);
+  else map.set(key, [c]);
+}
+
+// Array.prototype.sort is stable, so equal ranks keep the rules' order in the list.
+function byRank(a: Compiled, b: Compiled): number {
+  return b.rank - a.rank;
+}
+
+/** The first rule of a sorted list that matches, if it outranks `best`. */
+function firstMatch(list: Compiled[] | undefined, view: FactsView, now: number, best: Compiled | undefined): Compiled | undefined {
+  if (!list) return best;
+  for (const c of list) {
+    if (best && c.rank <= best.rank) return best; // nothing further in this list can win
+    if (matches(c, view, now)) return c;
+  }
+  return best;
+}
+
+function matches(c: Compiled, view: FactsView, now: number): boolean {
+  const f = view.facts;
+  if (c.until <= now) return false;
+  if (c.protocol !== undefined && c.protocol !== f.protocol) return false;
+  if (c.direction !== undefined && c.direction !== f.direction) return false;
+  if (f.remotePort < c.portLow || f.remotePort > c.portHigh) return false;
+  if (c.needIdentity !== undefined && (f.trust !== 'secure' || f.identity !== c.needIdentity)) return false;
+  if (c.needPath !== undefined && (f.trust !== 'secure' || f.path !== c.needPath)) return false;
+  if (c.cidr !== undefined) {
+    const ip = view.ip();
+    if (!ip || !cidrContains(c.cidr, ip)) return false;
+  }
+  return true;
+}
+
+/** Per-match lazily parsed facts: only what some candidate rule needs is computed. */
+class FactsView {
+  private parsed: IpAddress | null | undefined;
+  private canonical: string | undefined;
+  private name: string | null | undefined;
+
+  constructor(readonly facts: FlowFacts) {}
+
+  ip(): IpAddress | undefined {
+    if (this.parsed === undefined) this.parsed = parseIp(this.facts.remoteAddress) ?? null;
+    return this.parsed ?? undefined;
+  }
+
+  address(): string {
+    if (this.canonical === undefined) {
+      const ip = this.ip();
+      this.canonical = ip ? formatIp(ip) : '';
+    }
+    return this.canonical;
+  }
+
+  host(): string | undefined {
+    if (this.name === undefined) {
+      const raw = this.facts.remoteHost;
+      this.name = raw ? raw.toLowerCase().replace(/\.$/, '') : null;
+    }
+    return this.name ?? undefined;
+  }
+}
+
+/** Rules compiled for matching. Build one per rule list change (RuleStore keeps one up to date). */
+export class RuleSet {
+  private readonly byToken = new Map<string, EndpointIndex>();
+  private readonly byIdentity = new Map<string, EndpointIndex>();
+  private readonly byPath = new Map<string, EndpointIndex>();
+  private readonly global = new EndpointIndex();
+  readonly size: number;
+
+  constructor(readonly rules: readonly Rule[]) {
+    let size = 0;
+    for (const rule of rules) {
+      if (!rule.enabled || rule.duration.kind === 'once') continue;
+      const c = compile(rule);
+      if (!c) continue;
+      size++;
+      const id = rule.identity;
+      if (rule.duration.kind === 'process') {
+        c.needIdentity = id && id.kind !== 'path' ? identityKey(id) : undefined;
+        c.needPath = id?.kind === 'path' ? id.value : undefined;
+        bucket(this.byToken, rule.duration.token).add(c);
+      } else if (id?.kind === 'path') bucket(this.byPath, id.value).add(c);
+      else if (id) bucket(this.byIdentity, identityKey(id) as string).add(c);
+      else this.global.add(c);
+    }
+    for (const map of [this.byToken, this.byIdentity, this.byPath]) for (const index of map.values()) index.sort();
+    this.global.sort();
+    this.size = size;
+  }
+
+  /** The rule that decides this flow, or undefined when none matches. */
+  match(facts: FlowFacts, now: number): Rule | undefined {
+    const view = new FactsView(facts);
+    let best: Compiled | undefined;
+    if (facts.token !== undefined && this.byToken.size > 0) best = this.byToken.get(facts.token)?.best(view, now, best) ?? best;
+    // Identity and path buckets are only consulted for a secure attribution: unknown never matches.
+    if (facts.trust === 'secure') {
+      if (facts.identity !== undefined && this.byIdentity.size > 0) best = this.byIdentity.get(facts.identity)?.best(view, now, best) ?? best;
+      if (facts.path !== undefined && this.byPath.size > 0) best = this.byPath.get(facts.path)?.best(view, now, best) ?? best;
+    }
+    best = this.global.best(view, now, best);
+    return best?.rule;
+  }
+}
+
+function bucket(map: Map<string, EndpointIndex>, key: string): EndpointIndex {
+  let index = map.get(key);
+  if (!index) map.set(key, (index = new EndpointIndex()));
+  return index;
+}
+
+function compile(rule: Rule): Compiled | undefined {
+  const ep = rule.endpoint;
+  let cidr: Cidr | undefined;
+  if (ep?.cidr) {
+    cidr = parseCidr(ep.cidr)?.cidr;
+    if (!cidr) return undefined; // never reached for a checked rule; an unreadable block matches nothing
+  }
+  return {
+    rule,
+    rank: specificity(rule) * 2 + (rule.action === 'block' ? 1 : 0),
+    until: rule.duration.kind === 'until' ? rule.duration.until : Infinity,
+    protocol: rule.protocol,
+    direction: rule.direction,
+    portLow: ep?.port ?? ep?.portRange?.[0] ?? 0,
+    portHigh: ep?.port ?? ep?.portRange?.[1] ?? 65535,
+    cidr,
+    needIdentity: undefined,
+    needPath: undefined,
+  };
+}
+
+const compiledCache = new WeakMap<readonly Rule[], { length: number; set: RuleSet }>();
+
+/**
+ * The rule that decides a flow, or undefined. `rules` is either a RuleSet or a list of rules; a list is
+ * compiled once and cached for as long as the same array (of the same length) is passed, so callers
+ * that change rules must pass a new array (or build a new RuleSet).
+ */
+export function matchRule(rules: RuleSet | readonly Rule[], facts: FlowFacts, now: number): Rule | undefined {
+  if (rules instanceof RuleSet) return rules.match(facts, now);
+  let cached = compiledCache.get(rules);
+  if (!cached || cached.length !== rules.length) {
+    cached = { length: rules.length, set: new RuleSet(rules) };
+    compiledCache.set(rules, cached);
+  }
+  return cached.set.match(facts, now);
+}
