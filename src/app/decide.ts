@@ -1,0 +1,75 @@
+// What a key press on a row should send, decided from plain data (the row, its source's hello);
+// the Root carries the message out. Anything the extension cannot do becomes an honest note.
+import type { Attribution } from '../attribution/types.js';
+import type { Action, ClientMessage, RememberScope, RuleIdentity, RuleSpec } from '../protocol/messages.js';
+import { displayName, flowPhase } from '../state/derive.js';
+import type { FlowRow, SourceInfo } from '../state/types.js';
+import type { RuleRow } from '../state/views.js';
+
+export type Decision = { send: ClientMessage; note: string } | { refuse: string };
+
+export function cannotAct(info: SourceInfo | undefined): string | undefined {
+  if (!info?.hello) return 'the extension is not connected; nothing was sent';
+  if (info.hello.mode?.passive || !info.hello.capabilities.includes('verdicts')) {
+    return `${info.hello.extension.name} is a passive monitor: it can show flows but not allow or block them (start \`sudo flowtop agent\` to block)`;
+  }
+  return undefined;
+}
+
+/** `a` / `b`: answer a pending flow, or end a live one where the extension can. */
+export function decideOnce(row: FlowRow, info: SourceInfo | undefined, action: Action): Decision {
+  const refused = cannotAct(info);
+  if (refused) return { refuse: refused };
+  const name = displayName(row);
+  const phase = flowPhase(row);
+  if (phase === 'closed') return { refuse: `the flow of ${name} is already closed` };
+  if (phase === 'pending') {
+    return { send: { type: 'verdict', id: row.flow.id, action, remember: 'once' }, note: `${action} sent for ${name} → ${row.flow.remote.address}:${row.flow.remote.port}` };
+  }
+  if (action === 'allow') return { refuse: `the flow of ${name} is not waiting for a verdict (it is ${phase})` };
+  if (phase === 'blocked') return { refuse: `the flow of ${name} is already blocked` };
+  if (!info!.hello!.capabilities.includes('end-flows')) return { refuse: `${info!.hello!.extension.name} cannot end a flow that is already allowed` };
+  return { send: { type: 'verdict', id: row.flow.id, action: 'block', remember: 'once' }, note: `block sent for the live flow of ${name}` };
+}
+
+/** The rule identity of an attribution; only a verified code identity makes a rule (unknown never matches). */
+export function ruleIdentity(a: Attribution): RuleIdentity | undefined {
+  if (a.trust !== 'secure' || !a.identity) return undefined;
+  const label = a.name ?? a.path;
+  const id = a.identity;
+  if (id.startsWith('sha256:')) return { kind: 'sha256', value: id.slice(7), label };
+  if (id.startsWith('package:')) {
+    const rest = id.slice(8);
+    const at = rest.indexOf(':');
+    if (at > 0) return { kind: 'package', package: rest.slice(0, at), value: rest.slice(at + 1), label };
+  }
+  return { kind: 'requirement', value: id, label };
+}
+
+/** `A` / `B` after the scope was confirmed: remember for this process identity (and endpoint). */
+export function decideAlways(row: FlowRow, info: SourceInfo | undefined, action: Action, scope: RememberScope): Decision {
+  const refused = cannotAct(info);
+  if (refused) return { refuse: refused };
+  const name = displayName(row);
+  const where = scope === 'endpoint' ? ` to ${row.flow.remoteHost?.name ?? row.flow.remote.address}:${row.flow.remote.port}` : '';
+  if (flowPhase(row) === 'pending') {
+    return { send: { type: 'verdict', id: row.flow.id, action, remember: 'always', scope }, note: `${action} always for ${name}${where} sent` };
+  }
+  if (!info!.hello!.capabilities.includes('rules')) return { refuse: `${info!.hello!.extension.name} does not keep rules` };
+  const identity = ruleIdentity(row.attribution);
+  if (!identity) {
+    return { refuse: `no verified code identity for ${name} (${row.attribution.trust}); a rule by name or PID could be spoofed, so none was made` };
+  }
+  const rule: RuleSpec = { action, identity, duration: { kind: 'always' } };
+  if (scope === 'endpoint') {
+    rule.endpoint = row.flow.remoteHost ? { host: row.flow.remoteHost.name, port: row.flow.remote.port } : { address: row.flow.remote.address, port: row.flow.remote.port };
+    rule.protocol = row.flow.protocol;
+  }
+  return { send: { type: 'rule-add', rule }, note: `rule "${action} ${name}${where}" sent` };
+}
+
+export function decideDeleteRule(row: RuleRow, info: SourceInfo | undefined): Decision {
+  if (!info?.hello) return { refuse: 'the extension is not connected; nothing was sent' };
+  if (!info.hello.capabilities.includes('rules')) return { refuse: `${info.hello.extension.name} does not keep rules` };
+  return { send: { type: 'rule-remove', id: row.rule.id }, note: `delete sent for rule ${row.rule.id}` };
+}

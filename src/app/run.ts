@@ -1,0 +1,59 @@
+// Runs the interactive app. All OS input arrives in one record (sources, attribution, clock,
+// stdin/stdout), so tests run this same code against a test extension.
+import { createElement } from 'react';
+import { render } from 'ink';
+import type { TokenKind } from '../protocol/messages.js';
+import type { FlowSource } from '../source/types.js';
+import type { TableOptions } from '../state/types.js';
+import { Root } from './Root.js';
+import { createFlowStore, type AttributorLike, type Clock, type FlowStore } from './store.js';
+import { enterFullScreen } from './terminal.js';
+
+export interface AppIO {
+  sources: readonly FlowSource[];
+  attributorFor(kind: TokenKind): AttributorLike;
+  clock: Clock;
+  stdin: NodeJS.ReadStream;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+export interface AppOptions {
+  ascii: boolean;
+  table?: Partial<TableOptions>;
+}
+
+export function storeFor(io: AppIO, options: AppOptions): FlowStore {
+  return createFlowStore({ sources: io.sources, attributorFor: io.attributorFor, clock: io.clock, table: options.table });
+}
+
+/** Resolves with the exit code when the person quits (or a signal / error ends the app). */
+export function runInteractive(io: AppIO, options: AppOptions): Promise<number> {
+  return new Promise((resolve) => {
+    const store = storeFor(io, options);
+    let done = false;
+    const finish = (code: number, error?: unknown) => {
+      if (done) return;
+      done = true;
+      instance.unmount();
+      store.close();
+      terminal.restore();
+      if (error !== undefined) io.stderr.write(`flowtop: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      resolve(code);
+    };
+    const terminal = enterFullScreen(io.stdout, (signal, error) => finish(signal === 'error' ? 1 : signal === 'SIGINT' ? 130 : 143, error));
+    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, onQuit: () => finish(0) }), {
+      stdin: io.stdin,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      exitOnCtrlC: false,
+      patchConsole: false,
+      maxFps: 10,
+      incrementalRendering: true,
+    });
+    instance.waitUntilExit().then(
+      () => finish(0),
+      (error: unknown) => finish(1, error),
+    );
+  });
+}

@@ -1,0 +1,96 @@
+// Facts derived from one row or one attribution, shared by the views, the sorter and the filter.
+import type { Attribution, Trust } from '../attribution/types.js';
+import type { FlowPhase, FlowRow, TableState } from './types.js';
+
+export function flowPhase(row: FlowRow): FlowPhase {
+  if (row.closedAt !== undefined) return 'closed';
+  if (row.flow.pending) return 'pending';
+  if (row.flow.verdict) return row.flow.verdict.action === 'block' ? 'blocked' : 'allowed';
+  return 'open';
+}
+
+/** The name people see for a process, falling back to what the extension hinted. */
+export function processName(a: Attribution, pid?: number): string {
+  if (a.name) return a.name;
+  if (a.path) return a.path.slice(a.path.lastIndexOf('/') + 1);
+  if (a.trust === 'pending') return 'resolving…';
+  return pid !== undefined ? `pid ${pid}` : 'unknown';
+}
+
+/** "App via helper" when the responsible app differs from the process that opened the flow. */
+export function displayName(row: FlowRow): string {
+  const own = processName(row.attribution, row.flow.pid);
+  if (!row.appAttribution) return own;
+  return `${processName(row.appAttribution)} via ${own}`;
+}
+
+/** Processes are grouped by code identity, never by PID; without an identity by path, then name. */
+export function processKey(a: Attribution, token?: string): string {
+  if (a.identity) return `id:${a.identity}`;
+  if (a.path) return `path:${a.trust}:${a.path}`;
+  if (a.name) return `name:${a.trust}:${a.name}`;
+  if (a.trust === 'pending' && token) return `token:${token}`;
+  return `unknown:${a.trust}`;
+}
+
+export function remoteLabel(row: FlowRow): string {
+  return row.flow.remoteHost?.name ?? row.flow.remote.address;
+}
+
+/** Worst first, so sorting by trust puts what needs a look on top. */
+export const TRUST_RANK: Record<Trust, number> = { insecure: 0, gone: 1, pending: 2, secure: 3 };
+
+export function rowRate(row: FlowRow, now: number): number {
+  // A flow that stopped reporting counters is not moving bytes any more.
+  if (row.bytesTime === undefined || now - row.bytesTime > 5_000) return 0;
+  return row.rxRate + row.txRate;
+}
+
+export interface Counts {
+  total: number;
+  live: number;
+  pending: number;
+  blocked: number;
+  closed: number;
+  /** Share (0..1) of live flows whose attribution is secure; undefined when there are none. */
+  secureShare?: number;
+  rxRate: number;
+  txRate: number;
+}
+
+export function countFlows(state: TableState): Counts {
+  let live = 0;
+  let pending = 0;
+  let blocked = 0;
+  let closed = 0;
+  let secure = 0;
+  for (const row of state.flows.values()) {
+    const phase = flowPhase(row);
+    if (phase === 'closed') {
+      closed++;
+      continue;
+    }
+    live++;
+    if (phase === 'pending') pending++;
+    if (phase === 'blocked') blocked++;
+    if (row.attribution.trust === 'secure') secure++;
+  }
+  const seconds = state.options.rateWindowMs / 1000;
+  let rx = 0;
+  let tx = 0;
+  for (const s of state.traffic) {
+    if (s.time < state.now - state.options.rateWindowMs) continue;
+    rx += s.rx;
+    tx += s.tx;
+  }
+  return {
+    total: state.flows.size,
+    live,
+    pending,
+    blocked,
+    closed,
+    secureShare: live > 0 ? secure / live : undefined,
+    rxRate: rx / seconds,
+    txRate: tx / seconds,
+  };
+}

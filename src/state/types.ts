@@ -1,0 +1,83 @@
+// The flow table's data shapes. Plain values only: no I/O, no streams.
+import type { Attribution } from '../attribution/types.js';
+import type { ErrorCode, FlowRecord, HelloMessage, Rule } from '../protocol/messages.js';
+import type { ConnectionStatus } from '../source/types.js';
+
+/** What a flow is doing now, as the flows view shows it. */
+export type FlowPhase = 'pending' | 'allowed' | 'blocked' | 'open' | 'closed';
+
+export interface FlowRow {
+  /** Unique across sources: `${source}#${flow.id}`. */
+  readonly key: string;
+  readonly source: string;
+  readonly flow: FlowRecord;
+  /** Attribution of `flow.token` (pending until resolved; insecure with a reason when there is no token). */
+  readonly attribution: Attribution;
+  /** Attribution of `flow.appToken` when it differs from `flow.token` ("App via helper"). */
+  readonly appAttribution?: Attribution;
+  readonly rx: number;
+  readonly tx: number;
+  /** Bytes per second, from the last two counter samples. */
+  readonly rxRate: number;
+  readonly txRate: number;
+  readonly bytesTime?: number;
+  readonly closedAt?: number;
+  readonly endReason?: string;
+  /** Table revision at which this row last changed; rows are replaced, never edited, so the sorter
+   *  can tell changed rows from unchanged ones. */
+  readonly rev: number;
+}
+
+export interface SourceInfo {
+  readonly id: string;
+  readonly status: ConnectionStatus;
+  readonly hello?: HelloMessage;
+  readonly rules: readonly Rule[];
+}
+
+export interface SourceError {
+  readonly source: string;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly time: number;
+}
+
+export interface TableOptions {
+  /** Most flows remembered; the oldest closed (then oldest) flows leave first. */
+  readonly maxFlows: number;
+  /** How long a closed flow stays visible (dimmed) before it leaves. */
+  readonly lingerMs: number;
+  /** Window over which the total rx/tx rate is averaged. */
+  readonly rateWindowMs: number;
+}
+
+export interface TrafficSample {
+  readonly time: number;
+  readonly rx: number;
+  readonly tx: number;
+}
+
+export interface TableState {
+  readonly rev: number;
+  readonly now: number;
+  readonly options: TableOptions;
+  /** Insertion order = order first seen (used for eviction). Updated in place, see reducer.ts. */
+  readonly flows: Map<string, FlowRow>;
+  /** Attribution by base64 token. Updated in place. */
+  readonly attributions: Map<string, Attribution>;
+  readonly sources: ReadonlyMap<string, SourceInfo>;
+  /** Keys of closed flows in closing order, for lingering and eviction. */
+  readonly closed: readonly string[];
+  readonly totals: { readonly rx: number; readonly tx: number };
+  /** Byte deltas within the rate window, oldest first. */
+  readonly traffic: readonly TrafficSample[];
+  readonly lastError?: SourceError;
+  /** Flows dropped because the table was full (bounded memory). */
+  readonly evicted: number;
+}
+
+export interface AttributionUpdate {
+  /** base64 token */
+  readonly key: string;
+  readonly attribution: Attribution;
+}

@@ -1,0 +1,122 @@
+// What the person is looking at: view, cursor, sort, filter, overlays. A pure reducer like the
+// table's; the key map (src/ui/keys.ts) turns key presses into these actions.
+import type { Action, RememberScope } from '../protocol/messages.js';
+import type { FilterSpec } from './filter.js';
+import { FLOW_SORT_COLUMNS, nextColumn, type FlowSortColumn, type SortSpec } from './sort.js';
+import { PROCESS_SORT_COLUMNS, type ProcessSortColumn } from './views.js';
+
+export const VIEWS = ['flows', 'processes', 'rules'] as const;
+export type ViewName = (typeof VIEWS)[number];
+
+export type Confirm =
+  /** `A` / `B`: a rule for the selected flow's process; the person picks the scope. */
+  | { kind: 'rule'; action: Action; rowKey: string; scope: RememberScope }
+  /** `d` / `Del` in the rules view. */
+  | { kind: 'delete-rule'; ruleKey: string; label: string };
+
+export interface StatusNote {
+  text: string;
+  tone: 'info' | 'error';
+  time: number;
+}
+
+export interface UiState {
+  view: ViewName;
+  cursor: Record<ViewName, number>;
+  /** The selected row's key, so the selection follows its row when the order changes. */
+  selected: Partial<Record<ViewName, string>>;
+  top: Record<ViewName, number>;
+  flowSort: SortSpec<FlowSortColumn>;
+  processSort: SortSpec<ProcessSortColumn>;
+  filter: FilterSpec;
+  /** True while typing after `/`; the filter applies live. */
+  editingFilter: boolean;
+  details: boolean;
+  help: boolean;
+  frozen: boolean;
+  confirm?: Confirm;
+  status?: StatusNote;
+}
+
+export type UiAction =
+  | { type: 'select'; index: number; key?: string }
+  | { type: 'scrolled'; top: number }
+  | { type: 'view'; view: ViewName }
+  | { type: 'cycle-view'; step: 1 | -1 }
+  | { type: 'sort-next'; step: 1 | -1 }
+  | { type: 'sort-reverse' }
+  | { type: 'filter-start' }
+  | { type: 'filter-type'; text: string }
+  | { type: 'filter-erase' }
+  | { type: 'filter-keep' }
+  | { type: 'filter-clear' }
+  | { type: 'toggle-insecure' }
+  | { type: 'details'; open: boolean }
+  | { type: 'help'; open: boolean }
+  | { type: 'freeze' }
+  | { type: 'confirm'; confirm: Confirm | undefined }
+  | { type: 'confirm-scope'; scope: RememberScope }
+  | { type: 'status'; note: StatusNote | undefined };
+
+export function initialUi(): UiState {
+  return {
+    view: 'flows',
+    cursor: { flows: 0, processes: 0, rules: 0 },
+    selected: {},
+    top: { flows: 0, processes: 0, rules: 0 },
+    flowSort: { column: 'age', reverse: false },
+    processSort: { column: 'rate', reverse: false },
+    filter: { query: '', onlyInsecure: false },
+    editingFilter: false,
+    details: false,
+    help: false,
+    frozen: false,
+  };
+}
+
+export function reduceUi(s: UiState, a: UiAction): UiState {
+  switch (a.type) {
+    case 'select':
+      return { ...s, cursor: { ...s.cursor, [s.view]: Math.max(a.index, 0) }, selected: { ...s.selected, [s.view]: a.key } };
+    case 'scrolled':
+      return s.top[s.view] === a.top ? s : { ...s, top: { ...s.top, [s.view]: a.top } };
+    case 'view':
+      return { ...s, view: a.view, details: false };
+    case 'cycle-view': {
+      const at = VIEWS.indexOf(s.view);
+      return { ...s, view: VIEWS[(at + a.step + VIEWS.length) % VIEWS.length]!, details: false };
+    }
+    case 'sort-next':
+      if (s.view === 'flows') return { ...s, flowSort: { ...s.flowSort, column: nextColumn(FLOW_SORT_COLUMNS, s.flowSort.column, a.step) } };
+      if (s.view === 'processes') return { ...s, processSort: { ...s.processSort, column: nextColumn(PROCESS_SORT_COLUMNS, s.processSort.column, a.step) } };
+      return s;
+    case 'sort-reverse':
+      if (s.view === 'flows') return { ...s, flowSort: { ...s.flowSort, reverse: !s.flowSort.reverse } };
+      if (s.view === 'processes') return { ...s, processSort: { ...s.processSort, reverse: !s.processSort.reverse } };
+      return s;
+    case 'filter-start':
+      return { ...s, editingFilter: true };
+    case 'filter-type':
+      return { ...s, filter: { ...s.filter, query: s.filter.query + a.text } };
+    case 'filter-erase':
+      return { ...s, filter: { ...s.filter, query: [...s.filter.query].slice(0, -1).join('') } };
+    case 'filter-keep':
+      return { ...s, editingFilter: false };
+    case 'filter-clear':
+      return { ...s, editingFilter: false, filter: { ...s.filter, query: '' } };
+    case 'toggle-insecure':
+      return { ...s, filter: { ...s.filter, onlyInsecure: !s.filter.onlyInsecure } };
+    case 'details':
+      return { ...s, details: a.open };
+    case 'help':
+      return { ...s, help: a.open };
+    case 'freeze':
+      return { ...s, frozen: !s.frozen };
+    case 'confirm':
+      return { ...s, confirm: a.confirm };
+    case 'confirm-scope':
+      return s.confirm?.kind === 'rule' ? { ...s, confirm: { ...s.confirm, scope: a.scope } } : s;
+    case 'status':
+      return { ...s, status: a.note };
+  }
+}

@@ -1,0 +1,80 @@
+// The details pane: everything known about the selected flow's process, and why it is (not) trusted.
+import { Text } from 'ink';
+import type { Attribution } from '../attribution/types.js';
+import type { FlowRow } from '../state/types.js';
+import type { RuleRow } from '../state/views.js';
+import { flowPhase, processName } from '../state/derive.js';
+import { TRUST_COLOR } from './badges.js';
+import { ruleEndpointLabel, ruleIdentityLabel } from './columns.js';
+import { clean, endpoint, hex } from './format.js';
+import { TRUST_WORD, trustReason } from './explain.js';
+
+export interface DetailLine {
+  label: string;
+  value: string;
+  color?: string;
+}
+
+function attributionLines(a: Attribution, prefix = ''): DetailLine[] {
+  const lines: DetailLine[] = [];
+  const who = `${processName(a)}${a.pid !== undefined ? ` (pid ${a.pid})` : ''}`;
+  lines.push({ label: `${prefix}process`, value: clean(who) });
+  lines.push({ label: `${prefix}trust`, value: TRUST_WORD[a.trust], color: TRUST_COLOR[a.trust] });
+  const reason = trustReason(a);
+  if (reason) lines.push({ label: `${prefix}why`, value: clean(reason), color: 'red' });
+  if (a.uid !== undefined || a.user) lines.push({ label: `${prefix}user`, value: clean(`${a.user ?? '?'} (uid ${a.uid ?? '?'})`) });
+  if (a.path) lines.push({ label: `${prefix}path`, value: clean(a.path) });
+  if (a.identity) lines.push({ label: `${prefix}identity`, value: clean(a.identity) });
+  if (a.signer) lines.push({ label: `${prefix}signer`, value: clean(`${a.signer.label} (${a.signer.kind})`) });
+  if (a.sha256) lines.push({ label: `${prefix}sha256`, value: a.sha256 });
+  if (a.parents && a.parents.length > 0) {
+    lines.push({ label: `${prefix}parents`, value: clean(a.parents.map((p) => `${p.name}(${p.pid})`).join(' ← ')) });
+  }
+  return lines;
+}
+
+export function flowDetailLines(row: FlowRow): DetailLine[] {
+  const f = row.flow;
+  const lines: DetailLine[] = [
+    { label: 'flow', value: clean(`${f.id} from ${row.source} · ${flowPhase(row)}${row.endReason ? ` (${row.endReason})` : ''}`) },
+    { label: 'remote', value: clean(`${f.remoteHost ? `${f.remoteHost.name} (${f.remoteHost.source}) ` : ''}${endpoint(f.remote.address, f.remote.port)} ${f.protocol} ${f.direction}, local ${endpoint(f.local.address, f.local.port)}`) },
+    ...attributionLines(row.attribution),
+    { label: 'token', value: f.token ? hex(f.token) : clean(f.ownerError ? `none (${f.ownerError})` : 'none') },
+  ];
+  if (f.verdict) lines.push({ label: 'verdict', value: `${f.verdict.action} by ${f.verdict.by}${f.verdict.ruleId ? ` (rule ${clean(f.verdict.ruleId)})` : ''}` });
+  if (row.appAttribution) {
+    lines.push({ label: 'app token', value: hex(f.appToken) });
+    lines.push(...attributionLines(row.appAttribution, 'app '));
+  } else if (f.appToken && f.appToken !== f.token) {
+    lines.push({ label: 'app token', value: hex(f.appToken) });
+  }
+  return lines;
+}
+
+export function ruleDetailLines(r: RuleRow): DetailLine[] {
+  const rule = r.rule;
+  return [
+    { label: 'rule', value: clean(`${rule.id} from ${r.source}`) },
+    { label: 'action', value: `${rule.action}${rule.blockMode ? ` (${rule.blockMode})` : ''}` },
+    { label: 'identity', value: ruleIdentityLabel(rule) + (rule.identity ? clean(` = ${rule.identity.kind}:${rule.identity.value}`) : '') },
+    { label: 'endpoint', value: ruleEndpointLabel(rule) },
+    { label: 'duration', value: rule.duration.kind },
+    { label: 'hits', value: String(rule.hits) },
+    ...(rule.note ? [{ label: 'note', value: clean(rule.note) }] : []),
+  ];
+}
+
+export function Details({ title, lines, height }: { title: string; lines: readonly DetailLine[]; height: number }) {
+  const shown = lines.slice(0, Math.max(height - 1, 0));
+  return (
+    <>
+      <Text bold color="cyan" wrap="truncate">── {title} (Esc closes) ──</Text>
+      {shown.map((l, i) => (
+        <Text key={i} wrap="truncate">
+          <Text dimColor>{l.label.padEnd(12)}</Text>
+          <Text color={l.color}>{l.value}</Text>
+        </Text>
+      ))}
+    </>
+  );
+}

@@ -1,0 +1,74 @@
+// The top three lines: who we are connected to and how, the counts, and the view settings.
+import { Text } from 'ink';
+import type { Counts } from '../state/derive.js';
+import type { SourceInfo } from '../state/types.js';
+import { VIEWS, type ViewName } from '../state/ui.js';
+import type { ConnectionStatus } from '../source/types.js';
+import { clean, percent, rate } from './format.js';
+
+export function statusText(status: ConnectionStatus, now: number): { text: string; color: string } {
+  switch (status.state) {
+    case 'connecting':
+      return { text: status.attempt > 0 ? `connecting (attempt ${status.attempt + 1})…` : 'connecting…', color: 'yellow' };
+    case 'connected':
+      return { text: 'connected', color: 'green' };
+    case 'reconnecting': {
+      const secs = Math.max(Math.ceil((status.retryAt - now) / 1000), 0);
+      return { text: `reconnecting in ${secs}s (${clean(status.reason)})`, color: 'yellow' };
+    }
+    case 'disconnected':
+      return { text: `disconnected: ${clean(status.reason)}`, color: 'red' };
+    case 'version-mismatch':
+      return { text: `disconnected: the extension speaks protocol v${status.theirs}, flowtop speaks v${status.ours}`, color: 'red' };
+  }
+}
+
+export const PASSIVE_NOTE = 'passive monitor (start `sudo flowtop agent` to block)';
+
+export function isPassive(info: SourceInfo): boolean {
+  const hello = info.hello;
+  if (!hello) return false;
+  return hello.mode?.passive === true || !hello.capabilities.includes('verdicts');
+}
+
+export interface HeaderProps {
+  sources: readonly SourceInfo[];
+  counts: Counts;
+  now: number;
+  view: ViewName;
+  sortLabel: string;
+  query: string;
+  onlyInsecure: boolean;
+  frozen: boolean;
+  width: number;
+}
+
+export function Header(p: HeaderProps) {
+  const lines = p.sources.length === 0 ? [<Text key="none" color="red">no flow source</Text>] : p.sources.map((s) => {
+    const hello = s.hello;
+    const who = hello ? `${clean(hello.extension.name)} ${clean(hello.extension.version)} on ${clean(hello.host)} (${hello.platform})` : clean(s.id);
+    const st = statusText(s.status, p.now);
+    return (
+      <Text key={s.id} wrap="truncate">
+        <Text bold>flowtop</Text> · {who} · <Text color={st.color}>{st.text}</Text>
+        {isPassive(s) ? <Text color="yellow"> · {PASSIVE_NOTE}</Text> : null}
+      </Text>
+    );
+  });
+  const c = p.counts;
+  const views = VIEWS.map((v, i) => (v === p.view ? `[${i + 1} ${v}]` : `${i + 1} ${v}`)).join(' ');
+  return (
+    <>
+      {lines}
+      <Text wrap="truncate">
+        {c.live} live · <Text color={c.pending ? 'yellow' : undefined}>{c.pending} pending</Text> · {c.blocked} blocked · {percent(c.secureShare)} secure · {c.closed} closed · rx {rate(c.rxRate)} tx {rate(c.txRate)}
+      </Text>
+      <Text wrap="truncate">
+        {views} · sort {p.sortLabel}
+        {p.query ? ` · filter "${clean(p.query)}"` : ''}
+        {p.onlyInsecure ? ' · only not-secure' : ''}
+        {p.frozen ? <Text color="cyan" bold> · FROZEN (space resumes)</Text> : null}
+      </Text>
+    </>
+  );
+}

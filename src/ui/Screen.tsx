@@ -1,0 +1,177 @@
+// The whole frame, from plain data. Never taller than `height` (the terminal's rows - 1), because
+// Ink repaints the whole screen when a frame reaches the terminal's height.
+import { Box, Text } from 'ink';
+import type { Counts } from '../state/derive.js';
+import { flowPhase } from '../state/derive.js';
+import type { FlowRow, SourceInfo } from '../state/types.js';
+import type { UiState } from '../state/ui.js';
+import type { ProcessRow, RuleRow } from '../state/views.js';
+import { glyphs } from './badges.js';
+import { FLOW_COLUMNS, PROCESS_COLUMNS, RULE_COLUMNS, layout, ruleEndpointLabel, ruleIdentityLabel } from './columns.js';
+import { Details, flowDetailLines, ruleDetailLines, type DetailLine } from './Details.js';
+import { Header } from './Header.js';
+import { Help } from './Help.js';
+import { Table } from './Table.js';
+import { clean } from './format.js';
+import { TRUST_WORD, trustReason } from './explain.js';
+
+export interface ScreenProps {
+  width: number;
+  /** Lines the frame may use: the terminal's rows - 1. */
+  height: number;
+  ascii: boolean;
+  now: number;
+  sources: readonly SourceInfo[];
+  counts: Counts;
+  ui: UiState;
+  flows: readonly FlowRow[];
+  processes: readonly ProcessRow[];
+  rules: readonly RuleRow[];
+  top: number;
+  cursor: number;
+}
+
+/** How the height is shared; the app uses the same numbers to keep the cursor in view. */
+export function screenLayout(height: number, sourceCount: number, details: boolean): { tableRows: number; detailRows: number } {
+  const header = Math.max(sourceCount, 1) + 2;
+  const status = 1;
+  const tableHeader = 1;
+  const room = Math.max(height - header - status - tableHeader, 1);
+  const detailRows = details ? Math.min(16, Math.max(Math.floor(room / 2), 3)) : 0;
+  return { tableRows: Math.max(room - detailRows, 1), detailRows };
+}
+
+function processDetailLines(p: ProcessRow): DetailLine[] {
+  const a = p.attribution;
+  const reason = trustReason(a);
+  return [
+    { label: 'process', value: clean(p.name) },
+    { label: 'trust', value: TRUST_WORD[p.trust] },
+    ...(reason ? [{ label: 'why', value: clean(reason), color: 'red' }] : []),
+    { label: 'identity', value: clean(p.identity ?? 'none (no verified code identity)') },
+    ...(p.path ? [{ label: 'path', value: clean(p.path) }] : []),
+    ...(p.signer ? [{ label: 'signer', value: clean(p.signer.label) }] : []),
+    ...(a.sha256 ? [{ label: 'sha256', value: a.sha256 }] : []),
+    { label: 'flows', value: `${p.live} live, ${p.blocked} blocked, ${p.pids} PIDs` },
+  ];
+}
+
+function sortLabel(ui: UiState, ascii: boolean): string {
+  const g = glyphs(ascii);
+  if (ui.view === 'flows') return `${ui.flowSort.column} ${ui.flowSort.reverse ? g.sortUp : g.sortDown}`;
+  if (ui.view === 'processes') return `${ui.processSort.column} ${ui.processSort.reverse ? g.sortUp : g.sortDown}`;
+  return 'created';
+}
+
+function StatusLine({ ui, width, rows }: { ui: UiState; width: number; rows: readonly RuleRow[] | readonly FlowRow[] }) {
+  void rows;
+  if (ui.editingFilter) {
+    return <Text wrap="truncate">/<Text bold>{clean(ui.filter.query)}</Text>▏ <Text dimColor>(Enter keeps, Esc clears)</Text></Text>;
+  }
+  if (ui.confirm?.kind === 'rule') {
+    const verb = ui.confirm.action === 'block' ? 'Block' : 'Allow';
+    return (
+      <Text color="yellow" wrap="truncate">
+        {verb} always: {ui.confirm.scope === 'process' ? '[p] this process' : 'p this process'} / {ui.confirm.scope === 'endpoint' ? '[e] this process + this remote endpoint' : 'e this process + this remote endpoint'} — Enter confirms, Esc cancels
+      </Text>
+    );
+  }
+  if (ui.confirm?.kind === 'delete-rule') {
+    return <Text color="yellow" wrap="truncate">Delete rule {clean(ui.confirm.label)}? y/Enter deletes, Esc cancels</Text>;
+  }
+  if (ui.status) return <Text color={ui.status.tone === 'error' ? 'red' : 'green'} wrap="truncate">{clean(ui.status.text)}</Text>;
+  void width;
+  return <Text dimColor wrap="truncate">? help · / filter · ! not secure · s sort · Enter details · a/b allow/block once · A/B always · q quit</Text>;
+}
+
+export function Screen(p: ScreenProps) {
+  const { ui, ascii, now, width } = p;
+  const ctx = { now, ascii };
+  const badgeWidth = ascii ? 4 : 1;
+  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length, ui.details);
+  const tableWidth = width - badgeWidth - 1;
+  let body;
+  let details: { title: string; lines: DetailLine[] } | undefined;
+  if (ui.help) {
+    body = <Help height={tableRows + 1 + detailRows} ascii={ascii} />;
+  } else if (ui.view === 'flows') {
+    body = (
+      <Table
+        columns={layout(FLOW_COLUMNS, tableWidth)}
+        rows={p.flows}
+        rowKey={(r) => r.key}
+        look={(r) => ({ trust: r.attribution.trust, alarm: r.attribution.trust === 'insecure' || r.appAttribution?.trust === 'insecure', dim: flowPhase(r) === 'closed' })}
+        top={p.top}
+        cursor={p.cursor}
+        height={tableRows}
+        ctx={ctx}
+        sort={ui.flowSort}
+        badgeWidth={badgeWidth}
+      />
+    );
+    const row = p.flows[p.cursor];
+    if (ui.details && row) details = { title: 'flow details', lines: flowDetailLines(row) };
+  } else if (ui.view === 'processes') {
+    body = (
+      <Table
+        columns={layout(PROCESS_COLUMNS, tableWidth)}
+        rows={p.processes}
+        rowKey={(r) => r.key}
+        look={(r) => ({ trust: r.trust, alarm: r.trust === 'insecure', dim: r.live === 0 })}
+        top={p.top}
+        cursor={p.cursor}
+        height={tableRows}
+        ctx={ctx}
+        sort={ui.processSort}
+        badgeWidth={badgeWidth}
+      />
+    );
+    const row = p.processes[p.cursor];
+    if (ui.details && row) details = { title: 'process details', lines: processDetailLines(row) };
+  } else {
+    body = (
+      <Table
+        columns={layout(RULE_COLUMNS, width)}
+        rows={p.rules}
+        rowKey={(r) => r.key}
+        look={(r) => ({ alarm: false, dim: !r.rule.enabled })}
+        top={p.top}
+        cursor={p.cursor}
+        height={tableRows}
+        ctx={ctx}
+        badgeWidth={0}
+      />
+    );
+    const row = p.rules[p.cursor];
+    if (ui.details && row) details = { title: `rule ${ruleIdentityLabel(row.rule)} → ${ruleEndpointLabel(row.rule)}`, lines: ruleDetailLines(row) };
+  }
+  const emptyNote =
+    !ui.help && ((ui.view === 'flows' && p.flows.length === 0) || (ui.view === 'processes' && p.processes.length === 0) || (ui.view === 'rules' && p.rules.length === 0))
+      ? ui.view === 'rules'
+        ? 'no rules from the extension'
+        : ui.filter.query || ui.filter.onlyInsecure
+          ? 'nothing matches the filter (Esc clears it)'
+          : 'no flows yet'
+      : undefined;
+  return (
+    <Box flexDirection="column" width={width} height={p.height} overflow="hidden">
+      <Header
+        sources={p.sources}
+        counts={p.counts}
+        now={now}
+        view={ui.view}
+        sortLabel={sortLabel(ui, ascii)}
+        query={ui.filter.query}
+        onlyInsecure={ui.filter.onlyInsecure}
+        frozen={ui.frozen}
+        width={width}
+      />
+      <Box flexDirection="column" flexGrow={1} overflow="hidden">
+        {body}
+        {emptyNote ? <Text dimColor>{emptyNote}</Text> : null}
+        {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} /> : null}
+      </Box>
+      <StatusLine ui={ui} width={width} rows={p.flows} />
+    </Box>
+  );
+}

@@ -1,0 +1,62 @@
+// A table drawn as one <Text> per row (cells padded into a string): Ink's layout cost grows with the
+// number of nodes, so a <Box> per cell would not scale.
+import { Text } from 'ink';
+import type { Trust } from '../attribution/types.js';
+import type { SortSpec } from '../state/sort.js';
+import { TRUST_COLOR, glyphs } from './badges.js';
+import type { CellContext, PlacedColumn } from './columns.js';
+import { pad } from './format.js';
+
+export interface RowLook {
+  trust?: Trust;
+  /** Whole row red: the attribution is not trustworthy. */
+  alarm?: boolean;
+  dim?: boolean;
+}
+
+export interface TableProps<R, S extends string> {
+  columns: readonly PlacedColumn<R, S>[];
+  rows: readonly R[];
+  rowKey(row: R): string;
+  look(row: R): RowLook;
+  /** Index (into rows) of the first visible row, and of the selected row. */
+  top: number;
+  cursor: number;
+  height: number;
+  ctx: CellContext;
+  sort?: SortSpec<S>;
+  /** Width of the badge column (0: no badge column). */
+  badgeWidth: number;
+}
+
+export function Table<R, S extends string>(props: TableProps<R, S>) {
+  const { columns, rows, top, height, cursor, ctx, badgeWidth } = props;
+  const g = glyphs(ctx.ascii);
+  const header = columns
+    .map((c) => {
+      const mark = props.sort && c.sort === props.sort.column ? (props.sort.reverse ? g.sortUp : g.sortDown) : '';
+      return pad(c.title + mark, c.size, c.align, ctx.ascii);
+    })
+    .join(' ');
+  const lead = badgeWidth > 0 ? ' '.repeat(badgeWidth + 1) : '';
+  const visible = rows.slice(top, top + height);
+  return (
+    <>
+      <Text bold>{lead + header}</Text>
+      {visible.map((row, i) => {
+        const look = props.look(row);
+        const text = columns.map((c) => pad(c.cell(row, ctx), c.size, c.align, ctx.ascii)).join(' ');
+        const selected = top + i === cursor;
+        const badge = look.trust ? pad(g.badge[look.trust], badgeWidth, 'left', ctx.ascii) : ' '.repeat(badgeWidth);
+        const badgeColor = look.alarm ? undefined : look.trust ? TRUST_COLOR[look.trust] : undefined;
+        return (
+          <Text key={props.rowKey(row)} color={look.alarm ? 'red' : undefined} dimColor={look.dim} inverse={selected} wrap="truncate">
+            {badgeWidth > 0 ? <Text color={badgeColor} dimColor={look.trust === 'gone'}>{badge}</Text> : null}
+            {badgeWidth > 0 ? ' ' : ''}
+            {text}
+          </Text>
+        );
+      })}
+    </>
+  );
+}

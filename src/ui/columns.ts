@@ -1,0 +1,131 @@
+// Table columns as data: title, width, how much they may grow, which go first when the terminal
+// is narrow, and how a row becomes a cell. Layout is a pure function of the terminal width.
+import { displayName, flowPhase, remoteLabel, rowRate } from '../state/derive.js';
+import type { FlowSortColumn } from '../state/sort.js';
+import type { FlowRow } from '../state/types.js';
+import type { ProcessRow, ProcessSortColumn, RuleRow } from '../state/views.js';
+import type { Rule } from '../protocol/messages.js';
+import { age, bytes, clean, rate } from './format.js';
+
+export interface CellContext {
+  now: number;
+  ascii: boolean;
+}
+
+export interface Column<R, S extends string = string> {
+  id: string;
+  title: string;
+  /** Minimum width. */
+  width: number;
+  /** Share of the spare width this column takes. */
+  grow?: number;
+  align?: 'left' | 'right';
+  /** Lower goes first when the terminal is too narrow. */
+  priority: number;
+  sort?: S;
+  cell(row: R, ctx: CellContext): string;
+}
+
+export interface PlacedColumn<R, S extends string = string> extends Column<R, S> {
+  at: number;
+  size: number;
+}
+
+/** Fit columns into `total` characters: drop the least important until they fit, then share the rest. */
+export function layout<R, S extends string>(columns: readonly Column<R, S>[], total: number): PlacedColumn<R, S>[] {
+  let chosen = [...columns];
+  const need = (cols: readonly Column<R, S>[]) => cols.reduce((w, c) => w + c.width, 0) + Math.max(cols.length - 1, 0);
+  while (chosen.length > 1 && need(chosen) > total) {
+    const least = chosen.reduce((a, b) => (b.priority < a.priority ? b : a));
+    chosen = chosen.filter((c) => c !== least);
+  }
+  const spare = Math.max(total - need(chosen), 0);
+  const grow = chosen.reduce((g, c) => g + (c.grow ?? 0), 0);
+  let given = 0;
+  const growing = chosen.filter((c) => c.grow);
+  let at = 0;
+  return chosen.map((c) => {
+    let extra = 0;
+    if (c.grow && grow > 0) {
+      extra = c === growing[growing.length - 1] ? spare - given : Math.floor((spare * c.grow) / grow);
+      given += extra;
+    }
+    const placed = { ...c, at, size: c.width + extra };
+    at += placed.size + 1;
+    return placed;
+  });
+}
+
+function user(a: { user?: string; uid?: number }, uid?: number): string {
+  return a.user ?? (a.uid ?? uid)?.toString() ?? '-';
+}
+
+function stateCell(row: FlowRow, now: number): string {
+  const phase = flowPhase(row);
+  if (phase === 'pending') {
+    const left = Math.max(Math.ceil(((row.flow.pending?.deadline ?? now) - now) / 1000), 0);
+    return `pending ${left}s`;
+  }
+  return phase;
+}
+
+export const FLOW_COLUMNS: readonly Column<FlowRow, FlowSortColumn>[] = [
+  { id: 'process', title: 'PROCESS', width: 12, grow: 3, priority: 100, sort: 'process', cell: (r) => clean(displayName(r)) },
+  { id: 'pid', title: 'PID', width: 7, align: 'right', priority: 60, sort: 'pid', cell: (r) => String(r.attribution.pid ?? r.flow.pid ?? '-') },
+  { id: 'user', title: 'USER', width: 8, priority: 40, sort: 'user', cell: (r) => clean(user(r.attribution, r.flow.uid)) },
+  { id: 'dir', title: 'DIR', width: 3, priority: 50, sort: 'direction', cell: (r) => (r.flow.direction === 'outbound' ? 'out' : 'in') },
+  { id: 'proto', title: 'PROT', width: 4, priority: 55, sort: 'protocol', cell: (r) => r.flow.protocol },
+  { id: 'remote', title: 'REMOTE', width: 16, grow: 4, priority: 95, sort: 'remote', cell: (r) => `${clean(remoteLabel(r))}:${r.flow.remote.port}` },
+  { id: 'state', title: 'STATE', width: 10, priority: 90, sort: 'state', cell: (r, c) => stateCell(r, c.now) },
+  { id: 'rx', title: 'RX', width: 6, align: 'right', priority: 30, sort: 'rx', cell: (r) => bytes(r.rx) },
+  { id: 'tx', title: 'TX', width: 6, align: 'right', priority: 30, sort: 'tx', cell: (r) => bytes(r.tx) },
+  { id: 'rate', title: 'RATE', width: 8, align: 'right', priority: 70, sort: 'rate', cell: (r, c) => rate(rowRate(r, c.now)) },
+  { id: 'age', title: 'AGE', width: 5, align: 'right', priority: 65, sort: 'age', cell: (r, c) => age(c.now - r.flow.time) },
+];
+
+export const PROCESS_COLUMNS: readonly Column<ProcessRow, ProcessSortColumn>[] = [
+  { id: 'process', title: 'PROCESS', width: 14, grow: 2, priority: 100, sort: 'process', cell: (p) => clean(p.name) },
+  { id: 'signer', title: 'SIGNER / PACKAGE', width: 14, grow: 2, priority: 80, sort: 'signer', cell: (p) => clean(p.signer?.label ?? '-') },
+  { id: 'user', title: 'USER', width: 8, priority: 40, cell: (p) => clean(p.user ?? '-') },
+  { id: 'pids', title: 'PIDS', width: 4, align: 'right', priority: 35, cell: (p) => String(p.pids) },
+  { id: 'live', title: 'LIVE', width: 5, align: 'right', priority: 90, sort: 'live', cell: (p) => String(p.live) },
+  { id: 'rate', title: 'RATE', width: 8, align: 'right', priority: 70, sort: 'rate', cell: (p) => rate(p.rate) },
+  { id: 'rx', title: 'RX', width: 6, align: 'right', priority: 50, sort: 'rx', cell: (p) => bytes(p.rx) },
+  { id: 'tx', title: 'TX', width: 6, align: 'right', priority: 50, sort: 'tx', cell: (p) => bytes(p.tx) },
+  { id: 'blocked', title: 'BLOCKED', width: 7, align: 'right', priority: 60, sort: 'blocked', cell: (p) => String(p.blocked) },
+];
+
+export function ruleIdentityLabel(rule: Rule): string {
+  const id = rule.identity;
+  if (!id) return 'any process';
+  return clean(id.label ?? `${id.kind}:${id.value}`);
+}
+
+export function ruleEndpointLabel(rule: Rule): string {
+  const e = rule.endpoint;
+  if (!e) return 'any endpoint';
+  const where = e.host ?? (e.domain ? `*.${e.domain}` : undefined) ?? e.address ?? e.cidr ?? 'any';
+  const port = e.port !== undefined ? `:${e.port}` : e.portRange ? `:${e.portRange[0]}-${e.portRange[1]}` : '';
+  return clean(`${where}${port}`);
+}
+
+function durationLabel(rule: Rule): string {
+  switch (rule.duration.kind) {
+    case 'once': return 'once';
+    case 'process': return 'process';
+    case 'always': return 'always';
+    case 'until': return 'until';
+  }
+}
+
+export const RULE_COLUMNS: readonly Column<RuleRow>[] = [
+  { id: 'action', title: 'ACTION', width: 6, priority: 100, cell: (r) => r.rule.action },
+  { id: 'identity', title: 'IDENTITY', width: 16, grow: 3, priority: 95, cell: (r) => ruleIdentityLabel(r.rule) },
+  { id: 'endpoint', title: 'ENDPOINT', width: 14, grow: 2, priority: 90, cell: (r) => ruleEndpointLabel(r.rule) },
+  { id: 'proto', title: 'PROT', width: 4, priority: 40, cell: (r) => r.rule.protocol ?? 'any' },
+  { id: 'duration', title: 'DURATION', width: 8, priority: 60, cell: (r) => durationLabel(r.rule) },
+  { id: 'created', title: 'CREATED', width: 7, align: 'right', priority: 50, cell: (r, c) => `${age(c.now - r.rule.created)}` },
+  { id: 'hits', title: 'HITS', width: 5, align: 'right', priority: 70, cell: (r) => String(r.rule.hits) },
+  { id: 'enabled', title: 'ON', width: 3, priority: 30, cell: (r) => (r.rule.enabled ? 'yes' : 'no') },
+];
+

@@ -1,0 +1,106 @@
+// Key presses → intents. Pure: Ink's `useInput` hands (input, key) here and the app carries the
+// intent out. Backspace arrives as `key.delete` in Ink 6.8, so both erase in the filter.
+import type { Key } from 'ink';
+import type { ViewName } from '../state/ui.js';
+
+export type Intent =
+  | { kind: 'move'; to: 'up' | 'down' | 'page-up' | 'page-down' | 'home' | 'end' }
+  | { kind: 'view'; view: ViewName }
+  | { kind: 'cycle-view'; step: 1 | -1 }
+  | { kind: 'sort-next'; step: 1 | -1 }
+  | { kind: 'sort-reverse' }
+  | { kind: 'filter-start' }
+  | { kind: 'filter-type'; text: string }
+  | { kind: 'filter-erase' }
+  | { kind: 'filter-keep' }
+  | { kind: 'filter-clear' }
+  | { kind: 'toggle-insecure' }
+  | { kind: 'details' }
+  | { kind: 'escape' }
+  | { kind: 'verdict'; action: 'allow' | 'block'; always: boolean }
+  | { kind: 'delete-rule' }
+  | { kind: 'next-pending' }
+  | { kind: 'freeze' }
+  | { kind: 'help' }
+  | { kind: 'quit' }
+  | { kind: 'confirm-yes' }
+  | { kind: 'confirm-scope'; scope: 'process' | 'endpoint' }
+  | { kind: 'none' };
+
+export type KeyMode = 'normal' | 'filter' | 'confirm' | 'help';
+
+export function intentFor(input: string, key: Key, mode: KeyMode): Intent {
+  if (key.ctrl && input === 'c') return { kind: 'quit' };
+  if (mode === 'filter') {
+    if (key.return) return { kind: 'filter-keep' };
+    if (key.escape) return { kind: 'filter-clear' };
+    if (key.backspace || key.delete) return { kind: 'filter-erase' };
+    if (key.upArrow) return { kind: 'move', to: 'up' };
+    if (key.downArrow) return { kind: 'move', to: 'down' };
+    if (input && !key.ctrl && !key.meta && !key.tab) return { kind: 'filter-type', text: input };
+    return { kind: 'none' };
+  }
+  if (mode === 'confirm') {
+    if (key.return || input === 'y') return { kind: 'confirm-yes' };
+    if (key.escape || input === 'n' || input === 'q') return { kind: 'escape' };
+    if (input === 'p' || key.leftArrow) return { kind: 'confirm-scope', scope: 'process' };
+    if (input === 'e' || key.rightArrow) return { kind: 'confirm-scope', scope: 'endpoint' };
+    return { kind: 'none' };
+  }
+  if (mode === 'help') {
+    if (input === 'q') return { kind: 'quit' };
+    return { kind: 'help' };
+  }
+  if (key.upArrow || input === 'k') return { kind: 'move', to: 'up' };
+  if (key.downArrow || input === 'j') return { kind: 'move', to: 'down' };
+  if (key.pageUp || (key.ctrl && input === 'b')) return { kind: 'move', to: 'page-up' };
+  if (key.pageDown || (key.ctrl && input === 'f')) return { kind: 'move', to: 'page-down' };
+  if (key.home || input === 'g') return { kind: 'move', to: 'home' };
+  if (key.end || input === 'G') return { kind: 'move', to: 'end' };
+  if (key.tab) return { kind: 'cycle-view', step: key.shift ? -1 : 1 };
+  if (key.return) return { kind: 'details' };
+  if (key.escape) return { kind: 'escape' };
+  if (key.delete) return { kind: 'delete-rule' };
+  switch (input) {
+    case '1': return { kind: 'view', view: 'flows' };
+    case '2': return { kind: 'view', view: 'processes' };
+    case '3': return { kind: 'view', view: 'rules' };
+    case '/': return { kind: 'filter-start' };
+    case '!': return { kind: 'toggle-insecure' };
+    case 's': return { kind: 'sort-next', step: 1 };
+    case 'S':
+    case 'r': return { kind: 'sort-reverse' };
+    case '>': return { kind: 'sort-next', step: 1 };
+    case '<': return { kind: 'sort-next', step: -1 };
+    case 'a': return { kind: 'verdict', action: 'allow', always: false };
+    case 'b': return { kind: 'verdict', action: 'block', always: false };
+    case 'A': return { kind: 'verdict', action: 'allow', always: true };
+    case 'B': return { kind: 'verdict', action: 'block', always: true };
+    case 'd': return { kind: 'delete-rule' };
+    case 'n': return { kind: 'next-pending' };
+    case ' ': return { kind: 'freeze' };
+    case '?': return { kind: 'help' };
+    case 'q': return { kind: 'quit' };
+  }
+  return { kind: 'none' };
+}
+
+/** The help overlay's text: every key, grouped. */
+export const HELP: ReadonlyArray<readonly [string, string]> = [
+  ['↑ ↓  j k', 'move'],
+  ['PgUp PgDn  Ctrl-b Ctrl-f', 'page up / down'],
+  ['Home End  g G', 'first / last row'],
+  ['Tab Shift-Tab  1 2 3', 'flows / processes / rules'],
+  ['/', 'fuzzy filter (Enter keeps, Esc clears)'],
+  ['!', 'only flows that are not secure'],
+  ['s  < >', 'sort column: next / move left, right'],
+  ['S  r', 'reverse the sort'],
+  ['Enter', 'details of the selected row (Esc closes)'],
+  ['a  b', 'allow / block the selected flow once'],
+  ['A  B', 'allow / block this process always (asks the scope)'],
+  ['d  Del', 'delete the selected rule (rules view, asks first)'],
+  ['n', 'jump to the next pending flow'],
+  ['Space', 'freeze / resume the display'],
+  ['?', 'this help'],
+  ['q  Ctrl-C', 'quit'],
+];
