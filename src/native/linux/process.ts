@@ -10,7 +10,7 @@ import { FileHasher, type FileDigest } from './hash.js';
 import { errnoName, libc } from './libc.js';
 import { DpkgIndex, type PackageOwner } from './packages.js';
 import { parseCmdline, parseComm, parseProcStatus, readProcStat, type ProcStat } from './procfs.js';
-import { execTag, kernelHasPidfs, pidfdAlive, pidfdOpen, pidfsInode } from './token.js';
+import { execTag, kernelHasPidfs, pidfdAlive, pidfdExited, pidfdOpen, pidfsInode } from './token.js';
 import { UserNames } from './users.js';
 
 export interface ResolverOptions {
@@ -133,7 +133,11 @@ export class LinuxResolver {
 
     // 3. Still the same instance, running the same program? Then everything above was about it.
     const alive = pidfdAlive(pidfd);
-    if (alive !== 0) return gone(token, { call: 'pidfd_send_signal', errno: errnoName(-alive), message: 'the process exited during the lookup' });
+    if (alive !== 0) {
+      const errno = errnoName(-alive);
+      if (errno === 'ESRCH') return gone(token, { call: 'pidfd_send_signal', errno, message: 'the process exited during the lookup' });
+      return this.insecure(token, { call: 'pidfd_send_signal', errno, message: `could not confirm the process is still the same (${errno})` }, pidfd);
+    }
     const after = step(`read /proc/${pid}/stat`, () => readProcStat(pid));
     if (!after || after.startTime !== token.startTime) return reused(token, 'its start time changed during the lookup');
     if (after.state === 'Z' || after.state === 'X') return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process exited during the lookup' });
@@ -167,7 +171,7 @@ export class LinuxResolver {
 
   /** A step failed: if the process is gone that is the answer; otherwise the failure is the reason. */
   private failed(token: LinuxToken, pidfd: number, call: string, errno: string): Attribution {
-    if (pidfdAlive(pidfd) !== 0 || errno === 'ESRCH') return gone(token, { call, errno, message: 'the process has exited' });
+    if (pidfdExited(pidfd) || errno === 'ESRCH') return gone(token, { call, errno, message: 'the process has exited' });
     const message = errno === 'ENOENT' && call.startsWith('open /proc')
       ? 'the process has no executable (a kernel thread) or /proc hides it'
       : `${call} failed with ${errno}`;
@@ -199,7 +203,7 @@ export class LinuxResolver {
       // Partial facts are still worth showing, marked insecure.
     }
     // Read by PID: if the process died meanwhile the PID may already name another one.
-    if (pidfd !== undefined && pidfdAlive(pidfd) !== 0) return gone(token, { call: 'pidfd_send_signal', errno: 'ESRCH', message: 'the process exited during the lookup' });
+    if (pidfd !== undefined && pidfdExited(pidfd)) return gone(token, { call: 'pidfd_send_signal', errno: 'ESRCH', message: 'the process exited during the lookup' });
     const after = stat ? safeStat(pid) : undefined;
     if (stat && (!after || after.startTime !== token.startTime)) return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process exited during the lookup' });
     return result;

@@ -24,10 +24,20 @@ export function pidfdOpen(pid: number): number {
   return fd >= 0 ? fd : -c.errno();
 }
 
-/** pidfd_send_signal(pidfd, 0): 0 while the process lives (a zombie still counts), else -errno. */
+const ESRCH = 3;
+
+/** pidfd_send_signal(pidfd, 0): 0 while the process lives (a zombie still counts), -ESRCH once it has
+ *  exited. EPERM (not allowed to signal another user's process) is checked after the process is found,
+ *  so it also means alive: 0. Other errors come back as -errno. */
 export function pidfdAlive(pidfd: number): number {
   const c = libc();
-  return c.syscall(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0 ? 0 : -c.errno();
+  if (c.syscall(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0) return 0;
+  const errno = c.errno();
+  return errno === 1 /* EPERM */ ? 0 : -errno;
+}
+
+export function pidfdExited(pidfd: number): boolean {
+  return pidfdAlive(pidfd) === -ESRCH;
 }
 
 let pidfsKnown: boolean | undefined;
@@ -89,7 +99,7 @@ export function makeLinuxToken(pid: number): Buffer | undefined {
     if (startTime === undefined) return undefined;
     const inode = pidfsInode(pidfd);
     const tag = readExecTag(pid);
-    if (pidfdAlive(pidfd) !== 0) return undefined;
+    if (pidfdExited(pidfd)) return undefined;
     return encodeLinuxToken({ pid, startTime, pidfsInode: inode, execTag: tag });
   } finally {
     libc().close(pidfd);

@@ -1,0 +1,40 @@
+// Who is on the other end of a Unix socket: SO_PEERCRED, the credentials the kernel recorded when the
+// peer called connect(2). Not forgeable by the peer, so the agent can authorise clients by uid.
+import type { Socket } from 'node:net';
+import { libc } from './libc.js';
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+// <asm-generic/socket.h>: the same on x86_64 and aarch64.
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+/** struct ucred { pid_t pid; uid_t uid; gid_t gid; } */
+const UCRED_BYTES = 12;
+
+/** Node keeps the descriptor on a private handle; this cast stays in this one file. */
+function socketFd(socket: Socket): number | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: unknown } })._handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** The peer's credentials, or undefined off Linux, on a closed socket, or if the kernel refuses. */
+export function peerCredentials(socket: Socket): PeerCredentials | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const fd = socketFd(socket);
+  if (fd === undefined) return undefined;
+  const value = Buffer.alloc(UCRED_BYTES);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(UCRED_BYTES, 0);
+  try {
+    if (libc().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, value, length) !== 0) return undefined;
+  } catch {
+    return undefined; // libc could not be loaded: no credentials rather than a crash
+  }
+  if (length.readUInt32LE(0) < UCRED_BYTES) return undefined;
+  return { pid: value.readInt32LE(0), uid: value.readUInt32LE(4), gid: value.readUInt32LE(8) };
+}
