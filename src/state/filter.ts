@@ -60,6 +60,10 @@ export function filterEntries(state: TableState): Map<string, Entry> {
   return entries;
 }
 
+function entryText(e: Entry): string {
+  return (e.kind === 'process' ? `${e.name}\n${e.path}\n${e.identity}\n${e.user}` : `${e.host}\n${e.address}`).toLowerCase();
+}
+
 const FUSE_KEYS = ['name', 'path', 'identity', 'user', 'host', 'address'];
 
 /** Keeps the fuse index across frames; rebuilds it only when the set of distinct entries changed. */
@@ -67,6 +71,7 @@ export class FlowFilter {
   private rev = -1;
   private signature = '';
   private fuse?: Fuse<Entry>;
+  private entries: Entry[] = [];
   private cache?: { query: string; signature: string; keys: Set<string> };
 
   predicate(state: TableState, spec: FilterSpec): RowPredicate | undefined {
@@ -87,13 +92,18 @@ export class FlowFilter {
       const entries = filterEntries(state);
       const signature = [...entries.keys()].join('\u0000');
       if (signature !== this.signature || !this.fuse) {
-        this.fuse = new Fuse([...entries.values()], { keys: FUSE_KEYS, threshold: 0.3, ignoreLocation: true });
+        this.entries = [...entries.values()];
+        this.fuse = new Fuse(this.entries, { keys: FUSE_KEYS, threshold: 0.3, ignoreLocation: true });
         this.signature = signature;
       }
       this.rev = state.rev;
     }
     if (this.cache && this.cache.query === query && this.cache.signature === this.signature) return this.cache.keys;
-    const keys = new Set(this.fuse.search(query).map((r) => r.item.key));
+    // Plain substring hits are what people mean when there are any ("10.1.3", "/usr/sbin");
+    // fuzzy matching helps only when nothing contains the text as typed.
+    const needle = query.toLowerCase();
+    const exact = this.entries.filter((e) => entryText(e).includes(needle));
+    const keys = new Set((exact.length > 0 ? exact : this.fuse.search(query).map((r) => r.item)).map((e) => e.key));
     this.cache = { query, signature: this.signature, keys };
     return keys;
   }

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { flowKey, initialTable, reduce, type TableAction } from '../../src/state/reducer.js';
+import { countFlows, flowPhase } from '../../src/state/derive.js';
+import type { TableState } from '../../src/state/types.js';
+import { ev, flow, hello, insecure, secure, token } from './fixtures.js';
+
+function run(state: TableState, ...actions: TableAction[]): TableState {
+  return actions.reduce(reduce, state);
+}
+
+describe('flow table reducer', () => {
+  it('adds flows, attributes them when the answer arrives, and counts them', () => {
+    const f1 = flow({ token: token(1) });
+    const f2 = flow({ token: token(2), pending: { deadline: 5_000 } });
+    let s = run(initialTable(), { type: 'events', events: [ev(hello()), ev({ type: 'flow', flow: f1 }), ev({ type: 'flow', flow: f2 })] });
+    expect(s.flows.size).toBe(2);
+    expect(s.flows.get(flowKey('ext', f1.id))!.attribution.trust).toBe('pending');
+    s = reduce(s, { type: 'attributions', updates: [{ key: token(1), attribution: secure('curl') }, { key: token(2), attribution: insecure('sshd') }] });
+    expect(s.flows.get(flowKey('ext', f1.id))!.attribution.name).toBe('curl');
+    const counts = countFlows(s);
+    expect(counts).toMatchObject({ live: 2, pending: 1, blocked: 0, secureShare: 0.5 });
+  });
+
+  it('a flow without a token is insecure with the extension\'s reason', () => {
+    const f = flow({ pid: 42, ownerError: 'socket not found in sock_diag' });
+    const s = reduce(initialTable(), { type: 'events', events: [ev({ type: 'flow', flow: f })] });
+    const row = s.flows.get(flowKey('ext', f.id))!;
+    expect(row.attribution.trust).toBe('insecure');
+    expect(row.attribution.reason?.message).toContain('socket not found');
+  });
+
+  it('applies verdicts: a pending flow becomes blocked', () => {
+    const f = flow({ pending: { deadline: 9 } });
+    let s = reduce(initialTable(), { type: 'events', events: [ev({ type: 'flow', flow: f })] });
+    expect(flowPhase(s.flows.get(flowKey('ext', f.id))!)).toBe('pending');
+    s = reduce(s, { type: 'events', events: [ev({ type: 'verdict', id: f.id, time: 2, verdict: { action: 'block', by: 'user' } })] });
+    const row = s.flows.get(flowKey('ext', f.id))!;
+    expect(flowPhase(row)).toBe('blocked');
+    expect(countFlows(s)).toMatchObject({ pending: 0, blocked: 1 });
+  });
+
+  it('closed flows linger, dimmed, then leave', () => {
+    const f = flow();
+    let s = run(initialTable({ lingerMs: 3_000 }, 1_000), { type: 'events', events: [ev({ type: 'flow', flow: f }), ev({ type: 'end', id: f.id, time: 2_000 })] });
+    expect(flowPhase(s.flows.get(flowKey('ext', f.id))!)).toBe('closed');
+    s = reduce(s, { type: 'tick', now: 4_000 });
+    expect(s.flows.has(flowKey('ext', f.id))).toBe(true);
+    s = reduce(s, { type: 'tick', now: 5_001 });
+    expect(s.flows.has(flowKey('ext', f.id))).toBe(false);
+  });
+
+  it('memory is bounded: closed flows leave first, then the oldest', () => {
+    const flows = Array.from({ length: 6 }, () => flow());
+    let s = reduce(initialTable({ maxFlows: 4 }), { type: 'events', events: flows.slice(0, 4).map((f) => ev({ type: 'flow', flow: f })) });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'end', id: flows[2]!.id, time: 1 })] });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'flow', flow: flows[4]! })] });
+    expect([...s.flows.values()].map((r) => r.flow.id)).toEqual([flows[0]!.id, flows[1]!.id, flows[3]!.id, flows[4]!.id]);
+    s = reduce(s, { type: 'events', events: [ev({ type: 'flow', flow: flows[5]! })] });
+    expect(s.flows.size).toBe(4);
+    expect(s.flows.has(flowKey('ext', flows[0]!.id))).toBe(false);
+    expect(s.evicted).toBe(2);
+  });
+
+  it('byte counters give per-flow and total rates', () => {
+    const f = flow({ time: 0 });
+    let s = run(initialTable({ rateWindowMs: 2_000 }, 1_000), { type: 'events', events: [ev({ type: 'flow', flow: f })] });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'bytes', time: 1_000, counters: [{ id: f.id, rx: 1_000, tx: 100 }] })] });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'bytes', time: 2_000, counters: [{ id: f.id, rx: 3_000, tx: 300 }] })] });
+    const row = s.flows.get(flowKey('ext', f.id))!;
+    expect(row.rx).toBe(3_000);
+    expect(row.rxRate).toBe(2_000);
+    expect(s.totals).toEqual({ rx: 3_000, tx: 300 });
+    expect(countFlows(s).rxRate).toBe(1_500);
+  });
+
+  it('keeps rules per source and applies rule changes', () => {
+    const rule = { id: 'r1', action: 'block' as const, duration: { kind: 'always' as const }, created: 1, hits: 0, enabled: true };
+    let s = reduce(initialTable(), { type: 'events', events: [ev({ type: 'rules', rules: [rule] }, 'a'), ev({ type: 'rules', rules: [] }, 'b')] });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'rule-changed', op: 'added', rule: { ...rule, id: 'r2' } }, 'b')] });
+    expect(s.sources.get('a')!.rules.map((r) => r.id)).toEqual(['r1']);
+    expect(s.sources.get('b')!.rules.map((r) => r.id)).toEqual(['r2']);
+    s = reduce(s, { type: 'events', events: [ev({ type: 'rule-changed', op: 'removed', rule }, 'a')] });
+    expect(s.sources.get('a')!.rules).toEqual([]);
+  });
+
+  it('tracks connection status and the hello per source', () => {
+    let s = reduce(initialTable(), { type: 'status', source: 'ext', status: { state: 'connected', hello: hello() } });
+    expect(s.sources.get('ext')!.hello?.extension.name).toBe('test-ext');
+    s = reduce(s, { type: 'status', source: 'ext', status: { state: 'reconnecting', reason: 'ECONNREFUSED', retryAt: 5, attempt: 1 } });
+    expect(s.sources.get('ext')!.status.state).toBe('reconnecting');
+    expect(s.sources.get('ext')!.hello).toBeDefined();
+  });
+
+  it('keeps "App via helper": the app token is attributed separately', () => {
+    const f = flow({ token: token(5), appToken: token(6) });
+    let s = reduce(initialTable(), { type: 'events', events: [ev({ type: 'flow', flow: f })] });
+    s = reduce(s, { type: 'attributions', updates: [{ key: token(5), attribution: secure('ping') }, { key: token(6), attribution: secure('Terminal') }] });
+    const row = s.flows.get(flowKey('ext', f.id))!;
+    expect(row.appAttribution?.name).toBe('Terminal');
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { initialTable, reduce } from '../../src/state/reducer.js';
+import { FlowSorter, sortFlows } from '../../src/state/sort.js';
+import { FlowFilter } from '../../src/state/filter.js';
+import { FlowsSelector, selectProcesses, visibleWindow } from '../../src/state/views.js';
+import { displayName } from '../../src/state/derive.js';
+import type { TableState } from '../../src/state/types.js';
+import { ev, flow, insecure, secure, token } from './fixtures.js';
+
+const NAMES = ['curl', 'firefox', 'sshd', 'git', 'node'];
+
+function table(n: number): TableState {
+  let s = initialTable({ maxFlows: n * 2 });
+  const events = Array.from({ length: n }, (_, i) =>
+    ev({ type: 'flow', flow: flow({ id: `f${i}`, time: 10_000 + i, token: token(i % NAMES.length), remote: { address: `10.1.${i % 7}.${i % 250}`, port: 443 } }) }),
+  );
+  s = reduce(s, { type: 'events', events });
+  return reduce(s, {
+    type: 'attributions',
+    updates: NAMES.map((name, i) => ({ key: token(i), attribution: name === 'sshd' ? insecure(name) : secure(name) })),
+  });
+}
+
+describe('sorting', () => {
+  it('sorts by column and reverses', () => {
+    const s = table(20);
+    const byName = sortFlows(s.flows.values(), { column: 'process', reverse: false }).map(displayName);
+    expect(byName[0]).toBe('curl');
+    expect(byName.at(-1)).toBe('sshd');
+    const reversed = sortFlows(s.flows.values(), { column: 'process', reverse: true }).map(displayName);
+    expect(reversed[0]).toBe('sshd');
+    const byAge = sortFlows(s.flows.values(), { column: 'age', reverse: false });
+    expect(byAge[0]!.flow.id).toBe('f19');
+    const byTrust = sortFlows(s.flows.values(), { column: 'trust', reverse: false });
+    expect(byTrust[0]!.attribution.trust).toBe('insecure');
+  });
+
+  it('incremental sort gives the same order as a full sort after changes', () => {
+    let s = table(2_000);
+    const sorter = new FlowSorter();
+    const spec = { column: 'rate' as const, reverse: false };
+    sorter.sorted(s, spec);
+    expect(sorter.lastWork).toBe('full');
+    const counters = Array.from({ length: 200 }, (_, i) => ({ id: `f${i * 7}`, rx: (i * 7919) % 10_000, tx: i }));
+    s = reduce(s, { type: 'events', events: [ev({ type: 'bytes', time: 20_000, counters }), ev({ type: 'flow', flow: flow({ id: 'new', time: 1 }) }), ev({ type: 'end', id: 'f3', time: 20_000 })] });
+    const incremental = sorter.sorted(s, spec).map((r) => r.key);
+    expect(sorter.lastWork).toBe('incremental');
+    expect(incremental).toEqual(sortFlows(s.flows.values(), spec).map((r) => r.key));
+    sorter.sorted(s, spec);
+    expect(sorter.lastWork).toBe('cached');
+  });
+});
+
+describe('filter', () => {
+  it('matches process names, paths and hosts fuzzily, and narrows as you type', () => {
+    const s = table(50);
+    const f = new FlowFilter();
+    const count = (query: string) => [...s.flows.values()].filter(f.predicate(s, { query, onlyInsecure: false }) ?? (() => true)).length;
+    expect(count('')).toBe(50);
+    expect(count('fire')).toBe(10);
+    expect(count('frefox')).toBe(10); // a typo still finds it
+    expect(count('firefox')).toBe(10);
+    expect(count('/usr/sbin')).toBe(10);
+    expect(count('10.1.3.')).toBe(7);
+    expect(count('zzzzqqq')).toBe(0);
+  });
+
+  it('"only not-secure" keeps insecure flows', () => {
+    const s = table(50);
+    const keep = new FlowFilter().predicate(s, { query: '', onlyInsecure: true })!;
+    const rows = [...s.flows.values()].filter(keep);
+    expect(rows.length).toBe(10);
+    expect(rows.every((r) => r.attribution.name === 'sshd')).toBe(true);
+  });
+
+  it('selector: sorted, then filtered', () => {
+    const s = table(50);
+    const rows = new FlowsSelector().select(s, { sort: { column: 'age', reverse: true }, filter: { query: 'git', onlyInsecure: false } });
+    expect(rows.length).toBe(10);
+    expect(rows[0]!.flow.time).toBeLessThan(rows[9]!.flow.time);
+  });
+});
+
+describe('processes view', () => {
+  it('aggregates per identity, not per PID', () => {
+    let s = table(10);
+    // Same code (identity) in another process instance: still one row.
+    s = reduce(s, { type: 'events', events: [ev({ type: 'flow', flow: flow({ id: 'x', token: token(99) }) })] });
+    s = reduce(s, { type: 'attributions', updates: [{ key: token(99), attribution: secure('curl', { pid: 555 }) }] });
+    const rows = selectProcesses(s, { sort: { column: 'process', reverse: false }, filter: { query: '', onlyInsecure: false } });
+    expect(rows.map((r) => r.name)).toEqual(['curl', 'firefox', 'git', 'node', 'sshd']);
+    expect(rows[0]).toMatchObject({ live: 3, pids: 2 });
+  });
+});
+
+describe('visible window', () => {
+  it('keeps the cursor in view with the fewest jumps', () => {
+    expect(visibleWindow(100, 0, 10, 0)).toEqual({ top: 0, cursor: 0 });
+    expect(visibleWindow(100, 15, 10, 0)).toEqual({ top: 6, cursor: 15 });
+    expect(visibleWindow(100, 8, 10, 6)).toEqual({ top: 6, cursor: 8 });
+    expect(visibleWindow(100, 3, 10, 6)).toEqual({ top: 3, cursor: 3 });
+    expect(visibleWindow(5, 9, 10, 3)).toEqual({ top: 0, cursor: 4 });
+  });
+});
