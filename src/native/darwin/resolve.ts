@@ -312,23 +312,38 @@ type PidversionCheck =
   | { kind: 'changed'; pidversion: number }
   | { kind: 'unknown'; message: string };
 
-/** Reads the PID's current audit token (task_name_for_pid + task_info TASK_AUDIT_TOKEN) and compares
- *  its pid and pidversion with the flow's. */
+/** Reads the PID's current audit token and compares its pid and pidversion with the flow's. */
 function currentPidversion(b: DarwinBindings, scope: CFScope, pid: number, pidversion: number): PidversionCheck {
+  const now = readAuditTokenOfPid(b, scope, pid);
+  if (typeof now === 'string') return { kind: 'unknown', message: now };
+  const value = auditTokenValue(now);
+  if (!value) return { kind: 'unknown', message: 'task_info returned no audit token' };
+  const nowVersion = b.audit_token_to_pidversion(value);
+  if (b.audit_token_to_pid(value) !== pid || nowVersion !== pidversion) return { kind: 'changed', pidversion: nowVersion };
+  return { kind: 'same' };
+}
+
+/** The audit token of whatever process has `pid` now (task_name_for_pid + task_info TASK_AUDIT_TOKEN),
+ *  or why it could not be read. The name port is deallocated when `scope` closes. */
+export function readAuditTokenOfPid(b: DarwinBindings, scope: CFScope, pid: number): Uint8Array | string {
   const port: [number] = [0];
   let kr = b.task_name_for_pid(pid, port);
-  if (kr !== KERN_SUCCESS) return { kind: 'unknown', message: `task_name_for_pid returned ${kr}` };
+  if (kr !== KERN_SUCCESS) return `task_name_for_pid returned ${kr}`;
   const name = port[0];
   scope.defer(() => void b.mach_port_deallocate(name));
   const info = Buffer.alloc(TASK_AUDIT_TOKEN_COUNT * 4);
   const count: [number] = [TASK_AUDIT_TOKEN_COUNT];
   kr = b.task_info(name, TASK_AUDIT_TOKEN, info, count);
-  if (kr !== KERN_SUCCESS || count[0] !== TASK_AUDIT_TOKEN_COUNT) return { kind: 'unknown', message: `task_info returned ${kr}` };
-  const now = auditTokenValue(info);
-  if (!now) return { kind: 'unknown', message: 'task_info returned no audit token' };
-  const nowVersion = b.audit_token_to_pidversion(now);
-  if (b.audit_token_to_pid(now) !== pid || nowVersion !== pidversion) return { kind: 'changed', pidversion: nowVersion };
-  return { kind: 'same' };
+  if (kr !== KERN_SUCCESS || count[0] !== TASK_AUDIT_TOKEN_COUNT) return `task_info returned ${kr}`;
+  return new Uint8Array(info);
+}
+
+/** Convenience for tools and tests: the current audit token of a PID, or undefined. */
+export function auditTokenOfPid(b: DarwinBindings, pid: number): Uint8Array | undefined {
+  return withScope(b, (scope) => {
+    const token = readAuditTokenOfPid(b, scope, pid);
+    return typeof token === 'string' ? undefined : token;
+  });
 }
 
 function goneFrom(b: DarwinBindings, value: AuditTokenValue, reason: AttributionReason): Attribution {
