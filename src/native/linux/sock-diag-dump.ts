@@ -23,6 +23,9 @@ const INET_DIAG_INFO = 2;
  *  tcpi_bytes_acked (u64) at 120 and tcpi_bytes_received (u64) at 128, both since kernel 4.1. */
 const TCPI_BYTES_ACKED = 120;
 const TCPI_BYTES_RECEIVED = 128;
+/** tcpi_bytes_sent and tcpi_bytes_retrans (u64, kernel 4.19+): data bytes only. */
+const TCPI_BYTES_SENT = 200;
+const TCPI_BYTES_RETRANS = 208;
 
 export const TCP_STATE = {
   ESTABLISHED: 1, SYN_SENT: 2, SYN_RECV: 3, FIN_WAIT1: 4, FIN_WAIT2: 5, TIME_WAIT: 6, CLOSE: 7,
@@ -47,7 +50,7 @@ export interface InetSocket {
   inode: number;
   /** The kernel's socket cookie (sock_diag only), as a number: cookies count up from 1. */
   cookie?: number;
-  /** tcp_info bytes_received / bytes_acked, when asked for and the kernel has them. */
+  /** Data bytes received / sent from tcp_info (SYN and FIN not counted), when asked for. */
   rx?: number;
   tx?: number;
 }
@@ -57,6 +60,25 @@ export interface DumpOptions {
   states?: number;
   /** Ask for tcp_info (byte counters). TCP only; costs a little per socket. */
   counters?: boolean;
+}
+
+// The kernel counts the SYN and FIN in bytes_acked / bytes_received (they take a sequence number each):
+// measured here, a client's bytes_acked is 1 before it has sent anything, and bytes_received grows by
+// 1 when the peer's FIN arrives. People expect data bytes, so both are corrected.
+const FIN_RECEIVED_STATES = new Set<number>([6, 8, 9, 11]); // TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING
+
+function dataBytesReceived(info: Buffer, state: number): number {
+  const received = Number(info.readBigUInt64LE(TCPI_BYTES_RECEIVED));
+  return FIN_RECEIVED_STATES.has(state) ? Math.max(0, received - 1) : received;
+}
+
+/** Unique data bytes sent (bytes_sent counts retransmissions again); on kernels before 4.19,
+ *  bytes_acked, which may be one high for the side that connected (its SYN). */
+function dataBytesSent(info: Buffer): number {
+  if (info.length >= TCPI_BYTES_RETRANS + 8) {
+    return Math.max(0, Number(info.readBigUInt64LE(TCPI_BYTES_SENT) - info.readBigUInt64LE(TCPI_BYTES_RETRANS)));
+  }
+  return Number(info.readBigUInt64LE(TCPI_BYTES_ACKED));
 }
 
 /** Parses one SOCK_DIAG_BY_FAMILY reply payload (after the nlmsghdr). Undefined when malformed. */
@@ -81,8 +103,8 @@ export function parseInetDiagMessage(payload: Buffer, protocol: InetProtocol): I
   if (payload.length > MSG_BYTES) {
     const info = parseAttributes(payload, MSG_BYTES).get(INET_DIAG_INFO);
     if (info && info.length >= TCPI_BYTES_RECEIVED + 8) {
-      socket.tx = Number(info.readBigUInt64LE(TCPI_BYTES_ACKED));
-      socket.rx = Number(info.readBigUInt64LE(TCPI_BYTES_RECEIVED));
+      socket.rx = dataBytesReceived(info, socket.state);
+      socket.tx = dataBytesSent(info);
     }
   }
   return socket;
@@ -93,6 +115,22 @@ export interface ExactTuple {
   protocol: InetProtocol;
   local: { address: Buffer; port: number };
   remote: { address: Buffer; port: number };
+}
+
+/** Whether an inet_diag_msg payload names the socket of `tuple` (local = the socket's own end). A UDP
+ *  socket that is not connected, or bound to the wildcard address, matches with its zero fields. */
+function sameEndpoints(payload: Buffer, tuple: ExactTuple): boolean {
+  const size = tuple.local.address.length;
+  const localAddress = payload.subarray(8, 8 + size);
+  const remoteAddress = payload.subarray(24, 24 + size);
+  const remotePort = payload.readUInt16BE(6);
+  if (payload.readUInt16BE(4) !== tuple.local.port) return false;
+  if (tuple.protocol === 'tcp') {
+    return remotePort === tuple.remote.port && localAddress.equals(tuple.local.address) && remoteAddress.equals(tuple.remote.address);
+  }
+  const zero = (b: Buffer): boolean => b.every((x) => x === 0);
+  const remoteOk = (remotePort === tuple.remote.port && remoteAddress.equals(tuple.remote.address)) || (remotePort === 0 && zero(remoteAddress));
+  return remoteOk && (localAddress.equals(tuple.local.address) || zero(localAddress));
 }
 
 export class SockDiagDumper {
@@ -168,7 +206,9 @@ export class SockDiagDumper {
         if (m.type !== SOCK_DIAG_BY_FAMILY) continue;
         const socket = parseInetDiagMessage(m.payload, tuple.protocol);
         if (!socket) throw new NetlinkError('sock_diag lookup (malformed reply)', 71 /* EPROTO */);
-        return socket;
+        // For TCP the kernel falls back to a listener on the local port when the exact socket is gone
+        // (measured here): only a reply naming the asked-for tuple is that socket.
+        return sameEndpoints(m.payload, tuple) ? socket : undefined;
       }
     }
   }
