@@ -33,7 +33,7 @@ export class MessageTooLongError extends RangeError {
 
 /** One message as one NDJSON line ("\n" included). Throws MessageTooLongError when the line would
  *  exceed MAX_LINE_BYTES: a receiver would drop it, so sending it is a bug in the caller (split rule
- *  snapshots with encodeRulesSnapshot, byte counters with encodeBytes). */
+ *  snapshots with rulesSnapshot, byte counters with bytesMessages). */
 export function encodeMessage(msg: ExtensionMessage | ClientMessage): string {
   const line = JSON.stringify(msg);
   // Bytes ≤ 3 × UTF-16 length, so the exact count is only needed near the limit.
@@ -44,11 +44,11 @@ export function encodeMessage(msg: ExtensionMessage | ClientMessage): string {
   return `${line}\n`;
 }
 
-/** Encodes a list in as many lines as needed: `make(items, last)` builds one message. */
-function encodeSplit<T>(items: readonly T[], make: (part: T[], last: boolean) => ExtensionMessage): string[] {
-  const lines: string[] = [];
+/** Splits a list into as many messages as needed to keep each line under MAX_LINE_BYTES. */
+function split<T, M>(items: readonly T[], make: (part: T[], last: boolean) => M): M[] {
+  const out: M[] = [];
+  const budget = MAX_LINE_BYTES - 1024; // room for the envelope around the items
   let start = 0;
-  const budget = MAX_LINE_BYTES - 512; // room for the envelope around the items
   do {
     let size = 0;
     let end = start;
@@ -58,21 +58,21 @@ function encodeSplit<T>(items: readonly T[], make: (part: T[], last: boolean) =>
       size += itemBytes;
       end++;
     }
-    lines.push(encodeMessage(make(items.slice(start, end), end >= items.length)));
+    out.push(make(items.slice(start, end), end >= items.length));
     start = end;
   } while (start < items.length);
-  return lines;
+  return out;
 }
 
-/** A full rule snapshot as `rules` lines; all but the last carry `continues: true`. */
-export function encodeRulesSnapshot(rules: readonly Rule[], ref?: string): string[] {
-  return encodeSplit(rules, (part, last): RulesMessage => ({ type: 'rules', rules: part, ...(last ? {} : { continues: true }), ...(ref ? { ref } : {}) }));
+/** A full rule snapshot as one or more `rules` messages; all but the last carry `continues: true`. */
+export function rulesSnapshot(rules: readonly Rule[], ref?: string): RulesMessage[] {
+  return split(rules, (part, last): RulesMessage => ({ type: 'rules', rules: part, ...(last ? {} : { continues: true }), ...(ref ? { ref } : {}) }));
 }
 
-/** Byte counters as `bytes` lines of at most MAX_LINE_BYTES each. */
-export function encodeBytes(counters: BytesMessage['counters'], time: number): string[] {
+/** Byte counters as `bytes` messages that each fit in one line. */
+export function bytesMessages(counters: BytesMessage['counters'], time: number): BytesMessage[] {
   if (counters.length === 0) return [];
-  return encodeSplit(counters, (part): BytesMessage => ({ type: 'bytes', counters: part, time }));
+  return split(counters, (part): BytesMessage => ({ type: 'bytes', counters: part, time }));
 }
 
 /** The error to report for a framing problem (a line event is not an error: returns undefined). */

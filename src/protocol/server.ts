@@ -1,0 +1,289 @@
+// The extension side of protocol v1: a Unix socket server for many clients (docs/protocol.md,
+// "Session"). It frames, validates and answers protocol errors itself; the extension sees only
+// well-formed, in-order, authorised client messages through onMessage.
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { peerCredentials, type PeerCredentials } from '../native/linux/peercred.js';
+import { decodeClientMessage, encodeMessage, frameError, type ProtocolError } from './codec.js';
+import { LineSplitter, type FrameEvent } from './framing.js';
+import type { ClientMessage, ErrorCode, ExtensionMessage, HelloMessage, SubscribeMessage } from './messages.js';
+import { PROTOCOL_VERSION } from './messages.js';
+
+/** Protocol errors a client may make before it is disconnected (docs/protocol.md, "Limits"). */
+export const DEFAULT_MAX_ERRORS = 50;
+/** Unsent bytes queued for one client before it is dropped as too slow. */
+export const DEFAULT_MAX_WRITE_BUFFER = 8 * 1024 * 1024;
+export const DEFAULT_MAX_CLIENTS = 64;
+export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 10_000;
+
+export interface ServerClient {
+  readonly id: string;
+  /** Credentials of the connecting process (Linux SO_PEERCRED); undefined where unavailable. */
+  readonly peer?: PeerCredentials;
+  /** The name and version the client gave in `subscribe`. */
+  readonly info?: { name: string; version: string };
+  readonly subscribed: boolean;
+  /** Queues one message; false when the client is gone (or was just dropped as too slow). */
+  send(msg: ExtensionMessage): boolean;
+  /** Sends an `error` reply (not counted against the client). */
+  reply(code: ErrorCode, message: string, ref?: string): boolean;
+  close(reason?: string): void;
+}
+
+/** Client messages after the handshake, handed to the extension. */
+export type RequestMessage = Exclude<ClientMessage, SubscribeMessage>;
+
+export interface ExtensionServerOptions {
+  path: string;
+  hello: HelloMessage | ((client: ServerClient) => HelloMessage);
+  /** Messages sent right after a valid subscribe, before any broadcast: the current flows, the rules.
+   *  Synchronous on purpose, so no broadcast can fall between the snapshot and the live stream. */
+  onSubscribe?: (client: ServerClient) => Iterable<ExtensionMessage>;
+  onMessage?: (client: ServerClient, msg: RequestMessage) => void;
+  /** Every client message, subscribe included, passes here first. true: allowed; false or a reason:
+   *  refused with `not-authorised` (a refused subscribe also closes the connection). */
+  authorize?: (client: ServerClient, msg: ClientMessage) => boolean | string;
+  onClientClosed?: (client: ServerClient, reason: string) => void;
+  maxErrors?: number;
+  maxWriteBufferBytes?: number;
+  maxClients?: number;
+  subscribeTimeoutMs?: number;
+  /** chmod of the socket file after listen (e.g. 0o666 when authorize checks peers itself). */
+  socketMode?: number;
+}
+
+class Connection implements ServerClient {
+  peer?: PeerCredentials;
+  info?: { name: string; version: string };
+  subscribed = false;
+  errors = 0;
+  closed = false;
+  readonly splitter = new LineSplitter();
+
+  constructor(readonly id: string, readonly socket: Socket, private readonly owner: ExtensionServer) {
+    this.peer = peerCredentials(socket);
+  }
+
+  send(msg: ExtensionMessage): boolean {
+    return this.write(encodeMessage(msg));
+  }
+
+  /** Extra room while the subscribe snapshot drains: a large snapshot is not a slow client. */
+  slack = 0;
+
+  write(line: string, done?: () => void): boolean {
+    if (this.closed) return false;
+    this.socket.write(line, done);
+    const queued = this.socket.writableLength;
+    if (queued > this.owner.maxWriteBuffer + this.slack) {
+      this.drop(`too slow: ${queued} bytes waiting to be sent (limit ${this.owner.maxWriteBuffer})`);
+      return false;
+    }
+    return true;
+  }
+
+  reply(code: ErrorCode, message: string, ref?: string): boolean {
+    return this.send(ref ? { type: 'error', code, message, ref } : { type: 'error', code, message });
+  }
+
+  /** Flushes what is queued, then closes. */
+  close(reason = 'closed by the extension'): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+    // A peer that never closes its half must not hold the descriptor forever.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.owner.forget(this, reason);
+  }
+
+  drop(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.owner.forget(this, reason);
+  }
+}
+
+export class ExtensionServer {
+  readonly maxWriteBuffer: number;
+  private readonly maxErrors: number;
+  private readonly maxClients: number;
+  private readonly subscribeTimeoutMs: number;
+  private readonly connections = new Map<string, Connection>();
+  /** Every open socket, including those closing (ended, flushing) that left `connections`. */
+  private readonly sockets = new Set<Socket>();
+  private server?: Server;
+  private nextId = 1;
+
+  constructor(private readonly options: ExtensionServerOptions) {
+    this.maxErrors = options.maxErrors ?? DEFAULT_MAX_ERRORS;
+    this.maxWriteBuffer = options.maxWriteBufferBytes ?? DEFAULT_MAX_WRITE_BUFFER;
+    this.maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
+    this.subscribeTimeoutMs = options.subscribeTimeoutMs ?? DEFAULT_SUBSCRIBE_TIMEOUT_MS;
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  get clients(): ServerClient[] {
+    return [...this.connections.values()];
+  }
+
+  /** Starts listening. A stale socket file left by a dead process is replaced; a live one is not. */
+  async listen(): Promise<void> {
+    await mkdir(dirname(this.options.path), { recursive: true });
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    try {
+      await listenOn(server, this.options.path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || (await isLive(this.options.path))) throw error;
+      const stat = await lstat(this.options.path);
+      if (!stat.isSocket()) throw new Error(`${this.options.path} exists and is not a socket: refusing to replace it`);
+      await unlink(this.options.path);
+      await listenOn(server, this.options.path);
+    }
+    if (this.options.socketMode !== undefined) await chmod(this.options.path, this.options.socketMode);
+    this.server = server;
+  }
+
+  /** Sends one message to every subscribed client; returns how many were sent it. */
+  broadcast(msg: ExtensionMessage): number {
+    const line = encodeMessage(msg);
+    let sent = 0;
+    for (const c of this.connections.values()) if (c.subscribed && c.write(line)) sent++;
+    return sent;
+  }
+
+  /** Stops accepting, closes every client and removes the socket file. */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const c of [...this.connections.values()]) c.drop('server closing');
+    for (const socket of this.sockets) socket.destroy();
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await unlink(this.options.path).catch(() => undefined);
+  }
+
+  forget(c: Connection, reason: string): void {
+    if (!this.connections.delete(c.id)) return;
+    this.options.onClientClosed?.(c, reason);
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    const c = new Connection(`c${this.nextId++}`, socket, this);
+    socket.on('error', (error) => c.drop(`socket error: ${error.message}`));
+    socket.on('close', () => c.drop('peer closed the connection'));
+    if (this.connections.size >= this.maxClients) {
+      c.reply('internal', `too many clients (limit ${this.maxClients}); try again later`);
+      c.close('too many clients');
+      return;
+    }
+    this.connections.set(c.id, c);
+    const hello = typeof this.options.hello === 'function' ? this.options.hello(c) : this.options.hello;
+    c.send(hello);
+    const timer = setTimeout(() => {
+      if (c.subscribed || c.closed) return;
+      c.reply('out-of-order', `no subscribe within ${this.subscribeTimeoutMs} ms of hello`);
+      c.close('no subscribe');
+    }, this.subscribeTimeoutMs);
+    timer.unref();
+    socket.on('data', (chunk: Buffer) => this.receive(c, c.splitter.push(chunk)));
+    socket.on('end', () => {
+      this.receive(c, c.splitter.end());
+      c.close('peer ended the connection');
+    });
+  }
+
+  private receive(c: Connection, events: FrameEvent[]): void {
+    for (const event of events) {
+      if (c.closed) return;
+      if (event.kind !== 'line') {
+        const error = frameError(event);
+        if (error) this.misbehaved(c, error);
+        continue;
+      }
+      const decoded = decodeClientMessage(event.line);
+      if (!decoded.ok) this.misbehaved(c, decoded.error);
+      else this.handle(c, decoded.message);
+    }
+  }
+
+  /** A protocol error by the client: answered, skipped, and counted against the limit. */
+  private misbehaved(c: Connection, error: ProtocolError): void {
+    c.errors++;
+    c.reply(error.code, error.message, error.ref);
+    if (c.errors >= this.maxErrors) {
+      c.reply('too-many-errors', `${c.errors} protocol errors: closing the connection`);
+      c.close(`too many protocol errors (${c.errors})`);
+    }
+  }
+
+  private handle(c: Connection, msg: ClientMessage): void {
+    if (msg.type === 'subscribe') {
+      if (c.subscribed) return this.misbehaved(c, { code: 'out-of-order', message: 'already subscribed', ...ref(msg) });
+      if (msg.protocol !== PROTOCOL_VERSION) {
+        c.reply('version-mismatch', `this extension speaks protocol ${PROTOCOL_VERSION}; the client asked for ${msg.protocol}`, msg.ref);
+        return c.close('version mismatch');
+      }
+      if (!this.authorized(c, msg)) return c.close('not authorised');
+      c.info = msg.client;
+      // Snapshot then live, with nothing in between: onSubscribe is synchronous.
+      let snapshot = 0;
+      let last = '';
+      for (const m of this.options.onSubscribe?.(c) ?? []) {
+        if (last && !c.write(last)) return;
+        last = encodeMessage(m);
+        snapshot += last.length;
+        c.slack = snapshot;
+      }
+      if (last && !c.write(last, () => (c.slack = 0))) return;
+      c.subscribed = true;
+      return;
+    }
+    if (!c.subscribed) return this.misbehaved(c, { code: 'out-of-order', message: `"${msg.type}" before subscribe`, ...ref(msg) });
+    if (!this.authorized(c, msg)) return;
+    try {
+      this.options.onMessage?.(c, msg);
+    } catch (error) {
+      c.reply('internal', `the extension failed to handle "${msg.type}": ${error instanceof Error ? error.message : String(error)}`, msg.ref);
+    }
+  }
+
+  private authorized(c: Connection, msg: ClientMessage): boolean {
+    const verdict = this.options.authorize ? this.options.authorize(c, msg) : true;
+    if (verdict === true) return true;
+    const who = c.peer ? `uid ${c.peer.uid} (pid ${c.peer.pid})` : 'this client';
+    c.reply('not-authorised', typeof verdict === 'string' ? verdict : `${who} may not send "${msg.type}"`, msg.ref);
+    return false;
+  }
+}
+
+const ref = (msg: ClientMessage): { ref?: string } => (msg.ref ? { ref: msg.ref } : {});
+
+function listenOn(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(path, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** Whether something accepts connections on the path (a live server) rather than a stale file. */
+function isLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
