@@ -1,0 +1,263 @@
+// RuleStore: the rules file (docs/rules.md, "File"). One process owns it (the agent while it runs,
+// otherwise `flowtop rules`); every change is written atomically before it becomes visible, and hit
+// counters are flushed on a timer instead of rewriting the file on every hit.
+import { readFile } from 'node:fs/promises';
+import { UserError } from '../errors.js';
+import type { Rule, RuleSpec } from '../protocol/messages.js';
+import { removeStaleTemps, writeFileAtomic } from './atomic-file.js';
+import { emptyDocument, parseRulesDocument, serializeRulesDocument, type RulesDocument } from './document.js';
+import { RuleSet, type FlowFacts } from './matcher.js';
+import { createRule, newRuleId, parseRule, parseRuleSpec } from './model.js';
+import type { Policy } from './policy.js';
+
+export const DEFAULT_RULES_PATH = '/etc/flowtop/rules.json';
+
+export interface RuleStoreOptions {
+  /** How long hit counters may stay unwritten (ms). Default 10 s. */
+  hitFlushMs?: number;
+  /** Called between the synced temp file and the rename: lets tests kill a writer at that point. */
+  beforeRename?: (tempPath: string) => void;
+}
+
+export type ImportOutcome =
+  | { rule: Rule; result: 'added' }
+  | { rule: Rule; result: 'duplicate'; existing: string };
+
+/** Reads and checks a rules file. A missing file is an empty rule list; anything unreadable or invalid
+ *  is a UserError naming the problem (and the file is never touched). */
+export async function readRulesFile(path: string): Promise<{ document: RulesDocument; exists: boolean }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { document: emptyDocument(), exists: false };
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new UserError(`cannot read the rules file ${path}: permission denied`, 'run it as root (sudo), or pass --rules PATH for a file you can read');
+    }
+    throw new UserError(`cannot read the rules file ${path}: ${(error as Error).message}`, 'check the path, or pass --rules PATH');
+  }
+  const untouched = `The file was left untouched. Fix it (docs/rules.md describes the format), or move it aside to start with no rules: mv ${path} ${path}.bad`;
+  if (text.trim() === '') throw new UserError(`the rules file ${path} is empty (expected {"version": 1, "policy": {...}, "rules": [...]})`, untouched);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new UserError(`the rules file ${path} is not valid JSON: ${(error as Error).message}`, untouched);
+  }
+  const checked = parseRulesDocument(value);
+  if (!checked.ok) {
+    throw new UserError(`the rules file ${path} is invalid:\n  - ${checked.problems.join('\n  - ')}`, untouched);
+  }
+  return { document: checked.value, exists: true };
+}
+
+export class RuleStore {
+  private doc: RulesDocument;
+  private set: RuleSet;
+  private queue: Promise<unknown> = Promise.resolve();
+  private hitTimer: NodeJS.Timeout | undefined;
+  private hitsDirty = false;
+  private cleaned = false;
+  private closed = false;
+
+  private constructor(readonly path: string, document: RulesDocument, private readonly options: RuleStoreOptions) {
+    this.doc = document;
+    this.set = new RuleSet(document.rules);
+  }
+
+  /** Loads the file (a missing file is an empty list; it is created on the first change). */
+  static async open(path: string = DEFAULT_RULES_PATH, options: RuleStoreOptions = {}): Promise<RuleStore> {
+    const { document } = await readRulesFile(path);
+    return new RuleStore(path, document, options);
+  }
+
+  /** All rules, in file order. A new array after every change; rule objects carry live hit counters. */
+  rules(): readonly Rule[] {
+    return this.doc.rules;
+  }
+
+  /** The compiled rules for matching; replaced after every change. */
+  ruleSet(): RuleSet {
+    return this.set;
+  }
+
+  policy(): Policy {
+    return this.doc.policy;
+  }
+
+  document(): RulesDocument {
+    return { version: this.doc.version, policy: { ...this.doc.policy }, rules: this.doc.rules.map((r) => ({ ...r })) };
+  }
+
+  get(id: string): Rule | undefined {
+    return this.doc.rules.find((r) => r.id === id);
+  }
+
+  /** The rule that decides a flow; counts the hit. */
+  match(facts: FlowFacts, now: number): Rule | undefined {
+    const rule = this.set.match(facts, now);
+    if (rule) this.recordHit(rule.id, now);
+    return rule;
+  }
+
+  /** Adds a rule from a spec (checked here too: the caller may hold unchecked input). */
+  async add(spec: RuleSpec, now: number = Date.now()): Promise<Rule> {
+    const checked = parseRuleSpec(spec);
+    if (!checked.ok) throw new UserError(`invalid rule:\n  - ${checked.problems.join('\n  - ')}`);
+    if (checked.value.duration.kind === 'once') throw new UserError('a "once" decision applies to one flow and is never stored as a rule', 'use --until TIME or leave the duration out (always)');
+    const spec2 = checked.value;
+    let rule: Rule | undefined;
+    await this.commit((doc) => {
+      rule = createRule(spec2, now, newRuleId((id) => doc.rules.some((r) => r.id === id)));
+      return { ...doc, rules: [...doc.rules, rule] };
+    });
+    return rule as Rule;
+  }
+
+  /** Adds stored rules (import). Keeps each id unless it is taken; skips rules equal to one already
+   *  present (same content, ignoring id, time and counters). One write for the whole batch. */
+  async importRules(rules: readonly Rule[]): Promise<ImportOutcome[]> {
+    const checkedRules: Rule[] = [];
+    for (const input of rules) {
+      const checked = parseRule(input);
+      if (!checked.ok) throw new UserError(`invalid rule to import:\n  - ${checked.problems.join('\n  - ')}`);
+      if (checked.value.duration.kind !== 'once') checkedRules.push(checked.value);
+    }
+    let outcomes: ImportOutcome[] = [];
+    await this.commit((doc) => {
+      outcomes = [];
+      const next = [...doc.rules];
+      const byContent = new Map(next.map((r) => [contentKey(r), r.id]));
+      const taken = new Set(next.map((r) => r.id));
+      for (const input of checkedRules) {
+        const rule = { ...input };
+        const existing = byContent.get(contentKey(rule));
+        if (existing !== undefined) {
+          outcomes.push({ rule, result: 'duplicate', existing });
+          continue;
+        }
+        if (taken.has(rule.id)) rule.id = newRuleId((id) => taken.has(id));
+        taken.add(rule.id);
+        byContent.set(contentKey(rule), rule.id);
+        next.push(rule);
+        outcomes.push({ rule, result: 'added' });
+      }
+      return outcomes.some((o) => o.result === 'added') ? { ...doc, rules: next } : undefined;
+    });
+    return outcomes;
+  }
+
+  /** Removes a rule; undefined when there is no such id. */
+  async remove(id: string): Promise<Rule | undefined> {
+    let removed: Rule | undefined;
+    await this.commit((doc) => {
+      removed = doc.rules.find((r) => r.id === id);
+      return removed ? { ...doc, rules: doc.rules.filter((r) => r !== removed) } : undefined;
+    });
+    return removed;
+  }
+
+  /** Enables or disables a rule; undefined when there is no such id. */
+  async setEnabled(id: string, enabled: boolean): Promise<Rule | undefined> {
+    let changed: Rule | undefined;
+    await this.commit((doc) => {
+      const rule = doc.rules.find((r) => r.id === id);
+      if (!rule) return undefined;
+      const updated: Rule = { ...rule, enabled };
+      changed = updated;
+      return { ...doc, rules: doc.rules.map((r) => (r === rule ? updated : r)) };
+    });
+    return changed;
+  }
+
+  /** Removes the rules kept for one process instance (call when the process has exited). */
+  async removeProcessRules(token: string): Promise<Rule[]> {
+    return this.removeWhere((r) => r.duration.kind === 'process' && r.duration.token === token);
+  }
+
+  /** Removes `until` rules whose time has passed; returns them. */
+  async removeExpired(now: number = Date.now()): Promise<Rule[]> {
+    return this.removeWhere((r) => r.duration.kind === 'until' && r.duration.until <= now);
+  }
+
+  private async removeWhere(test: (rule: Rule) => boolean): Promise<Rule[]> {
+    let gone: Rule[] = [];
+    await this.commit((doc) => {
+      gone = doc.rules.filter(test);
+      return gone.length > 0 ? { ...doc, rules: doc.rules.filter((r) => !test(r)) } : undefined;
+    });
+    return gone;
+  }
+
+  async setPolicy(policy: Policy): Promise<void> {
+    await this.commit((doc) => ({ ...doc, policy: { ...policy } }));
+  }
+
+  /** Counts a hit in memory; the file is rewritten at most once per `hitFlushMs`. */
+  recordHit(id: string, now: number = Date.now()): void {
+    const rule = this.get(id);
+    if (!rule || this.closed) return;
+    rule.hits += 1;
+    rule.lastHit = now;
+    this.hitsDirty = true;
+    if (!this.hitTimer) {
+      this.hitTimer = setTimeout(() => {
+        this.hitTimer = undefined;
+        this.flush().catch(() => {
+          this.hitsDirty = true; // kept for the next flush; counters are not worth stopping for
+        });
+      }, this.options.hitFlushMs ?? 10_000);
+      this.hitTimer.unref();
+    }
+  }
+
+  /** Writes pending hit counters now. */
+  async flush(): Promise<void> {
+    if (!this.hitsDirty) return this.queue.then(() => undefined);
+    await this.commit((doc) => doc);
+  }
+
+  /** Flushes counters and stops the timer. */
+  async close(): Promise<void> {
+    if (this.hitTimer) clearTimeout(this.hitTimer);
+    this.hitTimer = undefined;
+    await this.flush();
+    this.closed = true;
+  }
+
+  /** Applies `change` to the current document after earlier writes finish, writes the result, and
+   *  only then makes it the store's state. `change` returns undefined when there is nothing to do. */
+  private commit(change: (doc: RulesDocument) => RulesDocument | undefined): Promise<void> {
+    const run = async (): Promise<void> => {
+      const next = change(this.doc);
+      if (!next) return;
+      if (!this.cleaned) {
+        this.cleaned = true;
+        await removeStaleTemps(this.path);
+      }
+      this.hitsDirty = false;
+      try {
+        await writeFileAtomic(this.path, serializeRulesDocument(next), { beforeRename: this.options.beforeRename });
+      } catch (error) {
+        this.hitsDirty = true;
+        throw new UserError(`cannot write the rules file ${this.path}: ${(error as Error).message}`, 'check the disk and the permissions of its folder; the previous file is unchanged');
+      }
+      if (next !== this.doc) {
+        this.doc = next;
+        this.set = new RuleSet(next.rules);
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** What makes two rules the same rule for import (not id, times or counters). */
+function contentKey(rule: Rule): string {
+  const { action, blockMode, identity, endpoint, protocol, direction, duration } = rule;
+  return JSON.stringify([action, blockMode ?? null, identity ? [identity.kind, identity.package ?? null, identity.value] : null,
+    endpoint ? [endpoint.host, endpoint.domain, endpoint.address, endpoint.cidr, endpoint.port, endpoint.portRange] : null,
+    protocol ?? null, direction ?? null, duration]);
+}
