@@ -1,0 +1,422 @@
+// `flowtop agent`, the main thread: installs the firewall rules and the BPF recorder, runs the queue
+// worker, keeps pending flows with their deadlines, and serves protocol v1 to clients. The worker
+// decides flows a rule covers; this thread decides the others (client verdicts, identity rules,
+// deadline → default) and answers their packets on the queue's socket.
+import { chownSync, existsSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { Attribution, AttributionBackend } from '../attribution/types.js';
+import type {
+  Action, BlockMode, ClientVerdictMessage, ExtensionMessage, FlowRecord, HelloMessage, Rule, RuleSpec, Verdict,
+} from '../protocol/messages.js';
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import { ExtensionServer, type RequestMessage, type ServerClient } from '../protocol/server.js';
+import { SocketRecorder, findCgroup2Root } from '../native/linux/bpf.js';
+import { installFirewall, type InstalledFirewall } from '../native/linux/firewall.js';
+import { libc } from '../native/linux/libc.js';
+import { NF_ACCEPT, NF_DROP, encodeVerdicts } from '../native/linux/nfqueue.js';
+import { SockDiag, addressBytes } from '../native/linux/sock-diag.js';
+import { matchRule, flowFacts } from '../rules/matcher.js';
+import { identityFromKey } from '../rules/model.js';
+import { authorizeClient, ensureGroup } from './authorize.js';
+import { PendingTable, type PendingFlow } from './pending.js';
+import type { RuleBook } from './rule-book.js';
+import { COUNTER, COUNTER_SLOTS, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
+
+export const AGENT_VERSION = '0.1.0';
+export const DEFAULT_SOCKET = '/run/flowtop/flowtop.sock';
+export const STATUS_FILE = '/run/flowtop/agent.json';
+
+export interface AgentOptions {
+  socketPath: string;
+  queueNum: number;
+  defaultAction: Action;
+  timeoutMs: number;
+  failOpen: boolean;
+  blockMode: BlockMode;
+  inbound: boolean;
+  /** cgroup v2 directory to attach the recorder to (default: the cgroup2 root). */
+  cgroup?: string;
+  /** Skip BPF and use the inode scan (for tests and kernels where BPF misbehaves). */
+  noBpf?: boolean;
+  rules: RuleBook;
+  /** Resolves tokens to identities for identity-keyed rules and `remember always`. */
+  attribution?: AttributionBackend;
+  statusFile?: string;
+  log?: (line: string) => void;
+}
+
+export interface AgentCounters {
+  queued: number;
+  decidedByRule: number;
+  decidedByUser: number;
+  decidedByDefault: number;
+  unparsed: number;
+  ownerFound: number;
+  ownerMissing: number;
+  verdictErrors: number;
+  pending: number;
+}
+
+export interface AgentStatus {
+  pid: number;
+  started: number;
+  socket: string;
+  queueNum: number;
+  failOpen: boolean;
+  defaultAction: Action;
+  timeoutMs: number;
+  blockMode: BlockMode;
+  firewall: string;
+  attribution: string;
+  attributionDetail: string;
+  counters: AgentCounters;
+  clients: number;
+}
+
+export class Agent {
+  private readonly counters = new SharedArrayBuffer(8 * COUNTER_SLOTS);
+  private readonly view = new BigInt64Array(this.counters);
+  private readonly pending = new PendingTable((p) => this.decide(p, { action: this.options.defaultAction, by: 'default', ...this.blockModeFor(this.options.defaultAction) }));
+  private readonly diag = new SockDiag();
+  private worker?: Worker;
+  private control?: MessageChannel;
+  private queueFd = -1;
+  private firewall?: InstalledFirewall;
+  private recorder?: SocketRecorder;
+  private server?: ExtensionServer;
+  private method: AttributionMethod = 'inode-scan';
+  private methodDetail = '';
+  private readonly started = Date.now();
+  private statusTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly log: (line: string) => void;
+
+  constructor(readonly options: AgentOptions) {
+    this.log = options.log ?? ((line) => process.stderr.write(`flowtop agent: ${line}\n`));
+  }
+
+  get attributionMethod(): AttributionMethod {
+    return this.method;
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    this.startRecorder();
+    await this.startWorker();
+    // The queue is bound before the rules send packets to it, so fail-closed never blackholes a start.
+    this.firewall = installFirewall({ queueNum: o.queueNum, bypass: o.failOpen, inbound: o.inbound });
+    if (this.firewall.replacedStale) this.log('replaced firewall rules left by an earlier agent');
+    this.log(`queue ${o.queueNum} via ${this.firewall.backend}; attribution ${this.method}${this.methodDetail ? ` (${this.methodDetail})` : ''}; ${o.failOpen ? 'fail-open' : 'fail-closed'}`);
+    const group = ensureGroup();
+    this.server = new ExtensionServer({
+      path: o.socketPath,
+      hello: () => this.hello(),
+      onSubscribe: () => this.snapshot(),
+      onMessage: (client, msg) => this.onMessage(client, msg),
+      authorize: (client) => authorizeClient(client, group.gid),
+      socketMode: 0o660,
+    });
+    await this.server.listen();
+    try {
+      chownSync(o.socketPath, 0, group.gid);
+    } catch (error) {
+      this.log(`cannot give the socket to group flowtop: ${(error as Error).message}`);
+    }
+    this.writeStatus();
+    this.statusTimer = setInterval(() => this.writeStatus(), 1000);
+    this.statusTimer.unref();
+  }
+
+  private startRecorder(): void {
+    if (this.options.noBpf) {
+      this.methodDetail = 'BPF disabled by --no-bpf';
+      return;
+    }
+    const root = this.options.cgroup ?? findCgroup2Root();
+    if (!root) {
+      this.methodDetail = 'no cgroup v2 mount: falling back to /proc scans';
+      return;
+    }
+    try {
+      this.recorder = SocketRecorder.attach(root);
+      this.method = 'bpf-cookie';
+      this.methodDetail = `cgroup ${root}${this.recorder.staleRemoved ? `, removed ${this.recorder.staleRemoved} stale programs` : ''}`;
+      if (this.recorder.staleRemoved) this.log(`removed ${this.recorder.staleRemoved} BPF programs left attached by an earlier agent`);
+    } catch (error) {
+      this.methodDetail = `BPF unavailable (${(error as Error).message.split('\n')[0]}): falling back to /proc scans`;
+      this.log(this.methodDetail);
+    }
+  }
+
+  private startWorker(): Promise<void> {
+    const o = this.options;
+    const config: WorkerConfig = {
+      queueNum: o.queueNum,
+      failOpen: o.failOpen,
+      defaultAction: o.defaultAction,
+      blockMode: o.blockMode,
+      counters: this.counters,
+      ...(this.recorder ? { cookieMap: this.recorder.cookieMap, tupleMap: this.recorder.tupleMap } : {}),
+    };
+    this.control = new MessageChannel();
+    const worker = new Worker(new URL('./queue-worker.js', import.meta.url), {
+      workerData: { config, control: this.control.port2 },
+      transferList: [this.control.port2],
+    });
+    this.worker = worker;
+    this.sendRules();
+    return new Promise((resolve, reject) => {
+      worker.on('message', (m: WorkerToMain) => {
+        if (m.type === 'ready') {
+          this.queueFd = m.fd;
+          resolve();
+        } else if (m.type === 'fatal') {
+          reject(new Error(m.message));
+          if (!this.stopped) this.log(m.message);
+        } else if (m.type === 'flows') this.onFlows(m.held, m.decided);
+      });
+      worker.on('error', (error) => reject(error));
+      worker.on('exit', (code) => {
+        if (!this.stopped) {
+          this.log(`queue worker exited (${code})`);
+          reject(new Error(`queue worker exited (${code})`));
+        }
+      });
+    });
+  }
+
+  private sendRules(): void {
+    const m: MainToWorker = { type: 'rules', rules: this.options.rules.list() };
+    this.control?.port1.postMessage(m);
+  }
+
+  private blockModeFor(action: Action): { blockMode?: BlockMode } {
+    return action === 'block' ? { blockMode: this.options.blockMode } : {};
+  }
+
+  // ---- flows ----
+
+  private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>): void {
+    for (const d of decided) this.server?.broadcast({ type: 'flow', flow: { ...d.flow, verdict: d.verdict } });
+    for (const h of held) {
+      const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
+      if (!p) continue; // joined a flow that already waits
+      if (h.needsIdentity && this.options.attribution && h.flow.token) {
+        void this.matchWithIdentity(p);
+      }
+      this.server?.broadcast({ type: 'flow', flow: p.flow });
+    }
+  }
+
+  /** Identity rules need the code identity (hash/package) of the token's executable: resolved here,
+   *  off the worker, then the rules are matched again. */
+  private async matchWithIdentity(p: PendingFlow): Promise<void> {
+    const token = p.flow.token;
+    if (!token || !this.options.attribution) return;
+    let attribution: Attribution | undefined;
+    try {
+      [attribution] = await this.options.attribution.resolve([Buffer.from(token, 'base64')]);
+    } catch {
+      return;
+    }
+    if (!this.pending.get(p.flow.id)) return;
+    const rule = matchRule(this.options.rules.list(), flowFacts(p.flow, attribution), Date.now());
+    if (rule) this.decide(p, { action: rule.action, by: 'rule', ruleId: rule.id, ...(rule.action === 'block' ? { blockMode: rule.blockMode ?? this.options.blockMode } : {}) });
+  }
+
+  /** Answers every packet of a pending flow, once, and tells the clients. */
+  private decide(p: PendingFlow, verdict: Verdict): void {
+    if (!this.pending.take(p.flow.id)) return;
+    const code = verdict.action === 'allow' ? NF_ACCEPT : NF_DROP;
+    this.sendVerdicts(p.packetIds.map((id) => ({ id, verdict: code })));
+    const slot = verdict.by === 'rule' ? COUNTER.rule : verdict.by === 'user' ? COUNTER.user : COUNTER.default;
+    Atomics.add(this.view, slot, BigInt(p.packetIds.length));
+    if (verdict.action === 'block' && verdict.blockMode === 'reject') this.destroySocket(p.flow);
+    this.server?.broadcast({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
+  }
+
+  private sendVerdicts(verdicts: Array<{ id: number; verdict: number }>): void {
+    if (this.queueFd < 0 || verdicts.length === 0) return;
+    const buf = encodeVerdicts(this.options.queueNum, verdicts);
+    if (libc().send(this.queueFd, buf, buf.length, 0) < 0) Atomics.add(this.view, COUNTER.verdictErrors, BigInt(verdicts.length));
+  }
+
+  private destroySocket(flow: FlowRecord): void {
+    if (flow.protocol !== 'tcp' && flow.protocol !== 'udp') return;
+    try {
+      this.diag.destroy({
+        protocol: flow.protocol,
+        local: { address: addressBytes(flow.local.address), port: flow.local.port },
+        remote: { address: addressBytes(flow.remote.address), port: flow.remote.port },
+      });
+    } catch { /* already gone */ }
+  }
+
+  // ---- clients ----
+
+  hello(): HelloMessage {
+    return {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      extension: { name: 'flowtop-agent', version: AGENT_VERSION },
+      platform: 'linux',
+      host: hostname(),
+      capabilities: ['verdicts', 'rules'],
+      tokenKind: 'linux-pidfd-v1',
+      mode: {
+        failOpen: this.options.failOpen,
+        attribution: this.method,
+        defaultAction: this.options.defaultAction,
+        timeoutMs: this.options.timeoutMs,
+      },
+    };
+  }
+
+  private *snapshot(): Iterable<ExtensionMessage> {
+    for (const p of this.pending.all()) yield { type: 'flow', flow: p.flow };
+  }
+
+  private onMessage(client: ServerClient, msg: RequestMessage): void {
+    switch (msg.type) {
+      case 'verdict':
+        return this.onVerdict(client, msg);
+      case 'rules-list':
+        client.send({ type: 'rules', rules: this.options.rules.list() });
+        return;
+      case 'rule-add':
+        void this.addRule(client, msg.rule, msg.ref);
+        return;
+      case 'rule-remove':
+        void this.removeRule(client, msg.id, msg.ref);
+        return;
+    }
+  }
+
+  private onVerdict(client: ServerClient, msg: ClientVerdictMessage): void {
+    const p = this.pending.get(msg.id);
+    if (!p) {
+      client.reply('unknown-flow', `no pending flow "${msg.id}" (already decided, or never pending)`, msg.ref);
+      return;
+    }
+    const blockMode = msg.blockMode ?? this.options.blockMode;
+    this.decide(p, { action: msg.action, by: 'user', ...(msg.action === 'block' ? { blockMode } : {}) });
+    if (msg.remember === 'once') return;
+    void this.rememberVerdict(client, p.flow, msg, blockMode);
+  }
+
+  private async rememberVerdict(client: ServerClient, flow: FlowRecord, msg: ClientVerdictMessage, blockMode: BlockMode): Promise<void> {
+    const endpoint = msg.scope === 'endpoint' ? { address: flow.remote.address, port: flow.remote.port } : undefined;
+    const spec: RuleSpec = {
+      action: msg.action,
+      ...(msg.action === 'block' ? { blockMode } : {}),
+      protocol: flow.protocol,
+      direction: flow.direction,
+      ...(endpoint ? { endpoint } : {}),
+      duration: { kind: 'always' },
+    };
+    if (msg.remember === 'process') {
+      if (!flow.token) return void client.reply('not-supported', 'this flow has no process token: nothing to remember it by', msg.ref);
+      spec.duration = { kind: 'process', token: flow.token };
+    } else {
+      const attribution = flow.token && this.options.attribution ? (await this.options.attribution.resolve([Buffer.from(flow.token, 'base64')]))[0] : undefined;
+      const identity = attribution?.trust === 'secure' && attribution.identity ? identityFromKey(attribution.identity, attribution.name) : undefined;
+      if (!identity) {
+        return void client.reply('not-supported', `cannot remember "always": the program's identity is not known${attribution?.reason ? ` (${attribution.reason.message})` : ''}`, msg.ref);
+      }
+      spec.identity = identity;
+    }
+    await this.addRule(client, spec, msg.ref);
+  }
+
+  private async addRule(client: ServerClient, spec: RuleSpec, ref?: string): Promise<void> {
+    try {
+      const rule = await this.options.rules.add(spec);
+      this.sendRules();
+      this.server?.broadcast({ type: 'rule-changed', op: 'added', rule });
+    } catch (error) {
+      client.reply('bad-message', `rule not added: ${(error as Error).message}`, ref);
+    }
+  }
+
+  private async removeRule(client: ServerClient, id: string, ref?: string): Promise<void> {
+    const rule = await this.options.rules.remove(id);
+    if (!rule) return void client.reply('unknown-rule', `no rule "${id}"`, ref);
+    this.sendRules();
+    this.server?.broadcast({ type: 'rule-changed', op: 'removed', rule });
+  }
+
+  // ---- status and shutdown ----
+
+  counterValues(): AgentCounters {
+    const v = (i: number): number => Number(Atomics.load(this.view, i));
+    return {
+      queued: v(COUNTER.queued),
+      decidedByRule: v(COUNTER.rule),
+      decidedByUser: v(COUNTER.user),
+      decidedByDefault: v(COUNTER.default),
+      unparsed: v(COUNTER.unparsed),
+      ownerFound: v(COUNTER.ownerFound),
+      ownerMissing: v(COUNTER.ownerMissing),
+      verdictErrors: v(COUNTER.verdictErrors),
+      pending: this.pending.size,
+    };
+  }
+
+  status(): AgentStatus {
+    return {
+      pid: process.pid,
+      started: this.started,
+      socket: this.options.socketPath,
+      queueNum: this.options.queueNum,
+      failOpen: this.options.failOpen,
+      defaultAction: this.options.defaultAction,
+      timeoutMs: this.options.timeoutMs,
+      blockMode: this.options.blockMode,
+      firewall: this.firewall?.backend ?? 'none',
+      attribution: this.method,
+      attributionDetail: this.methodDetail,
+      counters: this.counterValues(),
+      clients: this.server?.clients.length ?? 0,
+    };
+  }
+
+  private writeStatus(): void {
+    const file = this.options.statusFile ?? STATUS_FILE;
+    try {
+      if (existsSync(dirname(file))) writeFileSync(file, `${JSON.stringify(this.status())}\n`);
+    } catch { /* status is best effort */ }
+  }
+
+  /** Pending flows get the default action, then rules, queue, programs and socket are removed. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    for (const p of this.pending.all()) this.decide(p, { action: this.options.defaultAction, by: 'default', ...this.blockModeFor(this.options.defaultAction) });
+    this.firewall?.remove();
+    if (this.worker) {
+      const exited = new Promise((resolve) => this.worker!.once('exit', resolve));
+      this.control?.port1.postMessage({ type: 'stop' } satisfies MainToWorker);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      await this.worker.terminate();
+    }
+    this.recorder?.close();
+    this.diag.close();
+    await this.server?.close();
+    try {
+      rmSync(this.options.statusFile ?? STATUS_FILE, { force: true });
+    } catch { /* ignore */ }
+  }
+}
+
+/** The status a running agent wrote, for `flowtop agent --status`. */
+export function readStatus(file = STATUS_FILE): AgentStatus | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as AgentStatus;
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,183 @@
+// The queue loop, on its own thread: a blocking netlink recv in Node's main thread would freeze the
+// event loop. Per packet: parse → exact sock_diag lookup → BPF cookie record → pidfd-confirmed token →
+// rules. Flows a rule decides get their verdict here, with no hop to the main thread; the rest are
+// handed to the main thread, which then owns their verdict (clients, deadlines, default).
+// Control messages arrive on a MessagePort read synchronously between batches (receiveMessageOnPort),
+// so the loop never has to yield to an event loop.
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { FlowRecord, Rule, Verdict } from '../protocol/messages.js';
+import { RecorderView } from '../native/linux/bpf.js';
+import { NF_ACCEPT, NF_DROP, NfQueue, type QueuedPacket } from '../native/linux/nfqueue.js';
+import { SockDiag } from '../native/linux/sock-diag.js';
+import { RuleSet } from '../rules/matcher.js';
+import { InodeIndex } from './inode-index.js';
+import { findOwner } from './owner.js';
+import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
+import { COUNTER, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
+
+const NF_INET_LOCAL_IN = 1;
+const MAX_BATCH = 64;
+
+const config = (workerData as { config: WorkerConfig; control: MessagePort }).config;
+const control = (workerData as { config: WorkerConfig; control: MessagePort }).control;
+const counters = new BigInt64Array(config.counters);
+const post = (m: WorkerToMain): void => parentPort!.postMessage(m);
+
+let rules = new RuleSet([]);
+let identityRules = false;
+let stopping = false;
+
+function applyControl(m: MainToWorker): void {
+  if (m.type === 'stop') stopping = true;
+  else if (m.type === 'rules') {
+    rules = new RuleSet(m.rules);
+    identityRules = m.rules.some((r: Rule) => r.enabled && r.identity !== undefined);
+  }
+}
+
+function drainControl(): void {
+  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control)) applyControl(m.message as MainToWorker);
+}
+
+const idPrefix = `q${config.queueNum}-${Date.now().toString(36)}-`;
+
+function keyOf(p: PacketTuple): string {
+  return `${p.protocol}|${p.src.toString('hex')}|${p.srcPort}|${p.dst.toString('hex')}|${p.dstPort}`;
+}
+
+interface Judged {
+  verdict?: { id: number; verdict: number };
+  decided?: { flow: FlowRecord; verdict: Verdict };
+  held?: HeldFlow;
+  destroy?: () => void;
+}
+
+function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket): Judged {
+  const tuple = parsePacket(packet.payload);
+  if (!tuple) {
+    // Nothing to show or match: the default action decides, and is counted as such.
+    Atomics.add(counters, COUNTER.unparsed, 1n);
+    Atomics.add(counters, COUNTER.default, 1n);
+    return { verdict: { id: packet.id, verdict: config.defaultAction === 'allow' ? NF_ACCEPT : NF_DROP } };
+  }
+  const inbound = packet.hook === NF_INET_LOCAL_IN;
+  const [local, remote] = inbound
+    ? [{ address: tuple.dst, port: tuple.dstPort }, { address: tuple.src, port: tuple.srcPort }]
+    : [{ address: tuple.src, port: tuple.srcPort }, { address: tuple.dst, port: tuple.dstPort }];
+  const owner = findOwner(deps, tuple, { local, remote }, packet.uid);
+  Atomics.add(counters, owner.token ? COUNTER.ownerFound : COUNTER.ownerMissing, 1n);
+  const flow: FlowRecord = {
+    id: idPrefix + packet.id,
+    time: Date.now(),
+    direction: inbound ? 'inbound' : 'outbound',
+    protocol: tuple.protocol,
+    family: tuple.family,
+    local: { address: formatAddress(local.address), port: local.port },
+    remote: { address: formatAddress(remote.address), port: remote.port },
+  };
+  if (owner.token) flow.token = owner.token.toString('base64');
+  if (owner.pid !== undefined) flow.pid = owner.pid;
+  if (owner.uid !== undefined) flow.uid = owner.uid;
+  if (owner.error) flow.ownerError = owner.error;
+  const key = keyOf(tuple);
+  const mustAskMain = identityRules && flow.token !== undefined;
+  if (!mustAskMain) {
+    const rule = rules.match({
+      protocol: flow.protocol,
+      direction: flow.direction,
+      remoteAddress: flow.remote.address,
+      remotePort: flow.remote.port,
+      ...(flow.token ? { token: flow.token } : {}),
+    }, Date.now());
+    if (rule) {
+      Atomics.add(counters, COUNTER.rule, 1n);
+      const verdict: Verdict = { action: rule.action, by: 'rule', ruleId: rule.id };
+      const blockMode = rule.blockMode ?? config.blockMode;
+      if (rule.action === 'block') verdict.blockMode = blockMode;
+      const judged: Judged = {
+        verdict: { id: packet.id, verdict: rule.action === 'allow' ? NF_ACCEPT : NF_DROP },
+        decided: { flow, verdict },
+      };
+      if (rule.action === 'block' && blockMode === 'reject' && (tuple.protocol === 'tcp' || tuple.protocol === 'udp')) {
+        const protocol = tuple.protocol;
+        judged.destroy = () => {
+          try {
+            deps.diag.destroy({ protocol, local, remote });
+          } catch { /* socket gone already */ }
+        };
+      }
+      return judged;
+    }
+  }
+  return { held: { packetId: packet.id, key, flow, needsIdentity: mustAskMain } };
+}
+
+function main(): void {
+  let queue: NfQueue;
+  try {
+    queue = new NfQueue({ queueNum: config.queueNum, failOpen: config.failOpen, copyRange: 128, receiveTimeoutMs: 100 });
+  } catch (error) {
+    post({ type: 'fatal', message: `cannot bind NFQUEUE ${config.queueNum}: ${(error as Error).message}` });
+    return;
+  }
+  const deps = {
+    diag: new SockDiag(),
+    recorder: config.cookieMap !== undefined && config.tupleMap !== undefined ? new RecorderView(config.cookieMap, config.tupleMap) : undefined,
+    inodes: new InodeIndex(),
+  };
+  post({ type: 'ready', fd: queue.nl.fd, portId: queue.nl.portId });
+  drainControl();
+  const verdicts: Array<{ id: number; verdict: number }> = [];
+  const destroys: Array<() => void> = [];
+  let held: HeldFlow[] = [];
+  let decided: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
+  while (!stopping) {
+    let packets: QueuedPacket[] | undefined;
+    try {
+      packets = queue.receive(false);
+    } catch (error) {
+      // ENOBUFS cannot happen (NETLINK_NO_ENOBUFS); anything else is reported and the loop goes on
+      post({ type: 'fatal', message: `NFQUEUE receive: ${(error as Error).message}` });
+      break;
+    }
+    let rounds = 0;
+    while (packets && packets.length > 0) {
+      for (const packet of packets) {
+        Atomics.add(counters, COUNTER.queued, 1n);
+        const j = judge(deps, packet);
+        if (j.verdict) verdicts.push(j.verdict);
+        if (j.destroy) destroys.push(j.destroy);
+        if (j.decided) decided.push(j.decided);
+        if (j.held) held.push(j.held);
+      }
+      if (++rounds >= MAX_BATCH) break;
+      try {
+        packets = queue.receive(true);
+      } catch {
+        packets = undefined;
+      }
+    }
+    if (verdicts.length > 0) {
+      try {
+        queue.sendVerdicts(verdicts);
+      } catch {
+        Atomics.add(counters, COUNTER.verdictErrors, BigInt(verdicts.length));
+      }
+      verdicts.length = 0;
+    }
+    for (const d of destroys) d();
+    destroys.length = 0;
+    if (held.length > 0 || decided.length > 0) {
+      post({ type: 'flows', held, decided });
+      held = [];
+      decided = [];
+    }
+    drainControl();
+  }
+  deps.diag.close();
+  // Unbinding makes the kernel drop what is still queued for us; the main thread has answered its
+  // own held packets before asking us to stop.
+  queue.close();
+}
+
+main();

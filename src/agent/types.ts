@@ -1,0 +1,38 @@
+// Messages between the agent's main thread and its queue worker, and the shared counters.
+import type { Action, BlockMode, FlowRecord, Rule, Verdict } from '../protocol/messages.js';
+
+export type AttributionMethod = 'bpf-cookie' | 'inode-scan';
+
+export interface WorkerConfig {
+  queueNum: number;
+  failOpen: boolean;
+  defaultAction: Action;
+  blockMode: BlockMode;
+  /** Recorder map fds opened by the main thread (fds belong to the process), absent without BPF. */
+  cookieMap?: number;
+  tupleMap?: number;
+  counters: SharedArrayBuffer;
+}
+
+/** Indexes into the shared counters (BigInt64Array). */
+export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7 } as const;
+export const COUNTER_SLOTS = 8;
+
+/** A flow the worker could not decide alone: the main thread owns its packet's verdict. */
+export interface HeldFlow {
+  packetId: number;
+  /** Same 5-tuple ⇒ same key: retransmitted SYNs and further UDP datagrams join the pending flow. */
+  key: string;
+  flow: FlowRecord;
+  /** True when the rules could not be matched in the worker (identity rules need the attribution). */
+  needsIdentity: boolean;
+}
+
+export type WorkerToMain =
+  | { type: 'ready'; fd: number; portId: number }
+  | { type: 'fatal'; message: string }
+  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }> };
+
+export type MainToWorker =
+  | { type: 'rules'; rules: Rule[] }
+  | { type: 'stop' };

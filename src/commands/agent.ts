@@ -1,0 +1,180 @@
+// `flowtop agent`: the Linux extension (root). Holds the first packet of every new connection in
+// NFQUEUE, finds its process exactly, decides by rule or asks the connected clients, and serves
+// protocol v1 on a Unix socket. `--status` reports a running agent.
+import { parseArgs } from 'node:util';
+import { UsageError, UserError } from '../errors.js';
+import type { Action, BlockMode } from '../protocol/messages.js';
+
+const HELP = `Usage: sudo flowtop agent [options]
+
+Holds each new connection until a rule or a client decides it (Linux, root).
+
+  --socket PATH        extension socket (default /run/flowtop/flowtop.sock, mode 0660 root:flowtop)
+  --rules PATH         rules file (default /etc/flowtop/rules.json)
+  --default allow|block  action when nobody answers in time (default allow)
+  --timeout DURATION   how long a flow waits for an answer: 30s, 500ms, 2m (default 30s)
+  --block-mode drop|reject  drop: the program times out; reject: its socket is destroyed at once (default reject)
+  --fail-closed        while no agent runs (crash, SIGKILL), new connections are refused
+  --queue-bypass       while no agent runs, new connections pass unjudged (default: fail-open)
+  --queue-num N        NFQUEUE number (default 7231)
+  --inbound            also hold new inbound connections to local listeners
+  --cgroup PATH        attach the socket recorder to this cgroup v2 directory (default: the cgroup2 root)
+  --no-bpf             do not load the BPF recorder; find owners by scanning /proc
+  --status             print the state of the running agent and exit
+`;
+
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const ms = unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000;
+  return Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+export interface AgentFlags {
+  socket: string;
+  rules: string;
+  defaultAction: Action;
+  timeoutMs: number;
+  blockMode: BlockMode;
+  failOpen: boolean;
+  queueNum: number;
+  inbound: boolean;
+  cgroup?: string;
+  noBpf: boolean;
+  status: boolean;
+  help: boolean;
+}
+
+export function parseAgentFlags(argv: string[]): AgentFlags {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        socket: { type: 'string' },
+        rules: { type: 'string' },
+        default: { type: 'string' },
+        timeout: { type: 'string' },
+        'block-mode': { type: 'string' },
+        'fail-closed': { type: 'boolean' },
+        'queue-bypass': { type: 'boolean' },
+        'queue-num': { type: 'string' },
+        inbound: { type: 'boolean' },
+        cgroup: { type: 'string' },
+        'no-bpf': { type: 'boolean' },
+        status: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    throw new UsageError(`agent: ${(error as Error).message}`, 'run `flowtop agent --help` for the flags');
+  }
+  const def = parsed.default ?? 'allow';
+  if (def !== 'allow' && def !== 'block') throw new UsageError(`agent: --default must be allow or block, got "${def}"`);
+  const blockMode = parsed['block-mode'] ?? 'reject';
+  if (blockMode !== 'drop' && blockMode !== 'reject') throw new UsageError(`agent: --block-mode must be drop or reject, got "${blockMode}"`);
+  const timeoutMs = parseDuration(parsed.timeout ?? '30s');
+  if (timeoutMs === undefined || timeoutMs < 100 || timeoutMs > 3_600_000) {
+    throw new UsageError(`agent: --timeout must be a duration between 100ms and 60m (e.g. 30s), got "${parsed.timeout}"`);
+  }
+  const queueNum = Number(parsed['queue-num'] ?? '7231');
+  if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535) {
+    throw new UsageError(`agent: --queue-num must be an integer 0..65535, got "${parsed['queue-num']}"`);
+  }
+  if (parsed['fail-closed'] && parsed['queue-bypass']) {
+    throw new UsageError('agent: --fail-closed and --queue-bypass contradict each other: pick one');
+  }
+  return {
+    socket: parsed.socket ?? '/run/flowtop/flowtop.sock',
+    rules: parsed.rules ?? '/etc/flowtop/rules.json',
+    defaultAction: def,
+    timeoutMs,
+    blockMode,
+    failOpen: !parsed['fail-closed'],
+    queueNum,
+    inbound: parsed.inbound ?? false,
+    ...(parsed.cgroup ? { cgroup: parsed.cgroup } : {}),
+    noBpf: parsed['no-bpf'] ?? false,
+    status: parsed.status ?? false,
+    help: parsed.help ?? false,
+  };
+}
+
+async function printStatus(): Promise<number> {
+  const { readStatus } = await import('../agent/agent.js');
+  const s = readStatus();
+  if (!s) {
+    process.stdout.write('flowtop agent: not running (no /run/flowtop/agent.json)\n');
+    return 3;
+  }
+  let alive = true;
+  try {
+    process.kill(s.pid, 0);
+  } catch (error) {
+    alive = (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const c = s.counters;
+  const lines = [
+    `flowtop agent: ${alive ? 'running' : 'NOT running (stale status file)'} (pid ${s.pid}, since ${new Date(s.started).toISOString()})`,
+    `  socket        ${s.socket}`,
+    `  interception  NFQUEUE ${s.queueNum} via ${s.firewall}, ${s.failOpen ? 'fail-open (--queue-bypass)' : 'fail-closed'}`,
+    `  attribution   ${s.attribution}${s.attributionDetail ? ` — ${s.attributionDetail}` : ''}`,
+    `  default       ${s.defaultAction} after ${s.timeoutMs} ms; block mode ${s.blockMode}`,
+    `  packets       queued ${c.queued}; decided by rule ${c.decidedByRule}, user ${c.decidedByUser}, default ${c.decidedByDefault}; pending flows ${c.pending}`,
+    `  owners        found ${c.ownerFound}, not found ${c.ownerMissing}; verdict send errors ${c.verdictErrors}`,
+    `  clients       ${s.clients}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  return alive ? 0 : 3;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseAgentFlags(argv);
+  if (flags.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (process.platform !== 'linux') throw new UserError('flowtop agent runs on Linux only', 'on macOS the network extension plays this part');
+  if (flags.status) return printStatus();
+  if (process.getuid?.() !== 0) throw new UserError('needs root: run sudo flowtop agent', 'it installs firewall rules, binds NFQUEUE and loads a BPF program');
+  const { Agent } = await import('../agent/agent.js');
+  const { RuleStore } = await import('../rules/store.js');
+  const { storeRuleBook } = await import('../agent/rule-book.js');
+  const { createLinuxBackend } = await import('../native/linux/backend.js');
+  const store = await RuleStore.open(flags.rules);
+  const attribution = createLinuxBackend();
+  const agent = new Agent({
+    socketPath: flags.socket,
+    queueNum: flags.queueNum,
+    defaultAction: flags.defaultAction,
+    timeoutMs: flags.timeoutMs,
+    failOpen: flags.failOpen,
+    blockMode: flags.blockMode,
+    inbound: flags.inbound,
+    ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
+    noBpf: flags.noBpf,
+    rules: storeRuleBook(store),
+    attribution,
+  });
+  try {
+    await agent.start();
+  } catch (error) {
+    await agent.stop().catch(() => undefined);
+    attribution.close?.();
+    throw new UserError(`agent could not start: ${(error as Error).message}`);
+  }
+  process.stderr.write(`flowtop agent: ready on ${flags.socket}\n`);
+  await new Promise<void>((resolve) => {
+    const done = (): void => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  await agent.stop();
+  await store.close();
+  attribution.close?.();
+  return 0;
+}
