@@ -19,6 +19,8 @@ export interface Libc {
   getsockname(fd: number, addr: Buffer, len: Buffer): number;
   close(fd: number): number;
   read(fd: number, buf: Buffer, len: number): number;
+  /** ioctl(2) whose argument is an in/out struct (e.g. PIDFD_GET_INFO). */
+  ioctlBuf(fd: number, request: number, arg: Buffer): number;
   /** The address of a Buffer's memory (for pointers inside bpf(2) attributes). Keep the Buffer alive. */
   addressOf(buf: Buffer): bigint;
   /** The errno left by the last call on this thread. */
@@ -44,6 +46,7 @@ export function libc(): Libc {
   const getsockname = lib.func('int getsockname(int fd, _Out_ void *addr, _Inout_ void *len)');
   const close = lib.func('int close(int fd)');
   const read = lib.func('long read(int fd, _Out_ void *buf, size_t len)');
+  const ioctl = lib.func('int ioctl(int fd, unsigned long request, _Inout_ void *arg)');
   const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
   cached = {
     syscall: (nr, ...args) => {
@@ -63,6 +66,7 @@ export function libc(): Libc {
     getsockname: (fd, a, l) => getsockname(fd, a, l) as number,
     close: (fd) => close(fd) as number,
     read: (fd, b, l) => Number(read(fd, b, l)),
+    ioctlBuf: (fd, r, a) => ioctl(fd, r, a) as number,
     addressOf: (buf) => BigInt(koffi.address(memsetPtr(buf, 0, 0)) as bigint),
     errno: () => koffi.errno(),
   };
