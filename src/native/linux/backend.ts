@@ -62,7 +62,7 @@ function inlineBackend(options: LinuxBackendOptions): LinuxBackend {
 function workerBackend(url: URL, options: LinuxBackendOptions): LinuxBackend {
   let worker: Worker | undefined;
   let nextId = 1;
-  const waiting = new Map<number, { resolve: (r: Attribution[]) => void; reject: (e: Error) => void }>();
+  const waiting = new Map<number, { results: Attribution[]; resolve: (r: Attribution[]) => void; reject: (e: Error) => void }>();
 
   const failAll = (error: Error): void => {
     for (const { reject } of waiting.values()) reject(error);
@@ -75,10 +75,12 @@ function workerBackend(url: URL, options: LinuxBackendOptions): LinuxBackend {
     w.on('message', (reply: WorkerReply) => {
       const entry = waiting.get(reply.id);
       if (!entry) return;
+      if (reply.results) entry.results.push(...reply.results);
+      if (!reply.done && !reply.error) return;
       waiting.delete(reply.id);
       if (waiting.size === 0) w.unref();
-      if (reply.results) entry.resolve(reply.results);
-      else entry.reject(new Error(reply.error ?? 'the lookup worker sent an empty reply'));
+      if (reply.error) entry.reject(new Error(`the lookup worker failed: ${reply.error}`));
+      else entry.resolve(entry.results);
     });
     w.on('error', (error) => failAll(new Error(`the lookup worker failed: ${error.message}`)));
     w.on('exit', (code) => {
@@ -97,7 +99,7 @@ function workerBackend(url: URL, options: LinuxBackendOptions): LinuxBackend {
       const w = worker;
       const id = nextId++;
       return new Promise<Attribution[]>((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
+        waiting.set(id, { results: [], resolve, reject });
         w.ref(); // keep the process alive while an answer is owed
         const request: WorkerRequest = { id, tokens: tokens.map((t) => Uint8Array.from(t)) };
         w.postMessage(request);

@@ -9,8 +9,8 @@ import { decodeLinuxToken, type LinuxToken } from '../../protocol/tokens.js';
 import { FileHasher, type FileDigest } from './hash.js';
 import { errnoName, libc } from './libc.js';
 import { DpkgIndex, type PackageOwner } from './packages.js';
-import { parseCmdline, parseComm, parseProcStatus, readProcStat, type ProcStat } from './procfs.js';
-import { execTag, kernelHasPidfs, pidfdAlive, pidfdExited, pidfdOpen, pidfsInode } from './token.js';
+import { parseCmdline, parseComm, parseProcStatus, readProcFile, readProcStat, type ProcStat } from './procfs.js';
+import { execTag, kernelHasPidfs, pidfdAlive, pidfdExited, pidfdInfo, pidfdOpen, pidfsInode } from './token.js';
 import { UserNames } from './users.js';
 
 export interface ResolverOptions {
@@ -35,8 +35,8 @@ export class LinuxResolver {
   readonly packages: DpkgIndex;
   private readonly users: UserNames;
   private readonly maxParents: number;
-  /** "pid:starttime" → ancestor facts; ancestors are shared by many processes. */
-  private readonly ancestors = new Map<string, { name: string; path?: string; ppid: number; startTime: bigint }>();
+  /** pid → ancestor facts and when they were read. */
+  private readonly ancestors = new Map<number, Ancestor>();
 
   constructor(options: ResolverOptions = {}) {
     this.hasher = new FileHasher(options.hashCacheSize);
@@ -112,15 +112,16 @@ export class LinuxResolver {
       const signer: Signer = foreignRoot
         ? { kind: 'unpackaged', label: 'unpackaged (runs in another root file system, e.g. a container, whose packages are not checked)' }
         : signerOf(owner, digest, exeChanged);
-      const uid = this.readUid(pid);
+      // uid through the pidfd where the kernel can (no PID involved), else from /proc/PID/status.
+      const uid = pidfdInfo(pidfd)?.euid ?? this.readUid(pid);
       const user = this.users.name(uid);
       facts = {
         pid,
         uid,
         ...(user !== undefined ? { user } : {}),
-        name: step(`read /proc/${pid}/comm`, () => parseComm(readFileSync(`/proc/${pid}/comm`, 'utf8'))),
+        name: stat.comm, // the same text /proc/PID/comm holds
         path,
-        cmdline: step(`read /proc/${pid}/cmdline`, () => parseCmdline(readFileSync(`/proc/${pid}/cmdline`))),
+        cmdline: step(`read /proc/${pid}/cmdline`, () => parseCmdline(readProcFile(`/proc/${pid}/cmdline`))),
         identity: signer.kind === 'package' && owner ? `package:${owner.package}:${owner.listedPath}` : `sha256:${digest.sha256}`,
         sha256: digest.sha256,
         signer,
@@ -193,9 +194,9 @@ export class LinuxResolver {
     const result: Attribution = { trust: 'insecure', pid, reason };
     if (stat) result.name = stat.comm;
     try {
-      result.name = parseComm(readFileSync(`/proc/${pid}/comm`, 'utf8'));
-      result.cmdline = parseCmdline(readFileSync(`/proc/${pid}/cmdline`));
-      result.uid = this.readUid(pid);
+      result.name = parseComm(readProcFile(`/proc/${pid}/comm`).toString('utf8'));
+      result.cmdline = parseCmdline(readProcFile(`/proc/${pid}/cmdline`));
+      result.uid = (pidfd !== undefined ? pidfdInfo(pidfd)?.euid : undefined) ?? this.readUid(pid);
       const user = this.users.name(result.uid);
       if (user !== undefined) result.user = user;
       if (stat) result.parents = this.parents(stat);
@@ -210,13 +211,15 @@ export class LinuxResolver {
   }
 
   private readUid(pid: number): number {
-    const status = parseProcStatus(step(`read /proc/${pid}/status`, () => readFileSync(`/proc/${pid}/status`, 'utf8')));
+    const status = parseProcStatus(step(`read /proc/${pid}/status`, () => readProcFile(`/proc/${pid}/status`).toString('utf8')));
     if (!status) throw new StepFailure(`read /proc/${pid}/status`, 'EINVAL');
     return status.uids[1]; // effective uid: the one that owns the process's sockets
   }
 
   /** Parent, grandparent, … up to init. A parent cannot be younger than its child: a younger process
-   *  at the parent's PID means the parent exited and its PID was reused, so the chain stops there. */
+   *  at the parent's PID means the parent exited and its PID was reused, so the chain stops there.
+   *  The direct parent is read fresh; further ancestors may come from a cache at most a second old
+   *  (they are shared by many processes, and the chain is context, not the verified identity). */
   private parents(stat: ProcStat): ParentProcess[] {
     const chain: ParentProcess[] = [];
     let ppid = stat.ppid;
@@ -224,7 +227,7 @@ export class LinuxResolver {
     const seen = new Set<number>([stat.pid]);
     while (ppid > 0 && chain.length < this.maxParents && !seen.has(ppid)) {
       seen.add(ppid);
-      const parent = this.ancestor(ppid);
+      const parent = this.ancestor(ppid, chain.length === 0);
       if (!parent || parent.startTime > childStart) break;
       chain.push({ pid: ppid, name: parent.name, ...(parent.path !== undefined ? { path: parent.path } : {}) });
       childStart = parent.startTime;
@@ -233,24 +236,36 @@ export class LinuxResolver {
     return chain;
   }
 
-  private ancestor(pid: number): { name: string; path?: string; ppid: number; startTime: bigint } | undefined {
+  private ancestor(pid: number, fresh: boolean): Ancestor | undefined {
+    const now = performance.now();
+    const cached = this.ancestors.get(pid);
+    if (!fresh && cached && now - cached.readAt < 1000) return cached;
     const stat = safeStat(pid);
-    if (!stat) return undefined;
-    const key = `${pid}:${stat.startTime}`;
-    const known = this.ancestors.get(key);
-    // The parent's parent changes when it is re-parented, so ppid is taken fresh.
-    if (known) return { ...known, ppid: stat.ppid };
-    let path: string | undefined;
-    try {
-      path = stripDeleted(readlinkSync(`/proc/${pid}/exe`));
-    } catch {
-      path = undefined;
+    if (!stat) {
+      this.ancestors.delete(pid);
+      return undefined;
     }
-    const facts = { name: stat.comm, ppid: stat.ppid, startTime: stat.startTime, ...(path !== undefined ? { path } : {}) };
+    let path = cached && cached.startTime === stat.startTime ? cached.path : undefined;
+    if (path === undefined) {
+      try {
+        path = stripDeleted(readlinkSync(`/proc/${pid}/exe`));
+      } catch {
+        path = undefined;
+      }
+    }
+    const facts: Ancestor = { name: stat.comm, ppid: stat.ppid, startTime: stat.startTime, readAt: now, ...(path !== undefined ? { path } : {}) };
     if (this.ancestors.size >= 4096) this.ancestors.clear();
-    this.ancestors.set(key, facts);
+    this.ancestors.set(pid, facts);
     return facts;
   }
+}
+
+interface Ancestor {
+  name: string;
+  path?: string;
+  ppid: number;
+  startTime: bigint;
+  readAt: number;
 }
 
 function step<T>(call: string, read: () => T): T {

@@ -1,6 +1,26 @@
 // Readers and parsers for /proc/PID files. Every file is outside input: parsed defensively, and a file
 // that does not parse is reported as undefined, never thrown past the caller.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** Reads a small /proc file with one open, a few reads and a close (readFileSync also fstats, and
+ *  /proc files report size 0). Returns a copy, at most 64 KiB: enough for stat, status and a cmdline
+ *  prefix. Throws the fs error (code ENOENT/ESRCH/EACCES). */
+export function readProcFile(path: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    let length = 0;
+    while (length < scratch.length) {
+      const n = readSync(fd, scratch, length, scratch.length - length, null);
+      if (n <= 0) break;
+      length += n;
+    }
+    return Buffer.from(scratch.subarray(0, length));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export interface ProcStat {
   pid: number;
@@ -33,7 +53,7 @@ export function parseProcStat(text: string): ProcStat | undefined {
 
 /** Reads and parses /proc/PID/stat; throws the fs error (ENOENT/ESRCH when the process is gone). */
 export function readProcStat(pid: number): ProcStat | undefined {
-  return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  return parseProcStat(readProcFile(`/proc/${pid}/stat`).toString('latin1'));
 }
 
 export interface ProcStatus {

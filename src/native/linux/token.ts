@@ -40,6 +40,37 @@ export function pidfdExited(pidfd: number): boolean {
   return pidfdAlive(pidfd) === -ESRCH;
 }
 
+export interface PidfdInfo {
+  pid: number;
+  ppid: number;
+  ruid: number;
+  euid: number;
+}
+
+/** PIDFD_GET_INFO = _IOWR(0xFF, 11, struct pidfd_info): 64-byte struct (PIDFD_INFO_SIZE_VER0), fields
+ *  mask@0 cgroupid@8 pid@16 tgid@20 ppid@24 ruid@28 rgid@32 euid@36 … (include/uapi/linux/pidfd.h). */
+const PIDFD_GET_INFO = 0xc040ff0b;
+const PIDFD_INFO_PID = 1n;
+const PIDFD_INFO_CREDS = 2n;
+let pidfdInfoWorks = true;
+
+/** pid, parent and uids read through the pidfd itself (Linux 6.13+): they describe the pidfd's
+ *  process, whatever its PID names by now. Undefined where the kernel lacks the ioctl, or once the
+ *  process has exited (ESRCH). */
+export function pidfdInfo(pidfd: number): PidfdInfo | undefined {
+  if (!pidfdInfoWorks) return undefined;
+  const info = Buffer.alloc(64);
+  info.writeBigUInt64LE(PIDFD_INFO_PID | PIDFD_INFO_CREDS, 0);
+  if (libc().ioctlBuf(pidfd, PIDFD_GET_INFO, info) !== 0) {
+    const errno = libc().errno();
+    if (errno === 25 /* ENOTTY */ || errno === 22 /* EINVAL */) pidfdInfoWorks = false;
+    return undefined;
+  }
+  const mask = info.readBigUInt64LE(0);
+  if ((mask & (PIDFD_INFO_PID | PIDFD_INFO_CREDS)) !== (PIDFD_INFO_PID | PIDFD_INFO_CREDS)) return undefined;
+  return { pid: info.readUInt32LE(16), ppid: info.readUInt32LE(24), ruid: info.readUInt32LE(28), euid: info.readUInt32LE(36) };
+}
+
 let pidfsKnown: boolean | undefined;
 
 /** True when the kernel backs pidfds with pidfs (6.9+): then each process has its own inode, never

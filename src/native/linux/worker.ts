@@ -8,22 +8,32 @@ export interface WorkerRequest {
   tokens: Uint8Array[];
 }
 
+/** Answers come back in chunks so the main thread never has to take in one huge message at once. */
 export interface WorkerReply {
   id: number;
+  /** Index in the request of results[0]. */
+  offset: number;
   results?: import('../../attribution/types.js').Attribution[];
+  done: boolean;
   error?: string;
 }
+
+const CHUNK = 50;
 
 if (parentPort) {
   const port = parentPort;
   const resolver = new LinuxResolver((workerData ?? {}) as ResolverOptions);
   port.on('message', (request: WorkerRequest) => {
-    let reply: WorkerReply;
+    let offset = 0;
     try {
-      reply = { id: request.id, results: resolver.resolve(request.tokens) };
+      do {
+        const results = resolver.resolve(request.tokens.slice(offset, offset + CHUNK));
+        const done = offset + results.length >= request.tokens.length;
+        port.postMessage({ id: request.id, offset, results, done } satisfies WorkerReply);
+        offset += results.length;
+      } while (offset < request.tokens.length);
     } catch (error) {
-      reply = { id: request.id, error: error instanceof Error ? error.message : String(error) };
+      port.postMessage({ id: request.id, offset, done: true, error: error instanceof Error ? error.message : String(error) } satisfies WorkerReply);
     }
-    port.postMessage(reply);
   });
 }
