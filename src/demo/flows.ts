@@ -6,6 +6,7 @@ import type {
   Action, BytesMessage, ClientVerdictMessage, DecidedBy, ErrorCode, ExtensionMessage, FlowRecord, Rule, RuleSpec, Verdict,
 } from '../protocol/messages.js';
 import { DemoRuleBook, rememberedRule, ruleIdentityOf, type FlowFacts } from './rules.js';
+import { chunkBySize } from './chunks.js';
 import type { ScenarioFlow } from './scenario.js';
 
 export interface Outcome {
@@ -45,13 +46,13 @@ export class DemoFlows {
 
   /** The messages that bring a new client up to date: rules, then every live flow as it is now. */
   snapshot(now: number): ExtensionMessage[] {
-    const messages: ExtensionMessage[] = [{ type: 'rules', rules: this.rules.list() }];
+    const messages: ExtensionMessage[] = rulesMessages(this.rules.list());
     const counters: BytesMessage['counters'] = [];
     for (const flow of this.flows.values()) {
       messages.push({ type: 'flow', flow: { ...flow.record } });
       if (flow.counters) counters.push({ id: flow.record.id, ...flow.counters });
     }
-    if (counters.length > 0) messages.push({ type: 'bytes', counters, time: now });
+    if (counters.length > 0) for (const part of chunkBySize(counters)) messages.push({ type: 'bytes', counters: part, time: now });
     return messages;
   }
 
@@ -102,7 +103,7 @@ export class DemoFlows {
       flow.counters = { rx: counter.rx, tx: counter.tx };
       live.push({ id, rx: counter.rx, tx: counter.tx });
     }
-    if (live.length > 0) out.broadcast.push({ type: 'bytes', counters: live, time: now });
+    if (live.length > 0) for (const part of chunkBySize(live)) out.broadcast.push({ type: 'bytes', counters: part, time: now });
     return out;
   }
 
@@ -200,6 +201,17 @@ export class DemoFlows {
     if (record.remoteHost) facts.remoteHost = record.remoteHost.name;
     return facts;
   }
+}
+
+/** The whole rule list as `rules` messages; all but the last say `continues`. */
+export function rulesMessages(rules: readonly Rule[], ref?: string): ExtensionMessage[] {
+  const parts = chunkBySize(rules);
+  return parts.map((part, i) => ({
+    type: 'rules',
+    rules: part,
+    ...(i < parts.length - 1 ? { continues: true } : {}),
+    ...(ref !== undefined ? { ref } : {}),
+  }));
 }
 
 function outcome(): Outcome {
