@@ -139,6 +139,8 @@ export function optToken(o: Obj, key: string, path: string): string | undefined 
   if (typeof v !== 'string' || v.length === 0 || v.length > Math.ceil(MAX_TOKEN_BYTES / 3) * 4 || !BASE64.test(v)) {
     throw new Invalid(join(path, key), expected, v);
   }
+  const padding = v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0;
+  if ((v.length / 4) * 3 - padding > MAX_TOKEN_BYTES) throw new Invalid(join(path, key), expected, v);
   return v;
 }
 
