@@ -1,8 +1,8 @@
 // The one stateful component: subscribes to the store's snapshots, keeps the UI state in a reducer,
 // turns key presses into UI actions or messages to the flow's own source, and hands plain data to
 // <Screen>.
-import { useEffect, useMemo, useReducer, useRef, useState } from 'react';
-import { useInput, useStdout } from 'ink';
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
+import { useInput, useStdout, type Key } from 'ink';
 import type { RememberScope } from '../protocol/messages.js';
 import { countFlows, flowPhase } from '../state/derive.js';
 import { FlowFilter } from '../state/filter.js';
@@ -112,6 +112,9 @@ export function Root(props: RootProps) {
       case 'move': {
         const page = Math.max(tableRows - 1, 1);
         const to = { up: cursor - 1, down: cursor + 1, 'page-up': cursor - page, 'page-down': cursor + page, home: 0, end: rows.length - 1 }[intent.to];
+        // Paging scrolls the view with the cursor, as in less.
+        if (intent.to === 'page-down') tops.current[ui.view] += page;
+        if (intent.to === 'page-up') tops.current[ui.view] = Math.max(tops.current[ui.view] - page, 0);
         return select(to);
       }
       case 'view':
@@ -196,7 +199,12 @@ export function Root(props: RootProps) {
     return carryOut(row.source, decideDeleteRule(row, table.sources.get(row.source)));
   };
 
-  useInput((input, key) => run(intentFor(input, key, mode)));
+  // Keys can arrive after a render but before React re-attaches the input handler (passive effects
+  // run later); going through a ref set during render means a key always acts on what is on screen.
+  const latest = useRef<(input: string, key: Key) => void>(() => {});
+  latest.current = (input, key) => run(intentFor(input, key, mode));
+  const onInput = useCallback((input: string, key: Key) => latest.current(input, key), []);
+  useInput(onInput);
 
   const shownUi = note === ui.status ? ui : { ...ui, status: undefined };
   return (

@@ -76,7 +76,7 @@ export const FLOW_COLUMNS: readonly Column<FlowRow, FlowSortColumn>[] = [
   { id: 'dir', title: 'DIR', width: 3, priority: 50, sort: 'direction', cell: (r) => (r.flow.direction === 'outbound' ? 'out' : 'in') },
   { id: 'proto', title: 'PROT', width: 4, priority: 55, sort: 'protocol', cell: (r) => r.flow.protocol },
   { id: 'remote', title: 'REMOTE', width: 16, grow: 4, priority: 95, sort: 'remote', cell: (r) => `${clean(remoteLabel(r))}:${r.flow.remote.port}` },
-  { id: 'state', title: 'STATE', width: 10, priority: 90, sort: 'state', cell: (r, c) => stateCell(r, c.now) },
+  { id: 'state', title: 'STATE', width: 12, priority: 90, sort: 'state', cell: (r, c) => stateCell(r, c.now) },
   { id: 'rx', title: 'RX', width: 6, align: 'right', priority: 30, sort: 'rx', cell: (r) => bytes(r.rx) },
   { id: 'tx', title: 'TX', width: 6, align: 'right', priority: 30, sort: 'tx', cell: (r) => bytes(r.tx) },
   { id: 'rate', title: 'RATE', width: 8, align: 'right', priority: 70, sort: 'rate', cell: (r, c) => rate(rowRate(r, c.now)) },

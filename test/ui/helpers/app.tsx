@@ -1,0 +1,54 @@
+// Runs the real Root + store on given sources with the real Attributor over a replay backend.
+import { render } from 'ink-testing-library';
+import { Attributor } from '../../../src/attribution/attributor.js';
+import { createReplayBackend } from '../../../src/attribution/replay-backend.js';
+import type { Attribution } from '../../../src/attribution/types.js';
+import { Root } from '../../../src/app/Root.js';
+import { createFlowStore, type FlowStore } from '../../../src/app/store.js';
+import type { FlowSource } from '../../../src/source/types.js';
+import type { TableOptions } from '../../../src/state/types.js';
+
+export interface Started {
+  instance: ReturnType<typeof render>;
+  store: FlowStore;
+  quits: number;
+  stop(): void;
+}
+
+export function startApp(options: {
+  sources: FlowSource[];
+  attributions?: Map<string, Attribution>;
+  ascii?: boolean;
+  rows?: number;
+  columns?: number;
+  table?: Partial<TableOptions>;
+}): Started {
+  const backend = createReplayBackend(options.attributions ?? new Map());
+  const store = createFlowStore({
+    sources: options.sources,
+    attributorFor: () => new Attributor(backend),
+    clock: { now: () => Date.now() },
+    table: options.table,
+    batchMs: 5,
+    snapshotMs: 20,
+  });
+  const started: Started = {
+    instance: undefined as unknown as ReturnType<typeof render>,
+    store,
+    quits: 0,
+    stop() {
+      started.instance.unmount();
+      store.close();
+    },
+  };
+  started.instance = render(
+    <Root
+      store={store}
+      clock={{ now: () => Date.now() }}
+      ascii={options.ascii ?? false}
+      viewport={{ rows: options.rows ?? 30, columns: options.columns ?? 120 }}
+      onQuit={() => started.quits++}
+    />,
+  );
+  return started;
+}

@@ -1,0 +1,194 @@
+// Frames of the real app (Root + store + Attributor) fed from an in-process source.
+import './helpers/force-color.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Attribution } from '../../src/attribution/types.js';
+import { ev, flow, hello, insecure, secure, token } from '../state/fixtures.js';
+import { startApp, type Started } from './helpers/app.js';
+import { KEY, plain, press, ready, type, waitForFrame } from './helpers/keys.js';
+import { memorySource, type MemorySource } from './helpers/memory-source.js';
+
+void ev;
+let app: Started | undefined;
+afterEach(() => app?.stop());
+
+const ATTRIBUTIONS = new Map<string, Attribution>([
+  [token(1), secure('curl')],
+  [token(2), insecure('sshd')],
+  [token(3), { trust: 'gone', pid: 300, name: 'ghost', reason: { call: 'pidfd_open', errno: 'ESRCH', message: 'the process exited before it could be identified' } }],
+  [token(4), secure('firefox', { user: 'bob' })],
+]);
+
+function feed(src: MemorySource): void {
+  src.setStatus({ state: 'connected', hello: hello() });
+  src.push(hello());
+  src.push({ type: 'flow', flow: flow({ id: 'c1', token: token(1), remote: { address: '93.184.216.34', port: 443 }, remoteHost: { name: 'example.com', source: 'dns' }, time: Date.now() - 3_000 }) });
+  src.push({ type: 'flow', flow: flow({ id: 's1', token: token(2), remote: { address: '10.9.9.9', port: 22 }, time: Date.now() - 2_000 }) });
+  src.push({ type: 'flow', flow: flow({ id: 'g1', token: token(3), remote: { address: '1.1.1.1', port: 53 }, protocol: 'udp', time: Date.now() - 1_000 }) });
+  src.push({ type: 'flow', flow: flow({ id: 'u1', token: token(99), remote: { address: '8.8.8.8', port: 853 }, time: Date.now() }) });
+  src.push({ type: 'flow', flow: flow({ id: 'f1', token: token(4), remote: { address: '151.101.1.1', port: 443 }, remoteHost: { name: 'mozilla.org', source: 'dns' }, pending: { deadline: Date.now() + 30_000 }, time: Date.now() - 500 }) });
+}
+
+const rowOf = (frame: string, text: string) => plain(frame).split('\n').find((l) => l.includes(text)) ?? '';
+
+describe('flows view', () => {
+  it('renders rows with the right trust badges and the header counts', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    const frame = await waitForFrame(app.instance, (f) => f.includes('curl') && f.includes('sshd') && f.includes('ghost') && f.includes('firefox'));
+    expect(rowOf(frame, 'curl')).toMatch(/^.?✔ curl/);
+    expect(rowOf(frame, 'sshd')).toMatch(/⚠ sshd/);
+    expect(rowOf(frame, 'ghost')).toMatch(/✖ ghost/);
+    expect(rowOf(frame, 'example.com:443')).toContain('curl');
+    expect(rowOf(frame, 'firefox')).toMatch(/pending \d+s/);
+    const text = plain(frame);
+    expect(text).toContain('test-ext 1.0 on box (demo) · connected');
+    expect(text).toContain('5 live · 1 pending · 0 blocked · 40% secure');
+    // The unrecorded token is not secure: a red row with the warning badge.
+    expect(rowOf(frame, '8.8.8.8')).toMatch(/⚠/);
+  });
+
+  it('insecure rows are red as a whole; secure badges green', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    const frame = await waitForFrame(app.instance, (f) => f.includes('sshd') && f.includes('curl'));
+    const sshd = frame.split('\n').find((l) => l.includes('sshd'))!;
+    expect(sshd.startsWith('\x1b[31m')).toBe(true);
+    expect(sshd).toContain('⚠');
+    const curl = frame.split('\n').find((l) => l.includes('curl'))!;
+    expect(curl).toContain('\x1b[32m✔');
+    expect(curl.startsWith('\x1b[31m')).toBe(false);
+  });
+
+  it('ASCII mode: [ok] [!!] [x] [..] badges', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, ascii: true });
+    feed(src);
+    src.push({ type: 'flow', flow: flow({ id: 'p1', token: token(50), time: Date.now() }) });
+    const frame = await waitForFrame(app.instance, (f) => f.includes('curl') && f.includes('ghost'));
+    expect(rowOf(frame, 'curl')).toMatch(/\[ok\] curl/);
+    expect(rowOf(frame, 'sshd')).toMatch(/\[!!\] sshd/);
+    expect(rowOf(frame, 'ghost')).toMatch(/\[x\] +ghost/);
+    expect(plain(frame)).not.toMatch(/[✔⚠✖…▲▼]/);
+  });
+
+  it('the filter narrows rows as you type; Enter keeps it, Esc clears it', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('firefox') && f.includes('curl'));
+    await ready(app.instance);
+    await press(app.instance, '/');
+    let frame = await type(app.instance, 'fi');
+    frame = await waitForFrame(app.instance, (f) => !plain(f).includes(' curl '));
+    expect(plain(frame)).toContain('firefox');
+    expect(plain(frame)).not.toContain('sshd');
+    frame = await press(app.instance, 'z', (f) => plain(f).includes('nothing matches'));
+    frame = await press(app.instance, KEY.backspace, (f) => plain(f).includes('firefox'));
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('filter "fi"') && !plain(f).includes('Enter keeps'));
+    frame = await press(app.instance, KEY.escape, (f) => plain(f).includes('curl'));
+    expect(plain(frame)).toContain('sshd');
+    expect(plain(frame)).not.toContain('filter "');
+  });
+
+  it('! shows only flows that are not secure', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('firefox') && f.includes('curl'));
+    await ready(app.instance);
+    const frame = await press(app.instance, '!', (f) => plain(f).includes('only not-secure') && !plain(f).includes('curl'));
+    expect(plain(frame)).toContain('sshd');
+    expect(plain(frame)).toContain('ghost');
+  });
+
+  it('sorts by the chosen column, marks it, and reverses', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('firefox') && f.includes('ghost'));
+    await ready(app.instance);
+    const names = (f: string) =>
+      plain(f).split('\n').map((l) => /(curl|sshd|ghost|firefox)/.exec(l)?.[1]).filter(Boolean);
+    // Default: newest first.
+    expect(names(app.instance.lastFrame()!)).toEqual(['firefox', 'ghost', 'sshd', 'curl']);
+    await press(app.instance, 's', (f) => plain(f).includes('sort trust'));
+    let frame = await press(app.instance, 's', (f) => plain(f).includes('sort process'));
+    expect(plain(frame)).toContain('PROCESS▼');
+    expect(names(frame)).toEqual(['curl', 'firefox', 'ghost', 'sshd']);
+    frame = await press(app.instance, 'S', (f) => plain(f).includes('PROCESS▲'));
+    expect(names(frame)).toEqual(['sshd', 'ghost', 'firefox', 'curl']);
+    // Trust, reversed: secure first (newest first among equals), then insecure last.
+    frame = await press(app.instance, '<', (f) => plain(f).includes('sort trust'));
+    expect(names(frame)).toEqual(['firefox', 'curl', 'ghost', 'sshd']);
+  });
+
+  it('the details pane explains an insecure attribution in plain words', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 40 });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('sshd') && f.includes('firefox'));
+    await ready(app.instance);
+    // Rows newest first: firefox, 8.8.8.8, ghost, sshd, curl.
+    await press(app.instance, 'j');
+    await press(app.instance, 'j');
+    await press(app.instance, 'j');
+    const frame = await press(app.instance, KEY.enter, (f) => plain(f).includes('flow details'));
+    const text = plain(frame);
+    expect(text).toContain('secure lookup failed with EPERM (100001); name comes from the PID only and can be spoofed by PID reuse');
+    expect(text).toContain(`token       ${Buffer.from(token(2), 'base64').toString('hex')}`);
+    expect(text).toContain('path        /usr/sbin/sshd');
+    await press(app.instance, KEY.escape, (f) => !plain(f).includes('flow details'));
+  });
+
+  it('shows "App via helper" when the app token differs', async () => {
+    const src = memorySource();
+    const attributions = new Map(ATTRIBUTIONS);
+    attributions.set(token(7), secure('ping'));
+    attributions.set(token(8), secure('Terminal'));
+    app = startApp({ sources: [src], attributions });
+    src.push(hello());
+    src.push({ type: 'flow', flow: flow({ id: 'v1', token: token(7), appToken: token(8), time: Date.now() }) });
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('Terminal via ping'));
+    expect(rowOf(frame, 'Terminal via ping')).toContain('✔');
+  });
+
+  it('the help overlay lists every key', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 30 });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('curl'));
+    await ready(app.instance);
+    let frame = await press(app.instance, '?', (f) => plain(f).includes('Keys (any key closes this help)'));
+    for (const key of ['j k', 'PgUp PgDn', 'g G', 'Tab', '/', '!', 'S  r', 'a  b', 'A  B', 'd  Del', 'Space', 'q  Ctrl-C']) expect(plain(frame)).toContain(key);
+    frame = await press(app.instance, 'x', (f) => !plain(f).includes('Keys (any key'));
+    expect(plain(frame)).toContain('curl');
+  });
+
+  it('keeps the frame within the viewport (rows - 1) with many flows, and moves by pages', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 24, columns: 80 });
+    src.setStatus({ state: 'connected', hello: hello() });
+    src.push(hello());
+    for (let i = 0; i < 300; i++) src.push({ type: 'flow', flow: flow({ id: `m${i}`, token: token(1), time: 1_000 + i, remote: { address: `10.0.${i >> 8}.${i & 255}`, port: 443 } }) });
+    let frame = await waitForFrame(app.instance, (f) => plain(f).includes('300 live'));
+    expect(frame.split('\n').length).toBeLessThanOrEqual(23);
+    expect(Math.max(...plain(frame).split('\n').map((l) => l.length))).toBeLessThanOrEqual(80);
+    await ready(app.instance);
+    frame = await press(app.instance, 'G', (f) => plain(f).includes('10.0.0.0:443'));
+    frame = await press(app.instance, 'g', (f) => plain(f).includes('10.0.1.43:443'));
+    frame = await press(app.instance, KEY.pageDown, (f) => !plain(f).includes('10.0.1.43:443'));
+    expect(frame.split('\n').length).toBeLessThanOrEqual(23);
+  });
+
+  it('q quits', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src] });
+    await waitForFrame(app.instance, (f) => plain(f).includes('no flows yet'));
+    await ready(app.instance);
+    app.instance.stdin.write('q');
+    const started = app;
+    await waitForFrame(app.instance, () => started.quits === 1);
+  });
+});
