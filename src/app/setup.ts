@@ -1,0 +1,61 @@
+// Turns the command line into flow sources and attribution: extension sockets, the in-process demo,
+// or — when no extension runs here — the passive monitor. Shared by `flowtop` and `flowtop list`.
+import { existsSync } from 'node:fs';
+import { Attributor } from '../attribution/attributor.js';
+import { selectBackend } from '../attribution/select.js';
+import type { AttributionBackend } from '../attribution/types.js';
+import { startDemoExtension } from '../demo/index.js';
+import { createPassiveMonitor } from '../monitor/index.js';
+import type { TokenKind } from '../protocol/messages.js';
+import { createSocketSource } from '../source/socket-source.js';
+import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
+import type { FlowSource } from '../source/types.js';
+import type { AttributorLike } from './store.js';
+
+export interface SourceFlags {
+  sockets: string[];
+  /** `--demo [SCENARIO]`: true for the default scenario. */
+  demo?: string | true;
+}
+
+export interface OpenedSources {
+  sources: FlowSource[];
+  attributorFor(kind: TokenKind): AttributorLike;
+  /** What was chosen, in words (e.g. why the passive monitor runs). */
+  note?: string;
+  close(): Promise<void>;
+}
+
+export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): Promise<OpenedSources> {
+  let replay: AttributionBackend | undefined;
+  const closers: Array<() => Promise<void> | void> = [];
+  const sources: FlowSource[] = [];
+  let note: string | undefined;
+  if (flags.demo !== undefined) {
+    const demo = await startDemoExtension({ scenario: flags.demo === true ? undefined : flags.demo, loop: true });
+    replay = demo.replay;
+    closers.push(() => demo.close());
+    sources.push(createSocketSource(demo.socketPath));
+  }
+  const paths = explicitSocketPaths(flags.sockets, env);
+  for (const path of paths) sources.push(createSocketSource(path));
+  if (sources.length === 0) {
+    const path = defaultSocketPath();
+    if (existsSync(path)) {
+      sources.push(createSocketSource(path));
+    } else {
+      note = `no extension socket at ${path}: showing this machine's connections with the passive monitor`;
+      sources.push(createPassiveMonitor());
+    }
+  }
+  const attributorFor = (kind: TokenKind): AttributorLike => new Attributor(selectBackend(kind, { replay }));
+  return {
+    sources,
+    attributorFor,
+    note,
+    async close() {
+      for (const s of sources) s.close();
+      for (const c of closers) await c();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// `flowtop` (the default command): the live, full-screen flow table.
+import { parseArgs } from 'node:util';
+import { UserError, UsageError } from '../errors.js';
+import { wantAscii } from '../ui/badges.js';
+import { openSources } from '../app/setup.js';
+import { runInteractive } from '../app/run.js';
+import { positiveInt, runList, takeDemoFlag } from './list.js';
+
+export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N]
+       flowtop --once --json | --jsonl
+  --socket PATH    extension socket (repeatable; also FLOWTOP_SOCKET). Default: the local agent's
+                   socket; if none is running, a passive monitor of this machine (no blocking)
+  --demo [NAME]    play a recorded scenario through an in-process demo extension
+  --ascii          ASCII badges and marks ([ok] [!!] [x] [..]); automatic with NO_COLOR or a
+                   non-UTF-8 locale
+  --max-flows N    most flows remembered (default 200000); the oldest closed flows leave first
+  --once --json    print one snapshot as JSON and exit; --jsonl streams flow changes
+Keys: press ? in the app.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { argv: rest, demo } = takeDemoFlag(argv);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: {
+      socket: { type: 'string', multiple: true },
+      ascii: { type: 'boolean' },
+      'max-flows': { type: 'string' },
+      once: { type: 'boolean' },
+      json: { type: 'boolean' },
+      jsonl: { type: 'boolean' },
+      wait: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(TUI_USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unknown command ${JSON.stringify(positionals[0])}`);
+  const maxFlows = positiveInt('--max-flows', values['max-flows'], 200_000);
+  const sockets = values.socket ?? [];
+  if (values.once && !values.json) throw new UsageError('--once needs --json (one snapshot as JSON)');
+  if (values.json || values.jsonl) {
+    if (values.json && values.jsonl) throw new UsageError('choose one of --json and --jsonl');
+    return runList({ mode: values.jsonl ? 'jsonl' : 'json', sockets, demo, waitMs: positiveInt('--wait', values.wait, 1500), maxFlows });
+  }
+  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+    throw new UserError('flowtop needs a terminal on stdin and stdout', 'for scripts and pipes use `flowtop --once --json` (one snapshot) or `flowtop --jsonl` (a stream)');
+  }
+  const opened = await openSources({ sockets, demo }, process.env);
+  try {
+    return await runInteractive(
+      {
+        sources: opened.sources,
+        attributorFor: opened.attributorFor,
+        clock: { now: () => Date.now() },
+        stdin: process.stdin,
+        stdout: process.stdout,
+        stderr: process.stderr,
+      },
+      { ascii: wantAscii(process.env, values.ascii ?? false), table: { maxFlows } },
+    );
+  } finally {
+    await opened.close();
+    if (opened.note) process.stderr.write(`flowtop: ${opened.note}\n`);
+  }
+}
