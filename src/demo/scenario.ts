@@ -53,6 +53,10 @@ export interface ParsedScenario {
 }
 
 const LINE_TYPES = ['scenario', 'attribution', 'flow', 'bytes', 'end', 'note'];
+const FLOW_FIELDS = [
+  'id', 'direction', 'protocol', 'family', 'local', 'remote', 'remoteHost', 'token', 'appToken', 'pid', 'uid', 'ownerError', 'pending', 'verdict',
+];
+const HELLO_FIELDS = ['extension', 'platform', 'host', 'capabilities', 'tokenKind', 'mode'];
 const DEFAULT_CAPABILITIES: HelloMessage['capabilities'] = ['verdicts', 'end-flows', 'rules', 'bytes', 'host-names'];
 
 /** Parses a whole scenario; `file` names it in problems. Never throws on content. */
@@ -133,6 +137,8 @@ class ScenarioReader {
     );
     if (problem) return this.problem(line, problem);
     const hello = value.hello as JsonObject;
+    const helloProblem = unknownKey(hello, HELLO_FIELDS, 'hello');
+    if (helloProblem) return this.problem(line, helloProblem);
     const decoded = decodeExtensionMessage(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, ...hello }));
     if (!decoded.ok) return this.problem(line, `hello: ${decoded.error.message}`);
     if (decoded.message.type !== 'hello') return this.problem(line, 'hello: not a hello message');
@@ -177,7 +183,8 @@ class ScenarioReader {
     if (shape) return shape;
     const { pending, ...rest } = value.flow as JsonObject;
     if (rest.time !== undefined) return 'flow.time is set when the flow is replayed; remove it (use "at")';
-    const pendingProblem = readPending(pending);
+    // The protocol decoder keeps only the fields it knows; a misspelt one must not vanish in silence.
+    const pendingProblem = firstError(unknownKey(value.flow as JsonObject, FLOW_FIELDS, 'flow'), readPending(pending));
     if (pendingProblem) return pendingProblem;
     if (pending !== undefined && rest.verdict !== undefined) return 'a flow is either pending or already decided (verdict), not both';
     const probe = { ...rest, time: 0, ...(pending !== undefined ? { pending: { deadline: 0 } } : {}) };
