@@ -12,7 +12,7 @@ import type {
 } from '../protocol/messages.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { ExtensionServer, type RequestMessage, type ServerClient } from '../protocol/server.js';
-import { SocketRecorder, findCgroup2Root } from '../native/linux/bpf.js';
+import { SocketRecorder, cgroup2Root } from '../native/linux/bpf.js';
 import { installFirewall, type InstalledFirewall } from '../native/linux/firewall.js';
 import { libc } from '../native/linux/libc.js';
 import { NF_ACCEPT, NF_DROP, encodeVerdicts } from '../native/linux/nfqueue.js';
@@ -22,11 +22,14 @@ import { identityFromKey } from '../rules/model.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import type { RuleBook } from './rule-book.js';
-import { COUNTER, COUNTER_SLOTS, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
+import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_SOCKET = '/run/flowtop/flowtop.sock';
-export const STATUS_FILE = '/run/flowtop/agent.json';
+/** Where a running agent writes its state for `--status`: next to its socket. */
+export function statusFileFor(socketPath: string): string {
+  return `${socketPath}.status.json`;
+}
 
 export interface AgentOptions {
   socketPath: string;
@@ -113,7 +116,14 @@ export class Agent {
     this.server = new ExtensionServer({
       path: o.socketPath,
       hello: () => this.hello(),
-      onSubscribe: () => this.snapshot(),
+      onSubscribe: () => {
+        Atomics.store(this.view, LISTENERS_SLOT, 1n);
+        return this.snapshot();
+      },
+      onClientClosed: () => {
+        const any = this.server?.clients.some((c) => c.subscribed) ?? false;
+        Atomics.store(this.view, LISTENERS_SLOT, any ? 1n : 0n);
+      },
       onMessage: (client, msg) => this.onMessage(client, msg),
       authorize: (client) => authorizeClient(client, group.gid),
       socketMode: 0o660,
@@ -134,17 +144,21 @@ export class Agent {
       this.methodDetail = 'BPF disabled by --no-bpf';
       return;
     }
-    const root = this.options.cgroup ?? findCgroup2Root();
-    if (!root) {
-      this.methodDetail = 'no cgroup v2 mount: falling back to /proc scans';
+    const found = this.options.cgroup ? { path: this.options.cgroup, release: () => {} } : cgroup2Root();
+    if (!found) {
+      this.methodDetail = 'no cgroup v2 hierarchy: falling back to /proc scans';
       return;
     }
+    const root = found.path;
     try {
       this.recorder = SocketRecorder.attach(root);
+      // the attachment holds the cgroup: a private mount of it is no longer needed
+      found.release();
       this.method = 'bpf-cookie';
       this.methodDetail = `cgroup ${root}${this.recorder.staleRemoved ? `, removed ${this.recorder.staleRemoved} stale programs` : ''}`;
       if (this.recorder.staleRemoved) this.log(`removed ${this.recorder.staleRemoved} BPF programs left attached by an earlier agent`);
     } catch (error) {
+      found.release();
       this.methodDetail = `BPF unavailable (${(error as Error).message.split('\n')[0]}): falling back to /proc scans`;
       this.log(this.methodDetail);
     }
@@ -199,7 +213,10 @@ export class Agent {
   // ---- flows ----
 
   private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>): void {
-    for (const d of decided) this.server?.broadcast({ type: 'flow', flow: { ...d.flow, verdict: d.verdict } });
+    // Encoding costs main-thread time: only when someone listens.
+    if (this.server?.clients.some((c) => c.subscribed)) {
+      for (const d of decided) this.server.broadcast({ type: 'flow', flow: { ...d.flow, verdict: d.verdict } });
+    }
     for (const h of held) {
       const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
       if (!p) continue; // joined a flow that already waits
@@ -383,7 +400,7 @@ export class Agent {
   }
 
   private writeStatus(): void {
-    const file = this.options.statusFile ?? STATUS_FILE;
+    const file = this.options.statusFile ?? statusFileFor(this.options.socketPath);
     try {
       if (existsSync(dirname(file))) writeFileSync(file, `${JSON.stringify(this.status())}\n`);
     } catch { /* status is best effort */ }
@@ -406,13 +423,13 @@ export class Agent {
     this.diag.close();
     await this.server?.close();
     try {
-      rmSync(this.options.statusFile ?? STATUS_FILE, { force: true });
+      rmSync(this.options.statusFile ?? statusFileFor(this.options.socketPath), { force: true });
     } catch { /* ignore */ }
   }
 }
 
 /** The status a running agent wrote, for `flowtop agent --status`. */
-export function readStatus(file = STATUS_FILE): AgentStatus | undefined {
+export function readStatus(file: string): AgentStatus | undefined {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as AgentStatus;
   } catch {

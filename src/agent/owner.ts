@@ -1,11 +1,10 @@
 // Who owns a queued packet: exact sock_diag lookup of its tuple → socket cookie → the BPF record made
 // when the process connected → a pidfd-confirmed token. Falls back to an inode scan for sockets the
 // recorder never saw (no BPF, or connected before the agent started).
-import { decodeLinuxToken } from '../protocol/tokens.js';
 import type { RecorderView, OwnerRecord } from '../native/linux/bpf.js';
 import type { SockDiag, SocketInfo } from '../native/linux/sock-diag.js';
-import { makeLinuxToken } from '../native/linux/token.js';
 import type { InodeIndex } from './inode-index.js';
+import type { TokenCache } from './token-cache.js';
 import type { PacketTuple } from './packet.js';
 
 /** Kernel USER_HZ: /proc/PID/stat start times are in 1/100 s on every Linux architecture we run on. */
@@ -25,6 +24,7 @@ export interface OwnerDeps {
   diag: SockDiag;
   recorder?: RecorderView;
   inodes: InodeIndex;
+  tokens: TokenCache;
 }
 
 export interface LocalRemote {
@@ -34,16 +34,13 @@ export interface LocalRemote {
 
 /** Confirms that `pid` is the process that made the record: opened first (pidfd), then its start time
  *  must not be after the recorded time — a recycled PID started later and is refused. */
-function confirm(pid: number, record: OwnerRecord | undefined): { token?: Buffer; error?: string } {
-  const token = makeLinuxToken(pid);
-  if (!token) return { error: `process ${pid} exited before its connection was judged` };
-  if (record) {
-    const decoded = decodeLinuxToken(token);
-    if (decoded && decoded.startTime * NS_PER_TICK > record.bootNs) {
-      return { error: `PID ${pid} now names a newer process than the one that connected` };
-    }
+function confirm(tokens: TokenCache, pid: number, record: OwnerRecord | undefined): { token?: Buffer; error?: string } {
+  const live = tokens.get(pid);
+  if (!live) return { error: `process ${pid} exited before its connection was judged` };
+  if (record && live.startTime * NS_PER_TICK > record.bootNs) {
+    return { error: `PID ${pid} now names a newer process than the one that connected` };
   }
-  return { token };
+  return { token: live.token };
 }
 
 export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemote, kernelUid: number | undefined): Owner {
@@ -74,7 +71,7 @@ export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemot
   }
   if (record) {
     const pid = record.tgid;
-    const confirmed = confirm(pid, record);
+    const confirmed = confirm(deps.tokens, pid, record);
     return { ...withUid, pid, ...confirmed, via: via! };
   }
   if (!info) {
@@ -82,5 +79,5 @@ export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemot
   }
   const pid = deps.inodes.find(info.inode, info.uid);
   if (pid === undefined) return { ...withUid, error: `no process holds socket inode ${info.inode}` };
-  return { ...withUid, pid, ...confirm(pid, undefined), via: 'inode-scan' };
+  return { ...withUid, pid, ...confirm(deps.tokens, pid, undefined), via: 'inode-scan' };
 }

@@ -12,8 +12,9 @@ import { SockDiag } from '../native/linux/sock-diag.js';
 import { RuleSet } from '../rules/matcher.js';
 import { InodeIndex } from './inode-index.js';
 import { findOwner } from './owner.js';
+import { TokenCache } from './token-cache.js';
 import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
-import { COUNTER, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
+import { COUNTER, LISTENERS_SLOT, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 const NF_INET_LOCAL_IN = 1;
 const MAX_BATCH = 64;
@@ -124,6 +125,7 @@ function main(): void {
     diag: new SockDiag(),
     recorder: config.cookieMap !== undefined && config.tupleMap !== undefined ? new RecorderView(config.cookieMap, config.tupleMap) : undefined,
     inodes: new InodeIndex(),
+    tokens: new TokenCache(),
   };
   post({ type: 'ready', fd: queue.nl.fd, portId: queue.nl.portId });
   drainControl();
@@ -147,7 +149,7 @@ function main(): void {
         const j = judge(deps, packet);
         if (j.verdict) verdicts.push(j.verdict);
         if (j.destroy) destroys.push(j.destroy);
-        if (j.decided) decided.push(j.decided);
+        if (j.decided && Atomics.load(counters, LISTENERS_SLOT) !== 0n) decided.push(j.decided);
         if (j.held) held.push(j.held);
       }
       if (++rounds >= MAX_BATCH) break;
@@ -175,6 +177,7 @@ function main(): void {
     drainControl();
   }
   deps.diag.close();
+  deps.tokens.clear();
   // Unbinding makes the kernel drop what is still queued for us; the main thread has answered its
   // own held packets before asking us to stop.
   queue.close();

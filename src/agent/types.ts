@@ -16,7 +16,10 @@ export interface WorkerConfig {
 
 /** Indexes into the shared counters (BigInt64Array). */
 export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7 } as const;
-export const COUNTER_SLOTS = 8;
+/** Not a counter: 1 while at least one client is subscribed. Flows a rule decided are only sent to the
+ *  main thread then (posting every one costs ~15 µs per connection when nobody watches). */
+export const LISTENERS_SLOT = 8;
+export const COUNTER_SLOTS = 9;
 
 /** A flow the worker could not decide alone: the main thread owns its packet's verdict. */
 export interface HeldFlow {

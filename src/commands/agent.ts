@@ -20,7 +20,7 @@ Holds each new connection until a rule or a client decides it (Linux, root).
   --inbound            also hold new inbound connections to local listeners
   --cgroup PATH        attach the socket recorder to this cgroup v2 directory (default: the cgroup2 root)
   --no-bpf             do not load the BPF recorder; find owners by scanning /proc
-  --status             print the state of the running agent and exit
+  --status             print the state of the running agent (the one on --socket) and exit
 `;
 
 export function parseDuration(text: string): number | undefined {
@@ -104,11 +104,11 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
   };
 }
 
-async function printStatus(): Promise<number> {
-  const { readStatus } = await import('../agent/agent.js');
-  const s = readStatus();
+async function printStatus(socket: string): Promise<number> {
+  const { readStatus, statusFileFor } = await import('../agent/agent.js');
+  const s = readStatus(statusFileFor(socket));
   if (!s) {
-    process.stdout.write('flowtop agent: not running (no /run/flowtop/agent.json)\n');
+    process.stdout.write(`flowtop agent: not running (no ${statusFileFor(socket)})\n`);
     return 3;
   }
   let alive = true;
@@ -139,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (process.platform !== 'linux') throw new UserError('flowtop agent runs on Linux only', 'on macOS the network extension plays this part');
-  if (flags.status) return printStatus();
+  if (flags.status) return printStatus(flags.socket);
   if (process.getuid?.() !== 0) throw new UserError('needs root: run sudo flowtop agent', 'it installs firewall rules, binds NFQUEUE and loads a BPF program');
   const { Agent } = await import('../agent/agent.js');
   const { RuleStore } = await import('../rules/store.js');

@@ -2,7 +2,10 @@
 // loaded with bpf(2) through koffi (no compiler, no libbpf at run time). At connect, UDP sendmsg and
 // socket creation it stores socket cookie → (pid_tgid, boot ns) in an LRU map, so a queued packet's
 // owner is one map lookup away (~0.3 µs) whatever the machine holds. Layouts: docs in LINUX-NOTES.
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SYS, errnoName, libc } from './libc.js';
 
 const CMD = {
@@ -227,6 +230,31 @@ export function findCgroup2Root(mounts = readFileSync('/proc/self/mounts', 'utf8
     if (f[2] === 'cgroup2' && f[1]) return f[1].replace(/\\040/g, ' ');
   }
   return undefined;
+}
+
+/** A cgroup v2 root to attach to: the mounted one, or — when this mount namespace shows none (e.g.
+ *  under `ip netns exec`, which remounts /sys) — a private mount of the same hierarchy in a temporary
+ *  directory, removed by `release`. */
+export function cgroup2Root(): { path: string; release: () => void } | undefined {
+  const mounted = findCgroup2Root();
+  if (mounted) return { path: mounted, release: () => {} };
+  let dir: string | undefined;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'flowtop-cgroup2-'));
+    const r = spawnSync('mount', ['-t', 'cgroup2', 'cgroup2', dir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    const path = dir;
+    return {
+      path,
+      release: () => {
+        spawnSync('umount', ['-l', path]);
+        try { rmdirSync(path); } catch { /* still mounted */ }
+      },
+    };
+  } catch {
+    if (dir) try { rmdirSync(dir); } catch { /* ignore */ }
+    return undefined;
+  }
 }
 
 export interface OwnerRecord {

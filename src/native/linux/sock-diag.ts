@@ -64,7 +64,7 @@ export function addressBytes(address: string): Buffer {
 export class SockDiag {
   private readonly nl: NetlinkSocket;
   private readonly request = Buffer.alloc(REQUEST_BYTES);
-  private readonly reply = Buffer.alloc(8192);
+  private readonly reply = Buffer.alloc(2048); // one inet_diag_msg (88 bytes) + room; no extensions asked
   private seq = 1;
 
   constructor() {
