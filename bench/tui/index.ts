@@ -1,0 +1,176 @@
+// TUI benchmark: frame time with 100,000 flows, then event-loop lag, CPU and memory while an
+// extension (a separate process, over a real Unix socket) sends 10,000 messages/s for 10 s.
+// Targets (issue 4): frame < 16 ms, CPU < 50 % of one core, RSS < 250 MB.
+import { fork } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createElement } from 'react';
+import type { FlowRow, TableState } from '../../src/state/types.js';
+
+// Ink prints nothing until exit when it believes it runs in CI; the benchmark needs real frames.
+delete process.env.CI;
+delete process.env.CONTINUOUS_INTEGRATION;
+
+const { render, renderToString } = await import('ink');
+const { initialTable, reduce } = await import('../../src/state/reducer.js');
+const { countFlows } = await import('../../src/state/derive.js');
+const { FlowsSelector, visibleWindow } = await import('../../src/state/views.js');
+const { initialUi } = await import('../../src/state/ui.js');
+const { Screen, screenLayout } = await import('../../src/ui/Screen.js');
+const { Root } = await import('../../src/app/Root.js');
+const { createFlowStore } = await import('../../src/app/store.js');
+const { Attributor } = await import('../../src/attribution/attributor.js');
+const { createReplayBackend } = await import('../../src/attribution/replay-backend.js');
+const { createSocketSource } = await import('../../src/source/socket-source.js');
+const { HELLO, TOKENS, attributions, flowRecord, slice, tokenOf } = await import('./load.js');
+
+const FLOWS = 100_000;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const COLUMNS = 200;
+const ROWS = 50;
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+const ms = (n: number) => `${n.toFixed(2)} ms`;
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MB`;
+
+// ── 1. Frame time with 100,000 flows ───────────────────────────────────────────────────────────
+function frameBench(): { median: number; p99: number; resort: number } {
+  const records = attributions();
+  let table: TableState = initialTable({ maxFlows: 200_000 }, Date.now());
+  const now = Date.now();
+  const events = Array.from({ length: FLOWS }, (_, n) => ({ source: 'bench', message: { type: 'flow' as const, flow: flowRecord(n, now - FLOWS + n) } }));
+  table = reduce(table, { type: 'events', events });
+  table = reduce(table, { type: 'attributions', updates: Array.from({ length: TOKENS }, (_, i) => ({ key: tokenOf(i), attribution: records.get(tokenOf(i))! })) });
+  table = reduce(table, { type: 'status', source: 'bench', status: { state: 'connected', hello: HELLO } });
+  const selector = new FlowsSelector();
+  const ui = initialUi();
+  const live = Array.from({ length: FLOWS }, (_, i) => i);
+  let next = FLOWS;
+  const frame = (state: TableState, u = ui): string => {
+    const rows: readonly FlowRow[] = selector.select(state, { sort: u.flowSort, filter: u.filter });
+    const { tableRows } = screenLayout(ROWS - 1, state.sources.size, false);
+    const win = visibleWindow(rows.length, 0, tableRows, 0);
+    return renderToString(
+      createElement(Screen, {
+        width: COLUMNS, height: ROWS - 1, ascii: false, now: Date.now(), sources: [...state.sources.values()], counts: countFlows(state),
+        ui: u, flows: rows, processes: [], rules: [], top: win.top, cursor: win.cursor,
+      }),
+      { columns: COLUMNS },
+    );
+  };
+  frame(table); // warm up
+  const times: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    // 100 ms of live load between frames (1,000 messages), as at 10,000 events/s and 10 frames/s.
+    const batch = [];
+    for (let k = 0; k < 10; k++) {
+      const s = slice(next, live, Date.now());
+      next = s.next;
+      batch.push(...s.messages.map((message) => ({ source: 'bench', message })));
+    }
+    table = reduce(table, { type: 'events', events: batch });
+    const t0 = performance.now();
+    frame(table);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const t0 = performance.now();
+  frame(table, { ...ui, flowSort: { column: 'process', reverse: false } });
+  const resort = performance.now() - t0;
+  return { median: quantile(times, 0.5), p99: quantile(times, 0.99), resort };
+}
+
+// ── 2. Live: 10,000 messages/s over a real socket into the real app ─────────────────────────────
+class NullTerminal extends Writable {
+  isTTY = true;
+  columns = COLUMNS;
+  rows = ROWS;
+  bytes = 0;
+  writes = 0;
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: () => void): void {
+    this.bytes += chunk.length;
+    this.writes++;
+    done();
+  }
+}
+
+async function liveBench() {
+  const path = join(tmpdir(), `flowtop-bench-${process.pid}.sock`);
+  const feeder = fork(fileURLToPath(new URL('./feed.js', import.meta.url)), [path, String(FLOWS), String(SECONDS)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const message = (type: string) => new Promise<Record<string, unknown>>((resolve) => {
+    const on = (m: Record<string, unknown>) => {
+      if (m.type === type) {
+        feeder.off('message', on);
+        resolve(m);
+      }
+    };
+    feeder.on('message', on);
+  });
+  await message('listening');
+  const backend = createReplayBackend(attributions());
+  const source = createSocketSource(path);
+  const store = createFlowStore({ sources: [source], attributorFor: () => new Attributor(backend), clock: { now: () => Date.now() } });
+  const out = new NullTerminal();
+  const instance = render(
+    createElement(Root, { store, clock: { now: () => Date.now() }, ascii: false, viewport: { rows: ROWS, columns: COLUMNS }, onQuit: () => {} }),
+    { stdout: out as unknown as NodeJS.WriteStream, stdin: process.stdin, patchConsole: false, exitOnCtrlC: false, maxFps: 10, incrementalRendering: true },
+  );
+  const loadStart = performance.now();
+  await message('snapshot-sent');
+  while (store.current().flows.size < FLOWS) await new Promise((r) => setTimeout(r, 20));
+  const loadMs = performance.now() - loadStart;
+
+  const lag = monitorEventLoopDelay({ resolution: 5 });
+  lag.enable();
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  const writes0 = out.writes;
+  feeder.send({ type: 'start' });
+  const done = await message('done');
+  // Let the last events reach the table.
+  await new Promise((r) => setTimeout(r, 300));
+  const wall = performance.now() - wall0;
+  const cpu = process.cpuUsage(cpu0);
+  lag.disable();
+  const state = store.current();
+  const counts = countFlows(state);
+  const frames = out.writes - writes0;
+  instance.unmount();
+  store.close();
+  feeder.kill();
+  (globalThis as { gc?: () => void }).gc?.();
+  return {
+    loadMs,
+    sent: Number(done.messages),
+    wall,
+    cpuShare: (cpu.user + cpu.system) / 1000 / wall,
+    lagP50: lag.percentile(50) / 1e6,
+    lagP99: lag.percentile(99) / 1e6,
+    lagMax: lag.max / 1e6,
+    frames,
+    flows: state.flows.size,
+    live: counts.live,
+    rss: process.memoryUsage().rss,
+  };
+}
+
+const f = frameBench();
+process.stdout.write(`flowtop TUI benchmark (${COLUMNS}x${ROWS} terminal)\n\n`);
+process.stdout.write(`frame with ${FLOWS.toLocaleString('en')} flows (sort + filter + layout + render, after 1,000 new events each):\n`);
+process.stdout.write(`  median ${ms(f.median)}, p99 ${ms(f.p99)}   target < 16 ms: ${f.p99 < 16 ? 'met' : 'NOT met'}\n`);
+process.stdout.write(`  switching the sort column (full re-sort of 100,000 rows): ${ms(f.resort)}\n\n`);
+const l = await liveBench();
+process.stdout.write(`live over a Unix socket (extension in another process):\n`);
+process.stdout.write(`  initial ${FLOWS.toLocaleString('en')} flows loaded in ${ms(l.loadMs)}\n`);
+process.stdout.write(`  ${l.sent.toLocaleString('en')} messages in ${(l.wall / 1000).toFixed(1)} s (${Math.round(l.sent / (l.wall / 1000)).toLocaleString('en')}/s)\n`);
+process.stdout.write(`  CPU ${(l.cpuShare * 100).toFixed(0)}% of one core   target < 50%: ${l.cpuShare < 0.5 ? 'met' : 'NOT met'}\n`);
+process.stdout.write(`  event-loop lag p50 ${ms(l.lagP50)}, p99 ${ms(l.lagP99)}, max ${ms(l.lagMax)}\n`);
+process.stdout.write(`  frames written ${l.frames} (${(l.frames / (l.wall / 1000)).toFixed(1)}/s; capped at 10/s)\n`);
+process.stdout.write(`  table at the end: ${l.flows.toLocaleString('en')} flows, ${l.live.toLocaleString('en')} live\n`);
+process.stdout.write(`  RSS at the end ${mb(l.rss)}   target < 250 MB: ${l.rss < 250 * 1024 * 1024 ? 'met' : 'NOT met'}\n`);
+process.exit(0);
