@@ -3,7 +3,7 @@
 // exec tag); after reading, the pidfd must still be alive and the start time unchanged. A live pidfd
 // pins its PID, so the PID cannot have been handed to another process in between: what was read
 // belongs to the token's process. Only then is the answer `secure`.
-import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import type { Attribution, AttributionReason, ParentProcess, Signer } from '../../attribution/types.js';
 import { decodeLinuxToken, type LinuxToken } from '../../protocol/tokens.js';
 import { FileHasher, type FileDigest } from './hash.js';
@@ -191,6 +191,7 @@ export class LinuxResolver {
       if (errno === 'ENOENT' || errno === 'ESRCH') return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process has exited' });
     }
     if (stat && stat.startTime !== token.startTime) return reused(token, 'its start time differs');
+    if (stat && (stat.state === 'Z' || stat.state === 'X')) return gone(token, { call: `read /proc/${pid}/stat`, errno: 'ESRCH', message: 'the process has exited (not yet reaped)' });
     const result: Attribution = { trust: 'insecure', pid, reason };
     if (stat) result.name = stat.comm;
     try {
