@@ -1,4 +1,5 @@
 // The secure route against real processes: no kernel mocks.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,15 @@ import { createLinuxBackend } from '../../src/native/linux/backend.js';
 import { makeLinuxToken } from '../../src/native/linux/token.js';
 import { decodeLinuxToken, encodeLinuxToken } from '../../src/protocol/tokens.js';
 import { exeOf, isLinux, startProgram, stop, waitFor } from './helpers.js';
+
+function readProcState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -74,6 +84,28 @@ describe.runIf(isLinux)('Linux secure route', () => {
     expect(a.trust).toBe('gone');
     expect(a.reason?.errno).toBe('ESRCH');
     expect(a.name).toBeUndefined();
+  });
+
+  it('says gone for a process that has exited but is not yet reaped (a zombie)', async () => {
+    // sh starts `true` in the background, then becomes sleep, which never reaps it.
+    const parent = spawn('/bin/sh', ['-c', '/usr/bin/true & exec /usr/bin/sleep 300'], { stdio: 'ignore' }) as ChildProcess & { pid: number };
+    try {
+      let zombie = 0;
+      await waitFor(() => {
+        if (exeOf(parent.pid) !== '/usr/bin/sleep') return false;
+        const kids = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+        zombie = kids.find((pid) => readProcState(pid) === 'Z') ?? 0;
+        return zombie > 0;
+      }, 'a zombie child');
+      const token = makeLinuxToken(zombie);
+      expect(token).toBeDefined();
+      const a = await resolveOne(token!);
+      expect(a.trust).toBe('gone');
+      expect(a.reason?.errno).toBe('ESRCH');
+      expect(a.reason?.message).toContain('exited');
+    } finally {
+      await stop(parent);
+    }
   });
 
   it('identifies what actually runs when its file is replaced, deleted or renamed on disk', async () => {
