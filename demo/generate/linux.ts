@@ -142,7 +142,7 @@ export function linuxScenario(): string {
   b.connection({ at: 10_200, id: 'apt-update-2', proc: aptHttp, remote: { address: '2a04:4e42:8e::644', port: 80 }, host: 'security.debian.org', hostSource: 'dns', durationMs: 3_000, rxRate: 400_000, txRate: 3_000, tickMs: 500 });
   b.connection({ at: 15_000, id: 'curl-nodesource', proc: curl, remote: { address: '104.22.4.6', port: 443 }, host: 'deb.nodesource.com', hostSource: 'dns', durationMs: 14_000, rxRate: 25_000, txRate: 1_000, pending: { deadlineMs: 10_000, default: 'allow' } });
   b.connection({ at: 36_000, id: 'git-fetch', proc: gitHelper, remote: { address: '217.197.84.140', port: 443 }, host: 'codeberg.org', hostSource: 'dns', durationMs: 1_200, rxRate: 60_000, txRate: 4_000, tickMs: 300 });
-  b.connection({ at: 42_000, id: 'wget-payload', proc: wget, remote: { address: '93.184.215.14', port: 80 }, durationMs: 3_000, rxRate: 20_000, txRate: 600, pending: { deadlineMs: 12_000 } });
+  b.connection({ at: 42_000, id: 'wget-payload', proc: wget, remote: { address: '93.184.215.14', port: 80 }, durationMs: 15_000, rxRate: 20_000, txRate: 600, pending: { deadlineMs: 12_000 } });
   b.connection({ at: 48_000, id: 'ngrok-tunnel', proc: ngrok, remote: { address: '3.124.142.205', port: 443 }, host: 'connect.eu.ngrok-agent.com', hostSource: 'dns', durationMs: 40_000, rxRate: 5_000, txRate: 4_000, pending: { deadlineMs: 15_000 } });
   b.connection({ at: 66_000, id: 'nc-probe', proc: nc, remote: { address: '192.168.178.1', port: 8080 }, durationMs: 150, rxRate: 2_000, txRate: 300, tickMs: 50 });
   b.connection({ at: 66_400, id: 'pip-pypi', proc: python, remote: { address: '151.101.128.223', port: 443 }, host: 'pypi.org', hostSource: 'dns', durationMs: 2_500, rxRate: 80_000, txRate: 3_000, tickMs: 500 });

@@ -190,7 +190,7 @@ export function macosScenario(): string {
   b.note(61_000, 'PID 9012 again, now a different program (new pidversion, new token)');
   b.connection({ at: 61_000, id: 'pip-pypi', proc: python, remote: { address: '151.101.0.223', port: 443 }, host: 'pypi.org', durationMs: 3_000, rxRate: 90_000, txRate: 3_000, tickMs: 500 });
   b.connection({ at: 62_500, id: 'pip-files', proc: python, remote: { address: '2a04:4e42::223', port: 443 }, host: 'files.pythonhosted.org', durationMs: 6_000, rxRate: 700_000, txRate: 6_000, tickMs: 500 });
-  b.connection({ at: 110_000, id: 'curl-api', proc: curl2, remote: { address: '140.82.121.6', port: 443 }, host: 'api.github.com', durationMs: 1_400, rxRate: 40_000, txRate: 2_000, tickMs: 300, pending: { deadlineMs: 15_000 } });
+  b.connection({ at: 110_000, id: 'curl-api', proc: curl2, remote: { address: '140.82.121.6', port: 443 }, host: 'api.github.com', durationMs: 16_400, rxRate: 40_000, txRate: 2_000, tickMs: 300, pending: { deadlineMs: 15_000 } });
 
   // --- an npm install: a burst of short flows ----------------------------------------------------
   b.note(70_000, 'npm install: a burst of short flows');

@@ -14,6 +14,7 @@ import { DEFAULT_SCENARIO, loadScenario } from './scenario-files.js';
 import type { Scenario, ScenarioEvent, ScenarioProblem } from './scenario.js';
 import { Timeline } from './timeline.js';
 
+/** The replay starts when the first client subscribes (then plays on whoever is connected). */
 export interface DemoExtensionOptions {
   /** A shipped scenario's name, a path to an .ndjson file, or a scenario already read. Default: "default". */
   scenario?: string | Scenario;
@@ -66,6 +67,7 @@ class DemoRun {
   private readonly timeline: Timeline;
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
   private closed = false;
+  private started = false;
 
   constructor(scenario: Scenario, speed: number, loop: boolean, socketPath: string) {
     this.flows = new DemoFlows({
@@ -76,7 +78,13 @@ class DemoRun {
     this.server = new ExtensionServer({
       path: socketPath,
       hello: scenario.hello,
-      onSubscribe: () => this.flows.snapshot(Date.now()),
+      onSubscribe: () => {
+        // The story starts when the first client watches, so nobody misses its beginning. Deferred:
+        // events due at once must follow this client's snapshot, not precede its subscription.
+        if (!this.started) setImmediate(() => this.startReplay());
+        this.started = true;
+        return this.flows.snapshot(Date.now());
+      },
       onMessage: (client, msg) => this.request(client, msg),
     });
     this.timeline = new Timeline({
@@ -97,7 +105,10 @@ class DemoRun {
         'pick another path with --socket PATH (something else may already be serving there)',
       );
     }
-    this.timeline.start();
+  }
+
+  private startReplay(): void {
+    if (!this.closed) this.timeline.start();
   }
 
   async close(): Promise<void> {

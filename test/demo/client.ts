@@ -63,6 +63,24 @@ export class TestClient {
     });
   }
 
+  /** Waits until `condition()` holds, checking after every message that arrives. */
+  until(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const wake = (): void => {
+        if (!condition()) return;
+        this.waiters.delete(wake);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(wake);
+        reject(new Error(`${what} not reached within ${timeoutMs} ms (${this.messages.length} messages received)`));
+      }, timeoutMs);
+      this.waiters.add(wake);
+      wake();
+    });
+  }
+
   close(): void {
     this.socket.destroy();
   }
