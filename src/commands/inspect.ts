@@ -25,7 +25,13 @@ export interface InspectEntry {
   error?: string;
 }
 
-export async function run(argv: string[], write: (text: string) => void = (t) => void process.stdout.write(t)): Promise<number> {
+export async function run(argv: string[], write?: (text: string) => void): Promise<number> {
+  const color = write === undefined && process.stdout.isTTY === true && !process.env.NO_COLOR;
+  const out = write ?? ((text: string) => void process.stdout.write(text));
+  return inspect(argv, out, color);
+}
+
+async function inspect(argv: string[], write: (text: string) => void, color: boolean): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -68,7 +74,7 @@ export async function run(argv: string[], write: (text: string) => void = (t) =>
   }
 
   if (parsed.values.json) write(JSON.stringify(entries, null, 2) + '\n');
-  else write(entries.map(formatEntry).join('\n'));
+  else write(entries.map((e) => formatEntry(e, color)).join('\n'));
   return entries.some((e) => e.error !== undefined) ? 1 : 0;
 }
 
@@ -93,9 +99,12 @@ const TRUST_WORDS: Record<Attribution['trust'], string> = {
 };
 
 /** Human-readable block for one entry. */
-export function formatEntry(entry: InspectEntry): string {
+export function formatEntry(entry: InspectEntry, color = false): string {
+  // Anything not verified is shown in red, as a warning (the seed threads: unverified names in red).
+  const red = (text: string) => (color ? `\x1b[31m${text}\x1b[39m` : text);
+  const green = (text: string) => (color ? `\x1b[32m${text}\x1b[39m` : text);
   const head = 'pid' in entry.query ? `PID ${entry.query.pid}` : `token ${entry.query.token}`;
-  if (entry.error) return `${head}\n  error     ${entry.error}\n`;
+  if (entry.error) return `${head}\n  error     ${red(entry.error)}\n`;
   const a = entry.attribution;
   const lines = [`${head}${a?.name ? `  ${a.name}` : ''}`];
   const row = (label: string, value: string | undefined) => {
@@ -103,14 +112,14 @@ export function formatEntry(entry: InspectEntry): string {
   };
   row('token', entry.token);
   if (!a) return [...lines, '  trust     unknown (no answer)', ''].join('\n');
-  row('trust', TRUST_WORDS[a.trust]);
-  if (a.trust !== 'secure' && a.reason) row('reason', `${a.reason.message} [${a.reason.call}${a.reason.errno ? `: ${a.reason.errno}` : ''}${a.reason.code !== undefined ? ` ${a.reason.code}` : ''}]`);
+  row('trust', a.trust === 'secure' ? green(TRUST_WORDS[a.trust]) : red(TRUST_WORDS[a.trust]));
+  if (a.trust !== 'secure' && a.reason) row('reason', red(`${a.reason.message} [${a.reason.call}${a.reason.errno ? `: ${a.reason.errno}` : ''}${a.reason.code !== undefined ? ` ${a.reason.code}` : ''}]`));
   if ('token' in entry.query && a.pid !== undefined) row('pid', String(a.pid));
   row('path', a.path);
-  if (a.exeChanged) row('warning', a.exeChanged === 'deleted' ? 'the executable was deleted from disk after the process started' : 'the file at this path was replaced after the process started; the identity is of the code that runs');
+  if (a.exeChanged) row('warning', red(a.exeChanged === 'deleted' ? 'the executable was deleted from disk after the process started' : 'the file at this path was replaced after the process started; the identity is of the code that runs'));
   row('identity', a.identity);
   row('signer', a.signer?.label);
-  if (a.signer?.kind === 'modified') row('warning', `the executable differs from the checksum recorded by package ${a.signer.package ?? ''}`.trim());
+  if (a.signer?.kind === 'modified') row('warning', red(`the executable differs from the checksum recorded by package ${a.signer.package ?? ''}`.trim()));
   row('sha256', a.sha256);
   if (a.uid !== undefined) row('user', `${a.user ?? '?'} (uid ${a.uid})`);
   row('cmdline', a.cmdline?.map(quoteArg).join(' '));

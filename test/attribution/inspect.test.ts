@@ -88,3 +88,26 @@ describe.runIf(process.platform === 'linux')('flowtop inspect', () => {
     expect((await inspect(['--help'])).out).toContain('flowtop inspect PID');
   });
 });
+
+describe('inspect output', () => {
+  it('marks anything not secure in red with its reason, and warns about modified or replaced code', async () => {
+    const { formatEntry } = await import('../../src/commands/inspect.js');
+    const insecure = formatEntry({
+      query: { pid: 42 },
+      token: 'ab'.repeat(24),
+      attribution: { trust: 'insecure', pid: 42, name: 'sshd', reason: { call: 'open /proc/42/exe', errno: 'EACCES', message: 'permission denied' } },
+    }, true);
+    expect(insecure).toContain('\x1b[31mINSECURE');
+    expect(insecure).toContain('\x1b[31mpermission denied [open /proc/42/exe: EACCES]');
+    const modified = formatEntry({
+      query: { pid: 7 },
+      token: 'cd'.repeat(24),
+      attribution: { trust: 'secure', pid: 7, name: 'sleep', path: '/usr/bin/sleep', exeChanged: 'replaced', signer: { kind: 'modified', label: 'modified (differs from package coreutils)', package: 'coreutils' } },
+    });
+    expect(modified).toContain('trust     secure');
+    expect(modified).toContain('warning   the file at this path was replaced');
+    expect(modified).toContain('warning   the executable differs from the checksum recorded by package coreutils');
+    expect(modified).not.toContain('\x1b[');
+    expect(modified).not.toContain('reason');
+  });
+});

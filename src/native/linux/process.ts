@@ -146,7 +146,9 @@ export class LinuxResolver {
     if (now.dev !== exeStat.dev || now.ino !== exeStat.ino) {
       return token.execTag ? execed(token) : this.insecure(token, { call: `stat /proc/${pid}/exe`, message: 'the process started another program during the lookup' }, pidfd);
     }
-    return { trust: 'secure', ...facts };
+    // The name from the last read: if an exec slipped in before the executable was opened, the path
+    // and this name both describe the program that runs now (and the exe check above held).
+    return { trust: 'secure', ...facts, name: after.comm };
   }
 
   private ourRoot: BigIntStats | undefined;
