@@ -91,10 +91,13 @@ export class LinuxResolver {
     } catch (error) {
       const errno = codeOf(error);
       if (errno === 'EACCES' || errno === 'EPERM') {
+        const asRoot = process.geteuid?.() === 0;
         return this.insecure(token, {
           call: `open /proc/${pid}/exe`,
           errno,
-          message: `permission denied opening the executable of another user's process (${errno}); run flowtop as root to verify it`,
+          message: asRoot
+            ? `permission denied opening the process's executable even as root (${errno}); the process is protected (e.g. another user namespace or a security module)`
+            : `permission denied opening the executable of another user's process (${errno}); run flowtop as root to verify it`,
         }, pidfd);
       }
       throw new StepFailure(`open /proc/${pid}/exe`, errno);
