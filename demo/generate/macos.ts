@@ -181,8 +181,8 @@ export function macosScenario(): string {
   b.connection({ at: 120_000, id: 'mail-smtp', proc: mail, remote: { address: '142.250.102.108', port: 587 }, host: 'smtp.gmail.com', durationMs: 2_600, rxRate: 4_000, txRate: 180_000, tickMs: 500 });
 
   // --- terminal work: curl, wget, git, ssh → python on the same PID ------------------------------
-  b.note(12_000, 'curl asks for a verdict; a remember-always rule decides the second curl at 110 s on its own');
-  b.connection({ at: 12_000, id: 'curl-install', proc: curl1, remote: { address: '185.199.108.133', port: 443 }, host: 'raw.githubusercontent.com', durationMs: 24_000, rxRate: 30_000, txRate: 1_500, pending: { deadlineMs: 15_000 } });
+  b.note(6_000, 'curl asks for a verdict; a remember-always rule decides the second curl at 110 s on its own');
+  b.connection({ at: 6_000, id: 'curl-install', proc: curl1, remote: { address: '185.199.108.133', port: 443 }, host: 'raw.githubusercontent.com', durationMs: 24_000, rxRate: 30_000, txRate: 1_500, pending: { deadlineMs: 15_000 } });
   b.connection({ at: 30_000, id: 'ssh-github', proc: ssh, remote: { address: '140.82.121.4', port: 22 }, host: 'github.com', durationMs: 12_000, rxRate: 2_500, txRate: 1_800 });
   b.note(44_000, 'git-remote-https exits before the filter looks it up: ESRCH (100003) → gone');
   b.connection({ at: 44_000, id: 'git-fetch', proc: gitHelper, remote: { address: '140.82.121.3', port: 443 }, host: 'github.com', durationMs: 900, rxRate: 80_000, txRate: 6_000, tickMs: 300 });
@@ -203,8 +203,8 @@ export function macosScenario(): string {
   }
 
   // --- an unsigned tool asks to reach an address with no name; its default is block ---------------
-  b.note(25_000, 'an unsigned tool from ~/Downloads wants to reach a bare IP: its default is block');
-  for (const [n, at] of [[1, 25_000], [2, 88_000], [3, 150_000]] as const) {
+  b.note(9_000, 'an unsigned tool from ~/Downloads wants to reach a bare IP: its default is block');
+  for (const [n, at] of [[1, 9_000], [2, 88_000], [3, 150_000]] as const) {
     b.connection({ at, id: `uploader-${n}`, proc: uploader, remote: { address: '45.77.139.12', port: 8443 }, durationMs: 28_000, rxRate: 800, txRate: 60_000, pending: { deadlineMs: 20_000, default: 'block' } });
   }
 
