@@ -37,15 +37,22 @@ export function unavailableBackend(kind: AttributionBackend['kind'], message: st
 function lazyBackend(kind: AttributionBackend['kind'], load: () => Promise<AttributionBackend>): AttributionBackend {
   let loading: Promise<AttributionBackend> | undefined;
   let loaded: AttributionBackend | undefined;
+  let closed = false;
   return {
     kind,
     async resolve(tokens) {
+      if (closed) return unavailableBackend(kind, 'the attribution backend was closed').resolve(tokens);
       loading ??= load()
-        .then((backend) => (loaded = backend))
+        .then((backend) => {
+          loaded = backend;
+          if (closed) backend.close?.();
+          return backend;
+        })
         .catch((error: unknown) => unavailableBackend(kind, `the ${kind} attribution layer could not load: ${error instanceof Error ? error.message : String(error)}`));
       return (await loading).resolve(tokens);
     },
     close() {
+      closed = true;
       loaded?.close?.();
     },
   };
