@@ -78,7 +78,16 @@ export interface AgentStatus {
   clients: number;
 }
 
+/** How long a decision also answers further packets of the same 5-tuple (TCP gives up retrying a
+ *  dropped SYN after ~2 minutes). */
+const RECENT_MS = 130_000;
+
+function slotOf(verdict: Verdict): number {
+  return verdict.by === 'rule' ? COUNTER.rule : verdict.by === 'user' ? COUNTER.user : COUNTER.default;
+}
+
 export class Agent {
+  private readonly recent = new Map<string, { verdict: Verdict; until: number }>();
   private readonly counters = new SharedArrayBuffer(8 * COUNTER_SLOTS);
   private readonly view = new BigInt64Array(this.counters);
   private readonly pending = new PendingTable((p) => this.decide(p, { action: this.options.defaultAction, by: 'default', ...this.blockModeFor(this.options.defaultAction) }));
@@ -217,7 +226,15 @@ export class Agent {
     if (this.server?.clients.some((c) => c.subscribed)) {
       for (const d of decided) this.server.broadcast({ type: 'flow', flow: { ...d.flow, verdict: d.verdict } });
     }
+    const now = Date.now();
     for (const h of held) {
+      // A retransmitted SYN (or next datagram) of a flow just decided: the same answer, not a new prompt.
+      const recent = this.recent.get(h.key);
+      if (recent && recent.until > now) {
+        this.sendVerdicts([{ id: h.packetId, verdict: recent.verdict.action === 'allow' ? NF_ACCEPT : NF_DROP }]);
+        Atomics.add(this.view, slotOf(recent.verdict), 1n);
+        continue;
+      }
       const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
       if (!p) continue; // joined a flow that already waits
       if (h.needsIdentity && this.options.attribution && h.flow.token) {
@@ -248,10 +265,18 @@ export class Agent {
     if (!this.pending.take(p.flow.id)) return;
     const code = verdict.action === 'allow' ? NF_ACCEPT : NF_DROP;
     this.sendVerdicts(p.packetIds.map((id) => ({ id, verdict: code })));
-    const slot = verdict.by === 'rule' ? COUNTER.rule : verdict.by === 'user' ? COUNTER.user : COUNTER.default;
-    Atomics.add(this.view, slot, BigInt(p.packetIds.length));
+    Atomics.add(this.view, slotOf(verdict), BigInt(p.packetIds.length));
+    this.remember(p.key, verdict);
     if (verdict.action === 'block' && verdict.blockMode === 'reject') this.destroySocket(p.flow);
     this.server?.broadcast({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
+  }
+
+  private remember(key: string, verdict: Verdict): void {
+    const now = Date.now();
+    if (this.recent.size >= 4096) {
+      for (const [k, r] of this.recent) if (r.until <= now || this.recent.size >= 4096) this.recent.delete(k);
+    }
+    this.recent.set(key, { verdict, until: now + RECENT_MS });
   }
 
   private sendVerdicts(verdicts: Array<{ id: number; verdict: number }>): void {

@@ -1,0 +1,207 @@
+// The agent in a network namespace: each new connection waits for a client's verdict, a rule, or its
+// deadline; every queued packet is answered exactly once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, readlinkSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { decodeLinuxToken } from '../../src/protocol/tokens.js';
+import { createLinuxBackend } from '../../src/native/linux/backend.js';
+import {
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
+  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
+} from './helpers.js';
+
+const skip = skipUnlessCapable();
+
+describe.skipIf(skip)('flowtop agent verdicts', () => {
+  let ns: Netns;
+  let cg: TestCgroup;
+  let agent: RunningAgent;
+  let server: ChildProcess;
+  let before: string;
+  const PORT = 7100;
+
+  beforeAll(async () => {
+    before = hostRules();
+    buildAgent();
+    ns = new Netns();
+    cg = new TestCgroup();
+    server = await startServer(ns, PORT);
+    agent = await startAgent(ns, cg, ['--queue-num', '7301', '--timeout', '20s', '--default', 'allow']);
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    server?.kill();
+    ns?.delete();
+    cg?.delete();
+    if (agent) cleanupDir(agent.dir);
+    removeBuild();
+    // the host's own rules were never touched
+    expect(hostRules()).toBe(before);
+  });
+
+  function connect(timeoutMs = 5000): { child: ChildProcess; out: ReturnType<typeof lines> } {
+    const child = spawnIn(ns, cg, connectScript(PORT, timeoutMs));
+    return { child, out: lines(child) };
+  }
+
+  it('announces its mode in hello', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const hello = client.messages[0]!;
+    expect(hello.type).toBe('hello');
+    if (hello.type !== 'hello') return;
+    expect(hello.mode).toMatchObject({ failOpen: true, attribution: 'bpf-cookie', defaultAction: 'allow', timeoutMs: 20_000 });
+    expect(hello.capabilities).toContain('verdicts');
+    client.close();
+  });
+
+  it('holds a connection until a client allows it; the token names the process that connected', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const { child, out } = connect();
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending flow', () => client.flows((f) => f.remote.port === PORT && f.pid === pid && !!f.pending)[0]);
+    // nothing has connected yet: the SYN is held
+    expect(out.all.some((l) => l.startsWith('connected'))).toBe(false);
+    expect(flow.token).toBeDefined();
+    const token = decodeLinuxToken(Buffer.from(flow.token!, 'base64'))!;
+    expect(token.pid).toBe(pid);
+    const backend = createLinuxBackend({ thread: 'inline' });
+    const [attribution] = await backend.resolve([Buffer.from(flow.token!, 'base64')]);
+    expect(attribution?.pid).toBe(pid);
+    expect(attribution?.path).toBe(readlinkSync(`/proc/${pid}/exe`));
+    expect(attribution?.trust).not.toBe('gone');
+    client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+    await out.next((l) => l.startsWith('connected'));
+    const verdict = await client.waitFor('the verdict broadcast', (m) => m.type === 'verdict' && m.id === flow.id);
+    expect(verdict).toMatchObject({ verdict: { action: 'allow', by: 'user' } });
+    child.stdin?.end();
+    client.close();
+  });
+
+  it('block with drop: the program times out', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const { child, out } = connect(1500);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
+    client.send({ type: 'verdict', id: flow.id, action: 'block', remember: 'once', blockMode: 'drop' });
+    const result = await out.next((l) => !l.startsWith('pid'), 5000);
+    expect(result.startsWith('timeout')).toBe(true);
+    child.stdin?.end();
+    client.close();
+  });
+
+  it('block with reject: the program fails at once', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const { child, out } = connect(5000);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
+    const sent = Date.now();
+    client.send({ type: 'verdict', id: flow.id, action: 'block', remember: 'once', blockMode: 'reject' });
+    const result = await out.next((l) => !l.startsWith('pid'), 5000);
+    expect(result).toMatch(/^error /);
+    expect(Date.now() - sent).toBeLessThan(1000);
+    child.stdin?.end();
+    client.close();
+  });
+
+  it('a remembered rule decides later connections with no client connected', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    client.send({ type: 'rule-add', rule: { action: 'allow', endpoint: { port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
+    const added = await client.waitFor<Extract<import('../../src/protocol/messages.js').ExtensionMessage, { type: 'rule-changed' }>>('rule-changed', (m) => m.type === 'rule-changed');
+    client.close();
+    await waitFor('the client to be gone', () => client.closed);
+    const { child, out } = connect(3000);
+    const result = await out.next((l) => !l.startsWith('pid'), 5000);
+    expect(result).toMatch(/^connected/);
+    child.stdin?.end();
+    // a watching client sees the rule's verdict on the flow
+    const watcher = new TestClient(agent.socket);
+    await watcher.subscribe();
+    const second = connect(3000);
+    const pid = Number((await second.out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    expect(await second.out.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
+    const flow = await waitFor('the decided flow', () => watcher.flows((f) => f.pid === pid)[0]);
+    expect(flow.verdict).toMatchObject({ action: 'allow', by: 'rule', ruleId: added.rule.id });
+    second.child.stdin?.end();
+    watcher.send({ type: 'rule-remove', id: added.rule.id });
+    await watcher.waitFor('rule removed', (m) => m.type === 'rule-changed' && m.op === 'removed');
+    watcher.close();
+  });
+
+  it('200 concurrent connections: every one judged, none twice', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const seen = new Set<string>();
+    const answered = new Set<string>();
+    let burstPid = -1;
+    const timer = setInterval(() => {
+      for (const f of client.flows((x) => !!x.pending && x.pid === burstPid)) {
+        if (seen.has(f.id)) continue;
+        seen.add(f.id);
+        client.send({ type: 'verdict', id: f.id, action: 'allow', remember: 'once' });
+      }
+    }, 5);
+    const child = spawnIn(ns, cg, [process.execPath, '-e', `
+      console.log('pid', process.pid);
+      const net = require('net'); let ok = 0, bad = 0;
+      for (let i = 0; i < 200; i++) {
+        const s = net.connect(${PORT}, '127.0.0.1');
+        s.on('connect', () => { ok++; s.destroy(); done(); });
+        s.on('error', () => { bad++; done(); });
+      }
+      function done() { if (ok + bad === 200) console.log('done', ok, bad); }
+    `]);
+    const out = lines(child);
+    burstPid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const done = await out.next((l) => l.startsWith('done'), 20_000);
+    clearInterval(timer);
+    expect(done).toBe('done 200 0');
+    for (const m of client.messages) if (m.type === 'verdict' && seen.has(m.id)) {
+      expect(answered.has(m.id)).toBe(false); // one verdict per flow
+      answered.add(m.id);
+    }
+    expect(seen.size).toBe(200);
+    expect([...seen].every((id) => answered.has(id))).toBe(true);
+    // the agent's own counters: each queued packet decided once
+    const status = await waitFor('status to catch up', () => {
+      const s = JSON.parse(readFileSync(`${agent.socket}.status.json`, 'utf8'));
+      const c = s.counters;
+      return c.queued >= 200 && c.pending === 0 && c.queued === c.decidedByRule + c.decidedByUser + c.decidedByDefault ? s : undefined;
+    }, 5000);
+    expect(status.counters.queued).toBeGreaterThanOrEqual(200);
+    client.close();
+  });
+
+  it('a flow nobody answers gets the default when its deadline passes', async () => {
+    // its own namespace: a second agent in the first one would replace the first agent's rules
+    const ns2 = new Netns();
+    const server2 = await startServer(ns2, PORT);
+    const other = await startAgent(ns2, cg, ['--queue-num', '7302', '--timeout', '1s', '--default', 'block', '--block-mode', 'reject']);
+    try {
+      const watcher = new TestClient(other.socket);
+      await watcher.subscribe();
+      const started = Date.now();
+      const child = spawnIn(ns2, cg, connectScript(PORT, 5000));
+      const out = lines(child);
+      const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+      const flow = await waitFor('the pending flow', () => watcher.flows((f) => f.pid === pid && !!f.pending)[0]);
+      expect(flow.pending!.deadline - flow.time).toBeGreaterThanOrEqual(900);
+      const verdict = await watcher.waitFor('the default verdict', (m) => m.type === 'verdict' && m.id === flow.id, 5000);
+      expect(verdict).toMatchObject({ verdict: { action: 'block', by: 'default' } });
+      expect(await out.next((l) => !l.startsWith('pid'))).toMatch(/^error/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      child.stdin?.end();
+      watcher.close();
+    } finally {
+      await other.stop();
+      cleanupDir(other.dir);
+      server2.kill();
+      ns2.delete();
+    }
+  });
+});
