@@ -122,7 +122,7 @@ export class LinuxResolver {
         pid,
         uid,
         ...(user !== undefined ? { user } : {}),
-        name: stat.comm, // the same text /proc/PID/comm holds
+        name: stat.comm, // replaced below by the final re-read
         path,
         cmdline: step(`read /proc/${pid}/cmdline`, () => parseCmdline(readProcFile(`/proc/${pid}/cmdline`))),
         identity: signer.kind === 'package' && owner ? `package:${owner.package}:${owner.listedPath}` : `sha256:${digest.sha256}`,
