@@ -13,64 +13,113 @@ export interface Cidr {
   prefix: number;
 }
 
-const V4_PART = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
-
-function parseV4Word(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
+/** Dotted quad in text[start, end) → unsigned word, or -1. No leading zeros (they read as octal elsewhere). */
+function parseV4Word(text: string, start = 0, end = text.length): number {
   let word = 0;
-  for (const part of parts) {
-    if (!V4_PART.test(part)) return undefined;
-    word = word * 256 + Number(part);
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = start; i <= end; i++) {
+    const c = i < end ? text.charCodeAt(i) : 46; // a virtual '.' closes the last part
+    if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else if (c === 46) {
+      if (digits === 0 || ++parts > 4) return -1;
+      word = word * 256 + part;
+      part = 0;
+      digits = 0;
+    } else {
+      return -1;
+    }
   }
-  return word;
+  return parts === 4 ? word : -1;
 }
 
-function parseV6Groups(text: string): number[] | undefined {
-  const zone = text.indexOf('%');
-  const body = zone >= 0 ? text.slice(0, zone) : text;
-  const halves = body.split('::');
-  if (halves.length > 2) return undefined;
-  const side = (half: string, allowV4Tail: boolean): number[] | undefined => {
-    if (half === '') return [];
-    const groups: number[] = [];
-    const items = half.split(':');
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i] as string;
-      if (allowV4Tail && i === items.length - 1 && item.includes('.')) {
-        const word = parseV4Word(item);
-        if (word === undefined) return undefined;
-        groups.push(word >>> 16, word & 0xffff);
-      } else if (HEX_GROUP.test(item)) {
-        groups.push(parseInt(item, 16));
-      } else {
-        return undefined;
-      }
-    }
-    return groups;
-  };
-  if (halves.length === 1) {
-    const groups = side(halves[0] as string, true);
-    return groups && groups.length === 8 ? groups : undefined;
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+const scratch = new Uint16Array(8);
+
+/** IPv6 text → eight 16-bit groups in `scratch`; false when invalid. Accepts one "::", a dotted IPv4
+ *  tail and a "%zone" suffix. Allocation-free: the matcher parses one address per flow. */
+function parseV6Groups(text: string): boolean {
+  let end = text.indexOf('%');
+  if (end < 0) end = text.length;
+  let count = 0;
+  let gap = -1; // index in the groups where "::" stands
+  let i = 0;
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
   }
-  const head = side(halves[0] as string, false);
-  const tail = side(halves[1] as string, true);
-  if (!head || !tail || head.length + tail.length > 7) return undefined;
-  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  while (i < end) {
+    let j = i;
+    let value = 0;
+    while (j < end && j - i < 5) {
+      const h = hexValue(text.charCodeAt(j));
+      if (h < 0) break;
+      value = value * 16 + h;
+      j++;
+    }
+    if (j < end && text.charCodeAt(j) === 46) {
+      const word = parseV4Word(text, i, end); // dotted IPv4 tail: runs to the end
+      if (word < 0 || count > 6) return false;
+      scratch[count++] = word >>> 16;
+      scratch[count++] = word & 0xffff;
+      break;
+    }
+    if (j === i || j - i > 4 || count === 8) return false;
+    scratch[count++] = value;
+    if (j === end) break;
+    if (text.charCodeAt(j) !== 58) return false;
+    if (text.charCodeAt(j + 1) === 58) {
+      if (gap >= 0) return false;
+      gap = count;
+      i = j + 2;
+    } else {
+      i = j + 1;
+      if (i === end) return false; // a trailing single ':'
+    }
+  }
+  if (gap < 0) return count === 8;
+  if (count > 7) return false;
+  const zeros = 8 - count;
+  for (let k = count - 1; k >= gap; k--) scratch[k + zeros] = scratch[k] as number;
+  for (let k = gap; k < gap + zeros; k++) scratch[k] = 0;
+  return true;
+}
+
+/** Parses into `out` (four words, most significant first; IPv4 in out[0]). Returns the family, or 0
+ *  when the text is not an address. An IPv4-mapped IPv6 address yields 4. */
+export function parseIpInto(text: string, out: Uint32Array): 0 | 4 | 6 {
+  if (text.indexOf(':') < 0) {
+    const word = parseV4Word(text);
+    if (word < 0) return 0;
+    out[0] = word;
+    return 4;
+  }
+  if (!parseV6Groups(text)) return 0;
+  for (let k = 0; k < 4; k++) out[k] = (((scratch[2 * k] as number) << 16) | (scratch[2 * k + 1] as number)) >>> 0;
+  if (out[0] === 0 && out[1] === 0 && out[2] === 0xffff) {
+    out[0] = out[3] as number;
+    return 4;
+  }
+  return 6;
 }
 
 /** Parses an IPv4 or IPv6 address (an IPv6 zone suffix "%eth0" is ignored); undefined when invalid. */
 export function parseIp(text: string): IpAddress | undefined {
-  if (text.includes(':')) {
-    const g = parseV6Groups(text);
-    if (!g) return undefined;
-    const words = [0, 2, 4, 6].map((i) => (((g[i] as number) << 16) | (g[i + 1] as number)) >>> 0);
-    if (words[0] === 0 && words[1] === 0 && words[2] === 0xffff) return { family: 4, words: [words[3] as number] };
-    return { family: 6, words };
-  }
-  const word = parseV4Word(text);
-  return word === undefined ? undefined : { family: 4, words: [word] };
+  const words = new Uint32Array(4);
+  const family = parseIpInto(text, words);
+  if (family === 0) return undefined;
+  return family === 4 ? { family, words: [words[0] as number] } : { family, words: Array.from(words) };
 }
 
 /** Canonical text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed). */
@@ -134,12 +183,17 @@ export function formatCidr(cidr: Cidr): string {
 }
 
 export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
-  if (cidr.base.family !== ip.family) return false;
-  const words = cidr.base.words;
-  for (let i = 0; i < words.length; i++) {
+  return cidrContainsWords(cidr, ip.family, ip.words);
+}
+
+/** Whether the address (family + words as parseIpInto leaves them) lies in the block. */
+export function cidrContainsWords(cidr: Cidr, family: 4 | 6, words: ArrayLike<number>): boolean {
+  if (cidr.base.family !== family) return false;
+  const base = cidr.base.words;
+  for (let i = 0; i < base.length; i++) {
     const bits = cidr.prefix - i * 32;
     if (bits <= 0) return true;
-    if (maskWord(ip.words[i] as number, bits) !== words[i]) return false;
+    if (maskWord(words[i] as number, bits) !== base[i]) return false;
   }
   return true;
 }

@@ -32,7 +32,7 @@
  */
 import type { Attribution, Trust } from '../attribution/types.js';
 import type { Direction, FlowRecord, Rule, TransportProtocol } from '../protocol/messages.js';
-import { cidrContains, formatIp, parseCidr, parseIp, type Cidr, type IpAddress } from './ip.js';
+import { cidrContainsWords, formatIp, parseCidr, parseIp, parseIpInto, type Cidr } from './ip.js';
 import { identityKey } from './model.js';
 
 export interface FlowFacts {
@@ -121,7 +121,9 @@ export function specificity(rule: Rule): number {
 
 /** The rules of one bucket, split by how the remote is named. Every list is sorted by rank. */
 class EndpointIndex {
-  readonly byAddress = new Map<string, Compiled[]>();
+  /** IPv4 addresses keyed by their 32-bit value (no string to build per flow), IPv6 by canonical text. */
+  readonly byAddress4 = new Map<number, Compiled[]>();
+  readonly byAddress6 = new Map<string, Compiled[]>();
   readonly byHost = new Map<string, Compiled[]>();
   readonly byDomain = new Map<string, Compiled[]>();
   /** cidr, port-only and remote-less rules. */
@@ -129,20 +131,28 @@ class EndpointIndex {
 
   add(c: Compiled): void {
     const ep = c.rule.endpoint;
-    if (ep?.address) push(this.byAddress, ep.address, c);
+    if (ep?.address) {
+      const ip = parseIp(ep.address);
+      if (ip?.family === 4) push(this.byAddress4, ip.words[0] as number, c);
+      else if (ip) push(this.byAddress6, formatIp(ip), c);
+    }
     else if (ep?.host) push(this.byHost, ep.host, c);
     else if (ep?.domain) push(this.byDomain, ep.domain, c);
     else this.scan.push(c);
   }
 
   sort(): void {
-    for (const map of [this.byAddress, this.byHost, this.byDomain]) for (const list of map.values()) list.sort(byRank);
+    for (const map of [this.byAddress4, this.byAddress6, this.byHost, this.byDomain]) for (const list of map.values()) list.sort(byRank);
     this.scan.sort(byRank);
   }
 
   best(view: FactsView, now: number, current: Compiled | undefined): Compiled | undefined {
     let best = current;
-    if (this.byAddress.size > 0) best = firstMatch(this.byAddress.get(view.address()), view, now, best);
+    if (this.byAddress4.size > 0 || this.byAddress6.size > 0) {
+      const family = view.ipFamily();
+      if (family === 4) best = firstMatch(this.byAddress4.get(view.words[0] as number), view, now, best);
+      else if (family === 6 && this.byAddress6.size > 0) best = firstMatch(this.byAddress6.get(view.address6()), view, now, best);
+    }
     if (this.byHost.size > 0 || this.byDomain.size > 0) {
       const host = view.host();
       if (host !== undefined) {
@@ -159,7 +169,7 @@ class EndpointIndex {
   }
 }
 
-function push(map: Map<string, Compiled[]>, key: string, c: Compiled): void {
+function push<K>(map: Map<K, Compiled[]>, key: K, c: Compiled): void {
   const list = map.get(key);
   if (list) list.push(c);
   else map.set(key, [c]);
@@ -189,30 +199,38 @@ function matches(c: Compiled, view: FactsView, now: number): boolean {
   if (c.needIdentity !== undefined && (f.trust !== 'secure' || f.identity !== c.needIdentity)) return false;
   if (c.needPath !== undefined && (f.trust !== 'secure' || f.path !== c.needPath)) return false;
   if (c.cidr !== undefined) {
-    const ip = view.ip();
-    if (!ip || !cidrContains(c.cidr, ip)) return false;
+    const family = view.ipFamily();
+    if (family === 0 || !cidrContainsWords(c.cidr, family, view.words)) return false;
   }
   return true;
 }
 
-/** Per-match lazily parsed facts: only what some candidate rule needs is computed. */
+/** The facts of the flow being matched, parsed lazily: only what some candidate rule needs is computed.
+ *  One view per RuleSet, reset for each match (matching never re-enters), so a match allocates nothing
+ *  for an IPv4 flow. */
 class FactsView {
-  private parsed: IpAddress | null | undefined;
+  facts: FlowFacts = { protocol: 'tcp', direction: 'outbound', remoteAddress: '', remotePort: 0 };
+  /** -1 not parsed yet, 0 not an address, 4 or 6. */
+  private family: -1 | 0 | 4 | 6 = -1;
+  readonly words = new Uint32Array(4);
   private canonical: string | undefined;
   private name: string | null | undefined;
 
-  constructor(readonly facts: FlowFacts) {}
-
-  ip(): IpAddress | undefined {
-    if (this.parsed === undefined) this.parsed = parseIp(this.facts.remoteAddress) ?? null;
-    return this.parsed ?? undefined;
+  reset(facts: FlowFacts): void {
+    this.facts = facts;
+    this.family = -1;
+    this.canonical = undefined;
+    this.name = undefined;
   }
 
-  address(): string {
-    if (this.canonical === undefined) {
-      const ip = this.ip();
-      this.canonical = ip ? formatIp(ip) : '';
-    }
+  ipFamily(): 0 | 4 | 6 {
+    if (this.family < 0) this.family = parseIpInto(this.facts.remoteAddress, this.words);
+    return this.family as 0 | 4 | 6;
+  }
+
+  /** Canonical IPv6 text (only asked for IPv6 flows). */
+  address6(): string {
+    if (this.canonical === undefined) this.canonical = formatIp({ family: 6, words: Array.from(this.words) });
     return this.canonical;
   }
 
@@ -255,8 +273,11 @@ export class RuleSet {
   }
 
   /** The rule that decides this flow, or undefined when none matches. */
+  private readonly view = new FactsView();
+
   match(facts: FlowFacts, now: number): Rule | undefined {
-    const view = new FactsView(facts);
+    const view = this.view;
+    view.reset(facts);
     let best: Compiled | undefined;
     if (facts.token !== undefined && this.byToken.size > 0) best = this.byToken.get(facts.token)?.best(view, now, best) ?? best;
     // Identity and path buckets are only consulted for a secure attribution: unknown never matches.
