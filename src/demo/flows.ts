@@ -5,7 +5,7 @@ import type { Attribution } from '../attribution/types.js';
 import type {
   Action, BytesMessage, ClientVerdictMessage, DecidedBy, ErrorCode, ExtensionMessage, FlowRecord, Rule, RuleSpec, Verdict,
 } from '../protocol/messages.js';
-import { DemoRuleBook, rememberedRule, ruleIdentityOf, type FlowFacts } from './rules.js';
+import { DemoRuleBook, flowSubject, rememberedRule, type FlowSubject } from './rules.js';
 import { chunkBySize } from './chunks.js';
 import type { ScenarioFlow } from './scenario.js';
 
@@ -19,7 +19,7 @@ export interface Outcome {
 
 interface LiveFlow {
   record: FlowRecord;
-  facts: FlowFacts;
+  subject: FlowSubject;
   defaultAction: Action;
   counters?: { rx: number; tx: number };
 }
@@ -69,10 +69,10 @@ export class DemoFlows {
     if (this.flows.has(record.id)) out.broadcast.push(...this.finish(record.id, now, 'replaced by a new flow with the same id'));
     const flow: LiveFlow = {
       record,
-      facts: this.factsOf(record),
+      subject: flowSubject(record, this.options.attributions),
       defaultAction: pending?.default ?? this.options.defaultAction,
     };
-    const rule = this.rules.match(flow.facts, now);
+    const rule = this.rules.match(flow.subject.facts, now);
     if (rule) {
       delete record.pending;
       record.verdict = ruleVerdict(rule);
@@ -135,10 +135,9 @@ export class DemoFlows {
     const verdict: Verdict = { action: message.action, by: 'user', ...(message.blockMode ? { blockMode: message.blockMode } : {}) };
     out.broadcast.push(...this.decide(flow, verdict, now));
     if (message.remember === 'once') return out;
-    const spec = rememberedRule(message.action, message.remember, message.scope ?? 'process', flow.facts, message.blockMode);
-    if (!spec) {
-      const why = message.remember === 'process' ? 'the flow has no process token' : 'its process could not be identified';
-      return fail(out, 'not-supported', `decided once only: cannot remember a rule for flow "${message.id}" because ${why}`);
+    const spec = rememberedRule(message.action, message.remember, message.scope ?? 'process', flow.subject, message.blockMode);
+    if (typeof spec === 'string') {
+      return fail(out, 'not-supported', `decided once only: cannot remember a rule for flow "${message.id}" because ${spec}`);
     }
     const added = this.addRule(spec, now);
     out.broadcast.push(...added.broadcast);
@@ -151,7 +150,7 @@ export class DemoFlows {
     const rule = this.rules.add(spec, now);
     out.broadcast.push({ type: 'rule-changed', op: 'added', rule });
     for (const flow of [...this.flows.values()]) {
-      if (!flow.record.pending || this.rules.match(flow.facts, now)?.id !== rule.id) continue;
+      if (!flow.record.pending || this.rules.match(flow.subject.facts, now)?.id !== rule.id) continue;
       out.broadcast.push(...this.decide(flow, ruleVerdict(rule), now), ...this.countHit(rule.id, now));
     }
     return out;
@@ -184,23 +183,6 @@ export class DemoFlows {
     return rule ? [{ type: 'rule-changed', op: 'updated', rule }] : [];
   }
 
-  private factsOf(record: FlowRecord): FlowFacts {
-    // Rules key on the responsible app ("Safari via com.apple.WebKit.Networking" is Safari's decision).
-    const token = record.appToken ?? record.token;
-    const attribution = token !== undefined ? this.options.attributions.get(token) : undefined;
-    const identity = ruleIdentityOf(attribution);
-    const facts: FlowFacts = {
-      remoteAddress: record.remote.address,
-      remotePort: record.remote.port,
-      protocol: record.protocol,
-      direction: record.direction,
-    };
-    if (identity) facts.identity = identity;
-    if (attribution?.path !== undefined && attribution.trust !== 'gone') facts.path = attribution.path;
-    if (token !== undefined) facts.token = token;
-    if (record.remoteHost) facts.remoteHost = record.remoteHost.name;
-    return facts;
-  }
 }
 
 /** The whole rule list as `rules` messages; all but the last say `continues`. */

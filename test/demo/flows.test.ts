@@ -60,15 +60,21 @@ describe('demo flow state machine', () => {
     expect(types(same.broadcast)).toEqual(['flow', 'rule-changed', 'end']);
   });
 
-  it('remembers an insecure process by its path only, and cannot remember a process that is gone', () => {
+  it('remembers an unverified (insecure) process only as this instance, and a gone one not at all', () => {
     const m = machine();
     m.start(flow('d', DAEMON, { pending: { deadlineMs: 60_000 } }), 0, 0);
-    const daemon = m.verdict({ type: 'verdict', id: 'd', action: 'allow', remember: 'always' }, 1);
-    expect(daemon.broadcast.find((x) => x.type === 'rule-changed')).toMatchObject({ rule: { identity: { kind: 'path', value: '/usr/libexec/trustd' } } });
+    const always = m.verdict({ type: 'verdict', id: 'd', action: 'allow', remember: 'always' }, 1);
+    expect(types(always.broadcast)).toEqual(['verdict']); // decided once…
+    expect(always.error).toMatchObject({ code: 'not-supported', message: expect.stringMatching(/not verified/) }); // …and said why no rule
+    m.start(flow('d2', DAEMON, { pending: { deadlineMs: 60_000 } }), 0, 2);
+    const instance = m.verdict({ type: 'verdict', id: 'd2', action: 'allow', remember: 'process' }, 3);
+    expect(instance.broadcast.find((x) => x.type === 'rule-changed')).toMatchObject({ rule: { duration: { kind: 'process', token: DAEMON } } });
+    expect(m.start(flow('d3', DAEMON, { pending: { deadlineMs: 60_000 } }), 0, 4).deadlines).toEqual([]);
+
     m.start(flow('g', GONE, { pending: { deadlineMs: 60_000 } }), 0, 0);
     const gone = m.verdict({ type: 'verdict', id: 'g', action: 'block', remember: 'always' }, 1);
-    expect(types(gone.broadcast)).toEqual(['verdict', 'end']); // decided once…
-    expect(gone.error).toMatchObject({ code: 'not-supported', message: expect.stringMatching(/could not be identified/) }); // …and said why no rule
+    expect(types(gone.broadcast)).toEqual(['verdict', 'end']);
+    expect(gone.error).toMatchObject({ code: 'not-supported', message: expect.stringMatching(/could not be identified/) });
   });
 
   it('an identity rule never matches a flow whose process could not be identified', () => {
@@ -79,9 +85,9 @@ describe('demo flow state machine', () => {
     expect(types(m.start(flow('t', TOOL), 0, 1).broadcast)).toEqual(['flow', 'rule-changed', 'end']);
   });
 
-  it('a block rule wins over an allow rule for the same flow', () => {
+  it('a block rule wins over an equally specific allow rule', () => {
     const m = machine();
-    m.addRule({ action: 'allow', duration: { kind: 'always' }, endpoint: { cidr: '140.82.0.0/16' } }, 0);
+    m.addRule({ action: 'allow', duration: { kind: 'always' }, endpoint: { port: 443 } }, 0);
     const block = m.addRule({ action: 'block', duration: { kind: 'always' }, endpoint: { port: 443 } }, 0).broadcast[0];
     const out = m.start(flow('x', CURL_A), 0, 1);
     expect(out.broadcast[0]).toMatchObject({ flow: { verdict: { action: 'block', ruleId: block?.type === 'rule-changed' ? block.rule.id : '' } } });
