@@ -1,0 +1,49 @@
+// The XPC contract between the system extension and the bridge daemon, in one place.
+// The extension listens on its NEMachServiceName; the bridge (root, launchd) connects to it. Each
+// side checks the other's code signature: same Team ID, expected signing identifier.
+// NOT YET BUILT ON A MAC.
+import Foundation
+
+public enum FlowtopIDs {
+    public static let filterBundleID = "com.flowtop.filter"
+    public static let bridgeIdentifier = "com.flowtop.bridge"
+    public static let appBundleID = "com.flowtop.app"
+    /// Must match NEMachServiceName in the extension's Info.plist: "<TeamID>.com.flowtop.filter".
+    public static func machServiceName(teamID: String) -> String { "\(teamID).\(filterBundleID)" }
+    public static let socketPath = "/var/run/flowtop.sock"
+    public static let groupName = "flowtop"
+}
+
+/// Exported by the extension, called by the bridge. Replies are plain values: no collections, so no
+/// NSXPCInterface class allow-lists are needed.
+@objc public protocol FilterControl {
+    /// How many protocol clients are subscribed. 0 resumes every paused flow with the default action.
+    func setSubscriberCount(_ count: Int)
+    /// A client's verdict for a paused flow. reply(code, message): code "" = applied, else a protocol
+    /// ErrorCode ("unknown-flow", "not-supported", …) and words for the client.
+    func decide(flowID: String, allow: Bool, remember: String, reply: @escaping (String, String) -> Void)
+    /// Identity rules the bridge keeps on disk (JSON array of IdentityRule), sent after each connect.
+    func loadRules(_ json: Data, reply: @escaping (Int) -> Void)
+    /// The flows paused right now, as a JSON array of FlowRecord (the snapshot for a new subscriber).
+    func pendingFlows(reply: @escaping (Data) -> Void)
+}
+
+/// Exported by the bridge, called by the extension.
+@objc public protocol BridgeEvents {
+    /// A FlowRecord, JSON.
+    func flowSeen(_ json: Data)
+    /// A VerdictMessage, JSON (a paused flow was resumed: by a client, a rule, or its deadline).
+    func flowDecided(_ json: Data)
+    /// An IdentityRule, JSON, learned from a "remember: always" verdict; the bridge stores it.
+    func ruleLearned(_ json: Data)
+}
+
+/// Code-signing requirements for the peer, in Apple's requirement language. Both processes are
+/// signed by the same team, so the Team ID comes from our own signature (see SelfSignature).
+public enum PeerRequirement {
+    public static func forIdentifier(_ identifier: String, teamID: String) -> String? {
+        // Team IDs are ten upper-case letters or digits; refuse anything that could alter the expression.
+        guard teamID.count == 10, teamID.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber) }) else { return nil }
+        return "anchor apple generic and identifier \"\(identifier)\" and certificate leaf[subject.OU] = \"\(teamID)\""
+    }
+}
