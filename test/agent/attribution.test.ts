@@ -1,0 +1,132 @@
+// Who connected, under pressure: the owner comes from the connect-time BPF record, confirmed by pidfd,
+// so bursts of short-lived processes, fd-heavy clients, forked children and exited UDP senders are
+// each attributed to the process that really sent the packet.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { decodeLinuxToken } from '../../src/protocol/tokens.js';
+import {
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, lines, removeBuild, skipUnlessCapable, spawnIn,
+  startAgent, startServer, waitFor, type RunningAgent,
+} from './helpers.js';
+
+const skip = skipUnlessCapable();
+
+describe.skipIf(skip)('flowtop agent attribution', () => {
+  let ns: Netns;
+  let cg: TestCgroup;
+  let agent: RunningAgent;
+  let server: ChildProcess;
+  let client: TestClient;
+  const PORT = 7200;
+  const UDP_PORT = 7201;
+
+  beforeAll(async () => {
+    buildAgent();
+    ns = new Netns();
+    cg = new TestCgroup();
+    server = await startServer(ns, PORT);
+    const dir = mkdtempSync(join(tmpdir(), 'flowtop-agent-'));
+    // TCP to the test server is allowed by rule (decided in the agent, no round trip); the rest waits
+    writeFileSync(join(dir, 'rules.json'), JSON.stringify({
+      version: 1,
+      policy: { defaultAction: 'allow', blockMode: 'drop', blockUnpackaged: false, allowPackaged: false },
+      rules: [{ id: 'rtest', action: 'allow', protocol: 'tcp', endpoint: { port: PORT }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true }],
+    }));
+    agent = await startAgent(ns, cg, ['--queue-num', '7303', '--timeout', '20s'], dir);
+    client = new TestClient(agent.socket);
+    await client.subscribe();
+  }, 60_000);
+
+  afterAll(async () => {
+    client?.close();
+    await agent?.stop();
+    server?.kill();
+    ns?.delete();
+    cg?.delete();
+    if (agent) cleanupDir(agent.dir);
+    removeBuild();
+  });
+
+  it('500 short-lived processes started in a burst: each connection attributed to its own PID', async () => {
+    const child = spawnIn(ns, cg, ['bash', '-c', `for i in $(seq 500); do bash -c 'echo $$; exec 3<>/dev/tcp/127.0.0.1/${PORT}' & done; wait; echo done`]);
+    const out = lines(child);
+    await out.next((l) => l === 'done', 60_000);
+    const pids = new Set(out.all.filter((l) => /^\d+$/.test(l)).map(Number));
+    expect(pids.size).toBe(500);
+    const flows = await waitFor('500 flows', () => {
+      const f = client.flows((x) => x.remote.port === PORT && pids.has(x.pid ?? -1));
+      return f.length >= 500 ? f : undefined;
+    }, 20_000);
+    const attributed = new Set(flows.map((f) => f.pid));
+    expect(attributed.size).toBe(500);
+    for (const f of flows) {
+      expect(f.token, `flow of pid ${f.pid}: ${f.ownerError}`).toBeDefined();
+      expect(decodeLinuxToken(Buffer.from(f.token!, 'base64'))?.pid).toBe(f.pid);
+      expect(f.verdict).toMatchObject({ action: 'allow', by: 'rule' });
+    }
+  }, 90_000);
+
+  it('a client holding 10,000 descriptors is attributed correctly', async () => {
+    const child = spawnIn(ns, cg, ['sh', '-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, '-e', `
+      const fs = require('fs'); for (let i = 0; i < 10000; i++) fs.openSync('/dev/null', 'r');
+      console.log('pid', process.pid);
+      const s = require('net').connect(${PORT}, '127.0.0.1', () => console.log('connected'));
+      process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
+    `]);
+    const out = lines(child);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    await out.next((l) => l === 'connected');
+    const flow = await waitFor('the flow', () => client.flows((f) => f.pid === pid)[0]);
+    expect(decodeLinuxToken(Buffer.from(flow.token!, 'base64'))?.pid).toBe(pid);
+    child.stdin?.end();
+  });
+
+  it('a socket created by the parent and connected by a forked child is attributed to the child', async () => {
+    const child = spawnIn(ns, cg, ['python3', '-c', `
+import os, socket
+s = socket.socket()
+print('parent', os.getpid(), flush=True)
+pid = os.fork()
+if pid == 0:
+    print('child', os.getpid(), flush=True)
+    s.connect(('127.0.0.1', ${PORT}))
+    print('connected', flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+`]);
+    const out = lines(child);
+    const parent = Number((await out.next((l) => l.startsWith('parent'))).split(' ')[1]);
+    const forked = Number((await out.next((l) => l.startsWith('child'))).split(' ')[1]);
+    await out.next((l) => l === 'connected');
+    const flow = await waitFor('the flow', () => client.flows((f) => f.pid === forked || f.pid === parent)[0]);
+    expect(flow.pid).toBe(forked);
+  });
+
+  it('a UDP datagram whose sender exited before it was judged is still attributed', async () => {
+    // Freeze the agent so the datagram waits in the queue while its sender exits and its socket closes.
+    agent.proc.kill('SIGSTOP');
+    let sender: number;
+    try {
+      const child = spawnIn(ns, cg, ['python3', '-c', `
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b'hello', ('127.0.0.1', ${UDP_PORT}))
+print('pid', os.getpid(), flush=True)
+`]);
+      const out = lines(child);
+      sender = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+      await new Promise((resolve) => child.on('exit', resolve));
+    } finally {
+      agent.proc.kill('SIGCONT');
+    }
+    const flow = await waitFor('the UDP flow', () => client.flows((f) => f.protocol === 'udp' && f.remote.port === UDP_PORT)[0]);
+    expect(flow.pid).toBe(sender);
+    // the process is gone: no token can name it, and the flow says why
+    expect(flow.token).toBeUndefined();
+    expect(flow.ownerError).toMatch(/exited/);
+    client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+  });
+});
