@@ -1,6 +1,7 @@
 // Shared helpers for the Linux native tests: real processes, waited for by condition, never by sleep.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,13 +42,22 @@ export async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Bundles a TypeScript entry into one ES module under node_modules/.cache (so `koffi` resolves and
- *  other users, e.g. nobody, can read it): child processes and workers cannot load .ts directly. */
+let bundleDir: string | undefined;
+
+/** Bundles a TypeScript entry into one ES module that child processes and workers can load (they
+ *  cannot load .ts). It goes to a world-readable temporary folder with its own copy of koffi, so
+ *  another user (nobody) can run it even when the checkout itself is private (e.g. under /root). */
 export async function bundle(entry: string, name: string): Promise<string> {
   const root = fileURLToPath(new URL('../..', import.meta.url));
-  const outDir = join(root, 'node_modules/.cache/flowtop-test');
-  mkdirSync(outDir, { recursive: true });
-  const file = join(outDir, `${name}.mjs`);
+  if (!bundleDir) {
+    bundleDir = mkdtempSync(join(tmpdir(), 'flowtop-test-bundles-'));
+    for (const pkg of ['koffi', `@koromix/koffi-${process.platform}-${process.arch}`]) {
+      const from = join(root, 'node_modules', pkg);
+      if (existsSync(from)) cpSync(from, join(bundleDir, 'node_modules', pkg), { recursive: true });
+    }
+    chmodRecursive(bundleDir);
+  }
+  const file = join(bundleDir, `${name}.mjs`);
   const { build } = await import('rolldown');
   await build({
     input: join(root, entry),
@@ -56,7 +66,23 @@ export async function bundle(entry: string, name: string): Promise<string> {
     output: { file, format: 'esm' },
     logLevel: 'silent',
   });
+  chmodSync(file, 0o644);
   return file;
+}
+
+/** Removes the bundles (call from afterAll). */
+export function removeBundles(): void {
+  if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
+  bundleDir = undefined;
+}
+
+function chmodRecursive(dir: string): void {
+  chmodSync(dir, 0o755);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) chmodRecursive(path);
+    else if (entry.isFile()) chmodSync(path, 0o644);
+  }
 }
 
 /** Root-only tests: skip with a message outside CI, fail under CI=true. */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Attribution } from '../../src/attribution/types.js';
 import { createLinuxBackend } from '../../src/native/linux/backend.js';
 import { makeLinuxToken } from '../../src/native/linux/token.js';
-import { bundle, inCI, isLinux, needRoot, startProgram, stop } from './helpers.js';
+import { bundle, inCI, isLinux, needRoot, removeBundles, startProgram, stop } from './helpers.js';
 
 const root = isLinux ? needRoot() : { skip: true, why: 'Linux only' };
 const hasDpkg = existsSync('/var/lib/dpkg/info/coreutils.list');
@@ -43,7 +43,10 @@ describe.skipIf(root.skip)(`Linux attribution with privileges and packages${root
     dir = mkdtempSync(join(tmpdir(), 'flowtop-pkg-'));
     chmodSync(dir, 0o755);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    removeBundles();
+  });
 
   it('is insecure with EACCES when an unprivileged user looks up a root process', async () => {
     const setpriv = tool('setpriv');
