@@ -1,0 +1,146 @@
+// Crash and restart, fail-open vs fail-closed, stale BPF programs and firewall rules, and who may talk
+// to the agent.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chmodSync, closeSync, openSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ATTACH, queryAttached } from '../../src/native/linux/bpf.js';
+import {
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
+  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,
+} from './helpers.js';
+
+const skip = skipUnlessCapable();
+
+function attachedAtConnect4(cg: TestCgroup): number {
+  const fd = openSync(cg.path, 'r');
+  try {
+    return queryAttached(fd, ATTACH.INET4_CONNECT).length;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function tryConnect(ns: Netns, cg: TestCgroup, port: number, timeoutMs: number): Promise<string> {
+  const child = spawnIn(ns, cg, connectScript(port, timeoutMs));
+  const out = lines(child);
+  const result = await out.next((l) => !l.startsWith('pid'), timeoutMs + 5000);
+  child.stdin?.end();
+  return result;
+}
+
+describe.skipIf(skip)('flowtop agent lifecycle', () => {
+  let ns: Netns;
+  let cg: TestCgroup;
+  let server: ChildProcess;
+  let before: string;
+  const PORT = 7300;
+
+  beforeAll(async () => {
+    before = hostRules();
+    buildAgent();
+    ns = new Netns();
+    cg = new TestCgroup();
+    server = await startServer(ns, PORT);
+  }, 60_000);
+
+  afterAll(() => {
+    server?.kill();
+    ns?.delete();
+    cg?.delete();
+    removeBuild();
+    expect(hostRules()).toBe(before);
+  });
+
+  it('SIGKILL with the default fail-open: traffic flows; a restart removes the stale program and rules (no duplicates)', async () => {
+    const first = await startAgent(ns, cg, ['--queue-num', '7304', '--timeout', '30s', '--default', 'block']);
+    expect(attachedAtConnect4(cg)).toBe(1);
+    await first.kill();
+    // the crashed agent's program stays attached and its rules stay installed…
+    expect(attachedAtConnect4(cg)).toBe(1);
+    expect(ns.sh('iptables -w -t mangle -S')).toContain('FLOWTOP-OUT');
+    // …but with nobody bound to the queue, --queue-bypass lets connections through
+    expect(await tryConnect(ns, cg, PORT, 3000)).toMatch(/^connected/);
+    const second = await startAgent(ns, cg, ['--queue-num', '7304', '--timeout', '30s'], first.dir);
+    try {
+      expect(second.stderr.join('\n')).toMatch(/removed 5 BPF programs left attached/);
+      expect(second.stderr.join('\n')).toMatch(/replaced firewall rules/);
+      expect(attachedAtConnect4(cg)).toBe(1);
+      const jumps = ns.sh('iptables -w -t mangle -S OUTPUT').split('\n').filter((l) => l.includes('FLOWTOP-OUT'));
+      expect(jumps).toHaveLength(1);
+      // and the restarted agent judges again
+      const client = new TestClient(second.socket);
+      await client.subscribe();
+      const pending = tryConnect(ns, cg, PORT, 5000);
+      const flow = await waitFor('a pending flow', () => client.flows((f) => !!f.pending && f.remote.port === PORT)[0]);
+      client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+      expect(await pending).toMatch(/^connected/);
+      client.close();
+    } finally {
+      expect(await second.stop()).toBe(0);
+      cleanupDir(first.dir);
+    }
+    // a clean exit leaves nothing behind
+    expect(attachedAtConnect4(cg)).toBe(0);
+    expect(ns.sh('iptables -w -t mangle -S')).not.toContain('FLOWTOP');
+  }, 60_000);
+
+  it('SIGKILL with --fail-closed: new connections are refused until an agent runs again', async () => {
+    const first = await startAgent(ns, cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s']);
+    await first.kill();
+    expect(await tryConnect(ns, cg, PORT, 1500)).toMatch(/^timeout/);
+    const second = await startAgent(ns, cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s'], first.dir);
+    try {
+      // the default (allow) applies after the 1 s deadline: traffic works again
+      expect(await tryConnect(ns, cg, PORT, 5000)).toMatch(/^connected/);
+    } finally {
+      await second.stop();
+      cleanupDir(first.dir);
+    }
+  }, 60_000);
+
+  it('root is served; a user outside the flowtop group is refused', async () => {
+    const agent = await startAgent(ns, cg, ['--queue-num', '7306']);
+    try {
+      const root = new TestClient(agent.socket);
+      await root.subscribe();
+      root.send({ type: 'rules-list' });
+      await root.waitFor('rules', (m) => m.type === 'rules');
+      expect(root.messages.some((m) => m.type === 'error')).toBe(false);
+      root.close();
+
+      const asNobody = (): Promise<string[]> => {
+        const child = spawn(process.execPath, ['-e', `
+          const s = require('net').connect(${JSON.stringify(agent.socket)});
+          s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
+          s.on('connect', () => s.write(JSON.stringify({ type: 'subscribe', protocol: 1, client: { name: 'n', version: '1' } }) + '\\n'));
+          s.on('data', (d) => process.stdout.write(d));
+          s.on('close', () => process.exit(0));
+        `], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+        const out = lines(child);
+        return new Promise((resolve) => child.on('exit', () => resolve(out.all)));
+      };
+      // the socket is 0660 root:flowtop: the kernel refuses the connection
+      expect(await asNobody()).toEqual(['error EACCES']);
+      // with the file mode loosened, SO_PEERCRED still refuses, with a clear reason
+      chmodSync(agent.socket, 0o666);
+      const replies = (await asNobody()).map((l) => JSON.parse(l) as { type: string; code?: string; message?: string });
+      expect(replies[0]?.type).toBe('hello');
+      const refusal = replies.find((m) => m.type === 'error');
+      expect(refusal?.code).toBe('not-authorised');
+      expect(refusal?.message).toMatch(/not root and not in group "flowtop"/);
+    } finally {
+      await agent.stop();
+      cleanupDir(agent.dir);
+    }
+  }, 60_000);
+
+  it('refuses to start without root, with the command to run', async () => {
+    const dist = buildAgent();
+    const child = spawn(process.execPath, [`${dist}/run-agent.mjs`, 'agent'], { uid: 65534, gid: 65534, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(err).toContain('needs root: run sudo flowtop agent');
+  });
+});
