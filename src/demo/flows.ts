@@ -19,6 +19,7 @@ export interface Outcome {
 
 interface LiveFlow {
   record: FlowRecord;
+  pass: number;
   subject: FlowSubject;
   defaultAction: Action;
   counters?: { rx: number; tx: number };
@@ -41,6 +42,7 @@ export class DemoFlows {
   /** Flows that have started and not ended, pending or open. */
   private readonly flows = new Map<string, LiveFlow>();
   readonly rules = new DemoRuleBook();
+  private pass = 0;
 
   constructor(private readonly options: DemoFlowsOptions) {}
 
@@ -61,7 +63,7 @@ export class DemoFlows {
   }
 
   start(recorded: ScenarioFlow, pass: number, now: number): Outcome {
-    const out = outcome();
+    const out = this.newPass(pass, now);
     const { pending, ...rest } = recorded;
     const record: FlowRecord = { ...rest, id: replayId(recorded.id, pass), time: now };
     // A pass of a loop may start before the previous pass's flow with the same id has ended: unlikely
@@ -69,6 +71,7 @@ export class DemoFlows {
     if (this.flows.has(record.id)) out.broadcast.push(...this.finish(record.id, now, 'replaced by a new flow with the same id'));
     const flow: LiveFlow = {
       record,
+      pass,
       subject: flowSubject(record, this.options.attributions),
       defaultAction: pending?.default ?? this.options.defaultAction,
     };
@@ -94,7 +97,7 @@ export class DemoFlows {
 
   /** Recorded byte counters; flows that are pending, blocked or gone have no traffic to show. */
   bytes(counters: BytesMessage['counters'], pass: number, now: number): Outcome {
-    const out = outcome();
+    const out = this.newPass(pass, now);
     const live: BytesMessage['counters'] = [];
     for (const counter of counters) {
       const id = replayId(counter.id, pass);
@@ -109,7 +112,7 @@ export class DemoFlows {
 
   /** The recording says the flow ended (a pending one gave up waiting). Already ended: nothing. */
   end(recordedId: string, pass: number, now: number, reason?: string): Outcome {
-    const out = outcome();
+    const out = this.newPass(pass, now);
     const id = replayId(recordedId, pass);
     if (this.flows.has(id)) out.broadcast.push(...this.finish(id, now, reason));
     return out;
@@ -161,6 +164,18 @@ export class DemoFlows {
     const rule = this.rules.remove(id);
     if (!rule) return fail(out, 'unknown-rule', `no rule "${id}"`);
     out.broadcast.push({ type: 'rule-changed', op: 'removed', rule });
+    return out;
+  }
+
+  /** When a loop starts over, flows the recording never ended are ended: nothing more will come for
+   *  them, and keeping them would grow the table with every pass. */
+  private newPass(pass: number, now: number): Outcome {
+    const out = outcome();
+    if (pass <= this.pass) return out;
+    this.pass = pass;
+    for (const flow of [...this.flows.values()]) {
+      if (flow.pass < pass) out.broadcast.push(...this.finish(flow.record.id, now, 'the recording starts over'));
+    }
     return out;
   }
 

@@ -106,12 +106,26 @@ describe('demo flow state machine', () => {
     expect(snapshot[3]).toEqual({ type: 'bytes', counters: [{ id: 'open', rx: 10, tx: 1 }], time: 7 });
   });
 
+  it('ends the flows a pass left open when the loop starts over', () => {
+    const m = machine();
+    m.start(flow('forever', CURL_A), 0, 0);
+    m.start(flow('waiting', TOOL, { pending: { deadlineMs: 60_000 } }), 0, 0);
+    const next = m.start(flow('forever', CURL_A), 1, 10);
+    expect(next.broadcast).toEqual([
+      { type: 'end', id: 'forever', time: 10, reason: 'the recording starts over' },
+      { type: 'end', id: 'waiting', time: 10, reason: 'the recording starts over' },
+      expect.objectContaining({ type: 'flow', flow: expect.objectContaining({ id: 'forever#1' }) }),
+    ]);
+    expect(m.snapshot(11).flatMap((x) => (x.type === 'flow' ? [x.flow.id] : []))).toEqual(['forever#1']);
+  });
+
   it('names later loop passes apart', () => {
     expect(replayId('a', 0)).toBe('a');
     expect(replayId('a', 3)).toBe('a#3');
     const m = machine();
-    m.start(flow('a', CURL_A), 1, 0);
-    expect(m.end('a', 0, 1).broadcast).toEqual([]);
-    expect(m.end('a', 1, 1).broadcast).toEqual([{ type: 'end', id: 'a#1', time: 1 }]);
+    m.start(flow('a', CURL_A), 0, 0);
+    m.end('a', 0, 1);
+    m.start(flow('a', CURL_A), 1, 2);
+    expect(m.end('a', 1, 3).broadcast).toEqual([{ type: 'end', id: 'a#1', time: 3 }]);
   });
 });
