@@ -66,8 +66,8 @@ export class DemoFlows {
     const out = this.newPass(pass, now);
     const { pending, ...rest } = recorded;
     const record: FlowRecord = { ...rest, id: replayId(recorded.id, pass), time: now };
-    // A pass of a loop may start before the previous pass's flow with the same id has ended: unlikely
-    // with "#<pass>" ids, but a duplicate would corrupt the client's table, so the old one ends first.
+    // Ids are unique in a checked file, but a scenario handed in already built is not checked, and a
+    // duplicate would corrupt the client's table: the old flow ends first.
     if (this.flows.has(record.id)) out.broadcast.push(...this.finish(record.id, now, 'replaced by a new flow with the same id'));
     const flow: LiveFlow = {
       record,
@@ -77,7 +77,6 @@ export class DemoFlows {
     };
     const rule = this.rules.match(flow.subject.facts, now);
     if (rule) {
-      delete record.pending;
       record.verdict = ruleVerdict(rule);
       out.broadcast.push({ type: 'flow', flow: { ...record } }, ...this.countHit(rule.id, now));
       if (rule.action === 'block') out.broadcast.push(endMessage(record.id, now, `blocked by rule ${rule.id}`));
