@@ -61,6 +61,18 @@ describe('flowtop demo', () => {
     expect(existsSync(socket)).toBe(false);
   });
 
+  it('refuses a socket path another extension is serving on, saying what to do', async () => {
+    const socket = join(tmpdir(), `flowtop-demo-busy-${process.pid}.sock`);
+    const first = io();
+    const running = run(['--socket', socket], first);
+    await first.printed(/listening on/);
+    const attempt = run(['--socket', socket], io());
+    await expect(attempt).rejects.toThrow(/cannot listen on .*flowtop-demo-busy/);
+    await expect(attempt).rejects.toMatchObject({ nextStep: expect.stringMatching(/--socket PATH/) });
+    first.stop();
+    expect(await running).toBe(0);
+  });
+
   it('lists the shipped scenarios', async () => {
     const term = io();
     expect(await run(['--list'], term)).toBe(0);
