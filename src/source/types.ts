@@ -13,6 +13,8 @@ export type ConnectionStatus =
 export interface SourceEvent {
   source: string;
   message: ExtensionMessage;
+  /** Made by the client, not sent by the extension: an `error` describing a malformed line received. */
+  local?: true;
 }
 
 export interface SendResult {
