@@ -224,8 +224,9 @@ export class LinuxResolver {
 
   /** Parent, grandparent, … up to init. A parent cannot be younger than its child: a younger process
    *  at the parent's PID means the parent exited and its PID was reused, so the chain stops there.
-   *  The direct parent is read fresh; further ancestors may come from a cache at most a second old
-   *  (they are shared by many processes, and the chain is context, not the verified identity). */
+   *  Ancestors are shared by many processes, so they come from a short-lived cache: the direct parent
+   *  at most 100 ms old, further ancestors at most a second (the chain is context for a person, not
+   *  the verified identity; the child's PPid itself is always read fresh). */
   private parents(stat: ProcStat): ParentProcess[] {
     const chain: ParentProcess[] = [];
     let ppid = stat.ppid;
@@ -245,7 +246,7 @@ export class LinuxResolver {
   private ancestor(pid: number, fresh: boolean): Ancestor | undefined {
     const now = performance.now();
     const cached = this.ancestors.get(pid);
-    if (!fresh && cached && now - cached.readAt < 1000) return cached;
+    if (cached && now - cached.readAt < (fresh ? 100 : 1000)) return cached;
     const stat = safeStat(pid);
     if (!stat) {
       this.ancestors.delete(pid);
