@@ -98,8 +98,9 @@ describe('demo extension', () => {
     const demo = await start(
       [
         flowLine(0, { id: 'curl-1', token: CURL_A, pending: { deadlineMs: 60_000 } }),
-        flowLine(1_000, { id: 'curl-2', token: CURL_B, pending: { deadlineMs: 60_000 } }),
-        flowLine(1_000, { id: 'tool-1', token: TOOL, pending: { deadlineMs: 60_000 } }),
+        // 1.5 s after the first: ample time for the client's verdict, even on a loaded machine.
+        flowLine(3_000, { id: 'curl-2', token: CURL_B, pending: { deadlineMs: 60_000 } }),
+        flowLine(3_000, { id: 'tool-1', token: TOOL, pending: { deadlineMs: 60_000 } }),
       ],
       { speed: 2 },
     );
