@@ -1,4 +1,5 @@
 // CF value readers and the release scope, against the fake heap.
+// Runs on Linux against the fake; the same readers over the real CoreFoundation are NOT YET RUN ON A MAC.
 import { describe, expect, it } from 'vitest';
 import { CFScope, readTypeIds, readValue, withScope } from '../../src/native/darwin/cf.js';
 import { FakeDarwin } from './fake-darwin.js';

@@ -1,6 +1,7 @@
 // A recording fake of DarwinBindings: a small CoreFoundation object heap with reference counts, a
 // process table, and Security.framework behaviour for the calls the darwin layer makes. It checks the
 // caller the way CF would punish it: use after free, double release and leaks are all recorded.
+// It models macOS from Apple's documentation; it has not been compared with a real Mac (real.test.ts is that check).
 import type { AuditTokenValue, CFOut, CFRef, DarwinBindings, DarwinSymbols } from '../../src/native/darwin/bindings.js';
 import { encodeAuditToken, decodeAuditToken } from '../../src/protocol/tokens.js';
 

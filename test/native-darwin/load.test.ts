@@ -1,5 +1,6 @@
 // The macOS layer on a machine that is not a Mac: importing it loads nothing, and asking for the real
 // bindings fails with a sentence, not a crash inside koffi.
+// (On a Mac this file skips itself; real.test.ts runs there instead — NOT YET RUN ON A MAC.)
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 

@@ -277,6 +277,17 @@ describe('batches', () => {
     expectNoLeaks(fake, backend);
   });
 
+  it('closing in the middle of a batch answers the rest without using released objects', async () => {
+    const { fake, backend } = setup([CURL, DEV_ID_APP]);
+    const batch = backend.resolve([tokenOf(CURL), tokenOf(DEV_ID_APP), tokenOf(CURL)]);
+    backend.close?.();
+    const results = await batch;
+    expect(results.map((r) => r.trust)).toEqual(['secure', 'insecure', 'insecure']);
+    expect(results[1]!.reason!.message).toMatch(/closed/);
+    expect(fake.errors).toEqual([]);
+    expect(fake.live()).toEqual([]);
+  });
+
   it('after close, answers without touching the bindings', async () => {
     const { fake, backend } = setup([CURL]);
     backend.close?.();

@@ -22,7 +22,15 @@ export function createDarwinBackend(bindings?: DarwinBindings): AttributionBacke
     async resolve(tokens) {
       if (closed) return tokens.map(() => closedAnswer());
       const ctx = ready();
-      return tokens.map((token) => resolveOne(ctx, token));
+      const results: Attribution[] = [];
+      for (const token of tokens) {
+        // The Security.framework calls are synchronous: give the event loop a turn between tokens
+        // so a large batch does not freeze the screen.
+        if (results.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (closed) results.push(closedAnswer());
+        else results.push(resolveOne(ctx, token));
+      }
+      return results;
     },
     close() {
       closed = true;
