@@ -1,0 +1,44 @@
+// What an import produced: rules ready to store, and in words what could not be mapped or was changed.
+import type { Rule, RuleSpec } from '../../protocol/messages.js';
+import { createRule, newRuleId, parseRuleSpec } from '../model.js';
+
+/** The input is not in the format it was read as (the message says what was expected). */
+export class ImportFormatError extends Error {}
+
+export type ImportFormat = 'flowtop' | 'lulu' | 'opensnitch';
+
+export interface ImportReport {
+  format: ImportFormat;
+  rules: Rule[];
+  /** Source rules left out, each with why (e.g. a regular expression flowtop cannot match). */
+  skipped: Array<{ source: string; reason: string }>;
+  /** Source rules imported with a change a person should know about (e.g. path only, weaker). */
+  notes: Array<{ source: string; note: string }>;
+}
+
+export function emptyReport(format: ImportFormat): ImportReport {
+  return { format, rules: [], skipped: [], notes: [] };
+}
+
+/** Checks a mapped spec and adds it as a rule, or records why it was skipped. */
+export function addMapped(report: ImportReport, source: string, spec: RuleSpec, created: number): void {
+  const checked = parseRuleSpec(spec, source);
+  if (!checked.ok) {
+    report.skipped.push({ source, reason: checked.problems.map((p) => p.slice(source.length).replace(/^[ :]+/, '')).join('; ') });
+    return;
+  }
+  const taken = new Set(report.rules.map((r) => r.id));
+  report.rules.push(createRule(checked.value, created, newRuleId((id) => taken.has(id))));
+}
+
+/** Milliseconds from an ISO-8601 time, also "+0200" offsets (Foundation's "Z" pattern); undefined if unreadable. */
+export function parseTime(value: unknown): number | undefined {
+  if (typeof value !== 'string' || value.length === 0) return undefined;
+  const text = value.replace(/([+-]\d\d)(\d\d)$/, '$1:$2');
+  const ms = Date.parse(text);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
