@@ -150,14 +150,107 @@ export function loadDarwinBindings(): DarwinBindings {
   return cached;
 }
 
-function bind(koffi: typeof Koffi): DarwinBindings {
-  const security = koffi.load(FRAMEWORKS.security);
-  const cf = koffi.load(FRAMEWORKS.coreFoundation);
-  const bsm = koffi.load(FRAMEWORKS.bsm);
-  const system = koffi.load(FRAMEWORKS.system);
+type LibName = 'security' | 'coreFoundation' | 'bsm' | 'system';
+/** A C declaration: a prototype string, or (for by-value structs) name + result + argument types,
+ *  where 'audit_token_t' and 'CFRange' stand for the structs made by darwinStructs(). */
+type Declaration =
+  | { lib: LibName; proto: string }
+  | { lib: LibName; name: string; result: string; args: string[] };
 
-  const auditToken = koffi.struct('flowtop_audit_token_t', { val: koffi.array('uint32_t', 8) });
-  const cfRange = koffi.struct('flowtop_CFRange', { location: 'long', length: 'long' });
+/** Every C function the layer binds, in one table (so a test can parse each one off macOS). */
+export const DECLARATIONS = {
+  CFRelease: { lib: 'coreFoundation', proto: 'void CFRelease(void *ref)' },
+  CFGetTypeID: { lib: 'coreFoundation', proto: 'unsigned long CFGetTypeID(void *ref)' },
+  CFStringGetTypeID: { lib: 'coreFoundation', proto: 'unsigned long CFStringGetTypeID()' },
+  CFNumberGetTypeID: { lib: 'coreFoundation', proto: 'unsigned long CFNumberGetTypeID()' },
+  CFDataGetTypeID: { lib: 'coreFoundation', proto: 'unsigned long CFDataGetTypeID()' },
+  CFArrayGetTypeID: { lib: 'coreFoundation', proto: 'unsigned long CFArrayGetTypeID()' },
+  CFDictionaryGetTypeID: { lib: 'coreFoundation', proto: 'unsigned long CFDictionaryGetTypeID()' },
+  CFDataCreate: { lib: 'coreFoundation', proto: 'void *CFDataCreate(void *allocator, const uint8_t *bytes, long length)' },
+  CFDataGetLength: { lib: 'coreFoundation', proto: 'long CFDataGetLength(void *data)' },
+  CFDataGetBytes: { lib: 'coreFoundation', name: 'CFDataGetBytes', result: 'void', args: ['void *', 'CFRange', 'void *'] },
+  CFDictionaryCreate: {
+    lib: 'coreFoundation',
+    proto: 'void *CFDictionaryCreate(void *allocator, void **keys, void **values, long count, void *keyCallBacks, void *valueCallBacks)',
+  },
+  CFDictionaryGetValue: { lib: 'coreFoundation', proto: 'void *CFDictionaryGetValue(void *dict, void *key)' },
+  CFStringCreateWithCString: { lib: 'coreFoundation', proto: 'void *CFStringCreateWithCString(void *allocator, const char *text, uint32_t encoding)' },
+  CFStringGetLength: { lib: 'coreFoundation', proto: 'long CFStringGetLength(void *str)' },
+  CFStringGetMaximumSizeForEncoding: { lib: 'coreFoundation', proto: 'long CFStringGetMaximumSizeForEncoding(long length, uint32_t encoding)' },
+  CFStringGetCString: { lib: 'coreFoundation', proto: 'uint8_t CFStringGetCString(void *str, void *buffer, long size, uint32_t encoding)' },
+  CFNumberGetValue: { lib: 'coreFoundation', proto: 'uint8_t CFNumberGetValue(void *num, long numberType, void *out)' },
+  CFArrayGetCount: { lib: 'coreFoundation', proto: 'long CFArrayGetCount(void *array)' },
+  CFArrayGetValueAtIndex: { lib: 'coreFoundation', proto: 'void *CFArrayGetValueAtIndex(void *array, long index)' },
+  CFURLCopyFileSystemPath: { lib: 'coreFoundation', proto: 'void *CFURLCopyFileSystemPath(void *url, long pathStyle)' },
+
+  SecCodeCopyGuestWithAttributes: {
+    lib: 'security',
+    proto: 'int32_t SecCodeCopyGuestWithAttributes(void *host, void *attributes, uint32_t flags, _Out_ void **guest)',
+  },
+  SecCodeCopyStaticCode: { lib: 'security', proto: 'int32_t SecCodeCopyStaticCode(void *code, uint32_t flags, _Out_ void **staticCode)' },
+  SecCodeCopyPath: { lib: 'security', proto: 'int32_t SecCodeCopyPath(void *staticCode, uint32_t flags, _Out_ void **path)' },
+  SecCodeCheckValidity: { lib: 'security', proto: 'int32_t SecCodeCheckValidity(void *code, uint32_t flags, void *requirement)' },
+  SecStaticCodeCheckValidity: { lib: 'security', proto: 'int32_t SecStaticCodeCheckValidity(void *staticCode, uint32_t flags, void *requirement)' },
+  SecCodeCopySigningInformation: {
+    lib: 'security',
+    proto: 'int32_t SecCodeCopySigningInformation(void *code, uint32_t flags, _Out_ void **information)',
+  },
+  SecCodeCopyDesignatedRequirement: {
+    lib: 'security',
+    proto: 'int32_t SecCodeCopyDesignatedRequirement(void *code, uint32_t flags, _Out_ void **requirement)',
+  },
+  SecRequirementCopyString: { lib: 'security', proto: 'int32_t SecRequirementCopyString(void *requirement, uint32_t flags, _Out_ void **text)' },
+  SecRequirementCreateWithString: {
+    lib: 'security',
+    proto: 'int32_t SecRequirementCreateWithString(void *text, uint32_t flags, _Out_ void **requirement)',
+  },
+  SecCertificateCopyCommonName: { lib: 'security', proto: 'int32_t SecCertificateCopyCommonName(void *certificate, _Out_ void **commonName)' },
+
+  audit_token_to_pid: { lib: 'bsm', name: 'audit_token_to_pid', result: 'int', args: ['audit_token_t'] },
+  audit_token_to_euid: { lib: 'bsm', name: 'audit_token_to_euid', result: 'uint32_t', args: ['audit_token_t'] },
+  audit_token_to_pidversion: { lib: 'bsm', name: 'audit_token_to_pidversion', result: 'int', args: ['audit_token_t'] },
+
+  proc_pidpath: { lib: 'system', proto: 'int proc_pidpath(int pid, void *buffer, uint32_t size)' },
+  task_name_for_pid: { lib: 'system', proto: 'int task_name_for_pid(uint32_t target, int pid, _Out_ uint32_t *task)' },
+  task_info: { lib: 'system', proto: 'int task_info(uint32_t task, uint32_t flavor, void *info, _Inout_ uint32_t *count)' },
+  mach_port_deallocate: { lib: 'system', proto: 'int mach_port_deallocate(uint32_t task, uint32_t name)' },
+} as const satisfies Record<string, Declaration>;
+
+export type DeclarationName = keyof typeof DECLARATIONS;
+type KoffiFunction = ReturnType<Koffi.LibraryHandle['func']>;
+
+/** The by-value structs: audit_token_t (8 × uint32 = 32 bytes) and CFRange (2 × CFIndex = 16 bytes). */
+export function darwinStructs(koffi: typeof Koffi): { audit_token_t: Koffi.TypeObject; CFRange: Koffi.TypeObject } {
+  // koffi registers struct names globally: make them once per process.
+  structs ??= {
+    audit_token_t: koffi.struct('flowtop_audit_token_t', { val: koffi.array('uint32_t', 8) }),
+    CFRange: koffi.struct('flowtop_CFRange', { location: 'long', length: 'long' }),
+  };
+  return structs;
+}
+let structs: { audit_token_t: Koffi.TypeObject; CFRange: Koffi.TypeObject } | undefined;
+
+/** Turns one declaration into the arguments koffi's func()/proto() take. */
+export function declarationArgs(
+  declaration: Declaration,
+  structs: ReturnType<typeof darwinStructs>,
+): [string] | [string, string, Array<string | Koffi.TypeObject>] {
+  if ('proto' in declaration) return [declaration.proto];
+  const args = declaration.args.map((arg) => (arg === 'audit_token_t' || arg === 'CFRange' ? structs[arg] : arg));
+  return [declaration.name, declaration.result, args];
+}
+
+function bind(koffi: typeof Koffi): DarwinBindings {
+  const libs: Record<LibName, Koffi.LibraryHandle> = {
+    security: koffi.load(FRAMEWORKS.security),
+    coreFoundation: koffi.load(FRAMEWORKS.coreFoundation),
+    bsm: koffi.load(FRAMEWORKS.bsm),
+    system: koffi.load(FRAMEWORKS.system),
+  };
+  const security = libs.security;
+  const cf = libs.coreFoundation;
+  const system = libs.system;
+  const byValue = darwinStructs(koffi);
 
   // A CFStringRef constant is a global variable holding the pointer: read the variable's value.
   const constant = (lib: Koffi.LibraryHandle, name: string): CFRef => {
@@ -170,48 +263,12 @@ function bind(koffi: typeof Koffi): DarwinBindings {
   // mach_task_self() is a macro over the global mach_task_self_ (a mach_port_t).
   const machTaskSelf = koffi.decode(system.symbol('mach_task_self_'), 'uint32_t') as number;
 
-  const f = {
-    CFRelease: cf.func('void CFRelease(void *ref)'),
-    CFGetTypeID: cf.func('unsigned long CFGetTypeID(void *ref)'),
-    CFStringGetTypeID: cf.func('unsigned long CFStringGetTypeID()'),
-    CFNumberGetTypeID: cf.func('unsigned long CFNumberGetTypeID()'),
-    CFDataGetTypeID: cf.func('unsigned long CFDataGetTypeID()'),
-    CFArrayGetTypeID: cf.func('unsigned long CFArrayGetTypeID()'),
-    CFDictionaryGetTypeID: cf.func('unsigned long CFDictionaryGetTypeID()'),
-    CFDataCreate: cf.func('void *CFDataCreate(void *allocator, const uint8_t *bytes, long length)'),
-    CFDataGetLength: cf.func('long CFDataGetLength(void *data)'),
-    CFDataGetBytes: cf.func('CFDataGetBytes', 'void', ['void *', cfRange, 'void *']),
-    CFDictionaryCreate: cf.func('void *CFDictionaryCreate(void *allocator, void **keys, void **values, long count, void *keyCallBacks, void *valueCallBacks)'),
-    CFDictionaryGetValue: cf.func('void *CFDictionaryGetValue(void *dict, void *key)'),
-    CFStringCreateWithCString: cf.func('void *CFStringCreateWithCString(void *allocator, const char *text, uint32_t encoding)'),
-    CFStringGetLength: cf.func('long CFStringGetLength(void *str)'),
-    CFStringGetMaximumSizeForEncoding: cf.func('long CFStringGetMaximumSizeForEncoding(long length, uint32_t encoding)'),
-    CFStringGetCString: cf.func('uint8_t CFStringGetCString(void *str, void *buffer, long size, uint32_t encoding)'),
-    CFNumberGetValue: cf.func('uint8_t CFNumberGetValue(void *num, long numberType, void *out)'),
-    CFArrayGetCount: cf.func('long CFArrayGetCount(void *array)'),
-    CFArrayGetValueAtIndex: cf.func('void *CFArrayGetValueAtIndex(void *array, long index)'),
-    CFURLCopyFileSystemPath: cf.func('void *CFURLCopyFileSystemPath(void *url, long pathStyle)'),
-
-    SecCodeCopyGuestWithAttributes: security.func('int32_t SecCodeCopyGuestWithAttributes(void *host, void *attributes, uint32_t flags, _Out_ void **guest)'),
-    SecCodeCopyStaticCode: security.func('int32_t SecCodeCopyStaticCode(void *code, uint32_t flags, _Out_ void **staticCode)'),
-    SecCodeCopyPath: security.func('int32_t SecCodeCopyPath(void *staticCode, uint32_t flags, _Out_ void **path)'),
-    SecCodeCheckValidity: security.func('int32_t SecCodeCheckValidity(void *code, uint32_t flags, void *requirement)'),
-    SecStaticCodeCheckValidity: security.func('int32_t SecStaticCodeCheckValidity(void *staticCode, uint32_t flags, void *requirement)'),
-    SecCodeCopySigningInformation: security.func('int32_t SecCodeCopySigningInformation(void *code, uint32_t flags, _Out_ void **information)'),
-    SecCodeCopyDesignatedRequirement: security.func('int32_t SecCodeCopyDesignatedRequirement(void *code, uint32_t flags, _Out_ void **requirement)'),
-    SecRequirementCopyString: security.func('int32_t SecRequirementCopyString(void *requirement, uint32_t flags, _Out_ void **text)'),
-    SecRequirementCreateWithString: security.func('int32_t SecRequirementCreateWithString(void *text, uint32_t flags, _Out_ void **requirement)'),
-    SecCertificateCopyCommonName: security.func('int32_t SecCertificateCopyCommonName(void *certificate, _Out_ void **commonName)'),
-
-    audit_token_to_pid: bsm.func('audit_token_to_pid', 'int', [auditToken]),
-    audit_token_to_euid: bsm.func('audit_token_to_euid', 'uint32_t', [auditToken]),
-    audit_token_to_pidversion: bsm.func('audit_token_to_pidversion', 'int', [auditToken]),
-
-    proc_pidpath: system.func('int proc_pidpath(int pid, void *buffer, uint32_t size)'),
-    task_name_for_pid: system.func('int task_name_for_pid(uint32_t target, int pid, _Out_ uint32_t *task)'),
-    task_info: system.func('int task_info(uint32_t task, uint32_t flavor, void *info, _Inout_ uint32_t *count)'),
-    mach_port_deallocate: system.func('int mach_port_deallocate(uint32_t task, uint32_t name)'),
-  };
+  const f = {} as Record<DeclarationName, KoffiFunction>;
+  for (const [name, declaration] of Object.entries(DECLARATIONS) as Array<[DeclarationName, Declaration]>) {
+    const args = declarationArgs(declaration, byValue);
+    const lib = libs[declaration.lib];
+    f[name] = args.length === 1 ? lib.func(args[0]) : lib.func(args[0], args[1], args[2]);
+  }
 
   return {
     symbols: {
