@@ -220,7 +220,7 @@ export type DeclarationName = keyof typeof DECLARATIONS;
 type KoffiFunction = ReturnType<Koffi.LibraryHandle['func']>;
 
 /** The by-value structs: audit_token_t (8 × uint32 = 32 bytes) and CFRange (2 × CFIndex = 16 bytes). */
-export function darwinStructs(koffi: typeof Koffi): { audit_token_t: Koffi.TypeObject; CFRange: Koffi.TypeObject } {
+export function darwinStructs(koffi: Pick<typeof Koffi, 'struct' | 'array'>): { audit_token_t: Koffi.TypeObject; CFRange: Koffi.TypeObject } {
   // koffi registers struct names globally: make them once per process.
   structs ??= {
     audit_token_t: koffi.struct('flowtop_audit_token_t', { val: koffi.array('uint32_t', 8) }),
