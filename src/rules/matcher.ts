@@ -13,8 +13,8 @@
  *     a.example.com, not badexample.com), address (exact, IPv4-mapped IPv6 is IPv4), cidr (v4/v6),
  *     port or port range (inclusive).
  *   - protocol, direction: equal when named.
- * Skipped: disabled rules, `until` rules whose time has come (until <= now), and `once` rules (a single
- * verdict, never a rule).
+ * Skipped: disabled rules and `until` rules whose time has come (until <= now). A `once` rule matches
+ * like any other; RuleStore keeps it in memory only and removes it at its first hit.
  *
  * Most specific wins, compared field by field:
  *   1. names a process (identity or token)        4. identity strength: token > sha256/package/
@@ -254,7 +254,7 @@ export class RuleSet {
   constructor(readonly rules: readonly Rule[]) {
     let size = 0;
     for (const rule of rules) {
-      if (!rule.enabled || rule.duration.kind === 'once') continue;
+      if (!rule.enabled) continue;
       const c = compile(rule);
       if (!c) continue;
       size++;

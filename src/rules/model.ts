@@ -287,9 +287,8 @@ export function newRuleId(taken: (id: string) => boolean = () => false): string 
   }
 }
 
-/** A stored rule from a checked spec. `once` is a single verdict, never a rule: refused here. */
+/** A rule from a checked spec: id, creation time, no hits yet. */
 export function createRule(spec: RuleSpec, now: number, id: string = newRuleId()): Rule {
-  if (spec.duration.kind === 'once') throw new Error('a "once" decision applies to one flow and is never stored as a rule');
   return { ...spec, id, created: now, hits: 0, enabled: spec.enabled ?? true };
 }
 

@@ -54,6 +54,9 @@ export async function readRulesFile(path: string): Promise<{ document: RulesDocu
 
 export class RuleStore {
   private doc: RulesDocument;
+  /** `once` rules: held in memory only, each removed at its first hit. */
+  private once: Rule[] = [];
+  private all: Rule[];
   private set: RuleSet;
   private queue: Promise<unknown> = Promise.resolve();
   private hitTimer: NodeJS.Timeout | undefined;
@@ -63,7 +66,13 @@ export class RuleStore {
 
   private constructor(readonly path: string, document: RulesDocument, private readonly options: RuleStoreOptions) {
     this.doc = document;
-    this.set = new RuleSet(document.rules);
+    this.all = document.rules;
+    this.set = new RuleSet(this.all);
+  }
+
+  private rebuild(): void {
+    this.all = this.once.length > 0 ? [...this.doc.rules, ...this.once] : this.doc.rules;
+    this.set = new RuleSet(this.all);
   }
 
   /** Loads the file (a missing file is an empty list; it is created on the first change). */
@@ -72,9 +81,10 @@ export class RuleStore {
     return new RuleStore(path, document, options);
   }
 
-  /** All rules, in file order. A new array after every change; rule objects carry live hit counters. */
+  /** All rules, in file order, then the in-memory `once` rules. A new array after every change; rule
+   *  objects carry live hit counters. */
   rules(): readonly Rule[] {
-    return this.doc.rules;
+    return this.all;
   }
 
   /** The compiled rules for matching; replaced after every change. */
@@ -91,13 +101,19 @@ export class RuleStore {
   }
 
   get(id: string): Rule | undefined {
-    return this.doc.rules.find((r) => r.id === id);
+    return this.all.find((r) => r.id === id);
   }
 
-  /** The rule that decides a flow; counts the hit. */
+  /** The rule that decides a flow; counts the hit (a `once` rule is used up). */
   match(facts: FlowFacts, now: number): Rule | undefined {
     const rule = this.set.match(facts, now);
-    if (rule) this.recordHit(rule.id, now);
+    if (!rule) return undefined;
+    if (rule.duration.kind === 'once') {
+      this.once = this.once.filter((r) => r !== rule);
+      this.rebuild();
+      return { ...rule, hits: rule.hits + 1, lastHit: now };
+    }
+    this.recordHit(rule.id, now);
     return rule;
   }
 
@@ -105,8 +121,14 @@ export class RuleStore {
   async add(spec: RuleSpec, now: number = Date.now()): Promise<Rule> {
     const checked = parseRuleSpec(spec);
     if (!checked.ok) throw new UserError(`invalid rule:\n  - ${checked.problems.join('\n  - ')}`);
-    if (checked.value.duration.kind === 'once') throw new UserError('a "once" decision applies to one flow and is never stored as a rule', 'use --until TIME or leave the duration out (always)');
     const spec2 = checked.value;
+    if (spec2.duration.kind === 'once') {
+      // Decides the next matching flow only: kept in memory, never written.
+      const rule = createRule(spec2, now, newRuleId((id) => this.get(id) !== undefined));
+      this.once = [...this.once, rule];
+      this.rebuild();
+      return rule;
+    }
     let rule: Rule | undefined;
     await this.commit((doc) => {
       rule = createRule(spec2, now, newRuleId((id) => doc.rules.some((r) => r.id === id)));
@@ -150,6 +172,12 @@ export class RuleStore {
 
   /** Removes a rule; undefined when there is no such id. */
   async remove(id: string): Promise<Rule | undefined> {
+    const once = this.once.find((r) => r.id === id);
+    if (once) {
+      this.once = this.once.filter((r) => r !== once);
+      this.rebuild();
+      return once;
+    }
     let removed: Rule | undefined;
     await this.commit((doc) => {
       removed = doc.rules.find((r) => r.id === id);
@@ -196,7 +224,7 @@ export class RuleStore {
 
   /** Counts a hit in memory; the file is rewritten at most once per `hitFlushMs`. */
   recordHit(id: string, now: number = Date.now()): void {
-    const rule = this.get(id);
+    const rule = this.doc.rules.find((r) => r.id === id);
     if (!rule || this.closed) return;
     rule.hits += 1;
     rule.lastHit = now;
@@ -245,7 +273,7 @@ export class RuleStore {
       }
       if (next !== this.doc) {
         this.doc = next;
-        this.set = new RuleSet(next.rules);
+        this.rebuild();
       }
     };
     const result = this.queue.then(run, run);

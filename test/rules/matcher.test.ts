@@ -99,8 +99,8 @@ describe('skipped rules', () => {
     expect(winner([rule({ id: 'off', action: 'block', identity: curl, enabled: false })])).toBeUndefined();
   });
 
-  it('a once rule never matches (it is a single verdict, never stored)', () => {
-    expect(winner([rule({ id: 'once', action: 'block', duration: { kind: 'once' } })])).toBeUndefined();
+  it('a once rule matches (RuleStore keeps it in memory and drops it at its first hit)', () => {
+    expect(winner([rule({ id: 'once', action: 'block', duration: { kind: 'once' } })])).toBe('once');
   });
 });
 

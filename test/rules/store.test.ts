@@ -74,9 +74,24 @@ describe('RuleStore file', () => {
     expect(store.rules()).toHaveLength(3);
   });
 
-  it('refuses once rules and invalid specs', async () => {
+  it('keeps a once rule in memory only and uses it up at its first hit', async () => {
+    const path = rulesPath();
+    const store = await RuleStore.open(path);
+    await store.add({ action: 'allow', duration: { kind: 'always' }, note: 'kept' });
+    const before = readFileSync(path, 'utf8');
+    const once = await store.add({ action: 'block', endpoint: { port: 25 }, duration: { kind: 'once' } });
+    expect(readFileSync(path, 'utf8')).toBe(before);
+    expect(store.rules().map((r) => r.id)).toContain(once.id);
+    const facts = { protocol: 'tcp' as const, direction: 'outbound' as const, remoteAddress: '192.0.2.25', remotePort: 25 };
+    expect(store.match(facts, 1)).toMatchObject({ id: once.id, hits: 1 });
+    expect(store.match(facts, 2)?.note).toBe('kept');
+    expect(store.rules().map((r) => r.id)).not.toContain(once.id);
+    await store.close();
+    expect(readFileSync(path, 'utf8')).not.toContain(once.id);
+  });
+
+  it('refuses invalid specs', async () => {
     const store = await RuleStore.open(rulesPath());
-    await expect(store.add({ action: 'block', duration: { kind: 'once' } })).rejects.toThrow(/never stored/);
     await expect(store.add({ action: 'block', duration: { kind: 'always' }, endpoint: { cidr: 'nope' } })).rejects.toThrow(/endpoint.cidr/);
   });
 
