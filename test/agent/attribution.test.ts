@@ -116,9 +116,10 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.sendto(b'hello', ('127.0.0.1', ${UDP_PORT}))
 print('pid', os.getpid(), flush=True)
 `]);
+      const exited = new Promise((resolve) => child.on('exit', resolve));
       const out = lines(child);
       sender = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
-      await new Promise((resolve) => child.on('exit', resolve));
+      await exited;
     } finally {
       agent.proc.kill('SIGCONT');
     }

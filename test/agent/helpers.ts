@@ -154,10 +154,13 @@ export async function startAgent(ns: Netns, cg: TestCgroup | undefined, flags: s
   return {
     proc, socket, dir, stderr,
     stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill('SIGCONT'); // a test may have frozen it
       proc.kill('SIGTERM');
       return exited;
     },
     kill: async () => {
+      if (proc.exitCode !== null) return;
       proc.kill('SIGKILL');
       await exited;
     },
