@@ -11,6 +11,7 @@ import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from '../source/types.js';
 import type { InetSocket } from '../native/linux/sock-diag-dump.js';
 import { makeLinuxToken } from '../native/linux/token.js';
+import { decodeLinuxToken } from '../protocol/tokens.js';
 import { TrafficTracker } from '../traffic/tracker.js';
 import { openSocketReader, type SocketReader } from '../traffic/reader.js';
 import type { HostNameMap } from '../hostnames/map.js';
@@ -49,6 +50,8 @@ export interface PassiveMonitorStats {
   reader: SocketReader['kind'];
   ownerScans: number;
   ownerScanMs: number;
+  /** fd links read in the last poll. */
+  ownerLinks: number;
   unresolved: number;
 }
 
@@ -67,8 +70,10 @@ interface LiveFlow {
   awaitingName: boolean;
 }
 
-function socketKey(s: InetSocket): string {
-  return s.cookie !== undefined ? `${s.protocol}${s.cookie}` : `${s.protocol}i${s.inode}`;
+/** Cookies (sock_diag) count up from 1 and inodes (/proc/net) are unique among live sockets:
+ *  a number key either way, negative for inodes so the two never collide. */
+function socketKey(s: InetSocket): number {
+  return s.cookie ?? -s.inode;
 }
 
 function isLoopback(address: string): boolean {
@@ -107,8 +112,8 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
     },
   };
 
-  const live = new Map<string, LiveFlow>(); // by socket key
-  const byId = new Map<string, string>(); // flow id → socket key
+  const live = new Map<number, LiveFlow>(); // by socket key
+  const byId = new Map<string, number>(); // flow id → socket key
   const counters = new Map<string, { rx: number; tx: number }>();
   const output = new Subject<SourceEvent>();
   const status = new BehaviorSubject<ConnectionStatus>({ state: 'connected', hello });
@@ -117,8 +122,11 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
   let timer: NodeJS.Timeout | undefined;
   let lastError = '';
   const stats: PassiveMonitorStats = {
-    polls: 0, lastPollMs: 0, sockets: 0, flows: 0, reader: reader.kind, ownerScans: 0, ownerScanMs: 0, unresolved: 0,
+    polls: 0, lastPollMs: 0, sockets: 0, flows: 0, reader: reader.kind, ownerScans: 0, ownerScanMs: 0, ownerLinks: 0, unresolved: 0,
   };
+
+  // Tokens made in this poll, by PID: 10,000 sockets of one process need one token, not 10,000.
+  let tokens = new Map<number, Buffer | undefined>();
 
   const ownerFor = (s: InetSocket, record: FlowRecord): boolean => {
     delete record.token;
@@ -139,15 +147,14 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
       record.ownerError = 'owner not found yet';
       return false;
     }
-    const token = makeToken(owner.pid);
-    // Re-check after reading by PID: the PID must still hold this socket, or the token may name a
-    // process that reused the PID.
-    if (!token || !owners.confirm(s.inode, owner)) {
-      // The process exited or let go of the socket meanwhile: look again next poll (another process
-      // may hold it too, e.g. after a fork).
+    if (!tokens.has(owner.pid)) tokens.set(owner.pid, makeToken(owner.pid));
+    const token = tokens.get(owner.pid);
+    // Re-check after reading by PID: the token must name the instance seen holding the socket (same
+    // start time), or the PID was reused in between.
+    if (!token || decodeLinuxToken(token)?.startTime !== owner.startTime) {
       owners.forget(s.inode);
       record.ownerError = 'owner not found yet';
-      return false;
+      return false; // look again next poll (another process may hold it too, e.g. after a fork)
     }
     record.token = token.toString('base64');
     record.pid = owner.pid;
@@ -182,13 +189,15 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
       return out;
     }
     lastError = '';
+    tokens = new Map();
     // The first poll finds the owners of every existing socket at once: a larger budget, once.
     const budget = polled ? ownerBudgetMs : Math.max(ownerBudgetMs, 1000);
-    owners.refresh(started + budget);
+    const ownersStarted = performance.now();
+    owners.refresh(ownersStarted + budget);
     const listeners = new ListenerIndex(sockets);
 
     const fresh: InetSocket[] = [];
-    const seen = new Set<string>();
+    const seen = new Set<number>();
     for (const s of sockets) {
       if (!isFlowSocket(s)) continue;
       const key = socketKey(s);
@@ -210,7 +219,17 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
         if (flow.unresolved) (wanted.push(s.inode), uids.add(s.uid));
       }
     }
-    if (wanted.length > 0) owners.resolve(wanted, uids, started + budget);
+    if (wanted.length > 0) {
+      let liveInodes: Set<number> | undefined;
+      const isLive = (inode: number): boolean => {
+        if (!liveInodes) {
+          liveInodes = new Set();
+          for (const x of sockets) liveInodes.add(x.inode);
+        }
+        return liveInodes.has(inode);
+      };
+      owners.resolve(wanted, uids, ownersStarted + budget, isLive);
+    }
 
     for (const s of fresh) {
       const record: FlowRecord = {
@@ -284,7 +303,10 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
     stats.flows = live.size;
     stats.ownerScans = ownerStats.scans;
     stats.ownerScanMs = ownerStats.scanMs;
-    stats.unresolved = [...live.values()].filter((f) => f.unresolved).length;
+    stats.ownerLinks = ownerStats.links;
+    let unresolved = 0;
+    for (const f of live.values()) if (f.unresolved) unresolved++;
+    stats.unresolved = unresolved;
     polled = true;
     return out;
   };

@@ -1,26 +1,33 @@
 // Socket inode → owning process, found by reading /proc/PID/fd links ("socket:[INODE]"). There is no
 // cheaper route without privileges. Kept warm incrementally: processes are scanned when they first
-// appear, and known ones are rescanned only when a socket nobody is known to hold turns up — most
-// recently active first, within a time budget, so one poll never stalls on a process with 10,000 fds
-// (LINUX-NOTES: ~3.8–8.9 ms to scan such a process).
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
+// appear; when a socket nobody is known to hold turns up, known processes are rescanned — most
+// recently active first, within a time budget — and a rescan reads only the links of descriptors that
+// are new or no longer name a live socket (LINUX-NOTES: reading every link of a 10,000-fd process
+// takes 4–9 ms). If that finds nothing, full rescans follow.
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { parseProcStat } from '../native/linux/procfs.js';
 
 export interface SocketOwner {
   pid: number;
-  /** The fd name in /proc/PID/fd through which the socket was seen (for re-checking). */
-  fd: string;
+  /** Start time (clock ticks since boot) of the process instance seen holding the socket: a token
+   *  for PID must carry the same start time, or the PID was reused since. */
+  startTime: bigint;
 }
 
 interface ProcessEntry {
   uid: number;
   /** False once reading its fd directory was refused (another user's process, without root). */
   readable: boolean;
-  /** Socket inodes seen in its last scan. */
+  startTime: bigint | undefined;
+  /** fd name → socket inode (0: not a socket), from the last scan. */
+  fds: Map<string, number>;
+  /** The socket inodes among them. */
   sockets: Set<number>;
   /** When it was last seen holding a socket it had not held before (rescan order). */
   lastNewSocket: number;
-  /** Poll generation of its last scan: scanned at most once per poll. */
+  /** Poll generations of its last scan and last full scan. */
   scannedIn: number;
+  fullyScannedIn: number;
 }
 
 export interface OwnerIndexOptions {
@@ -31,8 +38,9 @@ export interface OwnerIndexOptions {
 export interface OwnerIndexStats {
   processes: number;
   sockets: number;
-  /** fd directories read in the last poll, and the time spent on them. */
+  /** fd directories read in the last poll, links read, and the time spent. */
   scans: number;
+  links: number;
   scanMs: number;
 }
 
@@ -45,6 +53,7 @@ export class OwnerIndex {
   private readonly now: () => number;
   private generation = 0;
   private scans = 0;
+  private links = 0;
   private scanMs = 0;
 
   constructor(options: OwnerIndexOptions = {}) {
@@ -52,11 +61,12 @@ export class OwnerIndex {
     this.now = options.now ?? Date.now;
   }
 
-  /** Starts a poll: lists /proc, scans processes not seen before, forgets those that exited.
-   *  Returns false when /proc cannot be listed. */
+  /** Starts a poll: lists /proc, scans processes not seen before (until `deadline`, a
+   *  performance.now() time), forgets those that exited. Returns false when /proc cannot be listed. */
   refresh(deadline: number): boolean {
     this.generation++;
     this.scans = 0;
+    this.links = 0;
     this.scanMs = 0;
     let names: string[];
     try {
@@ -76,7 +86,7 @@ export class OwnerIndex {
     }
     for (const [pid, entry] of this.procs) {
       if (alive.has(pid)) continue;
-      for (const inode of entry.sockets) if (this.owners.get(inode)?.pid === pid) this.owners.delete(inode);
+      this.dropSockets(pid, entry);
       this.procs.delete(pid);
     }
     for (const pid of fresh) {
@@ -86,18 +96,19 @@ export class OwnerIndex {
       } catch {
         continue; // exited meanwhile
       }
-      const entry: ProcessEntry = { uid, readable: true, sockets: new Set(), lastNewSocket: 0, scannedIn: 0 };
+      const entry: ProcessEntry = { uid, readable: true, startTime: undefined, fds: new Map(), sockets: new Set(), lastNewSocket: 0, scannedIn: 0, fullyScannedIn: 0 };
       this.procs.set(pid, entry);
-      // New processes are scanned first, whatever the budget says about the rest: they are where
-      // most new sockets come from. A process that could not be scanned now is scanned on demand.
-      if (performance.now() < deadline) this.scan(pid, entry);
+      // New processes are where most new sockets come from; one left unscanned now is a candidate
+      // for resolve() later.
+      if (performance.now() < deadline) this.scan(pid, entry, undefined);
     }
     return true;
   }
 
-  /** Tries to find the owners of `inodes` (of sockets with the given uids) by rescanning known,
-   *  readable processes until all are found or `deadline` (performance.now() ms) passes. */
-  resolve(inodes: Iterable<number>, uids: ReadonlySet<number> | undefined, deadline: number): void {
+  /** Tries to find the owners of `inodes` (sockets with the given uids) by rescanning known, readable
+   *  processes until all are found or `deadline` passes. `isLive` says whether an inode is a live
+   *  socket now (from the same dump): links to live sockets need not be read again. */
+  resolve(inodes: Iterable<number>, uids: ReadonlySet<number> | undefined, deadline: number, isLive: (inode: number) => boolean): void {
     const missing = new Set<number>();
     for (const inode of inodes) if (!this.owners.has(inode)) missing.add(inode);
     if (missing.size === 0) return;
@@ -105,13 +116,15 @@ export class OwnerIndex {
     // first; then the rest, since a process may have changed uid after creating its socket.
     const rank = (e: ProcessEntry): number => (uids && !uids.has(e.uid) ? 1 : 0);
     const candidates = [...this.procs.entries()]
-      .filter(([, e]) => e.readable && e.scannedIn !== this.generation)
+      .filter(([, e]) => e.readable)
       .sort((a, b) => rank(a[1]) - rank(b[1]) || b[1].lastNewSocket - a[1].lastNewSocket);
-    for (const [pid, entry] of candidates) {
-      if (performance.now() >= deadline) return;
-      for (const inode of this.scan(pid, entry)) missing.delete(inode);
-      for (const inode of missing) if (this.owners.has(inode)) missing.delete(inode);
-      if (missing.size === 0) return;
+    for (const full of [false, true]) {
+      for (const [pid, entry] of candidates) {
+        if (missing.size === 0 || performance.now() >= deadline) return;
+        if (entry.fullyScannedIn === this.generation || (!full && entry.scannedIn === this.generation)) continue;
+        this.scan(pid, entry, full ? undefined : isLive);
+        for (const inode of missing) if (this.owners.has(inode)) missing.delete(inode);
+      }
     }
   }
 
@@ -119,20 +132,11 @@ export class OwnerIndex {
     return this.owners.get(inode);
   }
 
-  /** Whether every readable process has been scanned this poll: then a socket still without an
-   *  owner is held by no process we can see. */
+  /** Whether every readable process has been fully scanned this poll: then a socket still without
+   *  an owner is held by no process this user can see. */
   exhausted(): boolean {
-    for (const e of this.procs.values()) if (e.readable && e.scannedIn !== this.generation) return false;
+    for (const e of this.procs.values()) if (e.readable && e.fullyScannedIn !== this.generation) return false;
     return true;
-  }
-
-  /** Re-reads the fd link: true when PID still holds the socket through that fd. */
-  confirm(inode: number, owner: SocketOwner): boolean {
-    try {
-      return readlinkSync(`${this.procRoot}/${owner.pid}/fd/${owner.fd}`) === `socket:[${inode}]`;
-    } catch {
-      return false;
-    }
   }
 
   forget(inode: number): void {
@@ -140,49 +144,85 @@ export class OwnerIndex {
   }
 
   stats(): OwnerIndexStats {
-    return { processes: this.procs.size, sockets: this.owners.size, scans: this.scans, scanMs: this.scanMs };
+    return { processes: this.procs.size, sockets: this.owners.size, scans: this.scans, links: this.links, scanMs: this.scanMs };
   }
 
-  /** Reads one process's fd links; returns the socket inodes it holds that were not known before. */
-  private scan(pid: number, entry: ProcessEntry): number[] {
+  private startTimeOf(pid: number): bigint | undefined {
+    try {
+      return parseProcStat(readFileSync(`${this.procRoot}/${pid}/stat`, 'latin1'))?.startTime;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private dropSockets(pid: number, entry: ProcessEntry): void {
+    for (const inode of entry.sockets) if (this.owners.get(inode)?.pid === pid) this.owners.delete(inode);
+  }
+
+  /** Reads a process's fd links (all of them, or with `isLive` only those that may have changed).
+   *  The start time is read before and after: if they differ the PID was reused meanwhile and the
+   *  links read may belong to two processes, so the scan is thrown away. */
+  private scan(pid: number, entry: ProcessEntry, isLive: ((inode: number) => boolean) | undefined): void {
     const started = performance.now();
     entry.scannedIn = this.generation;
     this.scans++;
+    const before = this.startTimeOf(pid);
+    const reused = before === undefined || (entry.startTime !== undefined && entry.startTime !== before);
+    if (reused) {
+      this.dropSockets(pid, entry);
+      entry.fds = new Map();
+      entry.sockets = new Set();
+      isLive = undefined;
+    }
     const dir = `${this.procRoot}/${pid}/fd`;
-    let fds: string[];
+    let names: string[];
     try {
-      fds = readdirSync(dir);
+      names = readdirSync(dir);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EACCES' || code === 'EPERM') entry.readable = false;
       this.scanMs += performance.now() - started;
-      return [];
+      return;
     }
-    const found: number[] = [];
-    const held = new Set<number>();
-    for (const fd of fds) {
+    const fds = new Map<string, number>();
+    for (const fd of names) {
+      const previous = entry.fds.get(fd);
+      if (isLive && previous !== undefined && previous !== 0 && isLive(previous)) {
+        fds.set(fd, previous);
+        continue;
+      }
       let link: string;
       try {
         link = readlinkSync(`${dir}/${fd}`);
       } catch {
         continue; // closed between readdir and readlink
       }
-      if (link.charCodeAt(0) !== 115 /* s */) continue;
-      const m = SOCKET_LINK.exec(link);
-      if (!m) continue;
-      const inode = Number(m[1]);
-      held.add(inode);
+      this.links++;
+      const m = link.charCodeAt(0) === 115 /* s */ ? SOCKET_LINK.exec(link) : null;
+      fds.set(fd, m ? Number(m[1]) : 0);
+    }
+    const after = this.startTimeOf(pid);
+    if (before === undefined || after !== before) {
+      this.scanMs += performance.now() - started;
+      return; // exited or reused during the scan: nothing read can be trusted
+    }
+    if (!isLive) entry.fullyScannedIn = this.generation;
+    // Sockets it no longer holds lose this owner.
+    const held = new Set<number>();
+    for (const inode of fds.values()) if (inode !== 0) held.add(inode);
+    for (const inode of entry.sockets) if (!held.has(inode) && this.owners.get(inode)?.pid === pid) this.owners.delete(inode);
+    let found = false;
+    for (const inode of held) {
       const current = this.owners.get(inode);
       // A socket shared after fork stays with the process first seen holding it, while it holds it.
-      if (!current || current.pid === pid || !this.procs.get(current.pid)?.sockets.has(inode)) {
-        if (!current) found.push(inode);
-        this.owners.set(inode, { pid, fd });
-      }
+      if (current && current.pid !== pid && this.procs.get(current.pid)?.sockets.has(inode)) continue;
+      if (!current) found = true;
+      this.owners.set(inode, { pid, startTime: before });
     }
-    for (const inode of entry.sockets) if (!held.has(inode) && this.owners.get(inode)?.pid === pid) this.owners.delete(inode);
-    if (found.length > 0) entry.lastNewSocket = this.now();
+    entry.fds = fds;
     entry.sockets = held;
+    entry.startTime = before;
+    if (found) entry.lastNewSocket = this.now();
     this.scanMs += performance.now() - started;
-    return found;
   }
 }
