@@ -15,7 +15,6 @@ enum FlowFacts {
     }
 
     static func record(for flow: NEFilterSocketFlow, now: Int64) -> FlowRecord {
-        let family = flow.socketFamily == AF_INET6 ? "ipv6" : "ipv4"
         let proto: String
         switch flow.socketProtocol {
         case IPPROTO_TCP: proto = "tcp"
@@ -23,17 +22,29 @@ enum FlowFacts {
         case IPPROTO_ICMP, IPPROTO_ICMPV6: proto = "icmp"
         default: proto = "other"
         }
-        // WebKit's flows can arrive without a local endpoint: report the unspecified address.
-        let unspecified = Endpoint(address: family == "ipv6" ? "::" : "0.0.0.0", port: 0)
+        let remoteEnd = host(flow.remoteEndpoint)
+        let localEnd = host(flow.localEndpoint)
+        // The protocol requires both addresses to be literals of the flow's family. The family follows
+        // the remote address (a dual-stack socket can carry IPv4), then the socket's.
+        let family: String
+        if let remote = remoteEnd, let kind = ipFamily(remote.address) {
+            family = kind
+        } else {
+            family = flow.socketFamily == AF_INET6 ? "ipv6" : "ipv4"
+        }
         var record = FlowRecord(
             id: flow.identifier.uuidString,
             time: now,
             direction: flow.direction == .inbound ? "inbound" : "outbound",
             protocol: proto,
             family: family,
-            local: endpoint(flow.localEndpoint) ?? unspecified,
-            remote: endpoint(flow.remoteEndpoint) ?? unspecified
+            local: fit(localEnd, family: family),
+            remote: fit(remoteEnd, family: family)
         )
+        if let remote = remoteEnd, ipFamily(remote.address) == nil, remote.address.utf8.count <= 253 {
+            // A name where an address belongs: keep it as the host name rather than lose it.
+            record.remoteHost = RemoteHost(name: remote.address)
+        }
         if let name = flow.remoteHostname, !name.isEmpty, name.utf8.count <= 253 {
             record.remoteHost = RemoteHost(name: name)
         }
@@ -61,10 +72,42 @@ enum FlowFacts {
         return token[start..<start + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
     }
 
-    private static func endpoint(_ endpoint: NWEndpoint?) -> Endpoint? {
+    private static func host(_ endpoint: NWEndpoint?) -> Endpoint? {
         // NWHostEndpoint is deprecated from macOS 15 in favour of Network.framework's endpoint, but it
         // is what macOS 13 and 14 deliver; both still arrive as NWHostEndpoint here.
         guard let host = endpoint as? NWHostEndpoint, !host.hostname.isEmpty else { return nil }
         return Endpoint(address: host.hostname, port: Int(host.port) ?? 0)
+    }
+
+    /// "ipv4" / "ipv6" for an address literal (an IPv6 zone such as %en0 is allowed), nil otherwise.
+    static func ipFamily(_ address: String) -> String? {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, address, &v4) == 1 { return "ipv4" }
+        let bare = address.split(separator: "%", maxSplits: 1).first.map(String.init) ?? address
+        if inet_pton(AF_INET6, bare, &v6) == 1 { return "ipv6" }
+        return nil
+    }
+
+    /// The endpoint as a literal of `family`: IPv4 is mapped into IPv6 (::ffff:a.b.c.d) and back;
+    /// anything else becomes the unspecified address (WebKit flows can lack a local endpoint).
+    static func fit(_ endpoint: Endpoint?, family: String) -> Endpoint {
+        let unspecified = family == "ipv6" ? "::" : "0.0.0.0"
+        guard let endpoint, endpoint.address.utf8.count <= 64 else { return Endpoint(address: unspecified, port: 0) }
+        let port = (0...65535).contains(endpoint.port) ? endpoint.port : 0
+        switch (ipFamily(endpoint.address) ?? "name", family) {
+        case ("ipv4", "ipv4"), ("ipv6", "ipv6"):
+            return Endpoint(address: endpoint.address, port: port)
+        case ("ipv4", "ipv6"):
+            return Endpoint(address: "::ffff:\(endpoint.address)", port: port)
+        case ("ipv6", "ipv4"):
+            let lower = endpoint.address.lowercased()
+            if lower.hasPrefix("::ffff:"), ipFamily(String(lower.dropFirst(7))) == "ipv4" {
+                return Endpoint(address: String(lower.dropFirst(7)), port: port)
+            }
+            return Endpoint(address: unspecified, port: 0)
+        default:
+            return Endpoint(address: unspecified, port: 0)
+        }
     }
 }
