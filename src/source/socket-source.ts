@@ -53,8 +53,8 @@ export function createSocketSource(path: string, options: SocketSourceOptions = 
     return openSession(path, {
       client: options.client ?? { name: 'flowtop', version: 'unknown' },
       helloTimeoutMs: options.helloTimeoutMs ?? 5000,
-      sliceMs: options.sliceMs ?? 8,
-      highWaterLines: options.highWaterLines ?? 20_000,
+      sliceMs: options.sliceMs ?? 5,
+      highWaterLines: options.highWaterLines ?? 2_000,
       connect: options.connect ?? defaultConnect,
       onWriter: (w) => {
         writer = w;
