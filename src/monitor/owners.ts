@@ -174,6 +174,8 @@ export class OwnerIndex {
       entry.sockets = new Set();
       isLive = undefined;
     }
+    // With nothing known about its descriptors, an incremental scan reads every link: a full one.
+    const full = !isLive || entry.fds.size === 0;
     const dir = `${this.procRoot}/${pid}/fd`;
     let names: string[];
     try {
@@ -206,7 +208,7 @@ export class OwnerIndex {
       this.scanMs += performance.now() - started;
       return; // exited or reused during the scan: nothing read can be trusted
     }
-    if (!isLive) entry.fullyScannedIn = this.generation;
+    if (full) entry.fullyScannedIn = this.generation;
     // Sockets it no longer holds lose this owner.
     const held = new Set<number>();
     for (const inode of fds.values()) if (inode !== 0) held.add(inode);

@@ -105,5 +105,5 @@ async function startResponder(compiled: CompiledDriver, prefix: string[]): Promi
       resolve(l);
     });
   });
-  return { process: child, pid: child.pid!, ready: line.split(' '), command: () => undefined, kill: () => child.kill('SIGKILL') };
+  return { process: child, pid: child.pid!, ready: line.split(' '), command: () => undefined, nextLine: async () => [], kill: () => child.kill('SIGKILL') };
 }

@@ -101,6 +101,20 @@ describe('passive monitor', () => {
     expect(latest(second, (f) => f.local.port === Number(client.ready[1]))?.pid).toBe(client.pid);
   });
 
+  it('keeps finding owners as a known process closes and opens sockets (descriptor numbers reused)', async () => {
+    const server = child(await startChild('server'));
+    const { messages, monitor } = watch();
+    const client = child(await startChild('tcp-client', [server.ready[1]!]));
+    let port = Number(client.ready[1]);
+    for (let i = 0; i < 5; i++) {
+      const row = await waitFor(`row ${i}`, () => latest(messages, (f) => f.local.port === port && f.token !== undefined), 3000);
+      expect(row.pid).toBe(client.pid);
+      client.command('reconnect');
+      port = Number((await client.nextLine())[1]);
+    }
+    expect(monitor.stats().unresolved).toBe(0);
+  });
+
   it('shows connected UDP sockets and ends them when they close', async () => {
     const { messages } = watch();
     const udp = child(await startChild('udp-client', ['9']));

@@ -9,6 +9,8 @@ export interface Child {
   /** The first line the child printed (its ready line), split on spaces. */
   ready: string[];
   command(line: string): void;
+  /** The next line the child prints after its ready line. */
+  nextLine(timeoutMs?: number): Promise<string[]>;
   kill(): void;
 }
 
@@ -20,12 +22,17 @@ server.listen(0, process.argv[1] || '127.0.0.1', () => console.log('listening ' 
 
 const TCP_CLIENT = `
 const net = require('net');
-const s = net.connect(+process.argv[1], process.argv[2] || '127.0.0.1', () => console.log('connected ' + s.localPort));
-s.on('data', () => {});
-s.on('error', () => {});
+let s;
+const open = () => {
+  s = net.connect(+process.argv[1], process.argv[2] || '127.0.0.1', () => console.log('connected ' + s.localPort));
+  s.on('data', () => {});
+  s.on('error', () => {});
+};
+open();
 require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.startsWith('send ')) s.write(Buffer.alloc(+line.slice(5), 7));
   if (line === 'close') s.destroy();
+  if (line === 'reconnect') { s.destroy(); open(); }
 });
 `;
 
@@ -48,22 +55,31 @@ export async function startChild(kind: ChildKind, args: string[] = [], prefix: s
   const argv = [...prefix, process.execPath, '-e', scripts[kind], ...args];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
-  const ready = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind} child not ready after ${timeoutMs} ms`)), timeoutMs);
-    lines.once('line', (line) => {
+  const queue: string[] = [];
+  const waiters: Array<(line: string) => void> = [];
+  lines.on('line', (line) => {
+    const w = waiters.shift();
+    if (w) w(line);
+    else queue.push(line);
+  });
+  const next = (ms: number): Promise<string> => new Promise<string>((resolve, reject) => {
+    const queued = queue.shift();
+    if (queued !== undefined) return resolve(queued);
+    const timer = setTimeout(() => reject(new Error(`${kind} child printed nothing for ${ms} ms`)), ms);
+    waiters.push((line) => {
       clearTimeout(timer);
       resolve(line);
     });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${kind} child exited with ${code} before it was ready`));
-    });
   });
+  const exited = new Promise<string>((_, reject) => child.once('exit', (code) => reject(new Error(`${kind} child exited with ${code} before it was ready`))));
+  exited.catch(() => undefined);
+  const ready = await Promise.race([next(timeoutMs), exited]);
   return {
     process: child,
     pid: child.pid!,
     ready: ready.split(' '),
     command: (line) => child.stdin!.write(`${line}\n`),
+    nextLine: async (ms = 5000) => (await next(ms)).split(' '),
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
