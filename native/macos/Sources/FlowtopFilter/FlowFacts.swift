@@ -76,16 +76,17 @@ enum FlowFacts {
         // NWHostEndpoint is deprecated from macOS 15 in favour of Network.framework's endpoint, but it
         // is what macOS 13 and 14 deliver; both still arrive as NWHostEndpoint here.
         guard let host = endpoint as? NWHostEndpoint, !host.hostname.isEmpty else { return nil }
-        return Endpoint(address: host.hostname, port: Int(host.port) ?? 0)
+        // Protocol v1 addresses carry no IPv6 zone ("fe80::1%en0" → "fe80::1").
+        let address = host.hostname.split(separator: "%", maxSplits: 1).first.map(String.init) ?? host.hostname
+        return Endpoint(address: address, port: Int(host.port) ?? 0)
     }
 
-    /// "ipv4" / "ipv6" for an address literal (an IPv6 zone such as %en0 is allowed), nil otherwise.
+    /// "ipv4" / "ipv6" for an address literal, nil otherwise.
     static func ipFamily(_ address: String) -> String? {
         var v4 = in_addr()
         var v6 = in6_addr()
         if inet_pton(AF_INET, address, &v4) == 1 { return "ipv4" }
-        let bare = address.split(separator: "%", maxSplits: 1).first.map(String.init) ?? address
-        if inet_pton(AF_INET6, bare, &v6) == 1 { return "ipv6" }
+        if inet_pton(AF_INET6, address, &v6) == 1 { return "ipv6" }
         return nil
     }
 

@@ -28,9 +28,9 @@ public func decodeClientRequest(_ line: Data) -> Result<ClientRequest, RequestEr
         return .failure(RequestError(code: "bad-message", message: "a message must be a JSON object"))
     }
     var ref: String?
-    if let value = message["ref"] {
-        guard let text = value as? String, text.utf8.count <= 256 else {
-            return .failure(RequestError(code: "bad-message", message: "ref must be a string of at most 256 bytes"))
+    if let value = present(message["ref"]) {
+        guard let text = value as? String, fits(text, 128) else {
+            return .failure(RequestError(code: "bad-message", message: "ref must be a string of 1 to 128 characters"))
         }
         ref = text
     }
@@ -42,24 +42,27 @@ public func decodeClientRequest(_ line: Data) -> Result<ClientRequest, RequestEr
     }
     switch type {
     case "subscribe":
-        guard let version = integer(message["protocol"]) else { return bad("protocol must be an integer") }
+        guard let version = integer(message["protocol"]), version >= 1, version <= Int(UInt32.max) else {
+            return bad("protocol must be an integer of at least 1")
+        }
         guard let client = message["client"] as? [String: Any],
-              let name = client["name"] as? String, !name.isEmpty, name.utf8.count <= 256,
-              let clientVersion = client["version"] as? String, clientVersion.utf8.count <= 256
+              let name = client["name"] as? String, fits(name, 255),
+              let clientVersion = client["version"] as? String, fits(clientVersion, 255)
         else { return bad("client must be {name, version} strings") }
         return .success(.subscribe(protocolVersion: version, clientName: name, clientVersion: clientVersion, ref: ref))
     case "verdict":
-        guard let id = message["id"] as? String, !id.isEmpty, id.utf8.count <= 256 else { return bad("id must be a non-empty string") }
+        guard let id = message["id"] as? String, fits(id, 128) else { return bad("id must be a string of 1 to 128 characters") }
         guard let action = message["action"] as? String, action == "allow" || action == "block" else {
             return bad("action must be \"allow\" or \"block\"")
         }
         guard let rememberText = message["remember"] as? String, let remember = Remember(rawValue: rememberText) else {
             return bad("remember must be \"once\", \"process\" or \"always\"")
         }
-        if let scopeValue = message["scope"] {
+        if let scopeValue = present(message["scope"]) {
             guard let scope = scopeValue as? String, scope == "process" || scope == "endpoint" else {
                 return bad("scope must be \"process\" or \"endpoint\"")
             }
+            guard remember != .once else { return bad("scope must be absent with remember \"once\"") }
             if scope == "endpoint" {
                 return .success(.unsupported(reason: "rules here cover a whole program; \"scope\": \"endpoint\" is not supported", ref: ref))
             }
@@ -70,6 +73,16 @@ public func decodeClientRequest(_ line: Data) -> Result<ClientRequest, RequestEr
     default:
         return .failure(RequestError(code: "unknown-type", message: "unknown message type \"\(type)\"", ref: ref))
     }
+}
+
+/// An optional field may be omitted or null; both mean absent.
+private func present(_ value: Any?) -> Any? {
+    value is NSNull ? nil : value
+}
+
+/// string(n) of the protocol: 1 to n UTF-16 code units.
+private func fits(_ text: String, _ limit: Int) -> Bool {
+    !text.isEmpty && text.utf16.count <= limit
 }
 
 /// JSON numbers arrive as NSNumber; booleans are NSNumbers too and must not pass as integers.

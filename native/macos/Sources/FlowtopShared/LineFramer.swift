@@ -28,13 +28,18 @@ public struct LineFramer {
             take(rest[rest.startIndex..<newline], into: &events)
             if discarding {
                 discarding = false
-            } else if !buffer.isEmpty {
+            } else if buffer.contains(where: { !Self.isWhitespace($0) }) {
+                // Lines that are empty or only whitespace are ignored (protocol v1, "Framing").
                 events.append(.line(buffer))
             }
             buffer = Data()
             rest = rest[rest.index(after: newline)...]
         }
         return events
+    }
+
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0D
     }
 
     private mutating func take(_ bytes: Data.SubSequence, into events: inout [FrameEvent]) {

@@ -14,6 +14,7 @@ final class Bridge: SessionOwner {
     private let server: SocketServer
     private let link: FilterLink
     private var store = RuleStore()
+    private var book = FlowBook()
     private var sessions: [Int: ClientSession] = [:]
     private var nextID = 1
     private var group: gid_t?
@@ -31,8 +32,9 @@ final class Bridge: SessionOwner {
         if group == nil {
             log.error("group \"\(FlowtopIDs.groupName, privacy: .public)\" does not exist: only root can use the socket (see README: dseditgroup)")
         }
-        link.onFlow = { [weak self] flow in self?.broadcast(FlowMessage(flow: flow)) }
-        link.onVerdict = { [weak self] verdict in self?.broadcast(verdict) }
+        link.onFlow = { [weak self] flow in self?.flowSeen(flow) }
+        link.onVerdict = { [weak self] verdict in self?.flowDecided(verdict) }
+        link.onLost = { [weak self] in self?.filterLost() }
         link.onRule = { [weak self] rule in self?.store.add(rule) }
         link.onConnected = { [weak self] in self?.filterConnected() }
         server.onAccept = { [weak self] fd in self?.accept(fd) }
@@ -68,21 +70,14 @@ final class Bridge: SessionOwner {
             session.sendError("not-authorised", refusal, ref: ref)
             return session.close("not authorised")
         }
-        session.beginSubscribe()
-        guard link.isConnected, let filter = link.filter() else {
-            session.finishSubscribe(snapshot: [])
-            return reportSubscribers()
-        }
-        filter.pendingFlows { [weak self, weak session] json in
-            let flows = (try? JSONDecoder().decode([FlowRecord].self, from: json)) ?? []
-            self?.queue.async {
-                session?.finishSubscribe(snapshot: flows.compactMap { encodeLine(FlowMessage(flow: $0)) })
-                self?.reportSubscribers()
-            }
-        }
+        session.subscribed(snapshot: book.snapshot.compactMap { encodeLine(FlowMessage(flow: $0)) })
+        reportSubscribers()
     }
 
     func verdict(_ session: ClientSession, id: String, allow: Bool, remember: Remember, ref: String?) {
+        if let known = book.flow(id), known.pending == nil {
+            return session.sendError("not-pending", "flow \"\(id)\" was already decided (\(known.verdict?.action ?? "observed")); a live flow cannot be ended here", ref: ref)
+        }
         guard link.isConnected, let filter = link.filter() else {
             return session.sendError("internal", "the filter extension is not connected; its flows were resumed with the default", ref: ref)
         }
@@ -100,8 +95,30 @@ final class Bridge: SessionOwner {
 
     // MARK: - Filter
 
+    private func flowSeen(_ flow: FlowRecord) {
+        book.record(flow)
+        broadcast(FlowMessage(flow: flow))
+    }
+
+    private func flowDecided(_ verdict: VerdictMessage) {
+        book.apply(verdict)
+        broadcast(verdict)
+    }
+
+    /// The extension resumes every paused flow with the default when the bridge goes away; say so.
+    private func filterLost() {
+        for id in book.pendingIDs {
+            flowDecided(VerdictMessage(id: id, time: nowMillis(), verdict: Verdict(action: policy.defaultAction, by: "default")))
+        }
+    }
+
     private func filterConnected() {
         reportedSubscribers = -1
+        // After a bridge restart the extension may still hold paused flows: learn them.
+        link.filter()?.pendingFlows { [weak self] json in
+            let flows = (try? JSONDecoder().decode([FlowRecord].self, from: json)) ?? []
+            self?.queue.async { flows.forEach { self?.flowSeen($0) } }
+        }
         link.filter()?.loadRules(store.json()) { count in
             log.info("extension holds \(count, privacy: .public) identity rules")
         }
@@ -110,7 +127,7 @@ final class Bridge: SessionOwner {
 
     /// Tells the extension how many clients listen; 0 makes it resume everything paused.
     private func reportSubscribers() {
-        let count = sessions.values.filter { $0.phase == .subscribed || $0.phase == .subscribing }.count
+        let count = sessions.values.filter { $0.phase == .subscribed }.count
         guard count != reportedSubscribers, let filter = link.filter() else { return }
         reportedSubscribers = count
         filter.setSubscriberCount(count)

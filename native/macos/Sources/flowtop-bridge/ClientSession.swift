@@ -19,7 +19,7 @@ final class ClientSession {
 
     let id: Int
     let peer: PeerCredentials?
-    enum Phase { case greeted, subscribing, subscribed, closed }
+    enum Phase { case greeted, subscribed, closed }
     private(set) var phase = Phase.greeted
     private let fd: Int32
     private let queue: DispatchQueue
@@ -30,8 +30,6 @@ final class ClientSession {
     private var reader: DispatchSourceRead?
     private var writer: DispatchSourceWrite?
     private var writerActive = false
-    /// Live messages that arrive while the subscribe snapshot is being fetched; sent after it.
-    private var held: [Data] = []
 
     init(id: Int, fd: Int32, queue: DispatchQueue, owner: SessionOwner) {
         self.id = id
@@ -57,23 +55,17 @@ final class ClientSession {
         }
     }
 
-    /// A broadcast: sent once subscribed, held while the snapshot is on its way, dropped before.
+    /// A broadcast: sent once subscribed, dropped before.
     func deliver(_ line: Data) {
-        switch phase {
-        case .subscribed: send(line)
-        case .subscribing: held.append(line)
-        case .greeted, .closed: break
-        }
+        if phase == .subscribed { send(line) }
     }
 
-    func beginSubscribe() { phase = .subscribing }
-
-    func finishSubscribe(snapshot: [Data]) {
-        guard phase == .subscribing else { return }
+    /// Sends the snapshot and starts the live stream. Called on the bridge queue, so no broadcast
+    /// can fall between the two.
+    func subscribed(snapshot: [Data]) {
+        guard phase == .greeted else { return }
         for line in snapshot { send(line) }
-        for line in held { send(line) }
-        held = []
-        if phase == .subscribing { phase = .subscribed }
+        if phase == .greeted { phase = .subscribed }
     }
 
     func sendError(_ code: String, _ message: String, ref: String? = nil) {
@@ -110,7 +102,11 @@ final class ClientSession {
     private func readAvailable() {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let n = read(fd, &buffer, buffer.count)
-        if n == 0 { return close("peer closed the connection") }
+        if n == 0 {
+            // The peer may only have closed its half: a partial last line can still be answered.
+            if framer.bufferedBytes > 0 { sendError("incomplete-line", "the stream ended inside a line (\(framer.bufferedBytes) bytes); it is skipped") }
+            return close("peer closed the connection")
+        }
         if n < 0 {
             if errno == EAGAIN || errno == EINTR { return }
             return close("read failed: \(String(cString: strerror(errno)))")

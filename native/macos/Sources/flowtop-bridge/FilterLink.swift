@@ -14,6 +14,8 @@ final class FilterLink: NSObject, BridgeEvents {
     var onRule: (IdentityRule) -> Void = { _ in }
     /// A (re)connection: resend rules and the subscriber count.
     var onConnected: () -> Void = {}
+    /// The link dropped: the extension has resumed its paused flows with the default.
+    var onLost: () -> Void = {}
 
     private let queue: DispatchQueue
     private var connection: NSXPCConnection?
@@ -66,6 +68,7 @@ final class FilterLink: NSObject, BridgeEvents {
         guard let c, c === connection else { return }
         connection = nil
         c.invalidate()
+        onLost()
         let delay = retryDelay
         retryDelay = min(retryDelay * 2, 30)
         log.info("extension link lost; retrying in \(delay, privacy: .public) s")

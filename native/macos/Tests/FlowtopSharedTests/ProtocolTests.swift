@@ -33,6 +33,10 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(errorCode(decode(#"{"type":"subscribe","protocol":true,"client":{"name":"x","version":"1"}}"#)), "bad-message")
         XCTAssertEqual(errorCode(decode(#"{"type":"launch-missiles"}"#)), "unknown-type")
         if case .success(.unsupported) = decode(#"{"type":"rules-list"}"#) {} else { XCTFail("rules-list is valid but unsupported") }
+        XCTAssertEqual(decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"once","ref":null,"scope":null}"#),
+                       .success(.verdict(id: "F1", allow: true, remember: .once, ref: nil)), "null means absent")
+        XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"once","scope":"process"}"#)), "bad-message")
+        XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"","action":"allow","remember":"once"}"#)), "bad-message")
         if case .success(.unsupported) = decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"always","scope":"endpoint"}"#) {} else {
             XCTFail("an endpoint-scoped rule is valid but unsupported")
         }
@@ -43,7 +47,7 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(framer.push(Data("abc\nde".utf8)), [.line(Data("abc".utf8))])
         XCTAssertEqual(framer.push(Data("fghijklmnop".utf8)), [.tooLong(limit: 8)])
         XCTAssertEqual(framer.bufferedBytes, 0)
-        XCTAssertEqual(framer.push(Data("qrs\nok\n\n".utf8)), [.line(Data("ok".utf8))])
+        XCTAssertEqual(framer.push(Data("qrs\nok\n\n \r\n".utf8)), [.line(Data("ok".utf8))], "blank lines are ignored")
     }
 
     func testPeerRequirementRefusesMalformedTeamIDs() {
