@@ -26,8 +26,21 @@ export interface SessionOptions {
   sliceMs: number;
   highWaterLines: number;
   connect: (path: string) => Socket;
+  /** Updated by the session as it reads, for observability (and the backpressure test). */
+  stats: ReadStats;
   /** Called with a writer once subscribed, and with undefined when the connection is gone. */
   onWriter: (write: ((msg: ClientMessage) => void) | undefined) => void;
+}
+
+export interface ReadStats {
+  /** Framed lines waiting to be decoded and delivered. */
+  queuedLines: number;
+  /** The most that were ever waiting at once. */
+  peakQueuedLines: number;
+  /** Reading is paused because the consumer lags. */
+  paused: boolean;
+  /** Times reading was paused. */
+  pauses: number;
 }
 
 export class ConnectionLost extends Error {}
@@ -52,6 +65,9 @@ export function openSession(path: string, options: SessionOptions): Observable<S
   return new Observable<SessionEvent>((subscriber) => {
     const socket = options.connect(path);
     const splitter = new LineSplitter();
+    const stats = options.stats;
+    stats.queuedLines = 0;
+    stats.paused = false;
     const queue: FrameEvent[] = [];
     let head = 0; // queue is consumed from `head`; compacted when drained, to avoid O(n) shifts
     let hello: HelloMessage | undefined;
@@ -122,8 +138,10 @@ export function openSession(path: string, options: SessionOptions): Observable<S
         head = 0;
       }
       const backlog = queue.length - head;
+      stats.queuedLines = backlog;
       if (paused && backlog <= options.highWaterLines / 2) {
         paused = false;
+        stats.paused = false;
         socket.resume();
       }
       if (backlog > 0) scheduled = setImmediate(drain);
@@ -132,8 +150,13 @@ export function openSession(path: string, options: SessionOptions): Observable<S
 
     const enqueue = (events: FrameEvent[]): void => {
       for (const e of events) queue.push(e);
-      if (!paused && queue.length - head > options.highWaterLines) {
+      const backlog = queue.length - head;
+      stats.queuedLines = backlog;
+      if (backlog > stats.peakQueuedLines) stats.peakQueuedLines = backlog;
+      if (!paused && backlog > options.highWaterLines) {
         paused = true;
+        stats.paused = true;
+        stats.pauses++;
         socket.pause();
       }
       if (!scheduled && queue.length > head) scheduled = setImmediate(drain);

@@ -7,7 +7,7 @@ import { MessageTooLongError } from '../protocol/codec.js';
 import type { Capability, ClientMessage } from '../protocol/messages.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { DEFAULT_BACKOFF, retryWithBackoff, type BackoffPolicy } from './backoff.js';
-import { ConnectionLost, defaultConnect, openSession, type SessionEvent } from './session.js';
+import { ConnectionLost, defaultConnect, openSession, type ReadStats, type SessionEvent } from './session.js';
 import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from './types.js';
 
 export interface SocketSourceOptions {
@@ -34,12 +34,18 @@ const CAPABILITY_FOR: Partial<Record<ClientMessage['type'], Capability>> = {
   'rules-list': 'rules',
 };
 
-export function createSocketSource(path: string, options: SocketSourceOptions = {}): FlowSource {
+export interface SocketSource extends FlowSource {
+  /** How far reading is behind: lines waiting, the peak, whether reading is paused. */
+  readStats(): Readonly<ReadStats>;
+}
+
+export function createSocketSource(path: string, options: SocketSourceOptions = {}): SocketSource {
   const id = options.id ?? path;
   const policy: BackoffPolicy = { ...DEFAULT_BACKOFF, ...options.backoff };
   const scheduler = options.scheduler ?? asyncScheduler;
   const events = new Subject<SourceEvent>();
   const status = new BehaviorSubject<ConnectionStatus>({ state: 'connecting', attempt: 1 });
+  const stats: ReadStats = { queuedLines: 0, peakQueuedLines: 0, paused: false, pauses: 0 };
   let writer: ((msg: ClientMessage) => void) | undefined;
   let capabilities: readonly Capability[] = [];
   let attempt = 0;
@@ -56,6 +62,7 @@ export function createSocketSource(path: string, options: SocketSourceOptions = 
       sliceMs: options.sliceMs ?? 5,
       highWaterLines: options.highWaterLines ?? 2_000,
       connect: options.connect ?? defaultConnect,
+      stats,
       onWriter: (w) => {
         writer = w;
       },
@@ -115,6 +122,7 @@ export function createSocketSource(path: string, options: SocketSourceOptions = 
 
   return {
     id,
+    readStats: () => ({ ...stats }),
     events$: shared(events, false),
     status$: shared(status, true),
     send(message: ClientMessage): SendResult {

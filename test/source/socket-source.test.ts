@@ -6,6 +6,7 @@ import { ExtensionServer, type ExtensionServerOptions } from '../../src/protocol
 import { createSocketSource } from '../../src/source/socket-source.js';
 import type { ConnectionStatus, FlowSource, SourceEvent } from '../../src/source/types.js';
 import type { HelloMessage } from '../../src/protocol/messages.js';
+import { performance } from 'node:perf_hooks';
 import { encodeMessage } from '../../src/protocol/codec.js';
 import { flow, hello } from '../protocol/samples.js';
 import { socketDir, waitFor } from '../protocol/wire.js';
@@ -227,5 +228,34 @@ describe('createSocketSource', () => {
     expect(new Set(ids).size).toBe(total);
     expect(sawPartial).toBe(true);
     expect(turns).toBeGreaterThan(1);
+  });
+
+  test('a lagging consumer makes the source stop reading: the rest waits on the extension side', async () => {
+    const path = dir.path('lag.sock');
+    const total = 20_000;
+    let serverSide: Socket | undefined;
+    const payload = encodeMessage(hello) + Array.from({ length: total }, (_, i) => encodeMessage(flow(`f${i}`))).join('');
+    await rawServer(path, (socket) => {
+      serverSide = socket;
+      socket.write(payload);
+    });
+    const source = createSocketSource(path, { highWaterLines: 200, sliceMs: 2 });
+    let seen = 0;
+    const sub = source.events$.subscribe(() => {
+      seen++;
+      const until = performance.now() + 0.2; // a consumer that needs 0.2 ms per message
+      while (performance.now() < until);
+    });
+    cleanups.push(() => {
+      sub.unsubscribe();
+      source.close();
+    });
+    await waitFor(() => seen >= 1000, 20_000, 'a thousand messages consumed');
+    const stats = source.readStats();
+    expect(stats.pauses).toBeGreaterThan(0);
+    // Held in memory: at most the high-water mark plus one read chunk of lines (64 KiB / ~370 bytes).
+    expect(stats.peakQueuedLines).toBeLessThanOrEqual(200 + Math.ceil(65536 / 300));
+    // The rest of the ~7 MB waits on the extension side (kernel buffers hold only a few hundred KiB).
+    expect(serverSide!.writableLength).toBeGreaterThan(payload.length / 2);
   });
 });
