@@ -39,11 +39,16 @@ public struct FlowBook {
     private mutating func evict() {
         guard flows.count > capacity else { return }
         var excess = flows.count - capacity
-        order.removeAll { id in
-            guard excess > 0, let flow = flows[id], flow.pending == nil else { return false }
-            flows.removeValue(forKey: id)
-            excess -= 1
-            return true
+        var kept: [String] = []
+        kept.reserveCapacity(order.count)
+        for id in order {
+            if excess > 0, let flow = flows[id], flow.pending == nil {
+                flows.removeValue(forKey: id)
+                excess -= 1
+            } else {
+                kept.append(id)
+            }
         }
+        order = kept
     }
 }
