@@ -3,7 +3,7 @@
 // counters), owners are found among the processes this user may read, and each flow carries the
 // owner's Linux token so the attribution layer can verify it. It cannot block anything.
 import { hostname } from 'node:os';
-import { BehaviorSubject, Observable, Subject } from 'rxjs';
+import { BehaviorSubject, EMPTY, Observable, Subject } from 'rxjs';
 import type {
   BytesMessage, Capability, ClientMessage, EndMessage, ExtensionMessage, FlowRecord, HelloMessage,
 } from '../protocol/messages.js';
@@ -35,10 +35,6 @@ export interface PassiveMonitorOptions {
   reverseLookups?: boolean;
   /** Use /proc/net instead of netlink (also chosen automatically when netlink fails). */
   forceProcNet?: boolean;
-  /** This process's effective uid (tests); default process.geteuid(). */
-  uid?: number;
-  /** Token maker (tests); default makeLinuxToken. */
-  makeToken?: (pid: number) => Buffer | undefined;
   now?: () => number;
 }
 
@@ -63,7 +59,6 @@ export interface PassiveMonitor extends FlowSource {
 
 interface LiveFlow {
   record: FlowRecord;
-  inode: number;
   /** Still looking for its owner (budget ran out, or the owner was not confirmed). */
   unresolved: boolean;
   /** Waiting for a reverse lookup to name its remote. */
@@ -80,14 +75,29 @@ function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
+/** A monitor that has nothing to show, with the reason as its status (not Linux). */
+function unavailableMonitor(id: string, reason: string): PassiveMonitor {
+  return {
+    id,
+    events$: EMPTY,
+    status$: new BehaviorSubject<ConnectionStatus>({ state: 'disconnected', reason }).asObservable(),
+    send: () => ({ ok: false, error: reason }),
+    close: () => undefined,
+    pollNow: () => [],
+    stats: () => ({ polls: 0, lastPollMs: 0, sockets: 0, flows: 0, reader: 'proc', ownerScans: 0, ownerScanMs: 0, ownerLinks: 0, unresolved: 0 }),
+  };
+}
+
 export function createPassiveMonitor(options: PassiveMonitorOptions = {}): PassiveMonitor {
   const id = options.id ?? 'monitor';
+  if (process.platform !== 'linux') {
+    return unavailableMonitor(id, 'the passive monitor needs Linux; on macOS, start the flowtop network extension');
+  }
   const intervalMs = Math.max(50, options.intervalMs ?? 1000);
   const ownerBudgetMs = options.ownerBudgetMs ?? 50;
   const now = options.now ?? Date.now;
-  const myUid = options.uid ?? process.geteuid?.() ?? 0;
+  const myUid = process.geteuid?.() ?? 0;
   const privileged = myUid === 0;
-  const makeToken = options.makeToken ?? makeLinuxToken;
   const reader = openSocketReader({ forceProc: options.forceProcNet === true });
   const tracker = new TrafficTracker(undefined);
   const owners = new OwnerIndex({ now });
@@ -147,7 +157,7 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
       record.ownerError = 'owner not found yet';
       return false;
     }
-    if (!tokens.has(owner.pid)) tokens.set(owner.pid, makeToken(owner.pid));
+    if (!tokens.has(owner.pid)) tokens.set(owner.pid, makeLinuxToken(owner.pid));
     const token = tokens.get(owner.pid);
     // Re-check after reading by PID: the token must name the instance seen holding the socket (same
     // start time), or the PID was reused in between.
@@ -244,7 +254,7 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
       };
       const resolved = ownerFor(s, record);
       const awaitingName = nameFor(record);
-      live.set(socketKey(s), { record, inode: s.inode, unresolved: !resolved, awaitingName });
+      live.set(socketKey(s), { record, unresolved: !resolved, awaitingName });
       byId.set(record.id, socketKey(s));
       tracker.track({ id: record.id, protocol: s.protocol, local: s.local, remote: s.remote, inode: s.inode });
       out.push({ type: 'flow', flow: record });
