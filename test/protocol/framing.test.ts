@@ -1,6 +1,8 @@
 // LineSplitter: lines across chunk boundaries, bounded memory for endless lines, EOF handling.
 import { describe, expect, test } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { LineSplitter } from '../../src/protocol/framing.js';
+import { decodeClientMessage, decodeExtensionMessage, frameError } from '../../src/protocol/codec.js';
 import { MAX_LINE_BYTES } from '../../src/protocol/messages.js';
 
 const lines = (events: ReturnType<LineSplitter['push']>): string[] => events.map((e) => (e.kind === 'line' ? e.line : `<${e.kind}>`));
@@ -56,5 +58,25 @@ describe('LineSplitter', () => {
     // A multi-byte character split across chunks is fine.
     const euro = Buffer.from('"€"\n');
     expect(lines([...s.push(euro.subarray(0, 2)), ...s.push(euro.subarray(2))])).toEqual(['"€"']);
+  });
+
+  test('random bytes in random chunks: never throws, never holds more than the limit', () => {
+    const s = new LineSplitter(4096);
+    let peak = 0;
+    let events = 0;
+    for (let i = 0; i < 2000; i++) {
+      const chunk = randomBytes(1 + ((i * 7919) % 9000));
+      for (const e of s.push(chunk)) {
+        events++;
+        if (e.kind === 'line') {
+          expect(decodeExtensionMessage(e.line).ok).toBe(false);
+          expect(decodeClientMessage(e.line).ok).toBe(false);
+        } else expect(frameError(e)?.code).toMatch(/^(line-too-long|bad-json)$/);
+      }
+      peak = Math.max(peak, s.bufferedBytes);
+    }
+    for (const e of s.end()) expect(frameError(e)?.code).toBe('incomplete-line');
+    expect(peak).toBeLessThanOrEqual(4096);
+    expect(events).toBeGreaterThan(0);
   });
 });
