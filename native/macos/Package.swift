@@ -33,6 +33,8 @@ let package = Package(
             dependencies: ["FlowtopShared"],
             linkerSettings: [.linkedFramework("SystemExtensions"), .linkedFramework("NetworkExtension")]
         ),
-        .testTarget(name: "FlowtopSharedTests", dependencies: ["FlowtopShared"]),
+        // Fixtures/extension-lines.ndjson is shared with test/native-darwin/bridge-lines.test.ts: the
+        // Swift side checks it encodes exactly these lines, the TypeScript side that they decode.
+        .testTarget(name: "FlowtopSharedTests", dependencies: ["FlowtopShared"], resources: [.copy("Fixtures")]),
     ]
 )
