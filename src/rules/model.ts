@@ -320,6 +320,14 @@ export function identityFromKey(key: string, label?: string): RuleIdentity | und
   return identity;
 }
 
+/** What makes two rules the same rule (for import): everything but id, times, counters, note. */
+export function ruleContentKey(rule: RuleSpec): string {
+  const { action, blockMode, identity, endpoint, protocol, direction, duration } = rule;
+  return JSON.stringify([action, blockMode ?? null, identity ? [identity.kind, identity.package ?? null, identity.value] : null,
+    endpoint ? [endpoint.host, endpoint.domain, endpoint.address, endpoint.cidr, endpoint.port, endpoint.portRange] : null,
+    protocol ?? null, direction ?? null, duration]);
+}
+
 // ---- Descriptions for people -------------------------------------------------------------------
 
 export function describeIdentity(identity: RuleIdentity | undefined): string {

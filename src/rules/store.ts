@@ -7,7 +7,7 @@ import type { Rule, RuleSpec } from '../protocol/messages.js';
 import { removeStaleTemps, writeFileAtomic } from './atomic-file.js';
 import { emptyDocument, parseRulesDocument, serializeRulesDocument, type RulesDocument } from './document.js';
 import { RuleSet, type FlowFacts } from './matcher.js';
-import { createRule, newRuleId, parseRule, parseRuleSpec } from './model.js';
+import { createRule, newRuleId, parseRule, parseRuleSpec, ruleContentKey } from './model.js';
 import type { Policy } from './policy.js';
 
 export const DEFAULT_RULES_PATH = '/etc/flowtop/rules.json';
@@ -150,18 +150,18 @@ export class RuleStore {
     await this.commit((doc) => {
       outcomes = [];
       const next = [...doc.rules];
-      const byContent = new Map(next.map((r) => [contentKey(r), r.id]));
+      const byContent = new Map(next.map((r) => [ruleContentKey(r), r.id]));
       const taken = new Set(next.map((r) => r.id));
       for (const input of checkedRules) {
         const rule = { ...input };
-        const existing = byContent.get(contentKey(rule));
+        const existing = byContent.get(ruleContentKey(rule));
         if (existing !== undefined) {
           outcomes.push({ rule, result: 'duplicate', existing });
           continue;
         }
         if (taken.has(rule.id)) rule.id = newRuleId((id) => taken.has(id));
         taken.add(rule.id);
-        byContent.set(contentKey(rule), rule.id);
+        byContent.set(ruleContentKey(rule), rule.id);
         next.push(rule);
         outcomes.push({ rule, result: 'added' });
       }
@@ -280,12 +280,4 @@ export class RuleStore {
     this.queue = result.catch(() => undefined);
     return result;
   }
-}
-
-/** What makes two rules the same rule for import (not id, times or counters). */
-function contentKey(rule: Rule): string {
-  const { action, blockMode, identity, endpoint, protocol, direction, duration } = rule;
-  return JSON.stringify([action, blockMode ?? null, identity ? [identity.kind, identity.package ?? null, identity.value] : null,
-    endpoint ? [endpoint.host, endpoint.domain, endpoint.address, endpoint.cidr, endpoint.port, endpoint.portRange] : null,
-    protocol ?? null, direction ?? null, duration]);
 }

@@ -1,0 +1,368 @@
+// flowtop rules list|add|rm|export|import — the rules from the command line. When an agent keeps rules
+// on its socket, changes go through it (the running agent stays the only writer of its file);
+// otherwise the rules file is edited through RuleStore (atomic writes).
+import { parseArgs } from 'node:util';
+import { UsageError, UserError } from '../errors.js';
+import type { Rule, RuleIdentity, RuleEndpoint, RuleSpec } from '../protocol/messages.js';
+import { writeFileAtomic } from '../rules/atomic-file.js';
+import { serializeRulesDocument, RULES_FILE_VERSION, type RulesDocument } from '../rules/document.js';
+import { IMPORT_FORMATS, readImport, type ImportFormat, type ImportReport } from '../rules/import/index.js';
+import {
+  describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, parseRuleSpec, ruleContentKey,
+} from '../rules/model.js';
+import { DEFAULT_POLICY } from '../rules/policy.js';
+import { RemoteRules } from '../rules/remote.js';
+import { DEFAULT_RULES_PATH, readRulesFile, RuleStore } from '../rules/store.js';
+import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
+
+const HELP = `Usage:
+  flowtop rules list [--json]                 show the rules
+  flowtop rules add (--allow | --block [--reject]) [PROCESS] [REMOTE] [--port N|LOW-HIGH]
+                    [--protocol tcp|udp|icmp|other] [--direction outbound|inbound]
+                    [--until TIME] [--note TEXT]
+      PROCESS: --identity sha256:HEX | --identity package:NAME:/PATH | --package NAME --path PATH
+               | --path PATH (path only: weaker, anyone who can write there matches) [--label TEXT]
+      REMOTE:  --host NAME | --domain SUFFIX | --address IP | --cidr IP/PREFIX
+      TIME:    an ISO time (2026-12-31T18:00Z) or from now: 30m, 12h, 7d
+  flowtop rules rm ID                         remove a rule
+  flowtop rules export [FILE]                 write all rules and the policy as JSON (stdout without FILE)
+  flowtop rules import FILE|DIR [--format flowtop|lulu|opensnitch] [--dry-run]
+                                              add rules from a flowtop export, a LuLu export, or
+                                              OpenSnitch rule files (one file or the rules folder)
+Where the rules live:
+  --socket PATH   the agent to ask (default ${defaultSocketPath()}, or $FLOWTOP_SOCKET); a running
+                  agent is asked first, so it stays the only writer of its rules file
+  --rules PATH    edit this rules file directly (default ${DEFAULT_RULES_PATH} when no agent runs)
+`;
+
+export interface RulesIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  now: () => number;
+  env: NodeJS.ProcessEnv;
+}
+
+export async function run(argv: string[], io?: Partial<RulesIo>): Promise<number> {
+  return runRules(argv, {
+    stdout: io?.stdout ?? ((t) => void process.stdout.write(t)),
+    stderr: io?.stderr ?? ((t) => void process.stderr.write(t)),
+    now: io?.now ?? Date.now,
+    env: io?.env ?? process.env,
+  });
+}
+
+const OPTIONS = {
+  json: { type: 'boolean' },
+  allow: { type: 'boolean' },
+  block: { type: 'boolean' },
+  reject: { type: 'boolean' },
+  identity: { type: 'string' },
+  package: { type: 'string' },
+  path: { type: 'string' },
+  label: { type: 'string' },
+  host: { type: 'string' },
+  domain: { type: 'string' },
+  address: { type: 'string' },
+  cidr: { type: 'string' },
+  port: { type: 'string' },
+  protocol: { type: 'string' },
+  direction: { type: 'string' },
+  until: { type: 'string' },
+  note: { type: 'string' },
+  format: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  rules: { type: 'string' },
+  socket: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parse>['values'];
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+}
+
+const ADD_FLAGS = ['allow', 'block', 'reject', 'identity', 'package', 'path', 'label', 'host', 'domain', 'address', 'cidr', 'port', 'protocol', 'direction', 'until', 'note'];
+const FLAGS_FOR: Record<string, string[]> = {
+  list: ['json'],
+  add: ADD_FLAGS,
+  rm: [],
+  export: [],
+  import: ['format', 'dry-run'],
+};
+
+export async function runRules(argv: string[], io: RulesIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    throw new UsageError((error as Error).message, 'run `flowtop rules --help` for the usage');
+  }
+  const { values, positionals } = parsed;
+  const [command, ...args] = positionals;
+  if (values.help || command === 'help') {
+    io.stdout(HELP);
+    return 0;
+  }
+  if (!command) throw new UsageError('which rules command? list, add, rm, export or import', 'run `flowtop rules --help` for the usage');
+  const allowed = FLAGS_FOR[command];
+  if (!allowed) throw new UsageError(`unknown rules command "${command}" (known: list, add, rm, export, import)`, 'run `flowtop rules --help` for the usage');
+  for (const [flag, value] of Object.entries(values)) {
+    if (value === undefined || flag === 'rules' || flag === 'socket' || flag === 'help') continue;
+    if (!allowed.includes(flag)) throw new UsageError(`--${flag} does not apply to \`flowtop rules ${command}\``, 'run `flowtop rules --help` for the usage');
+  }
+  const target = await openTarget(values, io);
+  try {
+    switch (command) {
+      case 'list':
+        expectArgs(args, 0, 'list');
+        return await list(target, values, io);
+      case 'add':
+        expectArgs(args, 0, 'add');
+        return await add(target, buildSpec(values, io), io);
+      case 'rm':
+        expectArgs(args, 1, 'rm ID');
+        return await remove(target, args[0] as string, io);
+      case 'export':
+        if (args.length > 1) throw new UsageError('export takes at most one FILE');
+        return await exportRules(target, args[0], io);
+      case 'import':
+        expectArgs(args, 1, 'import FILE');
+        return await importRules(target, args[0] as string, values, io);
+    }
+    return 2;
+  } finally {
+    await target.close();
+  }
+}
+
+function expectArgs(args: string[], count: number, usage: string): void {
+  if (args.length !== count) throw new UsageError(`usage: flowtop rules ${usage}${args.length > count ? ` (unexpected: ${args.slice(count).join(' ')})` : ''}`);
+}
+
+// ---- Where the rules live ----------------------------------------------------------------------
+
+interface Target {
+  /** For people: "the agent at /run/…" or "/etc/flowtop/rules.json". */
+  where: string;
+  rules(): Promise<readonly Rule[]>;
+  /** `now` stamps `created` when the file is edited here; an agent uses its own clock. */
+  add(spec: RuleSpec, now: number): Promise<Rule>;
+  remove(id: string): Promise<Rule>;
+  document(): Promise<RulesDocument>;
+  import(report: ImportReport): Promise<{ added: Rule[]; duplicates: number }>;
+  close(): Promise<void>;
+}
+
+async function openTarget(values: Values, io: RulesIo): Promise<Target> {
+  const sockets = explicitSocketPaths(values.socket ?? [], io.env);
+  if (sockets.length > 1) throw new UsageError('give one --socket for rules');
+  const socket = sockets[0];
+  if (socket === undefined && values.rules !== undefined) return fileTarget(values.rules);
+  const path = socket ?? defaultSocketPath();
+  const outcome = await RemoteRules.connect(path);
+  if (outcome.kind === 'connected') return agentTarget(outcome.client, values.rules ?? DEFAULT_RULES_PATH);
+  if (socket !== undefined) {
+    const why = outcome.kind === 'absent' ? `no agent listens there (${outcome.why})` : `the extension there (${outcome.hello.extension.name}) does not keep rules`;
+    throw new UserError(`cannot manage rules through ${socket}: ${why}`, 'start the agent (`sudo flowtop agent`), or pass --rules PATH to edit a rules file');
+  }
+  return fileTarget(values.rules ?? DEFAULT_RULES_PATH);
+}
+
+async function fileTarget(path: string): Promise<Target> {
+  let store: RuleStore | undefined;
+  const open = async (): Promise<RuleStore> => (store ??= await RuleStore.open(path));
+  return {
+    where: path,
+    rules: async () => (await open()).rules(),
+    add: async (spec, now) => (await open()).add(spec, now),
+    remove: async (id) => {
+      const removed = await (await open()).remove(id);
+      if (!removed) throw new UserError(`no rule with id ${id} in ${path}`, 'see the ids with `flowtop rules list`');
+      return removed;
+    },
+    document: async () => (await open()).document(),
+    import: async (report) => {
+      const outcomes = await (await open()).importRules(report.rules);
+      return { added: outcomes.filter((o) => o.result === 'added').map((o) => o.rule), duplicates: outcomes.filter((o) => o.result === 'duplicate').length };
+    },
+    close: async () => store?.close(),
+  };
+}
+
+function agentTarget(client: RemoteRules, rulesPath: string): Target {
+  return {
+    where: `the agent at ${client.path}`,
+    rules: () => client.list(),
+    add: (spec) => client.add(spec),
+    remove: (id) => client.remove(id),
+    document: async () => {
+      // The agent sends rules, not its policy switches: read those from the file when it can be read.
+      const policy = await readRulesFile(rulesPath).then((r) => r.document.policy, () => ({ ...DEFAULT_POLICY }));
+      return { version: RULES_FILE_VERSION, policy, rules: await client.list() };
+    },
+    import: async (report) => {
+      const present = new Set((await client.list()).map(ruleContentKey));
+      const added: Rule[] = [];
+      let duplicates = 0;
+      for (const rule of report.rules) {
+        if (present.has(ruleContentKey(rule))) {
+          duplicates++;
+          continue;
+        }
+        const { id: _id, created: _created, hits: _hits, lastHit: _lastHit, ...spec } = rule;
+        added.push(await client.add(spec));
+        present.add(ruleContentKey(rule));
+      }
+      return { added, duplicates };
+    },
+    close: async () => client.close(),
+  };
+}
+
+// ---- list ----------------------------------------------------------------------------------------
+
+async function list(target: Target, values: Values, io: RulesIo): Promise<number> {
+  const rules = await target.rules();
+  if (values.json) {
+    io.stdout(`${JSON.stringify(rules, null, 2)}\n`);
+    return 0;
+  }
+  if (rules.length === 0) {
+    io.stdout(`no rules (${target.where})\n`);
+    return 0;
+  }
+  const now = io.now();
+  const rows = rules.map((r) => [
+    r.id,
+    describeAction(r) + (r.enabled ? '' : ' (off)'),
+    describeIdentity(r.identity),
+    describeEndpoint(r.endpoint),
+    r.protocol ?? 'any',
+    r.direction ?? 'any',
+    describeDuration(r.duration, now),
+    String(r.hits),
+    r.lastHit ? new Date(r.lastHit).toISOString().slice(0, 16).replace('T', ' ') : '-',
+    r.note ?? '',
+  ]);
+  const header = ['ID', 'ACTION', 'PROCESS', 'REMOTE', 'PROTO', 'DIR', 'DURATION', 'HITS', 'LAST HIT', 'NOTE'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  io.stdout(`${rules.length} rule${rules.length === 1 ? '' : 's'} (${target.where})\n${line(header)}\n${rows.map(line).join('\n')}\n`);
+  return 0;
+}
+
+// ---- add -----------------------------------------------------------------------------------------
+
+function buildSpec(values: Values, io: RulesIo): RuleSpec {
+  if (values.allow === values.block) throw new UsageError('say --allow or --block (one of them)');
+  if (values.reject && !values.block) throw new UsageError('--reject is for --block rules (refuse the connection instead of dropping it)');
+  const spec: RuleSpec = { action: values.block ? 'block' : 'allow', duration: { kind: 'always' } };
+  if (values.reject) spec.blockMode = 'reject';
+  const identity = buildIdentity(values);
+  if (identity) spec.identity = identity;
+  if (identity?.kind === 'path') io.stderr('note: a path-only rule is weaker: any program placed at that path matches it. Prefer --identity sha256:HEX or --package NAME --path PATH.\n');
+
+  const endpoint: RuleEndpoint = {};
+  const remotes = (['host', 'domain', 'address', 'cidr'] as const).filter((k) => values[k] !== undefined);
+  if (remotes.length > 1) throw new UsageError(`give one of --host, --domain, --address, --cidr (got ${remotes.map((r) => `--${r}`).join(' and ')})`);
+  if (values.host !== undefined) endpoint.host = values.host;
+  if (values.domain !== undefined) endpoint.domain = values.domain.replace(/^\*?\./, '');
+  if (values.address !== undefined) endpoint.address = values.address;
+  if (values.cidr !== undefined) endpoint.cidr = values.cidr;
+  if (values.port !== undefined) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(values.port);
+    if (!m) throw new UsageError(`--port ${values.port}: expected a port (443) or a range (8000-8100)`);
+    if (m[2] !== undefined) endpoint.portRange = [Number(m[1]), Number(m[2])];
+    else endpoint.port = Number(m[1]);
+  }
+  if (Object.keys(endpoint).length > 0) spec.endpoint = endpoint;
+  if (values.protocol !== undefined) spec.protocol = values.protocol as RuleSpec['protocol'];
+  if (values.direction !== undefined) spec.direction = values.direction as RuleSpec['direction'];
+  if (values.until !== undefined) spec.duration = { kind: 'until', until: parseUntil(values.until, io.now()) };
+  if (values.note !== undefined) spec.note = values.note;
+
+  const checked = parseRuleSpec(spec, 'the rule');
+  if (!checked.ok) throw new UsageError(checked.problems.join('\n  '), 'run `flowtop rules --help` for the flags');
+  return checked.value;
+}
+
+function buildIdentity(values: Values): RuleIdentity | undefined {
+  const label = values.label;
+  if (values.identity !== undefined) {
+    if (values.package !== undefined || values.path !== undefined) throw new UsageError('--identity stands alone: do not add --package or --path');
+    const text = /^[0-9a-fA-F]{64}$/.test(values.identity) ? `sha256:${values.identity}` : values.identity;
+    if (!text.startsWith('sha256:') && !text.startsWith('package:')) {
+      throw new UsageError(`--identity ${values.identity}: expected sha256:HEX or package:NAME:/PATH (as \`flowtop inspect PID\` prints it)`);
+    }
+    const identity = identityFromKey(text, label);
+    if (!identity) throw new UsageError(`--identity ${values.identity}: expected sha256:HEX or package:NAME:/PATH`);
+    return identity;
+  }
+  if (values.package !== undefined) {
+    if (values.path === undefined) throw new UsageError('--package needs --path: the executable the package vouches for');
+    return { kind: 'package', package: values.package, value: values.path, ...(label ? { label } : {}) };
+  }
+  if (values.path !== undefined) return { kind: 'path', value: values.path, ...(label ? { label } : {}) };
+  if (label !== undefined) throw new UsageError('--label names a process identity: give --identity, --package or --path with it');
+  return undefined;
+}
+
+/** An ISO time, or a span from now ("30m", "12h", "7d"); must be in the future. */
+export function parseUntil(text: string, now: number): number {
+  const span = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
+  const until = span ? now + Number(span[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[span[2] as 's' | 'm' | 'h' | 'd'] : Date.parse(text);
+  if (!Number.isFinite(until)) throw new UsageError(`--until ${text}: expected an ISO time (2026-12-31T18:00Z) or a span from now (30m, 12h, 7d)`);
+  if (until <= now) throw new UsageError(`--until ${text} is in the past (${new Date(until).toISOString()})`);
+  return until;
+}
+
+async function add(target: Target, spec: RuleSpec, io: RulesIo): Promise<number> {
+  const rule = await target.add(spec, io.now());
+  io.stdout(`added ${rule.id}: ${describeRule(rule, io.now())} (${target.where})\n`);
+  return 0;
+}
+
+// ---- rm, export, import --------------------------------------------------------------------------
+
+async function remove(target: Target, id: string, io: RulesIo): Promise<number> {
+  const rule = await target.remove(id);
+  io.stdout(`removed ${rule.id}: ${describeRule(rule, io.now())} (${target.where})\n`);
+  return 0;
+}
+
+async function exportRules(target: Target, file: string | undefined, io: RulesIo): Promise<number> {
+  const text = serializeRulesDocument(await target.document());
+  if (file === undefined || file === '-') {
+    io.stdout(text);
+    return 0;
+  }
+  await writeFileAtomic(file, text).catch((error: Error) => {
+    throw new UserError(`cannot write ${file}: ${error.message}`);
+  });
+  io.stderr(`exported ${JSON.parse(text).rules.length} rules to ${file}\n`);
+  return 0;
+}
+
+async function importRules(target: Target, file: string, values: Values, io: RulesIo): Promise<number> {
+  const format = values.format;
+  if (format !== undefined && !IMPORT_FORMATS.includes(format as ImportFormat)) {
+    throw new UsageError(`--format ${format}: expected ${IMPORT_FORMATS.join(', ')}`);
+  }
+  const report = await readImport(file, format as ImportFormat | undefined, io.now());
+  const lines: string[] = [];
+  for (const note of report.notes) lines.push(`  note: ${note.source}: ${note.note}`);
+  for (const skipped of report.skipped) lines.push(`  skipped: ${skipped.source}: ${skipped.reason}`);
+  if (values['dry-run']) {
+    io.stdout(`${report.format} file ${file}: ${report.rules.length} rules would be imported into ${target.where}, ${report.skipped.length} skipped\n`);
+    for (const rule of report.rules) io.stdout(`  ${describeRule(rule, io.now())}\n`);
+    if (lines.length) io.stdout(`${lines.join('\n')}\n`);
+    return 0;
+  }
+  const { added, duplicates } = report.rules.length > 0 ? await target.import(report) : { added: [], duplicates: 0 };
+  io.stdout(`imported ${added.length} rule${added.length === 1 ? '' : 's'} from ${report.format} file ${file} into ${target.where}` +
+    `${duplicates ? ` (${duplicates} already present)` : ''}${report.skipped.length ? `, skipped ${report.skipped.length}` : ''}\n`);
+  if (lines.length) io.stdout(`${lines.join('\n')}\n`);
+  return report.rules.length === 0 && report.skipped.length > 0 ? 1 : 0;
+}
+

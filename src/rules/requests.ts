@@ -1,0 +1,55 @@
+// The extension side of the protocol's rule requests (docs/protocol.md, "rule-add", "rule-remove",
+// "rules-list") over a RuleStore: what an agent with the `rules` capability answers. The replies carry
+// the request's ref; a change is broadcast to every client as `rule-changed`.
+import { UserError } from '../errors.js';
+import { rulesSnapshot } from '../protocol/codec.js';
+import type { ErrorCode, ExtensionMessage, RuleAddMessage, RuleRemoveMessage, RulesListMessage } from '../protocol/messages.js';
+import { parseRuleSpec } from './model.js';
+import type { RuleStore } from './store.js';
+
+export type RuleRequest = RuleAddMessage | RuleRemoveMessage | RulesListMessage;
+
+export interface RuleReplies {
+  /** To the asking client only. */
+  send(msg: ExtensionMessage): void;
+  /** To every subscribed client. */
+  broadcast(msg: ExtensionMessage): void;
+  error(code: ErrorCode, message: string, ref?: string): void;
+}
+
+export function isRuleRequest(msg: { type: string }): msg is RuleRequest {
+  return msg.type === 'rule-add' || msg.type === 'rule-remove' || msg.type === 'rules-list';
+}
+
+/** The `rules` messages of a snapshot (after subscribe) or a rules-list answer. */
+export function rulesMessages(store: RuleStore, ref?: string): ExtensionMessage[] {
+  return rulesSnapshot(store.rules(), ref);
+}
+
+export async function handleRuleRequest(store: RuleStore, msg: RuleRequest, replies: RuleReplies, now: number = Date.now()): Promise<void> {
+  const ref = msg.ref;
+  try {
+    switch (msg.type) {
+      case 'rules-list':
+        for (const m of rulesMessages(store, ref)) replies.send(m);
+        return;
+      case 'rule-add': {
+        const checked = parseRuleSpec(msg.rule, 'rule');
+        if (!checked.ok) return replies.error('bad-message', `rule-add message: ${checked.problems.join('; ')}`, ref);
+        const rule = await store.add(checked.value, now);
+        replies.broadcast({ type: 'rule-changed', op: 'added', rule, ...(ref ? { ref } : {}) });
+        return;
+      }
+      case 'rule-remove': {
+        const rule = await store.remove(msg.id);
+        if (!rule) return replies.error('unknown-rule', `no rule with id "${msg.id}"`, ref);
+        replies.broadcast({ type: 'rule-changed', op: 'removed', rule, ...(ref ? { ref } : {}) });
+        return;
+      }
+    }
+  } catch (error) {
+    // A failed write: the client is told why; the rules are unchanged.
+    if (error instanceof UserError) return replies.error('internal', error.message, ref);
+    replies.error('internal', `rules: ${error instanceof Error ? error.message : String(error)}`, ref);
+  }
+}

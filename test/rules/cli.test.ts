@@ -1,0 +1,208 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { runRules, type RulesIo } from '../../src/commands/rules.js';
+import { UsageError, UserError } from '../../src/errors.js';
+import type { HelloMessage } from '../../src/protocol/messages.js';
+import { ExtensionServer } from '../../src/protocol/server.js';
+import { handleRuleRequest, isRuleRequest, rulesMessages } from '../../src/rules/requests.js';
+import { RuleStore } from '../../src/rules/store.js';
+import { tempDir } from './helpers.js';
+
+const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
+const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
+const HASH = '9f'.repeat(32);
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function dir(): string {
+  const d = tempDir();
+  dirs.push(d);
+  return d;
+}
+
+/** Runs `flowtop rules ARGS` in-process; collects what it prints. */
+async function rules(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: RulesIo = { stdout: (t) => (out += t), stderr: (t) => (err += t), now: () => NOW, env: {} };
+  const code = await runRules(args, io);
+  return { code, out, err };
+}
+
+describe('flowtop rules against a rules file', () => {
+  it('add, list, rm: the file holds exactly what the commands say', async () => {
+    const file = join(dir(), 'rules.json');
+    const added = await rules(['add', '--block', '--reject', '--identity', `sha256:${HASH}`, '--label', 'miner', '--domain', '*.pool.example', '--port', '3333-3340', '--protocol', 'tcp', '--note', 'no mining', '--rules', file]);
+    expect(added.code).toBe(0);
+    const id = /^added (r[0-9a-f]{12}): reject miner \(sha256 9f9f9f9f9f9f…\) → \*\.pool\.example ports 3333-3340 tcp, always \(/.exec(added.out)?.[1];
+    expect(id, added.out).toBeDefined();
+
+    const allow = await rules(['add', '--allow', '--package', 'curl', '--path', '/usr/bin/curl', '--host', 'Example.COM', '--until', '12h', '--rules', file]);
+    expect(allow.out).toContain('allow /usr/bin/curl (package curl) → example.com, until 2026-11-24T00:00Z');
+
+    const weak = await rules(['add', '--allow', '--path', '/opt/tool/bin/tool', '--rules', file]);
+    expect(weak.err).toContain('path-only rule is weaker');
+
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    expect(doc.version).toBe(1);
+    expect(doc.rules).toHaveLength(3);
+    expect(doc.rules[0]).toMatchObject({
+      id, action: 'block', blockMode: 'reject', identity: { kind: 'sha256', value: HASH, label: 'miner' },
+      endpoint: { domain: 'pool.example', portRange: [3333, 3340] }, protocol: 'tcp', duration: { kind: 'always' }, note: 'no mining', hits: 0, created: NOW,
+    });
+    expect(doc.rules[1]).toMatchObject({ identity: { kind: 'package', package: 'curl', value: '/usr/bin/curl' }, endpoint: { host: 'example.com' }, duration: { kind: 'until', until: NOW + 12 * 3600e3 } });
+
+    const listed = await rules(['list', '--rules', file]);
+    expect(listed.out.split('\n')[0]).toBe(`3 rules (${file})`);
+    expect(listed.out).toMatch(/ID\s+ACTION\s+PROCESS\s+REMOTE\s+PROTO\s+DIR\s+DURATION\s+HITS\s+LAST HIT\s+NOTE/);
+    expect(listed.out).toContain('/opt/tool/bin/tool (path only, weaker)');
+    const json = await rules(['list', '--json', '--rules', file]);
+    expect(JSON.parse(json.out)).toEqual(doc.rules);
+
+    const removed = await rules(['rm', id as string, '--rules', file]);
+    expect(removed.out).toMatch(new RegExp(`^removed ${id}: reject miner`));
+    expect(JSON.parse(readFileSync(file, 'utf8')).rules.map((r: { id: string }) => r.id)).not.toContain(id);
+    await expect(rules(['rm', id as string, '--rules', file])).rejects.toThrow(`no rule with id ${id}`);
+  });
+
+  it('refuses bad flags with a usage error that says what to do', async () => {
+    const file = join(dir(), 'rules.json');
+    const cases: Array<[string[], RegExp]> = [
+      [['add', '--rules', file], /--allow or --block/],
+      [['add', '--allow', '--block', '--rules', file], /--allow or --block/],
+      [['add', '--allow', '--reject', '--rules', file], /--reject is for --block/],
+      [['add', '--allow', '--host', 'a.com', '--cidr', '10.0.0.0/8', '--rules', file], /one of --host, --domain, --address, --cidr/],
+      [['add', '--allow', '--cidr', '10.0.0.1/8', '--rules', file], /did you mean 10.0.0.0\/8/],
+      [['add', '--allow', '--port', '80-', '--rules', file], /--port 80-: expected a port/],
+      [['add', '--allow', '--protocol', 'sctp', '--rules', file], /protocol: must be one of/],
+      [['add', '--allow', '--until', '2001-01-01', '--rules', file], /is in the past/],
+      [['add', '--allow', '--identity', 'md5:abc', '--rules', file], /expected sha256:HEX/],
+      [['add', '--allow', '--package', 'curl', '--rules', file], /--package needs --path/],
+      [['list', '--port', '80', '--rules', file], /--port does not apply to `flowtop rules list`/],
+      [['frobnicate', '--rules', file], /unknown rules command/],
+      [['rm', '--rules', file], /usage: flowtop rules rm ID/],
+      [['list', '--colour', '--rules', file], /Unknown option '--colour'/],
+    ];
+    for (const [args, message] of cases) {
+      const error = await rules(args).then(() => undefined, (e: unknown) => e);
+      expect(error, args.join(' ')).toBeInstanceOf(UsageError);
+      expect((error as Error).message, args.join(' ')).toMatch(message);
+    }
+    expect(() => readFileSync(file)).toThrow(); // nothing was written
+  });
+
+  it('refuses a corrupt rules file, naming the problem, and leaves it untouched', async () => {
+    const file = join(dir(), 'rules.json');
+    writeFileSync(file, '{"version": 1, "rules": [{"id": "x", "action": "maybe"}]}');
+    const before = readFileSync(file);
+    const error = await rules(['add', '--allow', '--rules', file]).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as UserError).message).toContain('rules[0] (id "x") action: must be one of "allow", "block", got "maybe"');
+    expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('export → import round trip through files, then LuLu and OpenSnitch imports', async () => {
+    const d = dir();
+    const source = join(d, 'a.json');
+    await rules(['add', '--block', '--cidr', '203.0.113.0/24', '--rules', source]);
+    await rules(['add', '--allow', '--identity', `sha256:${HASH}`, '--port', '443', '--protocol', 'tcp', '--rules', source]);
+    const exported = join(d, 'export.json');
+    const ex = await rules(['export', exported, '--rules', source]);
+    expect(ex.err).toContain('exported 2 rules');
+    const stdoutExport = await rules(['export', '--rules', source]);
+    expect(JSON.parse(stdoutExport.out)).toEqual(JSON.parse(readFileSync(exported, 'utf8')));
+
+    const target = join(d, 'b.json');
+    const imported = await rules(['import', exported, '--rules', target]);
+    expect(imported.out).toContain(`imported 2 rules from flowtop file ${exported}`);
+    expect(JSON.parse(readFileSync(target, 'utf8')).rules).toEqual(JSON.parse(readFileSync(source, 'utf8')).rules);
+    const again = await rules(['import', exported, '--rules', target]);
+    expect(again.out).toContain('imported 0 rules');
+    expect(again.out).toContain('(2 already present)');
+
+    const dry = await rules(['import', join(fixtures, 'lulu-export.json'), '--dry-run', '--rules', target]);
+    expect(dry.out).toContain('5 rules would be imported');
+    expect(JSON.parse(readFileSync(target, 'utf8')).rules).toHaveLength(2);
+    const lulu = await rules(['import', join(fixtures, 'lulu-export.json'), '--rules', target]);
+    expect(lulu.out).toContain('imported 5 rules from lulu file');
+    expect(lulu.out).toContain('skipped 2');
+    expect(lulu.out).toMatch(/skipped: LuLu rule "Editor" .*regular expression/);
+    const snitch = await rules(['import', join(fixtures, 'opensnitch'), '--format', 'opensnitch', '--rules', target]);
+    expect(snitch.out).toContain('imported 4 rules from opensnitch file');
+    expect(JSON.parse(readFileSync(target, 'utf8')).rules).toHaveLength(11);
+  });
+});
+
+describe('flowtop rules through a running agent', () => {
+  let server: ExtensionServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  /** A real extension socket that keeps rules in a RuleStore, answering as an agent does. */
+  async function agent(withRules = true): Promise<{ socket: string; file: string; store: RuleStore }> {
+    const d = dir();
+    const file = join(d, 'agent-rules.json');
+    const store = await RuleStore.open(file);
+    const hello: HelloMessage = {
+      type: 'hello', protocol: 1, extension: { name: 'test-agent', version: '1' }, platform: 'linux', host: 'test',
+      capabilities: withRules ? ['verdicts', 'rules'] : ['verdicts'], tokenKind: 'linux-pidfd-v1',
+    };
+    const s: ExtensionServer = new ExtensionServer({
+      path: join(d, 'agent.sock'),
+      hello,
+      onSubscribe: () => (withRules ? rulesMessages(store) : []),
+      onMessage: (client, msg) => {
+        if (!isRuleRequest(msg)) return;
+        void handleRuleRequest(store, msg, { send: (m) => client.send(m), broadcast: (m) => s.broadcast(m), error: (code, message, ref) => client.reply(code, message, ref) }, NOW);
+      },
+    });
+    server = s;
+    await s.listen();
+    return { socket: s.path, file, store };
+  }
+
+  it('sends add / list / rm through the socket; the agent writes its own file', async () => {
+    const { socket, file, store } = await agent();
+    const added = await rules(['add', '--block', '--host', 'tracker.example', '--socket', socket]);
+    expect(added.out).toMatch(new RegExp(`^added r[0-9a-f]{12}: block any process → tracker.example, always \\(the agent at ${socket}\\)`));
+    const id = /^added (\S+):/.exec(added.out)?.[1] as string;
+    expect(store.get(id)).toMatchObject({ endpoint: { host: 'tracker.example' } });
+    expect(JSON.parse(readFileSync(file, 'utf8')).rules.map((r: { id: string }) => r.id)).toEqual([id]);
+
+    const listed = await rules(['list', '--json', '--socket', socket]);
+    expect(JSON.parse(listed.out).map((r: { id: string }) => r.id)).toEqual([id]);
+
+    const bad = await rules(['rm', 'r000000000000', '--socket', socket]).then(() => undefined, (e: unknown) => e);
+    expect((bad as UserError).message).toBe('no rule with id r000000000000');
+
+    const removed = await rules(['rm', id, '--socket', socket]);
+    expect(removed.out).toContain(`removed ${id}`);
+    expect(store.rules()).toHaveLength(0);
+  });
+
+  it('imports through the agent, skipping rules it already has', async () => {
+    const { socket, store } = await agent();
+    const first = await rules(['import', join(fixtures, 'opensnitch'), '--socket', socket]);
+    expect(first.out).toContain('imported 4 rules');
+    const second = await rules(['import', join(fixtures, 'opensnitch'), '--socket', socket]);
+    expect(second.out).toContain('imported 0 rules');
+    expect(second.out).toContain('(4 already present)');
+    expect(store.rules()).toHaveLength(4);
+  });
+
+  it('a named socket with no agent, or an extension that keeps no rules, is an error that says what to do', async () => {
+    const gone = join(dir(), 'none.sock');
+    const error = await rules(['list', '--socket', gone]).then(() => undefined, (e: unknown) => e);
+    expect((error as UserError).message).toContain(`cannot manage rules through ${gone}: no agent listens there`);
+    expect((error as UserError).nextStep).toContain('--rules PATH');
+    const { socket } = await agent(false);
+    const noRules = await rules(['list', '--socket', socket]).then(() => undefined, (e: unknown) => e);
+    expect((noRules as UserError).message).toContain('does not keep rules');
+  });
+});
