@@ -95,6 +95,7 @@ export function openSession(path: string, options: SessionOptions): Observable<S
       }
       const message = decoded.message;
       if (!hello) {
+        if (message.type === 'error') return finish(`the extension refused the connection: ${message.message}`);
         if (message.type !== 'hello') return finish(`the extension began with "${message.type}" instead of hello`);
         clearTimeout(helloTimer);
         hello = message;

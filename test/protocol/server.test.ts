@@ -196,6 +196,15 @@ describe('limits', () => {
     expect(sent).toBeLessThan(200_000);
     expect(closedReasons[0]).toMatch(/too slow: \d+ bytes waiting/);
   });
+
+  test('past the client limit a new connection is told why and closed; others are unaffected', async () => {
+    const s = await start({ maxClients: 1 });
+    const first = await subscribed(s);
+    const second = await connectRaw(s.path);
+    expect(await second.next()).toMatchObject({ type: 'error', code: 'internal', message: expect.stringContaining('too many clients') });
+    await second.closed;
+    await stillServed(first);
+  });
 });
 
 describe('authorisation and peers', () => {

@@ -171,6 +171,15 @@ describe('createSocketSource', () => {
     expect(events).toEqual([]);
   });
 
+  test('an extension that refuses the connection: its words become the reason', async () => {
+    const path = dir.path('full.sock');
+    await extension(path, { maxClients: 0 });
+    const source = createSocketSource(path, fast);
+    const { statuses } = watch(source);
+    await waitFor(() => statuses.some((s) => s.state === 'reconnecting'), 5000, 'reconnecting');
+    expect(statuses.find((s) => s.state === 'reconnecting')).toMatchObject({ reason: 'the extension refused the connection: too many clients (limit 0); try again later' });
+  });
+
   test('malformed lines from the extension are reported as local errors and skipped', async () => {
     const path = dir.path('bad.sock');
     await rawServer(path, (socket) => socket.write(`${encodeMessage(hello)}{"type":"flow","flow":{}}\nnot json\n${encodeMessage(flow('ok'))}`));
