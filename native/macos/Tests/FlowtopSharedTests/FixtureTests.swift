@@ -43,11 +43,11 @@ final class FixtureTests: XCTestCase {
         ruled.verdict = Verdict(action: "block", by: "rule", ruleId: "6B1D3C1A-2E4F-4C1B-9A77-0123456789AB")
         try assertSameJSON(encodeLine(FlowMessage(flow: ruled)), lines[2])
 
-        var unowned = FlowRecord(id: "0F2C6B1E-0000-4000-8000-000000000002", time: 1_700_000_000_200, direction: "inbound", protocol: "other",
+        var unattributed = FlowRecord(id: "0F2C6B1E-0000-4000-8000-000000000002", time: 1_700_000_000_200, direction: "inbound", protocol: "other",
                                  family: "ipv4", local: Endpoint(address: "0.0.0.0", port: 0), remote: Endpoint(address: "0.0.0.0", port: 0))
-        unowned.ownerError = "the system gave no audit token for this flow"
-        unowned.verdict = Verdict(action: "allow", by: "default")
-        try assertSameJSON(encodeLine(FlowMessage(flow: unowned)), lines[3])
+        unattributed.ownerError = "the system gave no audit token for this flow"
+        unattributed.verdict = Verdict(action: "allow", by: "default")
+        try assertSameJSON(encodeLine(FlowMessage(flow: unattributed)), lines[3])
 
         try assertSameJSON(encodeLine(VerdictMessage(id: paused.id, time: 1_700_000_004_000, verdict: Verdict(action: "allow", by: "user"))), lines[4])
         try assertSameJSON(encodeLine(ErrorMessage(code: "not-supported", message: "the macOS extension keeps its own rules: \"rules-list\" is not supported", ref: "r1")), lines[5])
