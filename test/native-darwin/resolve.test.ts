@@ -5,6 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AttributionBackend } from '../../src/attribution/types.js';
 import { kSecCSCheckAllArchitectures, kSecCSSigningInformation } from '../../src/native/darwin/bindings.js';
 import { createDarwinBackend } from '../../src/native/darwin/backend.js';
+import { readTypeIds, withScope } from '../../src/native/darwin/cf.js';
+import { copyGuest, createSignerRequirements, readSigningDetails } from '../../src/native/darwin/resolve.js';
 import { CURL, DEV_ID_APP, FakeDarwin, tokenOf, type FakeCall, type FakeProcess } from './fake-darwin.js';
 
 const backends: AttributionBackend[] = [];
@@ -120,6 +122,31 @@ describe('secure route', () => {
     expect(results[2]).toEqual({ trust: 'secure', pid: 803, uid: 501, name: 'a.out', path: '/tmp/a.out', signer: { kind: 'unsigned', label: 'unsigned' } });
     expect(results[3]!.signer!.label).toContain('My Own CA Leaf');
     expectNoLeaks(fake, backend);
+  });
+});
+
+describe('signing information', () => {
+  it('decodes identifier, team, cdhash, flags, certificate common names and the bundle name', () => {
+    const fake = new FakeDarwin([DEV_ID_APP]);
+    const requirements = createSignerRequirements(fake);
+    const ctx = { b: fake, ids: readTypeIds(fake), requirements };
+    const details = withScope(fake, (scope) => {
+      const { code } = copyGuest(fake, scope, tokenOf(DEV_ID_APP));
+      const out: [bigint | null] = [null];
+      expect(fake.SecCodeCopyStaticCode(code!, 0, out)).toBe(0);
+      return readSigningDetails(ctx, scope, scope.take(out)!);
+    });
+    expect(details).toEqual({
+      identifier: 'com.example.app',
+      teamId: 'EXAMPLE123',
+      cdhash: '0102030405',
+      flags: 0x10000,
+      certificates: ['Developer ID Application: Example Corp (EXAMPLE123)', 'Developer ID Certification Authority', 'Apple Root CA'],
+      bundleName: 'Example',
+    });
+    requirements.release();
+    expect(fake.live()).toEqual([]);
+    expect(fake.errors).toEqual([]);
   });
 });
 
