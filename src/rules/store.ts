@@ -17,6 +17,8 @@ export interface RuleStoreOptions {
   hitFlushMs?: number;
   /** Called between the synced temp file and the rename: lets tests kill a writer at that point. */
   beforeRename?: (tempPath: string) => void;
+  /** Told when a timed flush of hit counters fails (the counters are kept and retried). */
+  onFlushError?: (error: Error) => void;
 }
 
 export type ImportOutcome =
@@ -232,8 +234,9 @@ export class RuleStore {
     if (!this.hitTimer) {
       this.hitTimer = setTimeout(() => {
         this.hitTimer = undefined;
-        this.flush().catch(() => {
+        this.flush().catch((error: Error) => {
           this.hitsDirty = true; // kept for the next flush; counters are not worth stopping for
+          this.options.onFlushError?.(error);
         });
       }, this.options.hitFlushMs ?? 10_000);
       this.hitTimer.unref();
