@@ -145,7 +145,7 @@ describe('flowtop rules through a running agent', () => {
   });
 
   /** A real extension socket that keeps rules in a RuleStore, answering as an agent does. */
-  async function agent(withRules = true): Promise<{ socket: string; file: string; store: RuleStore }> {
+  async function agent(withRules = true, authorize?: () => boolean | string): Promise<{ socket: string; file: string; store: RuleStore }> {
     const d = dir();
     const file = join(d, 'agent-rules.json');
     const store = await RuleStore.open(file);
@@ -157,6 +157,7 @@ describe('flowtop rules through a running agent', () => {
       path: join(d, 'agent.sock'),
       hello,
       onSubscribe: () => (withRules ? rulesMessages(store) : []),
+      ...(authorize ? { authorize } : {}),
       onMessage: (client, msg) => {
         if (!isRuleRequest(msg)) return;
         void handleRuleRequest(store, msg, { send: (m) => client.send(m), broadcast: (m) => s.broadcast(m), error: (code, message, ref) => client.reply(code, message, ref) }, NOW);
@@ -194,6 +195,23 @@ describe('flowtop rules through a running agent', () => {
     expect(second.out).toContain('imported 0 rules');
     expect(second.out).toContain('(4 already present)');
     expect(store.rules()).toHaveLength(4);
+  });
+
+  it('lists a rule set larger than one protocol line (several rules messages)', async () => {
+    const { socket, store } = await agent();
+    for (let i = 0; i < 300; i++) await store.add({ action: 'block', endpoint: { port: i + 1 }, duration: { kind: 'always' }, note: `rule ${i} `.padEnd(400, '.') });
+    const listed = await rules(['list', '--json', '--socket', socket]);
+    const got = JSON.parse(listed.out) as Array<{ id: string }>;
+    expect(got.map((r) => r.id)).toEqual(store.rules().map((r) => r.id));
+    expect(JSON.stringify(store.rules()).length).toBeGreaterThan(64 * 1024);
+  });
+
+  it('an agent that refuses this client: the refusal is reported, with the next step', async () => {
+    const { socket } = await agent(true, () => 'only root may change rules');
+    const error = await rules(['list', '--socket', socket]).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as UserError).message).toBe(`the agent at ${socket} refused this client: only root may change rules`);
+    expect((error as UserError).nextStep).toContain('root');
   });
 
   it('a named socket with no agent, or an extension that keeps no rules, is an error that says what to do', async () => {
