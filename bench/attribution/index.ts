@@ -140,6 +140,19 @@ async function main(): Promise<void> {
     const more = await startMany(Array.from({ length: Math.max(0, 1000 - count) }, () => '/usr/bin/sleep'));
     procs.push(...more);
     const batch = tokensOf(procs).slice(0, 1000);
+    // Baseline: the same probe with nothing running, so lag caused by other load on the machine shows.
+    {
+      let maxGap = 0;
+      let last = performance.now();
+      const probe = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last - 1);
+        last = now;
+      }, 1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      clearInterval(probe);
+      process.stdout.write(`event-loop lag, idle baseline (300 ms, no lookups): max ${maxGap.toFixed(1)} ms\n`);
+    }
     for (const [label, b] of [['worker', createLinuxBackend()], ['inline', createLinuxBackend({ thread: 'inline' })]] as const) {
       await b.resolve(batch.slice(0, 10)); // start it
       const histogram = monitorEventLoopDelay({ resolution: 1 });
