@@ -1,0 +1,53 @@
+// Entry point: picks one command from argv and runs it. Each command lives in src/commands/ and parses
+// its own flags (node:util parseArgs), so this file stays a table.
+import { UserError, formatUserError } from './errors.js';
+
+export type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  agent: { summary: 'the Linux extension: hold new connections in NFQUEUE and serve verdicts (root)', load: async () => (await import('./commands/agent.js')).run },
+  demo: { summary: 'serve a recorded scenario as an extension on a Unix socket', load: async () => (await import('./commands/demo.js')).run },
+  inspect: { summary: 'show what flowtop knows about a live process (PID…, or --token HEX)', load: async () => (await import('./commands/inspect.js')).run },
+  rules: { summary: 'list, add, remove, export and import rules (list|add|rm|export|import)', load: async () => (await import('./commands/rules.js')).run },
+  list: { summary: 'print one snapshot of current flows (--json) or stream them (--jsonl)', load: async () => (await import('./commands/list.js')).run },
+};
+
+export const VERSION = '0.1.0';
+
+export function usage(): string {
+  const lines = [
+    'flowtop — who is talking to the network, and how sure we are',
+    '',
+    'Usage:',
+    '  flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N]',
+    '                            live TUI; with no extension socket, a passive monitor of this machine',
+    '  flowtop --once --json     one snapshot of current flows as JSON (--jsonl to stream)',
+  ];
+  for (const [name, { summary }] of Object.entries(COMMANDS)) lines.push(`  flowtop ${name.padEnd(18)} ${summary}`);
+  lines.push('', 'Run `flowtop COMMAND --help` for the flags of one command.', 'Protocol and docs: docs/protocol.md, README.md');
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const [first, ...rest] = argv;
+    if (first === '--help' || first === '-h' || first === 'help') {
+      process.stdout.write(usage());
+      return 0;
+    }
+    if (first === '--version' || first === '-V') {
+      process.stdout.write(`flowtop ${VERSION}\n`);
+      return 0;
+    }
+    const command = first !== undefined ? COMMANDS[first] : undefined;
+    if (command) return await (await command.load())(rest);
+    const tui = (await import('./commands/tui.js')).run;
+    return await tui(argv);
+  } catch (error) {
+    if (error instanceof UserError) {
+      process.stderr.write(formatUserError(error));
+      return error.exitCode;
+    }
+    throw error;
+  }
+}
