@@ -115,7 +115,7 @@ export class RuleStore {
       this.rebuild();
       return { ...rule, hits: rule.hits + 1, lastHit: now };
     }
-    this.recordHit(rule.id, now);
+    this.countHit(rule, now);
     return rule;
   }
 
@@ -227,7 +227,12 @@ export class RuleStore {
   /** Counts a hit in memory; the file is rewritten at most once per `hitFlushMs`. */
   recordHit(id: string, now: number = Date.now()): void {
     const rule = this.doc.rules.find((r) => r.id === id);
-    if (!rule || this.closed) return;
+    if (rule) this.countHit(rule, now);
+  }
+
+  /** `rule` is one of the stored rule objects (the matcher hands those out): no lookup per hit. */
+  private countHit(rule: Rule, now: number): void {
+    if (this.closed) return;
     rule.hits += 1;
     rule.lastHit = now;
     this.hitsDirty = true;
