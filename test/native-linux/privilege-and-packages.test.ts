@@ -98,6 +98,16 @@ describe.skipIf(root.skip)(`Linux attribution with privileges and packages${root
     }
   });
 
+  it('never shows the new process for a token whose PID the kernel really reused (PID namespace + ns_last_pid)', () => {
+    const unshare = tool('unshare');
+    const out = spawnSync(unshare, ['--pid', '--fork', '--mount-proc', process.execPath, fixture, '--reuse'], { encoding: 'utf8', timeout: 30_000 });
+    if (out.status !== 0) throw new Error(`unshare --pid failed (${out.status}): ${out.stderr}`);
+    const { pid, reused, old, now } = JSON.parse(out.stdout) as { pid: number; reused: boolean; old: Attribution; now: Attribution };
+    expect(reused).toBe(true);
+    expect(now).toMatchObject({ trust: 'secure', pid, name: 'tail', path: '/usr/bin/tail' });
+    expect(old).toEqual({ trust: 'gone', pid, reason: expect.objectContaining({ message: expect.stringContaining('PID reused by another process') }) });
+  });
+
   it.skipIf(!hasDpkg)('shows the dpkg package of a packaged binary, and unpackaged for a copy in /tmp', async () => {
     const backend = createLinuxBackend({ thread: 'inline' });
     const packaged = await startProgram('/usr/bin/sleep');
