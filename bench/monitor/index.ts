@@ -8,6 +8,8 @@ import { createPassiveMonitor } from '../../src/monitor/index.js';
 import { SockDiagDumper } from '../../src/native/linux/sock-diag-dump.js';
 import { readProcNet } from '../../src/native/linux/proc-net.js';
 import { parseAddress } from '../../src/hostnames/address.js';
+import { TrafficTracker } from '../../src/traffic/tracker.js';
+import { openSocketReader } from '../../src/traffic/reader.js';
 
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 
@@ -100,6 +102,17 @@ async function scenario(sockets: number): Promise<void> {
     }) / Math.max(1, tuples.length);
     diag.close();
 
+    // The traffic tracker (used by the agent) polling 100 tracked flows both ways.
+    const reader = openSocketReader();
+    const trackerMs = (strategy: 'lookup' | 'dump'): number => {
+      const tracker = new TrafficTracker(reader, { strategy });
+      mine.forEach((s, i) => tracker.track({ id: String(i), protocol: 'tcp', local: s.local, remote: s.remote, inode: s.inode }));
+      return time(20, () => tracker.poll());
+    };
+    const trackLookupMs = trackerMs('lookup');
+    const trackDumpMs = trackerMs('dump');
+    reader.close();
+
     gc();
     const heapBefore = process.memoryUsage().heapUsed;
     const monitor = createPassiveMonitor({ intervalMs: 3_600_000 });
@@ -135,6 +148,7 @@ async function scenario(sockets: number): Promise<void> {
     console.log(`sock_diag dump, TCP+UDP v4+v6 with tcp_info : ${fmt(dumpMs)}  (${fmt(dumpMs / inSystem)} per socket)`);
     console.log(`/proc/net fallback read + parse             : ${fmt(procMs)}`);
     console.log(`exact lookup with tcp_info, per flow         : ${fmt(lookupMs)}  → one dump costs as much as ${Math.round(dumpMs / lookupMs)} lookups`);
+    console.log(`traffic tracker, ${mine.length} flows, one poll : lookups ${fmt(trackLookupMs)}, dump ${fmt(trackDumpMs)}`);
     console.log(`monitor first poll (all owners found)        : ${fmt(coldMs)}  (${flows} flows)`);
     console.log(`monitor steady poll (nothing new)            : ${fmt(steadyMs)}  = ${(steadyMs / 10).toFixed(2)} % of one core at 1 poll/s`);
     console.log(`monitor poll with a new connection in the ${sockets}-fd process: ${fmt(median(newConnMs))} (owner found in ${named}/5 polls; last: ${lastPoll.ownerScans} fd dirs, ${lastPoll.ownerLinks} links read)`);

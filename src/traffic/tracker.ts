@@ -1,7 +1,7 @@
 // Byte counters and ends for a set of tracked flows. Each poll reads only what the tracked flows need:
-// exact sock_diag lookups (one per flow, ~2 µs each, flat however many sockets the system has) while
-// few flows are tracked, one dump of every socket when that is cheaper (bench/monitor measures where
-// the two cross). A flow ends when its socket disappears, is replaced by another socket on the same
+// exact sock_diag lookups (one per flow, 5–7 µs each with tcp_info, flat however many sockets the
+// system has) while that is cheaper, else one dump of every socket (bench/monitor measures where the
+// two cross). A flow ends when its socket disappears, is replaced by another socket on the same
 // tuple, or is closed by its program; a UDP flow given an idle timeout also ends after that long
 // without activity.
 import type { Endpoint } from '../protocol/messages.js';
@@ -30,9 +30,9 @@ export interface FlowCounters {
 
 export interface FlowEnd {
   id: string;
-  /** 'closed': the socket is gone or its program closed it; 'replaced': another socket holds the
-   *  tuple now; 'idle': no activity for the idle timeout. */
-  reason: 'closed' | 'replaced' | 'idle';
+  /** 'closed': the socket is gone, its program closed it, or another socket holds the tuple now;
+   *  'idle': no activity for the idle timeout. */
+  reason: 'closed' | 'idle';
 }
 
 export interface TrafficUpdate {
@@ -55,11 +55,12 @@ interface Tracked {
 }
 
 export interface TrafficTrackerOptions {
-  /** 'auto' picks exact lookups while at most `lookupLimit` flows are tracked, else one dump. */
+  /** 'auto' picks exact lookups while they cost less than one dump, else one dump. */
   strategy?: 'auto' | 'lookup' | 'dump';
-  /** Measured by bench/monitor: a lookup with tcp_info costs ~3 µs, a dump ~0.3 ms on an idle machine
-   *  plus ~1.5 µs per socket in the system, so lookups win below ~100 tracked flows however busy the
-   *  system is. */
+  /** Tracked flows below which lookups always win. Measured by bench/monitor (2 cores): a lookup with
+   *  tcp_info costs 5–7 µs; a dump 0.7 ms with 200 sockets in the system and 35 ms with 10,000 — as
+   *  much as ~100 lookups plus ~0.65 per socket in the system. So lookups win below
+   *  `lookupLimit + 0.6 × (sockets in the last dump)` flows. */
   lookupLimit?: number;
   now?: () => number;
 }
@@ -80,11 +81,19 @@ function wildcardKeys(protocol: InetProtocol, local: Endpoint): string[] {
   ];
 }
 
+function indexByTuple(sockets: readonly InetSocket[]): Map<string, InetSocket> {
+  const index = new Map<string, InetSocket>();
+  for (const s of sockets) index.set(tupleKey(s.protocol, s.local, s.remote), s);
+  return index;
+}
+
 export class TrafficTracker {
   private readonly flows = new Map<string, Tracked>();
   private readonly strategy: 'auto' | 'lookup' | 'dump';
   private readonly lookupLimit: number;
   private readonly now: () => number;
+  /** Sockets in the system at the last dump: a dump's cost grows with it. */
+  private lastDumpSize = 0;
 
   constructor(private readonly reader: SocketReader | undefined, options: TrafficTrackerOptions = {}) {
     this.strategy = options.strategy ?? 'auto';
@@ -124,7 +133,7 @@ export class TrafficTracker {
     const time = this.now();
     if (this.flows.size === 0 || !this.reader) return { time, counters: [], ended: this.idleEnds(time), method: 'none' };
     const useLookups = this.reader.exactLookups
-      && (this.strategy === 'lookup' || (this.strategy === 'auto' && this.flows.size <= this.lookupLimit));
+      && (this.strategy === 'lookup' || (this.strategy === 'auto' && this.flows.size <= this.lookupLimit + 0.6 * this.lastDumpSize));
     if (!useLookups) return this.applyDump(this.reader.dumpAll(), time);
     const update: TrafficUpdate = { time, counters: [], ended: [], method: 'lookup' };
     for (const [id, f] of this.flows) {
@@ -139,14 +148,23 @@ export class TrafficTracker {
    *  sockets, so the counters come with it at no extra cost). */
   applyDump(sockets: readonly InetSocket[], time = this.now()): TrafficUpdate {
     const update: TrafficUpdate = { time, counters: [], ended: [], method: 'dump' };
+    this.lastDumpSize = sockets.length;
     if (this.flows.size > 0) {
-      const index = new Map<string, InetSocket>();
-      for (const s of sockets) index.set(tupleKey(s.protocol, s.local, s.remote), s);
+      // By inode first (a number key, cheap for 10,000 sockets); the tuple index is built only when
+      // a flow's socket is not known by inode yet.
+      const byInode = new Map<number, InetSocket>();
+      for (const s of sockets) if (s.inode !== 0) byInode.set(s.inode, s);
+      let byTuple: Map<string, InetSocket> | undefined;
       for (const [id, f] of this.flows) {
-        const { protocol, local, remote } = f.spec;
-        let socket = index.get(tupleKey(protocol, local, remote));
-        if (!socket && protocol === 'udp') {
-          for (const k of wildcardKeys(protocol, local)) if ((socket = index.get(k))) break;
+        let socket: InetSocket | undefined;
+        if (f.inode !== undefined) socket = byInode.get(f.inode);
+        else {
+          byTuple ??= indexByTuple(sockets);
+          const { protocol, local, remote } = f.spec;
+          socket = byTuple.get(tupleKey(protocol, local, remote));
+          if (!socket && protocol === 'udp') {
+            for (const k of wildcardKeys(protocol, local)) if ((socket = byTuple.get(k))) break;
+          }
         }
         this.observe(id, f, socket, time, update);
       }
@@ -164,8 +182,9 @@ export class TrafficTracker {
     }
     if (f.inode === undefined) f.inode = socket.inode;
     else if (socket.inode !== f.inode) {
+      // Another socket on the same tuple: this flow's socket is gone.
       this.flows.delete(id);
-      update.ended.push({ id, reason: 'replaced' });
+      update.ended.push({ id, reason: 'closed' });
       return;
     }
     if (socket.rx !== undefined && socket.tx !== undefined && (socket.rx !== f.rx || socket.tx !== f.tx)) {
