@@ -318,18 +318,32 @@ function compile(rule: Rule): Compiled | undefined {
 }
 
 const compiledCache = new WeakMap<readonly Rule[], { length: number; set: RuleSet }>();
+/** The last list compiled: a caller that copies the same rules into a new array on every call
+ *  (e.g. [...store.rules()]) still gets the compiled set, after a pointer comparison per rule. */
+let lastCompiled: { rules: readonly Rule[]; set: RuleSet } | undefined;
+
+function sameRules(a: readonly Rule[], b: readonly Rule[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /**
- * The rule that decides a flow, or undefined. `rules` is either a RuleSet or a list of rules; a list is
- * compiled once and cached for as long as the same array (of the same length) is passed, so callers
- * that change rules must pass a new array (or build a new RuleSet).
+ * The rule that decides a flow, or undefined. `rules` is either a RuleSet (fastest: RuleStore.ruleSet()
+ * keeps one up to date) or a list of rules. A list is compiled once and reused while the same array of
+ * the same length, or a new array holding the same rule objects, is passed; a changed rule must be a
+ * new object (RuleStore makes it so).
  */
 export function matchRule(rules: RuleSet | readonly Rule[], facts: FlowFacts, now: number): Rule | undefined {
   if (rules instanceof RuleSet) return rules.match(facts, now);
-  let cached = compiledCache.get(rules);
-  if (!cached || cached.length !== rules.length) {
-    cached = { length: rules.length, set: new RuleSet(rules) };
-    compiledCache.set(rules, cached);
+  const cached = compiledCache.get(rules);
+  if (cached && cached.length === rules.length) return cached.set.match(facts, now);
+  let set: RuleSet;
+  if (lastCompiled && sameRules(lastCompiled.rules, rules)) set = lastCompiled.set;
+  else {
+    set = new RuleSet(rules);
+    lastCompiled = { rules: [...rules], set };
   }
-  return cached.set.match(facts, now);
+  compiledCache.set(rules, { length: rules.length, set });
+  return set.match(facts, now);
 }
