@@ -13,6 +13,9 @@ export interface LinuxBackendOptions extends ResolverOptions {
   thread?: 'auto' | 'inline' | URL;
   /** In-thread mode: longest slice of work between yields to the event loop, in ms (default 4). */
   sliceMs?: number;
+  /** Worker mode: a worker that makes no progress for this long (e.g. reading an executable on a hung
+   *  network file system) is replaced, and the lookups it owed fail with that reason (default 15,000). */
+  stallMs?: number;
 }
 
 export interface LinuxBackend extends AttributionBackend {
@@ -64,21 +67,48 @@ function workerBackend(url: URL, options: LinuxBackendOptions): LinuxBackend {
   let nextId = 1;
   const waiting = new Map<number, { results: Attribution[]; resolve: (r: Attribution[]) => void; reject: (e: Error) => void }>();
 
+  const stallMs = options.stallMs ?? 15_000;
+  let lastProgress = 0;
+  let watchdog: NodeJS.Timeout | undefined;
+
   const failAll = (error: Error): void => {
     for (const { reject } of waiting.values()) reject(error);
     waiting.clear();
     worker = undefined;
+    if (watchdog) clearTimeout(watchdog);
+    watchdog = undefined;
+  };
+
+  /** Checks, while answers are owed, that the worker keeps answering. */
+  const watch = (): void => {
+    if (watchdog || waiting.size === 0) return;
+    watchdog = setTimeout(() => {
+      watchdog = undefined;
+      if (waiting.size === 0) return;
+      if (performance.now() - lastProgress >= stallMs) {
+        const stuck = worker;
+        failAll(new Error(`the lookup worker made no progress for ${Math.round(stallMs / 1000)} s and was restarted`));
+        void stuck?.terminate();
+        return;
+      }
+      watch();
+    }, stallMs / 4);
   };
 
   const start = (): Worker => {
     const w = new Worker(url, { workerData: resolverOptions(options) });
     w.on('message', (reply: WorkerReply) => {
+      lastProgress = performance.now();
       const entry = waiting.get(reply.id);
       if (!entry) return;
       if (reply.results) entry.results.push(...reply.results);
       if (!reply.done && !reply.error) return;
       waiting.delete(reply.id);
-      if (waiting.size === 0) w.unref();
+      if (waiting.size === 0) {
+        w.unref();
+        if (watchdog) clearTimeout(watchdog);
+        watchdog = undefined;
+      }
       if (reply.error) entry.reject(new Error(`the lookup worker failed: ${reply.error}`));
       else entry.resolve(entry.results);
     });
@@ -99,8 +129,10 @@ function workerBackend(url: URL, options: LinuxBackendOptions): LinuxBackend {
       const w = worker;
       const id = nextId++;
       return new Promise<Attribution[]>((resolve, reject) => {
+        if (waiting.size === 0) lastProgress = performance.now();
         waiting.set(id, { results: [], resolve, reject });
         w.ref(); // keep the process alive while an answer is owed
+        watch();
         const request: WorkerRequest = { id, tokens: tokens.map((t) => Uint8Array.from(t)) };
         w.postMessage(request);
       });
