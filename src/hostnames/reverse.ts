@@ -45,7 +45,7 @@ export class ReverseLookup {
     this.ttlSec = options.ttlSec ?? 3600;
     this.retryAfterMs = options.retryAfterMs ?? 5 * 60_000;
     this.maxQueue = options.maxQueue ?? 1000;
-    this.resolver = options.resolver ?? ((address) => dns.reverse(address));
+    this.resolver = options.resolver ?? ((address): Promise<string[]> => dns.reverse(address));
     this.now = options.now ?? Date.now;
   }
 

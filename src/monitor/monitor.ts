@@ -14,8 +14,8 @@ import { makeLinuxToken } from '../native/linux/token.js';
 import { decodeLinuxToken } from '../protocol/tokens.js';
 import { TrafficTracker } from '../traffic/tracker.js';
 import { openSocketReader, type SocketReader } from '../traffic/reader.js';
-import type { HostNameMap } from '../hostnames/map.js';
-import { ReverseLookup } from '../hostnames/reverse.js';
+import { HostNameMap } from '../hostnames/map.js';
+import { ReverseLookup, type ReverseResolver } from '../hostnames/reverse.js';
 import { ListenerIndex, isFlowSocket } from './classify.js';
 import { OwnerIndex } from './owners.js';
 
@@ -31,8 +31,11 @@ export interface PassiveMonitorOptions {
   ownerBudgetMs?: number;
   /** Names for remote addresses (e.g. filled from DNS answers elsewhere). */
   hostNames?: HostNameMap;
-  /** Ask the resolver for PTR names of remote addresses no DNS answer named. Needs hostNames. */
+  /** Ask the resolver for PTR names of remote addresses no DNS answer named (off by default: it
+   *  tells the DNS server every address this machine talks to). */
   reverseLookups?: boolean;
+  /** Resolver for those lookups; default node:dns reverse(). */
+  reverseResolver?: ReverseResolver;
   /** Use /proc/net instead of netlink (also chosen automatically when netlink fails). */
   forceProcNet?: boolean;
   now?: () => number;
@@ -101,8 +104,8 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
   const reader = openSocketReader({ forceProc: options.forceProcNet === true });
   const tracker = new TrafficTracker(undefined);
   const owners = new OwnerIndex({ now });
-  const names = options.hostNames;
-  const reverse = names && options.reverseLookups ? new ReverseLookup(names) : undefined;
+  const names = options.hostNames ?? (options.reverseLookups ? new HostNameMap() : undefined);
+  const reverse = names && options.reverseLookups ? new ReverseLookup(names, { resolver: options.reverseResolver }) : undefined;
 
   const capabilities: Capability[] = reader.counters ? ['bytes'] : [];
   if (names) capabilities.push('host-names');

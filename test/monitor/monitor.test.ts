@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExtensionMessage, FlowRecord } from '../../src/protocol/messages.js';
 import { decodeLinuxToken } from '../../src/protocol/tokens.js';
@@ -133,6 +134,21 @@ describe('passive monitor', () => {
     const client = child(await startChild('tcp-client', [server.ready[1]!]));
     const row = await waitFor('the named row', () => latest(messages, (f) => f.local.port === Number(client.ready[1])), 3000);
     expect(row.remoteHost).toEqual({ name: 'local.test', source: 'dns' });
+  });
+
+  it('names a non-loopback remote by reverse lookup when asked to, and says so', async () => {
+    const own = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4')?.address;
+    if (!own) {
+      console.warn('skipping: no non-loopback IPv4 address on this machine to connect to');
+      return;
+    }
+    const asked: string[] = [];
+    const server = child(await startChild('server', ['0.0.0.0']));
+    const { messages } = watch({ reverseLookups: true, reverseResolver: async (address) => (asked.push(address), ['Host.Example.']) });
+    const client = child(await startChild('tcp-client', [server.ready[1]!, own]));
+    const row = await waitFor('the row named by reverse lookup', () => latest(messages, (f) => f.local.port === Number(client.ready[1]) && f.remoteHost !== undefined), 3000);
+    expect(row.remoteHost).toEqual({ name: 'host.example', source: 'reverse' });
+    expect(asked).toContain(own);
   });
 
   it('works from /proc/net when netlink is not used, without byte counters', async () => {
