@@ -5,11 +5,13 @@
 import type { Direction } from '../protocol/messages.js';
 import type { InetSocket } from '../native/linux/sock-diag-dump.js';
 
+const TCP_CLOSE = 7;
 const TCP_LISTEN = 10;
 
 export function isFlowSocket(s: InetSocket): boolean {
   if (s.inode === 0) return false; // closed by its program; only the kernel holds it now
-  if (s.protocol === 'tcp') return s.state !== TCP_LISTEN;
+  // CLOSE with an owner: bound but never connected, or a connect that failed.
+  if (s.protocol === 'tcp') return s.state !== TCP_LISTEN && s.state !== TCP_CLOSE;
   return s.remote.port !== 0; // a connected UDP socket
 }
 

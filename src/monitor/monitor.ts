@@ -328,11 +328,20 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
     for (const message of messages) output.next({ source: id, message });
   };
 
+  /** A poll that never throws: an unexpected failure becomes an error message, and the next poll
+   *  tries again. */
+  const safePoll = (): ExtensionMessage[] => {
+    try {
+      return poll();
+    } catch (error) {
+      return [{ type: 'error', code: 'internal', message: `passive monitor poll failed: ${error instanceof Error ? error.message : String(error)}` }];
+    }
+  };
+
   const start = (): void => {
     if (timer || closed) return;
     timer = setInterval(() => {
-      if (closed) return;
-      emit(poll());
+      if (!closed) emit(safePoll());
     }, intervalMs);
     timer.unref();
   };
@@ -344,7 +353,7 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
       subscriber.complete();
       return undefined;
     }
-    if (!polled) emit(poll());
+    if (!polled) emit(safePoll());
     subscriber.next({ source: id, message: hello });
     for (const flow of live.values()) subscriber.next({ source: id, message: { type: 'flow', flow: flow.record } });
     if (counters.size > 0) {
@@ -380,7 +389,7 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
       output.complete();
     },
     pollNow() {
-      const messages = poll();
+      const messages = safePoll();
       emit(messages);
       return messages;
     },
