@@ -19,7 +19,6 @@ import { ReverseLookup, type ReverseResolver } from '../hostnames/reverse.js';
 import { ListenerIndex, isFlowSocket } from './classify.js';
 import { OwnerIndex } from './owners.js';
 
-export const PASSIVE_HEADER = 'passive monitor (start `sudo flowtop agent` to block)';
 const CANNOT_BLOCK = 'the passive monitor cannot block or allow flows: start `sudo flowtop agent` to block';
 
 export interface PassiveMonitorOptions {
