@@ -52,6 +52,12 @@ export class RemoteRules {
     let client: RemoteRules | undefined;
     let helloWait: Waiter | undefined;
     const splitter = new LineSplitter();
+    // One error listener from the start: a reset before or after the hello must not go unhandled.
+    socket.on('error', (error) => {
+      const failure = new UserError(`connection to the extension at ${path} failed: ${error.message}`);
+      helloWait?.reject(failure);
+      client?.fail(failure);
+    });
     const deliver = (msg: ExtensionMessage): void => {
       if (client) client.deliver(msg);
       else if (helloWait && helloWait.accept(msg)) helloWait.resolve(msg);
@@ -91,7 +97,6 @@ export class RemoteRules {
     }
     client = new RemoteRules(socket, path, hello, timeoutMs);
     socket.on('close', () => client?.fail(new UserError(`the agent at ${path} closed the connection`)));
-    socket.on('error', (error) => client?.fail(new UserError(`connection to the agent at ${path} failed: ${error.message}`)));
     for (const msg of pending) client.deliver(msg);
     client.subscribe(options);
     return { kind: 'connected', client };
@@ -125,7 +130,7 @@ export class RemoteRules {
       this.waiters.add(waiter);
     });
     this.send({ type: 'rules-list', ref });
-    await this.withTimeout(done, 'the rule list');
+    await this.withTimeout(done, 'rule list');
     return rules;
   }
 
@@ -187,7 +192,7 @@ export class RemoteRules {
 
   private waitFor(accept: (m: ExtensionMessage) => boolean, timeoutMs = this.timeoutMs): Promise<ExtensionMessage> {
     if (this.closedError) return Promise.reject(this.closedError);
-    return this.withTimeout(new Promise<ExtensionMessage>((resolve, reject) => this.waiters.add({ accept, resolve, reject })), 'an answer', timeoutMs);
+    return this.withTimeout(new Promise<ExtensionMessage>((resolve, reject) => this.waiters.add({ accept, resolve, reject })), 'answer', timeoutMs);
   }
 
   private withTimeout<T>(promise: Promise<T>, what: string, timeoutMs = this.timeoutMs): Promise<T> {
