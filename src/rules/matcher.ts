@@ -136,8 +136,9 @@ class EndpointIndex {
       if (ip?.family === 4) push(this.byAddress4, ip.words[0] as number, c);
       else if (ip) push(this.byAddress6, formatIp(ip), c);
     }
-    else if (ep?.host) push(this.byHost, ep.host, c);
-    else if (ep?.domain) push(this.byDomain, ep.domain, c);
+    // Checked rules are lowercase already; rules from elsewhere (a protocol peer) may not be.
+    else if (ep?.host) push(this.byHost, ep.host.toLowerCase().replace(/\.$/, ''), c);
+    else if (ep?.domain) push(this.byDomain, ep.domain.toLowerCase().replace(/\.$/, ''), c);
     else this.scan.push(c);
   }
 
