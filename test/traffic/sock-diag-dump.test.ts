@@ -130,6 +130,31 @@ describe('SockDiagDumper', () => {
   });
 });
 
+describe('parsers never throw on garbage', () => {
+  it('inet_diag replies and /proc/net lines, 50,000 random inputs each', () => {
+    let seed = 0x9e3779b9;
+    const rand = (): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) / 0x100000000;
+    };
+    const real = '   0: 0100007F:0035 0200007F:A2F4 01 00000000:00000000 00:00000000 00000000  1000        0 123456 1 0000000000000000 20 4 30 10 -1';
+    for (let i = 0; i < 50_000; i++) {
+      const bytes = Buffer.alloc(Math.floor(rand() * 400));
+      for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(rand() * 256);
+      if (bytes.length > 0) bytes[0] = rand() < 0.5 ? 2 : 10; // reach past the family check
+      const parsed = parseInetDiagMessage(bytes, rand() < 0.5 ? 'tcp' : 'udp');
+      if (parsed) expect(parsed.rx === undefined || Number.isFinite(parsed.rx)).toBe(true);
+      const chars = real.split('');
+      for (let f = 0; f < 3; f++) chars[Math.floor(rand() * chars.length)] = String.fromCharCode(32 + Math.floor(rand() * 95));
+      const line = rand() < 0.2 ? chars.slice(0, Math.floor(rand() * chars.length)).join('') : chars.join('');
+      const s = parseProcNetLine(line, 'tcp', 'ipv4');
+      if (s) expect(s.local.address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    }
+  });
+});
+
 describe('/proc/net fallback', () => {
   it('parses real lines: IPv4 and IPv6 words in host order', () => {
     // Captured from /proc/net/tcp and /proc/net/tcp6 on x86_64 (little-endian).

@@ -112,7 +112,10 @@ describe('TrafficTracker', () => {
     const { client } = await tcpPair();
     const tracker = new TrafficTracker(reader());
     tracker.track({ ...spec('x', client), inode: 1 }); // an inode that is not this socket's
-    expect(tracker.poll().ended).toEqual([{ id: 'x', reason: 'replaced' }]);
+    expect(tracker.poll().ended).toEqual([{ id: 'x', reason: 'closed' }]);
+    const viaDump = new TrafficTracker(reader(), { strategy: 'dump' });
+    viaDump.track({ ...spec('y', client), inode: 1 });
+    expect(viaDump.poll().ended).toEqual([{ id: 'y', reason: 'closed' }]);
   });
 
   it('still sees ends through the /proc/net fallback, without counters', async () => {
