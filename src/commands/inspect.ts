@@ -116,7 +116,7 @@ export function formatEntry(entry: InspectEntry, color = false): string {
   if (a.trust !== 'secure' && a.reason) row('reason', red(`${a.reason.message} [${a.reason.call}${a.reason.errno ? `: ${a.reason.errno}` : ''}${a.reason.code !== undefined ? ` ${a.reason.code}` : ''}]`));
   if ('token' in entry.query && a.pid !== undefined) row('pid', String(a.pid));
   row('path', a.path);
-  if (a.exeChanged) row('warning', red(a.exeChanged === 'deleted' ? 'the executable was deleted from disk after the process started' : 'the file at this path was replaced after the process started; the identity is of the code that runs'));
+  if (a.exeChanged) row('warning', red(a.exeChanged === 'deleted' ? (a.path?.startsWith('/memfd:') ? 'the executable is an in-memory file (memfd), not a file on disk' : 'the executable was deleted from disk after the process started') : 'the file at this path was replaced after the process started; the identity is of the code that runs'));
   row('identity', a.identity);
   row('signer', a.signer?.label);
   if (a.signer?.kind === 'modified') row('warning', red(`the executable differs from the checksum recorded by package ${a.signer.package ?? ''}`.trim()));

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Attribution } from '../../src/attribution/types.js';
 import { createLinuxBackend } from '../../src/native/linux/backend.js';
-import { makeLinuxToken } from '../../src/native/linux/token.js';
+import { kernelHasPidfs, makeLinuxToken } from '../../src/native/linux/token.js';
 import { bundle, inCI, isLinux, needRoot, removeBundles, startProgram, stop } from './helpers.js';
 
 const root = isLinux ? needRoot() : { skip: true, why: 'Linux only' };
@@ -102,8 +102,12 @@ describe.skipIf(root.skip)(`Linux attribution with privileges and packages${root
     const unshare = tool('unshare');
     const out = spawnSync(unshare, ['--pid', '--fork', '--mount-proc', process.execPath, fixture, '--reuse'], { encoding: 'utf8', timeout: 30_000 });
     if (out.status !== 0) throw new Error(`unshare --pid failed (${out.status}): ${out.stderr}`);
-    const { pid, reused, old, now } = JSON.parse(out.stdout) as { pid: number; reused: boolean; old: Attribution; now: Attribution };
+    const { pid, reused, old, now, tokens, pidfs } = JSON.parse(out.stdout) as { pid: number; reused: boolean; old: Attribution; now: Attribution; tokens: [string, string]; pidfs: boolean };
     expect(reused).toBe(true);
+    // As PID 1 of the namespace the token maker still finds pidfs, so the two instances differ by inode
+    // even when both started within the same clock tick (start times are only 10 ms apart at best).
+    expect(pidfs).toBe(kernelHasPidfs());
+    if (pidfs) expect(tokens[0].slice(32)).not.toBe(tokens[1].slice(32));
     expect(now).toMatchObject({ trust: 'secure', pid, name: 'tail', path: '/usr/bin/tail' });
     expect(old).toEqual({ trust: 'gone', pid, reason: expect.objectContaining({ message: expect.stringContaining('PID reused by another process') }) });
   });

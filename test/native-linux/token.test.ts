@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { release } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { decodeLinuxToken } from '../../src/protocol/tokens.js';
 import { kernelHasPidfs, makeLinuxToken, readStartTime } from '../../src/native/linux/token.js';
@@ -35,6 +36,11 @@ describe('makeLinuxToken', () => {
       child.kill('SIGKILL');
     }
   });
+  it('detects pidfs on kernels that have it (6.9+)', () => {
+    const [major = 0, minor = 0] = release().split('.').map((n) => parseInt(n, 10));
+    if (major > 6 || (major === 6 && minor >= 9)) expect(kernelHasPidfs()).toBe(true);
+  });
+
   it('gives different tokens to different processes and none to a missing or invalid PID', async () => {
     const a = spawn('sleep', ['30']);
     const b = spawn('sleep', ['30']);

@@ -114,7 +114,7 @@ export class LinuxResolver {
       const digest = step(`read ${path}`, () => this.hasher.digest(exeFd, exeStat, owner?.md5 !== undefined));
       const signer: Signer = foreignRoot
         ? { kind: 'unpackaged', label: 'unpackaged (runs in another root file system, e.g. a container, whose packages are not checked)' }
-        : signerOf(owner, digest, exeChanged);
+        : signerOf(owner, digest, exeChanged, path);
       // uid through the pidfd where the kernel can (no PID involved), else from /proc/PID/status.
       const uid = pidfdInfo(pidfd)?.euid ?? this.readUid(pid);
       const user = this.users.name(uid);
@@ -316,7 +316,8 @@ function exeState(pid: number, link: string, mapped: BigIntStats): { path: strin
   return { path };
 }
 
-function signerOf(owner: PackageOwner | undefined, digest: FileDigest, exeChanged: 'deleted' | 'replaced' | undefined): Signer {
+function signerOf(owner: PackageOwner | undefined, digest: FileDigest, exeChanged: 'deleted' | 'replaced' | undefined, path: string): Signer {
+  if (path.startsWith('/memfd:')) return { kind: 'unpackaged', label: 'unpackaged (runs from an in-memory file, memfd: nothing on disk)' };
   if (!owner) return { kind: 'unpackaged', label: 'unpackaged' };
   if (owner.md5 === undefined) {
     return { kind: 'unpackaged', label: `unpackaged (package ${owner.package} lists the path but records no checksum for it)`, package: owner.package };

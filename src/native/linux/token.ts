@@ -1,6 +1,6 @@
 // Makes the Linux process token (layout: encodeLinuxToken in src/protocol/tokens.ts) for a live PID.
 // A PID alone is reused; pid + start time + pidfs inode names exactly one process instance.
-import { fstatSync, statSync } from 'node:fs';
+import { fstatSync, statSync, statfsSync } from 'node:fs';
 import { encodeLinuxToken } from '../../protocol/tokens.js';
 import { SYS, libc } from './libc.js';
 import { readProcStat } from './procfs.js';
@@ -73,21 +73,24 @@ export function pidfdInfo(pidfd: number): PidfdInfo | undefined {
 
 let pidfsKnown: boolean | undefined;
 
+/** PIDFS_MAGIC ("PIDF"), the f_type of pidfs (include/uapi/linux/magic.h). */
+const PIDFS_MAGIC = 0x50494446;
+
 /** True when the kernel backs pidfds with pidfs (6.9+): then each process has its own inode, never
- *  reused during a boot. On older kernels every pidfd shares one anonymous inode. Decided once by
- *  comparing the pidfds of two different processes. */
+ *  reused during a boot. On older kernels every pidfd shares one anonymous inode. Decided once from the
+ *  file system type of a pidfd (statfs through /proc/self/fd, which reaches the pidfd's own file). */
 export function kernelHasPidfs(): boolean {
   if (pidfsKnown !== undefined) return pidfsKnown;
   const self = pidfdOpen(process.pid);
-  const other = pidfdOpen(process.ppid > 0 && process.ppid !== process.pid ? process.ppid : 1);
+  if (self < 0) return (pidfsKnown = false);
   try {
-    if (self < 0 || other < 0) return (pidfsKnown = false);
-    pidfsKnown = fstatSync(self, { bigint: true }).ino !== fstatSync(other, { bigint: true }).ino;
-    return pidfsKnown;
+    pidfsKnown = statfsSync(`/proc/self/fd/${self}`).type === PIDFS_MAGIC;
+  } catch {
+    pidfsKnown = false;
   } finally {
-    if (self >= 0) libc().close(self);
-    if (other >= 0) libc().close(other);
+    libc().close(self);
   }
+  return pidfsKnown;
 }
 
 /** The pidfs inode a pidfd refers to, or 0n where the kernel has no pidfs. */
