@@ -1,14 +1,15 @@
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runRules, type RulesIo } from '../../src/commands/rules.js';
 import { UsageError, UserError } from '../../src/errors.js';
 import type { HelloMessage } from '../../src/protocol/messages.js';
 import { ExtensionServer } from '../../src/protocol/server.js';
 import { handleRuleRequest, isRuleRequest, rulesMessages } from '../../src/rules/requests.js';
 import { RuleStore } from '../../src/rules/store.js';
-import { tempDir } from './helpers.js';
+import { bundleFixture, tempDir } from './helpers.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -222,5 +223,46 @@ describe('flowtop rules through a running agent', () => {
     const { socket } = await agent(false);
     const noRules = await rules(['list', '--socket', socket]).then(() => undefined, (e: unknown) => e);
     expect((noRules as UserError).message).toContain('does not keep rules');
+  });
+});
+
+describe('the real command line (src/cli.ts main in its own process)', () => {
+  let cli = '';
+  beforeAll(async () => {
+    cli = await bundleFixture('test/rules/fixtures/cli-main.ts', 'cli-main');
+  });
+
+  function flowtop(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+    return new Promise((resolve, reject) => {
+      const env = { ...process.env };
+      delete env['FLOWTOP_SOCKET'];
+      const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code, out, err }));
+    });
+  }
+
+  it('exit 0 with output, 2 with the usage next step for bad flags, 1 for a corrupt file (left untouched)', async () => {
+    const file = join(dir(), 'rules.json');
+    const added = await flowtop(['rules', 'add', '--block', '--address', '192.0.2.7', '--rules', file]);
+    expect(added).toMatchObject({ code: 0, err: '' });
+    expect(added.out).toMatch(/^added r[0-9a-f]{12}: block any process → 192\.0\.2\.7, always/);
+    const listed = await flowtop(['rules', 'list', '--rules', file]);
+    expect(listed.out).toContain('192.0.2.7');
+
+    const usage = await flowtop(['rules', 'add', '--allow', '--port', 'http', '--rules', file]);
+    expect(usage.code).toBe(2);
+    expect(usage.err).toBe('flowtop: --port http: expected a port (443) or a range (8000-8100)\n  run `flowtop --help` for the usage\n');
+
+    writeFileSync(file, '{"version": 1, "rules": [');
+    const corrupt = await flowtop(['rules', 'list', '--rules', file]);
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.err).toContain(`flowtop: the rules file ${file} is not valid JSON`);
+    expect(corrupt.err).toContain('The file was left untouched');
+    expect(readFileSync(file, 'utf8')).toBe('{"version": 1, "rules": [');
   });
 });

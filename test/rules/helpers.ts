@@ -13,7 +13,9 @@ export async function bundleFixture(entry: string, name: string): Promise<string
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `${name}.mjs`);
   const { build } = await import('rolldown');
-  await build({ input: join(root, entry), platform: 'node', external: ['koffi'], output: { file, format: 'esm' }, logLevel: 'silent' });
+  // One file of the project's own code (dynamic imports of the command table inlined); packages stay
+  // packages, resolved from node_modules as the installed CLI resolves them.
+  await build({ input: join(root, entry), platform: 'node', external: [/^[^./]/], output: { file, format: 'esm', codeSplitting: false }, logLevel: 'silent' });
   return file;
 }
 
