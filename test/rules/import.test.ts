@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -112,5 +112,6 @@ describe('format detection and errors', () => {
     writeFileSync(join(dir, 'bad.json'), '{"version": 1, "rules": [');
     await expect(readImport(join(dir, 'bad.json'), undefined, NOW)).rejects.toThrow(/not valid JSON/);
     await expect(readImport(join(dir, 'x.json'), 'lulu', NOW)).rejects.toThrow(/LuLu export maps each process key to a list/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
