@@ -1,7 +1,8 @@
 // sock_diag dumps of TCP and UDP sockets (no privilege needed: any user may list every socket with
 // its uid and inode), with the byte counters of tcp_info, plus an exact lookup that also asks for
-// tcp_info (the traffic poller's per-flow read). Every reply is validated: a message that is too
-// short, or of an unexpected family or protocol, is skipped, never trusted.
+// tcp_info (the traffic poller's per-flow read). Every reply is validated: a message that is too short
+// or of an unknown family is skipped, an attribute running past its message is ignored, and an exact
+// lookup's answer must name the tuple asked for.
 import type { AddressFamily, Endpoint } from '../../protocol/messages.js';
 import { formatAddress } from '../../hostnames/address.js';
 import {
