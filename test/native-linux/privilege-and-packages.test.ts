@@ -56,6 +56,7 @@ describe.skipIf(root.skip)(`Linux attribution with privileges and packages${root
       const [a] = runJson(setpriv, ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, fixture, token.toString('hex')]);
       expect(a?.trust).toBe('insecure');
       expect(a?.reason?.errno).toBe('EACCES');
+      expect(a?.reason?.code).toBe(13);
       expect(a?.reason?.call).toBe(`open /proc/${child.pid}/exe`);
       // What a PID alone gives, shown as unverified.
       expect(a?.name).toBe('sleep');

@@ -83,6 +83,7 @@ describe.runIf(isLinux)('Linux secure route', () => {
     const a = await resolveOne(token);
     expect(a.trust).toBe('gone');
     expect(a.reason?.errno).toBe('ESRCH');
+    expect(a.reason?.code).toBe(3);
     expect(a.name).toBeUndefined();
   });
 

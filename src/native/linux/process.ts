@@ -4,6 +4,7 @@
 // pins its PID, so the PID cannot have been handed to another process in between: what was read
 // belongs to the token's process. Only then is the answer `secure`.
 import { closeSync, fstatSync, openSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { constants } from 'node:os';
 import type { Attribution, AttributionReason, ParentProcess, Signer } from '../../attribution/types.js';
 import { decodeLinuxToken, type LinuxToken } from '../../protocol/tokens.js';
 import { FileHasher, type FileDigest } from './hash.js';
@@ -50,6 +51,17 @@ export class LinuxResolver {
   }
 
   resolveOne(bytes: Uint8Array): Attribution {
+    const result = this.route(bytes);
+    // The numeric errno beside its name (3 for ESRCH, 13 for EACCES), as the reason contract asks.
+    const errno = result.reason?.errno;
+    if (result.reason && errno !== undefined && result.reason.code === undefined) {
+      const code = (constants.errno as Record<string, number | undefined>)[errno];
+      if (code !== undefined) result.reason.code = code;
+    }
+    return result;
+  }
+
+  private route(bytes: Uint8Array): Attribution {
     const token = decodeLinuxToken(bytes);
     if (!token) {
       return {
