@@ -54,7 +54,7 @@ describe('passive monitor', () => {
     const client = child(await startChild('tcp-client', [String(serverPort)]));
     const clientPort = Number(client.ready[1]);
 
-    const out = await waitFor('the client row', () => latest(messages, (f) => f.local.port === clientPort && f.remote.port === serverPort && f.token !== undefined), 3000);
+    const out = await waitFor('the client row', () => latest(messages, (f) => f.local.port === clientPort && f.remote.port === serverPort && f.token !== undefined), 10_000);
     expect(out).toMatchObject({ protocol: 'tcp', family: 'ipv4', direction: 'outbound', pid: client.pid, uid: process.geteuid!(), remote: { address: '127.0.0.1' } });
     // Born with its owner: the new process was scanned in the same poll that found its socket.
     expect(flows(messages).find((f) => f.id === out.id)?.token).toBe(out.token);
@@ -62,7 +62,7 @@ describe('passive monitor', () => {
     expect(token.pid).toBe(client.pid);
     expect(token.startTime).toBe(readStartTime(client.pid));
 
-    const inbound = await waitFor('the accepted row', () => latest(messages, (f) => f.local.port === serverPort && f.remote.port === clientPort && f.token !== undefined), 3000);
+    const inbound = await waitFor('the accepted row', () => latest(messages, (f) => f.local.port === serverPort && f.remote.port === clientPort && f.token !== undefined), 10_000);
     expect(inbound).toMatchObject({ direction: 'inbound', pid: server.pid });
     // The listener itself is not a flow.
     expect(flows(messages).some((f) => f.local.port === serverPort && f.remote.port === 0)).toBe(false);
@@ -77,13 +77,13 @@ describe('passive monitor', () => {
     await waitFor('client tx 100000 and server rx 100000', () => {
       const counters = messages.flatMap((m) => (m.type === 'bytes' ? m.counters : []));
       return counters.some((c) => c.id === out.id && c.tx === 100_000) && counters.some((c) => c.id === inbound.id && c.rx === 100_000);
-    }, 3000);
+    }, 10_000);
 
     client.command('close');
     const ends = await waitFor('both rows to end', () => {
       const ended = messages.flatMap((m) => (m.type === 'end' ? [m.id] : []));
       return ended.includes(out.id) && ended.includes(inbound.id) ? ended : undefined;
-    }, 3000);
+    }, 10_000);
     expect(ends.filter((id) => id === out.id)).toHaveLength(1);
   });
 
@@ -108,7 +108,7 @@ describe('passive monitor', () => {
     const client = child(await startChild('tcp-client', [server.ready[1]!]));
     let port = Number(client.ready[1]);
     for (let i = 0; i < 5; i++) {
-      const row = await waitFor(`row ${i}`, () => latest(messages, (f) => f.local.port === port && f.token !== undefined), 3000);
+      const row = await waitFor(`row ${i}`, () => latest(messages, (f) => f.local.port === port && f.token !== undefined), 10_000);
       expect(row.pid).toBe(client.pid);
       client.command('reconnect');
       port = Number((await client.nextLine())[1]);
@@ -120,10 +120,10 @@ describe('passive monitor', () => {
     const { messages } = watch();
     const udp = child(await startChild('udp-client', ['9']));
     const port = Number(udp.ready[1]);
-    const row = await waitFor('the UDP row', () => latest(messages, (f) => f.protocol === 'udp' && f.local.port === port && f.token !== undefined), 3000);
+    const row = await waitFor('the UDP row', () => latest(messages, (f) => f.protocol === 'udp' && f.local.port === port && f.token !== undefined), 10_000);
     expect(row).toMatchObject({ direction: 'outbound', pid: udp.pid, remote: { address: '127.0.0.1', port: 9 } });
     udp.command('close');
-    await waitFor('the UDP row to end', () => messages.some((m) => m.type === 'end' && m.id === row.id), 3000);
+    await waitFor('the UDP row to end', () => messages.some((m) => m.type === 'end' && m.id === row.id), 10_000);
   });
 
   it('names the remote end from the host-name map', async () => {
@@ -132,7 +132,7 @@ describe('passive monitor', () => {
     const server = child(await startChild('server'));
     const { messages } = watch({ hostNames: names });
     const client = child(await startChild('tcp-client', [server.ready[1]!]));
-    const row = await waitFor('the named row', () => latest(messages, (f) => f.local.port === Number(client.ready[1])), 3000);
+    const row = await waitFor('the named row', () => latest(messages, (f) => f.local.port === Number(client.ready[1])), 10_000);
     expect(row.remoteHost).toEqual({ name: 'local.test', source: 'dns' });
   });
 
@@ -146,7 +146,7 @@ describe('passive monitor', () => {
     const server = child(await startChild('server', ['0.0.0.0']));
     const { messages } = watch({ reverseLookups: true, reverseResolver: async (address) => (asked.push(address), ['Host.Example.']) });
     const client = child(await startChild('tcp-client', [server.ready[1]!, own]));
-    const row = await waitFor('the row named by reverse lookup', () => latest(messages, (f) => f.local.port === Number(client.ready[1]) && f.remoteHost !== undefined), 3000);
+    const row = await waitFor('the row named by reverse lookup', () => latest(messages, (f) => f.local.port === Number(client.ready[1]) && f.remoteHost !== undefined), 10_000);
     expect(row.remoteHost).toEqual({ name: 'host.example', source: 'reverse' });
     expect(asked).toContain(own);
   });
@@ -158,10 +158,10 @@ describe('passive monitor', () => {
     const hello = messages[0];
     expect(hello?.type === 'hello' && hello.capabilities).not.toContain('bytes');
     const client = child(await startChild('tcp-client', [server.ready[1]!]));
-    const row = await waitFor('the row', () => latest(messages, (f) => f.local.port === Number(client.ready[1]) && f.token !== undefined), 3000);
+    const row = await waitFor('the row', () => latest(messages, (f) => f.local.port === Number(client.ready[1]) && f.token !== undefined), 10_000);
     expect(row.pid).toBe(client.pid);
     expect(row.id).toMatch(/^tcp-i\d+$/);
     client.kill();
-    await waitFor('the row to end', () => messages.some((m) => m.type === 'end' && m.id === row.id), 3000);
+    await waitFor('the row to end', () => messages.some((m) => m.type === 'end' && m.id === row.id), 10_000);
   });
 });

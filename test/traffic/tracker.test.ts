@@ -140,8 +140,8 @@ describe('TrafficTracker', () => {
     cleanup.push(() => poller.stop());
     client.write(Buffer.alloc(10_000));
     await waitFor('read', () => received() === 10_000);
-    await waitFor('counter update from the timer', () => updates.some((u) => u.counters.some((c) => c.tx === 10_000)), 3000);
+    await waitFor('counter update from the timer', () => updates.some((u) => u.counters.some((c) => c.tx === 10_000)), 10_000);
     client.destroy();
-    await waitFor('end from the timer', () => updates.some((u) => u.ended.some((e) => e.id === 't')), 3000);
+    await waitFor('end from the timer', () => updates.some((u) => u.ended.some((e) => e.id === 't')), 10_000);
   });
 });
