@@ -10,7 +10,7 @@ import { IMPORT_FORMATS, readImport, type ImportFormat, type ImportReport } from
 import {
   describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, parseRuleSpec, ruleContentKey,
 } from '../rules/model.js';
-import { DEFAULT_POLICY } from '../rules/policy.js';
+import { DEFAULT_POLICY, type Policy } from '../rules/policy.js';
 import { RemoteRules } from '../rules/remote.js';
 import { DEFAULT_RULES_PATH, readRulesFile, RuleStore } from '../rules/store.js';
 import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
@@ -29,6 +29,10 @@ const HELP = `Usage:
   flowtop rules import FILE|DIR [--format flowtop|lulu|opensnitch] [--dry-run]
                                               add rules from a flowtop export, a LuLu export, or
                                               OpenSnitch rule files (one file or the rules folder)
+  flowtop rules policy [--default allow|block] [--block-mode drop|reject]
+                       [--block-unpackaged on|off] [--allow-packaged on|off]
+                                              show or set what happens when no rule matches (edits the
+                                              rules file; the agent reads it when it starts)
 Where the rules live:
   --socket PATH   the agent to ask (default ${defaultSocketPath()}, or $FLOWTOP_SOCKET); a running
                   agent is asked first, so it stays the only writer of its rules file
@@ -71,6 +75,10 @@ const OPTIONS = {
   note: { type: 'string' },
   format: { type: 'string' },
   'dry-run': { type: 'boolean' },
+  default: { type: 'string' },
+  'block-mode': { type: 'string' },
+  'block-unpackaged': { type: 'string' },
+  'allow-packaged': { type: 'string' },
   rules: { type: 'string' },
   socket: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
@@ -89,6 +97,7 @@ const FLAGS_FOR: Record<string, string[]> = {
   rm: [],
   export: [],
   import: ['format', 'dry-run'],
+  policy: ['default', 'block-mode', 'block-unpackaged', 'allow-packaged', 'json'],
 };
 
 export async function runRules(argv: string[], io: RulesIo): Promise<number> {
@@ -104,12 +113,16 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  if (!command) throw new UsageError('which rules command? list, add, rm, export or import', 'run `flowtop rules --help` for the usage');
+  if (!command) throw new UsageError('which rules command? list, add, rm, export, import or policy', 'run `flowtop rules --help` for the usage');
   const allowed = FLAGS_FOR[command];
-  if (!allowed) throw new UsageError(`unknown rules command "${command}" (known: list, add, rm, export, import)`, 'run `flowtop rules --help` for the usage');
+  if (!allowed) throw new UsageError(`unknown rules command "${command}" (known: list, add, rm, export, import, policy)`, 'run `flowtop rules --help` for the usage');
   for (const [flag, value] of Object.entries(values)) {
     if (value === undefined || flag === 'rules' || flag === 'socket' || flag === 'help') continue;
     if (!allowed.includes(flag)) throw new UsageError(`--${flag} does not apply to \`flowtop rules ${command}\``, 'run `flowtop rules --help` for the usage');
+  }
+  if (command === 'policy') {
+    expectArgs(args, 0, 'policy');
+    return policyCommand(values, io);
   }
   const target = await openTarget(values, io);
   try {
@@ -366,3 +379,59 @@ async function importRules(target: Target, file: string, values: Values, io: Rul
   return report.rules.length === 0 && report.skipped.length > 0 ? 1 : 0;
 }
 
+
+// ---- policy --------------------------------------------------------------------------------------
+
+function onOff(flag: string, value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'on' || value === 'true' || value === 'yes') return true;
+  if (value === 'off' || value === 'false' || value === 'no') return false;
+  throw new UsageError(`--${flag} ${value}: expected on or off`);
+}
+
+/** Shows or sets the policy switches. They live in the rules file, which a running agent owns (it
+ *  would write its own copy over a change made beside it), so setting them needs the agent stopped. */
+async function policyCommand(values: Values, io: RulesIo): Promise<number> {
+  const next: Partial<Policy> = {};
+  if (values.default !== undefined) {
+    if (values.default !== 'allow' && values.default !== 'block') throw new UsageError(`--default ${values.default}: expected allow or block`);
+    next.defaultAction = values.default;
+  }
+  if (values['block-mode'] !== undefined) {
+    if (values['block-mode'] !== 'drop' && values['block-mode'] !== 'reject') throw new UsageError(`--block-mode ${values['block-mode']}: expected drop or reject`);
+    next.blockMode = values['block-mode'];
+  }
+  const blockUnpackaged = onOff('block-unpackaged', values['block-unpackaged']);
+  if (blockUnpackaged !== undefined) next.blockUnpackaged = blockUnpackaged;
+  const allowPackaged = onOff('allow-packaged', values['allow-packaged']);
+  if (allowPackaged !== undefined) next.allowPackaged = allowPackaged;
+
+  const path = values.rules ?? DEFAULT_RULES_PATH;
+  const changing = Object.keys(next).length > 0;
+  // As for the other commands, --rules names a file to edit directly; without it, ask the agent first.
+  if (changing && values.rules === undefined) {
+    const sockets = explicitSocketPaths(values.socket ?? [], io.env);
+    const outcome = await RemoteRules.connect(sockets[0] ?? defaultSocketPath());
+    if (outcome.kind === 'connected') {
+      outcome.client.close();
+      throw new UserError(`an agent is running (${outcome.client.path}); it owns the rules file while it runs`, 'stop the agent, change the policy, then start it again');
+    }
+  }
+  const store = await RuleStore.open(path);
+  try {
+    if (changing) await store.setPolicy({ ...store.policy(), ...next });
+    const policy = store.policy();
+    if (values.json) {
+      io.stdout(`${JSON.stringify(policy, null, 2)}\n`);
+      return 0;
+    }
+    io.stdout(`${changing ? 'policy set' : 'policy'} (${path}):\n` +
+      `  default action     ${policy.defaultAction}   when no rule matches and nobody answers in time\n` +
+      `  block mode         ${policy.blockMode}\n` +
+      `  block unpackaged   ${policy.blockUnpackaged ? 'on ' : 'off'}     code no package or signature vouches for, and code whose identity cannot be verified\n` +
+      `  allow packaged     ${policy.allowPackaged ? 'on ' : 'off'}     code a package verifies (Linux) or Apple signs (macOS)\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

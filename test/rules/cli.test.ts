@@ -215,6 +215,14 @@ describe('flowtop rules through a running agent', () => {
     expect((error as UserError).nextStep).toContain('root');
   });
 
+  it('refuses to change the policy beside a running agent, which owns the file', async () => {
+    const { socket, file } = await agent();
+    const error = await rules(['policy', '--default', 'block', '--socket', socket]).then(() => undefined, (e: unknown) => e);
+    expect((error as UserError).message).toBe(`an agent is running (${socket}); it owns the rules file while it runs`);
+    expect((error as UserError).nextStep).toContain('stop the agent');
+    expect(() => readFileSync(file)).toThrow();
+  });
+
   it('a named socket with no agent, or an extension that keeps no rules, is an error that says what to do', async () => {
     const gone = join(dir(), 'none.sock');
     const error = await rules(['list', '--socket', gone]).then(() => undefined, (e: unknown) => e);
@@ -264,5 +272,20 @@ describe('the real command line (src/cli.ts main in its own process)', () => {
     expect(corrupt.err).toContain(`flowtop: the rules file ${file} is not valid JSON`);
     expect(corrupt.err).toContain('The file was left untouched');
     expect(readFileSync(file, 'utf8')).toBe('{"version": 1, "rules": [');
+  });
+});
+
+describe('flowtop rules policy', () => {
+  it('shows the defaults, sets switches in the file, refuses bad values', async () => {
+    const file = join(dir(), 'rules.json');
+    const shown = await rules(['policy', '--rules', file]);
+    expect(shown.out).toMatch(/default action\s+allow/);
+    expect(shown.out).toMatch(/block unpackaged\s+off/);
+    const set = await rules(['policy', '--default', 'block', '--block-unpackaged', 'on', '--block-mode', 'reject', '--rules', file]);
+    expect(set.out).toMatch(/^policy set/);
+    expect(JSON.parse(readFileSync(file, 'utf8')).policy).toEqual({ defaultAction: 'block', blockMode: 'reject', blockUnpackaged: true, allowPackaged: false });
+    expect(JSON.parse((await rules(['policy', '--json', '--rules', file])).out)).toMatchObject({ defaultAction: 'block' });
+    await expect(rules(['policy', '--allow-packaged', 'maybe', '--rules', file])).rejects.toThrow('--allow-packaged maybe: expected on or off');
+    await expect(rules(['policy', '--default', 'deny', '--rules', file])).rejects.toThrow('expected allow or block');
   });
 });
