@@ -39,6 +39,12 @@ Where the rules live:
   --rules PATH    edit this rules file directly (default ${DEFAULT_RULES_PATH} when no agent runs)
 `;
 
+const RULES_HELP_STEP = 'run `flowtop rules --help` for the usage';
+
+function usageError(message: string): UsageError {
+  return new UsageError(message, RULES_HELP_STEP);
+}
+
 export interface RulesIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
@@ -105,7 +111,7 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
   try {
     parsed = parse(argv);
   } catch (error) {
-    throw new UsageError((error as Error).message, 'run `flowtop rules --help` for the usage');
+    throw usageError((error as Error).message);
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
@@ -113,12 +119,12 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  if (!command) throw new UsageError('which rules command? list, add, rm, export, import or policy', 'run `flowtop rules --help` for the usage');
+  if (!command) throw usageError('which rules command? list, add, rm, export, import or policy');
   const allowed = FLAGS_FOR[command];
-  if (!allowed) throw new UsageError(`unknown rules command "${command}" (known: list, add, rm, export, import, policy)`, 'run `flowtop rules --help` for the usage');
+  if (!allowed) throw usageError(`unknown rules command "${command}" (known: list, add, rm, export, import, policy)`);
   for (const [flag, value] of Object.entries(values)) {
     if (value === undefined || flag === 'rules' || flag === 'socket' || flag === 'help') continue;
-    if (!allowed.includes(flag)) throw new UsageError(`--${flag} does not apply to \`flowtop rules ${command}\``, 'run `flowtop rules --help` for the usage');
+    if (!allowed.includes(flag)) throw usageError(`--${flag} does not apply to \`flowtop rules ${command}\``);
   }
   if (command === 'policy') {
     expectArgs(args, 0, 'policy');
@@ -137,7 +143,7 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
         expectArgs(args, 1, 'rm ID');
         return await remove(target, args[0] as string, io);
       case 'export':
-        if (args.length > 1) throw new UsageError('export takes at most one FILE');
+        if (args.length > 1) throw usageError('export takes at most one FILE');
         return await exportRules(target, args[0], io);
       case 'import':
         expectArgs(args, 1, 'import FILE');
@@ -150,7 +156,7 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
 }
 
 function expectArgs(args: string[], count: number, usage: string): void {
-  if (args.length !== count) throw new UsageError(`usage: flowtop rules ${usage}${args.length > count ? ` (unexpected: ${args.slice(count).join(' ')})` : ''}`);
+  if (args.length !== count) throw usageError(`usage: flowtop rules ${usage}${args.length > count ? ` (unexpected: ${args.slice(count).join(' ')})` : ''}`);
 }
 
 // ---- Where the rules live ----------------------------------------------------------------------
@@ -169,7 +175,7 @@ interface Target {
 
 async function openTarget(values: Values, io: RulesIo): Promise<Target> {
   const sockets = explicitSocketPaths(values.socket ?? [], io.env);
-  if (sockets.length > 1) throw new UsageError('give one --socket for rules');
+  if (sockets.length > 1) throw usageError('give one --socket for rules');
   const socket = sockets[0];
   if (socket === undefined && values.rules !== undefined) return fileTarget(values.rules);
   const path = socket ?? defaultSocketPath();
@@ -268,8 +274,8 @@ async function list(target: Target, values: Values, io: RulesIo): Promise<number
 // ---- add -----------------------------------------------------------------------------------------
 
 function buildSpec(values: Values, io: RulesIo): RuleSpec {
-  if (values.allow === values.block) throw new UsageError('say --allow or --block (one of them)');
-  if (values.reject && !values.block) throw new UsageError('--reject is for --block rules (refuse the connection instead of dropping it)');
+  if (values.allow === values.block) throw usageError('say --allow or --block (one of them)');
+  if (values.reject && !values.block) throw usageError('--reject is for --block rules (refuse the connection instead of dropping it)');
   const spec: RuleSpec = { action: values.block ? 'block' : 'allow', duration: { kind: 'always' } };
   if (values.reject) spec.blockMode = 'reject';
   const identity = buildIdentity(values);
@@ -278,14 +284,14 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
 
   const endpoint: RuleEndpoint = {};
   const remotes = (['host', 'domain', 'address', 'cidr'] as const).filter((k) => values[k] !== undefined);
-  if (remotes.length > 1) throw new UsageError(`give one of --host, --domain, --address, --cidr (got ${remotes.map((r) => `--${r}`).join(' and ')})`);
+  if (remotes.length > 1) throw usageError(`give one of --host, --domain, --address, --cidr (got ${remotes.map((r) => `--${r}`).join(' and ')})`);
   if (values.host !== undefined) endpoint.host = values.host;
   if (values.domain !== undefined) endpoint.domain = values.domain.replace(/^\*?\./, '');
   if (values.address !== undefined) endpoint.address = values.address;
   if (values.cidr !== undefined) endpoint.cidr = values.cidr;
   if (values.port !== undefined) {
     const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(values.port);
-    if (!m) throw new UsageError(`--port ${values.port}: expected a port (443) or a range (8000-8100)`);
+    if (!m) throw usageError(`--port ${values.port}: expected a port (443) or a range (8000-8100)`);
     if (m[2] !== undefined) endpoint.portRange = [Number(m[1]), Number(m[2])];
     else endpoint.port = Number(m[1]);
   }
@@ -303,21 +309,21 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
 function buildIdentity(values: Values): RuleIdentity | undefined {
   const label = values.label;
   if (values.identity !== undefined) {
-    if (values.package !== undefined || values.path !== undefined) throw new UsageError('--identity stands alone: do not add --package or --path');
+    if (values.package !== undefined || values.path !== undefined) throw usageError('--identity stands alone: do not add --package or --path');
     const text = /^[0-9a-fA-F]{64}$/.test(values.identity) ? `sha256:${values.identity}` : values.identity;
     if (!text.startsWith('sha256:') && !text.startsWith('package:')) {
-      throw new UsageError(`--identity ${values.identity}: expected sha256:HEX or package:NAME:/PATH (as \`flowtop inspect PID\` prints it)`);
+      throw usageError(`--identity ${values.identity}: expected sha256:HEX or package:NAME:/PATH (as \`flowtop inspect PID\` prints it)`);
     }
     const identity = identityFromKey(text, label);
-    if (!identity) throw new UsageError(`--identity ${values.identity}: expected sha256:HEX or package:NAME:/PATH`);
+    if (!identity) throw usageError(`--identity ${values.identity}: expected sha256:HEX or package:NAME:/PATH`);
     return identity;
   }
   if (values.package !== undefined) {
-    if (values.path === undefined) throw new UsageError('--package needs --path: the executable the package vouches for');
+    if (values.path === undefined) throw usageError('--package needs --path: the executable the package vouches for');
     return { kind: 'package', package: values.package, value: values.path, ...(label ? { label } : {}) };
   }
   if (values.path !== undefined) return { kind: 'path', value: values.path, ...(label ? { label } : {}) };
-  if (label !== undefined) throw new UsageError('--label names a process identity: give --identity, --package or --path with it');
+  if (label !== undefined) throw usageError('--label names a process identity: give --identity, --package or --path with it');
   return undefined;
 }
 
@@ -325,8 +331,8 @@ function buildIdentity(values: Values): RuleIdentity | undefined {
 export function parseUntil(text: string, now: number): number {
   const span = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
   const until = span ? now + Number(span[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[span[2] as 's' | 'm' | 'h' | 'd'] : Date.parse(text);
-  if (!Number.isFinite(until)) throw new UsageError(`--until ${text}: expected an ISO time (2026-12-31T18:00Z) or a span from now (30m, 12h, 7d)`);
-  if (until <= now) throw new UsageError(`--until ${text} is in the past (${new Date(until).toISOString()})`);
+  if (!Number.isFinite(until)) throw usageError(`--until ${text}: expected an ISO time (2026-12-31T18:00Z) or a span from now (30m, 12h, 7d)`);
+  if (until <= now) throw usageError(`--until ${text} is in the past (${new Date(until).toISOString()})`);
   return until;
 }
 
@@ -360,7 +366,7 @@ async function exportRules(target: Target, file: string | undefined, io: RulesIo
 async function importRules(target: Target, file: string, values: Values, io: RulesIo): Promise<number> {
   const format = values.format;
   if (format !== undefined && !IMPORT_FORMATS.includes(format as ImportFormat)) {
-    throw new UsageError(`--format ${format}: expected ${IMPORT_FORMATS.join(', ')}`);
+    throw usageError(`--format ${format}: expected ${IMPORT_FORMATS.join(', ')}`);
   }
   const report = await readImport(file, format as ImportFormat | undefined, io.now());
   const lines: string[] = [];
@@ -386,7 +392,7 @@ function onOff(flag: string, value: string | undefined): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === 'on' || value === 'true' || value === 'yes') return true;
   if (value === 'off' || value === 'false' || value === 'no') return false;
-  throw new UsageError(`--${flag} ${value}: expected on or off`);
+  throw usageError(`--${flag} ${value}: expected on or off`);
 }
 
 /** Shows or sets the policy switches. They live in the rules file, which a running agent owns (it
@@ -394,11 +400,11 @@ function onOff(flag: string, value: string | undefined): boolean | undefined {
 async function policyCommand(values: Values, io: RulesIo): Promise<number> {
   const next: Partial<Policy> = {};
   if (values.default !== undefined) {
-    if (values.default !== 'allow' && values.default !== 'block') throw new UsageError(`--default ${values.default}: expected allow or block`);
+    if (values.default !== 'allow' && values.default !== 'block') throw usageError(`--default ${values.default}: expected allow or block`);
     next.defaultAction = values.default;
   }
   if (values['block-mode'] !== undefined) {
-    if (values['block-mode'] !== 'drop' && values['block-mode'] !== 'reject') throw new UsageError(`--block-mode ${values['block-mode']}: expected drop or reject`);
+    if (values['block-mode'] !== 'drop' && values['block-mode'] !== 'reject') throw usageError(`--block-mode ${values['block-mode']}: expected drop or reject`);
     next.blockMode = values['block-mode'];
   }
   const blockUnpackaged = onOff('block-unpackaged', values['block-unpackaged']);

@@ -264,7 +264,7 @@ describe('the real command line (src/cli.ts main in its own process)', () => {
 
     const usage = await flowtop(['rules', 'add', '--allow', '--port', 'http', '--rules', file]);
     expect(usage.code).toBe(2);
-    expect(usage.err).toBe('flowtop: --port http: expected a port (443) or a range (8000-8100)\n  run `flowtop --help` for the usage\n');
+    expect(usage.err).toBe('flowtop: --port http: expected a port (443) or a range (8000-8100)\n  run `flowtop rules --help` for the usage\n');
 
     writeFileSync(file, '{"version": 1, "rules": [');
     const corrupt = await flowtop(['rules', 'list', '--rules', file]);
