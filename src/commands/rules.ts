@@ -177,7 +177,8 @@ async function openTarget(values: Values, io: RulesIo): Promise<Target> {
   const sockets = explicitSocketPaths(values.socket ?? [], io.env);
   if (sockets.length > 1) throw usageError('give one --socket for rules');
   const socket = sockets[0];
-  if (socket === undefined && values.rules !== undefined) return fileTarget(values.rules);
+  // --rules names a file to edit; only a --socket flag (not $FLOWTOP_SOCKET) overrides it.
+  if (values.rules !== undefined && (values.socket ?? []).length === 0) return fileTarget(values.rules);
   const path = socket ?? defaultSocketPath();
   const outcome = await RemoteRules.connect(path);
   if (outcome.kind === 'connected') return agentTarget(outcome.client, values.rules ?? DEFAULT_RULES_PATH);
