@@ -5,11 +5,13 @@
 // belongs to the token's process. Only then is the answer `secure`.
 import { closeSync, fstatSync, openSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { constants } from 'node:os';
-import type { Attribution, AttributionReason, ParentProcess, Signer } from '../../attribution/types.js';
+import type { Attribution, AttributionReason, Signer } from '../../attribution/types.js';
 import { decodeLinuxToken, type LinuxToken } from '../../protocol/tokens.js';
-import { FileHasher, type FileDigest } from './hash.js';
+import { FileHasher } from './hash.js';
 import { errnoName, libc } from './libc.js';
-import { DpkgIndex, type PackageOwner } from './packages.js';
+import { DpkgIndex } from './packages.js';
+import { AncestorChain, safeStat } from './ancestors.js';
+import { exeState, signerOf } from './identity.js';
 import { parseCmdline, parseComm, parseProcStatus, readProcFile, readProcStat, type ProcStat } from './procfs.js';
 import { execTag, kernelHasPidfs, pidfdAlive, pidfdExited, pidfdInfo, pidfdOpen, pidfsInode } from './token.js';
 import { UserNames } from './users.js';
@@ -24,8 +26,6 @@ export interface ResolverOptions {
   maxParents?: number;
 }
 
-const DELETED = ' (deleted)';
-
 /** A step of the route that failed with an OS error. */
 class StepFailure {
   constructor(readonly call: string, readonly errno: string) {}
@@ -35,15 +35,13 @@ export class LinuxResolver {
   readonly hasher: FileHasher;
   readonly packages: DpkgIndex;
   private readonly users: UserNames;
-  private readonly maxParents: number;
-  /** pid → ancestor facts and when they were read. */
-  private readonly ancestors = new Map<number, Ancestor>();
+  private readonly chain: AncestorChain;
 
   constructor(options: ResolverOptions = {}) {
     this.hasher = new FileHasher(options.hashCacheSize);
     this.packages = new DpkgIndex(options.dpkgRoot);
     this.users = new UserNames(options.passwdPath);
-    this.maxParents = options.maxParents ?? 16;
+    this.chain = new AncestorChain(options.maxParents);
   }
 
   resolve(tokens: readonly Uint8Array[]): Attribution[] {
@@ -141,7 +139,7 @@ export class LinuxResolver {
         sha256: digest.sha256,
         signer,
         ...(exeChanged ? { exeChanged } : {}),
-        parents: this.parents(stat),
+        parents: this.chain.parents(stat),
       };
     } finally {
       closeSync(exeFd);
@@ -217,7 +215,7 @@ export class LinuxResolver {
       result.uid = (pidfd !== undefined ? pidfdInfo(pidfd)?.euid : undefined) ?? this.readUid(pid);
       const user = this.users.name(result.uid);
       if (user !== undefined) result.user = user;
-      if (stat) result.parents = this.parents(stat);
+      if (stat) result.parents = this.chain.parents(stat);
     } catch {
       // Partial facts are still worth showing, marked insecure.
     }
@@ -233,58 +231,6 @@ export class LinuxResolver {
     if (!status) throw new StepFailure(`read /proc/${pid}/status`, 'EINVAL');
     return status.uids[1]; // effective uid: the one that owns the process's sockets
   }
-
-  /** Parent, grandparent, … up to init. A parent cannot be younger than its child: a younger process
-   *  at the parent's PID means the parent exited and its PID was reused, so the chain stops there.
-   *  Ancestors are shared by many processes, so they come from a short-lived cache: the direct parent
-   *  at most 100 ms old, further ancestors at most a second (the chain is context for a person, not
-   *  the verified identity; the child's PPid itself is always read fresh). */
-  private parents(stat: ProcStat): ParentProcess[] {
-    const chain: ParentProcess[] = [];
-    let ppid = stat.ppid;
-    let childStart = stat.startTime;
-    const seen = new Set<number>([stat.pid]);
-    while (ppid > 0 && chain.length < this.maxParents && !seen.has(ppid)) {
-      seen.add(ppid);
-      const parent = this.ancestor(ppid, chain.length === 0);
-      if (!parent || parent.startTime > childStart) break;
-      chain.push({ pid: ppid, name: parent.name, ...(parent.path !== undefined ? { path: parent.path } : {}) });
-      childStart = parent.startTime;
-      ppid = parent.ppid;
-    }
-    return chain;
-  }
-
-  private ancestor(pid: number, fresh: boolean): Ancestor | undefined {
-    const now = performance.now();
-    const cached = this.ancestors.get(pid);
-    if (cached && now - cached.readAt < (fresh ? 100 : 1000)) return cached;
-    const stat = safeStat(pid);
-    if (!stat) {
-      this.ancestors.delete(pid);
-      return undefined;
-    }
-    let path = cached && cached.startTime === stat.startTime ? cached.path : undefined;
-    if (path === undefined) {
-      try {
-        path = stripDeleted(readlinkSync(`/proc/${pid}/exe`));
-      } catch {
-        path = undefined;
-      }
-    }
-    const facts: Ancestor = { name: stat.comm, ppid: stat.ppid, startTime: stat.startTime, readAt: now, ...(path !== undefined ? { path } : {}) };
-    if (this.ancestors.size >= 4096) this.ancestors.clear();
-    this.ancestors.set(pid, facts);
-    return facts;
-  }
-}
-
-interface Ancestor {
-  name: string;
-  path?: string;
-  ppid: number;
-  startTime: bigint;
-  readAt: number;
 }
 
 function step<T>(call: string, read: () => T): T {
@@ -300,48 +246,6 @@ function codeOf(error: unknown): string {
   return typeof code === 'string' ? code : 'EIO';
 }
 
-function safeStat(pid: number): ProcStat | undefined {
-  try {
-    return readProcStat(pid);
-  } catch {
-    return undefined;
-  }
-}
-
-function stripDeleted(link: string): string {
-  return link.endsWith(DELETED) ? link.slice(0, -DELETED.length) : link;
-}
-
-/** Where the running file is now, and whether its path still leads to it. The path is looked up
- *  through /proc/PID/root, i.e. in the process's own mount namespace and root. */
-function exeState(pid: number, link: string, mapped: BigIntStats): { path: string; exeChanged?: 'deleted' | 'replaced' } {
-  const deleted = link.endsWith(DELETED);
-  const path = stripDeleted(link);
-  let current: BigIntStats | undefined;
-  try {
-    current = statSync(`/proc/${pid}/root${path}`, { bigint: true });
-  } catch {
-    current = undefined;
-  }
-  if (current && (current.dev !== mapped.dev || current.ino !== mapped.ino)) return { path, exeChanged: 'replaced' };
-  if (deleted) return { path, exeChanged: current ? 'replaced' : 'deleted' };
-  return { path };
-}
-
-function signerOf(owner: PackageOwner | undefined, digest: FileDigest, exeChanged: 'deleted' | 'replaced' | undefined, path: string): Signer {
-  if (path.startsWith('/memfd:')) return { kind: 'unpackaged', label: 'unpackaged (runs from an in-memory file, memfd: nothing on disk)' };
-  if (!owner) return { kind: 'unpackaged', label: 'unpackaged' };
-  if (owner.md5 === undefined) {
-    return { kind: 'unpackaged', label: `unpackaged (package ${owner.package} lists the path but records no checksum for it)`, package: owner.package };
-  }
-  if (digest.md5 === owner.md5) return { kind: 'package', label: `package ${owner.package}`, package: owner.package };
-  if (exeChanged) {
-    // Typically a daemon still running the previous version after an upgrade: its file is gone, so no
-    // package vouches for these bytes any more; that is not evidence of tampering.
-    return { kind: 'unpackaged', label: `unpackaged (${exeChanged} on disk since it started; package ${owner.package} no longer vouches for it)`, package: owner.package };
-  }
-  return { kind: 'modified', label: `modified (differs from package ${owner.package})`, package: owner.package };
-}
 
 function gone(token: LinuxToken, reason: AttributionReason): Attribution {
   return { trust: 'gone', pid: token.pid, reason };

@@ -84,3 +84,10 @@ export function parseCmdline(raw: Buffer, maxArgs = 64, maxChars = 4096): string
 export function parseComm(text: string): string {
   return text.endsWith('\n') ? text.slice(0, -1) : text;
 }
+
+/** What the kernel appends to the /proc/PID/exe link when the file was unlinked. */
+export const DELETED = ' (deleted)';
+
+export function stripDeleted(link: string): string {
+  return link.endsWith(DELETED) ? link.slice(0, -DELETED.length) : link;
+}
