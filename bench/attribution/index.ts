@@ -170,8 +170,9 @@ async function main(): Promise<void> {
       histogram.disable();
       clearInterval(probe);
       const lag = Math.max(maxGap, histogram.max / 1e6);
+      const p99 = histogram.percentile(99) / 1e6;
       process.stdout.write(
-        `event-loop lag, 1,000 uncached (${label.padEnd(6)}): max ${lag.toFixed(1)} ms over ${batchMs.toFixed(0)} ms, ${answers.filter((a) => a.trust === 'secure').length} secure` +
+        `event-loop lag, 1,000 uncached (${label.padEnd(6)}): max ${lag.toFixed(1)} ms (p99 ${p99.toFixed(1)} ms) over ${batchMs.toFixed(0)} ms, ${answers.filter((a) => a.trust === 'secure').length} secure` +
           (label === 'worker' ? `   (target < ${TARGET_LAG_MS} ms: ${verdict(lag < TARGET_LAG_MS)})\n` : '   (fallback when no compiled worker)\n'),
       );
       b.close?.();
