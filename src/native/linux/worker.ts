@@ -1,5 +1,7 @@
 // Worker-thread entry of the Linux backend: resolves batches synchronously here, off the main
 // thread, so slow lookups (a cold hash of a large binary) never stall the UI's event loop.
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LinuxResolver, type ResolverOptions } from './process.js';
 
@@ -20,8 +22,20 @@ export interface WorkerReply {
 
 const CHUNK = 50;
 
+/** Lowers this thread's CPU priority (Linux nice is per thread), so that on a busy machine lookups
+ *  give way to the thread that draws the screen. Best effort: a failure changes nothing else. */
+function yieldToTheUi(niceness: number): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), niceness));
+  } catch {
+    // not permitted or no /proc: keep the inherited priority
+  }
+}
+
 if (parentPort) {
   const port = parentPort;
+  yieldToTheUi(10);
   const resolver = new LinuxResolver((workerData ?? {}) as ResolverOptions);
   port.on('message', (request: WorkerRequest) => {
     let offset = 0;
