@@ -48,6 +48,8 @@ export interface AgentOptions {
   attribution?: AttributionBackend;
   statusFile?: string;
   log?: (line: string) => void;
+  /** The agent can no longer judge packets (its queue loop died). */
+  onFatal?: (message: string) => void;
 }
 
 export interface AgentCounters {
@@ -202,10 +204,13 @@ export class Agent {
       });
       worker.on('error', (error) => reject(error));
       worker.on('exit', (code) => {
-        if (!this.stopped) {
-          this.log(`queue worker exited (${code})`);
-          reject(new Error(`queue worker exited (${code})`));
-        }
+        if (this.stopped) return;
+        const message = `queue worker exited (${code})`;
+        this.log(message);
+        reject(new Error(message));
+        // Without its queue loop the agent judges nothing: say so and let the caller exit (a service
+        // manager restarts it; meanwhile the queue's fail-open/closed setting applies).
+        this.options.onFatal?.(message);
       });
     });
   }

@@ -146,7 +146,14 @@ function main(): void {
     while (packets && packets.length > 0) {
       for (const packet of packets) {
         Atomics.add(counters, COUNTER.queued, 1n);
-        const j = judge(deps, packet);
+        let j: Judged;
+        try {
+          j = judge(deps, packet);
+        } catch {
+          // A packet we fail to judge still gets exactly one answer: the default, counted as such.
+          Atomics.add(counters, COUNTER.default, 1n);
+          j = { verdict: { id: packet.id, verdict: config.defaultAction === 'allow' ? NF_ACCEPT : NF_DROP } };
+        }
         if (j.verdict) verdicts.push(j.verdict);
         if (j.destroy) destroys.push(j.destroy);
         if (j.decided && Atomics.load(counters, LISTENERS_SLOT) !== 0n) decided.push(j.decided);

@@ -147,7 +147,13 @@ export async function run(argv: string[]): Promise<number> {
   const { createLinuxBackend } = await import('../native/linux/backend.js');
   const store = await RuleStore.open(flags.rules);
   const attribution = createLinuxBackend();
+  let fatal: string | undefined;
+  let wake: () => void = () => {};
   const agent = new Agent({
+    onFatal: (message) => {
+      fatal = message;
+      wake();
+    },
     socketPath: flags.socket,
     queueNum: flags.queueNum,
     defaultAction: flags.defaultAction,
@@ -169,12 +175,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   process.stderr.write(`flowtop agent: ready on ${flags.socket}\n`);
   await new Promise<void>((resolve) => {
-    const done = (): void => resolve();
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    wake = resolve;
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
   });
   await agent.stop();
   await store.close();
   attribution.close?.();
+  if (fatal) throw new UserError(`agent stopped: ${fatal}`);
   return 0;
 }
