@@ -322,7 +322,7 @@ function printScenario(rows: Row[]): void {
     }
     const addP50 = base?.c1 ? r.c1.p50_us - base.c1.p50_us : NaN;
     const addP99 = base?.c1 ? r.c1.p99_us - base.c1.p99_us : NaN;
-    const vs = os?.c1 && os.c8 && r.mode !== 'opensnitch'
+    const vs = os?.c1 && os.c8 && r.mode !== 'opensnitch' && r.mode !== 'baseline'
       ? `${fmt(os.c1.p50_us / r.c1.p50_us)}× faster / ${fmt(r.c1.cps / os.c1.cps)}× / ${fmt(r.c8.cps / os.c8.cps)}×`
       : '';
     process.stdout.write(`${r.mode.padEnd(14)}${fmt(r.c1.p50_us).padStart(9)}${fmt(r.c1.p99_us).padStart(10)}${(r.mode === 'baseline' ? '-' : fmt(addP50)).padStart(8)}${(r.mode === 'baseline' ? '-' : fmt(addP99)).padStart(9)}${fmt(r.c1.cps, 0).padStart(10)}${fmt(r.c8.cps, 0).padStart(10)}${vs.padStart(32)}  ${r.mode === 'baseline' ? '-' : `${r.c1.queued}/${r.c1.ok}, ${r.c8.queued}/${r.c8.ok}`}${r.note ? `  ${r.note}` : ''}\n`);

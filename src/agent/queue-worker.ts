@@ -17,7 +17,6 @@ import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 const NF_INET_LOCAL_IN = 1;
-const MAX_BATCH = 64;
 
 const config = (workerData as { config: WorkerConfig; control: MessagePort }).config;
 const control = (workerData as { config: WorkerConfig; control: MessagePort }).control;
@@ -53,7 +52,7 @@ interface Judged {
   destroy?: () => void;
 }
 
-function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket): Judged {
+function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, listeners: boolean): Judged {
   const tuple = parsePacket(packet.payload);
   if (!tuple) {
     // Nothing to show or match: the default action decides, and is counted as such.
@@ -95,10 +94,8 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket): Jud
       const verdict: Verdict = { action: rule.action, by: 'rule', ruleId: rule.id };
       const blockMode = rule.blockMode ?? config.blockMode;
       if (rule.action === 'block') verdict.blockMode = blockMode;
-      const judged: Judged = {
-        verdict: { id: packet.id, verdict: rule.action === 'allow' ? NF_ACCEPT : NF_DROP },
-        decided: { flow, verdict },
-      };
+      const judged: Judged = { verdict: { id: packet.id, verdict: rule.action === 'allow' ? NF_ACCEPT : NF_DROP } };
+      if (listeners) judged.decided = { flow, verdict };
       if (rule.action === 'block' && blockMode === 'reject' && (tuple.protocol === 'tcp' || tuple.protocol === 'udp')) {
         const protocol = tuple.protocol;
         judged.destroy = () => {
@@ -133,39 +130,10 @@ function main(): void {
   const destroys: Array<() => void> = [];
   let held: HeldFlow[] = [];
   let decided: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
-  while (!stopping) {
-    let packets: QueuedPacket[] | undefined;
-    try {
-      packets = queue.receive(false);
-    } catch (error) {
-      // ENOBUFS cannot happen (NETLINK_NO_ENOBUFS); anything else is reported and the loop goes on
-      post({ type: 'fatal', message: `NFQUEUE receive: ${(error as Error).message}` });
-      break;
-    }
-    let rounds = 0;
-    while (packets && packets.length > 0) {
-      for (const packet of packets) {
-        Atomics.add(counters, COUNTER.queued, 1n);
-        let j: Judged;
-        try {
-          j = judge(deps, packet);
-        } catch {
-          // A packet we fail to judge still gets exactly one answer: the default, counted as such.
-          Atomics.add(counters, COUNTER.default, 1n);
-          j = { verdict: { id: packet.id, verdict: config.defaultAction === 'allow' ? NF_ACCEPT : NF_DROP } };
-        }
-        if (j.verdict) verdicts.push(j.verdict);
-        if (j.destroy) destroys.push(j.destroy);
-        if (j.decided && Atomics.load(counters, LISTENERS_SLOT) !== 0n) decided.push(j.decided);
-        if (j.held) held.push(j.held);
-      }
-      if (++rounds >= MAX_BATCH) break;
-      try {
-        packets = queue.receive(true);
-      } catch {
-        packets = undefined;
-      }
-    }
+  // Each datagram is answered as soon as it is judged: one more recv to gather a batch would add a
+  // syscall to every connection's latency, and the verdict's own cost (the kernel reinjects the packet
+  // and runs the handshake in this thread) dwarfs the send it would save.
+  const flush = (): void => {
     if (verdicts.length > 0) {
       try {
         queue.sendVerdicts(verdicts);
@@ -180,6 +148,35 @@ function main(): void {
       post({ type: 'flows', held, decided });
       held = [];
       decided = [];
+    }
+  };
+  while (!stopping) {
+    let packets: QueuedPacket[] | undefined;
+    try {
+      packets = queue.receive(false);
+    } catch (error) {
+      // ENOBUFS cannot happen (NETLINK_NO_ENOBUFS); anything else ends the loop and the agent says so
+      post({ type: 'fatal', message: `NFQUEUE receive: ${(error as Error).message}` });
+      break;
+    }
+    if (packets) {
+      const listeners = Atomics.load(counters, LISTENERS_SLOT) !== 0n;
+      for (const packet of packets) {
+        Atomics.add(counters, COUNTER.queued, 1n);
+        let j: Judged;
+        try {
+          j = judge(deps, packet, listeners);
+        } catch {
+          // A packet we fail to judge still gets exactly one answer: the default, counted as such.
+          Atomics.add(counters, COUNTER.default, 1n);
+          j = { verdict: { id: packet.id, verdict: config.defaultAction === 'allow' ? NF_ACCEPT : NF_DROP } };
+        }
+        if (j.verdict) verdicts.push(j.verdict);
+        if (j.destroy) destroys.push(j.destroy);
+        if (j.decided) decided.push(j.decided);
+        if (j.held) held.push(j.held);
+      }
+      flush();
     }
     drainControl();
   }

@@ -2,7 +2,8 @@
 // deadline; every queued packet is answered exactly once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readlinkSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { decodeLinuxToken } from '../../src/protocol/tokens.js';
 import { createLinuxBackend } from '../../src/native/linux/backend.js';
 import {
@@ -54,6 +55,13 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     expect(hello.mode).toMatchObject({ failOpen: true, attribution: 'bpf-cookie', defaultAction: 'allow', timeoutMs: 20_000 });
     expect(hello.capabilities).toContain('verdicts');
     client.close();
+    // and `flowtop agent --status` says the same
+    const status = spawnSync(process.execPath, [join(buildAgent(), 'run-agent.mjs'), 'agent', '--status', '--socket', agent.socket], { encoding: 'utf8' });
+    expect(status.status).toBe(0);
+    expect(status.stdout).toMatch(/running \(pid \d+/);
+    expect(status.stdout).toMatch(/attribution\s+bpf-cookie/);
+    expect(status.stdout).toMatch(/fail-open/);
+    expect(status.stdout).toMatch(/NFQUEUE 7301 via (iptables|nftables)/);
   });
 
   it('holds a connection until a client allows it; the token names the process that connected', async () => {

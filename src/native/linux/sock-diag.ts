@@ -76,27 +76,30 @@ export class SockDiag {
     this.fill(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, tuple);
     const seq = this.seq;
     this.nl.send(this.request);
+    const r = this.reply;
+    // Read in place (this runs for every queued packet): same bounds checks as parseMessages.
     for (;;) {
-      const n = this.nl.receive(this.reply);
+      const n = this.nl.receive(r);
       if (n < 0) throw new NetlinkError('sock_diag lookup (no reply)', 110 /* ETIMEDOUT */);
-      for (const m of parseMessages(this.reply, n)) {
-        if (m.seq !== seq) continue; // a late answer to an earlier request
-        if (m.type === NLMSG_ERROR) {
-          const errno = errorCode(m) ?? 5;
-          if (errno === 2 /* ENOENT */) return undefined;
-          throw new NetlinkError('sock_diag lookup', errno);
+      for (let at = 0; at + NLMSG_HDRLEN <= n;) {
+        const len = r.readUInt32LE(at);
+        if (len < NLMSG_HDRLEN || at + len > n) break;
+        if (r.readUInt32LE(at + 8) === seq) {
+          const type = r.readUInt16LE(at + 4);
+          if (type === NLMSG_ERROR) {
+            const errno = len >= NLMSG_HDRLEN + 4 ? -r.readInt32LE(at + NLMSG_HDRLEN) : 5;
+            if (errno === 2 /* ENOENT */) return undefined;
+            throw new NetlinkError('sock_diag lookup', errno);
+          }
+          if (type !== SOCK_DIAG_BY_FAMILY || len < REPLY.end) throw new NetlinkError('sock_diag lookup (short reply)', 71 /* EPROTO */);
+          return {
+            state: r.readUInt8(at + REPLY.state),
+            cookie: r.readBigUInt64LE(at + REPLY.cookie),
+            uid: r.readUInt32LE(at + REPLY.uid),
+            inode: r.readUInt32LE(at + REPLY.inode),
+          };
         }
-        if (m.type !== SOCK_DIAG_BY_FAMILY || m.payload.length + NLMSG_HDRLEN < REPLY.end) {
-          throw new NetlinkError('sock_diag lookup (short reply)', 71 /* EPROTO */);
-        }
-        const p = m.payload;
-        const base = -NLMSG_HDRLEN;
-        return {
-          state: p.readUInt8(base + REPLY.state),
-          cookie: p.readBigUInt64LE(base + REPLY.cookie),
-          uid: p.readUInt32LE(base + REPLY.uid),
-          inode: p.readUInt32LE(base + REPLY.inode),
-        };
+        at += (len + 3) & ~3; // a late answer to an earlier request: skip it
       }
     }
   }
