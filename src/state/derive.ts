@@ -59,22 +59,7 @@ export interface Counts {
 }
 
 export function countFlows(state: TableState): Counts {
-  let live = 0;
-  let pending = 0;
-  let blocked = 0;
-  let closed = 0;
-  let secure = 0;
-  for (const row of state.flows.values()) {
-    const phase = flowPhase(row);
-    if (phase === 'closed') {
-      closed++;
-      continue;
-    }
-    live++;
-    if (phase === 'pending') pending++;
-    if (phase === 'blocked') blocked++;
-    if (row.attribution.trust === 'secure') secure++;
-  }
+  const { live, pending, blocked, closed, secure } = state.tally;
   const seconds = state.options.rateWindowMs / 1000;
   let rx = 0;
   let tx = 0;

@@ -59,32 +59,39 @@ export function flowSortKey(row: FlowRow, column: FlowSortColumn): SortKey {
   }
 }
 
-interface Entry {
-  k: SortKey;
-  row: FlowRow;
+function compareKeys(ka: SortKey, kb: SortKey, a: FlowRow, b: FlowRow, sign: number): number {
+  if (ka !== kb) return (ka < kb ? -1 : 1) * sign;
+  // Ties: newest first, then by key, so the order is total and stable across frames.
+  if (a.flow.time !== b.flow.time) return b.flow.time - a.flow.time;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
-function comparator(reverse: boolean): (a: Entry, b: Entry) => number {
-  const sign = reverse ? -1 : 1;
-  return (a, b) => {
-    if (a.k !== b.k) return (a.k < b.k ? -1 : 1) * sign;
-    // Ties: newest first, then by key, so the order is total and stable across frames.
-    if (a.row.flow.time !== b.row.flow.time) return b.row.flow.time - a.row.flow.time;
-    return a.row.key < b.row.key ? -1 : a.row.key > b.row.key ? 1 : 0;
-  };
+/** Rows with their sort keys, as two parallel arrays (no wrapper object per row). */
+interface Run {
+  keys: SortKey[];
+  rows: FlowRow[];
+}
+
+function sortRun(rows: FlowRow[], spec: SortSpec): Run {
+  const sign = spec.reverse ? -1 : 1;
+  const keyed = rows.map((row) => ({ k: flowSortKey(row, spec.column), row }));
+  keyed.sort((a, b) => compareKeys(a.k, b.k, a.row, b.row, sign));
+  return { keys: keyed.map((e) => e.k), rows: keyed.map((e) => e.row) };
 }
 
 export function sortFlows(rows: Iterable<FlowRow>, spec: SortSpec): FlowRow[] {
-  const entries: Entry[] = [];
-  for (const row of rows) entries.push({ k: flowSortKey(row, spec.column), row });
-  entries.sort(comparator(spec.reverse));
-  return entries.map((e) => e.row);
+  return sortRun([...rows], spec).rows;
 }
 
-/** Memoised, incremental sort of one table. One instance per view. */
+/** Memoised, incremental sort of one table. One instance per view.
+ *  Between frames only the rows named in the table's journal are touched: each retired row is found
+ *  in the last order by binary search, each new row is inserted by binary search, and the rest is
+ *  copied as it was, so a frame costs O(k log n) comparisons plus a pointer copy of n. */
 export class FlowSorter {
-  private entries: Entry[] = [];
-  private rows: FlowRow[] = [];
+  private run: Run = { keys: [], rows: [] };
+  /** The buffer the next splice writes into (then swapped with `run`): arrays of 100,000 entries
+   *  allocated per frame land in large-object space and force full collections. */
+  private spare: Run = { keys: [], rows: [] };
   private rev = -1;
   private flows?: Map<string, FlowRow>;
   private spec?: SortSpec;
@@ -93,45 +100,111 @@ export class FlowSorter {
 
   sorted(state: TableState, spec: SortSpec): readonly FlowRow[] {
     const sameSpec = this.spec?.column === spec.column && this.spec.reverse === spec.reverse;
-    if (sameSpec && this.flows === state.flows && this.rev === state.rev) {
+    const sameTable = this.flows === state.flows;
+    if (sameSpec && sameTable && this.rev === state.rev) {
       this.lastWork = 'cached';
-      return this.rows;
+      return this.run.rows;
     }
-    const cmp = comparator(spec.reverse);
-    const changed: Entry[] = [];
-    if (sameSpec && this.flows === state.flows) {
-      for (const row of state.flows.values()) if (row.rev > this.rev) changed.push({ k: flowSortKey(row, spec.column), row });
-    }
-    if (!sameSpec || this.flows !== state.flows || changed.length > state.flows.size / 4) {
-      const all: Entry[] = [];
-      for (const row of state.flows.values()) all.push({ k: flowSortKey(row, spec.column), row });
-      all.sort(cmp);
-      this.entries = all;
+    const changes = sameSpec && sameTable && this.rev >= state.journalSince ? this.changesSince(state) : undefined;
+    if (!changes || changes.added.length + changes.gone.length > state.flows.size / 4) {
+      this.run = sortRun([...state.flows.values()], spec);
       this.lastWork = 'full';
     } else {
-      const kept = this.entries.filter((e) => state.flows.get(e.row.key) === e.row);
-      changed.sort(cmp);
-      this.entries = merge(kept, changed, cmp);
-      this.lastWork = 'incremental';
+      const sign = spec.reverse ? -1 : 1;
+      const cuts = this.positionsOf(changes.gone, spec, sign);
+      if (cuts) {
+        const next = splice(this.run, cuts, sortRun(changes.added, spec), sign, this.spare);
+        this.spare = this.run;
+        this.run = next;
+        this.lastWork = 'incremental';
+      } else {
+        this.run = sortRun([...state.flows.values()], spec);
+        this.lastWork = 'full';
+      }
     }
-    this.rows = this.entries.map((e) => e.row);
     this.rev = state.rev;
     this.flows = state.flows;
     this.spec = { ...spec };
-    return this.rows;
+    return this.run.rows;
+  }
+
+  /** From the journal: rows of the last order that left, and current rows that are new since. */
+  private changesSince(state: TableState): { gone: FlowRow[]; added: FlowRow[] } {
+    const gone: FlowRow[] = [];
+    const added: FlowRow[] = [];
+    const j = state.journal;
+    for (let i = j.length - 1; i >= 0; i--) {
+      const e = j[i]!;
+      if (e.at <= this.rev) break;
+      if (e.gone) {
+        // Only rows that were in the last order need cutting out of it.
+        if (e.row.rev <= this.rev) gone.push(e.row);
+      } else if (!e.row.retired) {
+        added.push(e.row);
+      }
+    }
+    return { gone, added };
+  }
+
+  /** Sorted positions of `rows` in the last order, or undefined if one is not where it should be. */
+  private positionsOf(rows: FlowRow[], spec: SortSpec, sign: number): number[] | undefined {
+    const { keys, rows: order } = this.run;
+    const out: number[] = [];
+    for (const row of rows) {
+      const k = flowSortKey(row, spec.column);
+      let lo = 0;
+      let hi = order.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareKeys(keys[mid]!, k, order[mid]!, row, sign) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      if (order[lo] !== row) return undefined;
+      out.push(lo);
+    }
+    return out.sort((a, b) => a - b);
   }
 }
 
-function merge(a: Entry[], b: Entry[], cmp: (x: Entry, y: Entry) => number): Entry[] {
-  if (b.length === 0) return a;
-  const out: Entry[] = new Array(a.length + b.length);
-  let i = 0;
-  let j = 0;
+/** The last order without the rows at `cuts`, with the sorted run `add` inserted in place, written
+ *  into `into` (reused between frames). */
+function splice(a: Run, cuts: number[], add: Run, sign: number, into: Run): Run {
+  const { keys, rows } = into;
   let o = 0;
-  while (i < a.length && j < b.length) out[o++] = cmp(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!;
-  while (i < a.length) out[o++] = a[i++]!;
-  while (j < b.length) out[o++] = b[j++]!;
-  return out;
+  let i = 0;
+  let c = 0;
+  // Copy a[i..to), skipping cut positions; no row is dereferenced, only pointers move.
+  const copyUntil = (to: number) => {
+    while (i < to) {
+      const stop = c < cuts.length && cuts[c]! < to ? cuts[c]! : to;
+      for (; i < stop; i++) {
+        keys[o] = a.keys[i]!;
+        rows[o++] = a.rows[i]!;
+      }
+      if (stop < to) {
+        i = stop + 1;
+        c++;
+      }
+    }
+  };
+  for (let j = 0; j < add.rows.length; j++) {
+    const k = add.keys[j]!;
+    const row = add.rows[j]!;
+    let lo = i;
+    let hi = a.rows.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(a.keys[mid]!, k, a.rows[mid]!, row, sign) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    copyUntil(lo);
+    keys[o] = k;
+    rows[o++] = row;
+  }
+  copyUntil(a.rows.length);
+  keys.length = o;
+  rows.length = o;
+  return { keys, rows };
 }
 
 /** `s` cycles forward; `<` / `>` move left / right (htop habits). */

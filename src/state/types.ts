@@ -26,6 +26,19 @@ export interface FlowRow {
   /** Table revision at which this row last changed; rows are replaced, never edited, so the sorter
    *  can tell changed rows from unchanged ones. */
   readonly rev: number;
+  /** Set (the one mutable field) when the table replaced or dropped this row: lets the sorter drop
+   *  stale rows from its last order without a Map lookup per row (16 ms per frame at 100,000). */
+  retired?: boolean;
+}
+
+/** Counts kept up to date by the reducer, so the header costs nothing per frame. */
+export interface Tally {
+  readonly live: number;
+  readonly pending: number;
+  readonly blocked: number;
+  readonly closed: number;
+  /** Live flows whose attribution is secure. */
+  readonly secure: number;
 }
 
 export interface SourceInfo {
@@ -74,6 +87,19 @@ export interface TableState {
   readonly lastError?: SourceError;
   /** Flows dropped because the table was full (bounded memory). */
   readonly evicted: number;
+  readonly tally: Tally;
+  /** Every row written or retired after revision `journalSince`, oldest first (appended in place,
+   *  bounded), so a sorter finds what changed since its last frame without walking the table. */
+  readonly journal: JournalEntry[];
+  readonly journalSince: number;
+}
+
+export interface JournalEntry {
+  /** Revision of the step that wrote or retired the row. */
+  readonly at: number;
+  readonly row: FlowRow;
+  /** true: `row` left the table (replaced or removed) at `at`; false: `row` was written at `at`. */
+  readonly gone: boolean;
 }
 
 export interface AttributionUpdate {

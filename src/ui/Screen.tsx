@@ -154,7 +154,8 @@ export function Screen(p: ScreenProps) {
           : 'no flows yet'
       : undefined;
   return (
-    <Box flexDirection="column" width={width} height={p.height} overflow="hidden">
+    // No overflow clipping: every part is sized to fit, and Ink's clipping re-slices each line.
+    <Box flexDirection="column" width={width} height={p.height}>
       <Header
         sources={p.sources}
         counts={p.counts}
@@ -166,7 +167,7 @@ export function Screen(p: ScreenProps) {
         frozen={ui.frozen}
         width={width}
       />
-      <Box flexDirection="column" flexGrow={1} overflow="hidden">
+      <Box flexDirection="column" flexGrow={1}>
         {body}
         {emptyNote ? <Text dimColor>{emptyNote}</Text> : null}
         {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} /> : null}

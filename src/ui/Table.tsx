@@ -1,6 +1,6 @@
 // A table drawn as one <Text> per row (cells padded into a string): Ink's layout cost grows with the
 // number of nodes, so a <Box> per cell would not scale.
-import { Text } from 'ink';
+import { Box, Text } from 'ink';
 import type { Trust } from '../attribution/types.js';
 import type { SortSpec } from '../state/sort.js';
 import { TRUST_COLOR, glyphs } from './badges.js';
@@ -49,12 +49,20 @@ export function Table<R, S extends string>(props: TableProps<R, S>) {
         const selected = top + i === cursor;
         const badge = look.trust ? pad(g.badge[look.trust], badgeWidth, 'left', ctx.ascii) : ' '.repeat(badgeWidth);
         const badgeColor = look.alarm ? undefined : look.trust ? TRUST_COLOR[look.trust] : undefined;
+        // The badge is its own node: the rest of the row is plain ASCII, which Ink measures on its
+        // fast path (a non-ASCII character sends the whole line through grapheme segmentation).
         return (
-          <Text key={props.rowKey(row)} color={look.alarm ? 'red' : undefined} dimColor={look.dim} inverse={selected} wrap="truncate">
-            {badgeWidth > 0 ? <Text color={badgeColor} dimColor={look.trust === 'gone'}>{badge}</Text> : null}
-            {badgeWidth > 0 ? ' ' : ''}
-            {text}
-          </Text>
+          <Box key={props.rowKey(row)}>
+            {badgeWidth > 0 ? (
+              <Text color={look.alarm ? 'red' : badgeColor} dimColor={look.dim || look.trust === 'gone'} inverse={selected}>
+                {badge}
+              </Text>
+            ) : null}
+            <Text color={look.alarm ? 'red' : undefined} dimColor={look.dim} inverse={selected}>
+              {badgeWidth > 0 ? ' ' : ''}
+              {text}
+            </Text>
+          </Box>
         );
       })}
     </>

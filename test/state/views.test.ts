@@ -102,3 +102,38 @@ describe('visible window', () => {
     expect(visibleWindow(5, 9, 10, 3)).toEqual({ top: 0, cursor: 4 });
   });
 });
+
+describe('incremental sort under random changes', () => {
+  it('always equals a full sort, for every column and direction', () => {
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (const column of ['age', 'rate', 'process', 'state', 'trust', 'remote'] as const) {
+      for (const reverse of [false, true]) {
+        let s = table(300);
+        const sorter = new FlowSorter();
+        let nextId = 1_000;
+        for (let step = 0; step < 30; step++) {
+          const events = [];
+          for (let k = 0; k < 10; k++) {
+            const id = `f${rand(300)}`;
+            const pick = rand(4);
+            if (pick === 0) events.push(ev({ type: 'flow', flow: flow({ id: `n${nextId++}`, time: 10_000 + rand(500), token: token(rand(5)) }) }));
+            if (pick === 1) events.push(ev({ type: 'end', id, time: 30_000 }));
+            if (pick === 2) events.push(ev({ type: 'bytes', time: 40_000 + step, counters: [{ id, rx: rand(100_000), tx: rand(100) }] }));
+            if (pick === 3) events.push(ev({ type: 'verdict', id, time: 1, verdict: { action: 'block', by: 'user' } }));
+          }
+          s = reduce(s, { type: 'events', events });
+          if (step % 7 === 0) s = reduce(s, { type: 'tick', now: 36_000 + step * 100 });
+          // Skip some frames, as the throttled screen does.
+          if (rand(3) === 0) continue;
+          const got = sorter.sorted(s, { column, reverse }).map((r) => r.key);
+          expect(got).toEqual(sortFlows(s.flows.values(), { column, reverse }).map((r) => r.key));
+        }
+        expect(sorter.lastWork).not.toBe('full');
+      }
+    }
+  });
+});
