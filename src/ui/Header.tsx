@@ -9,7 +9,7 @@ import { clean, percent, rate } from './format.js';
 export function statusText(status: ConnectionStatus, now: number): { text: string; color: string } {
   switch (status.state) {
     case 'connecting':
-      return { text: status.attempt > 0 ? `connecting (attempt ${status.attempt + 1})…` : 'connecting…', color: 'yellow' };
+      return { text: status.attempt > 1 ? `connecting (attempt ${status.attempt})…` : 'connecting…', color: 'yellow' };
     case 'connected':
       return { text: 'connected', color: 'green' };
     case 'reconnecting': {
