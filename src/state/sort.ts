@@ -106,7 +106,7 @@ export class FlowSorter {
       return this.run.rows;
     }
     const changes = sameSpec && sameTable && this.rev >= state.journalSince ? this.changesSince(state) : undefined;
-    if (!changes || changes.added.length + changes.gone.length > state.flows.size / 4) {
+    if (!changes) {
       this.run = sortRun([...state.flows.values()], spec);
       this.lastWork = 'full';
     } else {

@@ -63,8 +63,7 @@ function sortLabel(ui: UiState, ascii: boolean): string {
   return 'created';
 }
 
-function StatusLine({ ui, width, rows }: { ui: UiState; width: number; rows: readonly RuleRow[] | readonly FlowRow[] }) {
-  void rows;
+function StatusLine({ ui }: { ui: UiState }) {
   if (ui.editingFilter) {
     return <Text wrap="truncate">/<Text bold>{clean(ui.filter.query)}</Text>▏ <Text dimColor>(Enter keeps, Esc clears)</Text></Text>;
   }
@@ -80,7 +79,6 @@ function StatusLine({ ui, width, rows }: { ui: UiState; width: number; rows: rea
     return <Text color="yellow" wrap="truncate">Delete rule {clean(ui.confirm.label)}? y/Enter deletes, Esc cancels</Text>;
   }
   if (ui.status) return <Text color={ui.status.tone === 'error' ? 'red' : 'green'} wrap="truncate">{clean(ui.status.text)}</Text>;
-  void width;
   return <Text dimColor wrap="truncate">? help · / filter · ! not secure · s sort · Enter details · a/b allow/block once · A/B always · q quit</Text>;
 }
 
@@ -156,23 +154,28 @@ export function Screen(p: ScreenProps) {
   return (
     // No overflow clipping: every part is sized to fit, and Ink's clipping re-slices each line.
     <Box flexDirection="column" width={width} height={p.height}>
-      <Header
-        sources={p.sources}
-        counts={p.counts}
-        now={now}
-        view={ui.view}
-        sortLabel={sortLabel(ui, ascii)}
-        query={ui.filter.query}
-        onlyInsecure={ui.filter.onlyInsecure}
-        frozen={ui.frozen}
-        width={width}
-      />
+      {/* Header and status line never shrink: if the body ever overflows, it is the one cut. */}
+      <Box flexDirection="column" flexShrink={0}>
+        <Header
+          sources={p.sources}
+          counts={p.counts}
+          now={now}
+          view={ui.view}
+          sortLabel={sortLabel(ui, ascii)}
+          query={ui.filter.query}
+          onlyInsecure={ui.filter.onlyInsecure}
+          frozen={ui.frozen}
+          width={width}
+        />
+      </Box>
       <Box flexDirection="column" flexGrow={1}>
         {body}
         {emptyNote ? <Text dimColor>{emptyNote}</Text> : null}
         {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} /> : null}
       </Box>
-      <StatusLine ui={ui} width={width} rows={p.flows} />
+      <Box flexShrink={0}>
+        <StatusLine ui={ui} />
+      </Box>
     </Box>
   );
 }

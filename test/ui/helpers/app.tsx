@@ -22,6 +22,8 @@ export function startApp(options: {
   rows?: number;
   columns?: number;
   table?: Partial<TableOptions>;
+  /** Snapshot rate to the screen (production: 100 ms). */
+  snapshotMs?: number;
 }): Started {
   const backend = createReplayBackend(options.attributions ?? new Map());
   const store = createFlowStore({
@@ -30,7 +32,7 @@ export function startApp(options: {
     clock: { now: () => Date.now() },
     table: options.table,
     batchMs: 5,
-    snapshotMs: 20,
+    snapshotMs: options.snapshotMs ?? 20,
   });
   const started: Started = {
     instance: undefined as unknown as ReturnType<typeof render>,
