@@ -400,7 +400,15 @@ async function attributionCost(): Promise<void> {
       process.stdout.write(`${String(pairs * 2).padStart(8)}  FAILED: ${(error as Error).message.split('\n')[0]}\n`);
     } finally {
       await ns.close();
-      try { rmdirSync(cg); } catch { /* a process is still leaving */ }
+      // the holder's children take a moment to leave the cgroup
+      await until('the bench cgroup to empty', () => {
+        try {
+          rmdirSync(cg);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 10_000).catch(() => log(`could not remove ${cg}`));
     }
   }
 }

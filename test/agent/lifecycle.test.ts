@@ -134,6 +134,29 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     }
   }, 60_000);
 
+  it('without BPF the owner is found by an inode scan, and hello says so', async () => {
+    const agent = await startAgent(ns, cg, ['--queue-num', '7307', '--no-bpf']);
+    try {
+      const client = new TestClient(agent.socket);
+      await client.subscribe();
+      const hello = client.messages[0];
+      expect(hello?.type === 'hello' && hello.mode?.attribution).toBe('inode-scan');
+      const child = spawnIn(ns, cg, connectScript(PORT, 5000));
+      const out = lines(child);
+      const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+      const flow = await waitFor('the flow', () => client.flows((f) => !!f.pending && f.remote.port === PORT)[0]);
+      expect(flow.pid).toBe(pid);
+      expect(flow.token).toBeDefined();
+      client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+      expect(await out.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
+      child.stdin?.end();
+      client.close();
+    } finally {
+      await agent.stop();
+      cleanupDir(agent.dir);
+    }
+  }, 60_000);
+
   it('refuses to start without root, with the command to run', async () => {
     const dist = buildAgent();
     const child = spawn(process.execPath, [`${dist}/run-agent.mjs`, 'agent'], { uid: 65534, gid: 65534, stdio: ['ignore', 'ignore', 'pipe'] });
