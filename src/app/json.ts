@@ -2,7 +2,7 @@
 import type { Attribution } from '../attribution/types.js';
 import { countFlows, displayName, flowPhase, rowRate } from '../state/derive.js';
 import type { FlowRow, TableState } from '../state/types.js';
-import { statusText } from '../ui/Header.js';
+import { statusText } from '../ui/status.js';
 import { trustReason } from '../ui/explain.js';
 
 export interface FlowJson {

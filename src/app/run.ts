@@ -49,7 +49,7 @@ export function runInteractive(io: AppIO, options: AppOptions): Promise<number> 
       exitOnCtrlC: false,
       patchConsole: false,
       maxFps: 10,
-      incrementalRendering: true,
+      incrementalRendering: false,
     });
     instance.waitUntilExit().then(
       () => finish(0),

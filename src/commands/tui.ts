@@ -3,7 +3,6 @@ import { parseArgs } from 'node:util';
 import { UserError, UsageError } from '../errors.js';
 import { wantAscii } from '../ui/badges.js';
 import { openSources } from '../app/setup.js';
-import { runInteractive } from '../app/run.js';
 import { positiveInt, runList, takeDemoFlag } from './list.js';
 
 export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N]
@@ -50,6 +49,10 @@ export async function run(argv: string[]): Promise<number> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
     throw new UserError('flowtop needs a terminal on stdin and stdout', 'for scripts and pipes use `flowtop --once --json` (one snapshot) or `flowtop --jsonl` (a stream)');
   }
+  // React's production build: the development build re-checks every render and is several times
+  // slower. Set before Ink and React load (run.js is imported below for that reason).
+  process.env.NODE_ENV ??= 'production';
+  const { runInteractive } = await import('../app/run.js');
   const opened = await openSources({ sockets, demo }, process.env);
   try {
     return await runInteractive(

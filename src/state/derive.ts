@@ -50,6 +50,7 @@ export interface Counts {
   total: number;
   live: number;
   pending: number;
+  /** Flows with a block verdict still in the table (live or lingering after their end). */
   blocked: number;
   closed: number;
   /** Share (0..1) of live flows whose attribution is secure; undefined when there are none. */

@@ -231,6 +231,8 @@ function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
   const phase = flowPhase(row);
   if (phase === 'closed') {
     d.tally.closed += sign;
+    // A blocked flow usually ends at once; it still counts as blocked while it lingers.
+    if (row.flow.verdict?.action === 'block') d.tally.blocked += sign;
     return;
   }
   d.tally.live += sign;

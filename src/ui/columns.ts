@@ -66,6 +66,8 @@ function stateCell(row: FlowRow, now: number): string {
     const left = Math.max(Math.ceil(((row.flow.pending?.deadline ?? now) - now) / 1000), 0);
     return `pending ${left}s`;
   }
+  // A blocked flow that ended still says it was blocked (the row is dimmed as closed).
+  if (phase === 'closed' && row.flow.verdict?.action === 'block') return 'blocked';
   return phase;
 }
 
