@@ -24,7 +24,7 @@ export function decideOnce(row: FlowRow, info: SourceInfo | undefined, action: A
   const phase = flowPhase(row);
   if (phase === 'closed') return { refuse: `the flow of ${name} is already closed` };
   if (phase === 'pending') {
-    return { send: { type: 'verdict', id: row.flow.id, action, remember: 'once' }, note: `${action} sent for ${name} → ${row.flow.remote.address}:${row.flow.remote.port}` };
+    return { send: { type: 'verdict', id: row.flow.id, action, remember: 'once' }, note: `${action} sent for ${name} -> ${row.flow.remote.address}:${row.flow.remote.port}` };
   }
   if (action === 'allow') return { refuse: `the flow of ${name} is not waiting for a verdict (it is ${phase})` };
   if (phase === 'blocked') return { refuse: `the flow of ${name} is already blocked` };

@@ -28,7 +28,7 @@ function attributionLines(a: Attribution, prefix = ''): DetailLine[] {
   if (a.signer) lines.push({ label: `${prefix}signer`, value: clean(`${a.signer.label} (${a.signer.kind})`) });
   if (a.sha256) lines.push({ label: `${prefix}sha256`, value: a.sha256 });
   if (a.parents && a.parents.length > 0) {
-    lines.push({ label: `${prefix}parents`, value: clean(a.parents.map((p) => `${p.name}(${p.pid})`).join(' ← ')) });
+    lines.push({ label: `${prefix}parents`, value: clean(a.parents.map((p) => `${p.name}(${p.pid})`).join(' <- ')) });
   }
   return lines;
 }
@@ -36,7 +36,7 @@ function attributionLines(a: Attribution, prefix = ''): DetailLine[] {
 export function flowDetailLines(row: FlowRow): DetailLine[] {
   const f = row.flow;
   const lines: DetailLine[] = [
-    { label: 'flow', value: clean(`${f.id} from ${row.source} · ${flowPhase(row)}${row.endReason ? ` (${row.endReason})` : ''}`) },
+    { label: 'flow', value: clean(`${f.id} from ${row.source}, ${flowPhase(row)}${row.endReason ? ` (${row.endReason})` : ''}`) },
     { label: 'remote', value: clean(`${f.remoteHost ? `${f.remoteHost.name} (${f.remoteHost.source}) ` : ''}${endpoint(f.remote.address, f.remote.port)} ${f.protocol} ${f.direction}, local ${endpoint(f.local.address, f.local.port)}`) },
     ...attributionLines(row.attribution),
     { label: 'token', value: f.token ? hex(f.token) : clean(f.ownerError ? `none (${f.ownerError})` : 'none') },
@@ -68,7 +68,7 @@ export function Details({ title, lines, height }: { title: string; lines: readon
   const shown = lines.slice(0, Math.max(height - 1, 0));
   return (
     <>
-      <Text bold color="cyan" wrap="truncate">── {title} (Esc closes) ──</Text>
+      <Text bold color="cyan" wrap="truncate">-- {title} (Esc closes) --</Text>
       {shown.map((l, i) => (
         <Text key={i} wrap="truncate">
           <Text dimColor>{l.label.padEnd(12)}</Text>

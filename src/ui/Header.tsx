@@ -5,6 +5,7 @@ import type { SourceInfo } from '../state/types.js';
 import { VIEWS, type ViewName } from '../state/ui.js';
 import { clean, percent, rate } from './format.js';
 import { statusText } from './status.js';
+import { glyphs } from './badges.js';
 
 export { statusText };
 
@@ -26,17 +27,19 @@ export interface HeaderProps {
   onlyInsecure: boolean;
   frozen: boolean;
   width: number;
+  ascii: boolean;
 }
 
 export function Header(p: HeaderProps) {
+  const sep = glyphs(p.ascii).sep;
   const lines = p.sources.length === 0 ? [<Text key="none" color="red">no flow source</Text>] : p.sources.map((s) => {
     const hello = s.hello;
     const who = hello ? `${clean(hello.extension.name)} ${clean(hello.extension.version)} on ${clean(hello.host)} (${hello.platform})` : clean(s.id);
     const st = statusText(s.status, p.now);
     return (
       <Text key={s.id} wrap="truncate">
-        <Text bold>flowtop</Text> · {who} · <Text color={st.color}>{st.text}</Text>
-        {isPassive(s) ? <Text color="yellow"> · {PASSIVE_NOTE}</Text> : null}
+        <Text bold>flowtop</Text>{sep}{who}{sep}<Text color={st.color}>{st.text}</Text>
+        {isPassive(s) ? <Text color="yellow">{sep}{PASSIVE_NOTE}</Text> : null}
       </Text>
     );
   });
@@ -46,13 +49,13 @@ export function Header(p: HeaderProps) {
     <>
       {lines}
       <Text wrap="truncate">
-        {c.live} live · <Text color={c.pending ? 'yellow' : undefined}>{c.pending} pending</Text> · {c.blocked} blocked · {percent(c.secureShare)} secure · {c.closed} closed · rx {rate(c.rxRate)} tx {rate(c.txRate)}
+        {c.live} live{sep}<Text color={c.pending ? 'yellow' : undefined}>{c.pending} pending</Text>{sep}{c.blocked} blocked{sep}{percent(c.secureShare)} secure{sep}{c.closed} closed{sep}rx {rate(c.rxRate)} tx {rate(c.txRate)}
       </Text>
       <Text wrap="truncate">
-        {views} · sort {p.sortLabel}
-        {p.query ? ` · filter "${clean(p.query)}"` : ''}
-        {p.onlyInsecure ? ' · only not-secure' : ''}
-        {p.frozen ? <Text color="cyan" bold> · FROZEN (space resumes)</Text> : null}
+        {views}{sep}sort {p.sortLabel}
+        {p.query ? `${sep}filter "${clean(p.query)}"` : ''}
+        {p.onlyInsecure ? `${sep}only not-secure` : ''}
+        {p.frozen ? <Text color="cyan" bold>{sep}FROZEN (space resumes)</Text> : null}
       </Text>
     </>
   );

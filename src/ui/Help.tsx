@@ -8,12 +8,12 @@ export function Help({ height, ascii }: { height: number; ascii: boolean }) {
       <Text bold color="cyan">Keys (any key closes this help)</Text>
       {rows.map(([keys, what]) => (
         <Text key={keys} wrap="truncate">
-          <Text bold>{keys.padEnd(26)}</Text>
+          <Text bold>{(ascii ? keys.replace('↑ ↓', 'Up Down') : keys).padEnd(26)}</Text>
           {what}
         </Text>
       ))}
       <Text dimColor wrap="truncate">
-        Badges: {ascii ? '[ok] secure · [!!] not secure (red row) · [x] process gone · [..] lookup pending' : '✔ secure · ⚠ not secure (red row) · ✖ process gone · … lookup pending'}
+        Badges: {ascii ? '[ok] secure | [!!] not secure (red row) | [x] process gone | [..] lookup pending' : '✔ secure · ⚠ not secure (red row) · ✖ process gone · … lookup pending'}
       </Text>
     </>
   );

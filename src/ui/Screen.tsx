@@ -63,15 +63,16 @@ function sortLabel(ui: UiState, ascii: boolean): string {
   return 'created';
 }
 
-function StatusLine({ ui }: { ui: UiState }) {
+function StatusLine({ ui, ascii }: { ui: UiState; ascii: boolean }) {
+  const g = glyphs(ascii);
   if (ui.editingFilter) {
-    return <Text wrap="truncate">/<Text bold>{clean(ui.filter.query)}</Text>▏ <Text dimColor>(Enter keeps, Esc clears)</Text></Text>;
+    return <Text wrap="truncate">/<Text bold>{clean(ui.filter.query)}</Text>{g.caret} <Text dimColor>(Enter keeps, Esc clears)</Text></Text>;
   }
   if (ui.confirm?.kind === 'rule') {
     const verb = ui.confirm.action === 'block' ? 'Block' : 'Allow';
     return (
       <Text color="yellow" wrap="truncate">
-        {verb} always: {ui.confirm.scope === 'process' ? '[p] this process' : 'p this process'} / {ui.confirm.scope === 'endpoint' ? '[e] this process + this remote endpoint' : 'e this process + this remote endpoint'} — Enter confirms, Esc cancels
+        {verb} always: {ui.confirm.scope === 'process' ? '[p] this process' : 'p this process'} / {ui.confirm.scope === 'endpoint' ? '[e] this process + this remote endpoint' : 'e this process + this remote endpoint'} - Enter confirms, Esc cancels
       </Text>
     );
   }
@@ -79,7 +80,8 @@ function StatusLine({ ui }: { ui: UiState }) {
     return <Text color="yellow" wrap="truncate">Delete rule {clean(ui.confirm.label)}? y/Enter deletes, Esc cancels</Text>;
   }
   if (ui.status) return <Text color={ui.status.tone === 'error' ? 'red' : 'green'} wrap="truncate">{clean(ui.status.text)}</Text>;
-  return <Text dimColor wrap="truncate">? help · / filter · ! not secure · s sort · Enter details · a/b allow/block once · A/B always · q quit</Text>;
+  const hints = ['? help', '/ filter', '! not secure', 's sort', 'Enter details', 'a/b allow/block once', 'A/B always', 'q quit'];
+  return <Text dimColor wrap="truncate">{hints.join(g.sep)}</Text>;
 }
 
 export function Screen(p: ScreenProps) {
@@ -141,7 +143,7 @@ export function Screen(p: ScreenProps) {
       />
     );
     const row = p.rules[p.cursor];
-    if (ui.details && row) details = { title: `rule ${ruleIdentityLabel(row.rule)} → ${ruleEndpointLabel(row.rule)}`, lines: ruleDetailLines(row) };
+    if (ui.details && row) details = { title: `rule ${ruleIdentityLabel(row.rule)} -> ${ruleEndpointLabel(row.rule)}`, lines: ruleDetailLines(row) };
   }
   const emptyNote =
     !ui.help && ((ui.view === 'flows' && p.flows.length === 0) || (ui.view === 'processes' && p.processes.length === 0) || (ui.view === 'rules' && p.rules.length === 0))
@@ -166,6 +168,7 @@ export function Screen(p: ScreenProps) {
           onlyInsecure={ui.filter.onlyInsecure}
           frozen={ui.frozen}
           width={width}
+          ascii={ascii}
         />
       </Box>
       <Box flexDirection="column" flexGrow={1}>
@@ -174,7 +177,7 @@ export function Screen(p: ScreenProps) {
         {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} /> : null}
       </Box>
       <Box flexShrink={0}>
-        <StatusLine ui={ui} />
+        <StatusLine ui={ui} ascii={ascii} />
       </Box>
     </Box>
   );

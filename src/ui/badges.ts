@@ -7,6 +7,10 @@ export interface Glyphs {
   sortUp: string;
   sortDown: string;
   cursor: string;
+  /** Separator between header items. */
+  sep: string;
+  /** Marks the typing position in the filter. */
+  caret: string;
 }
 
 const UNICODE: Glyphs = {
@@ -14,6 +18,8 @@ const UNICODE: Glyphs = {
   sortUp: '▲',
   sortDown: '▼',
   cursor: '›',
+  sep: ' · ',
+  caret: '▏',
 };
 
 const ASCII: Glyphs = {
@@ -21,6 +27,8 @@ const ASCII: Glyphs = {
   sortUp: '^',
   sortDown: 'v',
   cursor: '>',
+  sep: ' | ',
+  caret: '_',
 };
 
 export function glyphs(ascii: boolean): Glyphs {
