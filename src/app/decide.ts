@@ -10,8 +10,11 @@ export type Decision = { send: ClientMessage; note: string } | { refuse: string 
 
 export function cannotAct(info: SourceInfo | undefined): string | undefined {
   if (!info?.hello) return 'the extension is not connected; nothing was sent';
-  if (info.hello.mode?.passive || !info.hello.capabilities.includes('verdicts')) {
-    return `${info.hello.extension.name} is a passive monitor: it can show flows but not allow or block them (start \`sudo flowtop agent\` to block)`;
+  if (info.hello.mode?.passive) {
+    return 'this source is a passive monitor: it can show flows but not allow or block them (start `sudo flowtop agent` to block)';
+  }
+  if (!info.hello.capabilities.includes('verdicts')) {
+    return `${info.hello.extension.name} does not accept verdicts: it can show flows but not allow or block them`;
   }
   return undefined;
 }

@@ -65,7 +65,7 @@ describe('actions over a real socket', () => {
     expect(plain(first)).toContain('passive monitor (start `sudo flowtop agent` to block)');
     await ready(instance);
     const frame = await press(instance, 'b', (f) => plain(f).includes('is a passive monitor'));
-    expect(plain(frame)).toContain('test-ext is a passive monitor: it can show flows but not allow or block them (start `sudo flowtop agent` to block)');
+    expect(plain(frame)).toContain('this source is a passive monitor: it can show flows but not allow or block them (start `sudo flowtop agent` to block)');
     expect(row(frame, '192.0.2.44')).toContain('open');
     const always = await press(instance, 'A', (f) => !plain(f).includes('Allow always'));
     expect(plain(always)).toContain('is a passive monitor');
