@@ -2,9 +2,9 @@
 // extension (a separate process, over a real Unix socket) sends 10,000 messages/s for 10 s.
 // Targets (issue 4): frame < 16 ms, CPU < 50 % of one core, RSS < 250 MB.
 import { fork } from 'node:child_process';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FlowRow, TableState } from '../../src/state/types.js';
@@ -47,7 +47,9 @@ class NullTerminal extends Writable {
   rows = ROWS;
   bytes = 0;
   writes = 0;
+  first = "";
   override _write(chunk: Buffer | string, _enc: BufferEncoding, done: () => void): void {
+    if (this.first.length < 3000) this.first += String(chunk);
     this.bytes += chunk.length;
     this.writes++;
     done();
@@ -55,28 +57,28 @@ class NullTerminal extends Writable {
 }
 
 // ── 1. Frame time with 100,000 flows ───────────────────────────────────────────────────────────
-function frameBench(): { median: number; p99: number; resort: number; selectMedian: number } {
+function frameBench(flows = FLOWS, columns = COLUMNS, rows = ROWS): { median: number; p99: number; resort: number; selectMedian: number } {
   const records = attributions();
   let table: TableState = initialTable({ maxFlows: 200_000 }, Date.now());
   const now = Date.now();
-  const events = Array.from({ length: FLOWS }, (_, n) => ({ source: 'bench', message: { type: 'flow' as const, flow: flowRecord(n, now - FLOWS + n) } }));
+  const events = Array.from({ length: flows }, (_, n) => ({ source: 'bench', message: { type: 'flow' as const, flow: flowRecord(n, now - flows + n) } }));
   table = reduce(table, { type: 'events', events });
   table = reduce(table, { type: 'attributions', updates: Array.from({ length: TOKENS }, (_, i) => ({ key: tokenOf(i), attribution: records.get(tokenOf(i))! })) });
   table = reduce(table, { type: 'status', source: 'bench', status: { state: 'connected', hello: HELLO } });
   const selector = new FlowsSelector();
   const ui = initialUi();
-  const live = Array.from({ length: FLOWS }, (_, i) => i);
-  let next = FLOWS;
+  const live = Array.from({ length: flows }, (_, i) => i);
+  let next = flows;
   // A persistent Ink instance, as in the app; debug mode renders each update synchronously, so the
   // time around rerender() is the whole frame: React + layout + output.
   const term = new NullTerminal();
   const screen = (state: TableState, u: typeof ui) => {
-    const rows: readonly FlowRow[] = selector.select(state, { sort: u.flowSort, filter: u.filter });
-    const { tableRows } = screenLayout(ROWS - 1, state.sources.size, false);
-    const win = visibleWindow(rows.length, 0, tableRows, 0);
+    const sorted: readonly FlowRow[] = selector.select(state, { sort: u.flowSort, filter: u.filter });
+    const { tableRows } = screenLayout(rows - 1, state.sources.size, false);
+    const win = visibleWindow(sorted.length, 0, tableRows, 0);
     return createElement(Screen, {
-      width: COLUMNS, height: ROWS - 1, ascii: process.env.BENCH_ASCII === "1", now: Date.now(), sources: [...state.sources.values()], counts: countFlows(state),
-      ui: u, flows: rows, processes: [], rules: [], top: win.top, cursor: win.cursor,
+      width: columns, height: rows - 1, ascii: process.env.BENCH_ASCII === "1", now: Date.now(), sources: [...state.sources.values()], counts: countFlows(state),
+      ui: u, flows: sorted, processes: [], rules: [], top: win.top, cursor: win.cursor,
     });
   };
   const instance = render(screen(table, ui), { stdout: term as unknown as NodeJS.WriteStream, debug: true, patchConsole: false, exitOnCtrlC: false });
@@ -109,6 +111,12 @@ function frameBench(): { median: number; p99: number; resort: number; selectMedi
 }
 
 // ── 2. Live: 10,000 messages/s over a real socket into the real app ─────────────────────────────
+/** A keyboard nobody types on (the benchmark's own stdin may not be a terminal). */
+function quietKeyboard(): NodeJS.ReadStream {
+  const stdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => stdin, ref: () => stdin, unref: () => stdin });
+  return stdin as unknown as NodeJS.ReadStream;
+}
+
 async function liveBench() {
   const path = join(tmpdir(), `flowtop-bench-${process.pid}.sock`);
   const feeder = fork(fileURLToPath(new URL('./feed.js', import.meta.url)), [path, String(FLOWS), String(SECONDS)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -128,8 +136,14 @@ async function liveBench() {
   const out = new NullTerminal();
   const instance = render(
     createElement(Root, { store, clock: { now: () => Date.now() }, ascii: false, viewport: { rows: ROWS, columns: COLUMNS }, onQuit: () => {} }),
-    { stdout: out as unknown as NodeJS.WriteStream, stdin: process.stdin, patchConsole: false, exitOnCtrlC: false, maxFps: 10, incrementalRendering: true },
+    { stdout: out as unknown as NodeJS.WriteStream, stdin: quietKeyboard(), patchConsole: false, exitOnCtrlC: false, maxFps: 10 },
   );
+  const memTimer = process.env.BENCH_DEBUG
+    ? setInterval(() => {
+        const m = process.memoryUsage();
+        process.stderr.write(`mem rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} ext ${mb(m.external)} ab ${mb(m.arrayBuffers)} flows ${store.current().flows.size}\n`);
+      }, 500)
+    : undefined;
   const loadStart = performance.now();
   await message('snapshot-sent');
   while (store.current().flows.size < FLOWS) await new Promise((r) => setTimeout(r, 20));
@@ -150,9 +164,18 @@ async function liveBench() {
   const state = store.current();
   const counts = countFlows(state);
   const frames = out.writes - writes0;
+  // Idle: the table is full but nothing arrives; only the 1 s clock tick (ages, countdowns) runs.
+  await new Promise((r) => setTimeout(r, 1_000));
+  const idleCpu0 = process.cpuUsage();
+  const idleWall0 = performance.now();
+  await new Promise((r) => setTimeout(r, 5_000));
+  const idleCpu = process.cpuUsage(idleCpu0);
+  const idleShare = (idleCpu.user + idleCpu.system) / 1000 / (performance.now() - idleWall0);
+  if (process.env.BENCH_DEBUG) process.stderr.write(`first output: ${JSON.stringify(out.first.slice(0, 3000))}\n`);
   instance.unmount();
   store.close();
   feeder.kill();
+  if (memTimer) clearInterval(memTimer);
   (globalThis as { gc?: () => void }).gc?.();
   return {
     loadMs,
@@ -166,6 +189,8 @@ async function liveBench() {
     flows: state.flows.size,
     live: counts.live,
     rss: process.memoryUsage().rss,
+    heap: process.memoryUsage().heapUsed,
+    idleShare,
   };
 }
 
@@ -175,9 +200,10 @@ function report(l: Awaited<ReturnType<typeof liveBench>>): void {
   process.stdout.write(`  ${l.sent.toLocaleString('en')} messages in ${(l.wall / 1000).toFixed(1)} s (${Math.round(l.sent / (l.wall / 1000)).toLocaleString('en')}/s)\n`);
   process.stdout.write(`  CPU ${(l.cpuShare * 100).toFixed(0)}% of one core   target < 50%: ${l.cpuShare < 0.5 ? 'met' : 'NOT met'}\n`);
   process.stdout.write(`  event-loop lag p50 ${ms(l.lagP50)}, p99 ${ms(l.lagP99)}, max ${ms(l.lagMax)}\n`);
-  process.stdout.write(`  frames written ${l.frames} (${(l.frames / (l.wall / 1000)).toFixed(1)}/s; capped at 10/s)\n`);
+  process.stdout.write(`  screen writes ${l.frames} (${(l.frames / (l.wall / 1000)).toFixed(1)}/s; Ink is capped at 10 frames/s)\n`);
+  process.stdout.write(`  idle afterwards (${l.flows.toLocaleString('en')} flows, no events): CPU ${(l.idleShare * 100).toFixed(1)}% of one core\n`);
   process.stdout.write(`  table at the end: ${l.flows.toLocaleString('en')} flows, ${l.live.toLocaleString('en')} live\n`);
-  process.stdout.write(`  RSS at the end ${mb(l.rss)}   target < 250 MB: ${l.rss < 250 * 1024 * 1024 ? 'met' : 'NOT met'}\n`);
+  process.stdout.write(`  RSS at the end ${mb(l.rss)} (JS heap in use ${mb(l.heap)})   target < 250 MB: ${l.rss < 250 * 1024 * 1024 ? 'met' : 'NOT met'}\n`);
 }
 
 // Each part runs in its own process, so the live part's RSS is not inflated by the frame part.
@@ -190,7 +216,12 @@ if (part === 'live') {
   process.stdout.write(`frame with ${FLOWS.toLocaleString('en')} flows (sort + filter + layout + render, after 1,000 new events each):\n`);
   process.stdout.write(`  median ${ms(f.median)}, p99 ${ms(f.p99)}   target < 16 ms: ${f.p99 < 16 ? 'met' : 'NOT met'}\n`);
   process.stdout.write(`  of which sorting + filtering (median): ${ms(f.selectMedian)}; the rest is React + Ink layout and output\n`);
-  process.stdout.write(`  switching the sort column (full re-sort of 100,000 rows): ${ms(f.resort)}\n\n`);
+  process.stdout.write(`  switching the sort column (full re-sort of 100,000 rows): ${ms(f.resort)}\n`);
+  const small = frameBench(1_000);
+  process.stdout.write(`  for comparison, the same screen with 1,000 flows: median ${ms(small.median)}, p99 ${ms(small.p99)}\n`);
+  const classic = frameBench(FLOWS, 80, 24);
+  process.stdout.write(`  an 80x24 terminal with ${FLOWS.toLocaleString('en')} flows: median ${ms(classic.median)}, p99 ${ms(classic.p99)}\n`);
+  process.stdout.write(`  (machine load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores)\n\n`);
   if (part !== 'frame') {
     const { spawnSync } = await import('node:child_process');
     spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), 'live'], { stdio: 'inherit' });

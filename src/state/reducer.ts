@@ -245,8 +245,10 @@ function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
  *  the row that was replaced. */
 function journal(d: Draft, row: FlowRow, gone: boolean): void {
   if (d.journal.length >= JOURNAL_MAX) {
-    d.journal.length = 0;
-    d.journalSince = d.rev;
+    // Drop the older half; the journal stays complete for steps after the last dropped entry's.
+    const drop = JOURNAL_MAX >> 1;
+    d.journalSince = d.journal[drop - 1]!.at;
+    d.journal.splice(0, drop);
   }
   d.journal.push({ at: d.rev, row, gone });
 }
@@ -311,14 +313,14 @@ function endFlow(d: Draft, key: string, time: number, reason: string | undefined
 
 function applyAttributions(d: Draft, updates: readonly AttributionUpdate[]): void {
   if (updates.length === 0) return;
-  const changed = new Set<string>();
+  let changed: Set<string> | undefined;
   for (const u of updates) {
     // The attributor hands out its cached object again for a known token: nothing new to apply.
     if (d.attributions.get(u.key) === u.attribution) continue;
     d.attributions.set(u.key, u.attribution);
-    changed.add(u.key);
+    (changed ??= new Set()).add(u.key);
   }
-  if (changed.size === 0) return;
+  if (!changed) return;
   // One pass over the table per batch of updates (the attributor batches them).
   for (const row of d.flows.values()) {
     const { token, appToken } = row.flow;
