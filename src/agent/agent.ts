@@ -155,7 +155,7 @@ export class Agent {
       this.methodDetail = 'BPF disabled by --no-bpf';
       return;
     }
-    const found = this.options.cgroup ? { path: this.options.cgroup, release: () => {} } : cgroup2Root();
+    const found = this.options.cgroup ? { path: this.options.cgroup, release: () => {}, private: false } : cgroup2Root();
     if (!found) {
       this.methodDetail = 'no cgroup v2 hierarchy: falling back to /proc scans';
       return;
@@ -166,7 +166,7 @@ export class Agent {
       // the attachment holds the cgroup: a private mount of it is no longer needed
       found.release();
       this.method = 'bpf-cookie';
-      this.methodDetail = `cgroup ${root}${this.recorder.staleRemoved ? `, removed ${this.recorder.staleRemoved} stale programs` : ''}`;
+      this.methodDetail = `cgroup ${found.private ? 'v2 root (private mount)' : root}${this.recorder.staleRemoved ? `, removed ${this.recorder.staleRemoved} stale programs` : ''}`;
       if (this.recorder.staleRemoved) this.log(`removed ${this.recorder.staleRemoved} BPF programs left attached by an earlier agent`);
     } catch (error) {
       found.release();

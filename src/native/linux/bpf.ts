@@ -235,9 +235,9 @@ export function findCgroup2Root(mounts = readFileSync('/proc/self/mounts', 'utf8
 /** A cgroup v2 root to attach to: the mounted one, or — when this mount namespace shows none (e.g.
  *  under `ip netns exec`, which remounts /sys) — a private mount of the same hierarchy in a temporary
  *  directory, removed by `release`. */
-export function cgroup2Root(): { path: string; release: () => void } | undefined {
+export function cgroup2Root(): { path: string; release: () => void; private: boolean } | undefined {
   const mounted = findCgroup2Root();
-  if (mounted) return { path: mounted, release: () => {} };
+  if (mounted) return { path: mounted, release: () => {}, private: false };
   let dir: string | undefined;
   try {
     dir = mkdtempSync(join(tmpdir(), 'flowtop-cgroup2-'));
@@ -246,6 +246,7 @@ export function cgroup2Root(): { path: string; release: () => void } | undefined
     const path = dir;
     return {
       path,
+      private: true,
       release: () => {
         spawnSync('umount', ['-l', path]);
         try { rmdirSync(path); } catch { /* still mounted */ }
