@@ -6,6 +6,10 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { decodeLinuxToken } from '../../src/protocol/tokens.js';
 import { createLinuxBackend } from '../../src/native/linux/backend.js';
+import { identityFromKey } from '../../src/rules/model.js';
+import type { ExtensionMessage } from '../../src/protocol/messages.js';
+
+type RuleChanged = Extract<ExtensionMessage, { type: 'rule-changed' }>;
 import {
   Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
   skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
@@ -139,6 +143,38 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     watcher.send({ type: 'rule-remove', id: added.rule.id });
     await watcher.waitFor('rule removed', (m) => m.type === 'rule-changed' && m.op === 'removed');
     watcher.close();
+  });
+
+  it('remember process makes a token rule; an identity rule decides in the agent with no client', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const first = connect();
+    const pid = Number((await first.out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
+    client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'process' });
+    expect(await first.out.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
+    const tokenRule = await client.waitFor<RuleChanged>('the token rule', (m) => m.type === 'rule-changed' && m.rule.duration.kind === 'process');
+    expect(tokenRule.rule.duration).toEqual({ kind: 'process', token: flow.token });
+    // the executable's code identity, as the agent's attribution computes it
+    const [attribution] = await createLinuxBackend({ thread: 'inline' }).resolve([Buffer.from(flow.token!, 'base64')]);
+    first.child.stdin?.end();
+    const identity = attribution?.identity ? identityFromKey(attribution.identity) : undefined;
+    expect(identity, `identity of ${attribution?.path}: ${attribution?.reason?.message}`).toBeDefined();
+    client.send({ type: 'rule-add', rule: { action: 'allow', identity: identity!, protocol: 'tcp', endpoint: { port: PORT }, duration: { kind: 'always' } } });
+    const identityRule = await client.waitFor<RuleChanged>('the identity rule', (m) => m.type === 'rule-changed' && m.rule.identity !== undefined);
+    // another process running the same executable: decided by the identity rule, nobody asked
+    const second = connect(5000);
+    const pid2 = Number((await second.out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    expect(await second.out.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
+    const verdict = await waitFor('the rule verdict', () => {
+      const f = client.flows((x) => x.pid === pid2)[0];
+      return f ? client.messages.find((m) => m.type === 'verdict' && m.id === f.id) : undefined;
+    });
+    expect(verdict).toMatchObject({ verdict: { action: 'allow', by: 'rule', ruleId: identityRule.rule.id } });
+    second.child.stdin?.end();
+    for (const id of [tokenRule.rule.id, identityRule.rule.id]) client.send({ type: 'rule-remove', id });
+    await waitFor('rules removed', () => client.messages.filter((m) => m.type === 'rule-changed' && m.op === 'removed').length === 2);
+    client.close();
   });
 
   it('200 concurrent connections: every one judged, none twice', async () => {
