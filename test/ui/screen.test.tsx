@@ -188,6 +188,39 @@ describe('flows view', () => {
     expect(frame.split('\n').length).toBeLessThanOrEqual(23);
   });
 
+  it('n jumps to the next pending flow; Space freezes the display while the stream goes on', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 30 });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('firefox') && f.includes('curl'));
+    await ready(app.instance);
+    // The selected row is drawn inverse; at first it is the newest flow, not the pending one.
+    const selectedRow = (f: string) => plain(f.split('\n').find((l) => l.includes('\x1b[7m')));
+    expect(selectedRow(app.instance.lastFrame()!)).toContain('8.8.8.8');
+    let frame = await press(app.instance, 'n', (f) => selectedRow(f).includes('firefox'));
+    expect(selectedRow(frame)).toMatch(/pending \d+s/);
+    frame = await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
+    src.push({ type: 'flow', flow: flow({ id: 'late', token: token(1), remote: { address: '192.0.2.200', port: 443 }, time: Date.now() }) });
+    await new Promise((r) => setTimeout(r, 200)); // several snapshot periods: a frozen screen must not change
+    expect(plain(app.instance.lastFrame())).not.toContain('192.0.2.200');
+    expect(app.store.current().flows.size).toBe(6);
+    frame = await press(app.instance, ' ', (f) => plain(f).includes('192.0.2.200') && !plain(f).includes('FROZEN'));
+  });
+
+  it('Tab, Shift-Tab and 1 2 3 switch views', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('curl'));
+    await ready(app.instance);
+    let frame = await press(app.instance, KEY.tab, (f) => plain(f).includes('[2 processes]'));
+    expect(plain(frame)).toMatch(/SIGNER \/ PACKAGE/);
+    expect(plain(frame)).toMatch(/✔ curl +package curl/);
+    frame = await press(app.instance, KEY.tab, (f) => plain(f).includes('[3 rules]'));
+    frame = await press(app.instance, KEY.shiftTab, (f) => plain(f).includes('[2 processes]'));
+    frame = await press(app.instance, '1', (f) => plain(f).includes('[1 flows]'));
+  });
+
   it('q quits', async () => {
     const src = memorySource();
     app = startApp({ sources: [src] });
