@@ -2,12 +2,11 @@
 import './helpers/force-color.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Attribution } from '../../src/attribution/types.js';
-import { ev, flow, hello, insecure, secure, token } from '../state/fixtures.js';
+import { flow, hello, insecure, secure, token } from '../state/fixtures.js';
 import { startApp, type Started } from './helpers/app.js';
 import { KEY, plain, press, ready, type, waitForFrame } from './helpers/keys.js';
 import { memorySource, type MemorySource } from './helpers/memory-source.js';
 
-void ev;
 let app: Started | undefined;
 afterEach(() => app?.stop());
 
