@@ -2,7 +2,7 @@
 // worker, keeps pending flows with their deadlines, and serves protocol v1 to clients. The worker
 // decides flows a rule covers; this thread decides the others (client verdicts, identity rules,
 // deadline → default) and answers their packets on the queue's socket.
-import { chownSync, existsSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
@@ -201,6 +201,7 @@ export class Agent {
           reject(new Error(m.message));
           if (!this.stopped) this.log(m.message);
         } else if (m.type === 'flows') this.onFlows(m.held, m.decided);
+        else if (m.type === 'hits') for (const [id, count] of m.hits) this.options.rules.recordHits(id, count, Date.now());
       });
       worker.on('error', (error) => reject(error));
       worker.on('exit', (code) => {
@@ -262,6 +263,7 @@ export class Agent {
     }
     if (!this.pending.get(p.flow.id)) return;
     const rule = matchRule(this.options.rules.list(), flowFacts(p.flow, attribution), Date.now());
+    if (rule) this.options.rules.recordHits(rule.id, 1, Date.now());
     if (rule) this.decide(p, { action: rule.action, by: 'rule', ruleId: rule.id, ...(rule.action === 'block' ? { blockMode: rule.blockMode ?? this.options.blockMode } : {}) });
   }
 
@@ -432,7 +434,10 @@ export class Agent {
   private writeStatus(): void {
     const file = this.options.statusFile ?? statusFileFor(this.options.socketPath);
     try {
-      if (existsSync(dirname(file))) writeFileSync(file, `${JSON.stringify(this.status())}\n`);
+      if (!existsSync(dirname(file))) return;
+      // rename over the old file: a reader (`--status`) never sees a half-written one
+      writeFileSync(`${file}.tmp`, `${JSON.stringify(this.status())}\n`);
+      renameSync(`${file}.tmp`, file);
     } catch { /* status is best effort */ }
   }
 

@@ -24,6 +24,8 @@ const counters = new BigInt64Array(config.counters);
 const post = (m: WorkerToMain): void => parentPort!.postMessage(m);
 
 let rules = new RuleSet([]);
+const hits = new Map<string, number>();
+let hitsPosted = Date.now();
 let identityRules = false;
 let stopping = false;
 
@@ -91,6 +93,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
     }, Date.now());
     if (rule) {
       Atomics.add(counters, COUNTER.rule, 1n);
+      hits.set(rule.id, (hits.get(rule.id) ?? 0) + 1);
       const verdict: Verdict = { action: rule.action, by: 'rule', ruleId: rule.id };
       const blockMode = rule.blockMode ?? config.blockMode;
       if (rule.action === 'block') verdict.blockMode = blockMode;
@@ -179,7 +182,13 @@ function main(): void {
       flush();
     }
     drainControl();
+    if (hits.size > 0 && Date.now() - hitsPosted >= 1000) {
+      post({ type: 'hits', hits: [...hits] });
+      hits.clear();
+      hitsPosted = Date.now();
+    }
   }
+  if (hits.size > 0) post({ type: 'hits', hits: [...hits] });
   deps.diag.close();
   deps.tokens.clear();
   // Unbinding makes the kernel drop what is still queued for us; the main thread has answered its

@@ -7,6 +7,8 @@ export interface RuleBook {
   list(): Rule[];
   add(spec: RuleSpec): Promise<Rule>;
   remove(id: string): Promise<Rule | undefined>;
+  /** Counts a rule's hits (the store writes them on its own timer, not per hit). */
+  recordHits(id: string, count: number, now: number): void;
 }
 
 export function storeRuleBook(store: RuleStore): RuleBook {
@@ -14,5 +16,8 @@ export function storeRuleBook(store: RuleStore): RuleBook {
     list: () => [...store.rules()],
     add: (spec) => store.add(spec),
     remove: (id) => store.remove(id),
+    recordHits: (id, count, now) => {
+      for (let i = 0; i < count; i++) store.recordHit(id, now);
+    },
   };
 }

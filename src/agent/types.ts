@@ -34,7 +34,9 @@ export interface HeldFlow {
 export type WorkerToMain =
   | { type: 'ready'; fd: number; portId: number }
   | { type: 'fatal'; message: string }
-  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }> };
+  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }> }
+  /** Hits of rules the worker decided with, batched (about once a second). */
+  | { type: 'hits'; hits: Array<[ruleId: string, count: number]> };
 
 export type MainToWorker =
   | { type: 'rules'; rules: Rule[] }

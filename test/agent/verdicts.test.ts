@@ -140,6 +140,15 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     const flow = await waitFor('the decided flow', () => watcher.flows((f) => f.pid === pid)[0]);
     expect(flow.verdict).toMatchObject({ action: 'allow', by: 'rule', ruleId: added.rule.id });
     second.child.stdin?.end();
+    // the worker's hits reach the rule (batched about once a second)
+    let asked = 0;
+    const hit = await waitFor('the rule hits', () => {
+      if (asked++ % 10 === 0) watcher.send({ type: 'rules-list' });
+      const latest = [...watcher.messages].reverse().find((m) => m.type === 'rules');
+      const rule = latest?.type === 'rules' ? latest.rules.find((r) => r.id === added.rule.id) : undefined;
+      return rule && rule.hits >= 2 ? rule : undefined;
+    }, 5000);
+    expect(hit.lastHit).toBeGreaterThan(0);
     watcher.send({ type: 'rule-remove', id: added.rule.id });
     await watcher.waitFor('rule removed', (m) => m.type === 'rule-changed' && m.op === 'removed');
     watcher.close();
@@ -213,7 +222,12 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     expect([...seen].every((id) => answered.has(id))).toBe(true);
     // the agent's own counters: each queued packet decided once
     const status = await waitFor('status to catch up', () => {
-      const s = JSON.parse(readFileSync(`${agent.socket}.status.json`, 'utf8'));
+      let s;
+      try {
+        s = JSON.parse(readFileSync(`${agent.socket}.status.json`, 'utf8'));
+      } catch {
+        return undefined; // not written yet
+      }
       const c = s.counters;
       return c.queued >= 200 && c.pending === 0 && c.queued === c.decidedByRule + c.decidedByUser + c.decidedByDefault ? s : undefined;
     }, 5000);
