@@ -31,8 +31,8 @@ const { HELLO, TOKENS, attributions, flowRecord, slice, tokenOf } = await import
 
 const FLOWS = 100_000;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const COLUMNS = 200;
-const ROWS = 50;
+// The live part's terminal size can be changed: BENCH_SIZE=80x24.
+const [COLUMNS, ROWS] = (process.env.BENCH_SIZE ?? '200x50').split('x').map(Number) as [number, number];
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -195,7 +195,7 @@ async function liveBench() {
 }
 
 function report(l: Awaited<ReturnType<typeof liveBench>>): void {
-  process.stdout.write(`live over a Unix socket (extension in another process; flowtop's own process measured):\n`);
+  process.stdout.write(`live over a Unix socket, ${COLUMNS}x${ROWS} (extension in another process; flowtop's own process measured):\n`);
   process.stdout.write(`  initial ${FLOWS.toLocaleString('en')} flows loaded in ${ms(l.loadMs)}\n`);
   process.stdout.write(`  ${l.sent.toLocaleString('en')} messages in ${(l.wall / 1000).toFixed(1)} s (${Math.round(l.sent / (l.wall / 1000)).toLocaleString('en')}/s)\n`);
   process.stdout.write(`  CPU ${(l.cpuShare * 100).toFixed(0)}% of one core   target < 50%: ${l.cpuShare < 0.5 ? 'met' : 'NOT met'}\n`);

@@ -4,6 +4,7 @@
 import {
   Observable,
   Subject,
+  audit,
   auditTime,
   buffer,
   filter,
@@ -14,6 +15,7 @@ import {
   scan,
   share,
   startWith,
+  timer,
   type Subscription,
 } from 'rxjs';
 import type { Attribution } from '../attribution/types.js';
@@ -40,8 +42,12 @@ export interface StoreOptions {
   table?: Partial<TableOptions>;
   /** How long events are collected into one reducer step. */
   batchMs?: number;
-  /** Snapshot rate to the screen. */
+  /** Snapshot period to the screen. */
   snapshotMs?: number;
+  /** Snapshot period while a flood arrives (more than `floodPerSecond` messages in the last second):
+   *  each frame costs the same however many rows changed, so fewer frames keep CPU for the stream. */
+  floodSnapshotMs?: number;
+  floodPerSecond?: number;
   tickMs?: number;
 }
 
@@ -123,7 +129,21 @@ export function createFlowStore(options: StoreOptions): FlowStore {
       snapshots.next(s);
     }),
   );
-  const snapshots$ = snapshots.pipe(auditTime(options.snapshotMs ?? 100), startWith(latest), map(() => latest));
+  const calm = options.snapshotMs ?? 100;
+  const flood = Math.max(options.floodSnapshotMs ?? 250, calm);
+  const floodLimit = options.floodPerSecond ?? 2_000;
+  let window = { start: clock.now(), count: 0, last: 0 };
+  const flooded = () => {
+    const now = clock.now();
+    if (now - window.start >= 1_000) window = { start: now, count: 0, last: window.count };
+    return Math.max(window.count, window.last) > floodLimit;
+  };
+  subscriptions.push(input$.subscribe(() => window.count++));
+  const snapshots$ = snapshots.pipe(
+    audit(() => timer(flooded() ? flood : calm)),
+    startWith(latest),
+    map(() => latest),
+  );
 
   return {
     snapshots$,

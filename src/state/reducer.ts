@@ -52,7 +52,7 @@ export function initialTable(options: Partial<TableOptions> = {}, now = 0): Tabl
 }
 
 /** Longest change journal kept; a sorter further behind re-sorts in full. */
-const JOURNAL_MAX = 20_000;
+const JOURNAL_MAX = 60_000;
 
 export function flowKey(source: string, id: string): string {
   return `${source}#${id}`;
