@@ -92,6 +92,14 @@ export function Root(props: RootProps) {
   tops.current[ui.view] = win.top;
   cursor = win.cursor;
 
+  // An error the extension answered (e.g. a verdict for a flow it no longer holds) goes to the
+  // status line, so an action never fails silently.
+  const lastError = live.lastError;
+  useEffect(() => {
+    if (!lastError) return;
+    dispatch({ type: 'status', note: { text: `${lastError.source}: ${lastError.code}: ${lastError.message}`, tone: 'error', time: clock.now() } });
+  }, [lastError, clock]);
+
   const note = ui.status && clock.now() - ui.status.time < NOTE_MS ? ui.status : undefined;
   const mode: KeyMode = ui.help ? 'help' : ui.editingFilter ? 'filter' : ui.confirm ? 'confirm' : 'normal';
 

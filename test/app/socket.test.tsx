@@ -73,6 +73,20 @@ describe('actions over a real socket', () => {
   });
 });
 
+describe('errors from the extension', () => {
+  it('an error answer to an action shows in the status line', async () => {
+    ext = await startTestExtension();
+    const { instance } = await startWith(ext);
+    await waitForFrame(instance, (f) => plain(f).includes('· connected'));
+    // A pending flow the extension does not hold (it answers unknown-flow).
+    ext.broadcast({ type: 'flow', flow: flow({ id: 'ghost1', token: token(1), remote: { address: '203.0.113.77', port: 443 }, pending: { deadline: Date.now() + 60_000 }, time: Date.now() }) });
+    await waitForFrame(instance, (f) => row(f, '203.0.113.77').includes('pending'));
+    await ready(instance);
+    const frame = await press(instance, 'a', (f) => plain(f).includes('unknown-flow: no flow ghost1'));
+    expect(plain(frame)).toContain('ext: unknown-flow: no flow ghost1');
+  });
+});
+
 describe('connection status', () => {
   it('shows the extension going away and coming back', async () => {
     ext = await startTestExtension();
