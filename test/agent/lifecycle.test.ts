@@ -2,7 +2,7 @@
 // to the agent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, closeSync, openSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { ATTACH, queryAttached } from '../../src/native/linux/bpf.js';
 import {
   Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
@@ -161,6 +161,40 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     } finally {
       await agent.stop();
       cleanupDir(agent.dir);
+    }
+  }, 60_000);
+
+  it('--inbound holds a connection arriving from another host and names the listening process', async () => {
+    const remote = new Netns();
+    const link = `ftv${process.pid % 100000}`;
+    try {
+      execFileSync('ip', ['link', 'add', `${link}a`, 'netns', ns.name, 'type', 'veth', 'peer', 'name', `${link}b`, 'netns', remote.name]);
+      ns.sh(`ip addr add 10.231.0.1/24 dev ${link}a && ip link set ${link}a up`);
+      remote.sh(`ip addr add 10.231.0.2/24 dev ${link}b && ip link set ${link}b up`);
+      const listener = spawnIn(ns, cg, [process.execPath, '-e', `require('net').createServer((c) => c.end()).listen(${PORT + 1}, '10.231.0.1', () => console.log('pid', process.pid))`]);
+      const listenerPid = Number((await lines(listener).next((l) => l.startsWith('pid'))).split(' ')[1]);
+      const agent = await startAgent(ns, cg, ['--queue-num', '7308', '--inbound']);
+      try {
+        const client = new TestClient(agent.socket);
+        await client.subscribe();
+        const child = spawn(remote.enter[0]!, [...remote.enter.slice(1), process.execPath, '-e', `
+          const s = require('net').connect(${PORT + 1}, '10.231.0.1');
+          s.on('connect', () => { console.log('connected'); s.destroy(); });
+          s.on('error', (e) => console.log('error', e.code));
+        `], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const out = lines(child);
+        const flow = await waitFor('the inbound flow', () => client.flows((f) => f.direction === 'inbound' && !!f.pending)[0]);
+        expect(flow).toMatchObject({ local: { address: '10.231.0.1', port: PORT + 1 }, remote: { address: '10.231.0.2' }, pid: listenerPid });
+        client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+        expect(await out.next()).toBe('connected');
+        client.close();
+      } finally {
+        await agent.stop();
+        cleanupDir(agent.dir);
+        listener.kill();
+      }
+    } finally {
+      remote.delete();
     }
   }, 60_000);
 
