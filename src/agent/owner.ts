@@ -50,7 +50,9 @@ export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemot
   let info: SocketInfo | undefined;
   let lookupError: string | undefined;
   try {
-    info = deps.diag.lookup({ protocol: packet.protocol, local: ends.local, remote: ends.remote });
+    // An inbound SYN has no socket yet: its owner is the listener on the local port.
+    const inbound = ends.local.address === packet.dst && ends.local.port === packet.dstPort;
+    info = deps.diag.lookup({ protocol: packet.protocol, local: ends.local, remote: ends.remote }, { listener: inbound });
   } catch (error) {
     lookupError = (error as Error).message;
   }

@@ -1,14 +1,15 @@
 // sock_diag dumps of TCP and UDP sockets (no privilege needed: any user may list every socket with
 // its uid and inode), with the byte counters of tcp_info, plus an exact lookup that also asks for
-// tcp_info (the traffic poller's per-flow read). Every reply is validated: a message that is too short
-// or of an unknown family is skipped, an attribute running past its message is ignored, and an exact
-// lookup's answer must name the tuple asked for.
+// tcp_info (the traffic poller's per-flow read, done by sock-diag.ts's exact lookup). Every reply is
+// validated: a message that is too short or of an unknown family is skipped, an attribute running past
+// its message is ignored, and an exact lookup's answer must name the tuple asked for.
 import type { AddressFamily, Endpoint } from '../../protocol/messages.js';
 import { formatAddress } from '../../hostnames/address.js';
 import {
   NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_OVERRUN,
   NLA_TYPE_MASK, NetlinkError, errorCode, openNetlink, parseMessages, type NetlinkSocket,
 } from './netlink.js';
+import { SockDiag, type SocketTuple } from './sock-diag.js';
 
 const SOCK_DIAG_BY_FAMILY = 20;
 const AF_INET = 2;
@@ -148,27 +149,7 @@ export function parseInetDiagMessage(payload: Buffer, protocol: InetProtocol): I
 }
 
 /** A 4-tuple with raw network-order addresses (4 or 16 bytes each), `local` being this machine's end. */
-export interface ExactTuple {
-  protocol: InetProtocol;
-  local: { address: Buffer; port: number };
-  remote: { address: Buffer; port: number };
-}
-
-/** Whether an inet_diag_msg payload names the socket of `tuple` (local = the socket's own end). A UDP
- *  socket that is not connected, or bound to the wildcard address, matches with its zero fields. */
-function sameEndpoints(payload: Buffer, tuple: ExactTuple): boolean {
-  const size = tuple.local.address.length;
-  const localAddress = payload.subarray(8, 8 + size);
-  const remoteAddress = payload.subarray(24, 24 + size);
-  const remotePort = payload.readUInt16BE(6);
-  if (payload.readUInt16BE(4) !== tuple.local.port) return false;
-  if (tuple.protocol === 'tcp') {
-    return remotePort === tuple.remote.port && localAddress.equals(tuple.local.address) && remoteAddress.equals(tuple.remote.address);
-  }
-  const zero = (b: Buffer): boolean => b.every((x) => x === 0);
-  const remoteOk = (remotePort === tuple.remote.port && remoteAddress.equals(tuple.remote.address)) || (remotePort === 0 && zero(remoteAddress));
-  return remoteOk && (localAddress.equals(tuple.local.address) || zero(localAddress));
-}
+export type ExactTuple = SocketTuple;
 
 export class SockDiagDumper {
   private readonly nl: NetlinkSocket;
@@ -176,6 +157,7 @@ export class SockDiagDumper {
   // The kernel fills dump datagrams up to the reader's buffer size (at most 32 KiB per skb).
   private readonly reply = Buffer.alloc(64 * 1024);
   private seq = 1;
+  private exact?: SockDiag;
   /** Messages skipped because they did not parse (counted, for tests and diagnostics). */
   malformed = 0;
 
@@ -216,41 +198,19 @@ export class SockDiagDumper {
     return out;
   }
 
-  /** The socket with exactly this tuple (with tcp_info counters for TCP), or undefined (ENOENT). */
+  /** The socket with exactly this tuple (with tcp_info counters for TCP), or undefined (ENOENT, or the
+   *  kernel answered with another socket). The exact lookup of sock-diag.ts, on its own socket. */
   lookup(tuple: ExactTuple, counters = true): InetSocket | undefined {
-    const v6 = tuple.local.address.length === 16;
-    if (!v6 && tuple.local.address.length !== 4) throw new Error('tuple addresses must be 4 or 16 bytes');
-    if (tuple.remote.address.length !== tuple.local.address.length) throw new Error('tuple addresses of different families');
-    const seq = this.fill(NLM_F_REQUEST, tuple.protocol, v6 ? 'ipv6' : 'ipv4', ALL_STATES, counters && tuple.protocol === 'tcp');
-    const r = this.request;
-    // UDP is looked up in the receive direction: remote first (see LINUX-NOTES.md).
-    const [first, second] = tuple.protocol === 'tcp' ? [tuple.local, tuple.remote] : [tuple.remote, tuple.local];
-    r.writeUInt16BE(first.port, NLMSG_HDRLEN + 8);
-    r.writeUInt16BE(second.port, NLMSG_HDRLEN + 10);
-    first.address.copy(r, NLMSG_HDRLEN + 12);
-    second.address.copy(r, NLMSG_HDRLEN + 28);
-    this.nl.send(r);
-    for (;;) {
-      const n = this.nl.receive(this.reply);
-      if (n < 0) throw new NetlinkError('sock_diag lookup (no reply)', 110);
-      for (const m of parseMessages(this.reply, n)) {
-        if (m.seq !== seq) continue;
-        if (m.type === NLMSG_ERROR) {
-          const errno = errorCode(m) ?? 5;
-          if (errno === 2 /* ENOENT */) return undefined;
-          throw new NetlinkError('sock_diag lookup', errno);
-        }
-        if (m.type !== SOCK_DIAG_BY_FAMILY) continue;
-        const socket = parseInetDiagMessage(m.payload, tuple.protocol);
-        if (!socket) throw new NetlinkError('sock_diag lookup (malformed reply)', 71 /* EPROTO */);
-        // For TCP the kernel falls back to a listener on the local port when the exact socket is gone
-        // (measured here): only a reply naming the asked-for tuple is that socket.
-        return sameEndpoints(m.payload, tuple) ? socket : undefined;
-      }
-    }
+    this.exact ??= new SockDiag();
+    const payload = this.exact.lookupPayload(tuple, { counters });
+    if (!payload) return undefined;
+    const socket = parseInetDiagMessage(payload, tuple.protocol);
+    if (!socket) throw new NetlinkError('sock_diag lookup (malformed reply)', 71 /* EPROTO */);
+    return socket;
   }
 
   close(): void {
+    this.exact?.close();
     this.nl.close();
   }
 

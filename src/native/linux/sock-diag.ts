@@ -1,6 +1,11 @@
 // Exact sock_diag lookups: one request names one 4-tuple and the kernel answers with that socket alone
 // (~1.5 µs, flat however many sockets exist) — never a dump of the whole hash. Also SOCK_DESTROY, which
 // makes a blocked program's connect() fail at once instead of waiting for a timeout.
+// The one implementation of the exact lookup: the agent's attribution and the traffic counters
+// (sock-diag-dump.ts, with tcp_info) both go through `SockDiag.query`.
+// Trap: for TCP the kernel runs its full input lookup, so a tuple whose connection is gone gets the
+// LISTEN socket on the local port as its answer. A reply is only taken when it names the asked-for
+// tuple, and a destroy carries the cookie of the socket it means, so the kernel refuses any other.
 import { isIP } from 'node:net';
 import {
   NETLINK_SOCK_DIAG, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkError, errorCode,
@@ -14,6 +19,10 @@ const AF_INET6 = 10;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 const REQUEST_BYTES = 72;
+const INET_DIAG_INFO = 2;
+const TCP_LISTEN = 10;
+const ENOENT = 2;
+const ESTALE = 116;
 /** inet_diag_msg fields, offsets from the start of the netlink message. */
 const REPLY = { state: 17, sport: 20, dport: 22, src: 24, dst: 40, cookie: 60, uid: 80, inode: 84, end: 88 } as const;
 
@@ -34,6 +43,33 @@ export interface SocketInfo {
   uid: number;
   /** TCP state number (1 ESTABLISHED, 2 SYN_SENT, 7 CLOSE, 10 LISTEN…). */
   state: number;
+}
+
+export interface QueryOptions {
+  /** Ask for tcp_info (INET_DIAG_INFO) too: the byte counters. TCP only. */
+  counters?: boolean;
+  /** Accept the LISTEN socket on the local port (an inbound SYN has no socket of its own yet: its
+   *  owner is the listener). Never for a destroy. */
+  listener?: boolean;
+}
+
+/** Whether an inet_diag_msg payload (after the nlmsghdr, at `at` in `b`) names the socket of `tuple`.
+ *  A UDP socket that is not connected, or bound to the wildcard address, matches with its zero fields.
+ *  A TCP LISTEN socket only matches when `listener` is set, and then by its local port. */
+export function replyNamesTuple(b: Buffer, at: number, tuple: SocketTuple, listener = false): boolean {
+  if (b.readUInt16BE(at + 4) !== tuple.local.port) return false;
+  const size = tuple.local.address.length;
+  const state = b[at + 1];
+  if (tuple.protocol === 'tcp' && state === TCP_LISTEN) return listener;
+  const remotePort = b.readUInt16BE(at + 6);
+  const local = b.subarray(at + 8, at + 8 + size);
+  const remote = b.subarray(at + 24, at + 24 + size);
+  if (tuple.protocol === 'tcp') {
+    return remotePort === tuple.remote.port && local.equals(tuple.local.address) && remote.equals(tuple.remote.address);
+  }
+  const zero = (x: Buffer): boolean => x.every((v) => v === 0);
+  const remoteOk = (remotePort === tuple.remote.port && remote.equals(tuple.remote.address)) || (remotePort === 0 && zero(remote));
+  return remoteOk && (local.equals(tuple.local.address) || zero(local));
 }
 
 /** Converts a textual IP address to the raw bytes a SocketTuple carries. */
@@ -64,20 +100,43 @@ export function addressBytes(address: string): Buffer {
 export class SockDiag {
   private readonly nl: NetlinkSocket;
   private readonly request = Buffer.alloc(REQUEST_BYTES);
-  private readonly reply = Buffer.alloc(2048); // one inet_diag_msg (88 bytes) + room; no extensions asked
+  // one inet_diag_msg (72 bytes) + tcp_info (~250) when asked, with room
+  private readonly reply = Buffer.alloc(4096);
   private seq = 1;
 
   constructor() {
     this.nl = openNetlink(NETLINK_SOCK_DIAG, { receiveTimeoutMs: 1000 });
   }
 
-  /** The socket with exactly this tuple, or undefined when none exists (ENOENT). Throws other errors. */
-  lookup(tuple: SocketTuple): SocketInfo | undefined {
-    this.fill(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, tuple);
+  /** The socket with exactly this tuple, or undefined when none exists (ENOENT, or the kernel answered
+   *  with another socket). Throws other errors. */
+  lookup(tuple: SocketTuple, options: { listener?: boolean } = {}): SocketInfo | undefined {
+    const at = this.query(tuple, options);
+    if (at < 0) return undefined;
+    const r = this.reply;
+    return {
+      state: r.readUInt8(at + 1),
+      cookie: r.readBigUInt64LE(at + REPLY.cookie - NLMSG_HDRLEN),
+      uid: r.readUInt32LE(at + REPLY.uid - NLMSG_HDRLEN),
+      inode: r.readUInt32LE(at + REPLY.inode - NLMSG_HDRLEN),
+    };
+  }
+
+  /** The reply payload (inet_diag_msg and its attributes) for exactly this tuple, or undefined. The
+   *  buffer is reused by the next call: parse it before calling again. */
+  lookupPayload(tuple: SocketTuple, options: QueryOptions = {}): Buffer | undefined {
+    const at = this.query(tuple, options);
+    if (at < 0) return undefined;
+    return this.reply.subarray(at, at - NLMSG_HDRLEN + this.reply.readUInt32LE(at - NLMSG_HDRLEN));
+  }
+
+  /** One exact request; the offset in `reply` of the payload naming `tuple`, or -1. Reads in place
+   *  (this runs for every queued packet), with the bounds checks of parseMessages. */
+  private query(tuple: SocketTuple, options: QueryOptions): number {
+    this.fill(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, tuple, options.counters === true && tuple.protocol === 'tcp');
     const seq = this.seq;
     this.nl.send(this.request);
     const r = this.reply;
-    // Read in place (this runs for every queued packet): same bounds checks as parseMessages.
     for (;;) {
       const n = this.nl.receive(r);
       if (n < 0) throw new NetlinkError('sock_diag lookup (no reply)', 110 /* ETIMEDOUT */);
@@ -88,16 +147,11 @@ export class SockDiag {
           const type = r.readUInt16LE(at + 4);
           if (type === NLMSG_ERROR) {
             const errno = len >= NLMSG_HDRLEN + 4 ? -r.readInt32LE(at + NLMSG_HDRLEN) : 5;
-            if (errno === 2 /* ENOENT */) return undefined;
+            if (errno === ENOENT) return -1;
             throw new NetlinkError('sock_diag lookup', errno);
           }
           if (type !== SOCK_DIAG_BY_FAMILY || len < REPLY.end) throw new NetlinkError('sock_diag lookup (short reply)', 71 /* EPROTO */);
-          return {
-            state: r.readUInt8(at + REPLY.state),
-            cookie: r.readBigUInt64LE(at + REPLY.cookie),
-            uid: r.readUInt32LE(at + REPLY.uid),
-            inode: r.readUInt32LE(at + REPLY.inode),
-          };
+          return replyNamesTuple(r, at + NLMSG_HDRLEN, tuple, options.listener === true) ? at + NLMSG_HDRLEN : -1;
         }
         at += (len + 3) & ~3; // a late answer to an earlier request: skip it
       }
@@ -105,10 +159,17 @@ export class SockDiag {
   }
 
   /** Destroys the socket with this tuple (SOCK_DESTROY): its owner sees ECONNABORTED at once.
-   *  Returns false when no such socket exists; throws on other errors (EOPNOTSUPP without
-   *  CONFIG_INET_DIAG_DESTROY, EPERM without CAP_NET_ADMIN). */
-  destroy(tuple: SocketTuple): boolean {
-    this.fill(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, tuple);
+   *  `cookie` names the socket meant (from an earlier lookup); without it the socket is looked up
+   *  first. Either way the kernel destroys that socket only — never the listener it would otherwise
+   *  fall back to. Returns false when no such socket exists; throws on other errors (EOPNOTSUPP
+   *  without CONFIG_INET_DIAG_DESTROY, EPERM without CAP_NET_ADMIN). */
+  destroy(tuple: SocketTuple, cookie?: bigint): boolean {
+    if (cookie === undefined) {
+      const info = this.lookup(tuple);
+      if (!info) return false;
+      cookie = info.cookie;
+    }
+    this.fill(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, tuple, false, cookie);
     const seq = this.seq;
     this.nl.send(this.request);
     for (;;) {
@@ -118,7 +179,8 @@ export class SockDiag {
         if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
         const errno = errorCode(m) ?? 5;
         if (errno === 0) return true;
-        if (errno === 2) return false;
+        // ESTALE: a socket with that tuple exists but has another cookie (not the one meant)
+        if (errno === ENOENT || errno === ESTALE) return false;
         throw new NetlinkError('sock_diag destroy', errno);
       }
     }
@@ -128,7 +190,7 @@ export class SockDiag {
     this.nl.close();
   }
 
-  private fill(type: number, flags: number, tuple: SocketTuple): void {
+  private fill(type: number, flags: number, tuple: SocketTuple, counters: boolean, cookie?: bigint): void {
     const r = this.request;
     const v6 = tuple.local.address.length === 16;
     if (!v6 && tuple.local.address.length !== 4) throw new Error('SocketTuple address must be 4 or 16 bytes');
@@ -141,6 +203,7 @@ export class SockDiag {
     r.writeUInt32LE(this.seq, 8);
     r.writeUInt8(v6 ? AF_INET6 : AF_INET, 16);
     r.writeUInt8(tuple.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, 17);
+    r.writeUInt8(counters ? 1 << (INET_DIAG_INFO - 1) : 0, 18);
     r.writeUInt32LE(0xffffffff, 20);
     // TCP: the socket's own end is the source. UDP is looked up in the receive direction (the kernel
     // runs its input lookup): the remote end goes first, or a different socket is silently found.
@@ -149,7 +212,11 @@ export class SockDiag {
     r.writeUInt16BE(second.port, 26);
     first.address.copy(r, 28);
     second.address.copy(r, 44);
-    r.writeUInt32LE(0xffffffff, 64); // "no cookie": with 0 the kernel compares cookies and finds nothing
-    r.writeUInt32LE(0xffffffff, 68);
+    if (cookie === undefined) {
+      r.writeUInt32LE(0xffffffff, 64); // "no cookie": with 0 the kernel compares cookies and finds nothing
+      r.writeUInt32LE(0xffffffff, 68);
+    } else {
+      r.writeBigUInt64LE(cookie, 64); // the kernel refuses (ESTALE) a socket with another cookie
+    }
   }
 }
