@@ -38,7 +38,13 @@ export interface Verdict {
   by: DecidedBy;
   ruleId?: string;
   blockMode?: BlockMode;
+  /** With `by: "default"`: the policy switch that decided (no rule matched). */
+  policy?: PolicySwitch;
+  /** Why, in words (e.g. which switch and what it saw). */
+  reason?: string;
 }
+
+export type PolicySwitch = 'allowPackaged' | 'blockUnpackaged' | 'defaultAction';
 
 export interface FlowRecord {
   id: string;

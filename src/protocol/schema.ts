@@ -3,7 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type {
   Action, AddressFamily, BlockMode, Capability, DecidedBy, Direction, Endpoint, FlowRecord, HelloMessage,
-  Platform, RemoteHost, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TokenKind, TransportProtocol, Verdict,
+  Platform, PolicySwitch, RemoteHost, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TokenKind, TransportProtocol, Verdict,
 } from './messages.js';
 import {
   Invalid, asObject, assign, integer, object, oneOf, optBoolean, optInteger, optObject, optOneOf, optString, optTime,
@@ -21,6 +21,7 @@ export const U32_MAX = 0xffff_ffff;
 export const ACTIONS: readonly Action[] = ['allow', 'block'];
 export const BLOCK_MODES: readonly BlockMode[] = ['drop', 'reject'];
 export const DECIDED_BY: readonly DecidedBy[] = ['rule', 'user', 'default'];
+export const POLICY_SWITCHES: readonly PolicySwitch[] = ['allowPackaged', 'blockUnpackaged', 'defaultAction'];
 export const DIRECTIONS: readonly Direction[] = ['outbound', 'inbound'];
 export const PROTOCOLS: readonly TransportProtocol[] = ['tcp', 'udp', 'icmp', 'other'];
 export const FAMILIES: readonly AddressFamily[] = ['ipv4', 'ipv6'];
@@ -44,6 +45,8 @@ export function verdict(v: Obj, path: string): Verdict {
   const out: Verdict = { action: oneOf(v, 'action', path, ACTIONS), by: oneOf(v, 'by', path, DECIDED_BY) };
   assign(out, 'ruleId', optString(v, 'ruleId', path, LIMITS.id));
   assign(out, 'blockMode', optOneOf(v, 'blockMode', path, BLOCK_MODES));
+  assign(out, 'policy', optOneOf(v, 'policy', path, POLICY_SWITCHES));
+  assign(out, 'reason', optString(v, 'reason', path, 4096));
   return out;
 }
 
