@@ -17,8 +17,9 @@ import { installFirewall, type InstalledFirewall } from '../native/linux/firewal
 import { libc } from '../native/linux/libc.js';
 import { NF_ACCEPT, NF_DROP, encodeVerdicts } from '../native/linux/nfqueue.js';
 import { SockDiag, addressBytes } from '../native/linux/sock-diag.js';
-import { matchRule, flowFacts } from '../rules/matcher.js';
+import { flowFacts } from '../rules/matcher.js';
 import { identityFromKey } from '../rules/model.js';
+import { decideByPolicy } from '../rules/policy.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import type { RuleBook } from './rule-book.js';
@@ -92,7 +93,10 @@ export class Agent {
   private readonly recent = new Map<string, { verdict: Verdict; until: number }>();
   private readonly counters = new SharedArrayBuffer(8 * COUNTER_SLOTS);
   private readonly view = new BigInt64Array(this.counters);
-  private readonly pending = new PendingTable((p) => this.decide(p, { action: this.options.defaultAction, by: 'default', ...this.blockModeFor(this.options.defaultAction) }));
+  private readonly pending = new PendingTable((p) => this.decide(p, p.fallback ?? this.defaultVerdict('nobody answered in time')));
+  /** Whether any rule (once rules included) is keyed by code identity: flows then need their
+   *  attribution resolved before the rules can be matched. */
+  private identityRules = false;
   private readonly diag = new SockDiag();
   private worker?: Worker;
   private control?: MessageChannel;
@@ -217,12 +221,21 @@ export class Agent {
   }
 
   private sendRules(): void {
-    const m: MainToWorker = { type: 'rules', rules: this.options.rules.list() };
+    const all = this.options.rules.list();
+    this.identityRules = all.some((r) => r.enabled && r.identity !== undefined);
+    // `once` rules are matched here only (store.match uses them up); the worker gets the others.
+    const m: MainToWorker = { type: 'rules', rules: all.filter((r) => r.duration.kind !== 'once') };
     this.control?.port1.postMessage(m);
   }
 
-  private blockModeFor(action: Action): { blockMode?: BlockMode } {
-    return action === 'block' ? { blockMode: this.options.blockMode } : {};
+  /** The action when nobody decides: the stricter of `--default` and the rules file's policy. */
+  get defaultAction(): Action {
+    return this.options.defaultAction === 'block' || this.options.rules.policy().defaultAction === 'block' ? 'block' : 'allow';
+  }
+
+  private defaultVerdict(reason: string): Verdict {
+    const action = this.defaultAction;
+    return { action, by: 'default', policy: 'defaultAction', reason, ...(action === 'block' ? { blockMode: this.options.blockMode } : {}) };
   }
 
   // ---- flows ----
@@ -243,28 +256,37 @@ export class Agent {
       }
       const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
       if (!p) continue; // joined a flow that already waits
-      if (h.needsIdentity && this.options.attribution && h.flow.token) {
-        void this.matchWithIdentity(p);
-      }
       this.server?.broadcast({ type: 'flow', flow: p.flow });
+      void this.settle(p, h.needsIdentity);
     }
   }
 
-  /** Identity rules need the code identity (hash/package) of the token's executable: resolved here,
-   *  off the worker, then the rules are matched again. */
-  private async matchWithIdentity(p: PendingFlow): Promise<void> {
-    const token = p.flow.token;
-    if (!token || !this.options.attribution) return;
+  /** A flow the worker could not decide: the rules store (identity rules, `once` rules), then the
+   *  policy switches. Identity needs the code identity (hash/package) of the token's executable,
+   *  resolved here, off the worker. What no rule or switch decides waits for a person or the deadline. */
+  private async settle(p: PendingFlow, needsIdentity: boolean): Promise<void> {
+    const policy = this.options.rules.policy();
+    const wantIdentity = needsIdentity || this.identityRules || policy.allowPackaged || policy.blockUnpackaged;
     let attribution: Attribution | undefined;
-    try {
-      [attribution] = await this.options.attribution.resolve([Buffer.from(token, 'base64')]);
-    } catch {
+    const token = p.flow.token;
+    if (wantIdentity && token && this.options.attribution) {
+      try {
+        [attribution] = await this.options.attribution.resolve([Buffer.from(token, 'base64')]);
+      } catch (error) {
+        attribution = { trust: 'insecure', reason: { call: 'resolve', message: (error as Error).message } };
+      }
+      if (!this.pending.get(p.flow.id)) return;
+    }
+    const rule = this.options.rules.match(flowFacts(p.flow, attribution), Date.now());
+    if (rule) {
+      this.decide(p, { action: rule.action, by: 'rule', ruleId: rule.id, ...(rule.action === 'block' ? { blockMode: rule.blockMode ?? this.options.blockMode } : {}) });
       return;
     }
-    if (!this.pending.get(p.flow.id)) return;
-    const rule = matchRule(this.options.rules.list(), flowFacts(p.flow, attribution), Date.now());
-    if (rule) this.options.rules.recordHits(rule.id, 1, Date.now());
-    if (rule) this.decide(p, { action: rule.action, by: 'rule', ruleId: rule.id, ...(rule.action === 'block' ? { blockMode: rule.blockMode ?? this.options.blockMode } : {}) });
+    const d = decideByPolicy(attribution, { ...policy, defaultAction: this.defaultAction });
+    if (d.by === 'default') return; // the deadline applies the default action
+    const verdict: Verdict = { action: d.action, by: 'default', policy: d.by, reason: d.reason, ...(d.action === 'block' ? { blockMode: d.blockMode ?? this.options.blockMode } : {}) };
+    if (d.immediate) this.decide(p, verdict);
+    else p.fallback = verdict;
   }
 
   /** Answers every packet of a pending flow, once, and tells the clients. */
@@ -317,7 +339,7 @@ export class Agent {
       mode: {
         failOpen: this.options.failOpen,
         attribution: this.method,
-        defaultAction: this.options.defaultAction,
+        defaultAction: this.defaultAction,
         timeoutMs: this.options.timeoutMs,
       },
     };
@@ -332,7 +354,7 @@ export class Agent {
       case 'verdict':
         return this.onVerdict(client, msg);
       case 'rules-list':
-        client.send({ type: 'rules', rules: this.options.rules.list() });
+        client.send({ type: 'rules', rules: [...this.options.rules.list()] });
         return;
       case 'rule-add':
         void this.addRule(client, msg.rule, msg.ref);
@@ -420,7 +442,7 @@ export class Agent {
       socket: this.options.socketPath,
       queueNum: this.options.queueNum,
       failOpen: this.options.failOpen,
-      defaultAction: this.options.defaultAction,
+      defaultAction: this.defaultAction,
       timeoutMs: this.options.timeoutMs,
       blockMode: this.options.blockMode,
       firewall: this.firewall?.backend ?? 'none',
@@ -446,7 +468,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
-    for (const p of this.pending.all()) this.decide(p, { action: this.options.defaultAction, by: 'default', ...this.blockModeFor(this.options.defaultAction) });
+    for (const p of this.pending.all()) this.decide(p, p.fallback ?? this.defaultVerdict('the agent stopped'));
     this.firewall?.remove();
     if (this.worker) {
       const exited = new Promise((resolve) => this.worker!.once('exit', resolve));

@@ -1,7 +1,7 @@
 // Flows waiting for a verdict, each with its own deadline. Packets of the same 5-tuple that arrive
 // while a flow waits (retransmitted SYNs, further UDP datagrams) join it, so one decision answers all
 // of them, and each packet id is answered exactly once.
-import type { FlowRecord } from '../protocol/messages.js';
+import type { FlowRecord, Verdict } from '../protocol/messages.js';
 
 export interface PendingFlow {
   key: string;
@@ -9,6 +9,9 @@ export interface PendingFlow {
   packetIds: number[];
   deadline: number;
   timer?: NodeJS.Timeout;
+  /** What the deadline applies when a policy switch already knows better than the default action
+   *  (e.g. block-unpackaged while the identity is still being verified). */
+  fallback?: Verdict;
 }
 
 export class PendingTable {
