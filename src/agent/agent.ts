@@ -21,6 +21,8 @@ import { flowFacts } from '../rules/matcher.js';
 import { identityFromKey } from '../rules/model.js';
 import { decideByPolicy } from '../rules/policy.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
+import { openSocketReader } from '../traffic/index.js';
+import { LiveFlows } from './live-flows.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import type { RuleBook } from './rule-book.js';
 import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
@@ -48,6 +50,10 @@ export interface AgentOptions {
   /** Resolves tokens to identities for identity-keyed rules and `remember always`. */
   attribution?: AttributionBackend;
   statusFile?: string;
+  /** A UDP flow ends after this long with no activity seen (default 30 s). */
+  udpIdleMs?: number;
+  /** How often byte counters and ends are polled (default 1 s). */
+  trafficIntervalMs?: number;
   log?: (line: string) => void;
   /** The agent can no longer judge packets (its queue loop died). */
   onFatal?: (message: string) => void;
@@ -104,6 +110,7 @@ export class Agent {
   private firewall?: InstalledFirewall;
   private recorder?: SocketRecorder;
   private server?: ExtensionServer;
+  private live?: LiveFlows;
   private method: AttributionMethod = 'inode-scan';
   private methodDetail = '';
   private readonly started = Date.now();
@@ -127,6 +134,12 @@ export class Agent {
     this.firewall = installFirewall({ queueNum: o.queueNum, bypass: o.failOpen, inbound: o.inbound });
     if (this.firewall.replacedStale) this.log('replaced firewall rules left by an earlier agent');
     this.log(`queue ${o.queueNum} via ${this.firewall.backend}; attribution ${this.method}${this.methodDetail ? ` (${this.methodDetail})` : ''}; ${o.failOpen ? 'fail-open' : 'fail-closed'}`);
+    this.live = new LiveFlows(openSocketReader(), {
+      udpIdleMs: o.udpIdleMs ?? 30_000,
+      intervalMs: o.trafficIntervalMs ?? 1000,
+      send: (m) => this.server?.broadcast(m),
+      onError: (e) => this.log(`traffic counters: ${(e as Error).message}`),
+    });
     const group = ensureGroup();
     this.server = new ExtensionServer({
       path: o.socketPath,
@@ -243,7 +256,11 @@ export class Agent {
   private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>): void {
     // Encoding costs main-thread time: only when someone listens.
     if (this.server?.clients.some((c) => c.subscribed)) {
-      for (const d of decided) this.server.broadcast({ type: 'flow', flow: { ...d.flow, verdict: d.verdict } });
+      for (const d of decided) {
+        const flow = { ...d.flow, verdict: d.verdict };
+        this.server.broadcast({ type: 'flow', flow });
+        if (d.verdict.action === 'allow') this.live?.add(flow);
+      }
     }
     const now = Date.now();
     for (const h of held) {
@@ -298,6 +315,10 @@ export class Agent {
     this.remember(p.key, verdict);
     if (verdict.action === 'block' && verdict.blockMode === 'reject') this.destroySocket(p.flow);
     this.server?.broadcast({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
+    if (verdict.action === 'allow') {
+      const { pending: _, ...flow } = p.flow;
+      this.live?.add({ ...flow, verdict });
+    }
   }
 
   private remember(key: string, verdict: Verdict): void {
@@ -334,7 +355,7 @@ export class Agent {
       extension: { name: 'flowtop-agent', version: AGENT_VERSION },
       platform: 'linux',
       host: hostname(),
-      capabilities: ['verdicts', 'rules'],
+      capabilities: ['verdicts', 'rules', 'bytes'],
       tokenKind: 'linux-pidfd-v1',
       mode: {
         failOpen: this.options.failOpen,
@@ -347,6 +368,13 @@ export class Agent {
 
   private *snapshot(): Iterable<ExtensionMessage> {
     for (const p of this.pending.all()) yield { type: 'flow', flow: p.flow };
+    if (!this.live) return;
+    const counters: Array<{ id: string; rx: number; tx: number }> = [];
+    for (const l of this.live.all()) {
+      yield { type: 'flow', flow: l.flow };
+      if (l.rx > 0 || l.tx > 0) counters.push({ id: l.flow.id, rx: l.rx, tx: l.tx });
+    }
+    if (counters.length > 0) yield { type: 'bytes', counters, time: Date.now() };
   }
 
   private onMessage(client: ServerClient, msg: RequestMessage): void {
@@ -477,6 +505,7 @@ export class Agent {
       await this.worker.terminate();
     }
     this.recorder?.close();
+    this.live?.close();
     this.diag.close();
     await this.server?.close();
     try {

@@ -11,7 +11,8 @@ Holds each new connection until a rule or a client decides it (Linux, root).
 
   --socket PATH        extension socket (default /run/flowtop/flowtop.sock, mode 0660 root:flowtop)
   --rules PATH         rules file (default /etc/flowtop/rules.json)
-  --default allow|block  action when nobody answers in time (default allow)
+  --default allow|block  action when nobody answers in time (default allow; the stricter of this
+                       and the rules file's policy.defaultAction applies)
   --timeout DURATION   how long a flow waits for an answer: 30s, 500ms, 2m (default 30s)
   --block-mode drop|reject  drop: the program times out; reject: its socket is destroyed at once (default reject)
   --fail-closed        while no agent runs (crash, SIGKILL), new connections are refused
@@ -20,6 +21,7 @@ Holds each new connection until a rule or a client decides it (Linux, root).
   --inbound            also hold new inbound connections to local listeners
   --cgroup PATH        attach the socket recorder to this cgroup v2 directory (default: the cgroup2 root)
   --no-bpf             do not load the BPF recorder; find owners by scanning /proc
+  --udp-idle DURATION  a UDP flow ends after this long with no activity seen (default 30s)
   --status             print the state of the running agent (the one on --socket) and exit
 `;
 
@@ -43,6 +45,7 @@ export interface AgentFlags {
   inbound: boolean;
   cgroup?: string;
   noBpf: boolean;
+  udpIdleMs: number;
   status: boolean;
   help: boolean;
 }
@@ -64,6 +67,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
         inbound: { type: 'boolean' },
         cgroup: { type: 'string' },
         'no-bpf': { type: 'boolean' },
+        'udp-idle': { type: 'string' },
         status: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -80,6 +84,10 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
   const timeoutMs = parseDuration(parsed.timeout ?? '30s');
   if (timeoutMs === undefined || timeoutMs < 100 || timeoutMs > 3_600_000) {
     throw new UsageError(`agent: --timeout must be a duration between 100ms and 60m (e.g. 30s), got "${parsed.timeout}"`);
+  }
+  const udpIdleMs = parseDuration(parsed['udp-idle'] ?? '30s');
+  if (udpIdleMs === undefined || udpIdleMs < 100 || udpIdleMs > 86_400_000) {
+    throw new UsageError(`agent: --udp-idle must be a duration between 100ms and 24h (e.g. 30s), got "${parsed['udp-idle']}"`);
   }
   const queueNum = Number(parsed['queue-num'] ?? '7231');
   if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535) {
@@ -99,6 +107,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
     inbound: parsed.inbound ?? false,
     ...(parsed.cgroup ? { cgroup: parsed.cgroup } : {}),
     noBpf: parsed['no-bpf'] ?? false,
+    udpIdleMs,
     status: parsed.status ?? false,
     help: parsed.help ?? false,
   };
@@ -163,6 +172,7 @@ export async function run(argv: string[]): Promise<number> {
     inbound: flags.inbound,
     ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
     noBpf: flags.noBpf,
+    udpIdleMs: flags.udpIdleMs,
     rules: storeRuleBook(store),
     attribution,
   });

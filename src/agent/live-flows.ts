@@ -1,0 +1,108 @@
+// Flows the agent allowed and that still live: byte counters polled from sock_diag (one exact lookup
+// with tcp_info per live flow, so the cost follows the live flows, not the machine's sockets) and
+// their ends — the socket gone, or for UDP an idle timeout. Clients get `bytes` and `end` messages,
+// and a late subscriber gets the live flows in its snapshot.
+import type { BytesMessage, EndMessage, FlowRecord } from '../protocol/messages.js';
+import { TrafficTracker, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
+
+export interface LiveFlow {
+  flow: FlowRecord;
+  rx: number;
+  tx: number;
+}
+
+export interface LiveFlowsOptions {
+  /** A UDP flow ends after this long without activity seen (the agent only sees a flow's first
+   *  datagram: its socket's presence is the activity it can observe). */
+  udpIdleMs: number;
+  intervalMs: number;
+  send: (msg: BytesMessage | EndMessage) => void;
+  onError?: (error: unknown) => void;
+}
+
+/** Bound on flows tracked at once: beyond it the oldest is forgotten (its end is then not reported). */
+const MAX_LIVE = 100_000;
+
+export class LiveFlows {
+  private readonly flows = new Map<string, LiveFlow>();
+  private readonly tracker: TrafficTracker;
+  private readonly poller: TrafficPoller;
+
+  constructor(private readonly reader: SocketReader, private readonly options: LiveFlowsOptions) {
+    this.tracker = new TrafficTracker(reader, { strategy: 'lookup' });
+    this.poller = startTrafficPoller(this.tracker, (u) => this.apply(u), {
+      intervalMs: options.intervalMs,
+      onError: (e) => options.onError?.(e),
+    });
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  /** Starts tracking an allowed flow (TCP and UDP; other protocols have no socket to read). */
+  add(flow: FlowRecord): void {
+    if (flow.protocol !== 'tcp' && flow.protocol !== 'udp') return;
+    if (this.flows.size >= MAX_LIVE) {
+      const oldest = this.flows.keys().next().value;
+      if (oldest !== undefined) this.forget(oldest);
+    }
+    this.flows.set(flow.id, { flow, rx: 0, tx: 0 });
+    this.tracker.track({
+      id: flow.id,
+      protocol: flow.protocol,
+      local: flow.local,
+      remote: flow.remote,
+      ...(flow.protocol === 'udp' ? { idleMs: this.options.udpIdleMs } : {}),
+    });
+  }
+
+  get(id: string): LiveFlow | undefined {
+    return this.flows.get(id);
+  }
+
+  all(): IterableIterator<LiveFlow> {
+    return this.flows.values();
+  }
+
+  /** Ends a flow now (e.g. its socket was destroyed): tells the clients why. */
+  end(id: string, reason: string): void {
+    if (!this.flows.has(id)) return;
+    this.forget(id);
+    this.options.send({ type: 'end', id, time: Date.now(), reason });
+  }
+
+  /** Polls now, outside the schedule. */
+  pollNow(): void {
+    this.poller.pollNow();
+  }
+
+  close(): void {
+    this.poller.stop();
+    this.reader.close();
+  }
+
+  private forget(id: string): void {
+    this.flows.delete(id);
+    this.tracker.untrack(id);
+  }
+
+  private apply(u: TrafficUpdate): void {
+    const counters: BytesMessage['counters'] = [];
+    for (const c of u.counters) {
+      const f = this.flows.get(c.id);
+      if (!f) continue;
+      f.rx = c.rx;
+      f.tx = c.tx;
+      counters.push({ id: c.id, rx: c.rx, tx: c.tx });
+    }
+    if (counters.length > 0) this.options.send({ type: 'bytes', counters, time: u.time });
+    for (const e of u.ended) {
+      if (!this.flows.delete(e.id)) continue;
+      const reason = e.reason === 'idle'
+        ? `no traffic seen for ${Math.round(this.options.udpIdleMs / 1000)} s`
+        : 'the socket closed';
+      this.options.send({ type: 'end', id: e.id, time: u.time, reason });
+    }
+  }
+}

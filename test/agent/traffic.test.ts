@@ -1,0 +1,131 @@
+// Byte counters and ends of the flows the agent allowed: `bytes` from tcp_info as data moves, `end`
+// when the program closes its socket, and UDP flows ending after the idle timeout.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import type { ExtensionMessage } from '../../src/protocol/messages.js';
+import {
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild,
+  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
+} from './helpers.js';
+
+const skip = skipUnlessCapable();
+type Bytes = Extract<ExtensionMessage, { type: 'bytes' }>;
+type End = Extract<ExtensionMessage, { type: 'end' }>;
+
+/** Connects, then sends `size` bytes each time a line arrives on stdin; exits when stdin closes. */
+function sender(port: number): string[] {
+  return [process.execPath, '-e', `
+    console.log('pid', process.pid);
+    const s = require('net').connect(${port}, '127.0.0.1');
+    s.on('connect', () => console.log('connected'));
+    s.on('error', (e) => console.log('error', e.code));
+    require('readline').createInterface({ input: process.stdin }).on('line', (l) => s.write(Buffer.alloc(Number(l), 1), () => console.log('sent')));
+    process.stdin.on('end', () => { s.end(); process.exit(0); });
+  `];
+}
+
+function udpSender(port: number): string[] {
+  return [process.execPath, '-e', `
+    console.log('pid', process.pid);
+    const s = require('dgram').createSocket('udp4');
+    s.connect(${port}, '127.0.0.1', () => s.send(Buffer.from('hello'), () => console.log('sent')));
+    process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
+  `];
+}
+
+describe.skipIf(skip)('flowtop agent traffic counters and flow ends', () => {
+  let ns: Netns;
+  let cg: TestCgroup;
+  let agent: RunningAgent;
+  let tcpServer: ChildProcess;
+  let udpServer: ChildProcess;
+  let before: string;
+  const PORT = 7600;
+
+  beforeAll(async () => {
+    before = hostRules();
+    buildAgent();
+    ns = new Netns();
+    cg = new TestCgroup();
+    tcpServer = await startServer(ns, PORT);
+    udpServer = await startServer(ns, PORT, 'udp');
+    agent = await startAgent(ns, cg, ['--queue-num', '7321', '--timeout', '20s', '--udp-idle', '1s']);
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    tcpServer?.kill();
+    udpServer?.kill();
+    ns?.delete();
+    cg?.delete();
+    if (agent) cleanupDir(agent.dir);
+    removeBuild();
+    expect(hostRules()).toBe(before);
+  });
+
+  it('advertises bytes; counts the bytes of an allowed TCP flow; ends it when the program closes it', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const hello = client.messages[0]!;
+    expect(hello.type === 'hello' && hello.capabilities).toContain('bytes');
+    const child = spawnIn(ns, cg, sender(PORT));
+    const out = lines(child);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
+    client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+    await out.next((l) => l === 'connected');
+    child.stdin!.write('1000\n');
+    await out.next((l) => l === 'sent');
+    const bytes = await client.waitFor<Bytes>('1000 bytes sent', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.id && c.tx === 1000));
+    expect(bytes.counters.find((c) => c.id === flow.id)!.rx).toBe(0);
+    child.stdin!.write('500\n');
+    await client.waitFor('1500 bytes sent', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.id && c.tx === 1500));
+
+    // a client that subscribes now sees the live flow, allowed, with its counters
+    const late = new TestClient(agent.socket);
+    await late.subscribe();
+    await late.waitFor('the live flow in the snapshot', (m) => m.type === 'flow' && m.flow.id === flow.id && m.flow.verdict?.action === 'allow');
+    await late.waitFor('its counters in the snapshot', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.id && c.tx === 1500));
+    late.close();
+
+    expect(client.messages.some((m) => m.type === 'end' && m.id === flow.id)).toBe(false);
+    child.stdin!.end();
+    const end = await client.waitFor<End>('the end of the flow', (m) => m.type === 'end' && m.id === flow.id);
+    expect(end.reason).toMatch(/closed/);
+    client.close();
+  }, 30_000);
+
+  it('a flow a rule allowed is counted too', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    client.send({ type: 'rule-add', rule: { action: 'allow', endpoint: { port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
+    await client.waitFor('the rule', (m) => m.type === 'rule-changed');
+    const child = spawnIn(ns, cg, sender(PORT));
+    const out = lines(child);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    await out.next((l) => l === 'connected');
+    const flow = await waitFor('the decided flow', () => client.flows((f) => f.pid === pid && f.verdict?.by === 'rule')[0]);
+    child.stdin!.write('200\n');
+    await client.waitFor('200 bytes sent', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.id && c.tx === 200));
+    child.kill('SIGKILL');
+    await client.waitFor('the end after the program died', (m) => m.type === 'end' && m.id === flow.id);
+    client.close();
+  }, 30_000);
+
+  it('a UDP flow ends after the idle timeout while its socket stays open', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const child = spawnIn(ns, cg, udpSender(PORT));
+    const out = lines(child);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending UDP flow', () => client.flows((f) => f.pid === pid && f.protocol === 'udp' && !!f.pending)[0]);
+    client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+    const allowedAt = Date.now();
+    const end = await client.waitFor<End>('the idle end', (m) => m.type === 'end' && m.id === flow.id, 10_000);
+    expect(Date.now() - allowedAt).toBeGreaterThanOrEqual(900);
+    expect(end.reason).toMatch(/no traffic/);
+    expect(child.exitCode).toBeNull(); // the program still holds its socket
+    child.stdin!.end();
+    client.close();
+  }, 30_000);
+});
