@@ -27,6 +27,8 @@ const { createFlowStore } = await import('../../src/app/store.js');
 const { Attributor } = await import('../../src/attribution/attributor.js');
 const { createReplayBackend } = await import('../../src/attribution/replay-backend.js');
 const { createSocketSource } = await import('../../src/source/socket-source.js');
+const { useFastOutput } = await import('../../src/ui/fast-output.js');
+await useFastOutput(process.env.BENCH_INK_OUTPUT !== '1');
 const { HELLO, TOKENS, attributions, flowRecord, slice, tokenOf } = await import('./load.js');
 
 const FLOWS = 100_000;

@@ -8,6 +8,7 @@ import type { TableOptions } from '../state/types.js';
 import { Root } from './Root.js';
 import { createFlowStore, type AttributorLike, type Clock, type FlowStore } from './store.js';
 import { enterFullScreen } from './terminal.js';
+import { useFastOutput } from '../ui/fast-output.js';
 
 export interface AppIO {
   sources: readonly FlowSource[];
@@ -28,7 +29,8 @@ export function storeFor(io: AppIO, options: AppOptions): FlowStore {
 }
 
 /** Resolves with the exit code when the person quits (or a signal / error ends the app). */
-export function runInteractive(io: AppIO, options: AppOptions): Promise<number> {
+export async function runInteractive(io: AppIO, options: AppOptions): Promise<number> {
+  await useFastOutput(true);
   return new Promise((resolve) => {
     const store = storeFor(io, options);
     let done = false;

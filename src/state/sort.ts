@@ -105,14 +105,17 @@ export class FlowSorter {
       this.lastWork = 'cached';
       return this.run.rows;
     }
-    const changes = sameSpec && sameTable && this.rev >= state.journalSince ? this.changesSince(state) : undefined;
+    const changes = sameSpec && sameTable && this.rev >= state.journalSince ? this.changesSince(state, spec) : undefined;
     if (!changes) {
       this.run = sortRun([...state.flows.values()], spec);
       this.lastWork = 'full';
     } else {
       const sign = spec.reverse ? -1 : 1;
-      const cuts = this.positionsOf(changes.gone, spec, sign);
-      if (cuts) {
+      const ok = this.replaceInPlace(changes.replaced, spec, sign);
+      const cuts = ok ? this.positionsOf(changes.gone, spec, sign) : undefined;
+      if (cuts && cuts.length === 0 && changes.added.length === 0) {
+        this.lastWork = 'incremental';
+      } else if (cuts) {
         const next = splice(this.run, cuts, sortRun(changes.added, spec), sign, this.spare);
         this.spare = this.run;
         this.run = next;
@@ -128,9 +131,10 @@ export class FlowSorter {
     return this.run.rows;
   }
 
-  /** From the journal: rows of the last order that left, and current rows that are new since. */
-  private changesSince(state: TableState): { gone: FlowRow[]; added: FlowRow[] } {
-    const gone: FlowRow[] = [];
+  /** From the journal: rows of the last order that left, current rows that are new since, and
+   *  rows replaced by a newer version with the same sort key (those keep their place). */
+  private changesSince(state: TableState, spec: SortSpec): { gone: FlowRow[]; added: FlowRow[]; replaced: Array<[FlowRow, FlowRow]> } {
+    const goneByKey = new Map<string, FlowRow>();
     const added: FlowRow[] = [];
     const j = state.journal;
     for (let i = j.length - 1; i >= 0; i--) {
@@ -138,32 +142,70 @@ export class FlowSorter {
       if (e.at <= this.rev) break;
       if (e.gone) {
         // Only rows that were in the last order need cutting out of it.
-        if (e.row.rev <= this.rev) gone.push(e.row);
+        if (e.row.rev <= this.rev) goneByKey.set(e.row.key, e.row);
       } else if (!e.row.retired) {
         added.push(e.row);
       }
     }
-    return { gone, added };
+    const replaced: Array<[FlowRow, FlowRow]> = [];
+    const stillAdded: FlowRow[] = [];
+    for (const row of added) {
+      const old = goneByKey.get(row.key);
+      if (old && flowSortKey(old, spec.column) === flowSortKey(row, spec.column)) {
+        replaced.push([old, row]);
+        goneByKey.delete(row.key);
+      } else {
+        stillAdded.push(row);
+      }
+    }
+    return { gone: [...goneByKey.values()], added: stillAdded, replaced };
   }
 
-  /** Sorted positions of `rows` in the last order, or undefined if one is not where it should be. */
-  private positionsOf(rows: FlowRow[], spec: SortSpec, sign: number): number[] | undefined {
-    const { keys, rows: order } = this.run;
-    const out: number[] = [];
-    for (const row of rows) {
-      const k = flowSortKey(row, spec.column);
-      let lo = 0;
-      let hi = order.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareKeys(keys[mid]!, k, order[mid]!, row, sign) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      if (order[lo] !== row) return undefined;
-      out.push(lo);
-    }
-    return out.sort((a, b) => a - b);
+  /** Puts each newer row where its older version was (same sort key, so the same place). */
+  private replaceInPlace(pairs: Array<[FlowRow, FlowRow]>, spec: SortSpec, sign: number): boolean {
+    if (pairs.length === 0) return true;
+    const at = this.positionsOf(pairs.map((p) => p[0]), spec, sign, true);
+    if (!at) return false;
+    const order = this.run.rows;
+    for (let i = 0; i < pairs.length; i++) order[at[i]!] = pairs[i]![1];
+    return true;
   }
+
+  /** Positions of `rows` in the last order, or undefined if one is not where it should be.
+   *  Sorted by position unless `keepOrder` (then in the order of `rows`). */
+  private positionsOf(rows: FlowRow[], spec: SortSpec, sign: number, keepOrder = false): number[] | undefined {
+    const { keys, rows: order } = this.run;
+    const out: number[] = new Array(rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r]!;
+      const k = flowSortKey(row, spec.column);
+      const lo = lowerBound(keys, order, 0, k, row, sign);
+      if (order[lo] !== row) return undefined;
+      out[r] = lo;
+    }
+    return keepOrder ? out : out.sort((a, b) => a - b);
+  }
+}
+
+/** First index in [from, n) whose entry is not before (k, row). Gallops from `from` first: sorted
+ *  insertions are often close together (new flows all land at the top under the default sort). */
+function lowerBound(keys: readonly SortKey[], rows: readonly FlowRow[], from: number, k: SortKey, row: FlowRow, sign: number): number {
+  const n = rows.length;
+  let lo = from;
+  let step = 1;
+  let hi = from;
+  while (hi < n && compareKeys(keys[hi]!, k, rows[hi]!, row, sign) < 0) {
+    lo = hi + 1;
+    hi = from + step;
+    step *= 2;
+  }
+  if (hi > n) hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(keys[mid]!, k, rows[mid]!, row, sign) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** The last order without the rows at `cuts`, with the sorted run `add` inserted in place, written
@@ -188,18 +230,10 @@ function splice(a: Run, cuts: number[], add: Run, sign: number, into: Run): Run 
     }
   };
   for (let j = 0; j < add.rows.length; j++) {
-    const k = add.keys[j]!;
-    const row = add.rows[j]!;
-    let lo = i;
-    let hi = a.rows.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(a.keys[mid]!, k, a.rows[mid]!, row, sign) < 0) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = lowerBound(a.keys, a.rows, i, add.keys[j]!, add.rows[j]!, sign);
     copyUntil(lo);
-    keys[o] = k;
-    rows[o++] = row;
+    keys[o] = add.keys[j]!;
+    rows[o++] = add.rows[j]!;
   }
   copyUntil(a.rows.length);
   keys.length = o;

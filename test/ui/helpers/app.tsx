@@ -7,6 +7,10 @@ import { Root } from '../../../src/app/Root.js';
 import { createFlowStore, type FlowStore } from '../../../src/app/store.js';
 import type { FlowSource } from '../../../src/source/types.js';
 import type { TableOptions } from '../../../src/state/types.js';
+import { useFastOutput } from '../../../src/ui/fast-output.js';
+// The app composes frames the fast way; the frame tests check that way.
+await useFastOutput(true);
+
 
 export interface Started {
   instance: ReturnType<typeof render>;
