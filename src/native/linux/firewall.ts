@@ -16,6 +16,9 @@ export interface FirewallOptions {
   bypass: boolean;
   /** Also queue new inbound connections to local listeners (not on loopback: those were queued on the way out). */
   inbound: boolean;
+  /** Also queue DNS answers (UDP/TCP from port 53, conntrack ESTABLISHED: only answers to queries made
+   *  here) to this queue, always with bypass: they are read for host names and accepted at once. */
+  dnsQueueNum?: number;
 }
 
 export interface InstalledFirewall {
@@ -27,6 +30,7 @@ export interface InstalledFirewall {
 
 const CHAIN_OUT = 'FLOWTOP-OUT';
 const CHAIN_IN = 'FLOWTOP-IN';
+const CHAIN_DNS = 'FLOWTOP-DNS';
 const COMMENT = 'flowtop-agent';
 const NFT_TABLE = 'flowtop';
 
@@ -60,6 +64,15 @@ function iptablesRuleset(o: FirewallOptions): string {
       `-I INPUT 1 ! -i lo -m comment --comment ${COMMENT} -j ${CHAIN_IN}`,
     );
   }
+  if (o.dnsQueueNum !== undefined) {
+    const dns = `-m conntrack --ctstate ESTABLISHED -j NFQUEUE --queue-num ${o.dnsQueueNum} --queue-bypass`;
+    lines.push(
+      `:${CHAIN_DNS} - [0:0]`,
+      `-A ${CHAIN_DNS} -p udp --sport 53 ${dns}`,
+      `-A ${CHAIN_DNS} -p tcp --sport 53 ${dns}`,
+      `-I INPUT 1 -m comment --comment ${COMMENT} -j ${CHAIN_DNS}`,
+    );
+  }
   lines.push('COMMIT', '');
   return lines.join('\n');
 }
@@ -68,7 +81,7 @@ function iptablesRuleset(o: FirewallOptions): string {
 function removeIptables(tool: string): boolean {
   if (!has(tool)) return false;
   let found = false;
-  for (const [hook, chain] of [['OUTPUT', CHAIN_OUT], ['INPUT', CHAIN_IN]] as const) {
+  for (const [hook, chain] of [['OUTPUT', CHAIN_OUT], ['INPUT', CHAIN_IN], ['INPUT', CHAIN_DNS]] as const) {
     const listing = run(tool, ['-w', '-t', 'mangle', '-S', hook]);
     for (const line of listing.out.split('\n')) {
       if (!line.startsWith(`-A ${hook} `) || !line.includes(`-j ${chain}`)) continue;
@@ -113,6 +126,16 @@ function nftRuleset(o: FirewallOptions): string {
       '    type filter hook input priority mangle; policy accept;',
       `    iifname != "lo" tcp flags & (syn | ack) == syn ${q}`,
       `    iifname != "lo" meta l4proto != tcp ct state new ${q}`,
+      '  }',
+    );
+  }
+  if (o.dnsQueueNum !== undefined) {
+    const dns = `ct state established queue num ${o.dnsQueueNum} bypass`;
+    body.push(
+      '  chain dns {',
+      '    type filter hook input priority mangle; policy accept;',
+      `    udp sport 53 ${dns}`,
+      `    tcp sport 53 ${dns}`,
       '  }',
     );
   }
