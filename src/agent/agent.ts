@@ -22,6 +22,9 @@ import { identityFromKey } from '../rules/model.js';
 import { decideByPolicy } from '../rules/policy.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
 import { openSocketReader } from '../traffic/index.js';
+import { HostNameMap } from '../hostnames/index.js';
+import { dnsMessagesOf } from './dns-packet.js';
+import type { DnsWorkerMessage } from './dns-worker.js';
 import { LiveFlows } from './live-flows.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import type { RuleBook } from './rule-book.js';
@@ -111,6 +114,9 @@ export class Agent {
   private recorder?: SocketRecorder;
   private server?: ExtensionServer;
   private live?: LiveFlows;
+  private dnsWorker?: Worker;
+  private dnsControl?: MessageChannel;
+  private readonly names = new HostNameMap();
   private method: AttributionMethod = 'inode-scan';
   private methodDetail = '';
   private readonly started = Date.now();
@@ -130,8 +136,10 @@ export class Agent {
     const o = this.options;
     this.startRecorder();
     await this.startWorker();
+    const dnsQueueNum = (o.queueNum + 1) & 0xffff;
+    const dns = await this.startDnsWorker(dnsQueueNum);
     // The queue is bound before the rules send packets to it, so fail-closed never blackholes a start.
-    this.firewall = installFirewall({ queueNum: o.queueNum, bypass: o.failOpen, inbound: o.inbound });
+    this.firewall = installFirewall({ queueNum: o.queueNum, bypass: o.failOpen, inbound: o.inbound, ...(dns ? { dnsQueueNum } : {}) });
     if (this.firewall.replacedStale) this.log('replaced firewall rules left by an earlier agent');
     this.log(`queue ${o.queueNum} via ${this.firewall.backend}; attribution ${this.method}${this.methodDetail ? ` (${this.methodDetail})` : ''}; ${o.failOpen ? 'fail-open' : 'fail-closed'}`);
     this.live = new LiveFlows(openSocketReader(), {
@@ -233,6 +241,42 @@ export class Agent {
     });
   }
 
+  /** The DNS-answer queue's thread; false (and no host names) when it cannot run. */
+  private startDnsWorker(queueNum: number): Promise<boolean> {
+    this.dnsControl = new MessageChannel();
+    const worker = new Worker(new URL('./dns-worker.js', import.meta.url), {
+      workerData: { queueNum, control: this.dnsControl.port2 },
+      transferList: [this.dnsControl.port2],
+    });
+    this.dnsWorker = worker;
+    return new Promise((resolve) => {
+      worker.on('message', (m: DnsWorkerMessage) => {
+        if (m.type === 'ready') resolve(true);
+        else if (m.type === 'fatal') {
+          this.log(`host names from DNS answers are off: ${m.message}`);
+          this.dnsWorker = undefined;
+          resolve(false);
+        } else if (m.type === 'answers') {
+          for (const packet of m.packets) {
+            for (const message of dnsMessagesOf(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength))) this.names.addResponse(message);
+          }
+        }
+      });
+      worker.on('error', (error) => {
+        this.log(`DNS answer queue: ${error.message}`);
+        this.dnsWorker = undefined;
+        resolve(false);
+      });
+    });
+  }
+
+  /** The name the program looked up for the flow's remote address, if a DNS answer gave one. */
+  private nameFlow(flow: FlowRecord): void {
+    if (flow.remoteHost) return;
+    const entry = this.names.lookup(flow.remote.address);
+    if (entry) flow.remoteHost = { name: entry.name, source: entry.source };
+  }
+
   private sendRules(): void {
     const all = this.options.rules.list();
     this.identityRules = all.some((r) => r.enabled && r.identity !== undefined);
@@ -258,12 +302,14 @@ export class Agent {
     if (this.server?.clients.some((c) => c.subscribed)) {
       for (const d of decided) {
         const flow = { ...d.flow, verdict: d.verdict };
+        this.nameFlow(flow);
         this.server.broadcast({ type: 'flow', flow });
         if (d.verdict.action === 'allow') this.live?.add(flow);
       }
     }
     const now = Date.now();
     for (const h of held) {
+      this.nameFlow(h.flow);
       // A retransmitted SYN (or next datagram) of a flow just decided: the same answer, not a new prompt.
       const recent = this.recent.get(h.key);
       if (recent && recent.until > now) {
@@ -355,7 +401,7 @@ export class Agent {
       extension: { name: 'flowtop-agent', version: AGENT_VERSION },
       platform: 'linux',
       host: hostname(),
-      capabilities: ['verdicts', 'rules', 'bytes'],
+      capabilities: ['verdicts', 'rules', 'bytes', ...(this.dnsWorker ? ['host-names' as const] : [])],
       tokenKind: 'linux-pidfd-v1',
       mode: {
         failOpen: this.options.failOpen,
@@ -503,6 +549,12 @@ export class Agent {
       this.control?.port1.postMessage({ type: 'stop' } satisfies MainToWorker);
       await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
       await this.worker.terminate();
+    }
+    if (this.dnsWorker) {
+      const exited = new Promise((resolve) => this.dnsWorker!.once('exit', resolve));
+      this.dnsControl?.port1.postMessage('stop');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      await this.dnsWorker.terminate();
     }
     this.recorder?.close();
     this.live?.close();
