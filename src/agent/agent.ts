@@ -381,15 +381,19 @@ export class Agent {
     if (libc().send(this.queueFd, buf, buf.length, 0) < 0) Atomics.add(this.view, COUNTER.verdictErrors, BigInt(verdicts.length));
   }
 
-  private destroySocket(flow: FlowRecord): void {
-    if (flow.protocol !== 'tcp' && flow.protocol !== 'udp') return;
+  /** Destroys the flow's own socket (found by an exact lookup and named by its cookie: never a
+   *  listener on the same port). True when it was there. */
+  private destroySocket(flow: FlowRecord): boolean {
+    if (flow.protocol !== 'tcp' && flow.protocol !== 'udp') return false;
     try {
-      this.diag.destroy({
+      return this.diag.destroy({
         protocol: flow.protocol,
         local: { address: addressBytes(flow.local.address), port: flow.local.port },
         remote: { address: addressBytes(flow.remote.address), port: flow.remote.port },
       });
-    } catch { /* already gone */ }
+    } catch {
+      return false; // not permitted, or not supported by this kernel
+    }
   }
 
   // ---- clients ----
@@ -401,7 +405,7 @@ export class Agent {
       extension: { name: 'flowtop-agent', version: AGENT_VERSION },
       platform: 'linux',
       host: hostname(),
-      capabilities: ['verdicts', 'rules', 'bytes', ...(this.dnsWorker ? ['host-names' as const] : [])],
+      capabilities: ['verdicts', 'end-flows', 'rules', 'bytes', ...(this.dnsWorker ? ['host-names' as const] : [])],
       tokenKind: 'linux-pidfd-v1',
       mode: {
         failOpen: this.options.failOpen,
@@ -442,13 +446,29 @@ export class Agent {
   private onVerdict(client: ServerClient, msg: ClientVerdictMessage): void {
     const p = this.pending.get(msg.id);
     if (!p) {
-      client.reply('unknown-flow', `no pending flow "${msg.id}" (already decided, or never pending)`, msg.ref);
+      const live = this.live?.get(msg.id);
+      if (live && msg.action === 'block') return this.endLiveFlow(client, live.flow, msg);
+      if (live) return void client.reply('not-pending', `flow "${msg.id}" is already allowed`, msg.ref);
+      client.reply('unknown-flow', `no pending or live flow "${msg.id}" (already decided and ended, or never seen)`, msg.ref);
       return;
     }
     const blockMode = msg.blockMode ?? this.options.blockMode;
     this.decide(p, { action: msg.action, by: 'user', ...(msg.action === 'block' ? { blockMode } : {}) });
     if (msg.remember === 'once') return;
     void this.rememberVerdict(client, p.flow, msg, blockMode);
+  }
+
+  /** `block` on an allowed, live flow: its socket is destroyed (the program sees ECONNABORTED at once)
+   *  and the flow ends. TCP only: a UDP socket may carry other conversations. */
+  private endLiveFlow(client: ServerClient, flow: FlowRecord, msg: ClientVerdictMessage): void {
+    if (flow.protocol !== 'tcp') {
+      return void client.reply('not-supported', `only TCP flows can be ended; "${flow.id}" is ${flow.protocol}`, msg.ref);
+    }
+    const destroyed = this.destroySocket(flow);
+    const verdict: Verdict = { action: 'block', by: 'user', blockMode: 'reject' };
+    this.server?.broadcast({ type: 'verdict', id: flow.id, time: Date.now(), verdict });
+    this.live?.end(flow.id, destroyed ? 'blocked while live: its socket was destroyed' : 'blocked while live: its socket had already closed');
+    if (msg.remember !== 'once') void this.rememberVerdict(client, flow, msg, msg.blockMode ?? this.options.blockMode);
   }
 
   private async rememberVerdict(client: ServerClient, flow: FlowRecord, msg: ClientVerdictMessage, blockMode: BlockMode): Promise<void> {

@@ -1,0 +1,87 @@
+// `end-flows`: a block verdict on an allowed, live TCP flow destroys its socket (the program fails at
+// once) and ends the flow with the reason; the server's listener is untouched.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import type { ExtensionMessage } from '../../src/protocol/messages.js';
+import {
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
+  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
+} from './helpers.js';
+
+const skip = skipUnlessCapable();
+type End = Extract<ExtensionMessage, { type: 'end' }>;
+
+/** Connects, says so, and reports the error its socket later gets. */
+function longLived(port: number): string[] {
+  return [process.execPath, '-e', `
+    console.log('pid', process.pid);
+    const s = require('net').connect(${port}, '127.0.0.1');
+    s.on('connect', () => { console.log('connected'); setInterval(() => s.write('x'), 50); });
+    s.on('error', (e) => console.log('error', e.code));
+    process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
+  `];
+}
+
+describe.skipIf(skip)('flowtop agent ends live flows', () => {
+  let ns: Netns;
+  let cg: TestCgroup;
+  let agent: RunningAgent;
+  let server: ChildProcess;
+  let before: string;
+  const PORT = 7800;
+
+  beforeAll(async () => {
+    before = hostRules();
+    buildAgent();
+    ns = new Netns();
+    cg = new TestCgroup();
+    server = await startServer(ns, PORT);
+    agent = await startAgent(ns, cg, ['--queue-num', '7341', '--timeout', '20s']);
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    server?.kill();
+    ns?.delete();
+    cg?.delete();
+    if (agent) cleanupDir(agent.dir);
+    removeBuild();
+    expect(hostRules()).toBe(before);
+  });
+
+  it('block on an allowed, live TCP flow aborts its connection and ends the flow; the listener keeps serving', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    const hello = client.messages[0]!;
+    expect(hello.type === 'hello' && hello.capabilities).toContain('end-flows');
+    const child = spawnIn(ns, cg, longLived(PORT));
+    const out = lines(child);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
+    client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+    await out.next((l) => l === 'connected');
+    // a second allow on the live flow is refused: it is not pending
+    client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once', ref: 'again' });
+    await client.waitFor('not-pending', (m) => m.type === 'error' && m.code === 'not-pending' && m.ref === 'again');
+
+    client.send({ type: 'verdict', id: flow.id, action: 'block', remember: 'once' });
+    expect(await out.next((l) => l.startsWith('error'))).toBe('error ECONNABORTED');
+    const end = await client.waitFor<End>('the end', (m) => m.type === 'end' && m.id === flow.id);
+    expect(end.reason).toMatch(/blocked while live/);
+    expect(client.messages.some((m) => m.type === 'verdict' && m.id === flow.id && m.verdict.action === 'block' && m.verdict.by === 'user')).toBe(true);
+    child.stdin!.end();
+
+    // the server's listener is alive: a new connection, once allowed, connects
+    const next = spawnIn(ns, cg, connectScript(PORT));
+    const nextOut = lines(next);
+    const nextPid = Number((await nextOut.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const nextFlow = await waitFor('the next pending flow', () => client.flows((f) => f.pid === nextPid && !!f.pending)[0]);
+    client.send({ type: 'verdict', id: nextFlow.id, action: 'allow', remember: 'once' });
+    expect(await nextOut.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
+    next.stdin!.end();
+    // an ended flow is no longer known
+    client.send({ type: 'verdict', id: flow.id, action: 'block', remember: 'once', ref: 'gone' });
+    await client.waitFor('unknown-flow', (m) => m.type === 'error' && m.code === 'unknown-flow' && m.ref === 'gone');
+    client.close();
+  }, 30_000);
+});
