@@ -40,9 +40,11 @@ export function remoteLabel(row: FlowRow): string {
 /** Worst first, so sorting by trust puts what needs a look on top. */
 export const TRUST_RANK: Record<Trust, number> = { insecure: 0, gone: 1, pending: 2, secure: 3 };
 
+/** A flow that stopped reporting counters this long ago is not moving bytes any more. */
+const STALE_MS = 5_000;
+
 export function rowRate(row: FlowRow, now: number): number {
-  // A flow that stopped reporting counters is not moving bytes any more.
-  if (row.bytesTime === undefined || now - row.bytesTime > 5_000) return 0;
+  if (row.bytesTime === undefined || now - row.bytesTime > STALE_MS) return 0;
   return row.rxRate + row.txRate;
 }
 
@@ -59,24 +61,31 @@ export interface Counts {
   txRate: number;
 }
 
+const countsOf = new WeakMap<TableState, Counts>();
+
+/** Header figures. The rates are the sums of the rows' own rates per direction, so the header
+ *  always agrees with the rows it sums (a flow whose counters stopped counts 0, as its row shows). */
 export function countFlows(state: TableState): Counts {
+  const known = countsOf.get(state);
+  if (known) return known;
   const { live, pending, blocked, closed, secure } = state.tally;
-  const seconds = state.options.rateWindowMs / 1000;
   let rx = 0;
   let tx = 0;
-  for (const s of state.traffic) {
-    if (s.time < state.now - state.options.rateWindowMs) continue;
-    rx += s.rx;
-    tx += s.tx;
+  for (const row of state.flows.values()) {
+    if (row.bytesTime === undefined || state.now - row.bytesTime > STALE_MS) continue;
+    rx += row.rxRate;
+    tx += row.txRate;
   }
-  return {
+  const counts = {
     total: state.flows.size,
     live,
     pending,
     blocked,
     closed,
     secureShare: live > 0 ? secure / live : undefined,
-    rxRate: rx / seconds,
-    txRate: tx / seconds,
+    rxRate: rx,
+    txRate: tx,
   };
+  countsOf.set(state, counts);
+  return counts;
 }

@@ -70,7 +70,8 @@ describe('flow table reducer', () => {
     expect(row.rx).toBe(3_000);
     expect(row.rxRate).toBe(2_000);
     expect(s.totals).toEqual({ rx: 3_000, tx: 300 });
-    expect(countFlows(s).rxRate).toBe(1_500);
+    // The header total is the row's rate (one flow), not an average over a window.
+    expect(countFlows(s).rxRate).toBe(2_000);
   });
 
   it('keeps rules per source and applies rule changes', () => {
@@ -97,5 +98,27 @@ describe('flow table reducer', () => {
     s = reduce(s, { type: 'attributions', updates: [{ key: token(5), attribution: secure('ping') }, { key: token(6), attribution: secure('Terminal') }] });
     const row = s.flows.get(flowKey('ext', f.id))!;
     expect(row.appAttribution?.name).toBe('Terminal');
+  });
+
+  it('header rates are the sums of the rows\' rates, per direction', () => {
+    const down = flow({ time: 10_000 });
+    const up = flow({ time: 10_000 });
+    let s = run(initialTable({}, 10_000), { type: 'events', events: [ev({ type: 'flow', flow: down }), ev({ type: 'flow', flow: up })] });
+    // Counters once a second, as the passive monitor sends them: one flow receives, one sends.
+    for (let t = 1; t <= 3; t++) {
+      s = run(
+        s,
+        { type: 'tick', now: 10_000 + t * 1000 },
+        { type: 'events', events: [ev({ type: 'bytes', time: 10_000 + t * 1000, counters: [{ id: down.id, rx: t * 9_700, tx: 0 }, { id: up.id, rx: 0, tx: t * 9_700 }] })] },
+      );
+      const rowDown = s.flows.get(flowKey('ext', down.id))!;
+      const rowUp = s.flows.get(flowKey('ext', up.id))!;
+      expect(rowDown.rxRate).toBeCloseTo(9_700);
+      expect(rowUp.txRate).toBeCloseTo(9_700);
+      expect(countFlows(s)).toMatchObject({ rxRate: rowDown.rxRate + rowUp.rxRate, txRate: rowDown.txRate + rowUp.txRate });
+    }
+    // Counters that stop coming stop counting, in the rows and in the header.
+    s = run(s, { type: 'tick', now: 10_000 + 3_000 + 6_000 });
+    expect(countFlows(s)).toMatchObject({ rxRate: 0, txRate: 0 });
   });
 });
