@@ -27,6 +27,7 @@ import { dnsMessagesOf } from './dns-packet.js';
 import type { DnsWorkerMessage } from './dns-worker.js';
 import { LiveFlows } from './live-flows.js';
 import { PendingTable, type PendingFlow } from './pending.js';
+import { ownerGone } from './reaper.js';
 import type { RuleBook } from './rule-book.js';
 import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
@@ -93,6 +94,8 @@ export interface AgentStatus {
 /** How long a decision also answers further packets of the same 5-tuple (TCP gives up retrying a
  *  dropped SYN after ~2 minutes). */
 const RECENT_MS = 130_000;
+/** How often pending flows are checked for a dead owner (a /proc read per pending flow). */
+const REAP_INTERVAL_MS = 250;
 
 function slotOf(verdict: Verdict): number {
   return verdict.by === 'rule' ? COUNTER.rule : verdict.by === 'user' ? COUNTER.user : COUNTER.default;
@@ -121,6 +124,7 @@ export class Agent {
   private methodDetail = '';
   private readonly started = Date.now();
   private statusTimer?: NodeJS.Timeout;
+  private reapTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly log: (line: string) => void;
 
@@ -173,6 +177,17 @@ export class Agent {
     this.writeStatus();
     this.statusTimer = setInterval(() => this.writeStatus(), 1000);
     this.statusTimer.unref();
+    this.reapTimer = setInterval(() => this.reap(), REAP_INTERVAL_MS);
+    this.reapTimer.unref();
+  }
+
+  /** Pending flows whose process died get the default now, with the reason: nobody waits for them. */
+  private reap(): void {
+    if (this.pending.size === 0) return;
+    for (const p of this.pending.all()) {
+      const reason = ownerGone(p.flow);
+      if (reason) this.decide(p, { ...(p.fallback ?? this.defaultVerdict(reason)), reason });
+    }
   }
 
   private startRecorder(): void {
@@ -562,6 +577,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.reapTimer) clearInterval(this.reapTimer);
     for (const p of this.pending.all()) this.decide(p, p.fallback ?? this.defaultVerdict('the agent stopped'));
     this.firewall?.remove();
     if (this.worker) {
