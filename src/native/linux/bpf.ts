@@ -76,9 +76,10 @@ function encode(insns: Insn[]): Buffer {
 }
 
 /** cookie → {pid_tgid, boot ns} at r10-8 (key) and r10-24 (value, 16 bytes). With `tupleMap`, the
- *  IPv4 sendmsg variant also records {dst ip, dst port, src port, 0} → the same value, for datagrams
- *  whose socket is gone (sender exited) before the packet is judged. */
-export function recorderProgram(cookieMap: number, tupleMap?: number): Buffer {
+ *  sendmsg variants also record {dst address (16 bytes; IPv4 as ::ffff:a.b.c.d), dst port, src port}
+ *  (24 bytes at r10-48) → the same value, for datagrams whose socket is gone (sender exited) before
+ *  the packet is judged. */
+export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 | 6 = 4): Buffer {
   const insns: Insn[] = [
     movReg(R6, R1),
     call(HELPER.get_socket_cookie),
@@ -94,14 +95,18 @@ export function recorderProgram(cookieMap: number, tupleMap?: number): Buffer {
     call(HELPER.map_update_elem),
   ];
   if (tupleMap !== undefined) {
+    const address: Insn[] = family === 4
+      ? [
+        stW(R10, -48, 0), stW(R10, -44, 0), stW(R10, -40, -65536 /* bytes 00 00 ff ff */),
+        ldxW(R2, R6, 4), stxW(R10, -36, R2), // ctx->user_ip4 (network order)
+      ]
+      : [0, 1, 2, 3].flatMap((i): Insn[] => [ldxW(R2, R6, 8 + 4 * i), stxW(R10, -48 + 4 * i, R2)]); // ctx->user_ip6[i]
     const tail: Insn[] = [
       ldxW(R2, R1, 44), // sk->src_port (host order)
-      stxW(R10, -40, R2),
-      ldxW(R2, R6, 4), // ctx->user_ip4 (network order)
-      stxW(R10, -48, R2),
+      stxW(R10, -28, R2),
+      ...address,
       ldxW(R2, R6, 24), // ctx->user_port (network order, low 16 bits)
-      stxW(R10, -44, R2),
-      stW(R10, -36, 0),
+      stxW(R10, -32, R2),
       ...ldMap(R1, tupleMap),
       movReg(R2, R10), addImm(R2, -48),
       movReg(R3, R10), addImm(R3, -24),
@@ -268,7 +273,7 @@ export interface OwnerRecord {
  *  build its own view from the fds the main thread opened. */
 export class RecorderView {
   private readonly attr = Buffer.alloc(ATTR_BYTES);
-  private readonly key = Buffer.alloc(16);
+  private readonly key = Buffer.alloc(24);
   private readonly value = Buffer.alloc(16);
 
   constructor(readonly cookieMap: number, readonly tupleMap: number) {
@@ -283,13 +288,17 @@ export class RecorderView {
     return this.lookup(this.cookieMap);
   }
 
-  /** The IPv4 sendmsg record of a datagram (remote address bytes, remote port, local port). */
+  /** The sendmsg record of a datagram (remote address bytes, 4 or 16; remote port; local port). */
   lookupUdpTuple(remote: Buffer, remotePort: number, localPort: number): OwnerRecord | undefined {
-    if (remote.length !== 4) return undefined;
+    if (remote.length !== 4 && remote.length !== 16) return undefined;
     this.key.fill(0);
-    remote.copy(this.key, 0);
-    this.key.writeUInt16BE(remotePort, 4);
-    this.key.writeUInt32LE(localPort, 8);
+    if (remote.length === 4) {
+      this.key[10] = 0xff;
+      this.key[11] = 0xff;
+      remote.copy(this.key, 12);
+    } else remote.copy(this.key, 0);
+    this.key.writeUInt16BE(remotePort, 16);
+    this.key.writeUInt32LE(localPort, 20);
     return this.lookup(this.tupleMap);
   }
 
@@ -323,7 +332,7 @@ export class SocketRecorder extends RecorderView {
     try {
       stale = removeStalePrograms(cgroupFd);
       cookieMap = createLruMap(8, 16, maxEntries, 'flowtop_cookie');
-      tupleMap = createLruMap(16, 16, 16384, 'flowtop_udp');
+      tupleMap = createLruMap(24, 16, 16384, 'flowtop_udp');
     } catch (error) {
       if (cookieMap >= 0) c.close(cookieMap);
       closeSync(cgroupFd);
@@ -335,7 +344,7 @@ export class SocketRecorder extends RecorderView {
         [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET4_CONNECT, recorderProgram(cookieMap), 'connect4'],
         [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET6_CONNECT, recorderProgram(cookieMap), 'connect6'],
         [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP4_SENDMSG, recorderProgram(cookieMap, tupleMap), 'sendmsg4'],
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP6_SENDMSG, recorderProgram(cookieMap), 'sendmsg6'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP6_SENDMSG, recorderProgram(cookieMap, tupleMap, 6), 'sendmsg6'],
         [PROG_TYPE_CGROUP_SOCK, ATTACH.INET_SOCK_CREATE, recorderProgram(cookieMap), 'sock_create'],
       ];
       for (const [type, hook, insns, label] of plan) {
