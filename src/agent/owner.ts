@@ -12,6 +12,8 @@ const NS_PER_TICK = 10_000_000n;
 
 export interface Owner {
   token?: Buffer;
+  /** The token in base64, as flows and rules carry it (made once per cached process). */
+  tokenText?: string;
   pid?: number;
   uid?: number;
   /** Why there is no token. */
@@ -34,13 +36,13 @@ export interface LocalRemote {
 
 /** Confirms that `pid` is the process that made the record: opened first (pidfd), then its start time
  *  must not be after the recorded time — a recycled PID started later and is refused. */
-function confirm(tokens: TokenCache, pid: number, record: OwnerRecord | undefined): { token?: Buffer; error?: string } {
+function confirm(tokens: TokenCache, pid: number, record: OwnerRecord | undefined): { token?: Buffer; tokenText?: string; error?: string } {
   const live = tokens.get(pid);
   if (!live) return { error: `process ${pid} exited before its connection was judged` };
   if (record && live.startTime * NS_PER_TICK > record.bootNs) {
     return { error: `PID ${pid} now names a newer process than the one that connected` };
   }
-  return { token: live.token };
+  return { token: live.token, tokenText: live.tokenText };
 }
 
 export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemote, kernelUid: number | undefined): Owner {

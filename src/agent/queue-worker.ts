@@ -68,28 +68,35 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
     : [{ address: tuple.src, port: tuple.srcPort }, { address: tuple.dst, port: tuple.dstPort }];
   const owner = findOwner(deps, tuple, { local, remote }, packet.uid);
   Atomics.add(counters, owner.token ? COUNTER.ownerFound : COUNTER.ownerMissing, 1n);
-  const flow: FlowRecord = {
-    id: idPrefix + packet.id,
-    time: Date.now(),
-    direction: inbound ? 'inbound' : 'outbound',
-    protocol: tuple.protocol,
-    family: tuple.family,
-    local: { address: formatAddress(local.address), port: local.port },
-    remote: { address: formatAddress(remote.address), port: remote.port },
+  const direction = inbound ? 'inbound' : 'outbound';
+  const remoteAddress = formatAddress(remote.address);
+  const token = owner.tokenText;
+  // The flow record is only built when someone will read it: a held flow, or a decided one while a
+  // client listens. A rule decision with nobody watching costs no strings beyond the rule's facts.
+  const makeFlow = (): FlowRecord => {
+    const flow: FlowRecord = {
+      id: idPrefix + packet.id,
+      time: Date.now(),
+      direction,
+      protocol: tuple.protocol,
+      family: tuple.family,
+      local: { address: formatAddress(local.address), port: local.port },
+      remote: { address: remoteAddress, port: remote.port },
+    };
+    if (token !== undefined) flow.token = token;
+    if (owner.pid !== undefined) flow.pid = owner.pid;
+    if (owner.uid !== undefined) flow.uid = owner.uid;
+    if (owner.error) flow.ownerError = owner.error;
+    return flow;
   };
-  if (owner.token) flow.token = owner.token.toString('base64');
-  if (owner.pid !== undefined) flow.pid = owner.pid;
-  if (owner.uid !== undefined) flow.uid = owner.uid;
-  if (owner.error) flow.ownerError = owner.error;
-  const key = keyOf(tuple);
-  const mustAskMain = identityRules && flow.token !== undefined;
+  const mustAskMain = identityRules && token !== undefined;
   if (!mustAskMain) {
     const rule = rules.match({
-      protocol: flow.protocol,
-      direction: flow.direction,
-      remoteAddress: flow.remote.address,
-      remotePort: flow.remote.port,
-      ...(flow.token ? { token: flow.token } : {}),
+      protocol: tuple.protocol,
+      direction,
+      remoteAddress,
+      remotePort: remote.port,
+      ...(token !== undefined ? { token } : {}),
     }, Date.now());
     if (rule) {
       Atomics.add(counters, COUNTER.rule, 1n);
@@ -98,7 +105,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       const blockMode = rule.blockMode ?? config.blockMode;
       if (rule.action === 'block') verdict.blockMode = blockMode;
       const judged: Judged = { verdict: { id: packet.id, verdict: rule.action === 'allow' ? NF_ACCEPT : NF_DROP } };
-      if (listeners) judged.decided = { flow, verdict };
+      if (listeners) judged.decided = { flow: makeFlow(), verdict };
       if (rule.action === 'block' && blockMode === 'reject' && (tuple.protocol === 'tcp' || tuple.protocol === 'udp')) {
         const protocol = tuple.protocol;
         judged.destroy = () => {
@@ -110,7 +117,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       return judged;
     }
   }
-  return { held: { packetId: packet.id, key, flow, needsIdentity: mustAskMain } };
+  return { held: { packetId: packet.id, key: keyOf(tuple), flow: makeFlow(), needsIdentity: mustAskMain } };
 }
 
 function main(): void {

@@ -6,6 +6,8 @@ import { constants } from 'node:os';
 export interface Libc {
   /** syscall(2) with integer arguments only (pidfd_open, pidfd_send_signal, bpf with a pointer as bigint). */
   syscall(nr: number, ...args: Array<number | bigint>): number;
+  /** syscall(2) with exactly four integer arguments: no per-call type list (hot paths: pidfd_send_signal). */
+  syscall4(nr: number, a1: number, a2: number, a3: number, a4: number): number;
   /** syscall(2) whose third argument is a buffer (bpf(2): cmd, attr, size). */
   syscallBuf(nr: number, a1: number, buf: Buffer, size: number): number;
   socket(domain: number, type: number, protocol: number): number;
@@ -19,6 +21,10 @@ export interface Libc {
   getsockname(fd: number, addr: Buffer, len: Buffer): number;
   close(fd: number): number;
   read(fd: number, buf: Buffer, len: number): number;
+  /** open(2) of a NUL-terminated path held in a Buffer (no string conversion per call). */
+  open(path: Buffer, flags: number): number;
+  /** fstatat(2) into a caller's struct stat buffer (st_dev@0, st_ino@8 on x86_64 and aarch64); path NUL-terminated. */
+  fstatat(dirfd: number, path: Buffer, statBuf: Buffer, flags: number): number;
   /** ioctl(2) whose argument is an in/out struct (e.g. PIDFD_GET_INFO). */
   ioctlBuf(fd: number, request: number, arg: Buffer): number;
   /** The address of a Buffer's memory (for pointers inside bpf(2) attributes). Keep the Buffer alive. */
@@ -35,6 +41,9 @@ export function libc(): Libc {
   const lib = koffi.load('libc.so.6');
   const syscallVar = lib.func('long syscall(long nr, ...)');
   const syscallBuf = lib.func('syscall', 'long', ['long', 'long', 'void *', 'long']);
+  const syscall4 = lib.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long']);
+  const open = lib.func('int open(const void *path, int flags)');
+  const fstatat = lib.func('int fstatat(int dirfd, const void *path, _Out_ void *buf, int flags)');
   const socket = lib.func('int socket(int domain, int type, int protocol)');
   const bind = lib.func('int bind(int fd, const void *addr, uint32_t len)');
   const connect = lib.func('int connect(int fd, const void *addr, uint32_t len)');
@@ -55,6 +64,9 @@ export function libc(): Libc {
       return Number(syscallVar(nr, ...typed));
     },
     syscallBuf: (nr, a1, buf, size) => Number(syscallBuf(nr, a1, buf, size)),
+    syscall4: (nr, a1, a2, a3, a4) => Number(syscall4(nr, a1, a2, a3, a4)),
+    open: (path, flags) => open(path, flags) as number,
+    fstatat: (dirfd, path, buf, flags) => fstatat(dirfd, path, buf, flags) as number,
     socket: (d, t, p) => socket(d, t, p) as number,
     bind: (fd, a, l) => bind(fd, a, l) as number,
     connect: (fd, a, l) => connect(fd, a, l) as number,

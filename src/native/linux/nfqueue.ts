@@ -7,7 +7,7 @@
 // buffer handling — all to save ~150 lines. Raw netlink also lets several verdicts share one send().
 import {
   NETLINK_NETFILTER, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST, NetlinkError, align4, buildAttribute,
-  errorCode, openNetlink, parseAttributes, parseMessages, u32BE, type NetlinkSocket,
+  errorCode, openNetlink, parseMessages, u32BE, type NetlinkSocket,
 } from './netlink.js';
 
 const NFNL_SUBSYS_QUEUE = 3;
@@ -88,6 +88,7 @@ export class NfQueue {
   readonly nl: NetlinkSocket;
   private seq = 1;
   private readonly buffer = Buffer.alloc(256 * 1024);
+  private verdictBuffer = Buffer.alloc(16 * VERDICT_BYTES);
 
   constructor(readonly options: QueueOptions) {
     this.nl = openNetlink(NETLINK_NETFILTER, {
@@ -141,34 +142,33 @@ export class NfQueue {
   }
 
   /** Waits for the next datagram and returns the packets in it ([] on timeout). Non-packet messages
-   *  (errors for verdicts of packets the kernel already let go) are skipped. */
+   *  (errors for verdicts of packets the kernel already let go) are skipped. Parsed in place (this runs
+   *  for every queued packet): the same bounds checks as parseMessages/parseAttributes, no maps. */
   receive(dontWait = false): QueuedPacket[] | undefined {
     const n = this.nl.receive(this.buffer, dontWait ? 0x40 : 0);
     if (n < 0) return undefined;
+    const b = this.buffer;
     const out: QueuedPacket[] = [];
-    for (const m of parseMessages(this.buffer, n)) {
-      if (m.type !== MSG_PACKET) continue;
-      const attrs = parseAttributes(m.payload, NFGEN_BYTES);
-      const hdr = attrs.get(NFQA_PACKET_HDR);
-      const payload = attrs.get(NFQA_PAYLOAD);
-      if (!hdr || hdr.length < 7) continue; // nothing to answer with: the kernel's queue timeout applies
-      const uid = attrs.get(NFQA_UID);
-      const gid = attrs.get(NFQA_GID);
-      out.push({
-        id: hdr.readUInt32BE(0),
-        hwProtocol: hdr.readUInt16BE(4),
-        hook: hdr.readUInt8(6),
-        payload: payload ?? Buffer.alloc(0),
-        ...(uid && uid.length >= 4 ? { uid: uid.readUInt32BE(0) } : {}),
-        ...(gid && gid.length >= 4 ? { gid: gid.readUInt32BE(0) } : {}),
-      });
+    for (let at = 0; at + 16 <= n;) {
+      const len = b.readUInt32LE(at);
+      if (len < 16 || at + len > n) break;
+      if (b.readUInt16LE(at + 4) === MSG_PACKET) {
+        const packet = parsePacketMessage(b, at + 16 + NFGEN_BYTES, at + len);
+        if (packet) out.push(packet);
+      }
+      at += align4(len);
     }
     return out;
   }
 
-  /** Sends several verdicts in one datagram: the kernel handles each message in turn. */
+  /** Sends several verdicts in one datagram: the kernel handles each message in turn. The datagram is
+   *  built in a buffer kept for the purpose. */
   sendVerdicts(verdicts: readonly Verdict[]): void {
-    if (verdicts.length > 0) this.nl.send(encodeVerdicts(this.options.queueNum, verdicts));
+    if (verdicts.length === 0) return;
+    const bytes = verdicts.length * VERDICT_BYTES;
+    if (this.verdictBuffer.length < bytes) this.verdictBuffer = Buffer.alloc(Math.max(bytes, this.verdictBuffer.length * 2));
+    for (let i = 0; i < verdicts.length; i++) writeVerdict(this.verdictBuffer, i * VERDICT_BYTES, this.options.queueNum, verdicts[i]!);
+    this.nl.send(bytes === this.verdictBuffer.length ? this.verdictBuffer : this.verdictBuffer.subarray(0, bytes));
   }
 
   close(): void {
@@ -188,16 +188,66 @@ export interface Verdict {
   verdict: number;
 }
 
+/** One verdict message: nlmsghdr (16) + nfgenmsg (4) + NFQA_VERDICT_HDR attribute (4 + 8). */
+const VERDICT_BYTES = 32;
+
+function writeVerdict(out: Buffer, at: number, queueNum: number, { id, verdict }: Verdict): void {
+  out.writeUInt32LE(VERDICT_BYTES, at);
+  out.writeUInt16LE(MSG_VERDICT, at + 4);
+  out.writeUInt16LE(NLM_F_REQUEST, at + 6);
+  out.writeUInt32LE(0, at + 8); // seq
+  out.writeUInt32LE(0, at + 12); // port id: the kernel
+  out.writeUInt8(0, at + 16); // AF_UNSPEC
+  out.writeUInt8(0, at + 17); // NFNETLINK_V0
+  out.writeUInt16BE(queueNum, at + 18);
+  out.writeUInt16LE(12, at + 20);
+  out.writeUInt16LE(NFQA_VERDICT_HDR, at + 22);
+  out.writeUInt32BE(verdict >>> 0, at + 24);
+  out.writeUInt32BE(id >>> 0, at + 28);
+}
+
 /** Verdict messages for `queueNum`, concatenated into one datagram (any thread may send it on the
  *  queue's fd: the kernel checks the sending socket's port id, not the thread). */
 export function encodeVerdicts(queueNum: number, verdicts: readonly Verdict[]): Buffer {
-  return Buffer.concat(verdicts.map(({ id, verdict }) => {
-    const v = Buffer.alloc(8);
-    v.writeUInt32BE(verdict, 0);
-    v.writeUInt32BE(id >>> 0, 4);
-    return message(MSG_VERDICT, NLM_F_REQUEST, 0, [nfgen(0, queueNum), buildAttribute(NFQA_VERDICT_HDR, v)]);
-  }));
+  const out = Buffer.alloc(verdicts.length * VERDICT_BYTES);
+  for (let i = 0; i < verdicts.length; i++) writeVerdict(out, i * VERDICT_BYTES, queueNum, verdicts[i]!);
+  return out;
 }
+
+/** The packet in an NFQNL_MSG_PACKET whose attributes span [from, end) of `b`, or undefined when it
+ *  has no usable packet header (nothing to answer with: the kernel's queue timeout applies). Attributes
+ *  whose length runs past the end stop parsing; the last occurrence of an attribute wins. */
+function parsePacketMessage(b: Buffer, from: number, end: number): QueuedPacket | undefined {
+  let hdr = -1;
+  let payloadAt = -1;
+  let payloadEnd = -1;
+  let uid: number | undefined;
+  let gid: number | undefined;
+  for (let at = from; at + 4 <= end;) {
+    const len = b.readUInt16LE(at);
+    if (len < 4 || at + len > end) break;
+    const type = b.readUInt16LE(at + 2) & 0x3fff;
+    const body = at + 4;
+    const size = len - 4;
+    if (type === NFQA_PACKET_HDR) hdr = size >= 7 ? body : -1;
+    else if (type === NFQA_PAYLOAD) { payloadAt = body; payloadEnd = body + size; }
+    else if (type === NFQA_UID) uid = size >= 4 ? b.readUInt32BE(body) : undefined;
+    else if (type === NFQA_GID) gid = size >= 4 ? b.readUInt32BE(body) : undefined;
+    at += align4(len);
+  }
+  if (hdr < 0) return undefined;
+  const packet: QueuedPacket = {
+    id: b.readUInt32BE(hdr),
+    hwProtocol: b.readUInt16BE(hdr + 4),
+    hook: b.readUInt8(hdr + 6),
+    payload: payloadAt >= 0 ? b.subarray(payloadAt, payloadEnd) : EMPTY,
+  };
+  if (uid !== undefined) packet.uid = uid;
+  if (gid !== undefined) packet.gid = gid;
+  return packet;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 export interface QueueStats {
   queueNum: number;
