@@ -10,9 +10,9 @@ import type { TableState } from '../state/types.js';
 import { initialUi, reduceUi, type UiState, type ViewName } from '../state/ui.js';
 import { FlowsSelector, selectProcesses, selectRules, visibleWindow } from '../state/views.js';
 import { intentFor, type Intent, type KeyMode } from '../ui/keys.js';
-import { Screen, screenLayout } from '../ui/Screen.js';
+import { Screen, screenLayout, selectedDetails } from '../ui/Screen.js';
 import { ruleIdentityLabel } from '../ui/columns.js';
-import { decideAlways, decideDeleteRule, decideOnce, type Decision } from './decide.js';
+import { decideAlways, decideDeleteRule, decideOnce, decideProcessOnce, pendingFlowsOf, type Decision } from './decide.js';
 import type { Clock, FlowStore } from './store.js';
 
 export interface Viewport {
@@ -87,7 +87,8 @@ export function Root(props: RootProps) {
     if (at >= 0) cursor = at;
   }
   const height = Math.max(viewport.rows - 1, 5);
-  const { tableRows } = screenLayout(height, table.sources.size, ui.details);
+  const details = ui.details && !ui.help ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor]) : undefined;
+  const { tableRows, detailRows } = screenLayout(height, table.sources.size, details?.lines.length);
   const win = visibleWindow(rows.length, cursor, tableRows, tops.current[ui.view]);
   tops.current[ui.view] = win.top;
   cursor = win.cursor;
@@ -147,6 +148,11 @@ export function Root(props: RootProps) {
         return dispatch({ type: 'toggle-insecure' });
       case 'details':
         return dispatch({ type: 'details', open: !ui.details });
+      case 'detail-scroll':
+        if (!details) return say('J/K scroll the details pane: open it with Enter', 'error');
+        // No scrolling past the last line (else K would first have to climb back).
+        if (intent.step > 0 && ui.detailScroll >= details.lines.length - (detailRows - 1)) return;
+        return dispatch({ type: 'detail-scroll', step: intent.step });
       case 'escape':
         if (ui.confirm) return dispatch({ type: 'confirm', confirm: undefined });
         if (ui.details) return dispatch({ type: 'details', open: false });
@@ -167,9 +173,21 @@ export function Root(props: RootProps) {
         return say('no flow is waiting for a verdict');
       }
       case 'verdict': {
-        if (ui.view !== 'flows') return say('a/b/A/B act on a flow: switch to the flows view (press 1)', 'error');
-        const row = flows[cursor];
-        if (!row) return say('no flow selected', 'error');
+        if (ui.view === 'rules') return say('a/b/A/B act on a flow or a process: switch to the flows or processes view (1 or 2)', 'error');
+        if (ui.view === 'processes' && !intent.always) {
+          const p = processes[cursor];
+          if (!p) return say('no process selected', 'error');
+          const d = decideProcessOnce(p, pendingFlowsOf(table, p), (s) => table.sources.get(s), intent.action);
+          if ('refuse' in d) return say(d.refuse, 'error');
+          for (const { source, send } of d.sends) {
+            const result = store.send(source, send);
+            if (!result.ok) return say(`could not send: ${result.error ?? 'the extension is not connected'}`, 'error');
+          }
+          return say(d.note);
+        }
+        // A/B on a process: the rule is made from its newest flow (same identity).
+        const row = ui.view === 'processes' ? processes[cursor]?.sample : flows[cursor];
+        if (!row) return say(ui.view === 'processes' ? 'no process selected' : 'no flow selected', 'error');
         const info = table.sources.get(row.source);
         if (!intent.always) return carryOut(row.source, decideOnce(row, info, intent.action));
         // Ask first, unless the extension cannot act at all (say so right away).

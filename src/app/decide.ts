@@ -2,9 +2,9 @@
 // the Root carries the message out. Anything the extension cannot do becomes an honest note.
 import type { Attribution } from '../attribution/types.js';
 import type { Action, ClientMessage, RememberScope, RuleIdentity, RuleSpec } from '../protocol/messages.js';
-import { displayName, flowPhase } from '../state/derive.js';
-import type { FlowRow, SourceInfo } from '../state/types.js';
-import type { RuleRow } from '../state/views.js';
+import { displayName, flowPhase, processKey } from '../state/derive.js';
+import type { FlowRow, SourceInfo, TableState } from '../state/types.js';
+import type { ProcessRow, RuleRow } from '../state/views.js';
 
 export type Decision = { send: ClientMessage; note: string } | { refuse: string };
 
@@ -75,4 +75,35 @@ export function decideDeleteRule(row: RuleRow, info: SourceInfo | undefined): De
   if (!info?.hello) return { refuse: 'the extension is not connected; nothing was sent' };
   if (!info.hello.capabilities.includes('rules')) return { refuse: `${info.hello.extension.name} does not keep rules` };
   return { send: { type: 'rule-remove', id: row.rule.id }, note: `delete sent for rule ${row.rule.id}` };
+}
+
+/** Flows of one process identity (a processes-view row) that wait for a verdict. */
+export function pendingFlowsOf(state: TableState, process: ProcessRow): FlowRow[] {
+  const out: FlowRow[] = [];
+  for (const row of state.flows.values()) {
+    if (flowPhase(row) === 'pending' && processKey(row.attribution, row.flow.token) === process.key) out.push(row);
+  }
+  return out;
+}
+
+/** `a` / `b` in the processes view: answer every pending flow of that identity, once. */
+export function decideProcessOnce(
+  process: ProcessRow,
+  pending: readonly FlowRow[],
+  infoOf: (source: string) => SourceInfo | undefined,
+  action: Action,
+): { sends: Array<{ source: string; send: ClientMessage }>; note: string } | { refuse: string } {
+  if (pending.length === 0) {
+    const refused = cannotAct(infoOf(process.sample.source));
+    if (refused) return { refuse: refused };
+    return { refuse: `no flow of ${process.name} is waiting for a verdict (A/B make a rule for this process)` };
+  }
+  const sends: Array<{ source: string; send: ClientMessage }> = [];
+  for (const row of pending) {
+    const d = decideOnce(row, infoOf(row.source), action);
+    if ('refuse' in d) return d;
+    sends.push({ source: row.source, send: d.send });
+  }
+  const n = sends.length;
+  return { sends, note: `${action} sent for ${n} pending flow${n === 1 ? '' : 's'} of ${process.name}` };
 }

@@ -32,6 +32,8 @@ export interface UiState {
   /** True while typing after `/`; the filter applies live. */
   editingFilter: boolean;
   details: boolean;
+  /** First line of the details pane shown, when its lines do not all fit. */
+  detailScroll: number;
   help: boolean;
   frozen: boolean;
   confirm?: Confirm;
@@ -52,6 +54,7 @@ export type UiAction =
   | { type: 'filter-clear' }
   | { type: 'toggle-insecure' }
   | { type: 'details'; open: boolean }
+  | { type: 'detail-scroll'; step: number }
   | { type: 'help'; open: boolean }
   | { type: 'freeze' }
   | { type: 'confirm'; confirm: Confirm | undefined }
@@ -69,6 +72,7 @@ export function initialUi(): UiState {
     filter: { query: '', onlyInsecure: false },
     editingFilter: false,
     details: false,
+    detailScroll: 0,
     help: false,
     frozen: false,
   };
@@ -77,7 +81,7 @@ export function initialUi(): UiState {
 export function reduceUi(s: UiState, a: UiAction): UiState {
   switch (a.type) {
     case 'select':
-      return { ...s, cursor: { ...s.cursor, [s.view]: Math.max(a.index, 0) }, selected: { ...s.selected, [s.view]: a.key } };
+      return { ...s, cursor: { ...s.cursor, [s.view]: Math.max(a.index, 0) }, selected: { ...s.selected, [s.view]: a.key }, detailScroll: 0 };
     case 'scrolled':
       return s.top[s.view] === a.top ? s : { ...s, top: { ...s.top, [s.view]: a.top } };
     case 'view':
@@ -107,7 +111,9 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
     case 'toggle-insecure':
       return { ...s, filter: { ...s.filter, onlyInsecure: !s.filter.onlyInsecure } };
     case 'details':
-      return { ...s, details: a.open };
+      return { ...s, details: a.open, detailScroll: 0 };
+    case 'detail-scroll':
+      return { ...s, detailScroll: Math.max(s.detailScroll + a.step, 0) };
     case 'help':
       return { ...s, help: a.open };
     case 'freeze':

@@ -64,11 +64,17 @@ export function ruleDetailLines(r: RuleRow): DetailLine[] {
   ];
 }
 
-export function Details({ title, lines, height }: { title: string; lines: readonly DetailLine[]; height: number }) {
-  const shown = lines.slice(0, Math.max(height - 1, 0));
+/** The pane: a title line, then as many lines as `height` allows from `scroll` on (J/K scroll it). */
+export function Details({ title, lines, height, scroll, ascii }: { title: string; lines: readonly DetailLine[]; height: number; scroll: number; ascii: boolean }) {
+  const room = Math.max(height - 1, 0);
+  const from = Math.min(scroll, Math.max(lines.length - room, 0));
+  const shown = lines.slice(from, from + room);
+  const cut = shown.length < lines.length;
+  const where = cut ? ` lines ${from + 1}-${from + shown.length} of ${lines.length}, J/K scroll,` : '';
+  const dash = ascii ? '--' : '──';
   return (
     <>
-      <Text bold color="cyan" wrap="truncate">-- {title} (Esc closes) --</Text>
+      <Text bold color="cyan" wrap="truncate">{dash} {title} ({where.trimStart()}{cut ? ' ' : ''}Esc closes) {dash}</Text>
       {shown.map((l, i) => (
         <Text key={i} wrap="truncate">
           <Text dimColor>{l.label.padEnd(12)}</Text>

@@ -31,14 +31,28 @@ export interface ScreenProps {
   cursor: number;
 }
 
-/** How the height is shared; the app uses the same numbers to keep the cursor in view. */
-export function screenLayout(height: number, sourceCount: number, details: boolean): { tableRows: number; detailRows: number } {
+/** Table rows kept beside the details pane while there is room for them. */
+const TABLE_ROWS_BESIDE_DETAILS = 3;
+
+/** How the height is shared; the app uses the same numbers to keep the cursor in view.
+ *  `detailLines`: lines of the open details pane (undefined: closed). The pane gets what it needs;
+ *  on a short terminal the table shrinks down to the selected row first, then the pane scrolls. */
+export function screenLayout(height: number, sourceCount: number, detailLines: number | undefined): { tableRows: number; detailRows: number } {
   const header = Math.max(sourceCount, 1) + 2;
   const status = 1;
   const tableHeader = 1;
   const room = Math.max(height - header - status - tableHeader, 1);
-  const detailRows = details ? Math.min(16, Math.max(Math.floor(room / 2), 3)) : 0;
+  if (detailLines === undefined) return { tableRows: room, detailRows: 0 };
+  const want = detailLines + 1;
+  const detailRows = room - TABLE_ROWS_BESIDE_DETAILS >= want ? want : Math.max(Math.min(want, room - 1), 0);
   return { tableRows: Math.max(room - detailRows, 1), detailRows };
+}
+
+/** The details pane's title and lines for the selected row of a view (undefined: no row). */
+export function selectedDetails(view: UiState['view'], flow: FlowRow | undefined, process: ProcessRow | undefined, rule: RuleRow | undefined): { title: string; lines: DetailLine[] } | undefined {
+  if (view === 'flows') return flow ? { title: 'flow details', lines: flowDetailLines(flow) } : undefined;
+  if (view === 'processes') return process ? { title: 'process details', lines: processDetailLines(process) } : undefined;
+  return rule ? { title: `rule ${ruleIdentityLabel(rule.rule)} -> ${ruleEndpointLabel(rule.rule)}`, lines: ruleDetailLines(rule) } : undefined;
 }
 
 function processDetailLines(p: ProcessRow): DetailLine[] {
@@ -88,10 +102,10 @@ export function Screen(p: ScreenProps) {
   const { ui, ascii, now, width } = p;
   const ctx = { now, ascii };
   const badgeWidth = ascii ? 4 : 1;
-  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length, ui.details);
+  const details = ui.details && !ui.help ? selectedDetails(ui.view, p.flows[p.cursor], p.processes[p.cursor], p.rules[p.cursor]) : undefined;
+  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length, details?.lines.length);
   const tableWidth = width - badgeWidth - 1;
   let body;
-  let details: { title: string; lines: DetailLine[] } | undefined;
   if (ui.help) {
     body = <Help height={tableRows + 1 + detailRows} ascii={ascii} />;
   } else if (ui.view === 'flows') {
@@ -109,8 +123,6 @@ export function Screen(p: ScreenProps) {
         badgeWidth={badgeWidth}
       />
     );
-    const row = p.flows[p.cursor];
-    if (ui.details && row) details = { title: 'flow details', lines: flowDetailLines(row) };
   } else if (ui.view === 'processes') {
     body = (
       <Table
@@ -126,8 +138,6 @@ export function Screen(p: ScreenProps) {
         badgeWidth={badgeWidth}
       />
     );
-    const row = p.processes[p.cursor];
-    if (ui.details && row) details = { title: 'process details', lines: processDetailLines(row) };
   } else {
     body = (
       <Table
@@ -142,8 +152,6 @@ export function Screen(p: ScreenProps) {
         badgeWidth={0}
       />
     );
-    const row = p.rules[p.cursor];
-    if (ui.details && row) details = { title: `rule ${ruleIdentityLabel(row.rule)} -> ${ruleEndpointLabel(row.rule)}`, lines: ruleDetailLines(row) };
   }
   const emptyNote =
     !ui.help && ((ui.view === 'flows' && p.flows.length === 0) || (ui.view === 'processes' && p.processes.length === 0) || (ui.view === 'rules' && p.rules.length === 0))
@@ -174,7 +182,7 @@ export function Screen(p: ScreenProps) {
       <Box flexDirection="column" flexGrow={1}>
         {body}
         {emptyNote ? <Text dimColor>{emptyNote}</Text> : null}
-        {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} /> : null}
+        {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} scroll={ui.detailScroll} ascii={ascii} /> : null}
       </Box>
       <Box flexShrink={0}>
         <StatusLine ui={ui} ascii={ascii} />

@@ -16,6 +16,7 @@ export type Intent =
   | { kind: 'filter-clear' }
   | { kind: 'toggle-insecure' }
   | { kind: 'details' }
+  | { kind: 'detail-scroll'; step: 1 | -1 }
   | { kind: 'escape' }
   | { kind: 'verdict'; action: 'allow' | 'block'; always: boolean }
   | { kind: 'delete-rule' }
@@ -76,6 +77,8 @@ export function intentFor(input: string, key: Key, mode: KeyMode): Intent {
     case 'b': return { kind: 'verdict', action: 'block', always: false };
     case 'A': return { kind: 'verdict', action: 'allow', always: true };
     case 'B': return { kind: 'verdict', action: 'block', always: true };
+    case 'J': return { kind: 'detail-scroll', step: 1 };
+    case 'K': return { kind: 'detail-scroll', step: -1 };
     case 'd': return { kind: 'delete-rule' };
     case 'n': return { kind: 'next-pending' };
     case ' ': return { kind: 'freeze' };
@@ -96,7 +99,8 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['s  < >', 'sort column: next / move left, right'],
   ['S  r', 'reverse the sort'],
   ['Enter', 'details of the selected row (Esc closes)'],
-  ['a  b', 'allow / block the selected flow once'],
+  ['J  K', 'scroll the details pane down / up'],
+  ['a  b', 'allow / block the selected flow once (processes view: its pending flows)'],
   ['A  B', 'allow / block this process always (asks the scope)'],
   ['d  Del', 'delete the selected rule (rules view, asks first)'],
   ['n', 'jump to the next pending flow'],

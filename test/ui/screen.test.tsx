@@ -147,6 +147,34 @@ describe('flows view', () => {
     await press(app.instance, KEY.escape, (f) => !plain(f).includes('flow details'));
   });
 
+  it('on a short terminal the details pane keeps its lines: the table shrinks, then J/K scroll', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 16 });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('curl') && f.includes('firefox'));
+    await ready(app.instance);
+    // Rows newest first: firefox, 8.8.8.8, ghost, sshd, curl.
+    await press(app.instance, KEY.end, (f) => (f.split('\n').find((l) => l.includes('curl')) ?? '').includes('\x1b[7m'));
+    let frame = await press(app.instance, KEY.enter, (f) => plain(f).includes('flow details'));
+    let text = plain(frame);
+    expect(text.split('\n').length).toBeLessThanOrEqual(15);
+    // The selected row stays in view above the pane.
+    expect(rowOf(frame, 'curl')).toMatch(/✔ curl/);
+    expect(text).toContain('path        /usr/bin/curl');
+    expect(text).toContain('identity    package:curl:/usr/bin/curl');
+    expect(text).toMatch(/lines 1-8 of 10, J\/K scroll/);
+    expect(text).not.toContain('sha256');
+    await press(app.instance, 'J', (f) => /lines 2-9 of 10/.test(plain(f)));
+    frame = await press(app.instance, 'J', (f) => /lines 3-10 of 10/.test(plain(f)));
+    text = plain(frame);
+    expect(text).toContain(`sha256      ${'ab'.repeat(32)}`);
+    expect(text).toContain(`token       ${Buffer.from(token(1), 'base64').toString('hex')}`);
+    // At the end already: another J changes nothing; K goes back up.
+    app.instance.stdin.write('J');
+    frame = await press(app.instance, 'K', (f) => /lines 2-9 of 10/.test(plain(f)));
+    expect(plain(frame)).toContain('flow details');
+  });
+
   it('shows "App via helper" when the app token differs', async () => {
     const src = memorySource();
     const attributions = new Map(ATTRIBUTIONS);
@@ -228,5 +256,79 @@ describe('flows view', () => {
     app.instance.stdin.write('q');
     const started = app;
     await waitForFrame(app.instance, () => started.quits === 1);
+  });
+});
+
+describe('actions on a process and on a flow that is not pending', () => {
+  it('b in the processes view blocks that identity\'s pending flows; none pending says so', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    // A second pending flow of firefox, and one of curl that is already open.
+    src.push({ type: 'flow', flow: flow({ id: 'f2', token: token(4), pending: { deadline: Date.now() + 30_000 }, time: Date.now() }) });
+    await waitForFrame(app.instance, (f) => f.includes('firefox') && f.includes('2 pending'));
+    await ready(app.instance);
+    await press(app.instance, '2', (f) => plain(f).includes('[2 processes]'));
+    await press(app.instance, '/');
+    await type(app.instance, 'firefox');
+    await press(app.instance, KEY.enter, (f) => !plain(f).includes('Enter keeps') && !plain(f).includes('curl'));
+    const frame = await press(app.instance, 'b', (f) => plain(f).includes('block sent for 2 pending flows of firefox'));
+    expect(plain(frame)).toContain('block sent for 2 pending flows of firefox');
+    expect(src.sent).toEqual([
+      { type: 'verdict', id: 'f1', action: 'block', remember: 'once' },
+      { type: 'verdict', id: 'f2', action: 'block', remember: 'once' },
+    ]);
+    // curl has no pending flow: nothing is sent, and the status line says why.
+    await press(app.instance, KEY.escape, (f) => plain(f).includes('curl'));
+    await press(app.instance, '/');
+    await type(app.instance, 'curl');
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('filter "curl"') && !plain(f).includes('Enter keeps'));
+    const none = await press(app.instance, 'a', (f) => plain(f).includes('no flow of curl is waiting for a verdict'));
+    expect(plain(none)).toContain('A/B make a rule for this process');
+    expect(src.sent).toHaveLength(2);
+  });
+
+  it('B on an open (not pending) flow sends rule-add with the verified identity; e adds the endpoint', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('curl') && f.includes('firefox'));
+    await ready(app.instance);
+    // The last row is curl (open, secure).
+    await press(app.instance, KEY.end, (f) => (f.split('\n').find((l) => l.includes('curl')) ?? '').includes('\x1b[7m'));
+    await press(app.instance, 'B', (f) => plain(f).includes('Block always'));
+    await press(app.instance, 'e', (f) => plain(f).includes('[e] this process + this remote endpoint'));
+    const frame = await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
+    expect(plain(frame)).toContain('rule "block curl to example.com:443" sent');
+    expect(src.sent).toEqual([
+      {
+        type: 'rule-add',
+        rule: {
+          action: 'block',
+          identity: { kind: 'package', package: 'curl', value: '/usr/bin/curl', label: 'curl' },
+          duration: { kind: 'always' },
+          endpoint: { host: 'example.com', port: 443 },
+          protocol: 'tcp',
+        },
+      },
+    ]);
+    // A: scope "this process" only.
+    await press(app.instance, 'A', (f) => plain(f).includes('Allow always'));
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('rule "allow curl" sent'));
+    expect(src.sent[1]).toEqual({ type: 'rule-add', rule: { action: 'allow', identity: { kind: 'package', package: 'curl', value: '/usr/bin/curl', label: 'curl' }, duration: { kind: 'always' } } });
+  });
+
+  it('B on an open flow of an insecure process makes no rule and says why', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    await waitForFrame(app.instance, (f) => f.includes('sshd'));
+    await ready(app.instance);
+    // Rows newest first: 8.8.8.8, firefox, ghost, sshd.
+    for (let i = 0; i < 3; i++) await press(app.instance, 'j');
+    // Refused at once: no scope question for a rule that cannot be made.
+    const frame = await press(app.instance, 'B', (f) => plain(f).includes('no verified code identity for sshd'));
+    expect(plain(frame)).toContain('a rule by name or PID could be spoofed, so none was made');
+    expect(src.sent).toEqual([]);
   });
 });
