@@ -1,12 +1,9 @@
 // `end-flows`: a block verdict on an allowed, live TCP flow destroys its socket (the program fails at
 // once) and ends the flow with the reason; the server's listener is untouched.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import type { ExtensionMessage } from '../../src/protocol/messages.js';
-import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
-} from './helpers.js';
+import { TestClient, connectScript, lines, skipUnlessCapable, spawnIn, waitFor } from './helpers.js';
+import { useAgent } from './fixture.js';
 
 const skip = skipUnlessCapable();
 type End = Extract<ExtensionMessage, { type: 'end' }>;
@@ -23,38 +20,15 @@ function longLived(port: number): string[] {
 }
 
 describe.skipIf(skip)('flowtop agent ends live flows', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let agent: RunningAgent;
-  let server: ChildProcess;
-  let before: string;
   const PORT = 7800;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-    agent = await startAgent(ns, cg, ['--queue-num', '7341', '--timeout', '20s']);
-  }, 60_000);
-
-  afterAll(async () => {
-    await agent?.stop();
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    if (agent) cleanupDir(agent.dir);
-    removeBuild();
-    expect(hostRules()).toBe(before);
-  });
+  const f = useAgent({ servers: [PORT], flags: ['--queue-num', '7341', '--timeout', '20s'] });
 
   it('block on an allowed, live TCP flow aborts its connection and ends the flow; the listener keeps serving', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const hello = client.messages[0]!;
     expect(hello.type === 'hello' && hello.capabilities).toContain('end-flows');
-    const child = spawnIn(ns, cg, longLived(PORT));
+    const child = spawnIn(f.ns, f.cg, longLived(PORT));
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
@@ -72,7 +46,7 @@ describe.skipIf(skip)('flowtop agent ends live flows', () => {
     child.stdin!.end();
 
     // the server's listener is alive: a new connection, once allowed, connects
-    const next = spawnIn(ns, cg, connectScript(PORT));
+    const next = spawnIn(f.ns, f.cg, connectScript(PORT));
     const nextOut = lines(next);
     const nextPid = Number((await nextOut.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const nextFlow = await waitFor('the next pending flow', () => client.flows((f) => f.pid === nextPid && !!f.pending)[0]);

@@ -1,13 +1,11 @@
 // Host names from DNS answers: the agent queues answers from port 53 (its own rule, with bypass),
 // accepts them at once, and names later flows to the answered addresses. A DNS responder runs in the
 // test's namespace; the lookups are made there by real programs.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { dnsMessagesOf } from '../../src/agent/dns-packet.js';
-import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, waitFor, type RunningAgent,
-} from './helpers.js';
+import { TestClient, lines, skipUnlessCapable, spawnIn, waitFor } from './helpers.js';
+import { useAgent } from './fixture.js';
 
 /** Answers every query: `<x>.cname.test` with a CNAME to edge.cdn.test then A 127.0.0.6, anything
  *  else with A 127.0.0.5. Over UDP and TCP on 127.0.0.1:53. */
@@ -75,40 +73,21 @@ describe('DNS answers in queued packets', () => {
 const skip = skipUnlessCapable();
 
 describe.skipIf(skip)('flowtop agent host names from DNS answers', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let agent: RunningAgent;
-  let responder: ChildProcess;
-  let server: ChildProcess;
-  let before: string;
   const PORT = 7700;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    responder = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', RESPONDER], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await lines(responder).next((l) => l === 'ready');
-    server = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e',
-      `require('net').createServer((c) => c.on('error', () => {})).listen(${PORT}, '0.0.0.0', () => console.log('ready'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await lines(server).next((l) => l === 'ready');
-    agent = await startAgent(ns, cg, ['--queue-num', '7331', '--timeout', '20s']);
-  }, 60_000);
-
-  afterAll(async () => {
-    await agent?.stop();
-    responder?.kill();
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    if (agent) cleanupDir(agent.dir);
-    removeBuild();
-    expect(hostRules()).toBe(before);
+  const f = useAgent({
+    setup: async (ns) => {
+      const responder = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', RESPONDER], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await lines(responder).next((l) => l === 'ready');
+      const server = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e',
+        `require('net').createServer((c) => c.on('error', () => {})).listen(${PORT}, '0.0.0.0', () => console.log('ready'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await lines(server).next((l) => l === 'ready');
+      return [responder, server];
+    },
+    flags: ['--queue-num', '7331', '--timeout', '20s'],
   });
 
   async function nameOfConnection(client: TestClient, host: string, tcp = false): Promise<{ address: string; remoteHost: unknown }> {
-    const child = spawnIn(ns, cg, lookupAndConnect(host, PORT, tcp));
+    const child = spawnIn(f.ns, f.cg, lookupAndConnect(host, PORT, tcp));
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const address = (await out.next((l) => l.startsWith('address') || l.startsWith('error'))).split(' ')[1]!;
@@ -120,7 +99,7 @@ describe.skipIf(skip)('flowtop agent host names from DNS answers', () => {
   }
 
   it('names a connection to an address a DNS answer gave (UDP, and the head of a CNAME chain)', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const hello = client.messages[0]!;
     expect(hello.type === 'hello' && hello.capabilities).toContain('host-names');
@@ -140,7 +119,7 @@ describe.skipIf(skip)('flowtop agent host names from DNS answers', () => {
   }, 30_000);
 
   it('reads answers over TCP too', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const viaTcp = await nameOfConnection(client, 'tcp.example.test', true);
     expect(viaTcp.address).toBe('127.0.0.5');

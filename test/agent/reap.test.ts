@@ -1,48 +1,23 @@
 // A pending flow whose process died is decided at once (the default, with the reason) instead of
 // holding its packets until the deadline; a flow whose process lives keeps waiting.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import type { ExtensionMessage } from '../../src/protocol/messages.js';
-import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
-} from './helpers.js';
+import { TestClient, connectScript, lines, skipUnlessCapable, spawnIn, waitFor } from './helpers.js';
+import { useAgent } from './fixture.js';
 
 const skip = skipUnlessCapable();
 type VerdictMsg = Extract<ExtensionMessage, { type: 'verdict' }>;
 
 describe.skipIf(skip)('flowtop agent reaps pending flows of dead processes', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let agent: RunningAgent;
-  let server: ChildProcess;
-  let before: string;
   const PORT = 7900;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-    agent = await startAgent(ns, cg, ['--queue-num', '7351', '--timeout', '30s', '--default', 'block', '--block-mode', 'drop']);
-  }, 60_000);
-
-  afterAll(async () => {
-    await agent?.stop();
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    if (agent) cleanupDir(agent.dir);
-    removeBuild();
-    expect(hostRules()).toBe(before);
-  });
+  const f = useAgent({ servers: [PORT], flags: ['--queue-num', '7351', '--timeout', '30s', '--default', 'block', '--block-mode', 'drop'] });
 
   it('gives the default at once when the process is killed; a living process keeps waiting', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const start = (): Promise<{ child: ChildProcess; flowId: string }> => (async () => {
-      const child = spawnIn(ns, cg, connectScript(PORT, 25_000));
+      const child = spawnIn(f.ns, f.cg, connectScript(PORT, 25_000));
       const out = lines(child);
       const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
       const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);

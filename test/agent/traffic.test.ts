@@ -1,12 +1,9 @@
 // Byte counters and ends of the flows the agent allowed: `bytes` from tcp_info as data moves, `end`
 // when the program closes its socket, and UDP flows ending after the idle timeout.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import type { ExtensionMessage } from '../../src/protocol/messages.js';
-import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
-} from './helpers.js';
+import { TestClient, lines, skipUnlessCapable, spawnIn, startServer, waitFor } from './helpers.js';
+import { useAgent } from './fixture.js';
 
 const skip = skipUnlessCapable();
 type Bytes = Extract<ExtensionMessage, { type: 'bytes' }>;
@@ -34,41 +31,19 @@ function udpSender(port: number): string[] {
 }
 
 describe.skipIf(skip)('flowtop agent traffic counters and flow ends', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let agent: RunningAgent;
-  let tcpServer: ChildProcess;
-  let udpServer: ChildProcess;
-  let before: string;
   const PORT = 7600;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    tcpServer = await startServer(ns, PORT);
-    udpServer = await startServer(ns, PORT, 'udp');
-    agent = await startAgent(ns, cg, ['--queue-num', '7321', '--timeout', '20s', '--udp-idle', '1s']);
-  }, 60_000);
-
-  afterAll(async () => {
-    await agent?.stop();
-    tcpServer?.kill();
-    udpServer?.kill();
-    ns?.delete();
-    cg?.delete();
-    if (agent) cleanupDir(agent.dir);
-    removeBuild();
-    expect(hostRules()).toBe(before);
+  const f = useAgent({
+    servers: [PORT],
+    setup: async (ns) => [await startServer(ns, PORT, 'udp')],
+    flags: ['--queue-num', '7321', '--timeout', '20s', '--udp-idle', '1s'],
   });
 
   it('advertises bytes; counts the bytes of an allowed TCP flow; ends it when the program closes it', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const hello = client.messages[0]!;
     expect(hello.type === 'hello' && hello.capabilities).toContain('bytes');
-    const child = spawnIn(ns, cg, sender(PORT));
+    const child = spawnIn(f.ns, f.cg, sender(PORT));
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
@@ -82,7 +57,7 @@ describe.skipIf(skip)('flowtop agent traffic counters and flow ends', () => {
     await client.waitFor('1500 bytes sent', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.id && c.tx === 1500));
 
     // a client that subscribes now sees the live flow, allowed, with its counters
-    const late = new TestClient(agent.socket);
+    const late = new TestClient(f.agent.socket);
     await late.subscribe();
     await late.waitFor('the live flow in the snapshot', (m) => m.type === 'flow' && m.flow.id === flow.id && m.flow.verdict?.action === 'allow');
     await late.waitFor('its counters in the snapshot', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.id && c.tx === 1500));
@@ -96,11 +71,11 @@ describe.skipIf(skip)('flowtop agent traffic counters and flow ends', () => {
   }, 30_000);
 
   it('a flow a rule allowed is counted too', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     client.send({ type: 'rule-add', rule: { action: 'allow', endpoint: { port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
     await client.waitFor('the rule', (m) => m.type === 'rule-changed');
-    const child = spawnIn(ns, cg, sender(PORT));
+    const child = spawnIn(f.ns, f.cg, sender(PORT));
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     await out.next((l) => l === 'connected');
@@ -113,9 +88,9 @@ describe.skipIf(skip)('flowtop agent traffic counters and flow ends', () => {
   }, 30_000);
 
   it('a UDP flow ends after the idle timeout while its socket stays open', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
-    const child = spawnIn(ns, cg, udpSender(PORT));
+    const child = spawnIn(f.ns, f.cg, udpSender(PORT));
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const flow = await waitFor('the pending UDP flow', () => client.flows((f) => f.pid === pid && f.protocol === 'udp' && !!f.pending)[0]);

@@ -1,47 +1,27 @@
 // A UDP datagram over IPv6 whose sender exited before the packet was judged is still attributed: the
 // sendmsg hook keyed the datagram's address tuple as well as its socket (the socket is gone by then).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, waitFor, type RunningAgent,
-} from './helpers.js';
+import { TestClient, lines, skipUnlessCapable, spawnIn, waitFor } from './helpers.js';
+import { useAgent } from './fixture.js';
 
 const skip = skipUnlessCapable();
 
 describe.skipIf(skip)('flowtop agent: exited UDP senders', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let agent: RunningAgent;
+  const f = useAgent({ flags: ['--queue-num', '7361', '--timeout', '20s'] });
   let client: TestClient;
-  let before: string;
-
   beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    agent = await startAgent(ns, cg, ['--queue-num', '7361', '--timeout', '20s']);
-    client = new TestClient(agent.socket);
+    client = new TestClient(f.agent.socket);
     await client.subscribe();
-  }, 60_000);
-
-  afterAll(async () => {
-    client?.close();
-    await agent?.stop();
-    ns?.delete();
-    cg?.delete();
-    if (agent) cleanupDir(agent.dir);
-    removeBuild();
-    expect(hostRules()).toBe(before);
   });
+  afterAll(() => client?.close());
 
-  for (const [family, address, port] of [['ipv6', '::1', 7371], ['ipv4', '127.0.0.1', 7372]] as const) {
+  for (const [family, address, port] of [['ipv6', '::1', 7371]] as const) { // IPv4: attribution.test.ts
     it(`${family}: the flow names the sender that had already exited`, async () => {
       // Freeze the agent so the datagram waits in the queue while its sender exits and its socket closes.
-      agent.proc.kill('SIGSTOP');
+      f.agent.proc.kill('SIGSTOP');
       let sender: number;
       try {
-        const child = spawnIn(ns, cg, ['python3', '-c', `
+        const child = spawnIn(f.ns, f.cg, ['python3', '-c', `
 import os, socket
 s = socket.socket(socket.AF_INET${family === 'ipv6' ? '6' : ''}, socket.SOCK_DGRAM)
 s.sendto(b'hello', ('${address}', ${port}))
@@ -52,7 +32,7 @@ print('pid', os.getpid(), flush=True)
         sender = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
         await exited;
       } finally {
-        agent.proc.kill('SIGCONT');
+        f.agent.proc.kill('SIGCONT');
       }
       const flow = await waitFor('the UDP flow', () => client.flows((f) => f.protocol === 'udp' && f.remote.port === port)[0]);
       expect(flow.family).toBe(family);

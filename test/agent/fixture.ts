@@ -1,0 +1,44 @@
+// One agent in a fresh namespace and test cgroup for a describe block: created before its tests,
+// removed after them, and the host's own firewall rules checked untouched.
+import { afterAll, beforeAll, expect } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import {
+  Netns, TestCgroup, buildAgent, cleanupDir, hostRules, removeBuild, startAgent, startServer, type RunningAgent,
+} from './helpers.js';
+
+export interface AgentFixture {
+  ns: Netns;
+  cg: TestCgroup;
+  agent: RunningAgent;
+}
+
+export function useAgent(options: {
+  flags: string[];
+  /** Local TCP servers started in the namespace before the agent. */
+  servers?: number[];
+  /** Runs in the namespace before the agent starts (e.g. more servers); returns children to kill. */
+  setup?: (ns: Netns) => Promise<ChildProcess[]>;
+}): AgentFixture {
+  const f = {} as AgentFixture;
+  const children: ChildProcess[] = [];
+  let before = '';
+  beforeAll(async () => {
+    before = hostRules();
+    buildAgent();
+    f.ns = new Netns();
+    f.cg = new TestCgroup();
+    for (const port of options.servers ?? []) children.push(await startServer(f.ns, port));
+    if (options.setup) children.push(...(await options.setup(f.ns)));
+    f.agent = await startAgent(f.ns, f.cg, options.flags);
+  }, 60_000);
+  afterAll(async () => {
+    await f.agent?.stop();
+    for (const c of children) c.kill();
+    f.ns?.delete();
+    f.cg?.delete();
+    if (f.agent) cleanupDir(f.agent.dir);
+    removeBuild();
+    expect(hostRules()).toBe(before);
+  });
+  return f;
+}
