@@ -14,8 +14,7 @@ import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { ExtensionServer, type RequestMessage, type ServerClient } from '../protocol/server.js';
 import { SocketRecorder, cgroup2Root } from '../native/linux/bpf.js';
 import { installFirewall, type InstalledFirewall } from '../native/linux/firewall.js';
-import { libc } from '../native/linux/libc.js';
-import { NF_ACCEPT, NF_DROP, encodeVerdicts } from '../native/linux/nfqueue.js';
+import { NF_ACCEPT, NF_DROP } from '../native/linux/nfqueue.js';
 import { SockDiag, addressBytes } from '../native/linux/sock-diag.js';
 import { flowFacts } from '../rules/matcher.js';
 import { identityFromKey } from '../rules/model.js';
@@ -27,9 +26,10 @@ import { dnsMessagesOf } from './dns-packet.js';
 import type { DnsWorkerMessage } from './dns-worker.js';
 import { LiveFlows } from './live-flows.js';
 import { PendingTable, type PendingFlow } from './pending.js';
+import { QueueWorkerPool } from './worker-pool.js';
 import { ownerGone } from './reaper.js';
 import type { RuleBook } from './rule-book.js';
-import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
+import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig } from './types.js';
 
 export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_SOCKET = '/run/flowtop/flowtop.sock';
@@ -41,6 +41,8 @@ export function statusFileFor(socketPath: string): string {
 export interface AgentOptions {
   socketPath: string;
   queueNum: number;
+  /** Queue threads, one NFQUEUE each from queueNum up (default 1). */
+  workers?: number;
   defaultAction: Action;
   timeoutMs: number;
   failOpen: boolean;
@@ -110,9 +112,7 @@ export class Agent {
    *  attribution resolved before the rules can be matched. */
   private identityRules = false;
   private readonly diag = new SockDiag();
-  private worker?: Worker;
-  private control?: MessageChannel;
-  private queueFd = -1;
+  private pool?: QueueWorkerPool;
   private firewall?: InstalledFirewall;
   private recorder?: SocketRecorder;
   private server?: ExtensionServer;
@@ -140,10 +140,10 @@ export class Agent {
     const o = this.options;
     this.startRecorder();
     await this.startWorker();
-    const dnsQueueNum = (o.queueNum + 1) & 0xffff;
+    const dnsQueueNum = (o.queueNum + (this.pool?.count ?? 1)) & 0xffff;
     const dns = await this.startDnsWorker(dnsQueueNum);
     // The queue is bound before the rules send packets to it, so fail-closed never blackholes a start.
-    this.firewall = installFirewall({ queueNum: o.queueNum, bypass: o.failOpen, inbound: o.inbound, ...(dns ? { dnsQueueNum } : {}) });
+    this.firewall = installFirewall({ queueNum: o.queueNum, queueCount: this.pool?.count ?? 1, bypass: o.failOpen, inbound: o.inbound, ...(dns ? { dnsQueueNum } : {}) });
     if (this.firewall.replacedStale) this.log('replaced firewall rules left by an earlier agent');
     this.log(`queue ${o.queueNum} via ${this.firewall.backend}; attribution ${this.method}${this.methodDetail ? ` (${this.methodDetail})` : ''}; ${o.failOpen ? 'fail-open' : 'fail-closed'}`);
     this.live = new LiveFlows(openSocketReader(), {
@@ -225,35 +225,23 @@ export class Agent {
       counters: this.counters,
       ...(this.recorder ? { cookieMap: this.recorder.cookieMap, tupleMap: this.recorder.tupleMap } : {}),
     };
-    this.control = new MessageChannel();
-    const worker = new Worker(new URL('./queue-worker.js', import.meta.url), {
-      workerData: { config, control: this.control.port2 },
-      transferList: [this.control.port2],
-    });
-    this.worker = worker;
-    this.sendRules();
-    return new Promise((resolve, reject) => {
-      worker.on('message', (m: WorkerToMain) => {
-        if (m.type === 'ready') {
-          this.queueFd = m.fd;
-          resolve();
-        } else if (m.type === 'fatal') {
-          reject(new Error(m.message));
-          if (!this.stopped) this.log(m.message);
-        } else if (m.type === 'flows') this.onFlows(m.held, m.decided);
+    this.pool = new QueueWorkerPool(config, o.workers ?? 1, {
+      onMessage: (m) => {
+        if (m.type === 'flows') this.onFlows(m.held, m.decided);
         else if (m.type === 'hits') for (const [id, count] of m.hits) this.options.rules.recordHits(id, count, Date.now());
-      });
-      worker.on('error', (error) => reject(error));
-      worker.on('exit', (code) => {
+      },
+      onExit: (message) => {
         if (this.stopped) return;
-        const message = `queue worker exited (${code})`;
         this.log(message);
-        reject(new Error(message));
         // Without its queue loop the agent judges nothing: say so and let the caller exit (a service
         // manager restarts it; meanwhile the queue's fail-open/closed setting applies).
         this.options.onFatal?.(message);
-      });
+      },
+      log: (line) => {
+        if (!this.stopped) this.log(line);
+      },
     });
+    return this.pool.start(this.rulesMessage());
   }
 
   /** The DNS-answer queue's thread; false (and no host names) when it cannot run. */
@@ -293,11 +281,14 @@ export class Agent {
   }
 
   private sendRules(): void {
+    this.pool?.post(this.rulesMessage());
+  }
+
+  private rulesMessage(): MainToWorker {
     const all = this.options.rules.list();
     this.identityRules = all.some((r) => r.enabled && r.identity !== undefined);
     // `once` rules are matched here only (store.match uses them up); the worker gets the others.
-    const m: MainToWorker = { type: 'rules', rules: all.filter((r) => r.duration.kind !== 'once') };
-    this.control?.port1.postMessage(m);
+    return { type: 'rules', rules: all.filter((r) => r.duration.kind !== 'once') };
   }
 
   /** The action when nobody decides: the stricter of `--default` and the rules file's policy. */
@@ -391,9 +382,9 @@ export class Agent {
   }
 
   private sendVerdicts(verdicts: Array<{ id: number; verdict: number }>): void {
-    if (this.queueFd < 0 || verdicts.length === 0) return;
-    const buf = encodeVerdicts(this.options.queueNum, verdicts);
-    if (libc().send(this.queueFd, buf, buf.length, 0) < 0) Atomics.add(this.view, COUNTER.verdictErrors, BigInt(verdicts.length));
+    if (!this.pool || verdicts.length === 0) return;
+    const failed = this.pool.sendVerdicts(verdicts);
+    if (failed > 0) Atomics.add(this.view, COUNTER.verdictErrors, BigInt(failed));
   }
 
   /** Destroys the flow's own socket (found by an exact lookup and named by its cookie: never a
@@ -580,12 +571,7 @@ export class Agent {
     if (this.reapTimer) clearInterval(this.reapTimer);
     for (const p of this.pending.all()) this.decide(p, p.fallback ?? this.defaultVerdict('the agent stopped'));
     this.firewall?.remove();
-    if (this.worker) {
-      const exited = new Promise((resolve) => this.worker!.once('exit', resolve));
-      this.control?.port1.postMessage({ type: 'stop' } satisfies MainToWorker);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-      await this.worker.terminate();
-    }
+    await this.pool?.stop();
     if (this.dnsWorker) {
       const exited = new Promise((resolve) => this.dnsWorker!.once('exit', resolve));
       this.dnsControl?.port1.postMessage('stop');

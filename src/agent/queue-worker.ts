@@ -13,6 +13,7 @@ import { RuleSet } from '../rules/matcher.js';
 import { InodeIndex } from './inode-index.js';
 import { findOwner } from './owner.js';
 import { TokenCache } from './token-cache.js';
+import { poolPacketId } from './worker-pool.js';
 import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
@@ -117,7 +118,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       return judged;
     }
   }
-  return { held: { packetId: packet.id, key: keyOf(tuple), flow: makeFlow(), needsIdentity: mustAskMain } };
+  return { held: { packetId: poolPacketId(config.queueIndex ?? 0, packet.id), key: keyOf(tuple), flow: makeFlow(), needsIdentity: mustAskMain } };
 }
 
 function main(): void {

@@ -12,6 +12,8 @@ export interface WorkerConfig {
   cookieMap?: number;
   tupleMap?: number;
   counters: SharedArrayBuffer;
+  /** Which of the pool's queues this worker reads (0 for the first): held packet ids carry it. */
+  queueIndex?: number;
 }
 
 /** Indexes into the shared counters (BigInt64Array). */

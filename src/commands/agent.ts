@@ -18,12 +18,17 @@ Holds each new connection until a rule or a client decides it (Linux, root).
   --fail-closed        while no agent runs (crash, SIGKILL), new connections are refused
   --queue-bypass       while no agent runs, new connections pass unjudged (default: fail-open)
   --queue-num N        NFQUEUE number (default 7231)
+  --workers N          threads judging packets, one NFQUEUE each (--queue-num and up), spread by CPU
+                       (default 1; 1..16)
   --inbound            also hold new inbound connections to local listeners
   --cgroup PATH        attach the socket recorder to this cgroup v2 directory (default: the cgroup2 root)
   --no-bpf             do not load the BPF recorder; find owners by scanning /proc
   --udp-idle DURATION  a UDP flow ends after this long with no activity seen (default 30s)
   --status             print the state of the running agent (the one on --socket) and exit
 `;
+
+/** Queue threads when --workers is not given. */
+const DEFAULT_WORKERS = 1;
 
 export function parseDuration(text: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
@@ -42,6 +47,7 @@ export interface AgentFlags {
   blockMode: BlockMode;
   failOpen: boolean;
   queueNum: number;
+  workers: number;
   inbound: boolean;
   cgroup?: string;
   noBpf: boolean;
@@ -64,6 +70,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
         'fail-closed': { type: 'boolean' },
         'queue-bypass': { type: 'boolean' },
         'queue-num': { type: 'string' },
+        workers: { type: 'string' },
         inbound: { type: 'boolean' },
         cgroup: { type: 'string' },
         'no-bpf': { type: 'boolean' },
@@ -93,6 +100,13 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
   if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535) {
     throw new UsageError(`agent: --queue-num must be an integer 0..65535, got "${parsed['queue-num']}"`);
   }
+  const workers = Number(parsed.workers ?? String(DEFAULT_WORKERS));
+  if (!Number.isInteger(workers) || workers < 1 || workers > 16) {
+    throw new UsageError(`agent: --workers must be an integer 1..16, got "${parsed.workers}"`);
+  }
+  if (queueNum + workers > 65535) {
+    throw new UsageError(`agent: --queue-num ${queueNum} leaves no room for ${workers} worker queues and the DNS queue (at most 65535)`);
+  }
   if (parsed['fail-closed'] && parsed['queue-bypass']) {
     throw new UsageError('agent: --fail-closed and --queue-bypass contradict each other: pick one');
   }
@@ -104,6 +118,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
     blockMode,
     failOpen: !parsed['fail-closed'],
     queueNum,
+    workers,
     inbound: parsed.inbound ?? false,
     ...(parsed.cgroup ? { cgroup: parsed.cgroup } : {}),
     noBpf: parsed['no-bpf'] ?? false,
@@ -165,6 +180,7 @@ export async function run(argv: string[]): Promise<number> {
     },
     socketPath: flags.socket,
     queueNum: flags.queueNum,
+    workers: flags.workers,
     defaultAction: flags.defaultAction,
     timeoutMs: flags.timeoutMs,
     failOpen: flags.failOpen,

@@ -12,6 +12,9 @@ export type FirewallBackend = 'nftables' | 'iptables';
 
 export interface FirewallOptions {
   queueNum: number;
+  /** Queues queueNum … queueNum + queueCount - 1, one per queue worker, chosen by the CPU that handles
+   *  the packet (default 1: queueNum alone). */
+  queueCount?: number;
   /** Fail-open: accept packets while no program is bound to the queue (--queue-bypass). */
   bypass: boolean;
   /** Also queue new inbound connections to local listeners (not on loopback: those were queued on the way out). */
@@ -46,7 +49,9 @@ function has(cmd: string): boolean {
 // ---- iptables ----
 
 function iptablesRuleset(o: FirewallOptions): string {
-  const target = `-j NFQUEUE --queue-num ${o.queueNum}${o.bypass ? ' --queue-bypass' : ''}`;
+  const count = o.queueCount ?? 1;
+  const queues = count > 1 ? `--queue-balance ${o.queueNum}:${o.queueNum + count - 1} --queue-cpu-fanout` : `--queue-num ${o.queueNum}`;
+  const target = `-j NFQUEUE ${queues}${o.bypass ? ' --queue-bypass' : ''}`;
   const lines = [
     '*mangle',
     `:${CHAIN_OUT} - [0:0]`,
@@ -111,7 +116,10 @@ function installIptables(o: FirewallOptions): void {
 // ---- nftables ----
 
 function nftRuleset(o: FirewallOptions): string {
-  const q = `queue num ${o.queueNum}${o.bypass ? ' bypass' : ''}`;
+  const count = o.queueCount ?? 1;
+  const q = count > 1
+    ? `queue num ${o.queueNum}-${o.queueNum + count - 1} ${o.bypass ? 'bypass,fanout' : 'fanout'}`
+    : `queue num ${o.queueNum}${o.bypass ? ' bypass' : ''}`;
   const body = [
     `table inet ${NFT_TABLE} {`,
     '  chain out {',
