@@ -5,6 +5,7 @@ import { fork } from 'node:child_process';
 import { PassThrough, Writable } from 'node:stream';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpus, loadavg, tmpdir } from 'node:os';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FlowRow, TableState } from '../../src/state/types.js';
@@ -76,7 +77,7 @@ function frameBench(flows = FLOWS, columns = COLUMNS, rows = ROWS): { median: nu
   const term = new NullTerminal();
   const screen = (state: TableState, u: typeof ui) => {
     const sorted: readonly FlowRow[] = selector.select(state, { sort: u.flowSort, filter: u.filter });
-    const { tableRows } = screenLayout(rows - 1, state.sources.size, false);
+    const { tableRows } = screenLayout(rows - 1, state.sources.size, undefined);
     const win = visibleWindow(sorted.length, 0, tableRows, 0);
     return createElement(Screen, {
       width: columns, height: rows - 1, ascii: process.env.BENCH_ASCII === "1", now: Date.now(), sources: [...state.sources.values()], counts: countFlows(state),
@@ -143,7 +144,8 @@ async function liveBench() {
   const memTimer = process.env.BENCH_DEBUG
     ? setInterval(() => {
         const m = process.memoryUsage();
-        process.stderr.write(`mem rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} ext ${mb(m.external)} ab ${mb(m.arrayBuffers)} flows ${store.current().flows.size}\n`);
+        const spaces = getHeapSpaceStatistics().map((s) => `${s.space_name.replace('_space', '')} ${mb(s.space_used_size)}/${mb(s.space_size)}`).join(', ');
+        process.stderr.write(`mem rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} ext ${mb(m.external)} ab ${mb(m.arrayBuffers)} flows ${store.current().flows.size} | ${spaces}\n`);
       }, 500)
     : undefined;
   const loadStart = performance.now();
@@ -173,6 +175,7 @@ async function liveBench() {
   await new Promise((r) => setTimeout(r, 5_000));
   const idleCpu = process.cpuUsage(idleCpu0);
   const idleShare = (idleCpu.user + idleCpu.system) / 1000 / (performance.now() - idleWall0);
+  if (process.env.BENCH_SNAPSHOT) (await import('node:v8')).writeHeapSnapshot(process.env.BENCH_SNAPSHOT);
   if (process.env.BENCH_DEBUG) process.stderr.write(`first output: ${JSON.stringify(out.first.slice(0, 3000))}\n`);
   instance.unmount();
   store.close();

@@ -20,6 +20,7 @@ import type {
   TrafficSample,
 } from './types.js';
 import { flowPhase } from './derive.js';
+import { shareStrings } from './intern.js';
 
 export type TableAction =
   | { type: 'events'; events: readonly SourceEvent[] }
@@ -194,7 +195,8 @@ function appAttributionFor(d: Draft, flow: FlowRecord): Attribution | undefined 
   return d.attributions.get(flow.appToken) ?? PENDING;
 }
 
-function upsertFlow(d: Draft, source: string, flow: FlowRecord): void {
+function upsertFlow(d: Draft, source: string, received: FlowRecord): void {
+  const flow = shareStrings(received);
   const key = flowKey(source, flow.id);
   const old = d.flows.get(key);
   const row = makeRow(
