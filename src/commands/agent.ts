@@ -1,6 +1,7 @@
 // `flowtop agent`: the Linux extension (root). Holds the first packet of every new connection in
 // NFQUEUE, finds its process exactly, decides by rule or asks the connected clients, and serves
 // protocol v1 on a Unix socket. `--status` reports a running agent.
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { UsageError, UserError } from '../errors.js';
 import type { Action, BlockMode } from '../protocol/messages.js';
@@ -19,7 +20,7 @@ Holds each new connection until a rule or a client decides it (Linux, root).
   --queue-bypass       while no agent runs, new connections pass unjudged (default: fail-open)
   --queue-num N        NFQUEUE number (default 7231)
   --workers N          threads judging packets, one NFQUEUE each (--queue-num and up), spread by CPU
-                       (default 1; 1..16)
+                       (default: one per CPU, at most 4; 1..16)
   --inbound            also hold new inbound connections to local listeners
   --cgroup PATH        attach the socket recorder to this cgroup v2 directory (default: the cgroup2 root)
   --no-bpf             do not load the BPF recorder; find owners by scanning /proc
@@ -27,8 +28,8 @@ Holds each new connection until a rule or a client decides it (Linux, root).
   --status             print the state of the running agent (the one on --socket) and exit
 `;
 
-/** Queue threads when --workers is not given. */
-const DEFAULT_WORKERS = 1;
+/** Queue threads when --workers is not given: one per CPU (the firewall spreads packets by CPU), at most 4. */
+const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 4));
 
 export function parseDuration(text: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
