@@ -287,6 +287,9 @@ export class Agent {
   private rulesMessage(): MainToWorker {
     const all = this.options.rules.list();
     this.identityRules = all.some((r) => r.enabled && r.identity !== undefined);
+    // The worker knows no host names: while a rule names a host or domain, any rule it matched might
+    // be beaten by that more specific one, so every flow is matched here (with its remoteHost).
+    if (all.some((r) => r.enabled && (r.endpoint?.host !== undefined || r.endpoint?.domain !== undefined))) return { type: 'rules', rules: [] };
     // `once` rules are matched here only (store.match uses them up); the worker gets the others.
     return { type: 'rules', rules: all.filter((r) => r.duration.kind !== 'once') };
   }

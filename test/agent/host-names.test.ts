@@ -126,4 +126,29 @@ describe.skipIf(skip)('flowtop agent host names from DNS answers', () => {
     expect(viaTcp.remoteHost).toEqual({ name: 'tcp.example.test', source: 'dns' });
     client.close();
   }, 30_000);
+
+  it('a rule naming the host decides over a less specific one', async () => {
+    const client = new TestClient(f.agent.socket);
+    await client.subscribe();
+    client.send({ type: 'rule-add', ref: 'port', rule: { action: 'allow', endpoint: { port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
+    client.send({ type: 'rule-add', ref: 'host', rule: { action: 'block', blockMode: 'reject', endpoint: { host: 'blocked.example.test', port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
+    const added = await waitFor('both rules', () => {
+      const rules = client.messages.flatMap((m) => (m.type === 'rule-changed' ? [m.rule] : []));
+      return rules.length === 2 ? rules : undefined;
+    });
+    const hostRule = added.find((r) => r.endpoint?.host)!;
+    for (const [host, action] of [['blocked.example.test', 'block'], ['open.example.test', 'allow']] as const) {
+      const child = spawnIn(f.ns, f.cg, lookupAndConnect(host, PORT));
+      const out = lines(child);
+      const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+      const result = await out.next((l) => l === 'connected' || (l.startsWith('error') && !l.includes('ENOTFOUND')));
+      child.stdin!.end();
+      const flow = await waitFor('the flow', () => client.flows((x) => x.pid === pid && x.remote.port === PORT)[0]);
+      expect(flow.remoteHost?.name).toBe(host);
+      const verdict = flow.verdict ?? await waitFor('its verdict', () => client.messages.flatMap((m) => (m.type === 'verdict' && m.id === flow.id ? [m.verdict] : []))[0]);
+      expect(verdict).toMatchObject({ action, by: 'rule', ...(action === 'block' ? { ruleId: hostRule.id } : {}) });
+      expect(result).toMatch(action === 'block' ? /^error/ : /^connected/);
+    }
+    client.close();
+  }, 30_000);
 });
