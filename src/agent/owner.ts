@@ -35,14 +35,18 @@ export interface LocalRemote {
 }
 
 /** Confirms that `pid` is the process that made the record: opened first (pidfd), then its start time
- *  must not be after the recorded time — a recycled PID started later and is refused. */
-function confirm(tokens: TokenCache, pid: number, record: OwnerRecord | undefined): { token?: Buffer; tokenText?: string; error?: string } {
+ *  must not be after the recorded time — a recycled PID started later and is refused. Fills `out`
+ *  (this runs for every queued packet: no intermediate objects). */
+function confirm(out: Owner, tokens: TokenCache, pid: number, record: OwnerRecord | undefined): Owner {
+  out.pid = pid;
   const live = tokens.get(pid);
-  if (!live) return { error: `process ${pid} exited before its connection was judged` };
-  if (record && live.startTime * NS_PER_TICK > record.bootNs) {
-    return { error: `PID ${pid} now names a newer process than the one that connected` };
+  if (!live) out.error = `process ${pid} exited before its connection was judged`;
+  else if (record && live.startTime * NS_PER_TICK > record.bootNs) out.error = `PID ${pid} now names a newer process than the one that connected`;
+  else {
+    out.token = live.token;
+    out.tokenText = live.tokenText;
   }
-  return { token: live.token, tokenText: live.tokenText };
+  return out;
 }
 
 export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemote, kernelUid: number | undefined): Owner {
@@ -58,15 +62,13 @@ export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemot
   } catch (error) {
     lookupError = (error as Error).message;
   }
+  const out: Owner = {};
   const uid = kernelUid ?? info?.uid;
-  const withUid = uid !== undefined ? { uid } : {};
+  if (uid !== undefined) out.uid = uid;
   let record: OwnerRecord | undefined;
-  let via: Owner['via'];
+  let via: Owner['via'] = 'bpf';
   if (deps.recorder) {
-    if (info) {
-      record = deps.recorder.lookupCookie(info.cookie);
-      via = 'bpf';
-    }
+    if (info) record = deps.recorder.lookupCookie(info.cookie);
     if (!record && packet.protocol === 'udp') {
       // the sender may have exited and its socket with it: the sendmsg hook also keyed the datagram's tuple
       record = deps.recorder.lookupUdpTuple(ends.remote.address, ends.remote.port, ends.local.port);
@@ -74,14 +76,18 @@ export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemot
     }
   }
   if (record) {
-    const pid = record.tgid;
-    const confirmed = confirm(deps.tokens, pid, record);
-    return { ...withUid, pid, ...confirmed, via: via! };
+    out.via = via;
+    return confirm(out, deps.tokens, record.tgid, record);
   }
   if (!info) {
-    return { ...withUid, error: lookupError ?? 'the socket was closed before its packet was judged' };
+    out.error = lookupError ?? 'the socket was closed before its packet was judged';
+    return out;
   }
   const pid = deps.inodes.find(info.inode, info.uid);
-  if (pid === undefined) return { ...withUid, error: `no process holds socket inode ${info.inode}` };
-  return { ...withUid, pid, ...confirm(deps.tokens, pid, undefined), via: 'inode-scan' };
+  if (pid === undefined) {
+    out.error = `no process holds socket inode ${info.inode}`;
+    return out;
+  }
+  out.via = 'inode-scan';
+  return confirm(out, deps.tokens, pid, undefined);
 }

@@ -9,9 +9,9 @@ import type { FlowRecord, Rule, Verdict } from '../protocol/messages.js';
 import { RecorderView } from '../native/linux/bpf.js';
 import { NF_ACCEPT, NF_DROP, NfQueue, type QueuedPacket } from '../native/linux/nfqueue.js';
 import { SockDiag } from '../native/linux/sock-diag.js';
-import { RuleSet } from '../rules/matcher.js';
+import { RuleSet, type FlowFacts } from '../rules/matcher.js';
 import { InodeIndex } from './inode-index.js';
-import { findOwner } from './owner.js';
+import { findOwner, type LocalRemote, type Owner } from './owner.js';
 import { TokenCache } from './token-cache.js';
 import { poolPacketId } from './worker-pool.js';
 import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
@@ -55,6 +55,23 @@ interface Judged {
   destroy?: () => void;
 }
 
+function flowRecord(packetId: number, tuple: PacketTuple, direction: 'inbound' | 'outbound', ends: LocalRemote, remoteAddress: string, owner: Owner): FlowRecord {
+  const flow: FlowRecord = {
+    id: idPrefix + packetId,
+    time: Date.now(),
+    direction,
+    protocol: tuple.protocol,
+    family: tuple.family,
+    local: { address: formatAddress(ends.local.address), port: ends.local.port },
+    remote: { address: remoteAddress, port: ends.remote.port },
+  };
+  if (owner.tokenText !== undefined) flow.token = owner.tokenText;
+  if (owner.pid !== undefined) flow.pid = owner.pid;
+  if (owner.uid !== undefined) flow.uid = owner.uid;
+  if (owner.error) flow.ownerError = owner.error;
+  return flow;
+}
+
 function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, listeners: boolean): Judged {
   const tuple = parsePacket(packet.payload);
   if (!tuple) {
@@ -64,41 +81,23 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
     return { verdict: { id: packet.id, verdict: config.defaultAction === 'allow' ? NF_ACCEPT : NF_DROP } };
   }
   const inbound = packet.hook === NF_INET_LOCAL_IN;
-  const [local, remote] = inbound
-    ? [{ address: tuple.dst, port: tuple.dstPort }, { address: tuple.src, port: tuple.srcPort }]
-    : [{ address: tuple.src, port: tuple.srcPort }, { address: tuple.dst, port: tuple.dstPort }];
-  const owner = findOwner(deps, tuple, { local, remote }, packet.uid);
+  const ends: LocalRemote = inbound
+    ? { local: { address: tuple.dst, port: tuple.dstPort }, remote: { address: tuple.src, port: tuple.srcPort } }
+    : { local: { address: tuple.src, port: tuple.srcPort }, remote: { address: tuple.dst, port: tuple.dstPort } };
+  const { local, remote } = ends;
+  const owner = findOwner(deps, tuple, ends, packet.uid);
   Atomics.add(counters, owner.token ? COUNTER.ownerFound : COUNTER.ownerMissing, 1n);
   const direction = inbound ? 'inbound' : 'outbound';
   const remoteAddress = formatAddress(remote.address);
   const token = owner.tokenText;
   // The flow record is only built when someone will read it: a held flow, or a decided one while a
   // client listens. A rule decision with nobody watching costs no strings beyond the rule's facts.
-  const makeFlow = (): FlowRecord => {
-    const flow: FlowRecord = {
-      id: idPrefix + packet.id,
-      time: Date.now(),
-      direction,
-      protocol: tuple.protocol,
-      family: tuple.family,
-      local: { address: formatAddress(local.address), port: local.port },
-      remote: { address: remoteAddress, port: remote.port },
-    };
-    if (token !== undefined) flow.token = token;
-    if (owner.pid !== undefined) flow.pid = owner.pid;
-    if (owner.uid !== undefined) flow.uid = owner.uid;
-    if (owner.error) flow.ownerError = owner.error;
-    return flow;
-  };
+  const makeFlow = (): FlowRecord => flowRecord(packet.id, tuple, direction, ends, remoteAddress, owner);
   const mustAskMain = identityRules && token !== undefined;
   if (!mustAskMain) {
-    const rule = rules.match({
-      protocol: tuple.protocol,
-      direction,
-      remoteAddress,
-      remotePort: remote.port,
-      ...(token !== undefined ? { token } : {}),
-    }, Date.now());
+    const facts: FlowFacts = { protocol: tuple.protocol, direction, remoteAddress, remotePort: remote.port };
+    if (token !== undefined) facts.token = token;
+    const rule = rules.match(facts, Date.now());
     if (rule) {
       Atomics.add(counters, COUNTER.rule, 1n);
       hits.set(rule.id, (hits.get(rule.id) ?? 0) + 1);

@@ -108,6 +108,8 @@ export class TokenCache {
         const r = c.read(fd, n === 0 ? b : b.subarray(n), b.length - n);
         if (r <= 0) break;
         n += r;
+        // the kernel writes the whole line in one read: a final newline means there is no more
+        if (b[n - 1] === 0x0a) break;
       }
     } finally {
       c.close(fd);
