@@ -5,6 +5,7 @@
 // Also: time to attribute N live connections (exact lookups + BPF records) against `ss -tnp`.
 //
 //   sudo npm run bench -- agent [--quick] [--scenarios clean,idle,fork,fds] [--modes baseline,nfq-null,agent-rule,agent-client,opensnitch]
+//   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds)
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
@@ -160,7 +161,7 @@ interface Daemon {
   stop(): Promise<void>;
 }
 
-async function startAgent(ns: Ns, withRule: boolean): Promise<Daemon> {
+async function startAgent(ns: Ns, withRule: boolean, extra: string[] = []): Promise<Daemon> {
   const dir = mkdtempSync(join(work, 'agent-'));
   const rules = join(dir, 'rules.json');
   if (withRule) {
@@ -173,7 +174,7 @@ async function startAgent(ns: Ns, withRule: boolean): Promise<Daemon> {
   const socket = join(dir, 'agent.sock');
   const stderr: string[] = [];
   const proc = ns.start([process.execPath, '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
-    'agent', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s'], { stderr });
+    'agent', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...extra], { stderr });
   await until(`the agent (${stderr.join('')})`, () => stderr.join('').includes('ready on') || proc.exitCode !== null, 30_000);
   if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
   const method = /attribution (\S+)/.exec(stderr.join(''))?.[1] ?? '?';
@@ -290,6 +291,7 @@ async function runMode(scenario: string, mode: string, opensnitchMissing: string
     let daemon: Daemon | undefined;
     if (mode === 'nfq-null') daemon = await startNfqNull(ns);
     else if (mode === 'agent-rule') daemon = await startAgent(ns, true);
+    else if (mode === 'agent-rule-1w') daemon = await startAgent(ns, true, ['--workers', '1']);
     else if (mode === 'agent-client') daemon = await startAgent(ns, false);
     else if (mode === 'opensnitch') daemon = await startOpensnitch(ns);
     try {
