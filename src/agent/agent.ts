@@ -5,7 +5,7 @@
 import { chownSync, existsSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { Attribution, AttributionBackend } from '../attribution/types.js';
 import type {
   Action, BlockMode, ClientVerdictMessage, ExtensionMessage, FlowRecord, HelloMessage, Rule, RuleSpec, Verdict,
@@ -119,6 +119,7 @@ export class Agent {
   private live?: LiveFlows;
   private dnsWorker?: Worker;
   private dnsControl?: MessageChannel;
+  private dnsAnswers?: MessageChannel;
   private readonly names = new HostNameMap();
   private method: AttributionMethod = 'inode-scan';
   private methodDetail = '';
@@ -247,11 +248,13 @@ export class Agent {
   /** The DNS-answer queue's thread; false (and no host names) when it cannot run. */
   private startDnsWorker(queueNum: number): Promise<boolean> {
     this.dnsControl = new MessageChannel();
+    this.dnsAnswers = new MessageChannel();
     const worker = new Worker(new URL('./dns-worker.js', import.meta.url), {
-      workerData: { queueNum, control: this.dnsControl.port2 },
-      transferList: [this.dnsControl.port2],
+      workerData: { queueNum, control: this.dnsControl.port2, answers: this.dnsAnswers.port2 },
+      transferList: [this.dnsControl.port2, this.dnsAnswers.port2],
     });
     this.dnsWorker = worker;
+    this.dnsAnswers.port1.on('message', (packets: Uint8Array[]) => this.learnNames(packets));
     return new Promise((resolve) => {
       worker.on('message', (m: DnsWorkerMessage) => {
         if (m.type === 'ready') resolve(true);
@@ -259,10 +262,6 @@ export class Agent {
           this.log(`host names from DNS answers are off: ${m.message}`);
           this.dnsWorker = undefined;
           resolve(false);
-        } else if (m.type === 'answers') {
-          for (const packet of m.packets) {
-            for (const message of dnsMessagesOf(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength))) this.names.addResponse(message);
-          }
         }
       });
       worker.on('error', (error) => {
@@ -271,6 +270,21 @@ export class Agent {
         resolve(false);
       });
     });
+  }
+
+  private learnNames(packets: Uint8Array[]): void {
+    for (const packet of packets) {
+      for (const message of dnsMessagesOf(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength))) this.names.addResponse(message);
+    }
+  }
+
+  /** Answers the DNS thread has posted but this thread has not handled yet. Messages from different
+   *  threads are not delivered in the order they were posted: an answer is posted before it is
+   *  released to the program, so reading them here, before naming a flow, never misses its name. */
+  private drainNames(): void {
+    const port = this.dnsAnswers?.port1;
+    if (!port) return;
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) this.learnNames(m.message as Uint8Array[]);
   }
 
   /** The name the program looked up for the flow's remote address, if a DNS answer gave one. */
@@ -307,6 +321,7 @@ export class Agent {
   // ---- flows ----
 
   private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>): void {
+    this.drainNames();
     // Encoding costs main-thread time: only when someone listens.
     if (this.server?.clients.some((c) => c.subscribed)) {
       for (const d of decided) {
@@ -581,6 +596,7 @@ export class Agent {
       await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
       await this.dnsWorker.terminate();
     }
+    this.dnsAnswers?.port1.close();
     this.recorder?.close();
     this.live?.close();
     this.diag.close();

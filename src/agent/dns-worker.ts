@@ -7,12 +7,14 @@ import { NF_ACCEPT, NfQueue } from '../native/linux/nfqueue.js';
 export interface DnsWorkerData {
   queueNum: number;
   control: MessagePort;
+  /** Copies of the answer packets (Uint8Array[] per batch), on their own port so the main thread
+   *  can read them synchronously (receiveMessageOnPort) before it names a flow. */
+  answers: MessagePort;
 }
 
 export type DnsWorkerMessage =
   | { type: 'ready' }
-  | { type: 'fatal'; message: string }
-  | { type: 'answers'; packets: Uint8Array[] };
+  | { type: 'fatal'; message: string };
 
 const data = workerData as DnsWorkerData;
 const post = (m: DnsWorkerMessage): void => parentPort!.postMessage(m);
@@ -44,7 +46,7 @@ function main(): void {
     });
     // Posted before the answer is released: the program cannot connect to the address before the
     // main thread has the name.
-    post({ type: 'answers', packets: copies });
+    data.answers.postMessage(copies);
     try {
       queue.sendVerdicts(verdicts);
     } catch { /* with bypass the kernel accepts them when we are gone */ }

@@ -79,7 +79,10 @@ describe.skipIf(skip)('flowtop agent traffic counters and flow ends', () => {
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     await out.next((l) => l === 'connected');
-    const flow = await waitFor('the decided flow', () => client.flows((f) => f.pid === pid && f.verdict?.by === 'rule')[0]);
+    // decided in the queue worker, or on the main thread if the worker had not applied the rule yet
+    const flow = await waitFor('the flow', () => client.flows((x) => x.pid === pid)[0]);
+    const verdict = flow.verdict ?? await waitFor('its verdict', () => client.messages.flatMap((m) => (m.type === 'verdict' && m.id === flow.id ? [m.verdict] : []))[0]);
+    expect(verdict.by).toBe('rule');
     child.stdin!.write('200\n');
     await client.waitFor('200 bytes sent', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.id && c.tx === 200));
     child.kill('SIGKILL');
