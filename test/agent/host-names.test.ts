@@ -130,8 +130,10 @@ describe.skipIf(skip)('flowtop agent host names from DNS answers', () => {
   it('a rule naming the host decides over a less specific one', async () => {
     const client = new TestClient(f.agent.socket);
     await client.subscribe();
-    client.send({ type: 'rule-add', ref: 'port', rule: { action: 'allow', endpoint: { port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
+    // the host rule first: the worker never holds the port rule without it
     client.send({ type: 'rule-add', ref: 'host', rule: { action: 'block', blockMode: 'reject', endpoint: { host: 'blocked.example.test', port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
+    await client.waitFor('the host rule', (m) => m.type === 'rule-changed');
+    client.send({ type: 'rule-add', ref: 'port', rule: { action: 'allow', endpoint: { port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
     const added = await waitFor('both rules', () => {
       const rules = client.messages.flatMap((m) => (m.type === 'rule-changed' ? [m.rule] : []));
       return rules.length === 2 ? rules : undefined;
