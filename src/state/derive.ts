@@ -41,7 +41,7 @@ export function remoteLabel(row: FlowRow): string {
 export const TRUST_RANK: Record<Trust, number> = { insecure: 0, gone: 1, pending: 2, secure: 3 };
 
 /** A flow that stopped reporting counters this long ago is not moving bytes any more. */
-const STALE_MS = 5_000;
+export const STALE_MS = 5_000;
 
 export function rowRate(row: FlowRow, now: number): number {
   if (row.bytesTime === undefined || now - row.bytesTime > STALE_MS) return 0;
@@ -61,31 +61,19 @@ export interface Counts {
   txRate: number;
 }
 
-const countsOf = new WeakMap<TableState, Counts>();
-
-/** Header figures. The rates are the sums of the rows' own rates per direction, so the header
- *  always agrees with the rows it sums (a flow whose counters stopped counts 0, as its row shows). */
+/** Header figures, from the tallies the reducer keeps (nothing here walks the table). The rates
+ *  are the sums of the rows' own rates per direction, so the header agrees with the rows. */
 export function countFlows(state: TableState): Counts {
-  const known = countsOf.get(state);
-  if (known) return known;
-  const { live, pending, blocked, closed, secure } = state.tally;
-  let rx = 0;
-  let tx = 0;
-  for (const row of state.flows.values()) {
-    if (row.bytesTime === undefined || state.now - row.bytesTime > STALE_MS) continue;
-    rx += row.rxRate;
-    tx += row.txRate;
-  }
-  const counts = {
+  const { live, pending, blocked, closed, secure, rxRate, txRate } = state.tally;
+  return {
     total: state.flows.size,
     live,
     pending,
     blocked,
     closed,
     secureShare: live > 0 ? secure / live : undefined,
-    rxRate: rx,
-    txRate: tx,
+    // Sums of many additions and subtractions: never show a tiny negative.
+    rxRate: Math.max(rxRate, 0),
+    txRate: Math.max(txRate, 0),
   };
-  countsOf.set(state, counts);
-  return counts;
 }

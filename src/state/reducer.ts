@@ -19,7 +19,7 @@ import type {
   Tally,
   TrafficSample,
 } from './types.js';
-import { flowPhase } from './derive.js';
+import { STALE_MS, flowPhase } from './derive.js';
 import { shareStrings } from './intern.js';
 
 export type TableAction =
@@ -46,7 +46,7 @@ export function initialTable(options: Partial<TableOptions> = {}, now = 0): Tabl
     totals: { rx: 0, tx: 0 },
     traffic: [],
     evicted: 0,
-    tally: { live: 0, pending: 0, blocked: 0, closed: 0, secure: 0 },
+    tally: { live: 0, pending: 0, blocked: 0, closed: 0, secure: 0, rxRate: 0, txRate: 0 },
     journal: [],
     journalSince: 0,
   };
@@ -106,12 +106,35 @@ function apply(d: Draft, action: TableAction): void {
     case 'status':
       applyStatus(d, action.source, action.status);
       return;
-    case 'tick':
+    case 'tick': {
+      const before = d.now;
       d.now = Math.max(d.now, action.now);
+      if (Math.floor(d.now / 1000) !== Math.floor(before / 1000)) quietRates(d);
       expireClosed(d);
       pruneTraffic(d);
       return;
+    }
   }
+}
+
+/** Once a second: a flow whose counters stopped coming moves no bytes any more (its rates go to 0),
+ *  and the rate sums are recounted from the rows so additions and subtractions never drift. */
+function quietRates(d: Draft): void {
+  let rx = 0;
+  let tx = 0;
+  const quiet: FlowRow[] = [];
+  for (const row of d.flows.values()) {
+    if (row.rxRate === 0 && row.txRate === 0) continue;
+    if (row.bytesTime === undefined || d.now - row.bytesTime > STALE_MS) {
+      quiet.push(row);
+      continue;
+    }
+    rx += row.rxRate;
+    tx += row.txRate;
+  }
+  for (const row of quiet) replaceRow(d, row, { rxRate: 0, txRate: 0 });
+  d.tally.rxRate = rx;
+  d.tally.txRate = tx;
 }
 
 function sourceInfo(d: Draft, id: string): SourceInfo {
@@ -230,6 +253,8 @@ function makeRow(base: FlowRow, change: Partial<Omit<FlowRow, 'key' | 'source' |
 }
 
 function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
+  d.tally.rxRate += sign * row.rxRate;
+  d.tally.txRate += sign * row.txRate;
   const phase = flowPhase(row);
   if (phase === 'closed') {
     d.tally.closed += sign;

@@ -39,6 +39,10 @@ export interface Tally {
   readonly closed: number;
   /** Live flows whose attribution is secure. */
   readonly secure: number;
+  /** Sums of the rows' own rates (bytes per second), kept with the rows; rows whose counters went
+   *  quiet are zeroed once a second (see the reducer's tick). */
+  readonly rxRate: number;
+  readonly txRate: number;
 }
 
 export interface SourceInfo {
