@@ -22,6 +22,8 @@ export interface LiveFlowsOptions {
 
 /** Bound on flows tracked at once: beyond it the oldest is forgotten (its end is then not reported). */
 const MAX_LIVE = 100_000;
+/** How long an inbound flow may go without an owned socket before it counts as ended. */
+const INBOUND_GRACE_MS = 5000;
 
 export class LiveFlows {
   private readonly flows = new Map<string, LiveFlow>();
@@ -54,6 +56,8 @@ export class LiveFlows {
       local: flow.local,
       remote: flow.remote,
       ...(flow.protocol === 'udp' ? { idleMs: this.options.udpIdleMs } : {}),
+      // an inbound connection has no socket of its own until the handshake ends and it is accepted
+      ...(flow.direction === 'inbound' ? { graceMs: INBOUND_GRACE_MS } : {}),
     });
   }
 

@@ -20,6 +20,10 @@ export interface TrackedFlowSpec {
   /** End the flow after this long without activity (`touch`, or counters that moved). UDP flows of
    *  an unconnected socket need it: the socket outlives each conversation. */
   idleMs?: number;
+  /** For this long after `track`, a socket not found yet (or found without an owner, inode 0) does
+   *  not end the flow: an accepted connection waits in the listener's queue with no inode until the
+   *  program calls accept(). Only until the socket has been seen once. */
+  graceMs?: number;
 }
 
 export interface FlowCounters {
@@ -52,6 +56,7 @@ interface Tracked {
   rx: number;
   tx: number;
   lastActivity: number;
+  started: number;
 }
 
 export interface TrafficTrackerOptions {
@@ -115,7 +120,8 @@ export class TrafficTracker {
     const tuple = local && remote && local.length === remote.length
       ? { protocol: spec.protocol, local: { address: local, port: spec.local.port }, remote: { address: remote, port: spec.remote.port } }
       : undefined;
-    this.flows.set(spec.id, { spec, tuple, inode: spec.inode, rx: 0, tx: 0, lastActivity: this.now() });
+    const now = this.now();
+    this.flows.set(spec.id, { spec, tuple, inode: spec.inode, rx: 0, tx: 0, lastActivity: now, started: now });
   }
 
   untrack(id: string): void {
@@ -176,6 +182,7 @@ export class TrafficTracker {
   private observe(id: string, f: Tracked, socket: InetSocket | undefined, time: number, update: TrafficUpdate): void {
     // Inode 0: the program has closed its socket and the kernel is finishing the handshake alone.
     if (!socket || (f.spec.protocol === 'tcp' && (socket.inode === 0 || socket.state === TCP_CLOSE || socket.state === TCP_TIME_WAIT))) {
+      if (f.inode === undefined && f.spec.graceMs !== undefined && time - f.started < f.spec.graceMs) return; // not owned yet
       this.flows.delete(id);
       update.ended.push({ id, reason: 'closed' });
       return;

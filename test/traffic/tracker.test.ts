@@ -118,6 +118,36 @@ describe('TrafficTracker', () => {
     expect(viaDump.poll().ended).toEqual([{ id: 'y', reason: 'closed' }]);
   });
 
+  it('with a grace period, waits for a socket that does not exist yet, then tracks it', async () => {
+    const server = createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const serverPort = (server.address() as { port: number }).port;
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const clientPort = (probe.address() as { port: number }).port; // free a moment ago
+    await new Promise((resolve) => probe.close(resolve));
+    cleanup.push(() => server.close());
+    const future = { protocol: 'tcp' as const, local: { address: '127.0.0.1', port: clientPort }, remote: { address: '127.0.0.1', port: serverPort } };
+    const tracker = new TrafficTracker(reader());
+    const viaDump = new TrafficTracker(reader(), { strategy: 'dump' });
+    viaDump.track({ id: 'waits', ...future, graceMs: 60_000 });
+    expect(viaDump.poll().ended).toEqual([]);
+    tracker.track({ id: 'waits', ...future, graceMs: 60_000 });
+    tracker.track({ id: 'no-grace', ...future });
+    expect(tracker.poll().ended).toEqual([{ id: 'no-grace', reason: 'closed' }]);
+    expect(tracker.has('waits')).toBe(true);
+    const client = connect({ port: serverPort, host: '127.0.0.1', localAddress: '127.0.0.1', localPort: clientPort });
+    await new Promise<void>((resolve) => client.once('connect', resolve));
+    cleanup.push(() => client.destroy());
+    client.write(Buffer.alloc(300));
+    await waitFor('its counters', () => tracker.poll().counters.some((c) => c.id === 'waits' && c.tx === 300));
+    await waitFor('its counters (dump)', () => viaDump.poll().counters.some((c) => c.id === 'waits' && c.tx === 300));
+    client.destroy();
+    // seen once, the grace is over: its end is reported at once
+    await waitFor('its end', () => tracker.poll().ended.some((e) => e.id === 'waits'));
+    await waitFor('its end (dump)', () => viaDump.poll().ended.some((e) => e.id === 'waits'));
+  });
+
   it('still sees ends through the /proc/net fallback, without counters', async () => {
     const r = reader(true);
     expect(r.kind).toBe('proc');
