@@ -1,6 +1,6 @@
 // Turns the command line into flow sources and attribution: extension sockets, the in-process demo,
 // or — when no extension runs here — the passive monitor. Shared by `flowtop` and `flowtop list`.
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { Attributor } from '../attribution/attributor.js';
 import { selectBackend } from '../attribution/select.js';
 import type { AttributionBackend } from '../attribution/types.js';
@@ -41,10 +41,11 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
   for (const path of paths) sources.push(createSocketSource(path));
   if (sources.length === 0) {
     const path = defaultSocketPath();
-    if (existsSync(path)) {
+    const reachable = defaultSocketReachable(path);
+    if (reachable === true) {
       sources.push(createSocketSource(path));
     } else {
-      note = `no extension socket at ${path}: showing this machine's connections with the passive monitor`;
+      note = `${reachable}: showing this machine's connections with the passive monitor`;
       sources.push(createPassiveMonitor());
     }
   }
@@ -58,4 +59,16 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
       for (const c of closers) await c();
     },
   };
+}
+
+/** True when the default socket exists and this user may connect to it; otherwise why not, in words.
+ *  A running agent's socket is 0660 root:flowtop, so a user outside the group still gets the monitor. */
+function defaultSocketReachable(path: string): true | string {
+  if (!existsSync(path)) return `no extension socket at ${path}`;
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return `the agent's socket ${path} is for root and the flowtop group (sudo usermod -aG flowtop $USER, then log in again)`;
+  }
 }
