@@ -17,6 +17,20 @@ export function isPassive(info: SourceInfo): boolean {
   return hello.mode?.passive === true || !hello.capabilities.includes('verdicts');
 }
 
+/** The extension's settings a person must know: what happens when it dies, and to flows nobody answers. */
+export function modeText(hello: NonNullable<SourceInfo['hello']>, sep: string): string {
+  const mode = hello.mode;
+  if (!mode) return '';
+  const parts: string[] = [];
+  if (mode.failOpen !== undefined) parts.push(mode.failOpen ? 'fail-open' : 'fail-closed');
+  if (mode.defaultAction) {
+    const wait = mode.timeoutMs !== undefined ? ` after ${Math.round(mode.timeoutMs / 1000)}s` : '';
+    parts.push(`unanswered: ${mode.defaultAction}${wait}`);
+  }
+  if (mode.attribution) parts.push(`owners: ${clean(mode.attribution)}`);
+  return parts.join(sep);
+}
+
 export interface HeaderProps {
   sources: readonly SourceInfo[];
   counts: Counts;
@@ -40,6 +54,7 @@ export function Header(p: HeaderProps) {
       <Text key={s.id} wrap="truncate">
         <Text bold>flowtop</Text>{sep}{who}{sep}<Text color={st.color}>{st.text}</Text>
         {isPassive(s) ? <Text color="yellow">{sep}{PASSIVE_NOTE}</Text> : null}
+        {hello && !isPassive(s) && modeText(hello, sep) ? <Text dimColor>{sep}{modeText(hello, sep)}</Text> : null}
       </Text>
     );
   });
