@@ -477,9 +477,20 @@ export class Agent {
       return;
     }
     const blockMode = msg.blockMode ?? this.options.blockMode;
-    this.decide(p, { action: msg.action, by: 'user', ...(msg.action === 'block' ? { blockMode } : {}) });
-    if (msg.remember === 'once') return;
-    void this.rememberVerdict(client, p.flow, msg, blockMode);
+    const verdict: Verdict = { action: msg.action, by: 'user', ...(msg.action === 'block' ? { blockMode } : {}) };
+    if (msg.remember === 'once') return this.decide(p, verdict);
+    void this.decideAndRemember(client, p, verdict, msg, blockMode);
+  }
+
+  /** The rule is made while the flow is still held: its program cannot have exited yet (its connect
+   *  is waiting on us), so its identity can still be verified. Deciding first would let a blocked
+   *  program exit before its identity is read, and "always" could never be remembered. */
+  private async decideAndRemember(client: ServerClient, p: PendingFlow, verdict: Verdict, msg: ClientVerdictMessage, blockMode: BlockMode): Promise<void> {
+    const spec = await this.ruleSpecFor(p.flow, msg, blockMode);
+    // The deadline or another client may have decided the flow meanwhile; a verdict is given once.
+    if (this.pending.get(msg.id) === p) this.decide(p, verdict);
+    if (typeof spec === 'string') return void client.reply('not-supported', spec, msg.ref);
+    await this.addRule(client, spec, msg.ref);
   }
 
   /** `block` on an allowed, live flow: its socket is destroyed (the program sees ECONNABORTED at once)
@@ -488,14 +499,23 @@ export class Agent {
     if (flow.protocol !== 'tcp') {
       return void client.reply('not-supported', `only TCP flows can be ended; "${flow.id}" is ${flow.protocol}`, msg.ref);
     }
-    const destroyed = this.destroySocket(flow);
-    const verdict: Verdict = { action: 'block', by: 'user', blockMode: 'reject' };
-    this.server?.broadcast({ type: 'verdict', id: flow.id, time: Date.now(), verdict });
-    this.live?.end(flow.id, destroyed ? 'blocked while live: its socket was destroyed' : 'blocked while live: its socket had already closed');
-    if (msg.remember !== 'once') void this.rememberVerdict(client, flow, msg, msg.blockMode ?? this.options.blockMode);
+    const end = (): void => {
+      const destroyed = this.destroySocket(flow);
+      const verdict: Verdict = { action: 'block', by: 'user', blockMode: 'reject' };
+      this.server?.broadcast({ type: 'verdict', id: flow.id, time: Date.now(), verdict });
+      this.live?.end(flow.id, destroyed ? 'blocked while live: its socket was destroyed' : 'blocked while live: its socket had already closed');
+    };
+    if (msg.remember === 'once') return end();
+    // As for a held flow: read the identity before the socket is destroyed and the program exits.
+    void this.ruleSpecFor(flow, msg, msg.blockMode ?? this.options.blockMode).then(async (spec) => {
+      end();
+      if (typeof spec === 'string') return void client.reply('not-supported', spec, msg.ref);
+      await this.addRule(client, spec, msg.ref);
+    });
   }
 
-  private async rememberVerdict(client: ServerClient, flow: FlowRecord, msg: ClientVerdictMessage, blockMode: BlockMode): Promise<void> {
+  /** The rule a remembered verdict makes, or why none can be made (in words). */
+  private async ruleSpecFor(flow: FlowRecord, msg: ClientVerdictMessage, blockMode: BlockMode): Promise<RuleSpec | string> {
     const endpoint = msg.scope === 'endpoint' ? { address: flow.remote.address, port: flow.remote.port } : undefined;
     const spec: RuleSpec = {
       action: msg.action,
@@ -506,17 +526,15 @@ export class Agent {
       duration: { kind: 'always' },
     };
     if (msg.remember === 'process') {
-      if (!flow.token) return void client.reply('not-supported', 'this flow has no process token: nothing to remember it by', msg.ref);
+      if (!flow.token) return 'this flow has no process token: nothing to remember it by';
       spec.duration = { kind: 'process', token: flow.token };
-    } else {
-      const attribution = flow.token && this.options.attribution ? (await this.options.attribution.resolve([Buffer.from(flow.token, 'base64')]))[0] : undefined;
-      const identity = attribution?.trust === 'secure' && attribution.identity ? identityFromKey(attribution.identity, attribution.name) : undefined;
-      if (!identity) {
-        return void client.reply('not-supported', `cannot remember "always": the program's identity is not known${attribution?.reason ? ` (${attribution.reason.message})` : ''}`, msg.ref);
-      }
-      spec.identity = identity;
+      return spec;
     }
-    await this.addRule(client, spec, msg.ref);
+    const attribution = flow.token && this.options.attribution ? (await this.options.attribution.resolve([Buffer.from(flow.token, 'base64')]))[0] : undefined;
+    const identity = attribution?.trust === 'secure' && attribution.identity ? identityFromKey(attribution.identity, attribution.name) : undefined;
+    if (!identity) return `cannot remember "always": the program's identity is not known${attribution?.reason ? ` (${attribution.reason.message})` : ''}`;
+    spec.identity = identity;
+    return spec;
   }
 
   private async addRule(client: ServerClient, spec: RuleSpec, ref?: string): Promise<void> {

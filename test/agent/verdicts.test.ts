@@ -120,6 +120,36 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     client.close();
   });
 
+  it('block always with reject: the rule is made before the refused program exits, and refuses its next run with no client', async () => {
+    const client = new TestClient(agent.socket);
+    await client.subscribe();
+    // like curl: the program exits the moment its connect is refused
+    const exitOnError = connectScript(PORT, 5000);
+    exitOnError[2] = exitOnError[2]!.replace("console.log('error', e.code, Date.now() - t0);", "console.log('error', e.code, Date.now() - t0); process.exit(1);");
+    const firstChild = spawnIn(ns, cg, exitOnError);
+    const first = { child: firstChild, out: lines(firstChild) };
+    const pid = Number((await first.out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
+    client.send({ type: 'verdict', id: flow.id, action: 'block', remember: 'always', scope: 'endpoint', blockMode: 'reject', ref: 'always' });
+    expect(await first.out.next((l) => !l.startsWith('pid'), 5000)).toMatch(/^error /);
+    const added = await client.waitFor<RuleChanged>('the identity rule', (m) => (m.type === 'rule-changed' && m.rule.identity !== undefined) || (m.type === 'error' && m.ref === 'always'));
+    expect(added.type, JSON.stringify(added)).toBe('rule-changed');
+    expect(added.rule).toMatchObject({ action: 'block', endpoint: { port: PORT }, duration: { kind: 'always' } });
+    client.close();
+    await waitFor('the client to be gone', () => client.closed);
+    // the same program again, nobody watching: refused at once by the rule, not held until the deadline
+    const started = Date.now();
+    const second = connect(5000);
+    expect(await second.out.next((l) => !l.startsWith('pid'), 5000)).toMatch(/^error /);
+    expect(Date.now() - started).toBeLessThan(3000);
+    second.child.stdin?.end();
+    const cleaner = new TestClient(agent.socket);
+    await cleaner.subscribe();
+    cleaner.send({ type: 'rule-remove', id: added.rule.id });
+    await cleaner.waitFor('rule removed', (m) => m.type === 'rule-changed' && m.op === 'removed');
+    cleaner.close();
+  });
+
   it('a remembered rule decides later connections with no client connected', async () => {
     const client = new TestClient(agent.socket);
     await client.subscribe();
