@@ -14,6 +14,7 @@ import { InodeIndex } from './inode-index.js';
 import { findOwner, type LocalRemote, type Owner } from './owner.js';
 import { TokenCache } from './token-cache.js';
 import { poolPacketId } from './worker-pool.js';
+import { pinToQueueCpus } from './affinity.js';
 import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
@@ -134,6 +135,7 @@ function main(): void {
     inodes: new InodeIndex(),
     tokens: new TokenCache(),
   };
+  pinToQueueCpus(config.queueIndex ?? 0, config.queueCount ?? 1);
   post({ type: 'ready', fd: queue.nl.fd, portId: queue.nl.portId });
   drainControl();
   const verdicts: Array<{ id: number; verdict: number }> = [];

@@ -14,6 +14,8 @@ export interface WorkerConfig {
   counters: SharedArrayBuffer;
   /** Which of the pool's queues this worker reads (0 for the first): held packet ids carry it. */
   queueIndex?: number;
+  /** How many queues the pool reads (the worker keeps to the CPUs the kernel maps to its queue). */
+  queueCount?: number;
 }
 
 /** Indexes into the shared counters (BigInt64Array). */

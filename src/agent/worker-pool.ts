@@ -45,7 +45,7 @@ export class QueueWorkerPool {
       const queueNum = this.config.queueNum + index;
       const control = new MessageChannel();
       const worker = new Worker(new URL('./queue-worker.js', import.meta.url), {
-        workerData: { config: { ...this.config, queueNum, queueIndex: index }, control: control.port2 },
+        workerData: { config: { ...this.config, queueNum, queueIndex: index, queueCount: this.count }, control: control.port2 },
         transferList: [control.port2],
       });
       const member: Member = { worker, control, queueNum, fd: -1 };

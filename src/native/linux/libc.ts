@@ -21,6 +21,9 @@ export interface Libc {
   getsockname(fd: number, addr: Buffer, len: Buffer): number;
   close(fd: number): number;
   read(fd: number, buf: Buffer, len: number): number;
+  /** sched_getaffinity / sched_setaffinity of a thread (0: the calling thread) with a CPU bit mask buffer. */
+  schedGetaffinity(tid: number, mask: Buffer): number;
+  schedSetaffinity(tid: number, mask: Buffer): number;
   /** open(2) of a NUL-terminated path held in a Buffer (no string conversion per call). */
   open(path: Buffer, flags: number): number;
   /** fstatat(2) into a caller's struct stat buffer (st_dev@0, st_ino@8 on x86_64 and aarch64); path NUL-terminated. */
@@ -43,6 +46,8 @@ export function libc(): Libc {
   const syscallBuf = lib.func('syscall', 'long', ['long', 'long', 'void *', 'long']);
   const syscall4 = lib.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long']);
   const open = lib.func('int open(const void *path, int flags)');
+  const getaffinity = lib.func('int sched_getaffinity(int pid, size_t len, _Out_ void *mask)');
+  const setaffinity = lib.func('int sched_setaffinity(int pid, size_t len, const void *mask)');
   const fstatat = lib.func('int fstatat(int dirfd, const void *path, _Out_ void *buf, int flags)');
   const socket = lib.func('int socket(int domain, int type, int protocol)');
   const bind = lib.func('int bind(int fd, const void *addr, uint32_t len)');
@@ -66,6 +71,8 @@ export function libc(): Libc {
     syscallBuf: (nr, a1, buf, size) => Number(syscallBuf(nr, a1, buf, size)),
     syscall4: (nr, a1, a2, a3, a4) => Number(syscall4(nr, a1, a2, a3, a4)),
     open: (path, flags) => open(path, flags) as number,
+    schedGetaffinity: (tid, mask) => getaffinity(tid, mask.length, mask) as number,
+    schedSetaffinity: (tid, mask) => setaffinity(tid, mask.length, mask) as number,
     fstatat: (dirfd, path, buf, flags) => fstatat(dirfd, path, buf, flags) as number,
     socket: (d, t, p) => socket(d, t, p) as number,
     bind: (fd, a, l) => bind(fd, a, l) as number,
