@@ -3,8 +3,11 @@
 // Why the flow Map is updated in place: copying a 100,000-entry Map costs ~75 ms here, so a
 // copy per batch could not keep up with 10,000 events/s. The table is therefore owned by the one
 // `scan` that holds it: each call returns a new state object (new `rev`) over the same Map, and
-// callers never read an older state after reducing. Rows themselves are immutable and replaced on
-// change, which is what lets the sorter tell changed rows apart (see sort.ts).
+// callers never read an older state after reducing. A row is replaced when what it shows changes
+// (phase, verdict, attribution), but its byte counters and rates are updated in place: at 10,000
+// events/s a new row per counter sample was most of the garbage, and the replaced rows, held by the
+// journal, were promoted and made the old generation grow well past the live data. Every change,
+// in place or not, is journalled, which is how the sorter tells changed rows apart (see sort.ts).
 import type { Attribution } from '../attribution/types.js';
 import type { ExtensionMessage, FlowRecord, Rule } from '../protocol/messages.js';
 import type { ConnectionStatus, SourceEvent } from '../source/types.js';
@@ -132,7 +135,7 @@ function quietRates(d: Draft): void {
     rx += row.rxRate;
     tx += row.txRate;
   }
-  for (const row of quiet) replaceRow(d, row, { rxRate: 0, txRate: 0 });
+  for (const row of quiet) setCounters(d, row, row.rx, row.tx, 0, 0, row.bytesTime);
   d.tally.rxRate = rx;
   d.tally.txRate = tx;
 }
@@ -223,7 +226,7 @@ function upsertFlow(d: Draft, source: string, received: FlowRecord): void {
   const key = flowKey(source, flow.id);
   const old = d.flows.get(key);
   const row = makeRow(
-    old ?? { key, source, flow, attribution: PENDING, rx: 0, tx: 0, rxRate: 0, txRate: 0, rev: d.rev },
+    old ?? { key, source, flow, attribution: PENDING, rx: 0, tx: 0, rxRate: 0, txRate: 0, rev: d.rev, born: d.rev },
     { flow, attribution: attributionFor(d, flow), appAttribution: appAttributionFor(d, flow) },
     d.rev,
   );
@@ -232,7 +235,7 @@ function upsertFlow(d: Draft, source: string, received: FlowRecord): void {
 
 /** Every row is built here with the same fields in the same order: one object shape, so reading
  *  rows stays monomorphic (a mix of shapes made the per-frame passes 5-10x slower at 100,000 rows). */
-function makeRow(base: FlowRow, change: Partial<Omit<FlowRow, 'key' | 'source' | 'rev' | 'retired'>>, rev: number): FlowRow {
+function makeRow(base: FlowRow, change: Partial<Omit<FlowRow, 'key' | 'source' | 'rev' | 'born' | 'retired'>>, rev: number): FlowRow {
   const pick = <K extends keyof typeof change>(k: K): FlowRow[K] => (k in change ? change[k] : base[k]) as FlowRow[K];
   return {
     key: base.key,
@@ -248,6 +251,7 @@ function makeRow(base: FlowRow, change: Partial<Omit<FlowRow, 'key' | 'source' |
     closedAt: pick('closedAt'),
     endReason: pick('endReason'),
     rev,
+    born: rev,
     retired: false,
   };
 }
@@ -271,13 +275,32 @@ function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
 /** Every write to the flow Map goes through here and removeRow, keeping the tally and retiring
  *  the row that was replaced. */
 function journal(d: Draft, row: FlowRow, gone: boolean): void {
+  // Drop the older half when full; the journal stays complete for steps after the last dropped entry's.
+  trimJournal(d);
+  d.journal.push({ at: d.rev, row, gone, counters: false, rx: 0, tx: 0, rate: 0 });
+}
+
+function trimJournal(d: Draft): void {
   if (d.journal.length >= JOURNAL_MAX) {
-    // Drop the older half; the journal stays complete for steps after the last dropped entry's.
     const drop = JOURNAL_MAX >> 1;
     d.journalSince = d.journal[drop - 1]!.at;
     d.journal.splice(0, drop);
   }
-  d.journal.push({ at: d.rev, row, gone });
+}
+
+/** A new counter sample, written into the row itself (see the top of this file). The phase does
+ *  not change, so of the tally only the rate sums move. */
+function setCounters(d: Draft, row: FlowRow, rx: number, tx: number, rxRate: number, txRate: number, bytesTime: number | undefined): void {
+  trimJournal(d);
+  d.journal.push({ at: d.rev, row, gone: false, counters: true, rx: row.rx, tx: row.tx, rate: row.rxRate + row.txRate });
+  d.tally.rxRate += rxRate - row.rxRate;
+  d.tally.txRate += txRate - row.txRate;
+  row.rx = rx;
+  row.tx = tx;
+  row.rxRate = rxRate;
+  row.txRate = txRate;
+  row.bytesTime = bytesTime;
+  row.rev = d.rev;
 }
 
 function setRow(d: Draft, row: FlowRow): void {
@@ -319,7 +342,7 @@ function applyBytes(d: Draft, source: string, counters: ReadonlyArray<{ id: stri
     const txDelta = Math.max(c.tx - row.tx, 0);
     drx += rxDelta;
     dtx += txDelta;
-    replaceRow(d, row, { rx: c.rx, tx: c.tx, rxRate: rxDelta / seconds, txRate: txDelta / seconds, bytesTime: time });
+    setCounters(d, row, c.rx, c.tx, rxDelta / seconds, txDelta / seconds, time);
   }
   if (drx || dtx) {
     d.totals = { rx: d.totals.rx + drx, tx: d.totals.tx + dtx };

@@ -2,7 +2,7 @@
 // sorter keeps the last order and, when only some rows changed, removes them, sorts just those and
 // merges the two sorted runs: O(n + k log k) instead of O(n log n).
 import { TRUST_RANK, displayName, flowPhase, remoteLabel } from './derive.js';
-import type { FlowPhase, FlowRow, TableState } from './types.js';
+import type { FlowPhase, FlowRow, JournalEntry, TableState } from './types.js';
 
 export const FLOW_SORT_COLUMNS = [
   'trust',
@@ -59,6 +59,21 @@ export function flowSortKey(row: FlowRow, column: FlowSortColumn): SortKey {
   }
 }
 
+/** The sort key a row had before the counter update `e` (its counters are updated in place), or
+ *  undefined when the column does not depend on counters. */
+function keyBefore(e: JournalEntry, column: FlowSortColumn): SortKey | undefined {
+  switch (column) {
+    case 'rx':
+      return -e.rx;
+    case 'tx':
+      return -e.tx;
+    case 'rate':
+      return -e.rate;
+    default:
+      return undefined;
+  }
+}
+
 function compareKeys(ka: SortKey, kb: SortKey, a: FlowRow, b: FlowRow, sign: number): number {
   if (ka !== kb) return (ka < kb ? -1 : 1) * sign;
   // Ties: newest first, then by key, so the order is total and stable across frames.
@@ -72,9 +87,9 @@ interface Run {
   rows: FlowRow[];
 }
 
-function sortRun(rows: FlowRow[], spec: SortSpec): Run {
+function sortRun(rows: FlowRow[], spec: SortSpec, keyOf: (row: FlowRow) => SortKey = (row) => flowSortKey(row, spec.column)): Run {
   const sign = spec.reverse ? -1 : 1;
-  const keyed = rows.map((row) => ({ k: flowSortKey(row, spec.column), row }));
+  const keyed = rows.map((row) => ({ k: keyOf(row), row }));
   keyed.sort((a, b) => compareKeys(a.k, b.k, a.row, b.row, sign));
   return { keys: keyed.map((e) => e.k), rows: keyed.map((e) => e.row) };
 }
@@ -111,8 +126,8 @@ export class FlowSorter {
       this.lastWork = 'full';
     } else {
       const sign = spec.reverse ? -1 : 1;
-      const ok = this.replaceInPlace(changes.replaced, spec, sign);
-      const cuts = ok ? this.positionsOf(changes.gone, spec, sign) : undefined;
+      const ok = this.replaceInPlace(changes.replaced, changes.oldKey, sign);
+      const cuts = ok ? this.positionsOf(changes.gone, changes.oldKey, sign) : undefined;
       if (cuts && cuts.length === 0 && changes.added.length === 0) {
         this.lastWork = 'incremental';
       } else if (cuts) {
@@ -133,39 +148,55 @@ export class FlowSorter {
 
   /** From the journal: rows of the last order that left, current rows that are new since, and
    *  rows replaced by a newer version with the same sort key (those keep their place). */
-  private changesSince(state: TableState, spec: SortSpec): { gone: FlowRow[]; added: FlowRow[]; replaced: Array<[FlowRow, FlowRow]> } {
+  private changesSince(
+    state: TableState,
+    spec: SortSpec,
+  ): { gone: FlowRow[]; added: FlowRow[]; replaced: Array<[FlowRow, FlowRow]>; oldKey: (row: FlowRow) => SortKey } {
     const goneByKey = new Map<string, FlowRow>();
     const added: FlowRow[] = [];
+    // Rows of the last order whose counters changed in place: the key they were sorted by, taken
+    // from their earliest counter entry since the last order (the journal is read newest first).
+    const keyThen = new Map<FlowRow, SortKey>();
     const j = state.journal;
     for (let i = j.length - 1; i >= 0; i--) {
       const e = j[i]!;
       if (e.at <= this.rev) break;
-      if (e.gone) {
+      if (e.counters) {
+        const k = e.row.born <= this.rev ? keyBefore(e, spec.column) : undefined;
+        if (k !== undefined) keyThen.set(e.row, k);
+      } else if (e.gone) {
         // Only rows that were in the last order need cutting out of it.
-        if (e.row.rev <= this.rev) goneByKey.set(e.row.key, e.row);
+        if (e.row.born <= this.rev) goneByKey.set(e.row.key, e.row);
       } else if (!e.row.retired) {
         added.push(e.row);
       }
     }
+    // A row still in the table that moved because its counters changed: out at its old key, in at its new one.
+    for (const row of keyThen.keys()) {
+      if (row.retired) continue;
+      goneByKey.set(row.key, row);
+      added.push(row);
+    }
+    const oldKey = (row: FlowRow): SortKey => keyThen.get(row) ?? flowSortKey(row, spec.column);
     const replaced: Array<[FlowRow, FlowRow]> = [];
     const stillAdded: FlowRow[] = [];
     for (const row of added) {
       const old = goneByKey.get(row.key);
-      if (old && flowSortKey(old, spec.column) === flowSortKey(row, spec.column)) {
+      if (old && oldKey(old) === flowSortKey(row, spec.column)) {
         replaced.push([old, row]);
         goneByKey.delete(row.key);
       } else {
         stillAdded.push(row);
       }
     }
-    return { gone: [...goneByKey.values()], added: stillAdded, replaced };
+    return { gone: [...goneByKey.values()], added: stillAdded, replaced, oldKey };
   }
 
   /** Puts each newer row where its older version was (same sort key, so the same place). */
-  private replaceInPlace(pairs: Array<[FlowRow, FlowRow]>, spec: SortSpec, sign: number): boolean {
+  private replaceInPlace(pairs: Array<[FlowRow, FlowRow]>, oldKey: (row: FlowRow) => SortKey, sign: number): boolean {
     if (pairs.length === 0) return true;
     // In the order of the last sort, so one forward walk finds them all (see positionsOf).
-    const keyed = pairs.map((p) => ({ k: flowSortKey(p[0], spec.column), old: p[0], row: p[1] }));
+    const keyed = pairs.map((p) => ({ k: oldKey(p[0]), old: p[0], row: p[1] }));
     keyed.sort((a, b) => compareKeys(a.k, b.k, a.old, b.old, sign));
     const at = this.walk(keyed.map((e) => e.k), keyed.map((e) => e.old), sign);
     if (!at) return false;
@@ -175,9 +206,9 @@ export class FlowSorter {
   }
 
   /** Positions of `rows` in the last order (ascending), or undefined if one is not where it should be. */
-  private positionsOf(rows: FlowRow[], spec: SortSpec, sign: number): number[] | undefined {
+  private positionsOf(rows: FlowRow[], oldKey: (row: FlowRow) => SortKey, sign: number): number[] | undefined {
     if (rows.length === 0) return [];
-    const run = sortRun(rows, spec);
+    const run = sortRun(rows, { column: 'age', reverse: sign < 0 }, oldKey);
     return this.walk(run.keys, run.rows, sign);
   }
 
