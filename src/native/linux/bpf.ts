@@ -35,6 +35,8 @@ export class BpfError extends Error {
   }
 }
 
+const EAGAIN = 11;
+
 function bpf(cmd: number, attr: Buffer): number {
   const c = libc();
   const r = c.syscallBuf(SYS.bpf, cmd, attr, ATTR_BYTES);
@@ -143,7 +145,9 @@ export function loadProgram(progType: number, expectedAttach: number, insns: Buf
   attr.writeBigUInt64LE(c.addressOf(log), 32);
   attr.write(PROGRAM_NAME, 48, 'latin1');
   attr.writeUInt32LE(expectedAttach, 68);
-  const fd = bpf(CMD.PROG_LOAD, attr);
+  // The verifier gives up with EAGAIN when a signal interrupts it (a profiler's, say): try again.
+  let fd = bpf(CMD.PROG_LOAD, attr);
+  for (let tries = 1; fd === -EAGAIN && tries < 5; tries++) fd = bpf(CMD.PROG_LOAD, attr);
   if (fd < 0) {
     const text = log.toString('latin1', 0, Math.max(0, log.indexOf(0))).trim();
     throw new BpfError('bpf(PROG_LOAD)', -fd, text || undefined);
