@@ -59,7 +59,7 @@ export function Header(p: HeaderProps) {
     );
   });
   const c = p.counts;
-  const views = VIEWS.map((v, i) => (v === p.view ? `[${i + 1} ${v}]` : `${i + 1} ${v}`)).join(' ');
+  const views = VIEWS.map((v, i) => (v === p.view ? `[${i + 1}:${v}]` : ` ${i + 1}:${v} `)).join('');
   return (
     <>
       {lines}

@@ -49,7 +49,7 @@ describe('actions over a real socket', () => {
     await press(instance, 'e', (f) => plain(f).includes('[e] this process + this remote endpoint'));
     await press(instance, KEY.enter, (f) => row(f, '198.51.100.7').includes('blocked'));
     expect(ext.received).toContainEqual({ type: 'verdict', id: 'p2', action: 'block', remember: 'always', scope: 'endpoint' });
-    const rules = await press(instance, '3', (f) => plain(f).includes('[3 rules]') && plain(f).includes('198.51.100.7:8443'));
+    const rules = await press(instance, '3', (f) => plain(f).includes('[3:rules]') && plain(f).includes('198.51.100.7:8443'));
     expect(row(rules, '198.51.100.7:8443')).toMatch(/block\s+curl/);
     // d deletes it after confirmation.
     await press(instance, 'd', (f) => plain(f).includes('Delete rule block curl?'));

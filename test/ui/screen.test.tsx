@@ -240,12 +240,12 @@ describe('flows view', () => {
     feed(src);
     await waitForFrame(app.instance, (f) => f.includes('curl'));
     await ready(app.instance);
-    let frame = await press(app.instance, KEY.tab, (f) => plain(f).includes('[2 processes]'));
+    let frame = await press(app.instance, KEY.tab, (f) => plain(f).includes('[2:processes]'));
     expect(plain(frame)).toMatch(/SIGNER \/ PACKAGE/);
     expect(plain(frame)).toMatch(/✔ curl +package curl/);
-    frame = await press(app.instance, KEY.tab, (f) => plain(f).includes('[3 rules]'));
-    frame = await press(app.instance, KEY.shiftTab, (f) => plain(f).includes('[2 processes]'));
-    frame = await press(app.instance, '1', (f) => plain(f).includes('[1 flows]'));
+    frame = await press(app.instance, KEY.tab, (f) => plain(f).includes('[3:rules]'));
+    frame = await press(app.instance, KEY.shiftTab, (f) => plain(f).includes('[2:processes]'));
+    frame = await press(app.instance, '1', (f) => plain(f).includes('[1:flows]'));
   });
 
   it('q quits', async () => {
@@ -268,7 +268,7 @@ describe('actions on a process and on a flow that is not pending', () => {
     src.push({ type: 'flow', flow: flow({ id: 'f2', token: token(4), pending: { deadline: Date.now() + 30_000 }, time: Date.now() }) });
     await waitForFrame(app.instance, (f) => f.includes('firefox') && f.includes('2 pending'));
     await ready(app.instance);
-    await press(app.instance, '2', (f) => plain(f).includes('[2 processes]'));
+    await press(app.instance, '2', (f) => plain(f).includes('[2:processes]'));
     await press(app.instance, '/');
     await type(app.instance, 'firefox');
     await press(app.instance, KEY.enter, (f) => !plain(f).includes('Enter keeps') && !plain(f).includes('curl'));
