@@ -1,6 +1,6 @@
 // The agent in a network namespace: each new connection waits for a client's verdict, a rule, or its
 // deadline; every queued packet is answered exactly once.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,47 +11,24 @@ import type { ExtensionMessage } from '../../src/protocol/messages.js';
 
 type RuleChanged = Extract<ExtensionMessage, { type: 'rule-changed' }>;
 import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
+  Netns, TestClient, buildAgent, cleanupDir, connectScript, lines, skipUnlessCapable, spawnIn, startAgent,
+  startServer, waitFor,
 } from './helpers.js';
+import { useAgent } from './fixture.js';
 
 const skip = skipUnlessCapable();
 
 describe.skipIf(skip)('flowtop agent verdicts', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let agent: RunningAgent;
-  let server: ChildProcess;
-  let before: string;
   const PORT = 7100;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-    agent = await startAgent(ns, cg, ['--queue-num', '7301', '--timeout', '20s', '--default', 'allow']);
-  }, 60_000);
-
-  afterAll(async () => {
-    await agent?.stop();
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    if (agent) cleanupDir(agent.dir);
-    removeBuild();
-    // the host's own rules were never touched
-    expect(hostRules()).toBe(before);
-  });
+  const f = useAgent({ flags: ['--queue-num', '7301', '--timeout', '20s', '--default', 'allow'], servers: [PORT] });
 
   function connect(timeoutMs = 5000): { child: ChildProcess; out: ReturnType<typeof lines> } {
-    const child = spawnIn(ns, cg, connectScript(PORT, timeoutMs));
+    const child = spawnIn(f.ns, f.cg, connectScript(PORT, timeoutMs));
     return { child, out: lines(child) };
   }
 
   it('announces its mode in hello', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const hello = client.messages[0]!;
     expect(hello.type).toBe('hello');
@@ -60,7 +37,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     expect(hello.capabilities).toContain('verdicts');
     client.close();
     // and `flowtop agent --status` says the same
-    const status = spawnSync(process.execPath, [join(buildAgent(), 'run-agent.mjs'), 'agent', '--status', '--socket', agent.socket], { encoding: 'utf8' });
+    const status = spawnSync(process.execPath, [join(buildAgent(), 'run-agent.mjs'), 'agent', '--status', '--socket', f.agent.socket], { encoding: 'utf8' });
     expect(status.status).toBe(0);
     expect(status.stdout).toMatch(/running \(pid \d+/);
     expect(status.stdout).toMatch(/attribution\s+bpf-cookie/);
@@ -69,7 +46,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
   });
 
   it('holds a connection until a client allows it; the token names the process that connected', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const { child, out } = connect();
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
@@ -93,7 +70,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
   });
 
   it('block with drop: the program times out', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const { child, out } = connect(1500);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
@@ -106,7 +83,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
   });
 
   it('block with reject: the program fails at once', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const { child, out } = connect(5000);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
@@ -121,12 +98,12 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
   });
 
   it('block always with reject: the rule is made before the refused program exits, and refuses its next run with no client', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     // like curl: the program exits the moment its connect is refused
     const exitOnError = connectScript(PORT, 5000);
     exitOnError[2] = exitOnError[2]!.replace("console.log('error', e.code, Date.now() - t0);", "console.log('error', e.code, Date.now() - t0); process.exit(1);");
-    const firstChild = spawnIn(ns, cg, exitOnError);
+    const firstChild = spawnIn(f.ns, f.cg, exitOnError);
     const first = { child: firstChild, out: lines(firstChild) };
     const pid = Number((await first.out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const flow = await waitFor('the pending flow', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
@@ -143,7 +120,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     expect(await second.out.next((l) => !l.startsWith('pid'), 5000)).toMatch(/^error /);
     expect(Date.now() - started).toBeLessThan(3000);
     second.child.stdin?.end();
-    const cleaner = new TestClient(agent.socket);
+    const cleaner = new TestClient(f.agent.socket);
     await cleaner.subscribe();
     cleaner.send({ type: 'rule-remove', id: added.rule.id });
     await cleaner.waitFor('rule removed', (m) => m.type === 'rule-changed' && m.op === 'removed');
@@ -151,7 +128,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
   });
 
   it('a remembered rule decides later connections with no client connected', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     client.send({ type: 'rule-add', rule: { action: 'allow', endpoint: { port: PORT }, protocol: 'tcp', duration: { kind: 'always' } } });
     const added = await client.waitFor<Extract<import('../../src/protocol/messages.js').ExtensionMessage, { type: 'rule-changed' }>>('rule-changed', (m) => m.type === 'rule-changed');
@@ -162,7 +139,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     expect(result).toMatch(/^connected/);
     child.stdin?.end();
     // a watching client sees the rule's verdict on the flow
-    const watcher = new TestClient(agent.socket);
+    const watcher = new TestClient(f.agent.socket);
     await watcher.subscribe();
     const second = connect(3000);
     const pid = Number((await second.out.next((l) => l.startsWith('pid'))).split(' ')[1]);
@@ -185,7 +162,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
   });
 
   it('remember process makes a token rule; an identity rule decides in the agent with no client', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const first = connect();
     const pid = Number((await first.out.next((l) => l.startsWith('pid'))).split(' ')[1]);
@@ -217,7 +194,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
   });
 
   it('200 concurrent connections: every one judged, none twice', async () => {
-    const client = new TestClient(agent.socket);
+    const client = new TestClient(f.agent.socket);
     await client.subscribe();
     const seen = new Set<string>();
     const answered = new Set<string>();
@@ -229,7 +206,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
         client.send({ type: 'verdict', id: f.id, action: 'allow', remember: 'once' });
       }
     }, 5);
-    const child = spawnIn(ns, cg, [process.execPath, '-e', `
+    const child = spawnIn(f.ns, f.cg, [process.execPath, '-e', `
       console.log('pid', process.pid);
       const net = require('net'); let ok = 0, bad = 0;
       for (let i = 0; i < 200; i++) {
@@ -254,7 +231,7 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     const status = await waitFor('status to catch up', () => {
       let s;
       try {
-        s = JSON.parse(readFileSync(`${agent.socket}.status.json`, 'utf8'));
+        s = JSON.parse(readFileSync(`${f.agent.socket}.status.json`, 'utf8'));
       } catch {
         return undefined; // not written yet
       }
@@ -269,12 +246,12 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     // its own namespace: a second agent in the first one would replace the first agent's rules
     const ns2 = new Netns();
     const server2 = await startServer(ns2, PORT);
-    const other = await startAgent(ns2, cg, ['--queue-num', '7302', '--timeout', '1s', '--default', 'block', '--block-mode', 'reject']);
+    const other = await startAgent(ns2, f.cg, ['--queue-num', '7302', '--timeout', '1s', '--default', 'block', '--block-mode', 'reject']);
     try {
       const watcher = new TestClient(other.socket);
       await watcher.subscribe();
       const started = Date.now();
-      const child = spawnIn(ns2, cg, connectScript(PORT, 5000));
+      const child = spawnIn(ns2, f.cg, connectScript(PORT, 5000));
       const out = lines(child);
       const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
       const flow = await waitFor('the pending flow', () => watcher.flows((f) => f.pid === pid && !!f.pending)[0]);
