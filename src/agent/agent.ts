@@ -207,7 +207,7 @@ export class Agent {
       // the attachment holds the cgroup: a private mount of it is no longer needed
       found.release();
       this.method = 'bpf-cookie';
-      this.methodDetail = `cgroup ${found.private ? 'v2 root (private mount)' : root}${this.recorder.staleRemoved ? `, removed ${this.recorder.staleRemoved} stale programs` : ''}`;
+      this.methodDetail = `cgroup ${found.private ? 'v2 root (private mount)' : root}; ${this.recorder.instanceNote}${this.recorder.staleRemoved ? `; removed ${this.recorder.staleRemoved} stale programs` : ''}`;
       if (this.recorder.staleRemoved) this.log(`removed ${this.recorder.staleRemoved} BPF programs left attached by an earlier agent`);
     } catch (error) {
       found.release();

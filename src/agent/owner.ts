@@ -7,9 +7,6 @@ import type { InodeIndex } from './inode-index.js';
 import type { TokenCache } from './token-cache.js';
 import type { PacketTuple } from './packet.js';
 
-/** Kernel USER_HZ: /proc/PID/stat start times are in 1/100 s on every Linux architecture we run on. */
-const NS_PER_TICK = 10_000_000n;
-
 export interface Owner {
   token?: Buffer;
   /** The token in base64, as flows and rules carry it (made once per cached process). */
@@ -34,14 +31,28 @@ export interface LocalRemote {
   remote: { address: Buffer; port: number };
 }
 
-/** Confirms that `pid` is the process that made the record: opened first (pidfd), then its start time
- *  must not be after the recorded time — a recycled PID started later and is refused. Fills `out`
- *  (this runs for every queued packet: no intermediate objects). */
-function confirm(out: Owner, tokens: TokenCache, pid: number, record: OwnerRecord | undefined): Owner {
+/** The token of the process that made the record, confirmed to be that very instance: by the pidfs
+ *  inode the record carries, or — without one — by opening a pidfd and requiring a start time not after
+ *  the recorded time (a recycled PID started later and is refused). Fills `out`: this runs for every
+ *  queued packet. */
+function confirmRecord(out: Owner, tokens: TokenCache, record: OwnerRecord): Owner {
+  const pid = record.tgid;
+  out.pid = pid;
+  const live = tokens.getInstance(record);
+  if (live === 'gone') out.error = `process ${pid} exited before its connection was judged`;
+  else if (live === 'reused') out.error = `PID ${pid} now names a newer process than the one that connected`;
+  else {
+    out.token = live.token;
+    out.tokenText = live.tokenText;
+  }
+  return out;
+}
+
+/** The token of `pid` found by an inode scan (no record to confirm against). */
+function confirmScanned(out: Owner, tokens: TokenCache, pid: number): Owner {
   out.pid = pid;
   const live = tokens.get(pid);
   if (!live) out.error = `process ${pid} exited before its connection was judged`;
-  else if (record && live.startTime * NS_PER_TICK > record.bootNs) out.error = `PID ${pid} now names a newer process than the one that connected`;
   else {
     out.token = live.token;
     out.tokenText = live.tokenText;
@@ -77,7 +88,7 @@ export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemot
   }
   if (record) {
     out.via = via;
-    return confirm(out, deps.tokens, record.tgid, record);
+    return confirmRecord(out, deps.tokens, record);
   }
   if (!info) {
     out.error = lookupError ?? 'the socket was closed before its packet was judged';
@@ -89,5 +100,5 @@ export function findOwner(deps: OwnerDeps, packet: PacketTuple, ends: LocalRemot
     return out;
   }
   out.via = 'inode-scan';
-  return confirm(out, deps.tokens, pid, undefined);
+  return confirmScanned(out, deps.tokens, pid);
 }

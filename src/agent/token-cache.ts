@@ -4,18 +4,23 @@
 // PID and the start time but changes the code): one stat of /proc/PID/exe compared with the cached
 // (dev, inode) bytes. Every call goes straight to libc into reused buffers — this runs for each queued
 // packet — and builds exactly the token makeLinuxToken builds (same fields, same order of checks).
+// When the BPF record names the process instance (start time, exec counter and pidfs inode read from
+// task_struct at connect time), a hit costs no system call at all and a new process skips /proc.
 import { encodeLinuxToken } from '../protocol/tokens.js';
 import { SYS, libc, type Libc } from '../native/linux/libc.js';
 import { execTag, kernelHasPidfs } from '../native/linux/token.js';
+import type { OwnerRecord } from '../native/linux/bpf.js';
 
 const AT_EMPTY_PATH = 0x1000;
 const O_RDONLY_CLOEXEC = 0o2000000;
 const EPERM = 1;
+/** CLOCK_BOOTTIME ns per /proc/PID/stat clock tick (USER_HZ 100 on every architecture we run on). */
+const NS_PER_TICK = 10_000_000n;
 /** Bytes of struct stat we compare: st_dev (8) + st_ino (8), at the same offsets on x86_64 and aarch64. */
 const EXE_ID_BYTES = 16;
 const NO_EXE = Buffer.alloc(EXE_ID_BYTES);
 
-interface Entry {
+export interface CachedToken {
   pidfd: number;
   token: Buffer;
   tokenText: string;
@@ -24,10 +29,16 @@ interface Entry {
   exePath: Buffer;
   /** st_dev + st_ino of the executable when the token was made (zeros when it could not be read). */
   exeId: Buffer;
+  pidfsInode: bigint;
+  /** task_struct.self_exec_id from the record the entry was made for; -1n when made from /proc alone. */
+  execId: bigint;
 }
 
+/** Why a record's process could not be confirmed. */
+export type InstanceMiss = 'gone' | 'reused';
+
 export class TokenCache {
-  private readonly entries = new Map<number, Entry>();
+  private readonly entries = new Map<number, CachedToken>();
   private readonly c: Libc = libc();
   private readonly stat = Buffer.alloc(256);
   private readonly procStat = Buffer.alloc(1024);
@@ -37,7 +48,7 @@ export class TokenCache {
   constructor(private readonly capacity = 1024) {}
 
   /** The token of live `pid` and its start time (clock ticks), or undefined when it is gone. */
-  get(pid: number): { token: Buffer; tokenText: string; startTime: bigint } | undefined {
+  get(pid: number): CachedToken | undefined {
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x3fffffff) return undefined;
     const hit = this.entries.get(pid);
     if (hit) {
@@ -51,17 +62,66 @@ export class TokenCache {
     }
     const entry = this.make(pid);
     if (!entry) return undefined;
+    this.remember(pid, entry);
+    return entry;
+  }
+
+  /** The token of the exact process instance a BPF record names (see OwnerRecord), or why not:
+   *  'gone' when it has exited, 'reused' when its PID now names another process. Records without
+   *  instance fields (no BTF) go through get(). */
+  getInstance(record: OwnerRecord): CachedToken | InstanceMiss {
+    const pid = record.tgid;
+    if (pid <= 0 || pid > 0x3fffffff) return 'gone';
+    if (record.pidfsInode === 0n || record.startBootNs === 0n || !this.pidfs) {
+      const live = this.get(pid);
+      if (!live) return 'gone';
+      return live.startTime * NS_PER_TICK > record.bootNs ? 'reused' : live;
+    }
+    const startTime = record.startBootNs / NS_PER_TICK;
+    const hit = this.entries.get(pid);
+    if (hit && hit.pidfsInode === record.pidfsInode && hit.execId === record.execId && hit.startTime === startTime) return hit;
+    if (hit) this.drop(pid, hit);
+    const made = this.makeInstance(pid, startTime, record.pidfsInode, record.execId);
+    if (typeof made === 'string') return made;
+    this.remember(pid, made);
+    return made;
+  }
+
+  /** pidfd first, then its pidfs inode must be the recorded one (so the pidfd names the instance that
+   *  connected, whatever happened to the PID since), then the executable, then the pidfd must still be
+   *  alive (the exe was read through /proc/PID, which a reused PID would redirect). An exec between the
+   *  connect and this read would give the new program's tag: the next connect then carries a new exec
+   *  counter and remakes the entry. */
+  private makeInstance(pid: number, startTime: bigint, pidfsInode: bigint, execId: bigint): CachedToken | InstanceMiss {
+    const c = this.c;
+    const pidfd = c.syscall4(SYS.pidfd_open, pid, 0, 0, 0);
+    if (pidfd < 0) return 'gone';
+    if (c.fstatat(pidfd, this.emptyPath, this.stat, AT_EMPTY_PATH) !== 0 || this.stat.readBigUInt64LE(8) !== pidfsInode) {
+      c.close(pidfd);
+      return 'reused';
+    }
+    const exePath = Buffer.from(`/proc/${pid}/exe\0`);
+    const exeId = Buffer.from(this.exeId(exePath));
+    const tag = exeId.equals(NO_EXE) ? 0 : execTag(exeId.readBigUInt64LE(0), exeId.readBigUInt64LE(8));
+    if (!this.alive(pidfd)) {
+      c.close(pidfd);
+      return 'gone';
+    }
+    const token = encodeLinuxToken({ pid, startTime, pidfsInode, execTag: tag });
+    return { pidfd, token, tokenText: token.toString('base64'), startTime, exePath, exeId, pidfsInode, execId };
+  }
+
+  private remember(pid: number, entry: CachedToken): void {
     this.entries.set(pid, entry);
     if (this.entries.size > this.capacity) {
-      const [oldPid, oldest] = this.entries.entries().next().value as [number, Entry];
+      const [oldPid, oldest] = this.entries.entries().next().value as [number, CachedToken];
       this.drop(oldPid, oldest);
     }
-    return entry;
   }
 
   /** pidfd first, then start time, pidfs inode and executable, then the pidfd must still be alive:
    *  all four describe the same process instance even if the PID is reused meanwhile. */
-  private make(pid: number): Entry | undefined {
+  private make(pid: number): CachedToken | undefined {
     const c = this.c;
     const pidfd = c.syscall4(SYS.pidfd_open, pid, 0, 0, 0);
     if (pidfd < 0) return undefined;
@@ -82,7 +142,7 @@ export class TokenCache {
       return undefined;
     }
     const token = encodeLinuxToken({ pid, startTime, pidfsInode: inode, execTag: tag });
-    return { pidfd, token, tokenText: token.toString('base64'), startTime, exePath, exeId };
+    return { pidfd, token, tokenText: token.toString('base64'), startTime, exePath, exeId, pidfsInode: inode, execId: -1n };
   }
 
   /** pidfd_send_signal(fd, 0): success, or EPERM (found but not ours to signal), means alive. */
@@ -117,7 +177,7 @@ export class TokenCache {
     return parseStartTime(b, n, pid);
   }
 
-  private drop(pid: number, entry: Entry): void {
+  private drop(pid: number, entry: CachedToken): void {
     this.entries.delete(pid);
     this.c.close(entry.pidfd);
   }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { decodeLinuxToken } from '../../src/protocol/tokens.js';
+import { createLinuxBackend } from '../../src/native/linux/backend.js';
 import {
   Netns, TestCgroup, TestClient, buildAgent, cleanupDir, lines, removeBuild, skipUnlessCapable, spawnIn,
   startAgent, startServer, waitFor, type RunningAgent,
@@ -102,5 +103,36 @@ os.waitpid(pid, 0)
     await out.next((l) => l === 'connected');
     const flow = await waitFor('the flow', () => client.flows((f) => f.pid === forked || f.pid === parent)[0]);
     expect(flow.pid).toBe(forked);
+  });
+
+  it('a process that execs another program under the same PID: each connection names the code that made it', async () => {
+    // bash connects, then becomes python3 (same PID, same start time), which connects again: the second
+    // token must carry python3's executable, not bash's. Eight connections each, so that every queue
+    // worker (the flows are spread by tuple hash) has seen bash before python3 connects.
+    const child = spawnIn(ns, cg, ['bash', '-c', `echo pid $$; for i in 1 2 3 4 5 6 7 8; do exec 3<>/dev/tcp/127.0.0.1/${PORT}; done; exec python3 -c "
+import socket, sys
+held = [socket.create_connection(('127.0.0.1', ${PORT})) for _ in range(8)]
+print('connected', flush=True)
+sys.stdin.read()
+"`]);
+    const out = lines(child);
+    const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    await out.next((l) => l === 'connected');
+    const flows = await waitFor('16 flows', () => {
+      const f = client.flows((x) => x.pid === pid);
+      return f.length >= 16 ? f : undefined;
+    });
+    flows.sort((a, b) => a.time - b.time);
+    const tokens = flows.map((f) => decodeLinuxToken(Buffer.from(f.token!, 'base64'))!);
+    const bashTag = tokens[0]!.execTag;
+    expect(tokens.slice(0, 8).every((t) => t.execTag === bashTag)).toBe(true);
+    expect(tokens.slice(8).every((t) => t.execTag !== bashTag && t.startTime === tokens[0]!.startTime)).toBe(true);
+    const backend = createLinuxBackend({ thread: 'inline' });
+    const [before, after] = await backend.resolve([flows[0]!, flows[15]!].map((f) => Buffer.from(f.token!, 'base64')));
+    // the token taken while bash ran no longer describes the running process: never python3's identity
+    expect(before?.trust).toBe('gone');
+    expect(after).toMatchObject({ trust: 'secure', pid });
+    expect(after?.path).toMatch(/python3/);
+    child.stdin?.end();
   });
 });

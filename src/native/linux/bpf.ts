@@ -1,12 +1,16 @@
 // The socket-cookie recorder: a tiny cgroup BPF program, assembled here instruction by instruction and
 // loaded with bpf(2) through koffi (no compiler, no libbpf at run time). At connect, UDP sendmsg and
 // socket creation it stores socket cookie → (pid_tgid, boot ns) in an LRU map, so a queued packet's
-// owner is one map lookup away (~0.3 µs) whatever the machine holds. Layouts: docs in LINUX-NOTES.
+// owner is one map lookup away (~0.3 µs) whatever the machine holds. Where the kernel describes itself
+// (BTF) the record also carries the exact process instance that connected — its start time, exec
+// counter and pidfs inode, read from task_struct — so the agent can name it without reading /proc.
+// Layouts: docs in LINUX-NOTES.
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYS, errnoName, libc } from './libc.js';
+import { loadKernelBtf, type Btf } from './btf.js';
 
 const CMD = {
   MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, PROG_LOAD: 5, PROG_ATTACH: 8, PROG_DETACH: 9,
@@ -23,7 +27,10 @@ const ATTR_BYTES = 144;
 /** Program name: how a restarted agent recognises attachments left by one that crashed. */
 export const PROGRAM_NAME = 'flowtop_rec';
 
-const HELPER = { map_update_elem: 2, get_current_pid_tgid: 14, get_socket_cookie: 46, ktime_get_boot_ns: 125 } as const;
+const HELPER = { map_update_elem: 2, get_current_pid_tgid: 14, get_current_task: 35, get_socket_cookie: 46, probe_read_kernel: 113, ktime_get_boot_ns: 125 } as const;
+/** Bytes of a record: pid_tgid, boot ns, then (zero when not read) start_boottime, self_exec_id and
+ *  pidfs inode of the thread-group leader. */
+export const RECORD_BYTES = 40;
 
 export class BpfError extends Error {
   constructor(readonly call: string, readonly errno: number, readonly log?: string) {
@@ -51,11 +58,12 @@ function bpfOrThrow(cmd: number, attr: Buffer, call: string): number {
 
 // ---- assembler: 8-byte instructions {opcode, dst|src<<4, off i16, imm i32}, little-endian ----
 type Insn = [code: number, dst: number, src: number, off: number, imm: number];
-const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R6 = 6, R10 = 10;
+const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R6 = 6, R7 = 7, R10 = 10;
 const call = (helper: number): Insn => [0x85, 0, 0, 0, helper];
 const stxDW = (dst: number, off: number, src: number): Insn => [0x7b, dst, src, off, 0];
 const stxW = (dst: number, off: number, src: number): Insn => [0x63, dst, src, off, 0];
 const stW = (dst: number, off: number, imm: number): Insn => [0x62, dst, 0, off, imm];
+const stDW = (dst: number, off: number, imm: number): Insn => [0x7a, dst, 0, off, imm];
 const ldxDW = (dst: number, src: number, off: number): Insn => [0x79, dst, src, off, 0];
 const ldxW = (dst: number, src: number, off: number): Insn => [0x61, dst, src, off, 0];
 const movReg = (dst: number, src: number): Insn => [0xbf, dst, src, 0, 0];
@@ -77,41 +85,95 @@ function encode(insns: Insn[]): Buffer {
   return out;
 }
 
-/** cookie → {pid_tgid, boot ns} at r10-8 (key) and r10-24 (value, 16 bytes). With `tupleMap`, the
- *  sendmsg variants also record {dst address (16 bytes; IPv4 as ::ffff:a.b.c.d), dst port, src port}
- *  (24 bytes at r10-48) → the same value, for datagrams whose socket is gone (sender exited) before
- *  the packet is judged. */
-export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 | 6 = 4): Buffer {
+/** Where the fields the recorder reads sit in this kernel's structs (bytes). */
+export interface TaskOffsets {
+  /** task_struct.group_leader: the thread-group leader, whose fields describe the process. */
+  groupLeader: number;
+  /** task_struct.start_boottime (ns, CLOCK_BOOTTIME): /proc/PID/stat field 22 is this / 10^7. */
+  startBoottime: number;
+  /** task_struct.self_exec_id: bumped by every execve, so a changed value means new code. */
+  selfExecId: number;
+  /** task_struct.thread_pid and pid.ino: the pidfs inode number a pidfd of the process stats as. */
+  threadPid: number;
+  pidIno: number;
+}
+
+/** The offsets from the kernel's BTF, or undefined when it has none or a field is missing/odd. */
+export function taskOffsets(btf: Btf | null = loadKernelBtf()): TaskOffsets | undefined {
+  if (!btf) return undefined;
+  const leader = btf.field('task_struct', 'group_leader');
+  const start = btf.field('task_struct', 'start_boottime');
+  const exec = btf.field('task_struct', 'self_exec_id');
+  const threadPid = btf.field('task_struct', 'thread_pid');
+  const ino = btf.field('pid', 'ino');
+  const ok = leader?.kind === 'ptr' && threadPid?.kind === 'ptr' && start?.size === 8 && ino?.size === 8 && (exec?.size === 8 || exec?.size === 4);
+  if (!ok) return undefined;
+  // A 4-byte exec id (older kernels) is read as 8 bytes: the upper half is a neighbouring field that
+  // does not change across the process's life, so comparisons still see every exec.
+  return { groupLeader: leader.offset, startBoottime: start.offset, selfExecId: exec.offset, threadPid: threadPid.offset, pidIno: ino.offset };
+}
+
+// Stack layout of the program (r10 = frame end): cookie key at -8; the 40-byte record at -48
+// (pid_tgid -48, boot ns -40, start_boottime -32, self_exec_id -24, pidfs inode -16); a scratch slot
+// at -56; the UDP tuple key at -80 (address -80..-64, dst port -64, src port -60).
+const REC = -48;
+
+/** r1 = dst (stack), r2 = 8, r3 = src + off; probe_read_kernel zero-fills dst when the read fails. */
+const readKernel = (dstOff: number, srcReg: number, off: number): Insn[] => [
+  movReg(R1, R10), addImm(R1, dstOff), movImm(R2, 8), movReg(R3, srcReg), addImm(R3, off), call(HELPER.probe_read_kernel),
+];
+
+/** cookie → record. With `tupleMap`, the sendmsg variants also record {dst address (16 bytes; IPv4
+ *  as ::ffff:a.b.c.d), dst port, src port} → the same record, for datagrams whose socket is gone
+ *  (sender exited) before the packet is judged. With `task`, the record names the process instance. */
+export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 | 6 = 4, task?: TaskOffsets): Buffer {
   const insns: Insn[] = [
     movReg(R6, R1),
     call(HELPER.get_socket_cookie),
     stxDW(R10, -8, R0),
     call(HELPER.get_current_pid_tgid),
-    stxDW(R10, -24, R0),
+    stxDW(R10, REC, R0),
     call(HELPER.ktime_get_boot_ns),
-    stxDW(R10, -16, R0),
+    stxDW(R10, REC + 8, R0),
+  ];
+  if (task) {
+    insns.push(
+      call(HELPER.get_current_task),
+      movReg(R7, R0),
+      ...readKernel(-56, R7, task.groupLeader),
+      ldxDW(R7, R10, -56), // the leader (0 when unreadable: the reads below then fail and zero-fill)
+      ...readKernel(REC + 16, R7, task.startBoottime),
+      ...readKernel(REC + 24, R7, task.selfExecId),
+      ...readKernel(-56, R7, task.threadPid),
+      ldxDW(R7, R10, -56),
+      ...readKernel(REC + 32, R7, task.pidIno),
+    );
+  } else {
+    insns.push(stDW(R10, REC + 16, 0), stDW(R10, REC + 24, 0), stDW(R10, REC + 32, 0));
+  }
+  insns.push(
     ...ldMap(R1, cookieMap),
     movReg(R2, R10), addImm(R2, -8),
-    movReg(R3, R10), addImm(R3, -24),
+    movReg(R3, R10), addImm(R3, REC),
     movImm(R4, 0),
     call(HELPER.map_update_elem),
-  ];
+  );
   if (tupleMap !== undefined) {
     const address: Insn[] = family === 4
       ? [
-        stW(R10, -48, 0), stW(R10, -44, 0), stW(R10, -40, -65536 /* bytes 00 00 ff ff */),
-        ldxW(R2, R6, 4), stxW(R10, -36, R2), // ctx->user_ip4 (network order)
+        stW(R10, -80, 0), stW(R10, -76, 0), stW(R10, -72, -65536 /* bytes 00 00 ff ff */),
+        ldxW(R2, R6, 4), stxW(R10, -68, R2), // ctx->user_ip4 (network order)
       ]
-      : [0, 1, 2, 3].flatMap((i): Insn[] => [ldxW(R2, R6, 8 + 4 * i), stxW(R10, -48 + 4 * i, R2)]); // ctx->user_ip6[i]
+      : [0, 1, 2, 3].flatMap((i): Insn[] => [ldxW(R2, R6, 8 + 4 * i), stxW(R10, -80 + 4 * i, R2)]); // ctx->user_ip6[i]
     const tail: Insn[] = [
       ldxW(R2, R1, 44), // sk->src_port (host order)
-      stxW(R10, -28, R2),
+      stxW(R10, -60, R2),
       ...address,
       ldxW(R2, R6, 24), // ctx->user_port (network order, low 16 bits)
-      stxW(R10, -32, R2),
+      stxW(R10, -64, R2),
       ...ldMap(R1, tupleMap),
-      movReg(R2, R10), addImm(R2, -48),
-      movReg(R3, R10), addImm(R3, -24),
+      movReg(R2, R10), addImm(R2, -80),
+      movReg(R3, R10), addImm(R3, REC),
       movImm(R4, 0),
       call(HELPER.map_update_elem),
     ];
@@ -267,10 +329,22 @@ export function cgroup2Root(): { path: string; release: () => void; private: boo
   }
 }
 
+export interface RecorderOptions {
+  /** LRU entries of the cookie map (default 65,536). */
+  maxEntries?: number;
+  /** false: never read task_struct (what a kernel without BTF gets; for tests of that path). */
+  readTask?: boolean;
+}
+
 export interface OwnerRecord {
   tgid: number;
   /** CLOCK_BOOTTIME ns when the socket connected / sent / was created. */
   bootNs: bigint;
+  /** The process instance that did it, read from its task_struct (0n when the kernel gave no BTF):
+   *  start time (CLOCK_BOOTTIME ns), exec counter, pidfs inode. */
+  startBootNs: bigint;
+  execId: bigint;
+  pidfsInode: bigint;
 }
 
 /** Looks records up in the recorder's maps. Map fds belong to the process, so a worker thread can
@@ -278,7 +352,7 @@ export interface OwnerRecord {
 export class RecorderView {
   private readonly attr = Buffer.alloc(ATTR_BYTES);
   private readonly key = Buffer.alloc(24);
-  private readonly value = Buffer.alloc(16);
+  private readonly value = Buffer.alloc(RECORD_BYTES);
 
   constructor(readonly cookieMap: number, readonly tupleMap: number) {
     const c = libc();
@@ -309,8 +383,14 @@ export class RecorderView {
   private lookup(map: number): OwnerRecord | undefined {
     this.attr.writeUInt32LE(map, 0);
     if (bpf(CMD.MAP_LOOKUP_ELEM, this.attr) < 0) return undefined;
-    const pidTgid = this.value.readBigUInt64LE(0);
-    return { tgid: Number(pidTgid >> 32n), bootNs: this.value.readBigUInt64LE(8) };
+    const v = this.value;
+    return {
+      tgid: v.readUInt32LE(4),
+      bootNs: v.readBigUInt64LE(8),
+      startBootNs: v.readBigUInt64LE(16),
+      execId: v.readBigUInt64LE(24),
+      pidfsInode: v.readBigUInt64LE(32),
+    };
   }
 }
 
@@ -319,6 +399,10 @@ export class SocketRecorder extends RecorderView {
   private readonly progFds: number[] = [];
   private readonly attached: Array<{ prog: number; hook: number }> = [];
   readonly hooks: string[] = [];
+  /** Whether records name the process instance (start time, exec counter, pidfs inode). */
+  readsTask = false;
+  /** How the process instance is found when records do not name it. */
+  instanceNote = 'process instance read from task_struct (BTF offsets)';
   private closed = false;
 
   private constructor(readonly cgroupPath: string, private readonly cgroupFd: number, cookieMap: number, tupleMap: number, readonly staleRemoved: number) {
@@ -327,7 +411,7 @@ export class SocketRecorder extends RecorderView {
 
   /** Removes stale copies, loads and attaches the programs. Throws BpfError (EPERM without
    *  CAP_BPF/CAP_SYS_ADMIN, EINVAL on kernels without these hooks…). */
-  static attach(cgroupPath: string, maxEntries = 65536): SocketRecorder {
+  static attach(cgroupPath: string, options: RecorderOptions = {}): SocketRecorder {
     const c = libc();
     const cgroupFd = openSync(cgroupPath, 0o200000 /* O_DIRECTORY */);
     let cookieMap = -1;
@@ -335,8 +419,8 @@ export class SocketRecorder extends RecorderView {
     let stale = 0;
     try {
       stale = removeStalePrograms(cgroupFd);
-      cookieMap = createLruMap(8, 16, maxEntries, 'flowtop_cookie');
-      tupleMap = createLruMap(24, 16, 16384, 'flowtop_udp');
+      cookieMap = createLruMap(8, RECORD_BYTES, options.maxEntries ?? 65536, 'flowtop_cookie');
+      tupleMap = createLruMap(24, RECORD_BYTES, 16384, 'flowtop_udp');
     } catch (error) {
       if (cookieMap >= 0) c.close(cookieMap);
       closeSync(cgroupFd);
@@ -344,20 +428,34 @@ export class SocketRecorder extends RecorderView {
     }
     const rec = new SocketRecorder(cgroupPath, cgroupFd, cookieMap, tupleMap, stale);
     try {
-      const plan: Array<[number, number, Buffer, string]> = [
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET4_CONNECT, recorderProgram(cookieMap), 'connect4'],
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET6_CONNECT, recorderProgram(cookieMap), 'connect6'],
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP4_SENDMSG, recorderProgram(cookieMap, tupleMap), 'sendmsg4'],
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP6_SENDMSG, recorderProgram(cookieMap, tupleMap, 6), 'sendmsg6'],
-        [PROG_TYPE_CGROUP_SOCK, ATTACH.INET_SOCK_CREATE, recorderProgram(cookieMap), 'sock_create'],
+      let task = options.readTask === false ? undefined : taskOffsets();
+      if (options.readTask === false) rec.instanceNote = 'process instance read from /proc (task_struct reads turned off)';
+      else if (!task) rec.instanceNote = 'process instance read from /proc (the kernel has no BTF for task_struct)';
+      const plan: Array<[number, number, (t?: TaskOffsets) => Buffer, string]> = [
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET4_CONNECT, (t) => recorderProgram(cookieMap, undefined, 4, t), 'connect4'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET6_CONNECT, (t) => recorderProgram(cookieMap, undefined, 4, t), 'connect6'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP4_SENDMSG, (t) => recorderProgram(cookieMap, tupleMap, 4, t), 'sendmsg4'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP6_SENDMSG, (t) => recorderProgram(cookieMap, tupleMap, 6, t), 'sendmsg6'],
+        [PROG_TYPE_CGROUP_SOCK, ATTACH.INET_SOCK_CREATE, (t) => recorderProgram(cookieMap, undefined, 4, t), 'sock_create'],
       ];
-      for (const [type, hook, insns, label] of plan) {
-        const prog = loadProgram(type, hook, insns);
+      for (const [type, hook, program, label] of plan) {
+        let prog: number;
+        try {
+          prog = loadProgram(type, hook, program(task));
+        } catch (error) {
+          // Reading kernel memory needs CAP_PERFMON and no lockdown: without it, record what the
+          // basic helpers give (the first program decides for all, so every record has one shape).
+          if (!task || rec.progFds.length > 0 || !(error instanceof BpfError)) throw error;
+          rec.instanceNote = `process instance read from /proc (task_struct reads refused: ${error.code})`;
+          task = undefined;
+          prog = loadProgram(type, hook, program(task));
+        }
         rec.progFds.push(prog);
         attach(cgroupFd, prog, hook);
         rec.attached.push({ prog, hook });
         rec.hooks.push(label);
       }
+      rec.readsTask = task !== undefined;
       return rec;
     } catch (error) {
       rec.close();

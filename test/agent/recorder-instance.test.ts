@@ -1,0 +1,125 @@
+// The BPF record names the process instance that connected (start time, exec counter and pidfs inode read
+// from task_struct through the kernel's BTF offsets): the token the agent makes from it must be the very
+// token the /proc route makes for the same process, a record whose instance no longer holds the PID
+// must be refused, and a kernel without BTF (task reads off) must still give the same token.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { SocketRecorder, type OwnerRecord } from '../../src/native/linux/bpf.js';
+import { Btf, BtfError, loadKernelBtf } from '../../src/native/linux/btf.js';
+import { SockDiag } from '../../src/native/linux/sock-diag.js';
+import { TokenCache } from '../../src/agent/token-cache.js';
+import { TestCgroup, lines, skipUnlessCapable } from './helpers.js';
+
+const skip = skipUnlessCapable();
+
+/** A python3 child in the cgroup that connects to `port` and holds the connection until stdin ends. */
+function connectFrom(cg: TestCgroup, port: number): { child: ChildProcess; localPort: Promise<number> } {
+  const child = spawn('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', ${port}))
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+"`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const out = lines(child);
+  return { child, localPort: out.next((l) => /^\d+$/.test(l)).then(Number) };
+}
+
+function procStartTicks(pid: number): bigint {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return BigInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!);
+}
+
+describe.skipIf(skip)('connect records that name the process instance', () => {
+  let cg: TestCgroup;
+  let server: net.Server;
+  let port: number;
+  const diag = new SockDiag();
+
+  beforeAll(async () => {
+    cg = new TestCgroup();
+    server = net.createServer(() => {}).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    port = (server.address() as net.AddressInfo).port;
+  });
+
+  afterAll(() => {
+    server?.close();
+    diag.close();
+    cg?.delete();
+  });
+
+  async function recordOf(recorder: SocketRecorder): Promise<{ child: ChildProcess; record: OwnerRecord }> {
+    const { child, localPort } = connectFrom(cg, port);
+    const info = diag.lookup({ protocol: 'tcp', local: { address: Buffer.from([127, 0, 0, 1]), port: await localPort }, remote: { address: Buffer.from([127, 0, 0, 1]), port } });
+    expect(info).toBeDefined();
+    const record = recorder.lookupCookie(info!.cookie);
+    expect(record?.tgid).toBe(child.pid);
+    return { child, record: record! };
+  }
+
+  it('reads start time and pidfs inode from task_struct, and makes the token the /proc route makes', async () => {
+    const recorder = SocketRecorder.attach(cg.path);
+    try {
+      expect(recorder.readsTask, recorder.instanceNote).toBe(true);
+      const { child, record } = await recordOf(recorder);
+      expect(record.startBootNs / 10_000_000n).toBe(procStartTicks(child.pid!));
+      expect(record.pidfsInode).toBeGreaterThan(0n);
+      const fromRecord = new TokenCache().getInstance(record);
+      const fromProc = new TokenCache().get(child.pid!);
+      expect(typeof fromRecord).toBe('object');
+      expect(fromRecord).toMatchObject({ tokenText: fromProc!.tokenText });
+      // another instance's inode under the same PID: refused, never that process's token
+      expect(new TokenCache().getInstance({ ...record, pidfsInode: record.pidfsInode + 1n })).toBe('reused');
+      child.stdin!.end();
+      await new Promise((r) => child.once('exit', r));
+      expect(new TokenCache().getInstance(record)).toBe('gone');
+    } finally {
+      recorder.close();
+    }
+  });
+
+  it('without task reads (a kernel with no BTF) the record has no instance and the /proc route gives the same token', async () => {
+    const recorder = SocketRecorder.attach(cg.path, { readTask: false });
+    try {
+      expect(recorder.readsTask).toBe(false);
+      expect(recorder.instanceNote).toMatch(/\/proc/);
+      const { child, record } = await recordOf(recorder);
+      expect(record).toMatchObject({ startBootNs: 0n, execId: 0n, pidfsInode: 0n });
+      const cached = new TokenCache().getInstance(record);
+      expect(cached).toMatchObject({ tokenText: new TokenCache().get(child.pid!)!.tokenText });
+      child.stdin!.end();
+    } finally {
+      recorder.close();
+    }
+  });
+});
+
+describe('BTF reader', () => {
+  it('refuses a blob that is not BTF, with a reason', () => {
+    expect(() => new Btf(Buffer.from('not btf at all, just text'))).toThrow(BtfError);
+    expect(() => new Btf(Buffer.alloc(10))).toThrow(/bad magic/);
+  });
+
+  it('refuses a truncated blob instead of reading past its end', () => {
+    const blob = Buffer.alloc(24);
+    blob.writeUInt16LE(0xeb9f, 0);
+    blob.writeUInt32LE(24, 4);
+    blob.writeUInt32LE(0, 8);
+    blob.writeUInt32LE(1000, 12); // a type section far longer than the blob
+    expect(() => new Btf(blob)).toThrow(/past the end/);
+  });
+
+  it.skipIf(process.platform !== 'linux')('finds task_struct fields in the running kernel, and nothing for names it lacks', () => {
+    const btf = loadKernelBtf();
+    if (!btf) {
+      if (process.env['CI'] === 'true') throw new Error('the kernel has no /sys/kernel/btf/vmlinux');
+      return;
+    }
+    expect(btf.field('task_struct', 'group_leader')).toMatchObject({ kind: 'ptr', size: 8 });
+    expect(btf.field('task_struct', 'start_boottime')).toMatchObject({ size: 8 });
+    expect(btf.field('task_struct', 'no_such_field')).toBeUndefined();
+    expect(btf.field('no_such_struct', 'x')).toBeUndefined();
+  });
+});
