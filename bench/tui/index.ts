@@ -218,7 +218,10 @@ function report(l: Awaited<ReturnType<typeof liveBench>>): void {
 
 // Each part runs in its own process, so the live part's RSS is not inflated by the frame part.
 const part = process.argv[2];
-if (part === 'live') {
+if (part === 'memory') {
+  const { memoryReport } = await import('./memory.js');
+  await memoryReport(Number(process.argv[3] ?? FLOWS), process.argv[4] === 'kinds');
+} else if (part === 'live') {
   report(await liveBench());
 } else {
   const f = frameBench();

@@ -344,7 +344,9 @@ function applyBytes(d: Draft, source: string, counters: ReadonlyArray<{ id: stri
     const txDelta = Math.max(c.tx - row.tx, 0);
     drx += rxDelta;
     dtx += txDelta;
-    setCounters(d, row, c.rx, c.tx, rxDelta / seconds, txDelta / seconds, time);
+    // Whole bytes per second: small integers are stored in the row itself, while a fractional
+    // rate makes V8 box the field in a separate 16-byte number for every row.
+    setCounters(d, row, c.rx, c.tx, Math.round(rxDelta / seconds), Math.round(txDelta / seconds), time);
   }
   if (drx || dtx) {
     d.totals = { rx: d.totals.rx + drx, tx: d.totals.tx + dtx };
