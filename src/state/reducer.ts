@@ -17,13 +17,13 @@ import type {
   SourceError,
   SourceInfo,
   TableOptions,
-  JournalEntry,
   TableState,
   Tally,
   TrafficSample,
 } from './types.js';
 import { STALE_MS, flowPhase } from './derive.js';
 import { shareStrings } from './intern.js';
+import { COUNTERS, GONE, Journal, WRITTEN } from './journal.js';
 
 export type TableAction =
   | { type: 'events'; events: readonly SourceEvent[] }
@@ -50,7 +50,7 @@ export function initialTable(options: Partial<TableOptions> = {}, now = 0): Tabl
     traffic: [],
     evicted: 0,
     tally: { live: 0, pending: 0, blocked: 0, closed: 0, secure: 0, rxRate: 0, txRate: 0 },
-    journal: [],
+    journal: new Journal(),
     journalSince: 0,
   };
 }
@@ -78,7 +78,7 @@ interface Draft {
   lastError?: SourceError;
   evicted: number;
   tally: { -readonly [K in keyof Tally]: number };
-  journal: JournalEntry[];
+  journal: Journal;
   journalSince: number;
 }
 
@@ -279,14 +279,12 @@ function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
 function journal(d: Draft, row: FlowRow, gone: boolean): void {
   // Drop the older half when full; the journal stays complete for steps after the last dropped entry's.
   trimJournal(d);
-  d.journal.push({ at: d.rev, row, gone, counters: false, rx: 0, tx: 0, rate: 0 });
+  d.journal.push(d.rev, row, gone ? GONE : WRITTEN);
 }
 
 function trimJournal(d: Draft): void {
   if (d.journal.length >= JOURNAL_MAX) {
-    const drop = JOURNAL_MAX >> 1;
-    d.journalSince = d.journal[drop - 1]!.at;
-    d.journal.splice(0, drop);
+    d.journalSince = d.journal.dropOldest(JOURNAL_MAX >> 1);
   }
 }
 
@@ -294,7 +292,7 @@ function trimJournal(d: Draft): void {
  *  not change, so of the tally only the rate sums move. */
 function setCounters(d: Draft, row: FlowRow, rx: number, tx: number, rxRate: number, txRate: number, bytesTime: number | undefined): void {
   trimJournal(d);
-  d.journal.push({ at: d.rev, row, gone: false, counters: true, rx: row.rx, tx: row.tx, rate: row.rxRate + row.txRate });
+  d.journal.push(d.rev, row, COUNTERS, row.rx, row.tx, row.rxRate + row.txRate);
   d.tally.rxRate += rxRate - row.rxRate;
   d.tally.txRate += txRate - row.txRate;
   row.rx = rx;

@@ -2,7 +2,8 @@
 // sorter keeps the last order and, when only some rows changed, removes them, sorts just those and
 // merges the two sorted runs: O(n + k log k) instead of O(n log n).
 import { TRUST_RANK, displayName, flowPhase, remoteLabel } from './derive.js';
-import type { FlowPhase, FlowRow, JournalEntry, TableState } from './types.js';
+import { COUNTERS, GONE, type Journal } from './journal.js';
+import type { FlowPhase, FlowRow, TableState } from './types.js';
 
 export const FLOW_SORT_COLUMNS = [
   'trust',
@@ -59,16 +60,16 @@ export function flowSortKey(row: FlowRow, column: FlowSortColumn): SortKey {
   }
 }
 
-/** The sort key a row had before the counter update `e` (its counters are updated in place), or
- *  undefined when the column does not depend on counters. */
-function keyBefore(e: JournalEntry, column: FlowSortColumn): SortKey | undefined {
+/** The sort key a row had before the counter update journalled at `i` (its counters are updated in
+ *  place), or undefined when the column does not depend on counters. */
+function keyBefore(j: Journal, i: number, column: FlowSortColumn): SortKey | undefined {
   switch (column) {
     case 'rx':
-      return -e.rx;
+      return -j.rx[i]!;
     case 'tx':
-      return -e.tx;
+      return -j.tx[i]!;
     case 'rate':
-      return -e.rate;
+      return -j.rate[i]!;
     default:
       return undefined;
   }
@@ -159,16 +160,17 @@ export class FlowSorter {
     const keyThen = new Map<FlowRow, SortKey>();
     const j = state.journal;
     for (let i = j.length - 1; i >= 0; i--) {
-      const e = j[i]!;
-      if (e.at <= this.rev) break;
-      if (e.counters) {
-        const k = e.row.born <= this.rev ? keyBefore(e, spec.column) : undefined;
-        if (k !== undefined) keyThen.set(e.row, k);
-      } else if (e.gone) {
+      if (j.at[i]! <= this.rev) break;
+      const row = j.rows[i]!;
+      const kind = j.kind[i]!;
+      if (kind === COUNTERS) {
+        const k = row.born <= this.rev ? keyBefore(j, i, spec.column) : undefined;
+        if (k !== undefined) keyThen.set(row, k);
+      } else if (kind === GONE) {
         // Only rows that were in the last order need cutting out of it.
-        if (e.row.born <= this.rev) goneByKey.set(e.row.key, e.row);
-      } else if (!e.row.retired) {
-        added.push(e.row);
+        if (row.born <= this.rev) goneByKey.set(row.key, row);
+      } else if (!row.retired) {
+        added.push(row);
       }
     }
     // A row still in the table that moved because its counters changed: out at its old key, in at its new one.

@@ -2,6 +2,7 @@
 import type { Attribution } from '../attribution/types.js';
 import type { ErrorCode, FlowRecord, HelloMessage, Rule } from '../protocol/messages.js';
 import type { ConnectionStatus } from '../source/types.js';
+import type { Journal } from './journal.js';
 
 /** What a flow is doing now, as the flows view shows it. */
 export type FlowPhase = 'pending' | 'allowed' | 'blocked' | 'open' | 'closed';
@@ -99,22 +100,8 @@ export interface TableState {
   readonly tally: Tally;
   /** Every row written or retired after revision `journalSince`, oldest first (appended in place,
    *  bounded), so a sorter finds what changed since its last frame without walking the table. */
-  readonly journal: JournalEntry[];
+  readonly journal: Journal;
   readonly journalSince: number;
-}
-
-export interface JournalEntry {
-  /** Revision of the step that wrote or retired the row. */
-  readonly at: number;
-  readonly row: FlowRow;
-  /** true: `row` left the table (replaced or removed) at `at`; false: `row` was written at `at`. */
-  readonly gone: boolean;
-  /** true: `row`'s counters were updated in place at `at`; `rx`, `tx` and `rate` (rxRate + txRate)
-   *  are the values it had before, so a sorter can find where the row stood in its last order. */
-  readonly counters: boolean;
-  readonly rx: number;
-  readonly tx: number;
-  readonly rate: number;
 }
 
 export interface AttributionUpdate {
