@@ -5,7 +5,8 @@
 // (dev, inode) bytes. Every call goes straight to libc into reused buffers — this runs for each queued
 // packet — and builds exactly the token makeLinuxToken builds (same fields, same order of checks).
 // When the BPF record names the process instance (start time, exec counter and pidfs inode read from
-// task_struct at connect time), a hit costs no system call at all and a new process skips /proc.
+// task_struct at connect time), a hit costs no system call at all and a new process skips /proc; a new
+// process running an executable already identified (every fork of a server, say) costs none either.
 import { encodeLinuxToken } from '../protocol/tokens.js';
 import { SYS, libc, type Libc } from '../native/linux/libc.js';
 import { execTag, kernelHasPidfs } from '../native/linux/token.js';
@@ -21,6 +22,7 @@ const EXE_ID_BYTES = 16;
 const NO_EXE = Buffer.alloc(EXE_ID_BYTES);
 
 export interface CachedToken {
+  /** -1 when the token was made from a record alone (no PID lookup was needed). */
   pidfd: number;
   token: Buffer;
   tokenText: string;
@@ -37,8 +39,23 @@ export interface CachedToken {
 /** Why a record's process could not be confirmed. */
 export type InstanceMiss = 'gone' | 'reused';
 
+/** An executable identified once, by the kernel address of its open struct file (see OwnerRecord). */
+interface KnownExe {
+  /** inode number the record gave with the address: both must match, so a reused address is missed. */
+  ino: bigint;
+  exeId: Buffer;
+  tag: number;
+}
+const EXE_CAPACITY = 512;
+const NO_PATH = Buffer.alloc(0);
+
+function decodeExecTag(token: Buffer): number {
+  return token.readUInt32LE(4);
+}
+
 export class TokenCache {
   private readonly entries = new Map<number, CachedToken>();
+  private readonly exes = new Map<bigint, KnownExe>();
   private readonly c: Libc = libc();
   private readonly stat = Buffer.alloc(256);
   private readonly procStat = Buffer.alloc(1024);
@@ -52,7 +69,7 @@ export class TokenCache {
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x3fffffff) return undefined;
     const hit = this.entries.get(pid);
     if (hit) {
-      if (this.alive(hit.pidfd) && this.exeId(hit.exePath).equals(hit.exeId)) {
+      if (hit.pidfd >= 0 && this.alive(hit.pidfd) && this.exeId(hit.exePath).equals(hit.exeId)) {
         // LRU order: most recent last
         this.entries.delete(pid);
         this.entries.set(pid, hit);
@@ -81,10 +98,29 @@ export class TokenCache {
     const hit = this.entries.get(pid);
     if (hit && hit.pidfsInode === record.pidfsInode && hit.execId === record.execId && hit.startTime === startTime) return hit;
     if (hit) this.drop(pid, hit);
-    const made = this.makeInstance(pid, startTime, record.pidfsInode, record.execId);
-    if (typeof made === 'string') return made;
+    const known = record.exeFile !== 0n ? this.exes.get(record.exeFile) : undefined;
+    let made: CachedToken | InstanceMiss;
+    if (known && known.ino === record.exeIno) {
+      // The executable is one already identified (a fork shares its parent's open file), and the record
+      // carries the kernel's own number for the process instance (a pidfs inode is never reused while
+      // the system runs): the token names exactly who connected without asking the PID anything.
+      const token = encodeLinuxToken({ pid, startTime, pidfsInode: record.pidfsInode, execTag: known.tag });
+      made = { pidfd: -1, token, tokenText: token.toString('base64'), startTime, exePath: NO_PATH, exeId: known.exeId, pidfsInode: record.pidfsInode, execId: record.execId };
+    } else {
+      made = this.makeInstance(pid, startTime, record.pidfsInode, record.execId);
+      if (typeof made === 'string') return made;
+      // Only when the stat saw the very file the process connected with (an exec in between would not)
+      if (record.exeFile !== 0n && !made.exeId.equals(NO_EXE) && made.exeId.readBigUInt64LE(8) === record.exeIno) {
+        this.rememberExe(record.exeFile, { ino: record.exeIno, exeId: made.exeId, tag: decodeExecTag(made.token) });
+      }
+    }
     this.remember(pid, made);
     return made;
+  }
+
+  private rememberExe(file: bigint, exe: KnownExe): void {
+    this.exes.set(file, exe);
+    if (this.exes.size > EXE_CAPACITY) this.exes.delete(this.exes.keys().next().value as bigint);
   }
 
   /** pidfd first, then its pidfs inode must be the recorded one (so the pidfd names the instance that
@@ -179,11 +215,12 @@ export class TokenCache {
 
   private drop(pid: number, entry: CachedToken): void {
     this.entries.delete(pid);
-    this.c.close(entry.pidfd);
+    if (entry.pidfd >= 0) this.c.close(entry.pidfd);
   }
 
   clear(): void {
     for (const [pid, e] of this.entries) this.drop(pid, e);
+    this.exes.clear();
   }
 }
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { SocketRecorder, type OwnerRecord } from '../../src/native/linux/bpf.js';
 import { Btf, BtfError, loadKernelBtf } from '../../src/native/linux/btf.js';
 import { SockDiag } from '../../src/native/linux/sock-diag.js';
@@ -80,13 +80,55 @@ describe.skipIf(skip)('connect records that name the process instance', () => {
     }
   });
 
+  it('a forked child running the same open executable gets its own exact token with no lookup by PID', async () => {
+    const recorder = SocketRecorder.attach(cg.path);
+    const child = spawn('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec python3 -c "
+import os, socket, sys
+a = socket.create_connection(('127.0.0.1', ${port}))
+print('parent', os.getpid(), a.getsockname()[1], flush=True)
+r, w = os.pipe()
+if os.fork() == 0:
+    b = socket.create_connection(('127.0.0.1', ${port}))
+    print('child', os.getpid(), b.getsockname()[1], flush=True)
+    os.read(r, 1)
+    os._exit(0)
+sys.stdin.read()
+os.write(w, b'x')
+os.wait()
+"`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const out = lines(child);
+      const [, parentPid, parentPort] = (await out.next((l) => l.startsWith('parent'))).split(' ').map(Number);
+      const [, childPid, childPort] = (await out.next((l) => l.startsWith('child'))).split(' ').map(Number);
+      const recordFor = (localPort: number): OwnerRecord => {
+        const info = diag.lookup({ protocol: 'tcp', local: { address: Buffer.from([127, 0, 0, 1]), port: localPort }, remote: { address: Buffer.from([127, 0, 0, 1]), port } });
+        return recorder.lookupCookie(info!.cookie)!;
+      };
+      const parentRecord = recordFor(parentPort!);
+      const childRecord = recordFor(childPort!);
+      expect([parentRecord.tgid, childRecord.tgid]).toEqual([parentPid, childPid]);
+      // the same open executable, named by the kernel's struct file address and inode number
+      expect(childRecord.exeFile).not.toBe(0n);
+      expect(childRecord.exeFile).toBe(parentRecord.exeFile);
+      expect(childRecord.exeIno).toBe(BigInt(statSync(`/proc/${childPid}/exe`).ino));
+      const cache = new TokenCache();
+      const parentToken = cache.getInstance(parentRecord);
+      const childToken = cache.getInstance(childRecord);
+      expect(parentToken).toMatchObject({ tokenText: new TokenCache().get(parentPid!)!.tokenText });
+      expect(childToken).toMatchObject({ pidfd: -1, tokenText: new TokenCache().get(childPid!)!.tokenText });
+    } finally {
+      child.stdin!.end();
+      recorder.close();
+    }
+  });
+
   it('without task reads (a kernel with no BTF) the record has no instance and the /proc route gives the same token', async () => {
     const recorder = SocketRecorder.attach(cg.path, { readTask: false });
     try {
       expect(recorder.readsTask).toBe(false);
       expect(recorder.instanceNote).toMatch(/\/proc/);
       const { child, record } = await recordOf(recorder);
-      expect(record).toMatchObject({ startBootNs: 0n, execId: 0n, pidfsInode: 0n });
+      expect(record).toMatchObject({ startBootNs: 0n, execId: 0n, pidfsInode: 0n, exeFile: 0n, exeIno: 0n });
       const cached = new TokenCache().getInstance(record);
       expect(cached).toMatchObject({ tokenText: new TokenCache().get(child.pid!)!.tokenText });
       child.stdin!.end();

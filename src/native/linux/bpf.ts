@@ -29,8 +29,9 @@ export const PROGRAM_NAME = 'flowtop_rec';
 
 const HELPER = { map_update_elem: 2, get_current_pid_tgid: 14, get_current_task: 35, get_socket_cookie: 46, probe_read_kernel: 113, ktime_get_boot_ns: 125 } as const;
 /** Bytes of a record: pid_tgid, boot ns, then (zero when not read) start_boottime, self_exec_id and
- *  pidfs inode of the thread-group leader. */
-export const RECORD_BYTES = 40;
+ *  pidfs inode of the thread-group leader, and the address of the running executable's struct file
+ *  with its inode number. */
+export const RECORD_BYTES = 56;
 
 export class BpfError extends Error {
   constructor(readonly call: string, readonly errno: number, readonly log?: string) {
@@ -58,7 +59,7 @@ function bpfOrThrow(cmd: number, attr: Buffer, call: string): number {
 
 // ---- assembler: 8-byte instructions {opcode, dst|src<<4, off i16, imm i32}, little-endian ----
 type Insn = [code: number, dst: number, src: number, off: number, imm: number];
-const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R6 = 6, R7 = 7, R10 = 10;
+const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R6 = 6, R7 = 7, R8 = 8, R10 = 10;
 const call = (helper: number): Insn => [0x85, 0, 0, 0, helper];
 const stxDW = (dst: number, off: number, src: number): Insn => [0x7b, dst, src, off, 0];
 const stxW = (dst: number, off: number, src: number): Insn => [0x63, dst, src, off, 0];
@@ -96,6 +97,10 @@ export interface TaskOffsets {
   /** task_struct.thread_pid and pid.ino: the pidfs inode number a pidfd of the process stats as. */
   threadPid: number;
   pidIno: number;
+  /** task_struct.mm → mm_struct.exe_file → file.f_inode → inode.i_ino: which open executable the
+   *  process runs (a forked child shares its parent's), so its identity can be reused without a stat.
+   *  Undefined when any of the four is missing: the record then carries zeros there. */
+  exe?: { mm: number; exeFile: number; fInode: number; iIno: number };
 }
 
 /** The offsets from the kernel's BTF, or undefined when it has none or a field is missing/odd. */
@@ -108,15 +113,25 @@ export function taskOffsets(btf: Btf | null = loadKernelBtf()): TaskOffsets | un
   const ino = btf.field('pid', 'ino');
   const ok = leader?.kind === 'ptr' && threadPid?.kind === 'ptr' && start?.size === 8 && ino?.size === 8 && (exec?.size === 8 || exec?.size === 4);
   if (!ok) return undefined;
+  const mm = btf.field('task_struct', 'mm');
+  const exeFile = btf.field('mm_struct', 'exe_file');
+  const fInode = btf.field('file', 'f_inode');
+  const iIno = btf.field('inode', 'i_ino');
+  const exe = mm?.kind === 'ptr' && exeFile?.kind === 'ptr' && fInode?.kind === 'ptr' && iIno?.size === 8
+    ? { mm: mm.offset, exeFile: exeFile.offset, fInode: fInode.offset, iIno: iIno.offset }
+    : undefined;
   // A 4-byte exec id (older kernels) is read as 8 bytes: the upper half is a neighbouring field that
   // does not change across the process's life, so comparisons still see every exec.
-  return { groupLeader: leader.offset, startBoottime: start.offset, selfExecId: exec.offset, threadPid: threadPid.offset, pidIno: ino.offset };
+  return { groupLeader: leader.offset, startBoottime: start.offset, selfExecId: exec.offset, threadPid: threadPid.offset, pidIno: ino.offset, ...(exe ? { exe } : {}) };
 }
 
-// Stack layout of the program (r10 = frame end): cookie key at -8; the 40-byte record at -48
-// (pid_tgid -48, boot ns -40, start_boottime -32, self_exec_id -24, pidfs inode -16); a scratch slot
-// at -56; the UDP tuple key at -80 (address -80..-64, dst port -64, src port -60).
-const REC = -48;
+// Stack layout of the program (r10 = frame end): cookie key at -8; the 56-byte record at -64
+// (pid_tgid -64, boot ns -56, start_boottime -48, self_exec_id -40, pidfs inode -32, exe file -24,
+// exe inode number -16); a scratch slot at -72; the UDP tuple key at -96 (address -96..-80, dst port
+// -80, src port -76).
+const REC = -64;
+const SCRATCH = -72;
+const TUPLE = -96;
 
 /** r1 = dst (stack), r2 = 8, r3 = src + off; probe_read_kernel zero-fills dst when the read fails. */
 const readKernel = (dstOff: number, srcReg: number, off: number): Insn[] => [
@@ -140,16 +155,29 @@ export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 
     insns.push(
       call(HELPER.get_current_task),
       movReg(R7, R0),
-      ...readKernel(-56, R7, task.groupLeader),
-      ldxDW(R7, R10, -56), // the leader (0 when unreadable: the reads below then fail and zero-fill)
+      movReg(R8, R0),
+      ...readKernel(SCRATCH, R7, task.groupLeader),
+      ldxDW(R7, R10, SCRATCH), // the leader (0 when unreadable: the reads below then fail and zero-fill)
       ...readKernel(REC + 16, R7, task.startBoottime),
       ...readKernel(REC + 24, R7, task.selfExecId),
-      ...readKernel(-56, R7, task.threadPid),
-      ldxDW(R7, R10, -56),
+      ...readKernel(SCRATCH, R7, task.threadPid),
+      ldxDW(R7, R10, SCRATCH),
       ...readKernel(REC + 32, R7, task.pidIno),
     );
+    if (task.exe) {
+      // from the calling thread, not the leader: a leader that exited first has no mm any more
+      insns.push(
+        ...readKernel(SCRATCH, R8, task.exe.mm),
+        ldxDW(R8, R10, SCRATCH),
+        ...readKernel(REC + 40, R8, task.exe.exeFile),
+        ldxDW(R8, R10, REC + 40),
+        ...readKernel(SCRATCH, R8, task.exe.fInode),
+        ldxDW(R8, R10, SCRATCH),
+        ...readKernel(REC + 48, R8, task.exe.iIno),
+      );
+    } else insns.push(stDW(R10, REC + 40, 0), stDW(R10, REC + 48, 0));
   } else {
-    insns.push(stDW(R10, REC + 16, 0), stDW(R10, REC + 24, 0), stDW(R10, REC + 32, 0));
+    for (let off = 16; off < RECORD_BYTES; off += 8) insns.push(stDW(R10, REC + off, 0));
   }
   insns.push(
     ...ldMap(R1, cookieMap),
@@ -161,18 +189,18 @@ export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 
   if (tupleMap !== undefined) {
     const address: Insn[] = family === 4
       ? [
-        stW(R10, -80, 0), stW(R10, -76, 0), stW(R10, -72, -65536 /* bytes 00 00 ff ff */),
-        ldxW(R2, R6, 4), stxW(R10, -68, R2), // ctx->user_ip4 (network order)
+        stW(R10, TUPLE, 0), stW(R10, TUPLE + 4, 0), stW(R10, TUPLE + 8, -65536 /* bytes 00 00 ff ff */),
+        ldxW(R2, R6, 4), stxW(R10, TUPLE + 12, R2), // ctx->user_ip4 (network order)
       ]
-      : [0, 1, 2, 3].flatMap((i): Insn[] => [ldxW(R2, R6, 8 + 4 * i), stxW(R10, -80 + 4 * i, R2)]); // ctx->user_ip6[i]
+      : [0, 1, 2, 3].flatMap((i): Insn[] => [ldxW(R2, R6, 8 + 4 * i), stxW(R10, TUPLE + 4 * i, R2)]); // ctx->user_ip6[i]
     const tail: Insn[] = [
       ldxW(R2, R1, 44), // sk->src_port (host order)
-      stxW(R10, -60, R2),
+      stxW(R10, TUPLE + 20, R2),
       ...address,
       ldxW(R2, R6, 24), // ctx->user_port (network order, low 16 bits)
-      stxW(R10, -64, R2),
+      stxW(R10, TUPLE + 16, R2),
       ...ldMap(R1, tupleMap),
-      movReg(R2, R10), addImm(R2, -80),
+      movReg(R2, R10), addImm(R2, TUPLE),
       movReg(R3, R10), addImm(R3, REC),
       movImm(R4, 0),
       call(HELPER.map_update_elem),
@@ -345,6 +373,10 @@ export interface OwnerRecord {
   startBootNs: bigint;
   execId: bigint;
   pidfsInode: bigint;
+  /** Kernel address of the executable's struct file and its inode number (0n when not read): the same
+   *  pair for two processes means the same open executable (a fork shares it). */
+  exeFile: bigint;
+  exeIno: bigint;
 }
 
 /** Looks records up in the recorder's maps. Map fds belong to the process, so a worker thread can
@@ -390,6 +422,8 @@ export class RecorderView {
       startBootNs: v.readBigUInt64LE(16),
       execId: v.readBigUInt64LE(24),
       pidfsInode: v.readBigUInt64LE(32),
+      exeFile: v.readBigUInt64LE(40),
+      exeIno: v.readBigUInt64LE(48),
     };
   }
 }
