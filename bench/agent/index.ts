@@ -369,7 +369,7 @@ let attributed = 0;
 for (const t of tuples) {
   const info = diag.lookup(t);
   const rec = info && recorder.lookupCookie(info.cookie);
-  if (rec && tokens.get(rec.tgid)) attributed++;
+  if (rec && typeof tokens.getInstance(rec) === 'object') attributed++;
 }
 const ms = Number(process.hrtime.bigint() - t0) / 1e6;
 const s0 = process.hrtime.bigint();
@@ -386,7 +386,7 @@ process.exit(0);
 async function attributionCost(): Promise<void> {
   const root = findCgroup2Root();
   if (!root) return void process.stdout.write('\nattribution cost: no cgroup2 mount, skipped\n');
-  process.stdout.write('\ntime to attribute N live connections (exact sock_diag lookup + BPF record + pidfd token) vs `ss -tnp`\n');
+  process.stdout.write('\ntime to attribute N live connections (exact sock_diag lookup + BPF record + confirmed token, as the agent does it) vs `ss -tnp`\n');
   process.stdout.write(`${'sockets'.padStart(8)}${'flowtop ms'.padStart(12)}${'µs/socket'.padStart(11)}${'attributed'.padStart(14)}${'ss -tnp ms'.padStart(12)}\n`);
   for (const pairs of [100, 8000]) {
     const cg = join(root, `flowtop-bench-${process.pid}-${pairs}`);
@@ -441,7 +441,13 @@ async function main(): Promise<void> {
     const add50 = base?.c1 ? r.c1!.p50_us - base.c1.p50_us : NaN;
     const add99 = base?.c1 ? r.c1!.p99_us - base.c1.p99_us : NaN;
     const within = c?.c1 ? (r.c1!.p50_us / c.c1.p50_us).toFixed(2) : '-';
-    process.stdout.write(`  ${r.scenario.padEnd(6)} ${r.mode.padEnd(13)} +p50 ${fmt(add50)} µs ${add50 <= 50 ? 'ok' : 'MISS'}; +p99 ${fmt(add99)} µs ${add99 <= 500 ? 'ok' : 'MISS'}; ${fmt(r.c1!.cps, 0)}/s ${r.c1!.cps >= 15000 ? 'ok' : 'MISS'}; ${fmt(r.c8!.cps, 0)}/s ${r.c8!.cps >= 20000 ? 'ok' : 'MISS'}; p50 ${within}× clean\n`);
+    // A rate target above what the machine reaches with no filter at all (fork(): a new process per
+    // connect) cannot be judged against the absolute figure: say so and give the share of that ceiling.
+    const rate = (cps: number, baseCps: number | undefined, target: number): string => {
+      if (baseCps !== undefined && baseCps < target) return `${fmt(cps, 0)}/s = ${fmt((100 * cps) / baseCps, 0)} % of the no-filter ${fmt(baseCps, 0)}/s (target above what the scenario allows)`;
+      return `${fmt(cps, 0)}/s ${cps >= target ? 'ok' : 'MISS'}`;
+    };
+    process.stdout.write(`  ${r.scenario.padEnd(6)} ${r.mode.padEnd(13)} +p50 ${fmt(add50)} µs ${add50 <= 50 ? 'ok' : 'MISS'}; +p99 ${fmt(add99)} µs ${add99 <= 500 ? 'ok' : 'MISS'}; ${rate(r.c1!.cps, base?.c1?.cps, 15000)}; ${rate(r.c8!.cps, base?.c8?.cps, 20000)}; p50 ${within}× clean\n`);
   }
   await attributionCost();
   const after = hostRules();
