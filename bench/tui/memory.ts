@@ -97,6 +97,14 @@ async function summary(flows: number): Promise<void> {
     k.bytes += snap.nodes[i + sizeAt]!;
     byKind.set(kind, k);
   }
+  if (process.env.MEMORY_LARGEST) {
+    const big: Array<{ kind: string; bytes: number }> = [];
+    for (let i = 0; i < snap.nodes.length; i += width) {
+      const bytes = snap.nodes[i + sizeAt]!;
+      if (bytes > 256 * 1024) big.push({ kind: `${types[snap.nodes[i + typeAt]!]} ${snap.strings[snap.nodes[i + nameAt]!]!.slice(0, 40)}`, bytes });
+    }
+    for (const b of big.sort((x, y) => y.bytes - x.bytes).slice(0, 15)) process.stdout.write(`    ${(b.bytes / 1024 / 1024).toFixed(2)} MB  ${b.kind}\n`);
+  }
   const top = [...byKind.entries()].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 25);
   process.stdout.write(`  largest kinds in the heap (self size; per flow = bytes / ${flows.toLocaleString('en')}):\n`);
   for (const [kind, k] of top) {
