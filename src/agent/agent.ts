@@ -96,6 +96,7 @@ export interface AgentStatus {
 /** How long a decision also answers further packets of the same 5-tuple (TCP gives up retrying a
  *  dropped SYN after ~2 minutes). */
 const RECENT_MS = 130_000;
+const RECENT_MAX = 4096;
 /** How often pending flows are checked for a dead owner (a /proc read per pending flow). */
 const REAP_INTERVAL_MS = 250;
 
@@ -393,8 +394,13 @@ export class Agent {
 
   private remember(key: string, verdict: Verdict): void {
     const now = Date.now();
-    if (this.recent.size >= 4096) {
-      for (const [k, r] of this.recent) if (r.until <= now || this.recent.size >= 4096) this.recent.delete(k);
+    // Entries go in with one fixed lifetime, so the map's insertion order is expiry order: prune from
+    // the front and stop at the first one still current (once full, a scan of the whole map on every
+    // verdict cost tens of µs).
+    this.recent.delete(key);
+    for (const [k, r] of this.recent) {
+      if (r.until > now && this.recent.size < RECENT_MAX) break;
+      this.recent.delete(k);
     }
     this.recent.set(key, { verdict, until: now + RECENT_MS });
   }
