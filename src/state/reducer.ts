@@ -65,7 +65,8 @@ export function flowKey(source: string, id: string): string {
   return `${source}#${id}`;
 }
 
-/** Working copy for one step: scalar fields and small collections are copied, the flow Map is not. */
+/** Working copy for one step: scalar fields and small collections are copied, the flow Map, the
+ *  closed list and the journal are not. */
 interface Draft {
   rev: number;
   now: number;
@@ -73,6 +74,7 @@ interface Draft {
   flows: Map<string, FlowRow>;
   attributions: Map<string, Attribution>;
   sources: Map<string, SourceInfo>;
+  /** In place, like `flows`: copying up to tens of thousands of keys per step was garbage. */
   closed: string[];
   totals: { rx: number; tx: number };
   traffic: TrafficSample[];
@@ -88,7 +90,6 @@ export function reduce(state: TableState, action: TableAction): TableState {
     ...state,
     rev: state.rev + 1,
     sources: new Map(state.sources),
-    closed: [...state.closed],
     totals: { ...state.totals },
     traffic: [...state.traffic],
     tally: { ...state.tally },

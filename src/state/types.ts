@@ -89,8 +89,8 @@ export interface TableState {
   /** Attribution by base64 token. Updated in place. */
   readonly attributions: Map<string, Attribution>;
   readonly sources: ReadonlyMap<string, SourceInfo>;
-  /** Keys of closed flows in closing order, for lingering and eviction. */
-  readonly closed: readonly string[];
+  /** Keys of closed flows in closing order, for lingering and eviction. Updated in place. */
+  readonly closed: string[];
   readonly totals: { readonly rx: number; readonly tx: number };
   /** Byte deltas within the rate window, oldest first. */
   readonly traffic: readonly TrafficSample[];
