@@ -97,6 +97,8 @@ export interface AgentStatus {
  *  dropped SYN after ~2 minutes). */
 const RECENT_MS = 130_000;
 const RECENT_MAX = 4096;
+/** Flows allowed by rule while no client watched, kept for the next one (pruned by a socket dump). */
+const MAX_UNWATCHED = 20_000;
 /** How often pending flows are checked for a dead owner (a /proc read per pending flow). */
 const REAP_INTERVAL_MS = 250;
 
@@ -106,6 +108,7 @@ function slotOf(verdict: Verdict): number {
 
 export class Agent {
   private readonly recent = new Map<string, { verdict: Verdict; until: number }>();
+  private readonly unwatched = new Map<string, FlowRecord>();
   private readonly counters = new SharedArrayBuffer(8 * COUNTER_SLOTS);
   private readonly view = new BigInt64Array(this.counters);
   private readonly pending = new PendingTable((p) => this.decide(p, p.fallback ?? this.defaultVerdict('nobody answered in time')));
@@ -159,6 +162,7 @@ export class Agent {
       path: o.socketPath,
       hello: () => this.hello(),
       onSubscribe: () => {
+        this.adoptUnwatched();
         Atomics.store(this.view, LISTENERS_SLOT, 1n);
         return this.snapshot();
       },
@@ -229,7 +233,7 @@ export class Agent {
     };
     this.pool = new QueueWorkerPool(config, o.workers ?? 1, {
       onMessage: (m) => {
-        if (m.type === 'flows') this.onFlows(m.held, m.decided);
+        if (m.type === 'flows') this.onFlows(m.held, m.decided, m.unwatched);
         else if (m.type === 'hits') for (const [id, count] of m.hits) this.options.rules.recordHits(id, count, Date.now());
       },
       onExit: (message) => {
@@ -321,8 +325,21 @@ export class Agent {
 
   // ---- flows ----
 
-  private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>): void {
+  private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>, unwatched: Array<{ flow: FlowRecord; verdict: Verdict }> = []): void {
     this.drainNames();
+    // Allowed by rule while nobody watched. Tracking each one's bytes would cost this thread a lookup
+    // per flow per second, so they are only kept — and shown, if their socket still exists, to the next
+    // client that subscribes. A batch that arrives just after a client subscribed is shown at once.
+    const watched = this.server?.clients.some((c) => c.subscribed) ?? false;
+    for (const u of unwatched) {
+      const flow = { ...u.flow, verdict: u.verdict };
+      if (watched) {
+        this.nameFlow(flow);
+        this.live?.add(flow);
+        this.server!.broadcast({ type: 'flow', flow });
+      } else this.unwatched.set(flow.id, flow);
+    }
+    if (this.unwatched.size > MAX_UNWATCHED) this.pruneUnwatched();
     // Encoding costs main-thread time: only when someone listens.
     if (this.server?.clients.some((c) => c.subscribed)) {
       for (const d of decided) {
@@ -389,6 +406,24 @@ export class Agent {
     if (verdict.action === 'allow') {
       const { pending: _, ...flow } = p.flow;
       this.live?.add({ ...flow, verdict });
+    }
+  }
+
+  /** Keeps the unwatched flows whose socket still exists; if that is still too many, the oldest go. */
+  private pruneUnwatched(): void {
+    const kept = this.live ? this.live.present([...this.unwatched.values()]) : [];
+    this.unwatched.clear();
+    for (const f of kept.slice(-MAX_UNWATCHED / 2)) this.unwatched.set(f.id, f);
+  }
+
+  /** Before a subscriber's snapshot: the flows allowed while nobody watched that are still open. */
+  private adoptUnwatched(): void {
+    if (this.unwatched.size === 0 || !this.live) return;
+    const flows = this.live.present([...this.unwatched.values()]);
+    this.unwatched.clear();
+    for (const flow of flows) {
+      this.nameFlow(flow);
+      this.live.add(flow);
     }
   }
 

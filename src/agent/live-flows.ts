@@ -2,7 +2,7 @@
 // with tcp_info per live flow, so the cost follows the live flows, not the machine's sockets) and
 // their ends — the socket gone, or for UDP an idle timeout. Clients get `bytes` and `end` messages,
 // and a late subscriber gets the live flows in its snapshot.
-import type { BytesMessage, EndMessage, FlowRecord } from '../protocol/messages.js';
+import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol/messages.js';
 import { TrafficTracker, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
 
 export interface LiveFlow {
@@ -61,6 +61,25 @@ export class LiveFlows {
     });
   }
 
+  /** Of `flows`, the ones whose socket still exists (one dump of the namespace's sockets): flows the
+   *  agent allowed while nobody watched, checked before they are shown as live. All of them when the
+   *  sockets cannot be read (the first poll then ends the gone ones). */
+  present(flows: readonly FlowRecord[]): FlowRecord[] {
+    let sockets: Set<string>;
+    try {
+      sockets = new Set(this.reader.dumpAll().map((s) => tupleKey(s.protocol, s.local, s.remote)));
+    } catch {
+      return [...flows];
+    }
+    return flows.filter((f) => {
+      if (f.protocol !== 'tcp' && f.protocol !== 'udp') return false;
+      if (sockets.has(tupleKey(f.protocol, f.local, f.remote))) return true;
+      // an unconnected UDP socket shows no remote end
+      const any = f.local.address.includes(':') ? '::' : '0.0.0.0';
+      return f.protocol === 'udp' && (sockets.has(tupleKey('udp', f.local, { address: any, port: 0 })) || sockets.has(tupleKey('udp', { address: any, port: f.local.port }, { address: any, port: 0 })));
+    });
+  }
+
   get(id: string): LiveFlow | undefined {
     return this.flows.get(id);
   }
@@ -109,4 +128,8 @@ export class LiveFlows {
       this.options.send({ type: 'end', id: e.id, time: u.time, reason });
     }
   }
+}
+
+function tupleKey(protocol: string, local: Endpoint, remote: Endpoint): string {
+  return `${protocol}|${local.address}|${local.port}|${remote.address}|${remote.port}`;
 }

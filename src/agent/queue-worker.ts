@@ -19,6 +19,10 @@ import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 const NF_INET_LOCAL_IN = 1;
+/** Flows allowed while nobody watches are posted in batches of this many, or when the oldest has waited
+ *  this long (the receive times out every 100 ms, so the wait is bounded even when traffic stops). */
+const UNWATCHED_BATCH = 256;
+const UNWATCHED_MAX_AGE_MS = 200;
 
 const config = (workerData as { config: WorkerConfig; control: MessagePort }).config;
 const control = (workerData as { config: WorkerConfig; control: MessagePort }).control;
@@ -52,6 +56,8 @@ function keyOf(p: PacketTuple): string {
 interface Judged {
   verdict?: { id: number; verdict: number };
   decided?: { flow: FlowRecord; verdict: Verdict };
+  /** Allowed by rule while no client listens: batched to the main thread's live flows. */
+  unwatched?: { flow: FlowRecord; verdict: Verdict };
   held?: HeldFlow;
   destroy?: () => void;
 }
@@ -107,6 +113,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       if (rule.action === 'block') verdict.blockMode = blockMode;
       const judged: Judged = { verdict: { id: packet.id, verdict: rule.action === 'allow' ? NF_ACCEPT : NF_DROP } };
       if (listeners) judged.decided = { flow: makeFlow(), verdict };
+      else if (rule.action === 'allow') judged.unwatched = { flow: makeFlow(), verdict };
       if (rule.action === 'block' && blockMode === 'reject' && (tuple.protocol === 'tcp' || tuple.protocol === 'udp')) {
         const protocol = tuple.protocol;
         judged.destroy = () => {
@@ -142,6 +149,8 @@ function main(): void {
   const destroys: Array<() => void> = [];
   let held: HeldFlow[] = [];
   let decided: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
+  let unwatched: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
+  let unwatchedPosted = Date.now();
   // Each datagram is answered as soon as it is judged: one more recv to gather a batch would add a
   // syscall to every connection's latency, and the verdict's own cost (the kernel reinjects the packet
   // and runs the handshake in this thread) dwarfs the send it would save.
@@ -157,10 +166,21 @@ function main(): void {
     for (const d of destroys) d();
     destroys.length = 0;
     if (held.length > 0 || decided.length > 0) {
-      post({ type: 'flows', held, decided });
+      post({ type: 'flows', held, decided, ...(unwatched.length > 0 ? { unwatched } : {}) });
       held = [];
       decided = [];
+      unwatched = [];
+      unwatchedPosted = Date.now();
     }
+    postUnwatched(false);
+  };
+  // Batched: a connection nobody watches should cost the queue loop as little as possible.
+  const postUnwatched = (force: boolean): void => {
+    if (unwatched.length === 0) return;
+    if (!force && unwatched.length < UNWATCHED_BATCH && Date.now() - unwatchedPosted < UNWATCHED_MAX_AGE_MS) return;
+    post({ type: 'flows', held: [], decided: [], unwatched });
+    unwatched = [];
+    unwatchedPosted = Date.now();
   };
   while (!stopping) {
     let packets: QueuedPacket[] | undefined;
@@ -186,10 +206,11 @@ function main(): void {
         if (j.verdict) verdicts.push(j.verdict);
         if (j.destroy) destroys.push(j.destroy);
         if (j.decided) decided.push(j.decided);
+        if (j.unwatched) unwatched.push(j.unwatched);
         if (j.held) held.push(j.held);
       }
       flush();
-    }
+    } else postUnwatched(false);
     drainControl();
     if (hits.size > 0 && Date.now() - hitsPosted >= 1000) {
       post({ type: 'hits', hits: [...hits] });
@@ -198,6 +219,7 @@ function main(): void {
     }
   }
   if (hits.size > 0) post({ type: 'hits', hits: [...hits] });
+  postUnwatched(true);
   deps.diag.close();
   deps.tokens.clear();
   // Unbinding makes the kernel drop what is still queued for us; the main thread has answered its

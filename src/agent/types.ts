@@ -20,8 +20,9 @@ export interface WorkerConfig {
 
 /** Indexes into the shared counters (BigInt64Array). */
 export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7 } as const;
-/** Not a counter: 1 while at least one client is subscribed. Flows a rule decided are only sent to the
- *  main thread then (posting every one costs ~15 µs per connection when nobody watches). */
+/** Not a counter: 1 while at least one client is subscribed. Flows a rule decided are sent to the main
+ *  thread at once then; while nobody watches, the allowed ones go in batches (posting every one costs
+ *  ~15 µs per connection), so that a client that subscribes later still finds them among the live flows. */
 export const LISTENERS_SLOT = 8;
 export const COUNTER_SLOTS = 9;
 
@@ -38,7 +39,7 @@ export interface HeldFlow {
 export type WorkerToMain =
   | { type: 'ready'; fd: number; portId: number }
   | { type: 'fatal'; message: string }
-  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }> }
+  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }>; unwatched?: Array<{ flow: FlowRecord; verdict: Verdict }> }
   /** Hits of rules the worker decided with, batched (about once a second). */
   | { type: 'hits'; hits: Array<[ruleId: string, count: number]> };
 

@@ -1,6 +1,7 @@
 // Byte counters and ends of the flows the agent allowed: `bytes` from tcp_info as data moves, `end`
 // when the program closes its socket, and UDP flows ending after the idle timeout.
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import type { ExtensionMessage } from '../../src/protocol/messages.js';
 import { TestClient, lines, skipUnlessCapable, spawnIn, startServer, waitFor } from './helpers.js';
 import { useAgent } from './fixture.js';
@@ -88,6 +89,41 @@ describe.skipIf(skip)('flowtop agent traffic counters and flow ends', () => {
     child.kill('SIGKILL');
     await client.waitFor('the end after the program died', (m) => m.type === 'end' && m.id === flow.id);
     client.close();
+  }, 30_000);
+
+  it('flows a rule allowed while no client watched are live for the client that subscribes later (those still open)', async () => {
+    // the rule from the test above allows TCP to PORT; no client is subscribed from here on
+    await waitFor('the agent to count no client', () => {
+      try {
+        return (JSON.parse(readFileSync(`${f.agent.socket}.status.json`, 'utf8')) as { clients: number }).clients === 0;
+      } catch {
+        return false;
+      }
+    }, 5000);
+    const open = spawnIn(f.ns, f.cg, sender(PORT));
+    const closed = spawnIn(f.ns, f.cg, sender(PORT));
+    const openOut = lines(open);
+    const closedOut = lines(closed);
+    const openPid = Number((await openOut.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    const closedPid = Number((await closedOut.next((l) => l.startsWith('pid'))).split(' ')[1]);
+    await openOut.next((l) => l === 'connected');
+    await closedOut.next((l) => l === 'connected');
+    open.stdin!.write('300\n');
+    await openOut.next((l) => l === 'sent');
+    closed.stdin!.end();
+    await new Promise((r) => closed.once('exit', r));
+    // the worker posts such flows in batches at most 200 ms old
+    await new Promise((r) => setTimeout(r, 400));
+    const late = new TestClient(f.agent.socket);
+    await late.subscribe();
+    const flow = await late.waitFor<Extract<ExtensionMessage, { type: 'flow' }>>('the open flow in the snapshot', (m) => m.type === 'flow' && m.flow.pid === openPid);
+    expect(flow.flow.verdict).toMatchObject({ action: 'allow', by: 'rule' });
+    expect(flow.flow.token).toBeDefined();
+    await late.waitFor('its counters', (m) => m.type === 'bytes' && m.counters.some((c) => c.id === flow.flow.id && c.tx === 300));
+    expect(late.flows((x) => x.pid === closedPid)).toEqual([]);
+    open.stdin!.end();
+    await late.waitFor('its end', (m) => m.type === 'end' && m.id === flow.flow.id);
+    late.close();
   }, 30_000);
 
   it('a UDP flow ends after the idle timeout while its socket stays open', async () => {
