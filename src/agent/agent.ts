@@ -16,6 +16,7 @@ import { SocketRecorder, cgroup2Root } from '../native/linux/bpf.js';
 import { installFirewall, type InstalledFirewall } from '../native/linux/firewall.js';
 import { NF_ACCEPT, NF_DROP } from '../native/linux/nfqueue.js';
 import { SockDiag, addressBytes } from '../native/linux/sock-diag.js';
+import { Conntrack } from '../native/linux/conntrack.js';
 import { flowFacts } from '../rules/matcher.js';
 import { identityFromKey } from '../rules/model.js';
 import { decideByPolicy } from '../rules/policy.js';
@@ -116,6 +117,7 @@ export class Agent {
    *  attribution resolved before the rules can be matched. */
   private identityRules = false;
   private readonly diag = new SockDiag();
+  private conntrack?: Conntrack;
   private pool?: QueueWorkerPool;
   private firewall?: InstalledFirewall;
   private recorder?: SocketRecorder;
@@ -461,6 +463,25 @@ export class Agent {
     }
   }
 
+  /** A UDP socket may serve other peers, so it is left alone: the flow's conntrack entry is deleted
+   *  instead, which sends its next datagram back to the queue, where the remembered block drops it
+   *  (until the remembered decision expires, or a rule that allows the flow applies first). */
+  private endUdpFlow(flow: FlowRecord, verdict: Verdict): string {
+    const local = { address: addressBytes(flow.local.address), port: flow.local.port };
+    const remote = { address: addressBytes(flow.remote.address), port: flow.remote.port };
+    const [src, dst] = flow.direction === 'inbound' ? [remote, local] : [local, remote];
+    // the same key the queue worker gives this flow's packets (see keyOf there)
+    this.remember(`udp|${src.address.toString('hex')}|${src.port}|${dst.address.toString('hex')}|${dst.port}`, verdict);
+    try {
+      this.conntrack ??= new Conntrack();
+      return this.conntrack.delete({ protocol: 'udp', src, dst })
+        ? 'blocked while live: its next datagrams are dropped'
+        : 'blocked while live: it had no tracked connection left; its next datagrams are dropped';
+    } catch (error) {
+      return `blocked while live, but its connection tracking entry could not be removed (${(error as Error).message}): datagrams may pass until it expires`;
+    }
+  }
+
   // ---- clients ----
 
   hello(): HelloMessage {
@@ -537,14 +558,18 @@ export class Agent {
   /** `block` on an allowed, live flow: its socket is destroyed (the program sees ECONNABORTED at once)
    *  and the flow ends. TCP only: a UDP socket may carry other conversations. */
   private endLiveFlow(client: ServerClient, flow: FlowRecord, msg: ClientVerdictMessage): void {
-    if (flow.protocol !== 'tcp') {
-      return void client.reply('not-supported', `only TCP flows can be ended; "${flow.id}" is ${flow.protocol}`, msg.ref);
+    if (flow.protocol !== 'tcp' && flow.protocol !== 'udp') {
+      return void client.reply('not-supported', `only TCP and UDP flows can be ended; "${flow.id}" is ${flow.protocol}`, msg.ref);
     }
     const end = (): void => {
-      const destroyed = this.destroySocket(flow);
-      const verdict: Verdict = { action: 'block', by: 'user', blockMode: 'reject' };
+      const verdict: Verdict = flow.protocol === 'tcp'
+        ? { action: 'block', by: 'user', blockMode: 'reject' }
+        : { action: 'block', by: 'user', blockMode: 'drop' };
+      const reason = flow.protocol === 'tcp'
+        ? (this.destroySocket(flow) ? 'blocked while live: its socket was destroyed' : 'blocked while live: its socket had already closed')
+        : this.endUdpFlow(flow, verdict);
       this.server?.broadcast({ type: 'verdict', id: flow.id, time: Date.now(), verdict });
-      this.live?.end(flow.id, destroyed ? 'blocked while live: its socket was destroyed' : 'blocked while live: its socket had already closed');
+      this.live?.end(flow.id, reason);
     };
     if (msg.remember === 'once') return end();
     // As for a held flow: read the identity before the socket is destroyed and the program exits.
@@ -659,6 +684,7 @@ export class Agent {
     this.recorder?.close();
     this.live?.close();
     this.diag.close();
+    this.conntrack?.close();
     await this.server?.close();
     try {
       rmSync(this.options.statusFile ?? statusFileFor(this.options.socketPath), { force: true });

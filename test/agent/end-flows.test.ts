@@ -58,4 +58,47 @@ describe.skipIf(skip)('flowtop agent ends live flows', () => {
     await client.waitFor('unknown-flow', (m) => m.type === 'error' && m.code === 'unknown-flow' && m.ref === 'gone');
     client.close();
   }, 30_000);
+
+  it('block on an allowed, live UDP flow stops its datagrams; the program keeps its socket', async () => {
+    const UDP_PORT = PORT + 1;
+    // counts what arrives, one line per datagram
+    const server = spawnIn(f.ns, undefined, [process.execPath, '-e', `
+      const s = require('dgram').createSocket('udp4');
+      s.on('message', () => console.log('got'));
+      s.bind(${UDP_PORT}, '127.0.0.1', () => console.log('ready'));
+    `]);
+    const serverOut = lines(server);
+    await serverOut.next((l) => l === 'ready');
+    const client = new TestClient(f.agent.socket);
+    await client.subscribe();
+    const child = spawnIn(f.ns, f.cg, [process.execPath, '-e', `
+      console.log('pid', process.pid);
+      const s = require('dgram').createSocket('udp4');
+      s.connect(${UDP_PORT}, '127.0.0.1', () => setInterval(() => s.send('x', (e) => e && console.log('error', e.code)), 20));
+      process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
+    `]);
+    try {
+      const out = lines(child);
+      const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
+      const flow = await waitFor('the pending UDP flow', () => client.flows((x) => x.pid === pid && x.protocol === 'udp' && !!x.pending)[0]);
+      client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
+      await waitFor('datagrams at the server', () => serverOut.all.filter((l) => l === 'got').length >= 5 || undefined);
+
+      client.send({ type: 'verdict', id: flow.id, action: 'block', remember: 'once' });
+      const end = await client.waitFor<End>('the end', (m) => m.type === 'end' && m.id === flow.id);
+      expect(end.reason).toMatch(/blocked while live: its next datagrams are dropped/);
+      // the sender goes on sending every 20 ms: nothing more may reach the server
+      await new Promise((r) => setTimeout(r, 100)); // a datagram already past the filter may still land
+      const landed = serverOut.all.filter((l) => l === 'got').length;
+      await new Promise((r) => setTimeout(r, 600));
+      expect(serverOut.all.filter((l) => l === 'got').length).toBe(landed);
+      expect(child.exitCode).toBeNull();
+      // they came back to the queue as new flows and were dropped by the remembered block, without a prompt
+      expect(client.flows((x) => x.pid === pid && !!x.pending && x.id !== flow.id)).toEqual([]);
+    } finally {
+      child.stdin!.end();
+      server.kill();
+      client.close();
+    }
+  }, 30_000);
 });
