@@ -113,7 +113,6 @@ export function Screen(p: ScreenProps) {
       <Table
         columns={layout(FLOW_COLUMNS, tableWidth)}
         rows={p.flows}
-        rowKey={(r) => r.key}
         look={(r) => ({ trust: r.attribution.trust, alarm: r.attribution.trust === 'insecure' || r.appAttribution?.trust === 'insecure', dim: flowPhase(r) === 'closed' })}
         top={p.top}
         cursor={p.cursor}
@@ -128,7 +127,6 @@ export function Screen(p: ScreenProps) {
       <Table
         columns={layout(PROCESS_COLUMNS, tableWidth)}
         rows={p.processes}
-        rowKey={(r) => r.key}
         look={(r) => ({ trust: r.trust, alarm: r.trust === 'insecure', dim: r.live === 0 })}
         top={p.top}
         cursor={p.cursor}
@@ -143,7 +141,6 @@ export function Screen(p: ScreenProps) {
       <Table
         columns={layout(RULE_COLUMNS, width)}
         rows={p.rules}
-        rowKey={(r) => r.key}
         look={(r) => ({ alarm: false, dim: !r.rule.enabled })}
         top={p.top}
         cursor={p.cursor}
