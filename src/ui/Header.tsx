@@ -6,6 +6,7 @@ import { VIEWS, type ViewName } from '../state/ui.js';
 import { clean, percent, rate } from './format.js';
 import { statusText } from './status.js';
 import { glyphs } from './badges.js';
+import { Line } from './Line.js';
 
 export { statusText };
 
@@ -51,11 +52,13 @@ export function Header(p: HeaderProps) {
     const who = hello ? `${clean(hello.extension.name)} ${clean(hello.extension.version)} on ${clean(hello.host)} (${hello.platform})` : clean(s.id);
     const st = statusText(s.status, p.now);
     return (
-      <Text key={s.id} wrap="truncate">
-        <Text bold>flowtop</Text>{sep}{who}{sep}<Text color={st.color}>{st.text}</Text>
+      <Line key={s.id} width={p.width}>
+        <Text bold>flowtop</Text>
+        <Text>{sep}{who}{sep}</Text>
+        <Text color={st.color}>{st.text}</Text>
         {isPassive(s) ? <Text color="yellow">{sep}{PASSIVE_NOTE}</Text> : null}
         {hello && !isPassive(s) && modeText(hello, sep) ? <Text dimColor>{sep}{modeText(hello, sep)}</Text> : null}
-      </Text>
+      </Line>
     );
   });
   const c = p.counts;
@@ -63,9 +66,13 @@ export function Header(p: HeaderProps) {
   return (
     <>
       {lines}
-      <Text wrap="truncate">
-        {c.live} live{sep}<Text color={c.pending ? 'yellow' : undefined}>{c.pending} pending</Text>{sep}{c.blocked} blocked{sep}{percent(c.secureShare)} secure{sep}{c.closed} closed{sep}rx {rate(c.rxRate)} tx {rate(c.txRate)}
-      </Text>
+      {/* Lines that change every frame under load: fixed-width Lines, which Ink does not measure
+          and so does not remember (see Line.tsx). */}
+      <Line width={p.width}>
+        <Text>{c.live} live{sep}</Text>
+        <Text color={c.pending ? 'yellow' : undefined}>{c.pending} pending</Text>
+        <Text>{sep}{c.blocked} blocked{sep}{percent(c.secureShare)} secure{sep}{c.closed} closed{sep}rx {rate(c.rxRate)} tx {rate(c.txRate)}</Text>
+      </Line>
       <Text wrap="truncate">
         {views}{sep}sort {p.sortLabel}
         {p.query ? `${sep}filter "${clean(p.query)}"` : ''}
