@@ -2,7 +2,14 @@
 // decoder, attributions, the sorter's order) and prints heap bytes per flow after each stage.
 // Run: npm run bench -- tui memory [flows] [kinds]; with `kinds` the heap at the end is summarised
 // by object kind (MEMORY_STRINGS=1 also groups strings by their pattern).
+import { Writable } from 'node:stream';
 import { getHeapSnapshot } from 'node:v8';
+import { createElement } from 'react';
+import { render } from 'ink';
+import { countFlows } from '../../src/state/derive.js';
+import { initialUi } from '../../src/state/ui.js';
+import { visibleWindow } from '../../src/state/views.js';
+import { Screen, screenLayout } from '../../src/ui/Screen.js';
 import { decodeExtensionMessage, encodeMessage } from '../../src/protocol/codec.js';
 import { initialTable, reduce } from '../../src/state/reducer.js';
 import type { TableState } from '../../src/state/types.js';
@@ -60,6 +67,7 @@ export async function memoryReport(flows: number, summarise: boolean): Promise<v
   process.stdout.write(`  table (rows + records + Map + journal): ${perFlow(afterTable - base)}\n`);
   process.stdout.write(`  + sorted order: ${perFlow(afterSort - afterTable)}   total ${perFlow(afterSort - base)}\n`);
   process.stdout.write(`  (journal holds ${table.journal.length.toLocaleString('en')} entries)\n`);
+  process.stdout.write(`  heap growth over 1,000 frames whose every row changes (1,000 flows, 200x50): ${(frameGrowth() / 1024 / 1024).toFixed(1)} MB\n`);
   if (summarise) await summary(flows);
   // Keep everything alive up to here.
   if (table.flows.size !== flows || !selector) throw new Error('table lost flows');
@@ -110,4 +118,43 @@ async function summary(flows: number): Promise<void> {
   for (const [kind, k] of top) {
     process.stdout.write(`    ${(k.bytes / 1024 / 1024).toFixed(1).padStart(6)} MB  ${(k.bytes / flows).toFixed(1).padStart(6)} B/flow  ${String(k.count).padStart(8)}×  ${kind}\n`);
   }
+}
+
+/** Heap kept by drawing: 1,000 frames of a screen whose rows all change every frame (ages move on),
+ *  after 500 to warm up. Ink remembers every text it measures, so this grew ~14 MB per 1,000 frames. */
+function frameGrowth(): number {
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  class Discard extends Writable {
+    isTTY = true;
+    columns = 200;
+    rows = 50;
+    override _write(_chunk: unknown, _enc: unknown, done: () => void): void {
+      done();
+    }
+  }
+  const now = Date.now();
+  let table: TableState = initialTable({}, now);
+  table = reduce(table, { type: 'events', events: Array.from({ length: 1000 }, (_, n) => ({ source: 'bench', message: { type: 'flow' as const, flow: flowRecord(n, now - 1000 + n) } })) });
+  const records = attributions();
+  table = reduce(table, { type: 'attributions', updates: Array.from({ length: TOKENS }, (_, i) => ({ key: tokenOf(i), attribution: records.get(tokenOf(i))! })) });
+  table = reduce(table, { type: 'status', source: 'bench', status: { state: 'connected', hello: HELLO } });
+  const selector = new FlowsSelector();
+  const ui = initialUi();
+  const screen = (n: number) => {
+    const sorted = selector.select(table, { sort: ui.flowSort, filter: ui.filter });
+    const win = visibleWindow(sorted.length, 0, screenLayout(49, 1, undefined).tableRows, 0);
+    return createElement(Screen, { width: 200, height: 49, ascii: false, now: now + n * 1000, sources: [...table.sources.values()], counts: countFlows(table), ui, flows: sorted, processes: [], rules: [], top: win.top, cursor: win.cursor });
+  };
+  const instance = render(screen(0), { stdout: new Discard() as unknown as NodeJS.WriteStream, debug: true, patchConsole: false, exitOnCtrlC: false });
+  let n = 1;
+  for (; n <= 500; n++) instance.rerender(screen(n));
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (; n <= 1500; n++) instance.rerender(screen(n));
+  gc();
+  gc();
+  const grown = process.memoryUsage().heapUsed - before;
+  instance.unmount();
+  return grown;
 }
