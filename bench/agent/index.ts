@@ -5,8 +5,10 @@
 // Also: time to attribute N live connections (exact lookups + BPF records) against `ss -tnp`.
 //
 //   sudo npm run bench -- agent [--quick] [--scenarios clean,idle,fork,fds] [--modes baseline,nfq-null,agent-rule,agent-client,opensnitch]
-//   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds)
+//   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds;
+//   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -161,14 +163,20 @@ interface Daemon {
   stop(): Promise<void>;
 }
 
-async function startAgent(ns: Ns, withRule: boolean, extra: string[] = []): Promise<Daemon> {
+/** The rule the agent gets: none (a client answers), one for the port, or one for the client program's
+ *  code identity (its SHA-256) and the port — the per-application rule a firewall user writes. */
+type AgentRule = 'none' | 'port' | 'app';
+
+async function startAgent(ns: Ns, rule: AgentRule, extra: string[] = []): Promise<Daemon> {
+  const withRule = rule !== 'none';
   const dir = mkdtempSync(join(work, 'agent-'));
   const rules = join(dir, 'rules.json');
   if (withRule) {
+    const identity = rule === 'app' ? { identity: { kind: 'sha256', value: createHash('sha256').update(readFileSync(LOADGEN)).digest('hex') } } : {};
     writeFileSync(rules, JSON.stringify({
       version: 1,
       policy: { defaultAction: 'allow', blockMode: 'drop', blockUnpackaged: false, allowPackaged: false },
-      rules: [{ id: 'rbenchallow', action: 'allow', protocol: 'tcp', endpoint: { port: PORT }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true }],
+      rules: [{ id: 'rbenchallow', action: 'allow', protocol: 'tcp', ...identity, endpoint: { port: PORT }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true }],
     }));
   }
   const socket = join(dir, 'agent.sock');
@@ -290,9 +298,10 @@ async function runMode(scenario: string, mode: string, opensnitchMissing: string
     }
     let daemon: Daemon | undefined;
     if (mode === 'nfq-null') daemon = await startNfqNull(ns);
-    else if (mode === 'agent-rule') daemon = await startAgent(ns, true);
-    else if (mode === 'agent-rule-1w') daemon = await startAgent(ns, true, ['--workers', '1']);
-    else if (mode === 'agent-client') daemon = await startAgent(ns, false);
+    else if (mode === 'agent-rule') daemon = await startAgent(ns, 'port');
+    else if (mode === 'agent-app-rule') daemon = await startAgent(ns, 'app');
+    else if (mode === 'agent-rule-1w') daemon = await startAgent(ns, 'port', ['--workers', '1']);
+    else if (mode === 'agent-client') daemon = await startAgent(ns, 'none');
     else if (mode === 'opensnitch') daemon = await startOpensnitch(ns);
     try {
       const c1 = await loadgen(ns, 1, N1, scenario);

@@ -69,6 +69,8 @@ export interface AgentOptions {
 export interface AgentCounters {
   queued: number;
   decidedByRule: number;
+  /** Of those, by an identity rule matched in a queue worker (the code identity already verified). */
+  decidedByIdentityInWorker: number;
   decidedByUser: number;
   decidedByDefault: number;
   unparsed: number;
@@ -110,6 +112,8 @@ function slotOf(verdict: Verdict): number {
 export class Agent {
   private readonly recent = new Map<string, { verdict: Verdict; until: number }>();
   private readonly unwatched = new Map<string, FlowRecord>();
+  /** Executable file keys whose identity the workers were told. */
+  private readonly taught = new Set<string>();
   private readonly counters = new SharedArrayBuffer(8 * COUNTER_SLOTS);
   private readonly view = new BigInt64Array(this.counters);
   private readonly pending = new PendingTable((p) => this.decide(p, p.fallback ?? this.defaultVerdict('nobody answered in time')));
@@ -364,14 +368,14 @@ export class Agent {
       const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
       if (!p) continue; // joined a flow that already waits
       this.server?.broadcast({ type: 'flow', flow: p.flow });
-      void this.settle(p, h.needsIdentity);
+      void this.settle(p, h.needsIdentity, h.exeKey);
     }
   }
 
   /** A flow the worker could not decide: the rules store (identity rules, `once` rules), then the
    *  policy switches. Identity needs the code identity (hash/package) of the token's executable,
    *  resolved here, off the worker. What no rule or switch decides waits for a person or the deadline. */
-  private async settle(p: PendingFlow, needsIdentity: boolean): Promise<void> {
+  private async settle(p: PendingFlow, needsIdentity: boolean, exeKey?: string): Promise<void> {
     const policy = this.options.rules.policy();
     const wantIdentity = needsIdentity || this.identityRules || policy.allowPackaged || policy.blockUnpackaged;
     let attribution: Attribution | undefined;
@@ -382,6 +386,7 @@ export class Agent {
       } catch (error) {
         attribution = { trust: 'insecure', reason: { call: 'resolve', message: (error as Error).message } };
       }
+      this.teachIdentity(exeKey, attribution);
       if (!this.pending.get(p.flow.id)) return;
     }
     const rule = this.options.rules.match(flowFacts(p.flow, attribution), Date.now());
@@ -394,6 +399,16 @@ export class Agent {
     const verdict: Verdict = { action: d.action, by: 'default', policy: d.by, reason: d.reason, ...(d.action === 'block' ? { blockMode: d.blockMode ?? this.options.blockMode } : {}) };
     if (d.immediate) this.decide(p, verdict);
     else p.fallback = verdict;
+  }
+
+  /** A secure identity verified for exactly the file the worker saw (same dev, inode, size, mtime,
+   *  ctime): the workers match identity rules for that file themselves from now on. */
+  private teachIdentity(exeKey: string | undefined, attribution: Attribution | undefined): void {
+    if (!exeKey || attribution?.trust !== 'secure' || !attribution.identity || attribution.exeKey !== exeKey) return;
+    if (this.taught.has(exeKey)) return;
+    if (this.taught.size >= 4096) this.taught.clear();
+    this.taught.add(exeKey);
+    this.pool?.post({ type: 'identity', exeKey, known: { identity: attribution.identity, ...(attribution.path !== undefined ? { path: attribution.path } : {}) } });
   }
 
   /** Answers every packet of a pending flow, once, and tells the clients. */
@@ -627,6 +642,7 @@ export class Agent {
     return {
       queued: v(COUNTER.queued),
       decidedByRule: v(COUNTER.rule),
+      decidedByIdentityInWorker: v(COUNTER.identityInWorker),
       decidedByUser: v(COUNTER.user),
       decidedByDefault: v(COUNTER.default),
       unparsed: v(COUNTER.unparsed),

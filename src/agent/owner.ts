@@ -15,6 +15,8 @@ export interface Owner {
   uid?: number;
   /** Why there is no token. */
   error?: string;
+  /** Inode number of the executable the connect record saw (0n when it read none). */
+  exeIno?: bigint;
   /** How the owner was found: the connect-time record, or a scan of /proc. */
   via?: 'bpf' | 'bpf-udp-tuple' | 'inode-scan';
 }
@@ -38,6 +40,7 @@ export interface LocalRemote {
 function confirmRecord(out: Owner, tokens: TokenCache, record: OwnerRecord): Owner {
   const pid = record.tgid;
   out.pid = pid;
+  out.exeIno = record.exeIno;
   const live = tokens.getInstance(record);
   if (live === 'gone') out.error = `process ${pid} exited before its connection was judged`;
   else if (live === 'reused') out.error = `PID ${pid} now names a newer process than the one that connected`;

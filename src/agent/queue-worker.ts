@@ -16,7 +16,7 @@ import { TokenCache } from './token-cache.js';
 import { poolPacketId } from './worker-pool.js';
 import { pinToQueueCpus } from './affinity.js';
 import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
-import { COUNTER, LISTENERS_SLOT, type HeldFlow, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
+import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 const NF_INET_LOCAL_IN = 1;
 /** Flows allowed while nobody watches are posted in batches of this many, or when the oldest has waited
@@ -34,9 +34,16 @@ const hits = new Map<string, number>();
 let hitsPosted = Date.now();
 let identityRules = false;
 let stopping = false;
+/** Code identities the main thread verified, by executable file key (see HeldFlow.exeKey). */
+const identities = new Map<string, KnownIdentity>();
+const IDENTITY_CAPACITY = 4096;
 
 function applyControl(m: MainToWorker): void {
   if (m.type === 'stop') stopping = true;
+  else if (m.type === 'identity') {
+    identities.set(m.exeKey, m.known);
+    if (identities.size > IDENTITY_CAPACITY) identities.delete(identities.keys().next().value as string);
+  }
   else if (m.type === 'rules') {
     rules = new RuleSet(m.rules);
     identityRules = m.rules.some((r: Rule) => r.enabled && r.identity !== undefined);
@@ -100,13 +107,27 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
   // The flow record is only built when someone will read it: a held flow, or a decided one while a
   // client listens. A rule decision with nobody watching costs no strings beyond the rule's facts.
   const makeFlow = (): FlowRecord => flowRecord(packet.id, tuple, direction, ends, remoteAddress, owner);
-  const mustAskMain = identityRules && token !== undefined;
+  // Identity rules need the code identity: known here once the main thread has verified this very
+  // executable file (same dev, inode, size, mtime, ctime) for an earlier flow; else it is asked.
+  let exeKey: string | undefined;
+  let known: KnownIdentity | undefined;
+  if (identityRules && token !== undefined && owner.pid !== undefined) {
+    exeKey = deps.tokens.fileKeyOf(owner.pid, owner.exeIno ?? 0n);
+    if (exeKey !== undefined) known = identities.get(exeKey);
+  }
+  const mustAskMain = identityRules && token !== undefined && known === undefined;
   if (!mustAskMain) {
     const facts: FlowFacts = { protocol: tuple.protocol, direction, remoteAddress, remotePort: remote.port };
     if (token !== undefined) facts.token = token;
+    if (known) {
+      facts.trust = 'secure';
+      facts.identity = known.identity;
+      if (known.path !== undefined) facts.path = known.path;
+    }
     const rule = rules.match(facts, Date.now());
     if (rule) {
       Atomics.add(counters, COUNTER.rule, 1n);
+      if (known && rule.identity !== undefined) Atomics.add(counters, COUNTER.identityInWorker, 1n);
       hits.set(rule.id, (hits.get(rule.id) ?? 0) + 1);
       const verdict: Verdict = { action: rule.action, by: 'rule', ruleId: rule.id };
       const blockMode = rule.blockMode ?? config.blockMode;
@@ -125,7 +146,9 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       return judged;
     }
   }
-  return { held: { packetId: poolPacketId(config.queueIndex ?? 0, packet.id), key: keyOf(tuple), flow: makeFlow(), needsIdentity: mustAskMain } };
+  const held: HeldFlow = { packetId: poolPacketId(config.queueIndex ?? 0, packet.id), key: keyOf(tuple), flow: makeFlow(), needsIdentity: mustAskMain };
+  if (exeKey !== undefined) held.exeKey = exeKey;
+  return { held };
 }
 
 function main(): void {
@@ -192,6 +215,8 @@ function main(): void {
       break;
     }
     if (packets) {
+      // rules and identities posted while this thread slept in recv apply to these packets already
+      drainControl();
       const listeners = Atomics.load(counters, LISTENERS_SLOT) !== 0n;
       for (const packet of packets) {
         Atomics.add(counters, COUNTER.queued, 1n);

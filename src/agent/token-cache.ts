@@ -181,6 +181,27 @@ export class TokenCache {
     return { pidfd, token, tokenText: token.toString('base64'), startTime, exePath, exeId, pidfsInode: inode, execId: -1n };
   }
 
+  /** dev:inode:size:mtime:ctime (ns) of the executable `pid` runs — the key the attribution's hash
+   *  cache uses — read with one stat of /proc/PID/exe, or undefined when that cannot be tied to the
+   *  process that connected: its inode must be `expectIno` (from the connect record), or, without one,
+   *  the cached pidfd must still be alive after the stat (a reused PID would have redirected the path). */
+  fileKeyOf(pid: number, expectIno: bigint): string | undefined {
+    const path = this.entries.get(pid)?.exePath;
+    const st = this.stat;
+    if (this.c.fstatat(-100 /* AT_FDCWD */, path && path.length > 0 ? path : Buffer.from(`/proc/${pid}/exe\0`), st, 0) !== 0) return undefined;
+    const ino = st.readBigUInt64LE(8);
+    if (expectIno !== 0n) {
+      if (ino !== expectIno) return undefined;
+    } else {
+      const entry = this.entries.get(pid);
+      if (!entry || entry.pidfd < 0 || !this.alive(entry.pidfd)) return undefined;
+    }
+    // struct stat: st_size@48, st_mtime@88/+96 ns, st_ctime@104/+112 ns (x86_64 and aarch64 alike)
+    const mtime = st.readBigInt64LE(88) * 1_000_000_000n + st.readBigInt64LE(96);
+    const ctime = st.readBigInt64LE(104) * 1_000_000_000n + st.readBigInt64LE(112);
+    return `${st.readBigUInt64LE(0)}:${ino}:${st.readBigInt64LE(48)}:${mtime}:${ctime}`;
+  }
+
   /** pidfd_send_signal(fd, 0): success, or EPERM (found but not ours to signal), means alive. */
   private alive(pidfd: number): boolean {
     return this.c.syscall4(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0 || this.c.errno() === EPERM;

@@ -19,12 +19,12 @@ export interface WorkerConfig {
 }
 
 /** Indexes into the shared counters (BigInt64Array). */
-export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7 } as const;
+export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7, identityInWorker: 9 } as const;
 /** Not a counter: 1 while at least one client is subscribed. Flows a rule decided are sent to the main
  *  thread at once then; while nobody watches, the allowed ones go in batches (posting every one costs
  *  ~15 µs per connection), so that a client that subscribes later still finds them among the live flows. */
 export const LISTENERS_SLOT = 8;
-export const COUNTER_SLOTS = 9;
+export const COUNTER_SLOTS = 10;
 
 /** A flow the worker could not decide alone: the main thread owns its packet's verdict. */
 export interface HeldFlow {
@@ -34,6 +34,16 @@ export interface HeldFlow {
   flow: FlowRecord;
   /** True when the rules could not be matched in the worker (identity rules need the attribution). */
   needsIdentity: boolean;
+  /** dev:inode:size:mtime:ctime of the executable, read in the worker when identity rules exist: once
+   *  the main thread has verified the identity of that file, it tells the workers, which then match
+   *  identity rules for it themselves. */
+  exeKey?: string;
+}
+
+/** The verified code identity of one executable file (by its exeKey), as identity rules match it. */
+export interface KnownIdentity {
+  identity: string;
+  path?: string;
 }
 
 export type WorkerToMain =
@@ -45,4 +55,5 @@ export type WorkerToMain =
 
 export type MainToWorker =
   | { type: 'rules'; rules: Rule[] }
+  | { type: 'identity'; exeKey: string; known: KnownIdentity }
   | { type: 'stop' };

@@ -52,6 +52,9 @@ export interface Attribution {
   identity?: string;
   sha256?: string;
   signer?: Signer;
+  /** Linux: dev:inode:size:mtime:ctime (ns) of the executable file that was hashed — the key the
+   *  identity is valid for (any write to the file changes it). */
+  exeKey?: string;
   /** The executable was deleted or replaced on disk after the process started. */
   exeChanged?: 'deleted' | 'replaced';
   reason?: AttributionReason;

@@ -149,7 +149,7 @@ async function printStatus(socket: string): Promise<number> {
     `  interception  NFQUEUE ${s.queueNum} via ${s.firewall}, ${s.failOpen ? 'fail-open (--queue-bypass)' : 'fail-closed'}`,
     `  attribution   ${s.attribution}${s.attributionDetail ? ` — ${s.attributionDetail}` : ''}`,
     `  default       ${s.defaultAction} after ${s.timeoutMs} ms; block mode ${s.blockMode}`,
-    `  packets       queued ${c.queued}; decided by rule ${c.decidedByRule}, user ${c.decidedByUser}, default ${c.decidedByDefault}; pending flows ${c.pending}`,
+    `  packets       queued ${c.queued}; decided by rule ${c.decidedByRule} (${c.decidedByIdentityInWorker ?? 0} by a known code identity in the queue threads), user ${c.decidedByUser}, default ${c.decidedByDefault}; pending flows ${c.pending}`,
     `  owners        found ${c.ownerFound}, not found ${c.ownerMissing}; verdict send errors ${c.verdictErrors}`,
     `  clients       ${s.clients}`,
   ];

@@ -7,7 +7,7 @@ import { closeSync, fstatSync, openSync, readlinkSync, statSync, type BigIntStat
 import { constants } from 'node:os';
 import type { Attribution, AttributionReason, Signer } from '../../attribution/types.js';
 import { decodeLinuxToken, type LinuxToken } from '../../protocol/tokens.js';
-import { FileHasher } from './hash.js';
+import { FileHasher, fileKey } from './hash.js';
 import { errnoName, libc } from './libc.js';
 import { DpkgIndex } from './packages.js';
 import { AncestorChain, safeStat } from './ancestors.js';
@@ -137,6 +137,7 @@ export class LinuxResolver {
         cmdline: step(`read /proc/${pid}/cmdline`, () => parseCmdline(readProcFile(`/proc/${pid}/cmdline`))),
         identity: signer.kind === 'package' && owner ? `package:${owner.package}:${owner.listedPath}` : `sha256:${digest.sha256}`,
         sha256: digest.sha256,
+        exeKey: fileKey(exeStat),
         signer,
         ...(exeChanged ? { exeChanged } : {}),
         parents: this.chain.parents(stat),
