@@ -4,7 +4,7 @@
 // 8. A filter row is valid only if the namespace's nfnetlink_queue counted a packet per connect.
 // Also: time to attribute N live connections (exact lookups + BPF records) against `ss -tnp`.
 //
-//   sudo npm run bench -- agent [--quick] [--scenarios clean,idle,fork,fds] [--modes baseline,nfq-null,agent-rule,agent-client,opensnitch]
+//   sudo npm run bench -- agent [--quick] [--scenarios clean,idle,fork,fds] [--modes baseline,nfq-null,agent-rule,agent-app-rule,agent-client,opensnitch]
 //   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds;
 //   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -26,7 +26,7 @@ const listArg = (name: string, all: string[]): string[] => {
   return i >= 0 && args[i + 1] ? args[i + 1]!.split(',') : all;
 };
 const SCENARIOS = listArg('--scenarios', ['clean', 'idle', 'fork', 'fds']);
-const MODES = listArg('--modes', ['baseline', 'nfq-null', 'agent-rule', 'agent-client', 'opensnitch']);
+const MODES = listArg('--modes', ['baseline', 'nfq-null', 'agent-rule', 'agent-app-rule', 'agent-client', 'opensnitch']);
 const N1 = quick ? 5000 : 20000;
 const N8 = quick ? 10000 : 40000;
 const TCAP = quick ? 8 : 15;
