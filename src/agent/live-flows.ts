@@ -2,8 +2,8 @@
 // with tcp_info per live flow, so the cost follows the live flows, not the machine's sockets) and
 // their ends — the socket gone, or for UDP an idle timeout. Clients get `bytes` and `end` messages,
 // and a late subscriber gets the live flows in its snapshot.
-import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol/messages.js';
-import { TrafficTracker, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
+import type { BytesMessage, EndMessage, FlowRecord } from '../protocol/messages.js';
+import { TrafficTracker, indexByTuple, socketOf, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
 
 export interface LiveFlow {
   flow: FlowRecord;
@@ -65,19 +65,13 @@ export class LiveFlows {
    *  agent allowed while nobody watched, checked before they are shown as live. All of them when the
    *  sockets cannot be read (the first poll then ends the gone ones). */
   present(flows: readonly FlowRecord[]): FlowRecord[] {
-    let sockets: Set<string>;
+    let index: ReturnType<typeof indexByTuple>;
     try {
-      sockets = new Set(this.reader.dumpAll().map((s) => tupleKey(s.protocol, s.local, s.remote)));
+      index = indexByTuple(this.reader.dumpAll());
     } catch {
       return [...flows];
     }
-    return flows.filter((f) => {
-      if (f.protocol !== 'tcp' && f.protocol !== 'udp') return false;
-      if (sockets.has(tupleKey(f.protocol, f.local, f.remote))) return true;
-      // an unconnected UDP socket shows no remote end
-      const any = f.local.address.includes(':') ? '::' : '0.0.0.0';
-      return f.protocol === 'udp' && (sockets.has(tupleKey('udp', f.local, { address: any, port: 0 })) || sockets.has(tupleKey('udp', { address: any, port: f.local.port }, { address: any, port: 0 })));
-    });
+    return flows.filter((f) => (f.protocol === 'tcp' || f.protocol === 'udp') && socketOf(index, f.protocol, f.local, f.remote) !== undefined);
   }
 
   get(id: string): LiveFlow | undefined {
@@ -130,6 +124,3 @@ export class LiveFlows {
   }
 }
 
-function tupleKey(protocol: string, local: Endpoint, remote: Endpoint): string {
-  return `${protocol}|${local.address}|${local.port}|${remote.address}|${remote.port}`;
-}

@@ -86,10 +86,22 @@ function wildcardKeys(protocol: InetProtocol, local: Endpoint): string[] {
   ];
 }
 
-function indexByTuple(sockets: readonly InetSocket[]): Map<string, InetSocket> {
+/** Dumped sockets by 4-tuple, for `socketOf`. */
+export function indexByTuple(sockets: readonly InetSocket[]): Map<string, InetSocket> {
   const index = new Map<string, InetSocket>();
   for (const s of sockets) index.set(tupleKey(s.protocol, s.local, s.remote), s);
   return index;
+}
+
+/** The socket of a flow in a dump: by its 4-tuple, or for UDP an unconnected socket on its local end. */
+export function socketOf(index: ReadonlyMap<string, InetSocket>, protocol: InetProtocol, local: Endpoint, remote: Endpoint): InetSocket | undefined {
+  const socket = index.get(tupleKey(protocol, local, remote));
+  if (socket || protocol !== 'udp') return socket;
+  for (const k of wildcardKeys(protocol, local)) {
+    const unconnected = index.get(k);
+    if (unconnected) return unconnected;
+  }
+  return undefined;
 }
 
 export class TrafficTracker {
@@ -166,11 +178,7 @@ export class TrafficTracker {
         if (f.inode !== undefined) socket = byInode.get(f.inode);
         else {
           byTuple ??= indexByTuple(sockets);
-          const { protocol, local, remote } = f.spec;
-          socket = byTuple.get(tupleKey(protocol, local, remote));
-          if (!socket && protocol === 'udp') {
-            for (const k of wildcardKeys(protocol, local)) if ((socket = byTuple.get(k))) break;
-          }
+          socket = socketOf(byTuple, f.spec.protocol, f.spec.local, f.spec.remote);
         }
         this.observe(id, f, socket, time, update);
       }
