@@ -136,12 +136,19 @@ export class TokenCache {
       c.close(pidfd);
       return 'reused';
     }
+    return this.finish(pid, pidfd, startTime, pidfsInode, execId) ?? 'gone';
+  }
+
+  /** The common end of both routes: the executable's (dev, inode) for the exec tag, read through
+   *  /proc/PID, then the pidfd must still be alive (else the read may have named a reused PID's
+   *  program). Closes the pidfd when it fails. */
+  private finish(pid: number, pidfd: number, startTime: bigint, pidfsInode: bigint, execId: bigint): CachedToken | undefined {
     const exePath = Buffer.from(`/proc/${pid}/exe\0`);
     const exeId = Buffer.from(this.exeId(exePath));
     const tag = exeId.equals(NO_EXE) ? 0 : execTag(exeId.readBigUInt64LE(0), exeId.readBigUInt64LE(8));
     if (!this.alive(pidfd)) {
-      c.close(pidfd);
-      return 'gone';
+      this.c.close(pidfd);
+      return undefined;
     }
     const token = encodeLinuxToken({ pid, startTime, pidfsInode, execTag: tag });
     return { pidfd, token, tokenText: token.toString('base64'), startTime, exePath, exeId, pidfsInode, execId };
@@ -170,15 +177,7 @@ export class TokenCache {
       c.close(pidfd);
       return undefined;
     }
-    const exePath = Buffer.from(`/proc/${pid}/exe\0`);
-    const exeId = Buffer.from(this.exeId(exePath));
-    const tag = exeId.equals(NO_EXE) ? 0 : execTag(exeId.readBigUInt64LE(0), exeId.readBigUInt64LE(8));
-    if (!this.alive(pidfd)) {
-      c.close(pidfd);
-      return undefined;
-    }
-    const token = encodeLinuxToken({ pid, startTime, pidfsInode: inode, execTag: tag });
-    return { pidfd, token, tokenText: token.toString('base64'), startTime, exePath, exeId, pidfsInode: inode, execId: -1n };
+    return this.finish(pid, pidfd, startTime, inode, -1n);
   }
 
   /** dev:inode:size:mtime:ctime (ns) of the executable `pid` runs — the key the attribution's hash
