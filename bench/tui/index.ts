@@ -234,7 +234,8 @@ async function liveBench() {
   while (store.current().flows.size < FLOWS) await new Promise((r) => setTimeout(r, 20));
   const loadMs = performance.now() - loadStart;
   if (process.env.BENCH_DEBUG) {
-    process.stderr.write(`loaded: rss ${mb(process.memoryUsage().rss)}\n`);
+    const { sortStats } = await import('../../src/state/sort.js');
+    process.stderr.write(`loaded: rss ${mb(process.memoryUsage().rss)}, sorts ${JSON.stringify(sortStats)}\n`);
     mappings();
   }
 
