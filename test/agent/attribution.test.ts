@@ -2,56 +2,35 @@
 // so bursts of short-lived processes, fd-heavy clients, forked children and exited UDP senders are
 // each attributed to the process that really sent the packet (exited UDP senders: udp-exited.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { decodeLinuxToken } from '../../src/protocol/tokens.js';
 import { createLinuxBackend } from '../../src/native/linux/backend.js';
-import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, lines, removeBuild, skipUnlessCapable, spawnIn,
-  startAgent, startServer, waitFor, type RunningAgent,
-} from './helpers.js';
+import { TestClient, lines, skipUnlessCapable, spawnIn, waitFor } from './helpers.js';
+import { useAgent } from './fixture.js';
 
 const skip = skipUnlessCapable();
 
 describe.skipIf(skip)('flowtop agent attribution', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let agent: RunningAgent;
-  let server: ChildProcess;
-  let client: TestClient;
   const PORT = 7200;
-
-  beforeAll(async () => {
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-    const dir = mkdtempSync(join(tmpdir(), 'flowtop-agent-'));
-    // TCP to the test server is allowed by rule (decided in the agent, no round trip); the rest waits
-    writeFileSync(join(dir, 'rules.json'), JSON.stringify({
-      version: 1,
+  // TCP to the test server is allowed by rule (decided in the agent, no round trip); the rest waits
+  const f = useAgent({
+    servers: [PORT],
+    flags: ['--queue-num', '7303', '--timeout', '20s'],
+    rulesFile: {
       policy: { defaultAction: 'allow', blockMode: 'drop', blockUnpackaged: false, allowPackaged: false },
       rules: [{ id: 'rtest', action: 'allow', protocol: 'tcp', endpoint: { port: PORT }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true }],
-    }));
-    agent = await startAgent(ns, cg, ['--queue-num', '7303', '--timeout', '20s'], dir);
-    client = new TestClient(agent.socket);
-    await client.subscribe();
-  }, 60_000);
+    },
+  });
+  let client: TestClient;
 
-  afterAll(async () => {
-    client?.close();
-    await agent?.stop();
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    if (agent) cleanupDir(agent.dir);
-    removeBuild();
+  beforeAll(async () => {
+    client = new TestClient(f.agent.socket);
+    await client.subscribe();
   });
 
+  afterAll(() => client?.close());
+
   it('500 short-lived processes started in a burst: each connection attributed to its own PID', async () => {
-    const child = spawnIn(ns, cg, ['bash', '-c', `for i in $(seq 500); do bash -c 'echo $$; exec 3<>/dev/tcp/127.0.0.1/${PORT}' & done; wait; echo done`]);
+    const child = spawnIn(f.ns, f.cg, ['bash', '-c', `for i in $(seq 500); do bash -c 'echo $$; exec 3<>/dev/tcp/127.0.0.1/${PORT}' & done; wait; echo done`]);
     const out = lines(child);
     await out.next((l) => l === 'done', 60_000);
     const pids = new Set(out.all.filter((l) => /^\d+$/.test(l)).map(Number));
@@ -70,7 +49,7 @@ describe.skipIf(skip)('flowtop agent attribution', () => {
   }, 90_000);
 
   it('a client holding 10,000 descriptors is attributed correctly', async () => {
-    const child = spawnIn(ns, cg, ['sh', '-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, '-e', `
+    const child = spawnIn(f.ns, f.cg, ['sh', '-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, '-e', `
       const fs = require('fs'); for (let i = 0; i < 10000; i++) fs.openSync('/dev/null', 'r');
       console.log('pid', process.pid);
       const s = require('net').connect(${PORT}, '127.0.0.1', () => console.log('connected'));
@@ -85,7 +64,7 @@ describe.skipIf(skip)('flowtop agent attribution', () => {
   });
 
   it('a socket created by the parent and connected by a forked child is attributed to the child', async () => {
-    const child = spawnIn(ns, cg, ['python3', '-c', `
+    const child = spawnIn(f.ns, f.cg, ['python3', '-c', `
 import os, socket
 s = socket.socket()
 print('parent', os.getpid(), flush=True)
@@ -109,7 +88,7 @@ os.waitpid(pid, 0)
     // bash connects, then becomes python3 (same PID, same start time), which connects again: the second
     // token must carry python3's executable, not bash's. Eight connections each, so that every queue
     // worker (the flows are spread by tuple hash) has seen bash before python3 connects.
-    const child = spawnIn(ns, cg, ['bash', '-c', `echo pid $$; for i in 1 2 3 4 5 6 7 8; do exec 3<>/dev/tcp/127.0.0.1/${PORT}; done; exec python3 -c "
+    const child = spawnIn(f.ns, f.cg, ['bash', '-c', `echo pid $$; for i in 1 2 3 4 5 6 7 8; do exec 3<>/dev/tcp/127.0.0.1/${PORT}; done; exec python3 -c "
 import socket, sys
 held = [socket.create_connection(('127.0.0.1', ${PORT})) for _ in range(8)]
 print('connected', flush=True)

@@ -2,6 +2,11 @@
 // removed after them, and the host's own firewall rules checked untouched.
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Rule } from '../../src/protocol/messages.js';
+import type { Policy } from '../../src/rules/policy.js';
 import {
   Netns, TestCgroup, buildAgent, cleanupDir, hostRules, removeBuild, startAgent, startServer, type RunningAgent,
 } from './helpers.js';
@@ -18,6 +23,8 @@ export function useAgent(options: {
   servers?: number[];
   /** Runs in the namespace before the agent starts (e.g. more servers); returns children to kill. */
   setup?: (ns: Netns) => Promise<ChildProcess[]>;
+  /** The rules file the agent starts with (default: none, so it starts with no rules). */
+  rulesFile?: { policy: Policy; rules: Rule[] };
 }): AgentFixture {
   const f = {} as AgentFixture;
   const children: ChildProcess[] = [];
@@ -29,7 +36,9 @@ export function useAgent(options: {
     f.cg = new TestCgroup();
     for (const port of options.servers ?? []) children.push(await startServer(f.ns, port));
     if (options.setup) children.push(...(await options.setup(f.ns)));
-    f.agent = await startAgent(f.ns, f.cg, options.flags);
+    const dir = mkdtempSync(join(tmpdir(), 'flowtop-agent-'));
+    if (options.rulesFile) writeFileSync(join(dir, 'rules.json'), JSON.stringify({ version: 1, ...options.rulesFile }));
+    f.agent = await startAgent(f.ns, f.cg, options.flags, dir);
   }, 60_000);
   afterAll(async () => {
     await f.agent?.stop();
