@@ -51,7 +51,7 @@ export function initialTable(options: Partial<TableOptions> = {}, now = 0): Tabl
     traffic: [],
     evicted: 0,
     tally: { live: 0, pending: 0, blocked: 0, closed: 0, secure: 0, rxRate: 0, txRate: 0 },
-    journal: new Journal(),
+    journal: new Journal(JOURNAL_MAX),
     journalSince: 0,
   };
 }

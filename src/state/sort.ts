@@ -79,11 +79,11 @@ export function flowSortKey(row: FlowRow, column: FlowSortColumn): SortKey {
 function keyBefore(j: Journal, i: number, column: FlowSortColumn): SortKey | undefined {
   switch (column) {
     case 'rx':
-      return -j.rx[i]!;
+      return -j.rx(i);
     case 'tx':
-      return -j.tx[i]!;
+      return -j.tx(i);
     case 'rate':
-      return -j.rate[i]!;
+      return -j.rate(i);
     default:
       return undefined;
   }
@@ -212,9 +212,9 @@ export class FlowSorter {
     const keyThen = new Map<FlowRow, SortKey>();
     const j = state.journal;
     for (let i = j.length - 1; i >= 0; i--) {
-      if (j.at[i]! <= this.rev) break;
-      const row = j.rows[i]!;
-      const kind = j.kind[i]!;
+      if (j.at(i) <= this.rev) break;
+      const row = j.row(i);
+      const kind = j.kind(i);
       if (kind === COUNTERS) {
         const k = row.born <= this.rev ? keyBefore(j, i, spec.column) : undefined;
         if (k !== undefined) keyThen.set(row, k);
