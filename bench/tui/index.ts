@@ -201,6 +201,33 @@ function mappings(): void {
   for (const [kind, k] of [...bySize].sort((a, b) => b[1].rss - a[1].rss).slice(0, 12)) process.stderr.write(`  ${(k.rss / 1024).toFixed(1)} MB in ${k.n}× ${kind}\n`);
 }
 
+/** Starts sampling allocations that survive young collections; the returned function writes the
+ *  totals by function to `file`. */
+async function samplePromoted(file: string): Promise<() => Promise<void>> {
+  const { Session } = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) => new Promise<unknown>((resolve, reject) => session.post(method, params, (e, r) => (e ? reject(e) : resolve(r))));
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', { samplingInterval: 8192, includeObjectsCollectedByMinorGC: false, includeObjectsCollectedByMajorGC: true });
+  return async () => {
+    interface Node { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: Node[] }
+    const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: { head: Node } };
+    const by = new Map<string, number>();
+    const walk = (n: Node): void => {
+      const f = n.callFrame;
+      const k = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}`;
+      by.set(k, (by.get(k) ?? 0) + n.selfSize);
+      n.children.forEach(walk);
+    };
+    walk(profile.head);
+    const lines = [...by].sort((a, b) => b[1] - a[1]).slice(0, 40).map(([k, v]) => `${(v / 1048576).toFixed(1).padStart(6)} MB  ${k}`);
+    writeFileSync(file, lines.join('\n') + '\n');
+    session.disconnect();
+  };
+}
+
 async function liveBench() {
   const path = join(tmpdir(), `flowtop-bench-${process.pid}.sock`);
   const feeder = fork(fileURLToPath(new URL('./feed.js', import.meta.url)), [path, String(FLOWS), String(SECONDS)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -247,6 +274,8 @@ async function liveBench() {
   // Resident memory as `top` shows it while the load runs (sampled; no forced collection anywhere).
   let peakRss = 0;
   const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  // BENCH_PROMOTED=file: what the live phase allocates that outlives young collections, by function.
+  const promoted = process.env.BENCH_PROMOTED ? await samplePromoted(process.env.BENCH_PROMOTED) : undefined;
   feeder.send({ type: 'start' });
   const done = await message('done');
   // Let the last events reach the table.
@@ -255,6 +284,7 @@ async function liveBench() {
   const cpu = process.cpuUsage(cpu0);
   clearInterval(rssTimer);
   const endRss = process.memoryUsage().rss;
+  await promoted?.();
   lag.disable();
   const state = store.current();
   const counts = countFlows(state);
