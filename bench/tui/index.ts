@@ -25,7 +25,10 @@ const { FlowsSelector, visibleWindow } = await import('../../src/state/views.js'
 const { initialUi } = await import('../../src/state/ui.js');
 const { Screen, screenLayout } = await import('../../src/ui/Screen.js');
 const { Root } = await import('../../src/app/Root.js');
-const { createFlowStore } = await import('../../src/app/store.js');
+const { createFlowStore, limitHeapGrowth } = await import('../../src/app/store.js');
+// The app's process sets its heap growth when it creates its store (see store.ts); the frame part
+// below drives the reducer and the screen without a store, so it sets the same here.
+limitHeapGrowth();
 const { Attributor } = await import('../../src/attribution/attributor.js');
 const { createReplayBackend } = await import('../../src/attribution/replay-backend.js');
 const { createSocketSource } = await import('../../src/source/socket-source.js');
