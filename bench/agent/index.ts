@@ -450,13 +450,16 @@ async function main(): Promise<void> {
     const add50 = base?.c1 ? r.c1!.p50_us - base.c1.p50_us : NaN;
     const add99 = base?.c1 ? r.c1!.p99_us - base.c1.p99_us : NaN;
     const within = c?.c1 ? (r.c1!.p50_us / c.c1.p50_us).toFixed(2) : '-';
+    // what the agent adds over the bare NFQUEUE round trip of the same scenario (the floor of any design)
+    const floor = all.find((x) => x.scenario === r.scenario && x.mode === 'nfq-null');
+    const overFloor = floor?.c1 ? `; p50 ${fmt(r.c1!.p50_us - floor.c1.p50_us)} µs over the bare queue` : '';
     // A rate target above what the machine reaches with no filter at all (fork(): a new process per
     // connect) cannot be judged against the absolute figure: say so and give the share of that ceiling.
     const rate = (cps: number, baseCps: number | undefined, target: number): string => {
       if (baseCps !== undefined && baseCps < target) return `${fmt(cps, 0)}/s = ${fmt((100 * cps) / baseCps, 0)} % of the no-filter ${fmt(baseCps, 0)}/s (target above what the scenario allows)`;
       return `${fmt(cps, 0)}/s ${cps >= target ? 'ok' : 'MISS'}`;
     };
-    process.stdout.write(`  ${r.scenario.padEnd(6)} ${r.mode.padEnd(13)} +p50 ${fmt(add50)} µs ${add50 <= 50 ? 'ok' : 'MISS'}; +p99 ${fmt(add99)} µs ${add99 <= 500 ? 'ok' : 'MISS'}; ${rate(r.c1!.cps, base?.c1?.cps, 15000)}; ${rate(r.c8!.cps, base?.c8?.cps, 20000)}; p50 ${within}× clean\n`);
+    process.stdout.write(`  ${r.scenario.padEnd(6)} ${r.mode.padEnd(13)} +p50 ${fmt(add50)} µs ${add50 <= 50 ? 'ok' : 'MISS'}; +p99 ${fmt(add99)} µs ${add99 <= 500 ? 'ok' : 'MISS'}; ${rate(r.c1!.cps, base?.c1?.cps, 15000)}; ${rate(r.c8!.cps, base?.c8?.cps, 20000)}; p50 ${within}× clean${overFloor}\n`);
   }
   await attributionCost();
   const after = hostRules();
