@@ -241,6 +241,12 @@ export class Agent {
       onMessage: (m) => {
         if (m.type === 'flows') this.onFlows(m.held, m.decided, m.unwatched);
         else if (m.type === 'hits') for (const [id, count] of m.hits) this.options.rules.recordHits(id, count, Date.now());
+        else if (m.type === 'note') {
+          // each queue thread may say it: the status keeps the first, the log all
+          const gist = m.message.split(' (')[0]!;
+          if (!this.methodDetail.includes(gist)) this.methodDetail += `; ${m.message}`;
+          this.log(m.message);
+        }
       },
       onExit: (message) => {
         if (this.stopped) return;

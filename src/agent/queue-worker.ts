@@ -163,7 +163,7 @@ function main(): void {
     diag: new SockDiag(),
     recorder: config.cookieMap !== undefined && config.tupleMap !== undefined ? new RecorderView(config.cookieMap, config.tupleMap) : undefined,
     inodes: new InodeIndex(),
-    tokens: new TokenCache(),
+    tokens: new TokenCache(1024, (why) => post({ type: 'note', message: why })),
   };
   pinToQueueCpus(config.queueIndex ?? 0, config.queueCount ?? 1);
   post({ type: 'ready', fd: queue.nl.fd, portId: queue.nl.portId });

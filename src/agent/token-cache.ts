@@ -62,7 +62,14 @@ export class TokenCache {
   private readonly emptyPath = Buffer.from('\0');
   private readonly pidfs = kernelHasPidfs();
 
-  constructor(private readonly capacity = 1024) {}
+  /** False once a record's instance fields disagreed with /proc (see makeInstance). */
+  trustRecords = true;
+  private checksLeft = 16;
+  private confirmed = 0;
+  private inodeOnlyMisses = 0;
+
+  /** `onDistrust` is told, once, why records stopped being trusted. */
+  constructor(private readonly capacity = 1024, private readonly onDistrust?: (why: string) => void) {}
 
   /** The token of live `pid` and its start time (clock ticks), or undefined when it is gone. */
   get(pid: number): CachedToken | undefined {
@@ -89,7 +96,7 @@ export class TokenCache {
   getInstance(record: OwnerRecord): CachedToken | InstanceMiss {
     const pid = record.tgid;
     if (pid <= 0 || pid > 0x3fffffff) return 'gone';
-    if (record.pidfsInode === 0n || record.startBootNs === 0n || !this.pidfs) {
+    if (!this.trustRecords || record.pidfsInode === 0n || record.startBootNs === 0n || !this.pidfs) {
       const live = this.get(pid);
       if (!live) return 'gone';
       return live.startTime * NS_PER_TICK > record.bootNs ? 'reused' : live;
@@ -99,7 +106,7 @@ export class TokenCache {
     if (hit && hit.pidfsInode === record.pidfsInode && hit.execId === record.execId && hit.startTime === startTime) return hit;
     if (hit) this.drop(pid, hit);
     const known = record.exeFile !== 0n ? this.exes.get(record.exeFile) : undefined;
-    let made: CachedToken | InstanceMiss;
+    let made: CachedToken;
     if (known && known.ino === record.exeIno) {
       // The executable is one already identified (a fork shares its parent's open file), and the record
       // carries the kernel's own number for the process instance (a pidfs inode is never reused while
@@ -107,8 +114,10 @@ export class TokenCache {
       const token = encodeLinuxToken({ pid, startTime, pidfsInode: record.pidfsInode, execTag: known.tag });
       made = { pidfd: -1, token, tokenText: token.toString('base64'), startTime, exePath: NO_PATH, exeId: known.exeId, pidfsInode: record.pidfsInode, execId: record.execId };
     } else {
-      made = this.makeInstance(pid, startTime, record.pidfsInode, record.execId);
-      if (typeof made === 'string') return made;
+      const fresh = this.makeInstance(pid, startTime, record.pidfsInode, record.execId);
+      if (fresh === 'distrusted') return this.getInstance(record);
+      if (typeof fresh === 'string') return fresh;
+      made = fresh;
       // Only when the stat saw the very file the process connected with (an exec in between would not)
       if (record.exeFile !== 0n && !made.exeId.equals(NO_EXE) && made.exeId.readBigUInt64LE(8) === record.exeIno) {
         this.rememberExe(record.exeFile, { ino: record.exeIno, exeId: made.exeId, tag: decodeExecTag(made.token) });
@@ -128,11 +137,29 @@ export class TokenCache {
    *  alive (the exe was read through /proc/PID, which a reused PID would redirect). An exec between the
    *  connect and this read would give the new program's tag: the next connect then carries a new exec
    *  counter and remakes the entry. */
-  private makeInstance(pid: number, startTime: bigint, pidfsInode: bigint, execId: bigint): CachedToken | InstanceMiss {
+  private makeInstance(pid: number, startTime: bigint, pidfsInode: bigint, execId: bigint): CachedToken | InstanceMiss | 'distrusted' {
     const c = this.c;
     const pidfd = c.syscall4(SYS.pidfd_open, pid, 0, 0, 0);
     if (pidfd < 0) return 'gone';
-    if (c.fstatat(pidfd, this.emptyPath, this.stat, AT_EMPTY_PATH) !== 0 || this.stat.readBigUInt64LE(8) !== pidfsInode) {
+    const inodeNow = c.fstatat(pidfd, this.emptyPath, this.stat, AT_EMPTY_PATH) === 0 ? this.stat.readBigUInt64LE(8) : -1n;
+    if (this.checksLeft > 0 && inodeNow >= 0n) {
+      // The record's fields come from kernel memory at offsets this kernel's BTF gave: the first few
+      // are held against /proc. The same pidfs inode (never reused) with another start time means the
+      // start time is misread. Another inode with the same start time is a PID reused within one clock
+      // tick — or a misread inode, if it keeps happening before any record was confirmed.
+      this.checksLeft--;
+      const procStart = this.startTime(pid);
+      const sameInode = inodeNow === pidfsInode;
+      const sameStart = procStart === startTime;
+      if (procStart !== undefined && sameInode && sameStart) this.confirmed++;
+      else if (procStart !== undefined && sameStart !== sameInode && (sameInode || (++this.inodeOnlyMisses >= 3 && this.confirmed === 0))) {
+        c.close(pidfd);
+        this.trustRecords = false;
+        this.onDistrust?.(`the connect records' process fields disagree with /proc (start time ${startTime} vs ${procStart}, pidfs inode ${pidfsInode} vs ${inodeNow}): processes are now confirmed through /proc only`);
+        return 'distrusted';
+      }
+    }
+    if (inodeNow !== pidfsInode) {
       c.close(pidfd);
       return 'reused';
     }

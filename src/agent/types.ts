@@ -50,6 +50,8 @@ export type WorkerToMain =
   | { type: 'ready'; fd: number; portId: number }
   | { type: 'fatal'; message: string }
   | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }>; unwatched?: Array<{ flow: FlowRecord; verdict: Verdict }> }
+  /** Something the agent should say once (e.g. it stopped trusting the connect records' fields). */
+  | { type: 'note'; message: string }
   /** Hits of rules the worker decided with, batched (about once a second). */
   | { type: 'hits'; hits: Array<[ruleId: string, count: number]> };
 

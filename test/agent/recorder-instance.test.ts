@@ -122,6 +122,38 @@ os.wait()
     }
   });
 
+  it('a record whose fields disagree with /proc (wrong offsets) makes the cache confirm processes through /proc only', async () => {
+    const recorder = SocketRecorder.attach(cg.path);
+    try {
+      const { child, record } = await recordOf(recorder);
+      const said: string[] = [];
+      const cache = new TokenCache(1024, (why) => said.push(why));
+      // the pidfs inode agrees, the start time is one tick off: not a reused PID but bad reads
+      const skewed = { ...record, startBootNs: record.startBootNs + 10_000_000n };
+      expect(cache.getInstance(skewed)).toMatchObject({ tokenText: new TokenCache().get(child.pid!)!.tokenText });
+      expect(cache.trustRecords).toBe(false);
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatch(/disagree with \/proc/);
+      // a sound record for the same cache still goes through /proc from now on, with the same token
+      expect(cache.getInstance(record)).toMatchObject({ tokenText: new TokenCache().get(child.pid!)!.tokenText });
+      // both fields differing is a reused PID, not bad reads: refused, and trust kept
+      const fresh = new TokenCache();
+      expect(fresh.getInstance({ ...record, startBootNs: record.startBootNs + 10_000_000n, pidfsInode: record.pidfsInode + 1n })).toBe('reused');
+      expect(fresh.trustRecords).toBe(true);
+      // another inode with the same start time: a PID reused within one clock tick, once or twice; the
+      // third time before any record was confirmed, the inode read is what is wrong
+      const wrongInode = { ...record, pidfsInode: record.pidfsInode + 1n };
+      const suspicious = new TokenCache();
+      expect(suspicious.getInstance(wrongInode)).toBe('reused');
+      expect(suspicious.getInstance(wrongInode)).toBe('reused');
+      expect(suspicious.getInstance(wrongInode)).toMatchObject({ tokenText: new TokenCache().get(child.pid!)!.tokenText });
+      expect(suspicious.trustRecords).toBe(false);
+      child.stdin!.end();
+    } finally {
+      recorder.close();
+    }
+  });
+
   it('without task reads (a kernel with no BTF) the record has no instance and the /proc route gives the same token', async () => {
     const recorder = SocketRecorder.attach(cg.path, { readTask: false });
     try {
