@@ -1,6 +1,7 @@
 // The whole frame, from plain data. Never taller than `height` (the terminal's rows - 1), because
 // Ink repaints the whole screen when a frame reaches the terminal's height.
 import { Box, Text } from 'ink';
+import { useEffect } from 'react';
 import type { Counts } from '../state/derive.js';
 import { flowPhase } from '../state/derive.js';
 import type { FlowRow, SourceInfo } from '../state/types.js';
@@ -14,6 +15,7 @@ import { Help } from './Help.js';
 import { Table } from './Table.js';
 import { clean } from './format.js';
 import { TRUST_WORD, trustReason } from './explain.js';
+import { collectYoungAfterFrame } from './idle-collect.js';
 
 export interface ScreenProps {
   width: number;
@@ -99,6 +101,8 @@ function StatusLine({ ui, ascii }: { ui: UiState; ascii: boolean }) {
 }
 
 export function Screen(p: ScreenProps) {
+  // after every frame (see idle-collect.ts)
+  useEffect(collectYoungAfterFrame);
   const { ui, ascii, now, width } = p;
   const ctx = { now, ascii };
   const badgeWidth = ascii ? 4 : 1;
