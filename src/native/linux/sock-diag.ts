@@ -12,12 +12,12 @@ import {
   openNetlink, parseMessages, type NetlinkSocket,
 } from './netlink.js';
 
-const SOCK_DIAG_BY_FAMILY = 20;
+export const SOCK_DIAG_BY_FAMILY = 20;
 const SOCK_DESTROY = 21;
-const AF_INET = 2;
-const AF_INET6 = 10;
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
 const REQUEST_BYTES = 72;
 const INET_DIAG_INFO = 2;
 const TCP_LISTEN = 10;
