@@ -24,6 +24,7 @@ import { authorizeClient, ensureGroup } from './authorize.js';
 import { openSocketReader } from '../traffic/index.js';
 import { HostNameMap } from '../hostnames/index.js';
 import { dnsMessagesOf } from './dns-packet.js';
+import { flowKey } from './packet.js';
 import type { DnsWorkerMessage } from './dns-worker.js';
 import { LiveFlows } from './live-flows.js';
 import { PendingTable, type PendingFlow } from './pending.js';
@@ -339,27 +340,20 @@ export class Agent {
 
   private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>, unwatched: Array<{ flow: FlowRecord; verdict: Verdict }> = []): void {
     this.drainNames();
-    // Allowed by rule while nobody watched. Tracking each one's bytes would cost this thread a lookup
-    // per flow per second, so they are only kept — and shown, if their socket still exists, to the next
-    // client that subscribes. A batch that arrives just after a client subscribed is shown at once.
-    const watched = this.server?.clients.some((c) => c.subscribed) ?? false;
-    for (const u of unwatched) {
-      const flow = { ...u.flow, verdict: u.verdict };
-      if (watched) {
-        this.nameFlow(flow);
-        this.live?.add(flow);
-        this.server!.broadcast({ type: 'flow', flow });
-      } else this.unwatched.set(flow.id, flow);
-    }
-    if (this.unwatched.size > MAX_UNWATCHED) this.pruneUnwatched();
-    // Encoding costs main-thread time: only when someone listens.
+    // Encoding costs main-thread time: decided flows are only published while someone listens. Those
+    // allowed by rule while nobody watched are only kept (tracking each one's bytes would cost a lookup
+    // per flow per second) and shown, if their socket still exists, to the next client that subscribes;
+    // a batch that arrives just after a client subscribed is published like any decided flow.
     if (this.server?.clients.some((c) => c.subscribed)) {
-      for (const d of decided) {
+      for (const d of unwatched.length > 0 ? [...decided, ...unwatched] : decided) {
         const flow = { ...d.flow, verdict: d.verdict };
         this.nameFlow(flow);
         this.server.broadcast({ type: 'flow', flow });
         if (d.verdict.action === 'allow') this.live?.add(flow);
       }
+    } else {
+      for (const u of unwatched) this.unwatched.set(u.flow.id, { ...u.flow, verdict: u.verdict });
+      if (this.unwatched.size > MAX_UNWATCHED) this.pruneUnwatched();
     }
     const now = Date.now();
     for (const h of held) {
@@ -491,8 +485,7 @@ export class Agent {
     const local = { address: addressBytes(flow.local.address), port: flow.local.port };
     const remote = { address: addressBytes(flow.remote.address), port: flow.remote.port };
     const [src, dst] = flow.direction === 'inbound' ? [remote, local] : [local, remote];
-    // the same key the queue worker gives this flow's packets (see keyOf there)
-    this.remember(`udp|${src.address.toString('hex')}|${src.port}|${dst.address.toString('hex')}|${dst.port}`, verdict);
+    this.remember(flowKey({ protocol: 'udp', src: src.address, srcPort: src.port, dst: dst.address, dstPort: dst.port }), verdict);
     try {
       this.conntrack ??= new Conntrack();
       return this.conntrack.delete({ protocol: 'udp', src, dst })
@@ -576,8 +569,8 @@ export class Agent {
     await this.addRule(client, spec, msg.ref);
   }
 
-  /** `block` on an allowed, live flow: its socket is destroyed (the program sees ECONNABORTED at once)
-   *  and the flow ends. TCP only: a UDP socket may carry other conversations. */
+  /** `block` on an allowed, live flow ends it: a TCP flow's socket is destroyed (the program sees
+   *  ECONNABORTED at once); a UDP flow's next datagrams are dropped (see endUdpFlow). */
   private endLiveFlow(client: ServerClient, flow: FlowRecord, msg: ClientVerdictMessage): void {
     if (flow.protocol !== 'tcp' && flow.protocol !== 'udp') {
       return void client.reply('not-supported', `only TCP and UDP flows can be ended; "${flow.id}" is ${flow.protocol}`, msg.ref);

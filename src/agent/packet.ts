@@ -2,6 +2,12 @@
 // packet yields undefined, never an exception.
 export type PacketProtocol = 'tcp' | 'udp' | 'icmp' | 'other';
 
+/** The key of a flow's packets in their direction of travel: retransmitted SYNs and further datagrams
+ *  of one 5-tuple share it (pending flows join on it, remembered decisions answer it). */
+export function flowKey(p: Pick<PacketTuple, 'protocol' | 'src' | 'srcPort' | 'dst' | 'dstPort'>): string {
+  return `${p.protocol}|${p.src.toString('hex')}|${p.srcPort}|${p.dst.toString('hex')}|${p.dstPort}`;
+}
+
 export interface PacketTuple {
   family: 'ipv4' | 'ipv6';
   protocol: PacketProtocol;

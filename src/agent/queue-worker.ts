@@ -15,7 +15,7 @@ import { findOwner, type LocalRemote, type Owner } from './owner.js';
 import { TokenCache } from './token-cache.js';
 import { poolPacketId } from './worker-pool.js';
 import { pinToQueueCpus } from './affinity.js';
-import { formatAddress, parsePacket, type PacketTuple } from './packet.js';
+import { flowKey, formatAddress, parsePacket, type PacketTuple } from './packet.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 const NF_INET_LOCAL_IN = 1;
@@ -56,9 +56,6 @@ function drainControl(): void {
 
 const idPrefix = `q${config.queueNum}-${Date.now().toString(36)}-`;
 
-function keyOf(p: PacketTuple): string {
-  return `${p.protocol}|${p.src.toString('hex')}|${p.srcPort}|${p.dst.toString('hex')}|${p.dstPort}`;
-}
 
 interface Judged {
   verdict?: { id: number; verdict: number };
@@ -146,7 +143,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       return judged;
     }
   }
-  const held: HeldFlow = { packetId: poolPacketId(config.queueIndex ?? 0, packet.id), key: keyOf(tuple), flow: makeFlow(), needsIdentity: mustAskMain };
+  const held: HeldFlow = { packetId: poolPacketId(config.queueIndex ?? 0, packet.id), key: flowKey(tuple), flow: makeFlow(), needsIdentity: mustAskMain };
   if (exeKey !== undefined) held.exeKey = exeKey;
   return { held };
 }
