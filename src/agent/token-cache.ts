@@ -212,16 +212,14 @@ export class TokenCache {
    *  process that connected: its inode must be `expectIno` (from the connect record), or, without one,
    *  the cached pidfd must still be alive after the stat (a reused PID would have redirected the path). */
   fileKeyOf(pid: number, expectIno: bigint): string | undefined {
-    const path = this.entries.get(pid)?.exePath;
+    const entry = this.entries.get(pid);
     const st = this.stat;
-    if (this.c.fstatat(-100 /* AT_FDCWD */, path && path.length > 0 ? path : Buffer.from(`/proc/${pid}/exe\0`), st, 0) !== 0) return undefined;
+    const path = entry && entry.exePath.length > 0 ? entry.exePath : Buffer.from(`/proc/${pid}/exe\0`);
+    if (this.c.fstatat(-100 /* AT_FDCWD */, path, st, 0) !== 0) return undefined;
     const ino = st.readBigUInt64LE(8);
     if (expectIno !== 0n) {
       if (ino !== expectIno) return undefined;
-    } else {
-      const entry = this.entries.get(pid);
-      if (!entry || entry.pidfd < 0 || !this.alive(entry.pidfd)) return undefined;
-    }
+    } else if (!entry || entry.pidfd < 0 || !this.alive(entry.pidfd)) return undefined;
     // struct stat: st_size@48, st_mtime@88/+96 ns, st_ctime@104/+112 ns (x86_64 and aarch64 alike)
     const mtime = st.readBigInt64LE(88) * 1_000_000_000n + st.readBigInt64LE(96);
     const ctime = st.readBigInt64LE(104) * 1_000_000_000n + st.readBigInt64LE(112);
