@@ -17,6 +17,8 @@ export interface Owner {
   error?: string;
   /** Inode number of the executable the connect record saw (0n when it read none). */
   exeIno?: bigint;
+  /** Kernel address of the executable's open file in the record (0n when it read none). */
+  exeFile?: bigint;
   /** How the owner was found: the connect-time record, or a scan of /proc. */
   via?: 'bpf' | 'bpf-udp-tuple' | 'inode-scan';
 }
@@ -41,6 +43,7 @@ function confirmRecord(out: Owner, tokens: TokenCache, record: OwnerRecord): Own
   const pid = record.tgid;
   out.pid = pid;
   out.exeIno = record.exeIno;
+  out.exeFile = record.exeFile;
   const live = tokens.getInstance(record);
   if (live === 'gone') out.error = `process ${pid} exited before its connection was judged`;
   else if (live === 'reused') out.error = `PID ${pid} now names a newer process than the one that connected`;

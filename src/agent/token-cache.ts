@@ -7,6 +7,8 @@
 // When the BPF record names the process instance (start time, exec counter and pidfs inode read from
 // task_struct at connect time), a hit costs no system call at all and a new process skips /proc; a new
 // process running an executable already identified (every fork of a server, say) costs none either.
+// Identity rules need the executable's file key: for an identified executable, one fstat of the agent's own
+// O_PATH descriptor of it gives that key, instead of a path walk through /proc/PID/exe.
 import { encodeLinuxToken } from '../protocol/tokens.js';
 import { SYS, libc, type Libc } from '../native/linux/libc.js';
 import { execTag, kernelHasPidfs } from '../native/linux/token.js';
@@ -14,6 +16,7 @@ import type { OwnerRecord } from '../native/linux/bpf.js';
 
 const AT_EMPTY_PATH = 0x1000;
 const O_RDONLY_CLOEXEC = 0o2000000;
+const O_PATH_CLOEXEC = 0o10000000 | 0o2000000;
 const EPERM = 1;
 /** CLOCK_BOOTTIME ns per /proc/PID/stat clock tick (USER_HZ 100 on every architecture we run on). */
 const NS_PER_TICK = 10_000_000n;
@@ -45,6 +48,9 @@ interface KnownExe {
   ino: bigint;
   exeId: Buffer;
   tag: number;
+  /** An O_PATH descriptor of the file (-1 when none could be tied to it): its fstat gives the file key
+   *  of every later process that runs it, without a walk through /proc/PID/exe. */
+  fd: number;
 }
 const EXE_CAPACITY = 512;
 const NO_PATH = Buffer.alloc(0);
@@ -120,7 +126,7 @@ export class TokenCache {
       made = fresh;
       // Only when the stat saw the very file the process connected with (an exec in between would not)
       if (record.exeFile !== 0n && !made.exeId.equals(NO_EXE) && made.exeId.readBigUInt64LE(8) === record.exeIno) {
-        this.rememberExe(record.exeFile, { ino: record.exeIno, exeId: made.exeId, tag: decodeExecTag(made.token) });
+        this.rememberExe(record.exeFile, { ino: record.exeIno, exeId: made.exeId, tag: decodeExecTag(made.token), fd: this.openExe(pid, made.exeId) });
       }
     }
     this.remember(pid, made);
@@ -128,8 +134,28 @@ export class TokenCache {
   }
 
   private rememberExe(file: bigint, exe: KnownExe): void {
+    const before = this.exes.get(file);
+    if (before) this.forgetExe(file, before);
     this.exes.set(file, exe);
-    if (this.exes.size > EXE_CAPACITY) this.exes.delete(this.exes.keys().next().value as bigint);
+    if (this.exes.size > EXE_CAPACITY) {
+      const [oldest, old] = this.exes.entries().next().value as [bigint, KnownExe];
+      this.forgetExe(oldest, old);
+    }
+  }
+
+  private forgetExe(file: bigint, exe: KnownExe): void {
+    this.exes.delete(file);
+    if (exe.fd >= 0) this.c.close(exe.fd);
+  }
+
+  /** An O_PATH descriptor of the executable `pid` runs, kept only if it is the file `exeId` names (an
+   *  exec or a reused PID since would have given another one); -1 otherwise. */
+  private openExe(pid: number, exeId: Buffer): number {
+    const fd = this.c.open(Buffer.from(`/proc/${pid}/exe\0`), O_PATH_CLOEXEC);
+    if (fd < 0) return -1;
+    if (this.c.fstatat(fd, this.emptyPath, this.stat, AT_EMPTY_PATH) === 0 && this.stat.subarray(0, EXE_ID_BYTES).equals(exeId)) return fd;
+    this.c.close(fd);
+    return -1;
   }
 
   /** pidfd first, then its pidfs inode must be the recorded one (so the pidfd names the instance that
@@ -211,19 +237,24 @@ export class TokenCache {
    *  cache uses — read with one stat of /proc/PID/exe, or undefined when that cannot be tied to the
    *  process that connected: its inode must be `expectIno` (from the connect record), or, without one,
    *  the cached pidfd must still be alive after the stat (a reused PID would have redirected the path). */
-  fileKeyOf(pid: number, expectIno: bigint): string | undefined {
-    const entry = this.entries.get(pid);
+  fileKeyOf(pid: number, expectIno: bigint, exeFile = 0n): string | undefined {
     const st = this.stat;
+    // The record's open file is one already identified: our own descriptor of it answers (one fstat,
+    // no path walk). Not once the file is deleted: the descriptor would keep its blocks allocated.
+    const known = exeFile !== 0n && expectIno !== 0n ? this.exes.get(exeFile) : undefined;
+    if (known && known.ino === expectIno && known.fd >= 0) {
+      if (this.c.fstatat(known.fd, this.emptyPath, st, AT_EMPTY_PATH) === 0 && st.readBigUInt64LE(8) === expectIno && linkCount(st) > 0) return fileKey(st);
+      this.c.close(known.fd);
+      known.fd = -1;
+    }
+    const entry = this.entries.get(pid);
     const path = entry && entry.exePath.length > 0 ? entry.exePath : Buffer.from(`/proc/${pid}/exe\0`);
     if (this.c.fstatat(-100 /* AT_FDCWD */, path, st, 0) !== 0) return undefined;
     const ino = st.readBigUInt64LE(8);
     if (expectIno !== 0n) {
       if (ino !== expectIno) return undefined;
     } else if (!entry || entry.pidfd < 0 || !this.alive(entry.pidfd)) return undefined;
-    // struct stat: st_size@48, st_mtime@88/+96 ns, st_ctime@104/+112 ns (x86_64 and aarch64 alike)
-    const mtime = st.readBigInt64LE(88) * 1_000_000_000n + st.readBigInt64LE(96);
-    const ctime = st.readBigInt64LE(104) * 1_000_000_000n + st.readBigInt64LE(112);
-    return `${st.readBigUInt64LE(0)}:${ino}:${st.readBigInt64LE(48)}:${mtime}:${ctime}`;
+    return fileKey(st);
   }
 
   /** pidfd_send_signal(fd, 0): success, or EPERM (found but not ours to signal), means alive. */
@@ -265,8 +296,21 @@ export class TokenCache {
 
   clear(): void {
     for (const [pid, e] of this.entries) this.drop(pid, e);
-    this.exes.clear();
+    for (const [file, exe] of this.exes) this.forgetExe(file, exe);
   }
+}
+
+/** dev:inode:size:mtime:ctime (ns) from a struct stat: st_size@48, st_mtime@88/+96 ns,
+ *  st_ctime@104/+112 ns (x86_64 and aarch64 alike). */
+function fileKey(st: Buffer): string {
+  const mtime = st.readBigInt64LE(88) * 1_000_000_000n + st.readBigInt64LE(96);
+  const ctime = st.readBigInt64LE(104) * 1_000_000_000n + st.readBigInt64LE(112);
+  return `${st.readBigUInt64LE(0)}:${st.readBigUInt64LE(8)}:${st.readBigInt64LE(48)}:${mtime}:${ctime}`;
+}
+
+/** st_nlink: 8 bytes at 16 on x86_64, 4 bytes at 20 on aarch64 (the generic layout). */
+function linkCount(st: Buffer): number {
+  return process.arch === 'x64' ? Number(st.readBigUInt64LE(16)) : st.readUInt32LE(20);
 }
 
 /** The start time in a /proc/PID/stat line of `pid` ("pid (comm) state ppid … starttime …"), or

@@ -5,7 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SocketRecorder, type OwnerRecord } from '../../src/native/linux/bpf.js';
 import { Btf, BtfError, loadKernelBtf } from '../../src/native/linux/btf.js';
 import { SockDiag } from '../../src/native/linux/sock-diag.js';
@@ -119,6 +121,70 @@ os.wait()
     } finally {
       child.stdin!.end();
       recorder.close();
+    }
+  });
+
+  it('the file key of a process running an identified executable comes from the agent\'s own descriptor of the file, follows the file, and lets go once it is deleted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtop-exe-'));
+    const exe = join(dir, 'python3-copy');
+    copyFileSync(realpathSync('/usr/bin/python3'), exe);
+    chmodSync(exe, 0o755);
+    const recorder = SocketRecorder.attach(cg.path);
+    const child = spawn('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec ${exe} -c "
+import os, socket, sys
+a = socket.create_connection(('127.0.0.1', ${port}))
+print('parent', os.getpid(), a.getsockname()[1], flush=True)
+if os.fork() == 0:
+    b = socket.create_connection(('127.0.0.1', ${port}))
+    print('child', os.getpid(), b.getsockname()[1], flush=True)
+    sys.stdin.read()
+    os._exit(0)
+sys.stdin.read()
+os.wait()
+"`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const cache = new TokenCache();
+    const ourDescriptorsOf = (path: string): number => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
+      } catch {
+        return false;
+      }
+    }).length;
+    const keyByStat = (pid: number): string => {
+      const st = statSync(`/proc/${pid}/exe`, { bigint: true });
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    };
+    try {
+      const out = lines(child);
+      const [, parentPid, parentPort] = (await out.next((l) => l.startsWith('parent'))).split(' ').map(Number);
+      const [, childPid, childPort] = (await out.next((l) => l.startsWith('child'))).split(' ').map(Number);
+      const recordFor = (localPort: number): OwnerRecord => {
+        const info = diag.lookup({ protocol: 'tcp', local: { address: Buffer.from([127, 0, 0, 1]), port: localPort }, remote: { address: Buffer.from([127, 0, 0, 1]), port } });
+        return recorder.lookupCookie(info!.cookie)!;
+      };
+      const parentRecord = recordFor(parentPort!);
+      const childRecord = recordFor(childPort!);
+      expect(typeof cache.getInstance(parentRecord)).toBe('object');
+      expect(ourDescriptorsOf(exe)).toBe(1);
+      const keyOf = (): string | undefined => cache.fileKeyOf(childPid!, childRecord.exeIno, childRecord.exeFile);
+      expect(keyOf()).toBe(keyByStat(childPid!));
+      expect(keyOf()).toBe(new TokenCache().fileKeyOf(childPid!, childRecord.exeIno));
+      // the file changes (its times here): so does the key, as a stat through /proc/PID/exe would say
+      const before = keyOf();
+      utimesSync(exe, new Date(2001, 1, 1), new Date(2001, 1, 1));
+      expect(keyOf()).not.toBe(before);
+      expect(keyOf()).toBe(keyByStat(childPid!));
+      // deleted while running: the key still comes (through /proc), and the descriptor is closed so the
+      // file's blocks are freed when its last process exits
+      rmSync(exe);
+      expect(keyOf()).toBe(keyByStat(childPid!));
+      expect(ourDescriptorsOf(exe)).toBe(0);
+      expect(parentPid).toBe(parentRecord.tgid);
+    } finally {
+      child.stdin!.end();
+      recorder.close();
+      cache.clear();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
