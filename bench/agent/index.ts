@@ -224,6 +224,42 @@ async function answeringClient(path: string): Promise<net.Socket> {
   return s;
 }
 
+/** The floor of any client round trip: a Node process standing in for the agent sends a pending flow
+ *  line over a unix socket to the very answering client agent-client uses (in this process), and times
+ *  each answer. No packet, no queue: two Node wake-ups and two lines. */
+async function clientRoundTrip(n: number): Promise<{ p50_us: number; p99_us: number }> {
+  const path = join(work, 'rtt.sock');
+  const script = `
+const net = require('node:net');
+const [path, n, warm] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const server = net.createServer((s) => {
+  const times = []; let sent = 0n; let i = 0; let buf = ''; let subscribed = false;
+  const send = () => { sent = process.hrtime.bigint(); s.write(JSON.stringify({ type: 'flow', flow: { id: 'q7-rtt-' + i, time: Date.now(), direction: 'outbound', protocol: 'tcp', family: 'ipv4', local: { address: '127.0.0.1', port: 40000 + (i % 20000) }, remote: { address: '127.0.0.1', port: 7001 }, pid: 4242, uid: 0, pending: { deadline: Date.now() + 30000 } } }) + '\\n'); };
+  s.on('data', (d) => {
+    buf += d;
+    let at;
+    while ((at = buf.indexOf('\\n')) >= 0) {
+      buf = buf.slice(at + 1);
+      if (!subscribed) { subscribed = true; send(); continue; }
+      if (i++ >= warm) times.push(Number(process.hrtime.bigint() - sent) / 1000);
+      if (i < n + warm) { send(); continue; }
+      times.sort((a, b) => a - b);
+      process.stdout.write(JSON.stringify({ p50_us: times[times.length >> 1], p99_us: times[Math.floor(times.length * 0.99)] }) + '\\n');
+      s.destroy(); server.close();
+    }
+  });
+});
+server.listen(path, () => process.stdout.write('ready\\n'));`;
+  const child = spawn(process.execPath, ['-e', script, path, String(n), String(WARMUP)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  await until('the round-trip stand-in', () => text.includes('ready'), 10_000);
+  const client = await answeringClient(path);
+  await new Promise((resolve) => child.on('exit', resolve));
+  client.destroy();
+  return JSON.parse(text.trim().split('\n').pop() ?? '{}') as { p50_us: number; p99_us: number };
+}
+
 async function startNfqNull(ns: Ns): Promise<Daemon> {
   ns.sh('iptables -w -t mangle -I OUTPUT -m conntrack --ctstate NEW,RELATED -j NFQUEUE --queue-num 5 --queue-bypass');
   const proc = ns.start([NFQ, '-q', '5', '-t', '900']);
@@ -443,6 +479,10 @@ async function main(): Promise<void> {
     all.push(...rows);
   }
   const clean = (mode: string): Row | undefined => all.find((r) => r.scenario === 'clean' && r.mode === mode);
+  // What a client answering every flow cannot go below, whatever the agent does: the protocol's own
+  // round trip between two Node processes on this machine.
+  const rtt = MODES.includes('agent-client') ? await clientRoundTrip(N1) : undefined;
+  if (rtt) process.stdout.write(`\nclient round-trip floor (a Node process sends a pending flow line over a unix socket, the same answering client replies; no packet): p50 ${fmt(rtt.p50_us)} µs, p99 ${fmt(rtt.p99_us)} µs\n`);
   process.stdout.write('\nagent against the targets (added p50 ≤ 50 µs, p99 ≤ 0.5 ms, ≥ 15,000 conn/s with 1 client, ≥ 20,000 with 8, every scenario within 2× of clean):\n');
   for (const r of all.filter((x) => x.mode.startsWith('agent') && x.c1 && x.c8)) {
     const base = all.find((x) => x.scenario === r.scenario && x.mode === 'baseline');
@@ -452,7 +492,11 @@ async function main(): Promise<void> {
     const within = c?.c1 ? (r.c1!.p50_us / c.c1.p50_us).toFixed(2) : '-';
     // what the agent adds over the bare NFQUEUE round trip of the same scenario (the floor of any design)
     const floor = all.find((x) => x.scenario === r.scenario && x.mode === 'nfq-null');
-    const overFloor = floor?.c1 ? `; p50 ${fmt(r.c1!.p50_us - floor.c1.p50_us)} µs over the bare queue` : '';
+    let overFloor = floor?.c1 ? `; p50 ${fmt(r.c1!.p50_us - floor.c1.p50_us)} µs over the bare queue` : '';
+    // A client's answer adds at least the protocol round trip: what is left over the rule path plus
+    // that floor is what the agent's own client path costs.
+    const rulePath = all.find((x) => x.scenario === r.scenario && x.mode === 'agent-rule');
+    if (r.mode === 'agent-client' && rtt && rulePath?.c1) overFloor += `; p50 ${fmt(r.c1!.p50_us - rulePath.c1.p50_us - rtt.p50_us)} µs over agent-rule + the client round-trip floor (${fmt(rtt.p50_us)} µs, the least any client answer adds)`;
     // A rate target above what the machine reaches with no filter at all (fork(): a new process per
     // connect) cannot be judged against the absolute figure: say so and give the share of that ceiling.
     const rate = (cps: number, baseCps: number | undefined, target: number): string => {

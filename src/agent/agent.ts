@@ -161,7 +161,7 @@ export class Agent {
     this.live = new LiveFlows(openSocketReader(), {
       udpIdleMs: o.udpIdleMs ?? 30_000,
       intervalMs: o.trafficIntervalMs ?? 1000,
-      send: (m) => this.server?.broadcast(m),
+      send: (m) => this.server?.broadcastSoon(m),
       onError: (e) => this.log(`traffic counters: ${(e as Error).message}`),
     });
     const group = ensureGroup();
@@ -348,7 +348,7 @@ export class Agent {
       for (const d of unwatched.length > 0 ? [...decided, ...unwatched] : decided) {
         const flow = { ...d.flow, verdict: d.verdict };
         this.nameFlow(flow);
-        this.server.broadcast({ type: 'flow', flow });
+        this.server.broadcastSoon({ type: 'flow', flow });
         if (d.verdict.action === 'allow') this.live?.add(flow);
       }
     } else {
@@ -419,7 +419,7 @@ export class Agent {
     Atomics.add(this.view, slotOf(verdict), BigInt(p.packetIds.length));
     this.remember(p.key, verdict);
     if (verdict.action === 'block' && verdict.blockMode === 'reject') this.destroySocket(p.flow);
-    this.server?.broadcast({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
+    this.server?.broadcastSoon({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
     if (verdict.action === 'allow') {
       const { pending: _, ...flow } = p.flow;
       this.live?.add({ ...flow, verdict });

@@ -1,5 +1,5 @@
 // Flows the agent allowed and that still live: byte counters polled from sock_diag (one exact lookup
-// with tcp_info per live flow, so the cost follows the live flows, not the machine's sockets) and
+// with tcp_info per live flow while that costs less than one dump of the sockets, else a dump) and
 // their ends — the socket gone, or for UDP an idle timeout. Clients get `bytes` and `end` messages,
 // and a late subscriber gets the live flows in its snapshot.
 import type { BytesMessage, EndMessage, FlowRecord } from '../protocol/messages.js';
@@ -31,7 +31,8 @@ export class LiveFlows {
   private readonly poller: TrafficPoller;
 
   constructor(private readonly reader: SocketReader, private readonly options: LiveFlowsOptions) {
-    this.tracker = new TrafficTracker(reader, { strategy: 'lookup' });
+    // exact lookups while they cost less than one dump of the namespace's sockets, else one dump
+    this.tracker = new TrafficTracker(reader, { strategy: 'auto' });
     this.poller = startTrafficPoller(this.tracker, (u) => this.apply(u), {
       intervalMs: options.intervalMs,
       onError: (e) => options.onError?.(e),

@@ -148,12 +148,42 @@ export class ExtensionServer {
     this.server = server;
   }
 
-  /** Sends one message to every subscribed client; returns how many were sent it. */
+  /** Sends one message to every subscribed client now (with anything broadcastSoon held back before
+   *  it, in the same write); returns how many were sent it. */
   broadcast(msg: ExtensionMessage): number {
     const line = encodeMessage(msg);
     let sent = 0;
     for (const c of this.connections.values()) if (c.subscribed && c.write(line)) sent++;
+    this.flushSoon();
     return sent;
+  }
+
+  /** Sends a message that may wait for the end of this turn of the event loop: what is broadcast in
+   *  one turn (decisions, a poll's counters and ends) leaves in one write per client, not one system
+   *  call — and one wake-up of each client — per line. Order with broadcast() is kept. */
+  broadcastSoon(msg: ExtensionMessage): number {
+    const line = encodeMessage(msg);
+    if (this.corked.length === 0) {
+      for (const c of this.connections.values()) {
+        if (!c.subscribed || c.closed) continue;
+        c.socket.cork();
+        this.corked.push(c.socket);
+      }
+      if (this.corked.length === 0) return 0;
+      setImmediate(() => this.flushSoon());
+    }
+    let sent = 0;
+    for (const c of this.connections.values()) if (c.subscribed && c.write(line)) sent++;
+    return sent;
+  }
+
+  private corked: Socket[] = [];
+
+  private flushSoon(): void {
+    if (this.corked.length === 0) return;
+    const corked = this.corked;
+    this.corked = [];
+    for (const socket of corked) socket.uncork();
   }
 
   /** Stops accepting, closes every client and removes the socket file. */

@@ -71,6 +71,22 @@ describe('handshake', () => {
     for (const c of clients) expect(await c.next()).toMatchObject({ type: 'flow', flow: { id: 'live' } });
   });
 
+  test('messages broadcast soon arrive at the end of the turn, in order with those broadcast now', async () => {
+    const s = await start();
+    const [a, b] = [await subscribed(s), await subscribed(s)];
+    await waitFor(() => s.clients.filter((x) => x.subscribed).length === 2, 5000, 'two subscribers');
+    for (let i = 0; i < 200; i++) expect(s.broadcastSoon(flow(`soon${i}`))).toBe(2);
+    expect(s.broadcast(flow('now'))).toBe(2);
+    expect(s.broadcastSoon(flow('after'))).toBe(2);
+    // nothing else is sent: 'after' must leave at the end of the turn on its own
+    for (const c of [a, b]) {
+      for (let i = 0; i < 200; i++) expect(await c.next()).toMatchObject({ flow: { id: `soon${i}` } });
+      expect(await c.next()).toMatchObject({ flow: { id: 'now' } });
+      expect(await c.next()).toMatchObject({ flow: { id: 'after' } });
+    }
+    await stillServed(a);
+  });
+
   test('a message before subscribe is out-of-order and the connection is kept', async () => {
     const s = await start();
     const c = await connectRaw(s.path);
