@@ -7,6 +7,7 @@
 //   sudo npm run bench -- agent [--quick] [--scenarios clean,idle,fork,fds] [--modes baseline,nfq-null,agent-rule,agent-app-rule,agent-client,opensnitch]
 //   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds;
 //   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
+//   FLOWTOP_BENCH_AGENT_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the agent.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
@@ -181,11 +182,12 @@ async function startAgent(ns: Ns, rule: AgentRule, extra: string[] = []): Promis
   }
   const socket = join(dir, 'agent.sock');
   const stderr: string[] = [];
-  const proc = ns.start([process.execPath, '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
+  const proc = ns.start([process.execPath, ...(process.env['FLOWTOP_BENCH_AGENT_FLAGS']?.split(' ').filter(Boolean) ?? []), '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
     'agent', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...extra], { stderr });
   await until(`the agent (${stderr.join('')})`, () => stderr.join('').includes('ready on') || proc.exitCode !== null, 30_000);
   if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
-  const method = /attribution (\S+)/.exec(stderr.join(''))?.[1] ?? '?';
+  // e.g. "attribution bpf-cookie (cgroup …; process instance read from task_struct (BTF offsets))"
+  const method = /attribution (.*?); (?:fail-open|fail-closed)/.exec(stderr.join(''))?.[1] ?? '?';
   log(`  agent ready (attribution ${method})`);
   let client: net.Socket | undefined;
   if (!withRule) client = await answeringClient(socket);
@@ -194,6 +196,9 @@ async function startAgent(ns: Ns, rule: AgentRule, extra: string[] = []): Promis
       client?.destroy();
       proc.kill('SIGTERM');
       await waitExit(proc, 10_000);
+      // anything the agent said beyond starting (a fallback, a distrusted record) changes what was measured
+      const said = stderr.join('').split('\n').filter((l) => l && !/ready on|^flowtop agent: queue \d+ via/.test(l));
+      for (const line of said) log(`  agent said: ${line}`);
     },
   };
 }

@@ -4,7 +4,7 @@
 // must be refused, and a kernel without BTF (task reads off) must still give the same token.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { SocketRecorder, type OwnerRecord } from '../../src/native/linux/bpf.js'
 import { Btf, BtfError, loadKernelBtf } from '../../src/native/linux/btf.js';
 import { SockDiag } from '../../src/native/linux/sock-diag.js';
 import { TokenCache } from '../../src/agent/token-cache.js';
-import { TestCgroup, lines, skipUnlessCapable } from './helpers.js';
+import { TestCgroup, buildAgent, lines, skipUnlessCapable } from './helpers.js';
 
 const skip = skipUnlessCapable();
 
@@ -185,6 +185,25 @@ os.wait()
       recorder.close();
       cache.clear();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('loads its programs, task_struct reads included, while signals keep arriving (a profiler sampling every 50 µs)', async () => {
+    // The verifier gives up with EAGAIN whenever a signal is pending for the loading thread: without
+    // holding signals back the agent fell back to /proc scans when started under a profiler.
+    const dist = buildAgent();
+    const profiles = mkdtempSync(join(tmpdir(), 'flowtop-prof-'));
+    try {
+      for (let run = 0; run < 3; run++) {
+        const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-interval=50', `--cpu-prof-dir=${profiles}`, '-e', `import(${JSON.stringify(join(dist, 'native/linux/bpf.js'))}).then((m) => {
+  const r = m.SocketRecorder.attach(${JSON.stringify(cg.path)});
+  console.log(JSON.stringify({ readsTask: r.readsTask, note: r.instanceNote }));
+  r.close();
+}, (e) => console.log(JSON.stringify({ error: e.message.split('\\n')[0] })))`], { encoding: 'utf8' });
+        expect(JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}')).toEqual({ readsTask: true, note: 'process instance read from task_struct (BTF offsets)' });
+      }
+    } finally {
+      rmSync(profiles, { recursive: true, force: true });
     }
   });
 

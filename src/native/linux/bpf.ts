@@ -235,14 +235,32 @@ export function loadProgram(progType: number, expectedAttach: number, insns: Buf
   attr.writeBigUInt64LE(c.addressOf(log), 32);
   attr.write(PROGRAM_NAME, 48, 'latin1');
   attr.writeUInt32LE(expectedAttach, 68);
-  // The verifier gives up with EAGAIN when a signal interrupts it (a profiler's, say): try again.
-  let fd = bpf(CMD.PROG_LOAD, attr);
-  for (let tries = 1; fd === -EAGAIN && tries < 5; tries++) fd = bpf(CMD.PROG_LOAD, attr);
+  // The verifier gives up with EAGAIN whenever a signal is pending for the thread (a profiler's SIGPROF
+  // every millisecond, a child's SIGCHLD): signals wait until the program is loaded.
+  let fd = withSignalsHeld(() => bpf(CMD.PROG_LOAD, attr));
+  for (let tries = 1; fd === -EAGAIN && tries < 5; tries++) fd = withSignalsHeld(() => bpf(CMD.PROG_LOAD, attr));
   if (fd < 0) {
     const text = log.toString('latin1', 0, Math.max(0, log.indexOf(0))).trim();
     throw new BpfError('bpf(PROG_LOAD)', -fd, text || undefined);
   }
   return fd;
+}
+
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+
+/** Runs `work` with every signal blocked for this thread (the kernel's sigset is 8 bytes); signals
+ *  that arrive meanwhile are delivered when the old mask is restored. */
+function withSignalsHeld<T>(work: () => T): T {
+  const c = libc();
+  const all = Buffer.alloc(8, 0xff);
+  const old = Buffer.alloc(8);
+  const held = c.syscall(SYS.rt_sigprocmask, SIG_BLOCK, c.addressOf(all), c.addressOf(old), 8) === 0;
+  try {
+    return work();
+  } finally {
+    if (held) c.syscall(SYS.rt_sigprocmask, SIG_SETMASK, c.addressOf(old), 0n, 8);
+  }
 }
 
 function attach(cgroupFd: number, progFd: number, type: number): void {

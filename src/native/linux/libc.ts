@@ -100,5 +100,5 @@ export function errnoName(errno: number): string {
 
 /** x86_64 and aarch64 syscall numbers of the calls flowtop makes directly. */
 export const SYS = process.arch === 'arm64'
-  ? { pidfd_open: 434, pidfd_send_signal: 424, bpf: 280, getpid: 172 }
-  : { pidfd_open: 434, pidfd_send_signal: 424, bpf: 321, getpid: 39 };
+  ? { pidfd_open: 434, pidfd_send_signal: 424, bpf: 280, getpid: 172, rt_sigprocmask: 135 }
+  : { pidfd_open: 434, pidfd_send_signal: 424, bpf: 321, getpid: 39, rt_sigprocmask: 14 };
