@@ -27,6 +27,7 @@ import { dnsMessagesOf } from './dns-packet.js';
 import { flowKey } from './packet.js';
 import type { DnsWorkerMessage } from './dns-worker.js';
 import { LiveFlows } from './live-flows.js';
+import { decodeUnwatched, type UnwatchedBatch } from './unwatched-batch.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import { QueueWorkerPool } from './worker-pool.js';
 import { ownerGone } from './reaper.js';
@@ -112,7 +113,11 @@ function slotOf(verdict: Verdict): number {
 
 export class Agent {
   private readonly recent = new Map<string, { verdict: Verdict; until: number }>();
-  private readonly unwatched = new Map<string, FlowRecord>();
+  /** Flows allowed by rule while no client watched, for the next one: batches as the queue threads
+   *  sent them, and the flows a prune kept. */
+  private unwatchedBatches: UnwatchedBatch[] = [];
+  private unwatchedKept: FlowRecord[] = [];
+  private unwatchedCount = 0;
   /** Executable file keys whose identity the workers were told. */
   private readonly taught = new Set<string>();
   private readonly counters = new SharedArrayBuffer(8 * COUNTER_SLOTS);
@@ -338,22 +343,23 @@ export class Agent {
 
   // ---- flows ----
 
-  private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>, unwatched: Array<{ flow: FlowRecord; verdict: Verdict }> = []): void {
+  private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>, unwatchedBatch?: UnwatchedBatch): void {
     this.drainNames();
     // Encoding costs main-thread time: decided flows are only published while someone listens. Those
     // allowed by rule while nobody watched are only kept (tracking each one's bytes would cost a lookup
     // per flow per second) and shown, if their socket still exists, to the next client that subscribes;
     // a batch that arrives just after a client subscribed is published like any decided flow.
     if (this.server?.clients.some((c) => c.subscribed)) {
-      for (const d of unwatched.length > 0 ? [...decided, ...unwatched] : decided) {
+      for (const d of unwatchedBatch ? [...decided, ...decodeUnwatched(unwatchedBatch)] : decided) {
         const flow = { ...d.flow, verdict: d.verdict };
         this.nameFlow(flow);
         this.server.broadcastSoon({ type: 'flow', flow });
         if (d.verdict.action === 'allow') this.live?.add(flow);
       }
-    } else {
-      for (const u of unwatched) this.unwatched.set(u.flow.id, { ...u.flow, verdict: u.verdict });
-      if (this.unwatched.size > MAX_UNWATCHED) this.pruneUnwatched();
+    } else if (unwatchedBatch) {
+      this.unwatchedBatches.push(unwatchedBatch);
+      this.unwatchedCount += unwatchedBatch.count;
+      if (this.unwatchedCount > MAX_UNWATCHED) this.pruneUnwatched();
     }
     const now = Date.now();
     for (const h of held) {
@@ -426,18 +432,27 @@ export class Agent {
     }
   }
 
+  /** Every unwatched flow kept so far, oldest first; the store is emptied. */
+  private takeUnwatched(): FlowRecord[] {
+    const flows = this.unwatchedKept;
+    for (const batch of this.unwatchedBatches) for (const u of decodeUnwatched(batch)) flows.push({ ...u.flow, verdict: u.verdict });
+    this.unwatchedBatches = [];
+    this.unwatchedKept = [];
+    this.unwatchedCount = 0;
+    return flows;
+  }
+
   /** Keeps the unwatched flows whose socket still exists; if that is still too many, the oldest go. */
   private pruneUnwatched(): void {
-    const kept = this.live ? this.live.present([...this.unwatched.values()]) : [];
-    this.unwatched.clear();
-    for (const f of kept.slice(-MAX_UNWATCHED / 2)) this.unwatched.set(f.id, f);
+    const all = this.takeUnwatched();
+    this.unwatchedKept = this.live ? this.live.present(all).slice(-MAX_UNWATCHED / 2) : [];
+    this.unwatchedCount = this.unwatchedKept.length;
   }
 
   /** Before a subscriber's snapshot: the flows allowed while nobody watched that are still open. */
   private adoptUnwatched(): void {
-    if (this.unwatched.size === 0 || !this.live) return;
-    const flows = this.live.present([...this.unwatched.values()]);
-    this.unwatched.clear();
+    if (this.unwatchedCount === 0 || !this.live) return;
+    const flows = this.live.present(this.takeUnwatched());
     for (const flow of flows) {
       this.nameFlow(flow);
       this.live.add(flow);

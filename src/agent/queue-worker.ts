@@ -16,6 +16,7 @@ import { TokenCache } from './token-cache.js';
 import { poolPacketId } from './worker-pool.js';
 import { pinToQueueCpus } from './affinity.js';
 import { flowKey, formatAddress, parsePacket, type PacketTuple } from './packet.js';
+import { UnwatchedBatchWriter, type UnwatchedFlow } from './unwatched-batch.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 const NF_INET_LOCAL_IN = 1;
@@ -61,7 +62,7 @@ interface Judged {
   verdict?: { id: number; verdict: number };
   decided?: { flow: FlowRecord; verdict: Verdict };
   /** Allowed by rule while no client listens: batched to the main thread's live flows. */
-  unwatched?: { flow: FlowRecord; verdict: Verdict };
+  unwatched?: UnwatchedFlow;
   held?: HeldFlow;
   destroy?: () => void;
 }
@@ -131,7 +132,16 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       if (rule.action === 'block') verdict.blockMode = blockMode;
       const judged: Judged = { verdict: { id: packet.id, verdict: rule.action === 'allow' ? NF_ACCEPT : NF_DROP } };
       if (listeners) judged.decided = { flow: makeFlow(), verdict };
-      else if (rule.action === 'allow') judged.unwatched = { flow: makeFlow(), verdict };
+      else if (rule.action === 'allow') {
+        // raw fields only: written to the batch after the verdict is sent, decoded by the main thread
+        // only if a client ever asks
+        const u: UnwatchedFlow = { packetId: packet.id, time: Date.now(), protocol: tuple.protocol, family: tuple.family, direction, local, remote, ruleId: rule.id };
+        if (owner.token) u.token = owner.token;
+        if (owner.pid !== undefined) u.pid = owner.pid;
+        if (owner.uid !== undefined) u.uid = owner.uid;
+        if (owner.error) u.ownerError = owner.error;
+        judged.unwatched = u;
+      }
       if (rule.action === 'block' && blockMode === 'reject' && (tuple.protocol === 'tcp' || tuple.protocol === 'udp')) {
         const protocol = tuple.protocol;
         judged.destroy = () => {
@@ -169,8 +179,9 @@ function main(): void {
   const destroys: Array<() => void> = [];
   let held: HeldFlow[] = [];
   let decided: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
-  let unwatched: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
-  let unwatchedPosted = Date.now();
+  const unwatched: UnwatchedFlow[] = [];
+  const batch = new UnwatchedBatchWriter(idPrefix, UNWATCHED_BATCH);
+  let batchStarted = 0;
   // Each datagram is answered as soon as it is judged: one more recv to gather a batch would add a
   // syscall to every connection's latency, and the verdict's own cost (the kernel reinjects the packet
   // and runs the handshake in this thread) dwarfs the send it would save.
@@ -185,22 +196,25 @@ function main(): void {
     }
     for (const d of destroys) d();
     destroys.length = 0;
+    for (const u of unwatched) {
+      if (batch.full) postUnwatched(true);
+      if (batch.length === 0) batchStarted = Date.now();
+      batch.add(u);
+    }
+    unwatched.length = 0;
     if (held.length > 0 || decided.length > 0) {
-      post({ type: 'flows', held, decided, ...(unwatched.length > 0 ? { unwatched } : {}) });
+      post({ type: 'flows', held, decided });
       held = [];
       decided = [];
-      unwatched = [];
-      unwatchedPosted = Date.now();
     }
     postUnwatched(false);
   };
   // Batched: a connection nobody watches should cost the queue loop as little as possible.
   const postUnwatched = (force: boolean): void => {
-    if (unwatched.length === 0) return;
-    if (!force && unwatched.length < UNWATCHED_BATCH && Date.now() - unwatchedPosted < UNWATCHED_MAX_AGE_MS) return;
-    post({ type: 'flows', held: [], decided: [], unwatched });
-    unwatched = [];
-    unwatchedPosted = Date.now();
+    if (batch.length === 0) return;
+    if (!force && !batch.full && Date.now() - batchStarted < UNWATCHED_MAX_AGE_MS) return;
+    const taken = batch.take();
+    parentPort!.postMessage({ type: 'flows', held: [], decided: [], unwatched: taken } satisfies WorkerToMain, [taken.bytes.buffer as ArrayBuffer]);
   };
   while (!stopping) {
     let packets: QueuedPacket[] | undefined;

@@ -1,5 +1,6 @@
 // Messages between the agent's main thread and its queue worker, and the shared counters.
 import type { Action, BlockMode, FlowRecord, Rule, Verdict } from '../protocol/messages.js';
+import type { UnwatchedBatch } from './unwatched-batch.js';
 
 export type AttributionMethod = 'bpf-cookie' | 'inode-scan';
 
@@ -49,7 +50,7 @@ export interface KnownIdentity {
 export type WorkerToMain =
   | { type: 'ready'; fd: number; portId: number }
   | { type: 'fatal'; message: string }
-  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }>; unwatched?: Array<{ flow: FlowRecord; verdict: Verdict }> }
+  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }>; unwatched?: UnwatchedBatch }
   /** Something the agent should say once (e.g. it stopped trusting the connect records' fields). */
   | { type: 'note'; message: string }
   /** Hits of rules the worker decided with, batched (about once a second). */
