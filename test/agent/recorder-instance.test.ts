@@ -61,6 +61,19 @@ describe.skipIf(skip)('connect records that name the process instance', () => {
     return { child, record: record! };
   }
 
+  /** The "parent PID PORT" and "child PID PORT" lines of a client that connects, forks, and connects
+   *  again from the child; with the connect records of both sockets. */
+  async function parentAndChild(child: ChildProcess, recorder: SocketRecorder): Promise<{ parentPid: number; childPid: number; parentRecord: OwnerRecord; childRecord: OwnerRecord }> {
+    const out = lines(child);
+    const [, parentPid, parentPort] = (await out.next((l) => l.startsWith('parent'))).split(' ').map(Number);
+    const [, childPid, childPort] = (await out.next((l) => l.startsWith('child'))).split(' ').map(Number);
+    const recordFor = (localPort: number): OwnerRecord => {
+      const info = diag.lookup({ protocol: 'tcp', local: { address: Buffer.from([127, 0, 0, 1]), port: localPort }, remote: { address: Buffer.from([127, 0, 0, 1]), port } });
+      return recorder.lookupCookie(info!.cookie)!;
+    };
+    return { parentPid: parentPid!, childPid: childPid!, parentRecord: recordFor(parentPort!), childRecord: recordFor(childPort!) };
+  }
+
   it('reads start time and pidfs inode from task_struct, and makes the token the /proc route makes', async () => {
     const recorder = SocketRecorder.attach(cg.path);
     try {
@@ -99,15 +112,7 @@ os.write(w, b'x')
 os.wait()
 "`], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
-      const out = lines(child);
-      const [, parentPid, parentPort] = (await out.next((l) => l.startsWith('parent'))).split(' ').map(Number);
-      const [, childPid, childPort] = (await out.next((l) => l.startsWith('child'))).split(' ').map(Number);
-      const recordFor = (localPort: number): OwnerRecord => {
-        const info = diag.lookup({ protocol: 'tcp', local: { address: Buffer.from([127, 0, 0, 1]), port: localPort }, remote: { address: Buffer.from([127, 0, 0, 1]), port } });
-        return recorder.lookupCookie(info!.cookie)!;
-      };
-      const parentRecord = recordFor(parentPort!);
-      const childRecord = recordFor(childPort!);
+      const { parentPid, childPid, parentRecord, childRecord } = await parentAndChild(child, recorder);
       expect([parentRecord.tgid, childRecord.tgid]).toEqual([parentPid, childPid]);
       // the same open executable, named by the kernel's struct file address and inode number
       expect(childRecord.exeFile).not.toBe(0n);
@@ -116,8 +121,8 @@ os.wait()
       const cache = new TokenCache();
       const parentToken = cache.getInstance(parentRecord);
       const childToken = cache.getInstance(childRecord);
-      expect(parentToken).toMatchObject({ tokenText: new TokenCache().get(parentPid!)!.tokenText });
-      expect(childToken).toMatchObject({ pidfd: -1, tokenText: new TokenCache().get(childPid!)!.tokenText });
+      expect(parentToken).toMatchObject({ tokenText: new TokenCache().get(parentPid)!.tokenText });
+      expect(childToken).toMatchObject({ pidfd: -1, tokenText: new TokenCache().get(childPid)!.tokenText });
     } finally {
       child.stdin!.end();
       recorder.close();
@@ -155,29 +160,21 @@ os.wait()
       return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     };
     try {
-      const out = lines(child);
-      const [, parentPid, parentPort] = (await out.next((l) => l.startsWith('parent'))).split(' ').map(Number);
-      const [, childPid, childPort] = (await out.next((l) => l.startsWith('child'))).split(' ').map(Number);
-      const recordFor = (localPort: number): OwnerRecord => {
-        const info = diag.lookup({ protocol: 'tcp', local: { address: Buffer.from([127, 0, 0, 1]), port: localPort }, remote: { address: Buffer.from([127, 0, 0, 1]), port } });
-        return recorder.lookupCookie(info!.cookie)!;
-      };
-      const parentRecord = recordFor(parentPort!);
-      const childRecord = recordFor(childPort!);
+      const { parentPid, childPid, parentRecord, childRecord } = await parentAndChild(child, recorder);
       expect(typeof cache.getInstance(parentRecord)).toBe('object');
       expect(ourDescriptorsOf(exe)).toBe(1);
-      const keyOf = (): string | undefined => cache.fileKeyOf(childPid!, childRecord.exeIno, childRecord.exeFile);
-      expect(keyOf()).toBe(keyByStat(childPid!));
-      expect(keyOf()).toBe(new TokenCache().fileKeyOf(childPid!, childRecord.exeIno));
+      const keyOf = (): string | undefined => cache.fileKeyOf(childPid, childRecord.exeIno, childRecord.exeFile);
+      expect(keyOf()).toBe(keyByStat(childPid));
+      expect(keyOf()).toBe(new TokenCache().fileKeyOf(childPid, childRecord.exeIno));
       // the file changes (its times here): so does the key, as a stat through /proc/PID/exe would say
       const before = keyOf();
       utimesSync(exe, new Date(2001, 1, 1), new Date(2001, 1, 1));
       expect(keyOf()).not.toBe(before);
-      expect(keyOf()).toBe(keyByStat(childPid!));
+      expect(keyOf()).toBe(keyByStat(childPid));
       // deleted while running: the key still comes (through /proc), and the descriptor is closed so the
       // file's blocks are freed when its last process exits
       rmSync(exe);
-      expect(keyOf()).toBe(keyByStat(childPid!));
+      expect(keyOf()).toBe(keyByStat(childPid));
       expect(ourDescriptorsOf(exe)).toBe(0);
       expect(parentPid).toBe(parentRecord.tgid);
     } finally {
