@@ -432,10 +432,12 @@ export class Agent {
     }
   }
 
-  /** Every unwatched flow kept so far, oldest first; the store is emptied. */
-  private takeUnwatched(): FlowRecord[] {
-    const flows = this.unwatchedKept;
-    for (const batch of this.unwatchedBatches) for (const u of decodeUnwatched(batch)) flows.push({ ...u.flow, verdict: u.verdict });
+  /** The unwatched flows kept so far whose socket still exists (all of them when the sockets cannot
+   *  be read), oldest first; the store is emptied. Ended ones are never decoded. */
+  private takeOpenUnwatched(): FlowRecord[] {
+    const open = this.live?.openSockets();
+    const flows = open ? this.unwatchedKept.filter((f) => open(f.protocol, f.local, f.remote)) : this.unwatchedKept;
+    for (const batch of this.unwatchedBatches) for (const u of decodeUnwatched(batch, open)) flows.push({ ...u.flow, verdict: u.verdict });
     this.unwatchedBatches = [];
     this.unwatchedKept = [];
     this.unwatchedCount = 0;
@@ -444,15 +446,14 @@ export class Agent {
 
   /** Keeps the unwatched flows whose socket still exists; if that is still too many, the oldest go. */
   private pruneUnwatched(): void {
-    const all = this.takeUnwatched();
-    this.unwatchedKept = this.live ? this.live.present(all).slice(-MAX_UNWATCHED / 2) : [];
+    this.unwatchedKept = this.takeOpenUnwatched().slice(-MAX_UNWATCHED / 2);
     this.unwatchedCount = this.unwatchedKept.length;
   }
 
   /** Before a subscriber's snapshot: the flows allowed while nobody watched that are still open. */
   private adoptUnwatched(): void {
     if (this.unwatchedCount === 0 || !this.live) return;
-    const flows = this.live.present(this.takeUnwatched());
+    const flows = this.takeOpenUnwatched();
     for (const flow of flows) {
       this.nameFlow(flow);
       this.live.add(flow);

@@ -2,7 +2,7 @@
 // with tcp_info per live flow while that costs less than one dump of the sockets, else a dump) and
 // their ends — the socket gone, or for UDP an idle timeout. Clients get `bytes` and `end` messages,
 // and a late subscriber gets the live flows in its snapshot.
-import type { BytesMessage, EndMessage, FlowRecord } from '../protocol/messages.js';
+import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol/messages.js';
 import { TrafficTracker, indexByTuple, socketOf, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
 
 export interface LiveFlow {
@@ -66,13 +66,20 @@ export class LiveFlows {
    *  agent allowed while nobody watched, checked before they are shown as live. All of them when the
    *  sockets cannot be read (the first poll then ends the gone ones). */
   present(flows: readonly FlowRecord[]): FlowRecord[] {
+    const open = this.openSockets();
+    return open ? flows.filter((f) => open(f.protocol, f.local, f.remote)) : [...flows];
+  }
+
+  /** One dump of the namespace's sockets, as a test of whether a flow's socket still exists (its
+   *  4-tuple, or for UDP an unconnected socket on its local end); undefined when they cannot be read. */
+  openSockets(): ((protocol: string, local: Endpoint, remote: Endpoint) => boolean) | undefined {
     let index: ReturnType<typeof indexByTuple>;
     try {
       index = indexByTuple(this.reader.dumpAll());
     } catch {
-      return [...flows];
+      return undefined;
     }
-    return flows.filter((f) => (f.protocol === 'tcp' || f.protocol === 'udp') && socketOf(index, f.protocol, f.local, f.remote) !== undefined);
+    return (protocol, local, remote) => (protocol === 'tcp' || protocol === 'udp') && socketOf(index, protocol, local, remote) !== undefined;
   }
 
   get(id: string): LiveFlow | undefined {

@@ -2,7 +2,7 @@
 // fixed-size binary record per flow in one transferable buffer, not a flow object each. Building the
 // objects (address strings, base64 tokens) and cloning them between threads cost the queue loop several
 // µs per connection; the main thread decodes them only when a client subscribes or the store is pruned.
-import type { FlowRecord, Verdict } from '../protocol/messages.js';
+import type { Endpoint, FlowRecord, Verdict } from '../protocol/messages.js';
 import { formatAddress, type PacketProtocol } from './packet.js';
 
 /** Bytes per flow: packet id 4, protocol/family/direction/flags 4, time 8, local and remote address
@@ -105,8 +105,9 @@ export class UnwatchedBatchWriter {
 }
 
 /** The flows of a batch, as the queue thread would have built them, each with its verdict (allowed by
- *  its rule). A batch whose buffer is shorter than its count says yields what it holds. */
-export function decodeUnwatched(batch: UnwatchedBatch): Array<{ flow: FlowRecord; verdict: Verdict }> {
+ *  its rule). A batch whose buffer is shorter than its count says yields what it holds. With `keep`,
+ *  only the flows whose protocol and ends it accepts are built (most have ended by a prune). */
+export function decodeUnwatched(batch: UnwatchedBatch, keep?: (protocol: PacketProtocol, local: Endpoint, remote: Endpoint) => boolean): Array<{ flow: FlowRecord; verdict: Verdict }> {
   const out: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
   const b = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
   const extras = new Map(batch.extras);
@@ -117,14 +118,17 @@ export function decodeUnwatched(batch: UnwatchedBatch): Array<{ flow: FlowRecord
     const family = b[at + 5] === 6 ? 'ipv6' : 'ipv4';
     const size = family === 'ipv6' ? 16 : 4;
     const flags = b[at + 7]!;
+    const local = { address: formatAddress(b.subarray(at + 16, at + 16 + size)), port: b.readUInt16LE(at + 48) };
+    const remote = { address: formatAddress(b.subarray(at + 32, at + 32 + size)), port: b.readUInt16LE(at + 50) };
+    if (keep && !keep(protocol, local, remote)) continue;
     const flow: FlowRecord = {
       id: batch.idPrefix + b.readUInt32LE(at),
       time: b.readDoubleLE(at + 8),
       direction: b[at + 6] === 1 ? 'inbound' : 'outbound',
       protocol,
       family,
-      local: { address: formatAddress(b.subarray(at + 16, at + 16 + size)), port: b.readUInt16LE(at + 48) },
-      remote: { address: formatAddress(b.subarray(at + 32, at + 32 + size)), port: b.readUInt16LE(at + 50) },
+      local,
+      remote,
     };
     const extra = extras.get(i);
     if (flags & HAS_TOKEN) flow.token = b.toString('base64', at + 64, at + 64 + TOKEN_BYTES);

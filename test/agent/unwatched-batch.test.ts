@@ -56,6 +56,20 @@ describe('unwatched flow batches', () => {
     ]);
   });
 
+  it('with a test of open sockets, builds only the flows it keeps', () => {
+    const w = new UnwatchedBatchWriter('q1-', 8);
+    for (let i = 1; i <= 5; i++) w.add(flowV4(i, { token }));
+    const asked: string[] = [];
+    const kept = decodeUnwatched(w.take(), (protocol, local, remote) => {
+      asked.push(`${protocol} ${local.address}:${local.port} ${remote.address}:${remote.port}`);
+      return local.port % 2 === 0;
+    });
+    expect(asked[0]).toBe('tcp 10.0.0.2:40001 93.184.216.34:443');
+    expect(asked).toHaveLength(5);
+    expect(kept.map((u) => u.flow.id)).toEqual(['q1-2', 'q1-4']);
+    expect(kept[0]!.flow.token).toBe(token.toString('base64'));
+  });
+
   it('says when it is full, and a new batch starts empty after take', () => {
     const w = new UnwatchedBatchWriter('q1-', 2);
     expect(w.add(flowV4(1))).toBe(true);
