@@ -2,7 +2,7 @@
 // queues a flow's first packet (conntrack NEW); once the entry is gone, the flow's next packet is new
 // again and comes back to the queue to be judged — how a live UDP flow is ended (its socket may serve
 // other peers, so destroying it is not an option).
-import { NETLINK_NETFILTER, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NetlinkError, buildAttribute, buildMessage, errorCode, openNetlink, parseMessages, u16BE, type NetlinkSocket } from './netlink.js';
+import { NETLINK_NETFILTER, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, NetlinkError, awaitAck, buildAttribute, buildMessage, openNetlink, u16BE, type NetlinkSocket } from './netlink.js';
 
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_DELETE = 2;
@@ -20,6 +20,7 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const ENOENT = 2;
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
+const RECEIVE_TIMEOUT_MS = 1000;
 
 /** A flow's original direction: `src` sent the first packet. Addresses are 4 or 16 raw bytes. */
 export interface ConntrackTuple {
@@ -53,7 +54,7 @@ export class Conntrack {
   private seq = 1;
 
   constructor() {
-    this.nl = openNetlink(NETLINK_NETFILTER, { receiveTimeoutMs: 1000 });
+    this.nl = openNetlink(NETLINK_NETFILTER, { receiveTimeoutMs: RECEIVE_TIMEOUT_MS });
   }
 
   /** Deletes the entry of `tuple`. True when one was deleted, false when there was none (ENOENT).
@@ -61,17 +62,10 @@ export class Conntrack {
   delete(tuple: ConntrackTuple): boolean {
     const seq = ++this.seq;
     this.nl.send(deleteRequest(tuple, seq));
-    for (;;) {
-      const n = this.nl.receive(this.reply);
-      if (n < 0) throw new NetlinkError('conntrack delete (no answer)', 110 /* ETIMEDOUT */);
-      for (const m of parseMessages(this.reply, n)) {
-        if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
-        const code = errorCode(m) ?? 5;
-        if (code === 0) return true;
-        if (code === ENOENT) return false;
-        throw new NetlinkError('conntrack delete', code);
-      }
-    }
+    const code = awaitAck(this.nl, this.reply, seq, 'conntrack delete', RECEIVE_TIMEOUT_MS);
+    if (code === 0) return true;
+    if (code === ENOENT) return false;
+    throw new NetlinkError('conntrack delete', code);
   }
 
   close(): void {

@@ -224,6 +224,19 @@ export function errorCode(message: NetlinkMessage): number | undefined {
   return -message.payload.readInt32LE(0);
 }
 
+/** Waits on `nl` for the kernel's answer (NLMSG_ERROR) to request `seq` and returns its errno (0: an
+ *  ACK); other messages (late answers to earlier requests) are skipped. Throws NetlinkError ETIMEDOUT
+ *  when none has come within `timeoutMs` (each receive also ends at the socket's own timeout). */
+export function awaitAck(nl: NetlinkSocket, buffer: Buffer, seq: number, call: string, timeoutMs: number): number {
+  const deadline = Date.now() + timeoutMs;
+  do {
+    const n = nl.receive(buffer);
+    if (n < 0) continue;
+    for (const m of parseMessages(buffer, n)) if (m.type === NLMSG_ERROR && m.seq === seq) return errorCode(m) ?? 5 /* EIO */;
+  } while (Date.now() < deadline);
+  throw new NetlinkError(`${call} (no answer)`, 110 /* ETIMEDOUT */);
+}
+
 /** Attributes from `offset` to the end of `buf`, by attribute number (flags masked off). The last
  *  occurrence wins; attributes whose length runs past the end stop parsing. */
 export function parseAttributes(buf: Buffer, offset = 0): Map<number, Buffer> {

@@ -6,8 +6,8 @@
 // into JS for every packet, which koffi must marshal across threads from a worker), and its own
 // buffer handling — all to save ~150 lines. Raw netlink also lets several verdicts share one send().
 import {
-  NETLINK_NETFILTER, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST, NetlinkError, align4, buildAttribute,
-  errorCode, openNetlink, parseMessages, u32BE, type NetlinkSocket,
+  NETLINK_NETFILTER, NLM_F_ACK, NLM_F_REQUEST, NetlinkError, align4, awaitAck, buildAttribute,
+  openNetlink, u32BE, type NetlinkSocket,
 } from './netlink.js';
 
 const NFNL_SUBSYS_QUEUE = 3;
@@ -107,18 +107,8 @@ export class NfQueue {
   private configure(attrs: Buffer[]): void {
     const seq = ++this.seq;
     this.nl.send(message(MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, seq, [nfgen(0, this.options.queueNum), ...attrs]));
-    const deadline = Date.now() + 2000;
-    while (Date.now() < deadline) {
-      const n = this.nl.receive(this.buffer);
-      if (n < 0) continue;
-      for (const m of parseMessages(this.buffer, n)) {
-        if (m.type !== NLMSG_ERROR || m.seq !== seq) continue;
-        const errno = errorCode(m) ?? 5;
-        if (errno !== 0) throw new NetlinkError('NFQUEUE config', errno);
-        return;
-      }
-    }
-    throw new NetlinkError('NFQUEUE config (no answer)', 110);
+    const errno = awaitAck(this.nl, this.buffer, seq, 'NFQUEUE config', 2000);
+    if (errno !== 0) throw new NetlinkError('NFQUEUE config', errno);
   }
 
   private bind(): void {

@@ -8,8 +8,8 @@
 // tuple, and a destroy carries the cookie of the socket it means, so the kernel refuses any other.
 import { isIP } from 'node:net';
 import {
-  NETLINK_SOCK_DIAG, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkError, errorCode,
-  openNetlink, parseMessages, type NetlinkSocket,
+  NETLINK_SOCK_DIAG, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkError, awaitAck,
+  openNetlink, type NetlinkSocket,
 } from './netlink.js';
 
 export const SOCK_DIAG_BY_FAMILY = 20;
@@ -19,6 +19,7 @@ export const AF_INET6 = 10;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 const REQUEST_BYTES = 72;
+const RECEIVE_TIMEOUT_MS = 1000;
 const INET_DIAG_INFO = 2;
 const TCP_LISTEN = 10;
 const ENOENT = 2;
@@ -105,7 +106,7 @@ export class SockDiag {
   private seq = 1;
 
   constructor() {
-    this.nl = openNetlink(NETLINK_SOCK_DIAG, { receiveTimeoutMs: 1000 });
+    this.nl = openNetlink(NETLINK_SOCK_DIAG, { receiveTimeoutMs: RECEIVE_TIMEOUT_MS });
   }
 
   /** The socket with exactly this tuple, or undefined when none exists (ENOENT, or the kernel answered
@@ -170,20 +171,12 @@ export class SockDiag {
       cookie = info.cookie;
     }
     this.fill(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, tuple, false, cookie);
-    const seq = this.seq;
     this.nl.send(this.request);
-    for (;;) {
-      const n = this.nl.receive(this.reply);
-      if (n < 0) throw new NetlinkError('sock_diag destroy (no reply)', 110);
-      for (const m of parseMessages(this.reply, n)) {
-        if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
-        const errno = errorCode(m) ?? 5;
-        if (errno === 0) return true;
-        // ESTALE: a socket with that tuple exists but has another cookie (not the one meant)
-        if (errno === ENOENT || errno === ESTALE) return false;
-        throw new NetlinkError('sock_diag destroy', errno);
-      }
-    }
+    const errno = awaitAck(this.nl, this.reply, this.seq, 'sock_diag destroy', RECEIVE_TIMEOUT_MS);
+    if (errno === 0) return true;
+    // ESTALE: a socket with that tuple exists but has another cookie (not the one meant)
+    if (errno === ENOENT || errno === ESTALE) return false;
+    throw new NetlinkError('sock_diag destroy', errno);
   }
 
   close(): void {
