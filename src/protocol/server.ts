@@ -113,6 +113,8 @@ export class ExtensionServer {
   private readonly connections = new Map<string, Connection>();
   /** Every open socket, including those closing (ended, flushing) that left `connections`. */
   private readonly sockets = new Set<Socket>();
+  /** Subscribers' sockets corked by broadcastSoon until the end of this event-loop turn. */
+  private corked: Socket[] = [];
   private server?: Server;
   private nextId = 1;
 
@@ -151,9 +153,7 @@ export class ExtensionServer {
   /** Sends one message to every subscribed client now (with anything broadcastSoon held back before
    *  it, in the same write); returns how many were sent it. */
   broadcast(msg: ExtensionMessage): number {
-    const line = encodeMessage(msg);
-    let sent = 0;
-    for (const c of this.connections.values()) if (c.subscribed && c.write(line)) sent++;
+    const sent = this.toSubscribers(encodeMessage(msg));
     this.flushSoon();
     return sent;
   }
@@ -172,12 +172,14 @@ export class ExtensionServer {
       if (this.corked.length === 0) return 0;
       setImmediate(() => this.flushSoon());
     }
+    return this.toSubscribers(line);
+  }
+
+  private toSubscribers(line: string): number {
     let sent = 0;
     for (const c of this.connections.values()) if (c.subscribed && c.write(line)) sent++;
     return sent;
   }
-
-  private corked: Socket[] = [];
 
   private flushSoon(): void {
     if (this.corked.length === 0) return;
