@@ -237,8 +237,11 @@ export function loadProgram(progType: number, expectedAttach: number, insns: Buf
   attr.writeUInt32LE(expectedAttach, 68);
   // The verifier gives up with EAGAIN whenever a signal is pending for the thread (a profiler's SIGPROF
   // every millisecond, a child's SIGCHLD): signals wait until the program is loaded.
-  let fd = withSignalsHeld(() => bpf(CMD.PROG_LOAD, attr));
-  for (let tries = 1; fd === -EAGAIN && tries < 5; tries++) fd = withSignalsHeld(() => bpf(CMD.PROG_LOAD, attr));
+  const fd = withSignalsHeld(() => {
+    let result = bpf(CMD.PROG_LOAD, attr);
+    for (let tries = 1; result === -EAGAIN && tries < 5; tries++) result = bpf(CMD.PROG_LOAD, attr);
+    return result;
+  });
   if (fd < 0) {
     const text = log.toString('latin1', 0, Math.max(0, log.indexOf(0))).trim();
     throw new BpfError('bpf(PROG_LOAD)', -fd, text || undefined);
