@@ -28,7 +28,7 @@ const UNWATCHED_MAX_AGE_MS = 200;
 const config = (workerData as { config: WorkerConfig; control: MessagePort }).config;
 const control = (workerData as { config: WorkerConfig; control: MessagePort }).control;
 const counters = new BigInt64Array(config.counters);
-const post = (m: WorkerToMain): void => parentPort!.postMessage(m);
+const post = (m: WorkerToMain, transfer?: ArrayBuffer[]): void => parentPort!.postMessage(m, transfer);
 
 let rules = new RuleSet([]);
 const hits = new Map<string, number>();
@@ -214,7 +214,7 @@ function main(): void {
     if (batch.length === 0) return;
     if (!force && !batch.full && Date.now() - batchStarted < UNWATCHED_MAX_AGE_MS) return;
     const taken = batch.take();
-    parentPort!.postMessage({ type: 'flows', held: [], decided: [], unwatched: taken } satisfies WorkerToMain, [taken.bytes.buffer as ArrayBuffer]);
+    post({ type: 'flows', held: [], decided: [], unwatched: taken }, [taken.bytes.buffer as ArrayBuffer]);
   };
   while (!stopping) {
     let packets: QueuedPacket[] | undefined;
