@@ -12,6 +12,7 @@
 import { encodeLinuxToken } from '../protocol/tokens.js';
 import { SYS, libc, type Libc } from '../native/linux/libc.js';
 import { execTag, kernelHasPidfs } from '../native/linux/token.js';
+import { formatFileKey } from '../native/linux/hash.js';
 import type { OwnerRecord } from '../native/linux/bpf.js';
 
 const AT_EMPTY_PATH = 0x1000;
@@ -243,7 +244,7 @@ export class TokenCache {
     // no path walk). Not once the file is deleted: the descriptor would keep its blocks allocated.
     const known = exeFile !== 0n && expectIno !== 0n ? this.exes.get(exeFile) : undefined;
     if (known && known.ino === expectIno && known.fd >= 0) {
-      if (this.c.fstatat(known.fd, this.emptyPath, st, AT_EMPTY_PATH) === 0 && st.readBigUInt64LE(8) === expectIno && linkCount(st) > 0) return fileKey(st);
+      if (this.c.fstatat(known.fd, this.emptyPath, st, AT_EMPTY_PATH) === 0 && st.readBigUInt64LE(8) === expectIno && linkCount(st) > 0) return statFileKey(st);
       this.c.close(known.fd);
       known.fd = -1;
     }
@@ -254,7 +255,7 @@ export class TokenCache {
     if (expectIno !== 0n) {
       if (ino !== expectIno) return undefined;
     } else if (!entry || entry.pidfd < 0 || !this.alive(entry.pidfd)) return undefined;
-    return fileKey(st);
+    return statFileKey(st);
   }
 
   /** pidfd_send_signal(fd, 0): success, or EPERM (found but not ours to signal), means alive. */
@@ -302,10 +303,10 @@ export class TokenCache {
 
 /** dev:inode:size:mtime:ctime (ns) from a struct stat: st_size@48, st_mtime@88/+96 ns,
  *  st_ctime@104/+112 ns (x86_64 and aarch64 alike). */
-function fileKey(st: Buffer): string {
+function statFileKey(st: Buffer): string {
   const mtime = st.readBigInt64LE(88) * 1_000_000_000n + st.readBigInt64LE(96);
   const ctime = st.readBigInt64LE(104) * 1_000_000_000n + st.readBigInt64LE(112);
-  return `${st.readBigUInt64LE(0)}:${st.readBigUInt64LE(8)}:${st.readBigInt64LE(48)}:${mtime}:${ctime}`;
+  return formatFileKey(st.readBigUInt64LE(0), st.readBigUInt64LE(8), st.readBigInt64LE(48), mtime, ctime);
 }
 
 /** st_nlink: 8 bytes at 16 on x86_64, 4 bytes at 20 on aarch64 (the generic layout). */

@@ -11,7 +11,13 @@ export interface FileDigest {
 }
 
 export function fileKey(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  return formatFileKey(st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs);
+}
+
+/** The cache key's one spelling: the agent's queue threads compare keys they read from a raw struct
+ *  stat with the ones attributions carry. */
+export function formatFileKey(dev: bigint, ino: bigint, size: bigint, mtimeNs: bigint, ctimeNs: bigint): string {
+  return `${dev}:${ino}:${size}:${mtimeNs}:${ctimeNs}`;
 }
 
 const CHUNK = 1 << 20;
