@@ -90,10 +90,15 @@ function keyBefore(j: Journal, i: number, column: FlowSortColumn): SortKey | und
 }
 
 function compareKeys(ka: SortKey, kb: SortKey, a: FlowRow, b: FlowRow, sign: number): number {
+  return compareOrder(ka, kb, a.flow.time, b.flow.time, a.key, b.key, sign);
+}
+
+/** The table's order from a row's sort key, flow time and row key. Ties: newest first, then by row
+ *  key, so the order is total and stable across frames. */
+function compareOrder(ka: SortKey, kb: SortKey, ta: number, tb: number, ra: string, rb: string, sign: number): number {
   if (ka !== kb) return (ka < kb ? -1 : 1) * sign;
-  // Ties: newest first, then by key, so the order is total and stable across frames.
-  if (a.flow.time !== b.flow.time) return b.flow.time - a.flow.time;
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  if (ta !== tb) return tb - ta;
+  return ra < rb ? -1 : ra > rb ? 1 : 0;
 }
 
 /** Rows with their sort keys, as two parallel arrays (no wrapper object per row). */
@@ -104,10 +109,10 @@ interface Run {
 
 function sortRun(rows: FlowRow[], spec: SortSpec, keyOf: (row: FlowRow) => SortKey = (row) => flowSortKey(row, spec.column)): Run {
   const sign = spec.reverse ? -1 : 1;
-  // The same order as compareKeys, on an array of row numbers with the keys and times beside it:
-  // no object per row (a wrapper per row was the sort's garbage, and under load a long sort lived
-  // through enough young collections to be promoted), and each row's time is read once (on a
-  // column with many equal keys most comparisons fall through to it).
+  // Sorts an array of row numbers with the keys and times beside it: no object per row (a wrapper
+  // per row was the sort's garbage, and under load a long sort lived through enough young
+  // collections to be promoted), and each row's time is read once (on a column with many equal keys
+  // most comparisons fall through to it).
   const n = rows.length;
   const keys: SortKey[] = new Array(n);
   const times = new Float64Array(n);
@@ -118,17 +123,7 @@ function sortRun(rows: FlowRow[], spec: SortSpec, keyOf: (row: FlowRow) => SortK
     times[i] = row.flow.time;
     order[i] = i;
   }
-  order.sort((a, b) => {
-    const ka = keys[a]!;
-    const kb = keys[b]!;
-    if (ka !== kb) return (ka < kb ? -1 : 1) * sign;
-    const ta = times[a]!;
-    const tb = times[b]!;
-    if (ta !== tb) return tb - ta;
-    const ra = rows[a]!.key;
-    const rb = rows[b]!.key;
-    return ra < rb ? -1 : ra > rb ? 1 : 0;
-  });
+  order.sort((a, b) => compareOrder(keys[a]!, keys[b]!, times[a]!, times[b]!, rows[a]!.key, rows[b]!.key, sign));
   const outKeys: SortKey[] = new Array(n);
   const outRows: FlowRow[] = new Array(n);
   for (let i = 0; i < n; i++) {
