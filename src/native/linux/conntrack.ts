@@ -2,7 +2,7 @@
 // queues a flow's first packet (conntrack NEW); once the entry is gone, the flow's next packet is new
 // again and comes back to the queue to be judged — how a live UDP flow is ended (its socket may serve
 // other peers, so destroying it is not an option).
-import { NETLINK_NETFILTER, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, NetlinkError, awaitAck, buildAttribute, buildMessage, openNetlink, u16BE, type NetlinkSocket } from './netlink.js';
+import { AF_INET, AF_INET6, NETLINK_NETFILTER, NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, NetlinkError, awaitAck, buildAttribute, buildMessage, openNetlink, u16BE, type NetlinkSocket } from './netlink.js';
 
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_DELETE = 2;
@@ -16,8 +16,6 @@ const CTA_IP_V6_DST = 4;
 const CTA_PROTO_NUM = 1;
 const CTA_PROTO_SRC_PORT = 2;
 const CTA_PROTO_DST_PORT = 3;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const ENOENT = 2;
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
 const RECEIVE_TIMEOUT_MS = 1000;

@@ -4,6 +4,9 @@
 import { libc, errnoName } from './libc.js';
 
 export const AF_NETLINK = 16;
+/** Address families in the requests that name an IP socket or flow (sock_diag, ctnetlink). */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_SOCK_DIAG = 4;

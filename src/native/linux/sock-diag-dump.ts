@@ -6,10 +6,10 @@
 import type { AddressFamily, Endpoint } from '../../protocol/messages.js';
 import { formatAddress } from '../../hostnames/address.js';
 import {
-  NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_OVERRUN,
+  AF_INET, AF_INET6, NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_OVERRUN,
   NLA_TYPE_MASK, NetlinkError, errorCode, openNetlink, parseMessages, type NetlinkSocket,
 } from './netlink.js';
-import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY, SockDiag, type SocketTuple } from './sock-diag.js';
+import { IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY, SockDiag, type SocketTuple } from './sock-diag.js';
 /** struct inet_diag_req_v2 (linux/inet_diag.h). */
 const REQ_BYTES = 56;
 /** struct inet_diag_msg: the fixed part of every reply, before its attributes. */

@@ -8,14 +8,12 @@
 // tuple, and a destroy carries the cookie of the socket it means, so the kernel refuses any other.
 import { isIP } from 'node:net';
 import {
-  NETLINK_SOCK_DIAG, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkError, awaitAck,
+  AF_INET, AF_INET6, NETLINK_SOCK_DIAG, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkError, awaitAck,
   openNetlink, type NetlinkSocket,
 } from './netlink.js';
 
 export const SOCK_DIAG_BY_FAMILY = 20;
 const SOCK_DESTROY = 21;
-export const AF_INET = 2;
-export const AF_INET6 = 10;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 const REQUEST_BYTES = 72;
