@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { Attribution } from '../attribution/types.js';
 import { UsageError, UserError } from '../errors.js';
+import { escapeJsonControls, replaceControls as safe } from '../text/controls.js';
 
 const HELP = `Usage:
   flowtop inspect PID... [--json]        show what flowtop verifies about live processes
@@ -73,7 +74,7 @@ async function inspect(argv: string[], write: (text: string) => void, color: boo
     backend.close?.();
   }
 
-  if (parsed.values.json) write(JSON.stringify(entries, null, 2) + '\n');
+  if (parsed.values.json) write(escapeJsonControls(JSON.stringify(entries, null, 2)) + '\n');
   else write(entries.map((e) => formatEntry(e, color)).join('\n'));
   return entries.some((e) => e.error !== undefined) ? 1 : 0;
 }
@@ -104,26 +105,27 @@ export function formatEntry(entry: InspectEntry, color = false): string {
   const red = (text: string) => (color ? `\x1b[31m${text}\x1b[39m` : text);
   const green = (text: string) => (color ? `\x1b[32m${text}\x1b[39m` : text);
   const head = 'pid' in entry.query ? `PID ${entry.query.pid}` : `token ${entry.query.token}`;
-  if (entry.error) return `${head}\n  error     ${red(entry.error)}\n`;
+  if (entry.error) return `${head}\n  error     ${red(safe(entry.error))}\n`;
   const a = entry.attribution;
-  const lines = [`${head}${a?.name ? `  ${a.name}` : ''}`];
+  // Names, paths and arguments come from the process itself: no escapes or bidi controls pass.
+  const lines = [`${head}${a?.name ? `  ${safe(a.name)}` : ''}`];
   const row = (label: string, value: string | undefined) => {
     if (value !== undefined && value !== '') lines.push(`  ${label.padEnd(9)} ${value}`);
   };
   row('token', entry.token);
   if (!a) return [...lines, '  trust     unknown (no answer)', ''].join('\n');
   row('trust', a.trust === 'secure' ? green(TRUST_WORDS[a.trust]) : red(TRUST_WORDS[a.trust]));
-  if (a.trust !== 'secure' && a.reason) row('reason', red(`${a.reason.message} [${a.reason.call}${a.reason.errno ? `: ${a.reason.errno}` : ''}${a.reason.code !== undefined ? ` ${a.reason.code}` : ''}]`));
+  if (a.trust !== 'secure' && a.reason) row('reason', red(`${safe(a.reason.message)} [${a.reason.call}${a.reason.errno ? `: ${a.reason.errno}` : ''}${a.reason.code !== undefined ? ` ${a.reason.code}` : ''}]`));
   if ('token' in entry.query && a.pid !== undefined) row('pid', String(a.pid));
-  row('path', a.path);
+  row('path', a.path && safe(a.path));
   if (a.exeChanged) row('warning', red(a.exeChanged === 'deleted' ? (a.path?.startsWith('/memfd:') ? 'the executable is an in-memory file (memfd), not a file on disk' : 'the executable was deleted from disk after the process started') : 'the file at this path was replaced after the process started; the identity is of the code that runs'));
-  row('identity', a.identity);
-  row('signer', a.signer?.label);
+  row('identity', a.identity && safe(a.identity));
+  row('signer', a.signer && safe(a.signer.label));
   if (a.signer?.kind === 'modified') row('warning', red(`the executable differs from the checksum recorded by package ${a.signer.package ?? ''}`.trim()));
   row('sha256', a.sha256);
-  if (a.uid !== undefined) row('user', `${a.user ?? '?'} (uid ${a.uid})`);
-  row('cmdline', a.cmdline?.map(quoteArg).join(' '));
-  if (a.parents && a.parents.length > 0) row('parents', a.parents.map((p) => `${p.pid} ${p.name}${p.path ? ` (${p.path})` : ''}`).join(' ← '));
+  if (a.uid !== undefined) row('user', safe(`${a.user ?? '?'} (uid ${a.uid})`));
+  row('cmdline', a.cmdline && safe(a.cmdline.map(quoteArg).join(' ')));
+  if (a.parents && a.parents.length > 0) row('parents', safe(a.parents.map((p) => `${p.pid} ${p.name}${p.path ? ` (${p.path})` : ''}`).join(' ← ')));
   return lines.join('\n') + '\n';
 }
 

@@ -7,6 +7,7 @@ import { flowJson, snapshotJson } from '../app/json.js';
 import { openSources, type SourceFlags } from '../app/setup.js';
 import { createFlowStore } from '../app/store.js';
 import type { TableState } from '../state/types.js';
+import { escapeJsonControls } from '../text/controls.js';
 
 export const LIST_USAGE = `Usage: flowtop list (--json | --jsonl) [--socket PATH]... [--demo [SCENARIO]] [--wait MS]
   --json         print one snapshot of the current flows, with attributions, as JSON
@@ -91,7 +92,8 @@ export async function runList(options: ListOptions, out: NodeJS.WritableStream =
   try {
     if (options.mode === 'json') {
       const state = await settle(store.states$, store.current(), options.waitMs);
-      out.write(JSON.stringify(snapshotJson(state), null, 2) + '\n');
+      // Names and hosts come from other processes: C1 and bidi controls leave escaped, as C0 ones do.
+      out.write(escapeJsonControls(JSON.stringify(snapshotJson(state), null, 2)) + '\n');
       return 0;
     }
     return await stream(store.states$, out);
@@ -130,7 +132,7 @@ function stream(states$: import('rxjs').Observable<TableState>, out: NodeJS.Writ
     out.on('error', () => stop(0)); // a closed pipe (`| head`) ends the stream quietly
     const sub = states$.subscribe((state) => {
       const lines: string[] = [];
-      for (const row of state.flows.values()) if (row.rev > seen) lines.push(JSON.stringify(flowJson(row, state.now)));
+      for (const row of state.flows.values()) if (row.rev > seen) lines.push(escapeJsonControls(JSON.stringify(flowJson(row, state.now))));
       seen = state.rev;
       if (lines.length > 0) out.write(lines.join('\n') + '\n');
     });

@@ -1,11 +1,11 @@
 // Text formatting for cells: sizes, rates, ages, and width-aware padding. Names come from other
 // processes, so control characters are replaced before anything reaches the terminal.
+import { replaceControls } from '../text/controls.js';
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
-
-/** Text from outside (process names, host names) made safe to print: no escapes, no newlines. */
+/** Text from outside (process names, host names) made safe to print: no escapes, no newlines, no
+ *  bidirectional overrides (see src/text/controls.ts). */
 export function clean(text: string): string {
-  return text.replace(CONTROL, '?');
+  return replaceControls(text);
 }
 
 function isWide(cp: number): boolean {
