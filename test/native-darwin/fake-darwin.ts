@@ -25,7 +25,10 @@ export interface FakeProcess {
   pid: number;
   pidversion: number;
   euid?: number;
+  /** The main executable (what proc_pidpath and kSecCodeInfoMainExecutable name). */
   path: string;
+  /** The bundle directory for bundled code: what SecCodeCopyPath names instead of `path`. */
+  bundle?: string;
   /** Absent: unsigned code. */
   signing?: FakeSigning;
   /** Status to return from a call for this process instead of its normal result. */
@@ -98,6 +101,7 @@ export class FakeDarwin implements DarwinBindings {
       kSecCodeInfoFlags: constant('flags'),
       kSecCodeInfoCertificates: constant('certificates'),
       kSecCodeInfoPList: constant('info-plist'),
+      kSecCodeInfoMainExecutable: constant('main-executable'),
       kCFBundleNameKey: constant('CFBundleName'),
       kCFTypeDictionaryKeyCallBacks: 0xcb01n,
       kCFTypeDictionaryValueCallBacks: 0xcb02n,
@@ -286,7 +290,9 @@ export class FakeDarwin implements DarwinBindings {
     const p = this.get(staticCode, 'SecCodeCopyPath', 'static-code').process!;
     const forced = p.fail?.SecCodeCopyPath;
     if (forced !== undefined) return forced;
-    out[0] = this.alloc('url', { text: p.path, label: `url ${p.path}` });
+    // Apple: "For bundles, it points to the directory containing the entire bundle."
+    const location = p.bundle ?? p.path;
+    out[0] = this.alloc('url', { text: location, label: `url ${location}` });
     return 0;
   }
   SecCodeCheckValidity(code: CFRef, flags: number, requirement: CFRef | null): number {
@@ -315,9 +321,11 @@ export class FakeDarwin implements DarwinBindings {
     const forced = p.fail?.SecCodeCopySigningInformation;
     if (forced !== undefined) return forced;
     const s = p.signing;
-    const entries: Array<[CFRef, CFRef]> = [];
+    const sym = this.symbols;
+    // Generic information, there whatever the flags and even for unsigned code (Apple's
+    // kSecCodeInfoMainExecutable): the executable file, inside the bundle for bundled code.
+    const entries: Array<[CFRef, CFRef]> = [[sym.kSecCodeInfoMainExecutable, this.alloc('url', { text: p.path, label: `main executable ${p.path}` })]];
     if (s) {
-      const sym = this.symbols;
       entries.push([sym.kSecCodeInfoIdentifier, this.alloc('string', { text: s.identifier })]);
       if (s.teamId) entries.push([sym.kSecCodeInfoTeamIdentifier, this.alloc('string', { text: s.teamId })]);
       entries.push([sym.kSecCodeInfoUnique, this.alloc('data', { bytes: s.cdhash })]);
@@ -328,9 +336,9 @@ export class FakeDarwin implements DarwinBindings {
         const name = this.alloc('string', { text: s.bundleName });
         entries.push([sym.kSecCodeInfoPList, this.alloc('dictionary', { entries: [[sym.kCFBundleNameKey, name]], retainsChildren: true, label: 'plist' })]);
       }
-      // The dictionary took over the single reference of each fresh child (keys are constants).
-      for (const [k] of entries) this.retain(k);
     }
+    // The dictionary took over the single reference of each fresh child (keys are constants).
+    for (const [k] of entries) this.retain(k);
     out[0] = this.alloc('dictionary', { entries, retainsChildren: true, label: 'signing-information' });
     return 0;
   }
@@ -508,6 +516,7 @@ export const DEV_ID_APP: FakeProcess = {
   pidversion: 3,
   euid: 501,
   path: '/Applications/Example.app/Contents/MacOS/Example',
+  bundle: '/Applications/Example.app',
   signing: {
     identifier: 'com.example.app',
     teamId: 'EXAMPLE123',

@@ -68,17 +68,45 @@ describe('secure route', () => {
     expectNoLeaks(fake, backend);
   });
 
-  it('follows the chain guest → static code → path → validity → signing info → DR text, in that order', async () => {
+  it('follows the chain guest → static code → signing info → validity → DR text, in that order', async () => {
     const { fake, backend } = setup([CURL]);
     await backend.resolve([tokenOf(CURL)]);
     const chain: FakeCall[] = [
-      'SecCodeCopyGuestWithAttributes', 'SecCodeCopyStaticCode', 'SecCodeCopyPath', 'SecCodeCheckValidity',
-      'SecStaticCodeCheckValidity', 'SecCodeCopySigningInformation', 'SecCodeCopyDesignatedRequirement', 'SecRequirementCopyString',
+      'SecCodeCopyGuestWithAttributes', 'SecCodeCopyStaticCode', 'SecCodeCopySigningInformation', 'SecCodeCheckValidity',
+      'SecStaticCodeCheckValidity', 'SecCodeCopyDesignatedRequirement', 'SecRequirementCopyString',
     ];
     const seen = fake.callNames().filter((n) => chain.includes(n));
     const firsts = chain.map((n) => seen.indexOf(n));
     expect(firsts.every((i) => i >= 0)).toBe(true);
     expect([...firsts].sort((x, y) => x - y)).toEqual(firsts);
+    // The path comes from the signing information, which is read once.
+    expect(fake.count('SecCodeCopySigningInformation')).toBe(1);
+    expect(fake.count('SecCodeCopyPath')).toBe(0);
+  });
+
+  it('reports a bundled app\'s executable, not its bundle directory: the same path the PID route reports', async () => {
+    const { fake, backend } = setup([DEV_ID_APP]);
+    const [secure] = await backend.resolve([tokenOf(DEV_ID_APP)]);
+    expect(secure).toMatchObject({ trust: 'secure', path: '/Applications/Example.app/Contents/MacOS/Example' });
+    // Without a bundle name in Info.plist the name is the executable's, never "Example.app".
+    const unnamed: FakeProcess = { ...DEV_ID_APP, pid: 701, signing: { ...DEV_ID_APP.signing!, bundleName: undefined } };
+    const refused = withFail({ ...DEV_ID_APP, pid: 702 }, { SecCodeCopyGuestWithAttributes: 100001 });
+    fake.spawn(unnamed);
+    fake.spawn(refused);
+    const [named, byPid] = await backend.resolve([tokenOf(unnamed), tokenOf(refused)]);
+    expect(named).toMatchObject({ trust: 'secure', name: 'Example', path: DEV_ID_APP.path });
+    expect(byPid).toMatchObject({ trust: 'insecure', name: 'Example', path: DEV_ID_APP.path });
+    expectNoLeaks(fake, backend);
+  });
+
+  it('falls back to SecCodeCopyPath only when the signing information has no main executable', async () => {
+    const p = withFail({ ...DEV_ID_APP }, { SecCodeCopySigningInformation: -67048 });
+    const { fake, backend } = setup([p]);
+    const [a] = await backend.resolve([tokenOf(p)]);
+    // SecCodeCopyPath names the bundle directory; that is all there is to show then.
+    expect(a).toMatchObject({ trust: 'secure', path: '/Applications/Example.app', name: 'Example.app' });
+    expect(fake.count('SecCodeCopyPath')).toBe(1);
+    expectNoLeaks(fake, backend);
   });
 
   it('validates the file for every architecture (CVE-2018-10470) and asks for signing information', async () => {
@@ -143,6 +171,7 @@ describe('signing information', () => {
       flags: 0x10000,
       certificates: ['Developer ID Application: Example Corp (EXAMPLE123)', 'Developer ID Certification Authority', 'Apple Root CA'],
       bundleName: 'Example',
+      mainExecutable: '/Applications/Example.app/Contents/MacOS/Example',
     });
     requirements.release();
     expect(fake.live()).toEqual([]);
@@ -172,6 +201,22 @@ describe('error codes of SecCodeCopyGuestWithAttributes', () => {
     expectNoLeaks(fake, backend);
   });
 
+  it('errSecCSNoSuchCode: no guest has this token any more, so the process is gone, as from any later call', async () => {
+    const p = withFail({ ...CURL }, { SecCodeCopyGuestWithAttributes: -67065 });
+    const { fake, backend } = setup([p]);
+    const [a] = await backend.resolve([tokenOf(p)]);
+    expect(a).toMatchObject({ trust: 'gone', pid: 4242, reason: { call: 'SecCodeCopyGuestWithAttributes', code: -67065 } });
+    expect(a!.path).toBeUndefined();
+    expect(fake.count('proc_pidpath')).toBe(0);
+
+    const later = withFail({ ...CURL, pid: 4243 }, { SecCodeCopyStaticCode: -67065 });
+    fake.spawn(later);
+    const [b] = await backend.resolve([tokenOf(later)]);
+    expect(b).toMatchObject({ trust: 'gone', reason: { call: 'SecCodeCopyStaticCode', code: -67065 } });
+    expect(fake.count('proc_pidpath')).toBe(0);
+    expectNoLeaks(fake, backend);
+  });
+
   it('any other failure: PID route, with the OSStatus in the reason', async () => {
     const p = withFail({ ...CURL }, { SecCodeCopyGuestWithAttributes: -67048 });
     const { fake, backend } = setup([p]);
@@ -194,7 +239,6 @@ describe('every failure path releases what it took', () => {
   const failures: Array<[FakeCall, number, string]> = [
     ['SecCodeCopyStaticCode', -67048, 'insecure'],
     ['SecCodeCopyStaticCode', 100003, 'gone'],
-    ['SecCodeCopyPath', -67068, 'insecure'],
     ['SecCodeCheckValidity', -67061, 'secure'],
     ['SecCodeCheckValidity', 100003, 'gone'],
     ['SecStaticCodeCheckValidity', -67034, 'secure'],
@@ -208,7 +252,8 @@ describe('every failure path releases what it took', () => {
       const { fake, backend } = setup([p]);
       const [a] = await backend.resolve([tokenOf(p)]);
       expect(a!.trust).toBe(trust);
-      if (trust !== 'gone') expect(a!.path).toBe(DEV_ID_APP.path);
+      // Without signing information the path is SecCodeCopyPath's: the bundle directory.
+      if (trust !== 'gone') expect(a!.path).toBe(call === 'SecCodeCopySigningInformation' ? DEV_ID_APP.bundle : DEV_ID_APP.path);
       if (trust === 'secure' && call !== 'SecCodeCopySigningInformation') {
         // No identity from a failed or unreadable signature; the reason names the call.
         expect(a!.identity).toBeUndefined();
@@ -217,6 +262,14 @@ describe('every failure path releases what it took', () => {
       expectNoLeaks(fake, backend);
     });
   }
+
+  it('no signing information and no path either: the PID route, with no leak', async () => {
+    const p = withFail({ ...DEV_ID_APP }, { SecCodeCopySigningInformation: -67048, SecCodeCopyPath: -67068 });
+    const { fake, backend } = setup([p]);
+    const [a] = await backend.resolve([tokenOf(p)]);
+    expect(a).toMatchObject({ trust: 'insecure', path: DEV_ID_APP.path, reason: { call: 'SecCodeCopyPath', code: -67068 } });
+    expectNoLeaks(fake, backend);
+  });
 
   it('a replaced executable is reported as such', async () => {
     const p = withFail({ ...DEV_ID_APP }, { SecStaticCodeCheckValidity: -67034 });
@@ -292,7 +345,7 @@ describe('PID route', () => {
 describe('batches', () => {
   it('answers in input order, including malformed tokens, and keeps going after a throw', async () => {
     const { fake, backend } = setup([CURL, DEV_ID_APP]);
-    fake.before('SecCodeCopyPath', () => {
+    fake.before('SecCodeCopySigningInformation', () => {
       throw new Error('simulated crash in a binding');
     });
     const results = await backend.resolve([tokenOf(CURL), new Uint8Array(31), tokenOf(DEV_ID_APP), tokenOf({ pid: 1, pidversion: 1 })]);

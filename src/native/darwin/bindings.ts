@@ -30,6 +30,8 @@ export interface DarwinSymbols {
   kSecCodeInfoFlags: CFRef;
   kSecCodeInfoCertificates: CFRef;
   kSecCodeInfoPList: CFRef;
+  /** A CFURL of the main executable (for a bundle, the file inside Contents/MacOS). */
+  kSecCodeInfoMainExecutable: CFRef;
   kCFBundleNameKey: CFRef;
   /** Addresses of the callback structs (passed by pointer to CFDictionaryCreate), not CF objects. */
   kCFTypeDictionaryKeyCallBacks: bigint;
@@ -130,7 +132,11 @@ export const Status = {
   errSecCSStaticCodeNotFound: -67068,
 } as const;
 
-const FRAMEWORKS = {
+/** Where each group of calls is loaded from. Production binds exactly DARWIN_LIBRARIES; a test
+ *  binds the same declarations to a stand-in library compiled from C (see bindDarwinLibraries). */
+export type DarwinLibraryPaths = Readonly<Record<LibName, string>>;
+
+export const DARWIN_LIBRARIES: DarwinLibraryPaths = {
   security: '/System/Library/Frameworks/Security.framework/Security',
   coreFoundation: '/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation',
   bsm: '/usr/lib/libbsm.0.dylib',
@@ -146,11 +152,11 @@ export function loadDarwinBindings(): DarwinBindings {
     throw new Error(`the macOS native layer only loads on macOS (this is ${process.platform})`);
   }
   const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
-  cached = bind(koffi);
+  cached = bindDarwinLibraries(koffi, DARWIN_LIBRARIES);
   return cached;
 }
 
-type LibName = 'security' | 'coreFoundation' | 'bsm' | 'system';
+export type LibName = 'security' | 'coreFoundation' | 'bsm' | 'system';
 /** A C declaration: a prototype string, or (for by-value structs) name + result + argument types,
  *  where 'audit_token_t' and 'CFRange' stand for the structs made by darwinStructs(). */
 type Declaration =
@@ -240,12 +246,19 @@ export function declarationArgs(
   return [declaration.name, declaration.result, args];
 }
 
-function bind(koffi: typeof Koffi): DarwinBindings {
+/** Binds every declaration to the libraries at `paths`, on any platform. Only loadDarwinBindings
+ *  (macOS, the system's own frameworks) is used by flowtop; this is the seam through which
+ *  test/native-darwin/marshalling-against-c.test.ts checks each declaration against C compiled with
+ *  the same signatures, because no Mac runs this project's tests. */
+export function bindDarwinLibraries(
+  koffi: Pick<typeof Koffi, 'load' | 'decode' | 'struct' | 'array' | 'errno'>,
+  paths: DarwinLibraryPaths,
+): DarwinBindings {
   const libs: Record<LibName, Koffi.LibraryHandle> = {
-    security: koffi.load(FRAMEWORKS.security),
-    coreFoundation: koffi.load(FRAMEWORKS.coreFoundation),
-    bsm: koffi.load(FRAMEWORKS.bsm),
-    system: koffi.load(FRAMEWORKS.system),
+    security: koffi.load(paths.security),
+    coreFoundation: koffi.load(paths.coreFoundation),
+    bsm: koffi.load(paths.bsm),
+    system: koffi.load(paths.system),
   };
   const security = libs.security;
   const cf = libs.coreFoundation;
@@ -279,6 +292,7 @@ function bind(koffi: typeof Koffi): DarwinBindings {
       kSecCodeInfoFlags: constant(security, 'kSecCodeInfoFlags'),
       kSecCodeInfoCertificates: constant(security, 'kSecCodeInfoCertificates'),
       kSecCodeInfoPList: constant(security, 'kSecCodeInfoPList'),
+      kSecCodeInfoMainExecutable: constant(security, 'kSecCodeInfoMainExecutable'),
       kCFBundleNameKey: constant(cf, 'kCFBundleNameKey'),
       kCFTypeDictionaryKeyCallBacks: address(cf, 'kCFTypeDictionaryKeyCallBacks'),
       kCFTypeDictionaryValueCallBacks: address(cf, 'kCFTypeDictionaryValueCallBacks'),

@@ -2,10 +2,14 @@
 //
 // Secure route (the token names one process instance; the kernel vouches for it):
 //   SecCodeCopyGuestWithAttributes({kSecGuestAttributeAudit: token as CFData})
-//   → SecCodeCopyStaticCode → SecCodeCopyPath → SecCodeCheckValidity (running code)
+//   → SecCodeCopyStaticCode → SecCodeCopySigningInformation (its kSecCodeInfoMainExecutable is the
+//     path shown) → SecCodeCheckValidity (running code)
 //   → SecStaticCodeCheckValidity with kSecCSCheckAllArchitectures (the file, every slice)
-//   → SecCodeCopySigningInformation → SecCodeCopyDesignatedRequirement → SecRequirementCopyString.
+//   → SecCodeCopyDesignatedRequirement → SecRequirementCopyString.
 // The designated requirement text is the identity rules key on: it survives moves and updates.
+// Not SecCodeCopyPath for the path: for bundled code it names the bundle directory
+// (/Applications/Foo.app), while the PID route names the executable (…/Contents/MacOS/Foo); the
+// signing information's main executable is the same file proc_pidpath would name.
 //
 // Fallback (raceable, shown as `insecure`): audit_token_to_pid → proc_pidpath, then the PID's current
 // audit token is read again and its pidversion compared with the flow's. A changed pidversion means
@@ -88,6 +92,8 @@ export interface SigningDetails {
   /** Common names of the certificate chain, leaf first. */
   certificates: string[];
   bundleName?: string;
+  /** kSecCodeInfoMainExecutable as a POSIX path: the executable file, also inside a bundle. */
+  mainExecutable?: string;
 }
 
 /** The token as libbsm takes it: audit_token_t by value, eight uint32 in the kernel's order. */
@@ -108,7 +114,7 @@ export function resolveAuditToken(ctx: ResolveContext, bytes: Uint8Array): Attri
   return withScope(ctx.b, (scope) => {
     const guest = copyGuest(ctx.b, scope, bytes);
     if (guest.status === Status.success && guest.code !== null) return secureRoute(ctx, scope, value, guest.code);
-    if (guest.status === Status.posixESRCH) return goneFrom(ctx.b, value, statusReason('SecCodeCopyGuestWithAttributes', guest.status));
+    if (isGone(guest.status)) return goneFrom(ctx.b, value, statusReason('SecCodeCopyGuestWithAttributes', guest.status));
     return pidRoute(ctx.b, scope, value, statusReason('SecCodeCopyGuestWithAttributes', guest.status));
   });
 }
@@ -144,13 +150,19 @@ function secureRoute(ctx: ResolveContext, scope: CFScope, value: AuditTokenValue
   const staticCode = scope.take(staticOut);
   if (status !== Status.success || staticCode === null) return fail('SecCodeCopyStaticCode', status);
 
-  const urlOut: CFOut = [null];
-  status = b.SecCodeCopyPath(staticCode, kSecCSDefaultFlags, urlOut);
-  const url = scope.take(urlOut);
-  if (status !== Status.success || url === null) return fail('SecCodeCopyPath', status);
-  const pathRef = scope.own(b.CFURLCopyFileSystemPath(url, kCFURLPOSIXPathStyle));
-  const path = pathRef === null ? undefined : readString(b, pathRef);
-  if (path === undefined) return fail('CFURLCopyFileSystemPath', Status.errSecCSStaticCodeNotFound);
+  // The signing information carries the main executable even for unsigned code (Apple documents it
+  // as generic information, returned whatever the flags); it is read once and used again below.
+  const details = readSigningDetails(ctx, scope, staticCode);
+  let path = details.mainExecutable;
+  if (path === undefined) {
+    // Only without signing information: SecCodeCopyPath names the bundle directory for bundled code.
+    const urlOut: CFOut = [null];
+    status = b.SecCodeCopyPath(staticCode, kSecCSDefaultFlags, urlOut);
+    const url = scope.take(urlOut);
+    if (status !== Status.success || url === null) return fail('SecCodeCopyPath', status);
+    path = posixPath(b, scope, url);
+    if (path === undefined) return fail('CFURLCopyFileSystemPath', Status.errSecCSStaticCodeNotFound);
+  }
 
   const base: Attribution = {
     trust: 'secure',
@@ -188,7 +200,6 @@ function secureRoute(ctx: ResolveContext, scope: CFScope, value: AuditTokenValue
     };
   }
 
-  const details = readSigningDetails(ctx, scope, staticCode);
   const signer = classifySigner(ctx, code, details);
   const designated = copyDesignatedRequirement(b, scope, staticCode);
   const attribution: Attribution = { ...base, signer, name: details.bundleName ?? base.name };
@@ -231,12 +242,23 @@ export function readSigningDetails(ctx: ResolveContext, scope: CFScope, staticCo
       }
     }
   }
+  const executable = b.CFDictionaryGetValue(info, s.kSecCodeInfoMainExecutable);
+  if (executable !== null) {
+    const path = posixPath(b, scope, executable);
+    if (path) details.mainExecutable = path;
+  }
   const plist = b.CFDictionaryGetValue(info, s.kSecCodeInfoPList);
   if (plist !== null && readValue(b, ids, plist).kind === 'dictionary') {
     const bundleName = dictString(b, ids, plist, s.kCFBundleNameKey);
     if (bundleName) details.bundleName = bundleName;
   }
   return details;
+}
+
+/** A borrowed CFURL as a POSIX path (the path string is owned by `scope`). */
+function posixPath(b: DarwinBindings, scope: CFScope, url: CFRef): string | undefined {
+  const ref = scope.own(b.CFURLCopyFileSystemPath(url, kCFURLPOSIXPathStyle));
+  return ref === null ? undefined : readString(b, ref);
 }
 
 function classifySigner(ctx: ResolveContext, code: CFRef, details: SigningDetails): Signer {
@@ -350,6 +372,12 @@ function goneFrom(b: DarwinBindings, value: AuditTokenValue, reason: Attribution
   return { trust: 'gone', pid: b.audit_token_to_pid(value), reason: { ...reason, message: `the process exited before it could be identified (${reason.message})` } };
 }
 
+/** The process instance no longer exists. errSecCSNoSuchCode means the same from every call: the
+ *  host here is the kernel (host NULL) and the guest is named by an audit token, which names one
+ *  instance and is never reused, so "no guest with these attributes" can only mean that instance
+ *  exited or exec'd (its pidversion moved on). Sending it to the PID route instead would look up
+ *  whatever holds the PID now, which the pidversion re-check would reject anyway, after a raceable
+ *  read. */
 function isGone(status: number): boolean {
   return status === Status.posixESRCH || status === Status.errSecCSNoSuchCode;
 }
