@@ -696,30 +696,39 @@ export class Agent {
     } catch { /* status is best effort */ }
   }
 
-  /** Pending flows get the default action, then rules, queue, programs and socket are removed. */
+  /** Pending flows get the default action, then rules, queue, programs and socket are removed. Each
+   *  step runs even when an earlier one failed: one error must not leave the rest installed. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.reapTimer) clearInterval(this.reapTimer);
-    for (const p of this.pending.all()) this.decide(p, p.fallback ?? this.defaultVerdict('the agent stopped'));
-    this.firewall?.remove();
-    await this.pool?.stop();
-    if (this.dnsWorker) {
+    const step = async (what: string, run: () => unknown): Promise<void> => {
+      try {
+        await run();
+      } catch (error) {
+        this.log(`stopping: ${what} failed: ${(error as Error).message}`);
+      }
+    };
+    await step('answering pending flows', () => {
+      for (const p of this.pending.all()) this.decide(p, p.fallback ?? this.defaultVerdict('the agent stopped'));
+    });
+    await step('removing the firewall rules', () => this.firewall?.remove());
+    await step('stopping the queue threads', () => this.pool?.stop());
+    await step('stopping the DNS thread', async () => {
+      if (!this.dnsWorker) return;
       const exited = new Promise((resolve) => this.dnsWorker!.once('exit', resolve));
       this.dnsControl?.port1.postMessage('stop');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
       await this.dnsWorker.terminate();
-    }
-    this.dnsAnswers?.port1.close();
-    this.recorder?.close();
-    this.live?.close();
-    this.diag.close();
-    this.conntrack?.close();
-    await this.server?.close();
-    try {
-      rmSync(this.options.statusFile ?? statusFileFor(this.options.socketPath), { force: true });
-    } catch { /* ignore */ }
+    });
+    await step('closing the DNS channel', () => this.dnsAnswers?.port1.close());
+    await step('detaching the BPF programs', () => this.recorder?.close());
+    await step('closing the traffic reader', () => this.live?.close());
+    await step('closing sock_diag', () => this.diag.close());
+    await step('closing conntrack', () => this.conntrack?.close());
+    await step('closing the socket', () => this.server?.close());
+    await step('removing the status file', () => rmSync(this.options.statusFile ?? statusFileFor(this.options.socketPath), { force: true }));
   }
 }
 

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { UsageError, UserError } from '../errors.js';
 import type { Action, BlockMode } from '../protocol/messages.js';
+import { listenForStop } from '../agent/shutdown.js';
 
 const HELP = `Usage: sudo flowtop agent [options]
 
@@ -170,14 +171,17 @@ export async function run(argv: string[]): Promise<number> {
   const { RuleStore } = await import('../rules/store.js');
   const { storeRuleBook } = await import('../agent/rule-book.js');
   const { createLinuxBackend } = await import('../native/linux/backend.js');
+  // Stop signals are caught from here on, before anything is installed: a signal during the start
+  // waits for it to finish and then undoes it, instead of killing the process half-way.
+  const log = (line: string): void => void process.stderr.write(`flowtop agent: ${line}\n`);
+  const stop = listenForStop((signal) => log(`${signal} received: already stopping, the cleanup continues`));
   const store = await RuleStore.open(flags.rules);
   const attribution = createLinuxBackend();
   let fatal: string | undefined;
-  let wake: () => void = () => {};
   const agent = new Agent({
     onFatal: (message) => {
       fatal = message;
-      wake();
+      stop.request('fatal');
     },
     socketPath: flags.socket,
     queueNum: flags.queueNum,
@@ -196,18 +200,16 @@ export async function run(argv: string[]): Promise<number> {
   try {
     await agent.start();
   } catch (error) {
-    await agent.stop().catch(() => undefined);
+    await agent.stop().catch((e: Error) => log(`cleanup after the failed start: ${e.message}`));
+    await store.close().catch(() => undefined);
     attribution.close?.();
     throw new UserError(`agent could not start: ${(error as Error).message}`);
   }
   process.stderr.write(`flowtop agent: ready on ${flags.socket}\n`);
-  await new Promise<void>((resolve) => {
-    wake = resolve;
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const reason = await stop.requested;
+  if (reason !== 'fatal') log(`${reason} received: stopping (removing the firewall rules, BPF programs and socket)`);
   await agent.stop();
-  await store.close();
+  await store.close().catch((e: Error) => log(`rules file: ${e.message}`));
   attribution.close?.();
   if (fatal) throw new UserError(`agent stopped: ${fatal}`);
   return 0;

@@ -38,7 +38,11 @@ const COMMENT = 'flowtop-agent';
 const NFT_TABLE = 'flowtop';
 
 function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string } {
-  const r = spawnSync(cmd, args, { input, encoding: 'utf8', timeout: 10_000 });
+  // detached: its own session, so a Ctrl-C sent to the agent's process group (the terminal's) cannot
+  // kill iptables half-way through removing the rules while the agent stops.
+  // (Node honours `detached` in spawnSync; its type definitions omit it, hence the variable.)
+  const options = { input, encoding: 'utf8' as const, timeout: 10_000, detached: true };
+  const r = spawnSync(cmd, args, options);
   return { ok: r.status === 0, out: r.stdout ?? '', err: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
 
