@@ -1,7 +1,9 @@
 // The agent's own packet-filter rules: only the first packet of each new flow goes to NFQUEUE.
 // TCP is matched on the SYN flag (a conntrack NEW match misses ~1 SYN in a few thousand when ports are
 // reused fast); other protocols on conntrack state NEW. Everything lives in chains/tables named
-// FLOWTOP-* / "inet flowtop", so finding and removing exactly our own rules is a name lookup.
+// FLOWTOP-* / "inet flowtop", so finding and removing exactly our own rules is a name lookup. Rules a
+// dead agent left are swapped for the new ones in one transaction: with --fail-closed, removing them
+// first let connections through unjudged while the agent restarted.
 //
 // Backends, tried in order: nftables with the native `queue` statement (absent on kernels without
 // CONFIG_NFT_QUEUE: loading fails with ENOENT and we fall back), then iptables/ip6tables with the xt
@@ -31,9 +33,9 @@ export interface InstalledFirewall {
   remove(): void;
 }
 
-const CHAIN_OUT = 'FLOWTOP-OUT';
-const CHAIN_IN = 'FLOWTOP-IN';
-const CHAIN_DNS = 'FLOWTOP-DNS';
+/** Every chain of ours starts with this; each agent run adds its own tag, so a restart can install its
+ *  chains beside a dead agent's and swap in one transaction (an agent before tags used the bare names). */
+const CHAIN_PREFIX = 'FLOWTOP-';
 const COMMENT = 'flowtop-agent';
 const NFT_TABLE = 'flowtop';
 
@@ -52,69 +54,105 @@ function has(cmd: string): boolean {
 
 // ---- iptables ----
 
-function iptablesRuleset(o: FirewallOptions): string {
+/** A short tag unique to this run (chain names may be at most 28 characters). */
+function runTag(): string {
+  return `${process.pid.toString(36)}${(Date.now() % 36 ** 4).toString(36)}`.toUpperCase();
+}
+
+interface IptablesChains {
+  out: string;
+  in: string;
+  dns: string;
+}
+
+function chainsFor(tag: string): IptablesChains {
+  return { out: `${CHAIN_PREFIX}OUT-${tag}`, in: `${CHAIN_PREFIX}IN-${tag}`, dns: `${CHAIN_PREFIX}DNS-${tag}` };
+}
+
+function iptablesRules(o: FirewallOptions, chains: IptablesChains): string[] {
   const count = o.queueCount ?? 1;
   const queues = count > 1 ? `--queue-balance ${o.queueNum}:${o.queueNum + count - 1} --queue-cpu-fanout` : `--queue-num ${o.queueNum}`;
   const target = `-j NFQUEUE ${queues}${o.bypass ? ' --queue-bypass' : ''}`;
   const lines = [
-    '*mangle',
-    `:${CHAIN_OUT} - [0:0]`,
-    `-A ${CHAIN_OUT} -p tcp --syn ${target}`,
-    `-A ${CHAIN_OUT} -p tcp -j RETURN`,
-    `-A ${CHAIN_OUT} -m conntrack --ctstate NEW ${target}`,
-    `-I OUTPUT 1 -m comment --comment ${COMMENT} -j ${CHAIN_OUT}`,
+    `:${chains.out} - [0:0]`,
+    `-A ${chains.out} -p tcp --syn ${target}`,
+    `-A ${chains.out} -p tcp -j RETURN`,
+    `-A ${chains.out} -m conntrack --ctstate NEW ${target}`,
+    `-I OUTPUT 1 -m comment --comment ${COMMENT} -j ${chains.out}`,
   ];
   if (o.inbound) {
     lines.push(
-      `:${CHAIN_IN} - [0:0]`,
-      `-A ${CHAIN_IN} -p tcp --syn ${target}`,
-      `-A ${CHAIN_IN} -p tcp -j RETURN`,
-      `-A ${CHAIN_IN} -m conntrack --ctstate NEW ${target}`,
-      `-I INPUT 1 ! -i lo -m comment --comment ${COMMENT} -j ${CHAIN_IN}`,
+      `:${chains.in} - [0:0]`,
+      `-A ${chains.in} -p tcp --syn ${target}`,
+      `-A ${chains.in} -p tcp -j RETURN`,
+      `-A ${chains.in} -m conntrack --ctstate NEW ${target}`,
+      `-I INPUT 1 ! -i lo -m comment --comment ${COMMENT} -j ${chains.in}`,
     );
   }
   if (o.dnsQueueNum !== undefined) {
     const dns = `-m conntrack --ctstate ESTABLISHED -j NFQUEUE --queue-num ${o.dnsQueueNum} --queue-bypass`;
     lines.push(
-      `:${CHAIN_DNS} - [0:0]`,
-      `-A ${CHAIN_DNS} -p udp --sport 53 ${dns}`,
-      `-A ${CHAIN_DNS} -p tcp --sport 53 ${dns}`,
-      `-I INPUT 1 -m comment --comment ${COMMENT} -j ${CHAIN_DNS}`,
+      `:${chains.dns} - [0:0]`,
+      `-A ${chains.dns} -p udp --sport 53 ${dns}`,
+      `-A ${chains.dns} -p tcp --sport 53 ${dns}`,
+      `-I INPUT 1 -m comment --comment ${COMMENT} -j ${chains.dns}`,
     );
   }
-  lines.push('COMMIT', '');
-  return lines.join('\n');
+  return lines;
 }
 
-/** Removes our chains and the jumps to them; true when anything was there. */
-function removeIptables(tool: string): boolean {
-  if (!has(tool)) return false;
+/** Restore lines that delete every chain of ours (any tag) and the jumps to them, as `tool -S` lists
+ *  them now; empty when there are none. */
+function iptablesRemoval(listTool: string): string[] {
+  const listing = run(listTool, ['-w', '-t', 'mangle', '-S']);
+  if (!listing.ok) return [];
+  const jumps: string[] = [];
+  const chains: string[] = [];
+  for (const line of listing.out.split('\n')) {
+    const chain = /^-N (\S+)$/.exec(line)?.[1];
+    if (chain?.startsWith(CHAIN_PREFIX)) chains.push(chain);
+    else if (/^-A (OUTPUT|INPUT) /.test(line) && new RegExp(` -j ${CHAIN_PREFIX}\\S+$`).test(line)) jumps.push(line.replace(/^-A /, '-D '));
+  }
+  return [...jumps, ...chains.flatMap((c) => [`-F ${c}`, `-X ${c}`])];
+}
+
+function restore(tool: string, lines: string[]): { ok: boolean; err: string } {
+  const r = run(tool, ['-w', '--noflush'], ['*mangle', ...lines, 'COMMIT', ''].join('\n'));
+  return { ok: r.ok, err: r.err.trim() };
+}
+
+const FAMILIES = [
+  { restore: 'iptables-restore', list: 'iptables' },
+  { restore: 'ip6tables-restore', list: 'ip6tables' },
+] as const;
+
+/** Removes our chains and the jumps to them in one transaction per family; true when any were there. */
+function removeIptables(): boolean {
   let found = false;
-  for (const [hook, chain] of [['OUTPUT', CHAIN_OUT], ['INPUT', CHAIN_IN], ['INPUT', CHAIN_DNS]] as const) {
-    const listing = run(tool, ['-w', '-t', 'mangle', '-S', hook]);
-    for (const line of listing.out.split('\n')) {
-      if (!line.startsWith(`-A ${hook} `) || !line.includes(`-j ${chain}`)) continue;
-      found = true;
-      const args = line.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g)?.map((a) => a.replace(/^"|"$/g, '')) ?? [];
-      run(tool, ['-w', '-t', 'mangle', ...args]);
-    }
-    if (run(tool, ['-w', '-t', 'mangle', '-S', chain]).ok) {
-      found = true;
-      run(tool, ['-w', '-t', 'mangle', '-F', chain]);
-      run(tool, ['-w', '-t', 'mangle', '-X', chain]);
-    }
+  for (const family of FAMILIES) {
+    if (!has(family.list)) continue;
+    const removal = iptablesRemoval(family.list);
+    if (removal.length === 0) continue;
+    found = true;
+    restore(family.restore, removal);
   }
   return found;
 }
 
-function installIptables(o: FirewallOptions): void {
-  for (const tool of ['iptables-restore', 'ip6tables-restore']) {
-    const r = run(tool, ['-w', '--noflush'], iptablesRuleset(o));
-    if (!r.ok) {
-      if (tool === 'ip6tables-restore' && !has('ip6tables')) continue; // IPv6 filtering unavailable: IPv4 only
-      throw new Error(`${tool} failed: ${r.err.trim()}`);
-    }
+/** Installs the new chains and removes any earlier ones in the same transaction (per family): there is
+ *  no moment with neither, which --fail-closed relies on while an agent restarts. True when earlier
+ *  chains were replaced. */
+function installIptables(o: FirewallOptions): boolean {
+  const chains = chainsFor(runTag());
+  let replaced = false;
+  for (const family of FAMILIES) {
+    if (family.list === 'ip6tables' && !has('ip6tables')) continue; // IPv6 filtering unavailable: IPv4 only
+    const removal = iptablesRemoval(family.list);
+    const r = restore(family.restore, [...iptablesRules(o, chains), ...removal]);
+    if (!r.ok) throw new Error(`${family.restore} failed: ${r.err}`);
+    if (removal.length > 0) replaced = true;
   }
+  return replaced;
 }
 
 // ---- nftables ----
@@ -125,6 +163,10 @@ function nftRuleset(o: FirewallOptions): string {
     ? `queue num ${o.queueNum}-${o.queueNum + count - 1} ${o.bypass ? 'bypass,fanout' : 'fanout'}`
     : `queue num ${o.queueNum}${o.bypass ? ' bypass' : ''}`;
   const body = [
+    // Created if missing, then deleted and defined anew: nft -f applies the file as one transaction,
+    // so an earlier agent's table is replaced with no moment between.
+    `table inet ${NFT_TABLE}`,
+    `delete table inet ${NFT_TABLE}`,
     `table inet ${NFT_TABLE} {`,
     '  chain out {',
     '    type filter hook output priority mangle; policy accept;',
@@ -155,9 +197,12 @@ function nftRuleset(o: FirewallOptions): string {
   return body.join('\n');
 }
 
+function nftTablePresent(): boolean {
+  return has('nft') && run('nft', ['list', 'table', 'inet', NFT_TABLE]).ok;
+}
+
 function removeNft(): boolean {
-  if (!has('nft')) return false;
-  if (!run('nft', ['list', 'table', 'inet', NFT_TABLE]).ok) return false;
+  if (!nftTablePresent()) return false;
   run('nft', ['delete', 'table', 'inet', NFT_TABLE]);
   return true;
 }
@@ -165,37 +210,37 @@ function removeNft(): boolean {
 /** Removes any rules an earlier agent left (crash, SIGKILL); true when some were found. */
 export function removeStaleFirewall(): boolean {
   const a = removeNft();
-  const b = removeIptables('iptables');
-  const c = removeIptables('ip6tables');
-  return a || b || c;
+  const b = removeIptables();
+  return a || b;
 }
 
-/** Installs the queue rules, replacing any stale ones first. Throws with the tool's message when
- *  neither backend works. */
+/** Installs the queue rules. Rules an earlier agent left are replaced in the same transaction, never
+ *  removed first (see installIptables); those of the backend not chosen are removed afterwards. Throws
+ *  with the tool's message when neither backend works (earlier rules are then left as they were). */
 export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): InstalledFirewall {
-  const replacedStale = removeStaleFirewall();
   let backend: FirewallBackend | undefined;
+  let replacedStale = false;
   const errors: string[] = [];
   if (prefer !== 'iptables' && has('nft')) {
+    const hadTable = nftTablePresent();
     const r = run('nft', ['-f', '-'], nftRuleset(o));
-    if (r.ok) backend = 'nftables';
-    else {
-      errors.push(`nft queue: ${r.err.trim().split('\n')[0] ?? ''}`);
-      removeNft();
-    }
+    if (r.ok) {
+      backend = 'nftables';
+      replacedStale = hadTable;
+      replacedStale = removeIptables() || replacedStale;
+    } else errors.push(`nft queue: ${r.err.trim().split('\n')[0] ?? ''}`);
   }
   if (!backend) {
     if (!has('iptables-restore')) {
       throw new Error(`no way to queue packets: ${errors.join('; ') || 'nft missing'}; iptables is not installed`);
     }
     try {
-      installIptables(o);
+      replacedStale = installIptables(o);
       backend = 'iptables';
     } catch (error) {
-      removeIptables('iptables');
-      removeIptables('ip6tables');
       throw new Error([...errors, (error as Error).message].join('; '));
     }
+    replacedStale = removeNft() || replacedStale;
   }
   const chosen = backend;
   return {
@@ -203,10 +248,7 @@ export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): I
     replacedStale,
     remove: () => {
       if (chosen === 'nftables') removeNft();
-      else {
-        removeIptables('iptables');
-        removeIptables('ip6tables');
-      }
+      else removeIptables();
     },
   };
 }
@@ -214,7 +256,7 @@ export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): I
 /** Whether our rules are present now (for --status). */
 export function firewallPresent(): FirewallBackend | undefined {
   if (has('nft') && run('nft', ['list', 'table', 'inet', NFT_TABLE]).ok) return 'nftables';
-  if (has('iptables') && run('iptables', ['-w', '-t', 'mangle', '-S', CHAIN_OUT]).ok) return 'iptables';
+  if (has('iptables') && iptablesRemoval('iptables').length > 0) return 'iptables';
   return undefined;
 }
 
