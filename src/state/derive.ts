@@ -33,6 +33,13 @@ export function processKey(a: Attribution, token?: string): string {
   return `unknown:${a.trust}`;
 }
 
+/** The user name as shown, else the uid as a number (from the attribution, else the flow's hint). */
+export function userLabel(a: Attribution, uidHint?: number): string | undefined {
+  if (a.user) return a.user;
+  const uid = a.uid ?? uidHint;
+  return uid !== undefined ? String(uid) : undefined;
+}
+
 export function remoteLabel(row: FlowRow): string {
   return row.flow.remoteHost?.name ?? row.flow.remote.address;
 }

@@ -1,27 +1,20 @@
-// The fuzzy filter. fuse.js over 100,000 rows takes hundreds of milliseconds a query, so the index
-// holds the DISTINCT process identities and remote hosts (hundreds to a few thousand entries); a
-// query picks the matching ones, and the flows that belong to them pass.
+// The filter: a row passes when every term of the query matches it (see query.ts). Text terms match
+// what the row shows — process, user, remote `host:port` and `address:port`, the port alone, local
+// endpoint, state word, protocol, direction, PID — as typed (case-insensitive substring). Only when
+// nothing in the table contains a text term does it match fuzzily (`crl` finds curl; a typo such as
+// `frefox` finds firefox), and then against the DISTINCT process identities and hosts: fuse.js over
+// 100,000 rows takes hundreds of milliseconds a query, over a few thousand entries a few.
 import Fuse from 'fuse.js';
-import { processKey } from './derive.js';
+import { flowPhase, displayName, processKey, userLabel } from './derive.js';
+import { isSubsequence, parseQuery, type FieldKey, type QueryTerm } from './query.js';
 import type { FlowRow, TableState } from './types.js';
 
-interface ProcessEntry {
-  kind: 'process';
+interface Entry {
   key: string;
+  /** What a fuzzy term is compared with: a process name, or a host name / address. */
   name: string;
   path: string;
-  identity: string;
-  user: string;
 }
-
-interface RemoteEntry {
-  kind: 'remote';
-  key: string;
-  host: string;
-  address: string;
-}
-
-type Entry = ProcessEntry | RemoteEntry;
 
 export interface FilterSpec {
   query: string;
@@ -31,80 +24,134 @@ export interface FilterSpec {
 
 export type RowPredicate = (row: FlowRow) => boolean;
 
-function addProcess(entries: Map<string, Entry>, row: FlowRow, which: 'attribution' | 'appAttribution'): void {
-  const a = row[which];
-  if (!a) return;
-  const key = processKey(a, which === 'attribution' ? row.flow.token : row.flow.appToken);
-  if (entries.has(key)) return;
-  entries.set(key, {
-    kind: 'process',
-    key,
-    name: a.name ?? '',
-    path: a.path ?? '',
-    identity: a.identity ?? '',
-    user: a.user ?? (a.uid !== undefined ? String(a.uid) : ''),
-  });
+/** The state as the STATE column says it, plus the phase underneath (a blocked flow that ended shows
+ *  `blocked` and is also `closed`). */
+export function stateWords(row: FlowRow): readonly string[] {
+  const phase = flowPhase(row);
+  if (phase === 'closed' && row.flow.verdict?.action === 'block') return ['blocked', 'closed'];
+  return [phase];
 }
 
-/** Distinct searchable things in the table. */
+function endpointText(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port} ${address}:${port}` : `${address}:${port}`;
+}
+
+/** Everything the row shows, lower-cased, one field per line. */
+function rowText(row: FlowRow): string {
+  const f = row.flow;
+  const a = row.attribution;
+  const parts = [
+    displayName(row),
+    a.path ?? '',
+    a.identity ?? '',
+    row.appAttribution?.path ?? '',
+    userLabel(a, f.uid) ?? '',
+    f.remoteHost ? `${f.remoteHost.name}:${f.remote.port}` : '',
+    endpointText(f.remote.address, f.remote.port),
+    endpointText(f.local.address, f.local.port),
+    stateWords(row).join(' '),
+    f.protocol,
+    f.direction === 'outbound' ? 'out' : 'in',
+    String(a.pid ?? f.pid ?? ''),
+  ];
+  return parts.join('\n').toLowerCase();
+}
+
+function fieldMatches(row: FlowRow, key: FieldKey, value: string): boolean {
+  const f = row.flow;
+  switch (key) {
+    case 'port': {
+      const port = /^\d{1,5}$/.test(value) ? Number(value) : -1;
+      return f.remote.port === port || f.local.port === port;
+    }
+    case 'state':
+      return stateWords(row).includes(value);
+    case 'user': {
+      const uid = row.attribution.uid ?? f.uid;
+      return userLabel(row.attribution, f.uid)?.toLowerCase() === value || (uid !== undefined && String(uid) === value);
+    }
+    case 'proto':
+      return f.protocol === value;
+    case 'host': {
+      const name = f.remoteHost?.name.toLowerCase();
+      const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+      return f.remote.address.toLowerCase() === bare || (name !== undefined && (name === value || name.endsWith(`.${value}`)));
+    }
+    case 'pid': {
+      const pid = row.attribution.pid ?? f.pid;
+      return pid !== undefined && String(pid) === value;
+    }
+    case 'dir':
+      return f.direction === 'outbound' ? value === 'out' || value === 'outbound' : value === 'in' || value === 'inbound';
+    case 'trust':
+      return row.attribution.trust === value;
+  }
+}
+
+function addEntry(entries: Map<string, Entry>, key: string, name: string, path: string): void {
+  if (!entries.has(key)) entries.set(key, { key, name: name.toLowerCase(), path: path.toLowerCase() });
+}
+
+/** Distinct processes and remotes in the table, for fuzzy terms. */
 export function filterEntries(state: TableState): Map<string, Entry> {
   const entries = new Map<string, Entry>();
   for (const row of state.flows.values()) {
-    addProcess(entries, row, 'attribution');
-    addProcess(entries, row, 'appAttribution');
-    const remoteKey = `remote:${row.flow.remote.address}`;
-    if (!entries.has(remoteKey)) {
-      entries.set(remoteKey, { kind: 'remote', key: remoteKey, host: row.flow.remoteHost?.name ?? '', address: row.flow.remote.address });
-    }
+    const a = row.attribution;
+    addEntry(entries, processKey(a, row.flow.token), a.name ?? displayName(row), a.path ?? '');
+    if (row.appAttribution) addEntry(entries, processKey(row.appAttribution, row.flow.appToken), row.appAttribution.name ?? '', row.appAttribution.path ?? '');
+    addEntry(entries, `remote:${row.flow.remote.address}`, row.flow.remoteHost?.name ?? row.flow.remote.address, '');
   }
   return entries;
 }
 
-function entryText(e: Entry): string {
-  return (e.kind === 'process' ? `${e.name}\n${e.path}\n${e.identity}\n${e.user}` : `${e.host}\n${e.address}`).toLowerCase();
-}
-
-const FUSE_KEYS = ['name', 'path', 'identity', 'user', 'host', 'address'];
-
-/** Keeps the fuse index across frames; rebuilds it only when the set of distinct entries changed. */
+/** Keeps per-row text and the fuzzy index across frames (rows are new objects when what they show
+ *  changes, so a row's text never goes stale). */
 export class FlowFilter {
-  private rev = -1;
-  private signature = '';
-  private fuse?: Fuse<Entry>;
-  private entries: Entry[] = [];
-  private cache?: { query: string; signature: string; keys: Set<string> };
+  private readonly texts = new WeakMap<FlowRow, string>();
+  private fuzzy?: { rev: number; flows: Map<string, FlowRow>; entries: Entry[]; fuse: Fuse<Entry> };
 
   predicate(state: TableState, spec: FilterSpec): RowPredicate | undefined {
-    const query = spec.query.trim();
-    if (!query && !spec.onlyInsecure) return undefined;
-    const notSecure: RowPredicate = (row) => row.attribution.trust !== 'secure' || (row.appAttribution !== undefined && row.appAttribution.trust !== 'secure');
-    if (!query) return notSecure;
-    const keys = this.matches(state, query);
-    const matches: RowPredicate = (row) =>
+    const terms = parseQuery(spec.query);
+    if (terms.length === 0 && !spec.onlyInsecure) return undefined;
+    const tests = terms.map((t) => this.termTest(state, t));
+    const matches: RowPredicate = (row) => {
+      for (const test of tests) if (!test(row)) return false;
+      return true;
+    };
+    if (!spec.onlyInsecure) return matches;
+    return (row) => (row.attribution.trust !== 'secure' || (row.appAttribution !== undefined && row.appAttribution.trust !== 'secure')) && matches(row);
+  }
+
+  private text(row: FlowRow): string {
+    let t = this.texts.get(row);
+    if (t === undefined) {
+      t = rowText(row);
+      this.texts.set(row, t);
+    }
+    return t;
+  }
+
+  private termTest(state: TableState, term: QueryTerm): RowPredicate {
+    if (term.kind === 'field') return (row) => fieldMatches(row, term.key, term.value);
+    const needle = term.text;
+    const contains: RowPredicate = (row) => this.text(row).includes(needle);
+    // What people mean when something contains the text as typed ("8000", "10.1.3", "/usr/sbin").
+    for (const row of state.flows.values()) if (contains(row)) return contains;
+    const keys = this.fuzzyKeys(state, needle);
+    return (row) =>
       keys.has(processKey(row.attribution, row.flow.token)) ||
       (row.appAttribution !== undefined && keys.has(processKey(row.appAttribution, row.flow.appToken))) ||
       keys.has(`remote:${row.flow.remote.address}`);
-    return spec.onlyInsecure ? (row) => notSecure(row) && matches(row) : matches;
   }
 
-  private matches(state: TableState, query: string): Set<string> {
-    if (state.rev !== this.rev || !this.fuse) {
-      const entries = filterEntries(state);
-      const signature = [...entries.keys()].join('\u0000');
-      if (signature !== this.signature || !this.fuse) {
-        this.entries = [...entries.values()];
-        this.fuse = new Fuse(this.entries, { keys: FUSE_KEYS, threshold: 0.3, ignoreLocation: true });
-        this.signature = signature;
-      }
-      this.rev = state.rev;
+  private fuzzyKeys(state: TableState, needle: string): Set<string> {
+    if (!this.fuzzy || this.fuzzy.rev !== state.rev || this.fuzzy.flows !== state.flows) {
+      const entries = [...filterEntries(state).values()];
+      this.fuzzy = { rev: state.rev, flows: state.flows, entries, fuse: new Fuse(entries, { keys: ['name', 'path'], threshold: 0.3, ignoreLocation: true }) };
     }
-    if (this.cache && this.cache.query === query && this.cache.signature === this.signature) return this.cache.keys;
-    // Plain substring hits are what people mean when there are any ("10.1.3", "/usr/sbin");
-    // fuzzy matching helps only when nothing contains the text as typed.
-    const needle = query.toLowerCase();
-    const exact = this.entries.filter((e) => entryText(e).includes(needle));
-    const keys = new Set((exact.length > 0 ? exact : this.fuse.search(query).map((r) => r.item)).map((e) => e.key));
-    this.cache = { query, signature: this.signature, keys };
+    const keys = new Set<string>();
+    for (const e of this.fuzzy.entries) if (isSubsequence(needle, e.name)) keys.add(e.key);
+    for (const hit of this.fuzzy.fuse.search(needle)) keys.add(hit.item.key);
     return keys;
   }
 }

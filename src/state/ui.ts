@@ -2,6 +2,7 @@
 // table's; the key map (src/ui/keys.ts) turns key presses into these actions.
 import type { Action, RememberScope } from '../protocol/messages.js';
 import type { FilterSpec } from './filter.js';
+import { ERASE_CHAR, editLine } from './line-edit.js';
 import { FLOW_SORT_COLUMNS, nextColumn, type FlowSortColumn, type SortSpec } from './sort.js';
 import { PROCESS_SORT_COLUMNS, type ProcessSortColumn } from './views.js';
 
@@ -101,9 +102,10 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
     case 'filter-start':
       return { ...s, editingFilter: true };
     case 'filter-type':
-      return { ...s, filter: { ...s.filter, query: s.filter.query + a.text } };
+      // The text may hold editing keys that arrived in the same read (see line-edit.ts).
+      return { ...s, filter: { ...s.filter, query: editLine(s.filter.query, a.text) } };
     case 'filter-erase':
-      return { ...s, filter: { ...s.filter, query: [...s.filter.query].slice(0, -1).join('') } };
+      return { ...s, filter: { ...s.filter, query: editLine(s.filter.query, ERASE_CHAR) } };
     case 'filter-keep':
       return { ...s, editingFilter: false };
     case 'filter-clear':

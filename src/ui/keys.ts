@@ -1,6 +1,7 @@
 // Key presses → intents. Pure: Ink's `useInput` hands (input, key) here and the app carries the
 // intent out. Backspace arrives as `key.delete` in Ink 6.8, so both erase in the filter.
 import type { Key } from 'ink';
+import { ERASE_LINE, ERASE_WORD } from '../state/line-edit.js';
 import type { ViewName } from '../state/ui.js';
 
 export type Intent =
@@ -36,6 +37,8 @@ export function intentFor(input: string, key: Key, mode: KeyMode): Intent {
     if (key.return) return { kind: 'filter-keep' };
     if (key.escape) return { kind: 'filter-clear' };
     if (key.backspace || key.delete) return { kind: 'filter-erase' };
+    if (key.ctrl && input === 'u') return { kind: 'filter-type', text: ERASE_LINE };
+    if (key.ctrl && input === 'w') return { kind: 'filter-type', text: ERASE_WORD };
     if (key.upArrow) return { kind: 'move', to: 'up' };
     if (key.downArrow) return { kind: 'move', to: 'down' };
     if (input && !key.ctrl && !key.meta && !key.tab) return { kind: 'filter-type', text: input };
@@ -94,7 +97,8 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['PgUp PgDn  Ctrl-b Ctrl-f', 'page up / down'],
   ['Home End  g G', 'first / last row'],
   ['Tab Shift-Tab  1 2 3', 'flows / processes / rules'],
-  ['/', 'fuzzy filter (Enter keeps, Esc clears)'],
+  ['/', 'filter: text, port:443 state:pending user:root proto:udp host:NAME (Enter keeps, Esc clears)'],
+  ['Ctrl-U  Ctrl-W', 'while filtering: erase the line / the last word'],
   ['!', 'only flows that are not secure'],
   ['s  < >', 'sort column: next / move left, right'],
   ['S  r', 'reverse the sort'],

@@ -20,6 +20,8 @@ export const KEY = {
   ctrlB: '\x02',
   ctrlF: '\x06',
   ctrlC: '\x03',
+  ctrlU: '\x15',
+  ctrlW: '\x17',
 } as const;
 
 /** Strip colour codes so text assertions read like the screen. */
