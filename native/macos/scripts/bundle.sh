@@ -39,6 +39,10 @@ fill Support/App-Info.plist "$APP/Contents/Info.plist"
 fill Support/Filter-Info.plist "$SYSX/Contents/Info.plist"
 fill Support/App.entitlements "$OUT/app.entitlements"
 fill Support/Filter.entitlements "$OUT/filter.entitlements"
+# Apple wants signed entitlements as a plain XML property list without comments ("Creating
+# distribution-signed code for macOS"); the files in Support/ carry comments, plutil drops them.
+plutil -convert xml1 "$OUT/app.entitlements"
+plutil -convert xml1 "$OUT/filter.entitlements"
 cp "$APP_PROFILE" "$APP/Contents/embedded.provisionprofile"
 cp "$FILTER_PROFILE" "$SYSX/Contents/embedded.provisionprofile"
 cp "$BIN/flowtop-bridge" "$OUT/flowtop-bridge"
@@ -50,4 +54,4 @@ codesign --force --options runtime --timestamp --identifier com.flowtop.bridge -
 
 codesign --verify --strict --deep --verbose=2 "$APP"
 codesign --verify --strict --verbose=2 "$OUT/flowtop-bridge"
-echo "built $APP and $OUT/flowtop-bridge; next: notarize (see README.md)"
+echo "built $APP and $OUT/flowtop-bridge; next: notarize (see README.md): macOS will not activate the extension before that"

@@ -3,6 +3,7 @@
 // peer: a root process whose code signature satisfies the bridge's requirement (same Team ID,
 // identifier com.flowtop.bridge). NOT YET BUILT OR RUN ON A MAC.
 import FlowtopShared
+import FlowtopXPC
 import Foundation
 import os.log
 

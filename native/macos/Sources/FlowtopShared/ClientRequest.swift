@@ -18,6 +18,13 @@ public struct RequestError: Error, Equatable {
     public var code: String
     public var message: String
     public var ref: String?
+
+    // Written out: a memberwise initializer is never more than internal, and the bridge builds these.
+    public init(code: String, message: String, ref: String? = nil) {
+        self.code = code
+        self.message = message
+        self.ref = ref
+    }
 }
 
 public func decodeClientRequest(_ line: Data) -> Result<ClientRequest, RequestError> {
@@ -87,8 +94,19 @@ private func fits(_ text: String, _ limit: Int) -> Bool {
 
 /// JSON numbers arrive as NSNumber; booleans are NSNumbers too and must not pass as integers.
 private func integer(_ value: Any?) -> Int? {
-    guard let number = value as? NSNumber, CFGetTypeID(number) == CFNumberGetTypeID() else { return nil }
+    guard let number = value as? NSNumber, !isBoolean(number) else { return nil }
     let double = number.doubleValue
     guard double.rounded() == double, abs(double) < 1e15 else { return nil }
     return number.intValue
+}
+
+/// Whether JSONSerialization made this NSNumber from `true` / `false`. Apple's Foundation gives
+/// booleans their own CF type; swift-corelibs-foundation (Linux) has no public CFGetTypeID, but keeps
+/// a boolean's Objective-C type code "c" (char), which it never uses for a parsed JSON number.
+private func isBoolean(_ number: NSNumber) -> Bool {
+    #if canImport(Darwin)
+    return CFGetTypeID(number) == CFBooleanGetTypeID()
+    #else
+    return String(cString: number.objCType) == "c"
+    #endif
 }

@@ -24,6 +24,12 @@ public struct IdentityRule: Codable, Equatable {
 public struct CachedVerdict: Equatable {
     public var allow: Bool
     public var ruleId: String?
+
+    // Written out: a memberwise initializer is never more than internal (the tests build these).
+    public init(allow: Bool, ruleId: String? = nil) {
+        self.allow = allow
+        self.ruleId = ruleId
+    }
 }
 
 public struct RuleCache {

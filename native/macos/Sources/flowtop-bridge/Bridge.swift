@@ -2,6 +2,7 @@
 // the filter extension over XPC. Everything runs on one serial queue. NOT YET BUILT OR RUN ON A MAC.
 import Darwin
 import FlowtopShared
+import FlowtopXPC
 import Foundation
 import os.log
 

@@ -2,6 +2,7 @@
 // our signed extension, and reconnects with a capped backoff when the extension restarts.
 // NOT YET BUILT OR RUN ON A MAC.
 import FlowtopShared
+import FlowtopXPC
 import Foundation
 import os.log
 

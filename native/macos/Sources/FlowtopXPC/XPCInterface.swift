@@ -1,18 +1,9 @@
 // The XPC contract between the system extension and the bridge daemon, in one place.
 // The extension listens on its NEMachServiceName; the bridge (root, launchd) connects to it. Each
-// side checks the other's code signature: same Team ID, expected signing identifier.
-// NOT YET BUILT ON A MAC.
+// side checks the other's code signature: same Team ID, expected signing identifier
+// (PeerRequirement in FlowtopShared). @objc protocols need the Objective-C runtime, which is why
+// this lives outside FlowtopShared. NOT YET BUILT ON A MAC.
 import Foundation
-
-public enum FlowtopIDs {
-    public static let filterBundleID = "com.flowtop.filter"
-    public static let bridgeIdentifier = "com.flowtop.bridge"
-    public static let appBundleID = "com.flowtop.app"
-    /// Must match NEMachServiceName in the extension's Info.plist: "<TeamID>.com.flowtop.filter".
-    public static func machServiceName(teamID: String) -> String { "\(teamID).\(filterBundleID)" }
-    public static let socketPath = "/var/run/flowtop.sock"
-    public static let groupName = "flowtop"
-}
 
 /// Exported by the extension, called by the bridge. Replies are plain values: no collections, so no
 /// NSXPCInterface class allow-lists are needed.
@@ -36,14 +27,4 @@ public enum FlowtopIDs {
     func flowDecided(_ json: Data)
     /// An IdentityRule, JSON, learned from a "remember: always" verdict; the bridge stores it.
     func ruleLearned(_ json: Data)
-}
-
-/// Code-signing requirements for the peer, in Apple's requirement language. Both processes are
-/// signed by the same team, so the Team ID comes from our own signature (see SelfSignature).
-public enum PeerRequirement {
-    public static func forIdentifier(_ identifier: String, teamID: String) -> String? {
-        // Team IDs are ten upper-case letters or digits; refuse anything that could alter the expression.
-        guard teamID.count == 10, teamID.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber) }) else { return nil }
-        return "anchor apple generic and identifier \"\(identifier)\" and certificate leaf[subject.OU] = \"\(teamID)\""
-    }
 }
