@@ -1,7 +1,12 @@
 // The extension's end of the XPC link to the bridge daemon. The extension is sandboxed, so it cannot
 // serve the Unix socket itself; it listens on its NEMachServiceName instead and accepts exactly one
 // peer: a root process whose code signature satisfies the bridge's requirement (same Team ID,
-// identifier com.flowtop.bridge). NOT YET BUILT OR RUN ON A MAC.
+// identifier com.flowtop.bridge).
+//
+// One link for the life of the extension process, listening from main.swift on (as Apple's filter
+// sample starts its listener), not from startFilter: the bridge connects at once instead of retrying
+// for up to 30 s. The provider attaches when its filter starts; what the bridge says before that
+// (subscriber count, rules) is kept and handed over then. NOT YET BUILT OR RUN ON A MAC.
 import FlowtopShared
 import FlowtopXPC
 import Foundation
@@ -10,13 +15,41 @@ import os.log
 private let log = Logger(subsystem: FlowtopIDs.filterBundleID, category: "xpc")
 
 final class BridgeLink: NSObject, NSXPCListenerDelegate, FilterControl {
-    private weak var provider: FilterDataProvider?
+    static let shared = BridgeLink()
+
     private let lock = NSLock()
+    private weak var attached: FilterDataProvider?
     private var listener: NSXPCListener?
     private var connection: NSXPCConnection?
+    /// The latest the bridge said, for a provider that attaches later.
+    private var subscriberCount = 0
+    private var identityRules: [IdentityRule]?
 
-    init(provider: FilterDataProvider) {
-        self.provider = provider
+    private override init() {
+        super.init()
+    }
+
+    private var provider: FilterDataProvider? {
+        lock.lock()
+        defer { lock.unlock() }
+        return attached
+    }
+
+    /// The filter started: it gets what the bridge said so far.
+    func attach(_ provider: FilterDataProvider) {
+        lock.lock()
+        attached = provider
+        let (count, rules) = (subscriberCount, identityRules)
+        lock.unlock()
+        if let rules { _ = provider.loadRules(rules) }
+        provider.setSubscriberCount(count)
+    }
+
+    /// The filter stopped; the listener stays for the next start.
+    func detach(_ provider: FilterDataProvider) {
+        lock.lock()
+        if attached === provider { attached = nil }
+        lock.unlock()
     }
 
     var isConnected: Bool {
@@ -48,16 +81,6 @@ final class BridgeLink: NSObject, NSXPCListenerDelegate, FilterControl {
         log.info("listening on \(machName, privacy: .public) for \(requirement, privacy: .public)")
     }
 
-    func stop() {
-        lock.lock()
-        let (listener, connection) = (self.listener, self.connection)
-        self.listener = nil
-        self.connection = nil
-        lock.unlock()
-        listener?.invalidate()
-        connection?.invalidate()
-    }
-
     func listener(_ listener: NSXPCListener, shouldAcceptNewConnection newConnection: NSXPCConnection) -> Bool {
         // The bridge runs as root from a launchd plist; anything else is not the bridge, whatever it is signed as.
         guard newConnection.effectiveUserIdentifier == 0 else {
@@ -87,6 +110,9 @@ final class BridgeLink: NSObject, NSXPCListenerDelegate, FilterControl {
         lock.unlock()
         guard wasCurrent else { return }
         log.info("bridge went away: resuming paused flows with the default")
+        lock.lock()
+        subscriberCount = 0
+        lock.unlock()
         provider?.bridgeDisconnected()
     }
 
@@ -119,6 +145,10 @@ final class BridgeLink: NSObject, NSXPCListenerDelegate, FilterControl {
     // MARK: - FilterControl (called by the bridge, on an XPC queue)
 
     func setSubscriberCount(_ count: Int) {
+        lock.lock()
+        subscriberCount = max(0, count)
+        let provider = attached
+        lock.unlock()
         provider?.setSubscriberCount(count)
     }
 
@@ -134,7 +164,11 @@ final class BridgeLink: NSObject, NSXPCListenerDelegate, FilterControl {
             log.error("the bridge sent rules that do not decode; keeping the current ones")
             return reply(-1)
         }
-        reply(provider?.loadRules(rules) ?? 0)
+        lock.lock()
+        identityRules = rules
+        let provider = attached
+        lock.unlock()
+        reply(provider?.loadRules(rules) ?? rules.count)
     }
 
     func pendingFlows(reply: @escaping (Data) -> Void) {

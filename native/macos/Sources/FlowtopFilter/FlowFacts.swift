@@ -14,6 +14,12 @@ enum FlowFacts {
         valid(flow.sourceProcessAuditToken) ?? valid(flow.sourceAppAuditToken)
     }
 
+    /// Whether the system has told us where the flow goes. Apple: the endpoints may be nil in
+    /// handleNewFlow and are filled in when data arrives.
+    static func hasRemoteEndpoint(_ flow: NEFilterSocketFlow) -> Bool {
+        host(flow.remoteEndpoint) != nil
+    }
+
     static func record(for flow: NEFilterSocketFlow, now: Int64) -> FlowRecord {
         let proto: String
         switch flow.socketProtocol {
