@@ -2,9 +2,7 @@
 // worker, keeps pending flows with their deadlines, and serves protocol v1 to clients. The worker
 // decides flows a rule covers; this thread decides the others (client verdicts, identity rules,
 // deadline → default) and answers their packets on the queue's socket.
-import { chownSync, existsSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { Attribution, AttributionBackend } from '../attribution/types.js';
 import type {
@@ -21,6 +19,7 @@ import { flowFacts } from '../rules/matcher.js';
 import { identityFromKey } from '../rules/model.js';
 import { decideByPolicy } from '../rules/policy.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
+import { SocketFiles, readStatusFile } from './socket-files.js';
 import { openSocketReader } from '../traffic/index.js';
 import { HostNameMap } from '../hostnames/index.js';
 import { dnsMessagesOf } from './dns-packet.js';
@@ -36,10 +35,7 @@ import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type He
 
 export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_SOCKET = '/run/flowtop/flowtop.sock';
-/** Where a running agent writes its state for `--status`: next to its socket. */
-export function statusFileFor(socketPath: string): string {
-  return `${socketPath}.status.json`;
-}
+export { statusFileFor } from './socket-files.js';
 
 export interface AgentOptions {
   socketPath: string;
@@ -58,7 +54,6 @@ export interface AgentOptions {
   rules: RuleBook;
   /** Resolves tokens to identities for identity-keyed rules and `remember always`. */
   attribution?: AttributionBackend;
-  statusFile?: string;
   /** A UDP flow ends after this long with no activity seen (default 30 s). */
   udpIdleMs?: number;
   /** How often byte counters and ends are polled (default 1 s). */
@@ -132,6 +127,7 @@ export class Agent {
   private firewall?: InstalledFirewall;
   private recorder?: SocketRecorder;
   private server?: ExtensionServer;
+  private files?: SocketFiles;
   private live?: LiveFlows;
   private dnsWorker?: Worker;
   private dnsControl?: MessageChannel;
@@ -170,8 +166,11 @@ export class Agent {
       onError: (e) => this.log(`traffic counters: ${(e as Error).message}`),
     });
     const group = ensureGroup();
+    // Bound and given its mode and group in a private directory, then renamed to its path: the
+    // socket's directory may be one others can write (see socket-files.ts).
+    this.files = await SocketFiles.prepare(o.socketPath);
     this.server = new ExtensionServer({
-      path: o.socketPath,
+      path: this.files.bindPath,
       hello: () => this.hello(),
       onSubscribe: () => {
         this.adoptUnwatched();
@@ -184,14 +183,9 @@ export class Agent {
       },
       onMessage: (client, msg) => this.onMessage(client, msg),
       authorize: (client) => authorizeClient(client, group.gid),
-      socketMode: 0o660,
     });
     await this.server.listen();
-    try {
-      chownSync(o.socketPath, 0, group.gid);
-    } catch (error) {
-      this.log(`cannot give the socket to group flowtop: ${(error as Error).message}`);
-    }
+    this.files.publish(0o660, group.gid, this.log);
     this.writeStatus();
     this.statusTimer = setInterval(() => this.writeStatus(), 1000);
     this.statusTimer.unref();
@@ -687,12 +681,8 @@ export class Agent {
   }
 
   private writeStatus(): void {
-    const file = this.options.statusFile ?? statusFileFor(this.options.socketPath);
     try {
-      if (!existsSync(dirname(file))) return;
-      // rename over the old file: a reader (`--status`) never sees a half-written one
-      writeFileSync(`${file}.tmp`, `${JSON.stringify(this.status())}\n`);
-      renameSync(`${file}.tmp`, file);
+      this.files?.writeStatus(`${JSON.stringify(this.status())}\n`);
     } catch { /* status is best effort */ }
   }
 
@@ -728,16 +718,19 @@ export class Agent {
     await step('closing sock_diag', () => this.diag.close());
     await step('closing conntrack', () => this.conntrack?.close());
     await step('closing the socket', () => this.server?.close());
-    await step('removing the status file', () => rmSync(this.options.statusFile ?? statusFileFor(this.options.socketPath), { force: true }));
+    await step('removing the socket and status file', () => this.files?.remove());
   }
 }
 
-/** The status a running agent wrote, for `flowtop agent --status`. */
-export function readStatus(file: string): AgentStatus | undefined {
+/** The status a running agent wrote, for `flowtop agent --status`; a string says why a file there was
+ *  not believed. */
+export function readStatus(file: string): AgentStatus | string | undefined {
+  const read = readStatusFile(file);
+  if (!read) return undefined;
+  if ('problem' in read) return read.problem;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as AgentStatus;
+    return JSON.parse(read.text) as AgentStatus;
   } catch {
-    return undefined;
+    return `${file} is not valid JSON: ignored`;
   }
 }
-

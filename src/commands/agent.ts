@@ -137,6 +137,10 @@ async function printStatus(socket: string): Promise<number> {
     process.stdout.write(`flowtop agent: not running (no ${statusFileFor(socket)})\n`);
     return 3;
   }
+  if (typeof s === 'string') {
+    process.stdout.write(`flowtop agent: unknown (${s})\n`);
+    return 3;
+  }
   let alive = true;
   try {
     process.kill(s.pid, 0);

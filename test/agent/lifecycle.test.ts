@@ -1,8 +1,10 @@
 // Crash and restart, fail-open vs fail-closed, stale BPF programs and firewall rules, and who may talk
 // to the agent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, closeSync, openSync } from 'node:fs';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { ATTACH, queryAttached } from '../../src/native/linux/bpf.js';
 import {
   Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
@@ -195,6 +197,39 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
       }
     } finally {
       remote.delete();
+    }
+  }, 60_000);
+
+  it('refuses a file, a directory or a symlink at --socket, and a directory others can write; --status believes only root\'s status file', async () => {
+    const dist = buildAgent();
+    const dir = mkdtempSync(join(tmpdir(), 'flowtop-sockpath-'));
+    const run = (socket: string, ...extra: string[]): { code: number | null; out: string } => {
+      const r = spawnSync(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--socket', socket,
+        '--rules', join(dir, 'rules.json'), '--queue-num', '7309', '--no-bpf', ...extra], { encoding: 'utf8', timeout: 20_000 });
+      return { code: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    try {
+      chmodSync(dir, 0o755);
+      writeFileSync(join(dir, 'file.sock'), 'keep me');
+      mkdirSync(join(dir, 'dir.sock'));
+      symlinkSync(join(dir, 'file.sock'), join(dir, 'link.sock'));
+      expect(run(join(dir, 'file.sock')).out).toMatch(/file\.sock exists and is not a socket: refusing/);
+      expect(run(join(dir, 'dir.sock')).out).toMatch(/dir\.sock exists and is not a socket: refusing/);
+      expect(run(join(dir, 'link.sock')).out).toMatch(/link\.sock is a symbolic link: refusing/);
+      expect(readFileSync(join(dir, 'file.sock'), 'utf8')).toBe('keep me');
+      mkdirSync(join(dir, 'open'), { mode: 0o777 });
+      chmodSync(join(dir, 'open'), 0o777);
+      expect(run(join(dir, 'open', 'agent.sock')).out).toMatch(/refusing the socket directory .*writable by others and not sticky/);
+      // nothing of the agent's was left in any of them, and the firewall is untouched
+      expect(ourRules(ns).trim()).toBe('');
+      // a status file planted by another user is not believed
+      writeFileSync(join(dir, 'x.sock.status.json'), JSON.stringify({ pid: process.pid, counters: {} }));
+      chownSync(join(dir, 'x.sock.status.json'), 65534, 65534);
+      const status = run(join(dir, 'x.sock'), '--status');
+      expect(status.code).toBe(3);
+      expect(status.out).toMatch(/belongs to uid 65534, not root: not written by the agent/);
+    } finally {
+      cleanupDir(dir);
     }
   }, 60_000);
 
