@@ -1,6 +1,8 @@
 // Entry point: picks one command from argv and runs it. Each command lives in src/commands/ and parses
 // its own flags (node:util parseArgs), so this file stays a table.
 import { UserError, formatUserError } from './errors.js';
+import { isParseArgsError, usageErrorFor } from './commands/flags.js';
+import { exitQuietlyOnClosedPipe } from './pipes.js';
 
 export type Command = (argv: string[]) => Promise<number>;
 
@@ -29,6 +31,7 @@ export function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnClosedPipe();
   try {
     const [first, ...rest] = argv;
     if (first === '--help' || first === '-h' || first === 'help') {
@@ -47,6 +50,11 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof UserError) {
       process.stderr.write(formatUserError(error));
       return error.exitCode;
+    }
+    if (isParseArgsError(error)) {
+      const usage = usageErrorFor('', error);
+      process.stderr.write(formatUserError(usage));
+      return usage.exitCode;
     }
     throw error;
   }

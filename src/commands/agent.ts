@@ -2,8 +2,8 @@
 // NFQUEUE, finds its process exactly, decides by rule or asks the connected clients, and serves
 // protocol v1 on a Unix socket. `--status` reports a running agent.
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
 import { UsageError, UserError } from '../errors.js';
+import { parseFlags } from './flags.js';
 import type { Action, BlockMode } from '../protocol/messages.js';
 import { listenForStop } from '../agent/shutdown.js';
 
@@ -59,33 +59,27 @@ export interface AgentFlags {
 }
 
 export function parseAgentFlags(argv: string[]): AgentFlags {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        socket: { type: 'string' },
-        rules: { type: 'string' },
-        default: { type: 'string' },
-        timeout: { type: 'string' },
-        'block-mode': { type: 'string' },
-        'fail-closed': { type: 'boolean' },
-        'queue-bypass': { type: 'boolean' },
-        'queue-num': { type: 'string' },
-        workers: { type: 'string' },
-        inbound: { type: 'boolean' },
-        cgroup: { type: 'string' },
-        'no-bpf': { type: 'boolean' },
-        'udp-idle': { type: 'string' },
-        status: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (error) {
-    throw new UsageError(`agent: ${(error as Error).message}`, 'run `flowtop agent --help` for the flags');
-  }
+  const parsed = parseFlags('agent', {
+    args: argv,
+    options: {
+      socket: { type: 'string' },
+      rules: { type: 'string' },
+      default: { type: 'string' },
+      timeout: { type: 'string' },
+      'block-mode': { type: 'string' },
+      'fail-closed': { type: 'boolean' },
+      'queue-bypass': { type: 'boolean' },
+      'queue-num': { type: 'string' },
+      workers: { type: 'string' },
+      inbound: { type: 'boolean' },
+      cgroup: { type: 'string' },
+      'no-bpf': { type: 'boolean' },
+      'udp-idle': { type: 'string' },
+      status: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  }).values;
   const def = parsed.default ?? 'allow';
   if (def !== 'allow' && def !== 'block') throw new UsageError(`agent: --default must be allow or block, got "${def}"`);
   const blockMode = parsed['block-mode'] ?? 'reject';

@@ -1,8 +1,8 @@
 // flowtop demo [--scenario NAME|PATH] [--socket PATH] [--speed N] [--loop] [--list]
 // Serves a recorded scenario as a protocol v1 extension until SIGINT/SIGTERM.
-import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
+import { parseFlags } from './flags.js';
 import { MAX_SPEED, startDemoExtension } from '../demo/extension.js';
 import { DEFAULT_SCENARIO, listScenarioNames, resolveScenarioPath } from '../demo/scenario-files.js';
 import { formatProblem, parseScenario } from '../demo/scenario.js';
@@ -36,23 +36,18 @@ const processIo: DemoIo = {
 };
 
 export async function run(argv: string[], io: DemoIo = processIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        scenario: { type: 'string' },
-        socket: { type: 'string' },
-        speed: { type: 'string' },
-        loop: { type: 'boolean', default: false },
-        list: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(`demo: ${error instanceof Error ? error.message : String(error)}`, 'run `flowtop demo --help` for the usage');
-  }
+  const parsed = parseFlags('demo', {
+    args: argv,
+    allowPositionals: true,
+    options: {
+      scenario: { type: 'string' },
+      socket: { type: 'string' },
+      speed: { type: 'string' },
+      loop: { type: 'boolean', default: false },
+      list: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const { values, positionals } = parsed;
   if (values.help) {
     io.write(HELP);

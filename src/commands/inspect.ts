@@ -1,10 +1,10 @@
 // flowtop inspect PID... | --token HEX...  [--json]
 // Shows what flowtop can verify about live processes: the token it would use, the trust level, and
 // for anything not secure, the reason in plain words.
-import { parseArgs } from 'node:util';
 import type { Attribution } from '../attribution/types.js';
 import { UsageError, UserError } from '../errors.js';
 import { escapeJsonControls, replaceControls as safe } from '../text/controls.js';
+import { parseFlags } from './flags.js';
 
 const HELP = `Usage:
   flowtop inspect PID... [--json]        show what flowtop verifies about live processes
@@ -33,16 +33,11 @@ export async function run(argv: string[], write?: (text: string) => void): Promi
 }
 
 async function inspect(argv: string[], write: (text: string) => void, color: boolean): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { json: { type: 'boolean', default: false }, token: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },
-    });
-  } catch (error) {
-    throw new UsageError(`inspect: ${error instanceof Error ? error.message : String(error)}`, 'run `flowtop inspect --help` for the usage');
-  }
+  const parsed = parseFlags('inspect', {
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, token: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },
+  });
   if (parsed.values.help) {
     write(HELP);
     return 0;

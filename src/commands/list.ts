@@ -1,8 +1,8 @@
 // `flowtop list --json` (one snapshot) and `--jsonl` (a stream of flow changes), rendered from the
 // same table state as the TUI. Also reached as `flowtop --once --json` / `flowtop --jsonl`.
-import { parseArgs } from 'node:util';
 import { filter, firstValueFrom, take, timeout } from 'rxjs';
 import { UsageError } from '../errors.js';
+import { parseFlags } from './flags.js';
 import { flowJson, snapshotJson } from '../app/json.js';
 import { openSources, type SourceFlags } from '../app/setup.js';
 import { createFlowStore } from '../app/store.js';
@@ -52,7 +52,7 @@ export function positiveInt(name: string, value: string | undefined, fallback: n
 
 export async function run(argv: string[]): Promise<number> {
   const { argv: rest, demo } = takeDemoFlag(argv);
-  const { values } = parseArgs({
+  const { values } = parseFlags('list', {
     args: rest,
     options: {
       json: { type: 'boolean' },
@@ -63,7 +63,6 @@ export async function run(argv: string[]): Promise<number> {
       'max-flows': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
   });
   if (values.help) {
     process.stdout.write(LIST_USAGE);

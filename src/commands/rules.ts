@@ -1,9 +1,9 @@
 // flowtop rules list|add|rm|export|import — the rules from the command line. When an agent keeps rules
 // on its socket, changes go through it (the running agent stays the only writer of its file);
 // otherwise the rules file is edited through RuleStore (atomic writes).
-import { parseArgs } from 'node:util';
 import { UsageError, UserError } from '../errors.js';
 import type { Rule, RuleIdentity, RuleEndpoint, RuleSpec } from '../protocol/messages.js';
+import { parseFlags } from './flags.js';
 import { writeFileAtomic } from '../rules/atomic-file.js';
 import { serializeRulesDocument, RULES_FILE_VERSION, type RulesDocument } from '../rules/document.js';
 import { IMPORT_FORMATS, readImport, type ImportFormat, type ImportReport } from '../rules/import/index.js';
@@ -93,7 +93,7 @@ const OPTIONS = {
 type Values = ReturnType<typeof parse>['values'];
 
 function parse(argv: string[]) {
-  return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+  return parseFlags('rules', { args: argv, allowPositionals: true, options: OPTIONS });
 }
 
 const ADD_FLAGS = ['allow', 'block', 'reject', 'identity', 'package', 'path', 'label', 'host', 'domain', 'address', 'cidr', 'port', 'protocol', 'direction', 'until', 'note'];
@@ -107,13 +107,7 @@ const FLAGS_FOR: Record<string, string[]> = {
 };
 
 export async function runRules(argv: string[], io: RulesIo): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw usageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parse(argv);
   const [command, ...args] = positionals;
   if (values.help || command === 'help') {
     io.stdout(HELP);

@@ -1,6 +1,6 @@
 // `flowtop` (the default command): the live, full-screen flow table.
-import { parseArgs } from 'node:util';
 import { UserError, UsageError } from '../errors.js';
+import { parseFlags } from './flags.js';
 import { wantAscii } from '../ui/badges.js';
 import { openSources } from '../app/setup.js';
 import { positiveInt, runList, takeDemoFlag } from './list.js';
@@ -19,7 +19,7 @@ Keys: press ? in the app.
 
 export async function run(argv: string[]): Promise<number> {
   const { argv: rest, demo } = takeDemoFlag(argv);
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags('', {
     args: rest,
     options: {
       socket: { type: 'string', multiple: true },
@@ -32,7 +32,6 @@ export async function run(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
-    strict: true,
   });
   if (values.help) {
     process.stdout.write(TUI_USAGE);
