@@ -24,6 +24,9 @@ export interface RootProps {
   store: FlowStore;
   clock: Clock;
   ascii: boolean;
+  /** One line under the source lines that stays for the whole session (e.g. why the passive monitor
+   *  runs and how to reach the agent instead). */
+  banner?: string;
   /** Terminal size; taken from stdout (and its resize events) when not given. Tests pass it. */
   viewport?: Viewport;
   onQuit(): void;
@@ -88,7 +91,7 @@ export function Root(props: RootProps) {
   }
   const height = Math.max(viewport.rows - 1, 5);
   const details = ui.details && !ui.help ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor]) : undefined;
-  const { tableRows, detailRows } = screenLayout(height, table.sources.size, details?.lines.length);
+  const { tableRows, detailRows } = screenLayout(height, table.sources.size + (props.banner ? 1 : 0), details?.lines.length);
   const win = visibleWindow(rows.length, cursor, tableRows, tops.current[ui.view]);
   tops.current[ui.view] = win.top;
   cursor = win.cursor;
@@ -238,6 +241,7 @@ export function Root(props: RootProps) {
       width={viewport.columns}
       height={height}
       ascii={ascii}
+      banner={props.banner}
       now={Math.max(table.now, clock.now())}
       sources={[...table.sources.values()]}
       counts={counts}

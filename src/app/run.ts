@@ -22,6 +22,8 @@ export interface AppIO {
 export interface AppOptions {
   ascii: boolean;
   table?: Partial<TableOptions>;
+  /** A standing line under the source lines (see RootProps.banner). */
+  banner?: string;
 }
 
 export function storeFor(io: AppIO, options: AppOptions): FlowStore {
@@ -44,7 +46,7 @@ export async function runInteractive(io: AppIO, options: AppOptions): Promise<nu
       resolve(code);
     };
     const terminal = enterFullScreen(io.stdout, (signal, error) => finish(signal === 'error' ? 1 : signal === 'SIGINT' ? 130 : 143, error));
-    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, onQuit: () => finish(0) }), {
+    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, banner: options.banner, onQuit: () => finish(0) }), {
       stdin: io.stdin,
       stdout: io.stdout,
       stderr: io.stderr,

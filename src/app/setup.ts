@@ -7,6 +7,7 @@ import type { AttributionBackend } from '../attribution/types.js';
 import { startDemoExtension } from '../demo/index.js';
 import { createPassiveMonitor } from '../monitor/index.js';
 import type { TokenKind } from '../protocol/messages.js';
+import { AGENT_GROUP } from '../agent/authorize.js';
 import { createSocketSource } from '../source/socket-source.js';
 import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
 import type { FlowSource } from '../source/types.js';
@@ -23,6 +24,8 @@ export interface OpenedSources {
   attributorFor(kind: TokenKind): AttributorLike;
   /** What was chosen, in words (e.g. why the passive monitor runs). */
   note?: string;
+  /** One line the TUI keeps on screen: the agent runs but this user may not use it, and how to join. */
+  banner?: string;
   close(): Promise<void>;
 }
 
@@ -31,6 +34,7 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
   const closers: Array<() => Promise<void> | void> = [];
   const sources: FlowSource[] = [];
   let note: string | undefined;
+  let banner: string | undefined;
   if (flags.demo !== undefined) {
     const demo = await startDemoExtension({ scenario: flags.demo === true ? undefined : flags.demo, loop: true });
     replay = demo.replay;
@@ -45,7 +49,8 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
     if (reachable === true) {
       sources.push(createSocketSource(path));
     } else {
-      note = `${reachable}: showing this machine's connections with the passive monitor`;
+      note = `${reachable.why}: showing this machine's connections with the passive monitor`;
+      if (reachable.denied) banner = `the agent at ${path} is for root and group ${AGENT_GROUP}; to join: sudo usermod -aG ${AGENT_GROUP} $USER, then log in again`;
       sources.push(createPassiveMonitor());
     }
   }
@@ -54,6 +59,7 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
     sources,
     attributorFor,
     note,
+    banner,
     async close() {
       for (const s of sources) s.close();
       for (const c of closers) await c();
@@ -63,12 +69,12 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
 
 /** True when the default socket exists and this user may connect to it; otherwise why not, in words.
  *  A running agent's socket is 0660 root:flowtop, so a user outside the group still gets the monitor. */
-function defaultSocketReachable(path: string): true | string {
-  if (!existsSync(path)) return `no extension socket at ${path}`;
+function defaultSocketReachable(path: string): true | { why: string; denied: boolean } {
+  if (!existsSync(path)) return { why: `no extension socket at ${path}`, denied: false };
   try {
     accessSync(path, constants.R_OK | constants.W_OK);
     return true;
   } catch {
-    return `the agent's socket ${path} is for root and the flowtop group (sudo usermod -aG flowtop $USER, then log in again)`;
+    return { why: `the agent's socket ${path} is for root and the ${AGENT_GROUP} group (sudo usermod -aG ${AGENT_GROUP} $USER, then log in again)`, denied: true };
   }
 }

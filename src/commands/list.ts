@@ -1,13 +1,14 @@
 // `flowtop list --json` (one snapshot) and `--jsonl` (a stream of flow changes), rendered from the
 // same table state as the TUI. Also reached as `flowtop --once --json` / `flowtop --jsonl`.
 import { filter, firstValueFrom, take, timeout } from 'rxjs';
-import { UsageError } from '../errors.js';
+import { UsageError, UserError } from '../errors.js';
 import { parseFlags } from './flags.js';
 import { flowJson, snapshotJson } from '../app/json.js';
 import { openSources, type SourceFlags } from '../app/setup.js';
 import { createFlowStore } from '../app/store.js';
 import type { TableState } from '../state/types.js';
 import { escapeJsonControls } from '../text/controls.js';
+import type { ConnectionStatus, FlowSource } from '../source/types.js';
 
 export const LIST_USAGE = `Usage: flowtop list (--json | --jsonl) [--socket PATH]... [--demo [SCENARIO]] [--wait MS]
   --json         print one snapshot of the current flows, with attributions, as JSON
@@ -88,18 +89,50 @@ export async function runList(options: ListOptions, out: NodeJS.WritableStream =
     clock: { now: () => Date.now() },
     table: options.maxFlows ? { maxFlows: options.maxFlows } : undefined,
   });
+  const reach = watchReach(opened.sources);
   try {
     if (options.mode === 'json') {
       const state = await settle(store.states$, store.current(), options.waitMs);
+      // An empty list would say "no connections"; the truth is that nothing could be asked.
+      if (!reach.any() && state.flows.size === 0) {
+        throw new UserError(`nothing to show: could not reach ${reach.why()}`, 'start the agent (`sudo flowtop agent`), check --socket, or leave --socket out for the passive monitor');
+      }
       // Names and hosts come from other processes: C1 and bidi controls leave escaped, as C0 ones do.
       out.write(escapeJsonControls(JSON.stringify(snapshotJson(state), null, 2)) + '\n');
       return 0;
     }
     return await stream(store.states$, out);
   } finally {
+    reach.stop();
     store.close();
     await opened.close();
   }
+}
+
+/** Whether any source ever connected, and if none did, why not (each source's last status). */
+function watchReach(sources: readonly FlowSource[]): { any(): boolean; why(): string; stop(): void } {
+  let connected = false;
+  const last = new Map<string, ConnectionStatus>();
+  const subs = sources.map((s) => s.status$.subscribe((status) => {
+    last.set(s.id, status);
+    if (status.state === 'connected') connected = true;
+  }));
+  const reason = (status: ConnectionStatus | undefined): string => {
+    switch (status?.state) {
+      case 'reconnecting':
+      case 'disconnected':
+        return status.reason;
+      case 'version-mismatch':
+        return `it speaks protocol v${status.theirs}, this flowtop v${status.ours}`;
+      default:
+        return 'no answer yet';
+    }
+  };
+  return {
+    any: () => connected,
+    why: () => sources.map((s) => `${s.id} (${reason(last.get(s.id))})`).join('; '),
+    stop: () => subs.forEach((sub) => sub.unsubscribe()),
+  };
 }
 
 /** The snapshot once the wait is over and no attribution is pending (or twice the wait at most). */

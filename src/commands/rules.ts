@@ -17,12 +17,13 @@ import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
 
 const HELP = `Usage:
   flowtop rules list [--json]                 show the rules
-  flowtop rules add (--allow | --block [--reject]) [PROCESS] [REMOTE] [--port N|LOW-HIGH]
-                    [--protocol tcp|udp|icmp|other] [--direction outbound|inbound]
-                    [--until TIME] [--note TEXT]
+  flowtop rules add (--allow | --block [--reject]) (PROCESS [REMOTE] | REMOTE | --any)
+                    [--port N|LOW-HIGH] [--protocol tcp|udp|icmp|other]
+                    [--direction outbound|inbound] [--until TIME] [--note TEXT]
       PROCESS: --identity sha256:HEX | --identity package:NAME:/PATH | --package NAME --path PATH
                | --path PATH (path only: weaker, anyone who can write there matches) [--label TEXT]
       REMOTE:  --host NAME | --domain SUFFIX | --address IP | --cidr IP/PREFIX
+      --any:   no process and no remote: the rule matches every program and every address
       TIME:    an ISO time (2026-12-31T18:00Z) or from now: 30m, 12h, 7d
   flowtop rules rm ID                         remove a rule
   flowtop rules export [FILE]                 write all rules and the policy as JSON (stdout without FILE)
@@ -63,6 +64,7 @@ export async function run(argv: string[], io?: Partial<RulesIo>): Promise<number
 
 const OPTIONS = {
   json: { type: 'boolean' },
+  any: { type: 'boolean' },
   allow: { type: 'boolean' },
   block: { type: 'boolean' },
   reject: { type: 'boolean' },
@@ -96,7 +98,7 @@ function parse(argv: string[]) {
   return parseFlags('rules', { args: argv, allowPositionals: true, options: OPTIONS });
 }
 
-const ADD_FLAGS = ['allow', 'block', 'reject', 'identity', 'package', 'path', 'label', 'host', 'domain', 'address', 'cidr', 'port', 'protocol', 'direction', 'until', 'note'];
+const ADD_FLAGS = ['any', 'allow', 'block', 'reject', 'identity', 'package', 'path', 'label', 'host', 'domain', 'address', 'cidr', 'port', 'protocol', 'direction', 'until', 'note'];
 const FLAGS_FOR: Record<string, string[]> = {
   list: ['json'],
   add: ADD_FLAGS,
@@ -124,6 +126,8 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
     expectArgs(args, 0, 'policy');
     return policyCommand(values, io);
   }
+  // A bad rule is refused before anything is opened or created.
+  const spec = command === 'add' ? buildSpec(values, io) : undefined;
   const target = await openTarget(values, io);
   try {
     switch (command) {
@@ -132,7 +136,7 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
         return await list(target, values, io);
       case 'add':
         expectArgs(args, 0, 'add');
-        return await add(target, buildSpec(values, io), io);
+        return await add(target, spec as RuleSpec, io);
       case 'rm':
         expectArgs(args, 1, 'rm ID');
         return await remove(target, args[0] as string, io);
@@ -291,6 +295,11 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
     else endpoint.port = Number(m[1]);
   }
   if (Object.keys(endpoint).length > 0) spec.endpoint = endpoint;
+  // Without a process or a remote the rule covers every program and every address: only on request.
+  if (values.any && (identity || spec.endpoint)) throw usageError('--any means every process and every remote: leave out the process and remote flags, or --any');
+  if (!values.any && !identity && !spec.endpoint) {
+    throw usageError(`this rule names no process and no remote: it would ${spec.action} every program's connections to anywhere; add --any if that is what you mean`);
+  }
   if (values.protocol !== undefined) spec.protocol = values.protocol as RuleSpec['protocol'];
   if (values.direction !== undefined) spec.direction = values.direction as RuleSpec['direction'];
   if (values.until !== undefined) spec.duration = { kind: 'until', until: parseUntil(values.until, io.now()) };

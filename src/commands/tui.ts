@@ -3,6 +3,7 @@ import { UserError, UsageError } from '../errors.js';
 import { parseFlags } from './flags.js';
 import { wantAscii } from '../ui/badges.js';
 import { openSources } from '../app/setup.js';
+import { styledStream, wantColor } from '../app/plain-output.js';
 import { positiveInt, runList, takeDemoFlag } from './list.js';
 
 export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N]
@@ -11,7 +12,7 @@ export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] 
                    socket; if none is running, a passive monitor of this machine (no blocking)
   --demo [NAME]    play a recorded scenario through an in-process demo extension
   --ascii          ASCII badges and marks ([ok] [!!] [x] [..]); automatic with NO_COLOR or a
-                   non-UTF-8 locale
+                   non-UTF-8 locale (everything drawn is then ASCII); NO_COLOR also turns colour off
   --max-flows N    most flows remembered (default 200000); the oldest closed flows leave first
   --once --json    print one snapshot as JSON and exit; --jsonl streams flow changes
 Keys: press ? in the app.
@@ -53,6 +54,8 @@ export async function run(argv: string[]): Promise<number> {
   process.env.NODE_ENV ??= 'production';
   const { runInteractive } = await import('../app/run.js');
   const opened = await openSources({ sockets, demo }, process.env);
+  const ascii = wantAscii(process.env, values.ascii ?? false);
+  const style = { color: wantColor(process.env), ascii };
   try {
     return await runInteractive(
       {
@@ -60,10 +63,10 @@ export async function run(argv: string[]): Promise<number> {
         attributorFor: opened.attributorFor,
         clock: { now: () => Date.now() },
         stdin: process.stdin,
-        stdout: process.stdout,
-        stderr: process.stderr,
+        stdout: styledStream(process.stdout, style),
+        stderr: styledStream(process.stderr, style),
       },
-      { ascii: wantAscii(process.env, values.ascii ?? false), table: { maxFlows } },
+      { ascii, table: { maxFlows }, ...(opened.banner ? { banner: opened.banner } : {}) },
     );
   } finally {
     await opened.close();

@@ -1,6 +1,6 @@
 // Reconnect timing: capped exponential backoff as an RxJS operator, so the schedule can be tested in
 // virtual time (TestScheduler) with no real timers.
-import { retry, timer, type MonoTypeOperatorFunction, type SchedulerLike, asyncScheduler } from 'rxjs';
+import { retry, throwError, timer, type MonoTypeOperatorFunction, type SchedulerLike, asyncScheduler } from 'rxjs';
 
 export interface BackoffPolicy {
   /** Delay before the first retry. */
@@ -27,15 +27,18 @@ export interface RetryWait {
 }
 
 /** Resubscribes after each error with a growing delay; the count starts over once the source emits
- *  (a connection that got as far as `hello` was a success). Completion is never retried. */
+ *  (a connection that got as far as `hello` was a success). Completion is never retried, nor an
+ *  error `retryable` says no to (it goes on to the subscriber). */
 export function retryWithBackoff<T>(
   policy: BackoffPolicy = DEFAULT_BACKOFF,
   scheduler: SchedulerLike = asyncScheduler,
   onWait?: (wait: RetryWait) => void,
+  retryable: (error: unknown) => boolean = () => true,
 ): MonoTypeOperatorFunction<T> {
   return retry({
     resetOnSuccess: true,
     delay: (error: unknown, retryNumber: number) => {
+      if (!retryable(error)) return throwError(() => error);
       const delayMs = backoffDelay(retryNumber, policy);
       onWait?.({ error, retry: retryNumber, delayMs, retryAt: scheduler.now() + delayMs });
       return timer(delayMs, scheduler);

@@ -14,6 +14,7 @@ import { decodeExtensionMessage, encodeMessage, frameError } from '../protocol/c
 import { LineSplitter, type FrameEvent } from '../protocol/framing.js';
 import type { ClientMessage, ExtensionMessage, HelloMessage } from '../protocol/messages.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import { AGENT_GROUP } from '../agent/authorize.js';
 
 export type SessionEvent =
   | { kind: 'hello'; hello: HelloMessage }
@@ -44,6 +45,12 @@ export interface ReadStats {
 }
 
 export class ConnectionLost extends Error {}
+
+/** This user may not use the socket: retrying cannot help until permissions change (a new login for
+ *  a new group), so the source says so once and stops. */
+export class PermissionRefused extends ConnectionLost {}
+
+const JOIN_HINT = `sudo usermod -aG ${AGENT_GROUP} $USER, then log in again`;
 
 export function describeSocketError(path: string, error: NodeJS.ErrnoException): string {
   switch (error.code) {
@@ -76,13 +83,16 @@ export function openSession(path: string, options: SessionOptions): Observable<S
     let scheduled: NodeJS.Immediate | undefined;
     let finished = false;
 
-    const finish = (reason: string | undefined): void => {
+    const finish = (reason: string | undefined, error?: ConnectionLost): void => {
       if (finished) return;
       finished = true;
       options.onWriter(undefined);
-      if (reason === undefined) subscriber.complete();
+      if (error) subscriber.error(error);
+      else if (reason === undefined) subscriber.complete();
       else subscriber.error(new ConnectionLost(reason));
     };
+    const refused = (why: string): void => finish(undefined, new PermissionRefused(`${why} (${JOIN_HINT})`));
+    let answered = false; // anything but an error since hello: the subscribe was accepted
     const helloTimer = setTimeout(() => finish(`no hello from the extension within ${options.helloTimeoutMs} ms`), options.helloTimeoutMs);
 
     const handleLine = (line: string): void => {
@@ -95,7 +105,10 @@ export function openSession(path: string, options: SessionOptions): Observable<S
       }
       const message = decoded.message;
       if (!hello) {
-        if (message.type === 'error') return finish(`the extension refused the connection: ${message.message}`);
+        if (message.type === 'error') {
+          if (message.code === 'not-authorised') return refused('the agent refused this user');
+          return finish(`the extension refused the connection: ${message.message}`);
+        }
         if (message.type !== 'hello') return finish(`the extension began with "${message.type}" instead of hello`);
         clearTimeout(helloTimer);
         hello = message;
@@ -111,6 +124,8 @@ export function openSession(path: string, options: SessionOptions): Observable<S
         subscriber.next({ kind: 'hello', hello: message });
         return;
       }
+      if (message.type === 'error' && message.code === 'not-authorised' && !answered) return refused('the agent refused this user');
+      if (message.type !== 'error') answered = true;
       if (message.type === 'hello') {
         subscriber.next({ kind: 'message', local: true, message: { type: 'error', code: 'out-of-order', message: 'the extension sent a second hello: ignored' } });
         return;
@@ -175,7 +190,10 @@ export function openSession(path: string, options: SessionOptions): Observable<S
         if (!scheduled) drain();
       }
     });
-    socket.on('error', (error: NodeJS.ErrnoException) => finish(describeSocketError(path, error)));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if ((error.code === 'EACCES' || error.code === 'EPERM') && !hello) return refused('permission denied');
+      finish(describeSocketError(path, error));
+    });
 
     return () => {
       finished = true;

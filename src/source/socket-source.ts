@@ -7,7 +7,7 @@ import { MessageTooLongError } from '../protocol/codec.js';
 import type { Capability, ClientMessage } from '../protocol/messages.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { DEFAULT_BACKOFF, retryWithBackoff, type BackoffPolicy } from './backoff.js';
-import { ConnectionLost, defaultConnect, openSession, type ReadStats, type SessionEvent } from './session.js';
+import { ConnectionLost, PermissionRefused, defaultConnect, openSession, type ReadStats, type SessionEvent } from './session.js';
 import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from './types.js';
 
 export interface SocketSourceOptions {
@@ -71,7 +71,7 @@ export function createSocketSource(path: string, options: SocketSourceOptions = 
     retryWithBackoff<SessionEvent>(policy, scheduler, ({ error, retryAt }) => {
       const reason = error instanceof ConnectionLost ? error.message : `unexpected failure: ${String(error)}`;
       status.next({ state: 'reconnecting', reason, retryAt, attempt: attempt + 1 });
-    }),
+    }, (error) => !(error instanceof PermissionRefused)),
   );
 
   const onSessionEvent = (event: SessionEvent): void => {
@@ -95,8 +95,9 @@ export function createSocketSource(path: string, options: SocketSourceOptions = 
     if (refs++ > 0 || closed) return;
     running = session$.subscribe({
       next: onSessionEvent,
-      // retryWithBackoff never gives up; an error here is a bug, shown rather than thrown.
-      error: (error: unknown) => status.next({ state: 'disconnected', reason: `stopped: ${String(error)}` }),
+      // Only a refusal ends the retries (said once, with the fix); anything else here is a bug,
+      // shown rather than thrown.
+      error: (error: unknown) => status.next({ state: 'disconnected', reason: error instanceof PermissionRefused ? error.message : `stopped: ${String(error)}` }),
     });
   };
   const release = (): void => {

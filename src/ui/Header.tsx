@@ -34,6 +34,8 @@ export function modeText(hello: NonNullable<SourceInfo['hello']>, sep: string): 
 
 export interface HeaderProps {
   sources: readonly SourceInfo[];
+  /** A standing line under the source lines. */
+  banner?: string;
   counts: Counts;
   now: number;
   view: ViewName;
@@ -66,6 +68,7 @@ export function Header(p: HeaderProps) {
   return (
     <>
       {lines}
+      {p.banner ? <Line width={p.width}><Text color="yellow">{clean(p.banner)}</Text></Line> : null}
       {/* Lines that change every frame under load: fixed-width Lines, which Ink does not measure
           and so does not remember (see Line.tsx). */}
       <Line width={p.width}>

@@ -22,6 +22,8 @@ export interface ScreenProps {
   /** Lines the frame may use: the terminal's rows - 1. */
   height: number;
   ascii: boolean;
+  /** A standing line under the source lines (see RootProps.banner). */
+  banner?: string;
   now: number;
   sources: readonly SourceInfo[];
   counts: Counts;
@@ -107,7 +109,7 @@ export function Screen(p: ScreenProps) {
   const ctx = { now, ascii };
   const badgeWidth = ascii ? 4 : 1;
   const details = ui.details && !ui.help ? selectedDetails(ui.view, p.flows[p.cursor], p.processes[p.cursor], p.rules[p.cursor]) : undefined;
-  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length, details?.lines.length);
+  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length + (p.banner ? 1 : 0), details?.lines.length);
   const tableWidth = width - badgeWidth - 1;
   let body;
   if (ui.help) {
@@ -169,6 +171,7 @@ export function Screen(p: ScreenProps) {
       <Box flexDirection="column" flexShrink={0}>
         <Header
           sources={p.sources}
+          banner={p.banner}
           counts={p.counts}
           now={now}
           view={ui.view}

@@ -28,7 +28,7 @@ describe('flowtop agent flags', () => {
     [['--queue-num', '70000'], /--queue-num must be an integer 0..65535/],
     [['--queue-num', '1.5'], /--queue-num/],
     [['--fail-closed', '--queue-bypass'], /contradict/],
-    [['--bogus'], /Unknown option/],
+    [['--bogus'], /unknown flag --bogus/],
     [['stray'], /agent:/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseAgentFlags(argv)).toThrow(UsageError);

@@ -87,7 +87,7 @@ describe('flowtop demo', () => {
       [['--speed', 'fast'], /--speed must be a number above 0/],
       [['--speed', '1e9'], /at most/],
       [['--socket', ''], /--socket needs a path/],
-      [['--bogus'], /Unknown option '--bogus'/],
+      [['--bogus'], /unknown flag --bogus/],
       [['one', 'two'], /one scenario at a time/],
       [['--scenario', 'a', 'b'], /one scenario at a time/],
     ];

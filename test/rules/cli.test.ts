@@ -86,7 +86,7 @@ describe('flowtop rules against a rules file', () => {
       [['list', '--port', '80', '--rules', file], /--port does not apply to `flowtop rules list`/],
       [['frobnicate', '--rules', file], /unknown rules command/],
       [['rm', '--rules', file], /usage: flowtop rules rm ID/],
-      [['list', '--colour', '--rules', file], /Unknown option '--colour'/],
+      [['list', '--colour', '--rules', file], /unknown flag --colour/],
     ];
     for (const [args, message] of cases) {
       const error = await rules(args).then(() => undefined, (e: unknown) => e);

@@ -1,0 +1,42 @@
+// A real installation of flowtop for tests that run the CLI as a child process: compiled with the
+// project's tsc into a fresh temporary folder, with the bin launcher, the shipped scenarios and the
+// production dependencies beside it. Every folder is 0755 so another user (nobody, through setpriv)
+// can run it even when the checkout itself sits in a private directory.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface Installation {
+  dir: string;
+  /** argv that runs `flowtop`: [node, bin/flowtop.js]. */
+  flowtop: string[];
+  remove(): void;
+}
+
+export function install(): Installation {
+  const dir = mkdtempSync(join(tmpdir(), 'flowtop-install-'));
+  chmodSync(dir, 0o755);
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+  const built = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
+  if (!existsSync(join(dir, 'dist/cli.js'))) throw new Error(`compiling flowtop failed: ${built.stdout}${built.stderr}`);
+  for (const part of ['bin', 'demo/scenarios', 'package.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
+  // The production dependencies, exactly as the lock file lists them.
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  for (const [path, meta] of Object.entries(lock.packages)) {
+    if (!path.startsWith('node_modules/') || meta.dev) continue;
+    const from = join(ROOT, path);
+    if (!existsSync(from)) continue; // an optional package for another platform
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    cpSync(from, join(dir, path), { recursive: true, dereference: true });
+  }
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  return {
+    dir,
+    flowtop: [process.execPath, join(dir, 'bin/flowtop.js')],
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
