@@ -295,11 +295,6 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
     else endpoint.port = Number(m[1]);
   }
   if (Object.keys(endpoint).length > 0) spec.endpoint = endpoint;
-  // Without a process or a remote the rule covers every program and every address: only on request.
-  if (values.any && (identity || spec.endpoint)) throw usageError('--any means every process and every remote: leave out the process and remote flags, or --any');
-  if (!values.any && !identity && !spec.endpoint) {
-    throw usageError(`this rule names no process and no remote: it would ${spec.action} every program's connections to anywhere; add --any if that is what you mean`);
-  }
   if (values.protocol !== undefined) spec.protocol = values.protocol as RuleSpec['protocol'];
   if (values.direction !== undefined) spec.direction = values.direction as RuleSpec['direction'];
   if (values.until !== undefined) spec.duration = { kind: 'until', until: parseUntil(values.until, io.now()) };
@@ -307,6 +302,11 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
 
   const checked = parseRuleSpec(spec, 'the rule');
   if (!checked.ok) throw new UsageError(checked.problems.join('\n  '), 'run `flowtop rules --help` for the flags');
+  // Without a process or a remote the rule covers every program and every address: only on request.
+  if (values.any && (identity || checked.value.endpoint)) throw usageError('--any means every process and every remote: leave out the process and remote flags, or --any');
+  if (!values.any && !identity && !checked.value.endpoint) {
+    throw usageError(`this rule names no process and no remote: it would ${checked.value.action} every program's connections to anywhere; add --any if that is what you mean`);
+  }
   return checked.value;
 }
 

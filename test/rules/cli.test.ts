@@ -100,7 +100,7 @@ describe('flowtop rules against a rules file', () => {
     const file = join(dir(), 'rules.json');
     writeFileSync(file, '{"version": 1, "rules": [{"id": "x", "action": "maybe"}]}');
     const before = readFileSync(file);
-    const error = await rules(['add', '--allow', '--rules', file]).then(() => undefined, (e: unknown) => e);
+    const error = await rules(['add', '--allow', '--host', 'example.com', '--rules', file]).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect((error as UserError).message).toContain('rules[0] (id "x") action: must be one of "allow", "block", got "maybe"');
     expect(readFileSync(file).equals(before)).toBe(true);

@@ -1,0 +1,211 @@
+// The command line as a person meets it: the installed CLI run as a child process (and on a real
+// pseudo-terminal for the TUI), as root and as nobody.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExtensionServer } from '../../src/protocol/server.js';
+import { hello } from '../protocol/samples.js';
+import { install, type Installation } from './install.js';
+import { PtyProcess, terminalEnv } from '../journey/pty.js';
+
+const NOBODY = { uid: 65534, gid: 65534 };
+let inst: Installation;
+let work: string;
+
+/** These tests run the CLI as nobody (setpriv) and in a mount namespace (unshare): root only. */
+function missing(): string | undefined {
+  if (process.platform !== 'linux') return 'Linux only';
+  if (process.getuid?.() !== 0) return 'needs root (setpriv to nobody, unshare -m)';
+  for (const tool of ['python3', 'setpriv', 'unshare', 'bash']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `needs ${tool}`;
+  }
+  return undefined;
+}
+const why = missing();
+if (why && process.env['CI'] === 'true') throw new Error(`CLI tests cannot run: ${why}`);
+const suite = why ? describe.skip : describe;
+
+beforeAll(() => {
+  if (why) return;
+  inst = install();
+  work = mkdtempSync(join(tmpdir(), 'flowtop-cli-'));
+  chmodSync(work, 0o755);
+}, 120_000);
+afterAll(() => {
+  inst?.remove();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function flowtop(args: string[], env: NodeJS.ProcessEnv = {}, user?: { uid: number; gid: number }) {
+  const argv = user ? ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--', ...inst.flowtop, ...args] : [...inst.flowtop, ...args];
+  const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', cwd: work, env: { ...terminalEnv(), ...env }, timeout: 20_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function tui(args: string[], options: { env?: NodeJS.ProcessEnv; user?: { uid: number; gid: number }; cols?: number } = {}): PtyProcess {
+  return new PtyProcess([...inst.flowtop, ...args], { cols: options.cols ?? 140, rows: 30, env: terminalEnv(options.env), cwd: work, user: options.user });
+}
+
+suite('bad command lines', () => {
+  const cases: Array<[string[], RegExp, string]> = [
+    [['--bogus'], /^flowtop: unknown flag --bogus$/, 'flowtop --help'],
+    [['--socket'], /^flowtop: --socket needs a value$/, 'flowtop --help'],
+    [['--ascii=yes'], /^flowtop: --ascii takes no value$/, 'flowtop --help'],
+    [['list', '--json', '--bogus'], /^flowtop: list: unknown flag --bogus$/, 'flowtop list --help'],
+    [['list', '--json', '--socket'], /^flowtop: list: --socket needs a value$/, 'flowtop list --help'],
+    [['rules', 'list', '--bogus'], /^flowtop: rules: unknown flag --bogus$/, 'flowtop rules --help'],
+    [['rules', 'list', '--socket'], /^flowtop: rules: --socket needs a value$/, 'flowtop rules --help'],
+    [['agent', '--status', '--socket'], /^flowtop: agent: --socket needs a value$/, 'flowtop agent --help'],
+    [['agent', '--bogus'], /^flowtop: agent: unknown flag --bogus$/, 'flowtop agent --help'],
+    [['demo', '--speed'], /^flowtop: demo: --speed needs a value$/, 'flowtop demo --help'],
+    [['inspect', '--token'], /^flowtop: inspect: --token needs a value$/, 'flowtop inspect --help'],
+  ];
+  it.each(cases)('flowtop %j: one line saying what is wrong, a usage hint, exit 2', (args, first, help) => {
+    const r = flowtop(args);
+    const lines = r.err.trimEnd().split('\n');
+    expect(lines[0], r.err).toMatch(first);
+    expect(lines[1]).toBe(`  run \`${help}\` for the usage`);
+    expect(lines).toHaveLength(2);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+  });
+});
+
+suite('rules add without a process or a remote', () => {
+  it('is refused unless --any, and nothing is created', () => {
+    const file = join(work, 'any-rules.json');
+    for (const flags of [['--allow'], ['--block', '--protocol', 'udp']]) {
+      const r = flowtop(['rules', 'add', ...flags, '--rules', file]);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toMatch(/names no process and no remote.*add --any/);
+      expect(existsSync(file)).toBe(false);
+    }
+    const both = flowtop(['rules', 'add', '--allow', '--any', '--host', 'example.com', '--rules', file]);
+    expect(both.code).toBe(2);
+    expect(existsSync(file)).toBe(false);
+    const any = flowtop(['rules', 'add', '--allow', '--any', '--rules', file]);
+    expect(any.code, any.err).toBe(0);
+    expect(any.out).toMatch(/^added r[0-9a-f]{12}: allow any process → anywhere, always/);
+    expect(existsSync(file)).toBe(true);
+  });
+});
+
+suite('pipes and unreachable sources', () => {
+  it('`flowtop rules list | head -1` ends quietly when the reader goes away', async () => {
+    const file = join(work, 'many-rules.json');
+    const rules = Array.from({ length: 4000 }, (_, i) => ({
+      id: `r${i.toString(16).padStart(12, '0')}`, action: 'allow', duration: { kind: 'always' }, endpoint: { host: `h${i}.example` }, created: 0, hits: 0, enabled: true,
+    }));
+    writeFileSync(file, JSON.stringify({ version: 1, policy: { defaultAction: 'allow', blockMode: 'drop', blockUnpackaged: false, allowPackaged: false }, rules }));
+    const r = spawnSync('bash', ['-c', '"$@" 2>"$ERR" | head -1; echo "status ${PIPESTATUS[0]}"', 'bash', ...inst.flowtop, 'rules', 'list', '--rules', file], { encoding: 'utf8', env: { ...terminalEnv(), ERR: join(work, 'pipe.err') } });
+    expect(r.stdout).toBe(`4000 rules (${file})\nstatus 0\n`);
+    expect(spawnSync('cat', [join(work, 'pipe.err')], { encoding: 'utf8' }).stdout).toBe('');
+  });
+
+  it('`flowtop list --json` with nothing reachable says so and exits 1 (no empty list)', () => {
+    const r = flowtop(['list', '--json', '--wait', '300', '--socket', join(work, 'nothing-here.sock')]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err).toContain(`nothing to show: could not reach ${join(work, 'nothing-here.sock')} (no extension socket at`);
+  });
+});
+
+suite('NO_COLOR and --ascii in the TUI', () => {
+  const COLOUR = /(^|;)(3[0-9]|4[0-9]|9[0-7]|10[0-7]|38|48)(;|$)/;
+  const colours = (t: PtyProcess) => [...t.screen.sgrSeen].filter((p) => COLOUR.test(p));
+
+  it('colour by default; none at all with NO_COLOR=1, while the cursor row stays marked', async () => {
+    const plain = tui(['--demo']);
+    const coloured = tui(['--demo'], { env: { NO_COLOR: '1' } });
+    try {
+      await plain.waitForText(/Spotify|Slack|Mail/);
+      await coloured.waitForText(/Spotify|Slack|Mail/);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(colours(plain).length).toBeGreaterThan(0);
+      expect(colours(coloured)).toEqual([]);
+      expect([...coloured.screen.sgrSeen].some((p) => /(^|;)7(;|$)/.test(p))).toBe(true); // inverse: the selected row
+    } finally {
+      plain.kill();
+      coloured.kill();
+    }
+  });
+
+  it('--ascii draws nothing but ASCII, truncation marks included', async () => {
+    const t = tui(['--demo', '--ascii'], { cols: 90 });
+    try {
+      await t.waitForText(/Spotify|Slack|Mail/);
+      await new Promise((r) => setTimeout(r, 1500));
+      const wide = [...t.screen.drawn].filter((ch) => ch.codePointAt(0)! > 0x7e);
+      expect(wide).toEqual([]);
+      expect(t.screen.text()).toContain('~'); // the header is cut at 90 columns, marked with ~
+    } finally {
+      t.kill();
+    }
+  });
+});
+
+suite('a socket this user may not use', () => {
+  let server: ExtensionServer | undefined;
+  afterAll(async () => server?.close());
+
+  it('explicit --socket, permission denied: said once with the fix, never "reconnecting"', async () => {
+    const path = join(work, 'private.sock');
+    const s = new ExtensionServer({ path, hello });
+    await s.listen();
+    chmodSync(path, 0o600);
+    try {
+      const t = tui(['--socket', path], { user: NOBODY, cols: 200 });
+      try {
+        await t.waitForText('permission denied (sudo usermod -aG flowtop $USER, then log in again)');
+        await new Promise((r) => setTimeout(r, 2500));
+        expect(t.output()).not.toContain('reconnecting');
+      } finally {
+        t.kill();
+      }
+      const listed = flowtop(['list', '--json', '--wait', '300', '--socket', path], {}, NOBODY);
+      expect(listed.code).toBe(1);
+      expect(listed.err).toContain(`could not reach ${path} (permission denied (sudo usermod -aG flowtop $USER, then log in again))`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('explicit --socket, the agent refuses this user: said once with the fix', async () => {
+    const path = join(work, 'refusing.sock');
+    server = new ExtensionServer({ path, hello, socketMode: 0o666, authorize: (c) => (c.peer?.uid === 0 ? true : 'not in group flowtop') });
+    await server.listen();
+    const t = tui(['--socket', path], { user: NOBODY, cols: 200 });
+    try {
+      await t.waitForText('the agent refused this user (sudo usermod -aG flowtop $USER, then log in again)');
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(t.output()).not.toContain('reconnecting');
+    } finally {
+      t.kill();
+    }
+  });
+
+  it('the default socket: the passive monitor, with a banner saying how to join', async () => {
+    // A private /run (mount namespace) holds a root-only agent socket at the default path.
+    const serverScript = `import(${JSON.stringify(join(inst.dir, 'dist/protocol/server.js'))}).then(async ({ ExtensionServer }) => {
+      const s = new ExtensionServer({ path: '/run/flowtop/flowtop.sock', hello: ${JSON.stringify(hello)}, socketMode: 0o660 });
+      await s.listen(); console.log('ready'); })`;
+    const pidFile = join(work, 'default-server.pid');
+    const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/flowtop && { "$NODE" -e "$SERVER" > /run/ready & echo $! > "$PIDFILE"; } &&
+      while ! grep -q ready /run/ready 2>/dev/null; do sleep 0.05; done &&
+      exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"`;
+    const t = new PtyProcess(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...inst.flowtop], {
+      cols: 160, rows: 30, cwd: work, env: terminalEnv({ NODE: process.execPath, SERVER: serverScript, PIDFILE: pidFile }),
+    });
+    try {
+      await t.waitForText('the agent at /run/flowtop/flowtop.sock is for root and group flowtop; to join: sudo usermod -aG flowtop $USER, then log in again');
+      await t.waitForText('passive monitor');
+      expect(t.output()).not.toContain('reconnecting');
+      expect(t.output()).not.toContain('permission denied');
+    } finally {
+      t.kill();
+      if (existsSync(pidFile)) process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    }
+  });
+});
