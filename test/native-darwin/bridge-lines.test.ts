@@ -28,4 +28,15 @@ describe('protocol v1 lines of the macOS bridge', () => {
     expect(flow.message.flow.pid).toBe(token!.pid);
     expect(flow.message.flow.uid).toBe(token!.euid);
   });
+
+  it('announces rules, and answers rules-list and rule-add with the request\'s ref', () => {
+    const hello = decodeExtensionMessage(lines[0]!);
+    expect(hello.ok && hello.message.type === 'hello' && hello.message.capabilities).toContain('rules');
+    const decoded = lines.map((line) => decodeExtensionMessage(line)).flatMap((d) => (d.ok ? [d.message] : []));
+    const list = decoded.find((m) => m.type === 'rules');
+    const changed = decoded.find((m) => m.type === 'rule-changed');
+    expect(list).toMatchObject({ ref: 'r1', rules: [{ identity: { kind: 'requirement' }, duration: { kind: 'always' } }] });
+    expect(list && 'continues' in list ? list.continues : undefined).toBeUndefined();
+    expect(changed).toMatchObject({ op: 'added', ref: 'k1', rule: { identity: { label: 'Example' } } });
+  });
 });

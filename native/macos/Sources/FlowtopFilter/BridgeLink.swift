@@ -128,9 +128,9 @@ final class BridgeLink: NSObject, NSXPCListenerDelegate, FilterControl {
         bridge()?.flowDecided(data)
     }
 
-    func publish(rule: IdentityRule) {
+    func publish(rule: IdentityRule, learnedFrom flowID: String) {
         guard let data = try? JSONEncoder().encode(rule) else { return }
-        bridge()?.ruleLearned(data)
+        bridge()?.ruleLearned(data, flowID: flowID)
     }
 
     private func bridge() -> BridgeEvents? {

@@ -206,7 +206,7 @@ final class FilterDataProvider: NEFilterDataProvider {
             case .always:
                 if let rule {
                     rules.add(rule)
-                    link.publish(rule: rule)
+                    link.publish(rule: rule, learnedFrom: flowID)
                     if let processToken = held.token {
                         for other in pending.claim(token: processToken, with: siblings) { resume(other, siblings) }
                     }

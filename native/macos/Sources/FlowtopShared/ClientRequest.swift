@@ -6,11 +6,29 @@ public enum Remember: String {
     case once, process, always
 }
 
+/// A rule-add this extension can keep: one program, by designated requirement, for good.
+public struct RuleAddition: Equatable {
+    public var requirement: String
+    public var allow: Bool
+    public var label: String?
+    public var note: String?
+
+    public init(requirement: String, allow: Bool, label: String? = nil, note: String? = nil) {
+        self.requirement = requirement
+        self.allow = allow
+        self.label = label
+        self.note = note
+    }
+}
+
 public enum ClientRequest: Equatable {
     case subscribe(protocolVersion: Int, clientName: String, clientVersion: String, ref: String?)
     case verdict(id: String, allow: Bool, remember: Remember, ref: String?)
-    /// A valid message this extension does not support (rule-add, rule-remove, rules-list, or a
-    /// verdict whose rule would cover one endpoint only); `reason` says so in words.
+    case ruleAdd(RuleAddition, ref: String?)
+    case ruleRemove(id: String, ref: String?)
+    case rulesList(ref: String?)
+    /// A valid message this extension does not support (a rule other than "this program, always",
+    /// or a verdict whose rule would cover one endpoint only); `reason` says so in words.
     case unsupported(reason: String, ref: String?)
 }
 
@@ -75,11 +93,99 @@ public func decodeClientRequest(_ line: Data) -> Result<ClientRequest, RequestEr
             }
         }
         return .success(.verdict(id: id, allow: action == "allow", remember: remember, ref: ref))
-    case "rule-add", "rule-remove", "rules-list":
-        return .success(.unsupported(reason: "the macOS extension keeps its own rules: \"\(type)\" is not supported", ref: ref))
+    case "rule-add":
+        guard let rule = message["rule"] as? [String: Any] else { return bad("rule must be an object") }
+        guard let request = ruleAddition(rule, ref: ref) else { return bad(ruleProblem(rule)) }
+        return .success(request)
+    case "rule-remove":
+        guard let id = message["id"] as? String, fits(id, 128) else { return bad("id must be a string of 1 to 128 characters") }
+        return .success(.ruleRemove(id: id, ref: ref))
+    case "rules-list":
+        return .success(.rulesList(ref: ref))
     default:
         return .failure(RequestError(code: "unknown-type", message: "unknown message type \"\(type)\"", ref: ref))
     }
+}
+
+private let actions: Set<String> = ["allow", "block"]
+private let durations: Set<String> = ["once", "process", "until", "always"]
+private let identityKinds: Set<String> = ["sha256", "package", "path", "requirement"]
+
+/// What is malformed in a rule spec, in words naming the field (protocol v1, "The rule object").
+/// Only called when ruleAddition found the spec invalid.
+private func ruleProblem(_ rule: [String: Any]) -> String {
+    guard let action = rule["action"] as? String, actions.contains(action) else { return "rule.action must be \"allow\" or \"block\"" }
+    guard let duration = rule["duration"] as? [String: Any], let kind = duration["kind"] as? String, durations.contains(kind) else {
+        return "rule.duration.kind must be one of \"once\", \"process\", \"until\", \"always\""
+    }
+    if let identity = present(rule["identity"]) {
+        guard let fields = identity as? [String: Any], let kind = fields["kind"] as? String, identityKinds.contains(kind),
+              let value = fields["value"] as? String, fits(value, 4096)
+        else { return "rule.identity must be {kind, value} with kind \"sha256\", \"package\", \"path\" or \"requirement\"" }
+        if let label = present(fields["label"]), !((label as? String).map { fits($0, 255) } ?? false) { return "rule.identity.label must be a string of 1 to 255 characters" }
+    }
+    if let blockMode = present(rule["blockMode"]), !((blockMode as? String).map { $0 == "drop" || $0 == "reject" } ?? false) {
+        return "rule.blockMode must be \"drop\" or \"reject\""
+    }
+    if let enabled = present(rule["enabled"]), !isBool(enabled) { return "rule.enabled must be true or false" }
+    if let note = present(rule["note"]), !((note as? String).map { $0.utf16.count <= 4096 } ?? false) { return "rule.note must be a string of at most 4096 characters" }
+    return "rule is not valid"
+}
+
+/// A valid spec as `.ruleAdd`, or `.unsupported` naming what this extension cannot keep; nil when the
+/// spec is malformed (ruleProblem says how).
+private func ruleAddition(_ rule: [String: Any], ref: String?) -> ClientRequest? {
+    guard let action = rule["action"] as? String, actions.contains(action),
+          let duration = rule["duration"] as? [String: Any], let durationKind = duration["kind"] as? String, durations.contains(durationKind)
+    else { return nil }
+    var requirement: String?
+    var identityKind: String?
+    var label: String?
+    if let identity = present(rule["identity"]) {
+        guard let fields = identity as? [String: Any], let kind = fields["kind"] as? String, identityKinds.contains(kind),
+              let value = fields["value"] as? String, fits(value, 4096)
+        else { return nil }
+        if let rawLabel = present(fields["label"]) {
+            guard let text = rawLabel as? String, fits(text, 255) else { return nil }
+            label = text
+        }
+        identityKind = kind
+        requirement = value
+    }
+    var blockMode: String?
+    if let value = present(rule["blockMode"]) {
+        guard let mode = value as? String, mode == "drop" || mode == "reject" else { return nil }
+        blockMode = mode
+    }
+    var enabled = true
+    if let value = present(rule["enabled"]) {
+        guard isBool(value), let flag = value as? NSNumber else { return nil }
+        enabled = flag.boolValue
+    }
+    var note: String?
+    if let value = present(rule["note"]) {
+        guard let text = value as? String, text.utf16.count <= 4096 else { return nil }
+        note = text.isEmpty ? nil : text
+    }
+    // Valid. Now what the filter can enforce: it matches a program's designated requirement and
+    // nothing else, keeps rules until removed, and blocks by dropping.
+    func unsupported(_ words: String) -> ClientRequest { .unsupported(reason: "rules here cover one program, always: \(words)", ref: ref) }
+    guard identityKind == "requirement", let requirement else {
+        return unsupported("identity must be {\"kind\": \"requirement\"} (a designated requirement)")
+    }
+    guard durationKind == "always" else { return unsupported("duration \"\(durationKind)\" is not supported (use a verdict's remember for this process)") }
+    for field in ["endpoint", "protocol", "direction"] where present(rule[field]) != nil {
+        return unsupported("\"\(field)\" is not supported")
+    }
+    if blockMode == "reject" { return unsupported("blocked flows are dropped; blockMode \"reject\" is not supported") }
+    guard enabled else { return unsupported("disabled rules are not kept") }
+    return .ruleAdd(RuleAddition(requirement: requirement, allow: action == "allow", label: label, note: note), ref: ref)
+}
+
+/// A JSON true / false (not a number that happens to be 0 or 1).
+private func isBool(_ value: Any) -> Bool {
+    guard let number = value as? NSNumber else { return false }
+    return isBoolean(number)
 }
 
 /// An optional field may be omitted or null; both mean absent.

@@ -86,8 +86,8 @@ public struct HelloMessage: Codable, Equatable {
     public init(version: String, host: String, defaultAction: String, timeoutMs: Int) {
         self.extension = Product(name: "flowtop-macos", version: version)
         self.host = host
-        // "rules" is not announced: rule-add / rule-remove / rules-list are answered not-supported.
-        self.capabilities = ["verdicts", "host-names"]
+        // "rules": identity rules (designated requirement, always) can be listed, added and removed.
+        self.capabilities = ["verdicts", "rules", "host-names"]
         self.mode = Mode(failOpen: true, attribution: "audit tokens from NEFilterFlow", defaultAction: defaultAction, timeoutMs: timeoutMs)
     }
 }
@@ -116,10 +116,10 @@ public struct ErrorMessage: Codable, Equatable {
 
 /// One message as one NDJSON line, newline included; nil when it would exceed the line limit
 /// (a receiver drops such a line, so sending it would be a bug).
-public func encodeLine<T: Encodable>(_ message: T) -> Data? {
+public func encodeLine<T: Encodable>(_ message: T, limit: Int = ProtocolV1.maxLineBytes) -> Data? {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.withoutEscapingSlashes]
-    guard var data = try? encoder.encode(message), data.count <= ProtocolV1.maxLineBytes else { return nil }
+    guard var data = try? encoder.encode(message), data.count <= limit else { return nil }
     data.append(0x0A)
     return data
 }

@@ -12,12 +12,17 @@ public struct IdentityRule: Codable, Equatable {
     public var identity: String
     public var action: String // "allow" | "block"
     public var created: Int64
+    /// From a client's rule-add: shown to people, never matched (absent in rules.json written before).
+    public var label: String?
+    public var note: String?
 
-    public init(id: String, identity: String, action: String, created: Int64) {
+    public init(id: String, identity: String, action: String, created: Int64, label: String? = nil, note: String? = nil) {
         self.id = id
         self.identity = identity
         self.action = action
         self.created = created
+        self.label = label
+        self.note = note
     }
 }
 

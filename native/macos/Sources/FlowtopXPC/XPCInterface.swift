@@ -13,7 +13,8 @@ import Foundation
     /// A client's verdict for a paused flow. reply(code, message): code "" = applied, else a protocol
     /// ErrorCode ("unknown-flow", "not-supported", …) and words for the client.
     func decide(flowID: String, allow: Bool, remember: String, reply: @escaping (String, String) -> Void)
-    /// Identity rules the bridge keeps on disk (JSON array of IdentityRule), sent after each connect.
+    /// Identity rules the bridge keeps on disk (JSON array of IdentityRule), sent after each connect
+    /// and after every rule-add / rule-remove; they replace the extension's identity rules.
     func loadRules(_ json: Data, reply: @escaping (Int) -> Void)
     /// The flows paused right now, as a JSON array of FlowRecord (the snapshot for a new subscriber).
     func pendingFlows(reply: @escaping (Data) -> Void)
@@ -25,6 +26,7 @@ import Foundation
     func flowSeen(_ json: Data)
     /// A VerdictMessage, JSON (a paused flow was resumed: by a client, a rule, or its deadline).
     func flowDecided(_ json: Data)
-    /// An IdentityRule, JSON, learned from a "remember: always" verdict; the bridge stores it.
-    func ruleLearned(_ json: Data)
+    /// An IdentityRule, JSON, learned from a "remember: always" verdict for `flowID`; the bridge
+    /// stores it and tells clients, with the ref of the verdict that made it.
+    func ruleLearned(_ json: Data, flowID: String)
 }

@@ -1,5 +1,8 @@
 // The bridge daemon: serves protocol v1 on /var/run/flowtop.sock and relays between its clients and
-// the filter extension over XPC. Everything runs on one serial queue. NOT YET BUILT OR RUN ON A MAC.
+// the filter extension over XPC. It keeps the identity rules (rules.json) and answers the rule
+// messages of protocol v1 §5–6: rules-list with `rules` lines carrying the request's ref, rule-add
+// and rule-remove with a rule-changed broadcast carrying it. Everything runs on one serial queue.
+// NOT YET BUILT OR RUN ON A MAC.
 import Darwin
 import FlowtopShared
 import FlowtopXPC
@@ -20,6 +23,8 @@ final class Bridge: SessionOwner {
     private var nextID = 1
     private var group: gid_t?
     private var reportedSubscribers = -1
+    /// The ref of a "remember: always" verdict, by flow, until the extension reports the rule it made.
+    private var verdictRefs: [String: String] = [:]
     /// Looked up once: the host name can take a DNS round trip.
     private let hostName = ProcessInfo.processInfo.hostName
 
@@ -36,7 +41,7 @@ final class Bridge: SessionOwner {
         link.onFlow = { [weak self] flow in self?.flowSeen(flow) }
         link.onVerdict = { [weak self] verdict in self?.flowDecided(verdict) }
         link.onLost = { [weak self] in self?.filterLost() }
-        link.onRule = { [weak self] rule in self?.store.add(rule) }
+        link.onRule = { [weak self] rule, flowID in self?.ruleLearned(rule, flowID: flowID) }
         link.onConnected = { [weak self] in self?.filterConnected() }
         server.onAccept = { [weak self] fd in self?.accept(fd) }
         try queue.sync { try server.start(group: group) }
@@ -71,7 +76,9 @@ final class Bridge: SessionOwner {
             session.sendError("not-authorised", refusal, ref: ref)
             return session.close("not authorised")
         }
-        session.subscribed(snapshot: book.snapshot.compactMap { encodeLine(FlowMessage(flow: $0)) })
+        // Flows, then the rule list (protocol v1 "Session" step 4).
+        let flows = book.snapshot.compactMap { encodeLine(FlowMessage(flow: $0)) }
+        session.subscribed(snapshot: flows + encodeRuleList(store.rules.map(ProtocolRule.init), ref: nil))
         reportSubscribers()
     }
 
@@ -82,9 +89,47 @@ final class Bridge: SessionOwner {
         guard link.isConnected, let filter = link.filter() else {
             return session.sendError("internal", "the filter extension is not connected; its flows were resumed with the default", ref: ref)
         }
+        if remember == .always, let ref { verdictRefs[id] = ref }
         filter.decide(flowID: id, allow: allow, remember: remember.rawValue) { [weak self, weak session] code, message in
             guard !code.isEmpty else { return }
-            self?.queue.async { session?.sendError(code, message, ref: ref) }
+            self?.queue.async {
+                self?.verdictRefs.removeValue(forKey: id)
+                session?.sendError(code, message, ref: ref)
+            }
+        }
+    }
+
+    // MARK: - Rules (protocol v1 §5–6)
+
+    func rulesList(_ session: ClientSession, ref: String?) {
+        session.reply(encodeRuleList(store.rules.map(ProtocolRule.init), ref: ref))
+    }
+
+    func ruleAdd(_ session: ClientSession, _ addition: RuleAddition, ref: String?) {
+        let (rule, op) = store.upsert(addition, now: nowMillis())
+        sendRulesToFilter()
+        broadcast(RuleChangedMessage(op: op, rule: ProtocolRule(rule), ref: ref))
+    }
+
+    func ruleRemove(_ session: ClientSession, id: String, ref: String?) {
+        guard let removed = store.remove(id: id) else {
+            return session.sendError("unknown-rule", "no rule \"\(id)\"", ref: ref)
+        }
+        sendRulesToFilter()
+        broadcast(RuleChangedMessage(op: "removed", rule: ProtocolRule(removed), ref: ref))
+    }
+
+    /// A "remember: always" verdict made a rule in the extension: keep it, and tell every client.
+    private func ruleLearned(_ rule: IdentityRule, flowID: String) {
+        let op = store.add(rule)
+        broadcast(RuleChangedMessage(op: op, rule: ProtocolRule(rule), ref: verdictRefs.removeValue(forKey: flowID)))
+    }
+
+    /// The extension's identity rules are replaced by the stored ones; while it is not connected they
+    /// are sent on the next connect.
+    private func sendRulesToFilter() {
+        link.filter()?.loadRules(store.json()) { count in
+            log.info("extension holds \(count, privacy: .public) identity rules")
         }
     }
 
@@ -108,6 +153,7 @@ final class Bridge: SessionOwner {
 
     /// The extension resumes every paused flow with the default when the bridge goes away; say so.
     private func filterLost() {
+        verdictRefs.removeAll()
         for id in book.pendingIDs {
             flowDecided(VerdictMessage(id: id, time: nowMillis(), verdict: Verdict(action: policy.defaultAction, by: "default")))
         }
@@ -120,9 +166,7 @@ final class Bridge: SessionOwner {
             let flows = (try? JSONDecoder().decode([FlowRecord].self, from: json)) ?? []
             self?.queue.async { flows.forEach { self?.flowSeen($0) } }
         }
-        link.filter()?.loadRules(store.json()) { count in
-            log.info("extension holds \(count, privacy: .public) identity rules")
-        }
+        sendRulesToFilter()
         reportSubscribers()
     }
 

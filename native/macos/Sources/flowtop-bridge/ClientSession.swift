@@ -1,4 +1,5 @@
-// One protocol v1 client on the socket: hello on connect, then subscribe, then verdicts. Framing is
+// One protocol v1 client on the socket: hello on connect, then subscribe, then verdicts and rule
+// messages. Framing is
 // bounded (64 KiB a line), every bad message is answered with an error and skipped, too many errors
 // or a client too slow to read closes it. All methods run on the bridge queue.
 // NOT YET BUILT OR RUN ON A MAC.
@@ -9,6 +10,9 @@ import Foundation
 protocol SessionOwner: AnyObject {
     func subscribe(_ session: ClientSession, ref: String?)
     func verdict(_ session: ClientSession, id: String, allow: Bool, remember: Remember, ref: String?)
+    func ruleAdd(_ session: ClientSession, _ rule: RuleAddition, ref: String?)
+    func ruleRemove(_ session: ClientSession, id: String, ref: String?)
+    func rulesList(_ session: ClientSession, ref: String?)
     func closed(_ session: ClientSession, reason: String)
 }
 
@@ -58,6 +62,11 @@ final class ClientSession {
     /// A broadcast: sent once subscribed, dropped before.
     func deliver(_ line: Data) {
         if phase == .subscribed { send(line) }
+    }
+
+    /// A reply to this client only (the rule list it asked for).
+    func reply(_ lines: [Data]) {
+        for line in lines { send(line) }
     }
 
     /// Sends the snapshot and starts the live stream. Called on the bridge queue, so no broadcast
@@ -137,6 +146,15 @@ final class ClientSession {
         case let .verdict(id, allow, remember, ref):
             guard phase == .subscribed else { return misbehaved(RequestError(code: "out-of-order", message: "\"verdict\" before subscribe", ref: ref)) }
             owner?.verdict(self, id: id, allow: allow, remember: remember, ref: ref)
+        case let .ruleAdd(rule, ref):
+            guard phase == .subscribed else { return misbehaved(RequestError(code: "out-of-order", message: "\"rule-add\" before subscribe", ref: ref)) }
+            owner?.ruleAdd(self, rule, ref: ref)
+        case let .ruleRemove(id, ref):
+            guard phase == .subscribed else { return misbehaved(RequestError(code: "out-of-order", message: "\"rule-remove\" before subscribe", ref: ref)) }
+            owner?.ruleRemove(self, id: id, ref: ref)
+        case let .rulesList(ref):
+            guard phase == .subscribed else { return misbehaved(RequestError(code: "out-of-order", message: "\"rules-list\" before subscribe", ref: ref)) }
+            owner?.rulesList(self, ref: ref)
         case let .unsupported(reason, ref):
             guard phase == .subscribed else { return misbehaved(RequestError(code: "out-of-order", message: "only subscribe is accepted before subscribe", ref: ref)) }
             sendError("not-supported", reason, ref: ref)

@@ -12,7 +12,8 @@ final class FilterLink: NSObject, BridgeEvents {
     /// All callbacks run on `queue`.
     var onFlow: (FlowRecord) -> Void = { _ in }
     var onVerdict: (VerdictMessage) -> Void = { _ in }
-    var onRule: (IdentityRule) -> Void = { _ in }
+    /// A rule the extension learned from a verdict, and the flow that verdict was for.
+    var onRule: (IdentityRule, String) -> Void = { _, _ in }
     /// A (re)connection: resend rules and the subscriber count.
     var onConnected: () -> Void = {}
     /// The link dropped: the extension has resumed its paused flows with the default.
@@ -88,8 +89,8 @@ final class FilterLink: NSObject, BridgeEvents {
         queue.async { self.onVerdict(verdict) }
     }
 
-    func ruleLearned(_ json: Data) {
+    func ruleLearned(_ json: Data, flowID: String) {
         guard let rule = try? JSONDecoder().decode(IdentityRule.self, from: json) else { return }
-        queue.async { self.onRule(rule) }
+        queue.async { self.onRule(rule, flowID) }
     }
 }

@@ -1,4 +1,5 @@
-// Identity rules learned from "remember: always", kept on disk so they outlive the extension.
+// Identity rules ("remember: always" verdicts and clients' rule-add), kept on disk so they outlive
+// the extension.
 // Written atomically (temporary file + rename), readable by root only. NOT YET BUILT OR RUN ON A MAC.
 import FlowtopShared
 import Foundation
@@ -25,10 +26,32 @@ struct RuleStore {
         }
     }
 
-    mutating func add(_ rule: IdentityRule) {
+    /// A rule for a program replaces any earlier rule for the same program; returns the op
+    /// ("added" or "updated") for rule-changed.
+    @discardableResult
+    mutating func add(_ rule: IdentityRule) -> String {
+        let replaced = rules.contains { $0.identity == rule.identity }
         rules.removeAll { $0.identity == rule.identity }
         rules.append(rule)
         save()
+        return replaced ? "updated" : "added"
+    }
+
+    /// A client's rule-add: an existing rule for the same program keeps its id and creation time.
+    mutating func upsert(_ addition: RuleAddition, now: Int64) -> (rule: IdentityRule, op: String) {
+        let existing = rules.first { $0.identity == addition.requirement }
+        let rule = IdentityRule(id: existing?.id ?? UUID().uuidString, identity: addition.requirement,
+                                action: addition.allow ? "allow" : "block", created: existing?.created ?? now,
+                                label: addition.label, note: addition.note)
+        return (rule, add(rule))
+    }
+
+    /// Removes a rule by id; returns it as it was, or nil when there is none.
+    mutating func remove(id: String) -> IdentityRule? {
+        guard let index = rules.firstIndex(where: { $0.id == id }) else { return nil }
+        let removed = rules.remove(at: index)
+        save()
+        return removed
     }
 
     func json() -> Data {

@@ -21,7 +21,7 @@ final class FixtureTests: XCTestCase {
 
     func testEncoderProducesTheFixtureLines() throws {
         let lines = try fixtureLines()
-        XCTAssertEqual(lines.count, 6)
+        XCTAssertEqual(lines.count, 8)
 
         try assertSameJSON(encodeLine(HelloMessage(version: "0.1.0", host: "mac.example", defaultAction: "allow", timeoutMs: 30_000)), lines[0])
 
@@ -50,6 +50,16 @@ final class FixtureTests: XCTestCase {
         try assertSameJSON(encodeLine(FlowMessage(flow: unattributed)), lines[3])
 
         try assertSameJSON(encodeLine(VerdictMessage(id: paused.id, time: 1_700_000_004_000, verdict: Verdict(action: "allow", by: "user"))), lines[4])
-        try assertSameJSON(encodeLine(ErrorMessage(code: "not-supported", message: "the macOS extension keeps its own rules: \"rules-list\" is not supported", ref: "r1")), lines[5])
+        try assertSameJSON(encodeLine(ErrorMessage(code: "unknown-rule", message: "no rule \"r9\"", ref: "k2")), lines[5])
+
+        let requirement = "anchor apple generic and identifier \"com.example.app\" and certificate leaf[subject.OU] = \"EXAMPLE123\""
+        let stored = IdentityRule(id: "6B1D3C1A-2E4F-4C1B-9A77-0123456789AB", identity: requirement, action: "block", created: 1_700_000_000_000)
+        let list = encodeRuleList([ProtocolRule(stored)], ref: "r1")
+        XCTAssertEqual(list.count, 1)
+        try assertSameJSON(list.first, lines[6])
+        var labelled = stored
+        labelled.label = "Example"
+        labelled.note = "added from flowtop"
+        try assertSameJSON(encodeLine(RuleChangedMessage(op: "added", rule: ProtocolRule(labelled), ref: "k1")), lines[7])
     }
 }

@@ -32,7 +32,9 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"F1","action":"maybe","remember":"once","ref":"r"}"#)), "bad-message")
         XCTAssertEqual(errorCode(decode(#"{"type":"subscribe","protocol":true,"client":{"name":"x","version":"1"}}"#)), "bad-message")
         XCTAssertEqual(errorCode(decode(#"{"type":"launch-missiles"}"#)), "unknown-type")
-        if case .success(.unsupported) = decode(#"{"type":"rules-list"}"#) {} else { XCTFail("rules-list is valid but unsupported") }
+        XCTAssertEqual(decode(#"{"type":"rules-list","ref":"r1"}"#), .success(.rulesList(ref: "r1")))
+        XCTAssertEqual(decode(#"{"type":"rule-remove","id":"R1","ref":"k2"}"#), .success(.ruleRemove(id: "R1", ref: "k2")))
+        XCTAssertEqual(errorCode(decode(#"{"type":"rule-remove","id":7}"#)), "bad-message")
         XCTAssertEqual(decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"once","ref":null,"scope":null}"#),
                        .success(.verdict(id: "F1", allow: true, remember: .once, ref: nil)), "null means absent")
         XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"once","scope":"process"}"#)), "bad-message")
@@ -40,6 +42,63 @@ final class ProtocolTests: XCTestCase {
         if case .success(.unsupported) = decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"always","scope":"endpoint"}"#) {} else {
             XCTFail("an endpoint-scoped rule is valid but unsupported")
         }
+    }
+
+    func testRuleAddKeepsWhatTheFilterCanEnforceAndSaysWhyNotOtherwise() {
+        func decode(_ text: String) -> Result<ClientRequest, RequestError> { decodeClientRequest(Data(text.utf8)) }
+        let dr = #"{"kind":"requirement","value":"identifier "com.apple.curl" and anchor apple","label":"curl"}"#
+        XCTAssertEqual(decode(#"{"type":"rule-add","ref":"a1","rule":{"action":"block","identity":"# + dr + #","duration":{"kind":"always"},"note":"no curl","blockMode":"drop","enabled":true}}"#),
+                       .success(.ruleAdd(RuleAddition(requirement: "identifier "com.apple.curl" and anchor apple", allow: false, label: "curl", note: "no curl"), ref: "a1")))
+        // Valid protocol, but not one program for good: not-supported, with the ref.
+        for spec in [
+            #"{"action":"allow","duration":{"kind":"always"}}"#,
+            #"{"action":"allow","identity":{"kind":"sha256","value":"ab"},"duration":{"kind":"always"}}"#,
+            #"{"action":"allow","identity":"# + dr + #","duration":{"kind":"once"}}"#,
+            #"{"action":"allow","identity":"# + dr + #","duration":{"kind":"always"},"endpoint":{"port":443}}"#,
+            #"{"action":"block","identity":"# + dr + #","duration":{"kind":"always"},"blockMode":"reject"}"#,
+            #"{"action":"allow","identity":"# + dr + #","duration":{"kind":"always"},"enabled":false}"#,
+        ] {
+            guard case let .success(.unsupported(reason, ref)) = decode(#"{"type":"rule-add","ref":"a2","rule":"# + spec + "}") else {
+                XCTFail("not supported: \(spec)")
+                continue
+            }
+            XCTAssertEqual(ref, "a2")
+            XCTAssertTrue(reason.contains("one program"), reason)
+        }
+        // Malformed: bad-message naming the field.
+        for (spec, field) in [
+            (#"{"identity":"# + dr + #","duration":{"kind":"always"}}"#, "rule.action"),
+            (#"{"action":"allow","identity":"# + dr + #"}"#, "rule.duration"),
+            (#"{"action":"allow","identity":{"kind":"dr","value":"x"},"duration":{"kind":"always"}}"#, "rule.identity"),
+            (#"{"action":"allow","identity":"# + dr + #","duration":{"kind":"always"},"enabled":1}"#, "rule.enabled"),
+        ] {
+            guard case let .failure(error) = decode(#"{"type":"rule-add","rule":"# + spec + "}") else {
+                XCTFail("malformed: \(spec)")
+                continue
+            }
+            XCTAssertEqual(error.code, "bad-message")
+            XCTAssertTrue(error.message.contains(field), error.message)
+        }
+    }
+
+    func testLongRuleListsAreSplitIntoLinesThatSayTheyContinue() throws {
+        let rules = (0..<20).map { i in
+            ProtocolRule(IdentityRule(id: "R\(i)", identity: String(repeating: "x", count: 100), action: "allow", created: Int64(i)))
+        }
+        let lines = encodeRuleList(rules, ref: "r7", limit: 1_000)
+        XCTAssertGreaterThan(lines.count, 1)
+        var seen: [String] = []
+        for (index, line) in lines.enumerated() {
+            XCTAssertLessThanOrEqual(line.count - 1, 1_000)
+            let message = try JSONDecoder().decode(RulesMessage.self, from: line.dropLast())
+            XCTAssertEqual(message.ref, "r7", "every part carries the ref")
+            XCTAssertEqual(message.continues, index < lines.count - 1 ? true : nil, "all but the last continue")
+            seen += message.rules.map(\.id)
+        }
+        XCTAssertEqual(seen, rules.map(\.id), "each rule once, in order")
+        let empty = encodeRuleList([], ref: nil)
+        XCTAssertEqual(empty.count, 1)
+        XCTAssertEqual(try JSONDecoder().decode(RulesMessage.self, from: empty[0].dropLast()).rules, [])
     }
 
     func testFramerBoundsMemoryAndSkipsOverlongLines() {
