@@ -106,6 +106,16 @@ final class FilterDataProvider: NEFilterDataProvider {
         judgeOnFirstData(flow)
     }
 
+    // Apple requires these overrides. A direction that ends before the filter has judged the flow
+    // (no data seen yet) is judged here the same way, rather than let through unjudged.
+    override func handleOutboundDataComplete(for flow: NEFilterFlow) -> NEFilterDataVerdict {
+        judgeOnFirstData(flow)
+    }
+
+    override func handleInboundDataComplete(for flow: NEFilterFlow) -> NEFilterDataVerdict {
+        judgeOnFirstData(flow)
+    }
+
     private func judgeOnFirstData(_ flow: NEFilterFlow) -> NEFilterDataVerdict {
         guard let socketFlow = flow as? NEFilterSocketFlow else { return .allow() }
         if !FlowFacts.hasRemoteEndpoint(socketFlow) {
