@@ -56,7 +56,7 @@ public struct PendingFlows<Flow> {
     public var count: Int { slots.values.filter { $0.owed == nil }.count }
     public var isEmpty: Bool { count == 0 }
     public func contains(_ id: String) -> Bool { slots[id].map { $0.owed == nil } ?? false }
-    public var ids: [String] { slots.filter { $0.value.owed == nil }.map(\.key) }
+    public var ids: [String] { slots.filter { $0.value.owed == nil }.map { $0.key } }
     public var all: [Entry] { waiting.sorted { $0.deadline < $1.deadline } }
     public func peek(_ id: String) -> Entry? { contains(id) ? slots[id]?.entry : nil }
 
