@@ -72,7 +72,8 @@ export interface FlowRecord {
 
 export interface RuleIdentity {
   /** sha256: executable hash; package: package + path vouched for by the package manager;
-   *  path: path only (weaker); requirement: macOS designated requirement text. */
+   *  path: path only (weaker; a value ending in "/" is a folder: every executable under it);
+   *  requirement: macOS designated requirement text. */
   kind: 'sha256' | 'package' | 'path' | 'requirement';
   value: string;
   package?: string;
@@ -88,6 +89,8 @@ export interface RuleEndpoint {
   cidr?: string;
   port?: number;
   portRange?: [number, number];
+  /** Only remote addresses of this family (an IPv4-mapped IPv6 address counts as IPv4). */
+  family?: AddressFamily;
 }
 
 export type RuleDuration =
@@ -106,6 +109,9 @@ export interface RuleSpec {
   duration: RuleDuration;
   note?: string;
   enabled?: boolean;
+  /** Ranks above specificity: among matching rules the highest priority wins (absent: 0). Set by
+   *  imports that must keep another firewall's order (docs/rules.md, "Priority"). */
+  priority?: number;
 }
 
 export interface Rule extends RuleSpec {

@@ -17,6 +17,8 @@ export const LIMITS = {
   text: 4096, // error text, reasons, notes, identity values (a designated requirement can be long)
 } as const;
 export const U32_MAX = 0xffff_ffff;
+/** Highest rule priority: room for the order of a few hundred thousand imported rules. */
+export const MAX_RULE_PRIORITY = 1_000_000_000;
 
 export const ACTIONS: readonly Action[] = ['allow', 'block'];
 export const BLOCK_MODES: readonly BlockMode[] = ['drop', 'reject'];
@@ -110,6 +112,7 @@ function ruleEndpoint(o: Obj, path: string): RuleEndpoint {
   assign(out, 'address', optString(o, 'address', path, 64));
   assign(out, 'cidr', optString(o, 'cidr', path, 64));
   assign(out, 'port', optInteger(o, 'port', path, 0, 65535));
+  assign(out, 'family', optOneOf(o, 'family', path, FAMILIES));
   const range = o['portRange'];
   if (range !== undefined && range !== null) {
     const at = `${path}.portRange`;
@@ -159,6 +162,7 @@ export function ruleSpec(o: Obj, path: string): RuleSpec {
   assign(out, 'direction', optOneOf(o, 'direction', path, DIRECTIONS));
   assign(out, 'note', optString(o, 'note', path, LIMITS.text, 0));
   assign(out, 'enabled', optBoolean(o, 'enabled', path));
+  assign(out, 'priority', optInteger(o, 'priority', path, 0, MAX_RULE_PRIORITY));
   return out;
 }
 

@@ -4,29 +4,30 @@
  * A rule matches a flow when every part it names matches:
  *   - identity: the flow's attribution is `secure` and its identity string equals the rule's
  *     ("sha256:HEX", "package:NAME:/path", or a macOS requirement); a path-only identity compares the
- *     attribution's path. An unknown identity, or trust insecure / gone / pending, NEVER matches an
+ *     attribution's path, and a folder (a path ending in "/") contains it. An unknown identity, or trust insecure / gone / pending, NEVER matches an
  *     identity rule (OpenSnitch counts a missing hash as a match; a firewall must not fail open).
  *   - duration `process`: the flow's token equals the rule's token (a process instance, never a PID).
  *     A token rule without an identity matches that instance whatever its trust: the token itself names
  *     the instance, it cannot be reused.
  *   - endpoint: host (exact name), domain (the name or any subdomain: "example.com" matches
  *     a.example.com, not badexample.com), address (exact, IPv4-mapped IPv6 is IPv4), cidr (v4/v6),
- *     port or port range (inclusive).
+ *     port or port range (inclusive), address family (IPv4-mapped IPv6 is IPv4).
  *   - protocol, direction: equal when named.
  * Skipped: disabled rules and `until` rules whose time has come (until <= now). A `once` rule matches
  * like any other; RuleStore keeps it in memory only and removes it at its first hit.
  *
- * Most specific wins, compared field by field:
+ * The highest `priority` wins (absent: 0); among equal priorities the most specific wins (imports
+ * use priorities to keep another firewall's order), compared field by field:
  *   1. names a process (identity or token)        4. identity strength: token > sha256/package/
- *   2. names a remote (host/domain/address/cidr)     requirement > path only (weaker)
+ *   2. names a remote (host/domain/address/cidr)     requirement > path only (weaker) > folder
  *   3. names a port or port range                 5. remote precision: host/address > domain (more labels
  *                                                    first) > cidr (longer prefix first)
  *                                                 6. port precision: one port > narrower range
- *                                                 7. names protocol, then direction
+ *                                                 7. names protocol, family, then direction
  * so process + endpoint + port > process + endpoint > process only > endpoint only > global.
  * At equal specificity block beats allow; among equals otherwise, the earlier rule in the list.
  *
- * Speed: rules are compiled once into buckets keyed by token, identity string and path, and inside a
+ * Speed: rules are compiled once into buckets keyed by token, identity string, path and folder, and inside a
  * bucket by exact address, exact host and domain; each list is pre-sorted, so the first rule that
  * matches in a list is that list's best. A match touches a handful of short lists.
  */
@@ -76,26 +77,42 @@ export function flowFacts(flow: FlowRecord, attribution?: Attribution): FlowFact
 const W_PROCESS = 1e14;
 const W_REMOTE = 1e13;
 const W_PORT = 1e12;
-const W_IDENTITY = 1e11; // × 0..3
+const W_IDENTITY = 1e11; // × 0..4
 const W_REMOTE_KIND = 1e10; // × 0..3
 const W_REMOTE_DETAIL = 1e7; // × 0..128
 const W_PORT_DETAIL = 10; // × 0..65536
-const W_PROTOCOL = 2;
+const W_PROTOCOL = 4;
+const W_FAMILY = 2;
 const W_DIRECTION = 1;
 
 interface Compiled {
   rule: Rule;
+  /** Compared before the rank: a higher priority wins. */
+  priority: number;
   /** specificity × 2 + 1 for block: a higher rank wins. */
   rank: number;
   until: number;
   protocol: TransportProtocol | undefined;
   direction: Direction | undefined;
+  /** 0 any, else the remote address family the rule is limited to. */
+  family: 0 | 4 | 6;
   portLow: number;
   portHigh: number;
   cidr: Cidr | undefined;
   /** Identity checks left for rules bucketed by token. */
   needIdentity: string | undefined;
   needPath: string | undefined;
+  needFolder: string | undefined;
+}
+
+/** A path identity naming a folder ("/Applications/Utilities/"): every program under it. */
+export function isFolderPath(path: string): boolean {
+  return path.endsWith('/');
+}
+
+/** Whether `path` is the folder itself or lies under it ("/a/b/" contains "/a/b" and "/a/b/c"). */
+function inFolder(path: string, folder: string): boolean {
+  return path.startsWith(folder) || path === folder.slice(0, -1);
 }
 
 /** Specificity of a rule (higher is more specific); exported for tests and for people (`rules list`). */
@@ -105,7 +122,7 @@ export function specificity(rule: Rule): number {
   const token = rule.duration.kind === 'process';
   let s = 0;
   if (id || token) s += W_PROCESS;
-  s += W_IDENTITY * (token ? 3 : !id ? 0 : id.kind === 'path' ? 1 : 2);
+  s += W_IDENTITY * (token ? 4 : !id ? 0 : id.kind !== 'path' ? 3 : isFolderPath(id.value) ? 1 : 2);
   if (ep && (ep.host || ep.domain || ep.address || ep.cidr)) {
     s += W_REMOTE;
     if (ep.host || ep.address) s += W_REMOTE_KIND * 3;
@@ -115,6 +132,7 @@ export function specificity(rule: Rule): number {
   if (ep?.port !== undefined) s += W_PORT + W_PORT_DETAIL * 65536;
   else if (ep?.portRange) s += W_PORT + W_PORT_DETAIL * (65536 - (ep.portRange[1] - ep.portRange[0]));
   if (rule.protocol) s += W_PROTOCOL;
+  if (ep?.family) s += W_FAMILY;
   if (rule.direction) s += W_DIRECTION;
   return s;
 }
@@ -178,14 +196,18 @@ function push<K>(map: Map<K, Compiled[]>, key: K, c: Compiled): void {
 
 // Array.prototype.sort is stable, so equal ranks keep the rules' order in the list.
 function byRank(a: Compiled, b: Compiled): number {
-  return b.rank - a.rank;
+  return b.priority - a.priority || b.rank - a.rank;
+}
+
+function outranks(a: Compiled, b: Compiled): boolean {
+  return a.priority !== b.priority ? a.priority > b.priority : a.rank > b.rank;
 }
 
 /** The first rule of a sorted list that matches, if it outranks `best`. */
 function firstMatch(list: Compiled[] | undefined, view: FactsView, now: number, best: Compiled | undefined): Compiled | undefined {
   if (!list) return best;
   for (const c of list) {
-    if (best && c.rank <= best.rank) return best; // nothing further in this list can win
+    if (best && !outranks(c, best)) return best; // nothing further in this list can win
     if (matches(c, view, now)) return c;
   }
   return best;
@@ -199,6 +221,8 @@ function matches(c: Compiled, view: FactsView, now: number): boolean {
   if (f.remotePort < c.portLow || f.remotePort > c.portHigh) return false;
   if (c.needIdentity !== undefined && (f.trust !== 'secure' || f.identity !== c.needIdentity)) return false;
   if (c.needPath !== undefined && (f.trust !== 'secure' || f.path !== c.needPath)) return false;
+  if (c.needFolder !== undefined && (f.trust !== 'secure' || f.path === undefined || !inFolder(f.path, c.needFolder))) return false;
+  if (c.family !== 0 && view.ipFamily() !== c.family) return false;
   if (c.cidr !== undefined) {
     const family = view.ipFamily();
     if (family === 0 || !cidrContainsWords(c.cidr, family, view.words)) return false;
@@ -249,6 +273,7 @@ export class RuleSet {
   private readonly byToken = new Map<string, EndpointIndex>();
   private readonly byIdentity = new Map<string, EndpointIndex>();
   private readonly byPath = new Map<string, EndpointIndex>();
+  private readonly byFolder = new Map<string, EndpointIndex>();
   private readonly global = new EndpointIndex();
   readonly size: number;
 
@@ -262,20 +287,32 @@ export class RuleSet {
       const id = rule.identity;
       if (rule.duration.kind === 'process') {
         c.needIdentity = id && id.kind !== 'path' ? identityKey(id) : undefined;
-        c.needPath = id?.kind === 'path' ? id.value : undefined;
+        if (id?.kind === 'path') {
+          if (isFolderPath(id.value)) c.needFolder = id.value;
+          else c.needPath = id.value;
+        }
         bucket(this.byToken, rule.duration.token).add(c);
-      } else if (id?.kind === 'path') bucket(this.byPath, id.value).add(c);
+      } else if (id?.kind === 'path') bucket(isFolderPath(id.value) ? this.byFolder : this.byPath, id.value).add(c);
       else if (id) bucket(this.byIdentity, identityKey(id) as string).add(c);
       else this.global.add(c);
     }
-    for (const map of [this.byToken, this.byIdentity, this.byPath]) for (const index of map.values()) index.sort();
+    for (const map of [this.byToken, this.byIdentity, this.byPath, this.byFolder]) for (const index of map.values()) index.sort();
     this.global.sort();
     this.size = size;
   }
 
-  /** The rule that decides this flow, or undefined when none matches. */
   private readonly view = new FactsView();
 
+  /** Folder rules for the path itself ("/a/b" is in "/a/b/") and every folder above it. */
+  private bestInFolders(path: string, view: FactsView, now: number, best: Compiled | undefined): Compiled | undefined {
+    best = this.byFolder.get(`${path}/`)?.best(view, now, best) ?? best;
+    for (let at = path.lastIndexOf('/'); at > 0; at = path.lastIndexOf('/', at - 1)) {
+      best = this.byFolder.get(path.slice(0, at + 1))?.best(view, now, best) ?? best;
+    }
+    return best;
+  }
+
+  /** The rule that decides this flow, or undefined when none matches. */
   match(facts: FlowFacts, now: number): Rule | undefined {
     const view = this.view;
     view.reset(facts);
@@ -285,6 +322,7 @@ export class RuleSet {
     if (facts.trust === 'secure') {
       if (facts.identity !== undefined && this.byIdentity.size > 0) best = this.byIdentity.get(facts.identity)?.best(view, now, best) ?? best;
       if (facts.path !== undefined && this.byPath.size > 0) best = this.byPath.get(facts.path)?.best(view, now, best) ?? best;
+      if (facts.path !== undefined && this.byFolder.size > 0) best = this.bestInFolders(facts.path, view, now, best);
     }
     best = this.global.best(view, now, best);
     return best?.rule;
@@ -306,15 +344,18 @@ function compile(rule: Rule): Compiled | undefined {
   }
   return {
     rule,
+    priority: rule.priority ?? 0,
     rank: specificity(rule) * 2 + (rule.action === 'block' ? 1 : 0),
     until: rule.duration.kind === 'until' ? rule.duration.until : Infinity,
     protocol: rule.protocol,
     direction: rule.direction,
+    family: ep?.family === 'ipv4' ? 4 : ep?.family === 'ipv6' ? 6 : 0,
     portLow: ep?.port ?? ep?.portRange?.[0] ?? 0,
     portHigh: ep?.port ?? ep?.portRange?.[1] ?? 65535,
     cidr,
     needIdentity: undefined,
     needPath: undefined,
+    needFolder: undefined,
   };
 }
 

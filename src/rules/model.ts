@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type {
   Action, BlockMode, Direction, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TransportProtocol,
 } from '../protocol/messages.js';
+import { FAMILIES, MAX_RULE_PRIORITY } from '../protocol/schema.js';
 import { canonicalIp, formatCidr, parseCidr } from './ip.js';
 
 export type { Rule, RuleSpec, RuleIdentity, RuleEndpoint, RuleDuration };
@@ -105,6 +106,8 @@ function readIdentity(r: Reader, value: unknown): RuleIdentity | undefined {
   if ((kind === 'package' || kind === 'path') && !text.startsWith('/')) {
     return r.fail('identity.value', `must be an absolute executable path for a ${kind} identity, got ${show(text)}`);
   }
+  if (kind === 'package' && text.endsWith('/')) return r.fail('identity.value', `must name an executable, not a folder, got ${show(text)}`);
+  if (kind === 'path' && text.endsWith('/') && text.length === 1) return r.fail('identity.value', 'the folder "/" would cover every program: leave the identity out instead');
   if (kind === 'package') {
     const pkg = r.string(o['package'], 'identity.package', RULE_LIMITS.name);
     if (pkg === undefined) return undefined;
@@ -127,7 +130,7 @@ function readPort(r: Reader, value: unknown, field: string): number | undefined 
 function readEndpoint(r: Reader, value: unknown): RuleEndpoint | undefined {
   const o = r.object(value, 'endpoint');
   if (!o) return undefined;
-  r.onlyKeys(o, 'endpoint', ['host', 'domain', 'address', 'cidr', 'port', 'portRange']);
+  r.onlyKeys(o, 'endpoint', ['host', 'domain', 'address', 'cidr', 'port', 'portRange', 'family']);
   const out: RuleEndpoint = {};
   const remotes = ['host', 'domain', 'address', 'cidr'].filter((k) => o[k] !== undefined);
   if (remotes.length > 1) return r.fail('endpoint', `has ${remotes.join(' and ')}: a rule names at most one of host, domain, address, cidr`);
@@ -181,6 +184,16 @@ function readEndpoint(r: Reader, value: unknown): RuleEndpoint | undefined {
     if (low === high) out.port = low; // one port: store it as such, so its specificity is a single port's
     else out.portRange = [low, high];
   }
+  if (o['family'] !== undefined) {
+    const family = r.oneOf(o['family'], 'endpoint.family', FAMILIES);
+    if (family === undefined) return undefined;
+    // An address or block already has a family: a different one could never match.
+    const named = out.address ?? out.cidr;
+    if (named !== undefined && (named.includes(':') ? 'ipv6' : 'ipv4') !== family) {
+      return r.fail('endpoint.family', `is ${family}, but ${show(named)} is not: the rule could never match`);
+    }
+    out.family = family;
+  }
   if (Object.keys(out).length === 0) return r.fail('endpoint', 'is empty: leave it out to match any remote endpoint');
   return out;
 }
@@ -211,7 +224,7 @@ function readDuration(r: Reader, value: unknown): RuleDuration | undefined {
   }
 }
 
-const SPEC_KEYS = ['action', 'blockMode', 'identity', 'endpoint', 'protocol', 'direction', 'duration', 'note', 'enabled'];
+const SPEC_KEYS = ['action', 'blockMode', 'identity', 'endpoint', 'protocol', 'direction', 'duration', 'note', 'enabled', 'priority'];
 const RULE_KEYS = [...SPEC_KEYS, 'id', 'created', 'lastHit', 'hits'];
 
 function readSpec(r: Reader, o: Obj): RuleSpec | undefined {
@@ -229,6 +242,7 @@ function readSpec(r: Reader, o: Obj): RuleSpec | undefined {
   if (o['direction'] !== undefined) spec.direction = r.oneOf(o['direction'], 'direction', DIRECTIONS);
   if (o['note'] !== undefined) spec.note = r.string(o['note'], 'note', RULE_LIMITS.text, 0);
   if (o['enabled'] !== undefined) spec.enabled = r.boolean(o['enabled'], 'enabled');
+  if (o['priority'] !== undefined) spec.priority = r.integer(o['priority'], 'priority', 0, MAX_RULE_PRIORITY);
   if (spec.endpoint && (spec.endpoint.port !== undefined || spec.endpoint.portRange) && spec.protocol && spec.protocol !== 'tcp' && spec.protocol !== 'udp') {
     r.fail('endpoint', `has a port, but protocol "${spec.protocol}" has no ports`);
   }
@@ -320,12 +334,13 @@ export function identityFromKey(key: string, label?: string): RuleIdentity | und
   return identity;
 }
 
-/** What makes two rules the same rule (for import): everything but id, times, counters, note. */
+/** What makes two rules the same rule (for import): everything but id, times, counters, note. A
+ *  disabled rule is not a copy of an enabled one: dropping either would change what is decided. */
 export function ruleContentKey(rule: RuleSpec): string {
   const { action, blockMode, identity, endpoint, protocol, direction, duration } = rule;
   return JSON.stringify([action, blockMode ?? null, identity ? [identity.kind, identity.package ?? null, identity.value] : null,
-    endpoint ? [endpoint.host, endpoint.domain, endpoint.address, endpoint.cidr, endpoint.port, endpoint.portRange] : null,
-    protocol ?? null, direction ?? null, duration]);
+    endpoint ? [endpoint.host, endpoint.domain, endpoint.address, endpoint.cidr, endpoint.port, endpoint.portRange, endpoint.family] : null,
+    protocol ?? null, direction ?? null, duration, rule.enabled ?? true, rule.priority ?? 0]);
 }
 
 // ---- Descriptions for people -------------------------------------------------------------------
@@ -339,7 +354,7 @@ export function describeIdentity(identity: RuleIdentity | undefined): string {
     case 'package':
       return `${identity.value} (package ${identity.package ?? '?'})`;
     case 'path':
-      return `${identity.value} (path only, weaker)`;
+      return identity.value.endsWith('/') ? `any program under ${identity.value} (path only, weaker)` : `${identity.value} (path only, weaker)`;
     case 'requirement':
       return `${label}(requirement ${identity.value.length > 40 ? `${identity.value.slice(0, 39)}…` : identity.value})`;
   }
@@ -352,6 +367,7 @@ export function describeEndpoint(endpoint: RuleEndpoint | undefined): string {
   else if (endpoint.domain) where = `*.${endpoint.domain}`;
   else if (endpoint.address) where = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
   else if (endpoint.cidr) where = endpoint.cidr;
+  if (endpoint.family) where += where === 'any address' ? ` (${endpoint.family} only)` : ` (${endpoint.family})`;
   if (endpoint.port !== undefined) return `${where} port ${endpoint.port}`;
   if (endpoint.portRange) return `${where} ports ${endpoint.portRange[0]}-${endpoint.portRange[1]}`;
   return where;
@@ -385,6 +401,7 @@ export function describeRule(rule: RuleSpec, now: number = Date.now()): string {
   if (rule.protocol) parts.push(rule.protocol);
   if (rule.direction) parts.push(rule.direction);
   let line = `${parts.join(' ')}, ${describeDuration(rule.duration, now)}`;
+  if (rule.priority) line += `, priority ${rule.priority}`;
   if (rule.enabled === false) line += ' (disabled)';
   return line;
 }

@@ -227,3 +227,55 @@ describe('RuleSet and the list cache', () => {
     expect(winner(more)).toBe('y');
   });
 });
+
+describe('priority ranks above specificity', () => {
+  it('a higher priority wins over a more specific rule; equal priorities fall back to specificity', () => {
+    const broad = rule({ id: 'deny-everyone', action: 'block', endpoint: { host: 'www.example.com' }, priority: 2 });
+    const specific = rule({ id: 'allow-curl', action: 'allow', identity: curl, endpoint: { host: 'www.example.com', port: 443 }, priority: 1 });
+    expect(winner([specific, broad])).toBe('deny-everyone');
+    expect(winner([{ ...specific, priority: 2 }, broad])).toBe('allow-curl');
+    // Without priorities the process rule is more specific and wins.
+    expect(winner([{ ...specific, priority: undefined }, { ...broad, priority: undefined }])).toBe('allow-curl');
+  });
+
+  it('priority holds across buckets (token, identity, path, folder, global)', () => {
+    const rules = [
+      rule({ id: 'token', action: 'allow', duration: { kind: 'process', token: TOKEN } }),
+      rule({ id: 'path', action: 'allow', identity: curlPath }),
+      rule({ id: 'global', action: 'block', priority: 5 }),
+    ];
+    expect(winner(rules)).toBe('global');
+  });
+});
+
+describe('address family', () => {
+  const rules = [rule({ id: 'v4', action: 'block', protocol: 'udp', endpoint: { family: 'ipv4' } })];
+  it('matches only remote addresses of its family; IPv4-mapped IPv6 is IPv4', () => {
+    expect(winner(rules, facts({ protocol: 'udp', remoteAddress: '192.0.2.1' }))).toBe('v4');
+    expect(winner(rules, facts({ protocol: 'udp', remoteAddress: '::ffff:192.0.2.1' }))).toBe('v4');
+    expect(winner(rules, facts({ protocol: 'udp', remoteAddress: '2001:db8::1' }))).toBeUndefined();
+  });
+  it('a host name rule limited to IPv6 skips IPv4 connections to that host', () => {
+    const v6 = [rule({ id: 'v6', action: 'allow', endpoint: { host: 'www.example.com', family: 'ipv6' } })];
+    expect(winner(v6, facts({ remoteAddress: '2001:db8::80' }))).toBe('v6');
+    expect(winner(v6)).toBeUndefined();
+  });
+  it('refuses a family that contradicts the address', () => {
+    const checked = parseRuleSpec({ action: 'block', duration: { kind: 'always' }, endpoint: { cidr: '10.0.0.0/8', family: 'ipv6' } });
+    expect(checked.ok ? '' : checked.problems.join()).toContain('could never match');
+  });
+});
+
+describe('folder path identities', () => {
+  const folder = rule({ id: 'utilities', action: 'block', identity: { kind: 'path', value: '/Applications/Utilities/' } });
+  it('match every program under the folder, and the folder path itself, never a look-alike', () => {
+    expect(winner([folder], facts({ path: '/Applications/Utilities/Terminal.app/Contents/MacOS/Terminal' }))).toBe('utilities');
+    expect(winner([folder], facts({ path: '/Applications/Utilities' }))).toBe('utilities');
+    expect(winner([folder], facts({ path: '/Applications/UtilitiesX/tool' }))).toBeUndefined();
+    expect(winner([folder], facts({ path: '/Applications/Utilities/x', trust: 'insecure' }))).toBeUndefined();
+  });
+  it('rank below an exact path for the same program', () => {
+    const exact = rule({ id: 'terminal', action: 'allow', identity: { kind: 'path', value: '/Applications/Utilities/Terminal' } });
+    expect(winner([folder, exact], facts({ path: '/Applications/Utilities/Terminal' }))).toBe('terminal');
+  });
+});
