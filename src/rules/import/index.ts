@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { UserError } from '../../errors.js';
 import { parseRulesDocument } from '../document.js';
 import { importLulu } from './lulu.js';
-import { importOpenSnitch } from './opensnitch.js';
+import { importOpenSnitch, type OpenSnitchFile } from './opensnitch.js';
 import { emptyReport, ImportFormatError, isObject, type ImportFormat, type ImportReport } from './report.js';
 
 export type { ImportFormat, ImportReport };
@@ -57,7 +57,15 @@ export async function readImport(path: string, format: ImportFormat | undefined,
       if (format && format !== 'opensnitch') throw new UserError(`${path} is a folder; only OpenSnitch rules come as a folder of files`);
       const names = (await readdir(path)).filter((n) => n.endsWith('.json')).sort();
       if (names.length === 0) throw new UserError(`${path} holds no .json rule files`);
-      const files = await Promise.all(names.map(async (name) => ({ source: name, value: await readJson(join(path, name)) })));
+      // One unreadable or invalid file must not stop the others: opensnitchd skips it and loads the rest.
+      const files = await Promise.all(names.map(async (name): Promise<OpenSnitchFile> => {
+        try {
+          return { source: name, value: await readJson(join(path, name)) };
+        } catch (error) {
+          if (error instanceof UserError) return { source: name, error: error.message.replace(`${join(path, name)} `, '') };
+          throw error;
+        }
+      }));
       return importOpenSnitch(files, now);
     }
     const value = await readJson(path);

@@ -1,39 +1,94 @@
 // OpenSnitch rule files (/etc/opensnitchd/rules/*.json): one rule per file, {created, updated, name,
 // description, enabled, precedence, nolog, action (allow|deny|reject), duration (once|until restart|
 // always|Go duration), operator {type (simple|regexp|list|network|lists|range), operand, data,
-// sensitive, list}}. Read from OpenSnitch's public source (daemon/rule/rule.go, operator.go); this
-// mapping is flowtop's own. A rule is imported only when every condition maps: dropping a condition
-// would silently widen the rule.
+// sensitive, list}}. Read from OpenSnitch's public source (daemon/rule/rule.go, loader.go,
+// operator.go; ui/opensnitch/rules.py for the UI's export); this mapping is flowtop's own. A rule is
+// imported only when every condition maps: dropping a condition would silently widen the rule.
+//
+// How opensnitchd decides, and how the import keeps it:
+// - Rules are keyed by name (a later file with the same name replaces the earlier one) and tried in
+//   name order. The first match that is deny/reject or has `precedence` decides; otherwise the last
+//   allow that matched. Those "deciding" rules get priorities (the first by name the highest), so
+//   they outrank every other rule as in OpenSnitch; plain allow rules keep no priority: whichever of
+//   them flowtop picks, the flow is allowed, as OpenSnitch allows it.
+// - A missing `enabled` is false (Go's zero value): the UI's export leaves false fields out.
+// - Protocols name the IP version: tcp/udp/icmp are IPv4, tcp6/udp6/icmp6 IPv6.
+// - A file that is not valid JSON is skipped, and the rest loaded.
 import type { RuleSpec, TransportProtocol } from '../../protocol/messages.js';
 import { canonicalIp, parseCidr } from '../ip.js';
 import { normalizeHostName } from '../model.js';
 import { addMapped, emptyReport, ImportFormatError, isObject, parseTime, type ImportReport } from './report.js';
 
+/** One rule file: its parsed JSON, or why it could not be read. */
+export type OpenSnitchFile = { source: string; value: unknown } | { source: string; error: string };
+
 interface Condition {
   type: string;
   operand: string;
   data: string;
+  sensitive: boolean;
 }
 
 class Unsupported extends Error {}
 
-export function importOpenSnitch(files: ReadonlyArray<{ source: string; value: unknown }>, now: number): ImportReport {
+interface Entry {
+  source: string;
+  name: string;
+  value: unknown;
+}
+
+export function importOpenSnitch(files: readonly OpenSnitchFile[], now: number): ImportReport {
   const report = emptyReport('opensnitch');
-  for (const { source: file, value } of files) {
-    const rules = Array.isArray(value) ? value : [value];
-    rules.forEach((rule, index) => {
-      const name = isObject(rule) && typeof rule['name'] === 'string' ? rule['name'] : undefined;
-      const source = `OpenSnitch rule ${name ? `"${name}"` : `#${index}`} (${file})`;
-      try {
-        const mapped = mapRule(rule, now, source, report);
-        if (mapped) addMapped(report, source, mapped.spec, mapped.created);
-      } catch (error) {
-        if (error instanceof Unsupported || error instanceof ImportFormatError) report.skipped.push({ source, reason: error.message });
-        else throw error;
-      }
+  // opensnitchd keeps one rule per name: a later file (in file name order) replaces an earlier one.
+  const byName = new Map<string, Entry>();
+  const unnamed: Entry[] = [];
+  for (const file of files) {
+    if ('error' in file) {
+      report.skipped.push({ source: `OpenSnitch file ${file.source}`, reason: `${file.error}; opensnitchd skips such a file too and loads the rest` });
+      continue;
+    }
+    const rules = Array.isArray(file.value) ? file.value : [file.value];
+    rules.forEach((value, index) => {
+      const name = isObject(value) && typeof value['name'] === 'string' ? value['name'] : undefined;
+      const entry: Entry = { source: `OpenSnitch rule ${name !== undefined ? `"${name}"` : `#${index}`} (${file.source})`, name: name ?? '', value };
+      if (name === undefined) return void unnamed.push(entry);
+      const replaced = byName.get(name);
+      if (replaced) report.skipped.push({ source: replaced.source, reason: `replaced by the rule of the same name in ${file.source}, as opensnitchd does` });
+      byName.set(name, entry);
+    });
+  }
+  const ordered = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const priorities = decidingPriorities(ordered.map((e) => e.value));
+  ordered.forEach((entry, index) => importOne(report, entry, now, priorities[index]));
+  for (const entry of unnamed) importOne(report, entry, now, undefined);
+  if (priorities.some((p) => p !== undefined)) {
+    report.notes.push({
+      source: 'OpenSnitch rules',
+      note: 'their order is kept with rule priorities: deny and reject rules, and rules with "precedence", outrank all others, the first by name the highest (as opensnitchd tries them); other allow rules have none',
     });
   }
   return report;
+}
+
+/** Deny/reject rules and rules with precedence decide at their first match: in name order, each
+ *  outranks the ones after it and every other rule. Others get no priority. */
+function decidingPriorities(rules: readonly unknown[]): Array<number | undefined> {
+  const deciding = rules.map((r) => isObject(r) && (r['action'] === 'deny' || r['action'] === 'reject' || r['precedence'] === true));
+  let next = deciding.filter(Boolean).length;
+  return deciding.map((d) => (d ? next-- : undefined));
+}
+
+function importOne(report: ImportReport, entry: Entry, now: number, priority: number | undefined): void {
+  const notes: string[] = [];
+  try {
+    const mapped = mapRule(entry.value, now, notes);
+    if (!mapped) return;
+    if (priority !== undefined) mapped.spec.priority = priority;
+    addMapped(report, entry.source, mapped.spec, mapped.created, notes);
+  } catch (error) {
+    if (error instanceof Unsupported || error instanceof ImportFormatError) report.skipped.push({ source: entry.source, reason: error.message });
+    else throw error;
+  }
 }
 
 const GO_DURATION = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
@@ -45,7 +100,7 @@ function goDurationMs(text: string): number {
   return total;
 }
 
-function mapRule(rule: unknown, now: number, source: string, report: ImportReport): { spec: RuleSpec; created: number } | undefined {
+function mapRule(rule: unknown, now: number, notes: string[]): { spec: RuleSpec; created: number } | undefined {
   if (!isObject(rule) || !isObject(rule['operator'])) {
     throw new ImportFormatError('not an OpenSnitch rule: expected a JSON object with "action", "duration" and "operator"');
   }
@@ -68,13 +123,14 @@ function mapRule(rule: unknown, now: number, source: string, report: ImportRepor
   } else if (duration !== 'always') {
     throw new Unsupported(`duration ${JSON.stringify(duration)} is not one flowtop knows`);
   }
-  if (rule['enabled'] === false) spec.enabled = false;
+  // Only true enables: opensnitchd reads a missing field as false, and the UI's export omits it then.
+  if (rule['enabled'] !== true) spec.enabled = false;
   const name = typeof rule['name'] === 'string' ? rule['name'] : '';
   const description = typeof rule['description'] === 'string' ? rule['description'] : '';
   spec.note = `imported from OpenSnitch${name ? `: ${name}` : ''}${description ? ` — ${description}` : ''}`;
-  if (rule['precedence'] === true) report.notes.push({ source, note: 'OpenSnitch "precedence" is not kept: in flowtop the most specific rule wins, and block beats allow' });
+  if (rule['nolog'] === true) notes.push('"nolog" is not kept: flowtop shows and records every flow, also those this rule decides');
 
-  for (const condition of conditions(rule['operator'])) apply(spec, condition, source, report);
+  for (const condition of conditions(rule['operator'])) apply(spec, condition, notes);
   if (spec.endpoint && Object.keys(spec.endpoint).length === 0) delete spec.endpoint;
   return { spec, created };
 }
@@ -96,13 +152,14 @@ function conditions(operator: unknown): Condition[] {
     return list.flatMap((item) => conditions(item));
   }
   const data = operator['data'];
-  return [{ type, operand: String(operator['operand'] ?? ''), data: typeof data === 'string' ? data.trim() : String(data ?? '') }];
+  return [{ type, operand: String(operator['operand'] ?? ''), data: typeof data === 'string' ? data.trim() : String(data ?? ''), sensitive: operator['sensitive'] === true }];
 }
 
-/** "^(|.*\.)example\.com$", as OpenSnitch's prompt writes "this domain and its subdomains". */
-const DOMAIN_REGEXP = /^\^\(\|\.\*\\\.\)((?:[A-Za-z0-9_-]+\\\.)*[A-Za-z0-9_-]+)\$$/;
+/** "^(|.*\.)example\.com$", as OpenSnitch's prompt writes "this domain and its subdomains"; before
+ *  early 2025 its UI wrote it without the closing "$". */
+const DOMAIN_REGEXP = /^\^\(\|\.\*\\\.\)((?:[A-Za-z0-9_-]+\\\.)*[A-Za-z0-9_-]+)(\$?)$/;
 
-function apply(spec: RuleSpec, c: Condition, source: string, report: ImportReport): void {
+function apply(spec: RuleSpec, c: Condition, notes: string[]): void {
   const endpoint = (spec.endpoint ??= {});
   const once = (field: string, present: boolean): void => {
     if (present) throw new Unsupported(`it has two ${field} conditions`);
@@ -115,7 +172,7 @@ function apply(spec: RuleSpec, c: Condition, source: string, report: ImportRepor
     once('process', spec.identity !== undefined);
     if (!c.data.startsWith('/')) throw new Unsupported(`${what}: not an absolute path`);
     spec.identity = { kind: 'path', value: c.data };
-    report.notes.push({ source, note: `process.path ${c.data} imported as a path-only rule (weaker): re-create it from a live flow to key it on the executable's hash or package` });
+    notes.push(`process.path ${c.data} imported as a path-only rule (weaker): re-create it from a live flow to key it on the executable's hash or package`);
     return;
   }
   if (c.operand === 'dest.host' && c.type === 'simple') {
@@ -131,6 +188,9 @@ function apply(spec: RuleSpec, c: Condition, source: string, report: ImportRepor
     if (!domain) throw new Unsupported(`${what}: regular expressions are not supported (only OpenSnitch's "domain and subdomains" pattern ^(|.*\\.)example\\.com$ maps, to a domain rule)`);
     once('remote', remoteTaken());
     endpoint.domain = domain;
+    if (m?.[2] !== '$') {
+      notes.push(`${what} has no closing "$", so OpenSnitch also matched names that only begin with ${domain} (such as ${domain}.example.net); imported as the domain ${domain} and its subdomains`);
+    }
     return;
   }
   if (c.operand === 'dest.ip' && c.type === 'simple') {
@@ -155,10 +215,12 @@ function apply(spec: RuleSpec, c: Condition, source: string, report: ImportRepor
   }
   if (c.operand === 'protocol' && c.type === 'simple') {
     once('protocol', spec.protocol !== undefined);
-    const protocol = PROTOCOLS[c.data.toLowerCase()];
-    if (!protocol) throw new Unsupported(`${what}: flowtop matches tcp, udp and icmp`);
-    if (/6$/.test(c.data)) report.notes.push({ source, note: `protocol ${c.data} imported as ${protocol}: the rule now covers IPv4 as well` });
+    // OpenSnitch names the connection "tcp" or "tcp6" (IPv6), compared ignoring case unless sensitive.
+    const name = c.sensitive ? c.data : c.data.toLowerCase();
+    const protocol = PROTOCOLS[name];
+    if (!protocol) throw new Unsupported(`${what}: flowtop matches tcp, udp and icmp${c.sensitive && PROTOCOLS[c.data.toLowerCase()] ? ' (and this case-sensitive condition never matched in OpenSnitch, which writes protocols in lowercase)' : ''}`);
     spec.protocol = protocol;
+    endpoint.family = name.endsWith('6') ? 'ipv6' : 'ipv4';
     return;
   }
   if (c.type === 'regexp') throw new Unsupported(`${what}: regular expressions are not supported`);

@@ -20,19 +20,27 @@ export function emptyReport(format: ImportFormat): ImportReport {
   return { format, rules: [], skipped: [], notes: [] };
 }
 
-/** Checks a mapped spec and adds it as a rule, or records why it was skipped. */
-export function addMapped(report: ImportReport, source: string, spec: RuleSpec, created: number): void {
+/** Checks a mapped spec and adds it as a rule, or records why it was skipped. The rule's notes are
+ *  reported only once it is added: a note must never speak of a rule that was then skipped. */
+export function addMapped(report: ImportReport, source: string, spec: RuleSpec, created: number, notes: readonly string[] = []): boolean {
   const checked = parseRuleSpec(spec, source);
   if (!checked.ok) {
     report.skipped.push({ source, reason: checked.problems.map((p) => p.slice(source.length).replace(/^[ :]+/, '')).join('; ') });
-    return;
+    return false;
   }
   const taken = new Set(report.rules.map((r) => r.id));
   report.rules.push(createRule(checked.value, created, newRuleId((id) => taken.has(id))));
+  for (const note of notes) report.notes.push({ source, note });
+  return true;
 }
 
-/** Milliseconds from an ISO-8601 time, also "+0200" offsets (Foundation's "Z" pattern); undefined if unreadable. */
+/** Milliseconds from an ISO-8601 time, also "+0200" offsets (Foundation's "Z" pattern), or from Unix
+ *  seconds (OpenSnitch's UI exported `created` so up to v1.6.5); undefined if unreadable. */
 export function parseTime(value: unknown): number | undefined {
+  if (typeof value === 'number' || (typeof value === 'string' && /^\d{1,12}$/.test(value))) {
+    const seconds = Number(value);
+    return Number.isSafeInteger(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+  }
   if (typeof value !== 'string' || value.length === 0) return undefined;
   const text = value.replace(/([+-]\d\d)(\d\d)$/, '$1:$2');
   const ms = Date.parse(text);
