@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../errors.js';
 import { parseRulesDocument } from '../document.js';
-import { importLulu } from './lulu.js';
+import { importLulu, repairLuluExport } from './lulu.js';
 import { importOpenSnitch, type OpenSnitchFile } from './opensnitch.js';
 import { emptyReport, ImportFormatError, isObject, type ImportFormat, type ImportReport } from './report.js';
 
@@ -22,18 +22,24 @@ export function detectFormat(value: unknown): ImportFormat | undefined {
   return undefined;
 }
 
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
+async function readText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (error) {
     throw new UserError(`cannot read ${path}: ${(error as Error).message}`, 'check the path');
   }
+}
+
+function parseJson(text: string, path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
     throw new UserError(`${path} is not valid JSON: ${(error as Error).message}`);
   }
+}
+
+async function readJson(path: string): Promise<unknown> {
+  return parseJson(await readText(path), path);
 }
 
 /** Converts a flowtop document's rules (ids, times and counters kept). */
@@ -68,13 +74,14 @@ export async function readImport(path: string, format: ImportFormat | undefined,
       }));
       return importOpenSnitch(files, now);
     }
-    const value = await readJson(path);
+    const text = await readText(path);
+    const value = parseJson(text, path);
     const chosen = format ?? detectFormat(value);
     switch (chosen) {
       case 'flowtop':
         return importFlowtop(value, path);
       case 'lulu':
-        return importLulu(value, now);
+        return importLulu(parseJson(repairLuluExport(text), path), now);
       case 'opensnitch':
         return importOpenSnitch([{ source: path, value }], now);
       case undefined:
