@@ -8,12 +8,13 @@ import { writeFileAtomic } from '../rules/atomic-file.js';
 import { serializeRulesDocument, RULES_FILE_VERSION, type RulesDocument } from '../rules/document.js';
 import { IMPORT_FORMATS, readImport, type ImportFormat, type ImportReport } from '../rules/import/index.js';
 import {
-  describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, parseRuleSpec, ruleContentKey,
+  describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, parseRuleSpec, ruleContentKey, singleLine,
 } from '../rules/model.js';
 import { DEFAULT_POLICY, type Policy } from '../rules/policy.js';
 import { RemoteRules } from '../rules/remote.js';
 import { DEFAULT_RULES_PATH, readRulesFile, RuleStore } from '../rules/store.js';
 import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
+import { rulesTest, TEST_FLAGS, TEST_HELP } from './rules-test.js';
 
 const HELP = `Usage:
   flowtop rules list [--json]                 show the rules
@@ -30,7 +31,7 @@ const HELP = `Usage:
   flowtop rules import FILE|DIR [--format flowtop|lulu|opensnitch] [--dry-run]
                                               add rules from a flowtop export, a LuLu export, or
                                               OpenSnitch rule files (one file or the rules folder)
-  flowtop rules policy [--default allow|block] [--block-mode drop|reject]
+${TEST_HELP}  flowtop rules policy [--default allow|block] [--block-mode drop|reject]
                        [--block-unpackaged on|off] [--allow-packaged on|off]
                                               show or set what happens when no rule matches (edits the
                                               rules file; the agent reads it when it starts)
@@ -87,6 +88,7 @@ const OPTIONS = {
   'block-mode': { type: 'string' },
   'block-unpackaged': { type: 'string' },
   'allow-packaged': { type: 'string' },
+  trust: { type: 'string' },
   rules: { type: 'string' },
   socket: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
@@ -106,6 +108,7 @@ const FLAGS_FOR: Record<string, string[]> = {
   export: [],
   import: ['format', 'dry-run'],
   policy: ['default', 'block-mode', 'block-unpackaged', 'allow-packaged', 'json'],
+  test: TEST_FLAGS,
 };
 
 export async function runRules(argv: string[], io: RulesIo): Promise<number> {
@@ -115,12 +118,16 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  if (!command) throw usageError('which rules command? list, add, rm, export, import or policy');
+  if (!command) throw usageError('which rules command? list, add, rm, export, import, test or policy');
   const allowed = FLAGS_FOR[command];
-  if (!allowed) throw usageError(`unknown rules command "${command}" (known: list, add, rm, export, import, policy)`);
+  if (!allowed) throw usageError(`unknown rules command "${command}" (known: list, add, rm, export, import, test, policy)`);
   for (const [flag, value] of Object.entries(values)) {
     if (value === undefined || flag === 'rules' || flag === 'socket' || flag === 'help') continue;
     if (!allowed.includes(flag)) throw usageError(`--${flag} does not apply to \`flowtop rules ${command}\``);
+  }
+  if (command === 'test') {
+    expectArgs(args, 0, 'test');
+    return rulesTest(values, io);
   }
   if (command === 'policy') {
     expectArgs(args, 0, 'policy');
@@ -262,7 +269,7 @@ async function list(target: Target, values: Values, io: RulesIo): Promise<number
     String(r.hits),
     r.lastHit ? new Date(r.lastHit).toISOString().slice(0, 16).replace('T', ' ') : '-',
     r.note ?? '',
-  ]);
+  ].map(singleLine));
   const header = ['ID', 'ACTION', 'PROCESS', 'REMOTE', 'PROTO', 'DIR', 'DURATION', 'HITS', 'LAST HIT', 'NOTE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ').trimEnd();
@@ -374,8 +381,8 @@ async function importRules(target: Target, file: string, values: Values, io: Rul
   }
   const report = await readImport(file, format as ImportFormat | undefined, io.now());
   const lines: string[] = [];
-  for (const note of report.notes) lines.push(`  note: ${note.source}: ${note.note}`);
-  for (const skipped of report.skipped) lines.push(`  skipped: ${skipped.source}: ${skipped.reason}`);
+  for (const note of report.notes) lines.push(`  note: ${singleLine(`${note.source}: ${note.note}`)}`);
+  for (const skipped of report.skipped) lines.push(`  skipped: ${singleLine(`${skipped.source}: ${skipped.reason}`)}`);
   if (values['dry-run']) {
     io.stdout(`${report.format} file ${file}: ${report.rules.length} rules would be imported into ${target.where}, ${report.skipped.length} skipped\n`);
     for (const rule of report.rules) io.stdout(`  ${describeRule(rule, io.now())}\n`);

@@ -345,6 +345,13 @@ export function ruleContentKey(rule: RuleSpec): string {
 
 // ---- Descriptions for people -------------------------------------------------------------------
 
+/** Text on one line for a terminal: notes may hold line breaks and control characters (an OpenSnitch
+ *  description, a LuLu name) that would break a table or move the cursor. */
+export function singleLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+}
+
 export function describeIdentity(identity: RuleIdentity | undefined): string {
   if (!identity) return 'any process';
   const label = identity.label ? `${identity.label} ` : '';
