@@ -68,7 +68,7 @@ export async function readImport(path: string, format: ImportFormat | undefined,
         try {
           return { source: name, value: await readJson(join(path, name)) };
         } catch (error) {
-          if (error instanceof UserError) return { source: name, error: error.message.replace(`${join(path, name)} `, '') };
+          if (error instanceof UserError) return { source: name, error: error.message.replace(`${join(path, name)} is `, '') };
           throw error;
         }
       }));
