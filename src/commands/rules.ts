@@ -271,6 +271,11 @@ async function list(target: Target, values: Values, io: RulesIo): Promise<number
     r.note ?? '',
   ].map(singleLine));
   const header = ['ID', 'ACTION', 'PROCESS', 'REMOTE', 'PROTO', 'DIR', 'DURATION', 'HITS', 'LAST HIT', 'NOTE'];
+  // Priorities (set by imports) decide before specificity: show them whenever a rule has one.
+  if (rules.some((r) => r.priority)) {
+    header.splice(2, 0, 'PRIO');
+    rules.forEach((r, i) => rows[i]?.splice(2, 0, r.priority ? String(r.priority) : '-'));
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ').trimEnd();
   io.stdout(`${rules.length} rule${rules.length === 1 ? '' : 's'} (${target.where})\n${line(header)}\n${rows.map(line).join('\n')}\n`);
