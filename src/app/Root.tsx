@@ -14,6 +14,7 @@ import { Screen, screenLayout, selectedDetails } from '../ui/Screen.js';
 import { ruleIdentityLabel } from '../ui/columns.js';
 import { decideAlways, decideDeleteRule, decideOnce, decideProcessOnce, pendingFlowsOf, type Decision } from './decide.js';
 import type { Clock, FlowStore } from './store.js';
+import { useFrozen } from './use-frozen.js';
 
 export interface Viewport {
   rows: number;
@@ -64,16 +65,16 @@ export function Root(props: RootProps) {
   const live = useSnapshot(store);
   const viewport = useViewport(props.viewport);
   const [ui, dispatch] = useReducer(reduceUi, undefined, initialUi);
-  const frozenAt = useRef<TableState | undefined>(undefined);
-  if (ui.frozen && !frozenAt.current) frozenAt.current = live;
-  if (!ui.frozen) frozenAt.current = undefined;
-  const table = frozenAt.current ?? live;
+  const frozen = useFrozen(live, ui.frozen, clock);
+  const table = frozen ?? live;
 
   const flowsSelector = useMemo(() => new FlowsSelector(), []);
   const processFilter = useMemo(() => new FlowFilter(), []);
   const tops = useRef<Record<ViewName, number>>({ flows: 0, processes: 0, rules: 0 });
 
-  const counts = useMemo(() => countFlows(table), [table, table.rev]);
+  // Frozen, the counts are the copy's, but flows waiting for a verdict are counted live: they still
+  // need an answer.
+  const counts = useMemo(() => (frozen ? { ...countFlows(frozen), pending: live.tally.pending } : countFlows(live)), [frozen, live, live.rev]);
   const flows = flowsSelector.select(table, { sort: ui.flowSort, filter: ui.filter });
   const processes = useMemo(
     () => (ui.view === 'processes' ? selectProcesses(table, { sort: ui.processSort, filter: ui.filter }, processFilter) : []),
@@ -242,7 +243,7 @@ export function Root(props: RootProps) {
       height={height}
       ascii={ascii}
       banner={props.banner}
-      now={Math.max(table.now, clock.now())}
+      now={frozen ? frozen.now : Math.max(table.now, clock.now())}
       sources={[...table.sources.values()]}
       counts={counts}
       ui={shownUi}

@@ -2,11 +2,19 @@
 import type { Attribution, Trust } from '../attribution/types.js';
 import type { FlowPhase, FlowRow, TableState } from './types.js';
 
+/** A blocked flow stays `blocked` after it is over (it lingers, dimmed, like a closed one: see
+ *  isOver); any other flow that ended is `closed`. */
 export function flowPhase(row: FlowRow): FlowPhase {
+  if (row.flow.verdict?.action === 'block') return 'blocked';
   if (row.closedAt !== undefined) return 'closed';
   if (row.flow.pending) return 'pending';
-  if (row.flow.verdict) return row.flow.verdict.action === 'block' ? 'blocked' : 'allowed';
+  if (row.flow.verdict) return 'allowed';
   return 'open';
+}
+
+/** Ended, or blocked: nothing of it passes any more; it lingers, dimmed, and then leaves the table. */
+export function isOver(row: FlowRow): boolean {
+  return row.closedAt !== undefined;
 }
 
 /** The name people see for a process, falling back to what the extension hinted. */

@@ -5,7 +5,7 @@
 // `frefox` finds firefox), and then against the DISTINCT process identities and hosts: fuse.js over
 // 100,000 rows takes hundreds of milliseconds a query, over a few thousand entries a few.
 import Fuse from 'fuse.js';
-import { flowPhase, displayName, processKey, userLabel } from './derive.js';
+import { flowPhase, displayName, isOver, processKey, userLabel } from './derive.js';
 import { isSubsequence, parseQuery, type FieldKey, type QueryTerm } from './query.js';
 import type { FlowRow, TableState } from './types.js';
 
@@ -28,8 +28,7 @@ export type RowPredicate = (row: FlowRow) => boolean;
  *  `blocked` and is also `closed`). */
 export function stateWords(row: FlowRow): readonly string[] {
   const phase = flowPhase(row);
-  if (phase === 'closed' && row.flow.verdict?.action === 'block') return ['blocked', 'closed'];
-  return [phase];
+  return phase === 'blocked' && isOver(row) ? ['blocked', 'closed'] : [phase];
 }
 
 function endpointText(address: string, port: number): string {

@@ -13,6 +13,7 @@ import type { ExtensionMessage, FlowRecord, Rule } from '../protocol/messages.js
 import type { ConnectionStatus, SourceEvent } from '../source/types.js';
 import type {
   AttributionUpdate,
+  ClosedEntry,
   FlowRow,
   SourceError,
   SourceInfo,
@@ -21,7 +22,7 @@ import type {
   Tally,
   TrafficSample,
 } from './types.js';
-import { STALE_MS, flowPhase } from './derive.js';
+import { STALE_MS, flowPhase, isOver } from './derive.js';
 import { shareStrings } from './intern.js';
 import { COUNTERS, GONE, Journal, WRITTEN } from './journal.js';
 import { TableRow } from './row.js';
@@ -75,7 +76,7 @@ interface Draft {
   attributions: Map<string, Attribution>;
   sources: Map<string, SourceInfo>;
   /** In place, like `flows`: copying up to tens of thousands of keys per step was garbage. */
-  closed: string[];
+  closed: ClosedEntry[];
   totals: { rx: number; tx: number };
   traffic: TrafficSample[];
   lastError?: SourceError;
@@ -156,8 +157,12 @@ function applyStatus(d: Draft, source: string, status: ConnectionStatus): void {
 function applyMessage(d: Draft, source: string, message: ExtensionMessage): void {
   switch (message.type) {
     case 'hello': {
+      // A hello starts a new connection: the snapshot that follows replaces everything known from
+      // this extension (protocol §4.6). Rows of the last connection would otherwise stay forever, and
+      // a restarted extension answers `unknown-flow` to any action on them.
+      forgetSource(d, source);
       const info = sourceInfo(d, source);
-      d.sources.set(source, { ...info, hello: message });
+      d.sources.set(source, { ...info, hello: message, rules: [] });
       return;
     }
     case 'flow':
@@ -174,7 +179,9 @@ function applyMessage(d: Draft, source: string, message: ExtensionMessage): void
       const row = d.flows.get(key);
       if (!row) return;
       const { pending: _pending, ...rest } = row.flow;
-      replaceRow(d, row, { flow: { ...rest, verdict: message.verdict } });
+      const flow = { ...rest, verdict: message.verdict };
+      replaceRow(d, row, { flow, ...blockedEnd(d, row, flow) });
+      if (message.verdict.action === 'block') noteClosed(d, key);
       return;
     }
     case 'rules': {
@@ -229,8 +236,30 @@ function upsertFlow(d: Draft, source: string, received: FlowRecord): void {
   const flow = shareStrings(received);
   const key = flowKey(source, flow.id);
   const old = d.flows.get(key);
-  const change = { flow, attribution: attributionFor(d, flow), appAttribution: appAttributionFor(d, flow) };
+  const change = { flow, attribution: attributionFor(d, flow), appAttribution: appAttributionFor(d, flow), ...blockedEnd(d, old, flow) };
   setRow(d, old ? makeRow(old, change, d.rev) : new TableRow(key, flow, change.attribution, change, NO_COUNTERS, d.rev));
+  if (flow.verdict?.action === 'block') noteClosed(d, key);
+}
+
+/** A blocked flow is over: nothing of it passes. It lingers like a closed one, counted as blocked
+ *  and not live, then leaves, whether or not the extension sends `end`; each new report of it (a
+ *  blocked sender's next datagram) restarts the linger. */
+function blockedEnd(d: Draft, old: FlowRow | undefined, flow: FlowRecord): Pick<RowChange, 'closedAt' | 'endReason' | 'rxRate' | 'txRate'> {
+  if (flow.verdict?.action !== 'block') return {};
+  return { closedAt: d.now, endReason: old?.endReason, rxRate: 0, txRate: 0 };
+}
+
+function noteClosed(d: Draft, key: string): void {
+  const row = d.flows.get(key);
+  if (row?.closedAt !== undefined) d.closed.push({ key, at: row.closedAt });
+}
+
+/** Drops every row of `source` (a new connection's snapshot replaces them). */
+function forgetSource(d: Draft, source: string): void {
+  const prefix = `${source}#`;
+  const keys: string[] = [];
+  for (const key of d.flows.keys()) if (key.startsWith(prefix)) keys.push(key);
+  for (const key of keys) removeRow(d, key);
 }
 
 const NO_COUNTERS = { rx: 0, tx: 0, rxRate: 0, txRate: 0, bytesTime: undefined };
@@ -254,10 +283,10 @@ function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
   d.tally.rxRate += sign * row.rxRate;
   d.tally.txRate += sign * row.txRate;
   const phase = flowPhase(row);
-  if (phase === 'closed') {
+  if (isOver(row)) {
     d.tally.closed += sign;
-    // A blocked flow usually ends at once; it still counts as blocked while it lingers.
-    if (row.flow.verdict?.action === 'block') d.tally.blocked += sign;
+    // A blocked flow is over at once; it still counts as blocked (never as live) while it lingers.
+    if (phase === 'blocked') d.tally.blocked += sign;
     return;
   }
   d.tally.live += sign;
@@ -327,8 +356,14 @@ function applyBytes(d: Draft, source: string, counters: ReadonlyArray<{ id: stri
   for (const c of counters) {
     const row = d.flows.get(flowKey(source, c.id));
     if (!row) continue;
-    const since = row.bytesTime ?? row.flow.time;
-    const seconds = Math.max((time - since) / 1000, 0.001);
+    // The first sample is a baseline, not traffic: a connection that was open before the extension
+    // (or flowtop) started reports everything it moved in its life, and dividing that by the moments
+    // since it was first seen gave rates such as 2.0G/s at age 0 s. Rates start with the second.
+    if (row.bytesTime === undefined) {
+      setCounters(d, row, c.rx, c.tx, 0, 0, time);
+      continue;
+    }
+    const seconds = Math.max((time - row.bytesTime) / 1000, 0.001);
     // Counters are cumulative; a smaller value means the extension restarted counting.
     const rxDelta = Math.max(c.rx - row.rx, 0);
     const txDelta = Math.max(c.tx - row.tx, 0);
@@ -350,9 +385,14 @@ function applyBytes(d: Draft, source: string, counters: ReadonlyArray<{ id: stri
 
 function endFlow(d: Draft, key: string, time: number, reason: string | undefined): void {
   const row = d.flows.get(key);
-  if (!row || row.closedAt !== undefined) return;
+  if (!row) return;
+  if (row.closedAt !== undefined) {
+    // Already over because it was blocked: keep its linger, take the extension's words for how it ended.
+    if (reason !== undefined && flowPhase(row) === 'blocked' && reason !== row.endReason) replaceRow(d, row, { endReason: reason });
+    return;
+  }
   replaceRow(d, row, { closedAt: time, endReason: reason, rxRate: 0, txRate: 0 });
-  d.closed.push(key);
+  d.closed.push({ key, at: time });
 }
 
 function applyAttributions(d: Draft, updates: readonly AttributionUpdate[]): void {
@@ -393,10 +433,13 @@ function pruneAttributions(d: Draft): void {
 function expireClosed(d: Draft): void {
   let drop = 0;
   while (drop < d.closed.length) {
-    const key = d.closed[drop]!;
+    const { key, at } = d.closed[drop]!;
     const row = d.flows.get(key);
-    if (row && row.closedAt !== undefined && d.now - row.closedAt < d.options.lingerMs) break;
-    if (row && row.closedAt !== undefined) removeRow(d, key);
+    // Stale entries (the row left, or ended again later and has a newer entry) are just dropped.
+    if (row && row.closedAt === at) {
+      if (d.now - at < d.options.lingerMs) break;
+      removeRow(d, key);
+    }
     drop++;
   }
   if (drop > 0) d.closed.splice(0, drop);
@@ -408,8 +451,8 @@ function enforceBound(d: Draft): void {
   // Closed flows leave first, oldest closed first.
   let drop = 0;
   while (over > 0 && drop < d.closed.length) {
-    const key = d.closed[drop++]!;
-    if (removeRow(d, key)) {
+    const { key, at } = d.closed[drop++]!;
+    if (d.flows.get(key)?.closedAt === at && removeRow(d, key)) {
       over--;
       d.evicted++;
     }

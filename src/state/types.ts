@@ -51,6 +51,11 @@ export interface Tally {
   readonly txRate: number;
 }
 
+export interface ClosedEntry {
+  readonly key: string;
+  readonly at: number;
+}
+
 export interface SourceInfo {
   readonly id: string;
   readonly status: ConnectionStatus;
@@ -89,8 +94,10 @@ export interface TableState {
   /** Attribution by base64 token. Updated in place. */
   readonly attributions: Map<string, Attribution>;
   readonly sources: ReadonlyMap<string, SourceInfo>;
-  /** Keys of closed flows in closing order, for lingering and eviction. Updated in place. */
-  readonly closed: string[];
+  /** Flows that ended (or were blocked), in the order they did, for lingering and eviction. An entry
+   *  whose `at` no longer equals its row's `closedAt` is stale (the row ended again later). Updated
+   *  in place. */
+  readonly closed: ClosedEntry[];
   readonly totals: { readonly rx: number; readonly tx: number };
   /** Byte deltas within the rate window, oldest first. */
   readonly traffic: readonly TrafficSample[];

@@ -2,7 +2,7 @@
 // table revision so an unchanged table costs nothing per frame.
 import type { Attribution, Signer, Trust } from '../attribution/types.js';
 import type { Rule } from '../protocol/messages.js';
-import { TRUST_RANK, flowPhase, processKey, processName, rowRate } from './derive.js';
+import { TRUST_RANK, flowPhase, isOver, processKey, processName, rowRate } from './derive.js';
 import { FlowFilter, type FilterSpec } from './filter.js';
 import { FlowSorter, type SortSpec } from './sort.js';
 import type { FlowRow, TableState } from './types.js';
@@ -85,9 +85,8 @@ export function selectProcesses(state: TableState, query: { sort: SortSpec<Proce
     if (TRUST_RANK[a.trust] < TRUST_RANK[g.trust]) g.trust = a.trust;
     const pid = a.pid ?? row.flow.pid;
     if (pid !== undefined) g.pidSet.add(pid);
-    const phase = flowPhase(row);
-    if (phase !== 'closed') g.live++;
-    if (phase === 'blocked') g.blocked++;
+    if (!isOver(row)) g.live++;
+    if (flowPhase(row) === 'blocked') g.blocked++;
     g.rx += row.rx;
     g.tx += row.tx;
     g.rate += rowRate(row, state.now);

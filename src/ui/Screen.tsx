@@ -3,7 +3,7 @@
 import { Box, Text } from 'ink';
 import { useEffect } from 'react';
 import type { Counts } from '../state/derive.js';
-import { flowPhase } from '../state/derive.js';
+import { isOver } from '../state/derive.js';
 import type { FlowRow, SourceInfo } from '../state/types.js';
 import type { UiState } from '../state/ui.js';
 import type { ProcessRow, RuleRow } from '../state/views.js';
@@ -119,7 +119,7 @@ export function Screen(p: ScreenProps) {
       <Table
         columns={layout(FLOW_COLUMNS, tableWidth)}
         rows={p.flows}
-        look={(r) => ({ trust: r.attribution.trust, alarm: r.attribution.trust === 'insecure' || r.appAttribution?.trust === 'insecure', dim: flowPhase(r) === 'closed' })}
+        look={(r) => ({ trust: r.attribution.trust, alarm: r.attribution.trust === 'insecure' || r.appAttribution?.trust === 'insecure', dim: isOver(r) })}
         top={p.top}
         cursor={p.cursor}
         height={tableRows}

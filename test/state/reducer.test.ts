@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { flowKey, initialTable, reduce, type TableAction } from '../../src/state/reducer.js';
-import { countFlows, flowPhase } from '../../src/state/derive.js';
+import { countFlows, flowPhase, rowRate } from '../../src/state/derive.js';
 import type { TableState } from '../../src/state/types.js';
 import { ev, flow, hello, insecure, secure, token } from './fixtures.js';
 
@@ -69,9 +69,24 @@ describe('flow table reducer', () => {
     const row = s.flows.get(flowKey('ext', f.id))!;
     expect(row.rx).toBe(3_000);
     expect(row.rxRate).toBe(2_000);
-    expect(s.totals).toEqual({ rx: 3_000, tx: 300 });
+    // The first sample was the baseline: only what moved after it is traffic.
+    expect(s.totals).toEqual({ rx: 2_000, tx: 200 });
     // The header total is the row's rate (one flow), not an average over a window.
     expect(countFlows(s).rxRate).toBe(2_000);
+  });
+
+  it('the first counter sample of a connection is a baseline: no rate until the second', () => {
+    // A connection open long before flowtop started, first seen now, with 2 GB moved in its life.
+    const old = flow({ time: 50_000 });
+    let s = run(initialTable({}, 50_000), { type: 'events', events: [ev({ type: 'flow', flow: old })] });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'bytes', time: 50_010, counters: [{ id: old.id, rx: 2_000_000_000, tx: 600_000_000 }] })] });
+    let row = s.flows.get(flowKey('ext', old.id))!;
+    expect(row.rx).toBe(2_000_000_000);
+    expect(rowRate(row, 50_010)).toBe(0);
+    expect(countFlows(s)).toMatchObject({ rxRate: 0, txRate: 0 });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'bytes', time: 51_010, counters: [{ id: old.id, rx: 2_000_004_000, tx: 600_001_000 }] })] });
+    row = s.flows.get(flowKey('ext', old.id))!;
+    expect([row.rxRate, row.txRate]).toEqual([4_000, 1_000]);
   });
 
   it('keeps rules per source and applies rule changes', () => {
@@ -104,7 +119,9 @@ describe('flow table reducer', () => {
     const down = flow({ time: 10_000 });
     const up = flow({ time: 10_000 });
     let s = run(initialTable({}, 10_000), { type: 'events', events: [ev({ type: 'flow', flow: down }), ev({ type: 'flow', flow: up })] });
-    // Counters once a second, as the passive monitor sends them: one flow receives, one sends.
+    // Counters once a second, as the passive monitor sends them: one flow receives, one sends. The
+    // first sample is the baseline.
+    s = run(s, { type: 'events', events: [ev({ type: 'bytes', time: 10_000, counters: [{ id: down.id, rx: 0, tx: 0 }, { id: up.id, rx: 0, tx: 0 }] })] });
     for (let t = 1; t <= 3; t++) {
       s = run(
         s,
