@@ -31,6 +31,7 @@ import { PendingTable, type PendingFlow } from './pending.js';
 import { QueueWorkerPool } from './worker-pool.js';
 import { ownerGone } from './reaper.js';
 import type { RuleBook } from './rule-book.js';
+import { RuleConversation } from './rule-requests.js';
 import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig } from './types.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -140,9 +141,17 @@ export class Agent {
   private reapTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly log: (line: string) => void;
+  private readonly ruleTalk: RuleConversation;
 
   constructor(readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => process.stderr.write(`flowtop agent: ${line}\n`));
+    this.ruleTalk = new RuleConversation({
+      rules: options.rules,
+      broadcast: (m) => this.server?.broadcastSoon(m),
+      watched: () => this.server?.clients.some((c) => c.subscribed) ?? false,
+      changed: () => this.sendRules(),
+      log: this.log,
+    });
   }
 
   get attributionMethod(): AttributionMethod {
@@ -182,7 +191,8 @@ export class Agent {
         Atomics.store(this.view, LISTENERS_SLOT, any ? 1n : 0n);
       },
       onMessage: (client, msg) => this.onMessage(client, msg),
-      authorize: (client) => authorizeClient(client, group.gid),
+      authorizePeer: (client) => authorizeClient(client, group.gid),
+      log: this.log,
     });
     await this.server.listen();
     this.files.publish(0o660, group.gid, this.log);
@@ -191,6 +201,7 @@ export class Agent {
     this.statusTimer.unref();
     this.reapTimer = setInterval(() => this.reap(), REAP_INTERVAL_MS);
     this.reapTimer.unref();
+    this.ruleTalk.start();
   }
 
   /** Pending flows whose process died get the default now, with the reason: nobody waits for them. */
@@ -368,7 +379,7 @@ export class Agent {
       const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
       if (!p) continue; // joined a flow that already waits
       this.server?.broadcast({ type: 'flow', flow: p.flow });
-      void this.settle(p, h.needsIdentity, h.exeKey);
+      this.settle(p, h.needsIdentity, h.exeKey).catch((error: unknown) => this.log(`settling flow ${p.flow.id} failed (the deadline decides it): ${error instanceof Error ? error.message : String(error)}`));
     }
   }
 
@@ -534,23 +545,14 @@ export class Agent {
       yield { type: 'flow', flow: l.flow };
       if (l.rx > 0 || l.tx > 0) counters.push({ id: l.flow.id, rx: l.rx, tx: l.tx });
     }
+    // One message: the server splits a long counter list across lines.
     if (counters.length > 0) yield { type: 'bytes', counters, time: Date.now() };
+    yield* this.ruleTalk.snapshot();
   }
 
   private onMessage(client: ServerClient, msg: RequestMessage): void {
-    switch (msg.type) {
-      case 'verdict':
-        return this.onVerdict(client, msg);
-      case 'rules-list':
-        client.send({ type: 'rules', rules: [...this.options.rules.list()] });
-        return;
-      case 'rule-add':
-        void this.addRule(client, msg.rule, msg.ref);
-        return;
-      case 'rule-remove':
-        void this.removeRule(client, msg.id, msg.ref);
-        return;
-    }
+    if (msg.type === 'verdict') return this.onVerdict(client, msg);
+    this.ruleTalk.handle(client, msg);
   }
 
   private onVerdict(client: ServerClient, msg: ClientVerdictMessage): void {
@@ -565,7 +567,10 @@ export class Agent {
     const blockMode = msg.blockMode ?? this.options.blockMode;
     const verdict: Verdict = { action: msg.action, by: 'user', ...(msg.action === 'block' ? { blockMode } : {}) };
     if (msg.remember === 'once') return this.decide(p, verdict);
-    void this.decideAndRemember(client, p, verdict, msg, blockMode);
+    this.decideAndRemember(client, p, verdict, msg, blockMode).catch((error: unknown) => {
+      this.log(`remembering a verdict failed: ${error instanceof Error ? error.message : String(error)}`);
+      client.reply('internal', `the verdict could not be remembered: ${error instanceof Error ? error.message : String(error)}`, msg.ref);
+    });
   }
 
   /** The rule is made while the flow is still held: its program cannot have exited yet (its connect
@@ -576,7 +581,7 @@ export class Agent {
     // The deadline or another client may have decided the flow meanwhile; a verdict is given once.
     if (this.pending.get(msg.id) === p) this.decide(p, verdict);
     if (typeof spec === 'string') return void client.reply('not-supported', spec, msg.ref);
-    await this.addRule(client, spec, msg.ref);
+    await this.ruleTalk.add(client, spec, msg.ref);
   }
 
   /** `block` on an allowed, live flow ends it: a TCP flow's socket is destroyed (the program sees
@@ -597,10 +602,13 @@ export class Agent {
     };
     if (msg.remember === 'once') return end();
     // As for a held flow: read the identity before the socket is destroyed and the program exits.
-    void this.ruleSpecFor(flow, msg, msg.blockMode ?? this.options.blockMode).then(async (spec) => {
+    this.ruleSpecFor(flow, msg, msg.blockMode ?? this.options.blockMode).then(async (spec) => {
       end();
       if (typeof spec === 'string') return void client.reply('not-supported', spec, msg.ref);
-      await this.addRule(client, spec, msg.ref);
+      await this.ruleTalk.add(client, spec, msg.ref);
+    }).catch((error: unknown) => {
+      this.log(`ending a live flow failed: ${error instanceof Error ? error.message : String(error)}`);
+      client.reply('internal', `the flow could not be ended: ${error instanceof Error ? error.message : String(error)}`, msg.ref);
     });
   }
 
@@ -625,23 +633,6 @@ export class Agent {
     if (!identity) return `cannot remember "always": the program's identity is not known${attribution?.reason ? ` (${attribution.reason.message})` : ''}`;
     spec.identity = identity;
     return spec;
-  }
-
-  private async addRule(client: ServerClient, spec: RuleSpec, ref?: string): Promise<void> {
-    try {
-      const rule = await this.options.rules.add(spec);
-      this.sendRules();
-      this.server?.broadcast({ type: 'rule-changed', op: 'added', rule });
-    } catch (error) {
-      client.reply('bad-message', `rule not added: ${(error as Error).message}`, ref);
-    }
-  }
-
-  private async removeRule(client: ServerClient, id: string, ref?: string): Promise<void> {
-    const rule = await this.options.rules.remove(id);
-    if (!rule) return void client.reply('unknown-rule', `no rule "${id}"`, ref);
-    this.sendRules();
-    this.server?.broadcast({ type: 'rule-changed', op: 'removed', rule });
   }
 
   // ---- status and shutdown ----
@@ -693,6 +684,7 @@ export class Agent {
     this.stopped = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.reapTimer) clearInterval(this.reapTimer);
+    this.ruleTalk.stop();
     const step = async (what: string, run: () => unknown): Promise<void> => {
       try {
         await run();

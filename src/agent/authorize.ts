@@ -1,8 +1,9 @@
 // Who may talk to the agent: root and members of the `flowtop` group. The socket file is 0660
 // root:flowtop, so others cannot even connect; the SO_PEERCRED check below is the second lock, for a
-// socket whose mode someone loosened or a --socket path in a shared directory.
+// socket whose mode someone loosened or a --socket path in a shared directory. It reads only what the
+// kernel recorded when the peer connected (SO_PEERCRED, SO_PEERGROUPS), never /proc/<pid>: a PID can
+// be reused by another process (a group member's) while the connection lives on in a child.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { ServerClient } from '../protocol/server.js';
 
 export const AGENT_GROUP = 'flowtop';
@@ -23,20 +24,11 @@ function groupId(name: string): number | undefined {
   return r.status === 0 && Number.isInteger(gid) ? gid : undefined;
 }
 
-/** Supplementary groups of a live process (SO_PEERCRED only carries the primary gid). */
-function groupsOf(pid: number): number[] {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Groups:'));
-    return line ? line.slice(7).trim().split(/\s+/).filter(Boolean).map(Number) : [];
-  } catch {
-    return [];
-  }
-}
-
 /** true for root and group members; otherwise the reason given to the client. */
 export function authorizeClient(client: ServerClient, gid: number): true | string {
   const peer = client.peer;
   if (!peer) return 'the agent cannot tell who you are (no SO_PEERCRED): refused';
-  if (peer.uid === 0 || peer.gid === gid || groupsOf(peer.pid).includes(gid)) return true;
+  if (peer.uid === 0 || peer.gid === gid || peer.groups?.includes(gid)) return true;
+  if (!peer.groups) return `uid ${peer.uid} is not root and its primary group is not "${AGENT_GROUP}", and this kernel does not report supplementary groups (SO_PEERGROUPS, Linux 4.13+): refused`;
   return `uid ${peer.uid} is not root and not in group "${AGENT_GROUP}": only they may watch flows, send verdicts and change rules (sudo usermod -aG ${AGENT_GROUP} USER)`;
 }

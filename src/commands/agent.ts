@@ -203,6 +203,13 @@ export async function run(argv: string[]): Promise<number> {
     attribution.close?.();
     throw new UserError(`agent could not start: ${(error as Error).message}`);
   }
+  // Last line of defence: a bug on some path must not stop the firewall (an agent that dies leaves
+  // its queue rules behind, and fail-closed they blackhole every new connection). Said loudly, kept going.
+  const survive = (what: string) => (error: unknown): void => {
+    process.stderr.write(`flowtop agent: BUG: ${what} (kept running): ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+  };
+  process.on('uncaughtException', survive('uncaught exception'));
+  process.on('unhandledRejection', survive('unhandled rejection'));
   process.stderr.write(`flowtop agent: ready on ${flags.socket}\n`);
   const reason = await stop.requested;
   if (reason !== 'fatal') log(`${reason} received: stopping (removing the firewall rules, BPF programs and socket)`);

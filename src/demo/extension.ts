@@ -150,6 +150,12 @@ class DemoRun {
         for (const message of rulesMessages(this.flows.rules.list(), msg.ref)) client.send(message);
         return;
     }
+    // The change a request caused is answered by its rule-changed carrying the request's ref
+    // (docs/protocol.md §6): that is how the asking client knows it was done.
+    if (msg.ref !== undefined) {
+      const ref = msg.ref;
+      outcome = { ...outcome, broadcast: outcome.broadcast.map((m) => (m.type === 'rule-changed' && m.op !== 'updated' ? { ...m, ref } : m)) };
+    }
     this.apply(outcome);
     if (outcome.error) client.reply(outcome.error.code, outcome.error.message, msg.ref);
   }

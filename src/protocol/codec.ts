@@ -44,6 +44,21 @@ export function encodeMessage(msg: ExtensionMessage | ClientMessage): string {
   return `${line}\n`;
 }
 
+/** One message as one or more NDJSON lines, each under the limit: a `bytes` or `rules` message too
+ *  long for one line is split as protocol §2 requires (the parts of a `rules` list keep its `ref`, all
+ *  but the last say `continues`). Any other message over the limit throws MessageTooLongError. */
+export function encodeLines(msg: ExtensionMessage): string {
+  const line = JSON.stringify(msg);
+  if (line.length * 3 <= MAX_LINE_BYTES || Buffer.byteLength(line, 'utf8') <= MAX_LINE_BYTES) return `${line}\n`;
+  if (msg.type === 'bytes') return bytesMessages(msg.counters, msg.time).map(encodeMessage).join('');
+  if (msg.type === 'rules') {
+    const parts = rulesSnapshot(msg.rules, msg.ref);
+    if (msg.continues) parts[parts.length - 1]!.continues = true;
+    return parts.map(encodeMessage).join('');
+  }
+  throw new MessageTooLongError(Buffer.byteLength(line, 'utf8'));
+}
+
 /** Splits a list into as many messages as needed to keep each line under MAX_LINE_BYTES. */
 function split<T, M>(items: readonly T[], make: (part: T[], last: boolean) => M): M[] {
   const out: M[] = [];

@@ -5,7 +5,7 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { peerCredentials, type PeerCredentials } from '../native/linux/peercred.js';
-import { decodeClientMessage, encodeMessage, frameError, type ProtocolError } from './codec.js';
+import { decodeClientMessage, encodeLines, frameError, type ProtocolError } from './codec.js';
 import { LineSplitter, type FrameEvent } from './framing.js';
 import type { ClientMessage, ErrorCode, ExtensionMessage, HelloMessage, SubscribeMessage } from './messages.js';
 import { PROTOCOL_VERSION } from './messages.js';
@@ -16,6 +16,15 @@ export const DEFAULT_MAX_ERRORS = 50;
 export const DEFAULT_MAX_WRITE_BUFFER = 8 * 1024 * 1024;
 export const DEFAULT_MAX_CLIENTS = 64;
 export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 10_000;
+/** What all clients' unsent output may cost together (see queuedCost): 64 clients at 8 MiB each would
+ *  be half a gigabyte of nominal queue, and several times that in heap (a flood of short replies held
+ *  1.1 GB for 60 clients). Past it the client with the most waiting is dropped. */
+export const DEFAULT_MAX_TOTAL_WRITE_BUFFER = 64 * 1024 * 1024;
+/** A client's requests are not read while this much output waits for it: one that sends requests
+ *  without reading the answers stalls itself (its requests wait in the kernel), not the extension. */
+const READ_PAUSE_BYTES = 256 * 1024;
+/** Heap a queued write holds besides its text (the string header, the stream's request entry). */
+const WRITE_OVERHEAD_BYTES = 160;
 
 export interface ServerClient {
   readonly id: string;
@@ -41,12 +50,21 @@ export interface ExtensionServerOptions {
    *  Synchronous on purpose, so no broadcast can fall between the snapshot and the live stream. */
   onSubscribe?: (client: ServerClient) => Iterable<ExtensionMessage>;
   onMessage?: (client: ServerClient, msg: RequestMessage) => void;
+  /** Decides whether the peer may talk to this extension at all, when it connects (from its
+   *  credentials): true, or the reason it may not. A refused peer is sent nothing but one
+   *  `not-authorised` error (no hello: the host name and mode are not for it), then closed. */
+  authorizePeer?: (client: ServerClient) => true | string;
   /** Every client message, subscribe included, passes here first. true: allowed; false or a reason:
    *  refused with `not-authorised` (a refused subscribe also closes the connection). */
   authorize?: (client: ServerClient, msg: ClientMessage) => boolean | string;
+  /** Told about failures the server survived (an extension callback that threw, a message it could
+   *  not encode): nothing a client does may stop the server. */
+  log?: (line: string) => void;
   onClientClosed?: (client: ServerClient, reason: string) => void;
   maxErrors?: number;
   maxWriteBufferBytes?: number;
+  /** Bound on all clients' queued output together (DEFAULT_MAX_TOTAL_WRITE_BUFFER). */
+  maxTotalWriteBufferBytes?: number;
   maxClients?: number;
   subscribeTimeoutMs?: number;
   /** chmod of the socket file after listen (e.g. 0o666 when authorize checks peers itself). */
@@ -57,16 +75,32 @@ class Connection implements ServerClient {
   peer?: PeerCredentials;
   info?: { name: string; version: string };
   subscribed = false;
+  /** The peer ended its side; closed once its input is handled. */
+  ended = false;
   errors = 0;
   closed = false;
   readonly splitter = new LineSplitter();
+  /** Framed input not handled yet: held while the client's output is backed up (READ_PAUSE_BYTES). */
+  inbox: FrameEvent[] = [];
+  readPaused = false;
+  /** Writes handed to the socket and not yet flushed. */
+  writesQueued = 0;
+  private readonly written = (): void => {
+    this.writesQueued--;
+  };
 
   constructor(readonly id: string, readonly socket: Socket, private readonly owner: ExtensionServer) {
     this.peer = peerCredentials(socket);
   }
 
   send(msg: ExtensionMessage): boolean {
-    return this.write(encodeMessage(msg));
+    const lines = this.owner.encode(msg);
+    return lines === undefined ? !this.closed : this.write(lines);
+  }
+
+  /** Heap held by unsent output beyond the snapshot's slack, as the total bound counts it. */
+  get queuedCost(): number {
+    return Math.max(0, this.socket.writableLength - this.slack) + this.writesQueued * WRITE_OVERHEAD_BYTES;
   }
 
   /** Extra room while the subscribe snapshot drains: a large snapshot is not a slow client. */
@@ -74,12 +108,14 @@ class Connection implements ServerClient {
 
   write(line: string, done?: () => void): boolean {
     if (this.closed) return false;
-    this.socket.write(line, done);
+    this.writesQueued++;
+    this.socket.write(line, done ? () => { this.written(); done(); } : this.written);
     const queued = this.socket.writableLength;
     if (queued > this.owner.maxWriteBuffer + this.slack) {
       this.drop(`too slow: ${queued} bytes waiting to be sent (limit ${this.owner.maxWriteBuffer})`);
       return false;
     }
+    if (queued > READ_PAUSE_BYTES) return this.owner.checkTotal(this);
     return true;
   }
 
@@ -107,6 +143,7 @@ class Connection implements ServerClient {
 
 export class ExtensionServer {
   readonly maxWriteBuffer: number;
+  private readonly maxTotalWriteBuffer: number;
   private readonly maxErrors: number;
   private readonly maxClients: number;
   private readonly subscribeTimeoutMs: number;
@@ -121,6 +158,7 @@ export class ExtensionServer {
   constructor(private readonly options: ExtensionServerOptions) {
     this.maxErrors = options.maxErrors ?? DEFAULT_MAX_ERRORS;
     this.maxWriteBuffer = options.maxWriteBufferBytes ?? DEFAULT_MAX_WRITE_BUFFER;
+    this.maxTotalWriteBuffer = options.maxTotalWriteBufferBytes ?? DEFAULT_MAX_TOTAL_WRITE_BUFFER;
     this.maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     this.subscribeTimeoutMs = options.subscribeTimeoutMs ?? DEFAULT_SUBSCRIBE_TIMEOUT_MS;
   }
@@ -153,16 +191,51 @@ export class ExtensionServer {
   /** Sends one message to every subscribed client now (with anything broadcastSoon held back before
    *  it, in the same write); returns how many were sent it. */
   broadcast(msg: ExtensionMessage): number {
-    const sent = this.toSubscribers(encodeMessage(msg));
+    const lines = this.encode(msg);
+    const sent = lines === undefined ? 0 : this.toSubscribers(lines);
     this.flushSoon();
     return sent;
+  }
+
+  /** The message's lines (split when it is a long list); undefined, and logged, when it cannot be
+   *  sent at all: a message the extension built wrong is skipped, it never stops the server. */
+  encode(msg: ExtensionMessage): string | undefined {
+    try {
+      return encodeLines(msg);
+    } catch (error) {
+      this.log(`not sent: a "${msg.type}" message: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+  }
+
+  private log(line: string): void {
+    try {
+      this.options.log?.(line);
+    } catch { /* a failing logger must not stop the server either */ }
+  }
+
+  /** Called when `c` has much output waiting: past the bound on all clients together, the client
+   *  with the most waiting is dropped (usually `c`). Returns whether `c` is still connected. */
+  checkTotal(c: Connection): boolean {
+    let total = 0;
+    let worst: Connection | undefined;
+    for (const other of this.connections.values()) {
+      const cost = other.queuedCost;
+      total += cost;
+      if (!worst || cost > worst.queuedCost) worst = other;
+    }
+    if (total > this.maxTotalWriteBuffer && worst) {
+      worst.drop(`too slow: ${worst.socket.writableLength} bytes waiting to be sent while all clients together had ${total} (limit ${this.maxTotalWriteBuffer})`);
+    }
+    return !c.closed;
   }
 
   /** Sends a message that may wait for the end of this turn of the event loop: what is broadcast in
    *  one turn (decisions, a poll's counters and ends) leaves in one write per client, not one system
    *  call — and one wake-up of each client — per line. Order with broadcast() is kept. */
   broadcastSoon(msg: ExtensionMessage): number {
-    const line = encodeMessage(msg);
+    const line = this.encode(msg);
+    if (line === undefined) return 0;
     if (this.corked.length === 0) {
       for (const c of this.connections.values()) {
         if (!c.subscribed || c.closed) continue;
@@ -215,8 +288,22 @@ export class ExtensionServer {
       c.close('too many clients');
       return;
     }
+    const allowed = this.peerAllowed(c);
+    if (allowed !== true) {
+      c.reply('not-authorised', allowed);
+      c.close('not authorised');
+      return;
+    }
     this.connections.set(c.id, c);
-    const hello = typeof this.options.hello === 'function' ? this.options.hello(c) : this.options.hello;
+    let hello: HelloMessage;
+    try {
+      hello = typeof this.options.hello === 'function' ? this.options.hello(c) : this.options.hello;
+    } catch (error) {
+      this.log(`hello failed: ${error instanceof Error ? error.message : String(error)}`);
+      c.reply('internal', 'the extension could not say hello');
+      c.close('hello failed');
+      return;
+    }
     c.send(hello);
     const timer = setTimeout(() => {
       if (c.subscribed || c.closed) return;
@@ -225,24 +312,67 @@ export class ExtensionServer {
     }, this.subscribeTimeoutMs);
     timer.unref();
     socket.on('data', (chunk: Buffer) => this.receive(c, c.splitter.push(chunk)));
+    socket.on('drain', () => this.receive(c, []));
     socket.on('end', () => {
+      c.ended = true;
       this.receive(c, c.splitter.end());
-      c.close('peer ended the connection');
     });
   }
 
-  private receive(c: Connection, events: FrameEvent[]): void {
-    for (const event of events) {
-      if (c.closed) return;
-      if (event.kind !== 'line') {
-        const error = frameError(event);
-        if (error) this.misbehaved(c, error);
-        continue;
-      }
-      const decoded = decodeClientMessage(event.line);
-      if (!decoded.ok) this.misbehaved(c, decoded.error);
-      else this.handle(c, decoded.message);
+  /** The peer's credentials against authorizePeer; a check that throws refuses. */
+  private peerAllowed(c: Connection): true | string {
+    if (!this.options.authorizePeer) return true;
+    try {
+      return this.options.authorizePeer(c);
+    } catch (error) {
+      this.log(`authorising a peer failed: ${error instanceof Error ? error.message : String(error)}`);
+      return 'the extension could not check who you are: refused';
     }
+  }
+
+  /** Handles framed input in order. While much output waits for the client, the rest is held and
+   *  the socket paused: a client that floods requests without reading the answers gets no more
+   *  answers queued until it reads (the 'drain' handler resumes). */
+  private receive(c: Connection, events: FrameEvent[]): void {
+    if (c.inbox.length === 0) c.inbox = events;
+    else for (const e of events) c.inbox.push(e);
+    let i = 0;
+    while (i < c.inbox.length && !c.closed) {
+      if (c.socket.writableLength > READ_PAUSE_BYTES) {
+        c.inbox = c.inbox.slice(i);
+        if (!c.readPaused) {
+          c.readPaused = true;
+          c.socket.pause();
+        }
+        return;
+      }
+      const event = c.inbox[i++]!;
+      try {
+        this.event(c, event);
+      } catch (error) {
+        // Not reachable by design (decoding never throws, extension callbacks are guarded): kept
+        // so that no input can ever throw out of a socket handler and end the process.
+        this.log(`handling client ${c.id}: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+        c.reply('internal', 'the extension failed to handle a message');
+      }
+    }
+    c.inbox = [];
+    if (c.readPaused && !c.closed) {
+      c.readPaused = false;
+      c.socket.resume();
+    }
+    if (c.ended) c.close('peer ended the connection');
+  }
+
+  private event(c: Connection, event: FrameEvent): void {
+    if (event.kind !== 'line') {
+      const error = frameError(event);
+      if (error) this.misbehaved(c, error);
+      return;
+    }
+    const decoded = decodeClientMessage(event.line);
+    if (!decoded.ok) this.misbehaved(c, decoded.error);
+    else this.handle(c, decoded.message);
   }
 
   /** A protocol error by the client: answered, skipped, and counted against the limit. */
@@ -267,11 +397,19 @@ export class ExtensionServer {
       // Snapshot then live, with nothing in between: onSubscribe is synchronous.
       let snapshot = 0;
       let last = '';
-      for (const m of this.options.onSubscribe?.(c) ?? []) {
-        if (last && !c.write(last)) return;
-        last = encodeMessage(m);
-        snapshot += last.length;
-        c.slack = snapshot;
+      try {
+        for (const m of this.options.onSubscribe?.(c) ?? []) {
+          const lines = this.encode(m);
+          if (lines === undefined) continue;
+          if (last && !c.write(last)) return;
+          last = lines;
+          snapshot += last.length;
+          c.slack = snapshot;
+        }
+      } catch (error) {
+        this.log(`snapshot for client ${c.id} failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+        c.reply('internal', `the extension could not send its snapshot: ${error instanceof Error ? error.message : String(error)}`, msg.ref);
+        return c.close('snapshot failed');
       }
       if (last && !c.write(last, () => (c.slack = 0))) return;
       c.subscribed = true;
@@ -282,12 +420,19 @@ export class ExtensionServer {
     try {
       this.options.onMessage?.(c, msg);
     } catch (error) {
+      this.log(`handling "${msg.type}" from client ${c.id}: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
       c.reply('internal', `the extension failed to handle "${msg.type}": ${error instanceof Error ? error.message : String(error)}`, msg.ref);
     }
   }
 
   private authorized(c: Connection, msg: ClientMessage): boolean {
-    const verdict = this.options.authorize ? this.options.authorize(c, msg) : true;
+    let verdict: boolean | string;
+    try {
+      verdict = this.options.authorize ? this.options.authorize(c, msg) : true;
+    } catch (error) {
+      this.log(`authorising "${msg.type}" failed: ${error instanceof Error ? error.message : String(error)}`);
+      verdict = false;
+    }
     if (verdict === true) return true;
     const who = c.peer ? `uid ${c.peer.uid} (pid ${c.peer.pid})` : 'this client';
     c.reply('not-authorised', typeof verdict === 'string' ? verdict : `${who} may not send "${msg.type}"`, msg.ref);

@@ -3,9 +3,15 @@
 // the request's ref; a change is broadcast to every client as `rule-changed`.
 import { UserError } from '../errors.js';
 import { rulesSnapshot } from '../protocol/codec.js';
-import type { ErrorCode, ExtensionMessage, RuleAddMessage, RuleRemoveMessage, RulesListMessage } from '../protocol/messages.js';
+import type { ErrorCode, ExtensionMessage, Rule, RuleAddMessage, RuleRemoveMessage, RuleSpec, RulesListMessage } from '../protocol/messages.js';
 import { parseRuleSpec } from './model.js';
-import type { RuleStore } from './store.js';
+
+/** Where the rules are kept: a RuleStore, or the agent's rule book over one. */
+export interface RuleKeeper {
+  rules(): readonly Rule[];
+  add(spec: RuleSpec, now: number): Promise<Rule>;
+  remove(id: string): Promise<Rule | undefined>;
+}
 
 export type RuleRequest = RuleAddMessage | RuleRemoveMessage | RulesListMessage;
 
@@ -15,6 +21,9 @@ export interface RuleReplies {
   /** To every subscribed client. */
   broadcast(msg: ExtensionMessage): void;
   error(code: ErrorCode, message: string, ref?: string): void;
+  /** After a rule was added or removed, before the change is broadcast (the agent tells its queue
+   *  threads here). */
+  changed?(): void;
 }
 
 export function isRuleRequest(msg: { type: string }): msg is RuleRequest {
@@ -22,11 +31,11 @@ export function isRuleRequest(msg: { type: string }): msg is RuleRequest {
 }
 
 /** The `rules` messages of a snapshot (after subscribe) or a rules-list answer. */
-export function rulesMessages(store: RuleStore, ref?: string): ExtensionMessage[] {
+export function rulesMessages(store: RuleKeeper, ref?: string): ExtensionMessage[] {
   return rulesSnapshot(store.rules(), ref);
 }
 
-export async function handleRuleRequest(store: RuleStore, msg: RuleRequest, replies: RuleReplies, now: number = Date.now()): Promise<void> {
+export async function handleRuleRequest(store: RuleKeeper, msg: RuleRequest, replies: RuleReplies, now: number = Date.now()): Promise<void> {
   const ref = msg.ref;
   try {
     switch (msg.type) {
@@ -37,12 +46,14 @@ export async function handleRuleRequest(store: RuleStore, msg: RuleRequest, repl
         const checked = parseRuleSpec(msg.rule, 'rule');
         if (!checked.ok) return replies.error('bad-message', `rule-add message: ${checked.problems.join('; ')}`, ref);
         const rule = await store.add(checked.value, now);
+        replies.changed?.();
         replies.broadcast({ type: 'rule-changed', op: 'added', rule, ...(ref ? { ref } : {}) });
         return;
       }
       case 'rule-remove': {
         const rule = await store.remove(msg.id);
         if (!rule) return replies.error('unknown-rule', `no rule with id "${msg.id}"`, ref);
+        replies.changed?.();
         replies.broadcast({ type: 'rule-changed', op: 'removed', rule, ...(ref ? { ref } : {}) });
         return;
       }

@@ -7,7 +7,8 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { ExtensionServer, type ExtensionServerOptions, type ServerClient } from '../../src/protocol/server.js';
 import type { ClientMessage } from '../../src/protocol/messages.js';
 import { connectRaw, socketDir, waitFor, type RawClient } from './wire.js';
-import { flow, hello, linuxToken } from './samples.js';
+import { flow, hello, linuxToken, rule } from './samples.js';
+import { MAX_LINE_BYTES } from '../../src/protocol/messages.js';
 
 const subscribe = `{"type":"subscribe","protocol":1,"client":{"name":"test","version":"1"}}\n`;
 
@@ -213,6 +214,102 @@ describe('limits', () => {
     expect(closedReasons[0]).toMatch(/too slow: \d+ bytes waiting/);
   });
 
+  test('a client that sends requests without reading the answers stalls itself: the extension stops reading it', async () => {
+    const big = { ...rule, note: 'x'.repeat(4000) };
+    const s = await start({
+      onMessage: (client, msg) => {
+        received.push({ client, msg });
+        if (msg.type === 'rules-list') client.send({ type: 'rules', rules: Array.from({ length: 15 }, (_, i) => ({ ...big, id: `r${i}` })), ...(msg.ref ? { ref: msg.ref } : {}) });
+      },
+    });
+    const c = await subscribed(s);
+    c.socket.pause();
+    const request = '{"type":"rules-list"}\n'.repeat(20_000); // answers would be 1.2 GB
+    c.write(request);
+    await new Promise((r) => setTimeout(r, 500));
+    // Only as many answers as fill the pause threshold, plus what the kernel buffers hold.
+    expect(received.length).toBeGreaterThan(0);
+    expect(received.length).toBeLessThan(200);
+    expect(s.clients).toHaveLength(1);
+    // Reading again: the held requests are answered, in order.
+    const before = received.length;
+    c.socket.resume();
+    await waitFor(() => received.length > before + 100, 10_000, 'more requests handled once the client reads');
+  });
+
+  test('past the bound on all clients together, the client with the most waiting is dropped', async () => {
+    const s = await start({ maxTotalWriteBufferBytes: 2 * 1024 * 1024 });
+    const [slow, slower, reader] = [await subscribed(s), await subscribed(s), await subscribed(s)];
+    await waitFor(() => s.clients.filter((x) => x.subscribed).length === 3, 5000, 'three subscribers');
+    slow.socket.pause();
+    slower.socket.pause();
+    let received = 0;
+    reader.socket.on('data', () => received++);
+    const note = 'y'.repeat(2000);
+    for (let i = 0; i < 2000 && s.clients.length === 3; i++) {
+      // the slower one gets a second copy of each line (a reply only it asked for)
+      const line = flow(`f${i}`, { ownerError: note });
+      s.broadcast(line);
+      s.clients.find((x) => x.id === 'c2')?.send(line);
+    }
+    expect(s.clients.map((x) => x.id).sort()).toEqual(['c1', 'c3']);
+    expect(closedReasons[0]).toMatch(/too slow: \d+ bytes waiting to be sent while all clients together had \d+ \(limit 2097152\)/);
+    await waitFor(() => received > 0, 5000, 'the reading client to get lines');
+    expect(reader.isClosed()).toBe(false);
+  });
+
+  test('lists too long for a line are split: bytes in parts, rules with continues and the ref on each', async () => {
+    const counters = Array.from({ length: 5000 }, (_, i) => ({ id: `flow-${i}`, rx: 1_000_000 + i, tx: 2_000_000 + i }));
+    const rules = Array.from({ length: 400 }, (_, i) => ({ ...rule, id: `r${i}`, note: 'n'.repeat(300) }));
+    const s = await start({
+      onSubscribe: () => [{ type: 'bytes', counters, time: 5 }],
+      onMessage: (client, msg) => {
+        if (msg.type === 'rules-list') client.send({ type: 'rules', rules, ...(msg.ref ? { ref: msg.ref } : {}) });
+      },
+    });
+    const c = await connectRaw(s.path);
+    await c.next();
+    const raw: string[] = [];
+    c.socket.on('data', (d: string) => raw.push(d));
+    c.write(subscribe);
+    const got: Array<{ id: string }> = [];
+    while (got.length < counters.length) {
+      const m = await c.next();
+      expect(m['type']).toBe('bytes');
+      got.push(...(m['counters'] as Array<{ id: string }>));
+    }
+    expect(got.map((x) => x.id)).toEqual(counters.map((x) => x.id));
+    c.write('{"type":"rules-list","ref":"big"}\n');
+    const parts: Array<Record<string, unknown>> = [];
+    do parts.push(await c.next()); while (parts[parts.length - 1]!['continues'] === true);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts) expect(p['ref']).toBe('big');
+    expect(parts.flatMap((p) => (p['rules'] as Array<{ id: string }>).map((r) => r.id))).toEqual(rules.map((r) => r.id));
+    for (const line of raw.join('').split('\n')) expect(Buffer.byteLength(line)).toBeLessThanOrEqual(MAX_LINE_BYTES);
+  });
+
+  test('an extension callback that throws, or a message that cannot be sent, never stops the server', async () => {
+    const logged: string[] = [];
+    const s = await start({
+      log: (line) => logged.push(line),
+      onSubscribe: (client) => {
+        if (client.id === 'c1') throw new Error('snapshot bug');
+        return [flow('ok')];
+      },
+    });
+    const first = await connectRaw(s.path);
+    await first.next();
+    first.write(subscribe);
+    expect(await first.next()).toMatchObject({ type: 'error', code: 'internal', message: expect.stringContaining('snapshot bug') });
+    await first.closed;
+    const second = await subscribed(s);
+    expect(await second.next()).toMatchObject({ type: 'flow', flow: { id: 'ok' } });
+    // A single flow over the line limit cannot be split: it is skipped and logged, not thrown.
+    expect(s.broadcast(flow('huge', { ownerError: 'z'.repeat(70_000) }))).toBe(0);
+    expect(logged.join('\n')).toMatch(/snapshot bug[\s\S]*not sent: a "flow" message: encoded message is \d+ bytes/);
+    await stillServed(second);
+  });
+
   test('past the client limit a new connection is told why and closed; others are unaffected', async () => {
     const s = await start({ maxClients: 1 });
     const first = await subscribed(s);
@@ -245,7 +342,17 @@ describe('authorisation and peers', () => {
   test.runIf(process.platform === 'linux')('the peer credentials are those of the connecting process', async () => {
     const s = await start();
     await subscribed(s);
-    expect(s.clients[0]?.peer).toEqual({ pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.() });
+    const groups = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('Groups:'))!.slice(7).trim().split(/\s+/).filter(Boolean).map(Number);
+    expect(s.clients[0]?.peer).toEqual({ pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.(), groups });
+  });
+
+  test('a peer refused when it connects gets one not-authorised line, no hello, and is closed', async () => {
+    const s = await start({ authorizePeer: () => 'members only' });
+    const c = await connectRaw(s.path);
+    expect(await c.next()).toEqual({ type: 'error', code: 'not-authorised', message: 'members only' });
+    await c.closed;
+    await expect(c.next(200)).rejects.toThrow(/closed/);
+    expect(s.clients).toHaveLength(0);
   });
 
   test('valid verdicts and rule changes reach the extension decoded', async () => {

@@ -4,9 +4,13 @@ import type { Socket } from 'node:net';
 import { libc } from './libc.js';
 
 export interface PeerCredentials {
+  /** A hint only: the PID may belong to another process by the time anyone reads it. */
   pid: number;
   uid: number;
   gid: number;
+  /** Supplementary groups the peer had when it connected (SO_PEERGROUPS); undefined where the
+   *  kernel does not say (before Linux 4.13). */
+  groups?: number[];
 }
 
 // <asm-generic/socket.h>: the same on x86_64 and aarch64.
@@ -14,6 +18,10 @@ const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 /** struct ucred { pid_t pid; uid_t uid; gid_t gid; } */
 const UCRED_BYTES = 12;
+const SO_PEERGROUPS = 59;
+/** NGROUPS_MAX is 65536; a first try with room for 64 covers nearly everyone. */
+const FIRST_GROUPS = 64;
+const GID_BYTES = 4;
 
 /** Node keeps the descriptor on a private handle; this cast stays in this one file. */
 function socketFd(socket: Socket): number | undefined {
@@ -36,5 +44,30 @@ export function peerCredentials(socket: Socket): PeerCredentials | undefined {
     return undefined; // libc could not be loaded: no credentials rather than a crash
   }
   if (length.readUInt32LE(0) < UCRED_BYTES) return undefined;
-  return { pid: value.readInt32LE(0), uid: value.readUInt32LE(4), gid: value.readUInt32LE(8) };
+  const groups = peerGroups(fd);
+  return { pid: value.readInt32LE(0), uid: value.readUInt32LE(4), gid: value.readUInt32LE(8), ...(groups ? { groups } : {}) };
+}
+
+/** The supplementary groups the kernel recorded with the peer's credentials at connect(2): unlike
+ *  /proc/PID/status, they cannot belong to another process that reused the PID. */
+function peerGroups(fd: number): number[] | undefined {
+  let room = FIRST_GROUPS;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const value = Buffer.alloc(room * GID_BYTES);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(value.length, 0);
+    try {
+      if (libc().getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, value, length) === 0) {
+        const count = Math.floor(length.readUInt32LE(0) / GID_BYTES);
+        return Array.from({ length: count }, (_, i) => value.readUInt32LE(i * GID_BYTES));
+      }
+    } catch {
+      return undefined;
+    }
+    // ERANGE: the kernel wrote the size it needs into length.
+    const needed = Math.ceil(length.readUInt32LE(0) / GID_BYTES);
+    if (needed <= room) return undefined;
+    room = needed;
+  }
+  return undefined;
 }
