@@ -32,6 +32,7 @@ import { QueueWorkerPool } from './worker-pool.js';
 import { ownerGone } from './reaper.js';
 import type { RuleBook } from './rule-book.js';
 import { RuleConversation } from './rule-requests.js';
+import { effectivePolicy } from './effective-policy.js';
 import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig } from './types.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -531,8 +532,8 @@ export class Agent {
       mode: {
         failOpen: this.options.failOpen,
         attribution: this.method,
-        defaultAction: this.defaultAction,
         timeoutMs: this.options.timeoutMs,
+        ...effectivePolicy(this.options, this.options.rules.policy()),
       },
     };
   }

@@ -430,6 +430,10 @@ async function policyCommand(values: Values, io: RulesIo): Promise<number> {
 
   const path = values.rules ?? DEFAULT_RULES_PATH;
   const changing = Object.keys(next).length > 0;
+  if (!changing && values.rules === undefined) {
+    const shown = await showAgentPolicy(values, io);
+    if (shown !== undefined) return shown;
+  }
   // As for the other commands, --rules names a file to edit directly; without it, ask the agent first.
   if (changing && values.rules === undefined) {
     const sockets = explicitSocketPaths(values.socket ?? [], io.env);
@@ -456,4 +460,40 @@ async function policyCommand(values: Values, io: RulesIo): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** The policy a running agent applies (its flags and its rules file combined), as its hello says,
+ *  with where each part comes from. undefined when no agent answers on the default socket (the file
+ *  is shown instead); an explicit --socket with nothing there is an error. */
+async function showAgentPolicy(values: Values, io: RulesIo): Promise<number | undefined> {
+  const sockets = explicitSocketPaths(values.socket ?? [], io.env);
+  if (sockets.length > 1) throw usageError('give one --socket for rules');
+  const explicit = (values.socket ?? []).length > 0;
+  const path = sockets[0] ?? defaultSocketPath();
+  const outcome = await RemoteRules.connect(path);
+  if (outcome.kind === 'absent') {
+    if (!explicit) return undefined;
+    throw new UserError(`cannot ask ${path} for its policy: no agent listens there (${outcome.why})`, 'start the agent (`sudo flowtop agent`), or pass --rules PATH to read a rules file');
+  }
+  const hello = outcome.kind === 'connected' ? outcome.client.hello : outcome.hello;
+  if (outcome.kind === 'connected') outcome.client.close();
+  const mode = hello.mode ?? {};
+  if (mode.defaultAction === undefined || mode.blockMode === undefined || mode.blockUnpackaged === undefined || mode.allowPackaged === undefined) {
+    if (!explicit) return undefined;
+    throw new UserError(`${hello.extension.name} at ${path} does not say which policy it applies`, 'pass --rules PATH to read a rules file');
+  }
+  const from = mode.policyFrom ?? {};
+  const policy: Policy = { defaultAction: mode.defaultAction, blockMode: mode.blockMode, blockUnpackaged: mode.blockUnpackaged, allowPackaged: mode.allowPackaged };
+  if (values.json) {
+    io.stdout(`${JSON.stringify({ ...policy, from, appliedBy: path }, null, 2)}\n`);
+    return 0;
+  }
+  const onOffText = (on: boolean): string => (on ? 'on ' : 'off');
+  io.stdout(`policy applied by ${hello.extension.name} at ${path}:\n` +
+    `  default action     ${policy.defaultAction.padEnd(6)}  ${from.defaultAction ?? ''}\n` +
+    `  block mode         ${policy.blockMode.padEnd(6)}  ${from.blockMode ?? ''}\n` +
+    `  block unpackaged   ${onOffText(policy.blockUnpackaged).padEnd(6)}  ${from.blockUnpackaged ?? ''}\n` +
+    `  allow packaged     ${onOffText(policy.allowPackaged).padEnd(6)}  ${from.allowPackaged ?? ''}\n` +
+    `(the agent reads its rules file when it starts: to change the file's part, stop it, run \`flowtop rules policy --rules FILE ...\`, start it)\n`);
+  return 0;
 }

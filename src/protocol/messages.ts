@@ -137,6 +137,13 @@ export interface HelloMessage {
     defaultAction?: Action;
     timeoutMs?: number;
     passive?: boolean;
+    /** The policy the extension applies to flows no rule matches (see `rules policy`): how a default
+     *  block is enforced, and the two switches. */
+    blockMode?: BlockMode;
+    blockUnpackaged?: boolean;
+    allowPackaged?: boolean;
+    /** Where each part of the policy comes from, in words (e.g. "--default block (the rules file says allow)"). */
+    policyFrom?: { defaultAction?: string; blockMode?: string; blockUnpackaged?: string; allowPackaged?: string };
   };
 }
 

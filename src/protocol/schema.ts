@@ -30,6 +30,7 @@ export const FAMILIES: readonly AddressFamily[] = ['ipv4', 'ipv6'];
 export const PLATFORMS: readonly Platform[] = ['linux', 'darwin', 'demo'];
 export const TOKEN_KINDS: readonly TokenKind[] = ['linux-pidfd-v1', 'darwin-audit-token', 'replay'];
 export const CAPABILITIES: readonly Capability[] = ['verdicts', 'end-flows', 'rules', 'bytes', 'host-names'];
+const POLICY_FIELDS = ['defaultAction', 'blockMode', 'blockUnpackaged', 'allowPackaged'] as const;
 const HOST_SOURCES: readonly RemoteHost['source'][] = ['dns', 'reverse', 'extension'];
 const IDENTITY_KINDS: readonly RuleIdentity['kind'][] = ['sha256', 'package', 'path', 'requirement'];
 
@@ -212,6 +213,15 @@ export function hello(o: Obj): HelloMessage {
     assign(m, 'defaultAction', optOneOf(mode, 'defaultAction', 'mode', ACTIONS));
     assign(m, 'timeoutMs', optInteger(mode, 'timeoutMs', 'mode', 0, U32_MAX));
     assign(m, 'passive', optBoolean(mode, 'passive', 'mode'));
+    assign(m, 'blockMode', optOneOf(mode, 'blockMode', 'mode', BLOCK_MODES));
+    assign(m, 'blockUnpackaged', optBoolean(mode, 'blockUnpackaged', 'mode'));
+    assign(m, 'allowPackaged', optBoolean(mode, 'allowPackaged', 'mode'));
+    const from = optObject(mode, 'policyFrom', 'mode');
+    if (from) {
+      const f: NonNullable<NonNullable<HelloMessage['mode']>['policyFrom']> = {};
+      for (const key of POLICY_FIELDS) assign(f, key, optString(from, key, 'mode.policyFrom', LIMITS.name));
+      m.policyFrom = f;
+    }
     out.mode = m;
   }
   return out;

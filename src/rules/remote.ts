@@ -61,6 +61,10 @@ export class RemoteRules {
     const deliver = (msg: ExtensionMessage): void => {
       if (client) client.deliver(msg);
       else if (helloWait && helloWait.accept(msg)) helloWait.resolve(msg);
+      // An extension refuses a peer it will not serve with an error in place of its hello.
+      else if (helloWait && msg.type === 'error') {
+        helloWait.reject(new UserError(`the agent at ${path} refused this client: ${msg.message}`, msg.code === 'not-authorised' ? 'run `flowtop rules` as root (sudo), or as a member of the flowtop group' : undefined));
+      }
       else pending.push(msg);
     };
     socket.on('data', (chunk: Buffer) => {
