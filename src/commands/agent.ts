@@ -173,7 +173,8 @@ export async function run(argv: string[]): Promise<number> {
   // waits for it to finish and then undoes it, instead of killing the process half-way.
   const log = (line: string): void => void process.stderr.write(`flowtop agent: ${line}\n`);
   const stop = listenForStop((signal) => log(`${signal} received: already stopping, the cleanup continues`));
-  const store = await RuleStore.open(flags.rules);
+  // The agent owns its rules file while it runs: `flowtop rules --rules` on it is refused meanwhile.
+  const store = await RuleStore.open(flags.rules, { owner: 'agent' });
   const attribution = createLinuxBackend();
   let fatal: string | undefined;
   const agent = new Agent({

@@ -1,10 +1,13 @@
 // RuleStore: the rules file (docs/rules.md, "File"). One process owns it (the agent while it runs,
 // otherwise `flowtop rules`); every change is written atomically before it becomes visible, and hit
 // counters are flushed on a timer instead of rewriting the file on every hit.
-import { readFile } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, readlink, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import type { Rule, RuleSpec } from '../protocol/messages.js';
 import { removeStaleTemps, writeFileAtomic } from './atomic-file.js';
+import { lockRulesFile, type FileLock } from './file-lock.js';
 import { emptyDocument, parseRulesDocument, serializeRulesDocument, type RulesDocument } from './document.js';
 import { RuleSet, type FlowFacts } from './matcher.js';
 import { createRule, newRuleId, parseRule, parseRuleSpec, ruleContentKey } from './model.js';
@@ -19,6 +22,9 @@ export interface RuleStoreOptions {
   beforeRename?: (tempPath: string) => void;
   /** Told when a timed flush of hit counters fails (the counters are kept and retried). */
   onFlushError?: (error: Error) => void;
+  /** 'agent': this store owns the file until close (others are refused while it runs). Otherwise
+   *  each change locks the file, re-reads it and applies the change to what is there now. */
+  owner?: 'agent';
 }
 
 export type ImportOutcome =
@@ -26,18 +32,37 @@ export type ImportOutcome =
   | { rule: Rule; result: 'duplicate'; existing: string };
 
 /** Reads and checks a rules file. A missing file is an empty rule list; anything unreadable or invalid
- *  is a UserError naming the problem (and the file is never touched). */
+ *  is a UserError naming the problem (and the file is never touched). A symbolic link is refused, not
+ *  followed: every change renames a new file over the name, which would replace the link with a plain
+ *  file and leave its target behind. Anything but a regular file (a FIFO would block the read forever)
+ *  is refused too. */
 export async function readRulesFile(path: string): Promise<{ document: RulesDocument; exists: boolean }> {
   let text: string;
+  let handle: FileHandle | undefined;
   try {
-    text = await readFile(path, 'utf8');
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      throw new UserError(`the rules file ${path} is not a regular file (it is ${kindOf(st)}): refusing it`, 'pass --rules with the path of a regular file');
+    }
+    text = await handle.readFile('utf8');
   } catch (error) {
+    if (error instanceof UserError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { document: emptyDocument(), exists: false };
+    if (code === 'ELOOP') {
+      const target = await readlink(path).catch(() => undefined);
+      throw new UserError(
+        `the rules file ${path} is a symbolic link${target ? ` to ${target}` : ''}: refusing it (flowtop writes rules by renaming a new file over the name, which would replace the link)`,
+        `pass the file itself: --rules ${target ? resolve(dirname(path), target) : 'PATH'}`,
+      );
+    }
     if (code === 'EACCES' || code === 'EPERM') {
       throw new UserError(`cannot read the rules file ${path}: permission denied`, 'run it as root (sudo), or pass --rules PATH for a file you can read');
     }
     throw new UserError(`cannot read the rules file ${path}: ${(error as Error).message}`, 'check the path, or pass --rules PATH');
+  } finally {
+    await handle?.close();
   }
   const untouched = `The file was left untouched. Fix it (docs/rules.md describes the format), or move it aside to start with no rules: mv ${path} ${path}.bad`;
   if (text.trim() === '') throw new UserError(`the rules file ${path} is empty (expected {"version": 1, "policy": {...}, "rules": [...]})`, untouched);
@@ -54,6 +79,14 @@ export async function readRulesFile(path: string): Promise<{ document: RulesDocu
   return { document: checked.value, exists: true };
 }
 
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
 export class RuleStore {
   private doc: RulesDocument;
   /** `once` rules: held in memory only, each removed at its first hit. */
@@ -66,7 +99,7 @@ export class RuleStore {
   private cleaned = false;
   private closed = false;
 
-  private constructor(readonly path: string, document: RulesDocument, private readonly options: RuleStoreOptions) {
+  private constructor(readonly path: string, document: RulesDocument, private readonly options: RuleStoreOptions, private ownerLock?: FileLock) {
     this.doc = document;
     this.all = document.rules;
     this.set = new RuleSet(this.all);
@@ -79,8 +112,14 @@ export class RuleStore {
 
   /** Loads the file (a missing file is an empty list; it is created on the first change). */
   static async open(path: string = DEFAULT_RULES_PATH, options: RuleStoreOptions = {}): Promise<RuleStore> {
-    const { document } = await readRulesFile(path);
-    return new RuleStore(path, document, options);
+    const lock = options.owner === 'agent' ? await lockRulesFile(path, 'agent') : undefined;
+    try {
+      const { document } = await readRulesFile(path);
+      return new RuleStore(path, document, options, lock);
+    } catch (error) {
+      lock?.release();
+      throw error;
+    }
   }
 
   /** All rules, in file order, then the in-memory `once` rules. A new array after every change; rule
@@ -258,34 +297,68 @@ export class RuleStore {
   async close(): Promise<void> {
     if (this.hitTimer) clearTimeout(this.hitTimer);
     this.hitTimer = undefined;
-    await this.flush();
-    this.closed = true;
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      this.ownerLock?.release();
+      this.ownerLock = undefined;
+    }
   }
 
   /** Applies `change` to the current document after earlier writes finish, writes the result, and
    *  only then makes it the store's state. `change` returns undefined when there is nothing to do. */
   private commit(change: (doc: RulesDocument) => RulesDocument | undefined): Promise<void> {
     const run = async (): Promise<void> => {
-      const next = change(this.doc);
-      if (!next) return;
-      if (!this.cleaned) {
-        this.cleaned = true;
-        await removeStaleTemps(this.path);
-      }
-      this.hitsDirty = false;
+      // Not the owner: another process may have changed the file since it was read. Lock it, read it
+      // again, and apply the change to that (never to a copy read before the lock).
+      const lock = this.ownerLock ? undefined : await lockRulesFile(this.path, 'edit');
       try {
-        await writeFileAtomic(this.path, serializeRulesDocument(next), { beforeRename: this.options.beforeRename });
-      } catch (error) {
-        this.hitsDirty = true;
-        throw new UserError(`cannot write the rules file ${this.path}: ${(error as Error).message}`, 'check the disk and the permissions of its folder; the previous file is unchanged');
-      }
-      if (next !== this.doc) {
-        this.doc = next;
-        this.rebuild();
+        if (!this.ownerLock) await this.reread();
+        await this.write(change);
+      } finally {
+        lock?.release();
       }
     };
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  private async write(change: (doc: RulesDocument) => RulesDocument | undefined): Promise<void> {
+    const next = change(this.doc);
+    if (!next) return;
+    if (!this.cleaned) {
+      this.cleaned = true;
+      await removeStaleTemps(this.path);
+    }
+    this.hitsDirty = false;
+    try {
+      await writeFileAtomic(this.path, serializeRulesDocument(next), { beforeRename: this.options.beforeRename });
+    } catch (error) {
+      this.hitsDirty = true;
+      throw new UserError(`cannot write the rules file ${this.path}: ${(error as Error).message}`, 'check the disk and the permissions of its folder; the previous file is unchanged');
+    }
+    if (next !== this.doc) {
+      this.doc = next;
+      this.rebuild();
+    }
+  }
+
+  /** The file as it is now, keeping hit counters counted here and not yet written. */
+  private async reread(): Promise<void> {
+    const fresh = (await readRulesFile(this.path)).document;
+    if (this.hitsDirty) {
+      const mine = new Map(this.doc.rules.map((r) => [r.id, r]));
+      for (const rule of fresh.rules) {
+        const counted = mine.get(rule.id);
+        if (counted && counted.hits > rule.hits) {
+          rule.hits = counted.hits;
+          if (counted.lastHit !== undefined) rule.lastHit = counted.lastHit;
+        }
+      }
+    }
+    this.doc = fresh;
+    this.rebuild();
   }
 }

@@ -32,6 +32,9 @@ export interface Libc {
   ioctlBuf(fd: number, request: number, arg: Buffer): number;
   /** The address of a Buffer's memory (for pointers inside bpf(2) attributes). Keep the Buffer alive. */
   addressOf(buf: Buffer): bigint;
+  /** flock(2): an advisory whole-file lock on an open descriptor, released when it closes or the
+   *  process dies. */
+  flock(fd: number, operation: number): number;
   /** The errno left by the last call on this thread. */
   errno(): number;
 }
@@ -62,6 +65,7 @@ export function libc(): Libc {
   const read = lib.func('long read(int fd, _Out_ void *buf, size_t len)');
   const ioctl = lib.func('int ioctl(int fd, unsigned long request, _Inout_ void *arg)');
   const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
+  const flock = lib.func('int flock(int fd, int operation)');
   cached = {
     syscall: (nr, ...args) => {
       const typed: Array<string | number | bigint> = [];
@@ -87,6 +91,7 @@ export function libc(): Libc {
     read: (fd, b, l) => Number(read(fd, b, l)),
     ioctlBuf: (fd, r, a) => ioctl(fd, r, a) as number,
     addressOf: (buf) => BigInt(koffi.address(memsetPtr(buf, 0, 0)) as bigint),
+    flock: (fd, op) => flock(fd, op) as number,
     errno: () => koffi.errno(),
   };
   return cached;
