@@ -20,12 +20,14 @@ const HELP = `Usage:
   flowtop rules list [--json]                 show the rules
   flowtop rules add (--allow | --block [--reject]) (PROCESS [REMOTE] | REMOTE | --any)
                     [--port N|LOW-HIGH] [--protocol tcp|udp|icmp|other]
-                    [--direction outbound|inbound] [--until TIME] [--note TEXT]
+                    [--direction outbound|inbound] [--until TIME] [--note TEXT] [--priority N]
       PROCESS: --identity sha256:HEX | --identity package:NAME:/PATH | --package NAME --path PATH
                | --path PATH (path only: weaker, anyone who can write there matches) [--label TEXT]
       REMOTE:  --host NAME | --domain SUFFIX | --address IP | --cidr IP/PREFIX
       --any:   no process and no remote: the rule matches every program and every address
       TIME:    an ISO time (2026-12-31T18:00Z) or from now: 30m, 12h, 7d
+      N:       0 to 1000000000; a higher priority wins before the most specific rule
+               (imported rule sets use priorities to keep their firewall's order)
   flowtop rules rm ID                         remove a rule
   flowtop rules export [FILE]                 write all rules and the policy as JSON (stdout without FILE)
   flowtop rules import FILE|DIR [--format flowtop|lulu|opensnitch] [--dry-run]
@@ -82,6 +84,7 @@ const OPTIONS = {
   direction: { type: 'string' },
   until: { type: 'string' },
   note: { type: 'string' },
+  priority: { type: 'string' },
   format: { type: 'string' },
   'dry-run': { type: 'boolean' },
   default: { type: 'string' },
@@ -100,7 +103,7 @@ function parse(argv: string[]) {
   return parseFlags('rules', { args: argv, allowPositionals: true, options: OPTIONS });
 }
 
-const ADD_FLAGS = ['any', 'allow', 'block', 'reject', 'identity', 'package', 'path', 'label', 'host', 'domain', 'address', 'cidr', 'port', 'protocol', 'direction', 'until', 'note'];
+const ADD_FLAGS = ['any', 'allow', 'block', 'reject', 'identity', 'package', 'path', 'label', 'host', 'domain', 'address', 'cidr', 'port', 'protocol', 'direction', 'until', 'note', 'priority'];
 const FLAGS_FOR: Record<string, string[]> = {
   list: ['json'],
   add: ADD_FLAGS,
@@ -311,6 +314,10 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
   if (values.direction !== undefined) spec.direction = values.direction as RuleSpec['direction'];
   if (values.until !== undefined) spec.duration = { kind: 'until', until: parseUntil(values.until, io.now()) };
   if (values.note !== undefined) spec.note = values.note;
+  if (values.priority !== undefined) {
+    if (!/^\d{1,10}$/.test(values.priority)) throw usageError(`--priority ${values.priority}: expected a whole number from 0 to 1000000000`);
+    spec.priority = Number(values.priority);
+  }
 
   const checked = parseRuleSpec(spec, 'the rule');
   if (!checked.ok) throw new UsageError(checked.problems.join('\n  '), 'run `flowtop rules --help` for the flags');

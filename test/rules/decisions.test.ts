@@ -103,8 +103,21 @@ describe('OpenSnitch: a whole /etc/opensnitchd/rules folder', () => {
     const lines = out.trimEnd().split('\n');
     expect(lines).toHaveLength(2 + 12);
     expect(out).toContain('no telemetry for anyone');
+    expect(lines[1]).toMatch(/^ID +ACTION +PRIO +PROCESS/);
   });
 
+});
+
+describe('after an import, a rule of yours outranks imported ones only with a higher priority', () => {
+  it('rules add --priority', async () => {
+    const { file, list } = await imported('opensnitch-etc');
+    const flow = [...NODE, '--host', 'checkpoint.prisma.io', '--address', '104.18.10.1', '--port', '443'];
+    await rules(['add', '--allow', '--path', '/usr/bin/node', '--host', 'checkpoint.prisma.io', '--rules', file]);
+    expect((await decision(file, flow)).got).toBe('block');
+    const top = Math.max(...list.map((r) => r.priority ?? 0));
+    await rules(['add', '--allow', '--path', '/usr/bin/node', '--host', 'checkpoint.prisma.io', '--port', '443', '--priority', String(top + 1), '--rules', file]);
+    expect((await decision(file, flow)).got).toBe('allow');
+  });
 });
 
 describe('OpenSnitch: files exported by its UI (false fields left out)', () => {
