@@ -17,6 +17,8 @@ export interface Owner {
   error?: string;
   /** Inode number of the executable the connect record saw (0n when it read none). */
   exeIno?: bigint;
+  /** Device (st_dev) of the executable the connect record saw (0n when it read none). */
+  exeDev?: bigint;
   /** Kernel address of the executable's open file in the record (0n when it read none). */
   exeFile?: bigint;
   /** How the owner was found: the connect-time record, or a scan of /proc. */
@@ -43,6 +45,7 @@ function confirmRecord(out: Owner, tokens: TokenCache, record: OwnerRecord): Own
   const pid = record.tgid;
   out.pid = pid;
   out.exeIno = record.exeIno;
+  out.exeDev = record.exeDev;
   out.exeFile = record.exeFile;
   const live = tokens.getInstance(record);
   if (live === 'gone') out.error = `process ${pid} exited before its connection was judged`;
@@ -54,10 +57,11 @@ function confirmRecord(out: Owner, tokens: TokenCache, record: OwnerRecord): Own
   return out;
 }
 
-/** The token of `pid` found by an inode scan (no record to confirm against). */
+/** The token of `pid` found by an inode scan (no record to confirm against): it holds the socket, but
+ *  nothing says it ran the program that connected, so the token names no program. */
 function confirmScanned(out: Owner, tokens: TokenCache, pid: number): Owner {
   out.pid = pid;
-  const live = tokens.get(pid);
+  const live = tokens.getHolder(pid);
   if (!live) out.error = `process ${pid} exited before its connection was judged`;
   else {
     out.token = live.token;

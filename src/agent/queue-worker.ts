@@ -110,7 +110,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
   let exeKey: string | undefined;
   let known: KnownIdentity | undefined;
   if (identityRules && token !== undefined && owner.pid !== undefined) {
-    exeKey = deps.tokens.fileKeyOf(owner.pid, owner.exeIno ?? 0n, owner.exeFile ?? 0n);
+    exeKey = deps.tokens.fileKeyOf(owner.pid, owner.exeIno ?? 0n, owner.exeDev ?? 0n, owner.exeFile ?? 0n);
     if (exeKey !== undefined) known = identities.get(exeKey);
   }
   const mustAskMain = identityRules && token !== undefined && known === undefined;

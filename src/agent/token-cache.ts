@@ -9,6 +9,12 @@
 // process running an executable already identified (every fork of a server, say) costs none either.
 // Identity rules need the executable's file key: for an identified executable, one fstat of the agent's own
 // O_PATH descriptor of it gives that key, instead of a path walk through /proc/PID/exe.
+// A flow's program is the one that ran when it connected: the record names that file (device + inode,
+// read in the kernel at connect). The token's exec tag is that file's, whatever /proc/PID/exe says by the
+// time the packet is judged — an exec in between must not lend the flow the new program's identity (the
+// resolver then finds another program running and refuses). Where no record names the file (no BTF, an
+// owner found by a /proc scan) nothing proves which program connected: the tag is 0, "not known", and the
+// flow can never be `secure` or match an identity rule.
 import { encodeLinuxToken } from '../protocol/tokens.js';
 import { SYS, libc, type Libc } from '../native/linux/libc.js';
 import { execTag, kernelHasPidfs } from '../native/linux/token.js';
@@ -45,8 +51,9 @@ export type InstanceMiss = 'gone' | 'reused';
 
 /** An executable identified once, by the kernel address of its open struct file (see OwnerRecord). */
 interface KnownExe {
-  /** inode number the record gave with the address: both must match, so a reused address is missed. */
+  /** inode and device the record gave with the address: all must match, so a reused address is missed. */
   ino: bigint;
+  dev: bigint;
   exeId: Buffer;
   tag: number;
   /** An O_PATH descriptor of the file (-1 when none could be tied to it): its fstat gives the file key
@@ -58,6 +65,25 @@ const NO_PATH = Buffer.alloc(0);
 
 function decodeExecTag(token: Buffer): number {
   return token.readUInt32LE(4);
+}
+
+/** st_dev + st_ino of the executable the record saw at connect, or undefined when it names none. */
+function recordedExe(record: OwnerRecord): Buffer | undefined {
+  if (record.exeIno === 0n || record.exeDev === 0n) return undefined;
+  const id = Buffer.alloc(EXE_ID_BYTES);
+  id.writeBigUInt64LE(record.exeDev, 0);
+  id.writeBigUInt64LE(record.exeIno, 8);
+  return id;
+}
+
+/** `entry` when it was made for the very program `recorded` names; else the same process instance with
+ *  the exec tag of the recorded program, or 0 (not known) when none is recorded. The result shares
+ *  `entry`'s pidfd: only one of the two may be kept. */
+function forProgram(pid: number, entry: CachedToken, recorded: Buffer | undefined): CachedToken {
+  if (recorded && entry.exeId.equals(recorded)) return entry;
+  const tag = recorded ? execTag(recorded.readBigUInt64LE(0), recorded.readBigUInt64LE(8)) : 0;
+  const token = encodeLinuxToken({ pid, startTime: entry.startTime, pidfsInode: entry.pidfsInode, execTag: tag });
+  return { ...entry, token, tokenText: token.toString('base64'), exeId: recorded ?? NO_EXE };
 }
 
 export class TokenCache {
@@ -97,16 +123,24 @@ export class TokenCache {
     return entry;
   }
 
-  /** The token of the exact process instance a BPF record names (see OwnerRecord), or why not:
-   *  'gone' when it has exited, 'reused' when its PID now names another process. Records without
-   *  instance fields (no BTF) go through get(). */
+  /** The token of live `pid` found holding a socket by a /proc scan: which program started the
+   *  connection is not known (an exec may have come between), so its exec tag is 0 — never `secure`. */
+  getHolder(pid: number): CachedToken | undefined {
+    const live = this.get(pid);
+    return live && forProgram(pid, live, undefined);
+  }
+
+  /** The token of the exact process instance a BPF record names (see OwnerRecord), running the program
+   *  it ran when it connected, or why not: 'gone' when it has exited, 'reused' when its PID now names
+   *  another process. Records without instance fields (no BTF) go through get(). */
   getInstance(record: OwnerRecord): CachedToken | InstanceMiss {
     const pid = record.tgid;
     if (pid <= 0 || pid > 0x3fffffff) return 'gone';
+    const recorded = recordedExe(record);
     if (!this.trustRecords || record.pidfsInode === 0n || record.startBootNs === 0n || !this.pidfs) {
       const live = this.get(pid);
       if (!live) return 'gone';
-      return live.startTime * NS_PER_TICK > record.bootNs ? 'reused' : live;
+      return live.startTime * NS_PER_TICK > record.bootNs ? 'reused' : forProgram(pid, live, recorded);
     }
     const startTime = record.startBootNs / NS_PER_TICK;
     const hit = this.entries.get(pid);
@@ -114,7 +148,7 @@ export class TokenCache {
     if (hit) this.drop(pid, hit);
     const known = record.exeFile !== 0n ? this.exes.get(record.exeFile) : undefined;
     let made: CachedToken;
-    if (known && known.ino === record.exeIno) {
+    if (known && recorded && known.ino === record.exeIno && known.dev === record.exeDev) {
       // The executable is one already identified (a fork shares its parent's open file), and the record
       // carries the kernel's own number for the process instance (a pidfs inode is never reused while
       // the system runs): the token names exactly who connected without asking the PID anything.
@@ -124,11 +158,12 @@ export class TokenCache {
       const fresh = this.makeInstance(pid, startTime, record.pidfsInode, record.execId);
       if (fresh === 'distrusted') return this.getInstance(record);
       if (typeof fresh === 'string') return fresh;
-      made = fresh;
       // Only when the stat saw the very file the process connected with (an exec in between would not)
-      if (record.exeFile !== 0n && !made.exeId.equals(NO_EXE) && made.exeId.readBigUInt64LE(8) === record.exeIno) {
-        this.rememberExe(record.exeFile, { ino: record.exeIno, exeId: made.exeId, tag: decodeExecTag(made.token), fd: this.openExe(pid, made.exeId) });
+      if (record.exeFile !== 0n && recorded && fresh.exeId.equals(recorded)) {
+        this.rememberExe(record.exeFile, { ino: record.exeIno, dev: record.exeDev, exeId: fresh.exeId, tag: decodeExecTag(fresh.token), fd: this.openExe(pid, fresh.exeId) });
       }
+      // An exec since the connect: the entry keeps the pidfd but names the program that connected.
+      made = forProgram(pid, fresh, recorded);
     }
     this.remember(pid, made);
     return made;
@@ -234,28 +269,25 @@ export class TokenCache {
     return this.finish(pid, pidfd, startTime, inode, -1n);
   }
 
-  /** dev:inode:size:mtime:ctime (ns) of the executable `pid` runs — the key the attribution's hash
-   *  cache uses — read with one stat of /proc/PID/exe, or undefined when that cannot be tied to the
-   *  process that connected: its inode must be `expectIno` (from the connect record), or, without one,
-   *  the cached pidfd must still be alive after the stat (a reused PID would have redirected the path). */
-  fileKeyOf(pid: number, expectIno: bigint, exeFile = 0n): string | undefined {
+  /** dev:inode:size:mtime:ctime (ns) of the executable `pid` connected with — the key the attribution's
+   *  hash cache uses — or undefined when that cannot be tied to the connect: the file must be the one
+   *  the connect record names (`expectDev`, `expectIno`). Without a record naming it, nothing says which
+   *  program connected (an exec may have come between), so there is no key. */
+  fileKeyOf(pid: number, expectIno: bigint, expectDev: bigint, exeFile = 0n): string | undefined {
+    if (expectIno === 0n || expectDev === 0n) return undefined;
     const st = this.stat;
     // The record's open file is one already identified: our own descriptor of it answers (one fstat,
     // no path walk). Not once the file is deleted: the descriptor would keep its blocks allocated.
-    const known = exeFile !== 0n && expectIno !== 0n ? this.exes.get(exeFile) : undefined;
-    if (known && known.ino === expectIno && known.fd >= 0) {
-      if (this.c.fstatat(known.fd, this.emptyPath, st, AT_EMPTY_PATH) === 0 && st.readBigUInt64LE(8) === expectIno && linkCount(st) > 0) return statFileKey(st);
+    const known = exeFile !== 0n ? this.exes.get(exeFile) : undefined;
+    if (known && known.ino === expectIno && known.dev === expectDev && known.fd >= 0) {
+      if (this.c.fstatat(known.fd, this.emptyPath, st, AT_EMPTY_PATH) === 0 && sameFile(st, expectDev, expectIno) && linkCount(st) > 0) return statFileKey(st);
       this.c.close(known.fd);
       known.fd = -1;
     }
     const entry = this.entries.get(pid);
     const path = entry && entry.exePath.length > 0 ? entry.exePath : Buffer.from(`/proc/${pid}/exe\0`);
     if (this.c.fstatat(-100 /* AT_FDCWD */, path, st, 0) !== 0) return undefined;
-    const ino = st.readBigUInt64LE(8);
-    if (expectIno !== 0n) {
-      if (ino !== expectIno) return undefined;
-    } else if (!entry || entry.pidfd < 0 || !this.alive(entry.pidfd)) return undefined;
-    return statFileKey(st);
+    return sameFile(st, expectDev, expectIno) ? statFileKey(st) : undefined;
   }
 
   /** pidfd_send_signal(fd, 0): success, or EPERM (found but not ours to signal), means alive. */
@@ -307,6 +339,11 @@ function statFileKey(st: Buffer): string {
   const mtime = st.readBigInt64LE(88) * 1_000_000_000n + st.readBigInt64LE(96);
   const ctime = st.readBigInt64LE(104) * 1_000_000_000n + st.readBigInt64LE(112);
   return formatFileKey(st.readBigUInt64LE(0), st.readBigUInt64LE(8), st.readBigInt64LE(48), mtime, ctime);
+}
+
+/** True when the struct stat is of the file (device, inode). */
+function sameFile(st: Buffer, dev: bigint, ino: bigint): boolean {
+  return st.readBigUInt64LE(0) === dev && st.readBigUInt64LE(8) === ino;
 }
 
 /** st_nlink: 8 bytes at 16 on x86_64, 4 bytes at 20 on aarch64 (the generic layout). */

@@ -5,16 +5,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SocketRecorder, type OwnerRecord } from '../../src/native/linux/bpf.js';
 import { Btf, BtfError, loadKernelBtf } from '../../src/native/linux/btf.js';
 import { SockDiag } from '../../src/native/linux/sock-diag.js';
 import { TokenCache } from '../../src/agent/token-cache.js';
-import { TestCgroup, buildAgent, lines, skipUnlessCapable } from './helpers.js';
+import { TestCgroup, buildAgent, lines, skipUnlessCapable, waitFor } from './helpers.js';
+import { decodeLinuxToken } from '../../src/protocol/tokens.js';
+import { LinuxResolver } from '../../src/native/linux/process.js';
+import { execTag } from '../../src/native/linux/token.js';
 
 const skip = skipUnlessCapable();
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 /** A python3 child in the cgroup that connects to `port` and holds the connection until stdin ends. */
 function connectFrom(cg: TestCgroup, port: number): { child: ChildProcess; localPort: Promise<number> } {
@@ -163,9 +167,9 @@ os.wait()
       const { parentPid, childPid, parentRecord, childRecord } = await parentAndChild(child, recorder);
       expect(typeof cache.getInstance(parentRecord)).toBe('object');
       expect(ourDescriptorsOf(exe)).toBe(1);
-      const keyOf = (): string | undefined => cache.fileKeyOf(childPid, childRecord.exeIno, childRecord.exeFile);
+      const keyOf = (): string | undefined => cache.fileKeyOf(childPid, childRecord.exeIno, childRecord.exeDev, childRecord.exeFile);
       expect(keyOf()).toBe(keyByStat(childPid));
-      expect(keyOf()).toBe(new TokenCache().fileKeyOf(childPid, childRecord.exeIno));
+      expect(keyOf()).toBe(new TokenCache().fileKeyOf(childPid, childRecord.exeIno, childRecord.exeDev));
       // the file changes (its times here): so does the key, as a stat through /proc/PID/exe would say
       const before = keyOf();
       utimesSync(exe, new Date(2001, 1, 1), new Date(2001, 1, 1));
@@ -236,17 +240,62 @@ os.wait()
     }
   });
 
-  it('without task reads (a kernel with no BTF) the record has no instance and the /proc route gives the same token', async () => {
+  it('without task reads (a kernel with no BTF) the record names the instance through /proc, but not its program: never secure', async () => {
     const recorder = SocketRecorder.attach(cg.path, { readTask: false });
     try {
       expect(recorder.readsTask).toBe(false);
       expect(recorder.instanceNote).toMatch(/\/proc/);
       const { child, record } = await recordOf(recorder);
-      expect(record).toMatchObject({ startBootNs: 0n, execId: 0n, pidfsInode: 0n, exeFile: 0n, exeIno: 0n });
+      expect(record).toMatchObject({ startBootNs: 0n, execId: 0n, pidfsInode: 0n, exeFile: 0n, exeIno: 0n, exeDev: 0n });
       const cached = new TokenCache().getInstance(record);
-      expect(cached).toMatchObject({ tokenText: new TokenCache().get(child.pid!)!.tokenText });
+      if (typeof cached === 'string') throw new Error(cached);
+      const viaProc = decodeLinuxToken(new TokenCache().get(child.pid!)!.token)!;
+      // the same process instance; the exec tag 0 says the program that connected is not known
+      expect(decodeLinuxToken(cached.token)).toEqual({ ...viaProc, execTag: 0 });
+      expect(new TokenCache().fileKeyOf(child.pid!, record.exeIno, record.exeDev)).toBeUndefined();
+      const seen = new LinuxResolver().resolveOne(cached.token);
+      expect(seen.trust).toBe('insecure');
+      expect(seen.reason?.message).toMatch(/does not say which program/);
       child.stdin!.end();
     } finally {
+      recorder.close();
+    }
+  });
+
+  it('a process that execs another program after connecting keeps the identity of the one that connected', async () => {
+    // python connects, then (told to) execs sleep with the socket still open; the record is read only
+    // after the exec, as a slow queue thread would
+    const recorder = SocketRecorder.attach(cg.path);
+    const child = spawn('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec ${PYTHON} -c "
+import os, socket, sys
+s = socket.create_connection(('127.0.0.1', ${port}))
+os.set_inheritable(s.fileno(), True)
+print(s.getsockname()[1], flush=True)
+sys.stdin.readline()
+os.execv('/bin/sleep', ['sleep', '30'])
+"`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const localPort = Number(await lines(child).next((l) => /^\d+$/.test(l)));
+      const pythonExe = statSync(`/proc/${child.pid}/exe`, { bigint: true });
+      child.stdin!.write('exec\n');
+      await waitFor('the exec', () => readlinkSync(`/proc/${child.pid}/exe`).endsWith('sleep'));
+      const info = diag.lookup({ protocol: 'tcp', local: { address: Buffer.from([127, 0, 0, 1]), port: localPort }, remote: { address: Buffer.from([127, 0, 0, 1]), port } });
+      const record = recorder.lookupCookie(info!.cookie)!;
+      expect(record).toMatchObject({ tgid: child.pid, exeIno: pythonExe.ino, exeDev: pythonExe.dev });
+      const cache = new TokenCache();
+      const made = cache.getInstance(record);
+      if (typeof made === 'string') throw new Error(made);
+      expect(decodeLinuxToken(made.token)!.execTag).toBe(execTag(pythonExe.dev, pythonExe.ino));
+      // asked again (the next packet): the same answer from the cache
+      expect((cache.getInstance(record) as { tokenText: string }).tokenText).toBe(made.tokenText);
+      // no file key for identity rules: the file the record names is no longer what the process runs
+      expect(cache.fileKeyOf(child.pid!, record.exeIno, record.exeDev, record.exeFile)).toBeUndefined();
+      const seen = new LinuxResolver().resolveOne(made.token);
+      expect(seen.trust).toBe('gone');
+      expect(seen.reason?.message).toMatch(/started another program/);
+      cache.clear();
+    } finally {
+      child.kill('SIGKILL');
       recorder.close();
     }
   });

@@ -30,8 +30,8 @@ export const PROGRAM_NAME = 'flowtop_rec';
 const HELPER = { map_update_elem: 2, get_current_pid_tgid: 14, get_current_task: 35, get_socket_cookie: 46, probe_read_kernel: 113, ktime_get_boot_ns: 125 } as const;
 /** Bytes of a record: pid_tgid, boot ns, then (zero when not read) start_boottime, self_exec_id and
  *  pidfs inode of the thread-group leader, and the address of the running executable's struct file
- *  with its inode number. */
-export const RECORD_BYTES = 56;
+ *  with its inode number and its file system's device number. */
+export const RECORD_BYTES = 64;
 
 export class BpfError extends Error {
   constructor(readonly call: string, readonly errno: number, readonly log?: string) {
@@ -99,8 +99,10 @@ export interface TaskOffsets {
   pidIno: number;
   /** task_struct.mm → mm_struct.exe_file → file.f_inode → inode.i_ino: which open executable the
    *  process runs (a forked child shares its parent's), so its identity can be reused without a stat.
-   *  Undefined when any of the four is missing: the record then carries zeros there. */
-  exe?: { mm: number; exeFile: number; fInode: number; iIno: number };
+   *  Then inode.i_sb → super_block.s_dev: the device, without which an inode number names nothing (any
+   *  file system, a FUSE one included, can hand out the number another file has on the root one).
+   *  Undefined when any of the six is missing: the record then carries zeros there. */
+  exe?: { mm: number; exeFile: number; fInode: number; iIno: number; iSb: number; sDev: number };
 }
 
 /** The offsets from the kernel's BTF, or undefined when it has none or a field is missing/odd. */
@@ -117,21 +119,23 @@ export function taskOffsets(btf: Btf | null = loadKernelBtf()): TaskOffsets | un
   const exeFile = btf.field('mm_struct', 'exe_file');
   const fInode = btf.field('file', 'f_inode');
   const iIno = btf.field('inode', 'i_ino');
-  const exe = mm?.kind === 'ptr' && exeFile?.kind === 'ptr' && fInode?.kind === 'ptr' && iIno?.size === 8
-    ? { mm: mm.offset, exeFile: exeFile.offset, fInode: fInode.offset, iIno: iIno.offset }
+  const iSb = btf.field('inode', 'i_sb');
+  const sDev = btf.field('super_block', 's_dev');
+  const exe = mm?.kind === 'ptr' && exeFile?.kind === 'ptr' && fInode?.kind === 'ptr' && iIno?.size === 8 && iSb?.kind === 'ptr' && sDev?.size === 4
+    ? { mm: mm.offset, exeFile: exeFile.offset, fInode: fInode.offset, iIno: iIno.offset, iSb: iSb.offset, sDev: sDev.offset }
     : undefined;
   // A 4-byte exec id (older kernels) is read as 8 bytes: the upper half is a neighbouring field that
   // does not change across the process's life, so comparisons still see every exec.
   return { groupLeader: leader.offset, startBoottime: start.offset, selfExecId: exec.offset, threadPid: threadPid.offset, pidIno: ino.offset, ...(exe ? { exe } : {}) };
 }
 
-// Stack layout of the program (r10 = frame end): cookie key at -8; the 56-byte record at -64
-// (pid_tgid -64, boot ns -56, start_boottime -48, self_exec_id -40, pidfs inode -32, exe file -24,
-// exe inode number -16); a scratch slot at -72; the UDP tuple key at -96 (address -96..-80, dst port
-// -80, src port -76).
-const REC = -64;
-const SCRATCH = -72;
-const TUPLE = -96;
+// Stack layout of the program (r10 = frame end): cookie key at -8; the 64-byte record at -72
+// (pid_tgid -72, boot ns -64, start_boottime -56, self_exec_id -48, pidfs inode -40, exe file -32,
+// exe inode number -24, exe device -16); a scratch slot at -80; the UDP tuple key at -104 (address
+// -104..-88, dst port -88, src port -84).
+const REC = -72;
+const SCRATCH = -80;
+const TUPLE = -104;
 
 /** r1 = dst (stack), r2 = 8, r3 = src + off; probe_read_kernel zero-fills dst when the read fails. */
 const readKernel = (dstOff: number, srcReg: number, off: number): Insn[] => [
@@ -174,8 +178,12 @@ export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 
         ...readKernel(SCRATCH, R8, task.exe.fInode),
         ldxDW(R8, R10, SCRATCH),
         ...readKernel(REC + 48, R8, task.exe.iIno),
+        ...readKernel(SCRATCH, R8, task.exe.iSb),
+        ldxDW(R8, R10, SCRATCH),
+        // s_dev is 4 bytes: the reader keeps the low half of the 8 read
+        ...readKernel(REC + 56, R8, task.exe.sDev),
       );
-    } else insns.push(stDW(R10, REC + 40, 0), stDW(R10, REC + 48, 0));
+    } else insns.push(stDW(R10, REC + 40, 0), stDW(R10, REC + 48, 0), stDW(R10, REC + 56, 0));
   } else {
     for (let off = 16; off < RECORD_BYTES; off += 8) insns.push(stDW(R10, REC + off, 0));
   }
@@ -398,6 +406,15 @@ export interface OwnerRecord {
    *  pair for two processes means the same open executable (a fork shares it). */
   exeFile: bigint;
   exeIno: bigint;
+  /** The executable's device as stat(2) reports it (st_dev), from its super block; 0n when not read. */
+  exeDev: bigint;
+}
+
+/** The kernel's dev_t (major << 20 | minor) as stat(2) encodes it for user space (new_encode_dev). */
+export function userDev(kernelDev: number): bigint {
+  const major = kernelDev >>> 20;
+  const minor = kernelDev & 0xfffff;
+  return BigInt((minor & 0xff) | (major << 8)) | (BigInt(minor & ~0xff) << 12n);
 }
 
 /** Looks records up in the recorder's maps. Map fds belong to the process, so a worker thread can
@@ -445,6 +462,7 @@ export class RecorderView {
       pidfsInode: v.readBigUInt64LE(32),
       exeFile: v.readBigUInt64LE(40),
       exeIno: v.readBigUInt64LE(48),
+      exeDev: v.readBigUInt64LE(48) === 0n ? 0n : userDev(v.readUInt32LE(56)),
     };
   }
 }

@@ -116,7 +116,10 @@ export class LinuxResolver {
     let exeStat: BigIntStats;
     try {
       exeStat = fstatSync(exeFd, { bigint: true });
-      if (token.execTag && execTag(exeStat.dev, exeStat.ino) !== token.execTag) return execed(token);
+      // Exec tag 0: the token's maker could not say which program the process ran (e.g. the agent found
+      // the owner of a socket by a /proc scan, after a possible exec). What runs now proves nothing.
+      if (!token.execTag) return this.insecure(token, { call: 'verify token', message: UNKNOWN_PROGRAM }, pidfd);
+      if (execTag(exeStat.dev, exeStat.ino) !== token.execTag) return execed(token);
       const link = step(`readlink /proc/${pid}/exe`, () => readlinkSync(`/proc/${pid}/exe`));
       const { path, exeChanged } = exeState(pid, link, exeStat);
       const foreignRoot = this.inForeignRoot(pid);
@@ -256,6 +259,8 @@ function gone(token: LinuxToken, reason: AttributionReason): Attribution {
 function reused(token: LinuxToken, detail: string): Attribution {
   return gone(token, { call: 'verify token', errno: 'ESRCH', message: `PID reused by another process (${detail}); the token's process has exited` });
 }
+
+const UNKNOWN_PROGRAM = 'the token does not say which program the process ran when it made the connection (its owner was found by a /proc scan, or the kernel did not say): what it runs now cannot vouch for the connection';
 
 function execed(token: LinuxToken): Attribution {
   return gone(token, { call: 'verify token', errno: 'ESRCH', message: "the process has since started another program (exec); the token's program is no longer running" });
