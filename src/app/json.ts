@@ -62,7 +62,7 @@ export function snapshotJson(state: TableState) {
     id: s.id,
     status: statusText(s.status, state.now).text,
     ...(s.hello ? { extension: s.hello.extension, host: s.hello.host, platform: s.hello.platform, capabilities: s.hello.capabilities } : {}),
-    rules: s.rules,
+    rules: s.rules.list(),
   }));
   const counts = countFlows(state);
   return {

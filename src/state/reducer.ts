@@ -26,6 +26,7 @@ import { STALE_MS, flowPhase, isOver } from './derive.js';
 import { shareStrings } from './intern.js';
 import { COUNTERS, GONE, Journal, WRITTEN } from './journal.js';
 import { TableRow } from './row.js';
+import { RuleList } from './rule-list.js';
 
 export type TableAction =
   | { type: 'events'; events: readonly SourceEvent[] }
@@ -146,7 +147,11 @@ function quietRates(d: Draft): void {
 }
 
 function sourceInfo(d: Draft, id: string): SourceInfo {
-  return d.sources.get(id) ?? { id, status: { state: 'connecting', attempt: 0 }, rules: [] };
+  const known = d.sources.get(id);
+  if (known) return known;
+  const fresh: SourceInfo = { id, status: { state: 'connecting', attempt: 0 }, rules: new RuleList() };
+  d.sources.set(id, fresh);
+  return fresh;
 }
 
 function applyStatus(d: Draft, source: string, status: ConnectionStatus): void {
@@ -162,7 +167,8 @@ function applyMessage(d: Draft, source: string, message: ExtensionMessage): void
       // a restarted extension answers `unknown-flow` to any action on them.
       forgetSource(d, source);
       const info = sourceInfo(d, source);
-      d.sources.set(source, { ...info, hello: message, rules: [] });
+      info.rules.reset();
+      d.sources.set(source, { ...info, hello: message });
       return;
     }
     case 'flow':
@@ -184,28 +190,16 @@ function applyMessage(d: Draft, source: string, message: ExtensionMessage): void
       if (message.verdict.action === 'block') noteClosed(d, key);
       return;
     }
-    case 'rules': {
-      const info = sourceInfo(d, source);
-      d.sources.set(source, { ...info, rules: [...message.rules] });
+    case 'rules':
+      // In place, O(rules in the message); parts marked `continues` wait for the last one.
+      sourceInfo(d, source).rules.receive(message.rules, message.continues === true);
+      touchSource(d, source);
       return;
-    }
-    case 'rule-changed': {
-      const info = sourceInfo(d, source);
-      const others = info.rules.filter((r) => r.id !== message.rule.id);
-      const rules: Rule[] = message.op === 'removed' ? others : [...others, message.rule];
-      if (message.op === 'updated') {
-        // Keep the rule where it was, so the rules view does not jump.
-        const at = info.rules.findIndex((r) => r.id === message.rule.id);
-        if (at >= 0) {
-          const copy = [...info.rules];
-          copy[at] = message.rule;
-          d.sources.set(source, { ...info, rules: copy });
-          return;
-        }
-      }
-      d.sources.set(source, { ...info, rules });
+    case 'rule-changed':
+      // O(1): a rule list copied or searched per change froze the TUI under a flood of them.
+      sourceInfo(d, source).rules.apply(message.op, message.rule);
+      touchSource(d, source);
       return;
-    }
     case 'error':
       d.lastError = { source, code: message.code, message: message.message, time: d.now };
       return;
@@ -255,6 +249,13 @@ function noteClosed(d: Draft, key: string): void {
 }
 
 /** Drops every row of `source` (a new connection's snapshot replaces them). */
+/** A new SourceInfo object for a source whose rules changed in place, so readers comparing the
+ *  object see the change. */
+function touchSource(d: Draft, source: string): void {
+  const info = d.sources.get(source);
+  if (info) d.sources.set(source, { ...info });
+}
+
 function forgetSource(d: Draft, source: string): void {
   const prefix = `${source}#`;
   const keys: string[] = [];

@@ -3,6 +3,7 @@ import type { Attribution } from '../attribution/types.js';
 import type { ErrorCode, FlowRecord, HelloMessage, Rule } from '../protocol/messages.js';
 import type { ConnectionStatus } from '../source/types.js';
 import type { Journal } from './journal.js';
+import type { RuleList } from './rule-list.js';
 
 /** What a flow is doing now, as the flows view shows it. */
 export type FlowPhase = 'pending' | 'allowed' | 'blocked' | 'open' | 'closed';
@@ -60,7 +61,8 @@ export interface SourceInfo {
   readonly id: string;
   readonly status: ConnectionStatus;
   readonly hello?: HelloMessage;
-  readonly rules: readonly Rule[];
+  /** Updated in place by the reducer, like the flow Map (see rule-list.ts). */
+  readonly rules: RuleList;
 }
 
 export interface SourceError {

@@ -125,11 +125,19 @@ export interface RuleRow {
   rule: Rule;
 }
 
+let lastRules: { version: string; rows: RuleRow[] } | undefined;
+
+/** Every source's rules as rows; rebuilt only when a rule list changed (the table changes far more
+ *  often than its rules). */
 export function selectRules(state: TableState): RuleRow[] {
+  let version = '';
+  for (const info of state.sources.values()) version += `${info.id}\u0000${info.rules.serial}.${info.rules.rev}\u0000`;
+  if (lastRules?.version === version) return lastRules.rows;
   const rows: RuleRow[] = [];
   for (const info of state.sources.values()) {
-    for (const rule of info.rules) rows.push({ key: `${info.id}#${rule.id}`, source: info.id, rule });
+    for (const rule of info.rules.list()) rows.push({ key: `${info.id}#${rule.id}`, source: info.id, rule });
   }
+  lastRules = { version, rows };
   return rows;
 }
 

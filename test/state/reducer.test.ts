@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { flowKey, initialTable, reduce, type TableAction } from '../../src/state/reducer.js';
+import { selectRules } from '../../src/state/views.js';
 import { countFlows, flowPhase, rowRate } from '../../src/state/derive.js';
 import type { TableState } from '../../src/state/types.js';
 import { ev, flow, hello, insecure, secure, token } from './fixtures.js';
@@ -93,10 +94,38 @@ describe('flow table reducer', () => {
     const rule = { id: 'r1', action: 'block' as const, duration: { kind: 'always' as const }, created: 1, hits: 0, enabled: true };
     let s = reduce(initialTable(), { type: 'events', events: [ev({ type: 'rules', rules: [rule] }, 'a'), ev({ type: 'rules', rules: [] }, 'b')] });
     s = reduce(s, { type: 'events', events: [ev({ type: 'rule-changed', op: 'added', rule: { ...rule, id: 'r2' } }, 'b')] });
-    expect(s.sources.get('a')!.rules.map((r) => r.id)).toEqual(['r1']);
-    expect(s.sources.get('b')!.rules.map((r) => r.id)).toEqual(['r2']);
+    expect(s.sources.get('a')!.rules.list().map((r) => r.id)).toEqual(['r1']);
+    expect(s.sources.get('b')!.rules.list().map((r) => r.id)).toEqual(['r2']);
     s = reduce(s, { type: 'events', events: [ev({ type: 'rule-changed', op: 'removed', rule }, 'a')] });
-    expect(s.sources.get('a')!.rules).toEqual([]);
+    expect(s.sources.get('a')!.rules.list()).toEqual([]);
+  });
+
+  it('holds a rule list marked continues until its last part, then shows all of it', () => {
+    const rules = Array.from({ length: 200 }, (_, i) => ({ id: `r${i}`, action: 'allow' as const, duration: { kind: 'always' as const }, created: 1, hits: 0, enabled: true }));
+    let s = reduce(initialTable(), { type: 'events', events: [ev({ type: 'rules', rules: [rules[0]!] })] });
+    s = reduce(s, { type: 'events', events: [ev({ type: 'rules', rules: rules.slice(0, 100), continues: true })] });
+    // a part is not a list: the one before stays until the list is complete
+    expect(selectRules(s).map((r) => r.rule.id)).toEqual(['r0']);
+    s = reduce(s, { type: 'events', events: [ev({ type: 'rules', rules: rules.slice(100) })] });
+    expect(selectRules(s)).toHaveLength(200);
+    expect(selectRules(s).map((r) => r.rule.id)).toEqual(rules.map((r) => r.id));
+    // an update keeps the rule's place; a removal and an addition move nothing else
+    s = reduce(s, { type: 'events', events: [ev({ type: 'rule-changed', op: 'updated', rule: { ...rules[5]!, hits: 14 } }), ev({ type: 'rule-changed', op: 'removed', rule: rules[0]! })] });
+    expect(selectRules(s)[4]!.rule).toMatchObject({ id: 'r5', hits: 14 });
+    expect(selectRules(s)).toHaveLength(199);
+  });
+
+  it('applies 100,000 rule changes in linear time', () => {
+    const rule = (i: number) => ({ id: `r${i}`, action: 'allow' as const, duration: { kind: 'always' as const }, created: 1, hits: i, enabled: true });
+    let s = initialTable();
+    const started = performance.now();
+    // one message per batch, as a flood arrives: every step must be O(1)
+    for (let i = 0; i < 50_000; i++) s = reduce(s, { type: 'events', events: [ev({ type: 'rule-changed', op: 'added', rule: rule(i) })] });
+    for (let i = 0; i < 50_000; i++) s = reduce(s, { type: 'events', events: [ev({ type: 'rule-changed', op: 'updated', rule: rule(i % 1000) })] });
+    const elapsed = performance.now() - started;
+    expect(selectRules(s)).toHaveLength(50_000);
+    // quadratic was 50,000²/2 ≈ 10⁹ rule copies: minutes; linear is well under a few seconds even on a busy machine
+    expect(elapsed).toBeLessThan(5_000);
   });
 
   it('tracks connection status and the hello per source', () => {
