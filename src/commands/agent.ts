@@ -165,6 +165,15 @@ export async function run(argv: string[]): Promise<number> {
   if (process.platform !== 'linux') throw new UserError('flowtop agent runs on Linux only', 'on macOS the network extension plays this part');
   if (flags.status) return printStatus(flags.socket);
   if (process.getuid?.() !== 0) throw new UserError('needs root: run sudo flowtop agent', 'it installs firewall rules, binds NFQUEUE and loads a BPF program');
+  // Before anything is touched: a second agent in this network namespace or on this socket is
+  // refused, naming the running one; a dead one's locks are already gone (the kernel drops them).
+  const { claimAgentInstance } = await import('../agent/instance-lock.js');
+  let instance;
+  try {
+    instance = claimAgentInstance(flags.socket);
+  } catch (error) {
+    throw new UserError(`agent could not start: ${(error as Error).message}`);
+  }
   const { Agent } = await import('../agent/agent.js');
   const { RuleStore } = await import('../rules/store.js');
   const { storeRuleBook } = await import('../agent/rule-book.js');
@@ -202,6 +211,7 @@ export async function run(argv: string[]): Promise<number> {
     await agent.stop().catch((e: Error) => log(`cleanup after the failed start: ${e.message}`));
     await store.close().catch(() => undefined);
     attribution.close?.();
+    instance.release();
     throw new UserError(`agent could not start: ${(error as Error).message}`);
   }
   // Last line of defence: a bug on some path must not stop the firewall (an agent that dies leaves
@@ -217,6 +227,7 @@ export async function run(argv: string[]): Promise<number> {
   await agent.stop();
   await store.close().catch((e: Error) => log(`rules file: ${e.message}`));
   attribution.close?.();
+  instance.release();
   if (fatal) throw new UserError(`agent stopped: ${fatal}`);
   return 0;
 }

@@ -1,7 +1,7 @@
 // Crash and restart, fail-open vs fail-closed, stale BPF programs and firewall rules, and who may talk
 // to the agent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -200,6 +200,51 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     } finally {
       remote.delete();
     }
+  }, 60_000);
+
+  it('a second agent is refused, naming the running one, and touches nothing of it; one in another namespace on its own socket may share the cgroup', async () => {
+    const first = await startAgent(ns, cg, ['--queue-num', '7310']);
+    const dist = buildAgent();
+    const other = new Netns();
+    const run = (where: Netns, socket: string): { code: number | null; out: string } => {
+      const r = spawnSync(where.enter[0]!, [...where.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--socket', socket,
+        '--rules', join(first.dir, 'other-rules.json'), '--cgroup', cg.path, '--queue-num', '7311'], { encoding: 'utf8', timeout: 20_000 });
+      return { code: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    try {
+      const rulesBefore = ourRules(ns);
+      // same namespace, another socket
+      const sameNs = run(ns, join(first.dir, 'second.sock'));
+      expect(sameNs.code).toBe(1);
+      expect(sameNs.out).toContain(`another flowtop agent is running in this network namespace: pid ${first.proc.pid}, socket ${first.socket}`);
+      expect(sameNs.out).not.toMatch(/removed \d+ BPF programs/);
+      // same socket, another namespace
+      const sameSocket = run(other, first.socket);
+      expect(sameSocket.code).toBe(1);
+      expect(sameSocket.out).toContain(`another flowtop agent is running on ${first.socket}: pid ${first.proc.pid}`);
+      // nothing of the first was touched: its program, rules, status file, and it still serves
+      expect(attachedAtConnect4(cg)).toBe(1);
+      expect(ourRules(ns)).toBe(rulesBefore);
+      expect(existsSync(`${first.socket}.status.json`)).toBe(true);
+      const client = new TestClient(first.socket);
+      await client.subscribe();
+      client.close();
+      // another namespace on its own socket runs beside it, sharing the cgroup: the first's program stays
+      const beside = await startAgent(other, cg, ['--queue-num', '7312']);
+      try {
+        expect(beside.stderr.join('\n')).not.toMatch(/removed \d+ BPF programs/);
+        expect(attachedAtConnect4(cg)).toBe(2);
+      } finally {
+        expect(await beside.stop()).toBe(0);
+        cleanupDir(beside.dir);
+      }
+      expect(attachedAtConnect4(cg)).toBe(1);
+    } finally {
+      expect(await first.stop()).toBe(0);
+      other.delete();
+      cleanupDir(first.dir);
+    }
+    expect(attachedAtConnect4(cg)).toBe(0);
   }, 60_000);
 
   it('refuses a file, a directory or a symlink at --socket, and a directory others can write; --status believes only root\'s status file', async () => {

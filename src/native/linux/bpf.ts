@@ -6,7 +6,7 @@
 // counter and pidfs inode, read from task_struct — so the agent can name it without reading /proc.
 // Layouts: docs in LINUX-NOTES.
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmdirSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYS, errnoName, libc } from './libc.js';
@@ -326,9 +326,38 @@ function programName(fd: number): string {
 
 const ALL_HOOKS = [ATTACH.INET_SOCK_CREATE, ATTACH.INET4_CONNECT, ATTACH.INET6_CONNECT, ATTACH.UDP4_SENDMSG, ATTACH.UDP6_SENDMSG];
 
+/** Ids of BPF programs some other live process holds a descriptor of (/proc/PID/fdinfo `prog_id`). A
+ *  running agent keeps its programs' descriptors open; a crashed one's are closed by the kernel. */
+export function programsHeldByOthers(): Set<number> {
+  const held = new Set<number>();
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
+  } catch {
+    return held;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // exited, or a kernel thread
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
+        const id = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+        if (id) held.add(Number(id));
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return held;
+}
+
 /** Detaches every program named PROGRAM_NAME from the cgroup (left by an agent that crashed: cgroup
- *  attachments outlive their process). Returns how many were removed. */
-export function removeStalePrograms(cgroupFd: number, except: ReadonlySet<number> = new Set()): number {
+ *  attachments outlive their process), except those another live process holds: another agent's (in
+ *  another network namespace) that shares this cgroup. Returns how many were removed. */
+export function removeStalePrograms(cgroupFd: number, except: ReadonlySet<number> = programsHeldByOthers()): number {
   let removed = 0;
   for (const hook of ALL_HOOKS) {
     let ids: number[];
