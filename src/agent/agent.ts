@@ -30,6 +30,7 @@ import { decodeUnwatched, type UnwatchedBatch } from './unwatched-batch.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import { QueueWorkerPool } from './worker-pool.js';
 import { ownerGone } from './reaper.js';
+import { RecorderWatch } from './recorder-watch.js';
 import type { RuleBook } from './rule-book.js';
 import { RuleConversation } from './rule-requests.js';
 import { effectivePolicy } from './effective-policy.js';
@@ -128,6 +129,9 @@ export class Agent {
   private pool?: QueueWorkerPool;
   private firewall?: InstalledFirewall;
   private recorder?: SocketRecorder;
+  private recorderWatch?: RecorderWatch;
+  /** What happened to the recorder since it was attached (see RecorderWatch). */
+  private recorderNote?: string;
   private server?: ExtensionServer;
   private files?: SocketFiles;
   private live?: LiveFlows;
@@ -200,7 +204,10 @@ export class Agent {
     this.writeStatus();
     this.statusTimer = setInterval(() => this.writeStatus(), 1000);
     this.statusTimer.unref();
-    this.reapTimer = setInterval(() => this.reap(), REAP_INTERVAL_MS);
+    this.reapTimer = setInterval(() => {
+      this.reap();
+      this.watchRecorder();
+    }, REAP_INTERVAL_MS);
     this.reapTimer.unref();
     this.ruleTalk.start();
   }
@@ -230,6 +237,7 @@ export class Agent {
       // the attachment holds the cgroup: a private mount of it is no longer needed
       found.release();
       this.method = 'bpf-cookie';
+      this.recorderWatch = new RecorderWatch(this.recorder, (line) => this.log(line));
       this.methodDetail = `cgroup ${found.private ? 'v2 root (private mount)' : root}; ${this.recorder.instanceNote}${this.recorder.staleRemoved ? `; removed ${this.recorder.staleRemoved} stale programs` : ''}`;
       if (this.recorder.staleRemoved) this.log(`removed ${this.recorder.staleRemoved} BPF programs left attached by an earlier agent`);
     } catch (error) {
@@ -237,6 +245,14 @@ export class Agent {
       this.methodDetail = `BPF unavailable (${(error as Error).message.split('\n')[0]}): falling back to /proc scans`;
       this.log(this.methodDetail);
     }
+  }
+
+  /** The recorder's programs still attached, or attached again; the method says so when not. */
+  private watchRecorder(): void {
+    if (!this.recorderWatch || this.stopped) return;
+    const state = this.recorderWatch.check();
+    this.method = state.method;
+    this.recorderNote = state.note;
   }
 
   private startWorker(): Promise<void> {
@@ -666,7 +682,7 @@ export class Agent {
       blockMode: this.options.blockMode,
       firewall: this.firewall?.backend ?? 'none',
       attribution: this.method,
-      attributionDetail: this.methodDetail,
+      attributionDetail: this.recorderNote ? `${this.methodDetail}; ${this.recorderNote}` : this.methodDetail,
       counters: this.counterValues(),
       clients: this.server?.clients.length ?? 0,
     };

@@ -311,14 +311,20 @@ function programFdById(id: number): number {
   return bpf(CMD.PROG_GET_FD_BY_ID, attr);
 }
 
-function programName(fd: number): string {
+/** struct bpf_prog_info of a program fd (type@0, id@4, name@64), or undefined. */
+function programInfo(fd: number): Buffer | undefined {
   const c = libc();
   const info = Buffer.alloc(256);
   const attr = Buffer.alloc(ATTR_BYTES);
   attr.writeUInt32LE(fd, 0);
   attr.writeUInt32LE(info.length, 4);
   attr.writeBigUInt64LE(c.addressOf(info), 8);
-  if (bpf(CMD.OBJ_GET_INFO_BY_FD, attr) < 0) return '';
+  return bpf(CMD.OBJ_GET_INFO_BY_FD, attr) < 0 ? undefined : info;
+}
+
+function programName(fd: number): string {
+  const info = programInfo(fd);
+  if (!info) return '';
   const name = info.subarray(64, 80);
   const end = name.indexOf(0);
   return name.toString('latin1', 0, end < 0 ? 16 : end);
@@ -499,7 +505,8 @@ export class RecorderView {
 /** The recorder attached to one cgroup v2 directory (which covers every cgroup below it). */
 export class SocketRecorder extends RecorderView {
   private readonly progFds: number[] = [];
-  private readonly attached: Array<{ prog: number; hook: number }> = [];
+  /** Each program with its hook, the kernel's id for it (0 if unknown) and the hook's label. */
+  private readonly attached: Array<{ prog: number; hook: number; id: number; label: string }> = [];
   readonly hooks: string[] = [];
   /** Whether records name the process instance (start time, exec counter, pidfs inode). */
   readsTask = false;
@@ -554,7 +561,7 @@ export class SocketRecorder extends RecorderView {
         }
         rec.progFds.push(prog);
         attach(cgroupFd, prog, hook);
-        rec.attached.push({ prog, hook });
+        rec.attached.push({ prog, hook, id: programInfo(prog)?.readUInt32LE(4) ?? 0, label });
         rec.hooks.push(label);
       }
       rec.readsTask = task !== undefined;
@@ -563,6 +570,34 @@ export class SocketRecorder extends RecorderView {
       rec.close();
       throw error;
     }
+  }
+
+  /** Labels of the hooks whose program is no longer attached to the cgroup: anyone with CAP_BPF can
+   *  detach it (an agent started on the same cgroup removed "stale" copies that were live), and from
+   *  then on connects there go unrecorded. All of them when the cgroup cannot be queried any more. */
+  detachedHooks(): string[] {
+    if (this.closed) return [];
+    const byHook = new Map<number, number[]>();
+    const missing: string[] = [];
+    for (const a of this.attached) {
+      let ids = byHook.get(a.hook);
+      if (!ids) {
+        try {
+          ids = queryAttached(this.cgroupFd, a.hook);
+        } catch {
+          ids = [];
+        }
+        byHook.set(a.hook, ids);
+      }
+      if (a.id !== 0 && !ids.includes(a.id)) missing.push(a.label);
+    }
+    return missing;
+  }
+
+  /** Attaches again the programs of the hooks named (from detachedHooks). Throws BpfError when the
+   *  kernel refuses. */
+  reattach(labels: readonly string[]): void {
+    for (const a of this.attached) if (labels.includes(a.label)) attach(this.cgroupFd, a.prog, a.hook);
   }
 
   /** Detaches and closes everything (a clean exit leaves nothing attached). */
