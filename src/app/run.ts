@@ -6,6 +6,7 @@ import type { TokenKind } from '../protocol/messages.js';
 import type { FlowSource } from '../source/types.js';
 import type { TableOptions } from '../state/types.js';
 import { Root } from './Root.js';
+import type { UserNameLookup } from './users.js';
 import { createFlowStore, type AttributorLike, type Clock, type FlowStore } from './store.js';
 import { enterFullScreen } from './terminal.js';
 import { useFastOutput } from '../ui/fast-output.js';
@@ -14,6 +15,8 @@ export interface AppIO {
   sources: readonly FlowSource[];
   attributorFor(kind: TokenKind): AttributorLike;
   clock: Clock;
+  /** The system's name for a uid (passwdUserNames() in production). */
+  userName?: UserNameLookup;
   stdin: NodeJS.ReadStream;
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
@@ -27,7 +30,7 @@ export interface AppOptions {
 }
 
 export function storeFor(io: AppIO, options: AppOptions): FlowStore {
-  return createFlowStore({ sources: io.sources, attributorFor: io.attributorFor, clock: io.clock, table: options.table });
+  return createFlowStore({ sources: io.sources, attributorFor: io.attributorFor, clock: io.clock, table: options.table, userName: io.userName });
 }
 
 /** Resolves with the exit code when the person quits (or a signal / error ends the app). */

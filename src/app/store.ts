@@ -23,6 +23,7 @@ import type { ClientMessage, TokenKind } from '../protocol/messages.js';
 import type { FlowSource, SendResult, SourceEvent } from '../source/types.js';
 import { initialTable, reduce, type TableAction } from '../state/reducer.js';
 import type { AttributionUpdate, TableOptions, TableState } from '../state/types.js';
+import { namingUsers, type UserNameLookup } from './users.js';
 
 /** The part of the Attributor (src/attribution/attributor.ts) the app uses. */
 export interface AttributorLike {
@@ -40,6 +41,8 @@ export interface StoreOptions {
   attributorFor(kind: TokenKind): AttributorLike;
   clock: Clock;
   table?: Partial<TableOptions>;
+  /** The system's name for a uid (default: none; the app passes passwdUserNames()). */
+  userName?: UserNameLookup;
   /** How long events are collected into one reducer step. */
   batchMs?: number;
   /** Snapshot period to the screen. */
@@ -88,6 +91,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
   const kindOf = new Map<string, TokenKind>();
   const attributionUpdates = new Subject<TableAction>();
   const subscriptions: Subscription[] = [];
+  const named = options.userName ? namingUsers(options.userName) : (a: Attribution) => a;
 
   const attributorFor = (kind: TokenKind): AttributorLike => {
     let a = attributors.get(kind);
@@ -95,7 +99,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
       a = options.attributorFor(kind);
       attributors.set(kind, a);
       subscriptions.push(
-        a.updates$.subscribe((updates) => attributionUpdates.next({ type: 'attributions', updates: updates.map((u): AttributionUpdate => ({ key: u.key, attribution: u.attribution })) })),
+        a.updates$.subscribe((updates) => attributionUpdates.next({ type: 'attributions', updates: updates.map((u): AttributionUpdate => ({ key: u.key, attribution: named(u.attribution) })) })),
       );
     }
     return a;
@@ -104,7 +108,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
   const known = (attributor: AttributorLike, token: string | undefined): AttributionUpdate | undefined => {
     if (!token) return undefined;
     const a = attributor.request(token);
-    return a.trust !== 'pending' ? { key: token, attribution: a } : undefined;
+    return a.trust !== 'pending' ? { key: token, attribution: named(a) } : undefined;
   };
 
   /** A source event as actions, in order: known attributions first (so the row is born resolved),
@@ -151,7 +155,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
     interval(options.tickMs ?? 1000).pipe(map((): TableAction => ({ type: 'tick', now: clock.now() }))),
   ).pipe(share());
 
-  let latest = initialTable(options.table, clock.now());
+  let latest = initialTable({ ...options.table, ...(options.userName ? { userName: options.userName } : {}) }, clock.now());
   const states$ = input$.pipe(
     // One reducer step per burst: collect what arrives within batchMs, then apply it at once.
     buffer(input$.pipe(auditTime(options.batchMs ?? 30))),

@@ -6,6 +6,7 @@ import { parseFlags } from './flags.js';
 import { flowJson, snapshotJson } from '../app/json.js';
 import { openSources, type SourceFlags } from '../app/setup.js';
 import { createFlowStore } from '../app/store.js';
+import { passwdUserNames } from '../app/users.js';
 import type { TableState } from '../state/types.js';
 import { escapeJsonControls } from '../text/controls.js';
 import type { ConnectionStatus, FlowSource } from '../source/types.js';
@@ -86,6 +87,7 @@ export async function runList(options: ListOptions, out: NodeJS.WritableStream =
   const store = createFlowStore({
     sources: opened.sources,
     attributorFor: opened.attributorFor,
+    userName: passwdUserNames(),
     clock: { now: () => Date.now() },
     table: options.maxFlows ? { maxFlows: options.maxFlows } : undefined,
   });

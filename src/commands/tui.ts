@@ -3,6 +3,7 @@ import { UserError, UsageError } from '../errors.js';
 import { parseFlags } from './flags.js';
 import { wantAscii } from '../ui/badges.js';
 import { openSources } from '../app/setup.js';
+import { passwdUserNames } from '../app/users.js';
 import { styledStream, wantColor } from '../app/plain-output.js';
 import { positiveInt, runList, takeDemoFlag } from './list.js';
 
@@ -61,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       {
         sources: opened.sources,
         attributorFor: opened.attributorFor,
+        userName: passwdUserNames(),
         clock: { now: () => Date.now() },
         stdin: process.stdin,
         stdout: styledStream(process.stdout, style),

@@ -208,10 +208,12 @@ function applyMessage(d: Draft, source: string, message: ExtensionMessage): void
 
 function attributionFor(d: Draft, flow: FlowRecord): Attribution {
   if (flow.token) return d.attributions.get(flow.token) ?? PENDING;
+  const user = flow.uid !== undefined ? d.options.userName?.(flow.uid) : undefined;
   return {
     trust: 'insecure',
     pid: flow.pid,
     uid: flow.uid,
+    ...(user !== undefined ? { user } : {}),
     reason: {
       call: 'owner lookup',
       message: flow.ownerError

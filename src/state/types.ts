@@ -79,6 +79,8 @@ export interface TableOptions {
   readonly lingerMs: number;
   /** Window over which the total rx/tx rate is averaged. */
   readonly rateWindowMs: number;
+  /** The system's name for a uid, when it has one (read at the edge: see app/users.ts). */
+  readonly userName?: (uid: number) => string | undefined;
 }
 
 export interface TrafficSample {

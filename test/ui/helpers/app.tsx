@@ -28,6 +28,7 @@ export function startApp(options: {
   table?: Partial<TableOptions>;
   /** Snapshot rate to the screen (production: 100 ms). */
   snapshotMs?: number;
+  userName?: (uid: number) => string | undefined;
 }): Started {
   const backend = createReplayBackend(options.attributions ?? new Map());
   const store = createFlowStore({
@@ -36,6 +37,7 @@ export function startApp(options: {
     clock: { now: () => Date.now() },
     table: options.table,
     batchMs: 5,
+    userName: options.userName,
     snapshotMs: options.snapshotMs ?? 20,
   });
   const started: Started = {
