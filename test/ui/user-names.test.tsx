@@ -44,7 +44,8 @@ describe('user names', () => {
     // The details of the root flow: the name with the uid.
     await press(app.instance, '/');
     await type(app.instance, 'port:53');
-    await press(app.instance, KEY.enter, (f) => !f.includes('192.0.2.2'));
+    await waitForFrame(app.instance, (f) => !f.includes('192.0.2.2'));
+    await press(app.instance, KEY.enter, (f) => !plain(f).split('\n').some((l) => l.startsWith('/port:53')));
     const details = await press(app.instance, KEY.enter, (f) => f.includes('Esc closes'));
     expect(plain(details)).toContain('root (uid 0)');
   });
