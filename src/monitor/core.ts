@@ -3,9 +3,9 @@
 // become one `bytes` message, sockets that went away become `end` messages. No timers, no streams:
 // monitor.ts schedules polls and turns messages into a FlowSource.
 import type { ExtensionMessage, FlowRecord } from '../protocol/messages.js';
-import { decodeLinuxToken } from '../protocol/tokens.js';
+import { decodeLinuxToken, encodeLinuxToken } from '../protocol/tokens.js';
 import type { InetSocket } from '../native/linux/sock-diag-dump.js';
-import { makeLinuxToken } from '../native/linux/token.js';
+import { makeLinuxToken, readExecTag } from '../native/linux/token.js';
 import { TrafficTracker } from '../traffic/tracker.js';
 import type { SocketReader } from '../traffic/reader.js';
 import type { HostNameMap } from '../hostnames/map.js';
@@ -132,7 +132,11 @@ export class MonitorCore {
         if (flow.unresolved) (wanted.push(s.inode), uids.add(s.uid));
       }
     }
-    if (wanted.length > 0) this.owners.resolve(wanted, uids, deadline, liveInodes(sockets));
+    if (wanted.length > 0) {
+      const isLive = liveInodes(sockets);
+      this.owners.resolve(wanted, uids, deadline, isLive);
+      this.owners.checkParents(wanted, deadline, isLive);
+    }
 
     const listeners = fresh.length > 0 ? new ListenerIndex(sockets) : undefined;
     for (const s of fresh) out.push({ type: 'flow', flow: this.addFlow(s, listeners!, time) });
@@ -226,9 +230,19 @@ export class MonitorCore {
       record.ownerError = 'owner not found yet';
       return false; // look again next poll (another process may hold it too, e.g. after a fork)
     }
-    record.token = token.toString('base64');
+    record.token = this.programKnown(s.inode, token) ? token.toString('base64') : withoutProgram(token).toString('base64');
     record.pid = owner.pid;
     return true;
+  }
+
+  /** False when processes running different programs hold the socket (a child that connected and
+   *  exec'd another program while its parent kept the socket, say): the monitor cannot tell which
+   *  of them started the connection, so the token must not vouch for the owner's program. */
+  private programKnown(inode: number, token: Buffer): boolean {
+    const holders = this.owners.holders(inode);
+    if (holders.length === 0) return true;
+    const tag = decodeLinuxToken(token)?.execTag ?? 0;
+    return holders.every((pid) => readExecTag(pid) === tag);
   }
 
   /** Fills remoteHost from the map; true when a reverse lookup was asked for instead. */
@@ -262,6 +276,12 @@ export class MonitorCore {
       unresolved,
     });
   }
+}
+
+/** The same process instance with exec tag 0: which program it is about is not known. */
+function withoutProgram(token: Buffer): Buffer {
+  const t = decodeLinuxToken(token);
+  return t ? encodeLinuxToken({ ...t, execTag: 0 }) : token;
 }
 
 /** Whether an inode is a live socket in this dump (the set is built only if asked). */

@@ -49,6 +49,9 @@ const SOCKET_LINK = /^socket:\[(\d+)\]$/;
 export class OwnerIndex {
   private readonly procs = new Map<number, ProcessEntry>();
   private readonly owners = new Map<number, SocketOwner>();
+  /** Sockets seen held by more than one process (shared after a fork, or passed): which of them
+   *  started the connection is not known. */
+  private readonly shared = new Set<number>();
   private readonly procRoot: string;
   private readonly now: () => number;
   private generation = 0;
@@ -128,8 +131,41 @@ export class OwnerIndex {
     }
   }
 
+  /** Rescans the parents of these sockets' owners (once each per poll, until `deadline`): a child
+   *  inherits its parent's sockets, and a socket a child connected while its parent kept it open (then
+   *  exec'd another program, say) must be known as shared, or the monitor would name whichever of the
+   *  two it happened to scan first. */
+  checkParents(inodes: Iterable<number>, deadline: number, isLive: (inode: number) => boolean): void {
+    for (const inode of inodes) {
+      if (performance.now() >= deadline) return;
+      const owner = this.owners.get(inode);
+      if (!owner) continue;
+      let ppid: number | undefined;
+      try {
+        ppid = parseProcStat(readFileSync(`${this.procRoot}/${owner.pid}/stat`, 'latin1'))?.ppid;
+      } catch {
+        continue;
+      }
+      const parent = ppid !== undefined ? this.procs.get(ppid) : undefined;
+      if (ppid === undefined || !parent || !parent.readable || parent.scannedIn === this.generation) continue;
+      this.scan(ppid, parent, isLive);
+    }
+  }
+
   ownerOf(inode: number): SocketOwner | undefined {
     return this.owners.get(inode);
+  }
+
+  /** The PIDs that held `inode` at their last scan, when more than one process did; else []. */
+  holders(inode: number): number[] {
+    if (!this.shared.has(inode)) return [];
+    const pids: number[] = [];
+    for (const [pid, entry] of this.procs) if (entry.sockets.has(inode)) pids.push(pid);
+    if (pids.length < 2) {
+      this.shared.delete(inode);
+      return [];
+    }
+    return pids;
   }
 
   /** Whether every readable process has been fully scanned this poll: then a socket still without
@@ -141,6 +177,7 @@ export class OwnerIndex {
 
   forget(inode: number): void {
     this.owners.delete(inode);
+    this.shared.delete(inode);
   }
 
   stats(): OwnerIndexStats {
@@ -217,7 +254,10 @@ export class OwnerIndex {
     for (const inode of held) {
       const current = this.owners.get(inode);
       // A socket shared after fork stays with the process first seen holding it, while it holds it.
-      if (current && current.pid !== pid && this.procs.get(current.pid)?.sockets.has(inode)) continue;
+      if (current && current.pid !== pid && this.procs.get(current.pid)?.sockets.has(inode)) {
+        this.shared.add(inode);
+        continue;
+      }
       if (!current) found = true;
       this.owners.set(inode, { pid, startTime: before });
     }
