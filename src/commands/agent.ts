@@ -8,6 +8,8 @@ import type { Action, BlockMode } from '../protocol/messages.js';
 import { listenForStop } from '../agent/shutdown.js';
 
 const HELP = `Usage: sudo flowtop agent [options]
+       sudo flowtop agent install [options]   start it at boot (systemd); \`agent install --help\`
+       sudo flowtop agent uninstall
 
 Holds each new connection until a rule or a client decides it (Linux, root).
 
@@ -157,6 +159,11 @@ async function printStatus(socket: string): Promise<number> {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === 'install' || argv[0] === 'uninstall') {
+    if (process.platform !== 'linux') throw new UserError(`flowtop agent ${argv[0]} is for Linux only`);
+    const { runInstall, runUninstall } = await import('./agent-install.js');
+    return argv[0] === 'install' ? runInstall(argv.slice(1)) : runUninstall(argv.slice(1));
+  }
   const flags = parseAgentFlags(argv);
   if (flags.help) {
     process.stdout.write(HELP);
