@@ -1,5 +1,5 @@
 // The indexed matcher against a plain reading of docs/rules.md ("Matching"), on many random rule sets
-// and flows: a reference that checks every rule and compares specificity field by field.
+// and flows: a reference that checks every rule and compares priority, then specificity field by field.
 import { describe, expect, it } from 'vitest';
 import type { Rule } from '../../src/protocol/messages.js';
 import { cidrContains, parseCidr, parseIp } from '../../src/rules/ip.js';
@@ -17,6 +17,7 @@ function pick<T>(items: readonly T[]): T {
 
 const HASHES = ['a', 'b', 'c'].map((c) => c.repeat(64));
 const PATHS = ['/usr/bin/curl', '/opt/x/bin/x'];
+const FOLDERS = ['/usr/bin/', '/opt/x/', '/opt/x/bin/', '/usr/bin/curl/'];
 const TOKENS = ['dG9rZW4x', 'dG9rZW4y'];
 const HOSTS = ['example.com', 'www.example.com', 'a.b.example.com', 'badexample.com', 'example.org'];
 const DOMAINS = ['example.com', 'b.example.com', 'com', 'example.org'];
@@ -26,12 +27,13 @@ const NOW = 1_000_000;
 
 function randomRule(i: number): Rule {
   const spec: Record<string, unknown> = { action: pick(['allow', 'block']), duration: { kind: 'always' } };
-  const who = rnd(6);
+  const who = rnd(7);
   if (who === 1) spec['identity'] = { kind: 'sha256', value: pick(HASHES) };
   if (who === 2) spec['identity'] = { kind: 'path', value: pick(PATHS) };
   if (who === 3) spec['identity'] = { kind: 'package', package: 'curl', value: '/usr/bin/curl' };
   if (who === 4) spec['duration'] = { kind: 'process', token: pick(TOKENS) };
   if (who === 5) Object.assign(spec, { identity: { kind: 'sha256', value: pick(HASHES) }, duration: { kind: 'process', token: pick(TOKENS) } });
+  if (who === 6) spec['identity'] = { kind: 'path', value: pick(FOLDERS) };
   const endpoint: Record<string, unknown> = {};
   const remote = rnd(5);
   if (remote === 1) endpoint['host'] = pick(HOSTS);
@@ -41,7 +43,9 @@ function randomRule(i: number): Rule {
   const port = rnd(4);
   if (port === 1) endpoint['port'] = pick([53, 443]);
   if (port === 2) endpoint['portRange'] = pick([[1, 1024], [400, 500], [443, 444]]);
+  if (remote !== 3 && remote !== 4 && rnd(5) === 0) endpoint['family'] = pick(['ipv4', 'ipv6']);
   if (Object.keys(endpoint).length) spec['endpoint'] = endpoint;
+  if (rnd(5) === 0) spec['priority'] = pick([1, 2, 7]);
   if (rnd(3) === 0) spec['protocol'] = pick(['tcp', 'udp']);
   if (rnd(4) === 0) spec['direction'] = pick(['outbound', 'inbound']);
   if (rnd(6) === 0) spec['duration'] = { kind: 'until', until: pick([NOW - 1, NOW, NOW + 1]) };
@@ -72,7 +76,8 @@ function referenceMatches(rule: Rule, f: FlowFacts): boolean {
   const id = rule.identity;
   if (id) {
     if (f.trust !== 'secure') return false;
-    if (id.kind === 'path' ? f.path !== id.value : f.identity !== identityKey(id)) return false;
+    const folder = id.kind === 'path' && id.value.endsWith('/');
+    if (folder ? !(f.path?.startsWith(id.value) || f.path === id.value.slice(0, -1)) : id.kind === 'path' ? f.path !== id.value : f.identity !== identityKey(id)) return false;
   }
   const ep = rule.endpoint ?? {};
   const ip = parseIp(f.remoteAddress);
@@ -80,6 +85,7 @@ function referenceMatches(rule: Rule, f: FlowFacts): boolean {
   if (ep.domain && !(f.remoteHost === ep.domain || f.remoteHost?.endsWith(`.${ep.domain}`))) return false;
   if (ep.address && !(ip && parseIp(ep.address) && JSON.stringify(parseIp(ep.address)) === JSON.stringify(ip))) return false;
   if (ep.cidr && !(ip && cidrContains(parseCidr(ep.cidr)!.cidr, ip))) return false;
+  if (ep.family && (!ip || `ipv${ip.family}` !== ep.family)) return false;
   if (ep.port !== undefined && f.remotePort !== ep.port) return false;
   if (ep.portRange && (f.remotePort < ep.portRange[0] || f.remotePort > ep.portRange[1])) return false;
   if (rule.protocol && rule.protocol !== f.protocol) return false;
@@ -94,14 +100,16 @@ function referenceKey(rule: Rule): number[] {
   const token = rule.duration.kind === 'process';
   const remote = Boolean(ep.host || ep.domain || ep.address || ep.cidr);
   return [
+    rule.priority ?? 0,
     id || token ? 1 : 0,
     remote ? 1 : 0,
     ep.port !== undefined || ep.portRange ? 1 : 0,
-    token ? 3 : !id ? 0 : id.kind === 'path' ? 1 : 2,
+    token ? 4 : !id ? 0 : id.kind !== 'path' ? 3 : id.value.endsWith('/') ? 1 : 2,
     ep.host || ep.address ? 3 : ep.domain ? 2 : ep.cidr ? 1 : 0,
     ep.domain ? ep.domain.split('.').length : ep.cidr ? Number(ep.cidr.split('/')[1]) : 0,
     ep.port !== undefined ? 65536 : ep.portRange ? 65536 - (ep.portRange[1] - ep.portRange[0]) : 0,
     rule.protocol ? 1 : 0,
+    ep.family ? 1 : 0,
     rule.direction ? 1 : 0,
     rule.action === 'block' ? 1 : 0,
   ];
