@@ -71,6 +71,15 @@ describe('field validation names what was wrong', () => {
     expect(decodeClientMessage(spec({ cidr: '2001:db8::/32', portRange: [10, 20] })).ok).toBe(true);
   });
 
+  test('rule priority and address family: checked where the rule is read', () => {
+    const spec = (extra: object): string => JSON.stringify({ type: 'rule-add', rule: { action: 'block', duration: { kind: 'always' }, ...extra } });
+    expect(decodeClientMessage(spec({ priority: 7, endpoint: { host: 'example.com', family: 'ipv6' } }))).toMatchObject({ ok: true, message: { rule: { priority: 7, endpoint: { family: 'ipv6' } } } });
+    for (const priority of [-1, 1.5, '3', 1_000_000_001]) {
+      expect(decodeClientMessage(spec({ priority }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule.priority') } });
+    }
+    expect(decodeClientMessage(spec({ endpoint: { family: 'ipv5' } }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule.endpoint.family') } });
+  });
+
   test('messages of the other direction are unknown types', () => {
     expect(decodeClientMessage(encodeMessage(flow('f')))).toMatchObject({ ok: false, error: { code: 'unknown-type' } });
     expect(decodeExtensionMessage(encodeMessage(clientMessages[0]!))).toMatchObject({ ok: false, error: { code: 'unknown-type' } });
