@@ -85,7 +85,7 @@ export class PtyProcess {
     }
   }
 
-  async waitFor<T>(what: string, probe: (screen: VirtualScreen) => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  async waitFor<T>(what: string, probe: (screen: VirtualScreen) => T | undefined | false, timeoutMs = 20_000): Promise<T> {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const v = probe(this.screen);
