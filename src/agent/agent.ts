@@ -145,6 +145,9 @@ export class Agent {
   private statusTimer?: NodeJS.Timeout;
   private reapTimer?: NodeJS.Timeout;
   private stopped = false;
+  /** Resolved by hasten(): the stop skips its grace periods (the cleanup itself still runs). */
+  private hurry: () => void = () => {};
+  private readonly hurried = new Promise<void>((resolve) => (this.hurry = resolve));
   private readonly log: (line: string) => void;
   private readonly ruleTalk: RuleConversation;
 
@@ -694,6 +697,11 @@ export class Agent {
     } catch { /* status is best effort */ }
   }
 
+  /** A later stop signal: threads are terminated at once instead of being given time to finish. */
+  hasten(): void {
+    this.hurry();
+  }
+
   /** Pending flows get the default action, then rules, queue, programs and socket are removed. Each
    *  step runs even when an earlier one failed: one error must not leave the rest installed. */
   async stop(): Promise<void> {
@@ -718,7 +726,7 @@ export class Agent {
       if (!this.dnsWorker) return;
       const exited = new Promise((resolve) => this.dnsWorker!.once('exit', resolve));
       this.dnsControl?.port1.postMessage('stop');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      await Promise.race([exited, this.hurried, new Promise((r) => setTimeout(r, 2000))]);
       await this.dnsWorker.terminate();
     });
     await step('closing the DNS channel', () => this.dnsAnswers?.port1.close());

@@ -188,7 +188,11 @@ export async function run(argv: string[]): Promise<number> {
   // Stop signals are caught from here on, before anything is installed: a signal during the start
   // waits for it to finish and then undoes it, instead of killing the process half-way.
   const log = (line: string): void => void process.stderr.write(`flowtop agent: ${line}\n`);
-  const stop = listenForStop((signal) => log(`${signal} received: already stopping, the cleanup continues`));
+  let hasten = (): void => {};
+  const stop = listenForStop((signal) => {
+    log(`${signal} received: already stopping, the cleanup continues (hastened)`);
+    hasten();
+  });
   // The agent owns its rules file while it runs: `flowtop rules --rules` on it is refused meanwhile.
   const store = await RuleStore.open(flags.rules, { owner: 'agent' });
   const attribution = createLinuxBackend();
@@ -212,6 +216,7 @@ export async function run(argv: string[]): Promise<number> {
     rules: storeRuleBook(store),
     attribution,
   });
+  hasten = () => agent.hasten();
   try {
     await agent.start();
   } catch (error) {
