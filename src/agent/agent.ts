@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { Attribution, AttributionBackend } from '../attribution/types.js';
 import type {
-  Action, BlockMode, ClientVerdictMessage, ExtensionMessage, FlowRecord, HelloMessage, Rule, RuleSpec, Verdict,
+  Action, BlockMode, ClientVerdictMessage, ExtensionMessage, FlowRecord, HelloMessage, Rule, RuleIdentity, RuleSpec, Verdict,
 } from '../protocol/messages.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { ExtensionServer, type RequestMessage, type ServerClient } from '../protocol/server.js';
@@ -17,6 +17,7 @@ import { SockDiag, addressBytes } from '../native/linux/sock-diag.js';
 import { Conntrack } from '../native/linux/conntrack.js';
 import { flowFacts } from '../rules/matcher.js';
 import { identityFromKey } from '../rules/model.js';
+import { rememberedRule, subjectOf } from '../rules/remember.js';
 import { decideByPolicy } from '../rules/policy.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
 import { SocketFiles, readStatusFile } from './socket-files.js';
@@ -546,7 +547,7 @@ export class Agent {
       extension: { name: 'flowtop-agent', version: AGENT_VERSION },
       platform: 'linux',
       host: hostname(),
-      capabilities: ['verdicts', 'end-flows', 'rules', 'bytes', ...(this.dnsWorker ? ['host-names' as const] : [])],
+      capabilities: ['verdicts', 'end-flows', 'rules', 'bytes', 'verdict-durations', 'verdict-scopes', ...(this.dnsWorker ? ['host-names' as const] : [])],
       tokenKind: 'linux-pidfd-v1',
       mode: {
         failOpen: this.options.failOpen,
@@ -634,25 +635,20 @@ export class Agent {
 
   /** The rule a remembered verdict makes, or why none can be made (in words). */
   private async ruleSpecFor(flow: FlowRecord, msg: ClientVerdictMessage, blockMode: BlockMode): Promise<RuleSpec | string> {
-    const endpoint = msg.scope === 'endpoint' ? { address: flow.remote.address, port: flow.remote.port } : undefined;
-    const spec: RuleSpec = {
-      action: msg.action,
-      ...(msg.action === 'block' ? { blockMode } : {}),
-      protocol: flow.protocol,
-      direction: flow.direction,
-      ...(endpoint ? { endpoint } : {}),
-      duration: { kind: 'always' },
-    };
-    if (msg.remember === 'process') {
-      if (!flow.token) return 'this flow has no process token: nothing to remember it by';
-      spec.duration = { kind: 'process', token: flow.token };
-      return spec;
+    const remember = msg.remember === 'process' ? 'process' : 'always';
+    let identity: RuleIdentity | undefined;
+    let why = '';
+    if (remember === 'always') {
+      const attribution = flow.token && this.options.attribution ? (await this.options.attribution.resolve([Buffer.from(flow.token, 'base64')]))[0] : undefined;
+      identity = attribution?.trust === 'secure' && attribution.identity ? identityFromKey(attribution.identity, attribution.name) : undefined;
+      if (attribution?.reason) why = ` (${attribution.reason.message})`;
     }
-    const attribution = flow.token && this.options.attribution ? (await this.options.attribution.resolve([Buffer.from(flow.token, 'base64')]))[0] : undefined;
-    const identity = attribution?.trust === 'secure' && attribution.identity ? identityFromKey(attribution.identity, attribution.name) : undefined;
-    if (!identity) return `cannot remember "always": the program's identity is not known${attribution?.reason ? ` (${attribution.reason.message})` : ''}`;
-    spec.identity = identity;
-    return spec;
+    const spec = rememberedRule(
+      { action: msg.action, remember, scope: msg.scope ?? 'process', forMs: msg.forMs, session: msg.session, blockMode },
+      subjectOf(flow, identity),
+      Date.now(),
+    );
+    return typeof spec === 'string' ? `cannot remember "${msg.remember}": ${spec}${why}` : spec;
   }
 
   // ---- status and shutdown ----

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createReplayBackend } from '../attribution/replay-backend.js';
 import type { AttributionBackend } from '../attribution/types.js';
 import { UserError } from '../errors.js';
-import type { ExtensionMessage } from '../protocol/messages.js';
+import type { ExtensionMessage, HelloMessage } from '../protocol/messages.js';
 import { ExtensionServer, type RequestMessage, type ServerClient } from '../protocol/server.js';
 import { DemoFlows, rulesMessages, type Outcome } from './flows.js';
 import { DEFAULT_SCENARIO, loadScenario } from './scenario-files.js';
@@ -61,6 +61,15 @@ export async function startDemoExtension(options: DemoExtensionOptions = {}): Pr
   };
 }
 
+/** The recorded hello, plus what this demo honours beyond the recording: a demo that accepts
+ *  verdicts also honours their durations and scopes (its rules live in memory, so "until restart"
+ *  means until the demo stops). */
+export function demoHello(recorded: HelloMessage): HelloMessage {
+  if (!recorded.capabilities.includes('verdicts')) return recorded;
+  const extra = (['verdict-durations', 'verdict-scopes'] as const).filter((c) => !recorded.capabilities.includes(c));
+  return { ...recorded, capabilities: [...recorded.capabilities, ...extra] };
+}
+
 class DemoRun {
   private readonly flows: DemoFlows;
   private readonly server: ExtensionServer;
@@ -77,7 +86,7 @@ class DemoRun {
     });
     this.server = new ExtensionServer({
       path: socketPath,
-      hello: scenario.hello,
+      hello: demoHello(scenario.hello),
       onSubscribe: () => {
         // The story starts when the first client watches, so nobody misses its beginning. Deferred:
         // events due at once must follow this client's snapshot, not precede its subscription.

@@ -5,7 +5,7 @@ import type { Attribution } from '../attribution/types.js';
 import type {
   Action, BytesMessage, ClientVerdictMessage, DecidedBy, ErrorCode, ExtensionMessage, FlowRecord, Rule, RuleSpec, Verdict,
 } from '../protocol/messages.js';
-import { DemoRuleBook, flowSubject, rememberedRule, type FlowSubject } from './rules.js';
+import { DemoRuleBook, flowSubject, rememberedRuleFor, type FlowSubject } from './rules.js';
 import { chunkBySize } from './chunks.js';
 import type { ScenarioFlow } from './scenario.js';
 
@@ -137,7 +137,11 @@ export class DemoFlows {
     const verdict: Verdict = { action: message.action, by: 'user', ...(message.blockMode ? { blockMode: message.blockMode } : {}) };
     out.broadcast.push(...this.decide(flow, verdict, now));
     if (message.remember === 'once') return out;
-    const spec = rememberedRule(message.action, message.remember, message.scope ?? 'process', flow.subject, message.blockMode);
+    const spec = rememberedRuleFor(
+      { action: message.action, remember: message.remember, scope: message.scope ?? 'process', forMs: message.forMs, session: message.session, blockMode: message.blockMode },
+      flow.subject,
+      now,
+    );
     if (typeof spec === 'string') {
       return fail(out, 'not-supported', `decided once only: cannot remember a rule for flow "${message.id}" because ${spec}`);
     }

@@ -1,9 +1,10 @@
 // The demo extension's rules: kept in memory for the life of the demo and matched with the project's
 // rule matcher (src/rules), so a rule decides a replayed flow exactly as it would a live one.
 import type { Attribution } from '../attribution/types.js';
-import type { Action, FlowRecord, Rule, RuleIdentity, RuleSpec } from '../protocol/messages.js';
+import type { FlowRecord, Rule, RuleIdentity, RuleSpec } from '../protocol/messages.js';
 import { flowFacts, RuleSet, type FlowFacts } from '../rules/matcher.js';
 import { createRule, identityFromKey } from '../rules/model.js';
+import { rememberedRule, type RememberChoice } from '../rules/remember.js';
 
 export type { FlowFacts };
 
@@ -67,32 +68,20 @@ export class DemoRuleBook {
 
 /** The rule a verdict's "remember" leaves, or a sentence saying why none can be kept. Only a verified
  *  identity can carry an "always" rule: an insecure (PID-based) name could belong to anyone. */
-export function rememberedRule(
-  action: Action,
-  remember: 'process' | 'always',
-  scope: 'process' | 'endpoint',
-  subject: FlowSubject,
-  blockMode?: Rule['blockMode'],
-): RuleSpec | string {
+export function rememberedRuleFor(choice: RememberChoice, subject: FlowSubject, now: number): RuleSpec | string {
   const { facts, identity } = subject;
-  let duration: RuleSpec['duration'];
-  if (remember === 'process') {
-    if (facts.token === undefined) return 'the flow has no process token';
-    duration = { kind: 'process', token: facts.token };
-  } else {
-    if (!identity) {
-      return facts.trust === 'insecure'
-        ? 'its identity was not verified (insecure); remember "process" keeps a rule for this process instance'
-        : 'its process could not be identified';
-    }
-    duration = { kind: 'always' };
+  if (choice.remember === 'always' && !identity) {
+    return facts.trust === 'insecure'
+      ? 'its identity was not verified (insecure); remember "process" keeps a rule for this process instance'
+      : 'its process could not be identified';
   }
-  const spec: RuleSpec = { action, duration, ...(identity ? { identity } : {}), ...(blockMode ? { blockMode } : {}) };
-  if (scope === 'endpoint') {
-    spec.endpoint = facts.remoteHost !== undefined
-      ? { host: facts.remoteHost, port: facts.remotePort }
-      : { address: facts.remoteAddress, port: facts.remotePort };
-    spec.protocol = facts.protocol;
-  }
-  return spec;
+  return rememberedRule(choice, {
+    ...(facts.token !== undefined ? { token: facts.token } : {}),
+    ...(identity ? { identity } : {}),
+    protocol: facts.protocol,
+    direction: facts.direction,
+    remoteAddress: facts.remoteAddress,
+    remotePort: facts.remotePort,
+    ...(facts.remoteHost !== undefined ? { remoteHost: facts.remoteHost } : {}),
+  }, now);
 }

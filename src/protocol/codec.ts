@@ -6,8 +6,8 @@ import type {
 } from './messages.js';
 import { MAX_LINE_BYTES } from './messages.js';
 import type { FrameEvent } from './framing.js';
-import { ACTIONS, BLOCK_MODES, LIMITS, U32_MAX, flowRecord, hello, peerInfo, rule, ruleSpec, verdict } from './schema.js';
-import { Invalid, array, asObject, assign, describe, integer, object, oneOf, optOneOf, optString, string, time, type Obj } from './validate.js';
+import { ACTIONS, BLOCK_MODES, LIMITS, REMEMBER_SCOPES, U32_MAX, flowRecord, hello, peerInfo, rule, ruleSpec, verdict } from './schema.js';
+import { Invalid, array, asObject, assign, describe, integer, object, oneOf, optBoolean, optInteger, optOneOf, optString, string, time, type Obj } from './validate.js';
 
 export { LineSplitter, type FrameEvent } from './framing.js';
 
@@ -192,9 +192,13 @@ const clientReaders: Record<ClientMessage['type'], (o: Obj) => ClientMessage> = 
       action: oneOf(o, 'action', '', ACTIONS),
       remember: oneOf(o, 'remember', '', ['once', 'process', 'always'] as const),
     };
-    assign(msg, 'scope', optOneOf(o, 'scope', '', ['process', 'endpoint'] as const));
+    assign(msg, 'scope', optOneOf(o, 'scope', '', REMEMBER_SCOPES));
+    assign(msg, 'forMs', optInteger(o, 'forMs', '', 1, U32_MAX));
+    assign(msg, 'session', optBoolean(o, 'session', ''));
     assign(msg, 'blockMode', optOneOf(o, 'blockMode', '', BLOCK_MODES));
     if (msg.scope && msg.remember === 'once') throw new Invalid('scope', 'no scope with remember "once" (nothing is remembered)', msg.scope);
+    if (msg.forMs !== undefined && msg.remember !== 'always') throw new Invalid('forMs', 'no forMs unless remember is "always" (a process rule ends with its process)', msg.forMs);
+    if (msg.session !== undefined && msg.remember !== 'always') throw new Invalid('session', 'no session unless remember is "always"', msg.session);
     if (msg.blockMode && msg.action !== 'block') throw new Invalid('blockMode', 'no blockMode with action "allow"', msg.blockMode);
     return withRef(msg, o);
   },

@@ -13,7 +13,9 @@ export type Capability =
   | 'end-flows' // can end a live, already allowed flow (block on a non-pending flow)
   | 'rules' // keeps rules: rule-add / rule-remove / rules-list
   | 'bytes' // sends byte counters
-  | 'host-names'; // fills remoteHost
+  | 'host-names' // fills remoteHost
+  | 'verdict-durations' // a remembered verdict may carry `forMs` and `session`
+  | 'verdict-scopes'; // a remembered verdict may have scope host, domain or port
 
 export type Direction = 'outbound' | 'inbound';
 export type TransportProtocol = 'tcp' | 'udp' | 'icmp' | 'other';
@@ -107,6 +109,9 @@ export interface RuleSpec {
   protocol?: TransportProtocol;
   direction?: Direction;
   duration: RuleDuration;
+  /** Kept in memory only: the extension forgets it when it restarts, and never writes it to its
+   *  rules file ("until restart"). Absent: stored like any rule. */
+  session?: boolean;
   note?: string;
   enabled?: boolean;
   /** Ranks above specificity: among matching rules the highest priority wins (absent: 0). Set by
@@ -225,7 +230,10 @@ export type ExtensionMessage =
   | ErrorMessage;
 
 export type Remember = 'once' | 'process' | 'always';
-export type RememberScope = 'process' | 'endpoint';
+/** What a remembered verdict's rule covers besides the process: nothing more (`process`), the
+ *  remote host and port (`endpoint`), the remote host on any port (`host`), the host name's
+ *  registrable domain and its subdomains (`domain`), or any remote on this port (`port`). */
+export type RememberScope = 'process' | 'endpoint' | 'host' | 'domain' | 'port';
 
 export interface SubscribeMessage {
   type: 'subscribe';
@@ -241,6 +249,12 @@ export interface ClientVerdictMessage {
   remember: Remember;
   /** For remember process/always: the rule covers the process identity alone, or identity + remote endpoint. */
   scope?: RememberScope;
+  /** With remember `always`: the rule expires this many milliseconds after the extension got the
+   *  verdict (its own clock), as a rule with duration `until`. Needs `verdict-durations`. */
+  forMs?: number;
+  /** With remember `always`: the rule is kept in memory only, until the extension restarts.
+   *  Needs `verdict-durations`. */
+  session?: boolean;
   blockMode?: BlockMode;
   ref?: string;
 }

@@ -3,7 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type {
   Action, AddressFamily, BlockMode, Capability, DecidedBy, Direction, Endpoint, FlowRecord, HelloMessage,
-  Platform, PolicySwitch, RemoteHost, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TokenKind, TransportProtocol, Verdict,
+  Platform, PolicySwitch, RememberScope, RemoteHost, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TokenKind, TransportProtocol, Verdict,
 } from './messages.js';
 import {
   Invalid, asObject, assign, integer, object, oneOf, optBoolean, optInteger, optObject, optOneOf, optString, optTime,
@@ -29,7 +29,8 @@ export const PROTOCOLS: readonly TransportProtocol[] = ['tcp', 'udp', 'icmp', 'o
 export const FAMILIES: readonly AddressFamily[] = ['ipv4', 'ipv6'];
 export const PLATFORMS: readonly Platform[] = ['linux', 'darwin', 'demo'];
 export const TOKEN_KINDS: readonly TokenKind[] = ['linux-pidfd-v1', 'darwin-audit-token', 'replay'];
-export const CAPABILITIES: readonly Capability[] = ['verdicts', 'end-flows', 'rules', 'bytes', 'host-names'];
+export const CAPABILITIES: readonly Capability[] = ['verdicts', 'end-flows', 'rules', 'bytes', 'host-names', 'verdict-durations', 'verdict-scopes'];
+export const REMEMBER_SCOPES: readonly RememberScope[] = ['process', 'endpoint', 'host', 'domain', 'port'];
 const POLICY_FIELDS = ['defaultAction', 'blockMode', 'blockUnpackaged', 'allowPackaged'] as const;
 const HOST_SOURCES: readonly RemoteHost['source'][] = ['dns', 'reverse', 'extension'];
 const IDENTITY_KINDS: readonly RuleIdentity['kind'][] = ['sha256', 'package', 'path', 'requirement'];
@@ -161,6 +162,7 @@ export function ruleSpec(o: Obj, path: string): RuleSpec {
   if (ep) out.endpoint = ruleEndpoint(ep, `${path}.endpoint`);
   assign(out, 'protocol', optOneOf(o, 'protocol', path, PROTOCOLS));
   assign(out, 'direction', optOneOf(o, 'direction', path, DIRECTIONS));
+  assign(out, 'session', optBoolean(o, 'session', path));
   assign(out, 'note', optString(o, 'note', path, LIMITS.text, 0));
   assign(out, 'enabled', optBoolean(o, 'enabled', path));
   assign(out, 'priority', optInteger(o, 'priority', path, 0, MAX_RULE_PRIORITY));

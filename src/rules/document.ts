@@ -45,6 +45,7 @@ export function parseRulesDocument(value: unknown): Checked<RulesDocument> {
       if (!checked.ok) return void problems.push(...checked.problems);
       const rule = checked.value;
       if (rule.duration.kind === 'once') problems.push(`${where} duration.kind: "once" applies to one flow and is never stored`);
+      if (rule.session) problems.push(`${where} session: a session rule lasts until the agent restarts and is never stored`);
       const earlier = seen.get(rule.id);
       if (earlier !== undefined) problems.push(`${where} id: "${rule.id}" is also the id of rules[${earlier}]`);
       else seen.set(rule.id, index);

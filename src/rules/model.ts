@@ -224,7 +224,7 @@ function readDuration(r: Reader, value: unknown): RuleDuration | undefined {
   }
 }
 
-const SPEC_KEYS = ['action', 'blockMode', 'identity', 'endpoint', 'protocol', 'direction', 'duration', 'note', 'enabled', 'priority'];
+const SPEC_KEYS = ['action', 'blockMode', 'identity', 'endpoint', 'protocol', 'direction', 'duration', 'session', 'note', 'enabled', 'priority'];
 const RULE_KEYS = [...SPEC_KEYS, 'id', 'created', 'lastHit', 'hits'];
 
 function readSpec(r: Reader, o: Obj): RuleSpec | undefined {
@@ -243,6 +243,8 @@ function readSpec(r: Reader, o: Obj): RuleSpec | undefined {
   if (o['note'] !== undefined) spec.note = r.string(o['note'], 'note', RULE_LIMITS.text, 0);
   if (o['enabled'] !== undefined) spec.enabled = r.boolean(o['enabled'], 'enabled');
   if (o['priority'] !== undefined) spec.priority = r.integer(o['priority'], 'priority', 0, MAX_RULE_PRIORITY);
+  // Only `true` is kept: a rule is stored unless it says otherwise.
+  if (o['session'] !== undefined && r.boolean(o['session'], 'session')) spec.session = true;
   if (spec.endpoint && (spec.endpoint.port !== undefined || spec.endpoint.portRange) && spec.protocol && spec.protocol !== 'tcp' && spec.protocol !== 'udp') {
     r.fail('endpoint', `has a port, but protocol "${spec.protocol}" has no ports`);
   }
@@ -337,10 +339,10 @@ export function identityFromKey(key: string, label?: string): RuleIdentity | und
 /** What makes two rules the same rule (for import): everything but id, times, counters, note. A
  *  disabled rule is not a copy of an enabled one: dropping either would change what is decided. */
 export function ruleContentKey(rule: RuleSpec): string {
-  const { action, blockMode, identity, endpoint, protocol, direction, duration } = rule;
+  const { action, blockMode, identity, endpoint, protocol, direction, duration, session } = rule;
   return JSON.stringify([action, blockMode ?? null, identity ? [identity.kind, identity.package ?? null, identity.value] : null,
     endpoint ? [endpoint.host, endpoint.domain, endpoint.address, endpoint.cidr, endpoint.port, endpoint.portRange, endpoint.family] : null,
-    protocol ?? null, direction ?? null, duration, rule.enabled ?? true, rule.priority ?? 0]);
+    protocol ?? null, direction ?? null, duration, rule.enabled ?? true, rule.priority ?? 0, session ?? false]);
 }
 
 // ---- Descriptions for people -------------------------------------------------------------------
@@ -409,6 +411,7 @@ export function describeRule(rule: RuleSpec, now: number = Date.now()): string {
   if (rule.direction) parts.push(rule.direction);
   let line = `${parts.join(' ')}, ${describeDuration(rule.duration, now)}`;
   if (rule.priority) line += `, priority ${rule.priority}`;
+  if (rule.session) line += ' (until restart)';
   if (rule.enabled === false) line += ' (disabled)';
   return line;
 }

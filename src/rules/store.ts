@@ -89,8 +89,9 @@ function kindOf(st: Stats): string {
 
 export class RuleStore {
   private doc: RulesDocument;
-  /** `once` rules: held in memory only, each removed at its first hit. */
-  private once: Rule[] = [];
+  /** Rules held in memory only, never written: `once` rules (each removed at its first hit) and
+   *  session rules (kept until this process ends: "until restart"). */
+  private memory: Rule[] = [];
   private all: Rule[];
   private set: RuleSet;
   private queue: Promise<unknown> = Promise.resolve();
@@ -106,7 +107,7 @@ export class RuleStore {
   }
 
   private rebuild(): void {
-    this.all = this.once.length > 0 ? [...this.doc.rules, ...this.once] : this.doc.rules;
+    this.all = this.memory.length > 0 ? [...this.doc.rules, ...this.memory] : this.doc.rules;
     this.set = new RuleSet(this.all);
   }
 
@@ -122,7 +123,7 @@ export class RuleStore {
     }
   }
 
-  /** All rules, in file order, then the in-memory `once` rules. A new array after every change; rule
+  /** All rules, in file order, then the in-memory (`once` and session) rules. A new array after every change; rule
    *  objects carry live hit counters. */
   rules(): readonly Rule[] {
     return this.all;
@@ -150,7 +151,7 @@ export class RuleStore {
     const rule = this.set.match(facts, now);
     if (!rule) return undefined;
     if (rule.duration.kind === 'once') {
-      this.once = this.once.filter((r) => r !== rule);
+      this.memory = this.memory.filter((r) => r !== rule);
       this.rebuild();
       return { ...rule, hits: rule.hits + 1, lastHit: now };
     }
@@ -163,10 +164,10 @@ export class RuleStore {
     const checked = parseRuleSpec(spec);
     if (!checked.ok) throw new UserError(`invalid rule:\n  - ${checked.problems.join('\n  - ')}`);
     const spec2 = checked.value;
-    if (spec2.duration.kind === 'once') {
-      // Decides the next matching flow only: kept in memory, never written.
+    if (spec2.duration.kind === 'once' || spec2.session) {
+      // Decides the next matching flow only, or lasts until this process ends: kept in memory, never written.
       const rule = createRule(spec2, now, newRuleId((id) => this.get(id) !== undefined));
-      this.once = [...this.once, rule];
+      this.memory = [...this.memory, rule];
       this.rebuild();
       return rule;
     }
@@ -185,7 +186,7 @@ export class RuleStore {
     for (const input of rules) {
       const checked = parseRule(input);
       if (!checked.ok) throw new UserError(`invalid rule to import:\n  - ${checked.problems.join('\n  - ')}`);
-      if (checked.value.duration.kind !== 'once') checkedRules.push(checked.value);
+      if (checked.value.duration.kind !== 'once' && !checked.value.session) checkedRules.push(checked.value);
     }
     let outcomes: ImportOutcome[] = [];
     await this.commit((doc) => {
@@ -213,11 +214,11 @@ export class RuleStore {
 
   /** Removes a rule; undefined when there is no such id. */
   async remove(id: string): Promise<Rule | undefined> {
-    const once = this.once.find((r) => r.id === id);
-    if (once) {
-      this.once = this.once.filter((r) => r !== once);
+    const held = this.memory.find((r) => r.id === id);
+    if (held) {
+      this.memory = this.memory.filter((r) => r !== held);
       this.rebuild();
-      return once;
+      return held;
     }
     let removed: Rule | undefined;
     await this.commit((doc) => {
@@ -251,12 +252,17 @@ export class RuleStore {
   }
 
   private async removeWhere(test: (rule: Rule) => boolean): Promise<Rule[]> {
+    const held = this.memory.filter(test);
+    if (held.length > 0) {
+      this.memory = this.memory.filter((r) => !test(r));
+      this.rebuild();
+    }
     let gone: Rule[] = [];
     await this.commit((doc) => {
       gone = doc.rules.filter(test);
       return gone.length > 0 ? { ...doc, rules: doc.rules.filter((r) => !test(r)) } : undefined;
     });
-    return gone;
+    return [...held, ...gone];
   }
 
   async setPolicy(policy: Policy): Promise<void> {
@@ -265,7 +271,7 @@ export class RuleStore {
 
   /** Counts a hit in memory; the file is rewritten at most once per `hitFlushMs`. */
   recordHit(id: string, now: number = Date.now()): void {
-    const rule = this.doc.rules.find((r) => r.id === id);
+    const rule = this.doc.rules.find((r) => r.id === id) ?? this.memory.find((r) => r.id === id);
     if (rule) this.countHit(rule, now);
   }
 
