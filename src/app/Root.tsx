@@ -3,16 +3,19 @@
 // <Screen>.
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 import { useInput, useStdout, type Key } from 'ink';
-import type { RememberScope } from '../protocol/messages.js';
 import { countFlows, flowPhase } from '../state/derive.js';
+import { PendingPin, nextPinned, stickyWindow } from '../state/pending.js';
+import type { FlowRow } from '../state/types.js';
 import { FlowFilter } from '../state/filter.js';
 import type { TableState } from '../state/types.js';
 import { initialUi, reduceUi, type UiState, type ViewName } from '../state/ui.js';
 import { FlowsSelector, selectProcesses, selectRules, visibleWindow } from '../state/views.js';
 import { intentFor, type Intent, type KeyMode } from '../ui/keys.js';
-import { Screen, screenLayout, selectedDetails } from '../ui/Screen.js';
+import { Screen, footerLines, screenLayout, selectedDetails } from '../ui/Screen.js';
 import { ruleIdentityLabel } from '../ui/columns.js';
-import { decideAlways, decideDeleteRule, decideOnce, decideProcessOnce, pendingFlowsOf, type Decision } from './decide.js';
+import { cannotAct, decideDeleteRule, decideOnce, decideProcessOnce, pendingFlowsOf, type Decision } from './decide.js';
+import { PendingWatch, asksForVerdicts, promptClosedNote, settledNote } from './pending-watch.js';
+import { PROMPT_DURATIONS, PROMPT_SCOPES, decideWithPrompt, flowLabel, initialDuration, promptOptions } from './prompt.js';
 import type { Clock, FlowStore } from './store.js';
 import { useFrozen } from './use-frozen.js';
 
@@ -30,6 +33,10 @@ export interface RootProps {
   banner?: string;
   /** Terminal size; taken from stdout (and its resize events) when not given. Tests pass it. */
   viewport?: Viewport;
+  /** Rings for flows that started waiting for a verdict (see bell.ts); m mutes it. */
+  alert?: (flows: readonly FlowRow[]) => void;
+  /** Whether the bell starts on (--no-bell: off). Default on. */
+  bell?: boolean;
   onQuit(): void;
 }
 
@@ -69,13 +76,18 @@ export function Root(props: RootProps) {
   const table = frozen ?? live;
 
   const flowsSelector = useMemo(() => new FlowsSelector(), []);
+  const pendingPin = useMemo(() => new PendingPin(), []);
+  const pendingWatch = useMemo(() => new PendingWatch(), []);
+  const [bell, setBell] = useState(props.bell ?? true);
   const processFilter = useMemo(() => new FlowFilter(), []);
   const tops = useRef<Record<ViewName, number>>({ flows: 0, processes: 0, rules: 0 });
 
   // Frozen, the counts are the copy's, but flows waiting for a verdict are counted live: they still
   // need an answer.
   const counts = useMemo(() => (frozen ? { ...countFlows(frozen), pending: live.tally.pending } : countFlows(live)), [frozen, live, live.rev]);
-  const flows = flowsSelector.select(table, { sort: ui.flowSort, filter: ui.filter });
+  // Every pending flow of the live table is pinned on top, whatever the filter, sort or freeze.
+  const pinnedFlows = pendingPin.pin(flowsSelector.select(table, { sort: ui.flowSort, filter: ui.filter }), live, ui.frozen);
+  const flows = pinnedFlows.rows;
   const processes = useMemo(
     () => (ui.view === 'processes' ? selectProcesses(table, { sort: ui.processSort, filter: ui.filter }, processFilter) : []),
     [ui.view, table, table.rev, ui.processSort, ui.filter, processFilter],
@@ -92,8 +104,11 @@ export function Root(props: RootProps) {
   }
   const height = Math.max(viewport.rows - 1, 5);
   const details = ui.details && !ui.help ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor]) : undefined;
-  const { tableRows, detailRows } = screenLayout(height, table.sources.size + (props.banner ? 1 : 0), details?.lines.length);
-  const win = visibleWindow(rows.length, cursor, tableRows, tops.current[ui.view]);
+  const { tableRows, detailRows } = screenLayout(height, table.sources.size + (props.banner ? 1 : 0), details?.lines.length, footerLines(ui));
+  const win =
+    ui.view === 'flows'
+      ? stickyWindow(rows.length, cursor, tableRows, tops.current.flows, pinnedFlows.pinned)
+      : { ...visibleWindow(rows.length, cursor, tableRows, tops.current[ui.view]), sticky: 0 };
   tops.current[ui.view] = win.top;
   cursor = win.cursor;
 
@@ -104,6 +119,29 @@ export function Root(props: RootProps) {
     if (!lastError) return;
     dispatch({ type: 'status', note: { text: `${lastError.source}: ${lastError.code}: ${lastError.message}`, tone: 'error', time: clock.now() } });
   }, [lastError, clock]);
+
+  // Flows that started waiting ring the bell; one the default decided gets a note; a prompt whose
+  // flow was decided before the person answered closes, saying so.
+  const confirmRef = useRef(ui.confirm);
+  confirmRef.current = ui.confirm;
+  const bellRef = useRef(bell);
+  bellRef.current = bell;
+  useEffect(() => {
+    const { appeared, settled } = pendingWatch.update(live);
+    const asking = appeared.filter((row) => asksForVerdicts(live.sources.get(row.source)));
+    if (asking.length > 0 && bellRef.current) props.alert?.(asking);
+    const now = clock.now();
+    const open = confirmRef.current;
+    for (const { was, now: row } of settled) {
+      if (open?.kind === 'rule' && open.rowKey === was.key && open.waiting) {
+        dispatch({ type: 'confirm', confirm: undefined });
+        dispatch({ type: 'status', note: { text: promptClosedNote(was, row, now), tone: 'error', time: now } });
+        continue;
+      }
+      const text = settledNote(was, row, now);
+      if (text && row?.flow.verdict?.by !== 'rule') dispatch({ type: 'status', note: { text, tone: row?.flow.verdict?.action === 'block' ? 'error' : 'info', time: now } });
+    }
+  }, [live, pendingWatch, clock, props.alert]);
 
   const note = ui.status && clock.now() - ui.status.time < NOTE_MS ? ui.status : undefined;
   const mode: KeyMode = ui.help ? 'help' : ui.editingFilter ? 'filter' : ui.confirm ? 'confirm' : 'normal';
@@ -169,12 +207,26 @@ export function Root(props: RootProps) {
       case 'quit':
         return props.onQuit();
       case 'next-pending': {
-        if (ui.view !== 'flows') return say('n jumps between pending flows in the flows view (press 1)', 'error');
-        for (let step = 1; step <= flows.length; step++) {
-          const i = (cursor + step) % flows.length;
-          if (flowPhase(flows[i]!) === 'pending') return select(i);
+        // Pending flows are the pinned rows, whatever the filter: n walks them from any view.
+        const at = nextPinned(ui.view === 'flows' ? cursor : -1, pinnedFlows.pinned);
+        if (at === undefined) return say('no flow is waiting for a verdict');
+        if (ui.view !== 'flows') dispatch({ type: 'view', view: 'flows' });
+        return dispatch({ type: 'select', index: at, key: flows[at]?.key });
+      }
+      case 'toggle-bell':
+        setBell(!bell);
+        return say(bell ? 'bell muted: new pending flows no longer ring (m turns it back on)' : 'bell on: each new pending flow rings');
+      case 'confirm-duration':
+        return dispatch({ type: 'confirm-duration', duration: intent.duration });
+      case 'confirm-cycle': {
+        const c = ui.confirm;
+        if (c?.kind !== 'rule') return;
+        if (intent.axis === 'duration') {
+          const at = PROMPT_DURATIONS.indexOf(c.duration);
+          return dispatch({ type: 'confirm-duration', duration: PROMPT_DURATIONS[(at + intent.step + PROMPT_DURATIONS.length) % PROMPT_DURATIONS.length]! });
         }
-        return say('no flow is waiting for a verdict');
+        const at = PROMPT_SCOPES.indexOf(c.scope as (typeof PROMPT_SCOPES)[number]);
+        return dispatch({ type: 'confirm-scope', scope: PROMPT_SCOPES[(at + intent.step + PROMPT_SCOPES.length) % PROMPT_SCOPES.length]! });
       }
       case 'verdict': {
         if (ui.view === 'rules') return say('a/b/A/B act on a flow or a process: switch to the flows or processes view (1 or 2)', 'error');
@@ -189,15 +241,23 @@ export function Root(props: RootProps) {
           }
           return say(d.note);
         }
-        // A/B on a process: the rule is made from its newest flow (same identity).
-        const row = ui.view === 'processes' ? processes[cursor]?.sample : flows[cursor];
+        // A/B on a process: the rule is made from its newest flow (same identity). A row acts as it
+        // is now in the live table (a frozen row may be out of date).
+        const shown = ui.view === 'processes' ? processes[cursor]?.sample : flows[cursor];
+        const row = shown ? (live.flows.get(shown.key) ?? shown) : undefined;
         if (!row) return say(ui.view === 'processes' ? 'no process selected' : 'no flow selected', 'error');
-        const info = table.sources.get(row.source);
+        const info = live.sources.get(row.source) ?? table.sources.get(row.source);
         if (!intent.always) return carryOut(row.source, decideOnce(row, info, intent.action));
         // Ask first, unless the extension cannot act at all (say so right away).
-        const probe = decideAlways(row, info, intent.action, 'process');
-        if ('refuse' in probe) return say(probe.refuse, 'error');
-        return dispatch({ type: 'confirm', confirm: { kind: 'rule', action: intent.action, rowKey: row.key, scope: 'process' } });
+        const refused = cannotAct(info);
+        if (refused) return say(refused, 'error');
+        const options = promptOptions(row, info);
+        const waiting = flowPhase(row) === 'pending';
+        if (!waiting && options.durations.every((d) => d.unavailable)) return say(options.durations.find((d) => d.id === 'always')!.unavailable!, 'error');
+        return dispatch({
+          type: 'confirm',
+          confirm: { kind: 'rule', action: intent.action, rowKey: row.key, scope: 'process', duration: initialDuration(options), waiting, label: flowLabel(row) },
+        });
       }
       case 'confirm-scope':
         return dispatch({ type: 'confirm-scope', scope: intent.scope });
@@ -219,10 +279,11 @@ export function Root(props: RootProps) {
     dispatch({ type: 'confirm', confirm: undefined });
     if (!c) return;
     if (c.kind === 'rule') {
-      const row = table.flows.get(c.rowKey);
-      if (!row) return say('that flow has left the table; nothing was sent', 'error');
-      const scope: RememberScope = c.scope;
-      return carryOut(row.source, decideAlways(row, table.sources.get(row.source), c.action, scope));
+      // The prompt's own flow, as it is now: never the row under the cursor.
+      const row = live.flows.get(c.rowKey);
+      if (!row) return say(`${c.label} has left the table; nothing was sent`, 'error');
+      if (c.waiting && flowPhase(row) !== 'pending') return say(promptClosedNote(row, row, clock.now()), 'error');
+      return carryOut(row.source, decideWithPrompt(row, live.sources.get(row.source), c.action, c.duration, c.scope, clock.now()));
     }
     const row = rules.find((r) => r.key === c.ruleKey);
     if (!row) return say('that rule is gone already', 'error');
@@ -236,6 +297,7 @@ export function Root(props: RootProps) {
   const onInput = useCallback((input: string, key: Key) => latest.current(input, key), []);
   useInput(onInput);
 
+  const promptRow = ui.confirm?.kind === 'rule' ? live.flows.get(ui.confirm.rowKey) : undefined;
   const shownUi = note === ui.status ? ui : { ...ui, status: undefined };
   return (
     <Screen
@@ -252,6 +314,10 @@ export function Root(props: RootProps) {
       rules={rules}
       top={win.top}
       cursor={cursor}
+      sticky={win.sticky}
+      pinned={pinnedFlows.pinned}
+      prompt={promptRow ? { row: promptRow, info: live.sources.get(promptRow.source) } : ui.confirm?.kind === 'rule' ? { row: undefined, info: undefined } : undefined}
+      bell={bell}
     />
   );
 }

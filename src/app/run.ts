@@ -7,6 +7,7 @@ import type { FlowSource } from '../source/types.js';
 import type { TableOptions } from '../state/types.js';
 import { Root } from './Root.js';
 import type { UserNameLookup } from './users.js';
+import { createBell } from './bell.js';
 import { createFlowStore, type AttributorLike, type Clock, type FlowStore } from './store.js';
 import { enterFullScreen } from './terminal.js';
 import { useFastOutput } from '../ui/fast-output.js';
@@ -24,6 +25,10 @@ export interface AppIO {
 
 export interface AppOptions {
   ascii: boolean;
+  /** Ring the terminal bell for each new pending flow (default on; m toggles it in the app). */
+  bell?: boolean;
+  /** Also send an OSC 9 desktop notification naming the flow. */
+  notify?: boolean;
   table?: Partial<TableOptions>;
   /** A standing line under the source lines (see RootProps.banner). */
   banner?: string;
@@ -49,7 +54,8 @@ export async function runInteractive(io: AppIO, options: AppOptions): Promise<nu
       resolve(code);
     };
     const terminal = enterFullScreen(io.stdout, (signal, error) => finish(signal === 'error' ? 1 : signal === 'SIGINT' ? 130 : 143, error));
-    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, banner: options.banner, onQuit: () => finish(0) }), {
+    const alert = createBell({ write: (text) => void io.stdout.write(text), now: () => io.clock.now(), notify: options.notify ?? false });
+    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, banner: options.banner, alert, bell: options.bell ?? true, onQuit: () => finish(0) }), {
       stdin: io.stdin,
       stdout: io.stdout,
       stderr: io.stderr,

@@ -7,7 +7,7 @@ import { passwdUserNames } from '../app/users.js';
 import { styledStream, wantColor } from '../app/plain-output.js';
 import { positiveInt, runList, takeDemoFlag } from './list.js';
 
-export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N]
+export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N] [--no-bell] [--notify]
        flowtop --once --json | --jsonl
   --socket PATH    extension socket (repeatable; also FLOWTOP_SOCKET). Default: the local agent's
                    socket; if none is running, a passive monitor of this machine (no blocking)
@@ -15,6 +15,8 @@ export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] 
   --ascii          ASCII badges and marks ([ok] [!!] [x] [..]); automatic with NO_COLOR or a
                    non-UTF-8 locale (everything drawn is then ASCII); NO_COLOR also turns colour off
   --max-flows N    most flows remembered (default 200000); the oldest closed flows leave first
+  --no-bell        no terminal bell when a flow starts waiting for a verdict (m toggles it in the app)
+  --notify         also send an OSC 9 desktop notification for it (iTerm2, kitty, WezTerm, Windows Terminal)
   --once --json    print one snapshot as JSON and exit; --jsonl streams flow changes
 Keys: press ? in the app.
 `;
@@ -26,6 +28,8 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       socket: { type: 'string', multiple: true },
       ascii: { type: 'boolean' },
+      'no-bell': { type: 'boolean' },
+      notify: { type: 'boolean' },
       'max-flows': { type: 'string' },
       once: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -68,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
         stdout: styledStream(process.stdout, style),
         stderr: styledStream(process.stderr, style),
       },
-      { ascii, table: { maxFlows }, ...(opened.banner ? { banner: opened.banner } : {}) },
+      { ascii, table: { maxFlows }, ...(opened.banner ? { banner: opened.banner } : {}), bell: !values['no-bell'], notify: values.notify ?? false },
     );
   } finally {
     await opened.close();

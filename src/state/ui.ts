@@ -1,6 +1,7 @@
 // What the person is looking at: view, cursor, sort, filter, overlays. A pure reducer like the
 // table's; the key map (src/ui/keys.ts) turns key presses into these actions.
 import type { Action, RememberScope } from '../protocol/messages.js';
+import type { PromptDuration } from '../app/prompt.js';
 import type { FilterSpec } from './filter.js';
 import { ERASE_CHAR, editLine } from './line-edit.js';
 import { FLOW_SORT_COLUMNS, nextColumn, type FlowSortColumn, type SortSpec } from './sort.js';
@@ -10,8 +11,9 @@ export const VIEWS = ['flows', 'processes', 'rules'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 export type Confirm =
-  /** `A` / `B`: a rule for the selected flow's process; the person picks the scope. */
-  | { kind: 'rule'; action: Action; rowKey: string; scope: RememberScope }
+  /** `A` / `B`: the decision prompt, fixed to the flow it opened on (`rowKey`); the person picks
+   *  how long and what it covers. `label` names the flow as it was when the prompt opened. */
+  | { kind: 'rule'; action: Action; rowKey: string; scope: RememberScope; duration: PromptDuration; waiting: boolean; label: string }
   /** `d` / `Del` in the rules view. */
   | { kind: 'delete-rule'; ruleKey: string; label: string };
 
@@ -60,6 +62,7 @@ export type UiAction =
   | { type: 'freeze' }
   | { type: 'confirm'; confirm: Confirm | undefined }
   | { type: 'confirm-scope'; scope: RememberScope }
+  | { type: 'confirm-duration'; duration: PromptDuration }
   | { type: 'status'; note: StatusNote | undefined };
 
 export function initialUi(): UiState {
@@ -124,6 +127,8 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
       return { ...s, confirm: a.confirm };
     case 'confirm-scope':
       return s.confirm?.kind === 'rule' ? { ...s, confirm: { ...s.confirm, scope: a.scope } } : s;
+    case 'confirm-duration':
+      return s.confirm?.kind === 'rule' ? { ...s, confirm: { ...s.confirm, duration: a.duration } } : s;
     case 'status':
       return { ...s, status: a.note };
   }

@@ -3,7 +3,7 @@
 import { Box, Text } from 'ink';
 import { useEffect } from 'react';
 import type { Counts } from '../state/derive.js';
-import { isOver } from '../state/derive.js';
+import { flowPhase, isOver } from '../state/derive.js';
 import type { FlowRow, SourceInfo } from '../state/types.js';
 import type { UiState } from '../state/ui.js';
 import type { ProcessRow, RuleRow } from '../state/views.js';
@@ -12,7 +12,8 @@ import { FLOW_COLUMNS, PROCESS_COLUMNS, RULE_COLUMNS, layout, ruleEndpointLabel,
 import { Details, flowDetailLines, ruleDetailLines, type DetailLine } from './Details.js';
 import { Header } from './Header.js';
 import { Help } from './Help.js';
-import { Table } from './Table.js';
+import { Table, type RowLook } from './Table.js';
+import { DecisionPrompt, PROMPT_LINES, asciiSafe } from './DecisionPrompt.js';
 import { clean } from './format.js';
 import { TRUST_WORD, trustReason } from './explain.js';
 import { collectYoungAfterFrame } from './idle-collect.js';
@@ -33,6 +34,14 @@ export interface ScreenProps {
   rules: readonly RuleRow[];
   top: number;
   cursor: number;
+  /** Pending flows pinned at the top of the flows view, drawn above the scrolling rows. */
+  sticky?: number;
+  /** How many of the flows are pinned pending flows (shown whatever the filter). */
+  pinned?: number;
+  /** The flow the open decision prompt is about, as it is now, and its source. */
+  prompt?: { row: FlowRow | undefined; info: SourceInfo | undefined };
+  /** The bell rings for new pending flows (m toggles it). */
+  bell?: boolean;
 }
 
 /** Table rows kept beside the details pane while there is room for them. */
@@ -41,9 +50,9 @@ const TABLE_ROWS_BESIDE_DETAILS = 3;
 /** How the height is shared; the app uses the same numbers to keep the cursor in view.
  *  `detailLines`: lines of the open details pane (undefined: closed). The pane gets what it needs;
  *  on a short terminal the table shrinks down to the selected row first, then the pane scrolls. */
-export function screenLayout(height: number, sourceCount: number, detailLines: number | undefined): { tableRows: number; detailRows: number } {
+export function screenLayout(height: number, sourceCount: number, detailLines: number | undefined, footerLines = 1): { tableRows: number; detailRows: number } {
   const header = Math.max(sourceCount, 1) + 2;
-  const status = 1;
+  const status = footerLines;
   const tableHeader = 1;
   const room = Math.max(height - header - status - tableHeader, 1);
   if (detailLines === undefined) return { tableRows: room, detailRows: 0 };
@@ -74,6 +83,21 @@ function processDetailLines(p: ProcessRow): DetailLine[] {
   ];
 }
 
+/** A pending flow's last seconds: its row turns urgent. */
+export const URGENT_MS = 10_000;
+
+function flowLook(r: FlowRow, now: number): RowLook {
+  const phase = flowPhase(r);
+  const pending = phase === 'pending';
+  return {
+    trust: r.attribution.trust,
+    alarm: r.attribution.trust === 'insecure' || r.appAttribution?.trust === 'insecure',
+    dim: isOver(r),
+    pending,
+    urgent: pending && (r.flow.pending?.deadline ?? Number.POSITIVE_INFINITY) - now <= URGENT_MS,
+  };
+}
+
 function sortLabel(ui: UiState, ascii: boolean): string {
   const g = glyphs(ascii);
   if (ui.view === 'flows') return `${ui.flowSort.column} ${ui.flowSort.reverse ? g.sortUp : g.sortDown}`;
@@ -81,25 +105,29 @@ function sortLabel(ui: UiState, ascii: boolean): string {
   return 'created';
 }
 
-function StatusLine({ ui, ascii }: { ui: UiState; ascii: boolean }) {
+/** Lines the footer (status line, or the decision prompt) takes. */
+export function footerLines(ui: UiState): number {
+  return ui.confirm?.kind === 'rule' && !ui.help ? PROMPT_LINES : 1;
+}
+
+function StatusLine({ ui, ascii, bell, width }: { ui: UiState; ascii: boolean; bell: boolean; width: number }) {
   const g = glyphs(ascii);
   if (ui.editingFilter) {
     return <Text wrap="truncate">/<Text bold>{clean(ui.filter.query)}</Text>{g.caret} <Text dimColor>(Enter keeps, Esc clears)</Text></Text>;
   }
-  if (ui.confirm?.kind === 'rule') {
-    const verb = ui.confirm.action === 'block' ? 'Block' : 'Allow';
-    return (
-      <Text color="yellow" wrap="truncate">
-        {verb} always: {ui.confirm.scope === 'process' ? '[p] this process' : 'p this process'} / {ui.confirm.scope === 'endpoint' ? '[e] this process + this remote endpoint' : 'e this process + this remote endpoint'} - Enter confirms, Esc cancels
-      </Text>
-    );
-  }
   if (ui.confirm?.kind === 'delete-rule') {
     return <Text color="yellow" wrap="truncate">Delete rule {clean(ui.confirm.label)}? y/Enter deletes, Esc cancels</Text>;
   }
-  if (ui.status) return <Text color={ui.status.tone === 'error' ? 'red' : 'green'} wrap="truncate">{clean(ui.status.text)}</Text>;
-  const hints = ['? help', '/ filter', '! not secure', 's sort', 'Enter details', 'a/b allow/block once', 'A/B always', 'q quit'];
-  return <Text dimColor wrap="truncate">{hints.join(g.sep)}</Text>;
+  if (ui.status) return <Text color={ui.status.tone === 'error' ? 'red' : 'green'} wrap="truncate">{asciiSafe(clean(ui.status.text), ascii)}</Text>;
+  const hints = ['? help', 'n next pending', 'a/b allow/block', 'A/B rule', '/ filter', '! not secure', 's sort', 'Enter details', bell ? 'm mute' : 'm unmute', 'q quit'];
+  // As many whole hints as fit: a hint cut in half helps nobody (and `…` is not ASCII).
+  let line = '';
+  for (const hint of hints) {
+    const next = line ? line + g.sep + hint : hint;
+    if (next.length > width) break;
+    line = next;
+  }
+  return <Text dimColor wrap="truncate">{line}</Text>;
 }
 
 export function Screen(p: ScreenProps) {
@@ -109,7 +137,7 @@ export function Screen(p: ScreenProps) {
   const ctx = { now, ascii };
   const badgeWidth = ascii ? 4 : 1;
   const details = ui.details && !ui.help ? selectedDetails(ui.view, p.flows[p.cursor], p.processes[p.cursor], p.rules[p.cursor]) : undefined;
-  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length + (p.banner ? 1 : 0), details?.lines.length);
+  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length + (p.banner ? 1 : 0), details?.lines.length, footerLines(ui));
   const tableWidth = width - badgeWidth - 1;
   let body;
   if (ui.help) {
@@ -119,8 +147,9 @@ export function Screen(p: ScreenProps) {
       <Table
         columns={layout(FLOW_COLUMNS, tableWidth)}
         rows={p.flows}
-        look={(r) => ({ trust: r.attribution.trust, alarm: r.attribution.trust === 'insecure' || r.appAttribution?.trust === 'insecure', dim: isOver(r) })}
+        look={(r) => flowLook(r, now)}
         top={p.top}
+        sticky={p.sticky}
         cursor={p.cursor}
         height={tableRows}
         ctx={ctx}
@@ -163,7 +192,9 @@ export function Screen(p: ScreenProps) {
         : ui.filter.query || ui.filter.onlyInsecure
           ? 'nothing matches the filter (Esc clears it)'
           : 'no flows yet'
-      : undefined;
+      : ui.view === 'flows' && !ui.help && (p.pinned ?? 0) > 0 && p.flows.length === p.pinned && (ui.filter.query || ui.filter.onlyInsecure)
+        ? 'nothing else matches the filter; flows waiting for a verdict always show (Esc clears it)'
+        : undefined;
   return (
     // No overflow clipping: every part is sized to fit, and Ink's clipping re-slices each line.
     <Box flexDirection="column" width={width} height={p.height}>
@@ -188,8 +219,12 @@ export function Screen(p: ScreenProps) {
         {emptyNote ? <Text dimColor>{emptyNote}</Text> : null}
         {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} scroll={ui.detailScroll} ascii={ascii} /> : null}
       </Box>
-      <Box flexShrink={0}>
-        <StatusLine ui={ui} ascii={ascii} />
+      <Box flexShrink={0} flexDirection="column">
+        {ui.confirm?.kind === 'rule' && !ui.help ? (
+          <DecisionPrompt confirm={ui.confirm} row={p.prompt?.row} info={p.prompt?.info} now={now} ascii={ascii} />
+        ) : (
+          <StatusLine ui={ui} ascii={ascii} bell={p.bell ?? true} width={width} />
+        )}
       </Box>
     </Box>
   );

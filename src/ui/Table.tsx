@@ -13,6 +13,10 @@ export interface RowLook {
   /** Whole row red: the attribution is not trustworthy. */
   alarm?: boolean;
   dim?: boolean;
+  /** Waits for a verdict: yellow. */
+  pending?: boolean;
+  /** Waits, and its deadline is near: on a yellow background. */
+  urgent?: boolean;
 }
 
 export interface TableProps<R, S extends string> {
@@ -27,6 +31,8 @@ export interface TableProps<R, S extends string> {
   sort?: SortSpec<S>;
   /** Width of the badge column (0: no badge column). */
   badgeWidth: number;
+  /** The first `sticky` rows are drawn above the window that starts at `top` (pinned rows). */
+  sticky?: number;
 }
 
 export function Table<R, S extends string>(props: TableProps<R, S>) {
@@ -39,7 +45,9 @@ export function Table<R, S extends string>(props: TableProps<R, S>) {
     })
     .join(' ');
   const lead = badgeWidth > 0 ? ' '.repeat(badgeWidth + 1) : '';
-  const visible = rows.slice(top, top + height);
+  const sticky = Math.min(props.sticky ?? 0, height);
+  const visible = sticky > 0 ? [...rows.slice(0, sticky), ...rows.slice(top, top + height - sticky)] : rows.slice(top, top + height);
+  const indexOf = (i: number): number => (i < sticky ? i : top + i - sticky);
   // Every row's text is as wide as the header: cells are padded to their column's size.
   const textWidth = displayWidth(header) + (badgeWidth > 0 ? 1 : 0);
   return (
@@ -48,7 +56,7 @@ export function Table<R, S extends string>(props: TableProps<R, S>) {
       {visible.map((row, i) => {
         const look = props.look(row);
         const text = columns.map((c) => pad(c.cell(row, ctx), c.size, c.align, ctx.ascii)).join(' ');
-        const selected = top + i === cursor;
+        const selected = indexOf(i) === cursor;
         const badge = look.trust ? pad(g.badge[look.trust], badgeWidth, 'left', ctx.ascii) : ' '.repeat(badgeWidth);
         const badgeColor = look.alarm ? undefined : look.trust ? TRUST_COLOR[look.trust] : undefined;
         // The badge is its own node: the rest of the row is plain ASCII, which Ink measures on its
@@ -68,7 +76,12 @@ export function Table<R, S extends string>(props: TableProps<R, S>) {
               </Line>
             ) : null}
             <Line width={textWidth}>
-              <Text color={look.alarm ? 'red' : undefined} dimColor={look.dim} inverse={selected}>
+              <Text
+                color={look.alarm ? 'red' : look.urgent ? 'black' : look.pending ? 'yellow' : undefined}
+                backgroundColor={look.urgent ? 'yellow' : undefined}
+                dimColor={look.dim}
+                inverse={selected}
+              >
                 {badgeWidth > 0 ? ' ' : ''}
                 {text}
               </Text>

@@ -2,7 +2,11 @@
 // intent out. Backspace arrives as `key.delete` in Ink 6.8, so both erase in the filter.
 import type { Key } from 'ink';
 import { ERASE_LINE, ERASE_WORD } from '../state/line-edit.js';
+import type { RememberScope } from '../protocol/messages.js';
+import { PROMPT_DURATIONS, type PromptDuration } from '../app/prompt.js';
 import type { ViewName } from '../state/ui.js';
+
+const SCOPE_KEYS: Record<string, RememberScope> = { p: 'process', h: 'host', d: 'domain', o: 'port', e: 'endpoint' };
 
 export type Intent =
   | { kind: 'move'; to: 'up' | 'down' | 'page-up' | 'page-down' | 'home' | 'end' }
@@ -26,7 +30,11 @@ export type Intent =
   | { kind: 'help' }
   | { kind: 'quit' }
   | { kind: 'confirm-yes' }
-  | { kind: 'confirm-scope'; scope: 'process' | 'endpoint' }
+  | { kind: 'confirm-scope'; scope: RememberScope }
+  | { kind: 'confirm-duration'; duration: PromptDuration }
+  /** ←/→ move along the durations, ↑/↓ along the scopes. */
+  | { kind: 'confirm-cycle'; axis: 'duration' | 'scope'; step: 1 | -1 }
+  | { kind: 'toggle-bell' }
   | { kind: 'none' };
 
 export type KeyMode = 'normal' | 'filter' | 'confirm' | 'help';
@@ -47,8 +55,12 @@ export function intentFor(input: string, key: Key, mode: KeyMode): Intent {
   if (mode === 'confirm') {
     if (key.return || input === 'y') return { kind: 'confirm-yes' };
     if (key.escape || input === 'n' || input === 'q') return { kind: 'escape' };
-    if (input === 'p' || key.leftArrow) return { kind: 'confirm-scope', scope: 'process' };
-    if (input === 'e' || key.rightArrow) return { kind: 'confirm-scope', scope: 'endpoint' };
+    if (key.leftArrow || key.rightArrow) return { kind: 'confirm-cycle', axis: 'duration', step: key.leftArrow ? -1 : 1 };
+    if (key.upArrow || key.downArrow) return { kind: 'confirm-cycle', axis: 'scope', step: key.upArrow ? -1 : 1 };
+    const scope = SCOPE_KEYS[input];
+    if (scope) return { kind: 'confirm-scope', scope };
+    const at = '12345'.indexOf(input);
+    if (input.length === 1 && at >= 0) return { kind: 'confirm-duration', duration: PROMPT_DURATIONS[at]! };
     return { kind: 'none' };
   }
   if (mode === 'help') {
@@ -84,6 +96,7 @@ export function intentFor(input: string, key: Key, mode: KeyMode): Intent {
     case 'K': return { kind: 'detail-scroll', step: -1 };
     case 'd': return { kind: 'delete-rule' };
     case 'n': return { kind: 'next-pending' };
+    case 'm': return { kind: 'toggle-bell' };
     case ' ': return { kind: 'freeze' };
     case '?': return { kind: 'help' };
     case 'q': return { kind: 'quit' };
@@ -105,9 +118,10 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['Enter', 'details of the selected row (Esc closes)'],
   ['J  K', 'scroll the details pane down / up'],
   ['a  b', 'allow / block the selected flow once (processes view: its pending flows)'],
-  ['A  B', 'allow / block this process always (asks the scope)'],
+  ['A  B', 'allow / block with a rule: the prompt asks how long (1-5) and for what (p h d o e)'],
   ['d  Del', 'delete the selected rule (rules view, asks first)'],
-  ['n', 'jump to the next pending flow'],
+  ['n', 'jump to the next pending flow (pending flows stay pinned on top)'],
+  ['m', 'bell on new pending flows: mute / unmute'],
   ['Space', 'freeze / resume the display'],
   ['?', 'this help'],
   ['q  Ctrl-C', 'quit'],

@@ -39,14 +39,19 @@ describe('actions over a real socket', () => {
     expect(plain(frame)).toMatch(/0 pending · 1 blocked/);
   });
 
-  it('B asks for the scope, sends remember=always, and the new rule appears in the rules view', async () => {
+  it('B asks how long and for what, sends remember=always, and the new rule appears in the rules view', async () => {
     ext = await startTestExtension();
     ext.flows.set('p2', flow({ id: 'p2', token: token(1), remote: { address: '198.51.100.7', port: 8443 }, pending: { deadline: Date.now() + 60_000 }, time: Date.now() }));
     const { instance } = await startWith(ext);
     await waitForFrame(instance, (f) => row(f, '198.51.100.7').includes('curl'));
     await ready(instance);
-    await press(instance, 'B', (f) => plain(f).includes('Block always: [p] this process'));
-    await press(instance, 'e', (f) => plain(f).includes('[e] this process + this remote endpoint'));
+    await press(instance, 'B', (f) => plain(f).includes('Block curl → 198.51.100.7:8443'));
+    // This extension announces neither verdict-durations nor verdict-scopes: what it cannot honour
+    // is not offered, so an old extension gets only messages it knows.
+    await press(instance, 'h', (f) => plain(f).includes('test-ext only remembers a process or a process + endpoint'));
+    await press(instance, '3', (f) => plain(f).includes('test-ext cannot make a rule that expires'));
+    await press(instance, '5', (f) => plain(f).includes('test-ext only remembers a process or a process + endpoint'));
+    await press(instance, 'e', (f) => plain(f).includes('rule: block /usr/bin/curl (package curl) → 198.51.100.7 port 8443 tcp outbound, always'));
     await press(instance, KEY.enter, (f) => row(f, '198.51.100.7').includes('blocked'));
     expect(ext.received).toContainEqual({ type: 'verdict', id: 'p2', action: 'block', remember: 'always', scope: 'endpoint' });
     const rules = await press(instance, '3', (f) => plain(f).includes('[3:rules]') && plain(f).includes('198.51.100.7:8443'));
@@ -67,7 +72,7 @@ describe('actions over a real socket', () => {
     const frame = await press(instance, 'b', (f) => plain(f).includes('is a passive monitor'));
     expect(plain(frame)).toContain('this source is a passive monitor: it can show flows but not allow or block them (start `sudo flowtop agent` to block)');
     expect(row(frame, '192.0.2.44')).toContain('open');
-    const always = await press(instance, 'A', (f) => !plain(f).includes('Allow always'));
+    const always = await press(instance, 'A', (f) => !plain(f).includes('how long:'));
     expect(plain(always)).toContain('is a passive monitor');
     expect(ext.received).toEqual([]);
   });

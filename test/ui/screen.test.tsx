@@ -89,8 +89,11 @@ describe('flows view', () => {
     frame = await waitForFrame(app.instance, (f) => !plain(f).includes(' curl '));
     expect(plain(frame)).toContain('firefox');
     expect(plain(frame)).not.toContain('sshd');
-    frame = await press(app.instance, 'z', (f) => plain(f).includes('nothing matches'));
-    frame = await press(app.instance, KEY.backspace, (f) => plain(f).includes('firefox'));
+    // firefox waits for a verdict: no filter hides it.
+    frame = await press(app.instance, 'z', (f) => plain(f).includes('nothing else matches the filter'));
+    expect(plain(frame)).toContain('firefox');
+    frame = await press(app.instance, KEY.backspace, (f) => plain(f).includes('/fi') && !plain(f).includes('/fiz'));
+    expect(plain(frame)).toContain('firefox');
     await press(app.instance, KEY.enter, (f) => plain(f).includes('filter "fi"') && !plain(f).includes('Enter keeps'));
     frame = await press(app.instance, KEY.escape, (f) => plain(f).includes('curl'));
     expect(plain(frame)).toContain('sshd');
@@ -116,14 +119,14 @@ describe('flows view', () => {
     await ready(app.instance);
     const names = (f: string) =>
       plain(f).split('\n').map((l) => /(curl|sshd|ghost|firefox)/.exec(l)?.[1]).filter(Boolean);
-    // Default: newest first.
+    // Default: newest first. firefox waits for a verdict: it stays pinned on top in every order.
     expect(names(app.instance.lastFrame()!)).toEqual(['firefox', 'ghost', 'sshd', 'curl']);
     await press(app.instance, 's', (f) => plain(f).includes('sort trust'));
     let frame = await press(app.instance, 's', (f) => plain(f).includes('sort process'));
     expect(plain(frame)).toContain('PROCESS▼');
-    expect(names(frame)).toEqual(['curl', 'firefox', 'ghost', 'sshd']);
+    expect(names(frame)).toEqual(['firefox', 'curl', 'ghost', 'sshd']);
     frame = await press(app.instance, 'S', (f) => plain(f).includes('PROCESS▲'));
-    expect(names(frame)).toEqual(['sshd', 'ghost', 'firefox', 'curl']);
+    expect(names(frame)).toEqual(['firefox', 'sshd', 'ghost', 'curl']);
     // Trust, reversed: secure first (newest first among equals), then insecure last.
     frame = await press(app.instance, '<', (f) => plain(f).includes('sort trust'));
     expect(names(frame)).toEqual(['firefox', 'curl', 'ghost', 'sshd']);
@@ -215,23 +218,18 @@ describe('flows view', () => {
     expect(frame.split('\n').length).toBeLessThanOrEqual(23);
   });
 
-  it('n jumps to the next pending flow; Space freezes the display while the stream goes on', async () => {
+  it('Space freezes the display while the stream goes on', async () => {
     const src = memorySource();
     app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 30 });
     feed(src);
     await waitForFrame(app.instance, (f) => f.includes('firefox') && f.includes('curl'));
     await ready(app.instance);
-    // The selected row is drawn inverse; at first it is the newest flow, not the pending one.
-    const selectedRow = (f: string) => plain(f.split('\n').find((l) => l.includes('\x1b[7m')));
-    expect(selectedRow(app.instance.lastFrame()!)).toContain('8.8.8.8');
-    let frame = await press(app.instance, 'n', (f) => selectedRow(f).includes('firefox'));
-    expect(selectedRow(frame)).toMatch(/pending \d+s/);
-    frame = await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
+    await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
     src.push({ type: 'flow', flow: flow({ id: 'late', token: token(1), remote: { address: '192.0.2.200', port: 443 }, time: Date.now() }) });
     await new Promise((r) => setTimeout(r, 200)); // several snapshot periods: a frozen screen must not change
     expect(plain(app.instance.lastFrame())).not.toContain('192.0.2.200');
     expect(app.store.current().flows.size).toBe(6);
-    frame = await press(app.instance, ' ', (f) => plain(f).includes('192.0.2.200') && !plain(f).includes('FROZEN'));
+    await press(app.instance, ' ', (f) => plain(f).includes('192.0.2.200') && !plain(f).includes('FROZEN'));
   });
 
   it('Tab, Shift-Tab and 1 2 3 switch views', async () => {
@@ -296,39 +294,38 @@ describe('actions on a process and on a flow that is not pending', () => {
     await ready(app.instance);
     // The last row is curl (open, secure).
     await press(app.instance, KEY.end, (f) => (f.split('\n').find((l) => l.includes('curl')) ?? '').includes('\x1b[7m'));
-    await press(app.instance, 'B', (f) => plain(f).includes('Block always'));
-    await press(app.instance, 'e', (f) => plain(f).includes('[e] this process + this remote endpoint'));
-    const frame = await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
-    expect(plain(frame)).toContain('rule "block curl to example.com:443" sent');
+    let frame = await press(app.instance, 'B', (f) => plain(f).includes('Block curl → example.com:443'));
+    // Not waiting: "once" has nothing to decide; the rule is for later flows.
+    expect(plain(frame)).toContain('not waiting (open): a rule for later flows');
+    frame = await press(app.instance, 'e', (f) => plain(f).includes('rule: block /usr/bin/curl (package curl) → example.com port 443 tcp outbound, always'));
+    frame = await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
+    expect(plain(frame)).toContain('rule "block curl to example.com:443, always" sent');
+    const identity = { kind: 'package', package: 'curl', value: '/usr/bin/curl', label: 'curl' };
     expect(src.sent).toEqual([
       {
         type: 'rule-add',
-        rule: {
-          action: 'block',
-          identity: { kind: 'package', package: 'curl', value: '/usr/bin/curl', label: 'curl' },
-          duration: { kind: 'always' },
-          endpoint: { host: 'example.com', port: 443 },
-          protocol: 'tcp',
-        },
+        rule: { action: 'block', identity, duration: { kind: 'always' }, endpoint: { host: 'example.com', port: 443 }, protocol: 'tcp', direction: 'outbound' },
       },
     ]);
-    // A: scope "this process" only.
-    await press(app.instance, 'A', (f) => plain(f).includes('Allow always'));
-    await press(app.instance, KEY.enter, (f) => plain(f).includes('rule "allow curl" sent'));
-    expect(src.sent[1]).toEqual({ type: 'rule-add', rule: { action: 'allow', identity: { kind: 'package', package: 'curl', value: '/usr/bin/curl', label: 'curl' }, duration: { kind: 'always' } } });
+    // A, then Enter: the process alone (the prompt starts on "any remote"), always.
+    await press(app.instance, 'A', (f) => plain(f).includes('Allow curl → example.com:443'));
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('rule "allow curl, always" sent'));
+    expect(src.sent[1]).toEqual({ type: 'rule-add', rule: { action: 'allow', identity, duration: { kind: 'always' }, protocol: 'tcp', direction: 'outbound' } });
   });
 
-  it('B on an open flow of an insecure process makes no rule and says why', async () => {
+  it('B on an open flow of an insecure process offers only this process instance, and says why not always', async () => {
     const src = memorySource();
     app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
     feed(src);
     await waitForFrame(app.instance, (f) => f.includes('sshd'));
     await ready(app.instance);
-    // Rows newest first: 8.8.8.8, firefox, ghost, sshd.
+    // Rows: firefox (pending, pinned), then newest first: 8.8.8.8, ghost, sshd.
     for (let i = 0; i < 3; i++) await press(app.instance, 'j');
-    // Refused at once: no scope question for a rule that cannot be made.
-    const frame = await press(app.instance, 'B', (f) => plain(f).includes('no verified code identity for sshd'));
-    expect(plain(frame)).toContain('a rule by name or PID could be spoofed, so none was made');
+    let frame = await press(app.instance, 'B', (f) => plain(f).includes('Block sshd → 10.9.9.9:22'));
+    expect(plain(frame)).toContain('rule: block sshd (this process instance) → anywhere tcp outbound, until it exits');
+    frame = await press(app.instance, '5', (f) => plain(f).includes('sshd has no verified code identity (insecure), so a rule for it could match another program'));
+    frame = await press(app.instance, KEY.enter, (f) => !plain(f).includes('how long:'));
+    expect(plain(frame)).toContain('always: sshd has no verified code identity');
     expect(src.sent).toEqual([]);
   });
 });
