@@ -6,7 +6,7 @@ import type { Attribution } from '../../../src/attribution/types.js';
 import { Root } from '../../../src/app/Root.js';
 import { createFlowStore, type FlowStore } from '../../../src/app/store.js';
 import type { FlowSource } from '../../../src/source/types.js';
-import type { TableOptions } from '../../../src/state/types.js';
+import type { FlowRow, TableOptions } from '../../../src/state/types.js';
 import { useFastOutput } from '../../../src/ui/fast-output.js';
 // The app composes frames the fast way; the frame tests check that way.
 await useFastOutput(true);
@@ -29,6 +29,9 @@ export function startApp(options: {
   /** Snapshot rate to the screen (production: 100 ms). */
   snapshotMs?: number;
   userName?: (uid: number) => string | undefined;
+  /** Called for flows that start waiting for a verdict (production: the terminal bell). */
+  alert?: (flows: readonly FlowRow[]) => void;
+  bell?: boolean;
 }): Started {
   const backend = createReplayBackend(options.attributions ?? new Map());
   const store = createFlowStore({
@@ -55,6 +58,8 @@ export function startApp(options: {
       clock={{ now: () => Date.now() }}
       ascii={options.ascii ?? false}
       viewport={{ rows: options.rows ?? 30, columns: options.columns ?? 120 }}
+      alert={options.alert}
+      bell={options.bell}
       onQuit={() => started.quits++}
     />,
   );

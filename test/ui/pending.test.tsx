@@ -1,0 +1,279 @@
+// A flow that waits for a verdict is never missed: frames of the real app (Root + store +
+// Attributor) fed from an in-process source.
+import './helpers/force-color.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Attribution } from '../../src/attribution/types.js';
+import type { FlowRow } from '../../src/state/types.js';
+import { flow, hello, insecure, secure, token } from '../state/fixtures.js';
+import { startApp, type Started } from './helpers/app.js';
+import { KEY, plain, press, ready, type, waitForFrame } from './helpers/keys.js';
+import { memorySource, type MemorySource } from './helpers/memory-source.js';
+
+let app: Started | undefined;
+afterEach(() => app?.stop());
+
+const ATTRIBUTIONS = new Map<string, Attribution>([
+  [token(1), secure('curl')],
+  [token(2), insecure('sshd')],
+  [token(4), secure('firefox', { user: 'bob' })],
+]);
+
+const FULL = hello(['verdicts', 'end-flows', 'rules', 'bytes', 'host-names', 'verdict-durations', 'verdict-scopes']);
+
+function connect(src: MemorySource, h = FULL): void {
+  src.setStatus({ state: 'connected', hello: h });
+  src.push(h);
+}
+
+/** Twenty open curl flows (newest last), so a pending flow has rows to hide among. */
+function openFlows(src: MemorySource, count = 20): void {
+  for (let i = 0; i < count; i++) {
+    src.push({ type: 'flow', flow: flow({ id: `o${i}`, token: token(1), remote: { address: `192.0.2.${i + 1}`, port: 443 }, time: Date.now() - 60_000 + i }) });
+  }
+}
+
+function waiting(id: string, over: Parameters<typeof flow>[0] = {}): Parameters<MemorySource['push']>[0] {
+  return { type: 'flow', flow: flow({ id, token: token(4), remote: { address: '151.101.1.1', port: 443 }, remoteHost: { name: 'push.services.mozilla.org', source: 'dns' }, pending: { deadline: Date.now() + 30_000 }, time: Date.now(), ...over }) };
+}
+
+const lines = (f: string) => plain(f).split('\n');
+const rowOf = (f: string, text: string) => f.split('\n').find((l) => plain(l).includes(text)) ?? '';
+const selectedRow = (f: string) => plain(f.split('\n').find((l) => l.includes('\x1b[7m')));
+/** The first table row (the line after the column titles). */
+const firstRow = (f: string) => lines(f)[lines(f).findIndex((l) => l.includes('PROCESS')) + 1] ?? '';
+
+describe('pending flows are never hidden', () => {
+  it('a pending flow that does not match the filter stays pinned on top, and n selects it', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 16 });
+    connect(src);
+    openFlows(src);
+    await waitForFrame(app.instance, (f) => plain(f).includes('20 live'));
+    await ready(app.instance);
+    await press(app.instance, '/');
+    await type(app.instance, '192.0.2.7');
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('filter "192.0.2.7"') && !plain(f).includes('Enter keeps'));
+    src.push(waiting('w1'));
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('1 pending') && plain(f).includes('firefox'));
+    // Pinned first, yellow, with its countdown, although "firefox" does not match the filter.
+    expect(plain(firstRow(frame))).toMatch(/firefox .*push\.services.* +pending (29|30)s/);
+    expect(rowOf(frame, 'firefox')).toContain('\x1b[33m');
+    expect(plain(frame)).toContain('192.0.2.7:443');
+    const jumped = await press(app.instance, 'n', (f) => selectedRow(f).includes('firefox'));
+    expect(plain(jumped)).not.toContain('no flow is waiting');
+  });
+
+  it('scrolling never moves a pending flow off the screen', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, rows: 14 });
+    connect(src);
+    openFlows(src, 40);
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending') && plain(f).includes('firefox'));
+    await ready(app.instance);
+    const bottom = await press(app.instance, 'G', (f) => plain(f).includes('192.0.2.1:443'));
+    expect(plain(firstRow(bottom))).toContain('firefox');
+    expect(selectedRow(bottom)).toContain('192.0.2.1:443');
+    const paged = await press(app.instance, KEY.pageUp, (f) => !plain(f).includes('192.0.2.1:443'));
+    expect(plain(firstRow(paged))).toContain('firefox');
+  });
+
+  it('while frozen, a new pending flow still appears on top, n finds it and a acts on it', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    openFlows(src, 5);
+    await waitForFrame(app.instance, (f) => plain(f).includes('5 live'));
+    await ready(app.instance);
+    await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
+    src.push(waiting('w1'));
+    src.push({ type: 'flow', flow: flow({ id: 'late', token: token(1), remote: { address: '203.0.113.99', port: 443 }, time: Date.now() }) });
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('firefox'));
+    expect(plain(frame)).toContain('FROZEN');
+    expect(plain(frame)).toContain('1 pending');
+    expect(plain(frame)).not.toContain('203.0.113.99'); // the rest of the table stays frozen
+    await press(app.instance, 'j');
+    await press(app.instance, 'n', (f) => selectedRow(f).includes('firefox'));
+    await press(app.instance, 'a', (f) => plain(f).includes('allow sent for firefox'));
+    expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'allow', remember: 'once' }]);
+  });
+
+  it('n from another view switches to the flows and selects the pending flow; with none it says so', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    openFlows(src, 3);
+    await waitForFrame(app.instance, (f) => plain(f).includes('3 live'));
+    await ready(app.instance);
+    await press(app.instance, 'n', (f) => plain(f).includes('no flow is waiting for a verdict'));
+    await press(app.instance, '3', (f) => plain(f).includes('[3:rules]'));
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await press(app.instance, 'n', (f) => plain(f).includes('[1:flows]') && selectedRow(f).includes('firefox'));
+  });
+
+  it('the row turns urgent (yellow background) in its last seconds', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    src.push(waiting('w1', { pending: { deadline: Date.now() + 60_000 } }));
+    src.push(waiting('w2', { token: token(1), remote: { address: '198.51.100.5', port: 8000 }, remoteHost: undefined, pending: { deadline: Date.now() + 6_000 } }));
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('2 pending'));
+    // Nearest deadline first.
+    expect(plain(firstRow(frame))).toMatch(/curl .*198\.51\.100\.5:8000 +pending [56]s/);
+    expect(rowOf(frame, '198.51.100.5')).toContain('\x1b[43m');
+    expect(rowOf(frame, 'firefox')).not.toContain('\x1b[43m');
+    expect(rowOf(frame, 'firefox')).toContain('\x1b[33m');
+  });
+});
+
+describe('alerts', () => {
+  it('rings once per new pending flow of an extension that takes verdicts; m mutes it', async () => {
+    const src = memorySource();
+    const rung: string[][] = [];
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, alert: (flows: readonly FlowRow[]) => rung.push(flows.map((f) => f.flow.id)) });
+    connect(src);
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await waitForFrame(app.instance, () => rung.length === 1);
+    // Another frame of the same flow rings no more.
+    src.push({ type: 'bytes', counters: [{ id: 'w1', rx: 0, tx: 0 }], time: Date.now() });
+    src.push(waiting('w2'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('2 pending'));
+    await waitForFrame(app.instance, () => rung.length === 2);
+    expect(rung).toEqual([['w1'], ['w2']]);
+    await ready(app.instance);
+    await press(app.instance, 'm', (f) => plain(f).includes('bell muted'));
+    src.push(waiting('w3'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('3 pending'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rung).toHaveLength(2);
+    await press(app.instance, 'm', (f) => plain(f).includes('bell on'));
+    src.push(waiting('w4'));
+    await waitForFrame(app.instance, () => rung.length === 3);
+    expect(rung[2]).toEqual(['w4']);
+  });
+
+  it('does not ring for an extension without verdicts, nor when started with the bell off', async () => {
+    const src = memorySource();
+    const rung: string[] = [];
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS, alert: (flows) => rung.push(...flows.map((f) => f.flow.id)) });
+    connect(src, hello(['bytes']));
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rung).toEqual([]);
+    app.stop();
+
+    const src2 = memorySource();
+    app = startApp({ sources: [src2], attributions: ATTRIBUTIONS, bell: false, alert: (flows) => rung.push(...flows.map((f) => f.flow.id)) });
+    connect(src2);
+    src2.push(waiting('w2'));
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    expect(plain(frame)).toContain('m unmute');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rung).toEqual([]);
+  });
+
+  it('says when the default decided a flow that waited', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    src.push(waiting('w1', { token: token(1), remote: { address: '127.0.0.1', port: 8000 }, remoteHost: undefined, time: Date.now() - 30_000 }));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    src.push({ type: 'verdict', id: 'w1', time: Date.now(), verdict: { action: 'block', by: 'default', policy: 'defaultAction', reason: 'nobody answered in time' } });
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('blocked by the default'));
+    expect(plain(frame)).toMatch(/curl → 127\.0\.0\.1:8000 blocked by the default after 30 s/);
+    expect(plain(frame)).toContain('0 pending');
+  });
+});
+
+describe('the decision prompt', () => {
+  it('names the process and the remote end, and sends each duration and scope', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await ready(app.instance);
+    let frame = await press(app.instance, 'B', (f) => plain(f).includes('how long:'));
+    expect(plain(frame)).toMatch(/Block firefox → push\.services\.mozilla\.org:443 \(100, secure, tcp out\) · waits \d+ s for you/);
+    expect(plain(frame)).toContain('p any remote');
+    expect(plain(frame)).toContain('h host push.services.mozilla.org');
+    expect(plain(frame)).toContain('d domain mozilla.org');
+    expect(plain(frame)).toContain('o port 443/tcp');
+    expect(plain(frame)).toContain('rule: block /usr/bin/firefox (package firefox) → anywhere tcp outbound, always');
+    frame = await press(app.instance, '3', (f) => plain(f).includes(', until '));
+    frame = await press(app.instance, 'd', (f) => plain(f).includes('→ *.mozilla.org tcp outbound, until'));
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('block firefox to domain mozilla.org, for 1 h: sent'));
+    expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'block', remember: 'always', scope: 'domain', forMs: 3_600_000 }]);
+    const decided = (id: string, action: 'allow' | 'block') => src.push({ type: 'verdict', id, time: Date.now(), verdict: { action, by: 'user' } });
+    decided('w1', 'block');
+
+    src.push(waiting('w2'));
+    // Once w1 is decided, w2 is the one pending flow (the cursor's row).
+    await waitForFrame(app.instance, (f) => plain(f).includes('2 live · 1 pending'));
+    await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
+    await press(app.instance, '4', (f) => plain(f).includes('(until restart)'));
+    await press(app.instance, 'o', (f) => plain(f).includes('→ any address port 443 tcp outbound, always (until restart)'));
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('allow firefox to port 443/tcp, until restart: sent'));
+    expect(src.sent[1]).toEqual({ type: 'verdict', id: 'w2', action: 'allow', remember: 'always', scope: 'port', session: true });
+    decided('w2', 'allow');
+
+    src.push(waiting('w3'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('3 live · 1 pending'));
+    await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
+    await press(app.instance, '2', (f) => plain(f).includes('(this process instance)'));
+    await press(app.instance, 'h', (f) => plain(f).includes('→ push.services.mozilla.org tcp outbound, until it exits'));
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
+    expect(src.sent[2]).toEqual({ type: 'verdict', id: 'w3', action: 'allow', remember: 'process', scope: 'host' });
+    decided('w3', 'allow');
+
+    src.push(waiting('w4'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('4 live · 1 pending'));
+    await press(app.instance, 'B', (f) => plain(f).includes('how long:'));
+    await press(app.instance, '1', (f) => plain(f).includes('decides this flow only'));
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('block sent for firefox'));
+    expect(src.sent[3]).toEqual({ type: 'verdict', id: 'w4', action: 'block', remember: 'once' });
+  });
+
+  it('offers no domain without a host name, and says why', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    src.push(waiting('w1', { remoteHost: undefined, remote: { address: '203.0.113.5', port: 443 } }));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await ready(app.instance);
+    await press(app.instance, 'B', (f) => plain(f).includes('how long:'));
+    await press(app.instance, 'd', (f) => plain(f).includes('no host name is known for this flow, so it has no domain'));
+    const frame = await press(app.instance, KEY.enter, (f) => !plain(f).includes('how long:'));
+    expect(plain(frame)).toContain('no host name is known');
+    expect(src.sent).toEqual([]);
+  });
+
+  it('stays fixed to its flow while rows move, and closes with a note when the flow is decided meanwhile', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    openFlows(src, 3);
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await ready(app.instance);
+    await press(app.instance, 'B', (f) => plain(f).includes('how long:'));
+    // A flow that waits longer arrives and is pinned above: the prompt still names its own flow.
+    src.push(waiting('w0', { token: token(1), remote: { address: '198.51.100.9', port: 22 }, remoteHost: undefined, pending: { deadline: Date.now() + 5_000 } }));
+    let frame = await waitForFrame(app.instance, (f) => plain(firstRow(f)).includes('198.51.100.9'));
+    expect(plain(frame)).toContain('Block firefox → push.services.mozilla.org:443');
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
+    expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'block', remember: 'always', scope: 'process' }]);
+    src.push({ type: 'verdict', id: 'w1', time: Date.now(), verdict: { action: 'block', by: 'user' } });
+
+    // Now a prompt for w0, and the deadline decides it first.
+    await press(app.instance, 'n', (f) => selectedRow(f).includes('198.51.100.9'));
+    await press(app.instance, 'A', (f) => plain(f).includes('Allow curl → 198.51.100.9:22'));
+    src.push({ type: 'verdict', id: 'w0', time: Date.now(), verdict: { action: 'block', by: 'default', reason: 'nobody answered in time' } });
+    frame = await waitForFrame(app.instance, (f) => !plain(f).includes('how long:'));
+    expect(plain(frame)).toMatch(/curl → 198\.51\.100\.9:22 blocked by the default after \d+ s before you answered; nothing was sent/);
+    expect(src.sent).toHaveLength(1);
+  });
+});
