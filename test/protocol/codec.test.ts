@@ -64,6 +64,17 @@ describe('field validation names what was wrong', () => {
     expect(decodeClientMessage('{"type":"verdict","id":"f","action":"allow","remember":"once","blockMode":"drop"}')).toMatchObject({ ok: false, error: { code: 'bad-message' } });
   });
 
+  test('client verdict: forMs and session ride with remember "always" only; new scopes decode', () => {
+    const v = (extra: Record<string, unknown>) => decodeClientMessage(JSON.stringify({ type: 'verdict', id: 'f', action: 'allow', ...extra }));
+    expect(v({ remember: 'always', scope: 'domain', forMs: 3_600_000 })).toEqual({ ok: true, message: { type: 'verdict', id: 'f', action: 'allow', remember: 'always', scope: 'domain', forMs: 3_600_000 } });
+    expect(v({ remember: 'always', scope: 'port', session: true })).toMatchObject({ ok: true, message: { scope: 'port', session: true } });
+    expect(v({ remember: 'process', scope: 'host' })).toMatchObject({ ok: true, message: { remember: 'process', scope: 'host' } });
+    expect(v({ remember: 'process', forMs: 1000 })).toMatchObject({ ok: false, error: { code: 'bad-message', message: expect.stringContaining('forMs') } });
+    expect(v({ remember: 'once', session: true })).toMatchObject({ ok: false, error: { code: 'bad-message', message: expect.stringContaining('session') } });
+    expect(v({ remember: 'always', forMs: 0 })).toMatchObject({ ok: false, error: { message: expect.stringContaining('forMs') } });
+    expect(v({ remember: 'always', scope: 'subnet' })).toMatchObject({ ok: false, error: { message: expect.stringContaining('scope') } });
+  });
+
   test('rule endpoint: bad cidr and reversed port range are refused', () => {
     const spec = (endpoint: unknown): string => JSON.stringify({ type: 'rule-add', rule: { action: 'block', duration: { kind: 'always' }, endpoint } });
     expect(decodeClientMessage(spec({ cidr: '10.0.0.0/33' }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule.endpoint.cidr') } });

@@ -90,6 +90,26 @@ describe('RuleStore file', () => {
     expect(readFileSync(path, 'utf8')).not.toContain(once.id);
   });
 
+  it('keeps a session rule in memory only: it decides flows, is listed, and is gone after a restart', async () => {
+    const path = rulesPath();
+    const store = await RuleStore.open(path);
+    await store.add({ action: 'allow', duration: { kind: 'always' }, note: 'kept' });
+    const before = readFileSync(path, 'utf8');
+    const session = await store.add({ action: 'block', endpoint: { port: 25 }, duration: { kind: 'always' }, session: true });
+    expect(session.session).toBe(true);
+    expect(readFileSync(path, 'utf8')).toBe(before);
+    const facts = { protocol: 'tcp' as const, direction: 'outbound' as const, remoteAddress: '192.0.2.25', remotePort: 25 };
+    expect(store.match(facts, 1)?.id).toBe(session.id);
+    expect(store.match(facts, 2)?.id).toBe(session.id); // not used up, unlike once
+    await store.close();
+    expect(readFileSync(path, 'utf8')).not.toContain(session.id);
+    const restarted = await RuleStore.open(path);
+    expect(restarted.rules().map((r) => r.id)).not.toContain(session.id);
+    expect(restarted.match(facts, 3)?.note).toBe('kept');
+    // A rules file never holds one.
+    expect(parseRulesDocument({ version: 1, rules: [{ ...session }] })).toMatchObject({ ok: false, problems: [expect.stringContaining('session')] });
+  });
+
   it('refuses invalid specs', async () => {
     const store = await RuleStore.open(rulesPath());
     await expect(store.add({ action: 'block', duration: { kind: 'always' }, endpoint: { cidr: 'nope' } })).rejects.toThrow(/endpoint.cidr/);
