@@ -39,6 +39,7 @@ function waiting(id: string, over: Parameters<typeof flow>[0] = {}): Parameters<
 const lines = (f: string) => plain(f).split('\n');
 const rowOf = (f: string, text: string) => f.split('\n').find((l) => plain(l).includes(text)) ?? '';
 const selectedRow = (f: string) => plain(f.split('\n').find((l) => l.includes('\x1b[7m')));
+const firefoxRows = (f: string) => lines(f).filter((l) => /^\S+ firefox +100 /.test(l)).length;
 /** The first table row (the line after the column titles). */
 const firstRow = (f: string) => lines(f)[lines(f).findIndex((l) => l.includes('PROCESS')) + 1] ?? '';
 
@@ -211,8 +212,9 @@ describe('the decision prompt', () => {
     decided('w1', 'block');
 
     src.push(waiting('w2'));
-    // Once w1 is decided, w2 is the one pending flow (the cursor's row).
-    await waitForFrame(app.instance, (f) => plain(f).includes('2 live · 1 pending'));
+    // Once w1 is decided, w2 is the one pending flow; the selection stayed on w1's row, n moves it.
+    await waitForFrame(app.instance, (f) => firefoxRows(f) === 2 && plain(f).includes(' 1 pending'));
+    await press(app.instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
     await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
     await press(app.instance, '4', (f) => plain(f).includes('(until restart)'));
     await press(app.instance, 'o', (f) => plain(f).includes('→ any address port 443 tcp outbound, always (until restart)'));
@@ -221,7 +223,8 @@ describe('the decision prompt', () => {
     decided('w2', 'allow');
 
     src.push(waiting('w3'));
-    await waitForFrame(app.instance, (f) => plain(f).includes('3 live · 1 pending'));
+    await waitForFrame(app.instance, (f) => firefoxRows(f) === 3 && plain(f).includes(' 1 pending'));
+    await press(app.instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
     await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
     await press(app.instance, '2', (f) => plain(f).includes('(this process instance)'));
     await press(app.instance, 'h', (f) => plain(f).includes('→ push.services.mozilla.org tcp outbound, until it exits'));
@@ -230,7 +233,8 @@ describe('the decision prompt', () => {
     decided('w3', 'allow');
 
     src.push(waiting('w4'));
-    await waitForFrame(app.instance, (f) => plain(f).includes('4 live · 1 pending'));
+    await waitForFrame(app.instance, (f) => firefoxRows(f) === 4 && plain(f).includes(' 1 pending'));
+    await press(app.instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
     await press(app.instance, 'B', (f) => plain(f).includes('how long:'));
     await press(app.instance, '1', (f) => plain(f).includes('decides this flow only'));
     await press(app.instance, KEY.enter, (f) => plain(f).includes('block sent for firefox'));
