@@ -285,6 +285,15 @@ describe.skipIf(!compiler)('the darwin declarations against C with the same sign
     expect([probe.u32(0), probe.u32(1)]).toEqual([0x503, port[0]]);
   });
 
+  it('would catch a wrong declaration: a CFRange of two 32-bit ints does not arrive as location and length', () => {
+    // The same call as above, declared wrongly on purpose, shows these checks can fail.
+    const lib = koffi.load(join(dir, 'libdarwin-stand-in.so'));
+    const narrow = koffi.struct('flowtop_test_narrow_CFRange', { location: 'int', length: 'int' });
+    const wrong = lib.func('CFDataGetBytes', 'void', ['void *', narrow, 'void *']);
+    wrong(probe.object(0), { location: 3, length: 5 }, Buffer.alloc(64));
+    expect([probe.long(0), probe.long(1)]).not.toEqual([3, 5]);
+  });
+
   it('reached every declared C function (a declaration no test calls is a declaration nobody checked)', () => {
     const missed = (Object.keys(DECLARATIONS) as DeclarationName[]).filter((name) => !probe.wasCalled(name));
     expect(missed).toEqual([]);
