@@ -36,6 +36,7 @@ import type { RuleBook } from './rule-book.js';
 import { RuleConversation } from './rule-requests.js';
 import { effectivePolicy } from './effective-policy.js';
 import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig } from './types.js';
+import { BlockedConversations } from './blocked-conversations.js';
 
 export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_SOCKET = '/run/flowtop/flowtop.sock';
@@ -112,6 +113,8 @@ function slotOf(verdict: Verdict): number {
 
 export class Agent {
   private readonly recent = new Map<string, { verdict: Verdict; until: number }>();
+  /** Blocked flows by conversation: a blocked sender's next packets count on one flow. */
+  private readonly blocked = new BlockedConversations((flow) => this.server?.broadcastSoon({ type: 'flow', flow }));
   /** Flows allowed by rule while no client watched, for the next one: batches as the queue threads
    *  sent them, and the flows a prune kept. */
   private unwatchedBatches: UnwatchedBatch[] = [];
@@ -378,9 +381,12 @@ export class Agent {
     if (this.server?.clients.some((c) => c.subscribed)) {
       for (const d of unwatchedBatch ? [...decided, ...decodeUnwatched(unwatchedBatch)] : decided) {
         const flow = { ...d.flow, verdict: d.verdict };
+        // The next datagram (or retried SYN) of a conversation already blocked: counted on its flow.
+        if (d.verdict.action === 'block' && this.blocked.count(flow)) continue;
         this.nameFlow(flow);
         this.server.broadcastSoon({ type: 'flow', flow });
         if (d.verdict.action === 'allow') this.live?.add(flow);
+        else this.blocked.begin(flow);
       }
     } else if (unwatchedBatch) {
       this.unwatchedBatches.push(unwatchedBatch);
@@ -395,6 +401,7 @@ export class Agent {
       if (recent && recent.until > now) {
         this.sendVerdicts([{ id: h.packetId, verdict: recent.verdict.action === 'allow' ? NF_ACCEPT : NF_DROP }]);
         Atomics.add(this.view, slotOf(recent.verdict), 1n);
+        if (recent.verdict.action === 'block') this.blocked.count(h.flow);
         continue;
       }
       const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
@@ -452,10 +459,9 @@ export class Agent {
     this.remember(p.key, verdict);
     if (verdict.action === 'block' && verdict.blockMode === 'reject') this.destroySocket(p.flow);
     this.server?.broadcastSoon({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
-    if (verdict.action === 'allow') {
-      const { pending: _, ...flow } = p.flow;
-      this.live?.add({ ...flow, verdict });
-    }
+    const { pending: _, ...flow } = p.flow;
+    if (verdict.action === 'allow') this.live?.add({ ...flow, verdict });
+    else this.blocked.begin({ ...flow, verdict }, p.packetIds.length);
   }
 
   /** The unwatched flows kept so far whose socket still exists (all of them when the sockets cannot
@@ -730,6 +736,7 @@ export class Agent {
     await step('closing the traffic reader', () => this.live?.close());
     await step('closing sock_diag', () => this.diag.close());
     await step('closing conntrack', () => this.conntrack?.close());
+    this.blocked.close();
     await step('closing the socket', () => this.server?.close());
     await step('removing the socket and status file', () => this.files?.remove());
   }

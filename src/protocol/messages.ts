@@ -70,6 +70,9 @@ export interface FlowRecord {
   /** Present while the flow waits for a verdict. */
   pending?: { deadline: number };
   verdict?: Verdict;
+  /** Packets of this conversation the extension judged, when more than one: a blocked UDP sender's
+   *  datagrams, a blocked connect's retried SYNs (one row, not one per packet). */
+  packets?: number;
 }
 
 export interface RuleIdentity {

@@ -97,6 +97,7 @@ export function flowRecord(f: Obj, path: string): FlowRecord {
   const v = optObject(f, 'verdict', path);
   if (v) out.verdict = verdict(v, `${path}.verdict`);
   if (out.pending && out.verdict) throw new Invalid(`${path}.verdict`, 'no verdict while the flow is pending', out.verdict);
+  assign(out, 'packets', optInteger(f, 'packets', path, 1, Number.MAX_SAFE_INTEGER));
   return out;
 }
 
