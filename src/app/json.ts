@@ -17,6 +17,7 @@ export interface FlowJson {
   remote: { address: string; port: number; host?: string };
   deadline?: number;
   verdict?: FlowRow['flow']['verdict'];
+  packets?: number;
   rx: number;
   tx: number;
   rate: number;
@@ -46,6 +47,7 @@ export function flowJson(row: FlowRow, now: number): FlowJson {
     remote: { ...f.remote, ...(f.remoteHost ? { host: f.remoteHost.name } : {}) },
     ...(f.pending ? { deadline: f.pending.deadline } : {}),
     ...(f.verdict ? { verdict: f.verdict } : {}),
+    ...(f.packets !== undefined ? { packets: f.packets } : {}),
     rx: row.rx,
     tx: row.tx,
     rate: rowRate(row, now),

@@ -60,14 +60,15 @@ function user(a: { user?: string; uid?: number }, uid?: number): string {
   return a.user ?? (a.uid ?? uid)?.toString() ?? '-';
 }
 
-function stateCell(row: FlowRow, now: number): string {
+function stateCell(row: FlowRow, now: number, ascii: boolean): string {
   const phase = flowPhase(row);
   if (phase === 'pending') {
     const left = Math.max(Math.ceil(((row.flow.pending?.deadline ?? now) - now) / 1000), 0);
     return `pending ${left}s`;
   }
-  // A blocked flow that ended still says it was blocked (the row is dimmed as closed).
-  if (phase === 'closed' && row.flow.verdict?.action === 'block') return 'blocked';
+  // A conversation's packets beyond the first (a blocked UDP sender's datagrams) are counted on its row.
+  const packets = row.flow.packets;
+  if (packets !== undefined && packets > 1) return `${phase} ${ascii ? 'x' : '×'}${packets}`;
   return phase;
 }
 
@@ -78,7 +79,7 @@ export const FLOW_COLUMNS: readonly Column<FlowRow, FlowSortColumn>[] = [
   { id: 'dir', title: 'DIR', width: 3, priority: 50, sort: 'direction', cell: (r) => (r.flow.direction === 'outbound' ? 'out' : 'in') },
   { id: 'proto', title: 'PROT', width: 4, priority: 55, sort: 'protocol', cell: (r) => r.flow.protocol },
   { id: 'remote', title: 'REMOTE', width: 16, grow: 4, priority: 95, sort: 'remote', cell: (r) => `${clean(remoteLabel(r))}:${r.flow.remote.port}` },
-  { id: 'state', title: 'STATE', width: 12, priority: 90, sort: 'state', cell: (r, c) => stateCell(r, c.now) },
+  { id: 'state', title: 'STATE', width: 12, priority: 90, sort: 'state', cell: (r, c) => stateCell(r, c.now, c.ascii) },
   { id: 'rx', title: 'RX', width: 6, align: 'right', priority: 30, sort: 'rx', cell: (r) => bytes(r.rx) },
   { id: 'tx', title: 'TX', width: 6, align: 'right', priority: 30, sort: 'tx', cell: (r) => bytes(r.tx) },
   { id: 'rate', title: 'RATE', width: 8, align: 'right', priority: 70, sort: 'rate', cell: (r, c) => rate(rowRate(r, c.now)) },

@@ -77,6 +77,18 @@ describe('the flows table over time', () => {
     expect(frame).toContain('198.51.100.3');
   });
 
+  it('a blocked UDP conversation is one row with its datagram count', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    const blocked = flow({ id: 'u1', token: token(3), protocol: 'udp', remote: { address: '203.0.113.53', port: 5353 }, verdict: { action: 'block', by: 'rule', ruleId: 'r1' }, time: Date.now() });
+    src.push({ type: 'flow', flow: blocked });
+    for (let n = 2; n <= 15; n++) src.push({ type: 'flow', flow: { ...blocked, packets: n } });
+    const frame = await waitForFrame(app.instance, (f) => f.includes('blocked ×15'));
+    expect(plain(frame).split('\n').filter((l) => l.includes('203.0.113.53'))).toHaveLength(1);
+    expect(count(frame, 'live')).toBe(0);
+  });
+
   it('after a reconnect, the snapshot replaces the rows of the last connection', async () => {
     const src = memorySource();
     app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
