@@ -84,13 +84,19 @@ public func decodeClientRequest(_ line: Data) -> Result<ClientRequest, RequestEr
             return bad("remember must be \"once\", \"process\" or \"always\"")
         }
         if let scopeValue = present(message["scope"]) {
-            guard let scope = scopeValue as? String, scope == "process" || scope == "endpoint" else {
-                return bad("scope must be \"process\" or \"endpoint\"")
+            guard let scope = scopeValue as? String, verdictScopes.contains(scope) else {
+                return bad("scope must be \"process\", \"endpoint\", \"host\", \"domain\" or \"port\"")
             }
             guard remember != .once else { return bad("scope must be absent with remember \"once\"") }
-            if scope == "endpoint" {
-                return .success(.unsupported(reason: "rules here cover a whole program; \"scope\": \"endpoint\" is not supported", ref: ref))
+            if scope != "process" {
+                return .success(.unsupported(reason: "rules here cover a whole program; \"scope\": \"\(scope)\" is not supported", ref: ref))
             }
+        }
+        // Valid only with the verdict-durations capability, which this extension does not announce:
+        // refused rather than ignored, which would keep for good a rule meant to expire.
+        for field in ["forMs", "session"] where present(message[field]) != nil {
+            guard remember == .always else { return bad("\(field) is only allowed with remember \"always\"") }
+            return .success(.unsupported(reason: "rules here last until removed; \"\(field)\" is not supported", ref: ref))
         }
         return .success(.verdict(id: id, allow: action == "allow", remember: remember, ref: ref))
     case "rule-add":
@@ -107,6 +113,7 @@ public func decodeClientRequest(_ line: Data) -> Result<ClientRequest, RequestEr
     }
 }
 
+private let verdictScopes: Set<String> = ["process", "endpoint", "host", "domain", "port"]
 private let actions: Set<String> = ["allow", "block"]
 private let durations: Set<String> = ["once", "process", "until", "always"]
 private let identityKinds: Set<String> = ["sha256", "package", "path", "requirement"]

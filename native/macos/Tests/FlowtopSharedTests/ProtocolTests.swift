@@ -39,9 +39,13 @@ final class ProtocolTests: XCTestCase {
                        .success(.verdict(id: "F1", allow: true, remember: .once, ref: nil)), "null means absent")
         XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"once","scope":"process"}"#)), "bad-message")
         XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"","action":"allow","remember":"once"}"#)), "bad-message")
-        if case .success(.unsupported) = decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"always","scope":"endpoint"}"#) {} else {
-            XCTFail("an endpoint-scoped rule is valid but unsupported")
+        for extra in [#""scope":"endpoint""#, #""scope":"domain""#, #""forMs":60000"#, #""session":true"#] {
+            if case .success(.unsupported) = decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"always","# + extra + "}") {} else {
+                XCTFail("valid but unsupported here: \(extra)")
+            }
         }
+        XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"once","forMs":60000}"#)), "bad-message")
+        XCTAssertEqual(errorCode(decode(#"{"type":"verdict","id":"F1","action":"allow","remember":"always","scope":"planet"}"#)), "bad-message")
     }
 
     func testRuleAddKeepsWhatTheFilterCanEnforceAndSaysWhyNotOtherwise() {
