@@ -106,9 +106,11 @@ final class Bridge: SessionOwner {
     }
 
     func ruleAdd(_ session: ClientSession, _ addition: RuleAddition, ref: String?) {
-        let (rule, op) = store.upsert(addition, now: nowMillis())
+        let rule = IdentityRule(id: UUID().uuidString, identity: addition.requirement, action: addition.allow ? "allow" : "block",
+                                created: nowMillis(), label: addition.label, note: addition.note)
+        let replaced = store.add(rule)
         sendRulesToFilter()
-        broadcast(RuleChangedMessage(op: op, rule: ProtocolRule(rule), ref: ref))
+        announce(rule, replacing: replaced, ref: ref)
     }
 
     func ruleRemove(_ session: ClientSession, id: String, ref: String?) {
@@ -121,8 +123,16 @@ final class Bridge: SessionOwner {
 
     /// A "remember: always" verdict made a rule in the extension: keep it, and tell every client.
     private func ruleLearned(_ rule: IdentityRule, flowID: String) {
-        let op = store.add(rule)
-        broadcast(RuleChangedMessage(op: op, rule: ProtocolRule(rule), ref: verdictRefs.removeValue(forKey: flowID)))
+        let replaced = store.add(rule)
+        announce(rule, replacing: replaced, ref: verdictRefs.removeValue(forKey: flowID))
+    }
+
+    /// rule-changed for a new rule, after `removed` for the rule of the same program it replaced;
+    /// both answer the same message, so both carry its ref (protocol v1: added and removed answer
+    /// rule-add, rule-remove and remembering verdicts).
+    private func announce(_ rule: IdentityRule, replacing replaced: IdentityRule?, ref: String?) {
+        if let replaced { broadcast(RuleChangedMessage(op: "removed", rule: ProtocolRule(replaced), ref: ref)) }
+        broadcast(RuleChangedMessage(op: "added", rule: ProtocolRule(rule), ref: ref))
     }
 
     /// The extension's identity rules are replaced by the stored ones; while it is not connected they

@@ -26,24 +26,15 @@ struct RuleStore {
         }
     }
 
-    /// A rule for a program replaces any earlier rule for the same program; returns the op
-    /// ("added" or "updated") for rule-changed.
+    /// A rule for a program replaces any earlier rule for the same program (one program, one
+    /// rule); returns the rule it replaced.
     @discardableResult
-    mutating func add(_ rule: IdentityRule) -> String {
-        let replaced = rules.contains { $0.identity == rule.identity }
+    mutating func add(_ rule: IdentityRule) -> IdentityRule? {
+        let replaced = rules.first { $0.identity == rule.identity }
         rules.removeAll { $0.identity == rule.identity }
         rules.append(rule)
         save()
-        return replaced ? "updated" : "added"
-    }
-
-    /// A client's rule-add: an existing rule for the same program keeps its id and creation time.
-    mutating func upsert(_ addition: RuleAddition, now: Int64) -> (rule: IdentityRule, op: String) {
-        let existing = rules.first { $0.identity == addition.requirement }
-        let rule = IdentityRule(id: existing?.id ?? UUID().uuidString, identity: addition.requirement,
-                                action: addition.allow ? "allow" : "block", created: existing?.created ?? now,
-                                label: addition.label, note: addition.note)
-        return (rule, add(rule))
+        return replaced
     }
 
     /// Removes a rule by id; returns it as it was, or nil when there is none.
