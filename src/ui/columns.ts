@@ -6,6 +6,7 @@ import type { FlowRow } from '../state/types.js';
 import type { ProcessRow, ProcessSortColumn, RuleRow } from '../state/views.js';
 import type { Rule } from '../protocol/messages.js';
 import { age, bytes, clean, rate } from './format.js';
+import { shortToken } from '../rules/model.js';
 
 export interface CellContext {
   now: number;
@@ -100,7 +101,8 @@ export const PROCESS_COLUMNS: readonly Column<ProcessRow, ProcessSortColumn>[] =
 
 export function ruleIdentityLabel(rule: Rule): string {
   const id = rule.identity;
-  if (!id) return 'any process';
+  // A token rule names one process instance, not any process.
+  if (!id) return rule.duration.kind === 'process' ? `process ${shortToken(rule.duration.token)}` : 'any process';
   return clean(id.label ?? `${id.kind}:${id.value}`);
 }
 
@@ -112,12 +114,17 @@ export function ruleEndpointLabel(rule: Rule): string {
   return clean(`${where}${port}`);
 }
 
-function durationLabel(rule: Rule): string {
-  switch (rule.duration.kind) {
+/** How long the rule lasts, in the column's 8 characters: until its process exits, the time left of
+ *  a timed rule, until the extension restarts (a session rule), or for good. */
+function durationLabel(rule: Rule, now: number): string {
+  const d = rule.duration;
+  const left = d.kind === 'until' ? (d.until > now ? age(d.until - now) : 'expired') : undefined;
+  if (rule.session) return left ?? 'restart';
+  switch (d.kind) {
     case 'once': return 'once';
-    case 'process': return 'process';
+    case 'process': return 'exit';
     case 'always': return 'always';
-    case 'until': return 'until';
+    case 'until': return left!;
   }
 }
 
@@ -126,7 +133,7 @@ export const RULE_COLUMNS: readonly Column<RuleRow>[] = [
   { id: 'identity', title: 'IDENTITY', width: 16, grow: 3, priority: 95, cell: (r) => ruleIdentityLabel(r.rule) },
   { id: 'endpoint', title: 'ENDPOINT', width: 14, grow: 2, priority: 90, cell: (r) => ruleEndpointLabel(r.rule) },
   { id: 'proto', title: 'PROT', width: 4, priority: 40, cell: (r) => r.rule.protocol ?? 'any' },
-  { id: 'duration', title: 'DURATION', width: 8, priority: 60, cell: (r) => durationLabel(r.rule) },
+  { id: 'duration', title: 'DURATION', width: 8, priority: 60, cell: (r, c) => durationLabel(r.rule, c.now) },
   { id: 'created', title: 'CREATED', width: 7, align: 'right', priority: 50, cell: (r, c) => `${age(c.now - r.rule.created)}` },
   { id: 'hits', title: 'HITS', width: 5, align: 'right', priority: 70, cell: (r) => String(r.rule.hits) },
   { id: 'enabled', title: 'ON', width: 3, priority: 30, cell: (r) => (r.rule.enabled ? 'yes' : 'no') },

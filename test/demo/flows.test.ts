@@ -60,6 +60,19 @@ describe('demo flow state machine', () => {
     expect(types(same.broadcast)).toEqual(['flow', 'rule-changed', 'end']);
   });
 
+  it('honours a remembered verdict\'s duration and scope: 1 h on the domain, until restart on the port', () => {
+    const m = machine();
+    m.start(flow('a', CURL_A, { remoteHost: { name: 'api.github.com', source: 'extension' }, pending: { deadlineMs: 60_000 } }), 0, 0);
+    const hour = m.verdict({ type: 'verdict', id: 'a', action: 'block', remember: 'always', scope: 'domain', forMs: 3_600_000 }, 1_000);
+    expect(hour.broadcast.find((x) => x.type === 'rule-changed')).toMatchObject({ rule: { endpoint: { domain: 'github.com' }, duration: { kind: 'until', until: 3_601_000 } } });
+    // Another host of the domain is blocked while the hour lasts, and waits again after it.
+    expect(types(m.start(flow('b', CURL_B, { remoteHost: { name: 'codeload.github.com', source: 'dns' } }), 0, 2_000).broadcast)).toEqual(['flow', 'rule-changed', 'end']);
+    expect(m.start(flow('c', CURL_B, { remoteHost: { name: 'codeload.github.com', source: 'dns' }, pending: { deadlineMs: 60_000 } }), 0, 3_602_000).deadlines).toHaveLength(1);
+    m.start(flow('d', CURL_A, { remote: { address: '140.82.121.6', port: 22 }, pending: { deadlineMs: 60_000 } }), 0, 0);
+    const session = m.verdict({ type: 'verdict', id: 'd', action: 'allow', remember: 'always', scope: 'port', session: true }, 1);
+    expect(session.broadcast.find((x) => x.type === 'rule-changed')).toMatchObject({ rule: { endpoint: { port: 22 }, session: true, duration: { kind: 'always' } } });
+  });
+
   it('remembers an unverified (insecure) process only as this instance, and a gone one not at all', () => {
     const m = machine();
     m.start(flow('d', DAEMON, { pending: { deadlineMs: 60_000 } }), 0, 0);

@@ -281,3 +281,29 @@ describe('the decision prompt', () => {
     expect(src.sent).toHaveLength(1);
   });
 });
+
+describe('remembered rules in the rules view', () => {
+  it('say which process instance a token rule is for, and how long each lasts', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    const base = { created: Date.now(), hits: 0, enabled: true, action: 'allow' as const };
+    const identity = { kind: 'package' as const, package: 'curl', value: '/usr/bin/curl', label: 'curl' };
+    src.push({
+      type: 'rules',
+      rules: [
+        { ...base, id: 'r1', duration: { kind: 'process', token: token(1) }, endpoint: { port: 8000 } },
+        { ...base, id: 'r2', identity, duration: { kind: 'until', until: Date.now() + 3_600_000 }, endpoint: { domain: 'example.com' } },
+        { ...base, id: 'r3', identity, duration: { kind: 'always' }, session: true },
+        { ...base, id: 'r4', identity, duration: { kind: 'always' } },
+      ],
+    });
+    await ready(app.instance);
+    const frame = await press(app.instance, '3', (f) => plain(f).includes('[3:rules]') && plain(f).includes('*.example.com'));
+    const hex = Buffer.from(token(1), 'base64').toString('hex').slice(0, 12);
+    expect(plain(rowOf(frame, ':8000'))).toMatch(new RegExp(`allow +process ${hex}… .* exit `));
+    expect(plain(rowOf(frame, 'example.com'))).toMatch(/ (59m5\d|1h00) /);
+    const curl = lines(frame).filter((l) => /allow +curl +any endpoint/.test(l));
+    expect(curl.map((l) => / (restart|always) /.exec(l)?.[1])).toEqual(['restart', 'always']);
+  });
+});
