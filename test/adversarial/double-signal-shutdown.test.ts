@@ -32,7 +32,7 @@ function ourRules(ns: Netns): string {
 }
 
 /** Starts the agent in its own process group (as a shell's job would be), ready when it says so. */
-async function startGroupLeader(ns: Netns, cg: TestCgroup, dir: string, queue: number): Promise<{ proc: ChildProcess; socket: string; exited: Promise<void> }> {
+async function startGroupLeader(ns: Netns, cg: TestCgroup, dir: string, queue: number): Promise<{ proc: ChildProcess; socket: string; exited: Promise<void>; stderr: string[] }> {
   const socket = join(dir, 'agent.sock');
   const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(DIST, 'run-agent.mjs'), 'agent', '--socket', socket,
     '--rules', join(dir, 'rules.json'), '--cgroup', cg.path, '--queue-num', String(queue), '--fail-closed', '--timeout', '1s'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
@@ -43,7 +43,7 @@ async function startGroupLeader(ns: Netns, cg: TestCgroup, dir: string, queue: n
     if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
     return stderr.join('').includes('ready on');
   }, 20_000);
-  return { proc, socket, exited };
+  return { proc, socket, exited, stderr };
 }
 
 async function connects(ns: Netns, cg: TestCgroup): Promise<boolean> {
@@ -107,7 +107,7 @@ describe.skipIf(skip)('adversarial: a second signal during shutdown', () => {
         ].filter(Boolean);
         if (residue.length > 0) {
           counts.bypasses++;
-          left.push(`${wholeGroup ? 'group' : 'pid'}: ${residue.join(', ')}`);
+          left.push(`${wholeGroup ? 'group' : 'pid'}: ${residue.join(', ')} (left: ${ourRules(ns)}; agent said: ${agent.stderr.join('').split('\n').filter((l) => !l.includes('already stopping')).join(' | ')})`);
           // clear it so the next run starts clean
           ns.sh('iptables -w -t mangle -F OUTPUT; for c in $(iptables -w -t mangle -S | awk \'/^-N FLOWTOP/{print $2}\'); do iptables -w -t mangle -F $c; iptables -w -t mangle -X $c; done; true');
         } else if (!(await connects(ns, cg))) {

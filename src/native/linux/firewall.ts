@@ -39,18 +39,32 @@ const CHAIN_PREFIX = 'FLOWTOP-';
 const COMMENT = 'flowtop-agent';
 const NFT_TABLE = 'flowtop';
 
-function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string } {
-  // detached: its own session, so a Ctrl-C sent to the agent's process group (the terminal's) cannot
-  // kill iptables half-way through removing the rules while the agent stops.
+function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string; killed: boolean } {
+  // detached: its own session, so a Ctrl-C sent to the agent's process group (the terminal's) does not
+  // reach iptables once it runs (before its setsid it still can: see REMOVE_ATTEMPTS).
   // (Node honours `detached` in spawnSync; its type definitions omit it, hence the variable.)
   const options = { input, encoding: 'utf8' as const, timeout: 10_000, detached: true };
   const r = spawnSync(cmd, args, options);
-  return { ok: r.status === 0, out: r.stdout ?? '', err: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
+  return { ok: r.status === 0, out: r.stdout ?? '', err: (r.stderr ?? '') + (r.error ? String(r.error) : ''), killed: r.signal !== null };
 }
 
+const present = new Map<string, boolean>();
+/** Whether a tool is installed; remembered once known (a tool killed by a signal must not later read
+ *  as "not installed" and have its rules left in place). */
 function has(cmd: string): boolean {
-  return run(cmd, ['--version']).ok || run(cmd, ['-V']).ok;
+  let known = present.get(cmd);
+  if (known === undefined) {
+    known = run(cmd, ['--version']).ok || run(cmd, ['-V']).ok;
+    present.set(cmd, known);
+  }
+  return known;
 }
+
+/** Attempts at removing our rules. A tool can still die of a signal meant for the agent: the child
+ *  is in the agent's process group from fork until it makes its own session (measured: under a
+ *  SIGINT to the group every 15 ms, ~3 in 10 children died that way), so removal is checked and
+ *  repeated until the listing shows nothing of ours. */
+const REMOVE_ATTEMPTS = 20;
 
 // ---- iptables ----
 
@@ -105,10 +119,13 @@ function iptablesRules(o: FirewallOptions, chains: IptablesChains): string[] {
  *  them now; empty when there are none. */
 function iptablesRemoval(listTool: string): string[] {
   const listing = run(listTool, ['-w', '-t', 'mangle', '-S']);
-  if (!listing.ok) return [];
+  return listing.ok ? iptablesRemovalOf(listing.out) : [];
+}
+
+function iptablesRemovalOf(listing: string): string[] {
   const jumps: string[] = [];
   const chains: string[] = [];
-  for (const line of listing.out.split('\n')) {
+  for (const line of listing.split('\n')) {
     const chain = /^-N (\S+)$/.exec(line)?.[1];
     if (chain?.startsWith(CHAIN_PREFIX)) chains.push(chain);
     else if (/^-A (OUTPUT|INPUT) /.test(line) && new RegExp(` -j ${CHAIN_PREFIX}\\S+$`).test(line)) jumps.push(line.replace(/^-A /, '-D '));
@@ -126,15 +143,27 @@ const FAMILIES = [
   { restore: 'ip6tables-restore', list: 'ip6tables' },
 ] as const;
 
-/** Removes our chains and the jumps to them in one transaction per family; true when any were there. */
+/** Restore lines removing all of ours; undefined when the listing was killed (try again), empty when
+ *  there is nothing of ours or the table cannot be listed at all. */
+function listedRemoval(listTool: string): string[] | undefined {
+  const listing = run(listTool, ['-w', '-t', 'mangle', '-S']);
+  if (listing.killed) return undefined;
+  return listing.ok ? iptablesRemovalOf(listing.out) : [];
+}
+
+/** Removes our chains and the jumps to them in one transaction per family, checked and repeated (see
+ *  REMOVE_ATTEMPTS); true when any were there. */
 function removeIptables(): boolean {
   let found = false;
   for (const family of FAMILIES) {
     if (!has(family.list)) continue;
-    const removal = iptablesRemoval(family.list);
-    if (removal.length === 0) continue;
-    found = true;
-    restore(family.restore, removal);
+    for (let attempt = 0; attempt < REMOVE_ATTEMPTS; attempt++) {
+      const removal = listedRemoval(family.list);
+      if (removal === undefined) continue; // the listing was killed: try again
+      if (removal.length === 0) break;
+      found = true;
+      restore(family.restore, removal);
+    }
   }
   return found;
 }
@@ -202,9 +231,16 @@ function nftTablePresent(): boolean {
 }
 
 function removeNft(): boolean {
-  if (!nftTablePresent()) return false;
-  run('nft', ['delete', 'table', 'inet', NFT_TABLE]);
-  return true;
+  if (!has('nft')) return false;
+  let found = false;
+  for (let attempt = 0; attempt < REMOVE_ATTEMPTS; attempt++) {
+    const listing = run('nft', ['list', 'table', 'inet', NFT_TABLE]);
+    if (listing.killed) continue; // look again
+    if (!listing.ok) break; // gone (or nftables unusable here)
+    found = true;
+    run('nft', ['delete', 'table', 'inet', NFT_TABLE]);
+  }
+  return found;
 }
 
 /** Removes any rules an earlier agent left (crash, SIGKILL); true when some were found. */
