@@ -15,9 +15,9 @@ const LANDED = {
   /** `rules list --socket` answered by the agent, hit counts sent to clients. */
   rulesOverSocket: true,
   /** A bell and a distinct look for a new pending flow. */
-  pendingBell: false,
+  pendingBell: true,
   /** Pending flows pinned on screen whatever the filter or freeze. */
-  pendingPinned: false,
+  pendingPinned: true,
 };
 const NOBODY = { uid: 65534, gid: 65534 };
 /** Ports: one per step, so a rule made in one step cannot decide another step's connection. */
@@ -121,7 +121,7 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     const first = await program(world.connect(PORT.always));
     await pendingSelected(PORT.always);
     await tui.type('A');
-    await tui.waitForText(/endpoint/i);
+    await tui.waitForText(/how long:/);
     await tui.type(['5', 'e', KEY.enter]); // 5: always (where durations are offered); e: process + endpoint
     expect(await first.outcome()).toBe('connected');
     // The rule decides the next connection at once: the program connects without waiting.
@@ -160,7 +160,7 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     const py = await program(world.connectPython(PORT.python));
     await pendingSelected(PORT.python, 'python3');
     await tui.type('B');
-    await tui.waitForText(/endpoint/i);
+    await tui.waitForText(/how long:/);
     await tui.type(['5', 'p', KEY.enter]);
     expect(await py.outcome()).toMatch(REFUSED);
     const again = await program(world.connectPython(PORT.deadline));
@@ -181,9 +181,12 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     const prog = await program(world.connect(PORT.bell));
     const row = await pendingSelected(PORT.bell);
     expect(tui.screen.bells).toBe(bells + 1);
-    await tui.type('j'); // move the cursor off, so the row's own look shows
-    const cells = tui.screen.cells(rowOf(tui.screen, PORT.bell));
-    expect(cells.some((c) => c.fg === '33' || c.fg === '93')).toBe(true); // yellow
+    const cells = tui.screen.cells(row);
+    const looks = [...new Set(cells.map((c) => `${c.fg}/${c.bg}/${c.bold ? 'b' : ''}${c.inverse ? 'i' : ''}`))];
+    // Yellow, as no settled row is: the foreground, or the background under the cursor.
+    expect(cells.some((c) => ['33', '93'].includes(c.fg) || ['43', '103'].includes(c.bg)), looks.join(' ')).toBe(true);
+    const settled = tui.screen.cells(rowOf(tui.screen, PORT.once));
+    expect(settled.some((c) => ['33', '93'].includes(c.fg) || ['43', '103'].includes(c.bg))).toBe(false);
     void row;
     await pendingSelected(PORT.bell);
     await tui.type('a');
@@ -224,6 +227,53 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await tui.waitFor('resumed', (s) => s.find('FROZEN') < 0);
   });
 
+  it('until it exits: the same process connects again unasked; a new process of the same program is asked', async () => {
+    await plainView();
+    const c = await world.client(PORT.untilExit);
+    programs.push(c);
+    await pendingSelected(PORT.untilExit);
+    await tui.type('A');
+    await tui.waitForText(/how long:/);
+    await tui.type(['2', 'p']);
+    await tui.waitForText(/until it exits/);
+    await tui.type(KEY.enter);
+    expect(await c.outcome()).toBe('connected');
+    expect(await c.again()).toBe('connected'); // decided by the remembered verdict, no prompt
+    const other = await program(world.connect(PORT.untilExit));
+    await pendingSelected(PORT.untilExit);
+    await tui.type('b');
+    expect(await other.outcome()).toMatch(REFUSED);
+  });
+
+  it('for 1 h, this port: any node process may connect to that port; the rule shows when it ends', async () => {
+    await plainView();
+    const first = await program(world.connect(PORT.hour));
+    await pendingSelected(PORT.hour);
+    await tui.type('A');
+    await tui.waitForText(/how long:/);
+    await tui.type(['3', 'o', KEY.enter]);
+    expect(await first.outcome()).toBe('connected');
+    const next = await program(world.connect(PORT.hour));
+    expect(await next.outcome(5000)).toBe('connected');
+    const line = listedRule(PORT.hour);
+    expect(line).toMatch(/\ballow\b.*\buntil \d{4}-\d\d-\d\dT\d\d:\d\dZ/);
+  });
+
+  it('until restart, this endpoint (no domain without a host name): kept while the agent runs', async () => {
+    await plainView();
+    const first = await program(world.connect(PORT.session));
+    await pendingSelected(PORT.session);
+    await tui.type('A');
+    await tui.waitForText(/how long:/);
+    await tui.type(['4', 'd']);
+    await tui.waitForText('no host name is known for this flow, so it has no domain');
+    await tui.type(['e', KEY.enter]);
+    expect(await first.outcome()).toBe('connected');
+    const next = await program(world.connect(PORT.session));
+    expect(await next.outcome(5000)).toBe('connected');
+    expect(listedRule(PORT.session)).toBeDefined();
+  });
+
   it('the agent restarts: flowtop says so, reconnects, and the rules come back and still decide', async () => {
     await plainView();
     const stale = await program(world.connect(PORT.stale));
@@ -236,9 +286,19 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     const prog = await program(world.connect(PORT.always));
     expect(await prog.outcome(5000)).toBe('connected');
     await tui.type('3');
-    await tui.waitFor('both rules in the rules view', (s) => s.lines().filter((l) => /\b(allow|block)\b/.test(l) && /always/.test(l)).length >= 2);
+    await tui.waitFor('both always rules in the rules view', (s) => s.lines().filter((l) => /\b(allow|block)\b/.test(l) && /always/.test(l)).length >= 2);
     await tui.type('1');
     void stale;
+  });
+
+  it('after the restart the until-restart rule is gone and its endpoint asks again; the 1 h rule stays', async () => {
+    expect(listedRule(PORT.session)).toBeUndefined();
+    expect(listedRule(PORT.hour)).toBeDefined();
+    await plainView();
+    const prog = await program(world.connect(PORT.session));
+    await pendingSelected(PORT.session);
+    await tui.type('a');
+    expect(await prog.outcome()).toBe('connected');
   });
 
   it('after the restart no row from before it still claims to be pending', async () => {

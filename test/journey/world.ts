@@ -87,6 +87,29 @@ export class World {
     return this.program([process.execPath, '-e', code], options.uid);
   }
 
+  /** node in the namespace that connects to 127.0.0.1:port each time `again()` is called: one process
+   *  instance making several connections. */
+  async client(port: number): Promise<Program & { again(): Promise<string> }> {
+    const code = `
+      console.log('pid', process.pid);
+      const go = () => {
+        const s = require('net').connect(${port}, '127.0.0.1');
+        const timer = setTimeout(() => { console.log('timeout'); s.destroy(); }, 30000);
+        s.on('connect', () => { clearTimeout(timer); console.log('connected'); });
+        s.on('error', (e) => { clearTimeout(timer); console.log('error', e.code); });
+      };
+      go();
+      require('readline').createInterface({ input: process.stdin }).on('line', go).on('close', () => process.exit(0));`;
+    const prog = await this.program([process.execPath, '-e', code]);
+    return {
+      ...prog,
+      again: () => {
+        prog.proc.stdin?.write('go\n');
+        return prog.outcome();
+      },
+    };
+  }
+
   /** python3 in the namespace: a different executable, so a rule for node does not cover it. */
   async connectPython(port: number): Promise<Program> {
     const code = [
