@@ -116,3 +116,18 @@ describe('format detection and errors', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('OpenSnitch rules without a name', () => {
+  it('take the name "" as opensnitchd does: tried first, and a later one replaces an earlier one', async () => {
+    const { importOpenSnitch } = await import('../../src/rules/import/index.js');
+    const rule = (action: string, host: string) => ({ enabled: true, action, duration: 'always', operator: { type: 'simple', operand: 'dest.host', data: host } });
+    const report = importOpenSnitch([
+      { source: 'a.json', value: rule('deny', 'first.example') },
+      { source: 'b.json', value: rule('deny', 'second.example') },
+      { source: 'c.json', value: { ...rule('deny', 'named.example'), name: 'named' } },
+      { source: 'd.json', value: 42 },
+    ], NOW);
+    expect(report.rules.map((r) => [r.endpoint?.host, r.priority])).toEqual([['second.example', 2], ['named.example', 1]]);
+    expect(report.skipped.map((s) => s.source)).toEqual(['OpenSnitch rule #0 (a.json)', 'OpenSnitch rule #0 (d.json)']);
+  });
+});

@@ -41,7 +41,6 @@ export function importOpenSnitch(files: readonly OpenSnitchFile[], now: number):
   const report = emptyReport('opensnitch');
   // opensnitchd keeps one rule per name: a later file (in file name order) replaces an earlier one.
   const byName = new Map<string, Entry>();
-  const unnamed: Entry[] = [];
   for (const file of files) {
     if ('error' in file) {
       report.skipped.push({ source: `OpenSnitch file ${file.source}`, reason: `${file.error}; opensnitchd skips such a file too and loads the rest` });
@@ -49,9 +48,12 @@ export function importOpenSnitch(files: readonly OpenSnitchFile[], now: number):
     }
     const rules = Array.isArray(file.value) ? file.value : [file.value];
     rules.forEach((value, index) => {
-      const name = isObject(value) && typeof value['name'] === 'string' ? value['name'] : undefined;
-      const entry: Entry = { source: `OpenSnitch rule ${name !== undefined ? `"${name}"` : `#${index}`} (${file.source})`, name: name ?? '', value };
-      if (name === undefined) return void unnamed.push(entry);
+      if (!isObject(value)) {
+        return void report.skipped.push({ source: `OpenSnitch rule #${index} (${file.source})`, reason: 'not an OpenSnitch rule: expected a JSON object with "action", "duration" and "operator"' });
+      }
+      // A rule without a name has the name "" to opensnitchd: it sorts first, and such rules replace each other.
+      const name = typeof value['name'] === 'string' ? value['name'] : '';
+      const entry: Entry = { source: `OpenSnitch rule ${name !== '' ? `"${name}"` : `#${index}`} (${file.source})`, name, value };
       const replaced = byName.get(name);
       if (replaced) report.skipped.push({ source: replaced.source, reason: `replaced by the rule of the same name in ${file.source}, as opensnitchd does` });
       byName.set(name, entry);
@@ -60,7 +62,6 @@ export function importOpenSnitch(files: readonly OpenSnitchFile[], now: number):
   const ordered = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const priorities = decidingPriorities(ordered.map((e) => e.value));
   ordered.forEach((entry, index) => importOne(report, entry, now, priorities[index]));
-  for (const entry of unnamed) importOne(report, entry, now, undefined);
   if (priorities.some((p) => p !== undefined)) {
     report.notes.push({
       source: 'OpenSnitch rules',
