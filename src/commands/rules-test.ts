@@ -3,7 +3,7 @@
 // agent's own matcher and policy (src/rules/matcher.ts, policy.ts), so its answer is the agent's.
 import { UsageError, UserError } from '../errors.js';
 import type { Attribution, Trust } from '../attribution/types.js';
-import type { Direction, Rule, TransportProtocol } from '../protocol/messages.js';
+import type { Direction, HelloMessage, Rule, TransportProtocol } from '../protocol/messages.js';
 import { canonicalIp } from '../rules/ip.js';
 import { matchRule, type FlowFacts } from '../rules/matcher.js';
 import { describeRule, DIRECTIONS, normalizeHostName, PROTOCOLS, singleLine } from '../rules/model.js';
@@ -140,10 +140,7 @@ async function loadRules(values: TestValues, io: TestIo): Promise<{ rules: reado
     const client = outcome.client;
     try {
       const rules = await client.list();
-      // The protocol carries the agent's default action, not its switches: those come from its file.
-      const policy = await readRulesFile(values.rules ?? DEFAULT_RULES_PATH).then((r) => r.document.policy, () => ({ ...DEFAULT_POLICY }));
-      const defaultAction = client.hello.mode?.defaultAction;
-      return { rules, policy: defaultAction ? { ...policy, defaultAction } : policy, source: `the agent at ${client.path}` };
+      return { rules, policy: await agentPolicy(client.hello.mode, values.rules), source: `the agent at ${client.path}` };
     } finally {
       client.close();
     }
@@ -153,6 +150,18 @@ async function loadRules(values: TestValues, io: TestIo): Promise<{ rules: reado
     throw new UserError(`cannot test against ${sockets[0]}: ${why}`, 'start the agent, or pass --rules PATH to test a rules file');
   }
   return fromFile(values.rules ?? DEFAULT_RULES_PATH);
+}
+
+/** The policy the agent applies, as its hello says; a part it does not say comes from its rules file
+ *  when that can be read, else the default. */
+async function agentPolicy(mode: HelloMessage['mode'], rulesPath: string | undefined): Promise<Policy> {
+  const file = await readRulesFile(rulesPath ?? DEFAULT_RULES_PATH).then((r) => r.document.policy, () => ({ ...DEFAULT_POLICY }));
+  return {
+    defaultAction: mode?.defaultAction ?? file.defaultAction,
+    blockMode: mode?.blockMode ?? file.blockMode,
+    blockUnpackaged: mode?.blockUnpackaged ?? file.blockUnpackaged,
+    allowPackaged: mode?.allowPackaged ?? file.allowPackaged,
+  };
 }
 
 export async function rulesTest(values: TestValues, io: TestIo): Promise<number> {

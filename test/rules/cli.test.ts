@@ -168,13 +168,13 @@ describe('flowtop rules through a running agent', () => {
   });
 
   /** A real extension socket that keeps rules in a RuleStore, answering as an agent does. */
-  async function agent(withRules = true, authorize?: () => boolean | string): Promise<{ socket: string; file: string; store: RuleStore }> {
+  async function agent(withRules = true, authorize?: () => boolean | string, mode?: HelloMessage['mode']): Promise<{ socket: string; file: string; store: RuleStore }> {
     const d = dir();
     const file = join(d, 'agent-rules.json');
     const store = await RuleStore.open(file);
     const hello: HelloMessage = {
       type: 'hello', protocol: 1, extension: { name: 'test-agent', version: '1' }, platform: 'linux', host: 'test',
-      capabilities: withRules ? ['verdicts', 'rules'] : ['verdicts'], tokenKind: 'linux-pidfd-v1',
+      capabilities: withRules ? ['verdicts', 'rules'] : ['verdicts'], tokenKind: 'linux-pidfd-v1', ...(mode ? { mode } : {}),
     };
     const s: ExtensionServer = new ExtensionServer({
       path: join(d, 'agent.sock'),
@@ -232,6 +232,12 @@ describe('flowtop rules through a running agent', () => {
     // Not verified: the node rule cannot match, the priority rule still does; elsewhere the policy decides.
     const insecure = JSON.parse((await rules(['test', '--socket', socket, '--json', '--trust', 'insecure', '--path', '/usr/bin/node', '--host', 'registry.npmjs.org', '--port', '443'])).out);
     expect(insecure).toMatchObject({ action: 'allow', decidedBy: 'policy', policy: { by: 'default' } });
+  });
+
+  it('rules test applies the policy the agent says it applies', async () => {
+    const { socket } = await agent(true, undefined, { defaultAction: 'block', blockMode: 'reject', blockUnpackaged: false, allowPackaged: false });
+    const out = JSON.parse((await rules(['test', '--socket', socket, '--json', '--path', '/usr/bin/curl', '--host', 'example.com', '--port', '443'])).out);
+    expect(out).toMatchObject({ action: 'block', blockMode: 'reject', decidedBy: 'policy', policy: { by: 'default' } });
   });
 
   it('lists a rule set larger than one protocol line (several rules messages)', async () => {
