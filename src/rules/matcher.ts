@@ -4,8 +4,9 @@
  * A rule matches a flow when every part it names matches:
  *   - identity: the flow's attribution is `secure` and its identity string equals the rule's
  *     ("sha256:HEX", "package:NAME:/path", or a macOS requirement); a path-only identity compares the
- *     attribution's path, and a folder (a path ending in "/") contains it. An unknown identity, or trust insecure / gone / pending, NEVER matches an
- *     identity rule (OpenSnitch counts a missing hash as a match; a firewall must not fail open).
+ *     attribution's path, and a folder (a path ending in "/") contains it. An unknown identity, or
+ *     trust insecure / gone / pending, NEVER matches an identity rule (OpenSnitch counts a missing
+ *     hash as a match; a firewall must not fail open).
  *   - duration `process`: the flow's token equals the rule's token (a process instance, never a PID).
  *     A token rule without an identity matches that instance whatever its trust: the token itself names
  *     the instance, it cannot be reused.
@@ -27,9 +28,9 @@
  * so process + endpoint + port > process + endpoint > process only > endpoint only > global.
  * At equal specificity block beats allow; among equals otherwise, the earlier rule in the list.
  *
- * Speed: rules are compiled once into buckets keyed by token, identity string, path and folder, and inside a
- * bucket by exact address, exact host and domain; each list is pre-sorted, so the first rule that
- * matches in a list is that list's best. A match touches a handful of short lists.
+ * Speed: rules are compiled once into buckets keyed by token, identity string, path and folder, and
+ * inside a bucket by exact address, exact host and domain; each list is pre-sorted, so the first rule
+ * that matches in a list is that list's best. A match touches a handful of short lists.
  */
 import type { Attribution, Trust } from '../attribution/types.js';
 import type { Direction, FlowRecord, Rule, TransportProtocol } from '../protocol/messages.js';
