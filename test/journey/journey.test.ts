@@ -26,6 +26,7 @@ const PORT = {
   untilExit: 7009, hour: 7010, session: 7011, portScope: 7012, bell: 7013,
 };
 const UDP_PORT = 7100;
+const UDP_BLOCKED_PORT = 7101;
 const REFUSED = /^error (ECONNREFUSED|ECONNABORTED|ECONNRESET)$/;
 const AGENT_FLAGS = ['--timeout', '8s', '--default', 'block', '--block-mode', 'reject'];
 
@@ -78,7 +79,7 @@ function listedRule(port: number): string | undefined {
 describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { timeout: 60_000 }, () => {
   beforeAll(async () => {
     world = new World();
-    await world.servers(Object.values(PORT), [UDP_PORT]);
+    await world.servers(Object.values(PORT), [UDP_PORT, UDP_BLOCKED_PORT]);
     agent = await world.startAgent(AGENT_FLAGS);
   }, 120_000);
 
@@ -319,6 +320,20 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await tui.type('a');
     expect(await prog.outcome()).toBe('sent');
     await tui.waitFor('one UDP row', (s) => rowsOf(s, UDP_PORT).length === 1 && / udp /.test(rowsOf(s, UDP_PORT)[0] ?? ''));
+  });
+
+  it('a blocked UDP conversation stays one flow and counts what it tried', async () => {
+    await plainView();
+    // Datagrams keep coming for 12 s: those after the verdict count on the same flow.
+    const prog = await program(world.sendUdp(UDP_BLOCKED_PORT, 120));
+    await pendingSelected(UDP_BLOCKED_PORT);
+    await tui.type('b');
+    await tui.waitFor('one blocked row with a count', (s) => {
+      const rows = rowsOf(s, UDP_BLOCKED_PORT);
+      const m = rows.length === 1 ? /blocked ×(\d+)/.exec(rows[0] ?? '') : null;
+      return m !== null && Number(m[1]) >= 2;
+    });
+    expect(await prog.outcome(30_000)).toBe('sent');
   });
 
   it('quit: the alternate screen is left, the cursor shown, exit status 0', async () => {
