@@ -1,17 +1,13 @@
-// Composition: flow sources → table actions → the reducer in an RxJS `scan`, outside React.
+// Composition: flow sources → table actions → the reducer, run in bounded slices outside React.
 // Flow tokens are handed to the attributor of the source's token kind; its answers come back as
 // actions too. React only sees a throttled snapshot (auditTime) of the table.
 import {
   Observable,
   Subject,
   audit,
-  auditTime,
-  buffer,
-  filter,
   interval,
   map,
   merge,
-  scan,
   share,
   startWith,
   timer,
@@ -21,7 +17,8 @@ import { setFlagsFromString } from 'node:v8';
 import type { Attribution } from '../attribution/types.js';
 import type { ClientMessage, TokenKind } from '../protocol/messages.js';
 import type { FlowSource, SendResult, SourceEvent } from '../source/types.js';
-import { initialTable, reduce, type TableAction } from '../state/reducer.js';
+import { initialTable, type TableAction } from '../state/reducer.js';
+import { reduceInSlices } from './sliced-reducer.js';
 import type { AttributionUpdate, TableOptions, TableState } from '../state/types.js';
 import { namingUsers, type UserNameLookup } from './users.js';
 
@@ -45,6 +42,8 @@ export interface StoreOptions {
   userName?: UserNameLookup;
   /** How long events are collected into one reducer step. */
   batchMs?: number;
+  /** Most time one turn of the event loop spends reducing a backlog before it yields. */
+  sliceMs?: number;
   /** Snapshot period to the screen. */
   snapshotMs?: number;
   /** Snapshot period while a flood arrives (more than `floodPerSecond` messages in the last second):
@@ -156,13 +155,9 @@ export function createFlowStore(options: StoreOptions): FlowStore {
   ).pipe(share());
 
   let latest = initialTable({ ...options.table, ...(options.userName ? { userName: options.userName } : {}) }, clock.now());
-  const states$ = input$.pipe(
-    // One reducer step per burst: collect what arrives within batchMs, then apply it at once.
-    buffer(input$.pipe(auditTime(options.batchMs ?? 30))),
-    filter((actions) => actions.length > 0),
-    scan((state, actions) => reduce(state, { type: 'batch', actions: [...actions, { type: 'tick', now: clock.now() }] }), latest),
-    share(),
-  );
+  // One reducer step per burst (what arrives within batchMs), in slices that never hold the event
+  // loop for long (see sliced-reducer.ts).
+  const states$ = reduceInSlices(input$, latest, { batchMs: options.batchMs ?? 30, sliceMs: options.sliceMs ?? 50, chunk: 5_000, now: () => clock.now() }).pipe(share());
   const snapshots = new Subject<TableState>();
   subscriptions.push(
     states$.subscribe((s) => {
