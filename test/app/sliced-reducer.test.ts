@@ -22,19 +22,19 @@ describe('the store under a backlog', () => {
       src.push(hello());
       // All at once, as a burst read from the socket would deliver them before the first step.
       for (let i = 0; i < 300_000; i++) src.push({ type: 'flow', flow: flow({ id: `b${i}`, pid: 1000 + (i % 500), ownerError: 'test', time: Date.now() }) });
-      let last = performance.now();
-      let worst = 0;
-      const lag = setInterval(() => {
-        const now = performance.now();
-        worst = Math.max(worst, now - last);
-        last = now;
-      }, 5);
+      // Timer callbacks that ran while the backlog was part-way applied: each is a turn of the event
+      // loop in which a key or a signal would have been handled. Counted, not timed, so a loaded
+      // machine cannot fail it; one step for the whole backlog leaves none.
+      let turnsDuring = 0;
+      const turns = setInterval(() => {
+        const size = store.current().flows.size;
+        if (size > 0 && size < 300_000) turnsDuring++;
+      }, 1);
       const deadline = Date.now() + 60_000;
       while (store.current().flows.size < 300_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      clearInterval(lag);
+      clearInterval(turns);
       expect(store.current().flows.size).toBe(300_000);
-      // The loop turned at least every few hundred milliseconds (a slice is 50 ms of reducing).
-      expect(worst).toBeLessThan(400);
+      expect(turnsDuring).toBeGreaterThanOrEqual(5);
     } finally {
       sub.unsubscribe();
       store.close();
