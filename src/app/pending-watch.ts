@@ -43,7 +43,8 @@ export function asksForVerdicts(info: SourceInfo | undefined): boolean {
  *  policy switch) decided a flow that waited; "… was allowed by a rule" and the like otherwise;
  *  undefined when nothing worth saying happened. */
 export function settledNote(was: FlowRow, now: FlowRow | undefined, at: number): string | undefined {
-  const label = flowLabel(was);
+  // Named from the row as it is now: the one first seen waiting may not have been attributed yet.
+  const label = flowLabel(now ?? was);
   if (!now) return `${label} left the table while it waited for a verdict`;
   const verdict = now.flow.verdict;
   const waited = Math.max(Math.round((at - was.flow.time) / 1000), 0);
