@@ -1,12 +1,20 @@
 // What `flowtop agent` adds to TCP connect(), side by side with no filter, the bare NFQUEUE floor and
-// opensnitchd 1.5.8, in one run, in network namespaces made here (the host gets no rule and no queue).
-// Workload: connect-bench's loadgen (a C client timing each blocking connect, RST close), 1 client then
-// 8. A filter row is valid only if the namespace's nfnetlink_queue counted a packet per connect.
+// opensnitchd (when installed), in one run, in network namespaces made here (the host gets no rule and
+// no queue). A filter row is valid only if the namespace's nfnetlink_queue counted a packet per connect.
 // Also: time to attribute N live connections (exact lookups + BPF records) against `ss -tnp`.
 //
+// The load generator (connect-load.c) and the floor consumer (nfq-floor.c) are the project's own, in C,
+// compiled here with the machine's gcc: what is measured is a connect()'s trip through the kernel and the
+// filter, so the client and the floor must add nothing of their own — a Node client would put a second
+// event loop and garbage collector into every figure. Workload: 1 closed-loop client, then 8, each
+// timing every blocking connect() and closing with RST (no TIME_WAIT pile-up).
+//
 //   sudo npm run bench -- agent [--quick] [--scenarios clean,idle,fork,fds] [--modes baseline,nfq-null,agent-rule,agent-app-rule,agent-client,opensnitch]
+//                               [--install-opensnitch]
 //   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds;
 //   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
+//   The opensnitch row runs when opensnitchd is installed, and is skipped with a note when it is not;
+//   --install-opensnitch installs Debian's package first (its service kept from starting on the host).
 //   FLOWTOP_BENCH_AGENT_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the agent.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,11 +25,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findCgroup2Root } from '../../src/native/linux/bpf.js';
 
-const CONNECT_BENCH = process.env['FLOWTOP_CONNECT_BENCH'] ?? '/work/shared/connect-bench';
+// The C sources sit next to this file in the checkout; run.mjs runs the compiled bench from dist-bench/.
+const C_SOURCES = fileURLToPath(new URL('../../../bench/agent/', import.meta.url));
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const PORT = 7001;
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const installOpensnitch = args.includes('--install-opensnitch');
 const listArg = (name: string, all: string[]): string[] => {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] ? args[i + 1]!.split(',') : all;
@@ -46,17 +56,26 @@ for (const tool of ['ip', 'iptables', 'nsenter', 'gcc']) {
     process.exit(1);
   }
 }
-if (!existsSync(join(CONNECT_BENCH, 'loadgen.c'))) {
-  process.stderr.write(`bench agent: ${CONNECT_BENCH}/loadgen.c not found (set FLOWTOP_CONNECT_BENCH)\n`);
-  process.exit(1);
-}
 
 const work = mkdtempSync(join(tmpdir(), 'flowtop-bench-agent-'));
 chmodSync(work, 0o755);
-const LOADGEN = join(work, 'loadgen');
-const NFQ = join(work, 'nfq_accept');
-execFileSync('gcc', ['-O2', '-pthread', '-o', LOADGEN, join(CONNECT_BENCH, 'loadgen.c')]);
-execFileSync('gcc', ['-O2', '-o', NFQ, join(CONNECT_BENCH, 'nfq_accept.c')]);
+const LOADGEN = join(work, 'connect-load');
+const NFQ = join(work, 'nfq-floor');
+compileC('connect-load.c', LOADGEN, ['-pthread']);
+compileC('nfq-floor.c', NFQ);
+
+function compileC(source: string, output: string, flags: string[] = []): void {
+  const path = join(C_SOURCES, source);
+  if (!existsSync(path)) {
+    process.stderr.write(`bench agent: ${path} is missing (run the bench from a full checkout)\n`);
+    process.exit(1);
+  }
+  const r = spawnSync('gcc', ['-O2', '-Wall', ...flags, '-o', output, path], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    process.stderr.write(`bench agent: gcc could not build ${source} (the kernel headers come with linux-libc-dev):\n${r.stderr}`);
+    process.exit(1);
+  }
+}
 
 function hostRules(): string {
   const out: string[] = [];
@@ -68,10 +87,11 @@ function hostRules(): string {
 }
 const hostBefore = hostRules();
 
-// ---- opensnitch: installed like connect-bench does it, never left running on the host ----
+// ---- opensnitch: used when installed; installed only when asked, never left running on the host ----
 function ensureOpensnitch(): string | undefined {
   if (!MODES.includes('opensnitch')) return 'not requested';
   if (spawnSync('sh', ['-c', 'command -v opensnitchd']).status === 0) return undefined;
+  if (!installOpensnitch) return 'opensnitchd is not installed (install it, e.g. apt-get install opensnitch, or pass --install-opensnitch)';
   log('installing opensnitch from Debian (its service is kept from starting on the host)');
   const madePolicy = !existsSync('/usr/sbin/policy-rc.d');
   if (madePolicy) writeFileSync('/usr/sbin/policy-rc.d', '#!/bin/sh\nexit 101\n', { mode: 0o755 });
@@ -266,9 +286,11 @@ server.listen(path, () => process.stdout.write('ready\\n'));`;
 }
 
 async function startNfqNull(ns: Ns): Promise<Daemon> {
-  ns.sh('iptables -w -t mangle -I OUTPUT -m conntrack --ctstate NEW,RELATED -j NFQUEUE --queue-num 5 --queue-bypass');
-  const proc = ns.start([NFQ, '-q', '5', '-t', '900']);
-  await until('nfq_accept to bind queue 5', () => /^\s*5\s+[1-9]/m.test(ns.sh('cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null || true')), 10_000);
+  // The same match as the agent's own rule (every TCP SYN): conntrack's NEW misses a SYN now and then
+  // when source ports are reused quickly, and the row would then count fewer packets than connects.
+  ns.sh('iptables -w -t mangle -I OUTPUT -p tcp --syn -j NFQUEUE --queue-num 5 --queue-bypass');
+  const proc = ns.start([NFQ, '--queue', '5', '--lifetime', '900']);
+  await until('nfq-floor to bind queue 5', () => /^\s*5\s+[1-9]/m.test(ns.sh('cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null || true')), 10_000);
   return { stop: () => { proc.kill('SIGTERM'); return waitExit(proc, 5000); } };
 }
 
@@ -306,9 +328,9 @@ interface Phase {
 
 /** Asynchronous on purpose: the answering client of agent-client lives in this process's event loop. */
 async function loadgen(ns: Ns, conc: number, n: number, scenario: string): Promise<Phase> {
-  const extra = scenario === 'fork' ? ['-f'] : scenario === 'fds' ? ['-F', '10000'] : [];
+  const extra = scenario === 'fork' ? ['--fork'] : scenario === 'fds' ? ['--extra-fds', '10000'] : [];
   const before = ns.queueSeq();
-  const child = spawn('nsenter', [`--net=/run/netns/${ns.name}`, 'sh', '-c', `ulimit -n $(ulimit -Hn); exec ${LOADGEN} bench -p ${PORT} -c ${conc} -n ${n} -t ${TCAP} -w ${WARMUP} -l x ${extra.join(' ')}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('nsenter', [`--net=/run/netns/${ns.name}`, 'sh', '-c', `ulimit -n $(ulimit -Hn); exec ${LOADGEN} run --port ${PORT} --clients ${conc} --count ${n} --time-cap ${TCAP} --warmup ${WARMUP} ${extra.join(' ')}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   child.stdout.on('data', (d: Buffer) => (text += d.toString()));
   await new Promise((resolve) => child.on('exit', resolve));
@@ -330,11 +352,11 @@ async function runMode(scenario: string, mode: string, opensnitchMissing: string
   if (mode === 'opensnitch' && opensnitchMissing) return { scenario, mode, note: `skipped: ${opensnitchMissing}`, valid: false };
   const ns = new Ns();
   try {
-    ns.start([LOADGEN, 'serve', '-p', String(PORT), '-T', '2', '-t', '900', '-r', join(work, `serve-${ns.name}.ready`)]);
-    await until('the loadgen server', () => existsSync(join(work, `serve-${ns.name}.ready`)), 10_000);
+    ns.start([LOADGEN, 'server', '--port', String(PORT), '--threads', '2', '--lifetime', '900', '--ready', join(work, `serve-${ns.name}.ready`)]);
+    await until('the connect-load server', () => existsSync(join(work, `serve-${ns.name}.ready`)), 10_000);
     if (scenario === 'idle') {
       const ready = join(work, `hold-${ns.name}.ready`);
-      ns.start(['sh', '-c', `ulimit -n $(ulimit -Hn); exec ${LOADGEN} hold -p ${PORT + 100} -k ${IDLE_PAIRS} -t 900 -r ${ready}`]);
+      ns.start(['sh', '-c', `ulimit -n $(ulimit -Hn); exec ${LOADGEN} idle --pairs ${IDLE_PAIRS} --lifetime 900 --ready ${ready}`]);
       await until('20,000 idle sockets', () => existsSync(ready), 300_000);
     }
     let daemon: Daemon | undefined;
@@ -390,7 +412,7 @@ function scenarioText(s: string): string {
 
 // ---- attribution of N live connections vs ss -tnp ----
 /** Runs inside the namespace (sock_diag answers for the caller's namespace): attaches the recorder to
- *  a bench cgroup, lets loadgen hold N connections from inside it, then attributes every client socket
+ *  a bench cgroup, lets connect-load hold N connections from inside it, then attributes every client socket
  *  with the agent's own modules and times it; `ss -tnp` is timed on the same sockets. */
 function attributionScript(cg: string, pairs: number, ready: string): string {
   const src = fileURLToPath(new URL('../../src/', import.meta.url));
@@ -401,7 +423,7 @@ import { SockDiag, addressBytes } from ${JSON.stringify(join(src, 'native/linux/
 import { SocketRecorder } from ${JSON.stringify(join(src, 'native/linux/bpf.js'))};
 import { TokenCache } from ${JSON.stringify(join(src, 'agent/token-cache.js'))};
 const recorder = SocketRecorder.attach(${JSON.stringify(cg)});
-const holder = spawn('sh', ['-c', 'echo $$ > ${cg}/cgroup.procs && ulimit -n $(ulimit -Hn) && exec ${LOADGEN} hold -p ${PORT + 200} -k ${pairs} -t 900 -r ${ready}'], { stdio: 'ignore' });
+const holder = spawn('sh', ['-c', 'echo $$ > ${cg}/cgroup.procs && ulimit -n $(ulimit -Hn) && exec ${LOADGEN} idle --pairs ${pairs} --lifetime 900 --ready ${ready}'], { stdio: 'ignore' });
 while (!existsSync(${JSON.stringify(ready)})) await new Promise((r) => setTimeout(r, 50));
 const listening = new Set(execSync('ss -tlnH').toString().trim().split('\\n').map((l) => { const a = l.trim().split(/\\s+/)[3] ?? ''; return Number(a.slice(a.lastIndexOf(':') + 1)); }));
 const tuples = [];
