@@ -10,6 +10,7 @@ import {
   Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
   skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,
 } from './helpers.js';
+import { install } from '../cli/install.js';
 
 const skip = skipUnlessCapable();
 
@@ -281,12 +282,19 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
   }, 60_000);
 
   it('refuses to start without root, with the command to run', async () => {
-    const dist = buildAgent();
-    const child = spawn(process.execPath, [`${dist}/run-agent.mjs`, 'agent'], { uid: 65534, gid: 65534, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise((resolve) => child.on('exit', resolve));
-    expect(code).toBe(1);
-    expect(err).toContain('needs root: run sudo flowtop agent');
-  });
+    // nobody runs an installed copy in a 0755 temporary folder: the checkout may sit where nobody
+    // cannot enter (under /root, a 0700 home or mktemp -d folder)
+    const installation = install({ dist: buildAgent() });
+    try {
+      const [node, ...argv] = installation.flowtop;
+      const child = spawn(node!, [...argv, 'agent'], { uid: 65534, gid: 65534, cwd: installation.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise((resolve) => child.on('exit', resolve));
+      expect(err).toContain('needs root: run sudo flowtop agent');
+      expect(code).toBe(1);
+    } finally {
+      installation.remove();
+    }
+  }, 60_000);
 });

@@ -17,14 +17,33 @@ export interface Installation {
   remove(): void;
 }
 
-export function install(): Installation {
+/** Installs flowtop into a fresh 0755 temporary folder. `dist` reuses an existing build of
+ *  tsconfig.build.json (e.g. the agent tests' own) instead of compiling again. */
+export function install(options: { dist?: string } = {}): Installation {
   const dir = mkdtempSync(join(tmpdir(), 'flowtop-install-'));
   chmodSync(dir, 0o755);
-  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
-  const built = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
-  if (!existsSync(join(dir, 'dist/cli.js'))) throw new Error(`compiling flowtop failed: ${built.stdout}${built.stderr}`);
+  if (options.dist) {
+    cpSync(options.dist, join(dir, 'dist'), { recursive: true });
+  } else {
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    const built = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
+    if (!existsSync(join(dir, 'dist/cli.js'))) throw new Error(`compiling flowtop failed: ${built.stdout}${built.stderr}`);
+  }
+  if (!existsSync(join(dir, 'dist/cli.js'))) throw new Error(`no compiled CLI in ${options.dist ?? 'the build'}`);
   for (const part of ['bin', 'demo/scenarios', 'package.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
-  // The production dependencies, exactly as the lock file lists them.
+  copyProductionDependencies(dir);
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  return {
+    dir,
+    flowtop: [process.execPath, join(dir, 'bin/flowtop.js')],
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Copies the production dependencies, exactly as the lock file lists them, into `dir`/node_modules
+ *  (copies, not a link to the checkout's: another user must be able to read them wherever the
+ *  checkout lives). The caller makes them readable (chmod -R a+rX). */
+export function copyProductionDependencies(dir: string): void {
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
   for (const [path, meta] of Object.entries(lock.packages)) {
     if (!path.startsWith('node_modules/') || meta.dev) continue;
@@ -33,10 +52,4 @@ export function install(): Installation {
     mkdirSync(join(dir, path, '..'), { recursive: true });
     cpSync(from, join(dir, path), { recursive: true, dereference: true });
   }
-  execFileSync('chmod', ['-R', 'a+rX', dir]);
-  return {
-    dir,
-    flowtop: [process.execPath, join(dir, 'bin/flowtop.js')],
-    remove: () => rmSync(dir, { recursive: true, force: true }),
-  };
 }

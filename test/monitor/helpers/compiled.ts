@@ -1,12 +1,14 @@
 // Runs the monitor in a separate process — as another user (setpriv) or inside a network namespace
 // (ip netns exec) — from the real sources: they are compiled once per test file into a temporary
-// directory readable by every user, next to a small driver script.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+// directory readable by every user, next to a small driver script and a copy of the production
+// dependencies (a link to the checkout's would fail as nobody when the checkout is private).
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { copyProductionDependencies } from '../../cli/install.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -63,13 +65,9 @@ export function compileDriver(): CompiledDriver {
   if (tsc.status !== 0) throw new Error(`compiling the monitor failed:\n${tsc.stdout}${tsc.stderr}`);
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
   writeFileSync(join(dir, 'driver.mjs'), DRIVER);
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  const open = (path: string): void => {
-    const st = statSync(path);
-    chmodSync(path, st.isDirectory() ? 0o755 : 0o644);
-    if (st.isDirectory()) for (const name of readdirSync(path)) if (name !== 'node_modules') open(join(path, name));
-  };
-  open(dir);
+  copyProductionDependencies(dir);
+  chmodSync(dir, 0o755);
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
