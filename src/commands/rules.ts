@@ -15,6 +15,7 @@ import { RemoteRules } from '../rules/remote.js';
 import { DEFAULT_RULES_PATH, readRulesFile, RuleStore } from '../rules/store.js';
 import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
 import { rulesTest, TEST_FLAGS, TEST_HELP } from './rules-test.js';
+import { escapeJsonControls } from '../text/controls.js';
 
 const HELP = `Usage:
   flowtop rules list [--json]                 show the rules
@@ -253,7 +254,7 @@ function agentTarget(client: RemoteRules, rulesPath: string): Target {
 async function list(target: Target, values: Values, io: RulesIo): Promise<number> {
   const rules = await target.rules();
   if (values.json) {
-    io.stdout(`${JSON.stringify(rules, null, 2)}\n`);
+    io.stdout(`${escapeJsonControls(JSON.stringify(rules, null, 2))}\n`);
     return 0;
   }
   if (rules.length === 0) {

@@ -348,10 +348,11 @@ export function ruleContentKey(rule: RuleSpec): string {
 // ---- Descriptions for people -------------------------------------------------------------------
 
 /** Text on one line for a terminal: notes may hold line breaks and control characters (an OpenSnitch
- *  description, a LuLu name) that would break a table or move the cursor. */
+ *  description, a LuLu name) that would break a table or move the cursor, or bidi controls that
+ *  would reorder what follows them (see text/controls.ts). */
 export function singleLine(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]+/g, ' ').replace(/ {2,}/g, ' ').trim();
 }
 
 export function describeIdentity(identity: RuleIdentity | undefined): string {

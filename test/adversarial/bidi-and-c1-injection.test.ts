@@ -5,7 +5,11 @@
 // exact for a program, inert on a terminal).
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runList } from '../../src/commands/list.js';
+import { run as runRules } from '../../src/commands/rules.js';
 import { flowDetailLines } from '../../src/ui/Details.js';
 import { FLOW_COLUMNS } from '../../src/ui/columns.js';
 import { TableRow } from '../../src/state/row.js';
@@ -78,6 +82,22 @@ describe('bidi and C1 controls in text from outside', () => {
     tries++;
     if (RAW_IN_JSON.test(jsonl.text) || !jsonl.text.includes('"x15"')) bypasses++;
     expect(jsonl.text).toContain('host\\u009b.example');
+
+    // A rules file (written by an import, another tool, a person) with controls in a note and a label.
+    const dir = mkdtempSync(join(tmpdir(), 'flowtop-bidi-'));
+    try {
+      const file = join(dir, 'rules.json');
+      const rules = CONTROLS.map((ch, i) => ({ id: `r${i}`, action: 'block', identity: { kind: 'path', value: '/usr/bin/curl', label: `cu${ch}rl` }, duration: { kind: 'always' }, enabled: true, created: 1, hits: 0, note: `note ${ch} here` }));
+      writeFileSync(file, JSON.stringify({ version: 1, rules }));
+      for (const args of [['list', '--rules', file], ['list', '--json', '--rules', file]]) {
+        let out = '';
+        expect(await runRules(args, { stdout: (t) => (out += t), stderr: () => undefined, env: {} })).toBe(0);
+        tries++;
+        if (RAW_IN_JSON.test(out) || !out.includes('r15')) bypasses++;
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
 
     reportAttack('bidi-and-c1-injection', { tries, bypasses, crashes });
     expect(bypasses).toBe(0);
