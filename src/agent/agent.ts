@@ -18,6 +18,7 @@ import { Conntrack } from '../native/linux/conntrack.js';
 import { flowFacts } from '../rules/matcher.js';
 import { identityFromKey } from '../rules/model.js';
 import { rememberedRule, subjectOf } from '../rules/remember.js';
+import { decodeLinuxToken } from '../protocol/tokens.js';
 import { decideByPolicy } from '../rules/policy.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
 import { SocketFiles, readStatusFile } from './socket-files.js';
@@ -642,6 +643,11 @@ export class Agent {
   /** The rule a remembered verdict makes, or why none can be made (in words). */
   private async ruleSpecFor(flow: FlowRecord, msg: ClientVerdictMessage, blockMode: BlockMode): Promise<RuleSpec | string> {
     const remember = msg.remember === 'process' ? 'process' : 'always';
+    // A token with exec tag 0 names the process but not the program that connected (owner found by a
+    // /proc scan): a rule for "this process" would also let through whatever it execs next.
+    if (remember === 'process' && flow.token && decodeLinuxToken(Buffer.from(flow.token, 'base64'))?.execTag === 0) {
+      return 'cannot remember "process": the agent could not tell which program made this connection (its owner was found by a /proc scan), so a rule for the process would also cover any program it runs next';
+    }
     let identity: RuleIdentity | undefined;
     let why = '';
     if (remember === 'always') {
