@@ -8,7 +8,7 @@ import { parseProcStat } from '../../src/native/linux/procfs.js';
 describe('parseProcStat', () => {
   it('splits after the last parenthesis, so a comm with spaces and ")" cannot shift fields', () => {
     const line = '4242 (evil) 1 2 (x) S 77 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10\n';
-    expect(parseProcStat(line)).toEqual({ pid: 4242, comm: 'evil) 1 2 (x', state: 'S', ppid: 77, startTime: 987654n });
+    expect(parseProcStat(line)).toEqual({ pid: 4242, comm: 'evil) 1 2 (x', state: 'S', ppid: 77, flags: 4194560, startTime: 987654n });
   });
   it('rejects truncated or malformed lines', () => {
     expect(parseProcStat('')).toBeUndefined();

@@ -12,7 +12,7 @@ import { errnoName, libc } from './libc.js';
 import { DpkgIndex } from './packages.js';
 import { AncestorChain, safeStat } from './ancestors.js';
 import { exeState, signerOf } from './identity.js';
-import { parseCmdline, parseComm, parseProcStatus, readProcFile, readProcStat, type ProcStat } from './procfs.js';
+import { PF_EXITING, parseCmdline, parseComm, parseProcStatus, readProcFile, readProcStat, type ProcStat } from './procfs.js';
 import { execTag, kernelHasPidfs, pidfdAlive, pidfdExited, pidfdInfo, pidfdOpen, pidfsInode } from './token.js';
 import { UserNames } from './users.js';
 
@@ -189,9 +189,11 @@ export class LinuxResolver {
     return undefined;
   }
 
-  /** A step failed: if the process is gone that is the answer; otherwise the failure is the reason. */
+  /** A step failed: if the process is gone, or exiting (its executable already released), that is the
+   *  answer, said once; otherwise the failure is the reason. */
   private failed(token: LinuxToken, pidfd: number, call: string, errno: string): Attribution {
     if (pidfdExited(pidfd) || errno === 'ESRCH') return gone(token, { call, errno, message: 'the process has exited' });
+    if (exiting(token)) return gone(token, { call: 'verify token', errno: 'ESRCH', message: 'the process exited before it could be checked' });
     const message = errno === 'ENOENT' && call.startsWith('open /proc')
       ? 'the process has no executable (a kernel thread) or /proc hides it'
       : `${call} failed with ${errno}`;
@@ -235,6 +237,12 @@ export class LinuxResolver {
     if (!status) throw new StepFailure(`read /proc/${pid}/status`, 'EINVAL');
     return status.uids[1]; // effective uid: the one that owns the process's sockets
   }
+}
+
+/** True when the token's process has begun to exit (or is a zombie, or already gone). */
+function exiting(token: LinuxToken): boolean {
+  const stat = safeStat(token.pid);
+  return !stat || stat.startTime !== token.startTime || stat.state === 'Z' || stat.state === 'X' || (stat.flags & PF_EXITING) !== 0;
 }
 
 function step<T>(call: string, read: () => T): T {

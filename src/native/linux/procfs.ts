@@ -28,9 +28,15 @@ export interface ProcStat {
   comm: string;
   state: string;
   ppid: number;
+  /** Field 9: the task's PF_* flags (PF_EXITING 0x4 once it has started to exit). */
+  flags: number;
   /** Field 22: start time in clock ticks since boot. */
   startTime: bigint;
 }
+
+/** Set in ProcStat.flags once the process has begun to exit: its memory, and with it /proc/PID/exe,
+ *  may already be gone while it closes its files (a lingering socket can keep it there for seconds). */
+export const PF_EXITING = 0x4;
 
 /** Parses the text of /proc/PID/stat. comm is whatever the process chose (up to 15 bytes, any
  *  characters, including ") "), so the fields are split after the LAST ')' in the line. */
@@ -45,10 +51,11 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const rest = text.slice(close + 2).trimEnd().split(' ');
   const state = rest[0];
   const ppidText = rest[1];
+  const flagsText = rest[6]; // field 9
   const startText = rest[19]; // field 22 = index 22 - 3
-  if (state === undefined || ppidText === undefined || startText === undefined) return undefined;
-  if (!/^\d+$/.test(ppidText) || !/^\d+$/.test(startText)) return undefined;
-  return { pid, comm, state, ppid: Number(ppidText), startTime: BigInt(startText) };
+  if (state === undefined || ppidText === undefined || flagsText === undefined || startText === undefined) return undefined;
+  if (!/^\d+$/.test(ppidText) || !/^\d+$/.test(flagsText) || !/^\d+$/.test(startText)) return undefined;
+  return { pid, comm, state, ppid: Number(ppidText), flags: Number(flagsText), startTime: BigInt(startText) };
 }
 
 /** Reads and parses /proc/PID/stat; throws the fs error (ENOENT/ESRCH when the process is gone). */
