@@ -31,7 +31,7 @@ import { LiveFlows } from './live-flows.js';
 import { decodeUnwatched, type UnwatchedBatch } from './unwatched-batch.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import { QueueWorkerPool } from './worker-pool.js';
-import { ownerGone } from './reaper.js';
+import { ownerGone, tokenGone } from './reaper.js';
 import { RecorderWatch } from './recorder-watch.js';
 import type { RuleBook } from './rule-book.js';
 import { RuleConversation } from './rule-requests.js';
@@ -107,6 +107,8 @@ const RECENT_MAX = 4096;
 const MAX_UNWATCHED = 20_000;
 /** How often pending flows are checked for a dead owner (a /proc read per pending flow). */
 const REAP_INTERVAL_MS = 250;
+/** How often rules whose process ended or whose time passed are dropped (a /proc read per process rule). */
+const ENDED_RULES_INTERVAL_MS = 2_000;
 
 function slotOf(verdict: Verdict): number {
   return verdict.by === 'rule' ? COUNTER.rule : verdict.by === 'user' ? COUNTER.user : COUNTER.default;
@@ -149,6 +151,8 @@ export class Agent {
   private readonly started = Date.now();
   private statusTimer?: NodeJS.Timeout;
   private reapTimer?: NodeJS.Timeout;
+  private endedRulesTimer?: NodeJS.Timeout;
+  private droppingRules = false;
   private stopped = false;
   /** Resolved by hasten(): the stop skips its grace periods (the cleanup itself still runs). */
   private hurry: () => void = () => {};
@@ -217,7 +221,27 @@ export class Agent {
       this.watchRecorder();
     }, REAP_INTERVAL_MS);
     this.reapTimer.unref();
+    this.endedRulesTimer = setInterval(() => void this.dropEndedRules(), ENDED_RULES_INTERVAL_MS);
+    this.endedRulesTimer.unref();
     this.ruleTalk.start();
+  }
+
+  /** Rules kept "until it exits" whose process instance has ended, and timed rules whose time has
+   *  passed, leave the list (and the file): they can never match again, and clients are told
+   *  (`rule-changed` `removed`, sent by the rule conversation when it sees the list change). */
+  private async dropEndedRules(): Promise<void> {
+    if (this.droppingRules || this.stopped) return;
+    this.droppingRules = true;
+    try {
+      const now = Date.now();
+      const ended = this.options.rules.list().filter((r) => (r.duration.kind === 'process' && tokenGone(r.duration.token)) || (r.duration.kind === 'until' && r.duration.until <= now));
+      for (const rule of ended) await this.options.rules.remove(rule.id);
+      if (ended.length > 0) this.sendRules();
+    } catch (error) {
+      this.log(`could not drop ended rules: ${(error as Error).message}`);
+    } finally {
+      this.droppingRules = false;
+    }
   }
 
   /** Pending flows whose process died get the default now, with the reason: nobody waits for them. */
@@ -717,6 +741,7 @@ export class Agent {
     this.stopped = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.reapTimer) clearInterval(this.reapTimer);
+    if (this.endedRulesTimer) clearInterval(this.endedRulesTimer);
     this.ruleTalk.stop();
     const step = async (what: string, run: () => unknown): Promise<void> => {
       try {

@@ -7,8 +7,18 @@ import type { FlowRecord } from '../protocol/messages.js';
 /** Why the flow's process is gone (exited, a zombie, or its PID now names a newer process), or
  *  undefined while it lives or when the flow names no process. */
 export function ownerGone(flow: FlowRecord): string | undefined {
-  const token = flow.token ? decodeLinuxToken(Buffer.from(flow.token, 'base64')) : undefined;
-  const pid = token?.pid ?? flow.pid;
+  return instanceGone(flow.token, flow.pid);
+}
+
+/** Whether the process instance a token names has ended (a rule kept "until it exits" then ends
+ *  too). A token that is not a Linux token, or a process that cannot be read, is not evidence. */
+export function tokenGone(token: string): boolean {
+  return instanceGone(token, undefined) !== undefined;
+}
+
+function instanceGone(tokenBase64: string | undefined, hintPid: number | undefined): string | undefined {
+  const token = tokenBase64 ? decodeLinuxToken(Buffer.from(tokenBase64, 'base64')) : undefined;
+  const pid = token?.pid ?? hintPid;
   if (pid === undefined) return undefined;
   let stat;
   try {

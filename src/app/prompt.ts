@@ -76,7 +76,7 @@ export function promptOptions(row: FlowRow, info: SourceInfo | undefined): Promp
             : {}),
     },
     { id: 'port', key: 'o', label: `port ${row.flow.remote.port}/${row.flow.protocol}`, ...(newScope ? { unavailable: newScope } : {}) },
-    { id: 'endpoint', key: 'e', label: `${remoteLabel(row)}:${row.flow.remote.port}` },
+    { id: 'endpoint', key: 'e', label: `endpoint ${remoteLabel(row)}:${row.flow.remote.port}` },
   ];
   return { durations, scopes };
 }

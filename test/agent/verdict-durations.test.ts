@@ -83,8 +83,11 @@ describe.skipIf(skip)('flowtop agent: verdict durations and scopes', () => {
     client.send({ type: 'verdict', id: other.flow.id, action: 'allow', remember: 'once' });
     expect(await other.out.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
     other.child.stdin?.end();
+    // The process exits: its rule ends with it, and the clients are told.
     child.stdin!.end();
-    await removeRule(client, rule.id);
+    await client.waitFor('the rule removed when its process exited', (m) => m.type === 'rule-changed' && m.op === 'removed' && m.rule.id === rule.id, 8_000);
+    const file = join(f.agent.dir, 'rules.json');
+    expect(existsSync(file) ? readFileSync(file, 'utf8') : '').not.toContain(rule.id);
     client.close();
   });
 
@@ -113,6 +116,24 @@ describe.skipIf(skip)('flowtop agent: verdict durations and scopes', () => {
     await cleaner.subscribe();
     await removeRule(cleaner, rule.id);
     cleaner.close();
+  });
+
+  it('a timed rule decides while it lasts, then leaves the list, and the program waits again', async () => {
+    const client = new TestClient(f.agent.socket);
+    await client.subscribe();
+    const first = await heldConnect(client);
+    const rule = await ruleFrom(client, { type: 'verdict', id: first.flow.id, action: 'allow', remember: 'always', scope: 'port', forMs: 2_500, ref: 'short' });
+    expect(await first.out.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
+    first.child.stdin?.end();
+    const during = spawnIn(f.ns, f.cg, connectScript(PORT, 8000));
+    expect(await lines(during).next((l) => !l.startsWith('pid'), 8000)).toMatch(/^connected/);
+    during.stdin?.end();
+    await client.waitFor('the expired rule removed', (m) => m.type === 'rule-changed' && m.op === 'removed' && m.rule.id === rule.id, 8_000);
+    const after = await heldConnect(client);
+    client.send({ type: 'verdict', id: after.flow.id, action: 'allow', remember: 'once' });
+    expect(await after.out.next((l) => !l.startsWith('pid'))).toMatch(/^connected/);
+    after.child.stdin?.end();
+    client.close();
   });
 
   it('allow until restart, for this endpoint: a session rule, never written to the rules file, that lets the next run through', async () => {

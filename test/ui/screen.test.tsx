@@ -299,7 +299,7 @@ describe('actions on a process and on a flow that is not pending', () => {
     expect(plain(frame)).toContain('not waiting (open): a rule for later flows');
     frame = await press(app.instance, 'e', (f) => plain(f).includes('rule: block /usr/bin/curl (package curl) → example.com port 443 tcp outbound, always'));
     frame = await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
-    expect(plain(frame)).toContain('rule "block curl to example.com:443, always" sent');
+    expect(plain(frame)).toContain('rule "block curl to endpoint example.com:443, always" sent');
     const identity = { kind: 'package', package: 'curl', value: '/usr/bin/curl', label: 'curl' };
     expect(src.sent).toEqual([
       {
