@@ -9,16 +9,6 @@ import type { VirtualScreen } from './screen.js';
 import { World, type Agent, type Program } from './world.js';
 
 const skip = skipUnlessCapable();
-/** Steps for behaviour not yet on main are written and switched on as it lands (see the report in
- *  each commit): false here means the step is skipped, never that it may fail. */
-const LANDED = {
-  /** `rules list --socket` answered by the agent, hit counts sent to clients. */
-  rulesOverSocket: true,
-  /** A bell and a distinct look for a new pending flow. */
-  pendingBell: true,
-  /** Pending flows pinned on screen whatever the filter or freeze. */
-  pendingPinned: true,
-};
 const NOBODY = { uid: 65534, gid: 65534 };
 /** Ports: one per step, so a rule made in one step cannot decide another step's connection. */
 const PORT = {
@@ -133,7 +123,7 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await tui.type('1');
   });
 
-  it.skipIf(!LANDED.rulesOverSocket)('`flowtop rules list` beside the TUI shows that rule with its hits; a hit counts in both', async () => {
+  it('`flowtop rules list` beside the TUI shows that rule with its hits; a hit counts in both', async () => {
     await plainView();
     const hitsListed = (): number => {
       const line = listedRule(PORT.always);
@@ -176,7 +166,7 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await tui.waitFor('the flow blocked', (s) => rowOf(s, PORT.deadline, /blocked/) >= 0);
   });
 
-  it.skipIf(!LANDED.pendingBell)('a pending flow rings the bell once and is drawn apart from the other rows', async () => {
+  it('a pending flow rings the bell once and is drawn apart from the other rows', async () => {
     await plainView();
     const bells = tui.screen.bells;
     const prog = await program(world.connect(PORT.bell));
@@ -203,7 +193,7 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     expect(await prog.outcome()).toBe('connected');
   });
 
-  it.skipIf(!LANDED.pendingPinned)('a filter that matches nothing never hides a pending flow', async () => {
+  it('a filter that matches nothing never hides a pending flow', async () => {
     await plainView();
     await tui.type('/');
     await tui.type('port:1 ');
@@ -216,7 +206,7 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await tui.type(KEY.escape);
   });
 
-  it.skipIf(!LANDED.pendingPinned)('freeze never hides a pending flow, and resumes', async () => {
+  it('freeze never hides a pending flow, and resumes', async () => {
     await plainView();
     await tui.type(' ');
     await tui.waitForText('FROZEN');
