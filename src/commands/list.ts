@@ -96,6 +96,7 @@ export async function runList(options: ListOptions, out: NodeJS.WritableStream =
     if (options.mode === 'json') {
       const state = await settle(store.states$, store.current(), options.waitMs);
       // An empty list would say "no connections"; the truth is that nothing could be asked.
+      if (!reach.any() && state.flows.size === 0) await reach.firstAnswers(options.waitMs);
       if (!reach.any() && state.flows.size === 0) {
         throw new UserError(`nothing to show: could not reach ${reach.why()}`, 'start the agent (`sudo flowtop agent`), check --socket, or leave --socket out for the passive monitor');
       }
@@ -112,13 +113,16 @@ export async function runList(options: ListOptions, out: NodeJS.WritableStream =
 }
 
 /** Whether any source ever connected, and if none did, why not (each source's last status). */
-function watchReach(sources: readonly FlowSource[]): { any(): boolean; why(): string; stop(): void } {
+function watchReach(sources: readonly FlowSource[]): { any(): boolean; why(): string; firstAnswers(timeoutMs: number): Promise<void>; stop(): void } {
   let connected = false;
   const last = new Map<string, ConnectionStatus>();
+  let changed = (): void => {};
   const subs = sources.map((s) => s.status$.subscribe((status) => {
     last.set(s.id, status);
     if (status.state === 'connected') connected = true;
+    changed();
   }));
+  const waiting = (): boolean => sources.some((s) => (last.get(s.id)?.state ?? 'connecting') === 'connecting');
   const reason = (status: ConnectionStatus | undefined): string => {
     switch (status?.state) {
       case 'reconnecting':
@@ -132,6 +136,19 @@ function watchReach(sources: readonly FlowSource[]): { any(): boolean; why(): st
   };
   return {
     any: () => connected,
+    /** On a busy machine a first attempt can still be under way: wait (a while) for its outcome. */
+    firstAnswers: (timeoutMs) => new Promise<void>((resolve) => {
+      if (!waiting()) return resolve();
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        changed = () => {};
+        resolve();
+      }
+      changed = () => {
+        if (connected || !waiting()) done();
+      };
+    }),
     why: () => sources.map((s) => `${s.id} (${reason(last.get(s.id))})`).join('; '),
     stop: () => subs.forEach((sub) => sub.unsubscribe()),
   };
