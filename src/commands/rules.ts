@@ -226,8 +226,11 @@ function agentTarget(client: RemoteRules, rulesPath: string): Target {
     add: (spec) => client.add(spec),
     remove: (id) => client.remove(id),
     document: async () => {
-      // The agent sends rules, not its policy switches: read those from the file when it can be read.
-      const policy = await readRulesFile(rulesPath).then((r) => r.document.policy, () => ({ ...DEFAULT_POLICY }));
+      // The policy the agent applies, as its hello says; an extension that does not say: the file's.
+      const mode = client.hello.mode;
+      const policy = mode?.defaultAction !== undefined && mode.blockMode !== undefined && mode.blockUnpackaged !== undefined && mode.allowPackaged !== undefined
+        ? { defaultAction: mode.defaultAction, blockMode: mode.blockMode, blockUnpackaged: mode.blockUnpackaged, allowPackaged: mode.allowPackaged }
+        : await readRulesFile(rulesPath).then((r) => r.document.policy, () => ({ ...DEFAULT_POLICY }));
       return { version: RULES_FILE_VERSION, policy, rules: await client.list() };
     },
     import: async (report) => {

@@ -25,9 +25,9 @@ count, port = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_NOFILE, (count + 256, count + 256))
 socks = []
 for i in range(count):
-    s = socket.socket(); s.setblocking(False)
-    try: s.connect(('127.0.0.1', port))
-    except BlockingIOError: pass
+    s = socket.socket(); s.settimeout(10)
+    s.connect(('127.0.0.1', port))
+    s.setblocking(False)
     socks.append(s)
 print('opened', flush=True)
 while True:
@@ -76,12 +76,8 @@ describe.skipIf(skip)('adversarial: the agent under 1,600 trickling flows', () =
     await watcher.waitFor('the port rule', (m) => m.type === 'rule-changed' && m.rule.endpoint?.port === PORT);
     const trickle = spawn(ns.enter[0]!, [...ns.enter.slice(1), '/usr/bin/python3', '-c', TRICKLE, String(FLOWS), String(PORT)], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
-      await lines(trickle).next((l) => l === 'opened', 60_000);
-      await waitFor('the flows', () => watcher.flows((f) => f.remote.port === PORT).length >= FLOWS, 60_000).catch((e: Error) => {
-        const types = new Map<string, number>();
-        for (const m of watcher.messages) types.set(m.type, (types.get(m.type) ?? 0) + 1);
-        throw new Error(`${e.message}: ${watcher.flows((f) => f.remote.port === PORT).length} flows; messages ${JSON.stringify([...types])}; agent: ${agent.stderr.slice(-5).join(' | ')}`);
-      });
+      await lines(trickle).next((l) => l === 'opened', 120_000);
+      await waitFor('the flows', () => watcher.flows((f) => f.remote.port === PORT).length >= FLOWS, 30_000);
       const ids = new Set(watcher.flows((f) => f.remote.port === PORT).map((f) => f.id));
       // A poll's counters for every flow: more than one line holds, so they come in parts.
       const counted = new Set<string>();
@@ -131,6 +127,8 @@ describe.skipIf(skip)('adversarial: the agent under 1,600 trickling flows', () =
         reasons.push(`rules-list: ${parts.length} parts, ${parts.flatMap((p) => p.rules).length} rules`);
       }
     } catch (error) {
+      if (tries === 0) throw error; // the load never came up: a broken test, not a result
+      bypasses++;
       reasons.push((error as Error).message);
     } finally {
       trickle.stdin?.end();
