@@ -24,11 +24,20 @@ import resource, select, socket, sys, time
 count, port = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_NOFILE, (count + 256, count + 256))
 socks = []
-for i in range(count):
-    s = socket.socket(); s.settimeout(10)
-    s.connect(('127.0.0.1', port))
-    s.setblocking(False)
-    socks.append(s)
+while len(socks) < count:
+    batch = []
+    for i in range(min(100, count - len(socks))):
+        s = socket.socket(); s.setblocking(False)
+        try: s.connect(('127.0.0.1', port))
+        except BlockingIOError: pass
+        batch.append(s)
+    poller = select.poll()
+    for s in batch: poller.register(s, select.POLLOUT)
+    waiting, deadline = {s.fileno() for s in batch}, time.time() + 60
+    while waiting and time.time() < deadline:
+        for fd, _ in poller.poll(1000):
+            waiting.discard(fd); poller.unregister(fd)
+    socks.extend(batch)
 print('opened', flush=True)
 while True:
     r, _, _ = select.select([sys.stdin], [], [], 0.3)
