@@ -37,6 +37,8 @@ export interface DemoExtension {
 }
 
 export const MAX_SPEED = 10_000;
+/** Hit counts go out at most once per rule per this many ms. */
+const HIT_UPDATE_MS = 1000;
 
 export function defaultDemoSocketPath(): string {
   return join(tmpdir(), `flowtop-demo-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
@@ -126,6 +128,8 @@ class DemoRun {
     this.timeline.stop();
     for (const timer of this.deadlines.values()) clearTimeout(timer);
     this.deadlines.clear();
+    for (const held of this.hitsHeld.values()) clearTimeout(held.timer);
+    this.hitsHeld.clear();
     await this.server.close();
   }
 
@@ -183,7 +187,44 @@ class DemoRun {
     }
   }
 
+  /** When each rule's hit count was last sent, and the latest count held back (protocol §5: at
+   *  most one `updated` per rule per second). */
+  private readonly hitsSentAt = new Map<string, number>();
+  private readonly hitsHeld = new Map<string, { message: ExtensionMessage; timer: NodeJS.Timeout }>();
+
+  private broadcastHits(message: Extract<ExtensionMessage, { type: 'rule-changed' }>): void {
+    const id = message.rule.id;
+    const held = this.hitsHeld.get(id);
+    if (held) {
+      held.message = message; // the newer count replaces the one waiting
+      return;
+    }
+    const wait = (this.hitsSentAt.get(id) ?? -Infinity) + HIT_UPDATE_MS - Date.now();
+    if (wait <= 0) {
+      this.hitsSentAt.set(id, Date.now());
+      this.server.broadcast(message);
+      return;
+    }
+    const timer = setTimeout(() => {
+      const latest = this.hitsHeld.get(id);
+      this.hitsHeld.delete(id);
+      if (!latest || this.closed) return;
+      this.hitsSentAt.set(id, Date.now());
+      this.server.broadcast(latest.message);
+    }, wait);
+    timer.unref();
+    this.hitsHeld.set(id, { message, timer });
+  }
+
   private broadcast(message: ExtensionMessage): void {
+    if (message.type === 'rule-changed') {
+      if (message.op === 'updated') return this.broadcastHits(message);
+      if (message.op === 'removed') {
+        clearTimeout(this.hitsHeld.get(message.rule.id)?.timer);
+        this.hitsHeld.delete(message.rule.id);
+        this.hitsSentAt.delete(message.rule.id);
+      }
+    }
     if (message.type === 'end' || message.type === 'verdict') {
       // A decided or ended flow needs no deadline timer any more.
       const timer = this.deadlines.get(message.id);

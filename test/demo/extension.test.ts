@@ -94,6 +94,29 @@ describe('demo extension', () => {
     expect(c.messages.some((m) => m.type === 'end' && m.id === 'to-allow')).toBe(false);
   });
 
+  it('rule-changed answers carry the request ref; hit counts go out at most once a second per rule', async () => {
+    const demo = await start(
+      [
+        flowLine(0, { id: 'curl-1', token: CURL_A, pending: { deadlineMs: 60_000 } }),
+        flowLine(3_000, { id: 'curl-2', token: CURL_B, pending: { deadlineMs: 60_000 } }),
+        flowLine(3_000, { id: 'curl-3', token: CURL_B, pending: { deadlineMs: 60_000 } }),
+        flowLine(3_000, { id: 'curl-4', token: CURL_B, pending: { deadlineMs: 60_000 } }),
+      ],
+      { speed: 2 },
+    );
+    const c = await client(demo.socketPath);
+    await c.waitFor(isType('flow', (m) => m.flow.id === 'curl-1'));
+    c.send({ type: 'verdict', id: 'curl-1', action: 'block', remember: 'always', ref: 'v1' });
+    const added = await c.waitFor(isType('rule-changed', (m) => m.op === 'added'));
+    expect(added.ref).toBe('v1');
+    // three hits within a few ms: the first count at once, the last one a second later, none between
+    await c.waitFor(isType('rule-changed', (m) => m.op === 'updated' && m.rule.hits === 3));
+    const counts = c.messages.flatMap((m) => (m.type === 'rule-changed' && m.op === 'updated' ? [m.rule.hits] : []));
+    expect(counts).toEqual([1, 3]);
+    c.send({ type: 'rule-remove', id: added.rule.id, ref: 'rm1' });
+    expect((await c.waitFor(isType('rule-changed', (m) => m.op === 'removed'))).ref).toBe('rm1');
+  });
+
   it('a verdict remembered "always" becomes a rule that decides a later flow of the same identity at once', async () => {
     const demo = await start(
       [
