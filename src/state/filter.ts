@@ -107,7 +107,7 @@ export function filterEntries(state: TableState): Map<string, Entry> {
  *  changes, so a row's text never goes stale). */
 export class FlowFilter {
   private readonly texts = new WeakMap<FlowRow, string>();
-  private fuzzy?: { rev: number; flows: Map<string, FlowRow>; entries: Entry[]; fuse: Fuse<Entry> };
+  private fuzzy?: { rev: number; flows: Map<string, FlowRow>; signature: string; entries: Entry[]; fuse: Fuse<Entry> };
 
   predicate(state: TableState, spec: FilterSpec): RowPredicate | undefined {
     const terms = parseQuery(spec.query);
@@ -145,8 +145,14 @@ export class FlowFilter {
 
   private fuzzyKeys(state: TableState, needle: string): Set<string> {
     if (!this.fuzzy || this.fuzzy.rev !== state.rev || this.fuzzy.flows !== state.flows) {
-      const entries = [...filterEntries(state).values()];
-      this.fuzzy = { rev: state.rev, flows: state.flows, entries, fuse: new Fuse(entries, { keys: ['name', 'path'], threshold: 0.3, ignoreLocation: true }) };
+      const found = filterEntries(state);
+      // The index is rebuilt only when the set of processes and hosts changed, not on every revision.
+      const signature = [...found.keys()].join('\u0000');
+      if (this.fuzzy?.signature === signature) this.fuzzy = { ...this.fuzzy, rev: state.rev, flows: state.flows };
+      else {
+        const entries = [...found.values()];
+        this.fuzzy = { rev: state.rev, flows: state.flows, signature, entries, fuse: new Fuse(entries, { keys: ['name', 'path'], threshold: 0.3, ignoreLocation: true }) };
+      }
     }
     const keys = new Set<string>();
     for (const e of this.fuzzy.entries) if (isSubsequence(needle, e.name)) keys.add(e.key);
