@@ -16,7 +16,7 @@ import { NF_ACCEPT, NF_DROP } from '../native/linux/nfqueue.js';
 import { SockDiag, addressBytes } from '../native/linux/sock-diag.js';
 import { Conntrack } from '../native/linux/conntrack.js';
 import { flowFacts } from '../rules/matcher.js';
-import { identityFromKey } from '../rules/model.js';
+import { flowIdentityFromKey, identityFromKey } from '../rules/model.js';
 import { rememberedRule, subjectOf } from '../rules/remember.js';
 import { decodeLinuxToken } from '../protocol/tokens.js';
 import { decideByPolicy } from '../rules/policy.js';
@@ -452,6 +452,13 @@ export class Agent {
       }
       this.teachIdentity(exeKey, attribution);
       if (!this.pending.get(p.flow.id)) return;
+      // The identity the agent established for this very token, before its program could exit: the
+      // flow carries it from now on, so a client whose own lookup comes too late can still show it.
+      const identity = attribution?.trust === 'secure' && attribution.identity ? flowIdentityFromKey(attribution.identity, attribution.path) : undefined;
+      if (identity) {
+        p.flow.identity = identity;
+        this.server?.broadcast({ type: 'flow', flow: p.flow });
+      }
     }
     const rule = this.options.rules.match(flowFacts(p.flow, attribution), Date.now());
     if (rule) {
@@ -472,7 +479,8 @@ export class Agent {
     if (this.taught.has(exeKey)) return;
     if (this.taught.size >= 4096) this.taught.clear();
     this.taught.add(exeKey);
-    this.pool?.post({ type: 'identity', exeKey, known: { identity: attribution.identity, ...(attribution.path !== undefined ? { path: attribution.path } : {}) } });
+    const flow = flowIdentityFromKey(attribution.identity, attribution.path);
+    this.pool?.post({ type: 'identity', exeKey, known: { identity: attribution.identity, ...(attribution.path !== undefined ? { path: attribution.path } : {}), ...(flow ? { flow } : {}) } });
   }
 
   /** Answers every packet of a pending flow, once, and tells the clients. */

@@ -104,7 +104,6 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
   const token = owner.tokenText;
   // The flow record is only built when someone will read it: a held flow, or a decided one while a
   // client listens. A rule decision with nobody watching costs no strings beyond the rule's facts.
-  const makeFlow = (): FlowRecord => flowRecord(packet.id, tuple, direction, ends, remoteAddress, owner);
   // Identity rules need the code identity: known here once the main thread has verified this very
   // executable file (same dev, inode, size, mtime, ctime) for an earlier flow; else it is asked.
   let exeKey: string | undefined;
@@ -113,6 +112,12 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
     exeKey = deps.tokens.fileKeyOf(owner.pid, owner.exeIno ?? 0n, owner.exeDev ?? 0n, owner.exeFile ?? 0n);
     if (exeKey !== undefined) known = identities.get(exeKey);
   }
+  // A known identity is the one the rules were matched with: the flow carries it (`flow.identity`).
+  const makeFlow = (): FlowRecord => {
+    const flow = flowRecord(packet.id, tuple, direction, ends, remoteAddress, owner);
+    if (known?.flow) flow.identity = known.flow;
+    return flow;
+  };
   const mustAskMain = identityRules && token !== undefined && known === undefined;
   if (!mustAskMain) {
     const facts: FlowFacts = { protocol: tuple.protocol, direction, remoteAddress, remotePort: remote.port };

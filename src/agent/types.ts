@@ -1,5 +1,5 @@
 // Messages between the agent's main thread and its queue worker, and the shared counters.
-import type { Action, BlockMode, FlowRecord, Rule, Verdict } from '../protocol/messages.js';
+import type { Action, BlockMode, FlowIdentity, FlowRecord, Rule, Verdict } from '../protocol/messages.js';
 import type { UnwatchedBatch } from './unwatched-batch.js';
 
 export type AttributionMethod = 'bpf-cookie' | 'inode-scan';
@@ -45,6 +45,8 @@ export interface HeldFlow {
 export interface KnownIdentity {
   identity: string;
   path?: string;
+  /** The same identity as a flow message carries it (`flow.identity`). */
+  flow?: FlowIdentity;
 }
 
 export type WorkerToMain =

@@ -73,6 +73,21 @@ export interface FlowRecord {
   /** Packets of this conversation the extension judged, when more than one: a blocked UDP sender's
    *  datagrams, a blocked connect's retried SYNs (one row, not one per packet). */
   packets?: number;
+  /** The code identity the extension itself established for this flow's token, for the exact process
+   *  instance (the flowtop agent: the executable its connect record names, hashed or vouched for by
+   *  a package, as identity rules match it). Absent when it established none. A client shows it when
+   *  its own lookup could not identify the process (e.g. it had exited); it is never a PID's word. */
+  identity?: FlowIdentity;
+}
+
+/** A flow's code identity as the extension established it: the rule identity's shape, without the
+ *  weak `path` kind (a path names no code), plus the executable's path as the extension saw it. */
+export interface FlowIdentity {
+  kind: 'sha256' | 'package' | 'requirement';
+  value: string;
+  package?: string;
+  /** The executable's path when the identity was established (shown, never matched). */
+  path?: string;
 }
 
 export interface RuleIdentity {

@@ -2,7 +2,7 @@
 // holding only the fields the spec defines; each throws `Invalid` naming the first bad field.
 import { isIPv4, isIPv6 } from 'node:net';
 import type {
-  Action, AddressFamily, BlockMode, Capability, DecidedBy, Direction, Endpoint, FlowRecord, HelloMessage,
+  Action, AddressFamily, BlockMode, Capability, DecidedBy, Direction, Endpoint, FlowIdentity, FlowRecord, HelloMessage,
   Platform, PolicySwitch, RememberScope, RemoteHost, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TokenKind, TransportProtocol, Verdict,
 } from './messages.js';
 import {
@@ -34,6 +34,7 @@ export const REMEMBER_SCOPES: readonly RememberScope[] = ['process', 'endpoint',
 const POLICY_FIELDS = ['defaultAction', 'blockMode', 'blockUnpackaged', 'allowPackaged'] as const;
 const HOST_SOURCES: readonly RemoteHost['source'][] = ['dns', 'reverse', 'extension'];
 const IDENTITY_KINDS: readonly RuleIdentity['kind'][] = ['sha256', 'package', 'path', 'requirement'];
+const FLOW_IDENTITY_KINDS: readonly FlowIdentity['kind'][] = ['sha256', 'package', 'requirement'];
 
 function endpoint(o: Obj, key: string, path: string, family: AddressFamily): Endpoint {
   const e = object(o, key, path);
@@ -98,6 +99,19 @@ export function flowRecord(f: Obj, path: string): FlowRecord {
   if (v) out.verdict = verdict(v, `${path}.verdict`);
   if (out.pending && out.verdict) throw new Invalid(`${path}.verdict`, 'no verdict while the flow is pending', out.verdict);
   assign(out, 'packets', optInteger(f, 'packets', path, 1, Number.MAX_SAFE_INTEGER));
+  const identity = optObject(f, 'identity', path);
+  if (identity) out.identity = flowIdentity(identity, `${path}.identity`);
+  return out;
+}
+
+function flowIdentity(o: Obj, path: string): FlowIdentity {
+  const kind = oneOf(o, 'kind', path, FLOW_IDENTITY_KINDS);
+  const value = string(o, 'value', path, LIMITS.text);
+  if (kind === 'sha256' && !/^[0-9a-f]{64}$/.test(value)) throw new Invalid(`${path}.value`, '64 lowercase hex digits (a SHA-256)', value);
+  const out: FlowIdentity = { kind, value };
+  assign(out, 'package', optString(o, 'package', path, LIMITS.name));
+  if (kind === 'package' && out.package === undefined) throw new Invalid(`${path}.package`, 'the package that vouches for the executable', undefined, true);
+  assign(out, 'path', optString(o, 'path', path, LIMITS.text));
   return out;
 }
 

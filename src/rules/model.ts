@@ -3,7 +3,7 @@
 // hashes), so the matcher can compare plain strings. Problems name the rule and the field.
 import { randomBytes } from 'node:crypto';
 import type {
-  Action, BlockMode, Direction, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TransportProtocol,
+  Action, BlockMode, Direction, FlowIdentity, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TransportProtocol,
 } from '../protocol/messages.js';
 import { FAMILIES, MAX_RULE_PRIORITY } from '../protocol/schema.js';
 import { canonicalIp, formatCidr, parseCidr } from './ip.js';
@@ -334,6 +334,17 @@ export function identityFromKey(key: string, label?: string): RuleIdentity | und
   } else if (key.length > 0) identity = { kind: 'requirement', value: key };
   if (identity && label) identity.label = label;
   return identity;
+}
+
+/** A flow's identity for the `flow` message (docs/protocol.md, `flow.identity`) from a securely
+ *  established identity key and the executable's path; undefined for a key of no known form. */
+export function flowIdentityFromKey(key: string, path?: string): FlowIdentity | undefined {
+  const rule = identityFromKey(key);
+  if (!rule || rule.kind === 'path') return undefined;
+  const out: FlowIdentity = { kind: rule.kind, value: rule.value };
+  if (rule.package !== undefined) out.package = rule.package;
+  if (path !== undefined) out.path = path;
+  return out;
 }
 
 /** What makes two rules the same rule (for import): everything but id, times, counters, note. A

@@ -1,5 +1,6 @@
 // Facts derived from one row or one attribution, shared by the views, the sorter and the filter.
 import type { Attribution, Trust } from '../attribution/types.js';
+import type { FlowIdentity } from '../protocol/messages.js';
 import type { FlowPhase, FlowRow, TableState } from './types.js';
 
 /** A blocked flow stays `blocked` after it is over (it lingers, dimmed, like a closed one: see
@@ -25,9 +26,29 @@ export function processName(a: Attribution, pid?: number): string {
   return pid !== undefined ? `pid ${pid}` : 'unknown';
 }
 
+/** The identity the extension established for the flow's token when it connected (`flow.identity`),
+ *  when this client's own lookup could not name the process: it had exited (`gone`), or the lookup
+ *  failed without a name. It names the program; it never changes the row's trust (docs/security.md). */
+export function extensionIdentity(row: FlowRow): FlowIdentity | undefined {
+  const id = row.flow.identity;
+  if (!id) return undefined;
+  const a = row.attribution;
+  if (a.trust === 'gone') return id;
+  if (a.trust === 'insecure' && !a.name && !a.path) return id;
+  return undefined;
+}
+
+/** A short name for an extension's identity: the executable's base name, else the hash's start. */
+export function identityName(id: FlowIdentity): string {
+  const path = id.path ?? (id.kind === 'package' ? id.value : undefined);
+  if (path) return path.slice(path.lastIndexOf('/') + 1) || path;
+  return id.kind === 'sha256' ? `sha256:${id.value.slice(0, 12)}` : id.value;
+}
+
 /** "App via helper" when the responsible app differs from the process that opened the flow. */
 export function displayName(row: FlowRow): string {
-  const own = processName(row.attribution, row.flow.pid);
+  const agent = extensionIdentity(row);
+  const own = agent ? `${identityName(agent)} (agent)` : processName(row.attribution, row.flow.pid);
   if (!row.appAttribution) return own;
   return `${processName(row.appAttribution)} via ${own}`;
 }

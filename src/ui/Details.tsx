@@ -3,7 +3,7 @@ import { Text } from 'ink';
 import type { Attribution } from '../attribution/types.js';
 import type { FlowRow } from '../state/types.js';
 import type { RuleRow } from '../state/views.js';
-import { flowPhase, processName } from '../state/derive.js';
+import { extensionIdentity, flowPhase, processName } from '../state/derive.js';
 import { TRUST_COLOR } from './badges.js';
 import { ruleEndpointLabel, ruleIdentityLabel } from './columns.js';
 import { clean, endpoint, hex } from './format.js';
@@ -33,12 +33,29 @@ function attributionLines(a: Attribution, prefix = ''): DetailLine[] {
   return lines;
 }
 
+/** The identity the agent (the extension) sent with the flow, said to be its word: it checked the
+ *  exact process instance when the flow connected; this client did not, so the trust stays its own. */
+function agentIdentityLines(row: FlowRow): DetailLine[] {
+  const id = row.flow.identity;
+  if (!id) return [];
+  const what = `${id.kind}:${id.package !== undefined ? `${id.package}:` : ''}${id.value}`;
+  const lines: DetailLine[] = [{ label: 'agent identity', value: clean(what) }];
+  if (id.path !== undefined) lines.push({ label: 'agent path', value: clean(id.path) });
+  const fallback = extensionIdentity(row) !== undefined;
+  lines.push({
+    label: 'from',
+    value: clean(`identified by the agent (${row.source}) when it connected: it checked that exact process instance${fallback ? '; this client could not check it itself, so the trust above stays its own' : ''}`),
+  });
+  return lines;
+}
+
 export function flowDetailLines(row: FlowRow): DetailLine[] {
   const f = row.flow;
   const lines: DetailLine[] = [
     { label: 'flow', value: clean(`${f.id} from ${row.source}, ${flowPhase(row)}${row.endReason ? ` (${row.endReason})` : ''}`) },
     { label: 'remote', value: clean(`${f.remoteHost ? `${f.remoteHost.name} (${f.remoteHost.source}) ` : ''}${endpoint(f.remote.address, f.remote.port)} ${f.protocol} ${f.direction}, local ${endpoint(f.local.address, f.local.port)}`) },
     ...attributionLines(row.attribution),
+    ...agentIdentityLines(row),
     { label: 'token', value: f.token ? hex(f.token) : clean(f.ownerError ? `none (${f.ownerError})` : 'none') },
   ];
   if (f.verdict) lines.push({ label: 'verdict', value: `${f.verdict.action} by ${f.verdict.by}${f.verdict.ruleId ? ` (rule ${clean(f.verdict.ruleId)})` : ''}` });

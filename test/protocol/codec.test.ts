@@ -59,6 +59,31 @@ describe('field validation names what was wrong', () => {
     }
   });
 
+  test('flow identity: absent, each kind valid, and bad ones refused by field', () => {
+    const decode = (identity: unknown) => decodeExtensionMessage(JSON.stringify({ type: 'flow', flow: { ...flow('f').flow, identity } }));
+    const absent = decodeExtensionMessage(JSON.stringify(flow('f')));
+    expect(absent.ok && absent.message.type === 'flow' && 'identity' in absent.message.flow).toBe(false);
+    expect(decode(null)).toMatchObject({ ok: true, message: { flow: { id: 'f' } } });
+    const hash = 'ab'.repeat(32);
+    expect(decode({ kind: 'sha256', value: hash, path: '/tmp/x/wget', label: 'dropped' })).toEqual({ ok: true, message: wire(flow('f', { identity: { kind: 'sha256', value: hash, path: '/tmp/x/wget' } })) });
+    expect(decode({ kind: 'package', value: '/usr/bin/wget', package: 'wget' })).toMatchObject({ ok: true, message: { flow: { identity: { kind: 'package', value: '/usr/bin/wget', package: 'wget' } } } });
+    expect(decode({ kind: 'requirement', value: 'identifier "com.example"' })).toMatchObject({ ok: true, message: { flow: { identity: { kind: 'requirement' } } } });
+    const refused: Array<[unknown, string]> = [
+      ['sha256:abc', 'flow.identity'],
+      [{ kind: 'path', value: '/usr/bin/wget' }, 'flow.identity.kind'],
+      [{ kind: 'sha256', value: 'AB'.repeat(32) }, 'flow.identity.value'],
+      [{ kind: 'sha256', value: 'ab'.repeat(31) }, 'flow.identity.value'],
+      [{ kind: 'sha256' }, 'flow.identity.value'],
+      [{ kind: 'package', value: '/usr/bin/wget' }, 'flow.identity.package'],
+      [{ kind: 'package', value: '/usr/bin/wget', package: 'x'.repeat(256) }, 'flow.identity.package'],
+      [{ kind: 'requirement', value: 'x'.repeat(4097) }, 'flow.identity.value'],
+      [{ kind: 'sha256', value: hash, path: 7 }, 'flow.identity.path'],
+    ];
+    for (const [identity, path] of refused) {
+      expect(decode(identity)).toMatchObject({ ok: false, error: { code: 'bad-message', message: expect.stringContaining(path) } });
+    }
+  });
+
   test('client verdict: scope with once and blockMode with allow are refused', () => {
     expect(decodeClientMessage('{"type":"verdict","id":"f","action":"allow","remember":"once","scope":"process"}')).toMatchObject({ ok: false, error: { code: 'bad-message' } });
     expect(decodeClientMessage('{"type":"verdict","id":"f","action":"allow","remember":"once","blockMode":"drop"}')).toMatchObject({ ok: false, error: { code: 'bad-message' } });
