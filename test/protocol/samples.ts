@@ -62,6 +62,7 @@ export const extensionMessages: ExtensionMessage[] = [
     direction: 'inbound', appToken: auditToken, token: auditToken, pending: undefined,
     verdict: { action: 'allow', by: 'rule', ruleId: 'r1' }, ownerError: undefined,
   }),
+  flow('f4', { pending: undefined, verdict: { action: 'block', by: 'rule', ruleId: 'r2', blockMode: 'reject' }, identity: { kind: 'package', package: 'wget', value: '/usr/bin/wget', path: '/usr/bin/wget' } }),
   flow('f3', { token: undefined, pid: undefined, uid: undefined, ownerError: 'no socket owner found (ENOENT)', pending: undefined, verdict: { action: 'block', by: 'default', blockMode: 'drop' } }),
   { type: 'bytes', counters: [{ id: 'f1', rx: 1024, tx: 77 }, { id: 'f2', rx: 0, tx: 0 }], time: 1_700_000_002_000 },
   { type: 'end', id: 'f1', time: 1_700_000_003_000, reason: 'closed' },
