@@ -3,7 +3,7 @@ import { Text } from 'ink';
 import type { Attribution } from '../attribution/types.js';
 import type { FlowRow } from '../state/types.js';
 import type { RuleRow } from '../state/views.js';
-import { extensionIdentity, flowPhase, processName } from '../state/derive.js';
+import { extensionIdentity, flowPhase, identityName, processName } from '../state/derive.js';
 import { TRUST_COLOR } from './badges.js';
 import { ruleEndpointLabel, ruleIdentityLabel } from './columns.js';
 import { clean, endpoint, hex } from './format.js';
@@ -15,9 +15,9 @@ export interface DetailLine {
   color?: string;
 }
 
-function attributionLines(a: Attribution, prefix = ''): DetailLine[] {
+function attributionLines(a: Attribution, prefix = '', name = processName(a)): DetailLine[] {
   const lines: DetailLine[] = [];
-  const who = `${processName(a)}${a.pid !== undefined ? ` (pid ${a.pid})` : ''}`;
+  const who = `${name}${a.pid !== undefined ? ` (pid ${a.pid})` : ''}`;
   lines.push({ label: `${prefix}process`, value: clean(who) });
   lines.push({ label: `${prefix}trust`, value: TRUST_WORD[a.trust], color: TRUST_COLOR[a.trust] });
   const reason = trustReason(a);
@@ -31,6 +31,14 @@ function attributionLines(a: Attribution, prefix = ''): DetailLine[] {
     lines.push({ label: `${prefix}parents`, value: clean(a.parents.map((p) => `${p.name}(${p.pid})`).join(' <- ')) });
   }
   return lines;
+}
+
+/** The process as this client found it; where its lookup could not name it, the agent's identity
+ *  (said to be the agent's), else the PID hint the extension sent. */
+function ownName(row: FlowRow): string {
+  const agent = extensionIdentity(row);
+  if (agent) return `${identityName(agent)} (identified by the agent)`;
+  return processName(row.attribution, row.flow.pid);
 }
 
 /** The identity the agent (the extension) sent with the flow, said to be its word: it checked the
@@ -54,7 +62,7 @@ export function flowDetailLines(row: FlowRow): DetailLine[] {
   const lines: DetailLine[] = [
     { label: 'flow', value: clean(`${f.id} from ${row.source}, ${flowPhase(row)}${row.endReason ? ` (${row.endReason})` : ''}`) },
     { label: 'remote', value: clean(`${f.remoteHost ? `${f.remoteHost.name} (${f.remoteHost.source}) ` : ''}${endpoint(f.remote.address, f.remote.port)} ${f.protocol} ${f.direction}, local ${endpoint(f.local.address, f.local.port)}`) },
-    ...attributionLines(row.attribution),
+    ...attributionLines(row.attribution, '', ownName(row)),
     ...agentIdentityLines(row),
     { label: 'token', value: f.token ? hex(f.token) : clean(f.ownerError ? `none (${f.ownerError})` : 'none') },
   ];
