@@ -10,7 +10,7 @@ import { FlowFilter } from '../state/filter.js';
 import type { TableState } from '../state/types.js';
 import { initialUi, reduceUi, type UiState, type ViewName } from '../state/ui.js';
 import { FlowsSelector, selectProcesses, selectRules, visibleWindow } from '../state/views.js';
-import { intentFor, type Intent, type KeyMode } from '../ui/keys.js';
+import { confirmChoiceKeys, intentFor, type Intent, type KeyMode } from '../ui/keys.js';
 import { Screen, footerLines, screenLayout, selectedDetails } from '../ui/Screen.js';
 import { ruleIdentityLabel } from '../ui/columns.js';
 import { cannotAct, decideDeleteRule, decideOnce, decideProcessOnce, pendingFlowsOf, type Decision } from './decide.js';
@@ -293,7 +293,11 @@ export function Root(props: RootProps) {
   // Keys can arrive after a render but before React re-attaches the input handler (passive effects
   // run later); going through a ref set during render means a key always acts on what is on screen.
   const latest = useRef<(input: string, key: Key) => void>(() => {});
-  latest.current = (input, key) => run(intentFor(input, key, mode));
+  latest.current = (input, key) => {
+    const chunk = mode === 'confirm' ? confirmChoiceKeys(input, key) : undefined;
+    if (chunk) for (const intent of chunk) run(intent);
+    else run(intentFor(input, key, mode));
+  };
   const onInput = useCallback((input: string, key: Key) => latest.current(input, key), []);
   useInput(onInput);
 

@@ -126,3 +126,17 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['?', 'this help'],
   ['q  Ctrl-C', 'quit'],
 ];
+
+/** Prompt keys that arrived together (typed ahead, a slow link, a paste: "2p" in one read) as the
+ *  intents of each key in order; undefined unless every character is a duration or scope key, so a
+ *  confirmation is never taken from a burst (it must see the choice the person saw). */
+export function confirmChoiceKeys(input: string, key: Key): Intent[] | undefined {
+  if (input.length < 2 || key.ctrl || key.meta) return undefined;
+  const intents: Intent[] = [];
+  for (const ch of input) {
+    const intent = intentFor(ch, { ...key, return: false }, 'confirm');
+    if (intent.kind !== 'confirm-duration' && intent.kind !== 'confirm-scope') return undefined;
+    intents.push(intent);
+  }
+  return intents;
+}

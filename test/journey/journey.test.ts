@@ -113,7 +113,9 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await pendingSelected(PORT.always);
     await tui.type('A');
     await tui.waitForText(/how long:/);
-    await tui.type(['5', 'e', KEY.enter]); // 5: always (where durations are offered); e: process + endpoint
+    await tui.type(['5', 'e']); // 5: always (where durations are offered); e: process + endpoint
+    await tui.waitForText(/rule: allow .*7002.*, always/); // the choice is on screen before it is confirmed
+    await tui.type(KEY.enter);
     expect(await first.outcome()).toBe('connected');
     // The rule decides the next connection at once: the program connects without waiting.
     const second = await program(world.connect(PORT.always));
@@ -152,7 +154,9 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await pendingSelected(PORT.python, 'python3');
     await tui.type('B');
     await tui.waitForText(/how long:/);
-    await tui.type(['5', 'p', KEY.enter]);
+    await tui.type(['5', 'p']);
+    await tui.waitForText(/rule: block .*→ anywhere.*, always/);
+    await tui.type(KEY.enter);
     expect(await py.outcome()).toMatch(REFUSED);
     const again = await program(world.connectPython(PORT.deadline));
     expect(await again.outcome(5000)).toMatch(REFUSED);
@@ -171,6 +175,10 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     const bells = tui.screen.bells;
     const prog = await program(world.connect(PORT.bell));
     const row = await pendingSelected(PORT.bell);
+    // The bell is written just after the frame that shows the row: wait for it, then check that
+    // the flow rang exactly once.
+    await tui.waitFor('the bell', (s) => s.bells > bells);
+    await new Promise((r) => setTimeout(r, 300));
     expect(tui.screen.bells).toBe(bells + 1);
     const cells = tui.screen.cells(row);
     const looks = [...new Set(cells.map((c) => `${c.fg}/${c.bg}/${c.bold ? 'b' : ''}${c.inverse ? 'i' : ''}`))];
@@ -226,7 +234,7 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await tui.type('A');
     await tui.waitForText(/how long:/);
     await tui.type(['2', 'p']);
-    await tui.waitForText(/until it exits/);
+    await tui.waitForText(/\(this process instance\) → anywhere.*until it exits/);
     await tui.type(KEY.enter);
     expect(await c.outcome()).toBe('connected');
     expect(await c.again()).toBe('connected'); // decided by the remembered verdict, no prompt
@@ -242,7 +250,9 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await pendingSelected(PORT.hour);
     await tui.type('A');
     await tui.waitForText(/how long:/);
-    await tui.type(['3', 'o', KEY.enter]);
+    await tui.type(['3', 'o']);
+    await tui.waitForText(/rule: allow .*port 7010.*, until /);
+    await tui.type(KEY.enter);
     expect(await first.outcome()).toBe('connected');
     const next = await program(world.connect(PORT.hour));
     expect(await next.outcome(5000)).toBe('connected');
@@ -258,7 +268,9 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await tui.waitForText(/how long:/);
     await tui.type(['4', 'd']);
     await tui.waitForText('no host name is known for this flow, so it has no domain');
-    await tui.type(['e', KEY.enter]);
+    await tui.type('e');
+    await tui.waitForText(/rule: allow .*7011.*\(until restart\)/);
+    await tui.type(KEY.enter);
     expect(await first.outcome()).toBe('connected');
     const next = await program(world.connect(PORT.session));
     expect(await next.outcome(5000)).toBe('connected');

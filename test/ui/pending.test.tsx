@@ -242,6 +242,24 @@ describe('the decision prompt', () => {
     expect(src.sent[3]).toEqual({ type: 'verdict', id: 'w4', action: 'block', remember: 'once' });
   });
 
+  it('duration and scope keys that arrive in one read are each applied; a burst never confirms', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await ready(app.instance);
+    await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
+    // "2p" as one write, as a slow link or typing ahead delivers it: until it exits, any remote.
+    await press(app.instance, '2p', (f) => plain(f).includes('(this process instance) → anywhere'));
+    await press(app.instance, '3o', (f) => plain(f).includes('→ any address port 443 tcp outbound, until'));
+    // A burst holding a confirmation is not taken: the person must see the choice first.
+    await press(app.instance, '1y', (f) => plain(f).includes('how long:'));
+    expect(src.sent).toEqual([]);
+    await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
+    expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'allow', remember: 'always', scope: 'port', forMs: 3_600_000 }]);
+  });
+
   it('offers no domain without a host name, and says why', async () => {
     const src = memorySource();
     app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
