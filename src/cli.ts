@@ -3,6 +3,8 @@
 import { UserError, formatUserError } from './errors.js';
 import { isParseArgsError, usageErrorFor } from './commands/flags.js';
 import { exitQuietlyOnClosedPipe } from './pipes.js';
+import { asciiWrites, printsText } from './app/ascii-text.js';
+import { wantAscii } from './ui/badges.js';
 
 export type Command = (argv: string[]) => Promise<number>;
 
@@ -43,7 +45,13 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const command = first !== undefined ? COMMANDS[first] : undefined;
-    if (command) return await (await command.load())(rest);
+    if (command) {
+      if (printsText(first!, rest) && wantAscii(process.env, false)) {
+        asciiWrites(process.stdout);
+        asciiWrites(process.stderr);
+      }
+      return await (await command.load())(rest);
+    }
     const tui = (await import('./commands/tui.js')).run;
     return await tui(argv);
   } catch (error) {

@@ -112,6 +112,23 @@ suite('pipes and unreachable sources', () => {
   });
 });
 
+suite('NO_COLOR and a non-UTF-8 locale in text commands', () => {
+  it('`rules list` prints ASCII where the terminal cannot show arrows; --json and export stay exact', () => {
+    const file = join(work, 'ascii-rules.json');
+    expect(flowtop(['rules', 'add', '--block', '--host', 'tracker.example', '--note', 'naïve → note', '--rules', file]).code).toBe(0);
+    const utf8 = flowtop(['rules', 'list', '--rules', file]);
+    expect(utf8.out).toContain('→');
+    for (const env of [{ NO_COLOR: '1' }, { LANG: 'C', LC_ALL: 'C' }]) {
+      const r = flowtop(['rules', 'list', '--rules', file], env);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toContain('tracker.example');
+      expect(r.out).toMatch(/^[\x00-\x7f]*$/);
+      expect(flowtop(['rules', 'list', '--json', '--rules', file], env).out).toContain('naïve → note');
+      expect(flowtop(['rules', 'export', '--rules', file], env).out).toContain('naïve → note');
+    }
+  });
+});
+
 suite('NO_COLOR and --ascii in the TUI', () => {
   const COLOUR = /(^|;)(3[0-9]|4[0-9]|9[0-7]|10[0-7]|38|48)(;|$)/;
   const colours = (t: PtyProcess) => [...t.screen.sgrSeen].filter((p) => COLOUR.test(p));
