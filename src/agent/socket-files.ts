@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { isLive } from '../protocol/server.js';
 import { unsafeDirectoryReason } from './safe-directory.js';
 
 /** Where a running agent writes its state for `--status`: next to its socket. */
@@ -17,18 +17,6 @@ export function statusFileFor(socketPath: string): string {
 
 /** `.<socket name>.d` + six random characters: short, because a Unix socket path has at most 107 bytes. */
 const PRIVATE_INFIX = '.d';
-
-/** Whether something accepts connections on the path (a live server) rather than a stale file. */
-function isLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createConnection(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
 
 export class SocketFiles {
   private socketIno?: number;

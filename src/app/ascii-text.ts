@@ -2,7 +2,7 @@
 // where the terminal cannot show them (NO_COLOR, a non-UTF-8 locale: see wantAscii) their writes
 // pass through the same ASCII table as the TUI. Machine output (--json, --jsonl, rules export) is
 // data and is never rewritten.
-import { toAscii } from './plain-output.js';
+import { styledWrite } from './plain-output.js';
 
 const MACHINE_FLAGS = new Set(['--json', '--jsonl']);
 
@@ -13,9 +13,7 @@ export function printsText(command: string, argv: readonly string[]): boolean {
   return !(command === 'rules' && argv[0] === 'export');
 }
 
-/** Rewrites string writes of `stream` to ASCII from now on. */
+/** Rewrites what is written to `stream` to ASCII from now on. */
 export function asciiWrites(stream: NodeJS.WriteStream): void {
-  const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
-  const ascii = (chunk: unknown, ...rest: unknown[]): boolean => write(typeof chunk === 'string' ? toAscii(chunk) : chunk, ...rest);
-  stream.write = ascii as typeof stream.write;
+  stream.write = styledWrite(stream, { color: true, ascii: true });
 }

@@ -90,11 +90,7 @@ export function applyStyle(text: string, style: OutputStyle): string {
  *  isTTY) is the real stream's. The stream itself is returned when there is nothing to filter. */
 export function styledStream<S extends NodeJS.WriteStream>(stream: S, style: OutputStyle): S {
   if (style.color && !style.ascii) return stream;
-  const write = (chunk: unknown, ...rest: unknown[]): boolean => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : chunk;
-    const filtered = typeof text === 'string' ? applyStyle(text, style) : text;
-    return (stream.write as (...args: unknown[]) => boolean).call(stream, filtered, ...rest);
-  };
+  const write = styledWrite(stream, style);
   return new Proxy(stream, {
     get(target, property) {
       if (property === 'write') return write;
@@ -102,4 +98,16 @@ export function styledStream<S extends NodeJS.WriteStream>(stream: S, style: Out
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/** `stream.write` as it is now, with what it is given passed through applyStyle first. Taken before
+ *  any replacement, so it may itself be installed as `stream.write`. */
+export function styledWrite(stream: NodeJS.WriteStream, style: OutputStyle): NodeJS.WriteStream['write'] {
+  const original = stream.write as (...args: unknown[]) => boolean;
+  const write = (chunk: unknown, ...rest: unknown[]): boolean => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : chunk;
+    const filtered = typeof text === 'string' ? applyStyle(text, style) : text;
+    return original.call(stream, filtered, ...rest);
+  };
+  return write as NodeJS.WriteStream['write'];
 }

@@ -454,7 +454,7 @@ function listenOn(server: Server, path: string): Promise<void> {
 }
 
 /** Whether something accepts connections on the path (a live server) rather than a stale file. */
-function isLive(path: string): Promise<boolean> {
+export function isLive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = createConnection(path);
     probe.once('connect', () => {
