@@ -33,9 +33,9 @@ export function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  exitQuietlyOnClosedPipe();
+  const [first, ...rest] = argv;
+  exitQuietlyOnClosedPipe(undefined, { keepRunning: first === 'agent' });
   try {
-    const [first, ...rest] = argv;
     if (first === '--help' || first === '-h' || first === 'help') {
       process.stdout.write(usage());
       return 0;

@@ -94,6 +94,20 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     expect(ourRules(ns).trim()).toBe('');
   }, 60_000);
 
+  it('logging to a pipe whose reader has gone (`| tee` ended by the same Ctrl-C): cleanup still finishes', async () => {
+    const agent = await startAgent(ns, cg, ['--queue-num', '7306']);
+    expect(attachedAtConnect4(cg)).toBe(1);
+    const exited = new Promise<number | null>((resolve) => agent.proc.on('exit', (code) => resolve(code)));
+    agent.proc.stderr?.destroy(); // the reader is gone: every later log line fails with EPIPE
+    agent.proc.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(existsSync(agent.socket)).toBe(false);
+    expect(existsSync(`${agent.socket}.status.json`)).toBe(false);
+    expect(ourRules(ns)).toBe('');
+    expect(attachedAtConnect4(cg)).toBe(0);
+    cleanupDir(agent.dir);
+  });
+
   it('SIGKILL with --fail-closed: new connections are refused until an agent runs again', async () => {
     const first = await startAgent(ns, cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s']);
     await first.kill();
