@@ -38,6 +38,7 @@ import { RuleConversation } from './rule-requests.js';
 import { effectivePolicy } from './effective-policy.js';
 import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type HeldFlow, type MainToWorker, type WorkerConfig } from './types.js';
 import { BlockedConversations } from './blocked-conversations.js';
+import { ObserverList, isAgentEvent, type AgentEvent, type AgentObserver } from './observers.js';
 
 export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_SOCKET = '/run/flowtop/flowtop.sock';
@@ -67,6 +68,9 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** The agent can no longer judge packets (its queue loop died). */
   onFatal?: (message: string) => void;
+  /** Told every event the subscribed clients are sent (see observers.ts). While there is one, the
+   *  agent publishes every flow as if a client were subscribed: none goes into the unwatched batches. */
+  observers?: readonly AgentObserver[];
 }
 
 export interface AgentCounters {
@@ -117,7 +121,7 @@ function slotOf(verdict: Verdict): number {
 export class Agent {
   private readonly recent = new Map<string, { verdict: Verdict; until: number }>();
   /** Blocked flows by conversation: a blocked sender's next packets count on one flow. */
-  private readonly blocked = new BlockedConversations((flow) => this.server?.broadcastSoon({ type: 'flow', flow }));
+  private readonly blocked = new BlockedConversations((flow) => this.tell({ type: 'flow', flow }));
   /** Flows allowed by rule while no client watched, for the next one: batches as the queue threads
    *  sent them, and the flows a prune kept. */
   private unwatchedBatches: UnwatchedBatch[] = [];
@@ -159,13 +163,20 @@ export class Agent {
   private readonly hurried = new Promise<void>((resolve) => (this.hurry = resolve));
   private readonly log: (line: string) => void;
   private readonly ruleTalk: RuleConversation;
+  private readonly observers: ObserverList;
 
   constructor(readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => process.stderr.write(`flowtop agent: ${line}\n`));
+    this.observers = new ObserverList(options.observers ?? [], this.log);
+    // The queue threads publish each decided flow only while someone listens; an observer always does.
+    if (this.observers.size > 0) Atomics.store(this.view, LISTENERS_SLOT, 1n);
     this.ruleTalk = new RuleConversation({
       rules: options.rules,
-      broadcast: (m) => this.server?.broadcastSoon(m),
-      watched: () => this.server?.clients.some((c) => c.subscribed) ?? false,
+      broadcast: (m) => {
+        this.server?.broadcastSoon(m);
+        if (isAgentEvent(m)) this.observers.notify(m);
+      },
+      watched: () => this.watched(),
       changed: () => this.sendRules(),
       log: this.log,
     });
@@ -188,7 +199,7 @@ export class Agent {
     this.live = new LiveFlows(openSocketReader(), {
       udpIdleMs: o.udpIdleMs ?? 30_000,
       intervalMs: o.trafficIntervalMs ?? 1000,
-      send: (m) => this.server?.broadcastSoon(m),
+      send: (m) => this.tell(m),
       onError: (e) => this.log(`traffic counters: ${(e as Error).message}`),
     });
     const group = ensureGroup();
@@ -203,10 +214,7 @@ export class Agent {
         Atomics.store(this.view, LISTENERS_SLOT, 1n);
         return this.snapshot();
       },
-      onClientClosed: () => {
-        const any = this.server?.clients.some((c) => c.subscribed) ?? false;
-        Atomics.store(this.view, LISTENERS_SLOT, any ? 1n : 0n);
-      },
+      onClientClosed: () => Atomics.store(this.view, LISTENERS_SLOT, this.watched() ? 1n : 0n),
       onMessage: (client, msg) => this.onMessage(client, msg),
       authorizePeer: (client) => authorizeClient(client, group.gid),
       log: this.log,
@@ -397,19 +405,32 @@ export class Agent {
 
   // ---- flows ----
 
+  /** Whether anyone hears about flows: a subscribed client or an observer. */
+  private watched(): boolean {
+    return this.observers.size > 0 || (this.server?.clients.some((c) => c.subscribed) ?? false);
+  }
+
+  /** To the subscribed clients and the observers alike. `now` for what a person waits on (a pending
+   *  flow); the rest leaves at the end of this event-loop turn, in one write per client. */
+  private tell(event: AgentEvent, when: 'now' | 'soon' = 'soon'): void {
+    if (when === 'now') this.server?.broadcast(event);
+    else this.server?.broadcastSoon(event);
+    this.observers.notify(event);
+  }
+
   private onFlows(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>, unwatchedBatch?: UnwatchedBatch): void {
     this.drainNames();
     // Encoding costs main-thread time: decided flows are only published while someone listens. Those
     // allowed by rule while nobody watched are only kept (tracking each one's bytes would cost a lookup
     // per flow per second) and shown, if their socket still exists, to the next client that subscribes;
     // a batch that arrives just after a client subscribed is published like any decided flow.
-    if (this.server?.clients.some((c) => c.subscribed)) {
+    if (this.watched()) {
       for (const d of unwatchedBatch ? [...decided, ...decodeUnwatched(unwatchedBatch)] : decided) {
         const flow = { ...d.flow, verdict: d.verdict };
         // The next datagram (or retried SYN) of a conversation already blocked: counted on its flow.
         if (d.verdict.action === 'block' && this.blocked.count(flow)) continue;
         this.nameFlow(flow);
-        this.server.broadcastSoon({ type: 'flow', flow });
+        this.tell({ type: 'flow', flow });
         if (d.verdict.action === 'allow') this.live?.add(flow);
         else this.blocked.begin(flow);
       }
@@ -431,7 +452,7 @@ export class Agent {
       }
       const p = this.pending.add(h.key, h.flow, h.packetId, this.options.timeoutMs);
       if (!p) continue; // joined a flow that already waits
-      this.server?.broadcast({ type: 'flow', flow: p.flow });
+      this.tell({ type: 'flow', flow: p.flow }, 'now');
       this.settle(p, h.needsIdentity, h.exeKey).catch((error: unknown) => this.log(`settling flow ${p.flow.id} failed (the deadline decides it): ${error instanceof Error ? error.message : String(error)}`));
     }
   }
@@ -457,7 +478,7 @@ export class Agent {
       const identity = attribution?.trust === 'secure' && attribution.identity ? flowIdentityFromKey(attribution.identity, attribution.path) : undefined;
       if (identity) {
         p.flow.identity = identity;
-        this.server?.broadcast({ type: 'flow', flow: p.flow });
+        this.tell({ type: 'flow', flow: p.flow }, 'now');
       }
     }
     const rule = this.options.rules.match(flowFacts(p.flow, attribution), Date.now());
@@ -491,7 +512,7 @@ export class Agent {
     Atomics.add(this.view, slotOf(verdict), BigInt(p.packetIds.length));
     this.remember(p.key, verdict);
     if (verdict.action === 'block' && verdict.blockMode === 'reject') this.destroySocket(p.flow);
-    this.server?.broadcastSoon({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
+    this.tell({ type: 'verdict', id: p.flow.id, time: Date.now(), verdict });
     const { pending: _, ...flow } = p.flow;
     if (verdict.action === 'allow') this.live?.add({ ...flow, verdict });
     else this.blocked.begin({ ...flow, verdict }, p.packetIds.length);
@@ -657,7 +678,7 @@ export class Agent {
       const reason = flow.protocol === 'tcp'
         ? (this.destroySocket(flow) ? 'blocked while live: its socket was destroyed' : 'blocked while live: its socket had already closed')
         : this.endUdpFlow(flow, verdict);
-      this.server?.broadcast({ type: 'verdict', id: flow.id, time: Date.now(), verdict });
+      this.tell({ type: 'verdict', id: flow.id, time: Date.now(), verdict }, 'now');
       this.live?.end(flow.id, reason);
     };
     if (msg.remember === 'once') return end();
