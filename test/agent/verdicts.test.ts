@@ -225,12 +225,17 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     const done = await out.next((l) => l.startsWith('done'), 20_000);
     clearInterval(timer);
     expect(done).toBe('done 200 0');
+    expect(seen.size).toBe(200);
+    // The program may print `done` before the verdicts reach this client: the kernel is answered
+    // first, the clients at the end of the agent's event-loop turn.
+    await waitFor('a verdict message for every flow', () => {
+      const ids = client.messages.flatMap((m) => (m.type === 'verdict' && seen.has(m.id) ? [m.id] : []));
+      return new Set(ids).size === seen.size;
+    }, 5000);
     for (const m of client.messages) if (m.type === 'verdict' && seen.has(m.id)) {
       expect(answered.has(m.id)).toBe(false); // one verdict per flow
       answered.add(m.id);
     }
-    expect(seen.size).toBe(200);
-    expect([...seen].every((id) => answered.has(id))).toBe(true);
     // the agent's own counters: each queued packet decided once
     const status = await waitFor('status to catch up', () => {
       let s;

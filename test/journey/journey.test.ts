@@ -321,7 +321,14 @@ describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { tim
     await pendingSelected(UDP_PORT);
     await tui.type('a');
     expect(await prog.outcome()).toBe('sent');
-    await tui.waitFor('one UDP row', (s) => rowsOf(s, UDP_PORT).length === 1 && / udp /.test(rowsOf(s, UDP_PORT)[0] ?? ''));
+    try {
+      await tui.waitFor('one UDP row', (s) => rowsOf(s, UDP_PORT).length === 1 && / udp /.test(rowsOf(s, UDP_PORT)[0] ?? ''));
+    } catch (error) {
+      // What the agent itself holds for this conversation, beside what the TUI shows.
+      const listed = world.cli(['list', '--json', '--wait', '500', '--socket', world.socket]);
+      const flows = listed.code === 0 ? (JSON.parse(listed.out) as { flows: Array<{ remote: { port: number } }> }).flows.filter((f) => f.remote.port === UDP_PORT) : listed.err;
+      throw new Error(`${(error as Error).message}\nthe agent's flows to port ${UDP_PORT}: ${JSON.stringify(flows)}`);
+    }
   });
 
   it('a blocked UDP conversation stays one flow and counts what it tried', async () => {
