@@ -1,0 +1,90 @@
+// What the recorder hands the writer: plain data that crosses a worker boundary (structured clone).
+
+/** The program behind a flow, as far as it could be told. */
+export interface ProcessFacts {
+  /** The identity row's key: a code identity ("sha256:…", "package:NAME:PATH"), else "path:…" or
+   *  "name:…" for an owner seen but not identified; absent when no owner was found. */
+  key?: string;
+  name?: string;
+  path?: string;
+  sha256?: string;
+  package?: string;
+  /** Index into TRUST_CODES. */
+  trust: number;
+  /** The parent's executable path, or its name. */
+  parent?: string;
+}
+
+/** A flow's row, first written whole; later changes come as FlowChange. */
+export interface FlowRow {
+  /** The recorder's number for the flow (FlowChange refers to it). */
+  ref: number;
+  start: number;
+  end?: number;
+  facts: ProcessFacts;
+  uid?: number;
+  kind: number;
+  raddr: string;
+  rport: number;
+  host?: string;
+  verdict: number;
+  rule?: string;
+  rx?: number;
+  tx?: number;
+}
+
+export interface FlowChange {
+  ref: number;
+  end?: number;
+  host?: string;
+  verdict?: number;
+  rule?: string;
+  rx?: number;
+  tx?: number;
+}
+
+/** Traffic added to one process identity's minute (flows: flows that started in it). */
+export interface ProcessBucket {
+  minute: number;
+  key?: string;
+  facts?: ProcessFacts;
+  uid: number;
+  rx: number;
+  tx: number;
+  flows: number;
+}
+
+/** Traffic added to one remote's minute: its host name, else its address. */
+export interface HostBucket {
+  minute: number;
+  host: string;
+  rx: number;
+  tx: number;
+  flows: number;
+}
+
+export interface HistoryBatch {
+  rows: FlowRow[];
+  changes: FlowChange[];
+  processes: ProcessBucket[];
+  hosts: HostBucket[];
+}
+
+export type HistoryEventKind = 'first-seen' | 'changed' | 'rule-blocking';
+
+/** Something worth telling a person, stored and passed on as it happens. */
+export interface HistoryEvent {
+  time: number;
+  kind: HistoryEventKind;
+  /** The program's identity key and what to call it. */
+  identity?: string;
+  name?: string;
+  path?: string;
+  rule?: string;
+  detail: string;
+}
+
+export const ACTION = { observed: 0, allow: 1, block: 2 } as const;
+export const BY = { none: 0, rule: 1, user: 2, default: 3 } as const;
+export const KIND_INBOUND = 4;
+export const KIND_IPV6 = 8;

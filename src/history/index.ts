@@ -1,0 +1,62 @@
+// Recording history: the writer thread and the recorder that feeds it, opened and closed together.
+// The agent and the TUI's passive monitor both start it here (see docs/history.md).
+import type { Attribution } from '../attribution/types.js';
+import type { HistoryEvent } from './batch.js';
+import { HistoryRecorder } from './recorder.js';
+import { openHistorySink } from './sink.js';
+import type { RetentionOptions } from './writer.js';
+
+export { HistoryRecorder, type RecordedEvent } from './recorder.js';
+export type { HistoryEvent } from './batch.js';
+
+export interface HistoryOptions extends RetentionOptions {
+  path: string;
+  resolve?: (tokens: Uint8Array[]) => Promise<Attribution[]>;
+  /** Problems and recoveries, in words (each problem once). */
+  log: (line: string) => void;
+  onEvent?: (event: HistoryEvent) => void;
+  thread?: 'auto' | 'inline';
+  flushMs?: number;
+}
+
+export interface RunningHistory {
+  readonly recorder: HistoryRecorder;
+  /** Sends what the recorder holds, waits for it to be written and closes the file. */
+  close(): Promise<void>;
+}
+
+export function startHistory(o: HistoryOptions): RunningHistory {
+  let stopped = false;
+  const sink = openHistorySink(
+    { path: o.path, ...(o.maxAgeMs !== undefined ? { maxAgeMs: o.maxAgeMs } : {}), ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}) },
+    {
+      thread: o.thread ?? 'auto',
+      onNotice: (n) => {
+        if (n.type === 'refused') {
+          stopped = true;
+          o.log(`history: not recording: ${n.message}`);
+        } else if (n.type === 'problem') {
+          o.log(`history: cannot write (${n.message}); flows are not recorded meanwhile, retrying every 10 s`);
+        } else if (n.type === 'recovered') {
+          o.log(`history: recording again (${n.lostFlows} flows were not recorded)`);
+        } else if (n.type === 'events') {
+          for (const e of n.events) o.onEvent?.(e);
+        }
+      },
+    },
+  );
+  const recorder = new HistoryRecorder({
+    write: (batch) => {
+      if (!stopped) sink.write(batch);
+    },
+    ...(o.resolve ? { resolve: o.resolve } : {}),
+    ...(o.flushMs !== undefined ? { flushMs: o.flushMs } : {}),
+  });
+  return {
+    recorder,
+    close: async () => {
+      recorder.close();
+      await sink.close();
+    },
+  };
+}

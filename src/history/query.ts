@@ -1,0 +1,264 @@
+// Reading the history: the query API behind `flowtop history` and the TUI's history view. Opens the
+// file read-only (a reader never blocks the writer: WAL), answers from the per-minute buckets where it
+// can (rankings, series) and from the flows table for lists. See docs/history.md.
+import type Database from 'better-sqlite3';
+import { ACTION_CODES, BY_CODES, PROTOCOL_CODES, TRUST_CODES, openHistoryDatabase, type TrustCode } from './schema.js';
+import { KIND_INBOUND, KIND_IPV6, type HistoryEventKind } from './batch.js';
+
+export interface TimeWindow {
+  /** ms since the epoch, inclusive. */
+  since: number;
+  /** ms since the epoch, exclusive (default: now). */
+  until?: number;
+}
+
+export interface FlowQuery extends TimeWindow {
+  /** A program's name or path (exact name, or a path ending in /NAME). */
+  process?: string;
+  /** An identity key as shown by `history top --by process --json` ("sha256:…", "package:…", "path:…"). */
+  identity?: string;
+  /** A host name, exactly, or a remote address. */
+  host?: string;
+  /** A registrable domain: the host names under it. */
+  domain?: string;
+  action?: 'allow' | 'block';
+  /** Most rows returned, newest first (default 1000). */
+  limit?: number;
+}
+
+export interface ProcessRef {
+  /** The identity key; absent when no owner was found. */
+  identity?: string;
+  name?: string;
+  path?: string;
+}
+
+export interface FlowEntry {
+  start: number;
+  end?: number;
+  process: ProcessRef;
+  trust: TrustCode;
+  uid?: number;
+  parent?: string;
+  protocol: (typeof PROTOCOL_CODES)[number];
+  direction: 'outbound' | 'inbound';
+  family: 'ipv4' | 'ipv6';
+  remote: { address: string; port: number };
+  host?: string;
+  action: (typeof ACTION_CODES)[number];
+  by: (typeof BY_CODES)[number];
+  rule?: string;
+  rx?: number;
+  tx?: number;
+}
+
+export type TopBy = 'process' | 'host' | 'domain' | 'user';
+
+export interface TopQuery extends TimeWindow {
+  by: TopBy;
+  limit?: number;
+}
+
+export interface TopEntry {
+  /** What the entry is keyed by: an identity key (process; "" for no owner), a host name or address,
+   *  a domain, or a UID as text. */
+  key: string;
+  /** What to call it. */
+  label: string;
+  rx: number;
+  tx: number;
+  flows: number;
+  /** For processes: when the program was first seen. */
+  firstSeen?: number;
+  process?: ProcessRef;
+}
+
+export interface SeriesQuery extends TimeWindow {
+  by: 'process' | 'host';
+  /** Only these keys (identity keys or host names); all when absent. */
+  keys?: readonly string[];
+  /** Points in the series (the window cut into equal steps), 1…1440. */
+  points: number;
+}
+
+export interface Series {
+  start: number;
+  stepMs: number;
+  /** Bytes per step, by key. */
+  rx: Map<string, number[]>;
+  tx: Map<string, number[]>;
+}
+
+export interface EventEntry {
+  time: number;
+  kind: HistoryEventKind;
+  process?: ProcessRef;
+  rule?: string;
+  detail: string;
+}
+
+const SELECT_FLOWS = `
+SELECT f.start, f.dur, f.trust, f.uid, f.kind, f.rport, f.verdict, f.rx, f.tx,
+       i.key AS ikey, i.name AS iname, ip.path AS ipath, pp.path AS parent, a.addr, h.name AS host, r.rule_id
+FROM flows f
+LEFT JOIN identities i ON i.id = f.ident
+LEFT JOIN paths ip ON ip.id = i.path
+LEFT JOIN paths pp ON pp.id = f.parent
+JOIN addrs a ON a.id = f.raddr
+LEFT JOIN hosts h ON h.id = f.host
+LEFT JOIN rules r ON r.id = f.rule`;
+
+interface FlowRowOut {
+  start: number; dur: number | null; trust: number; uid: number | null; kind: number; rport: number; verdict: number;
+  rx: number | null; tx: number | null; ikey: string | null; iname: string | null; ipath: string | null; parent: string | null;
+  addr: string; host: string | null; rule_id: string | null;
+}
+
+export class HistoryReader {
+  private constructor(private readonly db: Database.Database, readonly path: string) {}
+
+  /** Opens a history file for reading; throws HistoryRefused (with the reason) when it is not one. */
+  static open(path: string): HistoryReader {
+    return new HistoryReader(openHistoryDatabase(path, { readonly: true }), path);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  flows(q: FlowQuery): FlowEntry[] {
+    const where = ['f.start >= ?', 'f.start < ?'];
+    const args: Array<string | number> = [q.since, q.until ?? Date.now()];
+    if (q.identity !== undefined) {
+      where.push('i.key = ?');
+      args.push(q.identity);
+    }
+    if (q.process !== undefined) {
+      where.push("(i.name = ? OR ip.path = ? OR ip.path LIKE ? ESCAPE '\\')");
+      args.push(q.process, q.process, `%/${likeEscape(q.process)}`);
+    }
+    if (q.host !== undefined) {
+      where.push('(h.name = ? OR a.addr = ?)');
+      args.push(q.host, q.host);
+    }
+    if (q.domain !== undefined) {
+      where.push('f.host IN (SELECT id FROM hosts WHERE domain = ? OR name = ?)');
+      args.push(q.domain, q.domain);
+    }
+    if (q.action !== undefined) where.push(`(f.verdict & 3) = ${ACTION_CODES.indexOf(q.action)}`);
+    const sql = `${SELECT_FLOWS} WHERE ${where.join(' AND ')} ORDER BY f.start DESC LIMIT ?`;
+    args.push(q.limit ?? 1000);
+    return (this.db.prepare(sql).all(...args) as FlowRowOut[]).map(flowEntry);
+  }
+
+  top(q: TopQuery): TopEntry[] {
+    const [from, to] = minutes(q);
+    const limit = q.limit ?? 20;
+    switch (q.by) {
+      case 'process': {
+        const rows = this.db.prepare(`
+          SELECT t.ident, sum(t.rx) AS rx, sum(t.tx) AS tx, sum(t.flows) AS flows, i.key, i.name, p.path, i.first_seen
+          FROM (SELECT ident, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM traffic WHERE minute >= ? AND minute < ? GROUP BY ident) t
+          LEFT JOIN identities i ON i.id = t.ident LEFT JOIN paths p ON p.id = i.path
+          GROUP BY t.ident ORDER BY sum(t.rx) + sum(t.tx) DESC, sum(t.flows) DESC LIMIT ?`).all(from, to, limit) as Array<{ rx: number; tx: number; flows: number; key: string | null; name: string | null; path: string | null; first_seen: number | null }>;
+        return rows.map((r) => {
+          const process = processRef(r.key, r.name, r.path);
+          return { key: r.key ?? '', label: r.name ?? r.path ?? r.key ?? '(owner not found)', rx: r.rx, tx: r.tx, flows: r.flows, process, ...(r.first_seen !== null ? { firstSeen: r.first_seen } : {}) };
+        });
+      }
+      case 'user': {
+        const rows = this.db.prepare(`SELECT uid, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM traffic WHERE minute >= ? AND minute < ?
+          GROUP BY uid ORDER BY sum(rx) + sum(tx) DESC, sum(flows) DESC LIMIT ?`).all(from, to, limit) as Array<{ uid: number; rx: number; tx: number; flows: number }>;
+        return rows.map((r) => ({ key: String(r.uid), label: r.uid < 0 ? '(unknown)' : String(r.uid), rx: r.rx, tx: r.tx, flows: r.flows }));
+      }
+      case 'host':
+      case 'domain': {
+        const group = q.by === 'host' ? 'h.name' : 'coalesce(h.domain, h.name)';
+        const rows = this.db.prepare(`SELECT ${group} AS key, sum(t.rx) AS rx, sum(t.tx) AS tx, sum(t.flows) AS flows
+          FROM (SELECT host, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM host_traffic WHERE minute >= ? AND minute < ? GROUP BY host) t
+          JOIN hosts h ON h.id = t.host GROUP BY ${group} ORDER BY sum(t.rx) + sum(t.tx) DESC, sum(t.flows) DESC LIMIT ?`).all(from, to, limit) as Array<{ key: string; rx: number; tx: number; flows: number }>;
+        return rows.map((r) => ({ key: r.key, label: r.key, rx: r.rx, tx: r.tx, flows: r.flows }));
+      }
+    }
+  }
+
+  /** Bytes over the window in `points` equal steps, per identity key or host name (for sparklines). */
+  series(q: SeriesQuery): Series {
+    const until = q.until ?? Date.now();
+    const points = Math.min(1440, Math.max(1, Math.floor(q.points)));
+    const stepMs = Math.max(60_000, Math.ceil((until - q.since) / points / 60_000) * 60_000);
+    const [from, to] = minutes(q);
+    const stepMinutes = stepMs / 60_000;
+    const sql = q.by === 'process'
+      ? 'SELECT coalesce(i.key, \'\') AS key, t.minute, sum(t.rx) AS rx, sum(t.tx) AS tx FROM traffic t LEFT JOIN identities i ON i.id = t.ident WHERE t.minute >= ? AND t.minute < ? GROUP BY t.ident, t.minute'
+      : 'SELECT h.name AS key, t.minute, t.rx, t.tx FROM host_traffic t JOIN hosts h ON h.id = t.host WHERE t.minute >= ? AND t.minute < ?';
+    const wanted = q.keys ? new Set(q.keys) : undefined;
+    const rx = new Map<string, number[]>();
+    const tx = new Map<string, number[]>();
+    for (const r of this.db.prepare(sql).iterate(from, to) as Iterable<{ key: string; minute: number; rx: number; tx: number }>) {
+      if (wanted && !wanted.has(r.key)) continue;
+      const i = Math.min(points - 1, Math.floor((r.minute - from) / stepMinutes));
+      let a = rx.get(r.key);
+      let b = tx.get(r.key);
+      if (!a || !b) {
+        a = new Array<number>(points).fill(0);
+        b = new Array<number>(points).fill(0);
+        rx.set(r.key, a);
+        tx.set(r.key, b);
+      }
+      a[i]! += r.rx;
+      b[i]! += r.tx;
+    }
+    return { start: from * 60_000, stepMs, rx, tx };
+  }
+
+  events(q: TimeWindow & { kind?: HistoryEventKind; limit?: number }): EventEntry[] {
+    const rows = this.db.prepare(`SELECT e.time, e.kind, e.rule, e.detail, i.key, i.name, p.path FROM events e
+      LEFT JOIN identities i ON i.id = e.ident LEFT JOIN paths p ON p.id = i.path
+      WHERE e.time >= ? AND e.time < ? ${q.kind ? 'AND e.kind = ?' : ''} ORDER BY e.time DESC, e.id DESC LIMIT ?`)
+      .all(...[q.since, q.until ?? Date.now(), ...(q.kind ? [q.kind] : []), q.limit ?? 1000]) as Array<{ time: number; kind: HistoryEventKind; rule: string | null; detail: string; key: string | null; name: string | null; path: string | null }>;
+    return rows.map((r) => ({
+      time: r.time, kind: r.kind, detail: r.detail,
+      ...(r.key !== null ? { process: processRef(r.key, r.name, r.path) } : {}),
+      ...(r.rule !== null ? { rule: r.rule } : {}),
+    }));
+  }
+
+  /** Flows recorded (all time), for a summary line. */
+  flowCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
+  }
+}
+
+function minutes(w: TimeWindow): [number, number] {
+  return [Math.floor(w.since / 60_000), Math.ceil((w.until ?? Date.now()) / 60_000)];
+}
+
+function likeEscape(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+function processRef(key: string | null, name: string | null, path: string | null): ProcessRef {
+  return { ...(key !== null ? { identity: key } : {}), ...(name !== null ? { name } : {}), ...(path !== null ? { path } : {}) };
+}
+
+function flowEntry(r: FlowRowOut): FlowEntry {
+  return {
+    start: r.start,
+    ...(r.dur !== null ? { end: r.start + r.dur } : {}),
+    process: processRef(r.ikey, r.iname, r.ipath),
+    trust: TRUST_CODES[r.trust] ?? 'unknown',
+    ...(r.uid !== null ? { uid: r.uid } : {}),
+    ...(r.parent !== null ? { parent: r.parent } : {}),
+    protocol: PROTOCOL_CODES[r.kind & 3] ?? 'other',
+    direction: r.kind & KIND_INBOUND ? 'inbound' : 'outbound',
+    family: r.kind & KIND_IPV6 ? 'ipv6' : 'ipv4',
+    remote: { address: r.addr, port: r.rport },
+    ...(r.host !== null ? { host: r.host } : {}),
+    action: ACTION_CODES[r.verdict & 3] ?? 'observed',
+    by: BY_CODES[r.verdict >> 2] ?? 'none',
+    ...(r.rule_id !== null ? { rule: r.rule_id } : {}),
+    ...(r.rx !== null ? { rx: r.rx } : {}),
+    ...(r.tx !== null ? { tx: r.tx } : {}),
+  };
+}

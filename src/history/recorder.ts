@@ -1,0 +1,328 @@
+// Turns the stream of flow events (protocol v1's flow, verdict, bytes and end — the agent's observer
+// events, or the passive monitor's) into history batches. Runs on the thread that sees the events and
+// only keeps them in memory: every FLUSH_MS a batch goes to the writer (its own thread), so the event
+// path never waits on the disk. A flow's program is looked up once per process token (the attribution
+// backend, in batches, one lookup at a time); its row waits up to RESOLVE_WAIT_MS for that answer.
+import type { Attribution } from '../attribution/types.js';
+import type { BytesMessage, EndMessage, FlowMessage, FlowRecord, RuleChangedMessage, Verdict, VerdictMessage } from '../protocol/messages.js';
+import { identityKey } from '../rules/model.js';
+import type { FlowChange, FlowRow, HistoryBatch, HostBucket, ProcessBucket, ProcessFacts } from './batch.js';
+import { ACTION, BY, KIND_INBOUND, KIND_IPV6 } from './batch.js';
+import { PROTOCOL_CODES, TRUST_CODES } from './schema.js';
+
+export type RecordedEvent = FlowMessage | VerdictMessage | BytesMessage | EndMessage | RuleChangedMessage;
+
+export interface RecorderOptions {
+  /** Where batches go (a HistorySink's write). */
+  write: (batch: HistoryBatch) => void;
+  /** Looks up the processes behind tokens; without it, flows are kept with what they say themselves. */
+  resolve?: (tokens: Uint8Array[]) => Promise<Attribution[]>;
+  flushMs?: number;
+  now?: () => number;
+}
+
+const FLUSH_MS = 250;
+const RESOLVE_WAIT_MS = 2_000;
+/** A batch goes out at once past this many changed flows. */
+const MAX_BATCH = 10_000;
+const MAX_CACHED_TOKENS = 20_000;
+/** Flows remembered for their later verdict, bytes and end; past this the oldest are forgotten. */
+const MAX_OPEN = 200_000;
+const MAX_RESOLVE_BATCH = 512;
+
+interface OpenFlow {
+  id: string;
+  ref: number;
+  start: number;
+  seen: number;
+  kind: number;
+  raddr: string;
+  rport: number;
+  host?: string;
+  verdict: number;
+  rule?: string;
+  uid?: number;
+  token?: string;
+  agentIdentity?: FlowRecord['identity'];
+  facts?: ProcessFacts;
+  posted: boolean;
+  /** Fields changed since the row was written. */
+  changedHost: boolean;
+  changedVerdict: boolean;
+  end?: number;
+  rx: number;
+  tx: number;
+  flushedRx: number;
+  flushedTx: number;
+}
+
+export interface RecorderCounts {
+  flows: number;
+  batches: number;
+  forgotten: number;
+}
+
+export class HistoryRecorder {
+  private readonly flows = new Map<string, OpenFlow>();
+  private readonly dirty = new Set<OpenFlow>();
+  private readonly facts = new Map<string, ProcessFacts | null>();
+  private readonly toResolve = new Set<string>();
+  private resolving = false;
+  private nextRef = 1;
+  private timer?: NodeJS.Timeout;
+  private soon = false;
+  private closed = false;
+  private readonly now: () => number;
+  readonly counts: RecorderCounts = { flows: 0, batches: 0, forgotten: 0 };
+
+  constructor(private readonly options: RecorderOptions) {
+    this.now = options.now ?? Date.now;
+    this.timer = setInterval(() => this.flush(), options.flushMs ?? FLUSH_MS);
+    this.timer.unref();
+  }
+
+  /** One event; returns at once (the shape of the agent's observer). */
+  observe(event: RecordedEvent): void {
+    if (this.closed) return;
+    switch (event.type) {
+      case 'flow': return this.onFlow(event.flow);
+      case 'verdict': return this.onVerdict(event.id, event.verdict);
+      case 'bytes':
+        for (const c of event.counters) this.onBytes(c.id, c.rx, c.tx);
+        return;
+      case 'end': return this.onEnd(event.id, event.time);
+      default: return; // rule changes: a rule's first block is seen on the flow it blocked
+    }
+  }
+
+  private onFlow(flow: FlowRecord): void {
+    const known = this.flows.get(flow.id);
+    if (known) {
+      if (flow.remoteHost && flow.remoteHost.name !== known.host) {
+        known.host = flow.remoteHost.name;
+        known.changedHost = true;
+      }
+      if (flow.identity && !known.agentIdentity) {
+        known.agentIdentity = flow.identity;
+        if (!known.posted) known.facts = undefined;
+      }
+      if (flow.verdict) this.setVerdict(known, flow.verdict);
+      this.touch(known);
+      return;
+    }
+    const o: OpenFlow = {
+      id: flow.id,
+      ref: this.nextRef++,
+      start: flow.time,
+      seen: this.now(),
+      kind: Math.max(0, PROTOCOL_CODES.indexOf(flow.protocol)) | (flow.direction === 'inbound' ? KIND_INBOUND : 0) | (flow.family === 'ipv6' ? KIND_IPV6 : 0),
+      raddr: flow.remote.address,
+      rport: flow.remote.port,
+      ...(flow.remoteHost ? { host: flow.remoteHost.name } : {}),
+      verdict: flow.verdict ? verdictCode(flow.verdict) : ACTION.observed,
+      ...(flow.verdict?.ruleId !== undefined ? { rule: flow.verdict.ruleId } : {}),
+      ...(flow.uid !== undefined ? { uid: flow.uid } : {}),
+      ...(flow.token !== undefined ? { token: flow.token } : {}),
+      ...(flow.identity ? { agentIdentity: flow.identity } : {}),
+      posted: false,
+      changedHost: false,
+      changedVerdict: false,
+      rx: 0, tx: 0, flushedRx: 0, flushedTx: 0,
+    };
+    this.flows.set(flow.id, o);
+    this.counts.flows++;
+    if (o.token !== undefined && this.options.resolve && !this.facts.has(o.token)) this.toResolve.add(o.token);
+    if (this.flows.size > MAX_OPEN) {
+      const [oldId, old] = this.flows.entries().next().value!;
+      this.flows.delete(oldId);
+      if (!this.dirty.has(old)) this.counts.forgotten++;
+    }
+    this.touch(o);
+  }
+
+  private setVerdict(o: OpenFlow, verdict: Verdict): void {
+    const code = verdictCode(verdict);
+    if (code === o.verdict && verdict.ruleId === o.rule) return;
+    o.verdict = code;
+    if (verdict.ruleId !== undefined) o.rule = verdict.ruleId;
+    o.changedVerdict = true;
+  }
+
+  private onVerdict(id: string, verdict: Verdict): void {
+    const o = this.flows.get(id);
+    if (!o) return;
+    this.setVerdict(o, verdict);
+    this.touch(o);
+  }
+
+  private onBytes(id: string, rx: number, tx: number): void {
+    const o = this.flows.get(id);
+    if (!o || !(rx >= o.rx) || !(tx >= o.tx)) return;
+    o.rx = rx;
+    o.tx = tx;
+    this.touch(o);
+  }
+
+  private onEnd(id: string, time: number): void {
+    const o = this.flows.get(id);
+    if (!o) return;
+    o.end = time;
+    this.touch(o);
+  }
+
+  private touch(o: OpenFlow): void {
+    this.dirty.add(o);
+    if (this.dirty.size >= MAX_BATCH && !this.soon) {
+      this.soon = true;
+      setImmediate(() => {
+        this.soon = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Sends what changed since the last batch (rows still waiting for their program stay). */
+  flush(): void {
+    this.startResolving();
+    if (this.dirty.size === 0) return;
+    const now = this.now();
+    const minute = Math.floor(now / 60_000);
+    const rows: FlowRow[] = [];
+    const changes: FlowChange[] = [];
+    const processes = new Map<string, ProcessBucket>();
+    const hosts = new Map<string, HostBucket>();
+    const addProcess = (m: number, facts: ProcessFacts, uid: number, rx: number, tx: number, flows: number): void => {
+      const k = `${m}\0${facts.key ?? ''}\0${uid}`;
+      const b = processes.get(k);
+      if (b) {
+        b.rx += rx; b.tx += tx; b.flows += flows;
+      } else {
+        processes.set(k, { minute: m, ...(facts.key !== undefined ? { key: facts.key, facts } : {}), uid, rx, tx, flows });
+      }
+    };
+    const addHost = (m: number, host: string, rx: number, tx: number, flows: number): void => {
+      const k = `${m}\0${host}`;
+      const b = hosts.get(k);
+      if (b) {
+        b.rx += rx; b.tx += tx; b.flows += flows;
+      } else {
+        hosts.set(k, { minute: m, host, rx, tx, flows });
+      }
+    };
+    for (const o of this.dirty) {
+      if (!o.facts) {
+        const f = this.factsOf(o, now);
+        if (!f) continue; // its program's lookup is still under way
+        o.facts = f;
+      }
+      this.dirty.delete(o);
+      const uid = o.uid ?? -1;
+      const remote = o.host ?? o.raddr;
+      const drx = o.rx - o.flushedRx;
+      const dtx = o.tx - o.flushedTx;
+      if (!o.posted) {
+        const startMinute = Math.floor(o.start / 60_000);
+        addProcess(startMinute, o.facts, uid, 0, 0, 1);
+        addHost(startMinute, remote, 0, 0, 1);
+        rows.push({
+          ref: o.ref, start: o.start, facts: o.facts, kind: o.kind, raddr: o.raddr, rport: o.rport, verdict: o.verdict,
+          ...(o.end !== undefined ? { end: o.end } : {}),
+          ...(o.uid !== undefined ? { uid: o.uid } : {}),
+          ...(o.host !== undefined ? { host: o.host } : {}),
+          ...(o.rule !== undefined ? { rule: o.rule } : {}),
+          ...(o.rx > 0 || o.tx > 0 || o.end !== undefined ? { rx: o.rx, tx: o.tx } : {}),
+        });
+        o.posted = true;
+      } else if (o.end !== undefined || o.changedHost || o.changedVerdict) {
+        changes.push({
+          ref: o.ref,
+          ...(o.end !== undefined ? { end: o.end, rx: o.rx, tx: o.tx } : {}),
+          ...(o.changedHost && o.host !== undefined ? { host: o.host } : {}),
+          ...(o.changedVerdict ? { verdict: o.verdict, ...(o.rule !== undefined ? { rule: o.rule } : {}) } : {}),
+        });
+      }
+      o.changedHost = o.changedVerdict = false;
+      if (drx > 0 || dtx > 0) {
+        addProcess(minute, o.facts, uid, drx, dtx, 0);
+        addHost(minute, remote, drx, dtx, 0);
+        o.flushedRx = o.rx;
+        o.flushedTx = o.tx;
+      }
+      if (o.end !== undefined) this.forget(o);
+    }
+    if (rows.length === 0 && changes.length === 0 && processes.size === 0) return;
+    this.counts.batches++;
+    this.options.write({ rows, changes, processes: [...processes.values()], hosts: [...hosts.values()] });
+  }
+
+  private forget(o: OpenFlow): void {
+    if (this.flows.get(o.id) === o) this.flows.delete(o.id);
+  }
+
+  /** The flow's program: from the lookup of its token (undefined while under way, unless waited long
+   *  enough), with the agent's own identity for it taking precedence. */
+  private factsOf(o: OpenFlow, now: number): ProcessFacts | undefined {
+    let looked: ProcessFacts | null | undefined;
+    if (o.token !== undefined && this.options.resolve) {
+      looked = this.facts.get(o.token);
+      if (looked === undefined && now - o.seen < RESOLVE_WAIT_MS) return undefined;
+    }
+    const base: ProcessFacts = looked ?? { trust: TRUST_CODES.indexOf('unknown') };
+    if (!o.agentIdentity) return base;
+    const key = identityKey({ kind: o.agentIdentity.kind, value: o.agentIdentity.value, ...(o.agentIdentity.package !== undefined ? { package: o.agentIdentity.package } : {}) });
+    if (key === undefined) return base;
+    const path = o.agentIdentity.path ?? base.path;
+    return {
+      ...base, key, trust: TRUST_CODES.indexOf('secure'),
+      ...(path !== undefined ? { path } : {}),
+      ...(o.agentIdentity.package !== undefined ? { package: o.agentIdentity.package } : {}),
+      ...(base.name === undefined && path !== undefined ? { name: path.slice(path.lastIndexOf('/') + 1) } : {}),
+    };
+  }
+
+  private startResolving(): void {
+    if (this.resolving || this.toResolve.size === 0 || !this.options.resolve) return;
+    const tokens = [...this.toResolve].slice(0, MAX_RESOLVE_BATCH);
+    for (const t of tokens) this.toResolve.delete(t);
+    this.resolving = true;
+    this.options.resolve(tokens.map((t) => Buffer.from(t, 'base64')))
+      .then((results) => tokens.forEach((t, i) => this.remember(t, results[i] ? factsFromAttribution(results[i]!) : null)))
+      .catch(() => tokens.forEach((t) => this.remember(t, null)))
+      .finally(() => {
+        this.resolving = false;
+      });
+  }
+
+  private remember(token: string, facts: ProcessFacts | null): void {
+    this.facts.set(token, facts);
+    if (this.facts.size > MAX_CACHED_TOKENS) this.facts.delete(this.facts.keys().next().value!);
+  }
+
+  /** Sends the last batch (flows still waiting for their program go without it). */
+  close(): void {
+    if (this.closed) return;
+    if (this.timer) clearInterval(this.timer);
+    for (const o of this.dirty) if (!o.facts) o.facts = this.factsOf(o, Number.POSITIVE_INFINITY);
+    this.flush();
+    this.closed = true;
+  }
+}
+
+function verdictCode(v: Verdict): number {
+  return (v.action === 'block' ? ACTION.block : ACTION.allow) | (BY[v.by] << 2);
+}
+
+export function factsFromAttribution(a: Attribution): ProcessFacts {
+  const trust = TRUST_CODES.indexOf(a.trust === 'pending' ? 'unknown' : a.trust);
+  const key = a.trust === 'secure' && a.identity ? a.identity : a.path ? `path:${a.path}` : a.name ? `name:${a.name}` : undefined;
+  const parent = a.parents?.[0];
+  return {
+    trust,
+    ...(key !== undefined ? { key } : {}),
+    ...(a.name !== undefined ? { name: a.name } : {}),
+    ...(a.path !== undefined ? { path: a.path } : {}),
+    ...(a.sha256 !== undefined ? { sha256: a.sha256 } : {}),
+    ...(a.signer?.package !== undefined ? { package: a.signer.package } : {}),
+    ...(parent ? { parent: parent.path ?? parent.name } : {}),
+  };
+}

@@ -1,0 +1,176 @@
+// The history file's layout, and opening it: one SQLite file a person can read with `sqlite3`. Rows are
+// compact (identities, paths, hosts, addresses and rule ids interned into small tables and referred to
+// by number); traffic is also kept as per-minute buckets per process identity and per host, so a
+// ranking or a graph over days reads thousands of bucket rows, not millions of flows.
+//
+// A file that is not ours is refused, never overwritten: its header must be SQLite's, its
+// application_id ours (or it must be a new, empty database), its schema version one we know.
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+
+/** PRAGMA application_id of a flowtop history file: "flwh" in ASCII. */
+export const APPLICATION_ID = 0x666c7768;
+/** PRAGMA user_version: the schema below. A newer file is refused (written by a newer flowtop). */
+export const SCHEMA_VERSION = 1;
+
+const SQLITE_HEADER = 'SQLite format 3\0';
+
+// Codes stored in small integer columns (documented in docs/history.md).
+export const TRUST_CODES = ['secure', 'insecure', 'gone', 'unknown'] as const;
+export type TrustCode = (typeof TRUST_CODES)[number];
+export const ACTION_CODES = ['observed', 'allow', 'block'] as const;
+export const BY_CODES = ['none', 'rule', 'user', 'default'] as const;
+export const PROTOCOL_CODES = ['tcp', 'udp', 'icmp', 'other'] as const;
+
+const SCHEMA = `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+-- A program as flowtop identified it: its code identity ("sha256:…", "package:NAME:PATH"), else
+-- "path:…"/"name:…" when the owner was seen but could not be identified securely.
+CREATE TABLE identities (
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  name TEXT,
+  path INTEGER REFERENCES paths(id),
+  sha256 TEXT,
+  package TEXT,
+  first_seen INTEGER NOT NULL
+);
+CREATE INDEX identities_by_path ON identities(path);
+CREATE TABLE paths (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+-- Host names and, for traffic buckets of flows without one, bare addresses; domain is the name's
+-- registrable domain.
+CREATE TABLE hosts (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, domain TEXT);
+CREATE TABLE addrs (id INTEGER PRIMARY KEY, addr TEXT NOT NULL UNIQUE);
+CREATE TABLE rules (id INTEGER PRIMARY KEY, rule_id TEXT NOT NULL UNIQUE, first_block INTEGER);
+CREATE TABLE flows (
+  id INTEGER PRIMARY KEY,
+  start INTEGER NOT NULL,      -- ms since the epoch
+  dur INTEGER,                 -- ms until it ended; NULL while open (or never seen to end)
+  ident INTEGER,               -- identities.id; NULL: no owner found
+  trust INTEGER NOT NULL,      -- 0 secure, 1 insecure, 2 gone, 3 unknown
+  uid INTEGER,
+  parent INTEGER,              -- paths.id of the parent's executable (or its name)
+  kind INTEGER NOT NULL,       -- protocol (0 tcp, 1 udp, 2 icmp, 3 other) | 4 inbound | 8 ipv6
+  raddr INTEGER NOT NULL,      -- addrs.id
+  rport INTEGER NOT NULL,
+  host INTEGER,                -- hosts.id of the remote's name
+  verdict INTEGER NOT NULL,    -- action (0 observed, 1 allow, 2 block) | by << 2 (0 none, 1 rule, 2 user, 3 default)
+  rule INTEGER,                -- rules.id
+  rx INTEGER,
+  tx INTEGER
+);
+CREATE INDEX flows_by_start ON flows(start);
+-- Bytes per minute per process identity (0: no owner) and user (-1: unknown); flows counts the flows
+-- that started in that minute.
+CREATE TABLE traffic (
+  minute INTEGER NOT NULL, ident INTEGER NOT NULL, uid INTEGER NOT NULL,
+  rx INTEGER NOT NULL, tx INTEGER NOT NULL, flows INTEGER NOT NULL,
+  PRIMARY KEY (minute, ident, uid)
+) WITHOUT ROWID;
+CREATE TABLE host_traffic (
+  minute INTEGER NOT NULL, host INTEGER NOT NULL,
+  rx INTEGER NOT NULL, tx INTEGER NOT NULL, flows INTEGER NOT NULL,
+  PRIMARY KEY (minute, host)
+) WITHOUT ROWID;
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  kind TEXT NOT NULL,          -- first-seen | changed | rule-blocking
+  ident INTEGER,
+  rule TEXT,
+  detail TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events(time);
+`;
+
+/** The file cannot be used as a history: the message says why and that it was left alone. */
+export class HistoryRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HistoryRefused';
+  }
+}
+
+export interface OpenOptions {
+  readonly?: boolean;
+}
+
+/** Opens (creating when absent, unless readonly) a history file, refusing anything that is not one. */
+export function openHistoryDatabase(path: string, options: OpenOptions = {}): Database.Database {
+  const readonly = options.readonly ?? false;
+  const present = existsSync(path);
+  if (readonly && !present) throw new HistoryRefused(`${path}: no history file there`);
+  if (present) checkHeader(path);
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly, fileMustExist: readonly });
+  } catch (error) {
+    throw new HistoryRefused(`${path}: cannot open: ${(error as Error).message}`);
+  }
+  try {
+    adopt(db, path, readonly);
+    return db;
+  } catch (error) {
+    db.close();
+    if (error instanceof HistoryRefused) throw error;
+    const message = (error as Error).message;
+    throw new HistoryRefused(/malformed|corrupt|not a database/i.test(message)
+      ? `${path} is damaged (${message}); flowtop leaves it alone: move it away (sqlite3 ${path} .recover may save its rows)`
+      : `${path}: ${message}`);
+  }
+}
+
+/** A file that does not start with SQLite's header is not ours, whatever its name. */
+function checkHeader(path: string): void {
+  if (!statSync(path).isFile()) throw new HistoryRefused(`${path} is not a regular file; flowtop leaves it alone`);
+  if (statSync(path).size === 0) return; // an empty file is a new database to SQLite
+  const head = Buffer.alloc(16);
+  const fd = openSync(path, 'r');
+  let read: number;
+  try {
+    read = readSync(fd, head, 0, 16, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (read < 16 || head.toString('latin1') !== SQLITE_HEADER) {
+    throw new HistoryRefused(`${path} is not a SQLite database; flowtop leaves it alone: move it away or choose another file`);
+  }
+}
+
+function adopt(db: Database.Database, path: string, readonly: boolean): void {
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
+  if (appId !== APPLICATION_ID) {
+    if (appId !== 0 || tables > 0 || readonly) {
+      throw new HistoryRefused(`${path} is a SQLite database of another program (application_id ${appId}, ${tables} schema objects), not a flowtop history; flowtop leaves it alone: move it away or choose another file`);
+    }
+    initialise(db);
+    return;
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new HistoryRefused(`${path} was written by a newer flowtop (history schema ${version}, this one knows ${SCHEMA_VERSION}); it is left alone`);
+  }
+  if (!readonly) configure(db);
+}
+
+function initialise(db: Database.Database): void {
+  // auto_vacuum must be chosen before the first table: retention then gives freed pages back to the
+  // file system in small steps (PRAGMA incremental_vacuum) instead of leaving the file at its peak.
+  db.pragma('auto_vacuum = INCREMENTAL');
+  db.pragma('journal_mode = WAL');
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('created', String(Date.now()));
+    db.pragma(`application_id = ${APPLICATION_ID}`);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+  configure(db);
+}
+
+function configure(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  // In WAL mode NORMAL loses no committed transaction when the process dies (only on power loss).
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 2000');
+}

@@ -1,0 +1,24 @@
+// The history writer's thread: receives batches from the recorder, writes them (writer-core.ts), and
+// posts back what happened. SQLite work never runs on the thread that judges flows or draws the TUI.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { HistoryBatch } from './batch.js';
+import { WriterCore, type WriterConfig } from './writer-core.js';
+
+export type ToWriter = { type: 'batch'; batch: HistoryBatch } | { type: 'close' };
+
+const port = parentPort;
+if (port) {
+  const core = new WriterCore(workerData as WriterConfig, (n) => port.postMessage(n));
+  if (core.open()) {
+    port.on('message', (m: ToWriter) => {
+      if (m.type === 'batch') core.write(m.batch);
+      else {
+        core.close();
+        port.postMessage({ type: 'closed' });
+        port.close();
+      }
+    });
+  } else {
+    port.close();
+  }
+}

@@ -1,0 +1,225 @@
+// Writes batches into the history file, one transaction per batch, and prunes it in small steps
+// between batches (by age, then by size), so no step holds the file for long. Runs on its own thread
+// in the agent and the TUI (writer-thread.ts); nothing here knows about threads.
+import type Database from 'better-sqlite3';
+import { getDomain } from 'tldts';
+import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts } from './batch.js';
+import { ACTION, BY } from './batch.js';
+
+export interface RetentionOptions {
+  /** Flows, buckets and events older than this go (default 30 days). */
+  maxAgeMs?: number;
+  /** Once the file's used pages pass this, the oldest flows go (default 1 GiB). */
+  maxBytes?: number;
+}
+
+export const DEFAULT_MAX_AGE_MS = 30 * 24 * 3600_000;
+export const DEFAULT_MAX_BYTES = 1024 ** 3;
+/** Rows deleted per pruning step: a few milliseconds of work. */
+const PRUNE_ROWS = 2000;
+/** Pages given back to the file system per step once this many are free. */
+const VACUUM_PAGES = 256;
+const VACUUM_WHEN_FREE = 1024;
+/** Flows whose end has not come: their row ids, kept for the change that ends them (oldest forgotten first). */
+const MAX_OPEN_REFS = 200_000;
+
+export class HistoryWriter {
+  private readonly maxAgeMs: number;
+  private readonly maxBytes: number;
+  private readonly identities = new Map<string, { id: number; path?: number; sha256?: string }>();
+  private readonly paths = new Map<string, number>();
+  private readonly hosts = new Map<string, number>();
+  private readonly addrs = new Map<string, number>();
+  private readonly rules = new Map<string, { id: number; blocked: boolean }>();
+  private readonly rowOf = new Map<number, number>();
+  private readonly statements;
+  private readonly pageSize: number;
+
+  constructor(private readonly db: Database.Database, options: RetentionOptions = {}) {
+    this.maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.pageSize = db.pragma('page_size', { simple: true }) as number;
+    this.statements = {
+      identityByKey: db.prepare('SELECT id, path, sha256 FROM identities WHERE key = ?'),
+      identityByPath: db.prepare('SELECT key, sha256 FROM identities WHERE path = ? ORDER BY id DESC LIMIT 1'),
+      insertIdentity: db.prepare('INSERT INTO identities (key, name, path, sha256, package, first_seen) VALUES (?, ?, ?, ?, ?, ?)'),
+      setSha256: db.prepare('UPDATE identities SET sha256 = ?, package = coalesce(?, package) WHERE id = ?'),
+      pathId: db.prepare('SELECT id FROM paths WHERE path = ?'),
+      insertPath: db.prepare('INSERT INTO paths (path) VALUES (?)'),
+      hostId: db.prepare('SELECT id FROM hosts WHERE name = ?'),
+      insertHost: db.prepare('INSERT INTO hosts (name, domain) VALUES (?, ?)'),
+      addrId: db.prepare('SELECT id FROM addrs WHERE addr = ?'),
+      insertAddr: db.prepare('INSERT INTO addrs (addr) VALUES (?)'),
+      rule: db.prepare('SELECT id, first_block FROM rules WHERE rule_id = ?'),
+      insertRule: db.prepare('INSERT INTO rules (rule_id) VALUES (?)'),
+      ruleBlocked: db.prepare('UPDATE rules SET first_block = ? WHERE id = ?'),
+      insertFlow: db.prepare('INSERT INTO flows (start, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      flowStart: db.prepare('SELECT start FROM flows WHERE id = ?'),
+      updateFlow: db.prepare('UPDATE flows SET dur = coalesce(?, dur), host = coalesce(?, host), verdict = coalesce(?, verdict), rule = coalesce(?, rule), rx = coalesce(?, rx), tx = coalesce(?, tx) WHERE id = ?'),
+      addTraffic: db.prepare('INSERT INTO traffic (minute, ident, uid, rx, tx, flows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows'),
+      addHostTraffic: db.prepare('INSERT INTO host_traffic (minute, host, rx, tx, flows) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows'),
+      insertEvent: db.prepare('INSERT INTO events (time, kind, ident, rule, detail) VALUES (?, ?, ?, ?, ?)'),
+      oldFlows: db.prepare(`DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE start < ? ORDER BY start LIMIT ${PRUNE_ROWS})`),
+      oldestFlows: db.prepare(`DELETE FROM flows WHERE id IN (SELECT id FROM flows ORDER BY start LIMIT ${PRUNE_ROWS})`),
+      oldTraffic: db.prepare(`DELETE FROM traffic WHERE (minute, ident, uid) IN (SELECT minute, ident, uid FROM traffic WHERE minute < ? LIMIT ${PRUNE_ROWS})`),
+      oldHostTraffic: db.prepare(`DELETE FROM host_traffic WHERE (minute, host) IN (SELECT minute, host FROM host_traffic WHERE minute < ? LIMIT ${PRUNE_ROWS})`),
+      oldEvents: db.prepare(`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ${PRUNE_ROWS})`),
+    };
+  }
+
+  /** One transaction: the batch's rows, changes and buckets. Returns the events it gave rise to. */
+  write(batch: HistoryBatch, now = Date.now()): HistoryEvent[] {
+    const events: HistoryEvent[] = [];
+    this.db.transaction(() => {
+      for (const row of batch.rows) this.insertFlow(row, events, now);
+      for (const change of batch.changes) this.changeFlow(change, events, now);
+      for (const b of batch.processes) {
+        const ident = b.facts ? this.identity(b.facts, events, now) ?? 0 : 0;
+        this.statements.addTraffic.run(b.minute, ident, b.uid, b.rx, b.tx, b.flows);
+      }
+      for (const b of batch.hosts) this.statements.addHostTraffic.run(b.minute, this.host(b.host), b.rx, b.tx, b.flows);
+      for (const e of events) {
+        const ident = e.identity !== undefined ? this.identities.get(e.identity)?.id ?? null : null;
+        this.statements.insertEvent.run(e.time, e.kind, ident, e.rule ?? null, e.detail);
+      }
+    })();
+    return events;
+  }
+
+  private insertFlow(row: FlowRow, events: HistoryEvent[], now: number): void {
+    const f = row.facts;
+    const ident = this.identity(f, events, now);
+    const rule = row.rule !== undefined ? this.rule(row.rule, row.verdict, f, row.host ?? row.raddr, events, now) : null;
+    const info = this.statements.insertFlow.run(
+      row.start, row.end !== undefined ? Math.max(0, row.end - row.start) : null, ident ?? null, f.trust, row.uid ?? null,
+      f.parent !== undefined ? this.path(f.parent) : null, row.kind, this.addr(row.raddr), row.rport,
+      row.host !== undefined ? this.host(row.host) : null, row.verdict, rule, row.rx ?? null, row.tx ?? null,
+    );
+    if (row.end === undefined) {
+      this.rowOf.set(row.ref, Number(info.lastInsertRowid));
+      if (this.rowOf.size > MAX_OPEN_REFS) this.rowOf.delete(this.rowOf.keys().next().value!);
+    }
+  }
+
+  private changeFlow(change: FlowChange, events: HistoryEvent[], now: number): void {
+    const id = this.rowOf.get(change.ref);
+    if (id === undefined) return; // pruned, or forgotten among too many open flows
+    let dur: number | null = null;
+    if (change.end !== undefined) {
+      this.rowOf.delete(change.ref);
+      const start = (this.statements.flowStart.get(id) as { start: number } | undefined)?.start;
+      if (start !== undefined) dur = Math.max(0, change.end - start);
+    }
+    const rule = change.rule !== undefined && change.verdict !== undefined ? this.rule(change.rule, change.verdict, undefined, change.host, events, now) : null;
+    this.statements.updateFlow.run(dur, change.host !== undefined ? this.host(change.host) : null, change.verdict ?? null, rule, change.rx ?? null, change.tx ?? null, id);
+  }
+
+  /** The identity's row id, made on first sight with a `first-seen` event, or `changed` when another
+   *  identity had the same path (a new hash) or this one's recorded hash moved (a package update). */
+  private identity(f: ProcessFacts, events: HistoryEvent[], now: number): number | undefined {
+    if (f.key === undefined) return undefined;
+    let known = this.identities.get(f.key);
+    if (!known) {
+      const row = this.statements.identityByKey.get(f.key) as { id: number; path: number | null; sha256: string | null } | undefined;
+      if (row) known = { id: row.id, ...(row.path !== null ? { path: row.path } : {}), ...(row.sha256 !== null ? { sha256: row.sha256 } : {}) };
+    }
+    if (!known) {
+      const path = f.path !== undefined ? this.path(f.path) : undefined;
+      const before = path !== undefined ? this.statements.identityByPath.get(path) as { key: string; sha256: string | null } | undefined : undefined;
+      const info = this.statements.insertIdentity.run(f.key, f.name ?? null, path ?? null, f.sha256 ?? null, f.package ?? null, now);
+      known = { id: Number(info.lastInsertRowid), ...(path !== undefined ? { path } : {}), ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}) };
+      const who = f.path ?? f.name ?? f.key;
+      events.push(before
+        ? { time: now, kind: 'changed', identity: f.key, ...named(f), detail: `${who} changed: was ${describe(before.key, before.sha256)}, now ${describe(f.key, f.sha256 ?? null)}` }
+        : { time: now, kind: 'first-seen', identity: f.key, ...named(f), detail: `${who} connected for the first time (${f.key})` });
+    } else if (f.sha256 !== undefined && known.sha256 !== undefined && f.sha256 !== known.sha256) {
+      events.push({ time: now, kind: 'changed', identity: f.key, ...named(f), detail: `${f.path ?? f.name ?? f.key} changed: sha256 was ${known.sha256.slice(0, 16)}…, now ${f.sha256.slice(0, 16)}…${f.package ? ` (package ${f.package})` : ''}` });
+      this.statements.setSha256.run(f.sha256, f.package ?? null, known.id);
+      known.sha256 = f.sha256;
+    } else if (f.sha256 !== undefined && known.sha256 === undefined) {
+      this.statements.setSha256.run(f.sha256, f.package ?? null, known.id);
+      known.sha256 = f.sha256;
+    }
+    this.identities.set(f.key, known);
+    return known.id;
+  }
+
+  /** The rule's row id; the first flow a rule blocks makes a `rule-blocking` event. */
+  private rule(ruleId: string, verdict: number, facts: ProcessFacts | undefined, remote: string | undefined, events: HistoryEvent[], now: number): number {
+    let known = this.rules.get(ruleId);
+    if (!known) {
+      const row = this.statements.rule.get(ruleId) as { id: number; first_block: number | null } | undefined;
+      known = row ? { id: row.id, blocked: row.first_block !== null } : { id: Number(this.statements.insertRule.run(ruleId).lastInsertRowid), blocked: false };
+      this.rules.set(ruleId, known);
+    }
+    if (!known.blocked && (verdict & 3) === ACTION.block && verdict >> 2 === BY.rule) {
+      known.blocked = true;
+      this.statements.ruleBlocked.run(now, known.id);
+      const who = facts ? facts.path ?? facts.name ?? facts.key : undefined;
+      events.push({ time: now, kind: 'rule-blocking', rule: ruleId, ...(facts?.key ? { identity: facts.key } : {}), ...(facts ? named(facts) : {}), detail: `rule ${ruleId} blocked its first connection${who ? ` (${who}` : ''}${remote ? `${who ? ' to ' : ' ('}${remote})` : who ? ')' : ''}` });
+    }
+    return known.id;
+  }
+
+  private path(path: string): number {
+    return intern(this.paths, path, this.statements.pathId, () => this.statements.insertPath.run(path));
+  }
+
+  private host(name: string): number {
+    return intern(this.hosts, name, this.statements.hostId, () => this.statements.insertHost.run(name, domainOf(name)));
+  }
+
+  private addr(addr: string): number {
+    return intern(this.addrs, addr, this.statements.addrId, () => this.statements.insertAddr.run(addr));
+  }
+
+  /** One small step of retention; true while there is more to do. Call it between batches. */
+  pruneStep(now = Date.now()): boolean {
+    const cutoff = now - this.maxAgeMs;
+    const minute = Math.floor(cutoff / 60_000);
+    let more = false;
+    const s = this.statements;
+    more = s.oldFlows.run(cutoff).changes === PRUNE_ROWS || more;
+    more = s.oldTraffic.run(minute).changes === PRUNE_ROWS || more;
+    more = s.oldHostTraffic.run(minute).changes === PRUNE_ROWS || more;
+    more = s.oldEvents.run(cutoff).changes === PRUNE_ROWS || more;
+    if (this.usedBytes() > this.maxBytes) more = s.oldestFlows.run().changes > 0 || more;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free >= VACUUM_WHEN_FREE) {
+      this.db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      more = true;
+    }
+    return more;
+  }
+
+  /** Bytes of the file's pages in use (free pages excluded). */
+  usedBytes(): number {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    return (pages - free) * this.pageSize;
+  }
+}
+
+function intern(cache: Map<string, number>, key: string, find: Database.Statement, insert: () => Database.RunResult): number {
+  let id = cache.get(key);
+  if (id !== undefined) return id;
+  const row = find.get(key) as { id: number } | undefined;
+  id = row ? row.id : Number(insert().lastInsertRowid);
+  if (cache.size > 100_000) cache.clear();
+  cache.set(key, id);
+  return id;
+}
+
+function named(f: ProcessFacts): { name?: string; path?: string } {
+  return { ...(f.name !== undefined ? { name: f.name } : {}), ...(f.path !== undefined ? { path: f.path } : {}) };
+}
+
+function describe(key: string, sha256: string | null): string {
+  if (key.startsWith('sha256:')) return `sha256 ${key.slice(7, 23)}…`;
+  return sha256 ? `${key} (sha256 ${sha256.slice(0, 16)}…)` : key;
+}
+
+function domainOf(name: string): string | null {
+  if (/^[\d.]+$/.test(name) || name.includes(':')) return null;
+  return getDomain(name) ?? null;
+}

@@ -1,0 +1,208 @@
+// The history store end to end in one process: events in through the recorder, rows out through the
+// reader, the file checked with SQLite itself. Real files in a temporary folder.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Attribution } from '../../src/attribution/types.js';
+import type { FlowRecord } from '../../src/protocol/messages.js';
+import { HistoryRecorder } from '../../src/history/recorder.js';
+import { openHistorySink } from '../../src/history/sink.js';
+import { HistoryReader } from '../../src/history/query.js';
+import { HistoryRefused, openHistoryDatabase } from '../../src/history/schema.js';
+import { HistoryWriter } from '../../src/history/writer.js';
+import type { WriterNotice } from '../../src/history/writer-core.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'flowtop-history-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const T0 = Date.UTC(2026, 11, 1, 12, 0, 0);
+
+function flow(id: string, over: Partial<FlowRecord> = {}): FlowRecord {
+  return {
+    id, time: T0, direction: 'outbound', protocol: 'tcp', family: 'ipv4',
+    local: { address: '10.0.0.1', port: 40000 }, remote: { address: '93.184.216.34', port: 443 },
+    token: Buffer.from(`tok-${over.pid ?? 1}`).toString('base64'), uid: 1000, pid: 1,
+    ...over,
+  };
+}
+
+function curl(sha: string): Attribution {
+  return { trust: 'secure', pid: 1, uid: 1000, name: 'curl', path: '/usr/bin/curl', identity: `sha256:${sha}`, sha256: sha, parents: [{ pid: 2, name: 'bash', path: '/usr/bin/bash' }] };
+}
+
+function setup(resolveWith: (token: string) => Attribution = () => curl('a'.repeat(64))) {
+  const path = join(tempDir(), 'history.db');
+  const notices: WriterNotice[] = [];
+  const sink = openHistorySink({ path }, { thread: 'inline', onNotice: (n) => notices.push(n) });
+  const recorder = new HistoryRecorder({
+    write: (b) => sink.write(b),
+    resolve: async (tokens) => tokens.map((t) => resolveWith(Buffer.from(t).toString())),
+    flushMs: 60_000,
+  });
+  return { path, notices, sink, recorder };
+}
+
+async function settle(recorder: HistoryRecorder): Promise<void> {
+  recorder.flush(); // starts the lookups
+  await new Promise((r) => setImmediate(r));
+  recorder.flush();
+}
+
+describe('history store', () => {
+  it('records a flow with its program, verdict, host, bytes and end; reads it back by filter', async () => {
+    const { path, sink, recorder } = setup();
+    recorder.observe({ type: 'flow', flow: flow('f1', { pending: { deadline: T0 + 30_000 } }) });
+    recorder.observe({ type: 'verdict', id: 'f1', time: T0 + 10, verdict: { action: 'allow', by: 'user' } });
+    recorder.observe({ type: 'flow', flow: flow('f1', { remoteHost: { name: 'www.example.com', source: 'dns' }, verdict: { action: 'allow', by: 'user' } }) });
+    recorder.observe({ type: 'bytes', time: T0 + 1000, counters: [{ id: 'f1', rx: 5000, tx: 300 }] });
+    await settle(recorder);
+    recorder.observe({ type: 'bytes', time: T0 + 2000, counters: [{ id: 'f1', rx: 9000, tx: 700 }] });
+    recorder.observe({ type: 'end', id: 'f1', time: T0 + 2500 });
+    recorder.observe({ type: 'flow', flow: flow('f2', { remote: { address: '198.51.100.7', port: 53 }, protocol: 'udp', verdict: { action: 'block', by: 'rule', ruleId: 'r-dns' } }) });
+    await settle(recorder);
+    recorder.close();
+    await sink.close();
+
+    const reader = HistoryReader.open(path);
+    const all = reader.flows({ since: 0 });
+    expect(all).toHaveLength(2);
+    const f1 = reader.flows({ since: 0, host: 'www.example.com' });
+    expect(f1).toEqual([expect.objectContaining({
+      start: T0, end: T0 + 2500, action: 'allow', by: 'user', host: 'www.example.com', rx: 9000, tx: 700, uid: 1000,
+      trust: 'secure', parent: '/usr/bin/bash', remote: { address: '93.184.216.34', port: 443 },
+      process: { identity: `sha256:${'a'.repeat(64)}`, name: 'curl', path: '/usr/bin/curl' },
+    })]);
+    expect(reader.flows({ since: 0, domain: 'example.com' })).toHaveLength(1);
+    expect(reader.flows({ since: 0, action: 'block' })).toEqual([expect.objectContaining({ rule: 'r-dns', by: 'rule', protocol: 'udp' })]);
+    expect(reader.flows({ since: 0, process: 'curl' })).toHaveLength(2);
+    expect(reader.flows({ since: 0, process: 'wget' })).toHaveLength(0);
+    const top = reader.top({ by: 'process', since: 0 });
+    expect(top[0]).toMatchObject({ label: 'curl', rx: 9000, tx: 700, flows: 2 });
+    expect(reader.top({ by: 'domain', since: 0 })[0]).toMatchObject({ key: 'example.com', rx: 9000, flows: 1 });
+    expect(reader.top({ by: 'user', since: 0 })[0]).toMatchObject({ key: '1000', flows: 2 });
+    const series = reader.series({ by: 'process', since: 0, until: Date.now(), points: 10 });
+    expect(series.rx.get(`sha256:${'a'.repeat(64)}`)?.reduce((a, b) => a + b, 0)).toBe(9000);
+    const kinds = reader.events({ since: 0 }).map((e) => e.kind).sort();
+    expect(kinds).toEqual(['first-seen', 'rule-blocking']);
+    reader.close();
+    // A person can open it with SQLite itself.
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+  });
+
+  it('says when a known path runs other code, and when a known identity\'s hash moves', async () => {
+    let sha = 'a'.repeat(64);
+    const { path, sink, recorder } = setup(() => curl(sha));
+    recorder.observe({ type: 'flow', flow: flow('f1', { pid: 1 }) });
+    await settle(recorder);
+    sha = 'b'.repeat(64);
+    recorder.observe({ type: 'flow', flow: flow('f2', { pid: 2 }) });
+    await settle(recorder);
+    recorder.close();
+    await sink.close();
+    const reader = HistoryReader.open(path);
+    const events = reader.events({ since: 0 });
+    expect(events.map((e) => e.kind)).toEqual(['changed', 'first-seen']);
+    expect(events[0]!.detail).toContain('/usr/bin/curl changed');
+    reader.close();
+  });
+
+  it('refuses a file that is not a history and leaves it as it was', () => {
+    const dir = tempDir();
+    const text = join(dir, 'notes.db');
+    writeFileSync(text, 'my notes, not a database\n'.repeat(20));
+    expect(() => openHistoryDatabase(text)).toThrow(/not a SQLite database; flowtop leaves it alone/);
+    expect(readFileSync(text, 'utf8')).toBe('my notes, not a database\n'.repeat(20));
+    const foreign = join(dir, 'other.db');
+    const other = new Database(foreign);
+    other.exec('CREATE TABLE things (x); INSERT INTO things VALUES (1)');
+    other.close();
+    const before = readFileSync(foreign);
+    expect(() => openHistoryDatabase(foreign)).toThrow(HistoryRefused);
+    expect(() => openHistoryDatabase(foreign)).toThrow(/another program/);
+    expect(readFileSync(foreign).equals(before)).toBe(true);
+    // Damaged: a real history with its page 2 overwritten.
+    const damaged = join(dir, 'damaged.db');
+    const db = openHistoryDatabase(damaged);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    const bytes = readFileSync(damaged);
+    bytes.fill(0xa5, 4096, 4096 * 3);
+    writeFileSync(damaged, bytes);
+    const notices: WriterNotice[] = [];
+    const sink = openHistorySink({ path: damaged }, { thread: 'inline', onNotice: (n) => notices.push(n) });
+    sink.write({ rows: [], changes: [], processes: [], hosts: [] });
+    expect(notices).toEqual([{ type: 'refused', message: expect.stringMatching(/damaged.*leaves it alone/) }]);
+    expect(readFileSync(damaged).equals(bytes)).toBe(true);
+  });
+
+  it('prunes by age and by size in steps, and the file shrinks', () => {
+    const path = join(tempDir(), 'history.db');
+    const db = openHistoryDatabase(path);
+    const day = 24 * 3600_000;
+    const now = T0;
+    const writer = new HistoryWriter(db, { maxAgeMs: 2 * day, maxBytes: 2 * 1024 * 1024 });
+    const facts = { key: 'path:/usr/bin/x', name: 'x', path: '/usr/bin/x', trust: 1 };
+    for (let batch = 0; batch < 20; batch++) {
+      const rows = Array.from({ length: 2000 }, (_, i) => ({ ref: batch * 2000 + i, start: now - 5 * day + (batch * 2000 + i) * 10_000, end: now, facts, kind: 0, raddr: `10.0.${batch}.${i % 250}`, rport: 443, verdict: 1, rx: 1000, tx: 100 }));
+      writer.write({ rows, changes: [], processes: [], hosts: [] }, now);
+    }
+    const count = (): number => (db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
+    expect(count()).toBe(40_000);
+    let steps = 0;
+    while (writer.pruneStep(now) && steps < 1000) steps++;
+    expect(steps).toBeGreaterThan(1); // in several small steps
+    const oldest = (db.prepare('SELECT min(start) AS s FROM flows').get() as { s: number }).s;
+    expect(oldest).toBeGreaterThanOrEqual(now - 2 * day);
+    expect(writer.usedBytes()).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(count()).toBeGreaterThan(0);
+    expect(db.pragma('page_count', { simple: true }) as number * 4096).toBeLessThan(3 * 1024 * 1024);
+    db.close();
+  });
+
+  it('a full disk is reported once, later batches are dropped and counted, recording resumes when space returns', async (ctx) => {
+    if (process.getuid?.() !== 0) {
+      if (process.env['CI'] === 'true') throw new Error('needs root to mount a small tmpfs');
+      return ctx.skip();
+    }
+    const dir = tempDir();
+    const mnt = join(dir, 'small');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt]);
+    try {
+      const path = join(mnt, 'history.db');
+      const notices: WriterNotice[] = [];
+      const sink = openHistorySink({ path, retryMs: 100 }, { thread: 'inline', onNotice: (n) => notices.push(n) });
+      const filler = join(mnt, 'filler');
+      const facts = { key: 'path:/usr/bin/x', trust: 1 };
+      let ref = 0;
+      const batch = () => ({ rows: Array.from({ length: 500 }, () => ({ ref: ++ref, start: Date.now(), facts, kind: 0, raddr: `10.1.${ref >> 8 & 255}.${ref & 255}`, rport: 443, verdict: 1 })), changes: [], processes: [], hosts: [] });
+      spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k', 'count=1000'], { stdio: 'ignore' }); // fills what is left
+      for (let i = 0; i < 30; i++) sink.write(batch());
+      const problems = notices.filter((n) => n.type === 'problem');
+      expect(problems).toHaveLength(1);
+      expect((problems[0] as { message: string }).message).toMatch(/full/i);
+      rmSync(filler);
+      await new Promise((r) => setTimeout(r, 150));
+      sink.write(batch());
+      expect(notices.filter((n) => n.type === 'recovered')).toEqual([{ type: 'recovered', lostBatches: expect.any(Number), lostFlows: expect.any(Number) }]);
+      await sink.close();
+      const reader = HistoryReader.open(path);
+      expect(reader.flowCount()).toBeGreaterThan(0);
+      reader.close();
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+});
