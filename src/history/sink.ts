@@ -58,6 +58,7 @@ function threadSink(url: URL, config: WriterConfig, options: SinkOptions): Histo
     write: (batch) => send({ type: 'batch', batch }),
     close: async () => {
       if (!alive) return;
+      worker.ref(); // the last batch is written even when nothing else keeps the process up
       send({ type: 'close' });
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())]);
       if (alive) await worker.terminate();
