@@ -25,15 +25,17 @@ const { FlowsSelector, visibleWindow } = await import('../../src/state/views.js'
 const { initialUi } = await import('../../src/state/ui.js');
 const { Screen, screenLayout } = await import('../../src/ui/Screen.js');
 const { Root } = await import('../../src/app/Root.js');
-const { createFlowStore, limitHeapGrowth } = await import('../../src/app/store.js');
-// The app's process sets its heap growth when it creates its store (see store.ts); the frame part
-// below drives the reducer and the screen without a store, so it sets the same here.
+const { createFlowStore } = await import('../../src/app/store.js');
+const { limitHeapGrowth } = await import('../../src/app/heap-growth.js');
+const { collectYoungAfterFrame } = await import('../../src/app/idle-collect.js');
+// The app's process-wide choices (see src/app/run.ts): its heap growth, and a young collection after
+// each frame (Ink's onRender, passed to both renders below).
 limitHeapGrowth();
 const { Attributor } = await import('../../src/attribution/attributor.js');
 const { createReplayBackend } = await import('../../src/attribution/replay-backend.js');
 const { createSocketSource } = await import('../../src/source/socket-source.js');
-const { useFastOutput } = await import('../../src/ui/fast-output.js');
-await useFastOutput(process.env.BENCH_INK_OUTPUT !== '1');
+const { setFastOutput } = await import('../../src/ui/fast-output.js');
+await setFastOutput(process.env.BENCH_INK_OUTPUT !== '1');
 const { HELLO, TOKENS, attributions, flowRecord, slice, tokenOf } = await import('./load.js');
 
 const FLOWS = 100_000;
@@ -92,7 +94,7 @@ async function frameBench(counted = FLOWS, columns = COLUMNS, rows = ROWS): Prom
       ui: u, flows: sorted, processes: [], rules: [], top: win.top, cursor: win.cursor,
     });
   };
-  const instance = render(screen(table, ui), { stdout: term as unknown as NodeJS.WriteStream, debug: true, patchConsole: false, exitOnCtrlC: false });
+  const instance = render(screen(table, ui), { stdout: term as unknown as NodeJS.WriteStream, debug: true, patchConsole: false, exitOnCtrlC: false, onRender: collectYoungAfterFrame });
   const times: number[] = [];
   const selectTimes: number[] = [];
   const cpuTimes: number[] = [];
@@ -132,7 +134,7 @@ async function frameBench(counted = FLOWS, columns = COLUMNS, rows = ROWS): Prom
     const t2 = performance.now();
     const c = process.cpuUsage(c0);
     // Back to the event loop between frames, as the app is (it waits ~100 ms for the next one): React's
-    // passive effects run, and with them what the app does after a frame (see src/ui/idle-collect.ts).
+    // passive effects run, and with them what the app does after a frame (see src/app/idle-collect.ts).
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     if (i < WARMUP) {
@@ -254,7 +256,7 @@ async function liveBench() {
   const out = new NullTerminal();
   const instance = render(
     createElement(Root, { store, clock: { now: () => Date.now() }, ascii: false, viewport: { rows: ROWS, columns: COLUMNS }, onQuit: () => {} }),
-    { stdout: out as unknown as NodeJS.WriteStream, stdin: quietKeyboard(), patchConsole: false, exitOnCtrlC: false, maxFps: 10 },
+    { stdout: out as unknown as NodeJS.WriteStream, stdin: quietKeyboard(), patchConsole: false, exitOnCtrlC: false, maxFps: 10, onRender: collectYoungAfterFrame },
   );
   const memTimer = process.env.BENCH_DEBUG
     ? setInterval(() => {

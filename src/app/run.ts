@@ -10,7 +10,9 @@ import type { UserNameLookup } from './users.js';
 import { createBell } from './bell.js';
 import { createFlowStore, type AttributorLike, type Clock, type FlowStore } from './store.js';
 import { enterFullScreen } from './terminal.js';
-import { useFastOutput } from '../ui/fast-output.js';
+import { setFastOutput } from '../ui/fast-output.js';
+import { limitHeapGrowth } from './heap-growth.js';
+import { collectYoungAfterFrame } from './idle-collect.js';
 
 export interface AppIO {
   sources: readonly FlowSource[];
@@ -40,7 +42,9 @@ export function storeFor(io: AppIO, options: AppOptions): FlowStore {
 
 /** Resolves with the exit code when the person quits (or a signal / error ends the app). */
 export async function runInteractive(io: AppIO, options: AppOptions): Promise<number> {
-  await useFastOutput(true);
+  // Process-wide choices for a process that holds one large table and draws it (see each module).
+  limitHeapGrowth();
+  await setFastOutput(true);
   return new Promise((resolve) => {
     const store = storeFor(io, options);
     let done = false;
@@ -63,6 +67,7 @@ export async function runInteractive(io: AppIO, options: AppOptions): Promise<nu
       patchConsole: false,
       maxFps: 10,
       incrementalRendering: false,
+      onRender: collectYoungAfterFrame,
     });
     instance.waitUntilExit().then(
       () => finish(0),

@@ -3,7 +3,7 @@
 // piled up, one macrotask applies at most `sliceMs` worth of them and then yields, so the event loop
 // still turns: SIGTERM, Ctrl-C and every key are handled in time even while a flood is digested (a
 // flood of rule changes once kept the TUI deaf to all three for over 11 minutes).
-import { Observable } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { performance } from 'node:perf_hooks';
 import { reduce, type TableAction } from '../state/reducer.js';
 import type { TableState } from '../state/types.js';
@@ -15,6 +15,9 @@ export interface SliceOptions {
    *  one took per action, so a step of slow actions stays within the slice too. */
   chunk: number;
   now(): number;
+  /** Runs the batch wait and the turn between slices in virtual time (tests). Without it, the
+   *  wait is a timer and the next slice an immediate, so input and signals run in between. */
+  scheduler?: SchedulerLike;
 }
 
 const MAX_CHUNK = 50_000;
@@ -25,12 +28,23 @@ export function reduceInSlices(actions$: Observable<TableAction>, initial: Table
     let chunk = options.chunk;
     let queue: TableAction[] = [];
     let head = 0;
-    let timer: NodeJS.Timeout | undefined;
-    let immediate: NodeJS.Immediate | undefined;
+    let waiting: { cancel(): void } | undefined;
+    const later = (run: () => void, delayMs: number): { cancel(): void } => {
+      const { scheduler } = options;
+      if (scheduler) {
+        const action: Subscription = scheduler.schedule(run, delayMs);
+        return { cancel: () => action.unsubscribe() };
+      }
+      if (delayMs > 0) {
+        const timer = setTimeout(run, delayMs);
+        return { cancel: () => clearTimeout(timer) };
+      }
+      const immediate = setImmediate(run);
+      return { cancel: () => clearImmediate(immediate) };
+    };
 
     const drain = (): void => {
-      timer = undefined;
-      immediate = undefined;
+      waiting = undefined;
       const start = performance.now();
       while (head < queue.length) {
         const step = queue.slice(head, head + chunk);
@@ -49,22 +63,21 @@ export function reduceInSlices(actions$: Observable<TableAction>, initial: Table
         head = 0;
       } else {
         // More is waiting: let input, signals and timers run first.
-        immediate = setImmediate(drain);
+        waiting = later(drain, 0);
       }
     };
 
     const sub = actions$.subscribe({
       next: (action) => {
         queue.push(action);
-        if (!timer && !immediate) timer = setTimeout(drain, options.batchMs);
+        if (!waiting) waiting = later(drain, options.batchMs);
       },
       error: (error: unknown) => subscriber.error(error),
       complete: () => subscriber.complete(),
     });
     return () => {
       sub.unsubscribe();
-      if (timer) clearTimeout(timer);
-      if (immediate) clearImmediate(immediate);
+      waiting?.cancel();
     };
   });
 }

@@ -11,9 +11,9 @@ import {
   share,
   startWith,
   timer,
+  type SchedulerLike,
   type Subscription,
 } from 'rxjs';
-import { setFlagsFromString } from 'node:v8';
 import type { Attribution } from '../attribution/types.js';
 import type { ClientMessage, TokenKind } from '../protocol/messages.js';
 import type { FlowSource, SendResult, SourceEvent } from '../source/types.js';
@@ -51,6 +51,9 @@ export interface StoreOptions {
   floodSnapshotMs?: number;
   floodPerSecond?: number;
   tickMs?: number;
+  /** Where the batch wait, the snapshot throttle and the tick run: real timers by default, a
+   *  TestScheduler's virtual time in tests. Give `clock` the same time. */
+  scheduler?: SchedulerLike;
 }
 
 export interface FlowStore {
@@ -64,27 +67,8 @@ export interface FlowStore {
   close(): void;
 }
 
-/** How far V8 lets the old generation grow past what survived its last full collection, in
- *  percent. Left to itself, V8 lets it grow up to 4x in a process with a large heap limit: with
- *  ~85 MB of live heap for 125,000 flows at 10,000 events/s, RSS passed 250 MB within 10 s, the
- *  difference being garbage not yet collected (and the limit set after a collection during the
- *  initial load, at 4x of what was live then). Measured (bench/tui): 75% keeps RSS at 230-234 MB
- *  at the end of that load (CPU 24-33%); 50% at 211-229 MB, but its more frequent full collections
- *  put their ~15 ms pauses into a frame often enough to raise the frame p99 by a few ms. V8 reads
- *  this at every full collection, so it can be set after start. */
-export const HEAP_GROWING_PERCENT = 75;
-let heapPolicySet = false;
-
-/** Sets the heap growth above for this process (once; the TUI's process holds one flow table). */
-export function limitHeapGrowth(): void {
-  if (heapPolicySet) return;
-  heapPolicySet = true;
-  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-}
-
 export function createFlowStore(options: StoreOptions): FlowStore {
-  limitHeapGrowth();
-  const { clock } = options;
+  const { clock, scheduler } = options;
   const sources = new Map(options.sources.map((s) => [s.id, s]));
   const attributors = new Map<TokenKind, AttributorLike>();
   const kindOf = new Map<string, TokenKind>();
@@ -151,13 +135,13 @@ export function createFlowStore(options: StoreOptions): FlowStore {
       ),
     ),
     attributionUpdates,
-    interval(options.tickMs ?? 1000).pipe(map((): TableAction => ({ type: 'tick', now: clock.now() }))),
+    interval(options.tickMs ?? 1000, scheduler).pipe(map((): TableAction => ({ type: 'tick', now: clock.now() }))),
   ).pipe(share());
 
   let latest = initialTable({ ...options.table, ...(options.userName ? { userName: options.userName } : {}) }, clock.now());
   // One reducer step per burst (what arrives within batchMs), in slices that never hold the event
   // loop for long (see sliced-reducer.ts).
-  const states$ = reduceInSlices(input$, latest, { batchMs: options.batchMs ?? 30, sliceMs: options.sliceMs ?? 50, chunk: 5_000, now: () => clock.now() }).pipe(share());
+  const states$ = reduceInSlices(input$, latest, { batchMs: options.batchMs ?? 30, sliceMs: options.sliceMs ?? 50, chunk: 5_000, now: () => clock.now(), scheduler }).pipe(share());
   const snapshots = new Subject<TableState>();
   subscriptions.push(
     states$.subscribe((s) => {
@@ -176,7 +160,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
   };
   subscriptions.push(input$.subscribe(() => window.count++));
   const snapshots$ = snapshots.pipe(
-    audit(() => timer(flooded() ? flood : calm)),
+    audit(() => timer(flooded() ? flood : calm, scheduler)),
     startWith(latest),
     map(() => latest),
   );

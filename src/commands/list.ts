@@ -6,6 +6,7 @@ import { parseFlags } from './flags.js';
 import { flowJson, snapshotJson } from '../app/json.js';
 import { openSources, type SourceFlags } from '../app/setup.js';
 import { createFlowStore } from '../app/store.js';
+import { limitHeapGrowth } from '../app/heap-growth.js';
 import { passwdUserNames } from '../app/users.js';
 import type { TableState } from '../state/types.js';
 import { escapeJsonControls } from '../text/controls.js';
@@ -84,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
 export async function runList(options: ListOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const opened = await openSources(options, process.env);
   if (opened.note) process.stderr.write(`flowtop: ${opened.note}\n`);
+  limitHeapGrowth(); // it holds a flow table as large as the TUI's (--jsonl runs for as long)
   const store = createFlowStore({
     sources: opened.sources,
     attributorFor: opened.attributorFor,

@@ -1,7 +1,6 @@
 // The whole frame, from plain data. Never taller than `height` (the terminal's rows - 1), because
 // Ink repaints the whole screen when a frame reaches the terminal's height.
 import { Box, Text } from 'ink';
-import { useEffect } from 'react';
 import type { Counts } from '../state/derive.js';
 import { flowPhase, isOver } from '../state/derive.js';
 import type { FlowRow, SourceInfo } from '../state/types.js';
@@ -16,7 +15,6 @@ import { Table, type RowLook } from './Table.js';
 import { DecisionPrompt, PROMPT_LINES, asciiSafe } from './DecisionPrompt.js';
 import { clean } from './format.js';
 import { TRUST_WORD, trustReason } from './explain.js';
-import { collectYoungAfterFrame } from './idle-collect.js';
 
 export interface ScreenProps {
   width: number;
@@ -131,8 +129,6 @@ function StatusLine({ ui, ascii, bell, width }: { ui: UiState; ascii: boolean; b
 }
 
 export function Screen(p: ScreenProps) {
-  // after every frame (see idle-collect.ts)
-  useEffect(collectYoungAfterFrame);
   const { ui, ascii, now, width } = p;
   const ctx = { now, ascii };
   const badgeWidth = ascii ? 4 : 1;

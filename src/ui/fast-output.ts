@@ -126,7 +126,7 @@ export async function loadOutputClass(): Promise<OutputClass> {
 }
 
 /** Turns the fast composition on (the default for the app) or off (Ink's own, for comparison). */
-export async function useFastOutput(enabled: boolean): Promise<void> {
+export async function setFastOutput(enabled: boolean): Promise<void> {
   const cls = await loadOutputClass();
   if (!original) original = cls.prototype.get;
   const inkGet = original;

@@ -11,7 +11,7 @@ import { initialTable, reduce } from '../../src/state/reducer.js';
 import { initialUi, type UiState } from '../../src/state/ui.js';
 import { FlowsSelector, selectProcesses } from '../../src/state/views.js';
 import { Screen } from '../../src/ui/Screen.js';
-import { composeLines, composeStats, loadOutputClass, useFastOutput } from '../../src/ui/fast-output.js';
+import { composeLines, composeStats, loadOutputClass, setFastOutput } from '../../src/ui/fast-output.js';
 import { ev, flow, hello, insecure, secure, token } from '../state/fixtures.js';
 
 const NOW = 2_000_000;
@@ -43,7 +43,7 @@ function screen(ui: UiState, ascii: boolean, columns: number, rows: number) {
 }
 
 async function frameWith(fast: boolean, el: ReactElement): Promise<string> {
-  await useFastOutput(fast);
+  await setFastOutput(fast);
   const r = render(el);
   const frame = r.lastFrame() ?? '';
   r.unmount();
@@ -56,11 +56,11 @@ async function normalise(frame: string): Promise<string> {
   const lines = frame.split('\n');
   const out = new Output({ width: 100, height: lines.length });
   lines.forEach((l, y) => out.write(0, y, l, { transformers: [] }));
-  await useFastOutput(false);
+  await setFastOutput(false);
   return out.get().output;
 }
 
-afterAll(() => useFastOutput(true));
+afterAll(() => setFastOutput(true));
 
 describe('fast frame composition', () => {
   const base = initialUi();

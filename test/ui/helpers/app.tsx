@@ -7,9 +7,9 @@ import { Root } from '../../../src/app/Root.js';
 import { createFlowStore, type FlowStore } from '../../../src/app/store.js';
 import type { FlowSource } from '../../../src/source/types.js';
 import type { FlowRow, TableOptions } from '../../../src/state/types.js';
-import { useFastOutput } from '../../../src/ui/fast-output.js';
+import { setFastOutput } from '../../../src/ui/fast-output.js';
 // The app composes frames the fast way; the frame tests check that way.
-await useFastOutput(true);
+await setFastOutput(true);
 
 
 export interface Started {

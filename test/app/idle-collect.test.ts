@@ -2,7 +2,7 @@
 // times the frame asked for it.
 import { describe, expect, it } from 'vitest';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
-import { collectYoungAfterFrame } from '../../src/ui/idle-collect.js';
+import { collectYoungAfterFrame } from '../../src/app/idle-collect.js';
 
 function watchMinorCollections(): { count: () => number; stop: () => void } {
   let n = 0;
