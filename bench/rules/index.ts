@@ -5,7 +5,8 @@
 // scale, for checking every rule in turn.
 import type { Rule } from '../../src/protocol/messages.js';
 import { matchRule, RuleSet, type FlowFacts } from '../../src/rules/matcher.js';
-import { createRule, parseRuleSpec } from '../../src/rules/model.js';
+import { createRule } from '../../src/rules/model.js';
+import { parseRuleSpec } from '../../src/rules/schema.js';
 
 const NOW = Date.now();
 let seed = 12345;

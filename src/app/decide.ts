@@ -2,6 +2,7 @@
 // the Root carries the message out. Anything the extension cannot do becomes an honest note.
 import type { Attribution } from '../attribution/types.js';
 import type { Action, ClientMessage, RememberScope, RuleIdentity, RuleSpec } from '../protocol/messages.js';
+import { identityFromKey } from '../rules/model.js';
 import { displayName, flowPhase, processKey } from '../state/derive.js';
 import type { FlowRow, SourceInfo, TableState } from '../state/types.js';
 import type { ProcessRow, RuleRow } from '../state/views.js';
@@ -35,18 +36,11 @@ export function decideOnce(row: FlowRow, info: SourceInfo | undefined, action: A
   return { send: { type: 'verdict', id: row.flow.id, action: 'block', remember: 'once' }, note: `block sent for the live flow of ${name}` };
 }
 
-/** The rule identity of an attribution; only a verified code identity makes a rule (unknown never matches). */
+/** The rule identity of an attribution; only a verified code identity makes a rule (unknown never
+ *  matches). The identity key is read as the agent reads it (rules/model.ts identityFromKey). */
 export function ruleIdentity(a: Attribution): RuleIdentity | undefined {
   if (a.trust !== 'secure' || !a.identity) return undefined;
-  const label = a.name ?? a.path;
-  const id = a.identity;
-  if (id.startsWith('sha256:')) return { kind: 'sha256', value: id.slice(7), label };
-  if (id.startsWith('package:')) {
-    const rest = id.slice(8);
-    const at = rest.indexOf(':');
-    if (at > 0) return { kind: 'package', package: rest.slice(0, at), value: rest.slice(at + 1), label };
-  }
-  return { kind: 'requirement', value: id, label };
+  return identityFromKey(a.identity, a.name ?? a.path);
 }
 
 /** `A` / `B` after the scope was confirmed: remember for this process identity (and endpoint). */

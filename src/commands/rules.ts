@@ -8,9 +8,10 @@ import { writeFileAtomic } from '../rules/atomic-file.js';
 import { serializeRulesDocument, RULES_FILE_VERSION, type RulesDocument } from '../rules/document.js';
 import { IMPORT_FORMATS, readImport, type ImportFormat, type ImportReport } from '../rules/import/index.js';
 import {
-  describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, parseRuleSpec, ruleContentKey, singleLine,
+  describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, ruleContentKey, singleLine,
 } from '../rules/model.js';
 import { DEFAULT_POLICY, type Policy } from '../rules/policy.js';
+import { parseRuleSpec } from '../rules/schema.js';
 import { RemoteRules } from '../rules/remote.js';
 import { DEFAULT_RULES_PATH, readRulesFile, RuleStore } from '../rules/store.js';
 import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';

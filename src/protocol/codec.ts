@@ -4,9 +4,9 @@ import type {
   BytesMessage, ClientMessage, ClientVerdictMessage, EndMessage, ErrorCode, ErrorMessage, ExtensionMessage, Rule,
   RuleAddMessage, RuleChangedMessage, RuleRemoveMessage, RulesListMessage, RulesMessage, SubscribeMessage, VerdictMessage,
 } from './messages.js';
-import { MAX_LINE_BYTES } from './messages.js';
+import { ACTIONS, BLOCK_MODES, LIMITS, MAX_LINE_BYTES, U32_MAX } from './messages.js';
 import type { FrameEvent } from './framing.js';
-import { ACTIONS, BLOCK_MODES, LIMITS, REMEMBER_SCOPES, U32_MAX, flowRecord, hello, peerInfo, rule, ruleSpec, verdict } from './schema.js';
+import { REMEMBER_SCOPES, flowRecord, hello, peerInfo, rule, ruleSpec, verdict } from './schema.js';
 import { Invalid, array, asObject, assign, describe, integer, object, oneOf, optBoolean, optInteger, optOneOf, optString, string, time, type Obj } from './validate.js';
 
 export { LineSplitter, type FrameEvent } from './framing.js';

@@ -1,5 +1,6 @@
 // The extension socket protocol v1 as TypeScript types. docs/protocol.md is the normative text;
-// these types mirror it one to one. Validation lives in codec.ts, never here.
+// these types mirror it one to one. Validation lives in codec.ts and schema.ts (rules: rules/schema.ts),
+// never here.
 
 export const PROTOCOL_VERSION = 1;
 /** Longest accepted line in bytes, newline excluded. Longer lines are discarded while being read. */
@@ -17,12 +18,34 @@ export type Capability =
   | 'verdict-durations' // a remembered verdict may carry `forMs` and `session`
   | 'verdict-scopes'; // a remembered verdict may have scope host, domain or port
 
-export type Direction = 'outbound' | 'inbound';
-export type TransportProtocol = 'tcp' | 'udp' | 'icmp' | 'other';
-export type AddressFamily = 'ipv4' | 'ipv6';
-export type Action = 'allow' | 'block';
-export type BlockMode = 'drop' | 'reject';
+// The closed value sets of the protocol, each written once: the type is read from its list, and the
+// decoders (protocol/schema.ts, rules/schema.ts) check against the same list.
+export const DIRECTIONS = ['outbound', 'inbound'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+export const PROTOCOLS = ['tcp', 'udp', 'icmp', 'other'] as const;
+export type TransportProtocol = (typeof PROTOCOLS)[number];
+export const FAMILIES = ['ipv4', 'ipv6'] as const;
+export type AddressFamily = (typeof FAMILIES)[number];
+export const ACTIONS = ['allow', 'block'] as const;
+export type Action = (typeof ACTIONS)[number];
+export const BLOCK_MODES = ['drop', 'reject'] as const;
+export type BlockMode = (typeof BLOCK_MODES)[number];
 export type DecidedBy = 'rule' | 'user' | 'default';
+/** sha256: executable hash; package: package + path vouched for by the package manager; path: path
+ *  only (weaker; a value ending in "/" is a folder: every executable under it); requirement: macOS
+ *  designated requirement text. */
+export const IDENTITY_KINDS = ['sha256', 'package', 'path', 'requirement'] as const;
+export type IdentityKind = (typeof IDENTITY_KINDS)[number];
+
+/** Limits on string fields, in UTF-16 code units (docs/protocol.md, "Limits"). */
+export const LIMITS = {
+  id: 128, // flow ids, rule ids, refs
+  name: 255, // names, versions, host names
+  text: 4096, // error text, reasons, notes, identity values (a designated requirement can be long)
+} as const;
+export const U32_MAX = 0xffff_ffff;
+/** Highest rule priority: room for the order of a few hundred thousand imported rules. */
+export const MAX_RULE_PRIORITY = 1_000_000_000;
 
 export interface Endpoint {
   address: string;
@@ -83,7 +106,7 @@ export interface FlowRecord {
 /** A flow's code identity as the extension established it: the rule identity's shape, without the
  *  weak `path` kind (a path names no code), plus the executable's path as the extension saw it. */
 export interface FlowIdentity {
-  kind: 'sha256' | 'package' | 'requirement';
+  kind: Exclude<IdentityKind, 'path'>;
   value: string;
   package?: string;
   /** The executable's path when the identity was established (shown, never matched). */
@@ -91,10 +114,7 @@ export interface FlowIdentity {
 }
 
 export interface RuleIdentity {
-  /** sha256: executable hash; package: package + path vouched for by the package manager;
-   *  path: path only (weaker; a value ending in "/" is a folder: every executable under it);
-   *  requirement: macOS designated requirement text. */
-  kind: 'sha256' | 'package' | 'path' | 'requirement';
+  kind: IdentityKind;
   value: string;
   package?: string;
   /** Shown to people; never matched. */

@@ -1,39 +1,29 @@
 // One reader per protocol object shape (docs/protocol.md, "Messages"). Each returns a fresh object
-// holding only the fields the spec defines; each throws `Invalid` naming the first bad field.
+// holding only the fields the spec defines; each throws `Invalid` naming the first bad field. Rules are
+// read by the one rule schema (rules/schema.ts), which names every bad field.
 import { isIPv4, isIPv6 } from 'node:net';
-import type {
-  Action, AddressFamily, BlockMode, Capability, DecidedBy, Direction, Endpoint, FlowIdentity, FlowRecord, HelloMessage,
-  Platform, PolicySwitch, RememberScope, RemoteHost, Rule, RuleDuration, RuleEndpoint, RuleIdentity, RuleSpec, TokenKind, TransportProtocol, Verdict,
-} from './messages.js';
 import {
-  Invalid, asObject, assign, integer, object, oneOf, optBoolean, optInteger, optObject, optOneOf, optString, optTime,
-  optToken, string, time, type Obj,
+  ACTIONS, BLOCK_MODES, DIRECTIONS, FAMILIES, LIMITS, PROTOCOLS, U32_MAX,
+  type AddressFamily, type Capability, type DecidedBy, type Endpoint, type FlowIdentity, type FlowRecord, type HelloMessage,
+  type Platform, type PolicySwitch, type RememberScope, type RemoteHost, type Rule, type RuleSpec, type TokenKind, type Verdict,
+} from './messages.js';
+import { parseRule, parseRuleSpec, type ReadOptions } from '../rules/schema.js';
+import {
+  Invalid, Refused, assign, integer, object, oneOf, optBoolean, optInteger, optObject, optOneOf, optString, optToken, string, time,
+  type Obj,
 } from './validate.js';
 
-/** Limits on string fields, in UTF-16 code units (documented in docs/protocol.md, "Limits"). */
-export const LIMITS = {
-  id: 128, // flow ids, rule ids, refs
-  name: 255, // names, versions, host names
-  text: 4096, // error text, reasons, notes, identity values (a designated requirement can be long)
-} as const;
-export const U32_MAX = 0xffff_ffff;
-/** Highest rule priority: room for the order of a few hundred thousand imported rules. */
-export const MAX_RULE_PRIORITY = 1_000_000_000;
+/** Rules on the wire follow docs/protocol.md "Versioning": a receiver ignores fields it does not know. */
+const WIRE: ReadOptions = { unknownFields: 'ignore' };
 
-export const ACTIONS: readonly Action[] = ['allow', 'block'];
-export const BLOCK_MODES: readonly BlockMode[] = ['drop', 'reject'];
 export const DECIDED_BY: readonly DecidedBy[] = ['rule', 'user', 'default'];
 export const POLICY_SWITCHES: readonly PolicySwitch[] = ['allowPackaged', 'blockUnpackaged', 'defaultAction'];
-export const DIRECTIONS: readonly Direction[] = ['outbound', 'inbound'];
-export const PROTOCOLS: readonly TransportProtocol[] = ['tcp', 'udp', 'icmp', 'other'];
-export const FAMILIES: readonly AddressFamily[] = ['ipv4', 'ipv6'];
 export const PLATFORMS: readonly Platform[] = ['linux', 'darwin', 'demo'];
 export const TOKEN_KINDS: readonly TokenKind[] = ['linux-pidfd-v1', 'darwin-audit-token', 'replay'];
 export const CAPABILITIES: readonly Capability[] = ['verdicts', 'end-flows', 'rules', 'bytes', 'host-names', 'verdict-durations', 'verdict-scopes'];
 export const REMEMBER_SCOPES: readonly RememberScope[] = ['process', 'endpoint', 'host', 'domain', 'port'];
 const POLICY_FIELDS = ['defaultAction', 'blockMode', 'blockUnpackaged', 'allowPackaged'] as const;
 const HOST_SOURCES: readonly RemoteHost['source'][] = ['dns', 'reverse', 'extension'];
-const IDENTITY_KINDS: readonly RuleIdentity['kind'][] = ['sha256', 'package', 'path', 'requirement'];
 const FLOW_IDENTITY_KINDS: readonly FlowIdentity['kind'][] = ['sha256', 'package', 'requirement'];
 
 function endpoint(o: Obj, key: string, path: string, family: AddressFamily): Endpoint {
@@ -115,87 +105,19 @@ function flowIdentity(o: Obj, path: string): FlowIdentity {
   return out;
 }
 
-function ruleIdentity(o: Obj, path: string): RuleIdentity {
-  const out: RuleIdentity = { kind: oneOf(o, 'kind', path, IDENTITY_KINDS), value: string(o, 'value', path, LIMITS.text) };
-  assign(out, 'package', optString(o, 'package', path, LIMITS.name));
-  assign(out, 'label', optString(o, 'label', path, LIMITS.name));
-  return out;
+/** A rule spec (rule-add), checked by the one rule schema: the same rule is accepted, and refused
+ *  with the same words, here and in a rules file. */
+export function ruleSpec(value: unknown, path: string): RuleSpec {
+  const checked = parseRuleSpec(value, path, WIRE);
+  if (!checked.ok) throw new Refused(path, checked.problems);
+  return checked.value;
 }
 
-function ruleEndpoint(o: Obj, path: string): RuleEndpoint {
-  const out: RuleEndpoint = {};
-  assign(out, 'host', optString(o, 'host', path, LIMITS.name));
-  assign(out, 'domain', optString(o, 'domain', path, LIMITS.name));
-  assign(out, 'address', optString(o, 'address', path, 64));
-  assign(out, 'cidr', optString(o, 'cidr', path, 64));
-  assign(out, 'port', optInteger(o, 'port', path, 0, 65535));
-  assign(out, 'family', optOneOf(o, 'family', path, FAMILIES));
-  const range = o['portRange'];
-  if (range !== undefined && range !== null) {
-    const at = `${path}.portRange`;
-    const ok = Array.isArray(range) && range.length === 2 && range.every((p) => Number.isInteger(p) && p >= 0 && p <= 65535) && range[0] <= range[1];
-    if (!ok) throw new Invalid(at, '[low, high]: two port numbers with low ≤ high', range);
-    out.portRange = [range[0] as number, range[1] as number];
-  }
-  if (out.address !== undefined && !isIPv4(out.address) && !isIPv6(out.address)) throw new Invalid(`${path}.address`, 'an IP address', out.address);
-  if (out.cidr !== undefined && !isCidr(out.cidr)) throw new Invalid(`${path}.cidr`, 'an address/prefix, e.g. 10.0.0.0/8', out.cidr);
-  return out;
-}
-
-function isCidr(text: string): boolean {
-  const slash = text.indexOf('/');
-  if (slash < 0) return false;
-  const address = text.slice(0, slash);
-  const bits = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(bits)) return false;
-  const n = Number(bits);
-  return (isIPv4(address) && n <= 32) || (isIPv6(address) && n <= 128);
-}
-
-function duration(o: Obj, path: string): RuleDuration {
-  const kind = oneOf(o, 'kind', path, ['once', 'process', 'until', 'always'] as const);
-  switch (kind) {
-    case 'once':
-    case 'always':
-      return { kind };
-    case 'process': {
-      const token = optToken(o, 'token', path);
-      if (token === undefined) throw new Invalid(`${path}.token`, 'the token of the process instance', undefined, true);
-      return { kind, token };
-    }
-    case 'until':
-      return { kind, until: time(o, 'until', path) };
-  }
-}
-
-export function ruleSpec(o: Obj, path: string): RuleSpec {
-  const out: RuleSpec = { action: oneOf(o, 'action', path, ACTIONS), duration: duration(object(o, 'duration', path), `${path}.duration`) };
-  assign(out, 'blockMode', optOneOf(o, 'blockMode', path, BLOCK_MODES));
-  const identity = optObject(o, 'identity', path);
-  if (identity) out.identity = ruleIdentity(identity, `${path}.identity`);
-  const ep = optObject(o, 'endpoint', path);
-  if (ep) out.endpoint = ruleEndpoint(ep, `${path}.endpoint`);
-  assign(out, 'protocol', optOneOf(o, 'protocol', path, PROTOCOLS));
-  assign(out, 'direction', optOneOf(o, 'direction', path, DIRECTIONS));
-  assign(out, 'session', optBoolean(o, 'session', path));
-  assign(out, 'note', optString(o, 'note', path, LIMITS.text, 0));
-  assign(out, 'enabled', optBoolean(o, 'enabled', path));
-  assign(out, 'priority', optInteger(o, 'priority', path, 0, MAX_RULE_PRIORITY));
-  return out;
-}
-
+/** A rule as an extension keeps it (rules, rule-changed). */
 export function rule(value: unknown, path: string): Rule {
-  const o = asObject(value, path);
-  const spec = ruleSpec(o, path);
-  const out: Rule = {
-    ...spec,
-    id: string(o, 'id', path, LIMITS.id),
-    created: time(o, 'created', path),
-    hits: integer(o, 'hits', path, 0, Number.MAX_SAFE_INTEGER),
-    enabled: optBoolean(o, 'enabled', path) ?? true,
-  };
-  assign(out, 'lastHit', optTime(o, 'lastHit', path));
-  return out;
+  const checked = parseRule(value, path, WIRE);
+  if (!checked.ok) throw new Refused(path, checked.problems);
+  return checked.value;
 }
 
 function nameVersion(o: Obj, key: string, path: string): { name: string; version: string } {

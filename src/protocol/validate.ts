@@ -17,6 +17,16 @@ export class Invalid extends Error {
   }
 }
 
+/** A value another checker refused, in that checker's words (a rule: rules/schema.ts). */
+export class Refused extends Invalid {
+  constructor(path: string, problems: readonly string[]) {
+    super(path, 'a valid value', undefined);
+    const text = problems.join('; ');
+    // An error message is at most 4096 characters on the wire (docs/protocol.md, "Limits").
+    this.message = text.length > 4000 ? `${text.slice(0, 3999)}…` : text;
+  }
+}
+
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array of ${value.length}`;
@@ -131,16 +141,18 @@ export function array<T>(o: Obj, key: string, path: string, item: (value: unknow
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 export const MAX_TOKEN_BYTES = 64;
 
-/** A process token: canonical padded base64 of 1 to 64 bytes. Returned unchanged (still base64). */
+/** Whether text is a process token: canonical padded base64 of 1 to MAX_TOKEN_BYTES bytes. */
+export function isToken(v: string): boolean {
+  if (v.length === 0 || v.length > Math.ceil(MAX_TOKEN_BYTES / 3) * 4 || !BASE64.test(v)) return false;
+  const padding = v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0;
+  return (v.length / 4) * 3 - padding <= MAX_TOKEN_BYTES;
+}
+
+/** A process token (see isToken). Returned unchanged (still base64). */
 export function optToken(o: Obj, key: string, path: string): string | undefined {
   const v = field(o, key);
   if (v === undefined) return undefined;
-  const expected = `a token: padded base64 of 1 to ${MAX_TOKEN_BYTES} bytes`;
-  if (typeof v !== 'string' || v.length === 0 || v.length > Math.ceil(MAX_TOKEN_BYTES / 3) * 4 || !BASE64.test(v)) {
-    throw new Invalid(join(path, key), expected, v);
-  }
-  const padding = v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0;
-  if ((v.length / 4) * 3 - padding > MAX_TOKEN_BYTES) throw new Invalid(join(path, key), expected, v);
+  if (typeof v !== 'string' || !isToken(v)) throw new Invalid(join(path, key), `a token: padded base64 of 1 to ${MAX_TOKEN_BYTES} bytes`, v);
   return v;
 }
 

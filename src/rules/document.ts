@@ -1,6 +1,6 @@
 // The rules file: one versioned JSON document {version: 1, policy, rules} (docs/rules.md, "File").
 import type { Rule } from '../protocol/messages.js';
-import { parseRule, ruleWhere, type Checked } from './model.js';
+import { parseRule, ruleWhere, type Checked } from './schema.js';
 import { DEFAULT_POLICY, parsePolicy, type Policy } from './policy.js';
 
 export const RULES_FILE_VERSION = 1;

@@ -2,7 +2,7 @@
 // from the attribution and the switches, with the reason in words.
 import type { Attribution, SignerKind } from '../attribution/types.js';
 import type { Action, BlockMode } from '../protocol/messages.js';
-import type { Checked } from './model.js';
+import type { Checked } from './schema.js';
 
 export interface Policy {
   /** The answer when nothing else decides (no rule, no switch, nobody answered in time). */

@@ -5,7 +5,7 @@ import { getDomain } from 'tldts';
 import type {
   Action, BlockMode, Direction, FlowRecord, RememberScope, RuleEndpoint, RuleIdentity, RuleSpec, TransportProtocol,
 } from '../protocol/messages.js';
-import { normalizeHostName } from './model.js';
+import { normalizeHostName } from './schema.js';
 
 /** What a remembered rule can be made from: the flow and what is verified about its process. */
 export interface RememberSubject {

@@ -4,7 +4,6 @@
 import { UserError } from '../errors.js';
 import { rulesSnapshot } from '../protocol/codec.js';
 import type { ErrorCode, ExtensionMessage, Rule, RuleAddMessage, RuleRemoveMessage, RuleSpec, RulesListMessage } from '../protocol/messages.js';
-import { parseRuleSpec } from './model.js';
 
 /** Where the rules are kept: a RuleStore, or the agent's rule book over one. */
 export interface RuleKeeper {
@@ -43,9 +42,8 @@ export async function handleRuleRequest(store: RuleKeeper, msg: RuleRequest, rep
         for (const m of rulesMessages(store, ref)) replies.send(m);
         return;
       case 'rule-add': {
-        const checked = parseRuleSpec(msg.rule, 'rule');
-        if (!checked.ok) return replies.error('bad-message', `rule-add message: ${checked.problems.join('; ')}`, ref);
-        const rule = await store.add(checked.value, now);
+        // The decoder checked the spec with the rule schema (protocol/schema.ts → rules/schema.ts).
+        const rule = await store.add(msg.rule, now);
         replies.changed?.();
         replies.broadcast({ type: 'rule-changed', op: 'added', rule, ...(ref ? { ref } : {}) });
         return;

@@ -10,7 +10,8 @@ import { removeStaleTemps, writeFileAtomic } from './atomic-file.js';
 import { lockRulesFile, type FileLock } from './file-lock.js';
 import { emptyDocument, parseRulesDocument, serializeRulesDocument, type RulesDocument } from './document.js';
 import { RuleSet, type FlowFacts } from './matcher.js';
-import { createRule, newRuleId, parseRule, parseRuleSpec, ruleContentKey } from './model.js';
+import { createRule, newRuleId, ruleContentKey } from './model.js';
+import { parseRule, parseRuleSpec } from './schema.js';
 import type { Policy } from './policy.js';
 
 export const DEFAULT_RULES_PATH = '/etc/flowtop/rules.json';

@@ -102,8 +102,8 @@ describe('field validation names what was wrong', () => {
 
   test('rule endpoint: bad cidr and reversed port range are refused', () => {
     const spec = (endpoint: unknown): string => JSON.stringify({ type: 'rule-add', rule: { action: 'block', duration: { kind: 'always' }, endpoint } });
-    expect(decodeClientMessage(spec({ cidr: '10.0.0.0/33' }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule.endpoint.cidr') } });
-    expect(decodeClientMessage(spec({ portRange: [20, 10] }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule.endpoint.portRange') } });
+    expect(decodeClientMessage(spec({ cidr: '10.0.0.0/33' }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule endpoint.cidr: is not an address/prefix') } });
+    expect(decodeClientMessage(spec({ portRange: [20, 10] }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule endpoint.portRange: low 20 is above high 10') } });
     expect(decodeClientMessage(spec({ cidr: '2001:db8::/32', portRange: [10, 20] })).ok).toBe(true);
   });
 
@@ -111,9 +111,9 @@ describe('field validation names what was wrong', () => {
     const spec = (extra: object): string => JSON.stringify({ type: 'rule-add', rule: { action: 'block', duration: { kind: 'always' }, ...extra } });
     expect(decodeClientMessage(spec({ priority: 7, endpoint: { host: 'example.com', family: 'ipv6' } }))).toMatchObject({ ok: true, message: { rule: { priority: 7, endpoint: { family: 'ipv6' } } } });
     for (const priority of [-1, 1.5, '3', 1_000_000_001]) {
-      expect(decodeClientMessage(spec({ priority }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule.priority') } });
+      expect(decodeClientMessage(spec({ priority }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule priority: must be a whole number') } });
     }
-    expect(decodeClientMessage(spec({ endpoint: { family: 'ipv5' } }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule.endpoint.family') } });
+    expect(decodeClientMessage(spec({ endpoint: { family: 'ipv5' } }))).toMatchObject({ ok: false, error: { message: expect.stringContaining('rule endpoint.family: must be one of') } });
   });
 
   test('messages of the other direction are unknown types', () => {

@@ -20,8 +20,8 @@ export const rule: Rule = {
   id: 'r1',
   action: 'block',
   blockMode: 'reject',
-  identity: { kind: 'sha256', value: 'ab'.repeat(32), package: 'curl', label: '/usr/bin/curl' },
-  endpoint: { host: 'example.com', domain: 'example.com', address: '93.184.216.34', cidr: '10.0.0.0/8', port: 443, portRange: [1000, 2000], family: 'ipv4' },
+  identity: { kind: 'package', value: '/usr/bin/curl', package: 'curl', label: 'curl' },
+  endpoint: { cidr: '10.0.0.0/8', portRange: [1000, 2000], family: 'ipv4' },
   protocol: 'tcp',
   direction: 'outbound',
   duration: { kind: 'process', token: linuxToken },
@@ -32,6 +32,13 @@ export const rule: Rule = {
   lastHit: 1_700_000_001_000,
   hits: 3,
 };
+
+/** The endpoint fields `rule` leaves out (a rule names at most one of host, domain, address, cidr). */
+export const otherRules: Rule[] = [
+  { id: 'r2', action: 'allow', identity: { kind: 'sha256', value: 'ab'.repeat(32), label: '/usr/bin/curl' }, endpoint: { host: 'example.com', port: 443 }, duration: { kind: 'always' }, enabled: true, created: 1_700_000_000_000, hits: 0 },
+  { id: 'r3', action: 'block', endpoint: { domain: 'example.com' }, duration: { kind: 'until', until: 1_800_000_000_000 }, session: true, enabled: false, created: 1_700_000_000_000, hits: 0 },
+  { id: 'r4', action: 'block', identity: { kind: 'path', value: '/opt/tools/' }, endpoint: { address: '2001:db8::1', family: 'ipv6' }, duration: { kind: 'always' }, enabled: true, created: 1_700_000_000_000, hits: 0 },
+];
 
 export function flow(id: string, overrides: Partial<Extract<ExtensionMessage, { type: 'flow' }>['flow']> = {}): Extract<ExtensionMessage, { type: 'flow' }> {
   return {
@@ -69,6 +76,7 @@ export const extensionMessages: ExtensionMessage[] = [
   { type: 'verdict', id: 'f1', time: 1_700_000_001_500, verdict: { action: 'block', by: 'user', blockMode: 'reject' } },
   { type: 'rules', rules: [rule], continues: true, ref: 'q1' },
   { type: 'rules', rules: [] },
+  { type: 'rules', rules: otherRules },
   { type: 'rule-changed', op: 'added', rule, ref: 'q2' },
   { type: 'rule-changed', op: 'removed', rule: { ...rule, duration: { kind: 'until', until: 1_800_000_000_000 } } },
   { type: 'error', code: 'unknown-flow', message: 'no flow "f9"', ref: 'q3' },

@@ -141,7 +141,7 @@ const malformed: Array<{ name: string; input: string | Buffer; code: string; men
     name: 'bad base64 token',
     input: `{"type":"rule-add","rule":{"action":"allow","duration":{"kind":"process","token":"not base64!"}}}\n`,
     code: 'bad-message',
-    mentions: 'rule.duration.token',
+    mentions: 'rule duration.token: must be the base64 token',
   },
   { name: 'oversized line', input: `{"type":"rules-list","pad":"${'x'.repeat(70 * 1024)}"}\n`, code: 'line-too-long' },
   { name: 'a 10 MB line', input: Buffer.concat([tenMegabytes, Buffer.from('\n')]), code: 'line-too-long' },

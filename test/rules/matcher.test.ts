@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Rule, RuleSpec } from '../../src/protocol/messages.js';
 import { flowFacts, matchRule, RuleSet, type FlowFacts } from '../../src/rules/matcher.js';
-import { parseRuleSpec } from '../../src/rules/model.js';
+import { parseRuleSpec } from '../../src/rules/schema.js';
 
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 const CURL = 'sha256:' + 'a'.repeat(64);

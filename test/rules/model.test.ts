@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseRulesDocument } from '../../src/rules/document.js';
 import { formatIp, parseIp } from '../../src/rules/ip.js';
-import { createRule, describeRule, identityFromKey, identityKey, parseRule, parseRuleSpec } from '../../src/rules/model.js';
+import { createRule, describeRule, identityFromKey, identityKey } from '../../src/rules/model.js';
+import { parseRule, parseRuleSpec } from '../../src/rules/schema.js';
 import { decideByPolicy, DEFAULT_POLICY } from '../../src/rules/policy.js';
 
 const HASH = 'ab'.repeat(32);

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { Rule } from '../../src/protocol/messages.js';
 import { cidrContains, parseCidr, parseIp } from '../../src/rules/ip.js';
 import { RuleSet, type FlowFacts } from '../../src/rules/matcher.js';
-import { createRule, identityKey, parseRuleSpec } from '../../src/rules/model.js';
+import { createRule, identityKey } from '../../src/rules/model.js';
+import { parseRuleSpec } from '../../src/rules/schema.js';
 
 let seed = 7;
 function rnd(n: number): number {

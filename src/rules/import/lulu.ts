@@ -13,7 +13,7 @@
 // so the same rule decides. LuLu filters outbound flows only: imported rules are outbound.
 import type { RuleEndpoint, RuleIdentity, RuleSpec } from '../../protocol/messages.js';
 import { canonicalIp, parseCidr } from '../ip.js';
-import { normalizeHostName } from '../model.js';
+import { normalizeHostName } from '../schema.js';
 import { addMapped, emptyReport, ImportFormatError, isObject, parseTime, type ImportReport } from './report.js';
 
 const SIGNERS: Record<number, string> = { 0: 'unsigned', 1: 'Apple', 2: 'App Store', 3: 'Developer ID', 4: 'ad hoc' };

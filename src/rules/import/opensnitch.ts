@@ -16,7 +16,7 @@
 // - A file that is not valid JSON is skipped, and the rest loaded.
 import type { RuleSpec, TransportProtocol } from '../../protocol/messages.js';
 import { canonicalIp, parseCidr } from '../ip.js';
-import { normalizeHostName } from '../model.js';
+import { normalizeHostName } from '../schema.js';
 import { addMapped, emptyReport, ImportFormatError, isObject, parseTime, type ImportReport } from './report.js';
 
 /** One rule file: its parsed JSON, or why it could not be read. */

@@ -1,6 +1,7 @@
 // What an import produced: rules ready to store, and in words what could not be mapped or was changed.
 import type { Rule, RuleSpec } from '../../protocol/messages.js';
-import { createRule, newRuleId, parseRuleSpec } from '../model.js';
+import { createRule, newRuleId } from '../model.js';
+import { parseRuleSpec } from '../schema.js';
 
 /** The input is not in the format it was read as (the message says what was expected). */
 export class ImportFormatError extends Error {}
