@@ -1,6 +1,5 @@
 // Turns the command line into flow sources and attribution: extension sockets, the in-process demo,
 // or — when no extension runs here — the passive monitor. Shared by `flowtop` and `flowtop list`.
-import { accessSync, constants, existsSync } from 'node:fs';
 import { Attributor } from '../attribution/attributor.js';
 import { selectBackend } from '../attribution/select.js';
 import type { AttributionBackend } from '../attribution/types.js';
@@ -10,6 +9,7 @@ import type { TokenKind } from '../protocol/messages.js';
 import { AGENT_GROUP } from '../agent/authorize.js';
 import { createSocketSource } from '../source/socket-source.js';
 import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
+import { probeSocket } from '../source/probe.js';
 import type { FlowSource } from '../source/types.js';
 import type { AttributorLike } from './store.js';
 
@@ -29,7 +29,7 @@ export interface OpenedSources {
   close(): Promise<void>;
 }
 
-export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): Promise<OpenedSources> {
+export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, defaultPath = defaultSocketPath()): Promise<OpenedSources> {
   let replay: AttributionBackend | undefined;
   const closers: Array<() => Promise<void> | void> = [];
   const sources: FlowSource[] = [];
@@ -44,13 +44,13 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
   const paths = explicitSocketPaths(flags.sockets, env);
   for (const path of paths) sources.push(createSocketSource(path));
   if (sources.length === 0) {
-    const path = defaultSocketPath();
-    const reachable = defaultSocketReachable(path);
-    if (reachable === true) {
-      sources.push(createSocketSource(path));
+    // Chosen by flowtop, not by the person: used only if it will serve them, else the monitor.
+    const probe = await probeSocket(defaultPath);
+    if (probe.usable) {
+      sources.push(createSocketSource(defaultPath));
     } else {
-      note = `${reachable.why}: showing this machine's connections with the passive monitor`;
-      if (reachable.denied) banner = `the agent at ${path} is for root and group ${AGENT_GROUP}; to join: sudo usermod -aG ${AGENT_GROUP} $USER, then log in again`;
+      note = `${probe.why}: showing this machine's connections with the passive monitor`;
+      if (probe.denied) banner = `the agent at ${defaultPath} is for root and group ${AGENT_GROUP}; to join: sudo usermod -aG ${AGENT_GROUP} $USER, then log in again`;
       sources.push(createPassiveMonitor());
     }
   }
@@ -65,16 +65,4 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv): P
       for (const c of closers) await c();
     },
   };
-}
-
-/** True when the default socket exists and this user may connect to it; otherwise why not, in words.
- *  A running agent's socket is 0660 root:flowtop, so a user outside the group still gets the monitor. */
-function defaultSocketReachable(path: string): true | { why: string; denied: boolean } {
-  if (!existsSync(path)) return { why: `no extension socket at ${path}`, denied: false };
-  try {
-    accessSync(path, constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return { why: `the agent's socket ${path} is for root and the ${AGENT_GROUP} group (sudo usermod -aG ${AGENT_GROUP} $USER, then log in again)`, denied: true };
-  }
 }
