@@ -2,8 +2,8 @@
 // instance: while pidfd_send_signal(fd, 0) succeeds, the PID has not been recycled, so the cached
 // start time and pidfs inode still hold. The executable is re-checked on every hit (an exec keeps the
 // PID and the start time but changes the code): one stat of /proc/PID/exe compared with the cached
-// (dev, inode) bytes. Every call goes straight to libc into reused buffers — this runs for each queued
-// packet — and builds exactly the token makeLinuxToken builds (same fields, same order of checks).
+// (dev, inode) bytes. Tokens are built by the native TokenBuilder (src/native/linux/token.ts), the one
+// makeLinuxToken uses: straight to libc into reused buffers, as this runs for each queued packet.
 // When the BPF record names the process instance (start time, exec counter and pidfs inode read from
 // task_struct at connect time), a hit costs no system call at all and a new process skips /proc; a new
 // process running an executable already identified (every fork of a server, say) costs none either.
@@ -16,32 +16,18 @@
 // owner found by a /proc scan) nothing proves which program connected: the tag is 0, "not known", and the
 // flow can never be `secure` or match an identity rule.
 import { encodeLinuxToken } from '../protocol/tokens.js';
-import { SYS, libc, type Libc } from '../native/linux/libc.js';
-import { execTag, kernelHasPidfs } from '../native/linux/token.js';
-import { formatFileKey } from '../native/linux/hash.js';
+import { NO_EXE, TokenBuilder, execTag, exePathOf, type BuiltToken } from '../native/linux/token.js';
+import { fileIdDev, fileIdIno, isFile, makeFileId, statFileKey, statLinks } from '../native/linux/stat-layout.js';
 import type { OwnerRecord } from '../native/linux/bpf.js';
 
-const AT_EMPTY_PATH = 0x1000;
-const O_RDONLY_CLOEXEC = 0o2000000;
-const O_PATH_CLOEXEC = 0o10000000 | 0o2000000;
-const EPERM = 1;
 /** CLOCK_BOOTTIME ns per /proc/PID/stat clock tick (USER_HZ 100 on every architecture we run on). */
 const NS_PER_TICK = 10_000_000n;
-/** Bytes of struct stat we compare: st_dev (8) + st_ino (8), at the same offsets on x86_64 and aarch64. */
-const EXE_ID_BYTES = 16;
-const NO_EXE = Buffer.alloc(EXE_ID_BYTES);
 
-export interface CachedToken {
+export interface CachedToken extends BuiltToken {
   /** -1 when the token was made from a record alone (no PID lookup was needed). */
   pidfd: number;
-  token: Buffer;
-  tokenText: string;
-  startTime: bigint;
-  /** /proc/PID/exe, NUL-terminated, made once per process. */
+  /** Empty when the token was made from a record alone. */
   exePath: Buffer;
-  /** st_dev + st_ino of the executable when the token was made (zeros when it could not be read). */
-  exeId: Buffer;
-  pidfsInode: bigint;
   /** task_struct.self_exec_id from the record the entry was made for; -1n when made from /proc alone. */
   execId: bigint;
 }
@@ -63,17 +49,10 @@ interface KnownExe {
 const EXE_CAPACITY = 512;
 const NO_PATH = Buffer.alloc(0);
 
-function decodeExecTag(token: Buffer): number {
-  return token.readUInt32LE(4);
-}
-
 /** st_dev + st_ino of the executable the record saw at connect, or undefined when it names none. */
 function recordedExe(record: OwnerRecord): Buffer | undefined {
   if (record.exeIno === 0n || record.exeDev === 0n) return undefined;
-  const id = Buffer.alloc(EXE_ID_BYTES);
-  id.writeBigUInt64LE(record.exeDev, 0);
-  id.writeBigUInt64LE(record.exeIno, 8);
-  return id;
+  return makeFileId(record.exeDev, record.exeIno);
 }
 
 /** `entry` when it was made for the very program `recorded` names; else the same process instance with
@@ -81,19 +60,15 @@ function recordedExe(record: OwnerRecord): Buffer | undefined {
  *  `entry`'s pidfd: only one of the two may be kept. */
 function forProgram(pid: number, entry: CachedToken, recorded: Buffer | undefined): CachedToken {
   if (recorded && entry.exeId.equals(recorded)) return entry;
-  const tag = recorded ? execTag(recorded.readBigUInt64LE(0), recorded.readBigUInt64LE(8)) : 0;
+  const tag = recorded ? execTag(fileIdDev(recorded), fileIdIno(recorded)) : 0;
   const token = encodeLinuxToken({ pid, startTime: entry.startTime, pidfsInode: entry.pidfsInode, execTag: tag });
-  return { ...entry, token, tokenText: token.toString('base64'), exeId: recorded ?? NO_EXE };
+  return { ...entry, token, tokenText: token.toString('base64'), exeId: recorded ?? NO_EXE, execTag: tag };
 }
 
 export class TokenCache {
   private readonly entries = new Map<number, CachedToken>();
   private readonly exes = new Map<bigint, KnownExe>();
-  private readonly c: Libc = libc();
-  private readonly stat = Buffer.alloc(256);
-  private readonly procStat = Buffer.alloc(1024);
-  private readonly emptyPath = Buffer.from('\0');
-  private readonly pidfs = kernelHasPidfs();
+  private readonly b = new TokenBuilder();
 
   /** False once a record's instance fields disagreed with /proc (see makeInstance). */
   trustRecords = true;
@@ -109,7 +84,7 @@ export class TokenCache {
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x3fffffff) return undefined;
     const hit = this.entries.get(pid);
     if (hit) {
-      if (hit.pidfd >= 0 && this.alive(hit.pidfd) && this.exeId(hit.exePath).equals(hit.exeId)) {
+      if (hit.pidfd >= 0 && this.b.alive(hit.pidfd) && this.b.exeId(hit.exePath).equals(hit.exeId)) {
         // LRU order: most recent last
         this.entries.delete(pid);
         this.entries.set(pid, hit);
@@ -117,8 +92,9 @@ export class TokenCache {
       }
       this.drop(pid, hit);
     }
-    const entry = this.make(pid);
-    if (!entry) return undefined;
+    const built = this.b.build(pid);
+    if (!built) return undefined;
+    const entry: CachedToken = { ...built, execId: -1n };
     this.remember(pid, entry);
     return entry;
   }
@@ -137,7 +113,7 @@ export class TokenCache {
     const pid = record.tgid;
     if (pid <= 0 || pid > 0x3fffffff) return 'gone';
     const recorded = recordedExe(record);
-    if (!this.trustRecords || record.pidfsInode === 0n || record.startBootNs === 0n || !this.pidfs) {
+    if (!this.trustRecords || record.pidfsInode === 0n || record.startBootNs === 0n || !this.b.pidfs) {
       const live = this.get(pid);
       if (!live) return 'gone';
       return live.startTime * NS_PER_TICK > record.bootNs ? 'reused' : forProgram(pid, live, recorded);
@@ -153,14 +129,14 @@ export class TokenCache {
       // carries the kernel's own number for the process instance (a pidfs inode is never reused while
       // the system runs): the token names exactly who connected without asking the PID anything.
       const token = encodeLinuxToken({ pid, startTime, pidfsInode: record.pidfsInode, execTag: known.tag });
-      made = { pidfd: -1, token, tokenText: token.toString('base64'), startTime, exePath: NO_PATH, exeId: known.exeId, pidfsInode: record.pidfsInode, execId: record.execId };
+      made = { pidfd: -1, token, tokenText: token.toString('base64'), startTime, exePath: NO_PATH, exeId: known.exeId, execTag: known.tag, pidfsInode: record.pidfsInode, execId: record.execId };
     } else {
       const fresh = this.makeInstance(pid, startTime, record.pidfsInode, record.execId);
       if (fresh === 'distrusted') return this.getInstance(record);
       if (typeof fresh === 'string') return fresh;
       // Only when the stat saw the very file the process connected with (an exec in between would not)
       if (record.exeFile !== 0n && recorded && fresh.exeId.equals(recorded)) {
-        this.rememberExe(record.exeFile, { ino: record.exeIno, dev: record.exeDev, exeId: fresh.exeId, tag: decodeExecTag(fresh.token), fd: this.openExe(pid, fresh.exeId) });
+        this.rememberExe(record.exeFile, { ino: record.exeIno, dev: record.exeDev, exeId: fresh.exeId, tag: fresh.execTag, fd: this.b.openExecutable(pid, fresh.exeId) });
       }
       // An exec since the connect: the entry keeps the pidfd but names the program that connected.
       made = forProgram(pid, fresh, recorded);
@@ -181,17 +157,7 @@ export class TokenCache {
 
   private forgetExe(file: bigint, exe: KnownExe): void {
     this.exes.delete(file);
-    if (exe.fd >= 0) this.c.close(exe.fd);
-  }
-
-  /** An O_PATH descriptor of the executable `pid` runs, kept only if it is the file `exeId` names (an
-   *  exec or a reused PID since would have given another one); -1 otherwise. */
-  private openExe(pid: number, exeId: Buffer): number {
-    const fd = this.c.open(Buffer.from(`/proc/${pid}/exe\0`), O_PATH_CLOEXEC);
-    if (fd < 0) return -1;
-    if (this.c.fstatat(fd, this.emptyPath, this.stat, AT_EMPTY_PATH) === 0 && this.stat.subarray(0, EXE_ID_BYTES).equals(exeId)) return fd;
-    this.c.close(fd);
-    return -1;
+    if (exe.fd >= 0) this.b.close(exe.fd);
   }
 
   /** pidfd first, then its pidfs inode must be the recorded one (so the pidfd names the instance that
@@ -200,47 +166,32 @@ export class TokenCache {
    *  connect and this read would give the new program's tag: the next connect then carries a new exec
    *  counter and remakes the entry. */
   private makeInstance(pid: number, startTime: bigint, pidfsInode: bigint, execId: bigint): CachedToken | InstanceMiss | 'distrusted' {
-    const c = this.c;
-    const pidfd = c.syscall4(SYS.pidfd_open, pid, 0, 0, 0);
+    const pidfd = this.b.openPidfd(pid);
     if (pidfd < 0) return 'gone';
-    const inodeNow = c.fstatat(pidfd, this.emptyPath, this.stat, AT_EMPTY_PATH) === 0 ? this.stat.readBigUInt64LE(8) : -1n;
+    const inodeNow = this.b.inodeOf(pidfd);
     if (this.checksLeft > 0 && inodeNow >= 0n) {
       // The record's fields come from kernel memory at offsets this kernel's BTF gave: the first few
       // are held against /proc. The same pidfs inode (never reused) with another start time means the
       // start time is misread. Another inode with the same start time is a PID reused within one clock
       // tick — or a misread inode, if it keeps happening before any record was confirmed.
       this.checksLeft--;
-      const procStart = this.startTime(pid);
+      const procStart = this.b.startTime(pid);
       const sameInode = inodeNow === pidfsInode;
       const sameStart = procStart === startTime;
       if (procStart !== undefined && sameInode && sameStart) this.confirmed++;
       else if (procStart !== undefined && sameStart !== sameInode && (sameInode || (++this.inodeOnlyMisses >= 3 && this.confirmed === 0))) {
-        c.close(pidfd);
+        this.b.close(pidfd);
         this.trustRecords = false;
         this.onDistrust?.(`the connect records' process fields disagree with /proc (start time ${startTime} vs ${procStart}, pidfs inode ${pidfsInode} vs ${inodeNow}): processes are now confirmed through /proc only`);
         return 'distrusted';
       }
     }
     if (inodeNow !== pidfsInode) {
-      c.close(pidfd);
+      this.b.close(pidfd);
       return 'reused';
     }
-    return this.finish(pid, pidfd, startTime, pidfsInode, execId) ?? 'gone';
-  }
-
-  /** The common end of both routes: the executable's (dev, inode) for the exec tag, read through
-   *  /proc/PID, then the pidfd must still be alive (else the read may have named a reused PID's
-   *  program). Closes the pidfd when it fails. */
-  private finish(pid: number, pidfd: number, startTime: bigint, pidfsInode: bigint, execId: bigint): CachedToken | undefined {
-    const exePath = Buffer.from(`/proc/${pid}/exe\0`);
-    const exeId = Buffer.from(this.exeId(exePath));
-    const tag = exeId.equals(NO_EXE) ? 0 : execTag(exeId.readBigUInt64LE(0), exeId.readBigUInt64LE(8));
-    if (!this.alive(pidfd)) {
-      this.c.close(pidfd);
-      return undefined;
-    }
-    const token = encodeLinuxToken({ pid, startTime, pidfsInode, execTag: tag });
-    return { pidfd, token, tokenText: token.toString('base64'), startTime, exePath, exeId, pidfsInode, execId };
+    const built = this.b.complete(pid, pidfd, startTime, pidfsInode);
+    return built ? { ...built, execId } : 'gone';
   }
 
   private remember(pid: number, entry: CachedToken): void {
@@ -251,126 +202,33 @@ export class TokenCache {
     }
   }
 
-  /** pidfd first, then start time, pidfs inode and executable, then the pidfd must still be alive:
-   *  all four describe the same process instance even if the PID is reused meanwhile. */
-  private make(pid: number): CachedToken | undefined {
-    const c = this.c;
-    const pidfd = c.syscall4(SYS.pidfd_open, pid, 0, 0, 0);
-    if (pidfd < 0) return undefined;
-    const startTime = this.startTime(pid);
-    let inode = 0n;
-    if (startTime !== undefined && this.pidfs) {
-      inode = c.fstatat(pidfd, this.emptyPath, this.stat, AT_EMPTY_PATH) === 0 ? this.stat.readBigUInt64LE(8) : -1n;
-    }
-    if (startTime === undefined || inode < 0n) {
-      c.close(pidfd);
-      return undefined;
-    }
-    return this.finish(pid, pidfd, startTime, inode, -1n);
-  }
-
   /** dev:inode:size:mtime:ctime (ns) of the executable `pid` connected with — the key the attribution's
    *  hash cache uses — or undefined when that cannot be tied to the connect: the file must be the one
    *  the connect record names (`expectDev`, `expectIno`). Without a record naming it, nothing says which
    *  program connected (an exec may have come between), so there is no key. */
   fileKeyOf(pid: number, expectIno: bigint, expectDev: bigint, exeFile = 0n): string | undefined {
     if (expectIno === 0n || expectDev === 0n) return undefined;
-    const st = this.stat;
     // The record's open file is one already identified: our own descriptor of it answers (one fstat,
     // no path walk). Not once the file is deleted: the descriptor would keep its blocks allocated.
     const known = exeFile !== 0n ? this.exes.get(exeFile) : undefined;
     if (known && known.ino === expectIno && known.dev === expectDev && known.fd >= 0) {
-      if (this.c.fstatat(known.fd, this.emptyPath, st, AT_EMPTY_PATH) === 0 && sameFile(st, expectDev, expectIno) && linkCount(st) > 0) return statFileKey(st);
-      this.c.close(known.fd);
+      const st = this.b.statFd(known.fd);
+      if (st && isFile(st, expectDev, expectIno) && statLinks(st) > 0) return statFileKey(st);
+      this.b.close(known.fd);
       known.fd = -1;
     }
     const entry = this.entries.get(pid);
-    const path = entry && entry.exePath.length > 0 ? entry.exePath : Buffer.from(`/proc/${pid}/exe\0`);
-    if (this.c.fstatat(-100 /* AT_FDCWD */, path, st, 0) !== 0) return undefined;
-    return sameFile(st, expectDev, expectIno) ? statFileKey(st) : undefined;
-  }
-
-  /** pidfd_send_signal(fd, 0): success, or EPERM (found but not ours to signal), means alive. */
-  private alive(pidfd: number): boolean {
-    return this.c.syscall4(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0 || this.c.errno() === EPERM;
-  }
-
-  /** st_dev + st_ino of the executable (a view of the shared stat buffer), or zeros when unreadable. */
-  private exeId(exePath: Buffer): Buffer {
-    if (this.c.fstatat(-100 /* AT_FDCWD */, exePath, this.stat, 0) !== 0) return NO_EXE;
-    return this.stat.subarray(0, EXE_ID_BYTES);
-  }
-
-  /** Field 22 of /proc/PID/stat (clock ticks since boot), read and parsed from bytes. */
-  private startTime(pid: number): bigint | undefined {
-    const c = this.c;
-    const fd = c.open(Buffer.from(`/proc/${pid}/stat\0`), O_RDONLY_CLOEXEC);
-    if (fd < 0) return undefined;
-    const b = this.procStat;
-    let n = 0;
-    try {
-      while (n < b.length) {
-        const r = c.read(fd, n === 0 ? b : b.subarray(n), b.length - n);
-        if (r <= 0) break;
-        n += r;
-        // the kernel writes the whole line in one read: a final newline means there is no more
-        if (b[n - 1] === 0x0a) break;
-      }
-    } finally {
-      c.close(fd);
-    }
-    return parseStartTime(b, n, pid);
+    const st = this.b.statPath(entry && entry.exePath.length > 0 ? entry.exePath : exePathOf(pid));
+    return st && isFile(st, expectDev, expectIno) ? statFileKey(st) : undefined;
   }
 
   private drop(pid: number, entry: CachedToken): void {
     this.entries.delete(pid);
-    if (entry.pidfd >= 0) this.c.close(entry.pidfd);
+    if (entry.pidfd >= 0) this.b.close(entry.pidfd);
   }
 
   clear(): void {
     for (const [pid, e] of this.entries) this.drop(pid, e);
     for (const [file, exe] of this.exes) this.forgetExe(file, exe);
   }
-}
-
-/** dev:inode:size:mtime:ctime (ns) from a struct stat: st_size@48, st_mtime@88/+96 ns,
- *  st_ctime@104/+112 ns (x86_64 and aarch64 alike). */
-function statFileKey(st: Buffer): string {
-  const mtime = st.readBigInt64LE(88) * 1_000_000_000n + st.readBigInt64LE(96);
-  const ctime = st.readBigInt64LE(104) * 1_000_000_000n + st.readBigInt64LE(112);
-  return formatFileKey(st.readBigUInt64LE(0), st.readBigUInt64LE(8), st.readBigInt64LE(48), mtime, ctime);
-}
-
-/** True when the struct stat is of the file (device, inode). */
-function sameFile(st: Buffer, dev: bigint, ino: bigint): boolean {
-  return st.readBigUInt64LE(0) === dev && st.readBigUInt64LE(8) === ino;
-}
-
-/** st_nlink: 8 bytes at 16 on x86_64, 4 bytes at 20 on aarch64 (the generic layout). */
-function linkCount(st: Buffer): number {
-  return process.arch === 'x64' ? Number(st.readBigUInt64LE(16)) : st.readUInt32LE(20);
-}
-
-/** The start time in a /proc/PID/stat line of `pid` ("pid (comm) state ppid … starttime …"), or
- *  undefined when the line is not that shape. comm may hold spaces and parentheses: the fields start
- *  after the last ')'. */
-export function parseStartTime(b: Buffer, n: number, pid: number): bigint | undefined {
-  let at = 0;
-  let head = 0;
-  while (at < n && b[at]! >= 0x30 && b[at]! <= 0x39) head = head * 10 + (b[at++]! - 0x30);
-  if (at === 0 || head !== pid || b[at] !== 0x20 || b[at + 1] !== 0x28) return undefined;
-  let close = n - 1;
-  while (close > at && b[close] !== 0x29) close--;
-  if (close <= at || b[close + 1] !== 0x20) return undefined;
-  // field 3 starts at close + 2; field 22 follows 19 more spaces
-  let i = close + 2;
-  for (let spaces = 0; spaces < 19; i++) {
-    if (i >= n) return undefined;
-    if (b[i] === 0x20) spaces++;
-  }
-  let value = 0;
-  const start = i;
-  while (i < n && b[i]! >= 0x30 && b[i]! <= 0x39) value = value * 10 + (b[i++]! - 0x30);
-  if (i === start || (i < n && b[i] !== 0x20 && b[i] !== 0x0a) || !Number.isSafeInteger(value)) return undefined;
-  return BigInt(value);
 }

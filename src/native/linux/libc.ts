@@ -26,7 +26,7 @@ export interface Libc {
   schedSetaffinity(tid: number, mask: Buffer): number;
   /** open(2) of a NUL-terminated path held in a Buffer (no string conversion per call). */
   open(path: Buffer, flags: number): number;
-  /** fstatat(2) into a caller's struct stat buffer (st_dev@0, st_ino@8 on x86_64 and aarch64); path NUL-terminated. */
+  /** fstatat(2) into a caller's struct stat buffer (fields: stat-layout.ts); path NUL-terminated. */
   fstatat(dirfd: number, path: Buffer, statBuf: Buffer, flags: number): number;
   /** ioctl(2) whose argument is an in/out struct (e.g. PIDFD_GET_INFO). */
   ioctlBuf(fd: number, request: number, arg: Buffer): number;

@@ -38,6 +38,9 @@ export interface ProcStat {
  *  may already be gone while it closes its files (a lingering socket can keep it there for seconds). */
 export const PF_EXITING = 0x4;
 
+/** Field numbers of /proc/PID/stat (proc(5), counting from 1). Both parsers below read by these. */
+export const STAT_FIELD = { state: 3, ppid: 4, flags: 9, startTime: 22 } as const;
+
 /** Parses the text of /proc/PID/stat. comm is whatever the process chose (up to 15 bytes, any
  *  characters, including ") "), so the fields are split after the LAST ')' in the line. */
 export function parseProcStat(text: string): ProcStat | undefined {
@@ -49,13 +52,39 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const comm = text.slice(open + 2, close);
   // Fields from 3 (state) on, separated by single spaces.
   const rest = text.slice(close + 2).trimEnd().split(' ');
-  const state = rest[0];
-  const ppidText = rest[1];
-  const flagsText = rest[6]; // field 9
-  const startText = rest[19]; // field 22 = index 22 - 3
+  const at = (field: number) => rest[field - STAT_FIELD.state];
+  const state = at(STAT_FIELD.state);
+  const ppidText = at(STAT_FIELD.ppid);
+  const flagsText = at(STAT_FIELD.flags);
+  const startText = at(STAT_FIELD.startTime);
   if (state === undefined || ppidText === undefined || flagsText === undefined || startText === undefined) return undefined;
   if (!/^\d+$/.test(ppidText) || !/^\d+$/.test(flagsText) || !/^\d+$/.test(startText)) return undefined;
   return { pid, comm, state, ppid: Number(ppidText), flags: Number(flagsText), startTime: BigInt(startText) };
+}
+
+/** The start time (field 22) in the bytes of a /proc/PID/stat line of `pid`, or undefined when the line
+ *  is not that shape: the same reading as parseProcStat, without making strings (the agent calls this
+ *  for every new process that connects). comm may hold spaces and parentheses: the fields start after
+ *  the last ')'. */
+export function parseStartTime(b: Buffer, n: number, pid: number): bigint | undefined {
+  let at = 0;
+  let head = 0;
+  while (at < n && b[at]! >= 0x30 && b[at]! <= 0x39) head = head * 10 + (b[at++]! - 0x30);
+  if (at === 0 || head !== pid || b[at] !== 0x20 || b[at + 1] !== 0x28) return undefined;
+  let close = n - 1;
+  while (close > at && b[close] !== 0x29) close--;
+  if (close <= at || b[close + 1] !== 0x20) return undefined;
+  // the state field starts at close + 2; the start time follows one space per field in between
+  let i = close + 2;
+  for (let spaces = 0; spaces < STAT_FIELD.startTime - STAT_FIELD.state; i++) {
+    if (i >= n) return undefined;
+    if (b[i] === 0x20) spaces++;
+  }
+  let value = 0;
+  const start = i;
+  while (i < n && b[i]! >= 0x30 && b[i]! <= 0x39) value = value * 10 + (b[i++]! - 0x30);
+  if (i === start || (i < n && b[i] !== 0x20 && b[i] !== 0x0a) || !Number.isSafeInteger(value)) return undefined;
+  return BigInt(value);
 }
 
 /** Reads and parses /proc/PID/stat; throws the fs error (ENOENT/ESRCH when the process is gone). */

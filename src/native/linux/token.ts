@@ -1,26 +1,19 @@
 // Makes the Linux process token (layout: encodeLinuxToken in src/protocol/tokens.ts) for a live PID.
-// A PID alone is reused; pid + start time + pidfs inode names exactly one process instance.
-import { fstatSync, statSync, statfsSync } from 'node:fs';
+// A PID alone is reused; pid + start time + pidfs inode names exactly one process instance, and the
+// exec tag names the program it runs. TokenBuilder is the one place a token is built: the agent's token
+// cache (per queued packet) and the one-shot makeLinuxToken (monitor, `flowtop inspect`) both call it.
+// It goes straight to libc into reused buffers, so a build makes no fs.Stats or string per call.
+import { statfsSync } from 'node:fs';
 import { encodeLinuxToken } from '../../protocol/tokens.js';
-import { SYS, libc } from './libc.js';
-import { readProcStat } from './procfs.js';
-
-/** Start time of PID (field 22 of /proc/PID/stat, clock ticks since boot), or undefined when the
- *  process does not exist or its stat line cannot be parsed. */
-export function readStartTime(pid: number): bigint | undefined {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
-  try {
-    return readProcStat(pid)?.startTime;
-  } catch {
-    return undefined;
-  }
-}
+import { SYS, errnoName, libc, type Libc } from './libc.js';
+import { parseStartTime } from './procfs.js';
+import { FILE_ID_BYTES, fileIdDev, fileIdIno, fileIdView, statIno, statLayout, type StatLayout } from './stat-layout.js';
 
 /** pidfd_open(pid, 0): a file descriptor that names this process instance for as long as it is open.
  *  Returns the fd, or -errno. */
 export function pidfdOpen(pid: number): number {
   const c = libc();
-  const fd = c.syscall(SYS.pidfd_open, pid, 0);
+  const fd = c.syscall4(SYS.pidfd_open, pid, 0, 0, 0);
   return fd >= 0 ? fd : -c.errno();
 }
 
@@ -31,7 +24,7 @@ const ESRCH = 3;
  *  so it also means alive: 0. Other errors come back as -errno. */
 export function pidfdAlive(pidfd: number): number {
   const c = libc();
-  if (c.syscall(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0) return 0;
+  if (c.syscall4(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0) return 0;
   const errno = c.errno();
   return errno === 1 /* EPERM */ ? 0 : -errno;
 }
@@ -93,9 +86,14 @@ export function kernelHasPidfs(): boolean {
   return pidfsKnown;
 }
 
-/** The pidfs inode a pidfd refers to, or 0n where the kernel has no pidfs. */
+/** The pidfs inode a pidfd refers to, or 0n where the kernel has no pidfs. Throws when the pidfd
+ *  cannot be stated (a closed descriptor). */
 export function pidfsInode(pidfd: number): bigint {
-  return kernelHasPidfs() ? fstatSync(pidfd, { bigint: true }).ino : 0n;
+  if (!kernelHasPidfs()) return 0n;
+  const builder = sharedBuilder();
+  const inode = builder.inodeOf(pidfd);
+  if (inode < 0n) throw new Error(`fstat of pidfd ${pidfd} failed: ${errnoName(builder.lastErrno())}`);
+  return inode;
 }
 
 /** The exec tag of a token: FNV-1a (32-bit) of the executable's "dev:inode", never 0 (0 means unknown).
@@ -113,29 +111,181 @@ export function execTag(dev: bigint, ino: bigint): number {
 /** The exec tag of PID's running executable, or 0 when /proc/PID/exe cannot be read (another user's
  *  process without privilege, a kernel thread). */
 export function readExecTag(pid: number): number {
-  try {
-    const st = statSync(`/proc/${pid}/exe`, { bigint: true });
-    return execTag(st.dev, st.ino);
-  } catch {
-    return 0;
+  if (!Number.isSafeInteger(pid) || pid <= 0) return 0;
+  const builder = sharedBuilder();
+  return builder.tagOf(builder.exeId(exePathOf(pid)));
+}
+
+/** Start time of PID (field 22 of /proc/PID/stat, clock ticks since boot), or undefined when the
+ *  process does not exist or its stat line cannot be parsed. */
+export function readStartTime(pid: number): bigint | undefined {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  return sharedBuilder().startTime(pid);
+}
+
+/** The token of the live process PID, or undefined when it does not exist (or is not visible). */
+export function makeLinuxToken(pid: number): Buffer | undefined {
+  const built = sharedBuilder().build(pid);
+  if (!built) return undefined;
+  libc().close(built.pidfd);
+  return built.token;
+}
+
+/** A token as built, with what it was built from (for a cache to re-check it later). */
+export interface BuiltToken {
+  /** The pidfd opened for the build, still open: the caller keeps or closes it. */
+  pidfd: number;
+  token: Buffer;
+  tokenText: string;
+  startTime: bigint;
+  pidfsInode: bigint;
+  /** /proc/PID/exe, NUL-terminated. */
+  exePath: Buffer;
+  /** st_dev + st_ino of the executable at the build (zeros when it could not be read): its own copy. */
+  exeId: Buffer;
+  /** The token's exec tag (execTag of exeId; 0 when it could not be read). */
+  execTag: number;
+}
+
+const AT_FDCWD = -100;
+const AT_EMPTY_PATH = 0x1000;
+const O_RDONLY_CLOEXEC = 0o2000000;
+const O_PATH_CLOEXEC = 0o10000000 | 0o2000000;
+/** The exe id of a process whose executable could not be read: the exec tag is then 0, "not known". */
+export const NO_EXE: Buffer = Buffer.alloc(FILE_ID_BYTES);
+
+/** /proc/PID/exe as a NUL-terminated path. */
+export function exePathOf(pid: number): Buffer {
+  return Buffer.from(`/proc/${pid}/exe\0`);
+}
+
+/** Builds tokens and answers the checks a token cache makes, into buffers it reuses. Views it returns
+ *  (stat(), exeId()) are valid until its next call. One per thread: each queue worker has its own. */
+export class TokenBuilder {
+  private readonly c: Libc = libc();
+  private readonly layout: StatLayout = statLayout();
+  private readonly st = Buffer.alloc(256);
+  private readonly line = Buffer.alloc(1024);
+  private readonly emptyPath = Buffer.from('\0');
+  /** Whether pidfds have their own inodes here (see kernelHasPidfs); without, tokens carry 0. */
+  readonly pidfs = kernelHasPidfs();
+
+  /** errno of the last failed call. */
+  lastErrno(): number {
+    return this.c.errno();
+  }
+
+  /** pidfd_open(pid, 0), or -1 when the process is gone or not visible. */
+  openPidfd(pid: number): number {
+    const fd = this.c.syscall4(SYS.pidfd_open, pid, 0, 0, 0);
+    return fd >= 0 ? fd : -1;
+  }
+
+  close(fd: number): void {
+    this.c.close(fd);
+  }
+
+  /** The process behind `pidfd` has not exited (see pidfdAlive). */
+  alive(pidfd: number): boolean {
+    return this.c.syscall4(SYS.pidfd_send_signal, pidfd, 0, 0, 0) === 0 || this.c.errno() === 1 /* EPERM */;
+  }
+
+  /** struct stat of an open descriptor (a view of the reused buffer), or undefined. */
+  statFd(fd: number): Buffer | undefined {
+    return this.c.fstatat(fd, this.emptyPath, this.st, AT_EMPTY_PATH) === 0 ? this.st : undefined;
+  }
+
+  /** struct stat of a NUL-terminated path, following links (a view of the reused buffer), or undefined. */
+  statPath(path: Buffer): Buffer | undefined {
+    return this.c.fstatat(AT_FDCWD, path, this.st, 0) === 0 ? this.st : undefined;
+  }
+
+  /** st_ino of an open descriptor (for a pidfd: its pidfs inode), or -1n when it cannot be stated. */
+  inodeOf(fd: number): bigint {
+    const st = this.statFd(fd);
+    return st ? statIno(st, this.layout) : -1n;
+  }
+
+  /** st_dev + st_ino of the file at `path` (a view of the reused buffer), or NO_EXE when unreadable. */
+  exeId(path: Buffer): Buffer {
+    const st = this.statPath(path);
+    return st ? fileIdView(st, this.layout) : NO_EXE;
+  }
+
+  /** The exec tag of an executable's file id (0 for NO_EXE). */
+  tagOf(exeId: Buffer): number {
+    if (exeId.equals(NO_EXE)) return 0;
+    return execTag(fileIdDev(exeId), fileIdIno(exeId));
+  }
+
+  /** An O_PATH descriptor of the executable `pid` runs, if it is the file `exeId` names (an exec or a
+   *  reused PID since would have given another one); -1 otherwise. */
+  openExecutable(pid: number, exeId: Buffer): number {
+    const fd = this.c.open(exePathOf(pid), O_PATH_CLOEXEC);
+    if (fd < 0) return -1;
+    const st = this.statFd(fd);
+    if (st && fileIdView(st, this.layout).equals(exeId)) return fd;
+    this.c.close(fd);
+    return -1;
+  }
+
+  /** Field 22 of /proc/PID/stat (clock ticks since boot), read and parsed from bytes. */
+  startTime(pid: number): bigint | undefined {
+    const c = this.c;
+    const fd = c.open(Buffer.from(`/proc/${pid}/stat\0`), O_RDONLY_CLOEXEC);
+    if (fd < 0) return undefined;
+    const b = this.line;
+    let n = 0;
+    try {
+      while (n < b.length) {
+        const r = c.read(fd, n === 0 ? b : b.subarray(n), b.length - n);
+        if (r <= 0) break;
+        n += r;
+        // the kernel writes the whole line in one read: a final newline means there is no more
+        if (b[n - 1] === 0x0a) break;
+      }
+    } finally {
+      c.close(fd);
+    }
+    return parseStartTime(b, n, pid);
+  }
+
+  /** The token of live `pid`, or undefined when it does not exist (or is not visible). Order matters:
+   *  the pidfd is opened first, then start time, pidfs inode and executable are read, then the pidfd
+   *  must still be alive — so all describe the same process instance even if the PID is reused
+   *  meanwhile. The pidfd stays open in the result. */
+  build(pid: number): BuiltToken | undefined {
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x3fffffff) return undefined;
+    const pidfd = this.openPidfd(pid);
+    if (pidfd < 0) return undefined;
+    const startTime = this.startTime(pid);
+    const inode = startTime === undefined ? -1n : this.pidfs ? this.inodeOf(pidfd) : 0n;
+    if (startTime === undefined || inode < 0n) {
+      this.c.close(pidfd);
+      return undefined;
+    }
+    return this.complete(pid, pidfd, startTime, inode);
+  }
+
+  /** The end of every build: the executable's (dev, inode) for the exec tag, read through /proc/PID,
+   *  then the pidfd must still be alive (else the read may have named a reused PID's program). Closes
+   *  the pidfd when it fails. For a caller that already holds the pidfd and knows the instance. */
+  complete(pid: number, pidfd: number, startTime: bigint, pidfsInode: bigint): BuiltToken | undefined {
+    const exePath = exePathOf(pid);
+    const exeId = Buffer.from(this.exeId(exePath));
+    const tag = this.tagOf(exeId);
+    if (!this.alive(pidfd)) {
+      this.c.close(pidfd);
+      return undefined;
+    }
+    const token = encodeLinuxToken({ pid, startTime, pidfsInode, execTag: tag });
+    return { pidfd, token, tokenText: token.toString('base64'), startTime, pidfsInode, exePath, exeId, execTag: tag };
   }
 }
 
-/** The token of the live process PID, or undefined when it does not exist (or is not visible).
- *  Order matters: the pidfd is opened first and checked alive after the start time is read, so the
- *  start time and the inode describe the same instance even if the PID is reused meanwhile. */
-export function makeLinuxToken(pid: number): Buffer | undefined {
-  if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x3fffffff) return undefined;
-  const pidfd = pidfdOpen(pid);
-  if (pidfd < 0) return undefined;
-  try {
-    const startTime = readStartTime(pid);
-    if (startTime === undefined) return undefined;
-    const inode = pidfsInode(pidfd);
-    const tag = readExecTag(pid);
-    if (pidfdExited(pidfd)) return undefined;
-    return encodeLinuxToken({ pid, startTime, pidfsInode: inode, execTag: tag });
-  } finally {
-    libc().close(pidfd);
-  }
+let shared: TokenBuilder | undefined;
+
+/** The builder of this thread's one-shot calls (makeLinuxToken, readStartTime, readExecTag). */
+function sharedBuilder(): TokenBuilder {
+  return (shared ??= new TokenBuilder());
 }
