@@ -90,6 +90,7 @@ export interface Counts {
   pending: number;
   /** Flows with a block verdict still in the table (live or lingering after their end). */
   blocked: number;
+  /** Flows that ended without being blocked, lingering before they leave. */
   closed: number;
   /** Share (0..1) of live flows whose attribution is secure; undefined when there are none. */
   secureShare?: number;

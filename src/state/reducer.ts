@@ -287,9 +287,10 @@ function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
   d.tally.txRate += sign * row.txRate;
   const phase = flowPhase(row);
   if (isOver(row)) {
-    d.tally.closed += sign;
-    // A blocked flow is over at once; it still counts as blocked (never as live) while it lingers.
+    // A blocked flow is over at once; while it lingers it counts as blocked only (never as live,
+    // nor as closed: each flow is in one of the header's live / blocked / closed counts).
     if (phase === 'blocked') d.tally.blocked += sign;
+    else d.tally.closed += sign;
     return;
   }
   d.tally.live += sign;

@@ -14,6 +14,7 @@ import { Help } from './Help.js';
 import { Table, type RowLook } from './Table.js';
 import { DecisionPrompt, PROMPT_LINES, asciiSafe } from './DecisionPrompt.js';
 import { clean } from './format.js';
+import { emptyNote } from './empty-note.js';
 import { TRUST_WORD, trustReason } from './explain.js';
 
 export interface ScreenProps {
@@ -181,16 +182,7 @@ export function Screen(p: ScreenProps) {
       />
     );
   }
-  const emptyNote =
-    !ui.help && ((ui.view === 'flows' && p.flows.length === 0) || (ui.view === 'processes' && p.processes.length === 0) || (ui.view === 'rules' && p.rules.length === 0))
-      ? ui.view === 'rules'
-        ? 'no rules from the extension'
-        : ui.filter.query || ui.filter.onlyInsecure
-          ? 'nothing matches the filter (Esc clears it)'
-          : 'no flows yet'
-      : ui.view === 'flows' && !ui.help && (p.pinned ?? 0) > 0 && p.flows.length === p.pinned && (ui.filter.query || ui.filter.onlyInsecure)
-        ? 'nothing else matches the filter; flows waiting for a verdict always show (Esc clears it)'
-        : undefined;
+  const note = emptyNote({ ui, sources: p.sources, shown: { flows: p.flows.length, processes: p.processes.length, rules: p.rules.length }, pinned: p.pinned ?? 0 });
   return (
     // No overflow clipping: every part is sized to fit, and Ink's clipping re-slices each line.
     <Box flexDirection="column" width={width} height={p.height}>
@@ -212,7 +204,7 @@ export function Screen(p: ScreenProps) {
       </Box>
       <Box flexDirection="column" flexGrow={1}>
         {body}
-        {emptyNote ? <Text dimColor>{emptyNote}</Text> : null}
+        {note ? <Text dimColor>{asciiSafe(note, ascii)}</Text> : null}
         {details && !ui.help ? <Details title={details.title} lines={details.lines} height={detailRows} scroll={ui.detailScroll} ascii={ascii} /> : null}
       </Box>
       <Box flexShrink={0} flexDirection="column">

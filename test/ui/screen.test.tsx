@@ -47,6 +47,19 @@ describe('flows view', () => {
     expect(rowOf(frame, '8.8.8.8')).toMatch(/⚠/);
   });
 
+  it('counts each flow once in the header: a blocked flow that ended is blocked, not also closed', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    feed(src);
+    await waitForFrame(app.instance, (f) => plain(f).includes('5 live'));
+    src.push({ type: 'verdict', id: 'f1', time: Date.now(), verdict: { action: 'block', by: 'user' } });
+    src.push({ type: 'end', id: 'f1', time: Date.now(), reason: 'blocked' });
+    src.push({ type: 'end', id: 'c1', time: Date.now() });
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('3 live'));
+    expect(plain(frame)).toContain('3 live · 0 pending · 1 blocked');
+    expect(plain(frame)).toMatch(/ · 1 closed · /);
+  });
+
   it('insecure rows are red as a whole; secure badges green', async () => {
     const src = memorySource();
     app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
@@ -244,6 +257,29 @@ describe('flows view', () => {
     frame = await press(app.instance, KEY.tab, (f) => plain(f).includes('[3:rules]'));
     frame = await press(app.instance, KEY.shiftTab, (f) => plain(f).includes('[2:processes]'));
     frame = await press(app.instance, '1', (f) => plain(f).includes('[1:flows]'));
+  });
+
+  it('the rules view waits for the rule list before it says there are none, and says when the extension keeps no rules', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    src.setStatus({ state: 'connected', hello: hello() });
+    src.push(hello());
+    await ready(app.instance);
+    let frame = await press(app.instance, '3', (f) => plain(f).includes('[3:rules]'));
+    expect(plain(frame)).toContain('waiting for the rule list…');
+    expect(plain(frame)).not.toContain('no rules');
+    src.push({ type: 'rules', rules: [] });
+    frame = await waitForFrame(app.instance, (f) => plain(f).includes('no rules from the extension'));
+    expect(plain(frame)).not.toContain('waiting for the rule list');
+    app.stop();
+
+    const bare = memorySource();
+    app = startApp({ sources: [bare], attributions: ATTRIBUTIONS });
+    bare.setStatus({ state: 'connected', hello: hello(['bytes']) });
+    bare.push(hello(['bytes']));
+    await ready(app.instance);
+    frame = await press(app.instance, '3', (f) => plain(f).includes('keeps no rules'));
+    expect(plain(frame)).toContain('test-ext keeps no rules (it has no "rules" capability)');
   });
 
   it('q quits', async () => {
