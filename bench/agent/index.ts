@@ -203,7 +203,7 @@ async function startAgent(ns: Ns, rule: AgentRule, extra: string[] = []): Promis
   const socket = join(dir, 'agent.sock');
   const stderr: string[] = [];
   const proc = ns.start([process.execPath, ...(process.env['FLOWTOP_BENCH_AGENT_FLAGS']?.split(' ').filter(Boolean) ?? []), '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
-    'agent', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...extra], { stderr });
+    'agent', '--no-history', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...extra], { stderr });
   await until(`the agent (${stderr.join('')})`, () => stderr.join('').includes('ready on') || proc.exitCode !== null, 30_000);
   if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
   // e.g. "attribution bpf-cookie (cgroup …; process instance read from task_struct (BTF offsets))"

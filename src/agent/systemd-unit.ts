@@ -28,6 +28,8 @@ export interface UnitOptions {
   agentArgs: string[];
   rulesPath: string;
   socketPath: string;
+  /** The history file (absent with --no-history). */
+  historyPath?: string;
   written: Date;
 }
 
@@ -52,11 +54,11 @@ function pathWord(path: string): string {
 export function renderUnit(o: UnitOptions): string {
   const exec = [o.node, o.entry, 'agent', ...o.agentArgs].map(execWord).join(' ');
   const socketDir = dirname(o.socketPath);
-  const writable = [...new Set([dirname(o.rulesPath), ...(socketDir === '/run/flowtop' ? [] : [socketDir])])];
+  const writable = [...new Set([dirname(o.rulesPath), ...(socketDir === '/run/flowtop' ? [] : [socketDir]), ...(o.historyPath ? [dirname(o.historyPath)] : [])])];
   // Home folders hidden unless something the agent runs or uses lives there (then read-only, with the
   // writable folders above still writable); a private /tmp unless its socket or rules are in /tmp.
-  const homeVisible = [o.node, o.entry, o.rulesPath, o.socketPath].some((p) => under(p, HOMES));
-  const privateTmp = ![o.rulesPath, o.socketPath].some((p) => under(p, TEMPS));
+  const homeVisible = [o.node, o.entry, o.rulesPath, o.socketPath, o.historyPath ?? ''].some((p) => under(p, HOMES));
+  const privateTmp = ![o.rulesPath, o.socketPath, o.historyPath ?? ''].some((p) => under(p, TEMPS));
   return [
     `${UNIT_MARKER} on ${o.written.toISOString()}; \`flowtop agent uninstall\` removes it.`,
     '[Unit]',

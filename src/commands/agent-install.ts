@@ -62,7 +62,7 @@ function absoluteAgentArgs(argv: string[]): string[] {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    if (flag === '--socket' || flag === '--rules' || flag === '--cgroup') {
+    if (flag === '--socket' || flag === '--rules' || flag === '--cgroup' || flag === '--history') {
       const value = inline ?? argv[++i];
       if (value === undefined) throw new UsageError(`agent install: ${flag} needs a value`);
       out.push(flag, resolve(value));
@@ -91,6 +91,7 @@ export async function runInstall(argv: string[], io: InstallIo = defaultIo): Pro
       agentArgs,
       rulesPath: flags.rules,
       socketPath: flags.socket,
+      ...(flags.history ? { historyPath: flags.history } : {}),
       written: new Date(),
     });
   } catch (error) {

@@ -6,6 +6,10 @@ import { UsageError, UserError } from '../errors.js';
 import { parseFlags } from './flags.js';
 import type { Action, BlockMode } from '../protocol/messages.js';
 import { listenForStop } from '../agent/shutdown.js';
+import { resolve } from 'node:path';
+import { AGENT_HISTORY_PATH } from '../history/paths.js';
+import type { RunningHistory } from '../history/index.js';
+import type { AttributionBackend } from '../attribution/types.js';
 
 const HELP = `Usage: sudo flowtop agent [options]
        sudo flowtop agent install [options]   start it at boot (systemd); \`agent install --help\`
@@ -28,6 +32,9 @@ Holds each new connection until a rule or a client decides it (Linux, root).
   --cgroup PATH        attach the socket recorder to this cgroup v2 directory (default: the cgroup2 root)
   --no-bpf             do not load the BPF recorder; find owners by scanning /proc
   --udp-idle DURATION  a UDP flow ends after this long with no activity seen (default 30s)
+  --history PATH       record every flow into this SQLite file (default /var/lib/flowtop/history.db,
+                       readable by group flowtop; read it with \`flowtop history\`)
+  --no-history         record nothing
   --status             print the state of the running agent (the one on --socket) and exit
 `;
 
@@ -56,6 +63,8 @@ export interface AgentFlags {
   cgroup?: string;
   noBpf: boolean;
   udpIdleMs: number;
+  /** The history file; undefined with --no-history. */
+  history?: string;
   status: boolean;
   help: boolean;
 }
@@ -77,6 +86,8 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
       cgroup: { type: 'string' },
       'no-bpf': { type: 'boolean' },
       'udp-idle': { type: 'string' },
+      history: { type: 'string' },
+      'no-history': { type: 'boolean' },
       status: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -105,6 +116,12 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
   if (queueNum + workers > 65535) {
     throw new UsageError(`agent: --queue-num ${queueNum} leaves no room for ${workers} worker queues and the DNS queue (at most 65535)`);
   }
+  if (parsed.history !== undefined && parsed['no-history']) {
+    throw new UsageError('agent: --history and --no-history contradict each other: pick one');
+  }
+  if (parsed.history !== undefined && (parsed.history === '' || parsed.history.endsWith('/'))) {
+    throw new UsageError(`agent: --history must name a file, got "${parsed.history}"`);
+  }
   if (parsed['fail-closed'] && parsed['queue-bypass']) {
     throw new UsageError('agent: --fail-closed and --queue-bypass contradict each other: pick one');
   }
@@ -121,6 +138,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
     ...(parsed.cgroup ? { cgroup: parsed.cgroup } : {}),
     noBpf: parsed['no-bpf'] ?? false,
     udpIdleMs,
+    ...(parsed['no-history'] ? {} : { history: resolve(parsed.history ?? AGENT_HISTORY_PATH) }),
     status: parsed.status ?? false,
     help: parsed.help ?? false,
   };
@@ -156,6 +174,28 @@ async function printStatus(socket: string): Promise<number> {
   ];
   process.stdout.write(lines.join('\n') + '\n');
   return alive ? 0 : 3;
+}
+
+/** The agent's recorder (into a file group flowtop may read), or undefined when it cannot start. */
+async function startAgentHistory(path: string, attribution: AttributionBackend, log: (line: string) => void): Promise<RunningHistory | undefined> {
+  const { prepareHistoryFile } = await import('../history/paths.js');
+  const { ensureGroup } = await import('../agent/authorize.js');
+  const { startHistory } = await import('../history/index.js');
+  try {
+    const gid = ensureGroup().gid;
+    // A folder made for it is 0750 root:flowtop, the file 0640 root:flowtop (SQLite gives its -wal
+    // and -shm the same): group flowtop reads the history, only root writes it.
+    prepareHistoryFile(path, { fileMode: 0o640, dirMode: 0o750, gid, asRoot: true });
+  } catch (error) {
+    log(`history: not recording: ${(error as Error).message}`);
+    return undefined;
+  }
+  return startHistory({
+    path,
+    resolve: (tokens) => attribution.resolve(tokens),
+    log,
+    onEvent: (e) => log(`history: ${e.kind}: ${e.detail}`),
+  });
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -196,6 +236,9 @@ export async function run(argv: string[]): Promise<number> {
   // The agent owns its rules file while it runs: `flowtop rules --rules` on it is refused meanwhile.
   const store = await RuleStore.open(flags.rules, { owner: 'agent' });
   const attribution = createLinuxBackend();
+  // History is beside the verdict path, never on it: a file that cannot be used is said once and the
+  // agent judges on without it.
+  const history = flags.history ? await startAgentHistory(flags.history, attribution, log) : undefined;
   let fatal: string | undefined;
   const agent = new Agent({
     onFatal: (message) => {
@@ -215,6 +258,7 @@ export async function run(argv: string[]): Promise<number> {
     udpIdleMs: flags.udpIdleMs,
     rules: storeRuleBook(store),
     attribution,
+    ...(history ? { observers: [history.recorder] } : {}),
   });
   hasten = () => agent.hasten();
   try {
@@ -222,6 +266,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (error) {
     await agent.stop().catch((e: Error) => log(`cleanup after the failed start: ${e.message}`));
     await store.close().catch(() => undefined);
+    await history?.close().catch(() => undefined);
     attribution.close?.();
     instance.release();
     throw new UserError(`agent could not start: ${(error as Error).message}`);
@@ -237,6 +282,7 @@ export async function run(argv: string[]): Promise<number> {
   const reason = await stop.requested;
   if (reason !== 'fatal') log(`${reason} received: stopping (removing the firewall rules, BPF programs and socket)`);
   await agent.stop();
+  await history?.close().catch((e: Error) => log(`history: ${e.message}`));
   await store.close().catch((e: Error) => log(`rules file: ${e.message}`));
   attribution.close?.();
   instance.release();

@@ -35,6 +35,8 @@ export interface FlowRow {
 
 export interface FlowChange {
   ref: number;
+  /** The flow's program, when its lookup answered after the row was written. */
+  facts?: ProcessFacts;
   end?: number;
   host?: string;
   verdict?: number;

@@ -128,7 +128,7 @@ export class HistoryReader {
 
   flows(q: FlowQuery): FlowEntry[] {
     const where = ['f.start >= ?', 'f.start < ?'];
-    const args: Array<string | number> = [q.since, q.until ?? Date.now()];
+    const args: Array<string | number> = [q.since, q.until ?? untilNow()];
     if (q.identity !== undefined) {
       where.push('i.key = ?');
       args.push(q.identity);
@@ -184,7 +184,7 @@ export class HistoryReader {
 
   /** Bytes over the window in `points` equal steps, per identity key or host name (for sparklines). */
   series(q: SeriesQuery): Series {
-    const until = q.until ?? Date.now();
+    const until = q.until ?? untilNow();
     const points = Math.min(1440, Math.max(1, Math.floor(q.points)));
     const stepMs = Math.max(60_000, Math.ceil((until - q.since) / points / 60_000) * 60_000);
     const [from, to] = minutes(q);
@@ -216,7 +216,7 @@ export class HistoryReader {
     const rows = this.db.prepare(`SELECT e.time, e.kind, e.rule, e.detail, i.key, i.name, p.path FROM events e
       LEFT JOIN identities i ON i.id = e.ident LEFT JOIN paths p ON p.id = i.path
       WHERE e.time >= ? AND e.time < ? ${q.kind ? 'AND e.kind = ?' : ''} ORDER BY e.time DESC, e.id DESC LIMIT ?`)
-      .all(...[q.since, q.until ?? Date.now(), ...(q.kind ? [q.kind] : []), q.limit ?? 1000]) as Array<{ time: number; kind: HistoryEventKind; rule: string | null; detail: string; key: string | null; name: string | null; path: string | null }>;
+      .all(...[q.since, q.until ?? untilNow(), ...(q.kind ? [q.kind] : []), q.limit ?? 1000]) as Array<{ time: number; kind: HistoryEventKind; rule: string | null; detail: string; key: string | null; name: string | null; path: string | null }>;
     return rows.map((r) => ({
       time: r.time, kind: r.kind, detail: r.detail,
       ...(r.key !== null ? { process: processRef(r.key, r.name, r.path) } : {}),
@@ -231,7 +231,7 @@ export class HistoryReader {
 }
 
 function minutes(w: TimeWindow): [number, number] {
-  return [Math.floor(w.since / 60_000), Math.ceil((w.until ?? Date.now()) / 60_000)];
+  return [Math.floor(w.since / 60_000), Math.ceil((w.until ?? untilNow()) / 60_000)];
 }
 
 function likeEscape(s: string): string {
@@ -261,4 +261,9 @@ function flowEntry(r: FlowRowOut): FlowEntry {
     ...(r.rx !== null ? { rx: r.rx } : {}),
     ...(r.tx !== null ? { tx: r.tx } : {}),
   };
+}
+
+/** The default end of a window: now, this millisecond included. */
+function untilNow(): number {
+  return Date.now() + 1;
 }

@@ -22,7 +22,12 @@ export interface RecorderOptions {
 }
 
 const FLUSH_MS = 250;
-const RESOLVE_WAIT_MS = 2_000;
+/** A row waits this long for its program's lookup, then is written without it and completed when the
+ *  answer comes (a first lookup can take seconds: the executable hashed, the package database read);
+ *  short, so a killed agent loses at most about a second of flows. */
+const RESOLVE_WAIT_MS = 500;
+/** Rows written before their lookup answered, by token, for the answer to complete them. */
+const MAX_AWAITING = 50_000;
 /** A batch goes out at once past this many changed flows. */
 const MAX_BATCH = 10_000;
 const MAX_CACHED_TOKENS = 20_000;
@@ -67,6 +72,9 @@ export class HistoryRecorder {
   private readonly dirty = new Set<OpenFlow>();
   private readonly facts = new Map<string, ProcessFacts | null>();
   private readonly toResolve = new Set<string>();
+  private readonly awaiting = new Map<string, number[]>();
+  private awaitingCount = 0;
+  private completions: FlowChange[] = [];
   private resolving = false;
   private nextRef = 1;
   private timer?: NodeJS.Timeout;
@@ -184,11 +192,12 @@ export class HistoryRecorder {
   /** Sends what changed since the last batch (rows still waiting for their program stay). */
   flush(): void {
     this.startResolving();
-    if (this.dirty.size === 0) return;
+    if (this.dirty.size === 0 && this.completions.length === 0) return;
     const now = this.now();
     const minute = Math.floor(now / 60_000);
     const rows: FlowRow[] = [];
-    const changes: FlowChange[] = [];
+    const changes: FlowChange[] = this.completions;
+    this.completions = [];
     const processes = new Map<string, ProcessBucket>();
     const hosts = new Map<string, HostBucket>();
     const addProcess = (m: number, facts: ProcessFacts, uid: number, rx: number, tx: number, flows: number): void => {
@@ -214,6 +223,7 @@ export class HistoryRecorder {
         const f = this.factsOf(o, now);
         if (!f) continue; // its program's lookup is still under way
         o.facts = f;
+        if (o.token !== undefined && this.options.resolve && !this.facts.has(o.token)) this.await(o.token, o.ref);
       }
       this.dirty.delete(o);
       const uid = o.uid ?? -1;
@@ -293,7 +303,21 @@ export class HistoryRecorder {
       });
   }
 
+  private await(token: string, ref: number): void {
+    if (this.awaitingCount >= MAX_AWAITING) return;
+    const refs = this.awaiting.get(token);
+    if (refs) refs.push(ref);
+    else this.awaiting.set(token, [ref]);
+    this.awaitingCount++;
+  }
+
   private remember(token: string, facts: ProcessFacts | null): void {
+    const refs = this.awaiting.get(token);
+    if (refs) {
+      this.awaiting.delete(token);
+      this.awaitingCount -= refs.length;
+      if (facts) for (const ref of refs) this.completions.push({ ref, facts });
+    }
     this.facts.set(token, facts);
     if (this.facts.size > MAX_CACHED_TOKENS) this.facts.delete(this.facts.keys().next().value!);
   }

@@ -20,7 +20,7 @@ const PRUNE_ROWS = 2000;
 /** Pages given back to the file system per step once this many are free. */
 const VACUUM_PAGES = 256;
 const VACUUM_WHEN_FREE = 1024;
-/** Flows whose end has not come: their row ids, kept for the change that ends them (oldest forgotten first). */
+/** Recent flows' row ids by the recorder's number, for the changes that end or complete them (oldest forgotten first). */
 const MAX_OPEN_REFS = 200_000;
 
 export class HistoryWriter {
@@ -55,6 +55,7 @@ export class HistoryWriter {
       ruleBlocked: db.prepare('UPDATE rules SET first_block = ? WHERE id = ?'),
       insertFlow: db.prepare('INSERT INTO flows (start, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       flowStart: db.prepare('SELECT start FROM flows WHERE id = ?'),
+      setProcess: db.prepare('UPDATE flows SET ident = ?, trust = ?, parent = ? WHERE id = ?'),
       updateFlow: db.prepare('UPDATE flows SET dur = coalesce(?, dur), host = coalesce(?, host), verdict = coalesce(?, verdict), rule = coalesce(?, rule), rx = coalesce(?, rx), tx = coalesce(?, tx) WHERE id = ?'),
       addTraffic: db.prepare('INSERT INTO traffic (minute, ident, uid, rx, tx, flows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows'),
       addHostTraffic: db.prepare('INSERT INTO host_traffic (minute, host, rx, tx, flows) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows'),
@@ -95,18 +96,20 @@ export class HistoryWriter {
       f.parent !== undefined ? this.path(f.parent) : null, row.kind, this.addr(row.raddr), row.rport,
       row.host !== undefined ? this.host(row.host) : null, row.verdict, rule, row.rx ?? null, row.tx ?? null,
     );
-    if (row.end === undefined) {
-      this.rowOf.set(row.ref, Number(info.lastInsertRowid));
-      if (this.rowOf.size > MAX_OPEN_REFS) this.rowOf.delete(this.rowOf.keys().next().value!);
-    }
+    // Kept after the end too: a late lookup may still complete the row.
+    this.rowOf.set(row.ref, Number(info.lastInsertRowid));
+    if (this.rowOf.size > MAX_OPEN_REFS) this.rowOf.delete(this.rowOf.keys().next().value!);
   }
 
   private changeFlow(change: FlowChange, events: HistoryEvent[], now: number): void {
     const id = this.rowOf.get(change.ref);
-    if (id === undefined) return; // pruned, or forgotten among too many open flows
+    if (id === undefined) return; // forgotten among too many flows
+    if (change.facts) {
+      const f = change.facts;
+      this.statements.setProcess.run(this.identity(f, events, now) ?? null, f.trust, f.parent !== undefined ? this.path(f.parent) : null, id);
+    }
     let dur: number | null = null;
     if (change.end !== undefined) {
-      this.rowOf.delete(change.ref);
       const start = (this.statements.flowStart.get(id) as { start: number } | undefined)?.start;
       if (start !== undefined) dur = Math.max(0, change.end - start);
     }

@@ -34,7 +34,7 @@ function ourRules(ns: Netns): string {
 /** Starts the agent in its own process group (as a shell's job would be), ready when it says so. */
 async function startGroupLeader(ns: Netns, cg: TestCgroup, dir: string, queue: number): Promise<{ proc: ChildProcess; socket: string; exited: Promise<void>; stderr: string[] }> {
   const socket = join(dir, 'agent.sock');
-  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(DIST, 'run-agent.mjs'), 'agent', '--socket', socket,
+  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(DIST, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
     '--rules', join(dir, 'rules.json'), '--cgroup', cg.path, '--queue-num', String(queue), '--fail-closed', '--timeout', '1s'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   const stderr: string[] = [];
   proc.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));

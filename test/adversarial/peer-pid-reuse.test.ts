@@ -67,7 +67,7 @@ describe.skipIf(skip)('adversarial: a reused PID passes for a group member', () 
     socket = join(dir, 'agent.sock');
     // The agent is PID 1 of a new PID namespace with its own /proc; everything below joins it.
     agent = spawn('unshare', ['--pid', '--fork', '--mount-proc', ...ns.enter, process.execPath, join(dist, 'run-agent.mjs'),
-      'agent', '--socket', socket, '--rules', join(dir, 'rules.json'), '--queue-num', '7720', '--no-bpf'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      'agent', '--no-history', '--socket', socket, '--rules', join(dir, 'rules.json'), '--queue-num', '7720', '--no-bpf'], { stdio: ['ignore', 'ignore', 'pipe'] });
     agent.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
     await waitFor(`the agent to be ready (${stderr.join('')})`, () => {
       if (agent.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);

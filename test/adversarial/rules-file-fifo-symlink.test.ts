@@ -44,7 +44,7 @@ describe.skipIf(skip)('adversarial: a FIFO or a symlink as the rules file', () =
     writeFileSync(target, original);
     const link = join(dir, 'link.json');
     symlinkSync(target, link);
-    const agent = (rules: string): ReturnType<typeof flowtop> => flowtop('agent', '--socket', join(dir, 'a.sock'), '--rules', rules, '--queue-num', '7351', '--no-bpf');
+    const agent = (rules: string): ReturnType<typeof flowtop> => flowtop('agent', '--no-history', '--socket', join(dir, 'a.sock'), '--rules', rules, '--queue-num', '7351', '--no-bpf');
     const cases: Array<[string, () => ReturnType<typeof flowtop>, RegExp]> = [
       ['agent, FIFO', () => agent(fifo), /fifo\.json is not a regular file \(it is a FIFO\): refusing it/],
       ['rules add, FIFO', () => flowtop('rules', 'add', '--allow', '--port', '1', '--rules', fifo), /is not a regular file \(it is a FIFO\)/],

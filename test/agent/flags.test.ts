@@ -20,6 +20,13 @@ describe('flowtop agent flags', () => {
     expect(parseAgentFlags(['--queue-bypass']).failOpen).toBe(true);
   });
 
+  it('history: recorded into /var/lib/flowtop/history.db unless moved (made absolute) or turned off', () => {
+    expect(parseAgentFlags([]).history).toBe('/var/lib/flowtop/history.db');
+    expect(parseAgentFlags(['--history', '/srv/h.db']).history).toBe('/srv/h.db');
+    expect(parseAgentFlags(['--history', 'h.db']).history).toBe(`${process.cwd()}/h.db`);
+    expect(parseAgentFlags(['--no-history']).history).toBeUndefined();
+  });
+
   it.each([
     [['--default', 'maybe'], /--default must be allow or block/],
     [['--block-mode', 'kill'], /--block-mode must be drop or reject/],
@@ -28,6 +35,9 @@ describe('flowtop agent flags', () => {
     [['--queue-num', '70000'], /--queue-num must be an integer 0..65535/],
     [['--queue-num', '1.5'], /--queue-num/],
     [['--fail-closed', '--queue-bypass'], /contradict/],
+    [['--history', '/x.db', '--no-history'], /--history and --no-history contradict/],
+    [['--history', '/var/lib/'], /--history must name a file/],
+    [['--history'], /--history/],
     [['--bogus'], /unknown flag --bogus/],
     [['stray'], /agent:/],
   ])('refuses %j', (argv, message) => {

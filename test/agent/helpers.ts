@@ -142,7 +142,9 @@ export async function startAgent(ns: Netns, cg: TestCgroup | undefined, flags: s
   const socket = join(dir, 'agent.sock');
   const rules = join(dir, 'rules.json');
   const dist = buildAgent();
-  const args = ['agent', '--socket', socket, '--rules', rules, ...(cg ? ['--cgroup', cg.path] : []), ...flags];
+  // Tests share one machine: nothing is recorded into the default history file unless a test asks.
+  const history = flags.some((f) => f === '--history' || f.startsWith('--history=') || f === '--no-history') ? [] : ['--no-history'];
+  const args = ['agent', '--socket', socket, '--rules', rules, ...(cg ? ['--cgroup', cg.path] : []), ...history, ...flags];
   const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr: string[] = [];
   proc.stderr?.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));

@@ -93,7 +93,7 @@ describe.skipIf(skip)('flowtop agent install / uninstall', () => {
     const socket = join(socketDir, 'agent.sock');
     const bounding = `-all,${AGENT_CAPABILITIES.map(([c]) => `+${c.slice(4).toLowerCase()}`).join(',')}`;
     const agent = spawn(ns.enter[0]!, [...ns.enter.slice(1), 'setpriv', `--bounding-set=${bounding}`, '--inh-caps=-all', process.execPath, join(dist, 'run-agent.mjs'),
-      'agent', '--socket', socket, '--rules', join(socketDir, 'rules.json'), '--cgroup', cg.path, '--queue-num', '7362', '--timeout', '5s'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      'agent', '--no-history', '--socket', socket, '--rules', join(socketDir, 'rules.json'), '--cgroup', cg.path, '--queue-num', '7362', '--timeout', '5s'], { stdio: ['ignore', 'ignore', 'pipe'] });
     const stderr: string[] = [];
     agent.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
     try {

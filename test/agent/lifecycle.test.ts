@@ -222,7 +222,7 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     const dist = buildAgent();
     const other = new Netns();
     const run = (where: Netns, socket: string): { code: number | null; out: string } => {
-      const r = spawnSync(where.enter[0]!, [...where.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--socket', socket,
+      const r = spawnSync(where.enter[0]!, [...where.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
         '--rules', join(first.dir, 'other-rules.json'), '--cgroup', cg.path, '--queue-num', '7311'], { encoding: 'utf8', timeout: 20_000 });
       return { code: r.status, out: `${r.stdout}${r.stderr}` };
     };
@@ -266,7 +266,7 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     const dist = buildAgent();
     const dir = mkdtempSync(join(tmpdir(), 'flowtop-sockpath-'));
     const run = (socket: string, ...extra: string[]): { code: number | null; out: string } => {
-      const r = spawnSync(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--socket', socket,
+      const r = spawnSync(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
         '--rules', join(dir, 'rules.json'), '--queue-num', '7309', '--no-bpf', ...extra], { encoding: 'utf8', timeout: 20_000 });
       return { code: r.status, out: `${r.stdout}${r.stderr}` };
     };

@@ -118,6 +118,29 @@ describe('history store', () => {
     reader.close();
   });
 
+  it('a row whose program lookup is slow is written within a second and completed when the answer comes', async () => {
+    const path = join(tempDir(), 'history.db');
+    const sink = openHistorySink({ path }, { thread: 'inline', onNotice: () => {} });
+    let answer: (a: Attribution[]) => void = () => {};
+    let clock = T0;
+    const recorder = new HistoryRecorder({ write: (b) => sink.write(b), resolve: () => new Promise((r) => (answer = r)), flushMs: 60_000, now: () => clock });
+    recorder.observe({ type: 'flow', flow: flow('f1', { verdict: { action: 'allow', by: 'rule', ruleId: 'r1' } }) });
+    recorder.flush();
+    const reader = HistoryReader.open(path);
+    expect(reader.flows({ since: 0 })).toHaveLength(0); // waiting for the lookup
+    clock += 600;
+    recorder.flush();
+    expect(reader.flows({ since: 0 })).toEqual([expect.objectContaining({ process: {}, trust: 'unknown' })]);
+    answer([curl('c'.repeat(64))]);
+    await new Promise((r) => setImmediate(r));
+    recorder.flush();
+    expect(reader.flows({ since: 0 })).toEqual([expect.objectContaining({ process: expect.objectContaining({ name: 'curl' }), trust: 'secure', parent: '/usr/bin/bash' })]);
+    expect(reader.events({ since: 0 }).map((e) => e.kind)).toEqual(['first-seen']);
+    reader.close();
+    recorder.close();
+    await sink.close();
+  });
+
   it('refuses a file that is not a history and leaves it as it was', () => {
     const dir = tempDir();
     const text = join(dir, 'notes.db');

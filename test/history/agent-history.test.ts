@@ -1,0 +1,184 @@
+// The agent's history under the conditions the issue names, with the real agent in a namespace:
+// recorded with no client connected; a SIGKILL during sustained load loses at most the last second
+// and leaves an intact file the next agent reopens; a reader holding a transaction never blocks the
+// writer; an unwritable path or a foreign file is reported once and the agent keeps judging.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Netns, TestCgroup, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,
+} from '../agent/helpers.js';
+import type { ChildProcess } from 'node:child_process';
+
+const skip = skipUnlessCapable();
+const PORT = 7240;
+
+/** Connects to PORT over and over, 16 at a time; prints "<ms> <completed>" every 50 ms. */
+const LOAD = `
+  const net = require('net'); let done = 0;
+  const one = () => { const s = net.connect(${PORT}, '127.0.0.1'); s.on('connect', () => { done++; s.destroy(); one(); }); s.on('error', () => setTimeout(one, 10)); };
+  for (let i = 0; i < 16; i++) one();
+  setInterval(() => console.log(Date.now(), done), 50);
+  process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
+`;
+
+function writeRules(dir: string): void {
+  writeFileSync(join(dir, 'rules.json'), JSON.stringify({
+    version: 1,
+    policy: { defaultAction: 'allow', blockMode: 'drop', blockUnpackaged: false, allowPackaged: false },
+    rules: [{ id: 'rload', action: 'allow', protocol: 'tcp', endpoint: { port: PORT }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true }],
+  }));
+}
+
+function countFlows(path: string, where = `rport = ${PORT}`): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare(`SELECT count(*) AS n FROM flows WHERE ${where}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** One connection through the agent, decided by the rule: "connected" when the agent judged it. */
+async function connectOnce(ns: Netns, cg: TestCgroup): Promise<string> {
+  const child = spawnIn(ns, cg, [process.execPath, '-e', `require('net').connect(${PORT}, '127.0.0.1').on('connect', function () { console.log('connected'); this.destroy(); }).on('error', (e) => console.log('error', e.code)); setTimeout(() => console.log('timeout'), 5000).unref();`]);
+  return lines(child).next(() => true, 10_000);
+}
+
+describe.skipIf(skip)('flowtop agent history', () => {
+  let ns: Netns;
+  let cg: TestCgroup;
+  let server: ChildProcess;
+  let before = '';
+  const dirs: string[] = [];
+  const tempDir = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'flowtop-agent-'));
+    chmodSync(d, 0o755);
+    writeRules(d);
+    dirs.push(d);
+    return d;
+  };
+
+  beforeAll(async () => {
+    before = hostRules();
+    buildAgent();
+    ns = new Netns();
+    cg = new TestCgroup();
+    server = await startServer(ns, PORT);
+  }, 60_000);
+
+  afterAll(() => {
+    server?.kill();
+    ns?.delete();
+    cg?.delete();
+    for (const d of dirs) cleanupDir(d);
+    removeBuild();
+    expect(hostRules()).toBe(before);
+  });
+
+  it('records while no client watches; SIGKILL under load loses at most the last second; a reader never blocks the writer; the file reopens intact', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'history.db');
+    const agent = await startAgent(ns, cg, ['--queue-num', '7410', '--history', path], dir);
+    const load = spawnIn(ns, cg, [process.execPath, '-e', LOAD]);
+    const progress = lines(load);
+    try {
+      await progress.next((l) => Number(l.split(' ')[1]) > 500, 15_000);
+      // A reader holding a read transaction open for a second: the writer goes on.
+      const reader = new Database(path, { readonly: true });
+      reader.exec('BEGIN');
+      const seenByReader = (reader.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
+      const atStart = countFlows(path);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((reader.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n).toBe(seenByReader); // its snapshot
+      expect(countFlows(path)).toBeGreaterThan(atStart + 100); // the writer did not wait for it
+      reader.exec('COMMIT');
+      reader.close();
+      await new Promise((r) => setTimeout(r, 500));
+      const killedAt = Date.now();
+      await agent.kill();
+      const lastSecond = progress.all.map((l) => l.split(' ').map(Number) as [number, number]).filter(([t]) => t <= killedAt - 1000).at(-1)!;
+      const total = progress.all.map((l) => Number(l.split(' ')[1])).at(-1)!;
+      load.stdin?.end();
+      const db = new Database(path, { readonly: true });
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+      db.close();
+      const recorded = countFlows(path);
+      // Every connection made up to a second before the kill is there; nothing is invented.
+      expect(recorded).toBeGreaterThanOrEqual(lastSecond[1]);
+      expect(recorded).toBeLessThanOrEqual(total + 16);
+      expect(agent.stderr.filter((l) => l.includes('history:') && !l.includes('first-seen'))).toEqual([]);
+      // The next agent reopens the same file and records on.
+      const again = await startAgent(ns, cg, ['--queue-num', '7410', '--history', path], dir);
+      try {
+        expect(await connectOnce(ns, cg)).toBe('connected');
+        await waitFor('the new flow recorded', () => countFlows(path) > recorded, 5000);
+        expect(again.stderr.filter((l) => l.includes('not recording'))).toEqual([]);
+      } finally {
+        await again.stop();
+      }
+      const closed = new Database(path, { readonly: true });
+      expect(closed.pragma('integrity_check', { simple: true })).toBe('ok');
+      closed.close();
+    } finally {
+      load.kill();
+      await agent.kill();
+    }
+  }, 60_000);
+
+  it('the file is root:flowtop 0640, so the group reads it and nobody else', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'history.db');
+    const agent = await startAgent(ns, cg, ['--queue-num', '7411', '--history', path], dir);
+    try {
+      expect(await connectOnce(ns, cg)).toBe('connected');
+      await waitFor('a flow recorded', () => countFlows(path) > 0, 5000);
+      const st = statSync(path);
+      expect(st.mode & 0o777).toBe(0o640);
+      expect(st.gid).toBe(Number(execFileSync('getent', ['group', 'flowtop'], { encoding: 'utf8' }).split(':')[2]));
+      for (const side of ['-wal', '-shm']) expect(statSync(path + side).mode & 0o777).toBe(0o640);
+    } finally {
+      await agent.stop();
+    }
+  }, 60_000);
+
+  it('an unwritable path is reported once and the agent keeps judging', async () => {
+    const dir = tempDir();
+    const ro = join(dir, 'ro');
+    mkdirSync(ro);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro]);
+    try {
+      const agent = await startAgent(ns, cg, ['--queue-num', '7412', '--history', join(ro, 'history.db')], dir);
+      try {
+        for (let i = 0; i < 3; i++) expect(await connectOnce(ns, cg)).toBe('connected');
+        const said = agent.stderr.filter((l) => l.includes('history:'));
+        expect(said).toHaveLength(1);
+        expect(said[0]).toMatch(/not recording: .*read-only/i);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      execFileSync('umount', [ro]);
+    }
+  }, 60_000);
+
+  it('a file that is not a history is refused with the reason, left as it was, and the agent keeps judging', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'notes.db');
+    const text = 'these are my notes\n'.repeat(100);
+    writeFileSync(path, text);
+    const agent = await startAgent(ns, cg, ['--queue-num', '7413', '--history', path], dir);
+    try {
+      expect(await connectOnce(ns, cg)).toBe('connected');
+      await waitFor('the refusal', () => agent.stderr.some((l) => l.includes('not recording')), 5000);
+      expect(agent.stderr.filter((l) => l.includes('history:'))).toEqual([expect.stringMatching(/not recording: .*notes\.db is not a SQLite database; flowtop leaves it alone/)]);
+      expect(await connectOnce(ns, cg)).toBe('connected');
+    } finally {
+      await agent.stop();
+    }
+    expect(readFileSync(path, 'utf8')).toBe(text);
+  }, 60_000);
+});
