@@ -212,6 +212,7 @@ export async function run(argv: string[]): Promise<number> {
   if (process.platform !== 'linux') throw new UserError('flowtop agent runs on Linux only', 'on macOS the network extension plays this part');
   if (flags.status) return printStatus(flags.socket);
   if (process.getuid?.() !== 0) throw new UserError('needs root: run sudo flowtop agent', 'it installs firewall rules, binds NFQUEUE and loads a BPF program');
+  if (flags.cgroup && !flags.noBpf) (await import('../agent/cgroup-directory.js')).requireCgroup2Directory(flags.cgroup);
   // Before anything is touched: a second agent in this network namespace or on this socket is
   // refused, naming the running one; a dead one's locks are already gone (the kernel drops them).
   const { claimAgentInstance } = await import('../agent/instance-lock.js');
