@@ -56,7 +56,7 @@ export function cgroup2DirectoryProblem(dir: string, mountinfo: string): string 
   if (!statSync(resolved).isDirectory()) return `${dir} is not a cgroup v2 directory (it is not a directory; ${where})`;
   const fsType = mountOf(resolved, mounts)?.fsType;
   if (fsType === 'cgroup2') return undefined;
-  const on = fsType === 'cgroup' ? 'it is on a cgroup v1 hierarchy' : `it is on ${fsType ?? 'an unknown'} file system`;
+  const on = fsType === 'cgroup' ? 'it is on a cgroup v1 hierarchy' : fsType ? `it is on a file system of type ${fsType}` : 'no mount holding it is listed';
   return `${dir} is not a cgroup v2 directory (${on}; ${where})`;
 }
 
