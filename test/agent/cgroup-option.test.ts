@@ -47,7 +47,7 @@ describe('which mount holds a path', () => {
     try {
       expect(cgroup2DirectoryProblem(dir, HYBRID)).toBe(`${dir} is not a cgroup v2 directory (it is on a file system of type ext4; cgroup2 is mounted at /sys/fs/cgroup/unified, /mnt/my cgroups)`);
       expect(cgroup2DirectoryProblem(join(dir, 'nope'), HYBRID)).toMatch(/nope is not a cgroup v2 directory \(it does not exist; cgroup2 is mounted at \/sys\/fs\/cgroup\/unified/);
-      expect(cgroup2DirectoryProblem(dir, '')).toMatch(/\(it is on an unknown file system; cgroup2 is not mounted here\)$/);
+      expect(cgroup2DirectoryProblem(dir, '')).toMatch(/\(no mount holding it is listed; cgroup2 is not mounted here\)$/);
     } finally {
       cleanupDir(dir);
     }
