@@ -1,6 +1,7 @@
 // What `flowtop agent` adds to TCP connect(), side by side with no filter, the bare NFQUEUE floor and
-// opensnitchd (when installed), in one run, in network namespaces made here (the host gets no rule and
-// no queue). A filter row is valid only if the namespace's nfnetlink_queue counted a packet per connect.
+// opensnitchd (when installed), in one run, in network namespaces and cgroups made here (the host gets no
+// rule and no queue, and its root cgroup no BPF program: each row's processes run in a cgroup of their
+// own, the agent's recorder attached to it, removed with the row). A filter row is valid only if the namespace's nfnetlink_queue counted a packet per connect.
 // Also: time to attribute N live connections (exact lookups + BPF records) against `ss -tnp`.
 //
 // The load generator (connect-load.c) and the floor consumer (nfq-floor.c) are the project's own, in C,
@@ -179,6 +180,34 @@ async function until(what: string, probe: () => boolean, ms: number): Promise<vo
   }
 }
 
+// ---- the bench's cgroups ----
+interface BenchCgroup {
+  path: string;
+  remove(): Promise<void>;
+}
+
+/** A cgroup of the bench's own under the cgroup2 mount (never the host's root cgroup: the agent's
+ *  recorder is attached where it is told, and only the bench's processes run there); undefined when
+ *  there is no cgroup2 mount (the agent then scans /proc, and says so). */
+function benchCgroup(name: string): BenchCgroup | undefined {
+  const root = findCgroup2Root();
+  if (!root) return undefined;
+  const path = join(root, `flowtop-bench-${name}`);
+  mkdirSync(path);
+  return {
+    path,
+    // its processes have been stopped; they take a moment to leave it
+    remove: () => until(`the bench cgroup ${path} to empty`, () => {
+      try {
+        rmdirSync(path);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000).catch(() => log(`could not remove ${path}`)),
+  };
+}
+
 // ---- daemons ----
 interface Daemon {
   stop(): Promise<void>;
@@ -188,7 +217,7 @@ interface Daemon {
  *  code identity (its SHA-256) and the port — the per-application rule a firewall user writes. */
 type AgentRule = 'none' | 'port' | 'app';
 
-async function startAgent(ns: Ns, rule: AgentRule, extra: string[] = []): Promise<Daemon> {
+async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefined, extra: string[] = []): Promise<Daemon> {
   const withRule = rule !== 'none';
   const dir = mkdtempSync(join(work, 'agent-'));
   const rules = join(dir, 'rules.json');
@@ -203,7 +232,7 @@ async function startAgent(ns: Ns, rule: AgentRule, extra: string[] = []): Promis
   const socket = join(dir, 'agent.sock');
   const stderr: string[] = [];
   const proc = ns.start([process.execPath, ...(process.env['FLOWTOP_BENCH_AGENT_FLAGS']?.split(' ').filter(Boolean) ?? []), '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
-    'agent', '--no-history', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...extra], { stderr });
+    'agent', '--no-history', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...(cgroup ? ['--cgroup', cgroup.path] : []), ...extra], { stderr });
   await until(`the agent (${stderr.join('')})`, () => stderr.join('').includes('ready on') || proc.exitCode !== null, 30_000);
   if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
   // e.g. "attribution bpf-cookie (cgroup …; process instance read from task_struct (BTF offsets))"
@@ -327,10 +356,10 @@ interface Phase {
 }
 
 /** Asynchronous on purpose: the answering client of agent-client lives in this process's event loop. */
-async function loadgen(ns: Ns, conc: number, n: number, scenario: string): Promise<Phase> {
+async function loadgen(ns: Ns, conc: number, n: number, scenario: string, cgroup: BenchCgroup | undefined): Promise<Phase> {
   const extra = scenario === 'fork' ? ['--fork'] : scenario === 'fds' ? ['--extra-fds', '10000'] : [];
   const before = ns.queueSeq();
-  const child = spawn('nsenter', [`--net=/run/netns/${ns.name}`, 'sh', '-c', `ulimit -n $(ulimit -Hn); exec ${LOADGEN} run --port ${PORT} --clients ${conc} --count ${n} --time-cap ${TCAP} --warmup ${WARMUP} ${extra.join(' ')}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('nsenter', [`--net=/run/netns/${ns.name}`, 'sh', '-c', `${cgroup ? `echo $$ > ${cgroup.path}/cgroup.procs && ` : ''}ulimit -n $(ulimit -Hn); exec ${LOADGEN} run --port ${PORT} --clients ${conc} --count ${n} --time-cap ${TCAP} --warmup ${WARMUP} ${extra.join(' ')}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   child.stdout.on('data', (d: Buffer) => (text += d.toString()));
   await new Promise((resolve) => child.on('exit', resolve));
@@ -348,27 +377,29 @@ interface Row {
   valid: boolean;
 }
 
-async function runMode(scenario: string, mode: string, opensnitchMissing: string | undefined, cgroup: string | undefined): Promise<Row> {
+async function runMode(scenario: string, mode: string, opensnitchMissing: string | undefined): Promise<Row> {
   if (mode === 'opensnitch' && opensnitchMissing) return { scenario, mode, note: `skipped: ${opensnitchMissing}`, valid: false };
   const ns = new Ns();
+  // Every row's load runs in the same kind of cgroup, the agent's recorder attached to it alone.
+  const cgroup = benchCgroup(ns.name);
   try {
-    ns.start([LOADGEN, 'server', '--port', String(PORT), '--threads', '2', '--lifetime', '900', '--ready', join(work, `serve-${ns.name}.ready`)]);
+    ns.start([LOADGEN, 'server', '--port', String(PORT), '--threads', '2', '--lifetime', '900', '--ready', join(work, `serve-${ns.name}.ready`)], { cgroup: cgroup?.path });
     await until('the connect-load server', () => existsSync(join(work, `serve-${ns.name}.ready`)), 10_000);
     if (scenario === 'idle') {
       const ready = join(work, `hold-${ns.name}.ready`);
-      ns.start(['sh', '-c', `ulimit -n $(ulimit -Hn); exec ${LOADGEN} idle --pairs ${IDLE_PAIRS} --lifetime 900 --ready ${ready}`]);
+      ns.start(['sh', '-c', `ulimit -n $(ulimit -Hn); exec ${LOADGEN} idle --pairs ${IDLE_PAIRS} --lifetime 900 --ready ${ready}`], { cgroup: cgroup?.path });
       await until('20,000 idle sockets', () => existsSync(ready), 300_000);
     }
     let daemon: Daemon | undefined;
     if (mode === 'nfq-null') daemon = await startNfqNull(ns);
-    else if (mode === 'agent-rule') daemon = await startAgent(ns, 'port');
-    else if (mode === 'agent-app-rule') daemon = await startAgent(ns, 'app');
-    else if (mode === 'agent-rule-1w') daemon = await startAgent(ns, 'port', ['--workers', '1']);
-    else if (mode === 'agent-client') daemon = await startAgent(ns, 'none');
+    else if (mode === 'agent-rule') daemon = await startAgent(ns, 'port', cgroup);
+    else if (mode === 'agent-app-rule') daemon = await startAgent(ns, 'app', cgroup);
+    else if (mode === 'agent-rule-1w') daemon = await startAgent(ns, 'port', cgroup, ['--workers', '1']);
+    else if (mode === 'agent-client') daemon = await startAgent(ns, 'none', cgroup);
     else if (mode === 'opensnitch') daemon = await startOpensnitch(ns);
     try {
-      const c1 = await loadgen(ns, 1, N1, scenario);
-      const c8 = await loadgen(ns, 8, N8, scenario);
+      const c1 = await loadgen(ns, 1, N1, scenario, cgroup);
+      const c8 = await loadgen(ns, 8, N8, scenario, cgroup);
       const filtered = mode !== 'baseline';
       const valid = !filtered || (c1.ok > 0 && c8.ok > 0 && c1.queued >= c1.ok && c8.queued >= c8.ok);
       return { scenario, mode, c1, c8, valid, ...(valid ? {} : { note: `INVALID: queue counted ${c1.queued}/${c1.ok} and ${c8.queued}/${c8.ok}` }) };
@@ -377,6 +408,7 @@ async function runMode(scenario: string, mode: string, opensnitchMissing: string
     }
   } finally {
     await ns.close();
+    await cgroup?.remove();
   }
 }
 
@@ -497,7 +529,7 @@ async function main(): Promise<void> {
     for (const mode of MODES) {
       log(`${scenario} / ${mode}`);
       try {
-        rows.push(await runMode(scenario, mode, missing, undefined));
+        rows.push(await runMode(scenario, mode, missing));
       } catch (error) {
         rows.push({ scenario, mode, note: `FAILED: ${(error as Error).message}`, valid: false });
       }
