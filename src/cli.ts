@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   demo: { summary: 'serve a recorded scenario as an extension on a Unix socket', load: async () => (await import('./commands/demo.js')).run },
   inspect: { summary: 'show what flowtop knows about a live process (PID…, or --token HEX)', load: async () => (await import('./commands/inspect.js')).run },
   rules: { summary: 'list, add, remove, export, import and test rules (list|add|rm|export|import|test|policy)', load: async () => (await import('./commands/rules.js')).run },
+  history: { summary: 'what connected: flows, top processes/hosts/domains/users by traffic, events (top|events)', load: async () => (await import('./commands/history.js')).run },
   list: { summary: 'print one snapshot of current flows (--json) or stream them (--jsonl)', load: async () => (await import('./commands/list.js')).run },
 };
 

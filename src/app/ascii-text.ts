@@ -4,11 +4,11 @@
 // data and is never rewritten.
 import { styledWrite } from './plain-output.js';
 
-const MACHINE_FLAGS = new Set(['--json', '--jsonl']);
+const MACHINE_FLAGS = new Set(['--json', '--jsonl', '--csv']);
 
 /** Whether `flowtop COMMAND ARGV` prints text for people (as opposed to data for programs). */
 export function printsText(command: string, argv: readonly string[]): boolean {
-  if (command !== 'rules' && command !== 'inspect') return false;
+  if (command !== 'rules' && command !== 'inspect' && command !== 'history') return false;
   if (argv.some((a) => MACHINE_FLAGS.has(a))) return false;
   return !(command === 'rules' && argv[0] === 'export');
 }

@@ -99,7 +99,15 @@ export interface OpenOptions {
 export function openHistoryDatabase(path: string, options: OpenOptions = {}): Database.Database {
   const readonly = options.readonly ?? false;
   const present = existsSync(path);
-  if (readonly && !present) throw new HistoryRefused(`${path}: no history file there`);
+  if (readonly && !present) {
+    let code = '';
+    try {
+      statSync(path);
+    } catch (error) {
+      code = (error as NodeJS.ErrnoException).code ?? '';
+    }
+    throw new HistoryRefused(code === 'EACCES' ? `${path}: permission denied` : `${path}: no history file there`);
+  }
   if (present) checkHeader(path);
   let db: Database.Database;
   try {
@@ -166,6 +174,17 @@ function initialise(db: Database.Database): void {
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
   configure(db);
+}
+
+/** Closes a writer's connection leaving one self-contained file: the WAL folded in and the journal
+ *  mode set back to DELETE, so a reader who may not create files beside it (group flowtop in the
+ *  agent's 0750 folder) can open it while no writer runs. The writer sets WAL again when it opens. */
+export function closeHistoryDatabase(db: Database.Database): void {
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.pragma('journal_mode = DELETE');
+  } catch { /* a reader holds it: the next opener recovers from the WAL */ }
+  db.close();
 }
 
 function configure(db: Database.Database): void {

@@ -4,7 +4,7 @@
 // every RETRY_MS, and recovery is reported with what was lost. Nothing here ever throws at the caller.
 import type Database from 'better-sqlite3';
 import type { HistoryBatch, HistoryEvent } from './batch.js';
-import { HistoryRefused, openHistoryDatabase } from './schema.js';
+import { HistoryRefused, closeHistoryDatabase, openHistoryDatabase } from './schema.js';
 import { HistoryWriter, type RetentionOptions } from './writer.js';
 
 export interface WriterConfig extends RetentionOptions {
@@ -111,10 +111,6 @@ export class WriterCore {
     if (this.closed) return;
     this.closed = true;
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
-    try {
-      // Folds the WAL into the file so a reader of the closed file needs no -wal beside it.
-      this.db?.pragma('wal_checkpoint(TRUNCATE)');
-    } catch { /* the next opener recovers from the WAL */ }
-    this.db?.close();
+    if (this.db) closeHistoryDatabase(this.db);
   }
 }

@@ -61,6 +61,16 @@ suite('bad command lines', () => {
     [['agent', '--bogus'], /^flowtop: agent: unknown flag --bogus$/, 'flowtop agent --help'],
     [['demo', '--speed'], /^flowtop: demo: --speed needs a value$/, 'flowtop demo --help'],
     [['inspect', '--token'], /^flowtop: inspect: --token needs a value$/, 'flowtop inspect --help'],
+    [['history', '--bogus'], /^flowtop: history: unknown flag --bogus$/, 'flowtop history --help'],
+    [['history', '--process'], /^flowtop: history: --process needs a value$/, 'flowtop history --help'],
+    [['history', '--since', 'yesterday'], /^flowtop: history: --since must be a duration \(24h, 7d, 30m\) or a date/, 'flowtop history --help'],
+    [['history', '--action', 'deny'], /^flowtop: history: --action must be allow or block, got "deny"$/, 'flowtop history --help'],
+    [['history', '--host', 'a', '--domain', 'b'], /^flowtop: history: choose one of --host and --domain$/, 'flowtop history --help'],
+    [['history', '--json', '--csv'], /^flowtop: history: choose one of --json and --csv$/, 'flowtop history --help'],
+    [['history', 'top', '--by', 'colour'], /^flowtop: history top: --by must be process, host, domain or user, got "colour"$/, 'flowtop history --help'],
+    [['history', 'top', '--since', '2h', '--until', '3h'], /^flowtop: history top: --until must be later than --since$/, 'flowtop history --help'],
+    [['history', 'events', '--limit', '0'], /^flowtop: history events: --limit must be an integer/, 'flowtop history --help'],
+    [['history', 'events', '--by', 'host'], /^flowtop: history events: unknown flag --by$/, 'flowtop history events --help'],
   ];
   it.each(cases)('flowtop %j: one line saying what is wrong, a usage hint, exit 2', (args, first, help) => {
     const r = flowtop(args);
@@ -70,6 +80,80 @@ suite('bad command lines', () => {
     expect(lines).toHaveLength(2);
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
+  });
+});
+
+suite('history as a person reads it', () => {
+  /** A history file as the agent leaves it: 0640 root:flowtop in a 0750 root:flowtop folder. */
+  async function agentFile(): Promise<string> {
+    const { closeHistoryDatabase, openHistoryDatabase } = await import('../../src/history/schema.js');
+    const { HistoryWriter } = await import('../../src/history/writer.js');
+    const { ensureGroup } = await import('../../src/agent/authorize.js');
+    const gid = ensureGroup().gid;
+    const dir = mkdtempSync(join(work, 'var-lib-flowtop-'));
+    const path = join(dir, 'history.db');
+    const db = openHistoryDatabase(path);
+    const writer = new HistoryWriter(db);
+    const now = Date.now();
+    const curl = { key: 'sha256:' + 'a'.repeat(64), name: 'curl', path: '/usr/bin/curl', trust: 0 };
+    const evil = { key: 'path:/tmp/x', name: 'evil\u001b[31m', path: '/tmp/x', trust: 1 };
+    writer.write({
+      rows: [
+        { ref: 1, start: now - 60_000, end: now - 59_000, facts: curl, uid: 1000, kind: 0, raddr: '93.184.216.34', rport: 443, host: 'www.example.com', verdict: 1 | (2 << 2), rx: 5000, tx: 400 },
+        { ref: 2, start: now - 30_000, facts: evil, uid: 1000, kind: 1, raddr: '198.51.100.9', rport: 53, verdict: 2 | (1 << 2), rule: 'r-block' },
+      ],
+      changes: [],
+      processes: [{ minute: Math.floor((now - 60_000) / 60_000), key: curl.key, facts: curl, uid: 1000, rx: 5000, tx: 400, flows: 1 }],
+      hosts: [{ minute: Math.floor((now - 60_000) / 60_000), host: 'www.example.com', rx: 5000, tx: 400, flows: 1 }],
+    });
+    closeHistoryDatabase(db);
+    for (const f of [dir, path]) spawnSync('chown', [`root:${gid}`, f]);
+    chmodSync(dir, 0o750);
+    chmodSync(path, 0o640);
+    return path;
+  }
+
+  it('lists, filters, ranks and lists events, as a table, JSON and CSV; names are never terminal escapes', async () => {
+    const db = await agentFile();
+    const list = flowtop(['history', '--db', db]);
+    expect(list.code, list.err).toBe(0);
+    expect(list.out).toMatch(/^TIME +ACTION +BY +PROCESS/);
+    expect(list.out).toMatch(/allow +user +curl +1000 +tcp +www\.example\.com:443 +4\.9K +400B/);
+    expect(list.out).toMatch(/block +rule r-block +evil\?\[31m \(insecure\)/);
+    expect(list.out).not.toContain('\u001b');
+    const blocked = JSON.parse(flowtop(['history', '--db', db, '--action', 'block', '--json']).out) as Array<{ rule: string }>;
+    expect(blocked.map((f) => f.rule)).toEqual(['r-block']);
+    expect(JSON.parse(flowtop(['history', '--db', db, '--domain', 'example.com', '--json']).out)).toHaveLength(1);
+    const csv = flowtop(['history', '--db', db, '--process', 'curl', '--csv']).out.trim().split('\n');
+    expect(csv[0]).toBe('start,end,action,by,rule,process,path,identity,trust,uid,parent,protocol,direction,remote,port,host,rx,tx');
+    expect(csv).toHaveLength(2);
+    const top = flowtop(['history', 'top', '--by', 'process', '--since', '7d', '--db', db]);
+    expect(top.out).toMatch(/^PROCESS +RX +TX +FLOWS +IDENTITY\ncurl +4\.9K +400B +1 +sha256:a{64}\n$/);
+    expect(flowtop(['history', 'top', '--by', 'domain', '--db', db]).out).toMatch(/example\.com +4\.9K/);
+    const events = flowtop(['history', 'events', '--db', db]).out;
+    expect(events).toMatch(/first-seen +\/usr\/bin\/curl connected for the first time/);
+    expect(events).toMatch(/rule-blocking +rule r-block blocked its first connection/);
+  });
+
+  it('group flowtop reads the agent\'s file; anyone else is told how to join', async () => {
+    const db = await agentFile();
+    const gid = Number(spawnSync('getent', ['group', 'flowtop'], { encoding: 'utf8' }).stdout.split(':')[2]);
+    const member = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', `--groups=${gid}`, '--', ...inst.flowtop, 'history', '--db', db, '--json'], { encoding: 'utf8', cwd: work, env: terminalEnv(), timeout: 20_000 });
+    expect(member.status, member.stderr).toBe(0);
+    expect(JSON.parse(member.stdout)).toHaveLength(2);
+    const other = flowtop(['history', '--db', db], {}, NOBODY);
+    expect(other.code).toBe(1);
+    expect(other.err).toMatch(/^flowtop: history: .*history\.db/);
+    expect(other.err).toContain('sudo usermod -aG flowtop $USER');
+  });
+
+  it('a file that is not a history is refused, left as it was', () => {
+    const file = join(work, 'not-history.db');
+    writeFileSync(file, 'hello\n'.repeat(10));
+    const r = flowtop(['history', '--db', file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/not a SQLite database; flowtop leaves it alone/);
+    expect(readFileSync(file, 'utf8')).toBe('hello\n'.repeat(10));
   });
 });
 

@@ -2,10 +2,11 @@
 // recorded with no client connected; a SIGKILL during sustained load loses at most the last second
 // and leaves an intact file the next agent reopens; a reader holding a transaction never blocks the
 // writer; an unwritable path or a foreign file is reported once and the agent keeps judging.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,7 @@ import {
 import type { ChildProcess } from 'node:child_process';
 
 const skip = skipUnlessCapable();
+const SQLITE = fileURLToPath(new URL('../../node_modules/better-sqlite3', import.meta.url));
 const PORT = 7240;
 
 /** Connects to PORT over and over, 16 at a time; prints "<ms> <completed>" every 50 ms. */
@@ -140,9 +142,22 @@ describe.skipIf(skip)('flowtop agent history', () => {
       expect(st.mode & 0o777).toBe(0o640);
       expect(st.gid).toBe(Number(execFileSync('getent', ['group', 'flowtop'], { encoding: 'utf8' }).split(':')[2]));
       for (const side of ['-wal', '-shm']) expect(statSync(path + side).mode & 0o777).toBe(0o640);
+      // A member of the group reads it while the agent writes (SQLite's read-only -shm access).
+      const gid = st.gid;
+      const read = (groups: string[]): { status: number | null; out: string; err: string } => {
+        const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', ...groups, '--', process.execPath, '-e',
+          `const D = require(${JSON.stringify(SQLITE)}); console.log(new D(${JSON.stringify(path)}, { readonly: true }).prepare('SELECT count(*) AS n FROM flows').get().n)`], { encoding: 'utf8' });
+        return { status: r.status, out: r.stdout, err: r.stderr };
+      };
+      const member = read([`--groups=${gid}`]);
+      expect(member.status, member.err).toBe(0);
+      expect(Number(member.out)).toBeGreaterThan(0);
+      expect(read(['--clear-groups']).status).not.toBe(0);
     } finally {
       await agent.stop();
     }
+    // Stopped, the file stands alone (no -wal needed), so the group still reads it.
+    expect(statSync(path).mode & 0o777).toBe(0o640);
   }, 60_000);
 
   it('an unwritable path is reported once and the agent keeps judging', async () => {
