@@ -182,22 +182,72 @@ export class HistoryReader {
     }
   }
 
-  /** Bytes over the window in `points` equal steps, per identity key or host name (for sparklines). */
+  /** Bytes over the window in `points` equal steps, per identity key or host name (for sparklines).
+   *  Summed by SQLite per key and step, so the rows that reach JavaScript are keys x points, not the
+   *  window's buckets (over 30 days: ~43,000 minutes per busy key). A step is at least a minute: a
+   *  window shorter than `points` minutes gets one point per minute (fewer than asked). */
   series(q: SeriesQuery): Series {
     const until = q.until ?? untilNow();
-    const points = Math.min(1440, Math.max(1, Math.floor(q.points)));
-    const stepMs = Math.max(60_000, Math.ceil((until - q.since) / points / 60_000) * 60_000);
+    const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
+    const stepMs = Math.max(60_000, Math.ceil((until - q.since) / asked / 60_000) * 60_000);
     const [from, to] = minutes(q);
     const stepMinutes = stepMs / 60_000;
+    const points = Math.min(asked, Math.max(1, Math.ceil((to - from) / stepMinutes)));
+    const args: Array<string | number> = [from, stepMinutes, from, to];
+    let only = '';
+    if (q.keys) {
+      if (q.keys.length === 0) return { start: from * 60_000, stepMs, rx: new Map(), tx: new Map() };
+      const named = q.keys.filter((k) => k !== '');
+      if (q.by === 'process') {
+        // "" is the bucket of flows whose owner was not found (identity 0).
+        const parts = [...(named.length > 0 ? [`t.ident IN (SELECT id FROM identities WHERE key IN (${named.map(() => '?').join(',')}))`] : []), ...(named.length < q.keys.length ? ['t.ident = 0'] : [])];
+        only = ` AND (${parts.join(' OR ')})`;
+      } else {
+        only = ` AND t.host IN (SELECT id FROM hosts WHERE name IN (${named.map(() => '?').join(',') || 'NULL'}))`;
+      }
+      args.push(...named);
+    }
     const sql = q.by === 'process'
-      ? 'SELECT coalesce(i.key, \'\') AS key, t.minute, sum(t.rx) AS rx, sum(t.tx) AS tx FROM traffic t LEFT JOIN identities i ON i.id = t.ident WHERE t.minute >= ? AND t.minute < ? GROUP BY t.ident, t.minute'
-      : 'SELECT h.name AS key, t.minute, t.rx, t.tx FROM host_traffic t JOIN hosts h ON h.id = t.host WHERE t.minute >= ? AND t.minute < ?';
-    const wanted = q.keys ? new Set(q.keys) : undefined;
+      ? `SELECT coalesce(i.key, '') AS key, s.step, s.rx, s.tx FROM (
+           SELECT t.ident, (t.minute - ?) / ? AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM traffic t
+           WHERE t.minute >= ? AND t.minute < ?${only} GROUP BY t.ident, step) s LEFT JOIN identities i ON i.id = s.ident`
+      : `SELECT h.name AS key, s.step, s.rx, s.tx FROM (
+           SELECT t.host, (t.minute - ?) / ? AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM host_traffic t
+           WHERE t.minute >= ? AND t.minute < ?${only} GROUP BY t.host, step) s JOIN hosts h ON h.id = s.host`;
+    return this.binned(sql, args, from * 60_000, stepMs, points);
+  }
+
+  /** The hosts (a flow without a host name: its address) one program talked to in the window, ranked
+   *  by bytes then connections, with a series of each over `points` steps. Read from the flows table
+   *  (the buckets are per program or per host, not both), a flow's bytes counted at its start: the
+   *  cost grows with the window's flows, unlike top() and series(). `identity` is a top() process
+   *  key ("" for flows whose owner was not found). */
+  hostsOf(q: TimeWindow & { identity: string; limit?: number; points: number }): { hosts: TopEntry[]; series: Series } {
+    const until = q.until ?? untilNow();
+    const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
+    const stepMs = Math.max(60_000, Math.ceil((until - q.since) / asked / 60_000) * 60_000);
+    const start = Math.floor(q.since / 60_000) * 60_000;
+    const points = Math.min(asked, Math.max(1, Math.ceil((until - start) / stepMs)));
+    const owner = q.identity === '' ? 'f.ident IS NULL' : 'f.ident = (SELECT id FROM identities WHERE key = ?)';
+    const ownerArgs = q.identity === '' ? [] : [q.identity];
+    const hosts = (this.db.prepare(`SELECT coalesce(h.name, a.addr) AS key, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx, count(*) AS flows
+      FROM flows f JOIN addrs a ON a.id = f.raddr LEFT JOIN hosts h ON h.id = f.host
+      WHERE f.start >= ? AND f.start < ? AND ${owner}
+      GROUP BY key ORDER BY sum(coalesce(f.rx, 0)) + sum(coalesce(f.tx, 0)) DESC, count(*) DESC, key LIMIT ?`)
+      .all(q.since, until, ...ownerArgs, q.limit ?? 200) as Array<{ key: string; rx: number; tx: number; flows: number }>)
+      .map((r) => ({ key: r.key, label: r.key, rx: r.rx, tx: r.tx, flows: r.flows }));
+    const series = this.binned(`SELECT coalesce(h.name, a.addr) AS key, (f.start - ?) / ? AS step, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx
+      FROM flows f JOIN addrs a ON a.id = f.raddr LEFT JOIN hosts h ON h.id = f.host
+      WHERE f.start >= ? AND f.start < ? AND ${owner} GROUP BY key, step`, [start, stepMs, q.since, until, ...ownerArgs], start, stepMs, points);
+    return { hosts, series };
+  }
+
+  /** Rows of (key, step, rx, tx) into per-key arrays of `points` steps. */
+  private binned(sql: string, args: ReadonlyArray<string | number>, start: number, stepMs: number, points: number): Series {
     const rx = new Map<string, number[]>();
     const tx = new Map<string, number[]>();
-    for (const r of this.db.prepare(sql).iterate(from, to) as Iterable<{ key: string; minute: number; rx: number; tx: number }>) {
-      if (wanted && !wanted.has(r.key)) continue;
-      const i = Math.min(points - 1, Math.floor((r.minute - from) / stepMinutes));
+    for (const r of this.db.prepare(sql).iterate(...args) as Iterable<{ key: string; step: number; rx: number; tx: number }>) {
+      const i = Math.min(points - 1, Math.max(0, Math.floor(r.step)));
       let a = rx.get(r.key);
       let b = tx.get(r.key);
       if (!a || !b) {
@@ -209,7 +259,7 @@ export class HistoryReader {
       a[i]! += r.rx;
       b[i]! += r.tx;
     }
-    return { start: from * 60_000, stepMs, rx, tx };
+    return { start, stepMs, rx, tx };
   }
 
   events(q: TimeWindow & { kind?: HistoryEventKind; limit?: number }): EventEntry[] {
