@@ -12,11 +12,45 @@ import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
 import { probeSocket } from '../source/probe.js';
 import type { FlowSource } from '../source/types.js';
 import type { AttributorLike } from './store.js';
+import { Subject, type Observable } from 'rxjs';
+import type { HistoryEvent } from '../history/index.js';
+
+/** Records what the passive monitor sees into $XDG_STATE_HOME/flowtop/history.db (0600 in a 0700
+ *  folder), with its own attribution backend; returns what stops it, or undefined when it cannot run
+ *  (said in `log`). */
+async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv, log: string[], events: Subject<HistoryEvent>): Promise<(() => Promise<void>) | undefined> {
+  const { prepareHistoryFile, userHistoryPath } = await import('../history/paths.js');
+  const path = userHistoryPath(env);
+  try {
+    prepareHistoryFile(path, { fileMode: 0o600, dirMode: 0o700 });
+  } catch (error) {
+    log.push(`history: not recording: ${(error as Error).message}`);
+    return undefined;
+  }
+  const { startHistory } = await import('../history/index.js');
+  const backend = selectBackend('linux-pidfd-v1', {});
+  const history = startHistory({ path, resolve: (tokens) => backend.resolve(tokens), log: (line) => log.push(line), onEvent: (e) => events.next(e) });
+  // The snapshot a new subscriber gets comes during subscribe(): flows already open, whose counters
+  // so far are not this run's traffic.
+  let snapshot = true;
+  const sub = monitor.events$.subscribe((e) => {
+    const m = e.message;
+    if (m.type === 'flow' || m.type === 'bytes' || m.type === 'end' || m.type === 'verdict') history.recorder.observe(m, snapshot);
+  });
+  snapshot = false;
+  return async () => {
+    sub.unsubscribe();
+    await history.close();
+    backend.close?.();
+  };
+}
 
 export interface SourceFlags {
   sockets: string[];
   /** `--demo [SCENARIO]`: true for the default scenario. */
   demo?: string | true;
+  /** Record the passive monitor's flows into the user's history file (the TUI does; `list` does not). */
+  history?: boolean;
 }
 
 export interface OpenedSources {
@@ -26,6 +60,11 @@ export interface OpenedSources {
   note?: string;
   /** One line the TUI keeps on screen: the agent runs but this user may not use it, and how to join. */
   banner?: string;
+  /** The passive monitor's history recording, when it runs: its events as they happen (first-seen,
+   *  changed binary, rule blocking) for a view to show. */
+  historyEvents?: Observable<HistoryEvent>;
+  /** What the history recording had to say (problems, once each), for after the TUI has closed. */
+  historyLog: string[];
   close(): Promise<void>;
 }
 
@@ -35,6 +74,8 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, de
   const sources: FlowSource[] = [];
   let note: string | undefined;
   let banner: string | undefined;
+  const historyLog: string[] = [];
+  const historyEvents = new Subject<HistoryEvent>();
   if (flags.demo !== undefined) {
     const demo = await startDemoExtension({ scenario: flags.demo === true ? undefined : flags.demo, loop: true });
     replay = demo.replay;
@@ -51,7 +92,12 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, de
     } else {
       note = `${probe.why}: showing this machine's connections with the passive monitor`;
       if (probe.denied) banner = `the agent at ${defaultPath} is for root and group ${AGENT_GROUP}; to join: sudo usermod -aG ${AGENT_GROUP} $USER, then log in again`;
-      sources.push(createPassiveMonitor());
+      const monitor = createPassiveMonitor();
+      sources.push(monitor);
+      if (flags.history) {
+        const recording = await recordPassiveMonitor(monitor, env, historyLog, historyEvents);
+        if (recording) closers.push(recording);
+      }
     }
   }
   const attributorFor = (kind: TokenKind): AttributorLike => new Attributor(selectBackend(kind, { replay }));
@@ -60,9 +106,12 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, de
     attributorFor,
     note,
     banner,
+    historyLog,
+    historyEvents: historyEvents.asObservable(),
     async close() {
       for (const s of sources) s.close();
       for (const c of closers) await c();
+      historyEvents.complete();
     },
   };
 }

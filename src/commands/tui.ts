@@ -17,6 +17,7 @@ export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] 
   --max-flows N    most flows remembered (default 200000); the oldest closed flows leave first
   --no-bell        no terminal bell when a flow starts waiting for a verdict (m toggles it in the app)
   --notify         also send an OSC 9 desktop notification for it (iTerm2, kitty, WezTerm, Windows Terminal)
+  --no-history     the passive monitor records nothing (default: into $XDG_STATE_HOME/flowtop/history.db)
   --once --json    print one snapshot as JSON and exit; --jsonl streams flow changes
 Keys: press ? in the app.
 `;
@@ -30,6 +31,7 @@ export async function run(argv: string[]): Promise<number> {
       ascii: { type: 'boolean' },
       'no-bell': { type: 'boolean' },
       notify: { type: 'boolean' },
+      'no-history': { type: 'boolean' },
       'max-flows': { type: 'string' },
       once: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -58,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
   // slower. Set before Ink and React load (run.js is imported below for that reason).
   process.env.NODE_ENV ??= 'production';
   const { runInteractive } = await import('../app/run.js');
-  const opened = await openSources({ sockets, demo }, process.env);
+  const opened = await openSources({ sockets, demo, history: !values['no-history'] }, process.env);
   const ascii = wantAscii(process.env, values.ascii ?? false);
   const style = { color: wantColor(process.env), ascii };
   try {
@@ -77,5 +79,6 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await opened.close();
     if (opened.note) process.stderr.write(`flowtop: ${opened.note}\n`);
+    for (const line of opened.historyLog) process.stderr.write(`flowtop: ${line}\n`);
   }
 }

@@ -51,6 +51,8 @@ interface OpenFlow {
   agentIdentity?: FlowRecord['identity'];
   facts?: ProcessFacts;
   posted: boolean;
+  /** Open before recording began: its first counters are taken as the starting point. */
+  baseline: boolean;
   /** Fields changed since the row was written. */
   changedHost: boolean;
   changedVerdict: boolean;
@@ -89,11 +91,13 @@ export class HistoryRecorder {
     this.timer.unref();
   }
 
-  /** One event; returns at once (the shape of the agent's observer). */
-  observe(event: RecordedEvent): void {
+  /** One event; returns at once (the shape of the agent's observer). `existing`: a flow that was open
+   *  before recording began (a source's snapshot): its first counters are a baseline, not traffic
+   *  of this minute (the bytes it moved earlier were counted by an earlier recording, or never). */
+  observe(event: RecordedEvent, existing = false): void {
     if (this.closed) return;
     switch (event.type) {
-      case 'flow': return this.onFlow(event.flow);
+      case 'flow': return this.onFlow(event.flow, existing);
       case 'verdict': return this.onVerdict(event.id, event.verdict);
       case 'bytes':
         for (const c of event.counters) this.onBytes(c.id, c.rx, c.tx);
@@ -103,7 +107,7 @@ export class HistoryRecorder {
     }
   }
 
-  private onFlow(flow: FlowRecord): void {
+  private onFlow(flow: FlowRecord, existing: boolean): void {
     const known = this.flows.get(flow.id);
     if (known) {
       if (flow.remoteHost && flow.remoteHost.name !== known.host) {
@@ -133,6 +137,7 @@ export class HistoryRecorder {
       ...(flow.token !== undefined ? { token: flow.token } : {}),
       ...(flow.identity ? { agentIdentity: flow.identity } : {}),
       posted: false,
+      baseline: existing,
       changedHost: false,
       changedVerdict: false,
       rx: 0, tx: 0, flushedRx: 0, flushedTx: 0,
@@ -168,6 +173,11 @@ export class HistoryRecorder {
     if (!o || !(rx >= o.rx) || !(tx >= o.tx)) return;
     o.rx = rx;
     o.tx = tx;
+    if (o.baseline) {
+      o.baseline = false;
+      o.flushedRx = rx;
+      o.flushedTx = tx;
+    }
     this.touch(o);
   }
 

@@ -1,7 +1,8 @@
 // The command line as a person meets it: the installed CLI run as a child process (and on a real
 // pseudo-terminal for the TUI), as root and as nobody.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -285,6 +286,41 @@ suite('a socket this user may not use', () => {
     } finally {
       t.kill();
     }
+  });
+
+  it('the passive monitor records what it sees into the user\'s history file; `history` reads it back', async () => {
+    const state = mkdtempSync(join(work, 'state-'));
+    const server = net.createServer((c) => c.on('error', () => {}).write('x'.repeat(3000)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const client = net.connect(port, '127.0.0.1');
+    client.on('data', () => {});
+    // A private, empty /run: no agent at the default socket, so the TUI runs the passive monitor.
+    const t = new PtyProcess(['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$@"', 'sh', ...inst.flowtop], {
+      cols: 200, rows: 30, cwd: work, env: terminalEnv({ XDG_STATE_HOME: state }),
+    });
+    try {
+      await t.waitForText('passive monitor');
+      await t.waitForText(`:${port}`);
+      await new Promise((r) => setTimeout(r, 1500)); // a poll's byte counters
+      t.write('q');
+      const code = await t.waitForExit();
+      expect(code, t.output().slice(-3000)).toBe(0);
+    } finally {
+      t.kill();
+      client.destroy();
+      server.close();
+    }
+    const db = join(state, 'flowtop/history.db');
+    expect(statSync(db).mode & 0o777).toBe(0o600);
+    const r = flowtop(['history', '--db', db, '--host', '127.0.0.1', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const flows = JSON.parse(r.out) as Array<{ remote: { port: number }; action: string; rx?: number }>;
+    const mine = flows.filter((f) => f.remote.port === port);
+    expect(mine.length).toBeGreaterThanOrEqual(1);
+    expect(mine[0]!.action).toBe('observed');
+    // Without --db, the user's own file is found through XDG_STATE_HOME (no agent file readable here
+    // as nobody... root reads the agent's when there is one, so ask for this one by its path above).
   });
 
   it('the default socket: the passive monitor, with a banner saying how to join', async () => {

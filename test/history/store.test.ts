@@ -141,6 +141,24 @@ describe('history store', () => {
     await sink.close();
   });
 
+  it('a flow open before recording began: its earlier bytes are not counted as traffic now', async () => {
+    const { path, sink, recorder } = setup();
+    recorder.observe({ type: 'flow', flow: flow('old') }, true);
+    recorder.observe({ type: 'bytes', time: T0, counters: [{ id: 'old', rx: 1_000_000, tx: 1000 }] });
+    recorder.observe({ type: 'flow', flow: flow('new') });
+    recorder.observe({ type: 'bytes', time: T0, counters: [{ id: 'new', rx: 700, tx: 70 }] });
+    await settle(recorder);
+    recorder.observe({ type: 'bytes', time: T0 + 1000, counters: [{ id: 'old', rx: 1_005_000, tx: 1500 }] });
+    recorder.observe({ type: 'end', id: 'old', time: T0 + 1000 });
+    await settle(recorder);
+    recorder.close();
+    await sink.close();
+    const reader = HistoryReader.open(path);
+    expect(reader.top({ by: 'process', since: 0 })[0]).toMatchObject({ rx: 5700, tx: 570, flows: 2 });
+    expect(reader.flows({ since: 0 }).map((f) => f.rx).sort()).toEqual([1_005_000, 700]);
+    reader.close();
+  });
+
   it('refuses a file that is not a history and leaves it as it was', () => {
     const dir = tempDir();
     const text = join(dir, 'notes.db');

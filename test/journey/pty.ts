@@ -2,6 +2,9 @@
 // native npm dependency): fixed size, keys in, raw bytes out, and a VirtualScreen kept from them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { VirtualScreen } from './screen.js';
 
 const HOST = fileURLToPath(new URL('./pty-host.py', import.meta.url));
@@ -25,13 +28,25 @@ export interface PtyOptions {
 }
 
 /** The environment of a person at a terminal: no CI markers (Ink draws differently under CI). */
+/** Where TUIs under test keep their history (never the tester's own ~/.local/state): one folder per
+ *  test process that any user may write, as /tmp (the TUI also runs as nobody). */
+function testStateHome(): string {
+  const dir = join(tmpdir(), `flowtop-test-state-${process.pid}`);
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o1777);
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return dir;
+}
+
 export function terminalEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (k === 'CI' || k.startsWith('CI_') || k === 'CONTINUOUS_INTEGRATION' || k.startsWith('VITEST') || k === 'NODE_ENV' || k === 'FORCE_COLOR' || k === 'NO_COLOR') continue;
     env[k] = v;
   }
-  return { ...env, TERM: 'xterm-256color', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...extra };
+  return { ...env, XDG_STATE_HOME: testStateHome(), TERM: 'xterm-256color', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...extra };
 }
 
 export class PtyProcess {
