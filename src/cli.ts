@@ -5,6 +5,7 @@ import { isParseArgsError, usageErrorFor } from './commands/flags.js';
 import { exitQuietlyOnClosedPipe } from './pipes.js';
 import { asciiWrites, printsText } from './app/ascii-text.js';
 import { wantAscii } from './ui/badges.js';
+import { VERSION } from './version.js';
 
 export type Command = (argv: string[]) => Promise<number>;
 
@@ -16,8 +17,6 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   history: { summary: 'what connected: flows, top processes/hosts/domains/users by traffic, events (top|events)', load: async () => (await import('./commands/history.js')).run },
   list: { summary: 'print one snapshot of current flows (--json) or stream them (--jsonl)', load: async () => (await import('./commands/list.js')).run },
 };
-
-export const VERSION = '0.1.0';
 
 export function usage(): string {
   const lines = [

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { createPassiveMonitor } from '../../src/monitor/index.js';
 import { SockDiagDumper } from '../../src/native/linux/sock-diag-dump.js';
 import { readProcNet } from '../../src/native/linux/proc-net.js';
-import { parseAddress } from '../../src/hostnames/address.js';
+import { parseAddress } from '../../src/net/address.js';
 import { TrafficTracker } from '../../src/traffic/tracker.js';
 import { openSocketReader } from '../../src/traffic/reader.js';
 

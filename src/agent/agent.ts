@@ -21,6 +21,8 @@ import { rememberedRule, subjectOf } from '../rules/remember.js';
 import { decodeLinuxToken } from '../protocol/tokens.js';
 import { decideByPolicy } from '../rules/policy.js';
 import { authorizeClient, ensureGroup } from './authorize.js';
+import { peerCredentials } from '../native/linux/peercred.js';
+import { VERSION } from '../version.js';
 import { SocketFiles, readStatusFile } from './socket-files.js';
 import { openSocketReader } from '../traffic/index.js';
 import { HostNameMap } from '../hostnames/index.js';
@@ -40,8 +42,7 @@ import { COUNTER, COUNTER_SLOTS, LISTENERS_SLOT, type AttributionMethod, type He
 import { BlockedConversations } from './blocked-conversations.js';
 import { ObserverList, isAgentEvent, type AgentEvent, type AgentObserver } from './observers.js';
 
-export const AGENT_VERSION = '0.1.0';
-export const DEFAULT_SOCKET = '/run/flowtop/flowtop.sock';
+export const AGENT_VERSION = VERSION;
 export { statusFileFor } from './socket-files.js';
 
 export interface AgentOptions {
@@ -217,6 +218,7 @@ export class Agent {
       onClientClosed: () => Atomics.store(this.view, LISTENERS_SLOT, this.watched() ? 1n : 0n),
       onMessage: (client, msg) => this.onMessage(client, msg),
       authorizePeer: (client) => authorizeClient(client, group.gid),
+      peerCredentials,
       log: this.log,
     });
     await this.server.listen();

@@ -76,24 +76,3 @@ export function parsePacket(p: Buffer): PacketTuple | undefined {
   }
   return { family, protocol, ipProtocol, src, dst, srcPort, dstPort, tcpFlags };
 }
-
-/** Text form of raw address bytes (4 → dotted quad, 16 → compressed IPv6). */
-export function formatAddress(b: Buffer): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
-  // longest run of zero groups (length ≥ 2) becomes "::"
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(groups);
-  if (best === 0 && bestLen === 5 && groups[5] === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
-}

@@ -15,7 +15,8 @@ import { findOwner, type LocalRemote, type Owner } from './owner.js';
 import { TokenCache } from './token-cache.js';
 import { poolPacketId } from './worker-pool.js';
 import { pinToQueueCpus } from './affinity.js';
-import { flowKey, formatAddress, parsePacket, type PacketTuple } from './packet.js';
+import { formatAddress } from '../net/address.js';
+import { flowKey, parsePacket, type PacketTuple } from './packet.js';
 import { UnwatchedBatchWriter, type UnwatchedFlow } from './unwatched-batch.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
@@ -74,7 +75,7 @@ function flowRecord(packetId: number, tuple: PacketTuple, direction: 'inbound' |
     direction,
     protocol: tuple.protocol,
     family: tuple.family,
-    local: { address: formatAddress(ends.local.address), port: ends.local.port },
+    local: { address: formatAddress(ends.local.address)!, port: ends.local.port }, // 4 or 16 bytes: parsePacket
     remote: { address: remoteAddress, port: ends.remote.port },
   };
   if (owner.tokenText !== undefined) flow.token = owner.tokenText;
@@ -100,7 +101,7 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
   const owner = findOwner(deps, tuple, ends, packet.uid);
   Atomics.add(counters, owner.token ? COUNTER.ownerFound : COUNTER.ownerMissing, 1n);
   const direction = inbound ? 'inbound' : 'outbound';
-  const remoteAddress = formatAddress(remote.address);
+  const remoteAddress = formatAddress(remote.address)!;
   const token = owner.tokenText;
   // The flow record is only built when someone will read it: a held flow, or a decided one while a
   // client listens. A rule decision with nobody watching costs no strings beyond the rule's facts.

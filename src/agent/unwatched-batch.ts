@@ -3,7 +3,8 @@
 // objects (address strings, base64 tokens) and cloning them between threads cost the queue loop several
 // µs per connection; the main thread decodes them only when a client subscribes or the store is pruned.
 import type { Endpoint, FlowRecord, Verdict } from '../protocol/messages.js';
-import { formatAddress, type PacketProtocol } from './packet.js';
+import { formatAddress } from '../net/address.js';
+import type { PacketProtocol } from './packet.js';
 
 /** Bytes per flow: packet id 4, protocol/family/direction/flags 4, time 8, local and remote address
  *  16 each, ports 2 each, rule index 2, pad 2, pid 4, uid 4, token 24. */
@@ -118,8 +119,8 @@ export function decodeUnwatched(batch: UnwatchedBatch, keep?: (protocol: PacketP
     const family = b[at + 5] === 6 ? 'ipv6' : 'ipv4';
     const size = family === 'ipv6' ? 16 : 4;
     const flags = b[at + 7]!;
-    const local = { address: formatAddress(b.subarray(at + 16, at + 16 + size)), port: b.readUInt16LE(at + 48) };
-    const remote = { address: formatAddress(b.subarray(at + 32, at + 32 + size)), port: b.readUInt16LE(at + 50) };
+    const local = { address: formatAddress(b.subarray(at + 16, at + 16 + size))!, port: b.readUInt16LE(at + 48) };
+    const remote = { address: formatAddress(b.subarray(at + 32, at + 32 + size))!, port: b.readUInt16LE(at + 50) };
     if (keep && !keep(protocol, local, remote)) continue;
     const flow: FlowRecord = {
       id: batch.idPrefix + b.readUInt32LE(at),

@@ -9,6 +9,7 @@ import { UsageError, UserError } from '../errors.js';
 import { ensureGroup } from '../agent/authorize.js';
 import { UNIT_MARKER, UNIT_NAME, renderUnit } from '../agent/systemd-unit.js';
 import { writeFileAtomic } from '../rules/atomic-file.js';
+import { LINUX_SOCKET, explicitSocketPaths } from '../source/paths.js';
 import { parseAgentFlags } from './agent.js';
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
@@ -77,8 +78,11 @@ export async function runInstall(argv: string[], io: InstallIo = defaultIo): Pro
     return 0;
   }
   const { unitDir, rest } = unitDirOf(argv);
-  const agentArgs = absoluteAgentArgs(rest);
-  const flags = parseAgentFlags(agentArgs); // the same checks the agent makes when it starts
+  // The service does not inherit this shell's FLOWTOP_SOCKET: a socket chosen by it becomes a flag.
+  const named = rest.some((a) => a === '--socket' || a.startsWith('--socket='));
+  const fromEnv = named ? undefined : explicitSocketPaths([], process.env, 'linux')[0];
+  const agentArgs = absoluteAgentArgs(fromEnv === undefined ? rest : [...rest, '--socket', fromEnv]);
+  const flags = parseAgentFlags(agentArgs, {}); // the same checks the agent makes when it starts
   if (flags.status) throw new UsageError('agent install: --status is not a flag for the service');
   if (process.getuid?.() !== 0) throw new UserError('needs root: run sudo flowtop agent install', 'it writes a systemd unit and creates the flowtop group');
   const entry = process.argv[1] ? realpathSync(process.argv[1]) : undefined;
@@ -116,7 +120,7 @@ export async function runInstall(argv: string[], io: InstallIo = defaultIo): Pro
     const r = io.systemctl(args);
     if (!r.ok) throw new UserError(`systemctl ${args.join(' ')} failed: ${r.message}`, `see: journalctl -u ${UNIT_NAME}`);
   }
-  io.out(`enabled and started ${UNIT_NAME} (status: systemctl status ${UNIT_NAME}; flowtop agent --status${flags.socket === '/run/flowtop/flowtop.sock' ? '' : ` --socket ${flags.socket}`})\n`);
+  io.out(`enabled and started ${UNIT_NAME} (status: systemctl status ${UNIT_NAME}; flowtop agent --status${flags.socket === LINUX_SOCKET ? '' : ` --socket ${flags.socket}`})\n`);
   return 0;
 }
 

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { AGENT_HISTORY_PATH } from '../history/paths.js';
 import type { RunningHistory } from '../history/index.js';
 import type { AttributionBackend } from '../attribution/types.js';
+import { LINUX_SOCKET, SOCKET_ENV, explicitSocketPaths } from '../source/paths.js';
 
 const HELP = `Usage: sudo flowtop agent [options]
        sudo flowtop agent install [options]   start it at boot (systemd); \`agent install --help\`
@@ -17,7 +18,7 @@ const HELP = `Usage: sudo flowtop agent [options]
 
 Holds each new connection until a rule or a client decides it (Linux, root).
 
-  --socket PATH        extension socket (default /run/flowtop/flowtop.sock, mode 0660 root:flowtop)
+  --socket PATH        extension socket (default $${SOCKET_ENV}, else ${LINUX_SOCKET}; mode 0660 root:flowtop)
   --rules PATH         rules file (default /etc/flowtop/rules.json)
   --default allow|block  action when nobody answers in time (default allow; the stricter of this
                        and the rules file's policy.defaultAction applies)
@@ -69,7 +70,9 @@ export interface AgentFlags {
   help: boolean;
 }
 
-export function parseAgentFlags(argv: string[]): AgentFlags {
+/** The agent's flags. `env` supplies FLOWTOP_SOCKET when --socket is absent, as for every client, so
+ *  `FLOWTOP_SOCKET=… flowtop agent` and `FLOWTOP_SOCKET=… flowtop` meet on the same socket. */
+export function parseAgentFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentFlags {
   const parsed = parseFlags('agent', {
     args: argv,
     options: {
@@ -126,7 +129,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
     throw new UsageError('agent: --fail-closed and --queue-bypass contradict each other: pick one');
   }
   return {
-    socket: parsed.socket ?? '/run/flowtop/flowtop.sock',
+    socket: explicitSocketPaths(parsed.socket === undefined ? [] : [parsed.socket], env, 'linux')[0] ?? LINUX_SOCKET,
     rules: parsed.rules ?? '/etc/flowtop/rules.json',
     defaultAction: def,
     timeoutMs,

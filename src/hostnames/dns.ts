@@ -2,7 +2,7 @@
 // answers, nothing else. Input comes from the network, so every length and offset is checked against
 // the buffer, compression pointers may only point backwards (which also makes loops impossible), and
 // garbage gives `undefined` — the parser never throws.
-import { formatAddress } from './address.js';
+import { formatAddress } from '../net/address.js';
 
 export interface DnsAddressRecord {
   type: 'A' | 'AAAA';

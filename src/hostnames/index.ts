@@ -5,4 +5,3 @@ export { HostNameMap } from './map.js';
 export type { HostNameEntry, HostNameMapOptions, HostNameSource } from './map.js';
 export { ReverseLookup } from './reverse.js';
 export type { ReverseLookupOptions, ReverseResolver } from './reverse.js';
-export { canonicalAddress, formatAddress, parseAddress, unmapIPv4 } from './address.js';

@@ -1,7 +1,7 @@
 // IP address → host name, learnt from DNS answers (or reverse lookups), with TTLs and a size bound.
 // A flow's remote address is looked up here when the flow appears: the name is the one the client
 // asked for (the head of any CNAME chain), not the CDN name the chain ends at.
-import { canonicalAddress, unmapIPv4 } from './address.js';
+import { canonicalAddress, unmapIPv4 } from '../net/address.js';
 import type { DnsMessage } from './dns.js';
 
 export type HostNameSource = 'dns' | 'reverse';

@@ -2,7 +2,7 @@
 // Rate-limited and deduplicated: a table of thousands of flows must not turn into a burst of queries,
 // and a failed lookup is not repeated for a while. Results go into the HostNameMap with source 'reverse'.
 import { promises as dns } from 'node:dns';
-import { canonicalAddress } from './address.js';
+import { canonicalAddress } from '../net/address.js';
 import type { HostNameMap } from './map.js';
 
 export type ReverseResolver = (address: string) => Promise<string[]>;

@@ -4,7 +4,6 @@
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { peerCredentials, type PeerCredentials } from '../native/linux/peercred.js';
 import { decodeClientMessage, encodeLines, frameError, type ProtocolError } from './codec.js';
 import { LineSplitter, type FrameEvent } from './framing.js';
 import type { ClientMessage, ErrorCode, ExtensionMessage, HelloMessage, SubscribeMessage } from './messages.js';
@@ -26,9 +25,20 @@ const READ_PAUSE_BYTES = 256 * 1024;
 /** Heap a queued write holds besides its text (the string header, the stream's request entry). */
 const WRITE_OVERHEAD_BYTES = 160;
 
+/** Who is on the other end of the socket, as the kernel recorded it when the peer connected (on
+ *  Linux: SO_PEERCRED and SO_PEERGROUPS, native/linux/peercred.ts). */
+export interface PeerCredentials {
+  /** A hint only: the PID may belong to another process by the time anyone reads it. */
+  pid: number;
+  uid: number;
+  gid: number;
+  /** Supplementary groups the peer had when it connected; undefined where the kernel does not say. */
+  groups?: number[];
+}
+
 export interface ServerClient {
   readonly id: string;
-  /** Credentials of the connecting process (Linux SO_PEERCRED); undefined where unavailable. */
+  /** Credentials of the connecting process (from `peerCredentials`); undefined where unavailable. */
   readonly peer?: PeerCredentials;
   /** The name and version the client gave in `subscribe`. */
   readonly info?: { name: string; version: string };
@@ -54,6 +64,9 @@ export interface ExtensionServerOptions {
    *  credentials): true, or the reason it may not. A refused peer is sent nothing but one
    *  `not-authorised` error (no hello: the host name and mode are not for it), then closed. */
   authorizePeer?: (client: ServerClient) => true | string;
+  /** Reads a connecting peer's credentials from its socket (the platform's: Linux SO_PEERCRED).
+   *  Without it no client has `peer`, so an authorizePeer that needs one refuses everyone. */
+  peerCredentials?: (socket: Socket) => PeerCredentials | undefined;
   /** Every client message, subscribe included, passes here first. true: allowed; false or a reason:
    *  refused with `not-authorised` (a refused subscribe also closes the connection). */
   authorize?: (client: ServerClient, msg: ClientMessage) => boolean | string;
@@ -90,7 +103,7 @@ class Connection implements ServerClient {
   };
 
   constructor(readonly id: string, readonly socket: Socket, private readonly owner: ExtensionServer) {
-    this.peer = peerCredentials(socket);
+    this.peer = owner.readPeer(socket);
   }
 
   send(msg: ExtensionMessage): boolean {
@@ -143,6 +156,7 @@ class Connection implements ServerClient {
 
 export class ExtensionServer {
   readonly maxWriteBuffer: number;
+  readonly readPeer: (socket: Socket) => PeerCredentials | undefined;
   private readonly maxTotalWriteBuffer: number;
   private readonly maxErrors: number;
   private readonly maxClients: number;
@@ -158,6 +172,7 @@ export class ExtensionServer {
   constructor(private readonly options: ExtensionServerOptions) {
     this.maxErrors = options.maxErrors ?? DEFAULT_MAX_ERRORS;
     this.maxWriteBuffer = options.maxWriteBufferBytes ?? DEFAULT_MAX_WRITE_BUFFER;
+    this.readPeer = options.peerCredentials ?? (() => undefined);
     this.maxTotalWriteBuffer = options.maxTotalWriteBufferBytes ?? DEFAULT_MAX_TOTAL_WRITE_BUFFER;
     this.maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     this.subscribeTimeoutMs = options.subscribeTimeoutMs ?? DEFAULT_SUBSCRIBE_TIMEOUT_MS;

@@ -1,6 +1,7 @@
 // IP addresses and CIDR blocks for rule matching: parse once, compare as 32-bit words.
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack socket reports) is the IPv4 address:
 // a rule for 192.0.2.1 must match it.
+import { formatIPv4Word, formatIPv6Groups } from '../net/address.js';
 
 export interface IpAddress {
   family: 4 | 6;
@@ -124,24 +125,10 @@ export function parseIp(text: string): IpAddress | undefined {
 
 /** Canonical text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed). */
 export function formatIp(ip: IpAddress): string {
-  if (ip.family === 4) {
-    const w = ip.words[0] as number;
-    return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
-  }
+  if (ip.family === 4) return formatIPv4Word(ip.words[0] as number);
   const groups: number[] = [];
   for (const w of ip.words) groups.push(w >>> 16, w & 0xffff);
-  let bestStart = -1;
-  let bestLength = 1; // a single zero group is not compressed (RFC 5952 §4.2.2)
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) { bestStart = i; bestLength = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+  return formatIPv6Groups(groups);
 }
 
 /** The canonical form of an address text, or undefined when it is not an address. */

@@ -6,7 +6,7 @@
 // without activity.
 import type { Endpoint } from '../protocol/messages.js';
 import type { ExactTuple, InetProtocol, InetSocket } from '../native/linux/sock-diag-dump.js';
-import { parseAddress } from '../hostnames/address.js';
+import { parseAddress } from '../net/address.js';
 import type { SocketReader } from './reader.js';
 
 export interface TrackedFlowSpec {

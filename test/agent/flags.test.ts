@@ -5,10 +5,17 @@ import { UsageError } from '../../src/errors.js';
 
 describe('flowtop agent flags', () => {
   it('defaults: fail-open, allow after 30 s, reject, queue 7231, the system socket and rules file', () => {
-    expect(parseAgentFlags([])).toMatchObject({
+    expect(parseAgentFlags([], {})).toMatchObject({
       socket: '/run/flowtop/flowtop.sock', rules: '/etc/flowtop/rules.json', defaultAction: 'allow', timeoutMs: 30_000,
       blockMode: 'reject', failOpen: true, queueNum: 7231, inbound: false, noBpf: false, status: false,
     });
+  });
+
+  it('the socket: --socket, else FLOWTOP_SOCKET (as clients look for it), else the system socket', () => {
+    expect(parseAgentFlags([], { FLOWTOP_SOCKET: '/tmp/env.sock' }).socket).toBe('/tmp/env.sock');
+    expect(parseAgentFlags(['--socket', '/tmp/flag.sock'], { FLOWTOP_SOCKET: '/tmp/env.sock' }).socket).toBe('/tmp/flag.sock');
+    expect(parseAgentFlags([], { FLOWTOP_SOCKET: '' }).socket).toBe('/run/flowtop/flowtop.sock');
+    expect(() => parseAgentFlags([], { FLOWTOP_SOCKET: `/tmp/${'x'.repeat(120)}` })).toThrow(/FLOWTOP_SOCKET path is \d+ bytes/);
   });
 
   it('reads every flag', () => {

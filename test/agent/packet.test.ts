@@ -1,6 +1,7 @@
 // The queued packet parser: real header bytes in, 5-tuple out; truncated input is refused, not read past.
 import { describe, expect, it } from 'vitest';
-import { formatAddress, parsePacket } from '../../src/agent/packet.js';
+import { parsePacket } from '../../src/agent/packet.js';
+import { formatAddress } from '../../src/net/address.js';
 
 // A hand-built IPv4 TCP SYN 127.0.0.1:50010 → 127.0.0.1:8080 (IP + TCP headers, as copied to the queue).
 const SYN4 = Buffer.from('4500003c1c464000400600007f0000017f000001c35a1f90000000000000000050022000fe300000', 'hex');

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerCredentials } from '../../src/native/linux/peercred.js';
 import { ExtensionServer } from '../../src/protocol/server.js';
 import { hello } from '../protocol/samples.js';
 import { install, type Installation } from './install.js';
@@ -276,7 +277,7 @@ suite('a socket this user may not use', () => {
 
   it('explicit --socket, the agent refuses this user: said once with the fix', async () => {
     const path = join(work, 'refusing.sock');
-    server = new ExtensionServer({ path, hello, socketMode: 0o666, authorize: (c) => (c.peer?.uid === 0 ? true : 'not in group flowtop') });
+    server = new ExtensionServer({ path, hello, socketMode: 0o666, peerCredentials, authorize: (c) => (c.peer?.uid === 0 ? true : 'not in group flowtop') });
     await server.listen();
     const t = tui(['--socket', path], { user: NOBODY, cols: 200 });
     try {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDnsMessage } from '../../src/hostnames/dns.js';
 import { HostNameMap } from '../../src/hostnames/map.js';
-import { canonicalAddress, formatAddress } from '../../src/hostnames/address.js';
+import { canonicalAddress, formatAddress } from '../../src/net/address.js';
 import { response } from './helpers/dns-wire.js';
 
 function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {

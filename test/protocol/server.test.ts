@@ -4,6 +4,8 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { peerCredentials } from '../../src/native/linux/peercred.js';
 import { ExtensionServer, type ExtensionServerOptions, type ServerClient } from '../../src/protocol/server.js';
 import type { ClientMessage } from '../../src/protocol/messages.js';
 import { connectRaw, socketDir, waitFor, type RawClient } from './wire.js';
@@ -340,10 +342,22 @@ describe('authorisation and peers', () => {
   });
 
   test.runIf(process.platform === 'linux')('the peer credentials are those of the connecting process', async () => {
-    const s = await start();
+    const s = await start({ peerCredentials });
     await subscribed(s);
     const groups = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('Groups:'))!.slice(7).trim().split(/\s+/).filter(Boolean).map(Number);
     expect(s.clients[0]?.peer).toEqual({ pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.(), groups });
+  });
+
+  test('the peer credentials come from the reader the extension gives; without one a client has none', async () => {
+    const seen: Socket[] = [];
+    const s = await start({ peerCredentials: (socket) => (seen.push(socket), { pid: 1, uid: 1234, gid: 99 }) });
+    await subscribed(s);
+    expect(s.clients[0]?.peer).toEqual({ pid: 1, uid: 1234, gid: 99 });
+    expect(seen).toHaveLength(1);
+    await s.close();
+    const bare = await start({ authorizePeer: (client) => (client.peer ? true : 'who are you?') });
+    const c = await connectRaw(bare.path);
+    expect(await c.next()).toEqual({ type: 'error', code: 'not-authorised', message: 'who are you?' });
   });
 
   test('a peer refused when it connects gets one not-authorised line, no hello, and is closed', async () => {

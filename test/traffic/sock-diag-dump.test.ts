@@ -4,7 +4,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SockDiagDumper, TCP_STATE, parseInetDiagMessage, type InetSocket } from '../../src/native/linux/sock-diag-dump.js';
 import { parseProcNet, parseProcNetLine, readProcNet } from '../../src/native/linux/proc-net.js';
-import { parseAddress } from '../../src/hostnames/address.js';
+import { parseAddress } from '../../src/net/address.js';
 import { waitFor } from '../monitor/helpers/wait.js';
 
 const cleanup: Array<() => void> = [];

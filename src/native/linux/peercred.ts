@@ -1,17 +1,10 @@
 // Who is on the other end of a Unix socket: SO_PEERCRED, the credentials the kernel recorded when the
 // peer called connect(2). Not forgeable by the peer, so the agent can authorise clients by uid.
 import type { Socket } from 'node:net';
+import type { PeerCredentials } from '../../protocol/server.js';
 import { libc } from './libc.js';
 
-export interface PeerCredentials {
-  /** A hint only: the PID may belong to another process by the time anyone reads it. */
-  pid: number;
-  uid: number;
-  gid: number;
-  /** Supplementary groups the peer had when it connected (SO_PEERGROUPS); undefined where the
-   *  kernel does not say (before Linux 4.13). */
-  groups?: number[];
-}
+export type { PeerCredentials };
 
 // <asm-generic/socket.h>: the same on x86_64 and aarch64.
 const SOL_SOCKET = 1;

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { AddressFamily } from '../../protocol/messages.js';
-import { formatAddress } from '../../hostnames/address.js';
+import { formatAddress } from '../../net/address.js';
 import type { InetProtocol, InetSocket } from './sock-diag-dump.js';
 
 const littleEndian = endianness() === 'LE';

@@ -4,7 +4,7 @@
 // validated: a message that is too short or of an unknown family is skipped, an attribute running past
 // its message is ignored, and an exact lookup's answer must name the tuple asked for.
 import type { AddressFamily, Endpoint } from '../../protocol/messages.js';
-import { formatAddress } from '../../hostnames/address.js';
+import { formatAddress } from '../../net/address.js';
 import {
   AF_INET, AF_INET6, NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_OVERRUN,
   NLA_TYPE_MASK, NetlinkError, errorCode, openNetlink, parseMessages, type NetlinkSocket,

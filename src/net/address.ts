@@ -1,4 +1,5 @@
-// One canonical text form for IP addresses, so a name learnt from a DNS answer and a flow's remote
+// One canonical text form for IP addresses, used by every layer (the kernel's socket dumps, the
+// queue's packets, DNS answers, rules), so a name learnt from a DNS answer and a flow's remote
 // address meet under the same key: dotted quad for IPv4, RFC 5952 for IPv6 (lowercase, the longest
 // run of two or more zero groups compressed, the first on a tie, `::ffff:a.b.c.d` for mapped IPv4).
 import { isIP } from 'node:net';
@@ -7,13 +8,24 @@ import { isIP } from 'node:net';
 export function formatAddress(bytes: Uint8Array): string | undefined {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) return undefined;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+  const groups = new Array<number>(8);
+  for (let i = 0; i < 8; i++) groups[i] = (bytes[2 * i]! << 8) | bytes[2 * i + 1]!;
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
     return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
   }
+  return formatIPv6Groups(groups);
+}
+
+/** A dotted quad from an unsigned 32-bit word (most significant byte first). */
+export function formatIPv4Word(word: number): string {
+  return `${word >>> 24}.${(word >>> 16) & 255}.${(word >>> 8) & 255}.${word & 255}`;
+}
+
+/** RFC 5952 text of eight 16-bit groups: lowercase hex, the longest run of two or more zero groups
+ *  written "::" (the first on a tie). No IPv4 tail: the caller decides what a mapped address is. */
+export function formatIPv6Groups(groups: ArrayLike<number>): string {
   let bestStart = -1;
-  let bestLen = 1; // a single zero group is never compressed
+  let bestLen = 1; // a single zero group is never compressed (RFC 5952 §4.2.2)
   for (let i = 0; i < 8; ) {
     if (groups[i] !== 0) {
       i++;
@@ -27,9 +39,13 @@ export function formatAddress(bytes: Uint8Array): string | undefined {
     }
     i = j;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  const hex = (from: number, to: number): string => {
+    let text = '';
+    for (let k = from; k < to; k++) text += (k > from ? ':' : '') + (groups[k] as number).toString(16);
+    return text;
+  };
+  if (bestStart < 0) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }
 
 /** Network-order bytes of a textual address, or undefined when it is not an IP address. */
