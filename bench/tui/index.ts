@@ -87,11 +87,11 @@ async function frameBench(counted = FLOWS, columns = COLUMNS, rows = ROWS): Prom
   const term = new NullTerminal();
   const screen = (state: TableState, u: typeof ui) => {
     const sorted: readonly FlowRow[] = selector.select(state, { sort: u.flowSort, filter: u.filter });
-    const { tableRows } = screenLayout(rows - 1, state.sources.size, undefined);
+    const { tableRows, detailRows } = screenLayout(rows - 1, state.sources.size, undefined);
     const win = visibleWindow(sorted.length, 0, tableRows, 0);
     return createElement(Screen, {
       width: columns, height: rows - 1, ascii: process.env.BENCH_ASCII === "1", now: state.now, sources: [...state.sources.values()], counts: countFlows(state),
-      ui: u, flows: sorted, processes: [], rules: [], top: win.top, cursor: win.cursor,
+      ui: u, flows: sorted, processes: [], rules: [], top: win.top, cursor: win.cursor, tableRows, detailRows,
     });
   };
   const instance = render(screen(table, ui), { stdout: term as unknown as NodeJS.WriteStream, debug: true, patchConsole: false, exitOnCtrlC: false, onRender: collectYoungAfterFrame });

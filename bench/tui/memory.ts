@@ -142,8 +142,9 @@ function frameGrowth(): number {
   const ui = initialUi();
   const screen = (n: number) => {
     const sorted = selector.select(table, { sort: ui.flowSort, filter: ui.filter });
-    const win = visibleWindow(sorted.length, 0, screenLayout(49, 1, undefined).tableRows, 0);
-    return createElement(Screen, { width: 200, height: 49, ascii: false, now: now + n * 1000, sources: [...table.sources.values()], counts: countFlows(table), ui, flows: sorted, processes: [], rules: [], top: win.top, cursor: win.cursor });
+    const { tableRows, detailRows } = screenLayout(49, 1, undefined);
+    const win = visibleWindow(sorted.length, 0, tableRows, 0);
+    return createElement(Screen, { width: 200, height: 49, ascii: false, now: now + n * 1000, sources: [...table.sources.values()], counts: countFlows(table), ui, flows: sorted, processes: [], rules: [], top: win.top, cursor: win.cursor, tableRows, detailRows });
   };
   const instance = render(screen(0), { stdout: new Discard() as unknown as NodeJS.WriteStream, debug: true, patchConsole: false, exitOnCtrlC: false });
   let n = 1;

@@ -1,11 +1,13 @@
-// What the person is looking at: view, cursor, sort, filter, overlays. A pure reducer like the
-// table's; the key map (src/ui/keys.ts) turns key presses into these actions.
+// What the person is looking at: view, cursor, scroll position, sort, filter, overlays, the frozen
+// copy of the table. A pure reducer: the key map (src/ui/keys.ts) turns key presses into intents,
+// and src/app/intents.ts turns each intent into these actions.
 import type { Action, RememberScope } from '../protocol/messages.js';
 import type { PromptDuration } from '../app/prompt.js';
 import type { FilterSpec } from './filter.js';
 import { ERASE_CHAR, editLine } from './line-edit.js';
 import { FLOW_SORT_COLUMNS, nextColumn, type FlowSortColumn, type SortSpec } from './sort.js';
 import { PROCESS_SORT_COLUMNS, type ProcessSortColumn } from './views.js';
+import type { TableState } from './types.js';
 
 export const VIEWS = ['flows', 'processes', 'rules'] as const;
 export type ViewName = (typeof VIEWS)[number];
@@ -28,6 +30,8 @@ export interface UiState {
   cursor: Record<ViewName, number>;
   /** The selected row's key, so the selection follows its row when the order changes. */
   selected: Partial<Record<ViewName, string>>;
+  /** Each view's first scrolling row on screen, as the last key left it (render keeps the cursor in
+   *  view from here without writing it back). */
   top: Record<ViewName, number>;
   flowSort: SortSpec<FlowSortColumn>;
   processSort: SortSpec<ProcessSortColumn>;
@@ -38,7 +42,10 @@ export interface UiState {
   /** First line of the details pane shown, when its lines do not all fit. */
   detailScroll: number;
   help: boolean;
-  frozen: boolean;
+  /** Space: the copy of the table shown until resume (state/freeze.ts); undefined while live. */
+  frozen?: TableState;
+  /** The bell rings for new pending flows (m toggles it). */
+  bell: boolean;
   confirm?: Confirm;
   status?: StatusNote;
 }
@@ -59,13 +66,15 @@ export type UiAction =
   | { type: 'details'; open: boolean }
   | { type: 'detail-scroll'; step: number }
   | { type: 'help'; open: boolean }
-  | { type: 'freeze' }
+  | { type: 'freeze'; table: TableState }
+  | { type: 'resume' }
+  | { type: 'bell'; on: boolean }
   | { type: 'confirm'; confirm: Confirm | undefined }
   | { type: 'confirm-scope'; scope: RememberScope }
   | { type: 'confirm-duration'; duration: PromptDuration }
   | { type: 'status'; note: StatusNote | undefined };
 
-export function initialUi(): UiState {
+export function initialUi(options: { bell?: boolean } = {}): UiState {
   return {
     view: 'flows',
     cursor: { flows: 0, processes: 0, rules: 0 },
@@ -78,7 +87,7 @@ export function initialUi(): UiState {
     details: false,
     detailScroll: 0,
     help: false,
-    frozen: false,
+    bell: options.bell ?? true,
   };
 }
 
@@ -87,7 +96,7 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
     case 'select':
       return { ...s, cursor: { ...s.cursor, [s.view]: Math.max(a.index, 0) }, selected: { ...s.selected, [s.view]: a.key }, detailScroll: 0 };
     case 'scrolled':
-      return s.top[s.view] === a.top ? s : { ...s, top: { ...s.top, [s.view]: a.top } };
+      return s.top[s.view] === a.top ? s : { ...s, top: { ...s.top, [s.view]: Math.max(a.top, 0) } };
     case 'view':
       return { ...s, view: a.view, details: false };
     case 'cycle-view': {
@@ -122,7 +131,11 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
     case 'help':
       return { ...s, help: a.open };
     case 'freeze':
-      return { ...s, frozen: !s.frozen };
+      return { ...s, frozen: a.table };
+    case 'resume':
+      return { ...s, frozen: undefined };
+    case 'bell':
+      return { ...s, bell: a.on };
     case 'confirm':
       return { ...s, confirm: a.confirm };
     case 'confirm-scope':

@@ -33,6 +33,11 @@ export interface ScreenProps {
   rules: readonly RuleRow[];
   top: number;
   cursor: number;
+  /** How the height is shared (screenLayout) and the open details pane: the app derives them once
+   *  per frame (app/screen-model.ts), as it needs them to keep the cursor in view. */
+  tableRows: number;
+  detailRows: number;
+  details?: { title: string; lines: DetailLine[] };
   /** Pending flows pinned at the top of the flows view, drawn above the scrolling rows. */
   sticky?: number;
   /** How many of the flows are pinned pending flows (shown whatever the filter). */
@@ -133,8 +138,7 @@ export function Screen(p: ScreenProps) {
   const { ui, ascii, now, width } = p;
   const ctx = { now, ascii };
   const badgeWidth = ascii ? 4 : 1;
-  const details = ui.details && !ui.help ? selectedDetails(ui.view, p.flows[p.cursor], p.processes[p.cursor], p.rules[p.cursor]) : undefined;
-  const { tableRows, detailRows } = screenLayout(p.height, p.sources.length + (p.banner ? 1 : 0), details?.lines.length, footerLines(ui));
+  const { details, tableRows, detailRows } = p;
   const tableWidth = width - badgeWidth - 1;
   let body;
   if (ui.help) {
@@ -197,7 +201,7 @@ export function Screen(p: ScreenProps) {
           sortLabel={sortLabel(ui, ascii)}
           query={ui.filter.query}
           onlyInsecure={ui.filter.onlyInsecure}
-          frozen={ui.frozen}
+          frozen={ui.frozen !== undefined}
           width={width}
           ascii={ascii}
         />

@@ -1,6 +1,7 @@
-// Key presses → intents. Pure: Ink's `useInput` hands (input, key) here and the app carries the
-// intent out. Backspace arrives as `key.delete` in Ink 6.8, so both erase in the filter.
-import type { Key } from 'ink';
+// Key presses → intents. Pure: the key decoder (key-decoder.ts) hands one key at a time here and the
+// app carries the intent out. Backspace arrives as `key.delete` (as in Ink 6.8), so both erase in the
+// filter.
+import type { KeyFlags } from './key-decoder.js';
 import { ERASE_LINE, ERASE_WORD } from '../state/line-edit.js';
 import type { RememberScope } from '../protocol/messages.js';
 import { PROMPT_DURATIONS, type PromptDuration } from '../app/prompt.js';
@@ -39,7 +40,7 @@ export type Intent =
 
 export type KeyMode = 'normal' | 'filter' | 'confirm' | 'help';
 
-export function intentFor(input: string, key: Key, mode: KeyMode): Intent {
+export function intentFor(input: string, key: KeyFlags, mode: KeyMode): Intent {
   if (key.ctrl && input === 'c') return { kind: 'quit' };
   if (mode === 'filter') {
     if (key.return) return { kind: 'filter-keep' };
@@ -126,17 +127,3 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['?', 'this help'],
   ['q  Ctrl-C', 'quit'],
 ];
-
-/** Prompt keys that arrived together (typed ahead, a slow link, a paste: "2p" in one read) as the
- *  intents of each key in order; undefined unless every character is a duration or scope key, so a
- *  confirmation is never taken from a burst (it must see the choice the person saw). */
-export function confirmChoiceKeys(input: string, key: Key): Intent[] | undefined {
-  if (input.length < 2 || key.ctrl || key.meta) return undefined;
-  const intents: Intent[] = [];
-  for (const ch of input) {
-    const intent = intentFor(ch, { ...key, return: false }, 'confirm');
-    if (intent.kind !== 'confirm-duration' && intent.kind !== 'confirm-scope') return undefined;
-    intents.push(intent);
-  }
-  return intents;
-}

@@ -14,21 +14,27 @@ function watchMinorCollections(): { count: () => number; stop: () => void } {
 }
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-const observed = (): Promise<void> => new Promise((r) => setTimeout(r, 30)); // gc entries arrive async
+/** GC entries arrive asynchronously: wait until `count` reaches `want` (or 2 s pass), then a little
+ *  longer so an extra collection would be seen too. */
+async function observed(count: () => number, want: number): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (count() < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 30));
+}
 
 describe('young-generation collection between frames', () => {
   it('runs once after the frame that asked, however often it asked', async () => {
     const gcs = watchMinorCollections();
     try {
-      await observed();
+      await observed(gcs.count, 0);
       const before = gcs.count();
       for (let i = 0; i < 5; i++) collectYoungAfterFrame(); // one frame, asking from several places
-      await observed();
+      await observed(gcs.count, before + 1);
       expect(gcs.count() - before).toBe(1);
       // and again after the next frame
       collectYoungAfterFrame();
       await turn();
-      await observed();
+      await observed(gcs.count, before + 2);
       expect(gcs.count() - before).toBe(2);
     } finally {
       gcs.stop();

@@ -6,10 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { render } from 'ink-testing-library';
 import type { ReactElement } from 'react';
 import type { Attribution } from '../../src/attribution/types.js';
-import { countFlows } from '../../src/state/derive.js';
 import { initialTable, reduce } from '../../src/state/reducer.js';
 import { initialUi, type UiState } from '../../src/state/ui.js';
-import { FlowsSelector, selectProcesses } from '../../src/state/views.js';
+import { ScreenModeler } from '../../src/app/screen-model.js';
 import { Screen } from '../../src/ui/Screen.js';
 import { composeLines, composeStats, loadOutputClass, setFastOutput } from '../../src/ui/fast-output.js';
 import { ev, flow, hello, insecure, secure, token } from '../state/fixtures.js';
@@ -37,9 +36,11 @@ function table() {
 
 function screen(ui: UiState, ascii: boolean, columns: number, rows: number) {
   const t = table();
-  const flows = new FlowsSelector().select(t, { sort: ui.flowSort, filter: ui.filter });
-  const processes = selectProcesses(t, { sort: ui.processSort, filter: ui.filter });
-  return <Screen width={columns} height={rows - 1} ascii={ascii} now={NOW} sources={[...t.sources.values()]} counts={countFlows(t)} ui={ui} flows={flows} processes={processes} rules={[]} top={0} cursor={2} />;
+  const m = new ScreenModeler().model({ ...ui, cursor: { ...ui.cursor, [ui.view]: 2 } }, t, { rows, columns }, 0);
+  return (
+    <Screen width={columns} height={m.height} ascii={ascii} now={NOW} sources={[...t.sources.values()]} counts={m.counts} ui={ui} flows={m.flows} processes={m.processes} rules={m.rules}
+      top={m.top} cursor={m.cursor} sticky={m.sticky} pinned={m.pinned} tableRows={m.tableRows} detailRows={m.detailRows} details={m.details} />
+  );
 }
 
 async function frameWith(fast: boolean, el: ReactElement): Promise<string> {

@@ -290,6 +290,8 @@ describe('the decision prompt', () => {
     await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
     expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'block', remember: 'always', scope: 'process' }]);
     src.push({ type: 'verdict', id: 'w1', time: Date.now(), verdict: { action: 'block', by: 'user' } });
+    // As a person would, act once the screen shows w1 decided (before, n would walk to it: still pending).
+    await waitForFrame(app.instance, (f) => plain(rowOf(f, 'firefox')).includes('blocked'));
 
     // Now a prompt for w0, and the deadline decides it first.
     await press(app.instance, 'n', (f) => selectedRow(f).includes('198.51.100.9'));
