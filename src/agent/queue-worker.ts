@@ -18,6 +18,7 @@ import { pinToQueueCpus } from './affinity.js';
 import { formatAddress } from '../net/address.js';
 import { flowKey, parsePacket, type PacketTuple } from './packet.js';
 import { UnwatchedBatchWriter, type UnwatchedFlow } from './unwatched-batch.js';
+import { JudgeFailures } from './judge-failures.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 
 const NF_INET_LOCAL_IN = 1;
@@ -178,6 +179,7 @@ function main(): void {
     inodes: new InodeIndex(),
     tokens: new TokenCache(1024, (why) => post({ type: 'note', message: why })),
   };
+  const judgeFailures = new JudgeFailures(counters, config.queueNum, config.defaultAction, (line) => post({ type: 'log', message: line }));
   pinToQueueCpus(config.queueIndex ?? 0, config.queueCount ?? 1);
   post({ type: 'ready', fd: queue.nl.fd, portId: queue.nl.portId });
   drainControl();
@@ -240,9 +242,9 @@ function main(): void {
         let j: Judged;
         try {
           j = judge(deps, packet, listeners);
-        } catch {
-          // A packet we fail to judge still gets exactly one answer: the default, counted as such.
-          Atomics.add(counters, COUNTER.default, 1n);
+        } catch (error) {
+          // A packet we fail to judge still gets exactly one answer: the default, counted as a failure.
+          judgeFailures.failed(error);
           j = { verdict: { id: packet.id, verdict: config.defaultAction === 'allow' ? NF_ACCEPT : NF_DROP } };
         }
         if (j.verdict) verdicts.push(j.verdict);

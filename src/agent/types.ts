@@ -20,12 +20,12 @@ export interface WorkerConfig {
 }
 
 /** Indexes into the shared counters (BigInt64Array). */
-export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7, identityInWorker: 9 } as const;
+export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7, identityInWorker: 9, judgeErrors: 10 } as const;
 /** Not a counter: 1 while at least one client is subscribed. Flows a rule decided are sent to the main
  *  thread at once then; while nobody watches, the allowed ones go in batches (posting every one costs
  *  ~15 µs per connection), so that a client that subscribes later still finds them among the live flows. */
 export const LISTENERS_SLOT = 8;
-export const COUNTER_SLOTS = 10;
+export const COUNTER_SLOTS = 11;
 
 /** A flow the worker could not decide alone: the main thread owns its packet's verdict. */
 export interface HeldFlow {
@@ -55,6 +55,8 @@ export type WorkerToMain =
   | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }>; unwatched?: UnwatchedBatch }
   /** Something the agent should say once (e.g. it stopped trusting the connect records' fields). */
   | { type: 'note'; message: string }
+  /** A line for the agent's log only (not its status): e.g. a packet it failed to judge. */
+  | { type: 'log'; message: string }
   /** Hits of rules the worker decided with, batched (about once a second). */
   | { type: 'hits'; hits: Array<[ruleId: string, count: number]> };
 

@@ -15,7 +15,7 @@ export function poolPacketId(index: number, id: number): number {
 }
 
 export interface PoolHandlers {
-  onMessage(m: Exclude<WorkerToMain, { type: 'ready' } | { type: 'fatal' }>): void;
+  onMessage(m: Exclude<WorkerToMain, { type: 'ready' } | { type: 'fatal' } | { type: 'log' }>): void;
   /** A worker stopped on its own (after start): the agent judges nothing on that queue any more. */
   onExit(message: string): void;
   log(line: string): void;
@@ -58,6 +58,8 @@ export class QueueWorkerPool {
             resolve();
           } else if (m.type === 'fatal') {
             reject(new Error(m.message));
+            if (!this.stopping) this.handlers.log(m.message);
+          } else if (m.type === 'log') {
             if (!this.stopping) this.handlers.log(m.message);
           } else this.handlers.onMessage(m);
         });
