@@ -4,6 +4,7 @@
 import { readlinkSync } from 'node:fs';
 import type { ParentProcess } from '../../attribution/types.js';
 import { readProcStat, stripDeleted, type ProcStat } from './procfs.js';
+import { GONE_OR_DENIED, expectErrno } from '../../errno.js';
 
 export class AncestorChain {
   /** pid → ancestor facts and when they were read. */
@@ -45,7 +46,8 @@ export class AncestorChain {
     if (path === undefined) {
       try {
         path = stripDeleted(readlinkSync(`/proc/${pid}/exe`));
-      } catch {
+      } catch (error) {
+        expectErrno(error, GONE_OR_DENIED); // exited, a kernel thread, or another user's
         path = undefined;
       }
     }
@@ -67,7 +69,8 @@ interface Ancestor {
 export function safeStat(pid: number): ProcStat | undefined {
   try {
     return readProcStat(pid);
-  } catch {
+  } catch (error) {
+    expectErrno(error, GONE_OR_DENIED);
     return undefined;
   }
 }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYS, errnoName, libc } from './libc.js';
 import { loadKernelBtf, type Btf } from './btf.js';
+import { GONE_OR_DENIED, expectErrno } from '../../errno.js';
 
 const CMD = {
   MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, PROG_LOAD: 5, PROG_ATTACH: 8, PROG_DETACH: 9,
@@ -339,22 +340,26 @@ export function programsHeldByOthers(): Set<number> {
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
-  } catch {
+  } catch (error) {
+    expectErrno(error, ['ENOENT']); // no /proc mounted: nobody can be seen holding anything
     return held;
   }
   for (const pid of pids) {
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // exited, or a kernel thread
+    } catch (error) {
+      expectErrno(error, GONE_OR_DENIED); // exited, or a kernel thread
+      continue;
     }
     for (const fd of fds) {
       try {
         if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
         const id = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
         if (id) held.add(Number(id));
-      } catch { /* closed meanwhile */ }
+      } catch (error) {
+        expectErrno(error, GONE_OR_DENIED); // closed meanwhile
+      }
     }
   }
   return held;
@@ -369,7 +374,9 @@ export function removeStalePrograms(cgroupFd: number, except: ReadonlySet<number
     let ids: number[];
     try {
       ids = queryAttached(cgroupFd, hook);
-    } catch {
+    } catch (error) {
+      // the kernel refused the query (a hook it does not have, say): nothing of ours can be there
+      if (!(error instanceof BpfError)) throw error;
       continue;
     }
     for (const id of ids) {
@@ -385,6 +392,8 @@ export function removeStalePrograms(cgroupFd: number, except: ReadonlySet<number
   }
   return removed;
 }
+
+class MountFailed extends Error {}
 
 /** Where cgroup v2 is mounted (first `cgroup2` line of /proc/self/mounts), or undefined. */
 export function findCgroup2Root(mounts = readFileSync('/proc/self/mounts', 'utf8')): string | undefined {
@@ -405,18 +414,25 @@ export function cgroup2Root(): { path: string; release: () => void; private: boo
   try {
     dir = mkdtempSync(join(tmpdir(), 'flowtop-cgroup2-'));
     const r = spawnSync('mount', ['-t', 'cgroup2', 'cgroup2', dir], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(r.stderr);
+    if (r.status !== 0) throw new MountFailed(r.stderr);
     const path = dir;
     return {
       path,
       private: true,
       release: () => {
         spawnSync('umount', ['-l', path]);
-        try { rmdirSync(path); } catch { /* still mounted */ }
+        try {
+          rmdirSync(path);
+        } catch (error) {
+          expectErrno(error, ['EBUSY', 'ENOENT']); // still mounted (lazily unmounted), or gone
+        }
       },
     };
-  } catch {
-    if (dir) try { rmdirSync(dir); } catch { /* ignore */ }
+  } catch (error) {
+    // No mount here (not permitted, or no cgroup2): recording is off and the agent says so. Only
+    // failures of mkdtemp and mount get here; the folder, if made, is empty and not mounted.
+    if (dir) rmdirSync(dir);
+    if (!(error instanceof MountFailed)) expectErrno(error, ['EACCES', 'EPERM', 'EROFS', 'ENOSPC']);
     return undefined;
   }
 }
@@ -584,7 +600,9 @@ export class SocketRecorder extends RecorderView {
       if (!ids) {
         try {
           ids = queryAttached(this.cgroupFd, a.hook);
-        } catch {
+        } catch (error) {
+          // the cgroup cannot be queried any more (EBADF/ENOENT): every program counts as detached
+          if (!(error instanceof BpfError)) throw error;
           ids = [];
         }
         byHook.set(a.hook, ids);

@@ -3,6 +3,7 @@
 // bpf_probe_read_kernel; their offsets differ between kernel builds, so they are looked up here at
 // start instead of being compiled in. Format: Documentation/bpf/btf.rst (header, type section, strings).
 import { readFileSync } from 'node:fs';
+import { expectErrno } from '../../errno.js';
 
 const MAGIC = 0xeb9f;
 const KIND = {
@@ -163,7 +164,9 @@ export function loadKernelBtf(path = '/sys/kernel/btf/vmlinux'): Btf | null {
   let btf: Btf | null;
   try {
     btf = new Btf(readFileSync(path));
-  } catch {
+  } catch (error) {
+    // no BTF file (a kernel built without it), or one this parser refuses: the task reads stay off
+    if (!(error instanceof BtfError)) expectErrno(error, ['ENOENT', 'EACCES']);
     btf = null;
   }
   if (path === '/sys/kernel/btf/vmlinux') kernelBtf = btf;

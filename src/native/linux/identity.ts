@@ -5,6 +5,7 @@ import type { Signer } from '../../attribution/types.js';
 import { DELETED, stripDeleted } from './procfs.js';
 import type { FileDigest } from './hash.js';
 import type { PackageOwner } from './packages.js';
+import { GONE_OR_DENIED, expectErrno } from '../../errno.js';
 
 /** Where the running file is now, and whether its path still leads to it. The path is looked up
  *  through /proc/PID/root, i.e. in the process's own mount namespace and root. */
@@ -14,7 +15,8 @@ export function exeState(pid: number, link: string, mapped: BigIntStats): { path
   let current: BigIntStats | undefined;
   try {
     current = statSync(`/proc/${pid}/root${path}`, { bigint: true });
-  } catch {
+  } catch (error) {
+    expectErrno(error, [...GONE_OR_DENIED, 'ENOTDIR']); // the path leads nowhere now (or the process left)
     current = undefined;
   }
   if (current && (current.dev !== mapped.dev || current.ino !== mapped.ino)) return { path, exeChanged: 'replaced' };

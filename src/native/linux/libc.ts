@@ -41,10 +41,26 @@ export interface Libc {
 
 let cached: Libc | undefined;
 
+/** glibc could not be loaded here (not Linux, or a system without libc.so.6). */
+export class LibcUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LibcUnavailable';
+  }
+}
+
+function loadLibc(): ReturnType<typeof koffi.load> {
+  if (process.platform !== 'linux') throw new LibcUnavailable('the Linux native layer only loads on Linux');
+  try {
+    return koffi.load('libc.so.6');
+  } catch (error) {
+    throw new LibcUnavailable(`cannot load libc.so.6: ${(error as Error).message}`);
+  }
+}
+
 export function libc(): Libc {
   if (cached) return cached;
-  if (process.platform !== 'linux') throw new Error('the Linux native layer only loads on Linux');
-  const lib = koffi.load('libc.so.6');
+  const lib = loadLibc();
   const syscallVar = lib.func('long syscall(long nr, ...)');
   const syscallBuf = lib.func('syscall', 'long', ['long', 'long', 'void *', 'long']);
   const syscall4 = lib.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long']);

@@ -166,8 +166,9 @@ export class NfQueue {
       const b = Buffer.alloc(4);
       b.writeUInt8(NFQNL_CFG_CMD_UNBIND, 0);
       this.nl.send(message(MSG_CONFIG, NLM_F_REQUEST, ++this.seq, [nfgen(0, this.options.queueNum), buildAttribute(NFQA_CFG_CMD, b)]));
-    } catch {
-      // closing the socket unbinds too
+    } catch (error) {
+      // the kernel refused the unbind (or the socket is closed already): closing the socket unbinds too
+      if (!(error instanceof NetlinkError)) throw error;
     }
     this.nl.close();
   }

@@ -3,6 +3,10 @@
 // a package's md5sums are parsed once on first need. Nothing here writes anywhere.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { expectErrno } from '../../errno.js';
+
+/** What reading the package database fails with when it (or one file of it) is not there. */
+const NO_DATABASE = ['ENOENT', 'ENOTDIR'];
 
 export interface PackageOwner {
   package: string;
@@ -53,7 +57,8 @@ export class DpkgIndex {
     let mtimeMs: number;
     try {
       mtimeMs = statSync(info).mtimeMs;
-    } catch {
+    } catch (error) {
+      expectErrno(error, NO_DATABASE); // not a dpkg system: no package owns anything
       this.owners = new Map();
       return this.owners;
     }
@@ -62,8 +67,8 @@ export class DpkgIndex {
     let names: string[] = [];
     try {
       names = readdirSync(info);
-    } catch {
-      names = [];
+    } catch (error) {
+      expectErrno(error, NO_DATABASE);
     }
     for (const file of names) {
       if (!file.endsWith('.list')) continue;
@@ -72,7 +77,8 @@ export class DpkgIndex {
       let text: string;
       try {
         text = readFileSync(join(info, file), 'utf8');
-      } catch {
+      } catch (error) {
+        expectErrno(error, NO_DATABASE); // removed by an upgrade since the listing
         continue;
       }
       for (const line of text.split('\n')) if (line.startsWith('/') && !owners.has(line)) owners.set(line, pkg);
@@ -95,8 +101,9 @@ export class DpkgIndex {
         const path = line.slice(34);
         if (MD5.test(sum) && line.slice(32, 34) === '  ' && path.length > 0) sums.set(`/${path}`, sum);
       }
-    } catch {
+    } catch (error) {
       // No md5sums file: the package records no checksums, so it cannot vouch for the bytes.
+      expectErrno(error, NO_DATABASE);
     }
     this.md5s.set(pkg, sums);
     return sums;

@@ -2,7 +2,7 @@
 // peer called connect(2). Not forgeable by the peer, so the agent can authorise clients by uid.
 import type { Socket } from 'node:net';
 import type { PeerCredentials } from '../../protocol/server.js';
-import { libc } from './libc.js';
+import { LibcUnavailable, libc, type Libc } from './libc.js';
 
 export type { PeerCredentials };
 
@@ -15,6 +15,16 @@ const SO_PEERGROUPS = 59;
 /** NGROUPS_MAX is 65536; a first try with room for 64 covers nearly everyone. */
 const FIRST_GROUPS = 64;
 const GID_BYTES = 4;
+
+/** libc, or undefined where it cannot be loaded: no credentials rather than a crash. */
+function loadableLibc(): Libc | undefined {
+  try {
+    return libc();
+  } catch (error) {
+    if (error instanceof LibcUnavailable) return undefined;
+    throw error;
+  }
+}
 
 /** Node keeps the descriptor on a private handle; this cast stays in this one file. */
 function socketFd(socket: Socket): number | undefined {
@@ -31,11 +41,8 @@ export function peerCredentials(socket: Socket): PeerCredentials | undefined {
   const value = Buffer.alloc(UCRED_BYTES);
   const length = Buffer.alloc(4);
   length.writeUInt32LE(UCRED_BYTES, 0);
-  try {
-    if (libc().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, value, length) !== 0) return undefined;
-  } catch {
-    return undefined; // libc could not be loaded: no credentials rather than a crash
-  }
+  const c = loadableLibc();
+  if (!c || c.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, value, length) !== 0) return undefined;
   if (length.readUInt32LE(0) < UCRED_BYTES) return undefined;
   const groups = peerGroups(fd);
   return { pid: value.readInt32LE(0), uid: value.readUInt32LE(4), gid: value.readUInt32LE(8), ...(groups ? { groups } : {}) };
@@ -49,13 +56,11 @@ function peerGroups(fd: number): number[] | undefined {
     const value = Buffer.alloc(room * GID_BYTES);
     const length = Buffer.alloc(4);
     length.writeUInt32LE(value.length, 0);
-    try {
-      if (libc().getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, value, length) === 0) {
-        const count = Math.floor(length.readUInt32LE(0) / GID_BYTES);
-        return Array.from({ length: count }, (_, i) => value.readUInt32LE(i * GID_BYTES));
-      }
-    } catch {
-      return undefined;
+    const c = loadableLibc();
+    if (!c) return undefined;
+    if (c.getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, value, length) === 0) {
+      const count = Math.floor(length.readUInt32LE(0) / GID_BYTES);
+      return Array.from({ length: count }, (_, i) => value.readUInt32LE(i * GID_BYTES));
     }
     // ERANGE: the kernel wrote the size it needs into length.
     const needed = Math.ceil(length.readUInt32LE(0) / GID_BYTES);

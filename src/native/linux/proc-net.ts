@@ -6,6 +6,7 @@ import { endianness } from 'node:os';
 import type { AddressFamily } from '../../protocol/messages.js';
 import { formatAddress } from '../../net/address.js';
 import type { InetProtocol, InetSocket } from './sock-diag-dump.js';
+import { expectErrno } from '../../errno.js';
 
 const littleEndian = endianness() === 'LE';
 
@@ -83,7 +84,8 @@ export function readProcNet(root = '/proc/net'): ProcNetResult {
     let text: string;
     try {
       text = readFileSync(`${root}/${name}`, 'latin1');
-    } catch {
+    } catch (error) {
+      expectErrno(error, ['ENOENT']); // IPv6 disabled: no such file, no such sockets
       continue;
     }
     const r = parseProcNet(text, protocol, family);

@@ -15,6 +15,7 @@ import { exeState, signerOf } from './identity.js';
 import { PF_EXITING, parseCmdline, parseComm, parseProcStatus, readProcFile, readProcStat, type ProcStat } from './procfs.js';
 import { execTag, kernelHasPidfs, pidfdAlive, pidfdExited, pidfdInfo, pidfdOpen, pidfsInode } from './token.js';
 import { UserNames } from './users.js';
+import { GONE_OR_DENIED, expectErrno } from '../../errno.js';
 
 export interface ResolverOptions {
   /** dpkg database root (default /var/lib/dpkg); tests point it at a temporary copy. */
@@ -177,7 +178,8 @@ export class LinuxResolver {
       this.ourRoot ??= statSync('/', { bigint: true });
       const theirs = statSync(`/proc/${pid}/root`, { bigint: true });
       return theirs.dev !== this.ourRoot.dev || theirs.ino !== this.ourRoot.ino;
-    } catch {
+    } catch (error) {
+      expectErrno(error, GONE_OR_DENIED); // its root unreadable: judged by the host's database
       return false;
     }
   }
@@ -222,8 +224,10 @@ export class LinuxResolver {
       const user = this.users.name(result.uid);
       if (user !== undefined) result.user = user;
       if (stat) result.parents = this.chain.parents(stat);
-    } catch {
-      // Partial facts are still worth showing, marked insecure.
+    } catch (error) {
+      // Partial facts are still worth showing, marked insecure: a process that exited or hides its
+      // files midway, or a status line that did not parse (StepFailure). Anything else is a bug.
+      if (!(error instanceof StepFailure)) expectErrno(error, GONE_OR_DENIED);
     }
     // Read by PID: if the process died meanwhile the PID may already name another one.
     if (pidfd !== undefined && pidfdExited(pidfd)) return gone(token, { call: 'pidfd_send_signal', errno: 'ESRCH', message: 'the process exited during the lookup' });

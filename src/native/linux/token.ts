@@ -8,6 +8,7 @@ import { encodeLinuxToken } from '../../protocol/tokens.js';
 import { SYS, errnoName, libc, type Libc } from './libc.js';
 import { parseStartTime } from './procfs.js';
 import { FILE_ID_BYTES, fileIdDev, fileIdIno, fileIdView, statIno, statLayout, type StatLayout } from './stat-layout.js';
+import { expectErrno } from '../../errno.js';
 
 /** pidfd_open(pid, 0): a file descriptor that names this process instance for as long as it is open.
  *  Returns the fd, or -errno. */
@@ -78,7 +79,8 @@ export function kernelHasPidfs(): boolean {
   if (self < 0) return (pidfsKnown = false);
   try {
     pidfsKnown = statfsSync(`/proc/self/fd/${self}`).type === PIDFS_MAGIC;
-  } catch {
+  } catch (error) {
+    expectErrno(error, ['ENOENT']); // no /proc: pidfs cannot be told apart, so it is not relied on
     pidfsKnown = false;
   } finally {
     libc().close(self);

@@ -1,6 +1,7 @@
 // uid → user name from /etc/passwd (a local file; NSS sources such as LDAP are not consulted).
 // The file is re-read when its mtime changes, checked at most once a second.
 import { readFileSync, statSync } from 'node:fs';
+import { expectErrno } from '../../errno.js';
 
 const NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}\$?$/;
 
@@ -41,7 +42,8 @@ export class UserNames {
       if (mtimeMs === this.mtimeMs) return;
       this.names = parsePasswd(readFileSync(this.path, 'utf8'));
       this.mtimeMs = mtimeMs;
-    } catch {
+    } catch (error) {
+      expectErrno(error, ['ENOENT', 'EACCES']); // no passwd file we may read: numbers only
       this.names = new Map();
       this.mtimeMs = -1;
     }

@@ -4,6 +4,7 @@ import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LinuxResolver, type ResolverOptions } from './process.js';
+import { expectErrno } from '../../errno.js';
 
 export interface WorkerRequest {
   id: number;
@@ -28,8 +29,9 @@ function yieldToTheUi(niceness: number): void {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), niceness));
-  } catch {
+  } catch (error) {
     // not permitted or no /proc: keep the inherited priority
+    expectErrno(error, ['EACCES', 'EPERM', 'ENOENT']);
   }
 }
 
