@@ -15,6 +15,12 @@ export function expectErrno(error: unknown, codes: readonly string[]): void {
   if (code === undefined || !codes.includes(code)) throw error;
 }
 
+/** Returns when `error` is any system error (an errno from the kernel: the outside world said no);
+ *  rethrows anything else, which is a bug. */
+export function expectSystemError(error: unknown): void {
+  if (errnoCode(error) === undefined) throw error;
+}
+
 /** A process that has exited (or a file of it that has closed) since it was listed. */
 export const GONE: readonly string[] = ['ENOENT', 'ESRCH'];
 /** …or one we may not read (another user's process without privilege). */

@@ -3,6 +3,7 @@
 // of it goes to the main thread, which parses it into the host name map.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { NF_ACCEPT, NfQueue } from '../native/linux/nfqueue.js';
+import { NetlinkError } from '../native/linux/netlink.js';
 
 export interface DnsWorkerData {
   queueNum: number;
@@ -49,7 +50,10 @@ function main(): void {
     data.answers.postMessage(copies);
     try {
       queue.sendVerdicts(verdicts);
-    } catch { /* with bypass the kernel accepts them when we are gone */ }
+    } catch (error) {
+      // the kernel refused them (the queue is going away): with bypass it accepts them when we are gone
+      if (!(error instanceof NetlinkError)) throw error;
+    }
   }
   queue.close();
 }

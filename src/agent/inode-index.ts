@@ -2,6 +2,7 @@
 // A scan is expensive (µs per descriptor), so every scan indexes all the socket inodes it passes, and
 // a miss scans the processes of the socket's UID first, the most recently started first.
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
+import { GONE_OR_DENIED, expectErrno } from '../errno.js';
 
 export class InodeIndex {
   private readonly byInode = new Map<number, number>();
@@ -28,7 +29,9 @@ export class InodeIndex {
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
         if (readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return true;
       }
-    } catch { /* gone */ }
+    } catch (error) {
+      expectErrno(error, GONE_OR_DENIED); // exited, or closed the descriptor meanwhile
+    }
     return false;
   }
 
@@ -41,7 +44,8 @@ export class InodeIndex {
       if (uid !== undefined) {
         try {
           mine = statSync(`/proc/${pid}`).uid === uid;
-        } catch {
+        } catch (error) {
+          expectErrno(error, GONE_OR_DENIED);
           continue;
         }
       }
@@ -57,14 +61,16 @@ export class InodeIndex {
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
+    } catch (error) {
+      expectErrno(error, GONE_OR_DENIED);
       return false;
     }
     for (const fd of fds) {
       let link: string;
       try {
         link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
+      } catch (error) {
+        expectErrno(error, GONE_OR_DENIED);
         continue;
       }
       if (!link.startsWith('socket:[')) continue;

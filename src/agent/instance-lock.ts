@@ -12,6 +12,7 @@ import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, rea
 import { basename, dirname, join } from 'node:path';
 import { tryLockExclusive } from '../native/linux/flock.js';
 import { unsafeDirectoryReason } from './safe-directory.js';
+import { expectErrno, expectSystemError } from '../errno.js';
 
 export const LOCK_DIRECTORY = '/run/flowtop/agents';
 
@@ -43,7 +44,9 @@ function readHolder(fd: number): AgentInstance | undefined {
     const v = JSON.parse(buf.toString('utf8', 0, n)) as Partial<AgentInstance>;
     if (!Number.isInteger(v.pid) || typeof v.socket !== 'string' || !Number.isFinite(v.started) || !Number.isInteger(v.netns)) return undefined;
     return { pid: v.pid!, socket: v.socket, started: v.started!, netns: v.netns! };
-  } catch {
+  } catch (error) {
+    // a half-written or foreign lock file: no instance named
+    if (!(error instanceof SyntaxError)) expectSystemError(error);
     return undefined;
   }
 }
@@ -52,7 +55,8 @@ function readHolder(fd: number): AgentInstance | undefined {
 function canonicalSocket(socket: string): string {
   try {
     return join(realpathSync(dirname(socket)), basename(socket));
-  } catch {
+  } catch (error) {
+    expectErrno(error, ['ENOENT', 'ENOTDIR', 'EACCES']); // no such folder (yet): the path as given
     return socket;
   }
 }

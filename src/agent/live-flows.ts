@@ -4,6 +4,7 @@
 // and a late subscriber gets the live flows in its snapshot.
 import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol/messages.js';
 import { TrafficTracker, indexByTuple, socketOf, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
+import { expectSystemError } from '../errno.js';
 
 export interface LiveFlow {
   flow: FlowRecord;
@@ -76,7 +77,8 @@ export class LiveFlows {
     let index: ReturnType<typeof indexByTuple>;
     try {
       index = indexByTuple(this.reader.dumpAll());
-    } catch {
+    } catch (error) {
+      expectSystemError(error); // the kernel would not list them (a bug is not hidden as "unknown")
       return undefined;
     }
     return (protocol, local, remote) => (protocol === 'tcp' || protocol === 'udp') && socketOf(index, protocol, local, remote) !== undefined;

@@ -20,6 +20,8 @@ import { flowKey, parsePacket, type PacketTuple } from './packet.js';
 import { UnwatchedBatchWriter, type UnwatchedFlow } from './unwatched-batch.js';
 import { JudgeFailures } from './judge-failures.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
+import { NetlinkError } from '../native/linux/netlink.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 
 const NF_INET_LOCAL_IN = 1;
 /** Flows allowed while nobody watches are posted in batches of this many, or when the oldest has waited
@@ -58,6 +60,8 @@ function drainControl(): void {
 }
 
 const idPrefix = `q${config.queueNum}-${Date.now().toString(36)}-`;
+/** Failures of the kernel's side of a verdict (a socket destroy, a verdict send), said rate-limited. */
+const refusals = new RateLimitedLog((line) => post({ type: 'log', message: line }));
 
 
 interface Judged {
@@ -151,10 +155,15 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       }
       if (rule.action === 'block' && blockMode === 'reject' && (tuple.protocol === 'tcp' || tuple.protocol === 'udp')) {
         const protocol = tuple.protocol;
+        // a socket already gone is no failure (destroy says false); the kernel refusing is
         judged.destroy = () => {
           try {
             deps.diag.destroy({ protocol, local, remote });
-          } catch { /* socket gone already */ }
+          } catch (error) {
+            if (!(error instanceof NetlinkError)) throw error;
+            Atomics.add(counters, COUNTER.destroyErrors, 1n);
+            refusals.say(`queue ${config.queueNum}: a flow blocked with reject was dropped, but its socket could not be destroyed (${error.message}), so its program waits for a timeout instead of seeing the refusal`);
+          }
         };
       }
       return judged;
@@ -197,8 +206,10 @@ function main(): void {
     if (verdicts.length > 0) {
       try {
         queue.sendVerdicts(verdicts);
-      } catch {
+      } catch (error) {
+        if (!(error instanceof NetlinkError)) throw error;
         Atomics.add(counters, COUNTER.verdictErrors, BigInt(verdicts.length));
+        refusals.say(`queue ${config.queueNum}: ${verdicts.length} verdicts could not be sent (${error.message}): those packets stay held in the queue`);
       }
       verdicts.length = 0;
     }

@@ -9,6 +9,7 @@ import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isLive } from '../protocol/server.js';
 import { unsafeDirectoryReason } from './safe-directory.js';
+import { expectErrno } from '../errno.js';
 
 /** Where a running agent writes its state for `--status`: next to its socket. */
 export function statusFileFor(socketPath: string): string {
@@ -74,7 +75,9 @@ export class SocketFiles {
       try {
         const st = lstatSync(path);
         if (st.uid === 0 && test(st)) unlinkSync(path);
-      } catch { /* gone already */ }
+      } catch (error) {
+        expectErrno(error, ['ENOENT']); // gone already
+      }
     };
     own(this.socketPath, (st) => st.isSocket() && st.ino === this.socketIno);
     own(statusFileFor(this.socketPath), (st) => st.isFile());

@@ -11,6 +11,7 @@ import { UNIT_MARKER, UNIT_NAME, renderUnit } from '../agent/systemd-unit.js';
 import { writeFileAtomic } from '../rules/atomic-file.js';
 import { LINUX_SOCKET, explicitSocketPaths } from '../source/paths.js';
 import { parseAgentFlags } from './agent.js';
+import { expectErrno } from '../errno.js';
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
 
@@ -136,7 +137,8 @@ export async function runUninstall(argv: string[], io: InstallIo = defaultIo): P
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
+  } catch (error) {
+    expectErrno(error, ['ENOENT']);
     io.out(`nothing to uninstall: no ${path}\n`);
     return 0;
   }

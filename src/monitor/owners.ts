@@ -6,6 +6,7 @@
 // takes 4–9 ms). If that finds nothing, full rescans follow.
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { parseProcStat } from '../native/linux/procfs.js';
+import { GONE_OR_DENIED, expectErrno } from '../errno.js';
 
 export interface SocketOwner {
   pid: number;
@@ -74,7 +75,8 @@ export class OwnerIndex {
     let names: string[];
     try {
       names = readdirSync(this.procRoot);
-    } catch {
+    } catch (error) {
+      expectErrno(error, ['ENOENT', 'EACCES']); // no /proc to scan
       return false;
     }
     const alive = new Set<number>();
@@ -96,7 +98,8 @@ export class OwnerIndex {
       let uid: number;
       try {
         uid = statSync(`${this.procRoot}/${pid}`).uid;
-      } catch {
+      } catch (error) {
+        expectErrno(error, GONE_OR_DENIED);
         continue; // exited meanwhile
       }
       const entry: ProcessEntry = { uid, readable: true, startTime: undefined, fds: new Map(), sockets: new Set(), lastNewSocket: 0, scannedIn: 0, fullyScannedIn: 0 };
@@ -143,7 +146,8 @@ export class OwnerIndex {
       let ppid: number | undefined;
       try {
         ppid = parseProcStat(readFileSync(`${this.procRoot}/${owner.pid}/stat`, 'latin1'))?.ppid;
-      } catch {
+      } catch (error) {
+        expectErrno(error, GONE_OR_DENIED);
         continue;
       }
       const parent = ppid !== undefined ? this.procs.get(ppid) : undefined;
@@ -187,7 +191,8 @@ export class OwnerIndex {
   private startTimeOf(pid: number): bigint | undefined {
     try {
       return parseProcStat(readFileSync(`${this.procRoot}/${pid}/stat`, 'latin1'))?.startTime;
-    } catch {
+    } catch (error) {
+      expectErrno(error, GONE_OR_DENIED);
       return undefined;
     }
   }
@@ -233,7 +238,8 @@ export class OwnerIndex {
       let link: string;
       try {
         link = readlinkSync(`${dir}/${fd}`);
-      } catch {
+      } catch (error) {
+        expectErrno(error, GONE_OR_DENIED);
         continue; // closed between readdir and readlink
       }
       this.links++;

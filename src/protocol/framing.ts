@@ -91,7 +91,8 @@ export class LineSplitter {
     let line: string;
     try {
       line = utf8.decode(bytes);
-    } catch {
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // what a fatal TextDecoder throws on bad bytes
       events.push({ kind: 'bad-utf8', bytes: bytes.length });
       return;
     }

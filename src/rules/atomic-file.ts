@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { expectErrno } from '../errno.js';
 
 export interface AtomicWriteOptions {
   /** File mode for a new file; an existing file keeps its mode. */
@@ -67,7 +68,8 @@ export async function removeStaleTemps(path: string): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(dir);
-  } catch {
+  } catch (error) {
+    expectErrno(error, ['ENOENT', 'ENOTDIR', 'EACCES']); // no folder we may list: nothing left there
     return removed;
   }
   for (const name of names) {

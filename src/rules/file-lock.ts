@@ -7,6 +7,7 @@
 import { closeSync, constants, fstatSync, mkdirSync, ftruncateSync, lstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
+import { expectErrno } from '../errno.js';
 
 /** Who holds a lock, as written into the lock file. */
 export interface LockHolder {
@@ -42,7 +43,9 @@ function readHolder(lockPath: string): LockHolder | undefined {
     } finally {
       closeSync(fd);
     }
-  } catch {
+  } catch (error) {
+    // no lock file, or one being written: no holder named
+    if (!(error instanceof SyntaxError)) expectErrno(error, ['ENOENT', 'EACCES']);
     return undefined;
   }
 }
@@ -85,7 +88,11 @@ export async function lockRulesFile(path: string, role: LockHolder['role'], wait
           return {
             release: () => {
               // removed while still held (see the top of the file), then let go
-              try { unlinkSync(lockPath); } catch { /* already gone */ }
+              try {
+                unlinkSync(lockPath);
+              } catch (error) {
+                expectErrno(error, ['ENOENT']); // already gone
+              }
               closeSync(fd);
             },
           };

@@ -145,7 +145,8 @@ function conditions(operator: unknown): Condition[] {
     if ((!Array.isArray(list) || list.length === 0) && typeof operator['data'] === 'string' && operator['data'].trim().startsWith('[')) {
       try {
         list = JSON.parse(operator['data']);
-      } catch {
+      } catch (error) {
+        if (!(error instanceof SyntaxError)) throw error;
         throw new Unsupported('its operator list in "data" is not valid JSON');
       }
     }
