@@ -18,7 +18,9 @@ function collector(): Collect | null {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as unknown;
     collect = typeof gc === 'function' ? (gc as Collect) : null;
-  } catch {
+  } catch (error) {
+    // the flag did not take (a runtime that refuses it): no gc in the new context, frames collect as before
+    if (!(error instanceof ReferenceError)) throw error;
     collect = null;
   }
   return collect;
