@@ -19,8 +19,9 @@ function collector(): Collect | null {
     const gc = runInNewContext('gc') as unknown;
     collect = typeof gc === 'function' ? (gc as Collect) : null;
   } catch (error) {
-    // the flag did not take (a runtime that refuses it): no gc in the new context, frames collect as before
-    if (!(error instanceof ReferenceError)) throw error;
+    // the flag did not take (a runtime that refuses it): no gc in the new context, frames collect as
+    // before. The error comes from the other context, so it is told by name, not by instanceof.
+    if ((error as { name?: unknown } | null)?.name !== 'ReferenceError') throw error;
     collect = null;
   }
   return collect;
