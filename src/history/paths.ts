@@ -5,6 +5,7 @@ import { closeSync, constants, fchownSync, lstatSync, mkdirSync, chownSync, open
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { unsafeDirectoryReason } from '../agent/safe-directory.js';
+import { expectErrno } from '../errno.js';
 
 export const AGENT_HISTORY_PATH = '/var/lib/flowtop/history.db';
 
@@ -30,7 +31,8 @@ export function prepareHistoryFile(path: string, o: PrepareOptions): void {
   const dir = dirname(path);
   try {
     lstatSync(dir);
-  } catch {
+  } catch (error) {
+    expectErrno(error, ['ENOENT']); // made below; any other failure is the reason it cannot be
     mkdirSync(dir, { recursive: true, mode: o.dirMode });
     if (o.gid !== undefined) chownSync(dir, 0, o.gid);
   }
@@ -41,7 +43,8 @@ export function prepareHistoryFile(path: string, o: PrepareOptions): void {
   let st;
   try {
     st = lstatSync(path);
-  } catch {
+  } catch (error) {
+    expectErrno(error, ['ENOENT']);
     const fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, o.fileMode);
     try {
       if (o.gid !== undefined) fchownSync(fd, 0, o.gid);

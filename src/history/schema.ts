@@ -183,7 +183,11 @@ export function closeHistoryDatabase(db: Database.Database): void {
   try {
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.pragma('journal_mode = DELETE');
-  } catch { /* a reader holds it: the next opener recovers from the WAL */ }
+  } catch (error) {
+    // a reader holds it (or the disk is full): the next opener recovers from the WAL. Not a bug.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code !== 'string' || !code.startsWith('SQLITE_')) throw error;
+  }
   db.close();
 }
 

@@ -98,8 +98,10 @@ export class WriterCore {
       if (!this.failing) {
         try {
           more = this.writer?.pruneStep() ?? false;
-        } catch {
-          more = false; // a full disk shows in the next write, which reports it
+        } catch (error) {
+          more = false;
+          // a full or failing disk shows in the next write, which reports it; anything else is said here
+          if (!isDiskError(error)) this.notify({ type: 'problem', message: `${this.config.path}: pruning old history failed: ${(error as Error).message}` });
         }
       }
       this.schedulePrune(more ? PRUNE_STEP_GAP_MS : PRUNE_EVERY_MS);
@@ -113,4 +115,15 @@ export class WriterCore {
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
     if (this.db) closeHistoryDatabase(this.db);
   }
+}
+
+function sqliteCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+/** SQLITE_FULL, SQLITE_IOERR_* and the like: the disk, not the data or the code. */
+function isDiskError(error: unknown): boolean {
+  const code = sqliteCode(error);
+  return code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_READONLY';
 }
