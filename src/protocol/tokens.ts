@@ -64,8 +64,3 @@ export function decodeAuditToken(bytes: Uint8Array): AuditToken | undefined {
   ];
   return { auid, euid, egid, ruid, rgid, pid, asid, pidversion };
 }
-
-/** The cache key of a token: its bytes, as hex. Never derived from a PID. */
-export function tokenKey(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}

@@ -4,7 +4,8 @@
 // owner is one map lookup away (~0.3 µs) whatever the machine holds. Where the kernel describes itself
 // (BTF) the record also carries the exact process instance that connected — its start time, exec
 // counter and pidfs inode, read from task_struct — so the agent can name it without reading /proc.
-// Layouts: docs in LINUX-NOTES.
+// Layouts are the kernel's uapi <linux/bpf.h> (union bpf_attr, struct bpf_insn, the bpf_sock and
+// bpf_sock_addr contexts); they are the same on x86_64 and aarch64.
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -143,10 +144,18 @@ const readKernel = (dstOff: number, srcReg: number, off: number): Insn[] => [
   movReg(R1, R10), addImm(R1, dstOff), movImm(R2, 8), movReg(R3, srcReg), addImm(R3, off), call(HELPER.probe_read_kernel),
 ];
 
-/** cookie → record. With `tupleMap`, the sendmsg variants also record {dst address (16 bytes; IPv4
- *  as ::ffff:a.b.c.d), dst port, src port} → the same record, for datagrams whose socket is gone
- *  (sender exited) before the packet is judged. With `task`, the record names the process instance. */
-export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 | 6 = 4, task?: TaskOffsets): Buffer {
+/** Where a sendmsg program also records the datagram's tuple, and which address its context holds. */
+export interface TupleRecord {
+  map: number;
+  /** UDP4_SENDMSG's context holds user_ip4, UDP6_SENDMSG's user_ip6. */
+  family: 4 | 6;
+}
+
+/** cookie → record. With `tuple` (the sendmsg hooks only), also {dst address (16 bytes; IPv4 as
+ *  ::ffff:a.b.c.d), dst port, src port} → the same record, for datagrams whose socket is gone (sender
+ *  exited) before the packet is judged. The connect and sock_create hooks read no address from their
+ *  context, so they take no family. With `task`, the record names the process instance. */
+export function recorderProgram(cookieMap: number, task?: TaskOffsets, tuple?: TupleRecord): Buffer {
   const insns: Insn[] = [
     movReg(R6, R1),
     call(HELPER.get_socket_cookie),
@@ -195,8 +204,8 @@ export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 
     movImm(R4, 0),
     call(HELPER.map_update_elem),
   );
-  if (tupleMap !== undefined) {
-    const address: Insn[] = family === 4
+  if (tuple !== undefined) {
+    const address: Insn[] = tuple.family === 4
       ? [
         stW(R10, TUPLE, 0), stW(R10, TUPLE + 4, 0), stW(R10, TUPLE + 8, -65536 /* bytes 00 00 ff ff */),
         ldxW(R2, R6, 4), stxW(R10, TUPLE + 12, R2), // ctx->user_ip4 (network order)
@@ -208,7 +217,7 @@ export function recorderProgram(cookieMap: number, tupleMap?: number, family: 4 
       ...address,
       ldxW(R2, R6, 24), // ctx->user_port (network order, low 16 bits)
       stxW(R10, TUPLE + 16, R2),
-      ...ldMap(R1, tupleMap),
+      ...ldMap(R1, tuple.map),
       movReg(R2, R10), addImm(R2, TUPLE),
       movReg(R3, R10), addImm(R3, REC),
       movImm(R4, 0),
@@ -557,11 +566,11 @@ export class SocketRecorder extends RecorderView {
       if (options.readTask === false) rec.instanceNote = 'process instance read from /proc (task_struct reads turned off)';
       else if (!task) rec.instanceNote = 'process instance read from /proc (the kernel has no BTF for task_struct)';
       const plan: Array<[number, number, (t?: TaskOffsets) => Buffer, string]> = [
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET4_CONNECT, (t) => recorderProgram(cookieMap, undefined, 4, t), 'connect4'],
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET6_CONNECT, (t) => recorderProgram(cookieMap, undefined, 4, t), 'connect6'],
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP4_SENDMSG, (t) => recorderProgram(cookieMap, tupleMap, 4, t), 'sendmsg4'],
-        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP6_SENDMSG, (t) => recorderProgram(cookieMap, tupleMap, 6, t), 'sendmsg6'],
-        [PROG_TYPE_CGROUP_SOCK, ATTACH.INET_SOCK_CREATE, (t) => recorderProgram(cookieMap, undefined, 4, t), 'sock_create'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET4_CONNECT, (t) => recorderProgram(cookieMap, t), 'connect4'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.INET6_CONNECT, (t) => recorderProgram(cookieMap, t), 'connect6'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP4_SENDMSG, (t) => recorderProgram(cookieMap, t, { map: tupleMap, family: 4 }), 'sendmsg4'],
+        [PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH.UDP6_SENDMSG, (t) => recorderProgram(cookieMap, t, { map: tupleMap, family: 6 }), 'sendmsg6'],
+        [PROG_TYPE_CGROUP_SOCK, ATTACH.INET_SOCK_CREATE, (t) => recorderProgram(cookieMap, t), 'sock_create'],
       ];
       for (const [type, hook, program, label] of plan) {
         let prog: number;

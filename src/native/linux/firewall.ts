@@ -288,11 +288,3 @@ export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): I
     },
   };
 }
-
-/** Whether our rules are present now (for --status). */
-export function firewallPresent(): FirewallBackend | undefined {
-  if (has('nft') && run('nft', ['list', 'table', 'inet', NFT_TABLE]).ok) return 'nftables';
-  if (has('iptables') && iptablesRemoval('iptables').length > 0) return 'iptables';
-  return undefined;
-}
-

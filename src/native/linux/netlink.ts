@@ -253,7 +253,3 @@ export function parseAttributes(buf: Buffer, offset = 0): Map<number, Buffer> {
   }
   return out;
 }
-
-export function readU32BE(attr: Buffer | undefined): number | undefined {
-  return attr && attr.length >= 4 ? attr.readUInt32BE(0) : undefined;
-}

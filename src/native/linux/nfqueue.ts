@@ -239,23 +239,3 @@ function parsePacketMessage(b: Buffer, from: number, end: number): QueuedPacket 
 }
 
 const EMPTY = Buffer.alloc(0);
-
-export interface QueueStats {
-  queueNum: number;
-  portId: number;
-  waiting: number;
-  queueDropped: number;
-  userDropped: number;
-  idSequence: number;
-}
-
-/** /proc/net/netfilter/nfnetlink_queue of the current network namespace, one entry per bound queue. */
-export function parseQueueStats(text: string): QueueStats[] {
-  const out: QueueStats[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/).map(Number);
-    if (f.length < 8 || f.some((x) => !Number.isFinite(x))) continue;
-    out.push({ queueNum: f[0]!, portId: f[1]!, waiting: f[2]!, queueDropped: f[5]!, userDropped: f[6]!, idSequence: f[7]! });
-  }
-  return out;
-}
