@@ -84,22 +84,16 @@ const v6Names = new Map<string, string>();
 const NAME_CACHE_LIMIT = 4096;
 
 function addressAt(payload: Buffer, at: number, v4: boolean): string {
-  if (v4) {
-    const key = payload.readUInt32BE(at);
-    let name = v4Names.get(key);
-    if (name === undefined) {
-      if (v4Names.size >= NAME_CACHE_LIMIT) v4Names.clear();
-      name = formatAddress(payload.subarray(at, at + 4))!;
-      v4Names.set(key, name);
-    }
-    return name;
-  }
-  const key = payload.toString('latin1', at, at + 16);
-  let name = v6Names.get(key);
+  return v4 ? named(v4Names, payload.readUInt32BE(at), payload, at, 4) : named(v6Names, payload.toString('latin1', at, at + 16), payload, at, 16);
+}
+
+/** The cached text of the `size` address bytes at `at`, formatted (and the cache bounded) on a miss. */
+function named<K>(names: Map<K, string>, key: K, payload: Buffer, at: number, size: 4 | 16): string {
+  let name = names.get(key);
   if (name === undefined) {
-    if (v6Names.size >= NAME_CACHE_LIMIT) v6Names.clear();
-    name = formatAddress(payload.subarray(at, at + 16))!;
-    v6Names.set(key, name);
+    if (names.size >= NAME_CACHE_LIMIT) names.clear();
+    name = formatAddress(payload.subarray(at, at + size))!;
+    names.set(key, name);
   }
   return name;
 }
