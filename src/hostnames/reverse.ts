@@ -4,6 +4,7 @@
 import { promises as dns } from 'node:dns';
 import { canonicalAddress } from '../net/address.js';
 import type { HostNameMap } from './map.js';
+import { errnoCode } from '../errno.js';
 
 export type ReverseResolver = (address: string) => Promise<string[]>;
 
@@ -20,6 +21,8 @@ export interface ReverseLookupOptions {
   maxQueue?: number;
   resolver?: ReverseResolver;
   now?: () => number;
+  /** Told of a lookup that failed other than by a DNS answer (a bug, not the network). */
+  onUnexpected?: (error: unknown) => void;
 }
 
 export class ReverseLookup {
@@ -31,6 +34,8 @@ export class ReverseLookup {
   private startedInWindow = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Lookups that failed other than by a DNS error (ENOTFOUND, ETIMEOUT, …): bugs, counted and told. */
+  unexpectedFailures = 0;
   private readonly perSecond: number;
   private readonly concurrency: number;
   private readonly ttlSec: number;
@@ -47,7 +52,10 @@ export class ReverseLookup {
     this.maxQueue = options.maxQueue ?? 1000;
     this.resolver = options.resolver ?? ((address): Promise<string[]> => dns.reverse(address));
     this.now = options.now ?? Date.now;
+    this.onUnexpected = options.onUnexpected;
   }
+
+  private readonly onUnexpected: ((error: unknown) => void) | undefined;
 
   /** Asks for a name for `address` unless one is known, queued, or recently failed. */
   request(address: string): void {
@@ -106,7 +114,12 @@ export class ReverseLookup {
       if (this.closed) return;
       if (name) this.map.set(address, sanitize(name), 'reverse', this.ttlSec);
       else this.failedAt.set(address, this.now());
-    } catch {
+    } catch (error) {
+      // a DNS error (no PTR, a timeout) is an answer of sorts; anything else is counted and told
+      if (errnoCode(error) === undefined) {
+        this.unexpectedFailures++;
+        this.onUnexpected?.(error);
+      }
       if (!this.closed) this.failedAt.set(address, this.now());
     } finally {
       this.inFlight--;

@@ -84,7 +84,10 @@ export function createPassiveMonitor(options: PassiveMonitorOptions = {}): Passi
   const now = options.now ?? Date.now;
   const reader = openSocketReader({ forceProc: options.forceProcNet === true });
   const names = options.hostNames ?? (options.reverseLookups ? new HostNameMap() : undefined);
-  const reverse = names && options.reverseLookups ? new ReverseLookup(names, { resolver: options.reverseResolver }) : undefined;
+  // a lookup that failed by a bug (not by DNS) is said where errors are shown; it is called only after
+  // `output` below exists (lookups run after the first poll)
+  const onUnexpected = (error: unknown): void => output.next({ source: id, message: { type: 'error', code: 'internal', message: `reverse lookup failed: ${error instanceof Error ? error.message : String(error)}` } });
+  const reverse = names && options.reverseLookups ? new ReverseLookup(names, { resolver: options.reverseResolver, onUnexpected }) : undefined;
   const core = new MonitorCore(reader, { ownerBudgetMs: options.ownerBudgetMs ?? 50, hostNames: names, reverse, now });
   const hello = helloFor(reader, names !== undefined);
 

@@ -60,4 +60,23 @@ describe('ReverseLookup', () => {
     expect(map.lookup('192.0.2.10')?.name).toBe('evil?]0;title?.test');
     reverse.close();
   });
+
+  it('counts and tells a lookup that failed by a bug, not by DNS; a DNS failure is neither', async () => {
+    vi.useFakeTimers();
+    const told: unknown[] = [];
+    const reverse = new ReverseLookup(new HostNameMap(), {
+      resolver: async (address) => {
+        if (address === '192.0.2.20') throw Object.assign(new Error('queryPtr ETIMEOUT'), { code: 'ETIMEOUT' });
+        throw new TypeError('names.find is not a function');
+      },
+      onUnexpected: (error) => told.push(error),
+    });
+    reverse.request('192.0.2.20');
+    reverse.request('192.0.2.21');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(reverse.unexpectedFailures).toBe(1);
+    expect(told).toHaveLength(1);
+    expect(String(told[0])).toBe('TypeError: names.find is not a function');
+    reverse.close();
+  });
 });
