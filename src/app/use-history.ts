@@ -1,0 +1,69 @@
+// React hooks over a HistorySource: the page the history view asks for (loaded off the render path,
+// the previous page kept on screen until the next arrives, refreshed while the view is open), and
+// the events recorded while the TUI runs (polled, handed on as they appear).
+import { useEffect, useRef, useState } from 'react';
+import type { EventEntry } from '../history/query.js';
+import type { PageQuery } from '../history/view-page.js';
+import { samePageQuery } from '../state/history-view.js';
+import type { HistoryLoad } from '../ui/HistoryView.js';
+import type { HistorySource } from './history-source.js';
+
+export interface Clock {
+  now(): number;
+}
+
+/** `query` undefined: the view is not shown, nothing is read. */
+export function useHistoryPage(source: HistorySource | undefined, query: PageQuery | undefined, clock: Clock, refreshMs = 15_000): HistoryLoad {
+  const [load, setLoad] = useState<HistoryLoad>({ loading: false });
+  // The query object changes every render; its fields are what matter.
+  const stable = useRef<PageQuery | undefined>(undefined);
+  if (query === undefined || stable.current === undefined || !samePageQuery(stable.current, query)) stable.current = query;
+  const wanted = stable.current;
+  useEffect(() => {
+    if (!source || !wanted) return;
+    let live = true;
+    let timer: NodeJS.Timeout | undefined;
+    const read = () => {
+      setLoad((l) => (l.loading ? l : { ...l, loading: true }));
+      void source.page(wanted, clock.now()).then((r) => {
+        if (!live) return;
+        setLoad((l) => (r.ok ? { page: r.page, loading: false } : { ...(l.page ? { page: l.page } : {}), loading: false, unavailable: r.unavailable }));
+        timer = setTimeout(read, refreshMs);
+      });
+    };
+    read();
+    return () => {
+      live = false;
+      if (timer) clearTimeout(timer);
+    };
+  }, [source, wanted, clock, refreshMs]);
+  return wanted ? load : { ...load, loading: false };
+}
+
+/** Calls `onEvents` with the events recorded after the TUI started, as they appear. */
+export function useHistoryEvents(source: HistorySource | undefined, clock: Clock, onEvents: (events: EventEntry[]) => void, pollMs = 2_000): void {
+  const handler = useRef(onEvents);
+  handler.current = onEvents;
+  useEffect(() => {
+    if (!source) return;
+    let live = true;
+    let after = clock.now();
+    let timer: NodeJS.Timeout | undefined;
+    const poll = () => {
+      void source.events(after, clock.now()).then((r) => {
+        if (!live) return;
+        if (r.ok && r.events.length > 0) {
+          after = Math.max(after, ...r.events.map((e) => e.time));
+          handler.current(r.events);
+        }
+        // No file (yet), or not readable: look again, less often.
+        timer = setTimeout(poll, r.ok ? pollMs : pollMs * 5);
+      });
+    };
+    timer = setTimeout(poll, pollMs);
+    return () => {
+      live = false;
+      if (timer) clearTimeout(timer);
+    };
+  }, [source, clock, pollMs]);
+}

@@ -1,0 +1,58 @@
+// Answers the TUI's questions about one history file (see view-page.ts), keeping the reader open
+// between them; every failure becomes an answer with the reason, never an exception.
+import type { EventEntry } from './query.js';
+import { HistoryReader } from './query.js';
+import { HistoryRefused } from './schema.js';
+import { readHistoryPage, readNewEvents, type HistoryPage, type PageQuery } from './view-page.js';
+
+export type QueryRequest =
+  | { id: number; op: 'page'; query: PageQuery; now: number }
+  | { id: number; op: 'events'; after: number; now: number };
+
+export type QueryAnswer =
+  | { id: number; ok: true; page: HistoryPage }
+  | { id: number; ok: true; events: EventEntry[] }
+  | { id: number; ok: false; problem: ReadProblem };
+
+/** Why the file could not be read: `code` picks the explanation the view gives (history-source.ts). */
+export interface ReadProblem {
+  code: 'missing' | 'denied' | 'refused' | 'failed';
+  message: string;
+}
+
+export class HistoryQueries {
+  private reader?: HistoryReader;
+
+  constructor(readonly path: string) {}
+
+  answer(request: QueryRequest): QueryAnswer {
+    try {
+      this.reader ??= HistoryReader.open(this.path);
+      if (request.op === 'page') return { id: request.id, ok: true, page: readHistoryPage(this.reader, request.query, request.now) };
+      return { id: request.id, ok: true, events: readNewEvents(this.reader, request.after, request.now) };
+    } catch (error) {
+      // A reader that failed mid-query (the file replaced, a lock timeout) is reopened next time.
+      this.close();
+      return { id: request.id, ok: false, problem: problemOf(this.path, error) };
+    }
+  }
+
+  close(): void {
+    try {
+      this.reader?.close();
+    } catch {
+      // already closed
+    }
+    this.reader = undefined;
+  }
+}
+
+function problemOf(path: string, error: unknown): ReadProblem {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'EACCES' || code === 'EPERM' || /SQLITE_(CANTOPEN|READONLY|PERM)|unable to open|attempt to write a readonly/i.test(`${String(code)} ${message}`)) {
+    return { code: 'denied', message: `cannot read ${path}: ${message}` };
+  }
+  if (error instanceof HistoryRefused) return { code: /no history file there/.test(message) ? 'missing' : 'refused', message };
+  return { code: 'failed', message: `${path}: ${message}` };
+}
