@@ -53,6 +53,6 @@ function problemOf(path: string, error: unknown): ReadProblem {
   if (code === 'EACCES' || code === 'EPERM' || /SQLITE_(CANTOPEN|READONLY|PERM)|unable to open|attempt to write a readonly/i.test(`${String(code)} ${message}`)) {
     return { code: 'denied', message: `cannot read ${path}: ${message}` };
   }
-  if (error instanceof HistoryRefused) return { code: /no history file there/.test(message) ? 'missing' : 'refused', message };
+  if (error instanceof HistoryRefused) return { code: /no history file there/.test(message) ? 'missing' : /permission denied/.test(message) ? 'denied' : 'refused', message };
   return { code: 'failed', message: `${path}: ${message}` };
 }
