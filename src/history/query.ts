@@ -209,10 +209,10 @@ export class HistoryReader {
     }
     const sql = q.by === 'process'
       ? `SELECT coalesce(i.key, '') AS key, s.step, s.rx, s.tx FROM (
-           SELECT t.ident, (t.minute - ?) / ? AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM traffic t
+           SELECT t.ident, CAST((t.minute - ?) / ? AS INTEGER) AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM traffic t
            WHERE t.minute >= ? AND t.minute < ?${only} GROUP BY t.ident, step) s LEFT JOIN identities i ON i.id = s.ident`
       : `SELECT h.name AS key, s.step, s.rx, s.tx FROM (
-           SELECT t.host, (t.minute - ?) / ? AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM host_traffic t
+           SELECT t.host, CAST((t.minute - ?) / ? AS INTEGER) AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM host_traffic t
            WHERE t.minute >= ? AND t.minute < ?${only} GROUP BY t.host, step) s JOIN hosts h ON h.id = s.host`;
     return this.binned(sql, args, from * 60_000, stepMs, points);
   }
@@ -236,13 +236,14 @@ export class HistoryReader {
       GROUP BY key ORDER BY sum(coalesce(f.rx, 0)) + sum(coalesce(f.tx, 0)) DESC, count(*) DESC, key LIMIT ?`)
       .all(q.since, until, ...ownerArgs, q.limit ?? 200) as Array<{ key: string; rx: number; tx: number; flows: number }>)
       .map((r) => ({ key: r.key, label: r.key, rx: r.rx, tx: r.tx, flows: r.flows }));
-    const series = this.binned(`SELECT coalesce(h.name, a.addr) AS key, (f.start - ?) / ? AS step, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx
+    const series = this.binned(`SELECT coalesce(h.name, a.addr) AS key, CAST((f.start - ?) / ? AS INTEGER) AS step, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx
       FROM flows f JOIN addrs a ON a.id = f.raddr LEFT JOIN hosts h ON h.id = f.host
       WHERE f.start >= ? AND f.start < ? AND ${owner} GROUP BY key, step`, [start, stepMs, q.since, until, ...ownerArgs], start, stepMs, points);
     return { hosts, series };
   }
 
-  /** Rows of (key, step, rx, tx) into per-key arrays of `points` steps. */
+  /** Rows of (key, step, rx, tx) into per-key arrays of `points` steps. (better-sqlite3 binds a
+   *  JavaScript number as REAL, so the SQL casts the step: a REAL step would make each row a group.) */
   private binned(sql: string, args: ReadonlyArray<string | number>, start: number, stepMs: number, points: number): Series {
     const rx = new Map<string, number[]>();
     const tx = new Map<string, number[]>();
