@@ -2,7 +2,7 @@
 // file read-only (a reader never blocks the writer: WAL), answers from the per-minute buckets where it
 // can (rankings, series) and from the flows table for lists. See docs/history.md.
 import type Database from 'better-sqlite3';
-import { ACTION_CODES, BY_CODES, PROTOCOL_CODES, TRUST_CODES, openHistoryDatabase, type TrustCode } from './schema.js';
+import { ACTION_CODES, BY_CODES, PROTOCOL_CODES, TRUST_CODES, ROLLUPS, hasHourlyBuckets, openHistoryDatabase, type TrustCode } from './schema.js';
 import { KIND_INBOUND, KIND_IPV6, type HistoryEventKind } from './batch.js';
 
 export interface TimeWindow {
@@ -115,7 +115,12 @@ interface FlowRowOut {
 }
 
 export class HistoryReader {
-  private constructor(private readonly db: Database.Database, readonly path: string) {}
+  /** Whether the file keeps hourly buckets (one written before they existed does not). */
+  private readonly hourly: boolean;
+
+  private constructor(private readonly db: Database.Database, readonly path: string) {
+    this.hourly = hasHourlyBuckets(db);
+  }
 
   /** Opens a history file for reading; throws HistoryRefused (with the reason) when it is not one. */
   static open(path: string): HistoryReader {
@@ -156,27 +161,30 @@ export class HistoryReader {
     const limit = q.limit ?? 20;
     switch (q.by) {
       case 'process': {
+        const b = this.buckets('traffic', 'ident, uid', from, to);
         const rows = this.db.prepare(`
           SELECT t.ident, sum(t.rx) AS rx, sum(t.tx) AS tx, sum(t.flows) AS flows, i.key, i.name, p.path, i.first_seen
-          FROM (SELECT ident, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM traffic WHERE minute >= ? AND minute < ? GROUP BY ident) t
+          FROM (SELECT ident, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM (${b.sql}) GROUP BY ident) t
           LEFT JOIN identities i ON i.id = t.ident LEFT JOIN paths p ON p.id = i.path
-          GROUP BY t.ident ORDER BY sum(t.rx) + sum(t.tx) DESC, sum(t.flows) DESC LIMIT ?`).all(from, to, limit) as Array<{ rx: number; tx: number; flows: number; key: string | null; name: string | null; path: string | null; first_seen: number | null }>;
+          GROUP BY t.ident ORDER BY sum(t.rx) + sum(t.tx) DESC, sum(t.flows) DESC LIMIT ?`).all(...b.args, limit) as Array<{ rx: number; tx: number; flows: number; key: string | null; name: string | null; path: string | null; first_seen: number | null }>;
         return rows.map((r) => {
           const process = processRef(r.key, r.name, r.path);
           return { key: r.key ?? '', label: r.name ?? r.path ?? r.key ?? '(owner not found)', rx: r.rx, tx: r.tx, flows: r.flows, process, ...(r.first_seen !== null ? { firstSeen: r.first_seen } : {}) };
         });
       }
       case 'user': {
-        const rows = this.db.prepare(`SELECT uid, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM traffic WHERE minute >= ? AND minute < ?
-          GROUP BY uid ORDER BY sum(rx) + sum(tx) DESC, sum(flows) DESC LIMIT ?`).all(from, to, limit) as Array<{ uid: number; rx: number; tx: number; flows: number }>;
+        const b = this.buckets('traffic', 'ident, uid', from, to);
+        const rows = this.db.prepare(`SELECT uid, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM (${b.sql})
+          GROUP BY uid ORDER BY sum(rx) + sum(tx) DESC, sum(flows) DESC LIMIT ?`).all(...b.args, limit) as Array<{ uid: number; rx: number; tx: number; flows: number }>;
         return rows.map((r) => ({ key: String(r.uid), label: r.uid < 0 ? '(unknown)' : String(r.uid), rx: r.rx, tx: r.tx, flows: r.flows }));
       }
       case 'host':
       case 'domain': {
         const group = q.by === 'host' ? 'h.name' : 'coalesce(h.domain, h.name)';
+        const b = this.buckets('host_traffic', 'host', from, to);
         const rows = this.db.prepare(`SELECT ${group} AS key, sum(t.rx) AS rx, sum(t.tx) AS tx, sum(t.flows) AS flows
-          FROM (SELECT host, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM host_traffic WHERE minute >= ? AND minute < ? GROUP BY host) t
-          JOIN hosts h ON h.id = t.host GROUP BY ${group} ORDER BY sum(t.rx) + sum(t.tx) DESC, sum(t.flows) DESC LIMIT ?`).all(from, to, limit) as Array<{ key: string; rx: number; tx: number; flows: number }>;
+          FROM (SELECT host, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM (${b.sql}) GROUP BY host) t
+          JOIN hosts h ON h.id = t.host GROUP BY ${group} ORDER BY sum(t.rx) + sum(t.tx) DESC, sum(t.flows) DESC LIMIT ?`).all(...b.args, limit) as Array<{ key: string; rx: number; tx: number; flows: number }>;
         return rows.map((r) => ({ key: r.key, label: r.key, rx: r.rx, tx: r.tx, flows: r.flows }));
       }
     }
@@ -189,32 +197,74 @@ export class HistoryReader {
   series(q: SeriesQuery): Series {
     const until = q.until ?? untilNow();
     const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
-    const stepMs = Math.max(60_000, Math.ceil((until - q.since) / asked / 60_000) * 60_000);
     const [from, to] = minutes(q);
-    const stepMinutes = stepMs / 60_000;
-    const points = Math.min(asked, Math.max(1, Math.ceil((to - from) / stepMinutes)));
-    const args: Array<string | number> = [from, stepMinutes, from, to];
+    // A step of more than half a day is whole days from the start of a (UTC) day, of more than an
+    // hour whole hours from the start of an hour: then each daily or hourly bucket falls into one
+    // step. Shorter steps read the minutes.
+    let stepMinutes = Math.max(1, Math.ceil((until - q.since) / asked / 60_000));
+    let start = from;
+    for (const r of ROLLUPS) {
+      if (stepMinutes > r.minutes / 2 && stepMinutes >= 60) {
+        stepMinutes = Math.ceil(stepMinutes / r.minutes) * r.minutes;
+        start = Math.floor(from / r.minutes) * r.minutes;
+        break;
+      }
+    }
+    const stepMs = stepMinutes * 60_000;
+    const points = Math.min(asked, Math.max(1, Math.ceil((to - start) / stepMinutes)));
     let only = '';
+    const keyArgs: string[] = [];
     if (q.keys) {
-      if (q.keys.length === 0) return { start: from * 60_000, stepMs, rx: new Map(), tx: new Map() };
+      if (q.keys.length === 0) return { start: start * 60_000, stepMs, rx: new Map(), tx: new Map() };
       const named = q.keys.filter((k) => k !== '');
       if (q.by === 'process') {
         // "" is the bucket of flows whose owner was not found (identity 0).
         const parts = [...(named.length > 0 ? [`t.ident IN (SELECT id FROM identities WHERE key IN (${named.map(() => '?').join(',')}))`] : []), ...(named.length < q.keys.length ? ['t.ident = 0'] : [])];
-        only = ` AND (${parts.join(' OR ')})`;
+        only = ` WHERE (${parts.join(' OR ')})`;
       } else {
-        only = ` AND t.host IN (SELECT id FROM hosts WHERE name IN (${named.map(() => '?').join(',') || 'NULL'}))`;
+        only = ` WHERE t.host IN (SELECT id FROM hosts WHERE name IN (${named.map(() => '?').join(',') || 'NULL'}))`;
       }
-      args.push(...named);
+      keyArgs.push(...named);
     }
+    const b = q.by === 'process' ? this.buckets('traffic', 'ident, uid', from, to, stepMinutes) : this.buckets('host_traffic', 'host', from, to, stepMinutes);
+    const args = [start, stepMinutes, ...b.args, ...keyArgs];
     const sql = q.by === 'process'
       ? `SELECT coalesce(i.key, '') AS key, s.step, s.rx, s.tx FROM (
-           SELECT t.ident, CAST((t.minute - ?) / ? AS INTEGER) AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM traffic t
-           WHERE t.minute >= ? AND t.minute < ?${only} GROUP BY t.ident, step) s LEFT JOIN identities i ON i.id = s.ident`
+           SELECT t.ident, CAST((t.minute - ?) / ? AS INTEGER) AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM (${b.sql}) t${only}
+           GROUP BY t.ident, step) s LEFT JOIN identities i ON i.id = s.ident`
       : `SELECT h.name AS key, s.step, s.rx, s.tx FROM (
-           SELECT t.host, CAST((t.minute - ?) / ? AS INTEGER) AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM host_traffic t
-           WHERE t.minute >= ? AND t.minute < ?${only} GROUP BY t.host, step) s JOIN hosts h ON h.id = s.host`;
-    return this.binned(sql, args, from * 60_000, stepMs, points);
+           SELECT t.host, CAST((t.minute - ?) / ? AS INTEGER) AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM (${b.sql}) t${only}
+           GROUP BY t.host, step) s JOIN hosts h ON h.id = s.host`;
+    return this.binned(sql, args, start * 60_000, stepMs, points);
+  }
+
+  /** The buckets of minutes [from, to) as rows (minute, columns, rx, tx, flows): the whole days
+   *  inside from the daily table, the whole hours left from the hourly one, the edges from the
+   *  minutes (a coarser row stands at its first minute). Over 30 days that reads ~30 day rows per key
+   *  instead of ~43,000 minute rows. `unit` (minutes): the coarsest rows the caller can use. */
+  private buckets(table: 'traffic' | 'host_traffic', columns: string, from: number, to: number, unit = 1440): { sql: string; args: number[] } {
+    const tiers = this.hourly ? ROLLUPS.filter((r) => r.minutes <= unit && unit % r.minutes === 0) : [];
+    const parts: string[] = [];
+    const args: number[] = [];
+    const add = (lo: number, hi: number, tier: number): void => {
+      if (lo >= hi) return;
+      const t = tiers[tier];
+      if (!t) {
+        parts.push(`SELECT minute, ${columns}, rx, tx, flows FROM ${table} WHERE minute >= ? AND minute < ?`);
+        args.push(lo, hi);
+        return;
+      }
+      const first = Math.ceil(lo / t.minutes);
+      const end = Math.floor(hi / t.minutes);
+      if (end <= first) return add(lo, hi, tier + 1);
+      add(lo, first * t.minutes, tier + 1);
+      parts.push(`SELECT ${t.unit} * ${t.minutes} AS minute, ${columns}, rx, tx, flows FROM ${table}_${t.unit} WHERE ${t.unit} >= ? AND ${t.unit} < ?`);
+      args.push(first, end);
+      add(end * t.minutes, hi, tier + 1);
+    };
+    add(from, to, 0);
+    if (parts.length === 0) return { sql: `SELECT minute, ${columns}, rx, tx, flows FROM ${table} WHERE 0`, args: [] };
+    return { sql: parts.join('\n        UNION ALL '), args };
   }
 
   /** The hosts (a flow without a host name: its address) one program talked to in the window, ranked

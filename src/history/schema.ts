@@ -22,6 +22,30 @@ export const ACTION_CODES = ['observed', 'allow', 'block'] as const;
 export const BY_CODES = ['none', 'rule', 'user', 'default'] as const;
 export const PROTOCOL_CODES = ['tcp', 'udp', 'icmp', 'other'] as const;
 
+/** Coarser copies of the per-minute buckets: the same sums per hour and per day (hour = minute / 60,
+ *  day = minute / 1440, UTC), kept by the writer beside the minutes, so a ranking or a graph over
+ *  weeks reads the days and hours inside the window and minutes only at its edges. */
+export const ROLLUPS = [
+  { unit: 'day', minutes: 1440 },
+  { unit: 'hour', minutes: 60 },
+] as const;
+
+function rollupTables(): string {
+  return ROLLUPS.map(({ unit }) => `CREATE TABLE traffic_${unit} (
+  ${unit} INTEGER NOT NULL, ident INTEGER NOT NULL, uid INTEGER NOT NULL,
+  rx INTEGER NOT NULL, tx INTEGER NOT NULL, flows INTEGER NOT NULL,
+  PRIMARY KEY (${unit}, ident, uid)
+) WITHOUT ROWID;
+CREATE TABLE host_traffic_${unit} (
+  ${unit} INTEGER NOT NULL, host INTEGER NOT NULL,
+  rx INTEGER NOT NULL, tx INTEGER NOT NULL, flows INTEGER NOT NULL,
+  PRIMARY KEY (${unit}, host)
+) WITHOUT ROWID;
+`).join('');
+}
+
+const ROLLUP_SCHEMA = rollupTables();
+
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 -- A program as flowtop identified it: its code identity ("sha256:…", "package:NAME:PATH"), else
@@ -72,6 +96,7 @@ CREATE TABLE host_traffic (
   rx INTEGER NOT NULL, tx INTEGER NOT NULL, flows INTEGER NOT NULL,
   PRIMARY KEY (minute, host)
 ) WITHOUT ROWID;
+${ROLLUP_SCHEMA}
 CREATE TABLE events (
   id INTEGER PRIMARY KEY,
   time INTEGER NOT NULL,
@@ -159,7 +184,29 @@ function adopt(db: Database.Database, path: string, readonly: boolean): void {
   if (version > SCHEMA_VERSION) {
     throw new HistoryRefused(`${path} was written by a newer flowtop (history schema ${version}, this one knows ${SCHEMA_VERSION}); it is left alone`);
   }
-  if (!readonly) configure(db);
+  if (!readonly) {
+    configure(db);
+    addHourlyBuckets(db);
+  }
+}
+
+/** A file written before the hourly and daily buckets existed gets them, summed from its minutes (once). */
+function addHourlyBuckets(db: Database.Database): void {
+  if (hasHourlyBuckets(db)) return;
+  db.transaction(() => {
+    for (const { unit } of ROLLUPS) {
+      db.exec(`DROP TABLE IF EXISTS traffic_${unit}; DROP TABLE IF EXISTS host_traffic_${unit};`);
+    }
+    db.exec(ROLLUP_SCHEMA);
+    for (const { unit, minutes } of ROLLUPS) {
+      db.exec(`INSERT INTO traffic_${unit} SELECT minute / ${minutes}, ident, uid, sum(rx), sum(tx), sum(flows) FROM traffic GROUP BY 1, 2, 3;
+        INSERT INTO host_traffic_${unit} SELECT minute / ${minutes}, host, sum(rx), sum(tx), sum(flows) FROM host_traffic GROUP BY 1, 2;`);
+    }
+  })();
+}
+
+export function hasHourlyBuckets(db: Database.Database): boolean {
+  return (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('traffic_hour', 'host_traffic_hour')").get() as { n: number }).n === 2;
 }
 
 function initialise(db: Database.Database): void {

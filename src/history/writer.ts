@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import { getDomain } from 'tldts';
 import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts } from './batch.js';
 import { ACTION, BY } from './batch.js';
+import { ROLLUPS } from './schema.js';
 
 export interface RetentionOptions {
   /** Flows, buckets and events older than this go (default 30 days). */
@@ -33,12 +34,21 @@ export class HistoryWriter {
   private readonly rules = new Map<string, { id: number; blocked: boolean }>();
   private readonly rowOf = new Map<number, number>();
   private readonly statements;
+  /** The hourly and daily copies of the buckets (schema.ts ROLLUPS). */
+  private readonly rollups;
   private readonly pageSize: number;
 
   constructor(private readonly db: Database.Database, options: RetentionOptions = {}) {
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
+    this.rollups = ROLLUPS.map(({ unit, minutes }) => ({
+      minutes,
+      addTraffic: db.prepare(`INSERT INTO traffic_${unit} (${unit}, ident, uid, rx, tx, flows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows`),
+      addHostTraffic: db.prepare(`INSERT INTO host_traffic_${unit} (${unit}, host, rx, tx, flows) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows`),
+      oldTraffic: db.prepare(`DELETE FROM traffic_${unit} WHERE (${unit}, ident, uid) IN (SELECT ${unit}, ident, uid FROM traffic_${unit} WHERE ${unit} < ? LIMIT ${PRUNE_ROWS})`),
+      oldHostTraffic: db.prepare(`DELETE FROM host_traffic_${unit} WHERE (${unit}, host) IN (SELECT ${unit}, host FROM host_traffic_${unit} WHERE ${unit} < ? LIMIT ${PRUNE_ROWS})`),
+    }));
     this.statements = {
       identityByKey: db.prepare('SELECT id, path, sha256 FROM identities WHERE key = ?'),
       identityByPath: db.prepare('SELECT key, sha256 FROM identities WHERE path = ? ORDER BY id DESC LIMIT 1'),
@@ -77,8 +87,13 @@ export class HistoryWriter {
       for (const b of batch.processes) {
         const ident = b.facts ? this.identity(b.facts, events, now) ?? 0 : 0;
         this.statements.addTraffic.run(b.minute, ident, b.uid, b.rx, b.tx, b.flows);
+        for (const r of this.rollups) r.addTraffic.run(Math.floor(b.minute / r.minutes), ident, b.uid, b.rx, b.tx, b.flows);
       }
-      for (const b of batch.hosts) this.statements.addHostTraffic.run(b.minute, this.host(b.host), b.rx, b.tx, b.flows);
+      for (const b of batch.hosts) {
+        const host = this.host(b.host);
+        this.statements.addHostTraffic.run(b.minute, host, b.rx, b.tx, b.flows);
+        for (const r of this.rollups) r.addHostTraffic.run(Math.floor(b.minute / r.minutes), host, b.rx, b.tx, b.flows);
+      }
       for (const e of events) {
         const ident = e.identity !== undefined ? this.identities.get(e.identity)?.id ?? null : null;
         this.statements.insertEvent.run(e.time, e.kind, ident, e.rule ?? null, e.detail);
@@ -185,6 +200,11 @@ export class HistoryWriter {
     more = s.oldFlows.run(cutoff).changes === PRUNE_ROWS || more;
     more = s.oldTraffic.run(minute).changes === PRUNE_ROWS || more;
     more = s.oldHostTraffic.run(minute).changes === PRUNE_ROWS || more;
+    // An hour or a day goes once all of it is older than the cutoff.
+    for (const r of this.rollups) {
+      more = r.oldTraffic.run(Math.floor(minute / r.minutes)).changes === PRUNE_ROWS || more;
+      more = r.oldHostTraffic.run(Math.floor(minute / r.minutes)).changes === PRUNE_ROWS || more;
+    }
     more = s.oldEvents.run(cutoff).changes === PRUNE_ROWS || more;
     if (this.usedBytes() > this.maxBytes) more = s.oldestFlows.run().changes > 0 || more;
     const free = this.db.pragma('freelist_count', { simple: true }) as number;

@@ -3,10 +3,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HistoryReader } from '../../src/history/query.js';
+import { openHistoryDatabase } from '../../src/history/schema.js';
+import { HistoryWriter } from '../../src/history/writer.js';
 import { program, writeConnections } from './helpers/fixture.js';
 
+const require_ = createRequire(import.meta.url);
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -77,5 +81,72 @@ describe('hostsOf', () => {
     const nobody = reader.hostsOf({ identity: '', since: NOW - 60 * MIN, until: NOW, points: 6 });
     expect(nobody.hosts).toEqual([]);
     reader.close();
+  });
+});
+
+describe('hourly and daily buckets', () => {
+  // Connections spread over three days, at minutes that are not on the hour, so a window's edges cut hours.
+  const spread = () => {
+    const out = [];
+    for (let i = 0; i < 300; i++) out.push({ at: NOW - 3 * 24 * 60 * MIN + i * 14 * MIN + 7_000, program: i % 3 ? curl : wget, host: i % 2 ? 'a.example' : 'b.example', rx: 1000 + i, tx: i });
+    return out;
+  };
+
+  it('give the same rankings and curves as the minutes, window edges inside an hour and a day included', () => {
+    const path = file();
+    writeConnections(path, spread(), NOW);
+    const reader = HistoryReader.open(path);
+    const since = NOW - 50 * 60 * MIN - 23 * MIN;
+    const until = NOW - 2 * 60 * MIN - 41 * MIN;
+    const inWindow = spread().filter((c) => Math.floor(c.at / MIN) >= Math.floor(since / MIN) && Math.floor(c.at / MIN) < Math.ceil(until / MIN));
+    const sum = (xs: typeof inWindow) => xs.reduce((a, c) => a + c.rx + c.tx, 0);
+    const top = reader.top({ by: 'process', since, until });
+    expect(top.find((e) => e.key === curl.key)).toMatchObject({ flows: inWindow.filter((c) => c.program === curl).length });
+    expect(top.find((e) => e.key === curl.key)!.rx + top.find((e) => e.key === curl.key)!.tx).toBe(sum(inWindow.filter((c) => c.program === curl)));
+    expect(reader.top({ by: 'host', since, until }).reduce((a, e) => a + e.rx + e.tx, 0)).toBe(sum(inWindow));
+    // 12 steps: whole hours (4 h); 2 steps: whole days; 100 steps: minutes (29 min).
+    for (const [points, unit] of [[12, 60 * MIN], [2, 24 * 60 * MIN], [100, MIN]] as const) {
+      const s = reader.series({ by: 'process', since, until, points });
+      expect(s.stepMs % unit).toBe(0);
+      expect(s.start % unit).toBe(0);
+      const curve = s.rx.get(curl.key)!.map((v, i) => v + s.tx.get(curl.key)![i]!);
+      // Every step holds the connections that started in it (the first and last also what the window cut).
+      for (let i = 0; i < curve.length; i++) {
+        const from = s.start + i * s.stepMs;
+        const to = from + s.stepMs;
+        const expected = sum(inWindow.filter((c) => c.program === curl && (i === 0 || c.at >= from) && (i === curve.length - 1 || c.at < to)));
+        expect(curve[i], `step ${i} of ${points}`).toBe(expected);
+      }
+      expect(curve.reduce((a, b) => a + b, 0)).toBe(sum(inWindow.filter((c) => c.program === curl)));
+    }
+    reader.close();
+  });
+
+  it('are made from the minutes when a file written before them is opened for writing; a reader of such a file sums its minutes', () => {
+    const path = file();
+    writeConnections(path, spread(), NOW);
+    const Database = require_('better-sqlite3') as new (p: string) => { exec(sql: string): void; close(): void };
+    const raw = new Database(path);
+    raw.exec('DROP TABLE traffic_hour; DROP TABLE host_traffic_hour; DROP TABLE traffic_day; DROP TABLE host_traffic_day;');
+    raw.close();
+    const since = NOW - 3 * 24 * 60 * MIN;
+    const old = HistoryReader.open(path);
+    const before = old.top({ by: 'process', since, until: NOW });
+    old.close();
+    writeConnections(path, [], NOW); // opens it for writing
+    const reader = HistoryReader.open(path);
+    expect(reader.top({ by: 'process', since, until: NOW })).toEqual(before);
+    reader.close();
+  });
+
+  it('go with the minutes when they pass the retention age', () => {
+    const path = file();
+    writeConnections(path, [{ at: NOW - 40 * 24 * 60 * MIN, program: curl, host: 'old.example', rx: 5, tx: 5 }, { at: NOW - MIN, program: curl, host: 'new.example', rx: 7, tx: 0 }], NOW);
+    const db = openHistoryDatabase(path);
+    const writer = new HistoryWriter(db);
+    while (writer.pruneStep(NOW)) { /* steps until done */ }
+    const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    expect([count('traffic_day'), count('traffic_hour'), count('host_traffic_day'), count('host_traffic_hour')]).toEqual([1, 1, 1, 1]);
+    db.close();
   });
 });
