@@ -87,6 +87,8 @@ export interface Series {
   /** Bytes per step, by key. */
   rx: Map<string, number[]>;
   tx: Map<string, number[]>;
+  /** Connections per key over the window, where the query counts them. */
+  flows?: Map<string, number>;
 }
 
 export interface EventEntry {
@@ -198,13 +200,14 @@ export class HistoryReader {
     const until = q.until ?? untilNow();
     const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
     const [from, to] = minutes(q);
-    // A step of more than half a day is whole days from the start of a (UTC) day, of more than an
-    // hour whole hours from the start of an hour: then each daily or hourly bucket falls into one
-    // step. Shorter steps read the minutes.
+    // A step of more than half a day is whole days from the start of a (UTC) day, of more than half
+    // an hour whole hours from the start of an hour: then each daily or hourly bucket falls into one
+    // step (24 h in 33 points is 24 hours, not 33 steps of 44 minutes read from 1,440 minutes of
+    // buckets). Shorter steps read the minutes.
     let stepMinutes = Math.max(1, Math.ceil((until - q.since) / asked / 60_000));
     let start = from;
     for (const r of ROLLUPS) {
-      if (stepMinutes > r.minutes / 2 && stepMinutes >= 60) {
+      if (stepMinutes > r.minutes / 2) {
         stepMinutes = Math.ceil(stepMinutes / r.minutes) * r.minutes;
         start = Math.floor(from / r.minutes) * r.minutes;
         break;
@@ -269,10 +272,10 @@ export class HistoryReader {
 
   /** The hosts (a flow without a host name: its address) one program talked to in the window, ranked
    *  by bytes then connections, with a series of each over `points` steps. Read from the flows table
-   *  (the buckets are per program or per host, not both), a flow's bytes counted at its start: the
-   *  cost grows with the window's flows, unlike top() and series(). `identity` is a top() process
-   *  key ("" for flows whose owner was not found). */
-  hostsOf(q: TimeWindow & { identity: string; limit?: number; points: number }): { hosts: TopEntry[]; series: Series } {
+   *  (the buckets are per program or per host, not both) through its (ident, start) index, a flow's
+   *  bytes counted at its start: the cost grows with the program's own flows in the window, so at
+   *  most `maxFlows` (default 300,000) of them are read, the newest, and `since` then says from when. */
+  hostsOf(q: TimeWindow & { identity: string; limit?: number; points: number; maxFlows?: number }): { hosts: TopEntry[]; series: Series; since?: number } {
     const until = q.until ?? untilNow();
     const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
     const stepMs = Math.max(60_000, Math.ceil((until - q.since) / asked / 60_000) * 60_000);
@@ -280,16 +283,26 @@ export class HistoryReader {
     const points = Math.min(asked, Math.max(1, Math.ceil((until - start) / stepMs)));
     const owner = q.identity === '' ? 'f.ident IS NULL' : 'f.ident = (SELECT id FROM identities WHERE key = ?)';
     const ownerArgs = q.identity === '' ? [] : [q.identity];
-    const hosts = (this.db.prepare(`SELECT coalesce(h.name, a.addr) AS key, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx, count(*) AS flows
+    const maxFlows = Math.max(1, Math.floor(q.maxFlows ?? 300_000));
+    // The start of the newest `maxFlows` flows, when there are more (read from the index alone).
+    const cut = this.db.prepare(`SELECT f.start FROM flows f WHERE ${owner} AND f.start >= ? AND f.start < ? ORDER BY f.start DESC LIMIT 1 OFFSET ?`)
+      .get(...ownerArgs, q.since, until, maxFlows) as { start: number } | undefined;
+    const since = cut ? cut.start + 1 : q.since;
+    // One pass: per host and step; the ranking is the sum of its steps.
+    const series = this.binned(`SELECT coalesce(h.name, a.addr) AS key, CAST((f.start - ?) / ? AS INTEGER) AS step, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx, count(*) AS flows
       FROM flows f JOIN addrs a ON a.id = f.raddr LEFT JOIN hosts h ON h.id = f.host
-      WHERE f.start >= ? AND f.start < ? AND ${owner}
-      GROUP BY key ORDER BY sum(coalesce(f.rx, 0)) + sum(coalesce(f.tx, 0)) DESC, count(*) DESC, key LIMIT ?`)
-      .all(q.since, until, ...ownerArgs, q.limit ?? 200) as Array<{ key: string; rx: number; tx: number; flows: number }>)
-      .map((r) => ({ key: r.key, label: r.key, rx: r.rx, tx: r.tx, flows: r.flows }));
-    const series = this.binned(`SELECT coalesce(h.name, a.addr) AS key, CAST((f.start - ?) / ? AS INTEGER) AS step, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx
-      FROM flows f JOIN addrs a ON a.id = f.raddr LEFT JOIN hosts h ON h.id = f.host
-      WHERE f.start >= ? AND f.start < ? AND ${owner} GROUP BY key, step`, [start, stepMs, q.since, until, ...ownerArgs], start, stepMs, points);
-    return { hosts, series };
+      WHERE ${owner} AND f.start >= ? AND f.start < ? GROUP BY key, step`, [start, stepMs, ...ownerArgs, since, until], start, stepMs, points);
+    const hosts = [...series.rx.keys()].map((key) => ({ key, label: key, rx: sum(series.rx.get(key)!), tx: sum(series.tx.get(key)!), flows: series.flows?.get(key) ?? 0 }))
+      .sort((a, b) => b.rx + b.tx - (a.rx + a.tx) || b.flows - a.flows || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+      .slice(0, q.limit ?? 200);
+    const kept = new Set(hosts.map((h) => h.key));
+    for (const key of [...series.rx.keys()]) {
+      if (kept.has(key)) continue;
+      series.rx.delete(key);
+      series.tx.delete(key);
+    }
+    delete series.flows;
+    return { hosts, series, ...(cut ? { since } : {}) };
   }
 
   /** Rows of (key, step, rx, tx) into per-key arrays of `points` steps. (better-sqlite3 binds a
@@ -297,8 +310,10 @@ export class HistoryReader {
   private binned(sql: string, args: ReadonlyArray<string | number>, start: number, stepMs: number, points: number): Series {
     const rx = new Map<string, number[]>();
     const tx = new Map<string, number[]>();
-    for (const r of this.db.prepare(sql).iterate(...args) as Iterable<{ key: string; step: number; rx: number; tx: number }>) {
+    const flows = new Map<string, number>();
+    for (const r of this.db.prepare(sql).iterate(...args) as Iterable<{ key: string; step: number; rx: number; tx: number; flows?: number }>) {
       const i = Math.min(points - 1, Math.max(0, Math.floor(r.step)));
+      if (r.flows !== undefined) flows.set(r.key, (flows.get(r.key) ?? 0) + r.flows);
       let a = rx.get(r.key);
       let b = tx.get(r.key);
       if (!a || !b) {
@@ -310,7 +325,7 @@ export class HistoryReader {
       a[i]! += r.rx;
       b[i]! += r.tx;
     }
-    return { start, stepMs, rx, tx };
+    return { start, stepMs, rx, tx, ...(flows.size > 0 ? { flows } : {}) };
   }
 
   events(q: TimeWindow & { kind?: HistoryEventKind; limit?: number }): EventEntry[] {
@@ -333,6 +348,12 @@ export class HistoryReader {
 
 function minutes(w: TimeWindow): [number, number] {
   return [Math.floor(w.since / 60_000), Math.ceil((w.until ?? untilNow()) / 60_000)];
+}
+
+function sum(xs: readonly number[]): number {
+  let total = 0;
+  for (const x of xs) total += x;
+  return total;
 }
 
 function likeEscape(s: string): string {

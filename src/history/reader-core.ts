@@ -6,10 +6,13 @@ import { HistoryRefused } from './schema.js';
 import { readHistoryPage, readNewEvents, type HistoryPage, type PageQuery } from './view-page.js';
 
 export type QueryRequest =
+  /** Opens the file ahead of the first question (the TUI asks at start, the view opens later). */
+  | { id: number; op: 'open' }
   | { id: number; op: 'page'; query: PageQuery; now: number }
   | { id: number; op: 'events'; after: number; now: number };
 
 export type QueryAnswer =
+  | { id: number; ok: true; opened: true }
   | { id: number; ok: true; page: HistoryPage }
   | { id: number; ok: true; events: EventEntry[] }
   | { id: number; ok: false; problem: ReadProblem };
@@ -28,6 +31,7 @@ export class HistoryQueries {
   answer(request: QueryRequest): QueryAnswer {
     try {
       this.reader ??= HistoryReader.open(this.path);
+      if (request.op === 'open') return { id: request.id, ok: true, opened: true };
       if (request.op === 'page') return { id: request.id, ok: true, page: readHistoryPage(this.reader, request.query, request.now) };
       return { id: request.id, ok: true, events: readNewEvents(this.reader, request.after, request.now) };
     } catch (error) {

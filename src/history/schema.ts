@@ -84,6 +84,8 @@ CREATE TABLE flows (
   tx INTEGER
 );
 CREATE INDEX flows_by_start ON flows(start);
+-- One program's flows (the history view's drill-down to its hosts) without reading everyone's.
+CREATE INDEX flows_by_ident ON flows(ident, start);
 -- Bytes per minute per process identity (0: no owner) and user (-1: unknown); flows counts the flows
 -- that started in that minute.
 CREATE TABLE traffic (
@@ -192,6 +194,8 @@ function adopt(db: Database.Database, path: string, readonly: boolean): void {
 
 /** A file written before the hourly and daily buckets existed gets them, summed from its minutes (once). */
 function addHourlyBuckets(db: Database.Database): void {
+  // Also added later: the index of one program's flows (its first build reads every flow once).
+  db.exec('CREATE INDEX IF NOT EXISTS flows_by_ident ON flows(ident, start)');
   if (hasHourlyBuckets(db)) return;
   db.transaction(() => {
     for (const { unit } of ROLLUPS) {

@@ -50,6 +50,8 @@ export interface HistoryPage {
   until: number;
   stepMs: number;
   entries: HistoryEntry[];
+  /** A program's hosts read from its newest connections only (too many in the window): from when. */
+  partialSince?: number;
   /** Time the reader took, ms. */
   tookMs: number;
 }
@@ -62,10 +64,12 @@ export function readHistoryPage(reader: HistoryReader, query: PageQuery, now: nu
   const points = Math.max(1, Math.floor(query.points));
   let ranked: Array<Omit<HistoryEntry, 'traffic'>>;
   let series: Series;
+  let partialSince: number | undefined;
   if (query.identity !== undefined) {
     const hosts = reader.hostsOf({ identity: query.identity, since, until, points, limit });
     ranked = hosts.hosts;
     series = hosts.series;
+    partialSince = hosts.since;
   } else {
     ranked = reader.top({ by: query.by, since, until, limit });
     series = reader.series({ by: query.by, since, until, points, keys: ranked.map((e) => e.key) });
@@ -78,7 +82,7 @@ export function readHistoryPage(reader: HistoryReader, query: PageQuery, now: nu
     const mark: HistoryMark | undefined = changed.has(e.key) ? 'changed' : e.firstSeen !== undefined && e.firstSeen >= since ? 'new' : undefined;
     return { ...e, traffic, ...(mark ? { mark } : {}) };
   });
-  return { query, since, until, stepMs: series.stepMs, entries, tookMs: performance.now() - started };
+  return { query, since, until, stepMs: series.stepMs, entries, ...(partialSince !== undefined ? { partialSince } : {}), tookMs: performance.now() - started };
 }
 
 function changedIdentities(events: readonly EventEntry[]): Set<string> {

@@ -150,3 +150,23 @@ describe('hourly and daily buckets', () => {
     db.close();
   });
 });
+
+describe('hostsOf, capped', () => {
+  it("reads only a program's newest connections when asked for fewer, saying from when", () => {
+    const path = file();
+    writeConnections(path, [
+      { at: NOW - 50 * MIN, program: curl, host: 'old.example', rx: 10, tx: 0 },
+      { at: NOW - 40 * MIN, program: curl, host: 'mid.example', rx: 10, tx: 0 },
+      { at: NOW - 30 * MIN, program: wget, host: 'wget.example', rx: 10, tx: 0 },
+      { at: NOW - 20 * MIN, program: curl, host: 'new.example', rx: 10, tx: 0 },
+    ], NOW);
+    const reader = HistoryReader.open(path);
+    const capped = reader.hostsOf({ identity: curl.key, since: NOW - 60 * MIN, until: NOW, points: 6, maxFlows: 2 });
+    expect(capped.hosts.map((h) => h.key).sort()).toEqual(['mid.example', 'new.example']);
+    expect(capped.since).toBe(NOW - 50 * MIN + 1);
+    const whole = reader.hostsOf({ identity: curl.key, since: NOW - 60 * MIN, until: NOW, points: 6, maxFlows: 3 });
+    expect(whole.hosts).toHaveLength(3);
+    expect(whole.since).toBeUndefined();
+    reader.close();
+  });
+});
