@@ -30,6 +30,9 @@ export interface HistorySource {
   readonly owner: HistoryOwner;
   /** The file read (absent: none, see `owner`). */
   readonly path?: string;
+  /** Resolves once the reader has opened the file (or failed to): started with the source, so the
+   *  thread and the file are ready by the time the view is opened. */
+  ready(): Promise<void>;
   page(query: PageQuery, now: number): Promise<PageResult>;
   /** Events recorded after `after` (ms), oldest first. */
   events(after: number, now: number): Promise<EventsResult>;
@@ -63,15 +66,17 @@ export function openHistorySource(choice: HistoryChoice, env: NodeJS.ProcessEnv,
   const { owner, path } = chooseHistory(choice, env, options.agentPath);
   if (path === undefined) {
     const unavailable: HistoryUnavailable = { reason: 'the demo records no history', hint: 'flowtop --history-db PATH shows a history file beside it' };
-    return { owner, page: async () => ({ ok: false, unavailable }), events: async () => ({ ok: false, unavailable }), close: () => {} };
+    return { owner, ready: async () => {}, page: async () => ({ ok: false, unavailable }), events: async () => ({ ok: false, unavailable }), close: () => {} };
   }
   const groups = options.groups ?? (typeof process.getgroups === 'function' ? process.getgroups() : []);
   const explain = (p: ReadProblem): HistoryUnavailable => explainProblem(p, owner, path, groups);
   const ask = options.thread === 'inline' ? inlineAsker(path) : threadAsker(path) ?? inlineAsker(path);
   let next = 0;
+  const opened = options.thread === 'inline' ? Promise.resolve() : ask.ask({ id: ++next, op: 'open' }).then(() => undefined);
   return {
     owner,
     path,
+    ready: () => opened,
     async page(query, now) {
       const a = await ask.ask({ id: ++next, op: 'page', query, now });
       if (!a.ok) return { ok: false, unavailable: explain(a.problem) };

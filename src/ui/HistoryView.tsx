@@ -96,8 +96,9 @@ export function HistoryView(p: HistoryViewProps) {
   const stale = load.loading || (page !== undefined && shown === undefined) || (shown !== undefined && shown.query.window !== state.window);
   const step = shown ? `${g.sep}one mark = ${stepLabel(shown.stepMs)}` : '';
   const status = stale ? `${g.sep}reading${ascii ? '...' : '…'}` : '';
+  const partial = shown?.partialSince !== undefined ? `${g.sep}its newest connections only: the last ${age(p.now - shown.partialSince)}` : '';
   // Cut here, not by Ink: its cut mark is not ASCII.
-  const aside = truncate(`${step}${status}${p.path ? `${g.sep}${clean(p.path)}` : ''}`, Math.max(width - displayWidth(title), 0), ascii).trimEnd();
+  const aside = truncate(`${partial}${step}${status}${p.path ? `${g.sep}${clean(p.path)}` : ''}`, Math.max(width - displayWidth(title), 0), ascii).trimEnd();
   const head = (
     <Text wrap="truncate">
       <Text bold>{truncate(title, width, ascii)}</Text>
