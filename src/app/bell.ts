@@ -21,19 +21,31 @@ export function osc9(text: string): string {
   return `\x1b]9;${clean(text).slice(0, 200)}\x1b\\`;
 }
 
-export function createBell(options: BellOptions): (flows: readonly FlowRow[]) => void {
+export interface Bell {
+  /** Flows that started waiting for a verdict. */
+  (flows: readonly FlowRow[]): void;
+  /** Something the history recorded as it happened (a program seen for the first time, a changed
+   *  binary, a rule that started blocking), in words. */
+  events(details: readonly string[]): void;
+}
+
+/** One bell for both kinds of alert: a burst of either rings once. */
+export function createBell(options: BellOptions): Bell {
   const gap = options.minGapMs ?? 1_000;
   let last = Number.NEGATIVE_INFINITY;
-  return (flows) => {
-    if (flows.length === 0) return;
+  const ring = (count: number, first: () => string) => {
+    if (count === 0) return;
     const now = options.now();
     if (now - last < gap) return;
     last = now;
     let text = BEL;
     if (options.notify) {
-      const more = flows.length > 1 ? ` (+${flows.length - 1} more)` : '';
-      text += osc9(`flowtop: ${flowLabel(flows[0]!)} waits for a verdict${more}`);
+      const more = count > 1 ? ` (+${count - 1} more)` : '';
+      text += osc9(`flowtop: ${first()}${more}`);
     }
     options.write(text);
   };
+  const bell = (flows: readonly FlowRow[]) => ring(flows.length, () => `${flowLabel(flows[0]!)} waits for a verdict`);
+  bell.events = (details: readonly string[]) => ring(details.length, () => details[0]!);
+  return bell;
 }

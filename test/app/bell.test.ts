@@ -34,3 +34,22 @@ describe('bell', () => {
     expect(written[0]).toBe(`${BEL}\x1b]9;flowtop: evil?]0;owned? → example.com:8000 waits for a verdict (+1 more)\x1b\\`);
   });
 });
+
+describe('bell for history events', () => {
+  it('rings for events as for pending flows, sharing the gap, and names the first event in the notice', () => {
+    const written: string[] = [];
+    let now = 0;
+    const ring = createBell({ write: (t) => written.push(t), now: () => now, notify: true });
+    ring.events(['/usr/bin/curl changed: sha256 was 1234…, now 5678…', 'x']);
+    expect(written).toHaveLength(1);
+    expect(written[0]).toBe(`${BEL}\x1b]9;flowtop: /usr/bin/curl changed: sha256 was 1234…, now 5678… (+1 more)\x1b\\`);
+    now = 500;
+    ring([row('curl', 'example.com')]);
+    expect(written).toHaveLength(1);
+    now = 2_000;
+    ring.events([]);
+    expect(written).toHaveLength(1);
+    ring.events(['rule r1 blocked its first connection\x1b[2J']);
+    expect(written[1]).not.toContain('\x1b[2J');
+  });
+});
