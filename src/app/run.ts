@@ -8,6 +8,7 @@ import type { TableOptions } from '../state/types.js';
 import { Root } from './Root.js';
 import type { UserNameLookup } from './users.js';
 import { createBell } from './bell.js';
+import type { HistorySource } from './history-source.js';
 import { createFlowStore, type AttributorLike, type Clock, type FlowStore } from './store.js';
 import { enterFullScreen } from './terminal.js';
 import { setFastOutput } from '../ui/fast-output.js';
@@ -34,6 +35,8 @@ export interface AppOptions {
   table?: Partial<TableOptions>;
   /** A standing line under the source lines (see RootProps.banner). */
   banner?: string;
+  /** The history the history view shows and whose events ring the bell. */
+  history?: HistorySource;
 }
 
 export function storeFor(io: AppIO, options: AppOptions): FlowStore {
@@ -59,7 +62,7 @@ export async function runInteractive(io: AppIO, options: AppOptions): Promise<nu
     };
     const terminal = enterFullScreen(io.stdout, (signal, error) => finish(signal === 'error' ? 1 : signal === 'SIGINT' ? 130 : 143, error));
     const alert = createBell({ write: (text) => void io.stdout.write(text), now: () => io.clock.now(), notify: options.notify ?? false });
-    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, banner: options.banner, alert, bell: options.bell ?? true, onQuit: () => finish(0) }), {
+    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, banner: options.banner, alert, history: options.history, bell: options.bell ?? true, onQuit: () => finish(0) }), {
       stdin: io.stdin,
       stdout: io.stdout,
       stderr: io.stderr,

@@ -6,8 +6,11 @@ import { openSources } from '../app/setup.js';
 import { passwdUserNames } from '../app/users.js';
 import { styledStream, wantColor } from '../app/plain-output.js';
 import { positiveInt, runList, takeDemoFlag } from './list.js';
+import { resolve } from 'node:path';
+import { openHistorySource } from '../app/history-source.js';
+import { explicitSocketPaths } from '../source/paths.js';
 
-export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N] [--no-bell] [--notify]
+export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N] [--no-bell] [--notify] [--history-db PATH]
        flowtop --once --json | --jsonl
   --socket PATH    extension socket (repeatable; also FLOWTOP_SOCKET). Default: the local agent's
                    socket; if none is running, a passive monitor of this machine (no blocking)
@@ -18,6 +21,9 @@ export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] 
   --no-bell        no terminal bell when a flow starts waiting for a verdict (m toggles it in the app)
   --notify         also send an OSC 9 desktop notification for it (iTerm2, kitty, WezTerm, Windows Terminal)
   --no-history     the passive monitor records nothing (default: into $XDG_STATE_HOME/flowtop/history.db)
+  --history-db PATH  the history the history view (key 4) shows and whose events ring the bell
+                   (default: the agent's /var/lib/flowtop/history.db with the agent, your own
+                   $XDG_STATE_HOME/flowtop/history.db with the passive monitor; as flowtop history --db)
   --once --json    print one snapshot as JSON and exit; --jsonl streams flow changes
 Keys: press ? in the app.
 `;
@@ -31,6 +37,7 @@ export async function run(argv: string[]): Promise<number> {
       ascii: { type: 'boolean' },
       'no-bell': { type: 'boolean' },
       notify: { type: 'boolean' },
+      'history-db': { type: 'string' },
       'no-history': { type: 'boolean' },
       'max-flows': { type: 'string' },
       once: { type: 'boolean' },
@@ -62,6 +69,11 @@ export async function run(argv: string[]): Promise<number> {
   const { runInteractive } = await import('../app/run.js');
   const opened = await openSources({ sockets, demo, history: !values['no-history'] }, process.env);
   const ascii = wantAscii(process.env, values.ascii ?? false);
+  if (values['history-db'] === '') throw new UsageError('--history-db needs a file', 'run `flowtop --help` for the usage');
+  // Against the agent (or another extension socket), the agent's history; with the passive monitor,
+  // the user's own; the demo alone has none.
+  const flows = opened.sources.some((s) => s.id === 'monitor') ? 'monitor' : explicitSocketPaths(sockets, process.env).length > 0 || demo === undefined ? 'agent' : 'demo';
+  const history = openHistorySource({ flows, ...(values['history-db'] !== undefined ? { path: resolve(values['history-db']) } : {}) }, process.env);
   const style = { color: wantColor(process.env), ascii };
   try {
     return await runInteractive(
@@ -74,9 +86,10 @@ export async function run(argv: string[]): Promise<number> {
         stdout: styledStream(process.stdout, style),
         stderr: styledStream(process.stderr, style),
       },
-      { ascii, table: { maxFlows }, ...(opened.banner ? { banner: opened.banner } : {}), bell: !values['no-bell'], notify: values.notify ?? false },
+      { ascii, table: { maxFlows }, ...(opened.banner ? { banner: opened.banner } : {}), bell: !values['no-bell'], notify: values.notify ?? false, history },
     );
   } finally {
+    history.close();
     await opened.close();
     if (opened.note) process.stderr.write(`flowtop: ${opened.note}\n`);
     for (const line of opened.historyLog) process.stderr.write(`flowtop: ${line}\n`);
