@@ -6,8 +6,13 @@ import type { Policy } from '../rules/policy.js';
 
 export type EffectivePolicyMode = Pick<NonNullable<HelloMessage['mode']>, 'defaultAction' | 'blockMode' | 'blockUnpackaged' | 'allowPackaged' | 'policyFrom'>;
 
+/** The action when nobody decides: the stricter of `--default` and the rules file's policy. */
+export function defaultActionOf(flags: { defaultAction: Action }, file: Pick<Policy, 'defaultAction'>): Action {
+  return flags.defaultAction === 'block' || file.defaultAction === 'block' ? 'block' : 'allow';
+}
+
 export function effectivePolicy(flags: { defaultAction: Action; blockMode: BlockMode }, file: Policy): EffectivePolicyMode {
-  const defaultAction: Action = flags.defaultAction === 'block' || file.defaultAction === 'block' ? 'block' : 'allow';
+  const defaultAction = defaultActionOf(flags, file);
   const defaultFrom = flags.defaultAction === file.defaultAction
     ? `both --default and the rules file say ${defaultAction}`
     : flags.defaultAction === 'block'

@@ -226,6 +226,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new UserError(`agent could not start: ${(error as Error).message}`);
   }
   const { Agent } = await import('../agent/agent.js');
+  const { linuxAgentIo } = await import('../agent/linux-io.js');
   const { RuleStore } = await import('../rules/store.js');
   const { storeRuleBook } = await import('../agent/rule-book.js');
   const { createLinuxBackend } = await import('../native/linux/backend.js');
@@ -257,13 +258,11 @@ export async function run(argv: string[]): Promise<number> {
     failOpen: flags.failOpen,
     blockMode: flags.blockMode,
     inbound: flags.inbound,
-    ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
-    noBpf: flags.noBpf,
     udpIdleMs: flags.udpIdleMs,
     rules: storeRuleBook(store),
     attribution,
     ...(history ? { observers: [history.recorder] } : {}),
-  });
+  }, linuxAgentIo({ ...(flags.cgroup ? { cgroup: flags.cgroup } : {}), noBpf: flags.noBpf }));
   hasten = () => agent.hasten();
   try {
     await agent.start();

@@ -20,6 +20,7 @@ const skip = skipUnlessCapable();
 // one throws on every event.
 const RUNNER = `
 import { Agent } from './agent/agent.js';
+import { linuxAgentIo } from './agent/linux-io.js';
 import { RuleStore } from './rules/store.js';
 import { storeRuleBook } from './agent/rule-book.js';
 import { createLinuxBackend } from './native/linux/backend.js';
@@ -28,12 +29,12 @@ const store = await RuleStore.open(rules, { owner: 'agent' });
 const attribution = createLinuxBackend();
 const agent = new Agent({
   socketPath: socket, queueNum: Number(queue), defaultAction: 'allow', timeoutMs: 1500, failOpen: true, blockMode: 'drop',
-  inbound: false, cgroup, rules: storeRuleBook(store), attribution, trafficIntervalMs: 200,
+  inbound: false, rules: storeRuleBook(store), attribution, trafficIntervalMs: 200,
   observers: [
     { observe: () => { throw new Error('this observer always fails'); } },
     { observe: (e) => process.stdout.write(JSON.stringify(e) + '\\n') },
   ],
-});
+}, linuxAgentIo({ cgroup }));
 await agent.start();
 process.stderr.write('ready on ' + socket + '\\n');
 process.once('SIGTERM', async () => {
@@ -137,9 +138,10 @@ describe.skipIf(skip)('agent observers', () => {
 
   it('hears a pending flow, then the verdict its deadline gave', async () => {
     const pid = await connectAndClose(ASKED);
-    const flow = flowsOf(events, (f) => f.pid === pid && f.remote.port === ASKED)[0]!;
+    const flow = await waitFor('the pending flow', () => flowsOf(events, (f) => f.pid === pid && f.remote.port === ASKED)[0]);
     expect(flow.pending).toBeDefined();
-    const verdict = events.find((e) => e.type === 'verdict' && e.id === flow.id);
+    // the program connected once its packet was answered; the event may still be on its way
+    const verdict = await waitFor('its verdict', () => events.find((e) => e.type === 'verdict' && e.id === flow.id));
     expect(verdict).toMatchObject({ verdict: { action: 'allow', by: 'default' } });
     // the pending flow came first
     expect(events.indexOf(events.find((e) => e.type === 'flow' && e.flow.id === flow.id)!)).toBeLessThan(events.indexOf(verdict!));
@@ -153,9 +155,10 @@ describe.skipIf(skip)('agent observers', () => {
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const pending = await waitFor('the pending flow at the client', () => client.flows((f) => f.pid === pid && !!f.pending)[0]);
-    client.send({ type: 'verdict', id: pending.id, action: 'block', remember: 'always', scope: 'endpoint', blockMode: 'drop', ref: 'v1' });
-    const changed = await client.waitFor<Extract<ExtensionMessage, { type: 'rule-changed' }>>('the remembered rule', (m) => m.type === 'rule-changed' && m.op === 'added');
+    client.send({ type: 'verdict', id: pending.id, action: 'block', remember: 'once', blockMode: 'drop' });
     await client.waitFor('the verdict', (m) => m.type === 'verdict' && m.id === pending.id);
+    client.send({ type: 'rule-add', rule: { action: 'block', protocol: 'udp', endpoint: { port: 9 }, duration: { kind: 'always' } }, ref: 'r1' });
+    const changed = await client.waitFor<Extract<ExtensionMessage, { type: 'rule-changed' }>>('the added rule', (m) => m.type === 'rule-changed' && m.op === 'added');
     const heard = await waitFor('the observer to hear the rule', () => events.slice(from).find((e) => e.type === 'rule-changed' && e.rule.id === changed.rule.id));
     expect(heard).toMatchObject({ op: 'added', rule: { action: 'block' } });
     expect(events.slice(from).find((e) => e.type === 'verdict' && e.id === pending.id)).toMatchObject({ verdict: { action: 'block', by: 'user' } });

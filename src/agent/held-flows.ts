@@ -1,0 +1,182 @@
+// The flows the queue threads hand the main thread, and their verdicts. A decided flow is published
+// (or kept for a later client while nobody watches); a held packet is answered from a decision just
+// given (a retransmit), or becomes a pending flow that a rule, a policy switch (settle.ts), a client,
+// its process's death or its deadline decides — once, for all its packets — and the clients are told.
+import type { Attribution } from '../attribution/types.js';
+import type { FlowRecord, Verdict } from '../protocol/messages.js';
+import { NF_ACCEPT, NF_DROP } from '../native/linux/nfqueue.js';
+import { flowIdentityFromKey } from '../rules/model.js';
+import { BlockedConversations } from './blocked-conversations.js';
+import { defaultActionOf } from './effective-policy.js';
+import type { FlowNames } from './flow-names.js';
+import type { AgentIo, QueueWorkers } from './io.js';
+import { destroyFlowSocket } from './live-ending.js';
+import type { LiveFlows } from './live-flows.js';
+import type { AgentEvent } from './observers.js';
+import type { AgentOptions } from './options.js';
+import { PendingTable, type PendingFlow } from './pending.js';
+import { RateLimitedLog, describeError } from './rate-limited-log.js';
+import { RecentVerdicts } from './recent-verdicts.js';
+import { settle, wantsAttribution } from './settle.js';
+import type { SharedCounters } from './status.js';
+import { COUNTER, type HeldFlow } from './types.js';
+import { decodeUnwatched, type UnwatchedBatch } from './unwatched-batch.js';
+import type { UnwatchedFlows } from './unwatched-flows.js';
+import { TaughtIdentities } from './worker-rules.js';
+
+export interface HeldFlowsDeps {
+  io: Pick<AgentIo, 'clock' | 'destroySocket' | 'ownerGone'>;
+  options: Pick<AgentOptions, 'timeoutMs' | 'blockMode' | 'defaultAction' | 'rules' | 'attribution'>;
+  counters: SharedCounters;
+  names: FlowNames;
+  unwatched: UnwatchedFlows;
+  live(): LiveFlows | undefined;
+  pool(): QueueWorkers | undefined;
+  /** Whether any rule is keyed by code identity (see worker-rules.ts). */
+  identityRules(): boolean;
+  /** Whether a client is subscribed or an observer listens. */
+  watched(): boolean;
+  tell(event: AgentEvent, when?: 'now' | 'soon'): void;
+  log(line: string): void;
+}
+
+export class HeldFlows {
+  readonly pending: PendingTable;
+  readonly recent = new RecentVerdicts();
+  /** Blocked flows by conversation: a blocked sender's next packets count on one flow. */
+  readonly blocked: BlockedConversations;
+  private readonly taught = new TaughtIdentities();
+  private readonly rejectFailures: RateLimitedLog;
+
+  constructor(private readonly deps: HeldFlowsDeps) {
+    this.rejectFailures = new RateLimitedLog(deps.log, 10_000, deps.io.clock.now);
+    this.pending = new PendingTable((p) => this.decide(p, p.fallback ?? this.defaultVerdict('nobody answered in time')), deps.io.clock);
+    this.blocked = new BlockedConversations((flow) => deps.tell({ type: 'flow', flow }));
+  }
+
+  /** A queue thread's `flows` message. */
+  receive(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>, batch?: UnwatchedBatch): void {
+    const d = this.deps;
+    d.names.drain();
+    // Encoding costs main-thread time: decided flows are only published while someone listens. Those
+    // allowed by rule while nobody watched are only kept (unwatched-flows.ts); a batch that arrives
+    // just after a client subscribed is published like any decided flow.
+    if (d.watched()) {
+      for (const one of batch ? [...decided, ...decodeUnwatched(batch)] : decided) this.publishDecided({ ...one.flow, verdict: one.verdict });
+    } else if (batch) d.unwatched.add(batch);
+    const now = d.io.clock.now();
+    for (const h of held) {
+      d.names.name(h.flow);
+      // A retransmitted SYN (or next datagram) of a flow just decided: the same answer, not a new prompt.
+      const recent = this.recent.get(h.key, now);
+      if (recent) {
+        this.sendVerdicts([{ id: h.packetId, verdict: recent.action === 'allow' ? NF_ACCEPT : NF_DROP }]);
+        d.counters.decided(recent);
+        if (recent.action === 'block') this.blocked.count(h.flow);
+        continue;
+      }
+      const p = this.pending.add(h.key, h.flow, h.packetId, d.options.timeoutMs);
+      if (!p) continue; // joined a flow that already waits
+      d.tell({ type: 'flow', flow: p.flow }, 'now');
+      this.settle(p, h.needsIdentity, h.exeKey).catch((error: unknown) => d.log(`settling flow ${p.flow.id} failed (the deadline decides it): ${error instanceof Error ? error.message : String(error)}`));
+    }
+  }
+
+  private publishDecided(flow: FlowRecord & { verdict: Verdict }): void {
+    // The next datagram (or retried SYN) of a conversation already blocked: counted on its flow.
+    if (flow.verdict.action === 'block' && this.blocked.count(flow)) return;
+    this.deps.names.name(flow);
+    this.deps.tell({ type: 'flow', flow });
+    if (flow.verdict.action === 'allow') this.deps.live()?.add(flow);
+    else this.blocked.begin(flow);
+  }
+
+  /** A flow the worker could not decide: its identity is resolved first when a rule or switch needs
+   *  it (here, off the worker), then settle.ts decides, or leaves it to a person or the deadline. */
+  private async settle(p: PendingFlow, needsIdentity: boolean, exeKey?: string): Promise<void> {
+    const { options, io } = this.deps;
+    const policy = options.rules.policy();
+    let attribution: Attribution | undefined;
+    if (wantsAttribution(needsIdentity, this.deps.identityRules(), policy) && p.flow.token && options.attribution) {
+      try {
+        [attribution] = await options.attribution.resolve([Buffer.from(p.flow.token, 'base64')]);
+      } catch (error) {
+        attribution = { trust: 'insecure', reason: { call: 'resolve', message: (error as Error).message } };
+      }
+      const lesson = this.taught.teach(exeKey, attribution);
+      if (lesson) this.deps.pool()?.post(lesson);
+      if (!this.pending.get(p.flow.id)) return;
+      // The identity the agent established for this very token, before its program could exit: the
+      // flow carries it from now on, so a client whose own lookup comes too late can still show it.
+      const identity = attribution?.trust === 'secure' && attribution.identity ? flowIdentityFromKey(attribution.identity, attribution.path) : undefined;
+      if (identity) {
+        p.flow.identity = identity;
+        this.deps.tell({ type: 'flow', flow: p.flow }, 'now');
+      }
+    }
+    const s = settle(p.flow, attribution, {
+      match: (facts) => options.rules.match(facts, io.clock.now()),
+      policy: { ...policy, defaultAction: this.defaultAction },
+      blockMode: options.blockMode,
+    });
+    if (s.kind === 'fallback') p.fallback = s.verdict;
+    else if (s.kind !== 'wait') this.decide(p, s.verdict);
+  }
+
+  /** Answers every packet of a pending flow, once, and tells the clients. */
+  decide(p: PendingFlow, verdict: Verdict): void {
+    if (!this.pending.take(p.flow.id)) return;
+    const code = verdict.action === 'allow' ? NF_ACCEPT : NF_DROP;
+    this.sendVerdicts(p.packetIds.map((id) => ({ id, verdict: code })));
+    this.deps.counters.decided(verdict, p.packetIds.length);
+    const now = this.deps.io.clock.now();
+    this.recent.remember(p.key, verdict, now);
+    if (verdict.action === 'block' && verdict.blockMode === 'reject') this.reject(p.flow);
+    this.deps.tell({ type: 'verdict', id: p.flow.id, time: now, verdict });
+    const { pending: _, ...flow } = p.flow;
+    if (verdict.action === 'allow') this.deps.live()?.add({ ...flow, verdict });
+    else this.blocked.begin({ ...flow, verdict }, p.packetIds.length);
+  }
+
+  /** A rejected flow's socket is destroyed, so its program fails at once; if the kernel refuses, the
+   *  dropped packet still stops it, later. */
+  private reject(flow: FlowRecord): void {
+    try {
+      const outcome = destroyFlowSocket(this.deps.io, flow);
+      if (outcome?.result === 'refused') this.rejectFailures.say(`rejecting flow ${flow.id}: its socket could not be destroyed (${outcome.errno}); its packet was dropped`);
+    } catch (error) {
+      this.rejectFailures.say(`rejecting flow ${flow.id}: ${describeError(error)}`);
+    }
+  }
+
+  /** Pending flows whose process died get the default now, with the reason: nobody waits for them. */
+  reap(): void {
+    if (this.pending.size === 0) return;
+    for (const p of this.pending.all()) {
+      const reason = this.deps.io.ownerGone(p.flow);
+      if (reason) this.decide(p, { ...(p.fallback ?? this.defaultVerdict(reason)), reason });
+    }
+  }
+
+  /** Every pending flow gets what its deadline would give it (the agent is stopping). */
+  answerAll(reason: string): void {
+    for (const p of this.pending.all()) this.decide(p, p.fallback ?? this.defaultVerdict(reason));
+  }
+
+  /** The action when nobody decides: the stricter of `--default` and the rules file's policy. */
+  get defaultAction(): Verdict['action'] {
+    return defaultActionOf(this.deps.options, this.deps.options.rules.policy());
+  }
+
+  private defaultVerdict(reason: string): Verdict {
+    const action = this.defaultAction;
+    return { action, by: 'default', policy: 'defaultAction', reason, ...(action === 'block' ? { blockMode: this.deps.options.blockMode } : {}) };
+  }
+
+  private sendVerdicts(verdicts: Array<{ id: number; verdict: number }>): void {
+    const pool = this.deps.pool();
+    if (!pool || verdicts.length === 0) return;
+    const failed = pool.sendVerdicts(verdicts);
+    if (failed > 0) this.deps.counters.add(COUNTER.verdictErrors, failed);
+  }
+}

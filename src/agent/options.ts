@@ -1,0 +1,31 @@
+// What `flowtop agent` is started with (its flags, the rule book, the attribution backend, observers);
+// what it reads from and does to the system comes separately, as its AgentIo (io.ts).
+import type { AttributionBackend } from '../attribution/types.js';
+import type { Action, BlockMode } from '../protocol/messages.js';
+import type { AgentObserver } from './observers.js';
+import type { RuleBook } from './rule-book.js';
+
+export interface AgentOptions {
+  socketPath: string;
+  queueNum: number;
+  /** Queue threads, one NFQUEUE each from queueNum up (default 1). */
+  workers?: number;
+  defaultAction: Action;
+  timeoutMs: number;
+  failOpen: boolean;
+  blockMode: BlockMode;
+  inbound: boolean;
+  rules: RuleBook;
+  /** Resolves tokens to identities for identity-keyed rules and `remember always`. */
+  attribution?: AttributionBackend;
+  /** A UDP flow ends after this long with no activity seen (default 30 s). */
+  udpIdleMs?: number;
+  /** How often byte counters and ends are polled (default 1 s). */
+  trafficIntervalMs?: number;
+  log?: (line: string) => void;
+  /** The agent can no longer judge packets (its queue loop died). */
+  onFatal?: (message: string) => void;
+  /** Told every event the subscribed clients are sent (see observers.ts). While there is one, the
+   *  agent publishes every flow as if a client were subscribed: none goes into the unwatched batches. */
+  observers?: readonly AgentObserver[];
+}

@@ -1,0 +1,101 @@
+// What a running agent says about itself: its counters (shared with the queue threads), how it finds
+// owners, and the status file `flowtop agent --status` reads (written beside the socket once a second).
+import type { Action, BlockMode, Verdict } from '../protocol/messages.js';
+import { readStatusFile } from './socket-files.js';
+import { COUNTER, COUNTER_SLOTS, type AttributionMethod } from './types.js';
+
+export interface AgentCounters {
+  queued: number;
+  decidedByRule: number;
+  /** Of those, by an identity rule matched in a queue worker (the code identity already verified). */
+  decidedByIdentityInWorker: number;
+  decidedByUser: number;
+  decidedByDefault: number;
+  unparsed: number;
+  ownerFound: number;
+  ownerMissing: number;
+  verdictErrors: number;
+  pending: number;
+}
+
+export interface AgentStatus {
+  pid: number;
+  started: number;
+  socket: string;
+  queueNum: number;
+  failOpen: boolean;
+  defaultAction: Action;
+  timeoutMs: number;
+  blockMode: BlockMode;
+  firewall: string;
+  attribution: string;
+  attributionDetail: string;
+  counters: AgentCounters;
+  clients: number;
+}
+
+/** The counters the queue threads and the main thread add to (a SharedArrayBuffer, see types.ts). */
+export class SharedCounters {
+  readonly buffer = new SharedArrayBuffer(8 * COUNTER_SLOTS);
+  readonly view = new BigInt64Array(this.buffer);
+
+  /** Packets answered with `verdict`, counted by what decided it. */
+  decided(verdict: Verdict, packets = 1): void {
+    const slot = verdict.by === 'rule' ? COUNTER.rule : verdict.by === 'user' ? COUNTER.user : COUNTER.default;
+    Atomics.add(this.view, slot, BigInt(packets));
+  }
+
+  add(slot: number, n: number): void {
+    Atomics.add(this.view, slot, BigInt(n));
+  }
+
+  set(slot: number, value: number): void {
+    Atomics.store(this.view, slot, BigInt(value));
+  }
+
+  values(pending: number): AgentCounters {
+    const v = (i: number): number => Number(Atomics.load(this.view, i));
+    return {
+      queued: v(COUNTER.queued),
+      decidedByRule: v(COUNTER.rule),
+      decidedByIdentityInWorker: v(COUNTER.identityInWorker),
+      decidedByUser: v(COUNTER.user),
+      decidedByDefault: v(COUNTER.default),
+      unparsed: v(COUNTER.unparsed),
+      ownerFound: v(COUNTER.ownerFound),
+      ownerMissing: v(COUNTER.ownerMissing),
+      verdictErrors: v(COUNTER.verdictErrors),
+      pending,
+    };
+  }
+}
+
+/** How owners are found, and what happened since: the recorder's state and the queue threads' notes. */
+export class AttributionReport {
+  note?: string;
+
+  constructor(public method: AttributionMethod, public detail: string) {}
+
+  /** A queue thread's note (each thread may say it): the status keeps the first of each kind. */
+  addNote(message: string): void {
+    const gist = message.split(' (')[0]!;
+    if (!this.detail.includes(gist)) this.detail += `; ${message}`;
+  }
+
+  get fullDetail(): string {
+    return this.note ? `${this.detail}; ${this.note}` : this.detail;
+  }
+}
+
+/** The status a running agent wrote, for `flowtop agent --status`; a string says why a file there was
+ *  not believed. */
+export function readStatus(file: string): AgentStatus | string | undefined {
+  const read = readStatusFile(file);
+  if (!read) return undefined;
+  if ('problem' in read) return read.problem;
+  try {
+    return JSON.parse(read.text) as AgentStatus;
+  } catch {
+    return `${file} is not valid JSON: ignored`;
+  }
+}
