@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ExtensionMessage } from '../../src/protocol/messages.js';
+import type { ExtensionMessage, Verdict } from '../../src/protocol/messages.js';
 import { LinuxResolver } from '../../src/native/linux/process.js';
 import {
   Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startAgent,
@@ -90,39 +90,75 @@ describe.skipIf(skip)('adversarial: exec after connect borrows another program\'
     for (const c of children.splice(0)) c.kill('SIGKILL');
   });
 
-  afterAll(() => {
+  afterAll(async () => {
+    // the shared agent, when the test that stops it did not run
+    const shared = await allowingSleep?.catch(() => undefined);
+    if (shared && shared.agent.proc.exitCode === null) {
+      await shared.agent.stop();
+      cleanupDir(shared.agent.dir);
+    }
     ns?.delete();
     cg?.delete();
     removeBuild();
     expect(hostRules()).toBe(before);
   });
 
-  /** An agent with `--default block` and one rule allowing coreutils' /bin/sleep to connect to `port`. */
-  async function agentAllowingSleep(port: number, queueNum: number): Promise<{ agent: RunningAgent; crashed: () => boolean }> {
-    const agent = await startAgent(ns, cg, ['--queue-num', String(queueNum), '--default', 'block', '--timeout', '1s', '--block-mode', 'reject'], mkdtempSync(join(tmpdir(), 'flowtop-agent-')));
-    agents.push(agent);
-    const client = new TestClient(agent.socket);
-    await client.subscribe();
-    client.send({ type: 'rule-add', rule: { action: 'allow', identity: { kind: 'package', value: '/bin/sleep', package: 'coreutils' }, protocol: 'tcp', endpoint: { port }, duration: { kind: 'always' } } });
-    await client.waitFor<RuleChanged>('the sleep rule', (m) => m.type === 'rule-changed');
-    client.close();
-    return { agent, crashed: () => agent.proc.exitCode !== null || agent.proc.signalCode !== null };
+  interface AllowingAgent {
+    agent: RunningAgent;
+    /** Subscribed from the start: sees each flow and its verdict. */
+    watcher: TestClient;
+    crashed: () => boolean;
   }
 
-  /** Runs `tries` attackers, `parallel` at a time; resolves with each one's local port. */
-  async function runAttackers(argv: string[], tries: number, parallel: number): Promise<number[]> {
+  /** An agent with `--default block` and a rule allowing coreutils' /bin/sleep to connect to each port. */
+  async function agentAllowingSleep(ports: number[], queueNum: number): Promise<AllowingAgent> {
+    const agent = await startAgent(ns, cg, ['--queue-num', String(queueNum), '--default', 'block', '--timeout', '1s', '--block-mode', 'reject'], mkdtempSync(join(tmpdir(), 'flowtop-agent-')));
+    const watcher = new TestClient(agent.socket);
+    await watcher.subscribe();
+    for (const port of ports) {
+      watcher.send({ type: 'rule-add', rule: { action: 'allow', identity: { kind: 'package', value: '/bin/sleep', package: 'coreutils' }, protocol: 'tcp', endpoint: { port }, duration: { kind: 'always' } }, ref: `sleep-${port}` });
+      await watcher.waitFor<RuleChanged>('the sleep rule', (m) => m.type === 'rule-changed' && m.ref === `sleep-${port}`);
+    }
+    return { agent, watcher, crashed: () => agent.proc.exitCode !== null || agent.proc.signalCode !== null };
+  }
+
+  /** The verdict on the flow from `localPort`, once there is one. */
+  function verdictFor(watcher: TestClient, localPort: number): Verdict | undefined {
+    const ids = new Set(watcher.flows((f) => f.local.port === localPort).map((f) => f.id));
+    const m = watcher.messages.find((x) => x.type === 'verdict' && ids.has(x.id));
+    return m?.type === 'verdict' ? m.verdict : undefined;
+  }
+
+  /** Runs `tries` attackers, `parallel` at a time; resolves with each one's local port once every
+   *  connection has been judged and whatever was let through has reached the server's log. */
+  async function runAttackers(argv: string[], tries: number, parallel: number, on: AllowingAgent, server: ReturnType<typeof lines>, logged: 'conn' | 'data'): Promise<number[]> {
     const ports: number[] = [];
     for (let done = 0; done < tries; done += parallel) {
-      const batch = Array.from({ length: Math.min(parallel, tries - done) }, async () => {
+      const batch = await Promise.all(Array.from({ length: Math.min(parallel, tries - done) }, async () => {
         const child = spawnIn(ns, cg, argv);
         children.push(child);
-        ports.push(Number(await lines(child).next((l) => /^\d+$/.test(l), 30_000)));
-      });
-      await Promise.all(batch);
+        const exited = new Promise((r) => child.once('exit', r));
+        return { port: Number(await lines(child).next((l) => /^\d+$/.test(l), 30_000)), exited };
+      }));
+      ports.push(...batch.map((b) => b.port));
       // every connection of the batch judged (by the rule, or the 1 s deadline) before the next
-      await new Promise((r) => setTimeout(r, 1500));
+      await waitFor('a verdict on every connection of the batch', () => batch.every((b) => verdictFor(on.watcher, b.port)), 15_000)
+        .catch(() => undefined); // one judged out of the watcher's sight still shows in the server's log
+      // A sender is done (sent its payload or gave up) when it exits; the program exec'd in place never sends.
+      if (logged === 'data') await Promise.all(batch.map((b) => b.exited));
+      // What was let through shows in the server's log a moment later: wait for it, or a bypass could go unseen.
+      const allowed = batch.filter((b) => verdictFor(on.watcher, b.port)?.action !== 'block');
+      await waitFor('the server to log what was let through', () => allowed.every((b) => server.all.some((l) => l.startsWith(`${logged} ${b.port}`))), 5_000)
+        .catch(() => undefined);
     }
     return ports;
+  }
+
+  // One agent for both attacks on the allow rule (a rule for each one's port), stopped after the second.
+  let allowingSleep: Promise<AllowingAgent> | undefined;
+  function sharedAgentAllowingSleep(): Promise<AllowingAgent> {
+    allowingSleep ??= agentAllowingSleep([7950, 7952], 7960);
+    return allowingSleep;
   }
 
   it('exec in place after a non-blocking connect never rides on the exec\'d program\'s allow rule', async () => {
@@ -130,11 +166,11 @@ describe.skipIf(skip)('adversarial: exec after connect borrows another program\'
     const server = startLoggingServer(ns, PORT);
     children.push(server.child);
     await server.out.next((l) => l === 'ready');
-    const { crashed } = await agentAllowingSleep(PORT, 7960);
-    const ports = await runAttackers(execInPlace(PORT), 60, 20);
+    const on = await sharedAgentAllowingSleep();
+    const ports = await runAttackers(execInPlace(PORT), 60, 20, on, server.out, 'conn');
     const accepted = new Set(server.out.all.filter((l) => l.startsWith('conn ')).map((l) => Number(l.split(' ')[1])));
     const bypasses = ports.filter((p) => accepted.has(p)).length;
-    const crashes = crashed() ? 1 : 0;
+    const crashes = on.crashed() ? 1 : 0;
     reportAttack('exec-after-connect (exec in place, allow rule for the exec\'d program, --default block)', { tries: ports.length, bypasses, crashes });
     expect(bypasses).toBe(0);
     expect(crashes).toBe(0);
@@ -145,11 +181,12 @@ describe.skipIf(skip)('adversarial: exec after connect borrows another program\'
     const server = startLoggingServer(ns, PORT);
     children.push(server.child);
     await server.out.next((l) => l === 'ready');
-    const { crashed } = await agentAllowingSleep(PORT, 7970);
-    const ports = await runAttackers(childConnectsThenExecs(PORT), 60, 20);
+    const on = await sharedAgentAllowingSleep();
+    agents.push(on.agent); // stopped after this test
+    const ports = await runAttackers(childConnectsThenExecs(PORT), 60, 20, on, server.out, 'data');
     const delivered = new Set(server.out.all.filter((l) => l.startsWith('data ')).map((l) => Number(l.split(' ')[1])));
     const bypasses = ports.filter((p) => delivered.has(p)).length;
-    const crashes = crashed() ? 1 : 0;
+    const crashes = on.crashed() ? 1 : 0;
     reportAttack('exec-after-connect (child connects and execs, parent sends, --default block)', { tries: ports.length, bypasses, crashes });
     expect(bypasses).toBe(0);
     expect(crashes).toBe(0);

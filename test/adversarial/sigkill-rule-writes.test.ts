@@ -24,7 +24,11 @@ describe('adversarial: SIGKILL during rule writes', () => {
         let err = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        await new Promise((r) => setTimeout(r, 400 + Math.random() * 800));
+        // Killed at a random moment once it is writing (its first rule acknowledged), not while Node
+        // starts: on a busy machine a fixed delay from the spawn often killed it before any write.
+        const writing = Date.now();
+        while (!out.includes('\n') && child.exitCode === null && Date.now() - writing < 10_000) await new Promise((r) => setTimeout(r, 10));
+        await new Promise((r) => setTimeout(r, Math.random() * 800));
         child.kill('SIGKILL');
         const end = await exited(child);
         if (end.signal === 'SIGKILL') kills++;

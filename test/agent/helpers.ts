@@ -7,10 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClientMessage, ExtensionMessage } from '../../src/protocol/messages.js';
+import { compileProject } from '../setup/compile.js';
+import { sharedBuild } from '../setup/shared-build.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** Per test process: test files run in parallel and must not overwrite each other's build. */
-export const DIST = join(ROOT, 'node_modules/.cache', `flowtop-agent-test-${process.pid}`);
+
+const SHARED = sharedBuild();
+/** The compiled agent: the run's shared build, else one per test process (test files run in parallel
+ *  and must not overwrite each other's build). */
+export const DIST = SHARED ?? join(ROOT, 'node_modules/.cache', `flowtop-agent-test-${process.pid}`);
 
 /** Why this machine cannot run the agent tests, or undefined when it can. */
 export function missingCapability(): string | undefined {
@@ -32,12 +37,11 @@ export function skipUnlessCapable(): boolean {
 }
 
 let built = false;
-/** Compiles src/ once (the agent runs its queue loop in a worker thread, which needs JavaScript). */
+/** The compiled agent (it runs its queue loop in a worker thread, which needs JavaScript): the shared
+ *  build, or compiled once for this test process. */
 export function buildAgent(): string {
-  if (built && existsSync(join(DIST, 'run-agent.mjs'))) return DIST;
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', DIST], { stdio: 'ignore' });
-  if (!existsSync(join(DIST, 'agent/queue-worker.js'))) throw new Error('compiling the agent failed');
-  writeFileSync(join(DIST, 'run-agent.mjs'), "import { main } from './cli.js';\nprocess.exitCode = await main(process.argv.slice(2));\n");
+  if (SHARED || (built && existsSync(join(DIST, 'run-agent.mjs')))) return DIST;
+  compileProject(DIST);
   built = true;
   return DIST;
 }
@@ -169,8 +173,9 @@ export async function startAgent(ns: Netns, cg: TestCgroup | undefined, flags: s
   };
 }
 
+/** Removes this process's own build; the shared one is removed when the run ends. */
 export function removeBuild(): void {
-  rmSync(DIST, { recursive: true, force: true });
+  if (!SHARED) rmSync(DIST, { recursive: true, force: true });
 }
 
 export function cleanupDir(dir: string): void {

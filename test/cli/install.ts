@@ -7,6 +7,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sharedBuild } from '../setup/shared-build.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -18,18 +19,19 @@ export interface Installation {
 }
 
 /** Installs flowtop into a fresh 0755 temporary folder. `dist` reuses an existing build of
- *  tsconfig.build.json (e.g. the agent tests' own) instead of compiling again. */
+ *  tsconfig.build.json (by default the run's shared build) instead of compiling again. */
 export function install(options: { dist?: string } = {}): Installation {
   const dir = mkdtempSync(join(tmpdir(), 'flowtop-install-'));
   chmodSync(dir, 0o755);
-  if (options.dist) {
-    cpSync(options.dist, join(dir, 'dist'), { recursive: true });
+  const dist = options.dist ?? sharedBuild();
+  if (dist) {
+    cpSync(dist, join(dir, 'dist'), { recursive: true });
   } else {
     const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
     const built = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { encoding: 'utf8' });
     if (!existsSync(join(dir, 'dist/cli.js'))) throw new Error(`compiling flowtop failed: ${built.stdout}${built.stderr}`);
   }
-  if (!existsSync(join(dir, 'dist/cli.js'))) throw new Error(`no compiled CLI in ${options.dist ?? 'the build'}`);
+  if (!existsSync(join(dir, 'dist/cli.js'))) throw new Error(`no compiled CLI in ${dist ?? 'the build'}`);
   for (const part of ['bin', 'demo/scenarios', 'package.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
   copyProductionDependencies(dir);
   execFileSync('chmod', ['-R', 'a+rX', dir]);
