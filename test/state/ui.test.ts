@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { initialUi, reduceUi } from '../../src/state/ui.js';
+import { initialTable } from '../../src/state/reducer.js';
 
 describe('ui reducer', () => {
   it('cycles views with Tab and back with Shift-Tab', () => {
@@ -30,5 +31,23 @@ describe('ui reducer', () => {
     expect(s).toMatchObject({ editingFilter: false, filter: { query: 'cur' } });
     s = reduceUi(s, { type: 'filter-clear' });
     expect(s.filter.query).toBe('');
+  });
+
+  it('keeps each view\'s scroll position, and the frozen copy until resume', () => {
+    let s = reduceUi(initialUi(), { type: 'scrolled', top: 12 });
+    s = reduceUi(s, { type: 'view', view: 'rules' });
+    s = reduceUi(s, { type: 'scrolled', top: 3 });
+    expect(s.top).toEqual({ flows: 12, processes: 0, rules: 3 });
+    const copy = initialTable({}, 1_000);
+    s = reduceUi(s, { type: 'freeze', table: copy });
+    expect(s.frozen).toBe(copy);
+    expect(reduceUi(s, { type: 'resume' }).frozen).toBeUndefined();
+  });
+
+  it('starts with the bell as asked, and m turns it off and on', () => {
+    expect(initialUi().bell).toBe(true);
+    const off = initialUi({ bell: false });
+    expect(off.bell).toBe(false);
+    expect(reduceUi(off, { type: 'bell', on: true }).bell).toBe(true);
   });
 });
