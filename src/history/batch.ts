@@ -68,6 +68,9 @@ export interface HostBucket {
 export interface HistoryBatch {
   rows: FlowRow[];
   changes: FlowChange[];
+  /** Flows that ended and changed nothing else, four numbers each: ref, end, rx, tx (columns cost a
+   *  fraction of objects to pass between threads). */
+  ended?: Float64Array;
   processes: ProcessBucket[];
   hosts: HostBucket[];
 }

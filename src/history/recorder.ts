@@ -28,6 +28,9 @@ const FLUSH_MS = 250;
 const RESOLVE_WAIT_MS = 500;
 /** Rows written before their lookup answered, by token, for the answer to complete them. */
 const MAX_AWAITING = 50_000;
+/** A new flow's row is held this long before it is first written, so a flow that ends within it is
+ *  written once, whole (start, end and bytes), instead of inserted and then updated. */
+const HOLD_MS = 300;
 /** A batch goes out at once past this many changed flows. */
 const MAX_BATCH = 10_000;
 const MAX_CACHED_TOKENS = 20_000;
@@ -43,20 +46,20 @@ interface OpenFlow {
   kind: number;
   raddr: string;
   rport: number;
-  host?: string;
+  host: string | undefined;
   verdict: number;
-  rule?: string;
-  uid?: number;
-  token?: string;
-  agentIdentity?: FlowRecord['identity'];
-  facts?: ProcessFacts;
+  rule: string | undefined;
+  uid: number | undefined;
+  token: string | undefined;
+  agentIdentity: FlowRecord['identity'] | undefined;
+  facts: ProcessFacts | undefined;
   posted: boolean;
   /** Open before recording began: its first counters are taken as the starting point. */
   baseline: boolean;
   /** Fields changed since the row was written. */
   changedHost: boolean;
   changedVerdict: boolean;
-  end?: number;
+  end: number | undefined;
   rx: number;
   tx: number;
   flushedRx: number;
@@ -130,12 +133,15 @@ export class HistoryRecorder {
       kind: Math.max(0, PROTOCOL_CODES.indexOf(flow.protocol)) | (flow.direction === 'inbound' ? KIND_INBOUND : 0) | (flow.family === 'ipv6' ? KIND_IPV6 : 0),
       raddr: flow.remote.address,
       rport: flow.remote.port,
-      ...(flow.remoteHost ? { host: flow.remoteHost.name } : {}),
+      // Every field present (undefined when unknown): one object shape for all flows, no spreads.
+      host: flow.remoteHost?.name,
       verdict: flow.verdict ? verdictCode(flow.verdict) : ACTION.observed,
-      ...(flow.verdict?.ruleId !== undefined ? { rule: flow.verdict.ruleId } : {}),
-      ...(flow.uid !== undefined ? { uid: flow.uid } : {}),
-      ...(flow.token !== undefined ? { token: flow.token } : {}),
-      ...(flow.identity ? { agentIdentity: flow.identity } : {}),
+      rule: flow.verdict?.ruleId,
+      uid: flow.uid,
+      token: flow.token,
+      agentIdentity: flow.identity,
+      facts: undefined,
+      end: undefined,
       posted: false,
       baseline: existing,
       changedHost: false,
@@ -145,11 +151,7 @@ export class HistoryRecorder {
     this.flows.set(flow.id, o);
     this.counts.flows++;
     if (o.token !== undefined && this.options.resolve && !this.facts.has(o.token)) this.toResolve.add(o.token);
-    if (this.flows.size > MAX_OPEN) {
-      const [oldId, old] = this.flows.entries().next().value!;
-      this.flows.delete(oldId);
-      if (!this.dirty.has(old)) this.counts.forgotten++;
-    }
+    if (this.flows.size > MAX_OPEN) this.forgetOldest();
     this.touch(o);
   }
 
@@ -199,8 +201,9 @@ export class HistoryRecorder {
     }
   }
 
-  /** Sends what changed since the last batch (rows still waiting for their program stay). */
-  flush(): void {
+  /** Sends what changed since the last batch (rows still held or waiting for their program stay,
+   *  unless `all`). */
+  flush(all = false): void {
     this.startResolving();
     if (this.dirty.size === 0 && this.completions.length === 0) return;
     const now = this.now();
@@ -208,6 +211,7 @@ export class HistoryRecorder {
     const rows: FlowRow[] = [];
     const changes: FlowChange[] = this.completions;
     this.completions = [];
+    const ended: number[] = [];
     const processes = new Map<string, ProcessBucket>();
     const hosts = new Map<string, HostBucket>();
     const addProcess = (m: number, facts: ProcessFacts, uid: number, rx: number, tx: number, flows: number): void => {
@@ -229,6 +233,7 @@ export class HistoryRecorder {
       }
     };
     for (const o of this.dirty) {
+      if (!all && !o.posted && o.end === undefined && now - o.seen < HOLD_MS) continue;
       if (!o.facts) {
         const f = this.factsOf(o, now);
         if (!f) continue; // its program's lookup is still under way
@@ -253,6 +258,8 @@ export class HistoryRecorder {
           ...(o.rx > 0 || o.tx > 0 || o.end !== undefined ? { rx: o.rx, tx: o.tx } : {}),
         });
         o.posted = true;
+      } else if (o.end !== undefined && !o.changedHost && !o.changedVerdict) {
+        ended.push(o.ref, o.end, o.rx, o.tx);
       } else if (o.end !== undefined || o.changedHost || o.changedVerdict) {
         changes.push({
           ref: o.ref,
@@ -270,9 +277,21 @@ export class HistoryRecorder {
       }
       if (o.end !== undefined) this.forget(o);
     }
-    if (rows.length === 0 && changes.length === 0 && processes.size === 0) return;
+    if (rows.length === 0 && changes.length === 0 && ended.length === 0 && processes.size === 0) return;
     this.counts.batches++;
-    this.options.write({ rows, changes, processes: [...processes.values()], hosts: [...hosts.values()] });
+    this.options.write({ rows, changes, ...(ended.length > 0 ? { ended: Float64Array.from(ended) } : {}), processes: [...processes.values()], hosts: [...hosts.values()] });
+  }
+
+  /** Past MAX_OPEN, the oldest tenth goes in one pass (one at a time, each would skip every entry
+   *  deleted before it). A forgotten flow's later end or bytes are not recorded. */
+  private forgetOldest(): void {
+    let n = MAX_OPEN / 10;
+    for (const [id, o] of this.flows) {
+      if (n-- <= 0) break;
+      this.flows.delete(id);
+      this.counts.forgotten++;
+      this.dirty.delete(o);
+    }
   }
 
   private forget(o: OpenFlow): void {
@@ -329,7 +348,13 @@ export class HistoryRecorder {
       if (facts) for (const ref of refs) this.completions.push({ ref, facts });
     }
     this.facts.set(token, facts);
-    if (this.facts.size > MAX_CACHED_TOKENS) this.facts.delete(this.facts.keys().next().value!);
+    if (this.facts.size > MAX_CACHED_TOKENS) {
+      let n = MAX_CACHED_TOKENS / 10;
+      for (const key of this.facts.keys()) {
+        if (n-- <= 0) break;
+        this.facts.delete(key);
+      }
+    }
   }
 
   /** Sends the last batch (flows still waiting for their program go without it). */
@@ -337,7 +362,7 @@ export class HistoryRecorder {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
     for (const o of this.dirty) if (!o.facts) o.facts = this.factsOf(o, Number.POSITIVE_INFINITY);
-    this.flush();
+    this.flush(true);
     this.closed = true;
   }
 }

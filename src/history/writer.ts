@@ -33,6 +33,7 @@ export class HistoryWriter {
   private readonly addrs = new Map<string, number>();
   private readonly rules = new Map<string, { id: number; blocked: boolean }>();
   private readonly rowOf = new Map<number, number>();
+  private evictFrom = 0;
   private readonly statements;
   /** The hourly and daily copies of the buckets (schema.ts ROLLUPS). */
   private readonly rollups;
@@ -65,6 +66,7 @@ export class HistoryWriter {
       ruleBlocked: db.prepare('UPDATE rules SET first_block = ? WHERE id = ?'),
       insertFlow: db.prepare('INSERT INTO flows (start, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       flowStart: db.prepare('SELECT start FROM flows WHERE id = ?'),
+      endFlow: db.prepare('UPDATE flows SET dur = max(0, ? - start), rx = ?, tx = ? WHERE id = ?'),
       setProcess: db.prepare('UPDATE flows SET ident = ?, trust = ?, parent = ? WHERE id = ?'),
       updateFlow: db.prepare('UPDATE flows SET dur = coalesce(?, dur), host = coalesce(?, host), verdict = coalesce(?, verdict), rule = coalesce(?, rule), rx = coalesce(?, rx), tx = coalesce(?, tx) WHERE id = ?'),
       addTraffic: db.prepare('INSERT INTO traffic (minute, ident, uid, rx, tx, flows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows'),
@@ -84,6 +86,13 @@ export class HistoryWriter {
     this.db.transaction(() => {
       for (const row of batch.rows) this.insertFlow(row, events, now);
       for (const change of batch.changes) this.changeFlow(change, events, now);
+      const ended = batch.ended;
+      if (ended) {
+        for (let i = 0; i + 3 < ended.length; i += 4) {
+          const id = this.rowOf.get(ended[i]!);
+          if (id !== undefined) this.statements.endFlow.run(ended[i + 1]!, ended[i + 2]!, ended[i + 3]!, id);
+        }
+      }
       for (const b of batch.processes) {
         const ident = b.facts ? this.identity(b.facts, events, now) ?? 0 : 0;
         this.statements.addTraffic.run(b.minute, ident, b.uid, b.rx, b.tx, b.flows);
@@ -113,7 +122,9 @@ export class HistoryWriter {
     );
     // Kept after the end too: a late lookup may still complete the row.
     this.rowOf.set(row.ref, Number(info.lastInsertRowid));
-    if (this.rowOf.size > MAX_OPEN_REFS) this.rowOf.delete(this.rowOf.keys().next().value!);
+    // Refs grow by one per flow: the oldest go by number (a Map's first key is found by skipping
+    // every entry deleted before it, which made each insert slower than the last).
+    while (this.rowOf.size > MAX_OPEN_REFS) this.rowOf.delete(this.evictFrom++);
   }
 
   private changeFlow(change: FlowChange, events: HistoryEvent[], now: number): void {
@@ -123,6 +134,7 @@ export class HistoryWriter {
       const f = change.facts;
       this.statements.setProcess.run(this.identity(f, events, now) ?? null, f.trust, f.parent !== undefined ? this.path(f.parent) : null, id);
     }
+    if (change.end === undefined && change.host === undefined && change.verdict === undefined) return; // only its program
     let dur: number | null = null;
     if (change.end !== undefined) {
       const start = (this.statements.flowStart.get(id) as { start: number } | undefined)?.start;
