@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expectErrno } from './errno.js';
 
 const PACKAGE_NAME = 'flowtop';
 /** src/version.ts sits one folder below package.json; a build in node_modules/.cache/<dir>/ three. */
@@ -16,8 +17,10 @@ function packageVersion(): string {
     let pkg: unknown;
     try {
       pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
-    } catch {
-      continue; // none here, or unreadable: look one folder up
+    } catch (error) {
+      // none here, unreadable, or not JSON: look one folder up
+      if (!(error instanceof SyntaxError)) expectErrno(error, ['ENOENT', 'EACCES', 'ENOTDIR']);
+      continue;
     }
     const fields = typeof pkg === 'object' && pkg !== null ? (pkg as Record<string, unknown>) : {};
     const version = fields['version'];

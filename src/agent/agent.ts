@@ -20,7 +20,7 @@ import { EndedRules } from './ended-rules.js';
 import { ObserverList } from './observers.js';
 import type { AgentOptions } from './options.js';
 import { RuleConversation } from './rule-requests.js';
-import { AttributionReport, SharedCounters, type AgentStatus } from './status.js';
+import { AttributionReport, SharedCounters, StatusFileWriter, type AgentStatus } from './status.js';
 import { LISTENERS_SLOT, type MainToWorker } from './types.js';
 import { UnwatchedFlows } from './unwatched-flows.js';
 import { workerRules } from './worker-rules.js';
@@ -45,6 +45,7 @@ export class Agent {
   private readonly ruleTalk: RuleConversation;
   private readonly verdicts: ClientVerdicts;
   private readonly log: (line: string) => void;
+  private readonly statusFile = new StatusFileWriter((line) => this.log(line));
   private readonly started: number;
   /** Whether any rule is keyed by code identity (see worker-rules.ts). */
   private identityRules = false;
@@ -210,9 +211,7 @@ export class Agent {
   }
 
   private writeStatus(): void {
-    try {
-      this.audience.server?.writeStatus(`${JSON.stringify(this.status())}\n`);
-    } catch { /* status is best effort */ }
+    this.statusFile.write((text) => this.audience.server?.writeStatus(text), this.status());
   }
 
   /** A later stop signal: threads are terminated at once instead of being given time to finish. */

@@ -143,7 +143,10 @@ export class HeldFlows {
   private reject(flow: FlowRecord): void {
     try {
       const outcome = destroyFlowSocket(this.deps.io, flow);
-      if (outcome?.result === 'refused') this.rejectFailures.say(`rejecting flow ${flow.id}: its socket could not be destroyed (${outcome.errno}); its packet was dropped`);
+      if (outcome?.result === 'refused') {
+        this.deps.counters.add(COUNTER.destroyErrors, 1);
+        this.rejectFailures.say(`rejecting flow ${flow.id}: its socket could not be destroyed (${outcome.errno}); its packet was dropped`);
+      }
     } catch (error) {
       this.rejectFailures.say(`rejecting flow ${flow.id}: ${describeError(error)}`);
     }

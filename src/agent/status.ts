@@ -3,6 +3,7 @@
 import type { Action, BlockMode, Verdict } from '../protocol/messages.js';
 import { readStatusFile } from './socket-files.js';
 import { COUNTER, COUNTER_SLOTS, type AttributionMethod } from './types.js';
+import { RateLimitedLog, describeError } from './rate-limited-log.js';
 
 export interface AgentCounters {
   queued: number;
@@ -15,6 +16,11 @@ export interface AgentCounters {
   ownerFound: number;
   ownerMissing: number;
   verdictErrors: number;
+  /** Packets the queue threads failed to judge (an exception): given the default, but not counted as
+   *  decided by it. Absent from status files of older agents. */
+  judgeErrors?: number;
+  /** Flows blocked with reject whose socket the kernel would not destroy (EPERM, EOPNOTSUPP). */
+  destroyErrors?: number;
   pending: number;
 }
 
@@ -65,8 +71,28 @@ export class SharedCounters {
       ownerFound: v(COUNTER.ownerFound),
       ownerMissing: v(COUNTER.ownerMissing),
       verdictErrors: v(COUNTER.verdictErrors),
+      judgeErrors: v(COUNTER.judgeErrors),
+      destroyErrors: v(COUNTER.destroyErrors),
       pending,
     };
+  }
+}
+
+/** Writes the status file (once a second). Best effort, but not silent: a failure is logged, at most
+ *  once a minute, and `--status` meanwhile shows the last file written. */
+export class StatusFileWriter {
+  private readonly failures: RateLimitedLog;
+
+  constructor(log: (line: string) => void) {
+    this.failures = new RateLimitedLog(log, 60_000);
+  }
+
+  write(write: (text: string) => void, status: AgentStatus): void {
+    try {
+      write(`${JSON.stringify(status)}\n`);
+    } catch (error) {
+      this.failures.say(`the status file could not be written (--status shows the last one): ${describeError(error)}`);
+    }
   }
 }
 
@@ -95,7 +121,8 @@ export function readStatus(file: string): AgentStatus | string | undefined {
   if ('problem' in read) return read.problem;
   try {
     return JSON.parse(read.text) as AgentStatus;
-  } catch {
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
     return `${file} is not valid JSON: ignored`;
   }
 }

@@ -171,8 +171,8 @@ async function printStatus(socket: string): Promise<number> {
     `  interception  NFQUEUE ${s.queueNum} via ${s.firewall}, ${s.failOpen ? 'fail-open (--queue-bypass)' : 'fail-closed'}`,
     `  attribution   ${s.attribution}${s.attributionDetail ? ` — ${s.attributionDetail}` : ''}`,
     `  default       ${s.defaultAction} after ${s.timeoutMs} ms; block mode ${s.blockMode}`,
-    `  packets       queued ${c.queued}; decided by rule ${c.decidedByRule} (${c.decidedByIdentityInWorker ?? 0} by a known code identity in the queue threads), user ${c.decidedByUser}, default ${c.decidedByDefault}; pending flows ${c.pending}`,
-    `  owners        found ${c.ownerFound}, not found ${c.ownerMissing}; verdict send errors ${c.verdictErrors}`,
+    `  packets       queued ${c.queued}; decided by rule ${c.decidedByRule} (${c.decidedByIdentityInWorker ?? 0} by a known code identity in the queue threads), user ${c.decidedByUser}, default ${c.decidedByDefault}; failed to judge ${c.judgeErrors ?? 0} (given the default); pending flows ${c.pending}`,
+    `  owners        found ${c.ownerFound}, not found ${c.ownerMissing}; verdict send errors ${c.verdictErrors}; sockets the kernel would not destroy ${c.destroyErrors ?? 0}`,
     `  clients       ${s.clients}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');

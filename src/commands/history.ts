@@ -7,6 +7,7 @@ import { parseFlags } from './flags.js';
 import { bytes } from '../ui/format.js';
 import type { EventEntry, FlowEntry, HistoryReader, TopBy, TopEntry } from '../history/query.js';
 import { AGENT_HISTORY_PATH, userHistoryPath } from '../history/paths.js';
+import { expectErrno } from '../errno.js';
 
 const HELP = `Usage: flowtop history [--since 24h] [--until TIME] [--process NAME | --identity ID]
                        [--host H | --domain D] [--action allow|block] [--limit N] [--json | --csv] [--db PATH]
@@ -84,7 +85,8 @@ export function chooseHistoryFile(db: string | undefined, env: NodeJS.ProcessEnv
     try {
       accessSync(AGENT_HISTORY_PATH, constants.R_OK);
       return { path: AGENT_HISTORY_PATH };
-    } catch {
+    } catch (error) {
+      expectErrno(error, ['EACCES', 'EPERM']);
       if (existsSync(own)) return { path: own, note: `reading your own history (${own}): the agent's (${AGENT_HISTORY_PATH}) is for root and group flowtop` };
       throw new UserError(`cannot read the agent's history ${AGENT_HISTORY_PATH}: it is for root and group flowtop`, 'sudo usermod -aG flowtop $USER, then log in again');
     }

@@ -43,6 +43,9 @@ describe.skipIf(skip)('flowtop agent verdicts', () => {
     expect(status.stdout).toMatch(/attribution\s+bpf-cookie/);
     expect(status.stdout).toMatch(/fail-open/);
     expect(status.stdout).toMatch(/NFQUEUE 7301 via (iptables|nftables)/);
+    // a packet the queue threads failed to judge, and a reject the kernel refused, are counted apart
+    expect(status.stdout).toMatch(/default \d+; failed to judge 0 \(given the default\);/);
+    expect(status.stdout).toMatch(/sockets the kernel would not destroy 0/);
   });
 
   it('holds a connection until a client allows it; the token names the process that connected', async () => {
