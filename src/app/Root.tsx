@@ -14,8 +14,17 @@ import { runKeys, startRead, type Read } from './key-runner.js';
 import { PendingWatch, asksForVerdicts, promptClosedNote, settledNote } from './pending-watch.js';
 import { ScreenModeler, type Viewport } from './screen-model.js';
 import type { Clock, FlowStore } from './store.js';
+import type { HistoryEventKind } from '../history/batch.js';
+import { pageQueryOf } from '../state/history-view.js';
+import { ProcessTraffic } from '../state/process-traffic.js';
+import { historyPoints, type HistoryLoad } from '../ui/HistoryView.js';
+import type { HistorySource } from './history-source.js';
+import { useHistoryEvents, useHistoryPage } from './use-history.js';
 
 export type { Viewport } from './screen-model.js';
+
+/** How an event from the history is named on the status line. */
+const EVENT_WORD: Record<HistoryEventKind, string> = { 'first-seen': 'new program', changed: 'binary CHANGED', 'rule-blocking': 'rule blocking' };
 
 export interface RootProps {
   store: FlowStore;
@@ -30,6 +39,10 @@ export interface RootProps {
   alert?: (flows: readonly FlowRow[]) => void;
   /** Whether the bell starts on (--no-bell: off). Default on. */
   bell?: boolean;
+  /** The history the history view (4) shows; its events (a program seen for the first time, a
+   *  changed binary, a rule that started blocking) go to the status line and ring `alertEvents`. */
+  history?: HistorySource;
+  alertEvents?: (details: readonly string[]) => void;
   onQuit(): void;
 }
 
@@ -65,6 +78,7 @@ interface Committed {
   ui: UiState;
   live: TableState;
   viewport: Viewport;
+  history: HistoryLoad;
 }
 
 /** Feeds every read of the terminal to `onRead`, as Ink's input parser cut it (one escape sequence
@@ -104,11 +118,30 @@ export function Root(props: RootProps) {
   const live = useSnapshot(store);
   const viewport = useViewport(props.viewport);
   const [ui, dispatch] = useReducer(reduceUi, { bell: props.bell }, initialUi);
-  const modeler = useMemo(() => new ScreenModeler(), []);
+  const traffic = useMemo(() => new ProcessTraffic(), []);
+  const modeler = useMemo(() => new ScreenModeler((key, now) => traffic.recent(key, now)), [traffic]);
   const pendingWatch = useMemo(() => new PendingWatch(), []);
   const decoder = useMemo(() => new KeyDecoder(), []);
   const bannerLines = props.banner ? 1 : 0;
-  const model = modeler.model(ui, live, viewport, bannerLines);
+  // The history view's page, read off the render path while the view is shown.
+  const history = useHistoryPage(props.history, ui.view === 'history' ? pageQueryOf(ui.history, historyPoints(viewport.columns, ui.history)) : undefined, clock);
+  const model = modeler.model(ui, live, viewport, bannerLines, history);
+
+  // Each program's bytes over the last minutes, from the table's counters (the processes view's sparkline).
+  useEffect(() => {
+    traffic.sample(live);
+  }, [live, traffic]);
+
+  // What the history recorded while flowtop runs: said on the status line, and the bell rings.
+  const bellOn = useRef(ui.bell);
+  bellOn.current = ui.bell;
+  useHistoryEvents(props.history, clock, (events) => {
+    const now = clock.now();
+    const first = events[0]!;
+    const more = events.length > 1 ? ` (+${events.length - 1} more: 4 shows the history)` : '';
+    dispatch(note(`${EVENT_WORD[first.kind]}: ${first.detail}${more}`, first.kind === 'first-seen' ? 'info' : 'error', now));
+    if (bellOn.current) props.alertEvents?.(events.map((e) => `${EVENT_WORD[e.kind]}: ${e.detail}`));
+  });
 
   // An error the extension answered (e.g. a verdict for a flow it no longer holds) goes to the
   // status line, so an action never fails silently.
@@ -140,10 +173,10 @@ export function Root(props: RootProps) {
 
   // Keys act on the state the last key left, which React commits later: the handler keeps it here
   // between keys, and each commit brings it up to date (with what effects dispatched meanwhile).
-  const committed = useRef<Committed>({ ui, live, viewport });
+  const committed = useRef<Committed>({ ui, live, viewport, history });
   useLayoutEffect(() => {
-    committed.current = { ui, live, viewport };
-  }, [ui, live, viewport]);
+    committed.current = { ui, live, viewport, history };
+  }, [ui, live, viewport, history]);
   const read = useRef<Read>(startRead(ui));
 
   const perform = (effect: Effect): UiAction[] => {
@@ -161,11 +194,11 @@ export function Root(props: RootProps) {
 
   useRawInput((raw, first) => {
     const events = decoder.decode(raw);
-    const { ui: from, live: table, viewport: size } = committed.current;
+    const { ui: from, live: table, viewport: size, history: loaded } = committed.current;
     if (first) read.current = startRead(from);
     if (events.length === 0) return;
     const { state, actions } = runKeys(from, events, read.current, {
-      model: (u) => modeler.model(u, table, size, bannerLines),
+      model: (u) => modeler.model(u, table, size, bannerLines, loaded),
       live: table,
       now: clock.now(),
       perform,
@@ -199,6 +232,7 @@ export function Root(props: RootProps) {
       details={model.details}
       prompt={promptRow ? { row: promptRow, info: live.sources.get(promptRow.source) } : ui.confirm?.kind === 'rule' ? { row: undefined, info: undefined } : undefined}
       bell={ui.bell}
+      history={{ load: history, ...(props.history?.path ? { path: props.history.path } : {}) }}
     />
   );
 }

@@ -73,7 +73,18 @@ const HANDLERS: Handlers = {
   'filter-keep': () => act({ type: 'filter-keep' }),
   'filter-clear': () => act({ type: 'filter-clear' }),
   'toggle-insecure': () => act({ type: 'toggle-insecure' }),
-  details: (_, c) => act({ type: 'details', open: !c.ui.details }),
+  details(_, c) {
+    if (c.ui.view !== 'history') return act({ type: 'details', open: !c.ui.details });
+    // The history view: Enter on a program shows the hosts it talked to.
+    const h = c.ui.history;
+    if (h.drill) return NOTHING;
+    if (h.by !== 'process') return say(c, 'Enter shows the hosts of a program: h lists programs', 'error');
+    const entry = c.model.history?.[c.model.cursor];
+    if (!entry) return say(c, 'no program selected', 'error');
+    return act({ type: 'history', action: { type: 'drill', identity: entry.key, label: entry.label } });
+  },
+  'history-window': (_, c) => (c.ui.view === 'history' ? act({ type: 'history', action: { type: 'window-next' } }) : say(c, 'w changes the time window of the history view: press 4', 'error')),
+  'history-by': (_, c) => (c.ui.view === 'history' ? act({ type: 'history', action: { type: 'toggle-by' } }) : say(c, 'h switches the history view between programs and hosts: press 4', 'error')),
   'detail-scroll'(intent, c) {
     const { details, detailRows } = c.model;
     if (!details) return say(c, 'J/K scroll the details pane: open it with Enter', 'error');
@@ -83,6 +94,7 @@ const HANDLERS: Handlers = {
   },
   escape(_, c) {
     if (c.ui.confirm) return act({ type: 'confirm', confirm: undefined });
+    if (c.ui.view === 'history' && c.ui.history.drill) return act({ type: 'history', action: { type: 'back' } });
     if (c.ui.details) return act({ type: 'details', open: false });
     if (c.ui.filter.query) return act({ type: 'filter-clear' });
     return NOTHING;
@@ -116,7 +128,7 @@ const HANDLERS: Handlers = {
   verdict(intent, c) {
     const { ui, model, live } = c;
     const table = model.table;
-    if (ui.view === 'rules') return say(c, 'a/b/A/B act on a flow or a process: switch to the flows or processes view (1 or 2)', 'error');
+    if (ui.view === 'rules' || ui.view === 'history') return say(c, 'a/b/A/B act on a flow or a process: switch to the flows or processes view (1 or 2)', 'error');
     if (ui.view === 'processes' && !intent.always) {
       const p = model.processes[model.cursor];
       if (!p) return say(c, 'no process selected', 'error');

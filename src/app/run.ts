@@ -62,7 +62,7 @@ export async function runInteractive(io: AppIO, options: AppOptions): Promise<nu
     };
     const terminal = enterFullScreen(io.stdout, (signal, error) => finish(signal === 'error' ? 1 : signal === 'SIGINT' ? 130 : 143, error));
     const alert = createBell({ write: (text) => void io.stdout.write(text), now: () => io.clock.now(), notify: options.notify ?? false });
-    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, banner: options.banner, alert, bell: options.bell ?? true, onQuit: () => finish(0) }), {
+    const instance = render(createElement(Root, { store, clock: io.clock, ascii: options.ascii, banner: options.banner, alert, alertEvents: (details: readonly string[]) => alert.events(details), history: options.history, bell: options.bell ?? true, onQuit: () => finish(0) }), {
       stdin: io.stdin,
       stdout: io.stdout,
       stderr: io.stderr,

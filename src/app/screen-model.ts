@@ -10,6 +10,9 @@ import type { UiState } from '../state/ui.js';
 import { FlowsSelector, selectProcesses, selectRules, visibleWindow, type ProcessRow, type RuleRow } from '../state/views.js';
 import type { DetailLine } from '../ui/Details.js';
 import { footerLines, screenLayout, selectedDetails } from '../ui/Screen.js';
+import { historyRows, shownPage, type HistoryLoad } from '../ui/HistoryView.js';
+import type { HistoryEntry } from '../history/view-page.js';
+import { cursorOf } from '../state/history-view.js';
 
 export interface Viewport {
   rows: number;
@@ -25,6 +28,8 @@ export interface ScreenModel {
   pinned: number;
   processes: readonly ProcessRow[];
   rules: readonly RuleRow[];
+  /** The history view's entries (of the page loaded for what it shows). */
+  history?: readonly HistoryEntry[];
   /** The current view's rows. */
   rows: ReadonlyArray<{ key: string }>;
   cursor: number;
@@ -39,37 +44,46 @@ export interface ScreenModel {
 }
 
 const NO_PROCESSES: readonly ProcessRow[] = [];
+const NO_ENTRIES: readonly HistoryEntry[] = [];
 
 /** Derives screen models, keeping the selectors' caches between frames (one per app). */
 export class ScreenModeler {
+  /** `recent`: a program's bytes per step over the last minutes, for the processes view's sparkline. */
+  constructor(private readonly recent?: (key: string, now: number) => readonly number[]) {}
+
   private readonly flowsSelector = new FlowsSelector();
   private readonly pendingPin = new PendingPin();
   private readonly processFilter = new FlowFilter();
   private processMemo?: { table: TableState; rev: number; key: string; rows: readonly ProcessRow[] };
   private countsMemo?: { table: TableState; live: TableState; rev: number; liveRev: number; counts: Counts };
 
-  model(ui: UiState, live: TableState, viewport: Viewport, bannerLines: number): ScreenModel {
+  model(ui: UiState, live: TableState, viewport: Viewport, bannerLines: number, history?: HistoryLoad): ScreenModel {
     const table = ui.frozen ?? live;
     const pinnedFlows = this.pendingPin.pin(this.flowsSelector.select(table, { sort: ui.flowSort, filter: ui.filter }), live, ui.frozen !== undefined);
     const flows = pinnedFlows.rows;
-    const processes = ui.view === 'processes' ? this.processes(table, ui) : NO_PROCESSES;
+    const processes = ui.view === 'processes' ? this.withRecent(this.processes(table, ui), table.now) : NO_PROCESSES;
     const rules = selectRules(table);
-    const rows: ReadonlyArray<{ key: string }> = ui.view === 'flows' ? flows : ui.view === 'processes' ? processes : rules;
+    const entries = ui.view === 'history' && history ? (shownPage(history, ui.history)?.entries ?? NO_ENTRIES) : NO_ENTRIES;
+    const rows: ReadonlyArray<{ key: string }> = ui.view === 'flows' ? flows : ui.view === 'processes' ? processes : ui.view === 'rules' ? rules : entries;
 
     // The selection follows its row when the order changes; if the row left, the index stays.
-    let cursor = Math.min(ui.cursor[ui.view], Math.max(rows.length - 1, 0));
-    const selectedKey = ui.selected[ui.view];
+    const at = ui.view === 'history' ? cursorOf(ui.history) : { index: ui.cursor[ui.view], key: ui.selected[ui.view], top: ui.top[ui.view] };
+    let cursor = Math.min(at.index, Math.max(rows.length - 1, 0));
+    const selectedKey = at.key;
     if (selectedKey && rows[cursor]?.key !== selectedKey) {
       const at = rows.findIndex((r) => r.key === selectedKey);
       if (at >= 0) cursor = at;
     }
     const height = Math.max(viewport.rows - 1, 5);
-    const details = ui.details && !ui.help ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor]) : undefined;
-    const { tableRows, detailRows } = screenLayout(height, table.sources.size + bannerLines, details?.lines.length, footerLines(ui));
+    const details = ui.details && !ui.help && ui.view !== 'history' ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor]) : undefined;
+    const layout = screenLayout(height, table.sources.size + bannerLines, details?.lines.length, footerLines(ui));
+    const { detailRows } = layout;
+    // The history view draws a title above its column header: one row fewer.
+    const tableRows = ui.view === 'history' ? historyRows(layout.tableRows + 1) : layout.tableRows;
     const win =
       ui.view === 'flows'
         ? stickyWindow(rows.length, cursor, tableRows, ui.top.flows, pinnedFlows.pinned)
-        : { ...visibleWindow(rows.length, cursor, tableRows, ui.top[ui.view]), sticky: 0 };
+        : { ...visibleWindow(rows.length, cursor, tableRows, at.top), sticky: 0 };
     return {
       table,
       counts: this.counts(table, live),
@@ -77,6 +91,7 @@ export class ScreenModeler {
       pinned: pinnedFlows.pinned,
       processes,
       rules,
+      ...(ui.view === 'history' ? { history: entries } : {}),
       rows,
       cursor: win.cursor,
       top: win.top,
@@ -95,6 +110,12 @@ export class ScreenModeler {
     const rows = selectProcesses(table, { sort: ui.processSort, filter: ui.filter }, this.processFilter);
     this.processMemo = { table, rev: table.rev, key, rows };
     return rows;
+  }
+
+  /** The processes with their traffic over the last minutes (it moves on with time, not with the table). */
+  private withRecent(rows: readonly ProcessRow[], now: number): readonly ProcessRow[] {
+    const recent = this.recent;
+    return recent ? rows.map((p) => ({ ...p, recent: recent(p.key, now) })) : rows;
   }
 
   /** Frozen, the counts are the copy's, but flows waiting for a verdict are counted live: they still

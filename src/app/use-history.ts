@@ -3,7 +3,7 @@
 // the events recorded while the TUI runs (polled, handed on as they appear).
 import { useEffect, useRef, useState } from 'react';
 import type { EventEntry } from '../history/query.js';
-import type { PageQuery } from '../history/view-page.js';
+import type { HistoryPage, PageQuery } from '../history/view-page.js';
 import { samePageQuery } from '../state/history-view.js';
 import type { HistoryLoad } from '../ui/HistoryView.js';
 import type { HistorySource } from './history-source.js';
@@ -19,14 +19,25 @@ export function useHistoryPage(source: HistorySource | undefined, query: PageQue
   const stable = useRef<PageQuery | undefined>(undefined);
   if (query === undefined || stable.current === undefined || !samePageQuery(stable.current, query)) stable.current = query;
   const wanted = stable.current;
+  // Pages already read, so Esc back to the programs (or w round to a window) shows at once while
+  // it is read again.
+  const seen = useRef(new Map<string, HistoryPage>());
   useEffect(() => {
     if (!source || !wanted) return;
     let live = true;
     let timer: NodeJS.Timeout | undefined;
+    const key = JSON.stringify(wanted);
+    const known = seen.current.get(key);
+    if (known) setLoad({ page: known, loading: true });
     const read = () => {
       setLoad((l) => (l.loading ? l : { ...l, loading: true }));
       void source.page(wanted, clock.now()).then((r) => {
         if (!live) return;
+        if (r.ok) {
+          seen.current.delete(key);
+          seen.current.set(key, r.page);
+          if (seen.current.size > 16) seen.current.delete(seen.current.keys().next().value!);
+        }
         setLoad((l) => (r.ok ? { page: r.page, loading: false } : { ...(l.page ? { page: l.page } : {}), loading: false, unavailable: r.unavailable }));
         timer = setTimeout(read, refreshMs);
       });
@@ -37,17 +48,22 @@ export function useHistoryPage(source: HistorySource | undefined, query: PageQue
       if (timer) clearTimeout(timer);
     };
   }, [source, wanted, clock, refreshMs]);
-  return wanted ? load : { ...load, loading: false };
+  if (!wanted) return { ...load, loading: false };
+  // The first frame after the query changed, before the effect: a page read before shows already.
+  const known = load.page && samePageQuery(load.page.query, wanted) ? undefined : seen.current.get(JSON.stringify(wanted));
+  return known ? { page: known, loading: true } : load;
 }
 
 /** Calls `onEvents` with the events recorded after the TUI started, as they appear. */
 export function useHistoryEvents(source: HistorySource | undefined, clock: Clock, onEvents: (events: EventEntry[]) => void, pollMs = 2_000): void {
   const handler = useRef(onEvents);
   handler.current = onEvents;
+  // From the first frame on (an effect may run later than something recorded meanwhile).
+  const [started] = useState(() => clock.now());
   useEffect(() => {
     if (!source) return;
     let live = true;
-    let after = clock.now();
+    let after = started;
     let timer: NodeJS.Timeout | undefined;
     const poll = () => {
       void source.events(after, clock.now()).then((r) => {
@@ -65,5 +81,5 @@ export function useHistoryEvents(source: HistorySource | undefined, clock: Clock
       live = false;
       if (timer) clearTimeout(timer);
     };
-  }, [source, clock, pollMs]);
+  }, [source, clock, pollMs, started]);
 }

@@ -1,5 +1,5 @@
-// Answers the TUI's questions about one history file (see view-page.ts), keeping the reader open
-// between them; every failure becomes an answer with the reason, never an exception.
+// Answers the TUI's questions about one history file (see view-page.ts); every failure becomes an
+// answer with the reason, never an exception.
 import type { EventEntry } from './query.js';
 import { HistoryReader } from './query.js';
 import { HistoryRefused } from './schema.js';
@@ -30,14 +30,17 @@ export class HistoryQueries {
 
   answer(request: QueryRequest): QueryAnswer {
     try {
-      this.reader ??= HistoryReader.open(this.path);
+      // Opened for each question (a few milliseconds): a read-only connection kept open between
+      // them was seen to miss what a writer committed meanwhile (the writer's connection closing
+      // folds and removes the WAL), and the file may be replaced or appear at any time.
+      this.reader = HistoryReader.open(this.path);
       if (request.op === 'open') return { id: request.id, ok: true, opened: true };
       if (request.op === 'page') return { id: request.id, ok: true, page: readHistoryPage(this.reader, request.query, request.now) };
       return { id: request.id, ok: true, events: readNewEvents(this.reader, request.after, request.now) };
     } catch (error) {
-      // A reader that failed mid-query (the file replaced, a lock timeout) is reopened next time.
-      this.close();
       return { id: request.id, ok: false, problem: problemOf(this.path, error) };
+    } finally {
+      this.close();
     }
   }
 

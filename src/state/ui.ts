@@ -8,8 +8,9 @@ import { ERASE_CHAR, editLine } from './line-edit.js';
 import { FLOW_SORT_COLUMNS, nextColumn, type FlowSortColumn, type SortSpec } from './sort.js';
 import { PROCESS_SORT_COLUMNS, type ProcessSortColumn } from './views.js';
 import type { TableState } from './types.js';
+import { initialHistoryView, reduceHistoryView, type HistoryViewAction, type HistoryViewState } from './history-view.js';
 
-export const VIEWS = ['flows', 'processes', 'rules'] as const;
+export const VIEWS = ['flows', 'processes', 'rules', 'history'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 export type Confirm =
@@ -48,6 +49,8 @@ export interface UiState {
   bell: boolean;
   confirm?: Confirm;
   status?: StatusNote;
+  /** The history view (4): its window, programs or hosts, drill-down and cursor (history-view.ts). */
+  history: HistoryViewState;
 }
 
 export type UiAction =
@@ -72,14 +75,15 @@ export type UiAction =
   | { type: 'confirm'; confirm: Confirm | undefined }
   | { type: 'confirm-scope'; scope: RememberScope }
   | { type: 'confirm-duration'; duration: PromptDuration }
-  | { type: 'status'; note: StatusNote | undefined };
+  | { type: 'status'; note: StatusNote | undefined }
+  | { type: 'history'; action: HistoryViewAction };
 
 export function initialUi(options: { bell?: boolean } = {}): UiState {
   return {
     view: 'flows',
-    cursor: { flows: 0, processes: 0, rules: 0 },
+    cursor: { flows: 0, processes: 0, rules: 0, history: 0 },
     selected: {},
-    top: { flows: 0, processes: 0, rules: 0 },
+    top: { flows: 0, processes: 0, rules: 0, history: 0 },
     flowSort: { column: 'age', reverse: false },
     processSort: { column: 'rate', reverse: false },
     filter: { query: '', onlyInsecure: false },
@@ -88,11 +92,16 @@ export function initialUi(options: { bell?: boolean } = {}): UiState {
     detailScroll: 0,
     help: false,
     bell: options.bell ?? true,
+    history: initialHistoryView(),
   };
 }
 
 export function reduceUi(s: UiState, a: UiAction): UiState {
+  // The history view keeps its own cursor (one for the ranking, one for a program's hosts).
+  if (s.view === 'history' && (a.type === 'select' || a.type === 'scrolled')) return { ...s, history: reduceHistoryView(s.history, a) };
   switch (a.type) {
+    case 'history':
+      return { ...s, history: reduceHistoryView(s.history, a.action) };
     case 'select':
       return { ...s, cursor: { ...s.cursor, [s.view]: Math.max(a.index, 0) }, selected: { ...s.selected, [s.view]: a.key }, detailScroll: 0 };
     case 'scrolled':

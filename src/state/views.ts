@@ -46,6 +46,8 @@ export interface ProcessRow {
   rate: number;
   /** One flow of this process (the newest), for details and actions. */
   sample: FlowRow;
+  /** Bytes per step over the last minutes, oldest first (process-traffic.ts), for the sparkline. */
+  recent?: readonly number[];
 }
 
 export const PROCESS_SORT_COLUMNS = ['trust', 'process', 'signer', 'live', 'rate', 'rx', 'tx', 'blocked'] as const;

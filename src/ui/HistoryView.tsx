@@ -30,6 +30,8 @@ export interface HistoryViewProps {
   load: HistoryLoad;
   /** The file shown (absent: none). */
   path?: string;
+  /** The cursor and first entry on screen as the app keeps them in view (default: the state's). */
+  window?: { index: number; top: number };
 }
 
 /** Lines above the entries: the title and the column header. */
@@ -92,7 +94,7 @@ export function HistoryView(p: HistoryViewProps) {
     ? `Hosts ${clean(state.drill.label)} talked to${g.sep}last ${window.label}`
     : `${state.by === 'process' ? 'Programs' : 'Hosts'} by traffic${g.sep}last ${window.label}`;
   const page = load.page;
-  const shown = page && (page.query.by === kind && page.query.identity === state.drill?.identity) ? page : undefined;
+  const shown = shownPage(load, state);
   const stale = load.loading || (page !== undefined && shown === undefined) || (shown !== undefined && shown.query.window !== state.window);
   const step = shown ? `${g.sep}one mark = ${stepLabel(shown.stepMs)}` : '';
   const status = stale ? `${g.sep}reading${ascii ? '...' : '…'}` : '';
@@ -125,8 +127,8 @@ export function HistoryView(p: HistoryViewProps) {
   const columns = historyColumns(width, kind);
   const ctx: Ctx = { now: p.now, ascii, sparkWidth: columns.find((c) => c.id === 'traffic')?.size ?? 12 };
   const header = columns.map((c) => pad(c.id === 'bytes' ? `${c.title}${g.sortDown}` : c.title, c.size, c.align, ascii)).join(' ');
-  const rows = Math.max(p.height - HISTORY_HEAD_LINES, 1);
-  const cursor = cursorOf(state);
+  const rows = historyRows(p.height);
+  const cursor = { ...cursorOf(state), ...(p.window ?? {}) };
   const top = Math.min(cursor.top, Math.max(shown.entries.length - rows, 0));
   const visible = shown.entries.slice(top, top + rows);
   const lineWidth = displayWidth(header) + 2;
@@ -159,6 +161,19 @@ export function HistoryView(p: HistoryViewProps) {
       })}
     </>
   );
+}
+
+/** The loaded page when it is of what the state shows (programs, hosts, or this program's hosts;
+ *  the window may still be the previous one while the next loads). */
+export function shownPage(load: HistoryLoad, state: HistoryViewState): HistoryPage | undefined {
+  const page = load.page;
+  const kind = state.drill ? 'host' : state.by;
+  return page && page.query.by === kind && page.query.identity === state.drill?.identity ? page : undefined;
+}
+
+/** Entry lines the view has room for when it may use `height` lines. */
+export function historyRows(height: number): number {
+  return Math.max(height - HISTORY_HEAD_LINES, 1);
 }
 
 /** Colour only adds to what the text says: the sparkline is cyan, a changed binary red, a new one yellow. */

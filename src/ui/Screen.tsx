@@ -16,6 +16,7 @@ import { DecisionPrompt, PROMPT_LINES, asciiSafe } from './DecisionPrompt.js';
 import { clean } from './format.js';
 import { emptyNote } from './empty-note.js';
 import { TRUST_WORD, trustReason } from './explain.js';
+import { HistoryView, historyHints, type HistoryLoad } from './HistoryView.js';
 
 export interface ScreenProps {
   width: number;
@@ -46,6 +47,8 @@ export interface ScreenProps {
   prompt?: { row: FlowRow | undefined; info: SourceInfo | undefined };
   /** The bell rings for new pending flows (m toggles it). */
   bell?: boolean;
+  /** The history view's data (what loaded, from which file). */
+  history?: { load: HistoryLoad; path?: string };
 }
 
 /** Table rows kept beside the details pane while there is room for them. */
@@ -69,6 +72,7 @@ export function screenLayout(height: number, sourceCount: number, detailLines: n
 export function selectedDetails(view: UiState['view'], flow: FlowRow | undefined, process: ProcessRow | undefined, rule: RuleRow | undefined): { title: string; lines: DetailLine[] } | undefined {
   if (view === 'flows') return flow ? { title: 'flow details', lines: flowDetailLines(flow) } : undefined;
   if (view === 'processes') return process ? { title: 'process details', lines: processDetailLines(process) } : undefined;
+  if (view === 'history') return undefined;
   return rule ? { title: `rule ${ruleIdentityLabel(rule.rule)} -> ${ruleEndpointLabel(rule.rule)}`, lines: ruleDetailLines(rule) } : undefined;
 }
 
@@ -104,6 +108,7 @@ function flowLook(r: FlowRow, now: number): RowLook {
 
 function sortLabel(ui: UiState, ascii: boolean): string {
   const g = glyphs(ascii);
+  if (ui.view === 'history') return `bytes ${g.sortDown}`;
   if (ui.view === 'flows') return `${ui.flowSort.column} ${ui.flowSort.reverse ? g.sortUp : g.sortDown}`;
   if (ui.view === 'processes') return `${ui.processSort.column} ${ui.processSort.reverse ? g.sortUp : g.sortDown}`;
   return 'created';
@@ -123,7 +128,7 @@ function StatusLine({ ui, ascii, bell, width }: { ui: UiState; ascii: boolean; b
     return <Text color="yellow" wrap="truncate">Delete rule {clean(ui.confirm.label)}? y/Enter deletes, Esc cancels</Text>;
   }
   if (ui.status) return <Text color={ui.status.tone === 'error' ? 'red' : 'green'} wrap="truncate">{asciiSafe(clean(ui.status.text), ascii)}</Text>;
-  const hints = ['? help', 'n next pending', 'a/b allow/block', 'A/B rule', '/ filter', '! not secure', 's sort', 'Enter details', bell ? 'm mute' : 'm unmute', 'q quit'];
+  const hints = ui.view === 'history' ? historyHints(ui.history) : ['? help', 'n next pending', 'a/b allow/block', 'A/B rule', '/ filter', '! not secure', 's sort', 'Enter details', bell ? 'm mute' : 'm unmute', 'q quit'];
   // As many whole hints as fit: a hint cut in half helps nobody (and `…` is not ASCII).
   let line = '';
   for (const hint of hints) {
@@ -156,6 +161,19 @@ export function Screen(p: ScreenProps) {
         ctx={ctx}
         sort={ui.flowSort}
         badgeWidth={badgeWidth}
+      />
+    );
+  } else if (ui.view === 'history') {
+    body = (
+      <HistoryView
+        width={width}
+        height={tableRows + 1}
+        ascii={ascii}
+        now={now}
+        state={ui.history}
+        load={p.history?.load ?? { loading: false, unavailable: { reason: 'this flowtop keeps no history' } }}
+        path={p.history?.path}
+        window={{ index: p.cursor, top: p.top }}
       />
     );
   } else if (ui.view === 'processes') {

@@ -6,6 +6,7 @@ import type { FlowRow } from '../state/types.js';
 import type { ProcessRow, ProcessSortColumn, RuleRow } from '../state/views.js';
 import type { Rule } from '../protocol/messages.js';
 import { age, bytes, clean, rate } from './format.js';
+import { sparkline } from './sparkline.js';
 import { shortToken } from '../rules/model.js';
 
 export interface CellContext {
@@ -94,6 +95,8 @@ export const PROCESS_COLUMNS: readonly Column<ProcessRow, ProcessSortColumn>[] =
   { id: 'pids', title: 'PIDS', width: 4, align: 'right', priority: 35, cell: (p) => String(p.pids) },
   { id: 'live', title: 'LIVE', width: 5, align: 'right', priority: 90, sort: 'live', cell: (p) => String(p.live) },
   { id: 'rate', title: 'RATE', width: 8, align: 'right', priority: 70, sort: 'rate', cell: (p) => rate(p.rate) },
+  // The last 3 minutes, 15 s a mark (state/process-traffic.ts), each row to its own peak.
+  { id: 'recent', title: 'LAST 3 MIN', width: 12, priority: 65, cell: (p, c) => (p.recent ? sparkline(p.recent, 12, { ascii: c.ascii }) : '') },
   { id: 'rx', title: 'RX', width: 6, align: 'right', priority: 50, sort: 'rx', cell: (p) => bytes(p.rx) },
   { id: 'tx', title: 'TX', width: 6, align: 'right', priority: 50, sort: 'tx', cell: (p) => bytes(p.tx) },
   { id: 'blocked', title: 'BLOCKED', width: 7, align: 'right', priority: 60, sort: 'blocked', cell: (p) => String(p.blocked) },

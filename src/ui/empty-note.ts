@@ -13,7 +13,8 @@ export interface EmptyNoteInput {
 }
 
 export function emptyNote({ ui, sources, shown, pinned }: EmptyNoteInput): string | undefined {
-  if (ui.help) return undefined;
+  // The history view says itself why it is empty.
+  if (ui.help || ui.view === 'history') return undefined;
   const filtered = ui.filter.query !== '' || ui.filter.onlyInsecure;
   if (ui.view === 'rules') return shown.rules === 0 ? emptyRulesNote(sources) : undefined;
   if (shown[ui.view] === 0) return filtered ? 'nothing matches the filter (Esc clears it)' : 'no flows yet';

@@ -36,6 +36,9 @@ export type Intent =
   /** ←/→ move along the durations, ↑/↓ along the scopes. */
   | { kind: 'confirm-cycle'; axis: 'duration' | 'scope'; step: 1 | -1 }
   | { kind: 'toggle-bell' }
+  /** History view: the next time window (1 h, 24 h, 7 d, 30 d); programs or hosts. */
+  | { kind: 'history-window' }
+  | { kind: 'history-by' }
   | { kind: 'none' };
 
 export type KeyMode = 'normal' | 'filter' | 'confirm' | 'help';
@@ -82,6 +85,9 @@ export function intentFor(input: string, key: KeyFlags, mode: KeyMode): Intent {
     case '1': return { kind: 'view', view: 'flows' };
     case '2': return { kind: 'view', view: 'processes' };
     case '3': return { kind: 'view', view: 'rules' };
+    case '4': return { kind: 'view', view: 'history' };
+    case 'w': return { kind: 'history-window' };
+    case 'h': return { kind: 'history-by' };
     case '/': return { kind: 'filter-start' };
     case '!': return { kind: 'toggle-insecure' };
     case 's': return { kind: 'sort-next', step: 1 };
@@ -110,19 +116,20 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['↑ ↓  j k', 'move'],
   ['PgUp PgDn  Ctrl-b Ctrl-f', 'page up / down'],
   ['Home End  g G', 'first / last row'],
-  ['Tab Shift-Tab  1 2 3', 'flows / processes / rules'],
+  ['Tab Shift-Tab  1 2 3 4', 'flows / processes / rules / history'],
+  ['w  h', 'history view: time window (1h 24h 7d 30d) / programs or hosts'],
   ['/', 'filter: text, port:443 state:pending user:root proto:udp host:NAME (Enter keeps, Esc clears)'],
   ['Ctrl-U  Ctrl-W', 'while filtering: erase the line / the last word'],
   ['!', 'only flows that are not secure'],
   ['s  < >', 'sort column: next / move left, right'],
   ['S  r', 'reverse the sort'],
-  ['Enter', 'details of the selected row (Esc closes)'],
+  ['Enter', 'details of the selected row (Esc closes); history: a program\'s hosts'],
   ['J  K', 'scroll the details pane down / up'],
   ['a  b', 'allow / block the selected flow once (processes view: its pending flows)'],
   ['A  B', 'allow / block with a rule: the prompt asks how long (1-5) and for what (p h d o e)'],
   ['d  Del', 'delete the selected rule (rules view, asks first)'],
   ['n', 'jump to the next pending flow (pending flows stay pinned on top)'],
-  ['m', 'bell on new pending flows: mute / unmute'],
+  ['m', 'bell on new pending flows and history events: mute / unmute'],
   ['Space', 'freeze / resume the display'],
   ['?', 'this help'],
   ['q  Ctrl-C', 'quit'],

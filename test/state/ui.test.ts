@@ -8,6 +8,8 @@ describe('ui reducer', () => {
     expect(s.view).toBe('processes');
     s = reduceUi(s, { type: 'cycle-view', step: -1 });
     s = reduceUi(s, { type: 'cycle-view', step: -1 });
+    expect(s.view).toBe('history');
+    s = reduceUi(s, { type: 'cycle-view', step: -1 });
     expect(s.view).toBe('rules');
   });
 

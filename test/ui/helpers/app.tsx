@@ -6,6 +6,7 @@ import type { Attribution } from '../../../src/attribution/types.js';
 import { Root } from '../../../src/app/Root.js';
 import { createFlowStore, type FlowStore } from '../../../src/app/store.js';
 import type { FlowSource } from '../../../src/source/types.js';
+import type { HistorySource } from '../../../src/app/history-source.js';
 import type { FlowRow, TableOptions } from '../../../src/state/types.js';
 import { setFastOutput } from '../../../src/ui/fast-output.js';
 // The app composes frames the fast way; the frame tests check that way.
@@ -32,6 +33,9 @@ export function startApp(options: {
   /** Called for flows that start waiting for a verdict (production: the terminal bell). */
   alert?: (flows: readonly FlowRow[]) => void;
   bell?: boolean;
+  /** The history the history view reads, and the bell for its events. */
+  history?: HistorySource;
+  alertEvents?: (details: readonly string[]) => void;
 }): Started {
   const backend = createReplayBackend(options.attributions ?? new Map());
   const store = createFlowStore({
@@ -60,6 +64,8 @@ export function startApp(options: {
       viewport={{ rows: options.rows ?? 30, columns: options.columns ?? 120 }}
       alert={options.alert}
       bell={options.bell}
+      history={options.history}
+      alertEvents={options.alertEvents}
       onQuit={() => started.quits++}
     />,
   );
