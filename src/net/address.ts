@@ -2,7 +2,6 @@
 // queue's packets, DNS answers, rules), so a name learnt from a DNS answer and a flow's remote
 // address meet under the same key: dotted quad for IPv4, RFC 5952 for IPv6 (lowercase, the longest
 // run of two or more zero groups compressed, the first on a tie, `::ffff:a.b.c.d` for mapped IPv4).
-import { isIP } from 'node:net';
 
 /** Text form of 4 or 16 network-order bytes, or undefined for any other length. */
 export function formatAddress(bytes: Uint8Array): string | undefined {
@@ -48,32 +47,113 @@ export function formatIPv6Groups(groups: ArrayLike<number>): string {
   return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }
 
+/** Dotted quad in text[start, end) → unsigned word, or -1. No leading zeros (they read as octal elsewhere). */
+function parseV4Word(text: string, start = 0, end = text.length): number {
+  let word = 0;
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = start; i <= end; i++) {
+    const c = i < end ? text.charCodeAt(i) : 46; // a virtual '.' closes the last part
+    if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else if (c === 46) {
+      if (digits === 0 || ++parts > 4) return -1;
+      word = word * 256 + part;
+      part = 0;
+      digits = 0;
+    } else {
+      return -1;
+    }
+  }
+  return parts === 4 ? word : -1;
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+const scratch = new Uint16Array(8);
+
+/** IPv6 text → eight 16-bit groups in `scratch`; false when invalid. Accepts one "::", a dotted IPv4
+ *  tail and a "%zone" suffix. Allocation-free: the matcher parses one address per flow. */
+function parseV6Groups(text: string): boolean {
+  let end = text.indexOf('%');
+  if (end < 0) end = text.length;
+  let count = 0;
+  let gap = -1; // index in the groups where "::" stands
+  let i = 0;
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < end) {
+    let j = i;
+    let value = 0;
+    while (j < end && j - i < 5) {
+      const h = hexValue(text.charCodeAt(j));
+      if (h < 0) break;
+      value = value * 16 + h;
+      j++;
+    }
+    if (j < end && text.charCodeAt(j) === 46) {
+      const word = parseV4Word(text, i, end); // dotted IPv4 tail: runs to the end
+      if (word < 0 || count > 6) return false;
+      scratch[count++] = word >>> 16;
+      scratch[count++] = word & 0xffff;
+      break;
+    }
+    if (j === i || j - i > 4 || count === 8) return false;
+    scratch[count++] = value;
+    if (j === end) break;
+    if (text.charCodeAt(j) !== 58) return false;
+    if (text.charCodeAt(j + 1) === 58) {
+      if (gap >= 0) return false;
+      gap = count;
+      i = j + 2;
+    } else {
+      i = j + 1;
+      if (i === end) return false; // a trailing single ':'
+    }
+  }
+  if (gap < 0) return count === 8;
+  if (count > 7) return false;
+  const zeros = 8 - count;
+  for (let k = count - 1; k >= gap; k--) scratch[k + zeros] = scratch[k] as number;
+  for (let k = gap; k < gap + zeros; k++) scratch[k] = 0;
+  return true;
+}
+
+/** Parses into `out` (four words, most significant first; IPv4 in out[0]) without allocating: the
+ *  rule matcher parses one address per flow. Returns the family, or 0 when the text is not an
+ *  address. Accepts one "::", a dotted IPv4 tail and a "%zone" suffix (ignored); an IPv4-mapped
+ *  address stays IPv6 here (rules/ip.ts reads it as IPv4). */
+export function parseAddressWords(text: string, out: Uint32Array): 0 | 4 | 6 {
+  if (text.indexOf(':') < 0) {
+    const word = parseV4Word(text);
+    if (word < 0) return 0;
+    out[0] = word;
+    return 4;
+  }
+  if (!parseV6Groups(text)) return 0;
+  for (let k = 0; k < 4; k++) out[k] = (((scratch[2 * k] as number) << 16) | (scratch[2 * k + 1] as number)) >>> 0;
+  return 6;
+}
+
+const words = new Uint32Array(4);
+
 /** Network-order bytes of a textual address, or undefined when it is not an IP address. */
 export function parseAddress(text: string): Buffer | undefined {
-  const kind = isIP(text);
-  if (kind === 4) return Buffer.from(text.split('.').map(Number));
-  if (kind !== 6) return undefined;
-  const zone = text.indexOf('%');
-  const bare = zone >= 0 ? text.slice(0, zone) : text;
-  const halves = bare.split('::');
-  const groupsOf = (s: string | undefined): number[] | undefined => {
-    if (!s) return [];
-    const out: number[] = [];
-    for (const part of s.split(':')) {
-      if (part.includes('.')) {
-        const v4 = parseAddress(part);
-        if (!v4 || v4.length !== 4) return undefined;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else out.push(parseInt(part, 16));
-    }
-    return out;
-  };
-  const head = groupsOf(halves[0]);
-  const tail = halves.length > 1 ? groupsOf(halves[1]) : [];
-  if (!head || !tail || head.length + tail.length > 8) return undefined;
-  const all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  const out = Buffer.alloc(16);
-  all.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  const family = parseAddressWords(text, words);
+  if (family === 0) return undefined;
+  const out = Buffer.alloc(family === 4 ? 4 : 16);
+  for (let k = 0; k < out.length / 4; k++) out.writeUInt32BE(words[k] as number, k * 4);
   return out;
 }
 

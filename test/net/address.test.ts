@@ -1,5 +1,6 @@
 // One IP formatter for every layer: the kernel's socket dumps, the queue's packets, DNS answers and
 // rules all write an address the same way, so their keys meet.
+import { isIP } from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { canonicalAddress, formatAddress, parseAddress } from '../../src/net/address.js';
 import { canonicalIp, formatIp, parseIp } from '../../src/rules/ip.js';
@@ -49,5 +50,14 @@ describe('addresses are written one way', () => {
     expect(canonicalAddress('::FFFF:c000:201')).toBe(mapped);
     expect(canonicalIp(mapped)).toBe('192.0.2.1');
     expect(formatAddress(Buffer.alloc(5))).toBeUndefined();
+  });
+
+  test('one parser: it accepts what Node calls an IP address and nothing else', () => {
+    const texts = ['10.0.0.1', '01.2.3.4', '1.2.3', '1.2.3.256', '1.2.3.4.5', '::', '::1', '::ffff:1.2.3.4', '::1.2.3.4', 'fe80::1%eth0',
+      '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8:9', '1::2::3', ':::', '12345::', 'g::1', '1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:7:1.2.3.4',
+      '1::', ':1::', '1:', '', 'localhost', '2001:DB8::A'];
+    for (const text of texts) expect(parseAddress(text) !== undefined, text).toBe(isIP(text) !== 0);
+    expect(parseAddress('::ffff:1.2.3.4')).toEqual(Buffer.from('00000000000000000000ffff01020304', 'hex'));
+    expect(parseAddress('10.0.0.1')).toEqual(Buffer.from([10, 0, 0, 1]));
   });
 });
