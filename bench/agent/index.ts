@@ -24,7 +24,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findCgroup2Root } from '../../src/native/linux/bpf.js';
+import { findCgroup2Root } from '../../src/native/linux/cgroup2.js';
 
 // The C sources sit next to this file in the checkout; run.mjs runs the compiled bench from dist-bench/.
 const C_SOURCES = fileURLToPath(new URL('../../../bench/agent/', import.meta.url));

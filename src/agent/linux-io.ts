@@ -2,7 +2,8 @@
 // socket recorder, the DNS-answer queue, sock_diag, conntrack, the socket server and its files, and
 // /proc. Nothing here decides anything about a flow.
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { SocketRecorder, cgroup2Root } from '../native/linux/bpf.js';
+import { SocketRecorder } from '../native/linux/bpf.js';
+import { cgroup2Root } from '../native/linux/cgroup2.js';
 import { Conntrack } from '../native/linux/conntrack.js';
 import { installFirewall } from '../native/linux/firewall.js';
 import { peerCredentials } from '../native/linux/peercred.js';

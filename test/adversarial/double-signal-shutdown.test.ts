@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { ATTACH, queryAttached } from '../../src/native/linux/bpf.js';
+import { ATTACH, queryAttached } from '../../src/native/linux/bpf-syscall.js';
 import {
   Netns, TestCgroup, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn,
   startServer, waitFor, DIST,

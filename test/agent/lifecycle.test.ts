@@ -5,7 +5,7 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, op
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { ATTACH, queryAttached } from '../../src/native/linux/bpf.js';
+import { ATTACH, queryAttached } from '../../src/native/linux/bpf-syscall.js';
 import {
   Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
   skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,

@@ -2,7 +2,7 @@
 // hooks the datagram's destination (user_ip4 for UDP4_SENDMSG, user_ip6 for UDP6_SENDMSG); the
 // connect and sock_create hooks no address at all (they take no family).
 import { describe, expect, test } from 'vitest';
-import { recorderProgram } from '../../src/native/linux/bpf.js';
+import { recorderProgram } from '../../src/native/linux/bpf-program.js';
 
 const BPF_LDX_MEM_W = 0x61;
 const CTX = 6; // the programs keep the context pointer in r6
