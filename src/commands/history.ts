@@ -186,8 +186,8 @@ function time(ms: number): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-function who(p: FlowEntry['process']): string {
-  return p.name ?? p.path ?? p.identity ?? '(owner not found)';
+function who(p: FlowEntry['process'], trust: FlowEntry['trust']): string {
+  return p.name ?? p.path ?? p.identity ?? (trust === 'gone' ? '(exited before it was identified)' : '(owner not found)');
 }
 
 function csvCell(v: unknown): string {
@@ -223,7 +223,7 @@ export function formatFlows(flows: FlowEntry[], format: Common['format']): strin
   return table(
     ['TIME', 'ACTION', 'BY', 'PROCESS', 'UID', 'PROTO', 'REMOTE', 'RX', 'TX'],
     flows.map((f) => [
-      time(f.start), f.action, f.by === 'rule' && f.rule ? `rule ${f.rule}` : f.by, safe(who(f.process)) + (f.trust === 'secure' ? '' : ` (${f.trust})`),
+      time(f.start), f.action, f.by === 'rule' && f.rule ? `rule ${f.rule}` : f.by, safe(who(f.process, f.trust)) + (f.trust === 'secure' || (f.trust === 'gone' && !f.process.name && !f.process.path) ? '' : ` (${f.trust})`),
       f.uid !== undefined ? String(f.uid) : '-', f.protocol, safe(`${f.host ?? f.remote.address}:${f.remote.port}`), f.rx !== undefined ? bytes(f.rx) : '-', f.tx !== undefined ? bytes(f.tx) : '-',
     ]),
   );

@@ -135,7 +135,16 @@ export function openHistoryDatabase(path: string, options: OpenOptions = {}): Da
     }
     throw new HistoryRefused(code === 'EACCES' ? `${path}: permission denied` : `${path}: no history file there`);
   }
-  if (present) checkHeader(path);
+  if (present) {
+    try {
+      checkHeader(path);
+    } catch (error) {
+      if (error instanceof HistoryRefused) throw error;
+      // A file others may not read (the agent's is 0640 root:flowtop): said, not thrown raw.
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new HistoryRefused(code === 'EACCES' || code === 'EPERM' ? `${path}: permission denied` : `${path}: ${(error as Error).message}`);
+    }
+  }
   let db: Database.Database;
   try {
     db = new Database(path, { readonly, fileMustExist: readonly });

@@ -147,6 +147,11 @@ suite('history as a person reads it', () => {
     expect(other.code).toBe(1);
     expect(other.err).toMatch(/^flowtop: history: .*history\.db/);
     expect(other.err).toContain('sudo usermod -aG flowtop $USER');
+    // The file itself unreadable in a folder anyone may enter: the same words, never a stack trace.
+    chmodSync(join(db, '..'), 0o755);
+    const file = flowtop(['history', '--db', db], {}, NOBODY);
+    expect(file.code).toBe(1);
+    expect(file.err).toMatch(/^flowtop: history: .*history\.db: permission denied\n  .*sudo usermod -aG flowtop \$USER/);
   });
 
   it('a file that is not a history is refused, left as it was', () => {
