@@ -135,7 +135,7 @@ suite('history as a person reads it', () => {
     const events = flowtop(['history', 'events', '--db', db]).out;
     expect(events).toMatch(/first-seen +\/usr\/bin\/curl connected for the first time/);
     expect(events).toMatch(/rule-blocking +rule r-block blocked its first connection/);
-  });
+  }, 60_000); // eight runs of the CLI: seconds each on a loaded machine
 
   it('group flowtop reads the agent\'s file; anyone else is told how to join', async () => {
     const db = await agentFile();
@@ -325,9 +325,7 @@ suite('a socket this user may not use', () => {
     const mine = flows.filter((f) => f.remote.port === port);
     expect(mine.length).toBeGreaterThanOrEqual(1);
     expect(mine[0]!.action).toBe('observed');
-    // Without --db, the user's own file is found through XDG_STATE_HOME (no agent file readable here
-    // as nobody... root reads the agent's when there is one, so ask for this one by its path above).
-  });
+  }, 60_000);
 
   it('the default socket: the passive monitor, with a banner saying how to join', async () => {
     // A private /run (mount namespace) holds a root-only agent socket at the default path.
