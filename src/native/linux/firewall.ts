@@ -65,6 +65,16 @@ function has(cmd: string): boolean {
  *  SIGINT to the group every 15 ms, ~3 in 10 children died that way), so removal is checked and
  *  repeated until the listing shows nothing of ours. */
 const REMOVE_ATTEMPTS = 20;
+/** On a loaded machine a held Ctrl-C can kill most children before their setsid: removal keeps trying
+ *  for this long after REMOVE_ATTEMPTS, then says what is left instead of returning as if done. */
+const REMOVE_WINDOW_MS = 8000;
+
+/** Runs `attempt` until it reports done: at least REMOVE_ATTEMPTS times, then until the window ends. */
+function untilDone(attempt: () => boolean): boolean {
+  const deadline = Date.now() + REMOVE_WINDOW_MS;
+  for (let n = 0; n < REMOVE_ATTEMPTS || Date.now() < deadline; n++) if (attempt()) return true;
+  return false;
+}
 
 // ---- iptables ----
 
@@ -153,19 +163,22 @@ function listedRemoval(listTool: string): string[] | undefined {
 
 /** Removes our chains and the jumps to them in one transaction per family, checked and repeated (see
  *  REMOVE_ATTEMPTS); true when any were there. */
-function removeIptables(): boolean {
+function removeIptables(): { found: boolean; left: string[] } {
   let found = false;
+  const left: string[] = [];
   for (const family of FAMILIES) {
     if (!has(family.list)) continue;
-    for (let attempt = 0; attempt < REMOVE_ATTEMPTS; attempt++) {
+    const done = untilDone(() => {
       const removal = listedRemoval(family.list);
-      if (removal === undefined) continue; // the listing was killed: try again
-      if (removal.length === 0) break;
+      if (removal === undefined) return false; // the listing was killed: try again
+      if (removal.length === 0) return true;
       found = true;
       restore(family.restore, removal);
-    }
+      return false; // checked by the next listing
+    });
+    if (!done) left.push(`${family.list} chains`);
   }
-  return found;
+  return { found, left };
 }
 
 /** Installs the new chains and removes any earlier ones in the same transaction (per family): there is
@@ -230,24 +243,18 @@ function nftTablePresent(): boolean {
   return has('nft') && run('nft', ['list', 'table', 'inet', NFT_TABLE]).ok;
 }
 
-function removeNft(): boolean {
-  if (!has('nft')) return false;
+function removeNft(): { found: boolean; left: string[] } {
+  if (!has('nft')) return { found: false, left: [] };
   let found = false;
-  for (let attempt = 0; attempt < REMOVE_ATTEMPTS; attempt++) {
+  const done = untilDone(() => {
     const listing = run('nft', ['list', 'table', 'inet', NFT_TABLE]);
-    if (listing.killed) continue; // look again
-    if (!listing.ok) break; // gone (or nftables unusable here)
+    if (listing.killed) return false; // look again
+    if (!listing.ok) return true; // gone (or nftables unusable here)
     found = true;
     run('nft', ['delete', 'table', 'inet', NFT_TABLE]);
-  }
-  return found;
-}
-
-/** Removes any rules an earlier agent left (crash, SIGKILL); true when some were found. */
-export function removeStaleFirewall(): boolean {
-  const a = removeNft();
-  const b = removeIptables();
-  return a || b;
+    return false;
+  });
+  return { found, left: done ? [] : [`nftables table ${NFT_TABLE}`] };
 }
 
 /** Installs the queue rules. Rules an earlier agent left are replaced in the same transaction, never
@@ -263,7 +270,7 @@ export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): I
     if (r.ok) {
       backend = 'nftables';
       replacedStale = hadTable;
-      replacedStale = removeIptables() || replacedStale;
+      replacedStale = removeIptables().found || replacedStale;
     } else errors.push(`nft queue: ${r.err.trim().split('\n')[0] ?? ''}`);
   }
   if (!backend) {
@@ -276,15 +283,17 @@ export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): I
     } catch (error) {
       throw new Error([...errors, (error as Error).message].join('; '));
     }
-    replacedStale = removeNft() || replacedStale;
+    replacedStale = removeNft().found || replacedStale;
   }
   const chosen = backend;
   return {
     backend: chosen,
     replacedStale,
     remove: () => {
-      if (chosen === 'nftables') removeNft();
-      else removeIptables();
+      const { left } = chosen === 'nftables' ? removeNft() : removeIptables();
+      if (left.length > 0) {
+        throw new Error(`${left.join(' and ')} still present after ${REMOVE_WINDOW_MS / 1000} s of attempts (each tool run was killed by a signal); starting the agent again replaces them, or delete them by hand (FLOWTOP chains in iptables' mangle table, or: nft delete table inet ${NFT_TABLE})`);
+      }
     },
   };
 }
