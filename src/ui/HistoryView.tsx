@@ -138,7 +138,9 @@ export function HistoryView(p: HistoryViewProps) {
       <Text bold wrap="truncate">{`  ${header}`}</Text>
       {shown.entries.length === 0 ? (
         <Text dimColor wrap="truncate">
-          {state.drill ? `no connections of ${clean(state.drill.label)} in the last ${window.label}` : `nothing recorded in the last ${window.label}`}
+          {state.drill?.identity === ''
+            ? 'none left without an owner: their program was found after their traffic was counted (its lookup took longer than the recorder waits), and they are listed under it'
+            : state.drill ? `no connections of ${clean(state.drill.label)} in the last ${window.label}` : `nothing recorded in the last ${window.label}`}
           {state.window !== '30d' ? ' (w widens the window)' : ''}
         </Text>
       ) : null}

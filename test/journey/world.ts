@@ -49,7 +49,8 @@ export class World {
 
   /** `flowtop agent` in the namespace, attached to the test cgroup; resolves once it is ready. */
   async startAgent(flags: string[] = []): Promise<Agent> {
-    const args = ['agent', '--no-history', '--socket', this.socket, '--rules', this.rules, '--cgroup', this.cg.path, ...flags];
+    // No history unless the journey asks for one (--history PATH).
+    const args = ['agent', ...(flags.includes('--history') ? [] : ['--no-history']), '--socket', this.socket, '--rules', this.rules, '--cgroup', this.cg.path, ...flags];
     const proc = spawn(this.ns.enter[0] as string, [...this.ns.enter.slice(1), ...this.inst.flowtop, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.children.push(proc);
     const stderr: string[] = [];
