@@ -2,21 +2,20 @@
 // on its socket, changes go through it (the running agent stays the only writer of its file);
 // otherwise the rules file is edited through RuleStore (atomic writes).
 import { UsageError, UserError } from '../errors.js';
-import type { Rule, RuleIdentity, RuleEndpoint, RuleSpec } from '../protocol/messages.js';
-import { parseFlags } from './flags.js';
+import type { RuleIdentity, RuleEndpoint, RuleSpec } from '../protocol/messages.js';
 import { writeFileAtomic } from '../rules/atomic-file.js';
-import { serializeRulesDocument, RULES_FILE_VERSION, type RulesDocument } from '../rules/document.js';
-import { IMPORT_FORMATS, readImport, type ImportFormat, type ImportReport } from '../rules/import/index.js';
-import {
-  describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, ruleContentKey, singleLine,
-} from '../rules/model.js';
-import { DEFAULT_POLICY, type Policy } from '../rules/policy.js';
+import { serializeRulesDocument } from '../rules/document.js';
+import { IMPORT_FORMATS, readImport, type ImportFormat } from '../rules/import/index.js';
+import { describeAction, describeDuration, describeEndpoint, describeIdentity, describeRule, identityFromKey, singleLine } from '../rules/model.js';
 import { parseRuleSpec } from '../rules/schema.js';
-import { RemoteRules } from '../rules/remote.js';
-import { DEFAULT_RULES_PATH, readRulesFile, RuleStore } from '../rules/store.js';
-import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
+import { DEFAULT_RULES_PATH, RuleStore } from '../rules/store.js';
+import { defaultSocketPath } from '../source/paths.js';
 import { rulesTest, TEST_FLAGS, TEST_HELP } from './rules-test.js';
 import { escapeJsonControls } from '../text/controls.js';
+import { parse, usageError, type RulesIo, type Values } from './rules-common.js';
+import { openTarget, type Target } from './rules-target.js';
+import { policyCommand } from './rules-policy.js';
+export type { RulesIo } from './rules-common.js';
 
 const HELP = `Usage:
   flowtop rules list [--json]                 show the rules
@@ -45,19 +44,6 @@ Where the rules live:
   --rules PATH    edit this rules file directly (default ${DEFAULT_RULES_PATH} when no agent runs)
 `;
 
-const RULES_HELP_STEP = 'run `flowtop rules --help` for the usage';
-
-function usageError(message: string): UsageError {
-  return new UsageError(message, RULES_HELP_STEP);
-}
-
-export interface RulesIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  now: () => number;
-  env: NodeJS.ProcessEnv;
-}
-
 export async function run(argv: string[], io?: Partial<RulesIo>): Promise<number> {
   return runRules(argv, {
     stdout: io?.stdout ?? ((t) => void process.stdout.write(t)),
@@ -65,44 +51,6 @@ export async function run(argv: string[], io?: Partial<RulesIo>): Promise<number
     now: io?.now ?? Date.now,
     env: io?.env ?? process.env,
   });
-}
-
-const OPTIONS = {
-  json: { type: 'boolean' },
-  any: { type: 'boolean' },
-  allow: { type: 'boolean' },
-  block: { type: 'boolean' },
-  reject: { type: 'boolean' },
-  identity: { type: 'string' },
-  package: { type: 'string' },
-  path: { type: 'string' },
-  label: { type: 'string' },
-  host: { type: 'string' },
-  domain: { type: 'string' },
-  address: { type: 'string' },
-  cidr: { type: 'string' },
-  port: { type: 'string' },
-  protocol: { type: 'string' },
-  direction: { type: 'string' },
-  until: { type: 'string' },
-  note: { type: 'string' },
-  priority: { type: 'string' },
-  format: { type: 'string' },
-  'dry-run': { type: 'boolean' },
-  default: { type: 'string' },
-  'block-mode': { type: 'string' },
-  'block-unpackaged': { type: 'string' },
-  'allow-packaged': { type: 'string' },
-  trust: { type: 'string' },
-  rules: { type: 'string' },
-  socket: { type: 'string', multiple: true },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-type Values = ReturnType<typeof parse>['values'];
-
-function parse(argv: string[]) {
-  return parseFlags('rules', { args: argv, allowPositionals: true, options: OPTIONS });
 }
 
 const ADD_FLAGS = ['any', 'allow', 'block', 'reject', 'identity', 'package', 'path', 'label', 'host', 'domain', 'address', 'cidr', 'port', 'protocol', 'direction', 'until', 'note', 'priority'];
@@ -167,90 +115,6 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
 
 function expectArgs(args: string[], count: number, usage: string): void {
   if (args.length !== count) throw usageError(`usage: flowtop rules ${usage}${args.length > count ? ` (unexpected: ${args.slice(count).join(' ')})` : ''}`);
-}
-
-// ---- Where the rules live ----------------------------------------------------------------------
-
-interface Target {
-  /** For people: "the agent at /run/…" or "/etc/flowtop/rules.json". */
-  where: string;
-  rules(): Promise<readonly Rule[]>;
-  /** `now` stamps `created` when the file is edited here; an agent uses its own clock. */
-  add(spec: RuleSpec, now: number): Promise<Rule>;
-  remove(id: string): Promise<Rule>;
-  document(): Promise<RulesDocument>;
-  import(report: ImportReport): Promise<{ added: Rule[]; duplicates: number }>;
-  close(): Promise<void>;
-}
-
-async function openTarget(values: Values, io: RulesIo): Promise<Target> {
-  const sockets = explicitSocketPaths(values.socket ?? [], io.env);
-  if (sockets.length > 1) throw usageError('give one --socket for rules');
-  const socket = sockets[0];
-  // --rules names a file to edit; only a --socket flag (not $FLOWTOP_SOCKET) overrides it.
-  if (values.rules !== undefined && (values.socket ?? []).length === 0) return fileTarget(values.rules);
-  const path = socket ?? defaultSocketPath();
-  const outcome = await RemoteRules.connect(path);
-  if (outcome.kind === 'connected') return agentTarget(outcome.client, values.rules ?? DEFAULT_RULES_PATH);
-  if (socket !== undefined) {
-    const why = outcome.kind === 'absent' ? `no agent listens there (${outcome.why})` : `the extension there (${outcome.hello.extension.name}) does not keep rules`;
-    throw new UserError(`cannot manage rules through ${socket}: ${why}`, 'start the agent (`sudo flowtop agent`), or pass --rules PATH to edit a rules file');
-  }
-  return fileTarget(values.rules ?? DEFAULT_RULES_PATH);
-}
-
-async function fileTarget(path: string): Promise<Target> {
-  let store: RuleStore | undefined;
-  const open = async (): Promise<RuleStore> => (store ??= await RuleStore.open(path));
-  return {
-    where: path,
-    rules: async () => (await open()).rules(),
-    add: async (spec, now) => (await open()).add(spec, now),
-    remove: async (id) => {
-      const removed = await (await open()).remove(id);
-      if (!removed) throw new UserError(`no rule with id ${id} in ${path}`, 'see the ids with `flowtop rules list`');
-      return removed;
-    },
-    document: async () => (await open()).document(),
-    import: async (report) => {
-      const outcomes = await (await open()).importRules(report.rules);
-      return { added: outcomes.filter((o) => o.result === 'added').map((o) => o.rule), duplicates: outcomes.filter((o) => o.result === 'duplicate').length };
-    },
-    close: async () => store?.close(),
-  };
-}
-
-function agentTarget(client: RemoteRules, rulesPath: string): Target {
-  return {
-    where: `the agent at ${client.path}`,
-    rules: () => client.list(),
-    add: (spec) => client.add(spec),
-    remove: (id) => client.remove(id),
-    document: async () => {
-      // The policy the agent applies, as its hello says; an extension that does not say: the file's.
-      const mode = client.hello.mode;
-      const policy = mode?.defaultAction !== undefined && mode.blockMode !== undefined && mode.blockUnpackaged !== undefined && mode.allowPackaged !== undefined
-        ? { defaultAction: mode.defaultAction, blockMode: mode.blockMode, blockUnpackaged: mode.blockUnpackaged, allowPackaged: mode.allowPackaged }
-        : await readRulesFile(rulesPath).then((r) => r.document.policy, () => ({ ...DEFAULT_POLICY }));
-      return { version: RULES_FILE_VERSION, policy, rules: await client.list() };
-    },
-    import: async (report) => {
-      const present = new Set((await client.list()).map(ruleContentKey));
-      const added: Rule[] = [];
-      let duplicates = 0;
-      for (const rule of report.rules) {
-        if (present.has(ruleContentKey(rule))) {
-          duplicates++;
-          continue;
-        }
-        const { id: _id, created: _created, hits: _hits, lastHit: _lastHit, ...spec } = rule;
-        added.push(await client.add(spec));
-        present.add(ruleContentKey(rule));
-      }
-      return { added, duplicates };
-    },
-    close: async () => client.close(),
-  };
 }
 
 // ---- list ----------------------------------------------------------------------------------------
@@ -411,101 +275,4 @@ async function importRules(target: Target, file: string, values: Values, io: Rul
     `${duplicates ? ` (${duplicates} already present)` : ''}${report.skipped.length ? `, skipped ${report.skipped.length}` : ''}\n`);
   if (lines.length) io.stdout(`${lines.join('\n')}\n`);
   return report.rules.length === 0 && report.skipped.length > 0 ? 1 : 0;
-}
-
-
-// ---- policy --------------------------------------------------------------------------------------
-
-function onOff(flag: string, value: string | undefined): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (value === 'on' || value === 'true' || value === 'yes') return true;
-  if (value === 'off' || value === 'false' || value === 'no') return false;
-  throw usageError(`--${flag} ${value}: expected on or off`);
-}
-
-/** Shows or sets the policy switches. They live in the rules file, which a running agent owns (it
- *  would write its own copy over a change made beside it), so setting them needs the agent stopped. */
-async function policyCommand(values: Values, io: RulesIo): Promise<number> {
-  const next: Partial<Policy> = {};
-  if (values.default !== undefined) {
-    if (values.default !== 'allow' && values.default !== 'block') throw usageError(`--default ${values.default}: expected allow or block`);
-    next.defaultAction = values.default;
-  }
-  if (values['block-mode'] !== undefined) {
-    if (values['block-mode'] !== 'drop' && values['block-mode'] !== 'reject') throw usageError(`--block-mode ${values['block-mode']}: expected drop or reject`);
-    next.blockMode = values['block-mode'];
-  }
-  const blockUnpackaged = onOff('block-unpackaged', values['block-unpackaged']);
-  if (blockUnpackaged !== undefined) next.blockUnpackaged = blockUnpackaged;
-  const allowPackaged = onOff('allow-packaged', values['allow-packaged']);
-  if (allowPackaged !== undefined) next.allowPackaged = allowPackaged;
-
-  const path = values.rules ?? DEFAULT_RULES_PATH;
-  const changing = Object.keys(next).length > 0;
-  if (!changing && values.rules === undefined) {
-    const shown = await showAgentPolicy(values, io);
-    if (shown !== undefined) return shown;
-  }
-  // As for the other commands, --rules names a file to edit directly; without it, ask the agent first.
-  if (changing && values.rules === undefined) {
-    const sockets = explicitSocketPaths(values.socket ?? [], io.env);
-    const outcome = await RemoteRules.connect(sockets[0] ?? defaultSocketPath());
-    if (outcome.kind === 'connected') {
-      outcome.client.close();
-      throw new UserError(`an agent is running (${outcome.client.path}); it owns the rules file while it runs`, 'stop the agent, change the policy, then start it again');
-    }
-  }
-  const store = await RuleStore.open(path);
-  try {
-    if (changing) await store.setPolicy({ ...store.policy(), ...next });
-    const policy = store.policy();
-    if (values.json) {
-      io.stdout(`${JSON.stringify(policy, null, 2)}\n`);
-      return 0;
-    }
-    io.stdout(`${changing ? 'policy set' : 'policy'} (${path}):\n` +
-      `  default action     ${policy.defaultAction}   when no rule matches and nobody answers in time\n` +
-      `  block mode         ${policy.blockMode}\n` +
-      `  block unpackaged   ${policy.blockUnpackaged ? 'on ' : 'off'}     code no package or signature vouches for, and code whose identity cannot be verified\n` +
-      `  allow packaged     ${policy.allowPackaged ? 'on ' : 'off'}     code a package verifies (Linux) or Apple signs (macOS)\n`);
-    return 0;
-  } finally {
-    await store.close();
-  }
-}
-
-/** The policy a running agent applies (its flags and its rules file combined), as its hello says,
- *  with where each part comes from. undefined when no agent answers on the default socket (the file
- *  is shown instead); an explicit --socket with nothing there is an error. */
-async function showAgentPolicy(values: Values, io: RulesIo): Promise<number | undefined> {
-  const sockets = explicitSocketPaths(values.socket ?? [], io.env);
-  if (sockets.length > 1) throw usageError('give one --socket for rules');
-  const explicit = (values.socket ?? []).length > 0;
-  const path = sockets[0] ?? defaultSocketPath();
-  const outcome = await RemoteRules.connect(path);
-  if (outcome.kind === 'absent') {
-    if (!explicit) return undefined;
-    throw new UserError(`cannot ask ${path} for its policy: no agent listens there (${outcome.why})`, 'start the agent (`sudo flowtop agent`), or pass --rules PATH to read a rules file');
-  }
-  const hello = outcome.kind === 'connected' ? outcome.client.hello : outcome.hello;
-  if (outcome.kind === 'connected') outcome.client.close();
-  const mode = hello.mode ?? {};
-  if (mode.defaultAction === undefined || mode.blockMode === undefined || mode.blockUnpackaged === undefined || mode.allowPackaged === undefined) {
-    if (!explicit) return undefined;
-    throw new UserError(`${hello.extension.name} at ${path} does not say which policy it applies`, 'pass --rules PATH to read a rules file');
-  }
-  const from = mode.policyFrom ?? {};
-  const policy: Policy = { defaultAction: mode.defaultAction, blockMode: mode.blockMode, blockUnpackaged: mode.blockUnpackaged, allowPackaged: mode.allowPackaged };
-  if (values.json) {
-    io.stdout(`${JSON.stringify({ ...policy, from, appliedBy: path }, null, 2)}\n`);
-    return 0;
-  }
-  const onOffText = (on: boolean): string => (on ? 'on ' : 'off');
-  io.stdout(`policy applied by ${hello.extension.name} at ${path}:\n` +
-    `  default action     ${policy.defaultAction.padEnd(6)}  ${from.defaultAction ?? ''}\n` +
-    `  block mode         ${policy.blockMode.padEnd(6)}  ${from.blockMode ?? ''}\n` +
-    `  block unpackaged   ${onOffText(policy.blockUnpackaged).padEnd(6)}  ${from.blockUnpackaged ?? ''}\n` +
-    `  allow packaged     ${onOffText(policy.allowPackaged).padEnd(6)}  ${from.allowPackaged ?? ''}\n` +
-    `(the agent reads its rules file when it starts: to change the file's part, stop it, run \`flowtop rules policy --rules FILE ...\`, start it)\n`);
-  return 0;
 }
