@@ -39,7 +39,7 @@ describe('ui reducer', () => {
     let s = reduceUi(initialUi(), { type: 'scrolled', top: 12 });
     s = reduceUi(s, { type: 'view', view: 'rules' });
     s = reduceUi(s, { type: 'scrolled', top: 3 });
-    expect(s.top).toEqual({ flows: 12, processes: 0, rules: 3 });
+    expect(s.top).toEqual({ flows: 12, processes: 0, rules: 3, history: 0 });
     const copy = initialTable({}, 1_000);
     s = reduceUi(s, { type: 'freeze', table: copy });
     expect(s.frozen).toBe(copy);
