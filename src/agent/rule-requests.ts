@@ -101,9 +101,11 @@ export class RuleConversation {
         if (m.type === 'rule-changed') {
           if (m.op === 'removed') this.sent.delete(m.rule.id);
           else this.sent.set(m.rule.id, { rule: m.rule, hits: m.rule.hits });
-          this.listSeen = this.options.rules.list();
         }
         this.options.broadcast(m);
+        // Not just "the list as seen now": a rule that left it meanwhile without a request (its
+        // process ended, its time passed) would never be announced, and clients would keep showing it.
+        if (m.type === 'rule-changed') this.sendVanished(this.options.rules.list());
       },
       error: (code, message, ref) => void client.reply(code, message, ref),
       changed: () => this.options.changed(),
