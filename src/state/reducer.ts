@@ -9,24 +9,15 @@
 // journal, were promoted and made the old generation grow well past the live data. Every change,
 // in place or not, is journalled, which is how the sorter tells changed rows apart (see sort.ts).
 import type { Attribution } from '../attribution/types.js';
-import type { ExtensionMessage, FlowRecord, Rule } from '../protocol/messages.js';
+import type { ExtensionMessage, FlowRecord } from '../protocol/messages.js';
 import type { ConnectionStatus, SourceEvent } from '../source/types.js';
-import type {
-  AttributionUpdate,
-  ClosedEntry,
-  FlowRow,
-  SourceError,
-  SourceInfo,
-  TableOptions,
-  TableState,
-  Tally,
-  TrafficSample,
-} from './types.js';
-import { STALE_MS, flowPhase, isOver } from './derive.js';
+import type { AttributionUpdate, FlowRow, SourceInfo, TableOptions, TableState } from './types.js';
+import { STALE_MS, flowPhase } from './derive.js';
 import { shareStrings } from './intern.js';
-import { COUNTERS, GONE, Journal, WRITTEN } from './journal.js';
+import { Journal } from './journal.js';
 import { TableRow } from './row.js';
 import { RuleList } from './rule-list.js';
+import { NO_COUNTERS, journal, makeRow, removeRow, replaceRow, setCounters, setRow, JOURNAL_MAX, type Draft, type RowChange } from './table-rows.js';
 
 export type TableAction =
   | { type: 'events'; events: readonly SourceEvent[] }
@@ -58,34 +49,10 @@ export function initialTable(options: Partial<TableOptions> = {}, now = 0): Tabl
   };
 }
 
-/** Longest change journal kept; a sorter further behind re-sorts in full. About 1.5 s at 10,000
- *  events/s (about 20,000 entries/s), several frames even while flooded; entries and the replaced
- *  rows they hold are live data, so a longer journal costs heap. */
-const JOURNAL_MAX = 30_000;
-
 export function flowKey(source: string, id: string): string {
   return `${source}#${id}`;
 }
 
-/** Working copy for one step: scalar fields and small collections are copied, the flow Map, the
- *  closed list and the journal are not. */
-interface Draft {
-  rev: number;
-  now: number;
-  options: TableOptions;
-  flows: Map<string, FlowRow>;
-  attributions: Map<string, Attribution>;
-  sources: Map<string, SourceInfo>;
-  /** In place, like `flows`: copying up to tens of thousands of keys per step was garbage. */
-  closed: ClosedEntry[];
-  totals: { rx: number; tx: number };
-  traffic: TrafficSample[];
-  lastError?: SourceError;
-  evicted: number;
-  tally: { -readonly [K in keyof Tally]: number };
-  journal: Journal;
-  journalSince: number;
-}
 
 export function reduce(state: TableState, action: TableAction): TableState {
   const draft: Draft = {
@@ -263,95 +230,6 @@ function forgetSource(d: Draft, source: string): void {
   const keys: string[] = [];
   for (const key of d.flows.keys()) if (key.startsWith(prefix)) keys.push(key);
   for (const key of keys) removeRow(d, key);
-}
-
-const NO_COUNTERS = { rx: 0, tx: 0, rxRate: 0, txRate: 0, bytesTime: undefined };
-
-type RowChange = Partial<Pick<FlowRow, 'flow' | 'attribution' | 'appAttribution' | 'rxRate' | 'txRate' | 'closedAt' | 'endReason'>>;
-
-/** A new version of `base` with `change` applied (a field present in `change` wins, even as undefined). */
-function makeRow(base: FlowRow, change: RowChange, rev: number): FlowRow {
-  const pick = <K extends keyof RowChange>(k: K): FlowRow[K] => (k in change ? change[k] : base[k]) as FlowRow[K];
-  return new TableRow(
-    base.key,
-    pick('flow'),
-    pick('attribution'),
-    { appAttribution: pick('appAttribution'), closedAt: pick('closedAt'), endReason: pick('endReason') },
-    { rx: base.rx, tx: base.tx, rxRate: pick('rxRate'), txRate: pick('txRate'), bytesTime: base.bytesTime },
-    rev,
-  );
-}
-
-function count(d: Draft, row: FlowRow, sign: 1 | -1): void {
-  d.tally.rxRate += sign * row.rxRate;
-  d.tally.txRate += sign * row.txRate;
-  const phase = flowPhase(row);
-  if (isOver(row)) {
-    // A blocked flow is over at once; while it lingers it counts as blocked only (never as live,
-    // nor as closed: each flow is in one of the header's live / blocked / closed counts).
-    if (phase === 'blocked') d.tally.blocked += sign;
-    else d.tally.closed += sign;
-    return;
-  }
-  d.tally.live += sign;
-  if (phase === 'pending') d.tally.pending += sign;
-  if (phase === 'blocked') d.tally.blocked += sign;
-  if (row.attribution.trust === 'secure') d.tally.secure += sign;
-}
-
-/** Every write to the flow Map goes through here and removeRow, keeping the tally and retiring
- *  the row that was replaced. */
-function journal(d: Draft, row: FlowRow, gone: boolean): void {
-  // Drop the older half when full; the journal stays complete for steps after the last dropped entry's.
-  trimJournal(d);
-  d.journal.push(d.rev, row, gone ? GONE : WRITTEN);
-}
-
-function trimJournal(d: Draft): void {
-  if (d.journal.length >= JOURNAL_MAX) {
-    d.journalSince = d.journal.dropOldest(JOURNAL_MAX >> 1);
-  }
-}
-
-/** A new counter sample, written into the row itself (see the top of this file). The phase does
- *  not change, so of the tally only the rate sums move. */
-function setCounters(d: Draft, row: FlowRow, rx: number, tx: number, rxRate: number, txRate: number, bytesTime: number | undefined): void {
-  trimJournal(d);
-  d.journal.push(d.rev, row, COUNTERS, row.rx, row.tx, row.rxRate + row.txRate);
-  d.tally.rxRate += rxRate - row.rxRate;
-  d.tally.txRate += txRate - row.txRate;
-  row.rx = rx;
-  row.tx = tx;
-  row.rxRate = rxRate;
-  row.txRate = txRate;
-  row.bytesTime = bytesTime;
-  row.rev = d.rev;
-}
-
-function setRow(d: Draft, row: FlowRow): void {
-  const old = d.flows.get(row.key);
-  if (old) {
-    count(d, old, -1);
-    old.retired = true;
-    journal(d, old, true);
-  }
-  d.flows.set(row.key, row);
-  count(d, row, 1);
-  journal(d, row, false);
-}
-
-function removeRow(d: Draft, key: string): boolean {
-  const old = d.flows.get(key);
-  if (!old) return false;
-  count(d, old, -1);
-  old.retired = true;
-  journal(d, old, true);
-  d.flows.delete(key);
-  return true;
-}
-
-function replaceRow(d: Draft, row: FlowRow, change: Parameters<typeof makeRow>[1]): void {
-  setRow(d, makeRow(row, change, d.rev));
 }
 
 function applyBytes(d: Draft, source: string, counters: ReadonlyArray<{ id: string; rx: number; tx: number }>, time: number): void {
