@@ -9,6 +9,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { expectErrno } from '../errno.js';
 import type { EventEntry } from '../history/query.js';
 import { AGENT_HISTORY_PATH, userHistoryPath } from '../history/paths.js';
 import { HistoryQueries, type QueryAnswer, type QueryRequest, type ReadProblem } from '../history/reader-core.js';
@@ -171,12 +172,14 @@ function closedToUser(path: string, groups: readonly number[]): { gid: number; w
     let st;
     try {
       st = statSync(at);
-    } catch {
+    } catch (error) {
+      expectErrno(error, ['ENOENT', 'ENOTDIR', 'EACCES']); // not there, or not reachable: said elsewhere
       continue;
     }
     try {
       accessSync(at, mode);
-    } catch {
+    } catch (error) {
+      expectErrno(error, ['EACCES', 'EPERM']);
       if (st.uid === 0 && !groups.includes(st.gid)) return { gid: st.gid, what };
       return undefined;
     }
@@ -191,8 +194,8 @@ function groupName(gid: number): string {
       const [name, , id] = line.split(':');
       if (name && Number(id) === gid) return name;
     }
-  } catch {
-    // no group file
+  } catch (error) {
+    expectErrno(error, ['ENOENT', 'EACCES']); // no group file, or not readable: the number is shown
   }
   return gid === 0 ? 'root' : String(gid);
 }
