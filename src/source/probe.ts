@@ -4,6 +4,7 @@
 // where the passive monitor could show this machine's connections.
 import { connect } from 'node:net';
 import { decodeExtensionMessage } from '../protocol/codec.js';
+import { describeSocketError } from './session.js';
 
 export type ProbeResult =
   | { usable: true }
@@ -43,17 +44,9 @@ export function probeSocket(path: string, timeoutMs = 1500): Promise<ProbeResult
     });
     socket.on('end', () => done({ usable: false, why: `the extension at ${path} closed the connection before its hello`, denied: false }));
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      switch (error.code) {
-        case 'ENOENT':
-          return done({ usable: false, why: `no extension socket at ${path}`, denied: false });
-        case 'ECONNREFUSED':
-          return done({ usable: false, why: `nothing is listening on ${path} (an agent that is no longer running left it)`, denied: false });
-        case 'EACCES':
-        case 'EPERM':
-          return done({ usable: false, why: `permission denied on ${path}`, denied: true });
-        default:
-          return done({ usable: false, why: `${path}: ${error.code ?? error.message}`, denied: false });
-      }
+      const why = describeSocketError(path, error);
+      const gone = error.code === 'ECONNREFUSED' ? ' (an agent that is no longer running left it)' : '';
+      done({ usable: false, why: `${why}${gone}`, denied: error.code === 'EACCES' || error.code === 'EPERM' });
     });
   });
 }
