@@ -11,7 +11,9 @@
 // timing every blocking connect() and closing with RST (no TIME_WAIT pile-up).
 //
 //   sudo npm run bench -- agent [--quick] [--scenarios clean,idle,fork,fds] [--modes baseline,nfq-null,agent-rule,agent-app-rule,agent-client,opensnitch]
-//                               [--install-opensnitch]
+//                               [--install-opensnitch] [--history]
+//   --history: the agent records its history (into a file in the bench's temporary folder) as it does
+//   by default; without it the agent runs with --no-history. Compare the two runs' agent rows.
 //   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds;
 //   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
 //   The opensnitch row runs when opensnitchd is installed, and is skipped with a note when it is not;
@@ -25,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findCgroup2Root } from '../../src/native/linux/cgroup2.js';
+import { HistoryReader } from '../../src/history/query.js';
 
 // The C sources sit next to this file in the checkout; run.mjs runs the compiled bench from dist-bench/.
 const C_SOURCES = fileURLToPath(new URL('../../../bench/agent/', import.meta.url));
@@ -33,6 +36,8 @@ const PORT = 7001;
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const installOpensnitch = args.includes('--install-opensnitch');
+/** The agent records its history, as it does by default (else --no-history). */
+const withHistory = args.includes('--history');
 const listArg = (name: string, all: string[]): string[] => {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] ? args[i + 1]!.split(',') : all;
@@ -232,7 +237,7 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
   const socket = join(dir, 'agent.sock');
   const stderr: string[] = [];
   const proc = ns.start([process.execPath, ...(process.env['FLOWTOP_BENCH_AGENT_FLAGS']?.split(' ').filter(Boolean) ?? []), '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
-    'agent', '--no-history', '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...(cgroup ? ['--cgroup', cgroup.path] : []), ...extra], { stderr });
+    'agent', ...(withHistory ? ['--history', join(dir, 'history.db')] : ['--no-history']), '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...(cgroup ? ['--cgroup', cgroup.path] : []), ...extra], { stderr });
   await until(`the agent (${stderr.join('')})`, () => stderr.join('').includes('ready on') || proc.exitCode !== null, 30_000);
   if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
   // e.g. "attribution bpf-cookie (cgroup …; process instance read from task_struct (BTF offsets))"
@@ -246,10 +251,25 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
       proc.kill('SIGTERM');
       await waitExit(proc, 10_000);
       // anything the agent said beyond starting (a fallback, a distrusted record) changes what was measured
-      const said = stderr.join('').split('\n').filter((l) => l && !/ready on|^flowtop agent: queue \d+ via/.test(l));
+      const said = stderr.join('').split('\n').filter((l) => l && !/ready on|^flowtop agent: queue \d+ via|^flowtop agent: history: (first-seen|changed|rule-blocking):/.test(l));
       for (const line of said) log(`  agent said: ${line}`);
+      if (withHistory) log(`  history: ${recordedFlows(join(dir, 'history.db'))} flows recorded`);
     },
   };
+}
+
+/** Flows in the agent's history file after it stopped: that recording was on, and kept up. */
+function recordedFlows(path: string): string {
+  try {
+    const reader = HistoryReader.open(path);
+    try {
+      return String(reader.flowCount());
+    } finally {
+      reader.close();
+    }
+  } catch (error) {
+    return `? (${(error as Error).message})`;
+  }
 }
 
 /** A protocol client that allows every pending flow at once (the round trip a person's TUI adds). */
@@ -522,7 +542,7 @@ async function attributionCost(): Promise<void> {
 // ---- main ----
 async function main(): Promise<void> {
   const missing = ensureOpensnitch();
-  log(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs; 1 client × ${N1}, 8 clients × ${N8} connects, cap ${TCAP}s, warm-up ${WARMUP}`);
+  log(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs; 1 client × ${N1}, 8 clients × ${N8} connects, cap ${TCAP}s, warm-up ${WARMUP}; the agent's history ${withHistory ? 'ON (recorded into a file in the bench folder)' : 'off (--no-history; --history turns it on)'}`);
   const all: Row[] = [];
   for (const scenario of SCENARIOS) {
     const rows: Row[] = [];
