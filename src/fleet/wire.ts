@@ -11,6 +11,9 @@ export const HOST_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const USER_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Largest body either side sends (NATS's default max_payload is 1 MiB). */
 export const MAX_BODY_BYTES = 512 * 1024;
+/** Header of a snapshot reply: `<agent start ms>.<batch seq>` of the last events batch queued before
+ *  the snapshot was taken (the tail of that batch's Nats-Msg-Id), so a client keeps only later batches. */
+export const LAST_BATCH_HEADER = 'Flowtop-Last-Batch';
 /** How often an agent refreshes its entry in the hosts bucket; a client calls a host gone after 3 misses. */
 export const ANNOUNCE_INTERVAL_MS = 5_000;
 
