@@ -137,6 +137,8 @@ export interface RunningAgent {
   socket: string;
   dir: string;
   stderr: string[];
+  /** Date.now() when the "ready on" line arrived (the firewall was in place before it was written). */
+  readyAt: number;
   stop(): Promise<number | null>;
   kill(): Promise<void>;
 }
@@ -151,14 +153,19 @@ export async function startAgent(ns: Netns, cg: TestCgroup | undefined, flags: s
   const args = ['agent', '--socket', socket, '--rules', rules, ...(cg ? ['--cgroup', cg.path] : []), ...history, ...flags];
   const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr: string[] = [];
-  proc.stderr?.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));
+  let readyAt = 0;
+  proc.stderr?.on('data', (d: Buffer) => {
+    const got = d.toString().split('\n').filter(Boolean);
+    if (readyAt === 0 && got.some((l) => l.includes('ready on'))) readyAt = Date.now();
+    stderr.push(...got);
+  });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   await waitFor(`the agent to be ready (${stderr.join(' | ')})`, () => {
     if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('\n')}`);
     return stderr.some((l) => l.includes('ready on'));
   }, 20_000);
   return {
-    proc, socket, dir, stderr,
+    proc, socket, dir, stderr, readyAt,
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       proc.kill('SIGCONT'); // a test may have frozen it
