@@ -7,6 +7,8 @@ import { trustReason } from '../ui/explain.js';
 
 export interface FlowJson {
   source: string;
+  /** The machine the flow is on: a fleet host's name, or the extension's own hello.host. */
+  host?: string;
   id: string;
   time: number;
   state: ReturnType<typeof flowPhase>;
@@ -33,10 +35,17 @@ function withWhy(a: Attribution): Attribution & { why?: string } {
   return why ? { ...a, why } : a;
 }
 
-export function flowJson(row: FlowRow, now: number): FlowJson {
+/** The machine a row's flow is on: the fleet host it came from, else its extension's hello.host. */
+export function hostOf(state: Pick<TableState, 'sources'>, row: FlowRow): string | undefined {
+  const info = state.sources.get(row.source);
+  return info?.fleet?.role === 'host' ? info.id : info?.hello?.host;
+}
+
+export function flowJson(row: FlowRow, now: number, host?: string): FlowJson {
   const f = row.flow;
   return {
     source: row.source,
+    ...(host !== undefined ? { host } : {}),
     id: f.id,
     time: f.time,
     state: flowPhase(row),
@@ -63,6 +72,7 @@ export function snapshotJson(state: TableState) {
   const sources = [...state.sources.values()].map((s) => ({
     id: s.id,
     status: statusText(s.status, state.now).text,
+    ...(s.fleet ? { fleet: s.fleet.role } : {}),
     ...(s.hello ? { extension: s.hello.extension, host: s.hello.host, platform: s.hello.platform, capabilities: s.hello.capabilities } : {}),
     rules: s.rules.list(),
   }));
@@ -71,6 +81,6 @@ export function snapshotJson(state: TableState) {
     time: state.now,
     sources,
     counts,
-    flows: [...state.flows.values()].map((r) => flowJson(r, state.now)),
+    flows: [...state.flows.values()].map((r) => flowJson(r, state.now, hostOf(state, r))),
   };
 }

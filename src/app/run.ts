@@ -4,6 +4,7 @@ import { createElement } from 'react';
 import { render } from 'ink';
 import type { TokenKind } from '../protocol/messages.js';
 import type { FlowSource } from '../source/types.js';
+import type { MergedSources } from '../source/merge.js';
 import type { TableOptions } from '../state/types.js';
 import { Root } from './Root.js';
 import type { UserNameLookup } from './users.js';
@@ -16,7 +17,7 @@ import { limitHeapGrowth } from './heap-growth.js';
 import { collectYoungAfterFrame } from './idle-collect.js';
 
 export interface AppIO {
-  sources: readonly FlowSource[];
+  sources: readonly FlowSource[] | MergedSources;
   attributorFor(kind: TokenKind): AttributorLike;
   clock: Clock;
   /** The system's name for a uid (passwdUserNames() in production). */

@@ -11,6 +11,8 @@ import { createSocketSource } from '../source/socket-source.js';
 import { defaultSocketPath, explicitSocketPaths } from '../source/paths.js';
 import { probeSocket } from '../source/probe.js';
 import type { FlowSource } from '../source/types.js';
+import { mergeSources, type MergedSources } from '../source/merge.js';
+import type { FleetClientOptions } from '../fleet/client-options.js';
 import type { AttributorLike } from './store.js';
 import { Subject, type Observable } from 'rxjs';
 import type { HistoryEvent } from '../history/index.js';
@@ -51,10 +53,15 @@ export interface SourceFlags {
   demo?: string | true;
   /** Record the passive monitor's flows into the user's history file (the TUI does; `list` does not). */
   history?: boolean;
+  /** `--nats …`: a fleet's hosts, each its own source, joining as they appear. */
+  fleet?: FleetClientOptions;
 }
 
 export interface OpenedSources {
+  /** The sources known at start (a fleet's hosts join `merged` later). */
   sources: FlowSource[];
+  /** Every source, those that join later included (give this to the store). */
+  merged: MergedSources;
   attributorFor(kind: TokenKind): AttributorLike;
   /** What was chosen, in words (e.g. why the passive monitor runs). */
   note?: string;
@@ -84,7 +91,14 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, de
   }
   const paths = explicitSocketPaths(flags.sockets, env);
   for (const path of paths) sources.push(createSocketSource(path));
-  if (sources.length === 0) {
+  let fleet: { sources$: import('rxjs').Observable<FlowSource>; close(): Promise<void> } | undefined;
+  if (flags.fleet) {
+    const { openFleet } = await import('../fleet/fleet-source.js');
+    fleet = openFleet(flags.fleet);
+    const opened = fleet;
+    closers.push(() => opened.close());
+  }
+  if (sources.length === 0 && !fleet) {
     // Chosen by flowtop, not by the person: used only if it will serve them, else the monitor.
     const probe = await probeSocket(defaultPath);
     if (probe.usable) {
@@ -101,15 +115,18 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, de
     }
   }
   const attributorFor = (kind: TokenKind): AttributorLike => new Attributor(selectBackend(kind, { replay }));
+  const merged = mergeSources(sources);
+  if (fleet) merged.addFrom(fleet.sources$, (error) => historyLog.push(`fleet: ${error.message}`));
   return {
     sources,
+    merged,
     attributorFor,
     note,
     banner,
     historyLog,
     historyEvents: historyEvents.asObservable(),
     async close() {
-      for (const s of sources) s.close();
+      merged.close();
       for (const c of closers) await c();
       historyEvents.complete();
     },

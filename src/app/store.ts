@@ -8,6 +8,8 @@ import {
   interval,
   map,
   merge,
+  mergeMap,
+  of,
   share,
   startWith,
   timer,
@@ -17,6 +19,7 @@ import {
 import type { Attribution } from '../attribution/types.js';
 import type { ClientMessage, TokenKind } from '../protocol/messages.js';
 import type { FlowSource, SendResult, SourceEvent } from '../source/types.js';
+import { asMerged, type MergedSources } from '../source/merge.js';
 import { initialTable, type TableAction } from '../state/reducer.js';
 import { reduceInSlices } from './sliced-reducer.js';
 import type { AttributionUpdate, TableOptions, TableState } from '../state/types.js';
@@ -33,7 +36,8 @@ export interface Clock {
 }
 
 export interface StoreOptions {
-  sources: readonly FlowSource[];
+  /** The sources, or a merge that more may join later (a fleet's hosts). */
+  sources: readonly FlowSource[] | MergedSources;
   /** One attributor per token kind, created on first use. */
   attributorFor(kind: TokenKind): AttributorLike;
   clock: Clock;
@@ -69,9 +73,10 @@ export interface FlowStore {
 
 export function createFlowStore(options: StoreOptions): FlowStore {
   const { clock, scheduler } = options;
-  const sources = new Map(options.sources.map((s) => [s.id, s]));
+  const sources = asMerged(options.sources);
   const attributors = new Map<TokenKind, AttributorLike>();
   const kindOf = new Map<string, TokenKind>();
+  const remote = new Set<string>();
   const attributionUpdates = new Subject<TableAction>();
   const subscriptions: Subscription[] = [];
   const named = options.userName ? namingUsers(options.userName) : (a: Attribution) => a;
@@ -99,7 +104,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
   const emitActions = (event: SourceEvent, next: (action: TableAction) => void): void => {
     const m = event.message;
     if (m.type === 'hello') kindOf.set(event.source, m.tokenKind);
-    if (m.type === 'flow') {
+    if (m.type === 'flow' && !remote.has(event.source)) {
       const kind = kindOf.get(event.source);
       if (kind) {
         const attributor = attributorFor(kind);
@@ -124,16 +129,24 @@ export function createFlowStore(options: StoreOptions): FlowStore {
       });
     });
 
-  const input$ = merge(
-    ...options.sources.map((s) => actionsOf(s.events$)),
-    ...options.sources.map((s) =>
+  // Each source as it joins: what kind it is (a fleet host's flows are attributed by its agent, never
+  // resolved here), then its events and statuses.
+  const sourceActions = (s: FlowSource): Observable<TableAction> => {
+    if (s.fleet?.role === 'host') remote.add(s.id);
+    return merge(
+      s.fleet ? of<TableAction>({ type: 'source', source: s.id, fleet: s.fleet }) : of<TableAction>(),
+      actionsOf(s.events$),
       s.status$.pipe(
         map((status): TableAction => {
-          if (status.state === 'connected') kindOf.set(s.id, status.hello.tokenKind);
+          if (status.state === 'connected' && status.hello) kindOf.set(s.id, status.hello.tokenKind);
           return { type: 'status', source: s.id, status };
         }),
       ),
-    ),
+    );
+  };
+
+  const input$ = merge(
+    sources.added$.pipe(mergeMap(sourceActions)),
     attributionUpdates,
     interval(options.tickMs ?? 1000, scheduler).pipe(map((): TableAction => ({ type: 'tick', now: clock.now() }))),
   ).pipe(share());
@@ -177,7 +190,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
     },
     close() {
       for (const s of subscriptions) s.unsubscribe();
-      for (const s of options.sources) s.close();
+      sources.close();
     },
   };
 }

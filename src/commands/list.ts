@@ -3,22 +3,25 @@
 import { filter, firstValueFrom, take, timeout } from 'rxjs';
 import { UsageError, UserError } from '../errors.js';
 import { parseFlags } from './flags.js';
-import { flowJson, snapshotJson } from '../app/json.js';
+import { flowJson, hostOf, snapshotJson } from '../app/json.js';
 import { openSources, type SourceFlags } from '../app/setup.js';
 import { createFlowStore } from '../app/store.js';
 import { limitHeapGrowth } from '../app/heap-growth.js';
 import { passwdUserNames } from '../app/users.js';
 import type { TableState } from '../state/types.js';
 import { escapeJsonControls } from '../text/controls.js';
-import type { ConnectionStatus, FlowSource } from '../source/types.js';
+import type { ConnectionStatus } from '../source/types.js';
+import type { MergedSources } from '../source/merge.js';
+import { FLEET_FLAG_OPTIONS, FLEET_USAGE, fleetOptionsFrom } from '../fleet/client-options.js';
 
-export const LIST_USAGE = `Usage: flowtop list (--json | --jsonl) [--socket PATH]... [--demo [SCENARIO]] [--wait MS]
+export const LIST_USAGE = `Usage: flowtop list (--json | --jsonl) [--socket PATH]... [--nats URL [NATS FLAGS]] [--demo [SCENARIO]] [--wait MS]
   --json         print one snapshot of the current flows, with attributions, as JSON
   --jsonl        stream flows as JSON lines, one line each time a flow changes (Ctrl-C stops)
   --socket PATH  extension socket (repeatable; also FLOWTOP_SOCKET); default: the local agent,
                  else the passive monitor
   --demo [NAME]  an in-process demo extension playing a recorded scenario
   --wait MS      how long --json collects before printing (default 1500)
+${FLEET_USAGE}Each flow's "source" is its extension socket, or with --nats its host ("host" says it for both).
 `;
 
 export interface ListOptions extends SourceFlags {
@@ -62,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
       jsonl: { type: 'boolean' },
       once: { type: 'boolean' },
       socket: { type: 'string', multiple: true },
+      ...FLEET_FLAG_OPTIONS,
       wait: { type: 'string' },
       'max-flows': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -73,9 +77,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (values.json && values.jsonl) throw new UsageError('choose one of --json and --jsonl');
   if (!values.json && !values.jsonl) throw new UsageError('flowtop list needs --json (one snapshot) or --jsonl (a stream)');
+  const fleet = fleetOptionsFrom(values);
   return runList({
     mode: values.jsonl ? 'jsonl' : 'json',
     sockets: values.socket ?? [],
+    ...(fleet ? { fleet } : {}),
     demo,
     waitMs: positiveInt('--wait', values.wait, 1500),
     maxFlows: values['max-flows'] !== undefined ? positiveInt('--max-flows', values['max-flows'], 200_000) : undefined,
@@ -87,13 +93,13 @@ export async function runList(options: ListOptions, out: NodeJS.WritableStream =
   if (opened.note) process.stderr.write(`flowtop: ${opened.note}\n`);
   limitHeapGrowth(); // it holds a flow table as large as the TUI's (--jsonl runs for as long)
   const store = createFlowStore({
-    sources: opened.sources,
+    sources: opened.merged,
     attributorFor: opened.attributorFor,
     userName: passwdUserNames(),
     clock: { now: () => Date.now() },
     table: options.maxFlows ? { maxFlows: options.maxFlows } : undefined,
   });
-  const reach = watchReach(opened.sources);
+  const reach = watchReach(opened.merged);
   try {
     if (options.mode === 'json') {
       const state = await settle(store.states$, store.current(), options.waitMs);
@@ -115,15 +121,18 @@ export async function runList(options: ListOptions, out: NodeJS.WritableStream =
 }
 
 /** Whether any source ever connected, and if none did, why not (each source's last status). */
-function watchReach(sources: readonly FlowSource[]): { any(): boolean; why(): string; firstAnswers(timeoutMs: number): Promise<void>; stop(): void } {
+function watchReach(merged: MergedSources): { any(): boolean; why(): string; firstAnswers(timeoutMs: number): Promise<void>; stop(): void } {
   let connected = false;
   const last = new Map<string, ConnectionStatus>();
   let changed = (): void => {};
-  const subs = sources.map((s) => s.status$.subscribe((status) => {
-    last.set(s.id, status);
-    if (status.state === 'connected') connected = true;
+  const sources = merged.sources;
+  const subs = [merged.statuses$.subscribe((all) => {
+    for (const { source, status } of all) {
+      last.set(source, status);
+      if (status.state === 'connected') connected = true;
+    }
     changed();
-  }));
+  })];
   const waiting = (): boolean => sources.some((s) => (last.get(s.id)?.state ?? 'connecting') === 'connecting');
   const reason = (status: ConnectionStatus | undefined): string => {
     switch (status?.state) {
@@ -185,7 +194,7 @@ function stream(states$: import('rxjs').Observable<TableState>, out: NodeJS.Writ
     out.on('error', () => stop(0)); // a closed pipe (`| head`) ends the stream quietly
     const sub = states$.subscribe((state) => {
       const lines: string[] = [];
-      for (const row of state.flows.values()) if (row.rev > seen) lines.push(escapeJsonControls(JSON.stringify(flowJson(row, state.now))));
+      for (const row of state.flows.values()) if (row.rev > seen) lines.push(escapeJsonControls(JSON.stringify(flowJson(row, state.now, hostOf(state, row)))));
       seen = state.rev;
       if (lines.length > 0) out.write(lines.join('\n') + '\n');
     });

@@ -9,8 +9,9 @@ import { positiveInt, runList, takeDemoFlag } from './list.js';
 import { resolve } from 'node:path';
 import { openHistorySource } from '../app/history-source.js';
 import { explicitSocketPaths } from '../source/paths.js';
+import { FLEET_FLAG_OPTIONS, FLEET_USAGE, fleetOptionsFrom } from '../fleet/client-options.js';
 
-export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] [--ascii] [--max-flows N] [--no-bell] [--notify] [--history-db PATH]
+export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--nats URL [NATS FLAGS]] [--demo [SCENARIO]] [--ascii] [--max-flows N] [--no-bell] [--notify] [--history-db PATH]
        flowtop --once --json | --jsonl
   --socket PATH    extension socket (repeatable; also FLOWTOP_SOCKET). Default: the local agent's
                    socket; if none is running, a passive monitor of this machine (no blocking)
@@ -25,7 +26,7 @@ export const TUI_USAGE = `Usage: flowtop [--socket PATH]... [--demo [SCENARIO]] 
                    (default: the agent's /var/lib/flowtop/history.db with the agent, your own
                    $XDG_STATE_HOME/flowtop/history.db with the passive monitor; as flowtop history --db)
   --once --json    print one snapshot as JSON and exit; --jsonl streams flow changes
-Keys: press ? in the app.
+${FLEET_USAGE}Keys: press ? in the app.
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -34,6 +35,7 @@ export async function run(argv: string[]): Promise<number> {
     args: rest,
     options: {
       socket: { type: 'string', multiple: true },
+      ...FLEET_FLAG_OPTIONS,
       ascii: { type: 'boolean' },
       'no-bell': { type: 'boolean' },
       notify: { type: 'boolean' },
@@ -55,10 +57,11 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unknown command ${JSON.stringify(positionals[0])}`);
   const maxFlows = positiveInt('--max-flows', values['max-flows'], 200_000);
   const sockets = values.socket ?? [];
+  const fleet = fleetOptionsFrom(values);
   if (values.once && !values.json) throw new UsageError('--once needs --json (one snapshot as JSON)');
   if (values.json || values.jsonl) {
     if (values.json && values.jsonl) throw new UsageError('choose one of --json and --jsonl');
-    return runList({ mode: values.jsonl ? 'jsonl' : 'json', sockets, demo, waitMs: positiveInt('--wait', values.wait, 1500), maxFlows });
+    return runList({ mode: values.jsonl ? 'jsonl' : 'json', sockets, demo, ...(fleet ? { fleet } : {}), waitMs: positiveInt('--wait', values.wait, 1500), maxFlows });
   }
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
     throw new UserError('flowtop needs a terminal on stdin and stdout', 'for scripts and pipes use `flowtop --once --json` (one snapshot) or `flowtop --jsonl` (a stream)');
@@ -67,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
   // slower. Set before Ink and React load (run.js is imported below for that reason).
   process.env.NODE_ENV ??= 'production';
   const { runInteractive } = await import('../app/run.js');
-  const opened = await openSources({ sockets, demo, history: !values['no-history'] }, process.env);
+  const opened = await openSources({ sockets, demo, history: !values['no-history'] && !fleet, ...(fleet ? { fleet } : {}) }, process.env);
   const ascii = wantAscii(process.env, values.ascii ?? false);
   if (values['history-db'] === '') throw new UsageError('--history-db needs a file', 'run `flowtop --help` for the usage');
   // Against the agent (or another extension socket), the agent's history; with the passive monitor,
@@ -78,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     return await runInteractive(
       {
-        sources: opened.sources,
+        sources: opened.merged,
         attributorFor: opened.attributorFor,
         userName: passwdUserNames(),
         clock: { now: () => Date.now() },

@@ -4,7 +4,8 @@ import type { ClientMessage, ExtensionMessage, HelloMessage } from '../protocol/
 
 export type ConnectionStatus =
   | { state: 'connecting'; attempt: number }
-  | { state: 'connected'; hello: HelloMessage }
+  /** `hello` is absent for a link that is not an extension (a fleet's NATS server). */
+  | { state: 'connected'; hello?: HelloMessage }
   | { state: 'reconnecting'; reason: string; retryAt: number; attempt: number }
   | { state: 'disconnected'; reason: string }
   | { state: 'version-mismatch'; theirs: number; ours: number };
@@ -26,6 +27,9 @@ export interface SendResult {
 export interface FlowSource {
   /** Short label used to tag flows, e.g. the socket path or "monitor". */
   readonly id: string;
+  /** Part of a fleet (src/fleet): its NATS server (`server`: the link, the fleet rules) or one of its
+   *  hosts (`host`: flows of another machine, whose tokens this client cannot verify). */
+  readonly fleet?: { readonly role: 'server' | 'host'; readonly label: string };
   readonly events$: Observable<SourceEvent>;
   readonly status$: Observable<ConnectionStatus>;
   send(message: ClientMessage): SendResult;

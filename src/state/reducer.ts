@@ -14,6 +14,7 @@ import type { ConnectionStatus, SourceEvent } from '../source/types.js';
 import type { AttributionUpdate, FlowRow, SourceInfo, TableOptions, TableState } from './types.js';
 import { STALE_MS, flowPhase } from './derive.js';
 import { shareStrings } from './intern.js';
+import { agentAttribution } from './agent-attribution.js';
 import { Journal } from './journal.js';
 import { TableRow } from './row.js';
 import { RuleList } from './rule-list.js';
@@ -23,6 +24,8 @@ export type TableAction =
   | { type: 'events'; events: readonly SourceEvent[] }
   | { type: 'attributions'; updates: readonly AttributionUpdate[] }
   | { type: 'status'; source: string; status: ConnectionStatus }
+  /** A source that is part of a fleet (a host's flows are attributed by its agent: see agent-attribution.ts). */
+  | { type: 'source'; source: string; fleet: NonNullable<SourceInfo['fleet']> }
   | { type: 'tick'; now: number }
   /** Several actions applied as one step (one new revision, one snapshot). */
   | { type: 'batch'; actions: readonly TableAction[] };
@@ -82,6 +85,9 @@ function apply(d: Draft, action: TableAction): void {
     case 'status':
       applyStatus(d, action.source, action.status);
       return;
+    case 'source':
+      d.sources.set(action.source, { ...sourceInfo(d, action.source), fleet: action.fleet });
+      return;
     case 'tick': {
       const before = d.now;
       d.now = Math.max(d.now, action.now);
@@ -123,7 +129,7 @@ function sourceInfo(d: Draft, id: string): SourceInfo {
 
 function applyStatus(d: Draft, source: string, status: ConnectionStatus): void {
   const info = sourceInfo(d, source);
-  d.sources.set(source, { ...info, status, hello: status.state === 'connected' ? status.hello : info.hello });
+  d.sources.set(source, { ...info, status, hello: status.state === 'connected' ? (status.hello ?? info.hello) : info.hello });
 }
 
 function applyMessage(d: Draft, source: string, message: ExtensionMessage): void {
@@ -173,7 +179,8 @@ function applyMessage(d: Draft, source: string, message: ExtensionMessage): void
   }
 }
 
-function attributionFor(d: Draft, flow: FlowRecord): Attribution {
+function attributionFor(d: Draft, source: string, flow: FlowRecord): Attribution {
+  if (d.sources.get(source)?.fleet?.role === 'host') return agentAttribution(flow, d.sources.get(source)?.hello?.host ?? source);
   if (flow.token) return d.attributions.get(flow.token) ?? PENDING;
   const user = flow.uid !== undefined ? d.options.userName?.(flow.uid) : undefined;
   return {
@@ -190,7 +197,8 @@ function attributionFor(d: Draft, flow: FlowRecord): Attribution {
   };
 }
 
-function appAttributionFor(d: Draft, flow: FlowRecord): Attribution | undefined {
+function appAttributionFor(d: Draft, source: string, flow: FlowRecord): Attribution | undefined {
+  if (d.sources.get(source)?.fleet?.role === 'host') return undefined;
   if (!flow.appToken || flow.appToken === flow.token) return undefined;
   return d.attributions.get(flow.appToken) ?? PENDING;
 }
@@ -199,7 +207,7 @@ function upsertFlow(d: Draft, source: string, received: FlowRecord): void {
   const flow = shareStrings(received);
   const key = flowKey(source, flow.id);
   const old = d.flows.get(key);
-  const change = { flow, attribution: attributionFor(d, flow), appAttribution: appAttributionFor(d, flow), ...blockedEnd(d, old, flow) };
+  const change = { flow, attribution: attributionFor(d, source, flow), appAttribution: appAttributionFor(d, source, flow), ...blockedEnd(d, old, flow) };
   setRow(d, old ? makeRow(old, change, d.rev) : new TableRow(key, flow, change.attribution, change, NO_COUNTERS, d.rev));
   if (flow.verdict?.action === 'block') noteClosed(d, key);
 }
@@ -293,6 +301,8 @@ function applyAttributions(d: Draft, updates: readonly AttributionUpdate[]): voi
     const hitToken = token !== undefined && changed.has(token);
     const hitApp = appToken !== undefined && appToken !== token && changed.has(appToken);
     if (!hitToken && !hitApp) continue;
+    // Another machine's token: a local answer for the same bytes says nothing about it.
+    if (d.sources.get(row.source)?.fleet?.role === 'host') continue;
     replaceRow(d, row, {
       attribution: hitToken ? d.attributions.get(token!)! : row.attribution,
       appAttribution: hitApp ? d.attributions.get(appToken!)! : row.appAttribution,

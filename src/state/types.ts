@@ -61,6 +61,8 @@ export interface SourceInfo {
   readonly id: string;
   readonly status: ConnectionStatus;
   readonly hello?: HelloMessage;
+  /** Part of a fleet: its NATS server (the link, the fleet rules) or one of its hosts. */
+  readonly fleet?: { readonly role: 'server' | 'host'; readonly label: string };
   /** Updated in place by the reducer, like the flow Map (see rule-list.ts). */
   readonly rules: RuleList;
 }

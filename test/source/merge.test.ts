@@ -50,3 +50,28 @@ test('two sources with one id are refused', () => {
   const a = createSocketSource('/nonexistent/x.sock');
   expect(() => mergeSources([a, createSocketSource('/nonexistent/x.sock')])).toThrow(/share the id/);
 });
+
+test('a source added later joins: its events and status reach subscribers already there; a second one with the same id is refused', async () => {
+  const { memorySource } = await import('../ui/helpers/memory-source.js');
+  const { Subject } = await import('rxjs');
+  const first = memorySource('first');
+  const merged = mergeSources([first]);
+  const events: SourceEvent[] = [];
+  const statuses: SourceStatus[][] = [];
+  merged.events$.subscribe((e) => events.push(e));
+  merged.statuses$.subscribe((s) => statuses.push(s));
+  const later = new Subject<import('../../src/source/types.js').FlowSource>();
+  const refused: string[] = [];
+  merged.addFrom(later, (e) => refused.push(e.message));
+  const host = memorySource('web-2');
+  later.next(host);
+  host.push({ type: 'end', id: 'x', time: 1 });
+  host.setStatus({ state: 'disconnected', reason: 'gone' });
+  expect(events.map((e) => e.source)).toEqual(['web-2']);
+  expect(statuses.at(-1)?.map((s) => `${s.source} ${s.status.state}`)).toEqual(['first connecting', 'web-2 disconnected']);
+  later.next(memorySource('web-2'));
+  expect(refused).toEqual(['two flow sources share the id "web-2"; each needs its own']);
+  expect(merged.send('web-2', { type: 'rules-list' })).toEqual({ ok: true });
+  expect(host.sent).toEqual([{ type: 'rules-list' }]);
+  merged.close();
+});

@@ -1,0 +1,344 @@
+// The client side of the fleet: one NATS connection that finds the hosts (the hosts bucket), reads
+// their events (the stream, from `now − replay`, with an ordered consumer), asks each for a snapshot,
+// reads the fleet rules (the rules bucket), and sends requests to each host. It yields flow sources:
+// first the server's own (its link status and the fleet rules), then one per host as each appears,
+// so every host is its own source in the table, with its own hello and rules.
+import { BehaviorSubject, Observable, ReplaySubject, Subject } from 'rxjs';
+import { connect, credsAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
+import { Kvm, type KvWatchEntry } from '@nats-io/kv';
+import { decodeClientMessage, decodeExtensionMessage } from '../protocol/codec.js';
+import type { ClientMessage, HelloMessage, Rule } from '../protocol/messages.js';
+import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from '../source/types.js';
+import type { FleetClientOptions } from './client-options.js';
+import { decodeBody } from './body.js';
+import { DEFAULT_REQUEST_POLICY, HostSource, parseBatchId, type HostLink, type RequestPolicy } from './host-source.js';
+import { ANNOUNCE_INTERVAL_MS, HOST_NAME_PATTERN, fleetNames, type FleetNames, type HostAnnouncement } from './wire.js';
+
+export interface FleetSourceOptions extends FleetClientOptions {
+  /** The agents' announce interval; a host is gone after 3 without a refresh (tests shorten it). */
+  announceIntervalMs?: number;
+  request?: Partial<RequestPolicy>;
+  /** How long to wait before connecting again, or looking again for a stream or bucket not there yet. */
+  retryMs?: number;
+}
+
+export interface FleetSource {
+  /** The server's source first, then each host once, as it appears (replayed to a late subscriber). */
+  readonly sources$: Observable<FlowSource>;
+  /** Hosts known now. */
+  hosts(): readonly HostSource[];
+  close(): Promise<void>;
+}
+
+/** How the client reaches the server, as NATS connection options. */
+export function connectionOptions(o: FleetClientOptions): ConnectionOptions {
+  const base: ConnectionOptions = { servers: o.servers, name: 'flowtop client', maxReconnectAttempts: -1, reconnectTimeWait: 1_000, ...(o.tls ? { tls: {} } : {}) };
+  if (o.auth.kind === 'creds') return { ...base, authenticator: credsAuthenticator(o.auth.creds) };
+  if (o.auth.kind === 'password') return { ...base, user: o.auth.user, pass: o.auth.password };
+  return base;
+}
+
+function words(error: unknown): string {
+  const e = error as { message?: unknown; code?: unknown } | null;
+  const text = typeof e?.message === 'string' ? e.message : String(error);
+  if (/ECONNREFUSED/.test(text)) return 'nothing is listening there';
+  return text;
+}
+
+/** The announcement in a hosts-bucket entry, checked with the protocol's own hello decoder. */
+export function readAnnouncement(key: string, value: Uint8Array): HostAnnouncement | string {
+  if (!HOST_NAME_PATTERN.test(key)) return `a host entry with a bad name ${JSON.stringify(key.slice(0, 80))}`;
+  let o: unknown;
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+  } catch {
+    return `host ${key}: its entry is not JSON`;
+  }
+  const a = o as { hello?: unknown; started?: unknown; seen?: unknown } | null;
+  if (typeof a !== 'object' || a === null) return `host ${key}: its entry is not an object`;
+  if (!Number.isSafeInteger(a.started) || !Number.isSafeInteger(a.seen)) return `host ${key}: its entry needs "started" and "seen" times in ms`;
+  const decoded = decodeExtensionMessage(JSON.stringify(a.hello ?? null));
+  if (!decoded.ok) return `host ${key}: its hello is not valid: ${decoded.error.message}`;
+  if (decoded.message.type !== 'hello') return `host ${key}: its entry holds a "${decoded.message.type}" where a hello belongs`;
+  return { hello: decoded.message as HelloMessage & { type: 'hello' }, started: a.started as number, seen: a.seen as number };
+}
+
+/** A fleet rule from the rules bucket: a whole rule, or a rule spec (then its id is the key). */
+export function readFleetRule(key: string, value: Uint8Array, created: number): Rule | string {
+  let o: unknown;
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+  } catch {
+    return `fleet rule ${key}: not JSON`;
+  }
+  const whole = decodeExtensionMessage(JSON.stringify({ type: 'rule-changed', op: 'added', rule: o }));
+  if (whole.ok && whole.message.type === 'rule-changed') return { ...whole.message.rule, id: key };
+  const spec = decodeClientMessage(JSON.stringify({ type: 'rule-add', rule: o }));
+  if (spec.ok && spec.message.type === 'rule-add') return { ...spec.message.rule, id: key, created, hits: 0, enabled: spec.message.rule.enabled ?? true };
+  return `fleet rule ${key}: ${whole.ok ? 'not a rule' : whole.error.message}`;
+}
+
+/** `all.<id>` → every host; `host.<name>.<id>` → that host. */
+export function fleetRuleScope(key: string): { host?: string } | undefined {
+  if (/^all\.[^.]+$/.test(key)) return {};
+  const m = /^host\.([A-Za-z0-9_-]{1,64})\.[^.]+$/.exec(key);
+  return m ? { host: m[1]! } : undefined;
+}
+
+/** The server's source: the link's status, and the fleet rules as this source's rules. */
+class ServerSource implements FlowSource {
+  readonly fleet: { role: 'server'; label: string };
+  readonly events = new Subject<SourceEvent>();
+  readonly status = new BehaviorSubject<ConnectionStatus>({ state: 'connecting', attempt: 1 });
+  readonly events$ = this.events.asObservable();
+  readonly status$ = this.status.asObservable();
+  removeRule?: (key: string) => Promise<void>;
+
+  constructor(readonly id: string) {
+    this.fleet = { role: 'server', label: id };
+  }
+
+  send(message: ClientMessage): SendResult {
+    if (message.type !== 'rule-remove') return { ok: false, error: 'fleet rules are added with `flowtop rules` or in the rules bucket; from here they can only be deleted' };
+    if (!this.removeRule) return { ok: false, error: `not connected to ${this.id}` };
+    this.removeRule(message.id).catch((error: unknown) =>
+      this.events.next({ source: this.id, local: true, message: { type: 'error', code: 'internal', message: `could not delete fleet rule ${message.id}: ${words(error)}` } }),
+    );
+    return { ok: true };
+  }
+
+  close(): void {
+    this.status.next({ state: 'disconnected', reason: 'closed' });
+    this.events.complete();
+    this.status.complete();
+  }
+}
+
+export function openFleet(options: FleetSourceOptions): FleetSource {
+  const names: FleetNames = fleetNames(options.prefix);
+  const where = options.servers.join(',');
+  const policy: RequestPolicy = { ...DEFAULT_REQUEST_POLICY, ...options.request };
+  const interval = options.announceIntervalMs ?? ANNOUNCE_INTERVAL_MS;
+  const retryMs = options.retryMs ?? 2_000;
+  const server = new ServerSource(where);
+  const sources = new ReplaySubject<FlowSource>();
+  const hosts = new Map<string, HostSource>();
+  const lastSeen = new Map<string, number>();
+  let nc: NatsConnection | undefined;
+  let closed = false;
+  let started = false;
+  const stoppers: Array<() => Promise<unknown> | void> = [];
+
+  const link: HostLink = {
+    where,
+    async request(host, body, timeoutMs) {
+      if (!nc || nc.isClosed()) throw new Error(`not connected to ${where}`);
+      try {
+        const msg = await nc.request(names.request(host, options.user), body, { timeout: timeoutMs });
+        return { body: msg.data, header: (name) => msg.headers?.get(name) || undefined };
+      } catch (error) {
+        const text = words(error);
+        const cause = (error as { cause?: unknown }).cause;
+        if (/no responders/i.test(text) || (cause instanceof Error && /no responders/i.test(cause.message))) throw new Error(`no agent answers for ${host} (it is not connected to NATS)`);
+        if (/timeout/i.test(text)) throw new Error(`no answer within ${timeoutMs} ms`);
+        throw new Error(text);
+      }
+    },
+  };
+
+  const say = (text: string, code: 'internal' | 'bad-message' = 'internal'): void => {
+    server.events.next({ source: server.id, local: true, message: { type: 'error', code, message: text } });
+  };
+
+  const hostFor = (name: string): HostSource => {
+    let h = hosts.get(name);
+    if (!h) {
+      h = new HostSource(name, link, policy);
+      hosts.set(name, h);
+      sources.next(h);
+    }
+    return h;
+  };
+
+  const retryWait = (): Promise<void> => new Promise((r) => setTimeout(r, retryMs));
+
+  async function watchHosts(conn: NatsConnection): Promise<void> {
+    while (!closed) {
+      try {
+        const kv = await new Kvm(conn).open(names.hostsBucket);
+        const watch = await kv.watch();
+        stoppers.push(() => watch.stop());
+        for await (const entry of watch as AsyncIterable<KvWatchEntry>) {
+          if (closed) return;
+          if (entry.operation !== 'PUT') {
+            hosts.get(entry.key)?.markGone('its agent said goodbye (entry removed)');
+            continue;
+          }
+          const a = readAnnouncement(entry.key, entry.value);
+          if (typeof a === 'string') {
+            say(`skipped ${a}`, 'bad-message');
+            continue;
+          }
+          // The server's time of the write says how fresh it is, also for entries read at start.
+          const at = entry.created.getTime();
+          lastSeen.set(entry.key, at);
+          if (Date.now() - at > 3 * interval) {
+            hostFor(entry.key).markGone(`not heard from since ${new Date(at).toISOString().slice(11, 19)} UTC`);
+            continue;
+          }
+          hostFor(entry.key).announce(a);
+        }
+        return;
+      } catch (error) {
+        if (closed) return;
+        say(`hosts bucket ${names.hostsBucket}: ${words(error)} (no agent has announced itself yet?); looking again`);
+        await retryWait();
+      }
+    }
+  }
+
+  async function readEvents(conn: NatsConnection): Promise<void> {
+    const js = jetstream(conn);
+    while (!closed) {
+      let messages: ConsumerMessages | undefined;
+      try {
+        const since = new Date(Date.now() - options.replayMs).toISOString();
+        const consumer = await js.consumers.get(names.stream, {
+          filter_subjects: names.allEvents,
+          ...(options.replayMs > 0 ? { deliver_policy: 'by_start_time' as const, opt_start_time: since } : { deliver_policy: 'new' as const }),
+        });
+        messages = await consumer.consume();
+        const m = messages;
+        stoppers.push(() => m.close());
+        const hostAt = names.events('x').split('.').length - 1;
+        for await (const msg of messages) {
+          if (closed) return;
+          const host = msg.subject.split('.')[hostAt] ?? '';
+          if (!HOST_NAME_PATTERN.test(host)) continue;
+          const idText = msg.headers?.get('Nats-Msg-Id');
+          const idMatch = idText ? /^([A-Za-z0-9_-]{1,64})\.(\d+\.\d+)$/.exec(idText) : null;
+          const id = idMatch && idMatch[1] === host ? parseBatchId(idMatch[2]) : undefined;
+          const { messages: decoded, problems } = decodeBody(msg.data);
+          hostFor(host).batch({ ...(id ? { id } : {}), messages: decoded, problems });
+        }
+        return;
+      } catch (error) {
+        if (closed) return;
+        say(`events stream ${names.stream}: ${words(error)} (no agent has published yet?); reading again`);
+        await messages?.close().catch(() => undefined);
+        await retryWait();
+      }
+    }
+  }
+
+  async function watchRules(conn: NatsConnection): Promise<void> {
+    while (!closed) {
+      try {
+        const kv = await new Kvm(conn).open(names.rulesBucket);
+        server.removeRule = async (key) => {
+          await kv.delete(key);
+        };
+        const watch = await kv.watch();
+        stoppers.push(() => watch.stop());
+        const known = new Map<string, Rule>();
+        for await (const entry of watch as AsyncIterable<KvWatchEntry>) {
+          if (closed) return;
+          if (!fleetRuleScope(entry.key)) {
+            say(`skipped fleet rule ${JSON.stringify(entry.key.slice(0, 80))}: keys are all.<id> or host.<host>.<id>`, 'bad-message');
+            continue;
+          }
+          if (entry.operation !== 'PUT') {
+            const old = known.get(entry.key);
+            known.delete(entry.key);
+            if (old) server.events.next({ source: server.id, message: { type: 'rule-changed', op: 'removed', rule: old } });
+            continue;
+          }
+          const rule = readFleetRule(entry.key, entry.value, entry.created.getTime());
+          if (typeof rule === 'string') {
+            say(`skipped ${rule}`, 'bad-message');
+            continue;
+          }
+          const op = known.has(entry.key) ? 'updated' : 'added';
+          known.set(entry.key, rule);
+          server.events.next({ source: server.id, message: { type: 'rule-changed', op, rule } });
+        }
+        return;
+      } catch (error) {
+        if (closed) return;
+        // No rules bucket is no fleet rules yet: said once, looked for again quietly.
+        if (!/not found/i.test(words(error))) say(`rules bucket ${names.rulesBucket}: ${words(error)}; looking again`);
+        await retryWait();
+      }
+    }
+  }
+
+  /** Hosts that stopped refreshing their entry for 3 intervals are gone. */
+  const staleness = setInterval(() => {
+    const now = Date.now();
+    for (const [name, at] of lastSeen) {
+      if (now - at > 3 * interval) hosts.get(name)?.markGone(`not heard from since ${new Date(at).toISOString().slice(11, 19)} UTC (agents refresh every ${Math.round(interval / 1000)} s)`);
+    }
+  }, Math.min(1_000, interval));
+  staleness.unref?.();
+
+  async function watchLink(conn: NatsConnection): Promise<void> {
+    for await (const s of conn.status()) {
+      if (closed) return;
+      if (s.type === 'disconnect') server.status.next({ state: 'reconnecting', reason: `lost ${s.server}`, retryAt: Date.now() + 1_000, attempt: 1 });
+      if (s.type === 'reconnect') server.status.next({ state: 'connected' });
+    }
+  }
+
+  async function run(): Promise<void> {
+    let attempt = 0;
+    while (!closed) {
+      attempt++;
+      try {
+        nc = await connect(connectionOptions(options));
+      } catch (error) {
+        if (closed) return;
+        server.status.next({ state: 'reconnecting', reason: words(error), retryAt: Date.now() + retryMs, attempt: attempt + 1 });
+        await retryWait();
+        continue;
+      }
+      if (closed) {
+        await nc.close();
+        return;
+      }
+      server.status.next({ state: 'connected' });
+      const conn = nc;
+      void watchLink(conn);
+      await Promise.all([watchHosts(conn), readEvents(conn), watchRules(conn)]);
+      const why = await conn.closed();
+      if (closed) return;
+      server.status.next({ state: 'reconnecting', reason: why ? words(why) : 'the connection closed', retryAt: Date.now() + retryMs, attempt: 1 });
+      await retryWait();
+    }
+  }
+
+  return {
+    // The connection starts with the first subscriber, so every source it yields has a subscriber
+    // before any of its events.
+    sources$: new Observable<FlowSource>((subscriber) => {
+      const sub = sources.subscribe(subscriber);
+      if (!started) {
+        started = true;
+        sources.next(server);
+        void run().catch((error: unknown) => server.status.next({ state: 'disconnected', reason: `stopped: ${words(error)}` }));
+      }
+      return () => sub.unsubscribe();
+    }),
+    hosts: () => [...hosts.values()],
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(staleness);
+      for (const stop of stoppers) await Promise.resolve(stop()).catch(() => undefined);
+      await nc?.close().catch(() => undefined);
+      for (const h of hosts.values()) h.close();
+      server.close();
+      sources.complete();
+    },
+  };
+}

@@ -1,0 +1,80 @@
+// A real nats-server for fleet tests: JetStream on, loopback only, a port it picks, its store in a
+// temporary folder; stopped by its PID. Missing nats-server fails under CI=true (CI installs it) and
+// skips elsewhere.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const NATS_SERVER = process.env['NATS_SERVER'] ?? '/usr/sbin/nats-server';
+
+/** True when the tests must be skipped (no nats-server here, and not CI). */
+export function skipWithoutNats(): boolean {
+  const probe = spawnSync(NATS_SERVER, ['--version'], { encoding: 'utf8' });
+  if (probe.status === 0) return false;
+  if (process.env['CI'] === 'true') throw new Error(`fleet tests cannot run: ${NATS_SERVER} is missing (apt-get install nats-server)`);
+  process.stderr.write(`skipping fleet tests: ${NATS_SERVER} is missing\n`);
+  return true;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startNatsServer(extraArgs: string[] = []): Promise<NatsServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'ftnats-'));
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const child: ChildProcess = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000);
+      child.stderr!.on('data', (b: Buffer) => {
+        log += b.toString();
+        if (/Server is ready/.test(log)) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      });
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    if (!ready) {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      if (/address already in use/i.test(log)) continue;
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`nats-server did not start: ${log.slice(-500)}`);
+    }
+    return {
+      url: `nats://127.0.0.1:${port}`,
+      port,
+      pid: child.pid!,
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          const gone = new Promise((r) => child.once('exit', r));
+          process.kill(child.pid!, 'SIGKILL');
+          await gone;
+        }
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  throw new Error('nats-server: no free port after 5 tries');
+}
