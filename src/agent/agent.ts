@@ -184,7 +184,7 @@ export class Agent {
       host: hostname(),
       capabilities: ['verdicts', 'end-flows', 'rules', 'bytes', 'verdict-durations', 'verdict-scopes', ...(this.names.answers ? ['host-names' as const] : [])],
       tokenKind: 'linux-pidfd-v1',
-      mode: { failOpen: this.options.failOpen, attribution: this.report.method, timeoutMs: this.options.timeoutMs, ...effectivePolicy(this.options, this.options.rules.policy()) },
+      mode: { failOpen: this.options.failOpen, attribution: this.report.method, timeoutMs: this.options.timeoutMs, ...effectivePolicy(this.options, this.options.rules.policy()), ...(this.options.history !== undefined ? { history: this.options.history } : {}) },
     };
   }
 

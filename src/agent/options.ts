@@ -28,4 +28,7 @@ export interface AgentOptions {
   /** Told every event the subscribed clients are sent (see observers.ts). While there is one, the
    *  agent publishes every flow as if a client were subscribed: none goes into the unwatched batches. */
   observers?: readonly AgentObserver[];
+  /** Where the agent records its history (an absolute path), or 'off': said in hello.mode.history so
+   *  clients read the file the agent writes. Absent: not said. */
+  history?: string;
 }

@@ -19,7 +19,7 @@ import { pageQueryOf } from '../state/history-view.js';
 import { ProcessTraffic } from '../state/process-traffic.js';
 import { historyPoints, type HistoryLoad } from '../ui/HistoryView.js';
 import type { HistorySource } from './history-source.js';
-import { useHistoryEvents, useHistoryPage } from './use-history.js';
+import { useAgentHistoryFile, useHistoryEvents, useHistoryPage } from './use-history.js';
 
 export type { Viewport } from './screen-model.js';
 
@@ -123,8 +123,10 @@ export function Root(props: RootProps) {
   const pendingWatch = useMemo(() => new PendingWatch(), []);
   const decoder = useMemo(() => new KeyDecoder(), []);
   const bannerLines = props.banner ? 1 : 0;
+  // Against the agent, the history file is the one its hello names (hello.mode.history).
+  const historyFile = useAgentHistoryFile(props.history, live.sources);
   // The history view's page, read off the render path while the view is shown.
-  const history = useHistoryPage(props.history, ui.view === 'history' ? pageQueryOf(ui.history, historyPoints(viewport.columns, ui.history)) : undefined, clock);
+  const history = useHistoryPage(props.history, ui.view === 'history' ? pageQueryOf(ui.history, historyPoints(viewport.columns, ui.history)) : undefined, clock, 15_000, historyFile);
   const model = modeler.model(ui, live, viewport, bannerLines, history);
 
   // Each program's bytes over the last minutes, from the table's counters (the processes view's sparkline).
@@ -232,7 +234,7 @@ export function Root(props: RootProps) {
       details={model.details}
       prompt={promptRow ? { row: promptRow, info: live.sources.get(promptRow.source) } : ui.confirm?.kind === 'rule' ? { row: undefined, info: undefined } : undefined}
       bell={ui.bell}
-      history={{ load: history, ...(props.history?.path ? { path: props.history.path } : {}) }}
+      history={{ load: history, ...(historyFile ? { path: historyFile } : {}) }}
     />
   );
 }

@@ -2,8 +2,9 @@
 // own thread (history/reader-thread.ts) when its compiled file exists, else the same queries inline
 // after the current frame (running from TypeScript sources, e.g. under the test runner).
 //
-// Which file: `--history-db PATH` when given; against the agent, the agent's store
-// (/var/lib/flowtop/history.db, readable by root and group flowtop); with the passive monitor, the
+// Which file: `--history-db PATH` when given; against the agent, the file its hello names
+// (hello.mode.history; until it has said, and from an agent that does not say, the default
+// /var/lib/flowtop/history.db, readable by root and group flowtop); with the passive monitor, the
 // user's own ($XDG_STATE_HOME/flowtop/history.db); the demo has none.
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -29,8 +30,12 @@ export type EventsResult = { ok: true; events: EventEntry[] } | { ok: false; una
 
 export interface HistorySource {
   readonly owner: HistoryOwner;
-  /** The file read (absent: none, see `owner`). */
+  /** The file read (absent: none, see `owner`). Against the agent it follows what the agent says. */
   readonly path?: string;
+  /** Against the agent: what its hello said of its history (`hello.mode.history`: a path, "off", or
+   *  undefined when it does not say), and which socket said it. Returns whether the file read
+   *  changed (pages read before are then another file's). Other owners ignore it. */
+  followAgent(announced: string | undefined, socket: string): boolean;
   /** Resolves once the reader has opened the file (or failed to): started with the source, so the
    *  thread and the file are ready by the time the view is opened. */
   ready(): Promise<void>;
@@ -64,31 +69,59 @@ export interface OpenOptions {
 }
 
 export function openHistorySource(choice: HistoryChoice, env: NodeJS.ProcessEnv, options: OpenOptions = {}): HistorySource {
-  const { owner, path } = chooseHistory(choice, env, options.agentPath);
-  if (path === undefined) {
-    const unavailable: HistoryUnavailable = { reason: 'the demo records no history', hint: 'flowtop --history-db PATH shows a history file beside it' };
-    return { owner, ready: async () => {}, page: async () => ({ ok: false, unavailable }), events: async () => ({ ok: false, unavailable }), close: () => {} };
-  }
+  const { owner, path: chosen } = chooseHistory(choice, env, options.agentPath);
   const groups = options.groups ?? (typeof process.getgroups === 'function' ? process.getgroups() : []);
-  const explain = (p: ReadProblem): HistoryUnavailable => explainProblem(p, owner, path, groups);
-  const ask = options.thread === 'inline' ? inlineAsker(path) : threadAsker(path) ?? inlineAsker(path);
+  const demo: HistoryUnavailable = { reason: 'the demo records no history', hint: 'flowtop --history-db PATH shows a history file beside it' };
+  // The file read and its reader; `off` (no file) says why instead.
+  let path = chosen;
+  let off: HistoryUnavailable | undefined = chosen === undefined ? demo : undefined;
   let next = 0;
-  const opened = options.thread === 'inline' ? Promise.resolve() : ask.ask({ id: ++next, op: 'open' }).then(() => undefined);
+  let ask: Asker | undefined;
+  let opened: Promise<void> = Promise.resolve();
+  const use = (file: string | undefined): void => {
+    ask?.close();
+    ask = undefined;
+    path = file;
+    if (file === undefined) return;
+    ask = options.thread === 'inline' ? inlineAsker(file) : threadAsker(file) ?? inlineAsker(file);
+    opened = options.thread === 'inline' ? Promise.resolve() : ask.ask({ id: ++next, op: 'open' }).then(() => undefined);
+  };
+  use(chosen);
+  /** One question to the current file's reader; undefined when there is none (see `off`). */
+  const question = async (request: (id: number) => QueryRequest): Promise<{ answer: QueryAnswer; path: string } | { unavailable: HistoryUnavailable }> => {
+    const [asker, file] = [ask, path];
+    if (!asker || file === undefined) return { unavailable: off ?? demo };
+    return { answer: await asker.ask(request(++next)), path: file };
+  };
   return {
     owner,
-    path,
+    get path() {
+      return path;
+    },
+    followAgent(announced, socket) {
+      if (owner !== 'agent') return false;
+      const wanted = announced === undefined ? options.agentPath ?? AGENT_HISTORY_PATH : announced === 'off' ? undefined : announced;
+      off = wanted === undefined ? { reason: `the agent (${socket}) records no history`, hint: 'it was started with --no-history, or could not use its file (its log says why); flowtop --history-db PATH shows another history file' } : undefined;
+      if (wanted === path) return false;
+      use(wanted);
+      return true;
+    },
     ready: () => opened,
     async page(query, now) {
-      const a = await ask.ask({ id: ++next, op: 'page', query, now });
-      if (!a.ok) return { ok: false, unavailable: explain(a.problem) };
+      const q = await question((id) => ({ id, op: 'page', query, now }));
+      if ('unavailable' in q) return { ok: false, unavailable: q.unavailable };
+      const a = q.answer;
+      if (!a.ok) return { ok: false, unavailable: explainProblem(a.problem, owner, q.path, groups) };
       return 'page' in a ? { ok: true, page: a.page } : { ok: false, unavailable: { reason: 'the history reader answered out of turn' } };
     },
     async events(after, now) {
-      const a = await ask.ask({ id: ++next, op: 'events', after, now });
-      if (!a.ok) return { ok: false, unavailable: explain(a.problem) };
+      const q = await question((id) => ({ id, op: 'events', after, now }));
+      if ('unavailable' in q) return { ok: false, unavailable: q.unavailable };
+      const a = q.answer;
+      if (!a.ok) return { ok: false, unavailable: explainProblem(a.problem, owner, q.path, groups) };
       return 'events' in a ? { ok: true, events: a.events } : { ok: false, unavailable: { reason: 'the history reader answered out of turn' } };
     },
-    close: () => ask.close(),
+    close: () => use(undefined),
   };
 }
 

@@ -7,13 +7,15 @@ import type { HistoryPage, PageQuery } from '../history/view-page.js';
 import { samePageQuery } from '../state/history-view.js';
 import type { HistoryLoad } from '../ui/HistoryView.js';
 import type { HistorySource } from './history-source.js';
+import type { SourceInfo } from '../state/types.js';
 
 export interface Clock {
   now(): number;
 }
 
-/** `query` undefined: the view is not shown, nothing is read. */
-export function useHistoryPage(source: HistorySource | undefined, query: PageQuery | undefined, clock: Clock, refreshMs = 15_000): HistoryLoad {
+/** `query` undefined: the view is not shown, nothing is read. `file`: the file the source reads now
+ *  (it changes when the agent says where it records); pages of another file are not shown. */
+export function useHistoryPage(source: HistorySource | undefined, query: PageQuery | undefined, clock: Clock, refreshMs = 15_000, file = source?.path): HistoryLoad {
   const [load, setLoad] = useState<HistoryLoad>({ loading: false });
   // The query object changes every render; its fields are what matter.
   const stable = useRef<PageQuery | undefined>(undefined);
@@ -26,7 +28,7 @@ export function useHistoryPage(source: HistorySource | undefined, query: PageQue
     if (!source || !wanted) return;
     let live = true;
     let timer: NodeJS.Timeout | undefined;
-    const key = JSON.stringify(wanted);
+    const key = JSON.stringify([file, wanted]);
     const known = seen.current.get(key);
     if (known) setLoad({ page: known, loading: true });
     const read = () => {
@@ -47,11 +49,29 @@ export function useHistoryPage(source: HistorySource | undefined, query: PageQue
       live = false;
       if (timer) clearTimeout(timer);
     };
-  }, [source, wanted, clock, refreshMs]);
+  }, [source, wanted, clock, refreshMs, file]);
   if (!wanted) return { ...load, loading: false };
   // The first frame after the query changed, before the effect: a page read before shows already.
-  const known = load.page && samePageQuery(load.page.query, wanted) ? undefined : seen.current.get(JSON.stringify(wanted));
+  const known = load.page && samePageQuery(load.page.query, wanted) ? undefined : seen.current.get(JSON.stringify([file, wanted]));
   return known ? { page: known, loading: true } : load;
+}
+
+/** The file the source reads, after telling it what the first connected agent's hello says of its
+ *  history (hello.mode.history). */
+export function useAgentHistoryFile(source: HistorySource | undefined, sources: ReadonlyMap<string, SourceInfo>): string | undefined {
+  let said: { socket: string; history: string | undefined } | undefined;
+  for (const info of sources.values()) {
+    if (info.status.state !== 'connected' || !info.hello || info.hello.mode?.passive) continue;
+    said = { socket: info.id, history: info.hello.mode?.history };
+    break;
+  }
+  const [file, setFile] = useState(source?.path);
+  useEffect(() => {
+    if (!source || !said) return;
+    source.followAgent(said.history, said.socket);
+    setFile(source.path);
+  }, [source, said?.socket, said?.history]);
+  return file;
 }
 
 /** Calls `onEvents` with the events recorded after the TUI started, as they appear. */

@@ -262,6 +262,9 @@ export async function run(argv: string[]): Promise<number> {
     rules: storeRuleBook(store),
     attribution,
     ...(history ? { observers: [history.recorder] } : {}),
+    // Said in hello.mode.history, so `flowtop` and `flowtop history` read this file (not the default
+    // path) without being told: 'off' when nothing is recorded (--no-history, or a file it cannot use).
+    history: history && flags.history ? flags.history : 'off',
   }, linuxAgentIo({ ...(flags.cgroup ? { cgroup: flags.cgroup } : {}), noBpf: flags.noBpf }));
   hasten = () => agent.hasten();
   try {

@@ -10,9 +10,9 @@ import { AGENT_HISTORY_PATH, userHistoryPath } from '../history/paths.js';
 import { expectErrno } from '../errno.js';
 
 const HELP = `Usage: flowtop history [--since 24h] [--until TIME] [--process NAME | --identity ID]
-                       [--host H | --domain D] [--action allow|block] [--limit N] [--json | --csv] [--db PATH]
-       flowtop history top --by process|host|domain|user [--since 24h] [--until TIME] [--limit N] [--json | --csv] [--db PATH]
-       flowtop history events [--since 30d] [--until TIME] [--limit N] [--json | --csv] [--db PATH]
+                       [--host H | --domain D] [--action allow|block] [--limit N] [--json | --csv] [--db PATH | --socket PATH]
+       flowtop history top --by process|host|domain|user [--since 24h] [--until TIME] [--limit N] [--json | --csv] [--db PATH | --socket PATH]
+       flowtop history events [--since 30d] [--until TIME] [--limit N] [--json | --csv] [--db PATH | --socket PATH]
 
 What connected, as recorded by the agent (${AGENT_HISTORY_PATH}, readable by root and group
 flowtop) or by the TUI's passive monitor ($XDG_STATE_HOME/flowtop/history.db).
@@ -29,6 +29,9 @@ flowtop) or by the TUI's passive monitor ($XDG_STATE_HOME/flowtop/history.db).
   --limit N       most rows (default: 1000 flows, 20 ranked, 1000 events)
   --json, --csv   data for programs instead of a table
   --db PATH       read this history file (default: the agent's when readable, else your own)
+  --socket PATH   the agent to ask where it records (default: FLOWTOP_SOCKET, else the local agent's
+                  socket when it answers; an agent that does not answer is taken to record into
+                  ${AGENT_HISTORY_PATH})
 `;
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
@@ -48,9 +51,11 @@ interface Common {
   limit?: number;
   format: 'text' | 'json' | 'csv';
   db?: string;
+  /** --socket: the agent to ask where it records. */
+  sockets: string[];
 }
 
-function common(sub: string, v: { since?: string; until?: string; limit?: string; json?: boolean; csv?: boolean; db?: string }, defaultSince: string, now: number): Common {
+function common(sub: string, v: { since?: string; until?: string; limit?: string; json?: boolean; csv?: boolean; db?: string; socket?: string[] }, defaultSince: string, now: number): Common {
   const cmd = sub ? `history ${sub}` : 'history';
   const since = parseWhen(v.since ?? defaultSince, now);
   if (since === undefined) throw new UsageError(`${cmd}: --since must be a duration (24h, 7d, 30m) or a date (2026-12-01, 2026-12-01T14:00), got "${v.since}"`, `run \`flowtop history --help\` for the usage`);
@@ -64,7 +69,8 @@ function common(sub: string, v: { since?: string; until?: string; limit?: string
   }
   if (v.json && v.csv) throw new UsageError(`${cmd}: choose one of --json and --csv`, `run \`flowtop history --help\` for the usage`);
   if (v.db !== undefined && v.db === '') throw new UsageError(`${cmd}: --db needs a file`, `run \`flowtop history --help\` for the usage`);
-  return { since, until, ...(limit !== undefined ? { limit } : {}), format: v.json ? 'json' : v.csv ? 'csv' : 'text', ...(v.db !== undefined ? { db: v.db } : {}) };
+  if (v.db !== undefined && v.socket !== undefined) throw new UsageError(`${cmd}: choose one of --db and --socket`, `run \`flowtop history --help\` for the usage`);
+  return { since, until, ...(limit !== undefined ? { limit } : {}), format: v.json ? 'json' : v.csv ? 'csv' : 'text', ...(v.db !== undefined ? { db: v.db } : {}), sockets: v.socket ?? [] };
 }
 
 const COMMON_OPTIONS = {
@@ -74,25 +80,55 @@ const COMMON_OPTIONS = {
   json: { type: 'boolean' },
   csv: { type: 'boolean' },
   db: { type: 'string' },
+  socket: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Which file to read: --db, else the agent's when this user may read it, else the user's own. */
-export function chooseHistoryFile(db: string | undefined, env: NodeJS.ProcessEnv): { path: string; note?: string } {
+/** Which file to read: --db; else where the agent says it records (its hello's mode.history: the
+ *  agent at --socket / FLOWTOP_SOCKET, which must answer, or the default socket's when one answers),
+ *  when this user may read it (root, group flowtop); else the user's own. */
+export async function chooseHistoryFile(db: string | undefined, sockets: readonly string[], env: NodeJS.ProcessEnv): Promise<{ path: string; note?: string }> {
   if (db !== undefined) return { path: db };
   const own = userHistoryPath(env);
-  if (existsSync(AGENT_HISTORY_PATH)) {
+  const agent = await agentHistory(sockets, env);
+  if (agent.path === undefined) {
+    if (existsSync(own) && !agent.asked) return { path: own, note: `reading your own history (${own}): ${agent.why}` };
+    throw new UserError(`no history to read: ${agent.why}`, 'flowtop history --db PATH reads a history file');
+  }
+  const agentPath = agent.path;
+  if (existsSync(agentPath)) {
     try {
-      accessSync(AGENT_HISTORY_PATH, constants.R_OK);
-      return { path: AGENT_HISTORY_PATH };
+      accessSync(agentPath, constants.R_OK);
+      return { path: agentPath };
     } catch (error) {
       expectErrno(error, ['EACCES', 'EPERM']);
-      if (existsSync(own)) return { path: own, note: `reading your own history (${own}): the agent's (${AGENT_HISTORY_PATH}) is for root and group flowtop` };
-      throw new UserError(`cannot read the agent's history ${AGENT_HISTORY_PATH}: it is for root and group flowtop`, 'sudo usermod -aG flowtop $USER, then log in again');
+      if (existsSync(own) && !agent.asked) return { path: own, note: `reading your own history (${own}): the agent's (${agentPath}) is for root and group flowtop` };
+      throw new UserError(`cannot read the agent's history ${agentPath}: it is for root and group flowtop, and you are not in that group`, 'sudo usermod -aG flowtop $USER, then log in again');
     }
   }
+  if (agent.asked) throw new UserError(`no history yet: the agent records into ${agentPath}, which does not exist yet`, 'it is made when the agent records its first flow');
   if (existsSync(own)) return { path: own };
-  throw new UserError(`no history yet: neither the agent's (${AGENT_HISTORY_PATH}) nor yours (${own}) exists`, 'the agent records while it runs (sudo flowtop agent); the TUI records while its passive monitor runs');
+  throw new UserError(`no history yet: neither the agent's (${agentPath}) nor yours (${own}) exists`, 'the agent records while it runs (sudo flowtop agent); the TUI records while its passive monitor runs');
+}
+
+/** Where the agent records. `asked`: the person named the agent (--socket, FLOWTOP_SOCKET), so its
+ *  answer is the only one wanted. `path` undefined: it records nothing (`why` says so). An agent that
+ *  does not answer, or does not say (an older one), is taken to record into the default file. */
+async function agentHistory(sockets: readonly string[], env: NodeJS.ProcessEnv): Promise<{ path?: string; why?: string; asked: boolean }> {
+  const { explicitSocketPaths, defaultSocketPath } = await import('../source/paths.js');
+  const { probeSocket } = await import('../source/probe.js');
+  const explicit = explicitSocketPaths(sockets, env);
+  const socket = explicit[0] ?? defaultSocketPath();
+  const asked = explicit.length > 0;
+  if (!asked && !existsSync(socket)) return { path: AGENT_HISTORY_PATH, asked };
+  const probe = await probeSocket(socket, asked ? 5000 : 1500);
+  if (!probe.usable) {
+    if (!asked) return { path: AGENT_HISTORY_PATH, asked };
+    throw new UserError(`history: cannot ask the agent where it records: ${probe.why}`, probe.denied ? 'the agent serves root and group flowtop: sudo usermod -aG flowtop $USER, then log in again' : 'flowtop history --db PATH reads a history file');
+  }
+  const said = probe.hello?.mode?.history;
+  if (said === 'off') return { why: `the agent (${socket}) records no history (started with --no-history, or it could not use its file)`, asked };
+  return { path: said ?? AGENT_HISTORY_PATH, asked };
 }
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env, out: NodeJS.WritableStream = process.stdout): Promise<number> {
@@ -156,7 +192,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env, 
 async function withReader(c: Common, env: NodeJS.ProcessEnv, use: (reader: HistoryReader) => void): Promise<number> {
   const { HistoryReader: Reader } = await import('../history/query.js');
   const { HistoryRefused } = await import('../history/schema.js');
-  const chosen = chooseHistoryFile(c.db, env);
+  const chosen = await chooseHistoryFile(c.db, c.sockets, env);
   if (chosen.note && c.format === 'text') process.stderr.write(`flowtop: ${chosen.note}\n`);
   let reader;
   try {

@@ -187,6 +187,8 @@ export interface HelloMessage {
     allowPackaged?: boolean;
     /** Where each part of the policy comes from, in words (e.g. "--default block (the rules file says allow)"). */
     policyFrom?: { defaultAction?: string; blockMode?: string; blockUnpackaged?: string; allowPackaged?: string };
+    /** Where the extension records its connection history: an absolute path on its host, or "off". */
+    history?: string;
   };
 }
 

@@ -36,6 +36,16 @@ function endpoint(o: Obj, key: string, path: string, family: AddressFamily): End
   return { address, port: integer(e, 'port', at, 0, 65535) };
 }
 
+/** hello.mode.history: "off", or the absolute path of the file the extension records into (a client
+ *  opens it: no relative path, no control character). */
+function historyPath(mode: Obj): string | undefined {
+  const v = optString(mode, 'history', 'mode', LIMITS.text);
+  if (v === undefined || v === 'off') return v;
+  // eslint-disable-next-line no-control-regex
+  if (!v.startsWith('/') || /[\u0000-\u001f\u007f]/.test(v)) throw new Invalid('mode.history', '"off" or an absolute path without control characters', v);
+  return v;
+}
+
 export function verdict(v: Obj, path: string): Verdict {
   const out: Verdict = { action: oneOf(v, 'action', path, ACTIONS), by: oneOf(v, 'by', path, DECIDED_BY) };
   assign(out, 'ruleId', optString(v, 'ruleId', path, LIMITS.id));
@@ -161,6 +171,7 @@ export function hello(o: Obj): HelloMessage {
       for (const key of POLICY_FIELDS) assign(f, key, optString(from, key, 'mode.policyFrom', LIMITS.name));
       m.policyFrom = f;
     }
+    assign(m, 'history', historyPath(mode));
     out.mode = m;
   }
   return out;

@@ -4,10 +4,12 @@
 // where the passive monitor could show this machine's connections.
 import { connect } from 'node:net';
 import { decodeExtensionMessage } from '../protocol/codec.js';
+import type { HelloMessage } from '../protocol/messages.js';
 import { describeSocketError } from './session.js';
 
 export type ProbeResult =
-  | { usable: true }
+  /** `hello`: what the extension said first (absent when it said nothing in time). */
+  | { usable: true; hello?: HelloMessage }
   /** `denied`: the agent runs but refuses this user (joining its group is the fix). */
   | { usable: false; why: string; denied: boolean };
 
@@ -38,7 +40,7 @@ export function probeSocket(path: string, timeoutMs = 1500): Promise<ProbeResult
       const decoded = decodeExtensionMessage(buffered.slice(0, end));
       if (!decoded.ok) return done({ usable: false, why: `${path} does not speak the flowtop protocol (${decoded.error.message})`, denied: false });
       const first = decoded.message;
-      if (first.type === 'hello') return done({ usable: true });
+      if (first.type === 'hello') return done({ usable: true, hello: first });
       if (first.type === 'error' && first.code === 'not-authorised') return done({ usable: false, why: `the agent at ${path} refused this user`, denied: true });
       done({ usable: false, why: `the extension at ${path} refused the connection: ${first.type === 'error' ? first.message : `it began with "${first.type}"`}`, denied: false });
     });

@@ -3,15 +3,16 @@
 // and leaves an intact file the next agent reopens; a reader holding a transaction never blocks the
 // writer; an unwritable path or a foreign file is reported once and the agent keeps judging.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Netns, TestCgroup, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,
 } from '../agent/helpers.js';
+import type { HelloMessage } from '../../src/protocol/messages.js';
 import type { ChildProcess } from 'node:child_process';
 
 const skip = skipUnlessCapable();
@@ -158,6 +159,53 @@ describe.skipIf(skip)('flowtop agent history', () => {
     }
     // Stopped, the file stands alone (no -wal needed), so the group still reads it.
     expect(statSync(path).mode & 0o777).toBe(0o640);
+  }, 60_000);
+
+  it('the agent says in its hello where it records (or "off"), and `flowtop history --socket` reads that file', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'elsewhere', 'history.db');
+    const agent = await startAgent(ns, cg, ['--queue-num', '7414', '--history', path], dir);
+    const cli = (args: string[], setpriv: string[] = []) => {
+      const node = [process.execPath, join(buildAgent(), 'run-agent.mjs'), 'history', ...args];
+      const r = spawnSync(setpriv.length > 0 ? 'setpriv' : node[0]!, setpriv.length > 0 ? [...setpriv, '--', ...node] : node.slice(1), { encoding: 'utf8', timeout: 20_000, env: { ...process.env, HOME: dir, XDG_STATE_HOME: join(dir, 'state') } });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+    try {
+      const client = new TestClient(agent.socket);
+      await client.subscribe();
+      const hello = client.messages.find((m): m is HelloMessage => m.type === 'hello')!;
+      client.close();
+      expect(hello.mode?.history).toBe(path);
+      expect(await connectOnce(ns, cg)).toBe('connected');
+      await waitFor('the flow recorded', () => existsSync(path) && countFlows(path) > 0, 5000);
+      // Not the default file: the one the agent named.
+      const read = cli(['--socket', agent.socket, '--json']);
+      expect(read.code, read.err).toBe(0);
+      expect((JSON.parse(read.out) as Array<{ remote: { port: number } }>).some((f) => f.remote.port === PORT)).toBe(true);
+      // A member of the agent's group is served and reads it; anyone else is told to join.
+      const gid = statSync(path).gid;
+      const member = cli(['--socket', agent.socket, '--json'], ['--reuid=65534', '--regid=65534', `--groups=${gid}`]);
+      expect(member.code, member.err).toBe(0);
+      expect(JSON.parse(member.out)).not.toHaveLength(0);
+      const other = cli(['--socket', agent.socket], ['--reuid=65534', '--regid=65534', '--clear-groups']);
+      expect(other.code).toBe(1);
+      expect(other.err).toContain('sudo usermod -aG flowtop $USER');
+    } finally {
+      await agent.stop();
+    }
+    // An agent that records nothing says so, and the command says it too (not the default file's rows).
+    const off = await startAgent(ns, cg, ['--queue-num', '7414', '--no-history'], tempDir());
+    try {
+      const client = new TestClient(off.socket);
+      await client.subscribe();
+      expect(client.messages.find((m): m is HelloMessage => m.type === 'hello')!.mode?.history).toBe('off');
+      client.close();
+      const r = cli(['--socket', off.socket]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/^flowtop: no history to read: the agent \(.*agent\.sock\) records no history/);
+    } finally {
+      await off.stop();
+    }
   }, 60_000);
 
   it('an unwritable path is reported once and the agent keeps judging', async () => {

@@ -37,6 +37,21 @@ describe('round trip', () => {
   });
 });
 
+describe('hello.mode.history', () => {
+  const hello = (history: unknown) => decodeExtensionMessage(JSON.stringify({ type: 'hello', protocol: 1, extension: { name: 'x', version: '1' }, platform: 'linux', host: 'h', capabilities: [], tokenKind: 'replay', mode: { history } }));
+  test('an absolute path or "off" is read', () => {
+    for (const value of ['/srv/flowtop/history.db', 'off']) {
+      const r = hello(value);
+      expect(r.ok && r.message.type === 'hello' && r.message.mode?.history).toBe(value);
+    }
+  });
+  test.each([['a relative path', 'history.db'], ['an empty string', ''], ['a control character', '/tmp/a\nb.db'], ['a number', 3], ['too long', `/${'x'.repeat(4096)}`]])('%s makes the hello invalid, naming the field', (_name, value) => {
+    const r = hello(value);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.message).toContain('mode.history');
+  });
+});
+
 describe('field validation names what was wrong', () => {
   const bad: Array<[string, unknown, string]> = [
     ['port out of range', { ...flow('f').flow, remote: { address: '1.2.3.4', port: 70000 } }, 'flow.remote.port'],

@@ -13,7 +13,7 @@ export const hello: HelloMessage = {
   host: 'test-host',
   capabilities: ['verdicts', 'rules', 'bytes', 'host-names', 'end-flows'],
   tokenKind: 'linux-pidfd-v1',
-  mode: { failOpen: false, attribution: 'sock_diag + pidfd', defaultAction: 'block', timeoutMs: 30000, passive: false },
+  mode: { failOpen: false, attribution: 'sock_diag + pidfd', defaultAction: 'block', timeoutMs: 30000, passive: false, history: '/var/lib/flowtop/history.db' },
 };
 
 export const rule: Rule = {
