@@ -119,9 +119,18 @@ interface FlowRowOut {
 export class HistoryReader {
   /** Whether the file keeps hourly buckets (one written before they existed does not). */
   private readonly hourly: boolean;
+  /** PRAGMA schema_version when opened: a writer that adds tables later (the hourly buckets to an
+   *  older file) changes it, and what this reader decided from the schema is then stale. */
+  private readonly schema: number;
 
   private constructor(private readonly db: Database.Database, readonly path: string) {
+    this.schema = db.pragma('schema_version', { simple: true }) as number;
     this.hourly = hasHourlyBuckets(db);
+  }
+
+  /** Whether a writer changed the file's schema since this reader opened it (reopen to see it). */
+  schemaChanged(): boolean {
+    return (this.db.pragma('schema_version', { simple: true }) as number) !== this.schema;
   }
 
   /** Opens a history file for reading; throws HistoryRefused (with the reason) when it is not one. */

@@ -2,6 +2,8 @@
 // answer with the reason, never an exception.
 import type { EventEntry } from './query.js';
 import { HistoryReader } from './query.js';
+import { statSync } from 'node:fs';
+import { expectErrno } from '../errno.js';
 import { HistoryRefused } from './schema.js';
 import { readHistoryPage, readNewEvents, type HistoryPage, type PageQuery } from './view-page.js';
 
@@ -23,34 +25,62 @@ export interface ReadProblem {
   message: string;
 }
 
+export interface QueriesOptions {
+  /** Opens the file (default HistoryReader.open). */
+  open?: (path: string) => HistoryReader;
+}
+
 export class HistoryQueries {
   private reader?: HistoryReader;
+  /** dev:ino of the file the reader has open. */
+  private opened?: string;
+  private readonly open: (path: string) => HistoryReader;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string, options: QueriesOptions = {}) {
+    this.open = options.open ?? ((p) => HistoryReader.open(p));
+  }
 
   answer(request: QueryRequest): QueryAnswer {
     try {
-      // Opened for each question (a few milliseconds): a read-only connection kept open between
-      // them was seen to miss what a writer committed meanwhile (the writer's connection closing
-      // folds and removes the WAL), and the file may be replaced or appear at any time.
-      this.reader = HistoryReader.open(this.path);
+      const reader = this.current();
       if (request.op === 'open') return { id: request.id, ok: true, opened: true };
-      if (request.op === 'page') return { id: request.id, ok: true, page: readHistoryPage(this.reader, request.query, request.now) };
-      return { id: request.id, ok: true, events: readNewEvents(this.reader, request.after, request.now) };
+      if (request.op === 'page') return { id: request.id, ok: true, page: readHistoryPage(reader, request.query, request.now) };
+      return { id: request.id, ok: true, events: readNewEvents(reader, request.after, request.now) };
     } catch (error) {
-      return { id: request.id, ok: false, problem: problemOf(this.path, error) };
-    } finally {
+      // No file yet, no permission, a lock timeout: the next question opens it again.
       this.close();
+      return { id: request.id, ok: false, problem: problemOf(this.path, error) };
     }
   }
 
-  close(): void {
+  /** One connection kept between questions: it sees every commit the writer makes (WAL; each query
+   *  is its own read transaction, run to its end). Opened again only when the path now names another
+   *  file (moved away and made anew: the open connection would read the old one forever) or a writer
+   *  changed the schema. Reopening for every question cost 0.7-2 ms more each (docs/history.md). */
+  private current(): HistoryReader {
+    let id: string | undefined;
     try {
-      this.reader?.close();
-    } catch {
-      // already closed
+      const st = statSync(this.path);
+      id = `${st.dev}:${st.ino}`;
+    } catch (error) {
+      expectErrno(error, ['ENOENT', 'ENOTDIR', 'EACCES']); // said by the open below, in words
     }
+    if (this.reader && (id === undefined || id !== this.opened || this.reader.schemaChanged())) this.close();
+    if (!this.reader) {
+      this.reader = this.open(this.path);
+      this.opened = id;
+    }
+    return this.reader;
+  }
+
+  close(): void {
+    const reader = this.reader;
     this.reader = undefined;
+    this.opened = undefined;
+    // better-sqlite3 refuses to close only while this connection runs a query, which cannot be the
+    // case here (questions are answered one at a time, each to its end): anything it throws is a bug
+    // and is left to surface.
+    reader?.close();
   }
 }
 

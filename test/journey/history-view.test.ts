@@ -1,5 +1,5 @@
 // The history view's journey: the real agent records into a history file in a network namespace,
-// programs connect, and the real TUI on a pseudo-terminal (pointed at that file with --history-db)
+// programs connect, and the real TUI on a pseudo-terminal (told of that file by the agent's hello)
 // shows them under key 4, drills into one, and says on its status line when a program connects for
 // the first time while it runs.
 import { join } from 'node:path';
@@ -39,10 +39,13 @@ describe.skipIf(skip)('journey: the history view over the agent\'s history', { t
       programs.push(p);
       expect(await p.outcome()).toBe('connected');
     }
-    tui = world.tui(['--socket', world.socket, '--history-db', history]);
+    // No --history-db: the TUI reads the file the agent names in its hello.
+    tui = world.tui(['--socket', world.socket]);
     await tui.waitForText(/flowtop-agent .* connected/);
     await tui.type('4');
     await tui.waitForText('Programs by traffic');
+    // The file the agent named, not the default /var/lib/flowtop/history.db.
+    await tui.waitForText(history);
     // The two connections are in the ranking: under node, or under "(owner not found)" when the
     // agent's lookup of the new process took longer than the recorder waits (see docs/history.md).
     const row = await tui.waitFor('the recorded connections in the ranking', (s) => {
