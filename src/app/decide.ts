@@ -66,6 +66,11 @@ export function decideAlways(row: FlowRow, info: SourceInfo | undefined, action:
 }
 
 export function decideDeleteRule(row: RuleRow, info: SourceInfo | undefined): Decision {
+  // A fleet rule lives in the rules bucket: deleting its key removes it from every host it was for.
+  if (info?.fleet?.role === 'server') {
+    if (info.status.state !== 'connected') return { refuse: `not connected to ${info.id}; nothing was deleted` };
+    return { send: { type: 'rule-remove', id: row.rule.id }, note: `fleet rule ${row.rule.id} deleted from the rules bucket` };
+  }
   if (!info?.hello) return { refuse: 'the extension is not connected; nothing was sent' };
   if (!info.hello.capabilities.includes('rules')) return { refuse: `${info.hello.extension.name} does not keep rules` };
   return { send: { type: 'rule-remove', id: row.rule.id }, note: `delete sent for rule ${row.rule.id}` };

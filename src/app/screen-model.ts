@@ -13,6 +13,7 @@ import { footerLines, screenLayout, selectedDetails } from '../ui/Screen.js';
 import { historyRows, shownPage, type HistoryLoad } from '../ui/HistoryView.js';
 import type { HistoryEntry } from '../history/view-page.js';
 import { cursorOf } from '../state/history-view.js';
+import { headerSourceLines } from '../state/hosts.js';
 
 export interface Viewport {
   rows: number;
@@ -76,7 +77,7 @@ export class ScreenModeler {
     }
     const height = Math.max(viewport.rows - 1, 5);
     const details = ui.details && !ui.help && ui.view !== 'history' ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor]) : undefined;
-    const layout = screenLayout(height, table.sources.size + bannerLines, details?.lines.length, footerLines(ui));
+    const layout = screenLayout(height, headerSourceLines(table.sources.values()) + bannerLines, details?.lines.length, footerLines(ui));
     const { detailRows } = layout;
     // The history view draws a title above its column header: one row fewer.
     const tableRows = ui.view === 'history' ? historyRows(layout.tableRows + 1) : layout.tableRows;

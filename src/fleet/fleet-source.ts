@@ -13,7 +13,7 @@ import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from '../s
 import type { FleetClientOptions } from './client-options.js';
 import { decodeBody } from './body.js';
 import { DEFAULT_REQUEST_POLICY, HostSource, parseBatchId, type HostLink, type RequestPolicy } from './host-source.js';
-import { ANNOUNCE_INTERVAL_MS, HOST_NAME_PATTERN, fleetNames, type FleetNames, type HostAnnouncement } from './wire.js';
+import { ANNOUNCE_INTERVAL_MS, HOST_NAME_PATTERN, fleetNames, fleetRuleScope, type FleetNames, type HostAnnouncement } from './wire.js';
 
 export interface FleetSourceOptions extends FleetClientOptions {
   /** The agents' announce interval; a host is gone after 3 without a refresh (tests shorten it). */
@@ -77,13 +77,6 @@ export function readFleetRule(key: string, value: Uint8Array, created: number): 
   const spec = decodeClientMessage(JSON.stringify({ type: 'rule-add', rule: o }));
   if (spec.ok && spec.message.type === 'rule-add') return { ...spec.message.rule, id: key, created, hits: 0, enabled: spec.message.rule.enabled ?? true };
   return `fleet rule ${key}: ${whole.ok ? 'not a rule' : whole.error.message}`;
-}
-
-/** `all.<id>` → every host; `host.<name>.<id>` → that host. */
-export function fleetRuleScope(key: string): { host?: string } | undefined {
-  if (/^all\.[^.]+$/.test(key)) return {};
-  const m = /^host\.([A-Za-z0-9_-]{1,64})\.[^.]+$/.exec(key);
-  return m ? { host: m[1]! } : undefined;
 }
 
 /** The server's source: the link's status, and the fleet rules as this source's rules. */

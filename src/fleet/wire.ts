@@ -64,6 +64,14 @@ function checkedUser(user: string): string {
   return user;
 }
 
+/** Which hosts a key of the rules bucket is for: `all.<ruleId>` → every host (`{}`), `host.<host>.<ruleId>`
+ *  → that host; undefined for a key of neither form. */
+export function fleetRuleScope(key: string): { host?: string } | undefined {
+  if (/^all\.[^.]+$/.test(key)) return {};
+  const m = /^host\.([A-Za-z0-9_-]{1,64})\.[^.]+$/.exec(key);
+  return m ? { host: m[1]! } : undefined;
+}
+
 /** An events body: one or more protocol v1 extension messages as NDJSON lines (each ≤ 64 KiB, the whole
  *  ≤ MAX_BODY_BYTES), in the order the agent sent them to its local clients. Header `Nats-Msg-Id` is
  *  `<host>.<agent start ms>.<batch seq>` so a retried publish is stored once. */

@@ -32,9 +32,9 @@ export function agentAttribution(flow: FlowRecord, host: string): Attribution {
     ...(id.kind === 'sha256' ? { sha256: id.value } : {}),
     signer:
       id.kind === 'package'
-        ? { kind: 'package', label: `package ${id.package ?? '?'} (verified by the agent on ${host})`, ...(id.package ? { package: id.package } : {}) }
+        ? { kind: 'package', label: `package ${id.package ?? '?'} (by its agent)`, ...(id.package ? { package: id.package } : {}) }
         : id.kind === 'sha256'
-          ? { kind: 'unpackaged', label: `no package (hash verified by the agent on ${host})` }
-          : { kind: 'unknown', label: `verified by the agent on ${host}` },
+          ? { kind: 'unpackaged', label: 'no package (hash by its agent)' }
+          : { kind: 'unknown', label: `verified by its agent on ${host}` },
   };
 }

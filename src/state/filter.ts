@@ -8,6 +8,7 @@ import Fuse from 'fuse.js';
 import { flowPhase, displayName, isOver, processKey, userLabel } from './derive.js';
 import { isSubsequence, parseQuery, type FieldKey, type QueryTerm } from './query.js';
 import type { FlowRow, TableState } from './types.js';
+import { knownHosts, sourceHost } from './hosts.js';
 
 interface Entry {
   key: string;
@@ -131,7 +132,15 @@ export class FlowFilter {
   }
 
   private termTest(state: TableState, term: QueryTerm): RowPredicate {
-    if (term.kind === 'field') return (row) => fieldMatches(row, term.key, term.value);
+    if (term.kind === 'field') {
+      // `host:NAME` naming one of the machines the flows come from (a fleet host, an extension's
+      // hello.host) selects that machine's flows; any other name is the remote host, as before.
+      if (term.key === 'host' && knownHosts(state.sources.values()).has(term.value)) {
+        const name = term.value;
+        return (row) => sourceHost(state.sources.get(row.source))?.toLowerCase() === name;
+      }
+      return (row) => fieldMatches(row, term.key, term.value);
+    }
     const needle = term.text;
     const contains: RowPredicate = (row) => this.text(row).includes(needle);
     // What people mean when something contains the text as typed ("8000", "10.1.3", "/usr/sbin").

@@ -6,6 +6,8 @@ import { TRUST_RANK, flowPhase, isOver, processKey, processName, rowRate } from 
 import { FlowFilter, type FilterSpec } from './filter.js';
 import { FlowSorter, type SortSpec } from './sort.js';
 import type { FlowRow, TableState } from './types.js';
+import { sourceHost } from './hosts.js';
+import { fleetRuleScope } from '../fleet/wire.js';
 
 export interface FlowsQuery {
   sort: SortSpec;
@@ -48,6 +50,15 @@ export interface ProcessRow {
   sample: FlowRow;
   /** Bytes per step over the last minutes, oldest first (process-traffic.ts), for the sparkline. */
   recent?: readonly number[];
+  /** The same code on each host that runs it (one entry without a known host). */
+  hosts: ReadonlyMap<string, HostShare>;
+}
+
+export interface HostShare {
+  live: number;
+  rx: number;
+  tx: number;
+  rate: number;
 }
 
 export const PROCESS_SORT_COLUMNS = ['trust', 'process', 'signer', 'live', 'rate', 'rx', 'tx', 'blocked'] as const;
@@ -56,7 +67,7 @@ export type ProcessSortColumn = (typeof PROCESS_SORT_COLUMNS)[number];
 /** One row per process identity (not per PID). */
 export function selectProcesses(state: TableState, query: { sort: SortSpec<ProcessSortColumn>; filter: FilterSpec }, filter?: FlowFilter): ProcessRow[] {
   const keep = filter?.predicate(state, query.filter);
-  const groups = new Map<string, ProcessRow & { pidSet: Set<number> }>();
+  const groups = new Map<string, ProcessRow & { pidSet: Set<string> }>();
   for (const row of state.flows.values()) {
     if (keep && !keep(row)) continue;
     const a = row.attribution;
@@ -80,13 +91,22 @@ export function selectProcesses(state: TableState, query: { sort: SortSpec<Proce
         tx: 0,
         rate: 0,
         sample: row,
+        hosts: new Map(),
       };
       groups.set(key, g);
     }
+    const host = sourceHost(state.sources.get(row.source)) ?? row.source;
+    let share = (g.hosts as Map<string, HostShare>).get(host);
+    if (!share) (g.hosts as Map<string, HostShare>).set(host, (share = { live: 0, rx: 0, tx: 0, rate: 0 }));
+    if (!isOver(row)) share.live++;
+    share.rx += row.rx;
+    share.tx += row.tx;
+    share.rate += rowRate(row, state.now);
     // The group is only as trustworthy as its least trustworthy member.
     if (TRUST_RANK[a.trust] < TRUST_RANK[g.trust]) g.trust = a.trust;
     const pid = a.pid ?? row.flow.pid;
-    if (pid !== undefined) g.pidSet.add(pid);
+    // The same number on two machines is two processes.
+    if (pid !== undefined) g.pidSet.add(`${host}:${pid}`);
     if (!isOver(row)) g.live++;
     if (flowPhase(row) === 'blocked') g.blocked++;
     g.rx += row.rx;
@@ -125,6 +145,11 @@ export interface RuleRow {
   key: string;
   source: string;
   rule: Rule;
+  /** The host it applies on (a fleet rule for one host, or the host that keeps it); absent: every host
+   *  of the fleet, or a single extension's. */
+  host?: string;
+  /** A fleet rule (from the rules bucket): for every host or for one. */
+  fleet?: 'all' | 'host';
 }
 
 let lastRules: { version: string; rows: RuleRow[] } | undefined;
@@ -137,7 +162,16 @@ export function selectRules(state: TableState): RuleRow[] {
   if (lastRules?.version === version) return lastRules.rows;
   const rows: RuleRow[] = [];
   for (const info of state.sources.values()) {
-    for (const rule of info.rules.list()) rows.push({ key: `${info.id}#${rule.id}`, source: info.id, rule });
+    const host = sourceHost(info);
+    for (const rule of info.rules.list()) {
+      const row: RuleRow = { key: `${info.id}#${rule.id}`, source: info.id, rule };
+      if (info.fleet?.role === 'server') {
+        const scope = fleetRuleScope(rule.id);
+        row.fleet = scope?.host ? 'host' : 'all';
+        if (scope?.host) row.host = scope.host;
+      } else if (host !== undefined) row.host = host;
+      rows.push(row);
+    }
   }
   lastRules = { version, rows };
   return rows;

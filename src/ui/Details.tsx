@@ -66,7 +66,7 @@ export function flowDetailLines(row: FlowRow): DetailLine[] {
     ...agentIdentityLines(row),
     { label: 'token', value: f.token ? hex(f.token) : clean(f.ownerError ? `none (${f.ownerError})` : 'none') },
   ];
-  if (f.verdict) lines.push({ label: 'verdict', value: `${f.verdict.action} by ${f.verdict.by}${f.verdict.ruleId ? ` (rule ${clean(f.verdict.ruleId)})` : ''}` });
+  if (f.verdict) lines.push({ label: 'verdict', value: `${f.verdict.action} by ${f.verdict.by}${f.verdict.ruleId ? ` (rule ${clean(f.verdict.ruleId)})` : ''}${f.verdict.reason ? `: ${clean(f.verdict.reason)}` : ''}` });
   if (f.packets !== undefined && f.packets > 1) lines.push({ label: 'packets', value: `${f.packets} judged in this conversation (${f.protocol === 'udp' ? 'datagrams' : 'connection attempts'})` });
   if (row.appAttribution) {
     lines.push({ label: 'app token', value: hex(f.appToken) });
@@ -81,6 +81,7 @@ export function ruleDetailLines(r: RuleRow): DetailLine[] {
   const rule = r.rule;
   return [
     { label: 'rule', value: clean(`${rule.id} from ${r.source}`) },
+    ...(r.fleet ? [{ label: 'fleet rule', value: r.fleet === 'all' ? 'for every host (rules bucket)' : `for host ${clean(r.host ?? '?')} (rules bucket)` }] : r.host !== undefined && r.host !== r.source ? [{ label: 'host', value: clean(r.host) }] : []),
     { label: 'action', value: `${rule.action}${rule.blockMode ? ` (${rule.blockMode})` : ''}` },
     { label: 'identity', value: ruleIdentityLabel(rule) + (rule.identity ? clean(` = ${rule.identity.kind}:${rule.identity.value}`) : '') },
     { label: 'endpoint', value: ruleEndpointLabel(rule) },

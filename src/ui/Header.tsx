@@ -7,6 +7,7 @@ import { clean, percent, rate } from './format.js';
 import { statusText } from './status.js';
 import { glyphs } from './badges.js';
 import { Line } from './Line.js';
+import { fleetLines } from '../state/hosts.js';
 
 export { statusText };
 
@@ -49,7 +50,23 @@ export interface HeaderProps {
 
 export function Header(p: HeaderProps) {
   const sep = glyphs(p.ascii).sep;
-  const lines = p.sources.length === 0 ? [<Text key="none" color="red">no flow source</Text>] : p.sources.map((s) => {
+  const fleets = fleetLines(p.sources);
+  const fleetText = fleets.map((f) => {
+    const st = statusText(f.server.status, p.now);
+    const gone = f.gone.length > 0 ? `, ${f.gone.length} gone (${f.gone.slice(0, 4).map(clean).join(' ')}${f.gone.length > 4 ? ' …' : ''})` : '';
+    return (
+      <Line key={`fleet ${f.server.id}`} width={p.width}>
+        <Text bold>flowtop</Text>
+        <Text>{sep}fleet {clean(f.server.id)}{sep}</Text>
+        <Text color={st.color}>{st.text}</Text>
+        <Text>{sep}{f.hosts} host{f.hosts === 1 ? '' : 's'}: </Text>
+        <Text color={f.connected > 0 ? 'green' : 'yellow'}>{f.connected} connected</Text>
+        {gone ? <Text color="red">{gone}</Text> : null}
+      </Line>
+    );
+  });
+  const single = p.sources.filter((s) => !s.fleet);
+  const lines = p.sources.length === 0 ? [<Text key="none" color="red">no flow source</Text>] : [...fleetText, ...single.map((s) => {
     const hello = s.hello;
     const who = hello ? `${clean(hello.extension.name)} ${clean(hello.extension.version)} on ${clean(hello.host)} (${hello.platform})` : clean(s.id);
     const st = statusText(s.status, p.now);
@@ -62,7 +79,7 @@ export function Header(p: HeaderProps) {
         {hello && !isPassive(s) && modeText(hello, sep) ? <Text dimColor>{sep}{modeText(hello, sep)}</Text> : null}
       </Line>
     );
-  });
+  })];
   const c = p.counts;
   const views = VIEWS.map((v, i) => (v === p.view ? `[${i + 1}:${v}]` : ` ${i + 1}:${v} `)).join('');
   return (

@@ -7,13 +7,14 @@ import type { FlowRow, SourceInfo } from '../state/types.js';
 import type { UiState } from '../state/ui.js';
 import type { ProcessRow, RuleRow } from '../state/views.js';
 import { glyphs } from './badges.js';
-import { FLOW_COLUMNS, PROCESS_COLUMNS, RULE_COLUMNS, layout, ruleEndpointLabel, ruleIdentityLabel } from './columns.js';
+import { flowColumns, layout, processColumns, ruleColumns, ruleEndpointLabel, ruleIdentityLabel } from './columns.js';
+import { showsHosts, sourceHost } from '../state/hosts.js';
 import { Details, flowDetailLines, ruleDetailLines, type DetailLine } from './Details.js';
 import { Header } from './Header.js';
 import { Help } from './Help.js';
 import { Table, type RowLook } from './Table.js';
 import { DecisionPrompt, PROMPT_LINES, asciiSafe } from './DecisionPrompt.js';
-import { clean } from './format.js';
+import { bytes, clean, rate } from './format.js';
 import { emptyNote } from './empty-note.js';
 import { TRUST_WORD, trustReason } from './explain.js';
 import { HistoryView, historyHints, type HistoryLoad } from './HistoryView.js';
@@ -88,6 +89,17 @@ function processDetailLines(p: ProcessRow): DetailLine[] {
     ...(p.signer ? [{ label: 'signer', value: clean(p.signer.label) }] : []),
     ...(a.sha256 ? [{ label: 'sha256', value: a.sha256 }] : []),
     { label: 'flows', value: `${p.live} live, ${p.blocked} blocked, ${p.pids} PIDs` },
+    ...hostLines(p),
+  ];
+}
+
+/** The same code on each host: how many run it, and each one's traffic (busiest first). */
+function hostLines(p: ProcessRow): DetailLine[] {
+  if (p.hosts.size <= 1) return [];
+  const shares = [...p.hosts].sort((a, b) => b[1].rx + b[1].tx - (a[1].rx + a[1].tx) || (a[0] < b[0] ? -1 : 1));
+  return [
+    { label: 'hosts', value: `${p.hosts.size} run${p.hosts.size === 1 ? 's' : ''} it` },
+    ...shares.map(([host, s]) => ({ label: `  ${clean(host)}`.slice(0, 12), value: `${s.live} live, rx ${bytes(s.rx)} tx ${bytes(s.tx)}, ${rate(s.rate)}` })),
   ];
 }
 
@@ -141,7 +153,9 @@ function StatusLine({ ui, ascii, bell, width }: { ui: UiState; ascii: boolean; b
 
 export function Screen(p: ScreenProps) {
   const { ui, ascii, now, width } = p;
-  const ctx = { now, ascii };
+  const hosts = showsHosts(p.sources);
+  const infoById = new Map(p.sources.map((s) => [s.id, s]));
+  const ctx = { now, ascii, hostOf: (source: string) => sourceHost(infoById.get(source)) };
   const badgeWidth = ascii ? 4 : 1;
   const { details, tableRows, detailRows } = p;
   const tableWidth = width - badgeWidth - 1;
@@ -151,7 +165,7 @@ export function Screen(p: ScreenProps) {
   } else if (ui.view === 'flows') {
     body = (
       <Table
-        columns={layout(FLOW_COLUMNS, tableWidth)}
+        columns={layout(flowColumns(hosts), tableWidth)}
         rows={p.flows}
         look={(r) => flowLook(r, now)}
         top={p.top}
@@ -179,7 +193,7 @@ export function Screen(p: ScreenProps) {
   } else if (ui.view === 'processes') {
     body = (
       <Table
-        columns={layout(PROCESS_COLUMNS, tableWidth)}
+        columns={layout(processColumns(hosts), tableWidth)}
         rows={p.processes}
         look={(r) => ({ trust: r.trust, alarm: r.trust === 'insecure', dim: r.live === 0 })}
         top={p.top}
@@ -193,7 +207,7 @@ export function Screen(p: ScreenProps) {
   } else {
     body = (
       <Table
-        columns={layout(RULE_COLUMNS, width)}
+        columns={layout(ruleColumns(hosts), width)}
         rows={p.rules}
         look={(r) => ({ alarm: false, dim: !r.rule.enabled })}
         top={p.top}

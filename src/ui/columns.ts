@@ -12,6 +12,8 @@ import { shortToken } from '../rules/model.js';
 export interface CellContext {
   now: number;
   ascii: boolean;
+  /** The machine of a source's flows (for the HOST column). */
+  hostOf?: (source: string) => string | undefined;
 }
 
 export interface Column<R, S extends string = string> {
@@ -88,6 +90,14 @@ export const FLOW_COLUMNS: readonly Column<FlowRow, FlowSortColumn>[] = [
   { id: 'age', title: 'AGE', width: 5, align: 'right', priority: 65, sort: 'age', cell: (r, c) => age(c.now - r.flow.time) },
 ];
 
+/** Shown when flows come from more than one host (and always for a fleet). */
+const FLOW_HOST: Column<FlowRow, FlowSortColumn> = { id: 'host', title: 'HOST', width: 10, grow: 1, priority: 92, cell: (r, c) => clean(c.hostOf?.(r.source) ?? r.source) };
+
+/** The flows view's columns: with HOST second when rows come from several hosts. */
+export function flowColumns(hosts: boolean): readonly Column<FlowRow, FlowSortColumn>[] {
+  return hosts ? [FLOW_COLUMNS[0]!, FLOW_HOST, ...FLOW_COLUMNS.slice(1)] : FLOW_COLUMNS;
+}
+
 export const PROCESS_COLUMNS: readonly Column<ProcessRow, ProcessSortColumn>[] = [
   { id: 'process', title: 'PROCESS', width: 14, grow: 2, priority: 100, sort: 'process', cell: (p) => clean(p.name) },
   { id: 'signer', title: 'SIGNER / PACKAGE', width: 14, grow: 2, priority: 80, sort: 'signer', cell: (p) => clean(p.signer?.label ?? '-') },
@@ -101,6 +111,27 @@ export const PROCESS_COLUMNS: readonly Column<ProcessRow, ProcessSortColumn>[] =
   { id: 'tx', title: 'TX', width: 6, align: 'right', priority: 50, sort: 'tx', cell: (p) => bytes(p.tx) },
   { id: 'blocked', title: 'BLOCKED', width: 7, align: 'right', priority: 60, sort: 'blocked', cell: (p) => String(p.blocked) },
 ];
+
+const PROCESS_HOSTS: Column<ProcessRow, ProcessSortColumn> = { id: 'hosts', title: 'HOSTS', width: 5, align: 'right', priority: 85, cell: (p) => String(p.hosts.size) };
+
+/** The processes view's columns: with HOSTS (how many run this code) when rows come from several hosts. */
+export function processColumns(hosts: boolean): readonly Column<ProcessRow, ProcessSortColumn>[] {
+  return hosts ? [PROCESS_COLUMNS[0]!, PROCESS_COLUMNS[1]!, PROCESS_HOSTS, ...PROCESS_COLUMNS.slice(2)] : PROCESS_COLUMNS;
+}
+
+/** Where a rule applies, for the HOST column of the rules view. */
+export function ruleHostLabel(r: RuleRow): string {
+  if (r.fleet === 'all') return 'all (fleet)';
+  if (r.fleet === 'host') return `${clean(r.host ?? '?')} (fleet)`;
+  return clean(r.host ?? r.source);
+}
+
+const RULE_HOST: Column<RuleRow> = { id: 'host', title: 'HOST', width: 12, grow: 1, priority: 92, cell: (r) => ruleHostLabel(r) };
+
+/** The rules view's columns: with HOST (which host keeps it, or the fleet's) for several hosts. */
+export function ruleColumns(hosts: boolean): readonly Column<RuleRow>[] {
+  return hosts ? [RULE_COLUMNS[0]!, RULE_HOST, ...RULE_COLUMNS.slice(1)] : RULE_COLUMNS;
+}
 
 export function ruleIdentityLabel(rule: Rule): string {
   const id = rule.identity;
