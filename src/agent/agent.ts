@@ -5,7 +5,8 @@
 // Everything it reads from or does to the system comes through one AgentIo (io.ts; linux-io.ts is
 // the real one), so its policy is tested on fakes without root.
 import { hostname } from 'node:os';
-import type { Action, ExtensionMessage, HelloMessage } from '../protocol/messages.js';
+import type { Action, ExtensionMessage, HelloMessage, RuleChangedMessage } from '../protocol/messages.js';
+import type { RequestMessage, ServerClient } from '../protocol/server.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { ClientVerdicts } from './client-verdicts.js';
@@ -99,6 +100,7 @@ export class Agent {
     this.report = new AttributionReport(this.recorder.method, this.recorder.detail);
     const pool = this.io.queueWorkers({
       queueNum: o.queueNum, failOpen: o.failOpen, defaultAction: o.defaultAction, blockMode: o.blockMode, counters: this.counters.buffer, ...this.recorder.maps,
+      ...(o.selfToken !== undefined ? { selfToken: o.selfToken } : {}),
     }, o.workers ?? 1, {
       onMessage: (m) => {
         if (m.type === 'flows') this.flows.receive(m.held, m.decided, m.unwatched);
@@ -146,7 +148,7 @@ export class Agent {
         return this.snapshot();
       },
       onClientClosed: () => this.counters.set(LISTENERS_SLOT, this.audience.watched ? 1 : 0),
-      onMessage: (client, msg) => (msg.type === 'verdict' ? this.verdicts.handle(client, msg) : void this.ruleTalk.handle(client, msg)),
+      onMessage: (client, msg) => this.request(client, msg),
       log: this.log,
     });
     this.writeStatus();
@@ -154,6 +156,24 @@ export class Agent {
     this.timers.push(clock.every(1000, () => this.writeStatus()), clock.every(REAP_INTERVAL_MS, () => this.reap()));
     this.timers.push(clock.every(ENDED_RULES_INTERVAL_MS, () => this.stopped || void this.endedRules.drop(clock.now())));
     this.ruleTalk.start();
+  }
+
+  /** A client's request, from the socket or from elsewhere (the fleet link): the same handlers. */
+  request(client: ServerClient, msg: RequestMessage): void {
+    if (msg.type === 'verdict') this.verdicts.handle(client, msg);
+    else this.ruleTalk.handle(client, msg);
+  }
+
+  /** What a new subscriber is sent first: hello, pending and live flows, byte counters, rules. */
+  snapshotMessages(): ExtensionMessage[] {
+    return [this.hello(), ...this.snapshot()];
+  }
+
+  /** The rule list changed outside a request (the fleet's rules): the queue threads learn it and the
+   *  clients hear each change. */
+  rulesChangedElsewhere(changes: readonly RuleChangedMessage[]): void {
+    this.pool?.post(this.rulesMessage());
+    for (const change of changes) this.ruleTalk.announce(change);
   }
 
   private rulesMessage(): MainToWorker {
@@ -181,7 +201,7 @@ export class Agent {
       protocol: PROTOCOL_VERSION,
       extension: { name: 'flowtop-agent', version: AGENT_VERSION },
       platform: 'linux',
-      host: hostname(),
+      host: this.options.hostName ?? hostname(),
       capabilities: ['verdicts', 'end-flows', 'rules', 'bytes', 'verdict-durations', 'verdict-scopes', ...(this.names.answers ? ['host-names' as const] : [])],
       tokenKind: 'linux-pidfd-v1',
       mode: { failOpen: this.options.failOpen, attribution: this.report.method, timeoutMs: this.options.timeoutMs, ...effectivePolicy(this.options, this.options.rules.policy()), ...(this.options.history !== undefined ? { history: this.options.history } : {}) },
@@ -207,6 +227,7 @@ export class Agent {
       pid: process.pid, started: this.started, socket: o.socketPath, queueNum: o.queueNum, failOpen: o.failOpen, defaultAction: this.defaultAction,
       timeoutMs: o.timeoutMs, blockMode: o.blockMode, firewall: this.firewall?.backend ?? 'none', attribution: this.report.method,
       attributionDetail: this.report.fullDetail, counters: this.counters.values(this.flows.pending.size), clients: this.audience.server?.clients.length ?? 0,
+      ...(o.fleetStatus ? { fleet: o.fleetStatus() } : {}),
     };
   }
 

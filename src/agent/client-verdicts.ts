@@ -6,6 +6,7 @@ import type { BlockMode, ClientVerdictMessage, FlowRecord, RuleIdentity, RuleSpe
 import type { ServerClient } from '../protocol/server.js';
 import { decodeLinuxToken } from '../protocol/tokens.js';
 import { identityFromKey } from '../rules/model.js';
+import { UserNames } from '../native/linux/users.js';
 import { rememberedRule, subjectOf } from '../rules/remember.js';
 import type { Ending } from './live-ending.js';
 import type { LiveFlows } from './live-flows.js';
@@ -45,7 +46,8 @@ export class ClientVerdicts {
       return;
     }
     const blockMode = msg.blockMode ?? d.blockMode;
-    const verdict: Verdict = { action: msg.action, by: 'user', ...(msg.action === 'block' ? { blockMode } : {}) };
+    const decider = deciderOf(client);
+    const verdict: Verdict = { action: msg.action, by: 'user', ...(msg.action === 'block' ? { blockMode } : {}), ...(decider ? { decider } : {}) };
     if (msg.remember === 'once') return d.decide(p, verdict);
     this.decideAndRemember(client, p, verdict, msg, blockMode).catch((error: unknown) => {
       d.log(`remembering a verdict failed: ${messageOf(error)}`);
@@ -72,7 +74,8 @@ export class ClientVerdicts {
     }
     const end = (): void => {
       const { verdict, reason } = d.endLive(flow);
-      d.tell({ type: 'verdict', id: flow.id, time: d.now(), verdict }, 'now');
+      const decider = deciderOf(client);
+      d.tell({ type: 'verdict', id: flow.id, time: d.now(), verdict: decider ? { ...verdict, decider } : verdict }, 'now');
       d.live()?.end(flow.id, reason);
     };
     if (msg.remember === 'once') return end();
@@ -109,6 +112,18 @@ export class ClientVerdicts {
     );
     return typeof spec === 'string' ? `cannot remember "${msg.remember}": ${spec}${why}` : spec;
   }
+}
+
+let userNames: UserNames | undefined;
+
+/** Who decided: what the client says it decides as (a NATS request), else the socket peer's user as
+ *  the kernel reported its uid (SO_PEERCRED), named from /etc/passwd. */
+function deciderOf(client: ServerClient): string | undefined {
+  if (client.decider) return client.decider;
+  const uid = client.peer?.uid;
+  if (uid === undefined) return undefined;
+  userNames ??= new UserNames();
+  return `local:${userNames.name(uid) ?? `uid ${uid}`}`;
 }
 
 function messageOf(error: unknown): string {

@@ -3,6 +3,7 @@
 import type { AttributionBackend } from '../attribution/types.js';
 import type { Action, BlockMode } from '../protocol/messages.js';
 import type { AgentObserver } from './observers.js';
+import type { FleetLinkStatus } from '../fleet/link-types.js';
 import type { RuleBook } from './rule-book.js';
 
 export interface AgentOptions {
@@ -31,4 +32,12 @@ export interface AgentOptions {
   /** Where the agent records its history (an absolute path), or 'off': said in hello.mode.history so
    *  clients read the file the agent writes. Absent: not said. */
   history?: string;
+  /** This agent's own process token (base64, see protocol/tokens.ts): its own outbound connections
+   *  (to the fleet's NATS servers) are let through by the queue threads when their owner is verified
+   *  to be this very process instance, instead of being held and judged like a stranger's. */
+  selfToken?: string;
+  /** The host name the hello gives (--host-name with --nats); the machine's name otherwise. */
+  hostName?: string;
+  /** The fleet link's state for the status file (`--status`), when the agent runs with --nats. */
+  fleetStatus?: () => FleetLinkStatus & { host: string; servers: string[] };
 }

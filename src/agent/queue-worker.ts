@@ -22,6 +22,7 @@ import { JudgeFailures } from './judge-failures.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 import { NetlinkError } from '../native/linux/netlink.js';
 import { RateLimitedLog } from './rate-limited-log.js';
+import { SelfInstance } from './self-exemption.js';
 
 const NF_INET_LOCAL_IN = 1;
 /** Flows allowed while nobody watches are posted in batches of this many, or when the oldest has waited
@@ -58,6 +59,9 @@ function applyControl(m: MainToWorker): void {
 function drainControl(): void {
   for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control)) applyControl(m.message as MainToWorker);
 }
+
+/** The agent's own process instance, when it has connections of its own to make (--nats). */
+const self = config.selfToken !== undefined ? new SelfInstance(config.selfToken) : undefined;
 
 const idPrefix = `q${config.queueNum}-${Date.now().toString(36)}-`;
 /** Failures of the kernel's side of a verdict (a socket destroy, a verdict send), said rate-limited. */
@@ -105,6 +109,11 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
   const { local, remote } = ends;
   const owner = findOwner(deps, tuple, ends, packet.uid);
   Atomics.add(counters, owner.token ? COUNTER.ownerFound : COUNTER.ownerMissing, 1n);
+  // The agent's own link to NATS: its verified owner is this very process instance (self-exemption.ts).
+  if (self && !inbound && self.owns(owner.token)) {
+    Atomics.add(counters, COUNTER.ownConnections, 1n);
+    return { verdict: { id: packet.id, verdict: NF_ACCEPT } };
+  }
   const direction = inbound ? 'inbound' : 'outbound';
   const remoteAddress = formatAddress(remote.address)!;
   const token = owner.tokenText;

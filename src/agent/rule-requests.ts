@@ -2,7 +2,7 @@
 // rule-remove with the request's ref (the same handler every flowtop extension uses), adds the rules a
 // remembered verdict makes, puts the rule list in each subscriber's snapshot, and sends hit counts to
 // subscribers as `rule-changed` `updated`, at most once per rule per interval.
-import type { ExtensionMessage, Rule, RuleSpec } from '../protocol/messages.js';
+import type { ExtensionMessage, Rule, RuleChangedMessage, RuleSpec } from '../protocol/messages.js';
 import type { RequestMessage, ServerClient } from '../protocol/server.js';
 import { handleRuleRequest, isRuleRequest, rulesMessages, type RuleKeeper, type RuleReplies } from '../rules/requests.js';
 import type { RuleBook } from './rule-book.js';
@@ -92,6 +92,13 @@ export class RuleConversation {
       this.sent.delete(id);
       this.options.broadcast({ type: 'rule-changed', op: 'removed', rule: { ...sent.rule } });
     }
+  }
+
+  /** A change made outside a request (the fleet's rules): told to every client, remembered as sent. */
+  announce(change: RuleChangedMessage): void {
+    if (change.op === 'removed') this.sent.delete(change.rule.id);
+    else this.sent.set(change.rule.id, { rule: change.rule, hits: change.rule.hits });
+    this.options.broadcast(change);
   }
 
   private replies(client: ServerClient): RuleReplies {

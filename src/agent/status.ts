@@ -2,6 +2,7 @@
 // owners, and the status file `flowtop agent --status` reads (written beside the socket once a second).
 import type { Action, BlockMode, Verdict } from '../protocol/messages.js';
 import { readStatusFile } from './socket-files.js';
+import type { FleetLinkStatus } from '../fleet/link-types.js';
 import { COUNTER, COUNTER_SLOTS, type AttributionMethod } from './types.js';
 import { RateLimitedLog, describeError } from './rate-limited-log.js';
 
@@ -21,6 +22,8 @@ export interface AgentCounters {
   judgeErrors?: number;
   /** Flows blocked with reject whose socket the kernel would not destroy (EPERM, EOPNOTSUPP). */
   destroyErrors?: number;
+  /** The agent's own outbound connections (to NATS) let through as its own verified process instance. */
+  ownConnections?: number;
   pending: number;
 }
 
@@ -38,6 +41,8 @@ export interface AgentStatus {
   attributionDetail: string;
   counters: AgentCounters;
   clients: number;
+  /** The NATS link, with --nats. */
+  fleet?: FleetLinkStatus & { host: string; servers: string[] };
 }
 
 /** The counters the queue threads and the main thread add to (a SharedArrayBuffer, see types.ts). */
@@ -73,6 +78,7 @@ export class SharedCounters {
       verdictErrors: v(COUNTER.verdictErrors),
       judgeErrors: v(COUNTER.judgeErrors),
       destroyErrors: v(COUNTER.destroyErrors),
+      ownConnections: v(COUNTER.ownConnections),
       pending,
     };
   }

@@ -17,15 +17,18 @@ export interface WorkerConfig {
   queueIndex?: number;
   /** How many queues the pool reads (the worker keeps to the CPUs the kernel maps to its queue). */
   queueCount?: number;
+  /** The agent's own token (base64): outbound flows this very process instance opened pass (see
+   *  self-exemption.ts). */
+  selfToken?: string;
 }
 
 /** Indexes into the shared counters (BigInt64Array). */
-export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7, identityInWorker: 9, judgeErrors: 10, destroyErrors: 11 } as const;
+export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7, identityInWorker: 9, judgeErrors: 10, destroyErrors: 11, ownConnections: 12 } as const;
 /** Not a counter: 1 while at least one client is subscribed. Flows a rule decided are sent to the main
  *  thread at once then; while nobody watches, the allowed ones go in batches (posting every one costs
  *  ~15 µs per connection), so that a client that subscribes later still finds them among the live flows. */
 export const LISTENERS_SLOT = 8;
-export const COUNTER_SLOTS = 12;
+export const COUNTER_SLOTS = 13;
 
 /** A flow the worker could not decide alone: the main thread owns its packet's verdict. */
 export interface HeldFlow {

@@ -11,6 +11,9 @@ import { AGENT_HISTORY_PATH } from '../history/paths.js';
 import type { RunningHistory } from '../history/index.js';
 import type { AttributionBackend } from '../attribution/types.js';
 import { LINUX_SOCKET, SOCKET_ENV, explicitSocketPaths } from '../source/paths.js';
+import { hostname } from 'node:os';
+import { NATS_FLAGS_HELP, NATS_FLAG_OPTIONS, natsLinkConfig, parseMaxAge, type NatsLinkConfig } from '../fleet/connect-options.js';
+import { HOST_NAME_PATTERN, hostNameFrom } from '../fleet/wire.js';
 
 const HELP = `Usage: sudo flowtop agent [options]
        sudo flowtop agent install [options]   start it at boot (systemd); \`agent install --help\`
@@ -37,6 +40,10 @@ Holds each new connection until a rule or a client decides it (Linux, root).
                        readable by group flowtop; read it with \`flowtop history\`)
   --no-history         record nothing
   --status             print the state of the running agent (the one on --socket) and exit
+
+Fleet (docs/fleet.md): publish every event to NATS, answer requests from there, enforce fleet rules.
+${NATS_FLAGS_HELP}  --host-name NAME     this host's name in subjects and keys (default: the machine's name)
+  --nats-max-age DUR   how long the events stream keeps events: 30m, 24h, 7d (default 24h)
 `;
 
 /** Queue threads when --workers is not given: one per CPU (the firewall spreads packets by CPU), at most 4. */
@@ -68,6 +75,8 @@ export interface AgentFlags {
   history?: string;
   status: boolean;
   help: boolean;
+  /** With --nats: how to reach the fleet, this host's name there, and the stream's maximum age. */
+  fleet?: { config: NatsLinkConfig; host: string; maxAgeMs: number };
 }
 
 /** The agent's flags. `env` supplies FLOWTOP_SOCKET when --socket is absent, as for every client, so
@@ -93,9 +102,19 @@ export function parseAgentFlags(argv: string[], env: NodeJS.ProcessEnv = process
       'no-history': { type: 'boolean' },
       status: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      ...NATS_FLAG_OPTIONS,
+      'host-name': { type: 'string' },
+      'nats-max-age': { type: 'string' },
     },
     allowPositionals: false,
   }).values;
+  const nats = natsLinkConfig('agent', parsed);
+  if (!nats && (parsed['host-name'] !== undefined || parsed['nats-max-age'] !== undefined)) {
+    throw new UsageError(`agent: --${parsed['host-name'] !== undefined ? 'host-name' : 'nats-max-age'} needs --nats URL`);
+  }
+  const hostName = parsed['host-name'] ?? hostNameFrom(hostname());
+  if (nats && !HOST_NAME_PATTERN.test(hostName)) throw new UsageError(`agent: --host-name "${hostName}": use 1–64 letters, digits, "_" or "-" (one NATS subject token)`);
+  const fleet = nats ? { config: nats, host: hostName, maxAgeMs: parseMaxAge('agent', parsed['nats-max-age'] ?? '24h') } : undefined;
   const def = parsed.default ?? 'allow';
   if (def !== 'allow' && def !== 'block') throw new UsageError(`agent: --default must be allow or block, got "${def}"`);
   const blockMode = parsed['block-mode'] ?? 'reject';
@@ -144,6 +163,7 @@ export function parseAgentFlags(argv: string[], env: NodeJS.ProcessEnv = process
     ...(parsed['no-history'] ? {} : { history: resolve(parsed.history ?? AGENT_HISTORY_PATH) }),
     status: parsed.status ?? false,
     help: parsed.help ?? false,
+    ...(fleet ? { fleet } : {}),
   };
 }
 
@@ -175,6 +195,14 @@ async function printStatus(socket: string): Promise<number> {
     `  owners        found ${c.ownerFound}, not found ${c.ownerMissing}; verdict send errors ${c.verdictErrors}; sockets the kernel would not destroy ${c.destroyErrors ?? 0}`,
     `  clients       ${s.clients}`,
   ];
+  if (s.fleet) {
+    const f = s.fleet;
+    lines.push(
+      `  NATS          ${f.state}${f.server ? ` to ${f.server}` : ''} as host ${f.host} (${f.servers.join(', ')})${f.problem ? ` — ${f.problem}` : ''}`,
+      `  NATS events   published ${f.published}; backlog ${f.backlogEvents} (${f.backlogBytes} bytes); dropped ${f.dropped} (backlog full); own connections let through ${c.ownConnections ?? 0}`,
+      `  NATS fleet    requests answered ${f.requests}; fleet rules in force ${f.fleetRules ?? 0}${f.announced ? `; announced ${Math.round((Date.now() - f.announced) / 1000)} s ago` : ''}`,
+    );
+  }
   process.stdout.write(lines.join('\n') + '\n');
   return alive ? 0 : 3;
 }
@@ -199,6 +227,22 @@ async function startAgentHistory(path: string, attribution: AttributionBackend, 
     log,
     onEvent: (e) => log(`history: ${e.kind}: ${e.detail}`),
   });
+}
+
+/** With --nats: the fleet rules (the local copy first), the link thread, and what ties them to the agent. */
+async function startFleet(
+  options: NonNullable<AgentFlags['fleet']>, rulesPath: string, store: import('../rules/store.js').RuleStore, log: (line: string) => void,
+): Promise<import('../fleet/agent-fleet.js').AgentFleet> {
+  const { AgentFleet } = await import('../fleet/agent-fleet.js');
+  return AgentFleet.start({ ...options, rulesPath, store, log });
+}
+
+/** Without --nats a copy of fleet rules left beside the rules file is not enforced: said, not hidden. */
+async function sayIgnoredFleetCopy(rulesPath: string, log: (line: string) => void): Promise<void> {
+  const { fleetCopyPath } = await import('../fleet/fleet-rules.js');
+  const { existsSync } = await import('node:fs');
+  const copy = fleetCopyPath(rulesPath);
+  if (existsSync(copy)) log(`fleet rules in ${copy} are not enforced without --nats (start with --nats to enforce them, or remove the file)`);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -241,6 +285,8 @@ export async function run(argv: string[]): Promise<number> {
   // The agent owns its rules file while it runs: `flowtop rules --rules` on it is refused meanwhile.
   const store = await RuleStore.open(flags.rules, { owner: 'agent' });
   const attribution = createLinuxBackend();
+  const fleet = flags.fleet ? await startFleet(flags.fleet, flags.rules, store, log) : undefined;
+  if (!flags.fleet) await sayIgnoredFleetCopy(flags.rules, log);
   // History is beside the verdict path, never on it: a file that cannot be used is said once and the
   // agent judges on without it.
   const history = flags.history ? await startAgentHistory(flags.history, attribution, log) : undefined;
@@ -261,16 +307,21 @@ export async function run(argv: string[]): Promise<number> {
     udpIdleMs: flags.udpIdleMs,
     rules: storeRuleBook(store),
     attribution,
-    ...(history ? { observers: [history.recorder] } : {}),
+    observers: [...(history ? [history.recorder] : []), ...(fleet ? [fleet.link] : [])],
     // Said in hello.mode.history, so `flowtop` and `flowtop history` read this file (not the default
     // path) without being told: 'off' when nothing is recorded (--no-history, or a file it cannot use).
     history: history && flags.history ? flags.history : 'off',
+    ...(fleet?.selfToken ? { selfToken: fleet.selfToken } : {}),
+    ...(fleet ? { fleetStatus: fleet.status } : {}),
+    ...(flags.fleet ? { hostName: flags.fleet.host } : {}),
   }, linuxAgentIo({ ...(flags.cgroup ? { cgroup: flags.cgroup } : {}), noBpf: flags.noBpf }));
   hasten = () => agent.hasten();
+  fleet?.bind(agent);
   try {
     await agent.start();
   } catch (error) {
     await agent.stop().catch((e: Error) => log(`cleanup after the failed start: ${e.message}`));
+    await fleet?.stop();
     await store.close().catch(() => undefined);
     await history?.close().catch(() => undefined);
     attribution.close?.();
@@ -288,6 +339,7 @@ export async function run(argv: string[]): Promise<number> {
   const reason = await stop.requested;
   if (reason !== 'fatal') log(`${reason} received: stopping (removing the firewall rules, BPF programs and socket)`);
   await agent.stop();
+  await fleet?.stop();
   await history?.close().catch((e: Error) => log(`history: ${e.message}`));
   await store.close().catch((e: Error) => log(`rules file: ${e.message}`));
   attribution.close?.();

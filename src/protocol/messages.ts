@@ -67,6 +67,10 @@ export interface Verdict {
   policy?: PolicySwitch;
   /** Why, in words (e.g. which switch and what it saw). */
   reason?: string;
+  /** With `by: "user"`: who decided, as the extension knows them — `nats:<user>@<server>` for a
+   *  request over NATS (docs/fleet.md), `local:<user>` for a client of the Unix socket (its uid as
+   *  the kernel reported it). Shown to people; never matched. */
+  decider?: string;
 }
 
 export type PolicySwitch = 'allowPackaged' | 'blockUnpackaged' | 'defaultAction';

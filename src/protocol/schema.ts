@@ -52,6 +52,7 @@ export function verdict(v: Obj, path: string): Verdict {
   assign(out, 'blockMode', optOneOf(v, 'blockMode', path, BLOCK_MODES));
   assign(out, 'policy', optOneOf(v, 'policy', path, POLICY_SWITCHES));
   assign(out, 'reason', optString(v, 'reason', path, 4096));
+  assign(out, 'decider', optString(v, 'decider', path, LIMITS.name));
   return out;
 }
 

@@ -28,6 +28,8 @@ export interface ServerClient {
   /** The name and version the client gave in `subscribe`. */
   readonly info?: { name: string; version: string };
   readonly subscribed: boolean;
+  /** Who this client decides as, when it is not a socket peer (a NATS request: `nats:<user>@<server>`). */
+  readonly decider?: string;
   /** Queues one message; false when the client is gone (or was just dropped as too slow). */
   send(msg: ExtensionMessage): boolean;
   /** Sends an `error` reply (not counted against the client). */

@@ -36,6 +36,7 @@ import type { Attribution, Trust } from '../attribution/types.js';
 import type { Direction, FlowRecord, Rule, TransportProtocol } from '../protocol/messages.js';
 import { cidrContainsWords, formatIp, parseCidr, parseIp, parseIpInto, type Cidr } from './ip.js';
 import { identityKey } from './model.js';
+import { ruleLayer, type RuleLayer } from './fleet-layer.js';
 
 export interface FlowFacts {
   /** Trust of the attribution; identity and path count only when it is `secure`. */
@@ -269,8 +270,13 @@ class FactsView {
   }
 }
 
-/** Rules compiled for matching. Build one per rule list change (RuleStore keeps one up to date). */
+/** Rules compiled for matching. Build one per rule list change (RuleStore keeps one up to date).
+ *  With fleet rules among them (docs/rules.md, "Fleet rules") each layer — this host's fleet rules,
+ *  the fleet-wide rules, the local rules — is matched on its own as above, and a block from any layer
+ *  wins; with no block, the allow of the first layer in that order that has one. */
 export class RuleSet {
+  private readonly layers?: readonly RuleSet[];
+
   private readonly byToken = new Map<string, EndpointIndex>();
   private readonly byIdentity = new Map<string, EndpointIndex>();
   private readonly byPath = new Map<string, EndpointIndex>();
@@ -278,7 +284,13 @@ export class RuleSet {
   private readonly global = new EndpointIndex();
   readonly size: number;
 
-  constructor(readonly rules: readonly Rule[]) {
+  constructor(readonly rules: readonly Rule[], layered = true) {
+    if (layered && rules.some((r) => ruleLayer(r.id) !== 'local')) {
+      const order: RuleLayer[] = ['fleet-host', 'fleet-all', 'local'];
+      this.layers = order.map((layer) => new RuleSet(rules.filter((r) => ruleLayer(r.id) === layer), false));
+      this.size = this.layers.reduce((n, l) => n + l.size, 0);
+      return;
+    }
     let size = 0;
     for (const rule of rules) {
       if (!rule.enabled) continue;
@@ -315,6 +327,7 @@ export class RuleSet {
 
   /** The rule that decides this flow, or undefined when none matches. */
   match(facts: FlowFacts, now: number): Rule | undefined {
+    if (this.layers) return matchLayers(this.layers, facts, now);
     const view = this.view;
     view.reset(facts);
     let best: Compiled | undefined;
@@ -389,4 +402,15 @@ export function matchRule(rules: RuleSet | readonly Rule[], facts: FlowFacts, no
   }
   compiledCache.set(rules, { length: rules.length, set });
   return set.match(facts, now);
+}
+
+/** Deny wins across layers: no layer can let through what another blocks. */
+function matchLayers(layers: readonly RuleSet[], facts: FlowFacts, now: number): Rule | undefined {
+  let allow: Rule | undefined;
+  for (const layer of layers) {
+    const rule = layer.match(facts, now);
+    if (rule?.action === 'block') return rule;
+    allow ??= rule;
+  }
+  return allow;
 }

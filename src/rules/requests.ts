@@ -3,6 +3,7 @@
 // the request's ref; a change is broadcast to every client as `rule-changed`.
 import { UserError } from '../errors.js';
 import { rulesSnapshot } from '../protocol/codec.js';
+import { FLEET_ID_PREFIX, isFleetRuleId } from './fleet-layer.js';
 import type { ErrorCode, ExtensionMessage, Rule, RuleAddMessage, RuleRemoveMessage, RuleSpec, RulesListMessage } from '../protocol/messages.js';
 
 /** Where the rules are kept: a RuleStore, or the agent's rule book over one. */
@@ -49,6 +50,9 @@ export async function handleRuleRequest(store: RuleKeeper, msg: RuleRequest, rep
         return;
       }
       case 'rule-remove': {
+        if (isFleetRuleId(msg.id) && store.rules().some((r) => r.id === msg.id)) {
+          return replies.error('not-supported', `rule "${msg.id}" is a fleet rule: it lives in the fleet's NATS rules bucket under key "${msg.id.slice(FLEET_ID_PREFIX.length)}"; remove it there (flowtop rules remove --nats URL …), not on this host`, ref);
+        }
         const rule = await store.remove(msg.id);
         if (!rule) return replies.error('unknown-rule', `no rule with id "${msg.id}"`, ref);
         replies.changed?.();

@@ -93,6 +93,9 @@ export class RuleStore {
   /** Rules held in memory only, never written: `once` rules (each removed at its first hit) and
    *  session rules (kept until this process ends: "until restart"). */
   private memory: Rule[] = [];
+  /** The fleet's rules for this host (docs/rules.md, "Fleet rules"): kept by the fleet, never written
+   *  to this file, never removed through it. */
+  private fleet: Rule[] = [];
   private all: Rule[];
   private set: RuleSet;
   private queue: Promise<unknown> = Promise.resolve();
@@ -108,7 +111,7 @@ export class RuleStore {
   }
 
   private rebuild(): void {
-    this.all = this.memory.length > 0 ? [...this.doc.rules, ...this.memory] : this.doc.rules;
+    this.all = this.memory.length > 0 || this.fleet.length > 0 ? [...this.doc.rules, ...this.memory, ...this.fleet] : this.doc.rules;
     this.set = new RuleSet(this.all);
   }
 
@@ -229,6 +232,12 @@ export class RuleStore {
     return removed;
   }
 
+  /** Replaces the fleet's rules (ids `fleet:…`); they match in their own layers (matcher.ts). */
+  setFleetRules(rules: readonly Rule[]): void {
+    this.fleet = [...rules];
+    this.rebuild();
+  }
+
   /** Enables or disables a rule; undefined when there is no such id. */
   async setEnabled(id: string, enabled: boolean): Promise<Rule | undefined> {
     let changed: Rule | undefined;
@@ -272,7 +281,7 @@ export class RuleStore {
 
   /** Counts a hit in memory; the file is rewritten at most once per `hitFlushMs`. */
   recordHit(id: string, now: number = Date.now()): void {
-    const rule = this.doc.rules.find((r) => r.id === id) ?? this.memory.find((r) => r.id === id);
+    const rule = this.doc.rules.find((r) => r.id === id) ?? this.memory.find((r) => r.id === id) ?? this.fleet.find((r) => r.id === id);
     if (rule) this.countHit(rule, now);
   }
 

@@ -67,6 +67,7 @@ export function flowDetailLines(row: FlowRow): DetailLine[] {
     { label: 'token', value: f.token ? hex(f.token) : clean(f.ownerError ? `none (${f.ownerError})` : 'none') },
   ];
   if (f.verdict) lines.push({ label: 'verdict', value: `${f.verdict.action} by ${f.verdict.by}${f.verdict.ruleId ? ` (rule ${clean(f.verdict.ruleId)})` : ''}${f.verdict.reason ? `: ${clean(f.verdict.reason)}` : ''}` });
+  if (f.verdict?.decider) lines.push({ label: 'decided by', value: clean(f.verdict.decider) });
   if (f.packets !== undefined && f.packets > 1) lines.push({ label: 'packets', value: `${f.packets} judged in this conversation (${f.protocol === 'udp' ? 'datagrams' : 'connection attempts'})` });
   if (row.appAttribution) {
     lines.push({ label: 'app token', value: hex(f.appToken) });

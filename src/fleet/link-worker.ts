@@ -1,0 +1,346 @@
+// The agent's NATS link, on its own thread, so nothing NATS does (connecting, TLS, waiting on acks, a
+// slow or absent server) can slow the thread that answers packets. It publishes the events the main
+// thread hands over into the JetStream stream (creating or updating it), keeps a bounded backlog while
+// the server cannot take them (the oldest dropped and counted past the bound), announces the host in
+// the hosts bucket, carries requests to the main thread and their replies back, and watches the fleet
+// rules for this host. It never decides anything: the main thread does, with or without this link.
+import { parentPort, workerData } from 'node:worker_threads';
+import { headers, nanos, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import { connectNats } from './nats-connect.js';
+import { ANNOUNCE_INTERVAL_MS, MAX_BODY_BYTES, fleetNames, type FleetNames } from './wire.js';
+import type { FleetLinkStatus, LinkToMain, LinkWorkerData, MainToLink } from './link-types.js';
+
+const data = workerData as LinkWorkerData;
+const names: FleetNames = fleetNames(data.config.prefix);
+const post = (m: LinkToMain): void => parentPort!.postMessage(m);
+const log = (message: string): void => post({ type: 'log', message });
+/** A request the main thread has not answered in this long is answered with an error here. */
+const REPLY_TIMEOUT_MS = 10_000;
+const PUBLISH_TIMEOUT_MS = 3_000;
+
+interface Chunk {
+  lines: string;
+  count: number;
+  bytes: number;
+}
+
+interface Sealed {
+  body: Uint8Array;
+  count: number;
+  id: string;
+}
+
+const status: FleetLinkStatus = { state: 'connecting', backlogEvents: 0, backlogBytes: 0, published: 0, dropped: 0, requests: 0 };
+const backlog: Chunk[] = [];
+/** The body being published: kept (with its id) until the stream acknowledges it, so a retry is
+ *  stored once (the stream's duplicate window drops a second copy with the same Nats-Msg-Id). */
+let sealed: Sealed | undefined;
+let batchSeq = 0;
+let nc: NatsConnection | undefined;
+let js: JetStreamClient | undefined;
+let connected = false;
+let stopping = false;
+let hello: string | undefined;
+let hostsKv: KV | undefined;
+let stopWatch: (() => void) | undefined;
+let wake: () => void = () => {};
+let nextRequestId = 1;
+const waitingReplies = new Map<number, { msg: Msg; timer: NodeJS.Timeout }>();
+
+function setProblem(problem: string | undefined): void {
+  if (problem === status.problem) return;
+  if (problem !== undefined) log(`NATS: ${problem}`);
+  if (problem === undefined) delete status.problem;
+  else status.problem = problem;
+}
+
+// ---- the backlog ----
+
+function take(m: Extract<MainToLink, { type: 'events' }>): void {
+  // A body must stay under MAX_BODY_BYTES: a big hand-over is cut at line ends.
+  const bytes = Buffer.byteLength(m.lines);
+  if (bytes <= MAX_BODY_BYTES) push({ lines: m.lines, count: m.count, bytes });
+  else for (const part of splitLines(m.lines)) push(part);
+  trim();
+  wake();
+}
+
+function push(c: Chunk): void {
+  backlog.push(c);
+  status.backlogEvents += c.count;
+  status.backlogBytes += c.bytes;
+}
+
+function splitLines(text: string): Chunk[] {
+  const out: Chunk[] = [];
+  let current: string[] = [];
+  let bytes = 0;
+  for (const line of text.split('\n')) {
+    if (line.length === 0) continue;
+    const b = Buffer.byteLength(line) + 1;
+    if (bytes + b > MAX_BODY_BYTES && current.length > 0) {
+      out.push({ lines: current.join('\n') + '\n', count: current.length, bytes });
+      current = [];
+      bytes = 0;
+    }
+    current.push(line);
+    bytes += b;
+  }
+  if (current.length > 0) out.push({ lines: current.join('\n') + '\n', count: current.length, bytes });
+  return out;
+}
+
+/** Past the bound the oldest events go: counted, and said once per outage. */
+function trim(): void {
+  let droppedNow = 0;
+  while (status.backlogBytes > data.backlogBytes && backlog.length > 1) {
+    const old = backlog.shift()!;
+    status.backlogEvents -= old.count;
+    status.backlogBytes -= old.bytes;
+    status.dropped += old.count;
+    droppedNow += old.count;
+  }
+  if (droppedNow > 0 && status.dropped === droppedNow) log(`NATS: the backlog is full (${data.backlogBytes} bytes): dropping the oldest events (counted in --status)`);
+}
+
+function seal(): Sealed | undefined {
+  if (backlog.length === 0) return undefined;
+  const parts: string[] = [];
+  let bytes = 0;
+  let count = 0;
+  while (backlog.length > 0 && (parts.length === 0 || bytes + backlog[0]!.bytes <= MAX_BODY_BYTES)) {
+    const c = backlog.shift()!;
+    parts.push(c.lines);
+    bytes += c.bytes;
+    count += c.count;
+    status.backlogEvents -= c.count;
+    status.backlogBytes -= c.bytes;
+  }
+  return { body: new TextEncoder().encode(parts.join('')), count, id: `${data.host}.${data.started}.${++batchSeq}` };
+}
+
+async function pump(): Promise<void> {
+  const subject = names.events(data.host);
+  while (!stopping) {
+    if (!connected || !js || (sealed === undefined && backlog.length === 0)) {
+      await new Promise<void>((resolve) => (wake = resolve));
+      continue;
+    }
+    sealed ??= seal();
+    if (!sealed) continue;
+    try {
+      const h = headers();
+      h.set('Nats-Msg-Id', sealed.id);
+      await js.publish(subject, sealed.body, { msgID: sealed.id, headers: h, timeout: PUBLISH_TIMEOUT_MS });
+      status.published += sealed.count;
+      sealed = undefined;
+      if (status.problem?.startsWith('publishing')) setProblem(undefined);
+    } catch (error) {
+      setProblem(`publishing to ${subject}: ${messageOf(error)}`);
+      await sleep(500);
+    }
+  }
+}
+
+// ---- the connection ----
+
+async function ensureStream(conn: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(conn);
+  const maxAge = nanos(data.maxAgeMs);
+  try {
+    const info = await jsm.streams.info(names.stream);
+    const subjects = info.config.subjects ?? [];
+    if (info.config.max_age !== maxAge || !subjects.includes(names.allEvents)) {
+      await jsm.streams.update(names.stream, { ...info.config, max_age: maxAge, subjects: subjects.includes(names.allEvents) ? subjects : [...subjects, names.allEvents] });
+      log(`NATS: stream ${names.stream} updated (max age ${data.maxAgeMs / 1000} s)`);
+    }
+  } catch (error) {
+    if (!/not found/i.test(messageOf(error))) throw error;
+    await jsm.streams.add({ name: names.stream, subjects: [names.allEvents], max_age: maxAge, duplicate_window: nanos(120_000) });
+    log(`NATS: stream ${names.stream} created (max age ${data.maxAgeMs / 1000} s)`);
+  }
+}
+
+/** Everything that follows a (re)connect: the stream, the buckets, the rules watch. Each part fails on
+ *  its own (said in --status); publishing is retried by the pump either way. */
+async function afterConnect(conn: NatsConnection): Promise<void> {
+  status.state = 'connected';
+  status.server = conn.info?.server_name ?? conn.getServer();
+  connected = true;
+  try {
+    await ensureStream(conn);
+    js = jetstream(conn);
+    if (status.problem?.startsWith('stream')) setProblem(undefined);
+  } catch (error) {
+    setProblem(`stream ${names.stream}: ${messageOf(error)} (is JetStream enabled on the server?)`);
+    js = jetstream(conn);
+  }
+  wake();
+  const kvm = new Kvm(conn);
+  try {
+    hostsKv = await kvm.create(names.hostsBucket, { history: 1 });
+    await announce();
+  } catch (error) {
+    setProblem(`hosts bucket ${names.hostsBucket}: ${messageOf(error)}`);
+  }
+  try {
+    await watchRules(await kvm.create(names.rulesBucket, { history: 5 }));
+  } catch (error) {
+    setProblem(`rules bucket ${names.rulesBucket}: ${messageOf(error)}`);
+  }
+}
+
+async function announce(): Promise<void> {
+  if (!connected || !hostsKv || hello === undefined) return;
+  const now = Date.now();
+  await hostsKv.put(data.host, `{"hello":${hello},"started":${data.started},"seen":${now}}`);
+  status.announced = now;
+}
+
+/** The whole set first (after every connect: a rule deleted while the link was down is gone from it),
+ *  then each change. The watch starts before the read, so no change falls between them. */
+async function watchRules(kv: KV): Promise<void> {
+  stopWatch?.();
+  // One filter for every key, kept or skipped here: servers before 2.10 take one filter subject only.
+  const mine = (key: string): boolean => key.startsWith('all.') || key.startsWith(`host.${data.host}.`);
+  const watch = await kv.watch({ key: '>', include: KvWatchInclude.UpdatesOnly });
+  let stopped = false;
+  stopWatch = () => {
+    stopped = true;
+    watch.stop();
+  };
+  const held: Array<{ key: string; value?: string; revision: number }> = [];
+  let snapshotDone = false;
+  const seen = new Map<string, number>();
+  void (async () => {
+    for await (const e of watch) {
+      if (stopped) break;
+      if (!mine(e.key)) continue;
+      const change = { key: e.key, revision: e.revision, ...(e.operation === 'PUT' ? { value: e.string() } : {}) };
+      if (!snapshotDone) held.push(change);
+      else if ((seen.get(change.key) ?? 0) < change.revision) post({ type: 'fleet-rule', key: change.key, ...(change.value !== undefined ? { value: change.value } : {}) });
+    }
+  })().catch((error: unknown) => setProblem(`watching ${names.rulesBucket}: ${messageOf(error)}`));
+  const entries: Array<{ key: string; value: string }> = [];
+  for await (const key of await kv.keys()) {
+    if (!mine(key)) continue;
+    const e = await kv.get(key);
+    if (!e || e.operation !== 'PUT') continue;
+    seen.set(key, e.revision);
+    entries.push({ key, value: e.string() });
+  }
+  post({ type: 'fleet-rules', entries });
+  snapshotDone = true;
+  for (const c of held) if ((seen.get(c.key) ?? 0) < c.revision) post({ type: 'fleet-rule', key: c.key, ...(c.value !== undefined ? { value: c.value } : {}) });
+}
+
+function serveRequests(conn: NatsConnection): Subscription {
+  const sub = conn.subscribe(names.requests(data.host));
+  void (async () => {
+    for await (const msg of sub) {
+      if (!msg.reply) continue;
+      const user = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+      if (msg.data.length > MAX_BODY_BYTES) {
+        msg.respond(`{"type":"error","code":"line-too-long","message":"request body over ${MAX_BODY_BYTES} bytes"}\n`);
+        continue;
+      }
+      const id = nextRequestId++;
+      const timer = setTimeout(() => {
+        waitingReplies.delete(id);
+        msg.respond('{"type":"error","code":"internal","message":"the agent did not answer in time"}\n');
+      }, REPLY_TIMEOUT_MS);
+      waitingReplies.set(id, { msg, timer });
+      post({ type: 'request', id, user, server: conn.info?.server_name ?? conn.getServer(), body: new TextDecoder().decode(msg.data) });
+    }
+  })().catch((error: unknown) => setProblem(`requests: ${messageOf(error)}`));
+  return sub;
+}
+
+async function run(): Promise<void> {
+  const conn = await connectNats(data.config, `flowtop-agent ${data.host}`, { waitOnFirstConnect: true, maxReconnectAttempts: -1 });
+  nc = conn;
+  if (stopping) return void (await conn.close());
+  void (async () => {
+    for await (const s of conn.status()) {
+      if (s.type === 'disconnect') {
+        connected = false;
+        status.state = 'reconnecting';
+        delete status.server;
+      } else if (s.type === 'reconnect') {
+        void afterConnect(conn).catch((error: unknown) => setProblem(messageOf(error)));
+      } else if (s.type === 'error') {
+        setProblem(messageOf((s as { error?: unknown }).error ?? 'server error'));
+      }
+    }
+  })();
+  void conn.closed().then((error) => {
+    connected = false;
+    status.state = 'closed';
+    if (error) setProblem(`connection closed: ${messageOf(error)}`);
+  });
+  serveRequests(conn);
+  await afterConnect(conn);
+}
+
+// ---- messages from the main thread ----
+
+parentPort!.on('message', (m: MainToLink) => {
+  switch (m.type) {
+    case 'events':
+      take(m);
+      return;
+    case 'hello':
+      hello = m.hello;
+      return;
+    case 'reply': {
+      const waiting = waitingReplies.get(m.id);
+      if (!waiting) return;
+      waitingReplies.delete(m.id);
+      clearTimeout(waiting.timer);
+      status.requests++;
+      try {
+        waiting.msg.respond(m.body);
+      } catch (error) {
+        log(`NATS: a reply could not be sent: ${messageOf(error)}`);
+      }
+      return;
+    }
+    case 'stop':
+      void stop();
+  }
+});
+
+async function stop(): Promise<void> {
+  // What is waiting gets a short chance to leave; the agent's stop does not wait on NATS for long.
+  const until = Date.now() + 1000;
+  while (connected && (sealed !== undefined || backlog.length > 0) && Date.now() < until) await sleep(20);
+  stopping = true;
+  wake();
+  stopWatch?.();
+  try {
+    await nc?.close();
+  } catch {
+    // closing a connection that never opened
+  }
+  post({ type: 'status', status });
+  post({ type: 'stopped' });
+  process.exit(0);
+}
+
+setInterval(() => post({ type: 'status', status }), 500).unref();
+setInterval(() => void announce().catch((error: unknown) => setProblem(`announcing: ${messageOf(error)}`)), ANNOUNCE_INTERVAL_MS);
+void pump();
+run().catch((error: unknown) => {
+  status.state = 'closed';
+  setProblem(`cannot connect: ${messageOf(error)}`);
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,159 @@
+// Three agents in three namespaces publish to one nats-server (in a fourth namespace, joined to each by
+// a veth pair); one central NATS client sees all three, decides a pending flow on the second by
+// request, puts a fleet rule in the bucket that all three enforce, and finally the server is stopped
+// while a flow is pending: the agent's own default decides it at the deadline.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  Netns, TestClient, TestCgroup, buildAgent, cleanupDir, lines, removeBuild, spawnIn, startAgent, waitFor, type RunningAgent,
+} from '../agent/helpers.js';
+import { readStatus, type AgentStatus } from '../../src/agent/status.js';
+import { statusFileFor } from '../../src/agent/socket-files.js';
+import type { ExtensionMessage } from '../../src/protocol/messages.js';
+import { NatsNet, killed, skipUnlessFleetCapable, type NatsTool } from './helpers.js';
+
+const skip = skipUnlessFleetCapable();
+const NATS_PORT = 14222;
+const TIMEOUT_MS = 4000;
+
+interface Host {
+  name: string;
+  ns: Netns;
+  agent: RunningAgent;
+  server: ChildProcess;
+}
+
+/** A TCP server in the namespace that greets each connection with "data for <host>". */
+async function greeter(ns: Netns, host: string, port: number): Promise<ChildProcess> {
+  const code = `require('net').createServer(c=>{c.on('error',()=>{});c.end('data for ${host}\\n')}).listen(${port},'127.0.0.1',()=>console.log('ready'));`;
+  const child = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await lines(child).next((l) => l === 'ready');
+  return child;
+}
+
+/** A program that connects to 127.0.0.1:port and prints what it read, or how it failed. */
+function reader(ns: Netns, cg: TestCgroup, port: number): { proc: ChildProcess; out: ReturnType<typeof lines> } {
+  const proc = spawnIn(ns, cg, [process.execPath, '-e', `
+    const s = require('net').connect(${port}, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('end', () => { console.log('read ' + got.trim()); process.exit(0); });
+    s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
+    setTimeout(() => { console.log('timeout'); process.exit(0); }, 15000);
+  `]);
+  return { proc, out: lines(proc) };
+}
+
+describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
+  let nats: NatsNet;
+  let natsServer: ChildProcess;
+  let central: NatsTool;
+  const hosts: Host[] = [];
+  const cg = skip ? undefined : new TestCgroup();
+
+  beforeAll(async () => {
+    buildAgent();
+    nats = new NatsNet();
+    natsServer = await nats.start(NATS_PORT);
+    central = await nats.client(`nats://127.0.0.1:${NATS_PORT}`);
+    central.subscribe('flowtop.events.>');
+    for (let i = 1; i <= 3; i++) {
+      const ns = new Netns();
+      const address = nats.link(ns);
+      const name = `host${i}`;
+      const agent = await startAgent(ns, cg, ['--default', 'block', '--timeout', `${TIMEOUT_MS}ms`, '--nats', `nats://${address}:${NATS_PORT}`, '--nats-insecure', '--host-name', name]);
+      hosts.push({ name, ns, agent, server: await greeter(ns, name, 8000 + i) });
+    }
+    // Each agent is on line: announced and publishing.
+    for (const h of hosts) await waitFor(`${h.name} connected`, () => statusOf(h)?.state === 'connected', 15_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    await central?.close();
+    for (const h of hosts) {
+      await killed(h.server);
+      await h.agent.stop();
+      h.ns.delete();
+      cleanupDir(h.agent.dir);
+    }
+    await nats?.stopAll();
+    cg?.delete();
+    removeBuild();
+  }, 60_000);
+
+  it('the central client sees all three and decides a pending flow on the second, recording the NATS user', async () => {
+    for (const [i, h] of hosts.entries()) reader(h.ns, cg!, 8001 + i).proc.unref();
+    const pendingOn = (host: string) => central.events(`flowtop.events.${host}`).find((m) => m['type'] === 'flow' && (m['flow'] as { pending?: unknown; remote: { port: number } }).pending);
+    for (const h of hosts) await waitFor(`a pending flow from ${h.name}`, () => pendingOn(h.name), 8000);
+
+    const second = hosts[1]!;
+    const program = reader(second.ns, cg!, 8002);
+    const flow = await waitFor('the program\'s pending flow on host2', () => central.events('flowtop.events.host2').find((m) => {
+      const f = m['flow'] as { pending?: unknown; remote: { port: number }; pid?: number } | undefined;
+      return m['type'] === 'flow' && f?.pending && f.pid === program.proc.pid;
+    }), 8000);
+    const id = (flow['flow'] as { id: string }).id;
+    const body = JSON.stringify({ type: 'verdict', id, action: 'allow', remember: 'once', ref: 'r1' });
+    const reply = await central.request('flowtop.rpc.host2.alice', body);
+    expect(reply[0]).toMatchObject({ type: 'verdict', id, verdict: { action: 'allow', by: 'user', decider: `nats:alice@n${NATS_PORT}` } });
+    expect(await program.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout')).toBe('read data for host2');
+
+    // A retry is answered with the same verdict, and applied once: one verdict event on the stream.
+    const retry = await central.request('flowtop.rpc.host2.alice', body.replace('r1', 'r2'));
+    expect(retry[0]).toMatchObject({ type: 'verdict', id, verdict: { decider: `nats:alice@n${NATS_PORT}` } });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(central.events('flowtop.events.host2').filter((m) => m['type'] === 'verdict' && m['id'] === id)).toHaveLength(1);
+
+    // A bad body is answered with an error; the agent carries on.
+    const bad = await central.request('flowtop.rpc.host2.alice', '{"type":"verdict","id":');
+    expect(bad[0]).toMatchObject({ type: 'error', code: 'bad-json' });
+    const snapshot = await central.request('flowtop.rpc.host2.alice', '{"type":"snapshot"}');
+    expect(snapshot[0]).toMatchObject({ type: 'hello', host: 'host2' });
+    expect(snapshot.some((m) => m['type'] === 'rules')).toBe(true);
+  }, 40_000);
+
+  it('a fleet rule put in the bucket is enforced by all three, kept beside the rules file, and cannot be removed locally', async () => {
+    const rule = { action: 'block', endpoint: { port: 8100 }, duration: { kind: 'always' }, note: 'fleet test' };
+    await central.kv('kvput', 'flowtop-rules', 'all.no-8100', JSON.stringify(rule));
+    for (const h of hosts) await waitFor(`${h.name} enforcing the fleet rule`, () => statusOf(h)?.fleetRules === 1, 8000);
+    for (const h of hosts) {
+      const p = reader(h.ns, cg!, 8100);
+      // Blocked by the rule at once (reject), not held until the deadline.
+      expect(await p.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', 3000)).toMatch(/^error (ECONNREFUSED|ECONNRESET|ECONNABORTED)/);
+      const copy = join(h.agent.dir, 'rules.fleet.json');
+      await waitFor('the local copy', () => existsSync(copy) && readFileSync(copy, 'utf8').includes('all.no-8100'), 3000);
+    }
+    const client = new TestClient(hosts[0]!.agent.socket);
+    await client.subscribe();
+    client.send({ type: 'rule-remove', id: 'fleet:all.no-8100', ref: 'rm' });
+    const refused = await client.waitFor<Extract<ExtensionMessage, { type: 'error' }>>('the refusal', (m) => m.type === 'error' && m.ref === 'rm');
+    expect(refused.code).toBe('not-supported');
+    expect(refused.message).toContain('fleet rule');
+    client.close();
+    await central.kv('kvdel', 'flowtop-rules', 'all.no-8100');
+    for (const h of hosts) await waitFor(`${h.name} dropping the fleet rule`, () => statusOf(h)?.fleetRules === 0, 8000);
+  }, 40_000);
+
+  it('with NATS stopped while a flow is pending, the agent\'s own default decides it at the deadline', async () => {
+    const first = hosts[0]!;
+    const program = reader(first.ns, cg!, 8001);
+    await waitFor('the pending flow published', () => central.events('flowtop.events.host1').some((m) => m['type'] === 'flow' && (m['flow'] as { pid?: number }).pid === program.proc.pid), 5000);
+    const stoppedAt = Date.now();
+    await killed(natsServer);
+    // --default block: refused at the deadline (TIMEOUT_MS after the flow was seen), not later.
+    expect(await program.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', TIMEOUT_MS + 3000)).toMatch(/^error/);
+    expect(Date.now() - stoppedAt).toBeLessThan(TIMEOUT_MS + 1500);
+    await waitFor('the link said down', () => statusOf(first)?.state !== 'connected', 5000);
+    // The agent still decides locally meanwhile: another connection is held and defaulted as before.
+    const next = reader(first.ns, cg!, 8001);
+    expect(await next.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', TIMEOUT_MS + 3000)).toMatch(/^error/);
+  }, 30_000);
+});
+
+/** The agent's status file, as `flowtop agent --status` reads it. */
+function statusOf(h: Host): AgentStatus['fleet'] & { ownConnections: number } | undefined {
+  const s = readStatus(statusFileFor(h.agent.socket));
+  return typeof s === 'object' && s.fleet ? { ...s.fleet, ownConnections: s.counters.ownConnections ?? 0 } : undefined;
+}
