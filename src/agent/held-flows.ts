@@ -23,10 +23,11 @@ import { COUNTER, type HeldFlow } from './types.js';
 import { decodeUnwatched, type UnwatchedBatch } from './unwatched-batch.js';
 import type { UnwatchedFlows } from './unwatched-flows.js';
 import { TaughtIdentities } from './worker-rules.js';
+import { PublishedIdentities } from './published-identities.js';
 
 export interface HeldFlowsDeps {
   io: Pick<AgentIo, 'clock' | 'destroySocket' | 'ownerGone'>;
-  options: Pick<AgentOptions, 'timeoutMs' | 'blockMode' | 'defaultAction' | 'rules' | 'attribution'>;
+  options: Pick<AgentOptions, 'timeoutMs' | 'blockMode' | 'defaultAction' | 'rules' | 'attribution' | 'establishIdentities'>;
   counters: SharedCounters;
   names: FlowNames;
   unwatched: UnwatchedFlows;
@@ -47,8 +48,13 @@ export class HeldFlows {
   readonly blocked: BlockedConversations;
   private readonly taught = new TaughtIdentities();
   private readonly rejectFailures: RateLimitedLog;
+  /** With establishIdentities: decided flows' identities, resolved after they are published. */
+  private readonly identities?: PublishedIdentities;
 
   constructor(private readonly deps: HeldFlowsDeps) {
+    if (deps.options.establishIdentities && deps.options.attribution) {
+      this.identities = new PublishedIdentities(deps.options.attribution, (e) => deps.tell(e), deps.log);
+    }
     this.rejectFailures = new RateLimitedLog(deps.log, 10_000, deps.io.clock.now);
     this.pending = new PendingTable((p) => this.decide(p, p.fallback ?? this.defaultVerdict('nobody answered in time')), deps.io.clock);
     this.blocked = new BlockedConversations((flow) => deps.tell({ type: 'flow', flow }));
@@ -87,6 +93,7 @@ export class HeldFlows {
     if (flow.verdict.action === 'block' && this.blocked.count(flow)) return;
     this.deps.names.name(flow);
     this.deps.tell({ type: 'flow', flow });
+    this.identities?.add(flow);
     if (flow.verdict.action === 'allow') this.deps.live()?.add(flow);
     else this.blocked.begin(flow);
   }
@@ -97,7 +104,7 @@ export class HeldFlows {
     const { options, io } = this.deps;
     const policy = options.rules.policy();
     let attribution: Attribution | undefined;
-    if (wantsAttribution(needsIdentity, this.deps.identityRules(), policy) && p.flow.token && options.attribution) {
+    if ((options.establishIdentities || wantsAttribution(needsIdentity, this.deps.identityRules(), policy)) && p.flow.token && options.attribution) {
       try {
         [attribution] = await options.attribution.resolve([Buffer.from(p.flow.token, 'base64')]);
       } catch (error) {
@@ -105,14 +112,22 @@ export class HeldFlows {
       }
       const lesson = this.taught.teach(exeKey, attribution);
       if (lesson) this.deps.pool()?.post(lesson);
-      if (!this.pending.get(p.flow.id)) return;
       // The identity the agent established for this very token, before its program could exit: the
       // flow carries it from now on, so a client whose own lookup comes too late can still show it.
       const identity = attribution?.trust === 'secure' && attribution.identity ? flowIdentityFromKey(attribution.identity, attribution.path) : undefined;
-      if (identity) {
+      const stillPending = this.pending.get(p.flow.id) === p;
+      if (identity && stillPending) {
         p.flow.identity = identity;
         this.deps.tell({ type: 'flow', flow: p.flow }, 'now');
+      } else if (identity && options.establishIdentities) {
+        // Decided meanwhile (a person was quicker than the lookup): the live flow still gains it.
+        const live = this.deps.live()?.get(p.flow.id)?.flow;
+        if (live && !live.identity) {
+          live.identity = identity;
+          this.deps.tell({ type: 'flow', flow: live });
+        }
       }
+      if (!stillPending) return;
     }
     const s = settle(p.flow, attribution, {
       match: (facts) => options.rules.match(facts, io.clock.now()),

@@ -36,6 +36,9 @@ export interface AgentOptions {
    *  (to the fleet's NATS servers) are let through by the queue threads when their owner is verified
    *  to be this very process instance, instead of being held and judged like a stranger's. */
   selfToken?: string;
+  /** Establish the code identity of every flow published (--nats: a remote client cannot verify
+   *  this machine's tokens), not only where rules or the policy need it. */
+  establishIdentities?: boolean;
   /** The host name the hello gives (--host-name with --nats); the machine's name otherwise. */
   hostName?: string;
   /** The fleet link's state for the status file (`--status`), when the agent runs with --nats. */

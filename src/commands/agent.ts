@@ -313,7 +313,7 @@ export async function run(argv: string[]): Promise<number> {
     history: history && flags.history ? flags.history : 'off',
     ...(fleet?.selfToken ? { selfToken: fleet.selfToken } : {}),
     ...(fleet ? { fleetStatus: fleet.status } : {}),
-    ...(flags.fleet ? { hostName: flags.fleet.host } : {}),
+    ...(flags.fleet ? { hostName: flags.fleet.host, establishIdentities: true } : {}),
   }, linuxAgentIo({ ...(flags.cgroup ? { cgroup: flags.cgroup } : {}), noBpf: flags.noBpf }));
   hasten = () => agent.hasten();
   fleet?.bind(agent);

@@ -65,6 +65,7 @@ export class AgentFleet {
     this.link.attach(new FleetResponder({
       handle: (client, msg) => agent.request(client, msg),
       snapshot: () => agent.snapshotMessages(),
+      lastBatch: () => this.link.lastBatch(),
       now: () => Date.now(),
     }));
     const announce = (): void => {

@@ -8,6 +8,7 @@ import type { HelloMessage } from '../protocol/messages.js';
 import type { AgentEvent, AgentObserver } from '../agent/observers.js';
 import type { FleetLinkStatus, LinkToMain, LinkWorkerData, MainToLink } from './link-types.js';
 import type { FleetResponder } from './responder.js';
+import { MAX_BODY_BYTES } from './wire.js';
 
 /** Events other than a pending flow wait at most this long to be handed over, in one batch. */
 export const BATCH_MS = 20;
@@ -25,6 +26,11 @@ export interface FleetLinkOptions extends Omit<LinkWorkerData, 'backlogBytes'> {
 export class FleetLink implements AgentObserver {
   private readonly worker: Worker;
   private lines: string[] = [];
+  /** Bytes in `lines` (UTF-16 units × 3 bounds the UTF-8 size without encoding). */
+  private pendingBytes = 0;
+  /** Batches handed over so far (from 1 for each agent start): each is one body, Nats-Msg-Id
+   *  <host>.<start>.<seq>. */
+  private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private last: FleetLinkStatus = { state: 'connecting', backlogEvents: 0, backlogBytes: 0, published: 0, dropped: 0, requests: 0 };
   private responder?: FleetResponder;
@@ -59,7 +65,10 @@ export class FleetLink implements AgentObserver {
       this.unencodable++;
       return;
     }
+    // A batch stays one body under MAX_BODY_BYTES: it is handed over before this line would pass it.
+    if (this.pendingBytes + line.length * 3 > MAX_BODY_BYTES) this.flush();
     this.lines.push(line);
+    this.pendingBytes += line.length * 3;
     if (event.type === 'flow' && event.flow.pending) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
   }
@@ -80,7 +89,15 @@ export class FleetLink implements AgentObserver {
     const count = this.lines.length;
     const lines = this.lines.join('');
     this.lines = [];
-    this.post({ type: 'events', lines, count });
+    this.pendingBytes = 0;
+    this.post({ type: 'events', lines, count, seq: ++this.seq });
+  }
+
+  /** Hands over what is batched now, and names the last batch: `<agent start ms>.<seq>` for a snapshot
+   *  reply's Flowtop-Last-Batch header, undefined when none was queued yet. */
+  lastBatch(): string | undefined {
+    this.flush();
+    return this.seq > 0 ? `${this.options.started}.${this.seq}` : undefined;
   }
 
   private post(m: MainToLink): void {
@@ -106,7 +123,7 @@ export class FleetLink implements AgentObserver {
           this.post({ type: 'reply', id: m.id, body: '{"type":"error","code":"internal","message":"the agent is still starting"}\n' });
           return;
         }
-        void responder.answer(m).then((body) => this.post({ type: 'reply', id: m.id, body }));
+        void responder.answer(m).then(({ body, headers }) => this.post({ type: 'reply', id: m.id, body, ...(headers ? { headers } : {}) }));
         return;
       }
       case 'fleet-rules':

@@ -9,7 +9,8 @@ import { DEFAULT_PREFIX, fleetNames } from './wire.js';
 
 /** The flags as parseArgs hands them over (every value a string or boolean, absent when not given). */
 export interface NatsFlagValues {
-  nats?: string;
+  /** Repeatable, and each may list several servers separated by commas. */
+  nats?: string | string[];
   'nats-creds'?: string;
   'nats-nkey'?: string;
   'nats-user'?: string;
@@ -21,7 +22,7 @@ export interface NatsFlagValues {
 
 /** parseArgs option declarations for the flags every NATS-speaking command takes. */
 export const NATS_FLAG_OPTIONS = {
-  nats: { type: 'string' },
+  nats: { type: 'string', multiple: true },
   'nats-creds': { type: 'string' },
   'nats-nkey': { type: 'string' },
   'nats-user': { type: 'string' },
@@ -47,7 +48,8 @@ export interface NatsLinkConfig {
   insecure: boolean;
 }
 
-export const NATS_FLAGS_HELP = `  --nats URL[,URL…]    NATS servers (nats://host:port or tls://host:port; several for a cluster)
+export const NATS_FLAGS_HELP = `  --nats URL           a NATS server (nats://host:port or tls://host:port); repeat it (or separate
+                       URLs with commas) for a cluster's nodes
   --nats-creds FILE    a NATS .creds file (user JWT and nkey seed)
   --nats-nkey FILE     a file holding an nkey seed (SU…)
   --nats-user NAME --nats-password-file FILE   user and password (the file's first line)
@@ -67,7 +69,7 @@ export function natsLinkConfig(command: string, v: NatsFlagValues): NatsLinkConf
     if (stray) fail(`--${stray} needs --nats URL`);
     return undefined;
   }
-  const servers = v.nats.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const servers = (Array.isArray(v.nats) ? v.nats : [v.nats]).flatMap((n) => n.split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
   if (servers.length === 0) fail('--nats needs a server URL, e.g. nats://127.0.0.1:4222 or tls://nats.example:4222');
   const parsed = servers.map((s) => parseServer(s, fail));
   const tls = parsed[0]!.tls;

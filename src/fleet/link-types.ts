@@ -37,9 +37,9 @@ export interface FleetLinkStatus {
 
 export type MainToLink =
   /** NDJSON lines of protocol v1 events (each ends in "\n"), `count` events. */
-  | { type: 'events'; lines: string; count: number }
+  | { type: 'events'; lines: string; count: number; seq: number }
   | { type: 'hello'; hello: string }
-  | { type: 'reply'; id: number; body: string }
+  | { type: 'reply'; id: number; body: string; headers?: Record<string, string> }
   | { type: 'stop' };
 
 export type LinkToMain =

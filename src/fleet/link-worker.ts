@@ -24,6 +24,8 @@ interface Chunk {
   lines: string;
   count: number;
   bytes: number;
+  /** The main thread's batch number: the body's Nats-Msg-Id is <host>.<start>.<seq>. */
+  seq: number;
 }
 
 interface Sealed {
@@ -37,7 +39,6 @@ const backlog: Chunk[] = [];
 /** The body being published: kept (with its id) until the stream acknowledges it, so a retry is
  *  stored once (the stream's duplicate window drops a second copy with the same Nats-Msg-Id). */
 let sealed: Sealed | undefined;
-let batchSeq = 0;
 let nc: NatsConnection | undefined;
 let js: JetStreamClient | undefined;
 let connected = false;
@@ -59,10 +60,9 @@ function setProblem(problem: string | undefined): void {
 // ---- the backlog ----
 
 function take(m: Extract<MainToLink, { type: 'events' }>): void {
-  // A body must stay under MAX_BODY_BYTES: a big hand-over is cut at line ends.
-  const bytes = Buffer.byteLength(m.lines);
-  if (bytes <= MAX_BODY_BYTES) push({ lines: m.lines, count: m.count, bytes });
-  else for (const part of splitLines(m.lines)) push(part);
+  // One batch, one body (the main thread keeps each under MAX_BODY_BYTES): a snapshot reply names the
+  // last batch by its seq (docs/fleet.md, Flowtop-Last-Batch).
+  push({ lines: m.lines, count: m.count, bytes: Buffer.byteLength(m.lines), seq: m.seq });
   trim();
   wake();
 }
@@ -71,25 +71,6 @@ function push(c: Chunk): void {
   backlog.push(c);
   status.backlogEvents += c.count;
   status.backlogBytes += c.bytes;
-}
-
-function splitLines(text: string): Chunk[] {
-  const out: Chunk[] = [];
-  let current: string[] = [];
-  let bytes = 0;
-  for (const line of text.split('\n')) {
-    if (line.length === 0) continue;
-    const b = Buffer.byteLength(line) + 1;
-    if (bytes + b > MAX_BODY_BYTES && current.length > 0) {
-      out.push({ lines: current.join('\n') + '\n', count: current.length, bytes });
-      current = [];
-      bytes = 0;
-    }
-    current.push(line);
-    bytes += b;
-  }
-  if (current.length > 0) out.push({ lines: current.join('\n') + '\n', count: current.length, bytes });
-  return out;
 }
 
 /** Past the bound the oldest events go: counted, and said once per outage. */
@@ -106,19 +87,11 @@ function trim(): void {
 }
 
 function seal(): Sealed | undefined {
-  if (backlog.length === 0) return undefined;
-  const parts: string[] = [];
-  let bytes = 0;
-  let count = 0;
-  while (backlog.length > 0 && (parts.length === 0 || bytes + backlog[0]!.bytes <= MAX_BODY_BYTES)) {
-    const c = backlog.shift()!;
-    parts.push(c.lines);
-    bytes += c.bytes;
-    count += c.count;
-    status.backlogEvents -= c.count;
-    status.backlogBytes -= c.bytes;
-  }
-  return { body: new TextEncoder().encode(parts.join('')), count, id: `${data.host}.${data.started}.${++batchSeq}` };
+  const c = backlog.shift();
+  if (!c) return undefined;
+  status.backlogEvents -= c.count;
+  status.backlogBytes -= c.bytes;
+  return { body: new TextEncoder().encode(c.lines), count: c.count, id: `${data.host}.${data.started}.${c.seq}` };
 }
 
 async function pump(): Promise<void> {
@@ -301,7 +274,9 @@ parentPort!.on('message', (m: MainToLink) => {
       clearTimeout(waiting.timer);
       status.requests++;
       try {
-        waiting.msg.respond(m.body);
+        let h: ReturnType<typeof headers> | undefined;
+        for (const [k, v] of Object.entries(m.headers ?? {})) (h ??= headers()).set(k, v);
+        waiting.msg.respond(m.body, h ? { headers: h } : undefined);
       } catch (error) {
         log(`NATS: a reply could not be sent: ${messageOf(error)}`);
       }

@@ -8,7 +8,7 @@ import type { ErrorCode, ExtensionMessage } from '../protocol/messages.js';
 import { LIMITS } from '../protocol/messages.js';
 import type { RequestMessage, ServerClient } from '../protocol/server.js';
 import type { AgentEvent } from '../agent/observers.js';
-import { MAX_BODY_BYTES, USER_NAME_PATTERN } from './wire.js';
+import { LAST_BATCH_HEADER, MAX_BODY_BYTES, USER_NAME_PATTERN } from './wire.js';
 
 /** How long a request may take before it is answered with what is known (a remembered verdict waits
  *  on the rules file). */
@@ -22,6 +22,8 @@ export interface ResponderDeps {
   handle(client: ServerClient, msg: RequestMessage): void;
   /** hello, every pending and live flow, byte counters, rules: what a subscriber's snapshot holds. */
   snapshot(): ExtensionMessage[];
+  /** Hands over the events batched so far and names the last batch (`<start ms>.<seq>`), if any. */
+  lastBatch(): string | undefined;
   now(): number;
 }
 
@@ -59,16 +61,19 @@ export class FleetResponder {
     }
   }
 
-  /** The reply body (NDJSON) for one request; never throws. */
-  async answer(request: IncomingRequest): Promise<string> {
+  /** The reply body (NDJSON) for one request, and its headers (a snapshot's Flowtop-Last-Batch);
+   *  never throws. */
+  async answer(request: IncomingRequest): Promise<{ body: string; headers?: Record<string, string> }> {
+    const headers: Record<string, string> = {};
     try {
-      return encodeAll(await this.answerMessages(request));
+      const body = encodeAll(await this.answerMessages(request, headers));
+      return Object.keys(headers).length > 0 ? { body, headers } : { body };
     } catch (error) {
-      return encodeAll([errorMessage('internal', `the request failed: ${error instanceof Error ? error.message : String(error)}`)]);
+      return { body: encodeAll([errorMessage('internal', `the request failed: ${error instanceof Error ? error.message : String(error)}`)]) };
     }
   }
 
-  private async answerMessages(request: IncomingRequest): Promise<ExtensionMessage[]> {
+  private async answerMessages(request: IncomingRequest, headers: Record<string, string>): Promise<ExtensionMessage[]> {
     const lines = request.body.split('\n').filter((l) => l.trim().length > 0);
     if (lines.length !== 1) return [errorMessage('bad-message', `a request body is one protocol message on one line (got ${lines.length})`)];
     if (!USER_NAME_PATTERN.test(request.user)) return [errorMessage('not-authorised', `the request subject's last token "${request.user.slice(0, 80)}" is not a user name`)];
@@ -76,6 +81,9 @@ export class FleetResponder {
     const snapshot = readSnapshotRequest(line);
     if (snapshot) {
       if ('error' in snapshot) return [snapshot.error];
+      // Everything told before the snapshot is in a batch up to this one; everything after, later.
+      const last = this.deps.lastBatch();
+      if (last) headers[LAST_BATCH_HEADER] = last;
       return this.snapshotReply(snapshot.ref);
     }
     const decoded = decodeClientMessage(line);

@@ -16,7 +16,9 @@ import { NatsNet, killed, skipUnlessFleetCapable, type NatsTool } from './helper
 
 const skip = skipUnlessFleetCapable();
 const NATS_PORT = 14222;
-const TIMEOUT_MS = 4000;
+/** Long enough for the agent to establish a program's identity while its flow waits (hashing or
+ *  checking node's ~100 MB executable against its package takes seconds on a loaded machine). */
+const TIMEOUT_MS = 10_000;
 
 interface Host {
   name: string;
@@ -95,10 +97,14 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
       return m['type'] === 'flow' && f?.pending && f.pid === program.proc.pid;
     }), 8000);
     const id = (flow['flow'] as { id: string }).id;
+    // While it waits, the agent establishes the program's code identity for the client (which cannot
+    // check this host's tokens) and publishes it as an update of the pending flow.
+    const identified = await waitFor('the flow\'s identity on the stream', () => central.events('flowtop.events.host2').find((m) => m['type'] === 'flow' && (m['flow'] as { id: string }).id === id && (m['flow'] as { identity?: unknown }).identity), TIMEOUT_MS - 1000);
+    expect((identified['flow'] as { identity: { kind: string } }).identity.kind).toMatch(/^(sha256|package)$/);
     const body = JSON.stringify({ type: 'verdict', id, action: 'allow', remember: 'once', ref: 'r1' });
     const reply = await central.request('flowtop.rpc.host2.alice', body);
     expect(reply[0]).toMatchObject({ type: 'verdict', id, verdict: { action: 'allow', by: 'user', decider: `nats:alice@n${NATS_PORT}` } });
-    expect(await program.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout')).toBe('read data for host2');
+    expect(await program.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', 5000)).toBe('read data for host2');
 
     // A retry is answered with the same verdict, and applied once: one verdict event on the stream.
     const retry = await central.request('flowtop.rpc.host2.alice', body.replace('r1', 'r2'));
@@ -109,9 +115,12 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
     // A bad body is answered with an error; the agent carries on.
     const bad = await central.request('flowtop.rpc.host2.alice', '{"type":"verdict","id":');
     expect(bad[0]).toMatchObject({ type: 'error', code: 'bad-json' });
-    const snapshot = await central.request('flowtop.rpc.host2.alice', '{"type":"snapshot"}');
+    const { messages: snapshot, headers } = await central.requestWithHeaders('flowtop.rpc.host2.alice', '{"type":"snapshot"}');
     expect(snapshot[0]).toMatchObject({ type: 'hello', host: 'host2' });
     expect(snapshot.some((m) => m['type'] === 'rules')).toBe(true);
+    // The last events batch queued before the snapshot: the client keeps only later ones.
+    expect(headers['Flowtop-Last-Batch']).toMatch(/^\d+\.\d+$/);
+
   }, 40_000);
 
   it('a fleet rule put in the bucket is enforced by all three, kept beside the rules file, and cannot be removed locally', async () => {
@@ -149,7 +158,7 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
     // The agent still decides locally meanwhile: another connection is held and defaulted as before.
     const next = reader(first.ns, cg!, 8001);
     expect(await next.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', TIMEOUT_MS + 3000)).toMatch(/^error/);
-  }, 30_000);
+  }, 45_000);
 });
 
 /** The agent's status file, as `flowtop agent --status` reads it. */

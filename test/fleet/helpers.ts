@@ -105,10 +105,15 @@ export class NatsTool {
   }
 
   async request(subject: string, body: string, timeout = 3000): Promise<Array<Record<string, unknown>>> {
+    return (await this.requestWithHeaders(subject, body, timeout)).messages;
+  }
+
+  async requestWithHeaders(subject: string, body: string, timeout = 3000): Promise<{ messages: Array<Record<string, unknown>>; headers: Record<string, string> }> {
     const id = this.send({ op: 'req', subject, body, timeout });
     const r = await waitFor(`a reply on ${subject}`, () => this.out.find((o) => o['op'] === 'reply' && o['id'] === id), timeout + 2000);
     if (r['error']) throw new Error(`request failed: ${String(r['error'])}`);
-    return String(r['body']).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const messages = String(r['body']).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return { messages, headers: (r['headers'] ?? {}) as Record<string, string> };
   }
 
   async kv(op: 'kvput' | 'kvdel', bucket: string, key: string, value?: string): Promise<void> {
