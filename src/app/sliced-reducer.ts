@@ -18,6 +18,9 @@ export interface SliceOptions {
   /** Runs the batch wait and the turn between slices in virtual time (tests). Without it, the
    *  wait is a timer and the next slice an immediate, so input and signals run in between. */
   scheduler?: SchedulerLike;
+  /** An action someone waits on (the answer to a key press): applied at the next turn instead of
+   *  after the batch wait. */
+  urgent?: (action: TableAction) => boolean;
 }
 
 const MAX_CHUNK = 50_000;
@@ -29,6 +32,8 @@ export function reduceInSlices(actions$: Observable<TableAction>, initial: Table
     let queue: TableAction[] = [];
     let head = 0;
     let waiting: { cancel(): void } | undefined;
+    /** The pending drain is the batch wait (not a slice's next turn). */
+    let batching = false;
     const later = (run: () => void, delayMs: number): { cancel(): void } => {
       const { scheduler } = options;
       if (scheduler) {
@@ -45,6 +50,7 @@ export function reduceInSlices(actions$: Observable<TableAction>, initial: Table
 
     const drain = (): void => {
       waiting = undefined;
+      batching = false;
       const start = performance.now();
       while (head < queue.length) {
         const step = queue.slice(head, head + chunk);
@@ -70,7 +76,15 @@ export function reduceInSlices(actions$: Observable<TableAction>, initial: Table
     const sub = actions$.subscribe({
       next: (action) => {
         queue.push(action);
-        if (!waiting) waiting = later(drain, options.batchMs);
+        if (waiting && batching && options.urgent?.(action)) {
+          waiting.cancel();
+          waiting = undefined;
+        }
+        if (!waiting) {
+          const now = options.urgent?.(action) === true;
+          batching = !now;
+          waiting = later(drain, now ? 0 : options.batchMs);
+        }
       },
       error: (error: unknown) => subscriber.error(error),
       complete: () => subscriber.complete(),

@@ -154,7 +154,9 @@ export function createFlowStore(options: StoreOptions): FlowStore {
   let latest = initialTable({ ...options.table, ...(options.userName ? { userName: options.userName } : {}) }, clock.now());
   // One reducer step per burst (what arrives within batchMs), in slices that never hold the event
   // loop for long (see sliced-reducer.ts).
-  const states$ = reduceInSlices(input$, latest, { batchMs: options.batchMs ?? 30, sliceMs: options.sliceMs ?? 50, chunk: 5_000, now: () => clock.now(), scheduler }).pipe(share());
+  // The answer to a key press is applied at once; the stream waits for its batch.
+  const urgent = (a: TableAction): boolean => a.type === 'events' && a.events.some((e) => e.reply === true);
+  const states$ = reduceInSlices(input$, latest, { batchMs: options.batchMs ?? 30, sliceMs: options.sliceMs ?? 50, chunk: 5_000, now: () => clock.now(), scheduler, urgent }).pipe(share());
   const snapshots = new Subject<TableState>();
   subscriptions.push(
     states$.subscribe((s) => {

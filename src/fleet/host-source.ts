@@ -219,12 +219,12 @@ export class HostSource implements FlowSource {
       if (this.closed) return;
       if ('error' in outcome) {
         const tail = request.type === 'verdict' ? ': the flow gets its default at its deadline' : '';
-        this.local(`${outcome.error}${tail}`);
+        this.events.next({ source: this.id, local: true, reply: true, message: { type: 'error', code: 'internal', message: `${outcome.error}${tail}` } });
         return;
       }
       const { messages, problems } = decodeBody(outcome.reply.body);
       for (const problem of problems) this.local(`skipped a bad line in ${this.id}'s answer: ${problem}`, 'bad-message');
-      for (const m of messages) this.emit(m);
+      for (const message of messages) this.events.next({ source: this.id, message, reply: true });
     });
     return { ok: true };
   }

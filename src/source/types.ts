@@ -16,6 +16,8 @@ export interface SourceEvent {
   message: ExtensionMessage;
   /** Made by the client, not sent by the extension: an `error` describing a malformed line received. */
   local?: true;
+  /** The answer to a request this client sent (a fleet host's reply): someone waits for it. */
+  reply?: true;
 }
 
 export interface SendResult {

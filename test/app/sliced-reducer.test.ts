@@ -41,3 +41,22 @@ describe('the store under a backlog', () => {
     }
   }, 90_000);
 });
+
+describe('an answer someone waits for', () => {
+  it('is applied at the next turn, not after the batch wait; the stream still waits for its batch', async () => {
+    const { TestScheduler } = await import('rxjs/testing');
+    const { map } = await import('rxjs');
+    const { reduceInSlices } = await import('../../src/app/sliced-reducer.js');
+    const { initialTable } = await import('../../src/state/reducer.js');
+    type Action = import('../../src/state/reducer.js').TableAction;
+    const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+    scheduler.run(({ cold, expectObservable }) => {
+      const end = (id: string, reply?: true): Action => ({ type: 'events', events: [{ source: 's', message: { type: 'end', id, time: 1 }, ...(reply ? { reply } : {}) }] });
+      // a: stream event at 0; b: a reply at 5; c: stream event at 50.
+      const actions$ = cold<Action>('a 4ms b 44ms c', { a: end('a'), b: end('b', true), c: end('c') });
+      const steps$ = reduceInSlices(actions$, initialTable(), { batchMs: 30, sliceMs: 50, chunk: 100, now: () => 0, scheduler, urgent: (x) => x.type === 'events' && x.events.some((e) => e.reply === true) });
+      // The reply takes the waiting stream event with it at 5; the next stream event waits 30 ms (50 → 80).
+      expectObservable(steps$.pipe(map(() => 'x'))).toBe('5ms x 74ms x');
+    });
+  });
+});
