@@ -2,15 +2,16 @@
 // in a terminal, which signals the whole process group, the agent's iptables children included). It
 // must never abandon the cleanup: chains, BPF programs, socket and status file all go, and with
 // --fail-closed new connections work again once the agent has exited.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ATTACH, queryAttached } from '../../src/native/linux/bpf-syscall.js';
 import {
-  Netns, TestCgroup, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn,
-  startServer, waitFor, DIST,
+  Netns, TestCgroup, cleanupDir, connectScript, lines, skipUnlessCapable, spawnIn,
+  waitFor, DIST,
 } from '../agent/helpers.js';
+import { useNamespace } from '../agent/fixture.js';
 import { mkdtempSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { reportAttack } from './report.js';
@@ -54,26 +55,10 @@ async function connects(ns: Netns, cg: TestCgroup): Promise<boolean> {
 }
 
 describe.skipIf(skip)('adversarial: a second signal during shutdown', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let server: ChildProcess;
-  let before: string;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-  }, 60_000);
+  const space = useNamespace({ servers: [PORT] });
 
   afterAll(() => {
-    server?.kill();
-    ns?.sh('iptables -w -t mangle -F OUTPUT 2>/dev/null; true');
-    ns?.delete();
-    cg?.delete();
-    removeBuild();
-    expect(hostRules()).toBe(before);
+    space.ns?.sh('iptables -w -t mangle -F OUTPUT 2>/dev/null; true');
   });
 
   it('two SIGINTs 50 ms apart, or a burst of them to the whole process group, never leave chains, programs or the socket behind', async () => {
@@ -83,7 +68,7 @@ describe.skipIf(skip)('adversarial: a second signal during shutdown', () => {
     chmodSync(dir, 0o755);
     try {
       for (let i = 0; i < 4; i++) {
-        const agent = await startGroupLeader(ns, cg, dir, 7321);
+        const agent = await startGroupLeader(space.ns, space.cg, dir, 7321);
         const wholeGroup = i % 2 === 1;
         const signal = (): boolean => (wholeGroup ? process.kill(-agent.proc.pid!, 'SIGINT') : agent.proc.kill('SIGINT'));
         signal();
@@ -100,17 +85,17 @@ describe.skipIf(skip)('adversarial: a second signal during shutdown', () => {
           await agent.exited;
         }
         const residue = [
-          ourRules(ns) ? 'firewall chains' : '',
-          attached(cg) > 0 ? 'BPF programs' : '',
+          ourRules(space.ns) ? 'firewall chains' : '',
+          attached(space.cg) > 0 ? 'BPF programs' : '',
           existsSync(agent.socket) ? 'socket' : '',
           existsSync(`${agent.socket}.status.json`) ? 'status file' : '',
         ].filter(Boolean);
         if (residue.length > 0) {
           counts.bypasses++;
-          left.push(`${wholeGroup ? 'group' : 'pid'}: ${residue.join(', ')} (left: ${ourRules(ns)}; agent said: ${agent.stderr.join('').split('\n').filter((l) => !l.includes('already stopping')).join(' | ')})`);
+          left.push(`${wholeGroup ? 'group' : 'pid'}: ${residue.join(', ')} (left: ${ourRules(space.ns)}; agent said: ${agent.stderr.join('').split('\n').filter((l) => !l.includes('already stopping')).join(' | ')})`);
           // clear it so the next run starts clean
-          ns.sh('iptables -w -t mangle -F OUTPUT; for c in $(iptables -w -t mangle -S | awk \'/^-N FLOWTOP/{print $2}\'); do iptables -w -t mangle -F $c; iptables -w -t mangle -X $c; done; true');
-        } else if (!(await connects(ns, cg))) {
+          space.ns.sh('iptables -w -t mangle -F OUTPUT; for c in $(iptables -w -t mangle -S | awk \'/^-N FLOWTOP/{print $2}\'); do iptables -w -t mangle -F $c; iptables -w -t mangle -X $c; done; true');
+        } else if (!(await connects(space.ns, space.cg))) {
           counts.bypasses++;
           left.push('connections blocked after the agent exited');
         }

@@ -2,11 +2,11 @@
 // restarted agent blocks (reject) every flow it judges, so any connection that gets established was let
 // through unjudged: the old rules must stay until the new ones are in place (install, then swap, then
 // delete), never removed first.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import {
-  Netns, TestCgroup, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, startAgent, startServer,
-} from '../agent/helpers.js';
+  cleanupDir, lines, skipUnlessCapable, startAgent, } from '../agent/helpers.js';
+import { useNamespace } from '../agent/fixture.js';
 import { reportAttack } from './report.js';
 
 const skip = skipUnlessCapable();
@@ -40,39 +40,20 @@ print('result', len(socks), ok, flush=True)
 `;
 
 describe.skipIf(skip)('adversarial: --fail-closed while the agent restarts', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let server: ChildProcess;
-  let before: string;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-  }, 60_000);
-
-  afterAll(() => {
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    removeBuild();
-    expect(hostRules()).toBe(before);
-  });
+  const space = useNamespace({ servers: [PORT] });
 
   it('no connection is established unjudged between a SIGKILL and the restarted agent being ready', async () => {
     const flags = ['--queue-num', '7331', '--fail-closed', '--default', 'block', '--block-mode', 'reject', '--timeout', '100ms', '--no-bpf'];
     const counts = { tries: 0, bypasses: 0, crashes: 0 };
-    let agent = await startAgent(ns, cg, flags);
+    let agent = await startAgent(space.ns, space.cg, flags);
     const dir = agent.dir;
     try {
       for (let round = 0; round < 3; round++) {
         await agent.kill();
-        const flood = spawn(ns.enter[0]!, [...ns.enter.slice(1), 'python3', '-c', FLOOD, String(PORT), '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const flood = spawn(space.ns.enter[0]!, [...space.ns.enter.slice(1), 'python3', '-c', FLOOD, String(PORT), '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
         const out = lines(flood);
         await out.next((l) => l === 'start');
-        agent = await startAgent(ns, cg, flags, dir);
+        agent = await startAgent(space.ns, space.cg, flags, dir);
         const [, tried, established] = (await out.next((l) => l.startsWith('result'), 20_000)).split(' ').map(Number);
         counts.tries += tried!;
         counts.bypasses += established!;

@@ -1,15 +1,15 @@
 // Crash and restart, fail-open vs fail-closed, stale BPF programs and firewall rules, and who may talk
 // to the agent.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { ATTACH, queryAttached } from '../../src/native/linux/bpf-syscall.js';
 import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, lines, skipUnlessCapable, spawnIn, startAgent, waitFor,
 } from './helpers.js';
+import { useNamespace } from './fixture.js';
 import { install } from '../cli/install.js';
 
 const skip = skipUnlessCapable();
@@ -38,49 +38,30 @@ async function tryConnect(ns: Netns, cg: TestCgroup, port: number, timeoutMs: nu
 }
 
 describe.skipIf(skip)('flowtop agent lifecycle', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let server: ChildProcess;
-  let before: string;
   const PORT = 7300;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-  }, 60_000);
-
-  afterAll(() => {
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    removeBuild();
-    expect(hostRules()).toBe(before);
-  });
+  const space = useNamespace({ servers: [PORT] });
 
   it('SIGKILL with the default fail-open: traffic flows; a restart removes the stale program and rules (no duplicates)', async () => {
-    const first = await startAgent(ns, cg, ['--queue-num', '7304', '--timeout', '30s', '--default', 'block']);
-    expect(attachedAtConnect4(cg)).toBe(1);
+    const first = await startAgent(space.ns, space.cg, ['--queue-num', '7304', '--timeout', '30s', '--default', 'block']);
+    expect(attachedAtConnect4(space.cg)).toBe(1);
     await first.kill();
     // the crashed agent's program stays attached and its rules stay installed…
-    expect(attachedAtConnect4(cg)).toBe(1);
-    expect(ourRules(ns)).toMatch(/FLOWTOP-OUT|table inet flowtop/);
+    expect(attachedAtConnect4(space.cg)).toBe(1);
+    expect(ourRules(space.ns)).toMatch(/FLOWTOP-OUT|table inet flowtop/);
     // …but with nobody bound to the queue, --queue-bypass lets connections through
-    expect(await tryConnect(ns, cg, PORT, 3000)).toMatch(/^connected/);
-    const second = await startAgent(ns, cg, ['--queue-num', '7304', '--timeout', '30s'], first.dir);
+    expect(await tryConnect(space.ns, space.cg, PORT, 3000)).toMatch(/^connected/);
+    const second = await startAgent(space.ns, space.cg, ['--queue-num', '7304', '--timeout', '30s'], first.dir);
     try {
       expect(second.stderr.join('\n')).toMatch(/removed 5 BPF programs left attached/);
       expect(second.stderr.join('\n')).toMatch(/replaced firewall rules/);
-      expect(attachedAtConnect4(cg)).toBe(1);
-      const rules = ourRules(ns);
+      expect(attachedAtConnect4(space.cg)).toBe(1);
+      const rules = ourRules(space.ns);
       const copies = rules.split('\n').filter((l) => /^-A OUTPUT .*-j FLOWTOP-OUT/.test(l) || l.startsWith('table inet flowtop'));
       expect(copies).toHaveLength(1);
       // and the restarted agent judges again
       const client = new TestClient(second.socket);
       await client.subscribe();
-      const pending = tryConnect(ns, cg, PORT, 5000);
+      const pending = tryConnect(space.ns, space.cg, PORT, 5000);
       const flow = await waitFor('a pending flow', () => client.flows((f) => !!f.pending && f.remote.port === PORT)[0]);
       client.send({ type: 'verdict', id: flow.id, action: 'allow', remember: 'once' });
       expect(await pending).toMatch(/^connected/);
@@ -90,32 +71,32 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
       cleanupDir(first.dir);
     }
     // a clean exit leaves nothing behind
-    expect(attachedAtConnect4(cg)).toBe(0);
-    expect(ourRules(ns).trim()).toBe('');
+    expect(attachedAtConnect4(space.cg)).toBe(0);
+    expect(ourRules(space.ns).trim()).toBe('');
   }, 60_000);
 
   it('logging to a pipe whose reader has gone (`| tee` ended by the same Ctrl-C): cleanup still finishes', async () => {
-    const agent = await startAgent(ns, cg, ['--queue-num', '7306']);
-    expect(attachedAtConnect4(cg)).toBe(1);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7306']);
+    expect(attachedAtConnect4(space.cg)).toBe(1);
     const exited = new Promise<number | null>((resolve) => agent.proc.on('exit', (code) => resolve(code)));
     agent.proc.stderr?.destroy(); // the reader is gone: every later log line fails with EPIPE
     agent.proc.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(existsSync(agent.socket)).toBe(false);
     expect(existsSync(`${agent.socket}.status.json`)).toBe(false);
-    expect(ourRules(ns)).toBe('');
-    expect(attachedAtConnect4(cg)).toBe(0);
+    expect(ourRules(space.ns)).toBe('');
+    expect(attachedAtConnect4(space.cg)).toBe(0);
     cleanupDir(agent.dir);
   });
 
   it('SIGKILL with --fail-closed: new connections are refused until an agent runs again', async () => {
-    const first = await startAgent(ns, cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s']);
+    const first = await startAgent(space.ns, space.cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s']);
     await first.kill();
-    expect(await tryConnect(ns, cg, PORT, 1500)).toMatch(/^timeout/);
-    const second = await startAgent(ns, cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s'], first.dir);
+    expect(await tryConnect(space.ns, space.cg, PORT, 1500)).toMatch(/^timeout/);
+    const second = await startAgent(space.ns, space.cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s'], first.dir);
     try {
       // the default (allow) applies after the 1 s deadline: traffic works again
-      expect(await tryConnect(ns, cg, PORT, 5000)).toMatch(/^connected/);
+      expect(await tryConnect(space.ns, space.cg, PORT, 5000)).toMatch(/^connected/);
     } finally {
       await second.stop();
       cleanupDir(first.dir);
@@ -123,7 +104,7 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
   }, 60_000);
 
   it('root is served; a user outside the flowtop group is refused', async () => {
-    const agent = await startAgent(ns, cg, ['--queue-num', '7306']);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7306']);
     try {
       const root = new TestClient(agent.socket);
       await root.subscribe();
@@ -161,13 +142,13 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
   }, 60_000);
 
   it('without BPF the owner is found by an inode scan, and hello says so', async () => {
-    const agent = await startAgent(ns, cg, ['--queue-num', '7307', '--no-bpf']);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7307', '--no-bpf']);
     try {
       const client = new TestClient(agent.socket);
       await client.subscribe();
       const hello = client.messages[0];
       expect(hello?.type === 'hello' && hello.mode?.attribution).toBe('inode-scan');
-      const child = spawnIn(ns, cg, connectScript(PORT, 5000));
+      const child = spawnIn(space.ns, space.cg, connectScript(PORT, 5000));
       const out = lines(child);
       const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
       const flow = await waitFor('the flow', () => client.flows((f) => !!f.pending && f.remote.port === PORT)[0]);
@@ -187,12 +168,12 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     const remote = new Netns();
     const link = `ftv${process.pid % 100000}`;
     try {
-      execFileSync('ip', ['link', 'add', `${link}a`, 'netns', ns.name, 'type', 'veth', 'peer', 'name', `${link}b`, 'netns', remote.name]);
-      ns.sh(`ip addr add 10.231.0.1/24 dev ${link}a && ip link set ${link}a up`);
+      execFileSync('ip', ['link', 'add', `${link}a`, 'netns', space.ns.name, 'type', 'veth', 'peer', 'name', `${link}b`, 'netns', remote.name]);
+      space.ns.sh(`ip addr add 10.231.0.1/24 dev ${link}a && ip link set ${link}a up`);
       remote.sh(`ip addr add 10.231.0.2/24 dev ${link}b && ip link set ${link}b up`);
-      const listener = spawnIn(ns, cg, [process.execPath, '-e', `require('net').createServer((c) => c.end()).listen(${PORT + 1}, '10.231.0.1', () => console.log('pid', process.pid))`]);
+      const listener = spawnIn(space.ns, space.cg, [process.execPath, '-e', `require('net').createServer((c) => c.end()).listen(${PORT + 1}, '10.231.0.1', () => console.log('pid', process.pid))`]);
       const listenerPid = Number((await lines(listener).next((l) => l.startsWith('pid'))).split(' ')[1]);
-      const agent = await startAgent(ns, cg, ['--queue-num', '7308', '--inbound']);
+      const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7308', '--inbound']);
       try {
         const client = new TestClient(agent.socket);
         await client.subscribe();
@@ -218,18 +199,18 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
   }, 60_000);
 
   it('a second agent is refused, naming the running one, and touches nothing of it; one in another namespace on its own socket may share the cgroup', async () => {
-    const first = await startAgent(ns, cg, ['--queue-num', '7310']);
+    const first = await startAgent(space.ns, space.cg, ['--queue-num', '7310']);
     const dist = buildAgent();
     const other = new Netns();
     const run = (where: Netns, socket: string): { code: number | null; out: string } => {
       const r = spawnSync(where.enter[0]!, [...where.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
-        '--rules', join(first.dir, 'other-rules.json'), '--cgroup', cg.path, '--queue-num', '7311'], { encoding: 'utf8', timeout: 20_000 });
+        '--rules', join(first.dir, 'other-rules.json'), '--cgroup', space.cg.path, '--queue-num', '7311'], { encoding: 'utf8', timeout: 20_000 });
       return { code: r.status, out: `${r.stdout}${r.stderr}` };
     };
     try {
-      const rulesBefore = ourRules(ns);
+      const rulesBefore = ourRules(space.ns);
       // same namespace, another socket
-      const sameNs = run(ns, join(first.dir, 'second.sock'));
+      const sameNs = run(space.ns, join(first.dir, 'second.sock'));
       expect(sameNs.code).toBe(1);
       expect(sameNs.out).toContain(`another flowtop agent is running in this network namespace: pid ${first.proc.pid}, socket ${first.socket}`);
       expect(sameNs.out).not.toMatch(/removed \d+ BPF programs/);
@@ -238,35 +219,35 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
       expect(sameSocket.code).toBe(1);
       expect(sameSocket.out).toContain(`another flowtop agent is running on ${first.socket}: pid ${first.proc.pid}`);
       // nothing of the first was touched: its program, rules, status file, and it still serves
-      expect(attachedAtConnect4(cg)).toBe(1);
-      expect(ourRules(ns)).toBe(rulesBefore);
+      expect(attachedAtConnect4(space.cg)).toBe(1);
+      expect(ourRules(space.ns)).toBe(rulesBefore);
       expect(existsSync(`${first.socket}.status.json`)).toBe(true);
       const client = new TestClient(first.socket);
       await client.subscribe();
       client.close();
       // another namespace on its own socket runs beside it, sharing the cgroup: the first's program stays
-      const beside = await startAgent(other, cg, ['--queue-num', '7312']);
+      const beside = await startAgent(other, space.cg, ['--queue-num', '7312']);
       try {
         expect(beside.stderr.join('\n')).not.toMatch(/removed \d+ BPF programs/);
-        expect(attachedAtConnect4(cg)).toBe(2);
+        expect(attachedAtConnect4(space.cg)).toBe(2);
       } finally {
         expect(await beside.stop()).toBe(0);
         cleanupDir(beside.dir);
       }
-      expect(attachedAtConnect4(cg)).toBe(1);
+      expect(attachedAtConnect4(space.cg)).toBe(1);
     } finally {
       expect(await first.stop()).toBe(0);
       other.delete();
       cleanupDir(first.dir);
     }
-    expect(attachedAtConnect4(cg)).toBe(0);
+    expect(attachedAtConnect4(space.cg)).toBe(0);
   }, 60_000);
 
   it('refuses a file, a directory or a symlink at --socket, and a directory others can write; --status believes only root\'s status file', async () => {
     const dist = buildAgent();
     const dir = mkdtempSync(join(tmpdir(), 'flowtop-sockpath-'));
     const run = (socket: string, ...extra: string[]): { code: number | null; out: string } => {
-      const r = spawnSync(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
+      const r = spawnSync(space.ns.enter[0]!, [...space.ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
         '--rules', join(dir, 'rules.json'), '--queue-num', '7309', '--no-bpf', ...extra], { encoding: 'utf8', timeout: 20_000 });
       return { code: r.status, out: `${r.stdout}${r.stderr}` };
     };
@@ -283,7 +264,7 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
       chmodSync(join(dir, 'open'), 0o777);
       expect(run(join(dir, 'open', 'agent.sock')).out).toMatch(/refusing the socket directory .*writable by others and not sticky/);
       // nothing of the agent's was left in any of them, and the firewall is untouched
-      expect(ourRules(ns).trim()).toBe('');
+      expect(ourRules(space.ns).trim()).toBe('');
       // a status file planted by another user is not believed
       writeFileSync(join(dir, 'x.sock.status.json'), JSON.stringify({ pid: process.pid, counters: {} }));
       chownSync(join(dir, 'x.sock.status.json'), 65534, 65534);

@@ -1,16 +1,15 @@
 // The rules file's policy switches decide flows no rule matches: allow packaged code, block unpackaged
 // code, the default action at the deadline; `once` rules are used up by their first flow. The verdict
 // names the switch that decided.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { ExtensionMessage, Verdict } from '../../src/protocol/messages.js';
 import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild,
-  skipUnlessCapable, spawnIn, startAgent, startServer, waitFor, type RunningAgent,
+  TestClient, cleanupDir, connectScript, lines, skipUnlessCapable, spawnIn, startAgent, waitFor, type RunningAgent,
 } from './helpers.js';
+import { useNamespace } from './fixture.js';
 
 const skip = skipUnlessCapable();
 
@@ -21,37 +20,21 @@ function agentDir(policy: object): string {
 }
 
 describe.skipIf(skip)('flowtop agent policy switches', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let server: ChildProcess;
-  let before: string;
   const agents: RunningAgent[] = [];
   const PORT = 7500;
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-  }, 60_000);
+  const space = useNamespace({ servers: [PORT] });
 
   afterAll(async () => {
     for (const a of agents) {
       await a.stop();
       cleanupDir(a.dir);
     }
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
-    removeBuild();
-    expect(hostRules()).toBe(before);
   });
 
   /** Connects with `node` (or another copy of it), returns the outcome line and the flow's verdict. */
   async function connect(client: TestClient, node = process.execPath): Promise<{ result: string; verdict: Verdict }> {
     const [, ...rest] = connectScript(PORT, 8000);
-    const child = spawnIn(ns, cg, [node, ...rest]);
+    const child = spawnIn(space.ns, space.cg, [node, ...rest]);
     const out = lines(child);
     const pid = Number((await out.next((l) => l.startsWith('pid'))).split(' ')[1]);
     const result = await out.next((l) => !l.startsWith('pid'), 15_000);
@@ -63,7 +46,7 @@ describe.skipIf(skip)('flowtop agent policy switches', () => {
 
   it('allows packaged code at once and blocks unpackaged code at once, saying which switch decided', async () => {
     const dir = agentDir({ allowPackaged: true, blockUnpackaged: true, blockMode: 'reject' });
-    const agent = await startAgent(ns, cg, ['--queue-num', '7311', '--timeout', '20s'], dir);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7311', '--timeout', '20s'], dir);
     agents.push(agent);
     const client = new TestClient(agent.socket);
     await client.subscribe();
@@ -96,7 +79,7 @@ describe.skipIf(skip)('flowtop agent policy switches', () => {
   it('applies the rules file\'s default action at the deadline', async () => {
     await agents.pop()?.stop();
     const dir = agentDir({ defaultAction: 'block' });
-    const agent = await startAgent(ns, cg, ['--queue-num', '7312', '--timeout', '1s', '--block-mode', 'reject'], dir);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7312', '--timeout', '1s', '--block-mode', 'reject'], dir);
     agents.push(agent);
     const client = new TestClient(agent.socket);
     await client.subscribe();

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startAgent, startServer, waitFor,
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, lines, skipUnlessCapable, spawnIn, startAgent, waitFor,
 } from '../agent/helpers.js';
+import { useNamespace } from '../agent/fixture.js';
 import type { HelloMessage } from '../../src/protocol/messages.js';
-import type { ChildProcess } from 'node:child_process';
 
 const skip = skipUnlessCapable();
 const SQLITE = fileURLToPath(new URL('../../node_modules/better-sqlite3', import.meta.url));
@@ -52,10 +52,6 @@ async function connectOnce(ns: Netns, cg: TestCgroup): Promise<string> {
 }
 
 describe.skipIf(skip)('flowtop agent history', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let server: ChildProcess;
-  let before = '';
   const dirs: string[] = [];
   const tempDir = (): string => {
     const d = mkdtempSync(join(tmpdir(), 'flowtop-agent-'));
@@ -64,29 +60,17 @@ describe.skipIf(skip)('flowtop agent history', () => {
     dirs.push(d);
     return d;
   };
-
-  beforeAll(async () => {
-    before = hostRules();
-    buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = await startServer(ns, PORT);
-  }, 60_000);
+  const space = useNamespace({ servers: [PORT] });
 
   afterAll(() => {
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
     for (const d of dirs) cleanupDir(d);
-    removeBuild();
-    expect(hostRules()).toBe(before);
   });
 
   it('records while no client watches; SIGKILL under load loses at most the last second; a reader never blocks the writer; the file reopens intact', async () => {
     const dir = tempDir();
     const path = join(dir, 'history.db');
-    const agent = await startAgent(ns, cg, ['--queue-num', '7410', '--history', path], dir);
-    const load = spawnIn(ns, cg, [process.execPath, '-e', LOAD]);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7410', '--history', path], dir);
+    const load = spawnIn(space.ns, space.cg, [process.execPath, '-e', LOAD]);
     const progress = lines(load);
     try {
       await progress.next((l) => Number(l.split(' ')[1]) > 500, 15_000);
@@ -115,9 +99,9 @@ describe.skipIf(skip)('flowtop agent history', () => {
       expect(recorded).toBeLessThanOrEqual(total + 16);
       expect(agent.stderr.filter((l) => l.includes('history:') && !l.includes('first-seen'))).toEqual([]);
       // The next agent reopens the same file and records on.
-      const again = await startAgent(ns, cg, ['--queue-num', '7410', '--history', path], dir);
+      const again = await startAgent(space.ns, space.cg, ['--queue-num', '7410', '--history', path], dir);
       try {
-        expect(await connectOnce(ns, cg)).toBe('connected');
+        expect(await connectOnce(space.ns, space.cg)).toBe('connected');
         await waitFor('the new flow recorded', () => countFlows(path) > recorded, 5000);
         expect(again.stderr.filter((l) => l.includes('not recording'))).toEqual([]);
       } finally {
@@ -135,9 +119,9 @@ describe.skipIf(skip)('flowtop agent history', () => {
   it('the file is root:flowtop 0640, so the group reads it and nobody else', async () => {
     const dir = tempDir();
     const path = join(dir, 'history.db');
-    const agent = await startAgent(ns, cg, ['--queue-num', '7411', '--history', path], dir);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7411', '--history', path], dir);
     try {
-      expect(await connectOnce(ns, cg)).toBe('connected');
+      expect(await connectOnce(space.ns, space.cg)).toBe('connected');
       await waitFor('a flow recorded', () => countFlows(path) > 0, 5000);
       const st = statSync(path);
       expect(st.mode & 0o777).toBe(0o640);
@@ -164,7 +148,7 @@ describe.skipIf(skip)('flowtop agent history', () => {
   it('the agent says in its hello where it records (or "off"), and `flowtop history --socket` reads that file', async () => {
     const dir = tempDir();
     const path = join(dir, 'elsewhere', 'history.db');
-    const agent = await startAgent(ns, cg, ['--queue-num', '7414', '--history', path], dir);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7414', '--history', path], dir);
     const cli = (args: string[], setpriv: string[] = []) => {
       const node = [process.execPath, join(buildAgent(), 'run-agent.mjs'), 'history', ...args];
       const r = spawnSync(setpriv.length > 0 ? 'setpriv' : node[0]!, setpriv.length > 0 ? [...setpriv, '--', ...node] : node.slice(1), { encoding: 'utf8', timeout: 20_000, env: { ...process.env, HOME: dir, XDG_STATE_HOME: join(dir, 'state') } });
@@ -176,7 +160,7 @@ describe.skipIf(skip)('flowtop agent history', () => {
       const hello = client.messages.find((m): m is HelloMessage => m.type === 'hello')!;
       client.close();
       expect(hello.mode?.history).toBe(path);
-      expect(await connectOnce(ns, cg)).toBe('connected');
+      expect(await connectOnce(space.ns, space.cg)).toBe('connected');
       await waitFor('the flow recorded', () => existsSync(path) && countFlows(path) > 0, 5000);
       // Not the default file: the one the agent named.
       const read = cli(['--socket', agent.socket, '--json']);
@@ -194,7 +178,7 @@ describe.skipIf(skip)('flowtop agent history', () => {
       await agent.stop();
     }
     // An agent that records nothing says so, and the command says it too (not the default file's rows).
-    const off = await startAgent(ns, cg, ['--queue-num', '7414', '--no-history'], tempDir());
+    const off = await startAgent(space.ns, space.cg, ['--queue-num', '7414', '--no-history'], tempDir());
     try {
       const client = new TestClient(off.socket);
       await client.subscribe();
@@ -214,9 +198,9 @@ describe.skipIf(skip)('flowtop agent history', () => {
     mkdirSync(ro);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro]);
     try {
-      const agent = await startAgent(ns, cg, ['--queue-num', '7412', '--history', join(ro, 'history.db')], dir);
+      const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7412', '--history', join(ro, 'history.db')], dir);
       try {
-        for (let i = 0; i < 3; i++) expect(await connectOnce(ns, cg)).toBe('connected');
+        for (let i = 0; i < 3; i++) expect(await connectOnce(space.ns, space.cg)).toBe('connected');
         const said = agent.stderr.filter((l) => l.includes('history:'));
         expect(said).toHaveLength(1);
         expect(said[0]).toMatch(/not recording: .*read-only/i);
@@ -233,12 +217,12 @@ describe.skipIf(skip)('flowtop agent history', () => {
     const path = join(dir, 'notes.db');
     const text = 'these are my notes\n'.repeat(100);
     writeFileSync(path, text);
-    const agent = await startAgent(ns, cg, ['--queue-num', '7413', '--history', path], dir);
+    const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7413', '--history', path], dir);
     try {
-      expect(await connectOnce(ns, cg)).toBe('connected');
+      expect(await connectOnce(space.ns, space.cg)).toBe('connected');
       await waitFor('the refusal', () => agent.stderr.some((l) => l.includes('not recording')), 5000);
       expect(agent.stderr.filter((l) => l.includes('history:'))).toEqual([expect.stringMatching(/not recording: .*notes\.db is not a SQLite database; flowtop leaves it alone/)]);
-      expect(await connectOnce(ns, cg)).toBe('connected');
+      expect(await connectOnce(space.ns, space.cg)).toBe('connected');
     } finally {
       await agent.stop();
     }

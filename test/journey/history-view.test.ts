@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipUnlessCapable } from '../agent/helpers.js';
 import { KEY, type PtyProcess } from './pty.js';
-import { World, type Agent, type Program } from './world.js';
+import { closeJourney, openJourney, type Agent, type Program, type World } from './world.js';
 
 const skip = skipUnlessCapable();
 const PORT = 7301;
@@ -19,19 +19,11 @@ const programs: Program[] = [];
 
 describe.skipIf(skip)('journey: the history view over the agent\'s history', { timeout: 60_000 }, () => {
   beforeAll(async () => {
-    world = new World();
-    history = join(world.dir, 'history.db');
-    await world.servers([PORT], []);
     // Nobody answers in this journey: the default allows after a second.
-    agent = await world.startAgent(['--history', history, '--timeout', '1s', '--default', 'allow']);
+    ({ world, agent } = await openJourney({ tcp: [PORT], agentFlags: (w) => ['--history', (history = join(w.dir, 'history.db')), '--timeout', '1s', '--default', 'allow'] }));
   }, 120_000);
 
-  afterAll(async () => {
-    for (const p of programs) p.close();
-    tui?.kill();
-    await agent?.stop();
-    await world?.close();
-  });
+  afterAll(() => closeJourney({ world, agent, tui, programs }));
 
   it('4 shows the connections the agent recorded, ranked; Enter shows the hosts; Esc back; w changes the window', async () => {
     for (let i = 0; i < 2; i++) {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipUnlessCapable, waitFor } from '../agent/helpers.js';
 import { KEY, sleep, type PtyProcess } from './pty.js';
 import type { VirtualScreen } from './screen.js';
-import { World, type Agent, type Program } from './world.js';
+import { closeJourney, openJourney, type Agent, type Program, type World } from './world.js';
 
 const skip = skipUnlessCapable();
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -68,17 +68,10 @@ function listedRule(port: number): string | undefined {
 
 describe.skipIf(skip)('journey: a person, the agent, the TUI and the CLI', { timeout: 60_000 }, () => {
   beforeAll(async () => {
-    world = new World();
-    await world.servers(Object.values(PORT), [UDP_PORT, UDP_BLOCKED_PORT]);
-    agent = await world.startAgent(AGENT_FLAGS);
+    ({ world, agent } = await openJourney({ tcp: Object.values(PORT), udp: [UDP_PORT, UDP_BLOCKED_PORT], agentFlags: () => AGENT_FLAGS }));
   }, 120_000);
 
-  afterAll(async () => {
-    for (const p of programs) p.close();
-    tui?.kill();
-    await agent?.stop();
-    await world?.close();
-  });
+  afterAll(() => closeJourney({ world, agent, tui, programs }));
 
   it('the agent runs and says so; flowtop opens its full screen connected to it', async () => {
     const status = world.cli(['agent', '--status', '--socket', world.socket]);

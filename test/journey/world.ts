@@ -177,3 +177,31 @@ export class World {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** What a journey holds while it runs (its TUI and programs come and go in its tests). */
+export interface Journey {
+  world: World;
+  agent: Agent;
+}
+
+/** A journey's start: the world, its TCP and UDP servers, and the agent started with the flags
+ *  `agentFlags` gives for that world (e.g. a history file in its folder). A start that fails removes
+ *  what it made. */
+export async function openJourney(o: { tcp: number[]; udp?: number[]; agentFlags: (world: World) => string[] }): Promise<Journey> {
+  const world = new World();
+  try {
+    await world.servers(o.tcp, o.udp ?? []);
+    return { world, agent: await world.startAgent(o.agentFlags(world)) };
+  } catch (error) {
+    await world.close();
+    throw error;
+  }
+}
+
+/** A journey's end: its programs closed, its TUI and agent stopped, the world removed. */
+export async function closeJourney(j: { world?: World; agent?: Agent; tui?: PtyProcess; programs: readonly Program[] }): Promise<void> {
+  for (const p of j.programs) p.close();
+  j.tui?.kill();
+  await j.agent?.stop();
+  await j.world?.close();
+}
