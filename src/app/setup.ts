@@ -16,6 +16,7 @@ import type { FleetClientOptions } from '../fleet/client-options.js';
 import type { AttributorLike } from './store.js';
 import { Subject, type Observable } from 'rxjs';
 import type { HistoryEvent } from '../history/index.js';
+import type { OpenFlowNote } from '../history/continuation.js';
 
 /** Records what the passive monitor sees into $XDG_STATE_HOME/flowtop/history.db (0600 in a 0700
  *  folder), with its own attribution backend; returns what stops it, or undefined when it cannot run
@@ -30,20 +31,57 @@ async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv,
     return undefined;
   }
   const { startHistory } = await import('../history/index.js');
+  const continuation = await import('../history/continuation.js');
+  // Flows the last run left open, continued as the same rows when the snapshot shows them again.
+  const leftOpen = continuation.readLeftOpen(path);
   const backend = selectBackend('linux-pidfd-v1', {});
   const history = startHistory({ path, resolve: (tokens) => backend.resolve(tokens), log: (line) => log.push(line), onEvent: (e) => events.next(e) });
+  const open = new Map<string, OpenFlowNote>();
+  let continued: OpenFlowNote[] = [];
   // The snapshot a new subscriber gets comes during subscribe(): flows already open, whose counters
   // so far are not this run's traffic.
   let snapshot = true;
   const sub = monitor.events$.subscribe((e) => {
-    const m = e.message;
+    let m = e.message;
+    if (m.type === 'flow' && !open.has(m.flow.id)) {
+      const before = snapshot ? leftOpen.get(m.flow.id) : undefined;
+      if (before && before.raddr === m.flow.remote.address && before.rport === m.flow.remote.port) {
+        m = { ...m, flow: { ...m.flow, time: before.start } };
+        continued.push(before);
+      }
+      open.set(m.flow.id, { id: m.flow.id, start: m.flow.time, raddr: m.flow.remote.address, rport: m.flow.remote.port });
+    } else if (m.type === 'end') {
+      open.delete(m.id);
+    }
     if (m.type === 'flow' || m.type === 'bytes' || m.type === 'end' || m.type === 'verdict') history.recorder.observe(m, snapshot);
   });
   snapshot = false;
+  // The first rows go once their continuations are written (the recorder holds a new row a moment).
+  const merge = (): void => {
+    try {
+      continued = continuation.mergeContinued(path, continued);
+    } catch (error) {
+      log.push(`history: could not merge the flows continued from the last run: ${(error as Error).message}`);
+      continued = [];
+    }
+  };
+  let tries = 0;
+  const merging = continued.length > 0 ? setInterval(() => {
+    merge();
+    if (continued.length === 0 || ++tries >= 30) clearInterval(merging);
+  }, 1000) : undefined;
+  merging?.unref();
   return async () => {
     sub.unsubscribe();
+    if (merging) clearInterval(merging);
     await history.close();
     backend.close?.();
+    try {
+      merge();
+      continuation.noteOpenFlows(path, open.values());
+    } catch (error) {
+      log.push(`history: could not note the flows still open: ${(error as Error).message}`);
+    }
   };
 }
 

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerCredentials } from '../../src/native/linux/peercred.js';
 import { ExtensionServer } from '../../src/protocol/server.js';
@@ -326,6 +327,63 @@ suite('a socket this user may not use', () => {
     expect(mine.length).toBeGreaterThanOrEqual(1);
     expect(mine[0]!.action).toBe('observed');
   }, 60_000);
+
+  it('a connection still open when flowtop quits and starts again is one flow in the history, not two', async () => {
+    const state = mkdtempSync(join(work, 'state-'));
+    const server = net.createServer((c) => c.on('error', () => {}).write('x'.repeat(2000)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const client = net.connect(port, '127.0.0.1');
+    client.on('data', () => {});
+    const db = join(state, 'flowtop/history.db');
+    const mine = () => {
+      const r = flowtop(['history', '--db', db, '--host', '127.0.0.1', '--json']);
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as Array<{ start: number; end?: number; remote: { port: number }; rx?: number }>).filter((f) => f.remote.port === port);
+    };
+    // Two runs of the TUI's passive monitor (a private, empty /run: no agent), the connection open
+    // through both.
+    const run = async (): Promise<void> => {
+      const t = new PtyProcess(['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$@"', 'sh', ...inst.flowtop], {
+        cols: 200, rows: 30, cwd: work, env: terminalEnv({ XDG_STATE_HOME: state }),
+      });
+      try {
+        await t.waitForText('passive monitor');
+        await t.waitForText(`:${port}`);
+        await new Promise((r) => setTimeout(r, 1500)); // a poll's byte counters; the row written
+        t.write('q');
+        expect(await t.waitForExit(), t.output().slice(-3000)).toBe(0);
+      } finally {
+        t.kill();
+      }
+    };
+    try {
+      await run();
+      const first = mine();
+      expect(first).toHaveLength(1);
+      expect(first[0]!.end).toBeUndefined();
+      await run();
+      const after = mine();
+      expect(after).toHaveLength(1); // the same flow, continued
+      expect(after[0]!.start).toBe(first[0]!.start);
+      expect(after[0]!.rx).toBe(2000);
+      // Its start minute counts each connection to that host once: the buckets agree with the rows.
+      const minute = Math.floor(first[0]!.start / 60_000);
+      const file = new Database(db, { readonly: true });
+      try {
+        const counted = file.prepare("SELECT sum(t.flows) AS n FROM host_traffic t JOIN hosts h ON h.id = t.host WHERE t.minute = ? AND h.name = '127.0.0.1'").get(minute) as { n: number };
+        const rows = file.prepare("SELECT count(*) AS n FROM flows f JOIN addrs a ON a.id = f.raddr WHERE a.addr = '127.0.0.1' AND f.host IS NULL AND f.start >= ? AND f.start < ?").get(minute * 60_000, (minute + 1) * 60_000) as { n: number };
+        expect(counted.n).toBe(rows.n);
+      } finally {
+        file.close();
+      }
+    } finally {
+      client.destroy();
+      server.close();
+    }
+    // Ended after both runs: a third run is not needed to say it; the row stays one.
+    expect(mine()).toHaveLength(1);
+  }, 90_000);
 
   it('the default socket: the passive monitor, with a banner saying how to join', async () => {
     // A private /run (mount namespace) holds a root-only agent socket at the default path.
