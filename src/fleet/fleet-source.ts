@@ -11,6 +11,7 @@ import { decodeClientMessage, decodeExtensionMessage } from '../protocol/codec.j
 import type { ClientMessage, HelloMessage, Rule } from '../protocol/messages.js';
 import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from '../source/types.js';
 import type { FleetClientOptions } from './client-options.js';
+import { FLEET_ID_PREFIX } from '../rules/fleet-layer.js';
 import { decodeBody } from './body.js';
 import { DEFAULT_REQUEST_POLICY, HostSource, parseBatchId, type HostLink, type RequestPolicy } from './host-source.js';
 import { ANNOUNCE_INTERVAL_MS, HOST_NAME_PATTERN, fleetNames, fleetRuleScope, type FleetNames, type HostAnnouncement } from './wire.js';
@@ -73,9 +74,11 @@ export function readFleetRule(key: string, value: Uint8Array, created: number): 
     return `fleet rule ${key}: not JSON`;
   }
   const whole = decodeExtensionMessage(JSON.stringify({ type: 'rule-changed', op: 'added', rule: o }));
-  if (whole.ok && whole.message.type === 'rule-changed') return { ...whole.message.rule, id: key };
+  // Named as the agents name it (src/rules/fleet-layer.ts): `fleet:<key>`.
+  const id = `${FLEET_ID_PREFIX}${key}`;
+  if (whole.ok && whole.message.type === 'rule-changed') return { ...whole.message.rule, id };
   const spec = decodeClientMessage(JSON.stringify({ type: 'rule-add', rule: o }));
-  if (spec.ok && spec.message.type === 'rule-add') return { ...spec.message.rule, id: key, created, hits: 0, enabled: spec.message.rule.enabled ?? true };
+  if (spec.ok && spec.message.type === 'rule-add') return { ...spec.message.rule, id, created, hits: 0, enabled: spec.message.rule.enabled ?? true };
   return `fleet rule ${key}: ${whole.ok ? 'not a rule' : whole.error.message}`;
 }
 
@@ -229,8 +232,8 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
     while (!closed) {
       try {
         const kv = await new Kvm(conn).open(names.rulesBucket);
-        server.removeRule = async (key) => {
-          await kv.delete(key);
+        server.removeRule = async (id) => {
+          await kv.delete(id.startsWith(FLEET_ID_PREFIX) ? id.slice(FLEET_ID_PREFIX.length) : id);
         };
         const watch = await kv.watch();
         stoppers.push(() => watch.stop());

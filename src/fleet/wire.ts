@@ -66,7 +66,9 @@ function checkedUser(user: string): string {
 
 /** Which hosts a key of the rules bucket is for: `all.<ruleId>` → every host (`{}`), `host.<host>.<ruleId>`
  *  → that host; undefined for a key of neither form. */
-export function fleetRuleScope(key: string): { host?: string } | undefined {
+export function fleetRuleScope(keyOrId: string): { host?: string } | undefined {
+  // A rule's id is its key after `fleet:` (src/rules/fleet-layer.ts).
+  const key = keyOrId.startsWith('fleet:') ? keyOrId.slice(6) : keyOrId;
   if (/^all\.[^.]+$/.test(key)) return {};
   const m = /^host\.([A-Za-z0-9_-]{1,64})\.[^.]+$/.exec(key);
   return m ? { host: m[1]! } : undefined;

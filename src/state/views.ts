@@ -161,12 +161,16 @@ export function selectRules(state: TableState): RuleRow[] {
   for (const info of state.sources.values()) version += `${info.id}\u0000${info.rules.serial}.${info.rules.rev}\u0000`;
   if (lastRules?.version === version) return lastRules.rows;
   const rows: RuleRow[] = [];
+  // With the fleet's server among the sources, its rules bucket lists the fleet rules once; the
+  // copies every host reports in its own list are not shown again.
+  const bucket = [...state.sources.values()].some((s) => s.fleet?.role === 'server');
   for (const info of state.sources.values()) {
     const host = sourceHost(info);
     for (const rule of info.rules.list()) {
+      const scope = rule.id.startsWith('fleet:') ? fleetRuleScope(rule.id) : undefined;
+      if (scope && bucket && info.fleet?.role !== 'server') continue;
       const row: RuleRow = { key: `${info.id}#${rule.id}`, source: info.id, rule };
-      if (info.fleet?.role === 'server') {
-        const scope = fleetRuleScope(rule.id);
+      if (info.fleet?.role === 'server' || scope) {
         row.fleet = scope?.host ? 'host' : 'all';
         if (scope?.host) row.host = scope.host;
       } else if (host !== undefined) row.host = host;

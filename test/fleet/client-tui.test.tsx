@@ -60,6 +60,8 @@ test.skipIf(skip)('two hosts in one table: HOST column, host: filter, a pending 
   await web2.publish([{ type: 'flow', flow: flowOf('w3', { remote: { address: '203.0.113.5', port: 25 } }) }]);
   await web2.publish([{ type: 'flow', flow: flowOf('w2', { remote: { address: '198.51.100.7', port: 8443 }, pending: { deadline: Date.now() + 60_000 } }) }]);
   web2.rules.push({ id: 'r-web2', action: 'block', identity: { kind: 'package', package: 'nc', value: '/usr/bin/nc' }, duration: { kind: 'always' }, created: Date.now(), hits: 0, enabled: true });
+  // The agent lists the fleet rules it enforces as its own (ids `fleet:<key>`): shown once, from the bucket.
+  web2.rules.push({ id: 'fleet:all.r-fleet', action: 'block', endpoint: { domain: 'tracker.example' }, duration: { kind: 'always' }, created: Date.now(), hits: 0, enabled: true });
   await web1.announce();
   await web2.announce();
   const kv = await new Kvm(web1.nc).open('tui-rules');
@@ -107,6 +109,7 @@ test.skipIf(skip)('two hosts in one table: HOST column, host: filter, a pending 
     frame = await press(instance, '3', (f) => plain(f).includes('all (fleet)') && plain(f).includes('/usr/bin/nc'), 5_000);
     expect(rowOf(frame, '/usr/bin/nc')).toMatch(/block\s+web-2\s/);
     expect(rowOf(frame, 'tracker.example')).toMatch(/block\s+all \(fleet\)/);
+    expect(plain(frame).split('\n').filter((l) => l.includes('tracker.example'))).toHaveLength(1);
     if (process.env['SHOW_FRAMES']) console.log(plain(frame));
   } finally {
     await tui.stop();
