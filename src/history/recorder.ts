@@ -26,8 +26,12 @@ const FLUSH_MS = 250;
  *  answer comes (a first lookup can take seconds: the executable hashed, the package database read);
  *  short, so a killed agent loses at most about a second of flows. */
 const RESOLVE_WAIT_MS = 500;
-/** Rows written before their lookup answered, by token, for the answer to complete them. */
+/** Flows written before their lookup answered, by token, for the answer to complete them and to
+ *  count their traffic under their program; past this, later ones are counted under "no owner". */
 const MAX_AWAITING = 50_000;
+/** A lookup that has not answered by then is given up on: its flows' traffic is counted without an
+ *  owner (their rows stay as written). */
+const BUCKET_WAIT_MS = 30_000;
 /** A new flow's row is held this long before it is first written, so a flow that ends within it is
  *  written once, whole (start, end and bytes), instead of inserted and then updated. */
 const HOLD_MS = 300;
@@ -54,6 +58,14 @@ interface OpenFlow {
   agentIdentity: FlowRecord['identity'] | undefined;
   facts: ProcessFacts | undefined;
   posted: boolean;
+  /** Its end was written (a flow kept for its lookup may be visited again after that). */
+  endPosted: boolean;
+  /** Its program is settled (looked up, or given up on): its traffic can be counted under it. Until
+   *  then its flow count and bytes wait, so they are not counted under "no owner" while the lookup
+   *  is slow and left there when it answers. */
+  settled: boolean;
+  /** Its start was counted in the buckets (flows + 1 in its start minute). */
+  counted: boolean;
   /** Open before recording began: its first counters are taken as the starting point. */
   baseline: boolean;
   /** Fields changed since the row was written. */
@@ -77,7 +89,7 @@ export class HistoryRecorder {
   private readonly dirty = new Set<OpenFlow>();
   private readonly facts = new Map<string, ProcessFacts | null>();
   private readonly toResolve = new Set<string>();
-  private readonly awaiting = new Map<string, number[]>();
+  private readonly awaiting = new Map<string, { since: number; flows: OpenFlow[] }>();
   private awaitingCount = 0;
   private completions: FlowChange[] = [];
   private resolving = false;
@@ -143,6 +155,9 @@ export class HistoryRecorder {
       facts: undefined,
       end: undefined,
       posted: false,
+      endPosted: false,
+      settled: false,
+      counted: false,
       baseline: existing,
       changedHost: false,
       changedVerdict: false,
@@ -232,23 +247,21 @@ export class HistoryRecorder {
         hosts.set(k, { minute: m, host, rx, tx, flows });
       }
     };
+    this.giveUpWaiting(now);
     for (const o of this.dirty) {
       if (!all && !o.posted && o.end === undefined && now - o.seen < HOLD_MS) continue;
       if (!o.facts) {
         const f = this.factsOf(o, now);
         if (!f) continue; // its program's lookup is still under way
         o.facts = f;
-        if (o.token !== undefined && this.options.resolve && !this.facts.has(o.token)) this.await(o.token, o.ref);
+        const waits = this.lookupPending(o) && this.await(o);
+        // the agent's own identity for the flow names its program already: only its parent waits
+        o.settled = !waits || (o.agentIdentity !== undefined && f.key !== undefined);
       }
       this.dirty.delete(o);
       const uid = o.uid ?? -1;
       const remote = o.host ?? o.raddr;
-      const drx = o.rx - o.flushedRx;
-      const dtx = o.tx - o.flushedTx;
       if (!o.posted) {
-        const startMinute = Math.floor(o.start / 60_000);
-        addProcess(startMinute, o.facts, uid, 0, 0, 1);
-        addHost(startMinute, remote, 0, 0, 1);
         rows.push({
           ref: o.ref, start: o.start, facts: o.facts, kind: o.kind, raddr: o.raddr, rport: o.rport, verdict: o.verdict,
           ...(o.end !== undefined ? { end: o.end } : {}),
@@ -258,22 +271,35 @@ export class HistoryRecorder {
           ...(o.rx > 0 || o.tx > 0 || o.end !== undefined ? { rx: o.rx, tx: o.tx } : {}),
         });
         o.posted = true;
-      } else if (o.end !== undefined && !o.changedHost && !o.changedVerdict) {
+        o.endPosted = o.end !== undefined;
+      } else if (o.end !== undefined && !o.endPosted && !o.changedHost && !o.changedVerdict) {
         ended.push(o.ref, o.end, o.rx, o.tx);
-      } else if (o.end !== undefined || o.changedHost || o.changedVerdict) {
+        o.endPosted = true;
+      } else if ((o.end !== undefined && !o.endPosted) || o.changedHost || o.changedVerdict) {
         changes.push({
           ref: o.ref,
-          ...(o.end !== undefined ? { end: o.end, rx: o.rx, tx: o.tx } : {}),
+          ...(o.end !== undefined && !o.endPosted ? { end: o.end, rx: o.rx, tx: o.tx } : {}),
           ...(o.changedHost && o.host !== undefined ? { host: o.host } : {}),
           ...(o.changedVerdict ? { verdict: o.verdict, ...(o.rule !== undefined ? { rule: o.rule } : {}) } : {}),
         });
+        o.endPosted = o.end !== undefined;
       }
       o.changedHost = o.changedVerdict = false;
-      if (drx > 0 || dtx > 0) {
-        addProcess(minute, o.facts, uid, drx, dtx, 0);
-        addHost(minute, remote, drx, dtx, 0);
-        o.flushedRx = o.rx;
-        o.flushedTx = o.tx;
+      if (o.settled) {
+        if (!o.counted) {
+          const startMinute = Math.floor(o.start / 60_000);
+          addProcess(startMinute, o.facts, uid, 0, 0, 1);
+          addHost(startMinute, remote, 0, 0, 1);
+          o.counted = true;
+        }
+        const drx = o.rx - o.flushedRx;
+        const dtx = o.tx - o.flushedTx;
+        if (drx > 0 || dtx > 0) {
+          addProcess(minute, o.facts, uid, drx, dtx, 0);
+          addHost(minute, remote, drx, dtx, 0);
+          o.flushedRx = o.rx;
+          o.flushedTx = o.tx;
+        }
       }
       if (o.end !== undefined) this.forget(o);
     }
@@ -332,22 +358,26 @@ export class HistoryRecorder {
       });
   }
 
-  private await(token: string, ref: number): void {
-    if (this.awaitingCount >= MAX_AWAITING) return;
-    const refs = this.awaiting.get(token);
-    if (refs) refs.push(ref);
-    else this.awaiting.set(token, [ref]);
-    this.awaitingCount++;
+  private lookupPending(o: OpenFlow): boolean {
+    return o.token !== undefined && this.options.resolve !== undefined && !this.facts.has(o.token);
   }
 
+  /** Keeps a flow written before its program's lookup answered, for the answer; false when too many
+   *  already wait (it is then counted as it is). */
+  private await(o: OpenFlow): boolean {
+    if (this.awaitingCount >= MAX_AWAITING || o.token === undefined) return false;
+    const waiting = this.awaiting.get(o.token);
+    if (waiting) waiting.flows.push(o);
+    else this.awaiting.set(o.token, { since: o.seen, flows: [o] });
+    this.awaitingCount++;
+    return true;
+  }
+
+  /** The answer for a token: the rows written without it are completed, and their traffic (held
+   *  back meanwhile) is counted under the program in the next batch. */
   private remember(token: string, facts: ProcessFacts | null): void {
-    const refs = this.awaiting.get(token);
-    if (refs) {
-      this.awaiting.delete(token);
-      this.awaitingCount -= refs.length;
-      if (facts) for (const ref of refs) this.completions.push({ ref, facts });
-    }
     this.facts.set(token, facts);
+    this.settle(token, true);
     if (this.facts.size > MAX_CACHED_TOKENS) {
       let n = MAX_CACHED_TOKENS / 10;
       for (const key of this.facts.keys()) {
@@ -357,11 +387,40 @@ export class HistoryRecorder {
     }
   }
 
+  private settle(token: string, answered: boolean): void {
+    const waiting = this.awaiting.get(token);
+    if (!waiting) return;
+    this.awaiting.delete(token);
+    this.awaitingCount -= waiting.flows.length;
+    const now = this.now();
+    for (const o of waiting.flows) {
+      if (answered) {
+        const f = this.factsOf(o, now);
+        if (f && (f.key !== o.facts?.key || f.trust !== o.facts?.trust || f.parent !== o.facts?.parent)) {
+          o.facts = f;
+          this.completions.push({ ref: o.ref, facts: f });
+        }
+      }
+      o.settled = true;
+      this.dirty.add(o);
+    }
+  }
+
+  /** Lookups that have not answered in BUCKET_WAIT_MS: their flows are counted as they are. */
+  private giveUpWaiting(now: number): void {
+    for (const [token, waiting] of this.awaiting) {
+      if (now - waiting.since < BUCKET_WAIT_MS) break; // in the order they began waiting
+      this.settle(token, false);
+    }
+  }
+
   /** Sends the last batch (flows still waiting for their program go without it). */
   close(): void {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
     for (const o of this.dirty) if (!o.facts) o.facts = this.factsOf(o, Number.POSITIVE_INFINITY);
+    for (const token of [...this.awaiting.keys()]) this.settle(token, false);
+    for (const o of this.dirty) o.settled = true;
     this.flush(true);
     this.closed = true;
   }

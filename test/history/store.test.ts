@@ -141,6 +141,35 @@ describe('history store', () => {
     await sink.close();
   });
 
+  it('a program whose lookup answers late gets its traffic: none of it is left under "owner not found"', async () => {
+    const path = join(tempDir(), 'history.db');
+    const sink = openHistorySink({ path }, { thread: 'inline', onNotice: () => {} });
+    let answer: (a: Attribution[]) => void = () => {};
+    let clock = T0;
+    const recorder = new HistoryRecorder({ write: (b) => sink.write(b), resolve: () => new Promise((r) => (answer = r)), flushMs: 60_000, now: () => clock });
+    // A short flow (ended before the answer) and a long one (still open, more bytes after it).
+    recorder.observe({ type: 'flow', flow: flow('short') });
+    recorder.observe({ type: 'flow', flow: flow('long', { local: { address: '10.0.0.1', port: 40001 } }) });
+    recorder.flush();
+    clock += 600;
+    recorder.observe({ type: 'bytes', time: clock, counters: [{ id: 'short', rx: 3_000_000, tx: 500 }, { id: 'long', rx: 1000, tx: 100 }] });
+    recorder.observe({ type: 'end', id: 'short', time: clock });
+    recorder.flush(); // the rows are written without their program (the lookup outlasted the wait)
+    const reader = HistoryReader.open(path);
+    expect(reader.flows({ since: 0 })).toHaveLength(2);
+    answer([curl('d'.repeat(64))]);
+    await new Promise((r) => setImmediate(r));
+    clock += 1000;
+    recorder.observe({ type: 'bytes', time: clock, counters: [{ id: 'long', rx: 5000, tx: 200 }] });
+    recorder.flush();
+    recorder.close();
+    await sink.close();
+    const top = reader.top({ by: 'process', since: 0 });
+    expect(top).toEqual([expect.objectContaining({ label: 'curl', rx: 3_005_000, tx: 700, flows: 2 })]);
+    expect(reader.flows({ since: 0 }).map((f) => f.process.name)).toEqual(['curl', 'curl']);
+    reader.close();
+  });
+
   it('a flow open before recording began: its earlier bytes are not counted as traffic now', async () => {
     const { path, sink, recorder } = setup();
     recorder.observe({ type: 'flow', flow: flow('old') }, true);
