@@ -52,6 +52,9 @@ export interface Recorder {
   readonly maps?: { cookieMap: number; tupleMap: number };
   /** Whether its programs are still attached (attached again if not); undefined without BPF. */
   check(): RecorderState | undefined;
+  /** A TCP socket's final counters, read as it closed (undefined when not seen: no BPF, or a kernel
+   *  without sock_ops programs): the bytes of a flow that ended between two polls. */
+  closedCounters?(local: Endpoint, remote: Endpoint, connected: boolean): { rx: number; tx: number } | undefined;
   close(): void;
 }
 

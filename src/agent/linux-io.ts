@@ -15,6 +15,7 @@ import type { DnsWorkerMessage } from './dns-worker.js';
 import { systemClock, type AgentIo, type AgentServer, type DnsAnswers, type Recorder, type ServerHandlers } from './io.js';
 import { ownerGone, tokenGone } from './reaper.js';
 import { RecorderWatch } from './recorder-watch.js';
+import { parseAddress } from '../net/address.js';
 import { destroyOutcome } from './socket-destroy.js';
 import { SocketFiles } from './socket-files.js';
 import { QueueWorkerPool } from './worker-pool.js';
@@ -86,6 +87,11 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
     detail: `cgroup ${found.private ? 'v2 root (private mount)' : root}; ${recorder.instanceNote}${recorder.staleRemoved ? `; removed ${recorder.staleRemoved} stale programs` : ''}`,
     maps: { cookieMap: recorder.cookieMap, tupleMap: recorder.tupleMap },
     check: () => watch.check(),
+    closedCounters: (local, remote, connected) => {
+      const l = parseAddress(local.address);
+      const r = parseAddress(remote.address);
+      return l && r ? recorder.closedCounters(l, local.port, r, remote.port, connected) : undefined;
+    },
     close: () => recorder.close(),
   };
 }

@@ -19,6 +19,9 @@ export interface LiveFlowsOptions {
   intervalMs: number;
   send: (msg: BytesMessage | EndMessage) => void;
   onError?: (error: unknown) => void;
+  /** A TCP socket's counters as it closed (the BPF recorder's close-counters map), for the flows
+   *  that end before the next poll reads them. */
+  closedCounters?: (local: Endpoint, remote: Endpoint, connected: boolean) => { rx: number; tx: number } | undefined;
 }
 
 /** Bound on flows tracked at once: beyond it the oldest is forgotten (its end is then not reported). */
@@ -94,9 +97,23 @@ export class LiveFlows {
 
   /** Ends a flow now (e.g. its socket was destroyed): tells the clients why. */
   end(id: string, reason: string): void {
-    if (!this.flows.has(id)) return;
+    const f = this.flows.get(id);
+    if (!f) return;
     this.forget(id);
-    this.options.send({ type: 'end', id, time: Date.now(), reason });
+    const time = Date.now();
+    const last = this.finalCounters(f);
+    if (last) this.options.send({ type: 'bytes', counters: [last], time });
+    this.options.send({ type: 'end', id, time, reason });
+  }
+
+  /** The counters of a TCP flow whose socket closed, when they moved past those last sent. */
+  private finalCounters(f: LiveFlow): { id: string; rx: number; tx: number } | undefined {
+    if (f.flow.protocol !== 'tcp' || !this.options.closedCounters) return undefined;
+    const c = this.options.closedCounters(f.flow.local, f.flow.remote, f.flow.direction === 'outbound');
+    if (!c || c.rx < f.rx || c.tx < f.tx || (c.rx === f.rx && c.tx === f.tx)) return undefined;
+    f.rx = c.rx;
+    f.tx = c.tx;
+    return { id: f.flow.id, rx: c.rx, tx: c.tx };
   }
 
   /** Polls now, outside the schedule. */
@@ -122,6 +139,13 @@ export class LiveFlows {
       f.rx = c.rx;
       f.tx = c.tx;
       counters.push({ id: c.id, rx: c.rx, tx: c.tx });
+    }
+    for (const e of u.ended) {
+      const f = this.flows.get(e.id);
+      if (!f) continue;
+      // a flow that closed since the last poll: its bytes since then, read as it closed
+      const last = e.reason === 'closed' ? this.finalCounters(f) : undefined;
+      if (last) counters.push(last);
     }
     if (counters.length > 0) this.options.send({ type: 'bytes', counters, time: u.time });
     for (const e of u.ended) {

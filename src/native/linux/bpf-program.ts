@@ -23,6 +23,8 @@ const movReg = (dst: number, src: number): Insn => [0xbf, dst, src, 0, 0];
 const movImm = (dst: number, imm: number): Insn => [0xb7, dst, 0, 0, imm];
 const addImm = (dst: number, imm: number): Insn => [0x07, dst, 0, 0, imm];
 const jeqImm = (dst: number, imm: number, off: number): Insn => [0x15, dst, 0, off, imm];
+const jneImm = (dst: number, imm: number, off: number): Insn => [0x55, dst, 0, off, imm];
+const ja = (off: number): Insn => [0x05, 0, 0, off, 0];
 const exit = (): Insn => [0x95, 0, 0, 0, 0];
 /** r = map fd (BPF_PSEUDO_MAP_FD): two slots. */
 const ldMap = (dst: number, fd: number): Insn[] => [[0x18, dst, 1, 0, fd], [0, 0, 0, 0, 0]];
@@ -176,5 +178,69 @@ export function recorderProgram(cookieMap: number, task?: TaskOffsets, tuple?: T
     insns.push(ldxDW(R1, R6, 64), jeqImm(R1, 0, tail.length), ...tail); // ctx->sk, may be NULL
   }
   insns.push(movImm(R0, 1), exit());
+  return encode(insns);
+}
+
+// ---- the close-counters program (sock_ops) ----
+
+const SOCK_OPS = { activeEstablished: 4, passiveEstablished: 5, stateCallback: 10 } as const;
+const STATE_CB_FLAG = 4;
+const HELPER_SOCK_OPS_CB_FLAGS_SET = 59;
+const TCP_CLOSE = 7;
+const AF_INET = 2;
+/** Bytes of a closed-socket key: local address (16; IPv4 as ::ffff:a.b.c.d), remote address (16),
+ *  the context's remote_port word (the port in network order in its upper two bytes) and
+ *  local_port word (host order). Value: bytes received, bytes acked (u64 each), the state it left
+ *  for CLOSE (u32; the FIN and SYN take a sequence number each, and which of them the counters hold
+ *  follows from it), 4 bytes of padding. */
+export const CLOSED_KEY_BYTES = 40;
+export const CLOSED_VALUE_BYTES = 24;
+// struct bpf_sock_ops (uapi): op 0, args[0..3] 4..19, family 20, remote_ip4 24, local_ip4 28,
+// remote_ip6 32, local_ip6 48, remote_port 64, local_port 68, bytes_received 168, bytes_acked 176.
+const CLOSED_KEY = -40;
+const CLOSED_VALUE = -64;
+
+/** A TCP socket's final counters, as it closes: at its establishment the program asks for state
+ *  callbacks; at the change to CLOSE it stores tuple → (bytes received, bytes acked) in `map`. A flow
+ *  that ends between two polls of sock_diag (a quick download) then still has its bytes. */
+export function closeCountersProgram(map: number): Buffer {
+  const exitOk: Insn[] = [movImm(R0, 1), exit()];
+  const flags: Insn[] = [movReg(R1, R6), movImm(R2, STATE_CB_FLAG), call(HELPER_SOCK_OPS_CB_FLAGS_SET), ...exitOk];
+  const v4: Insn[] = [
+    stW(R10, CLOSED_KEY, 0), stW(R10, CLOSED_KEY + 4, 0), stW(R10, CLOSED_KEY + 8, -65536), ldxW(R2, R6, 28), stxW(R10, CLOSED_KEY + 12, R2),
+    stW(R10, CLOSED_KEY + 16, 0), stW(R10, CLOSED_KEY + 20, 0), stW(R10, CLOSED_KEY + 24, -65536), ldxW(R2, R6, 24), stxW(R10, CLOSED_KEY + 28, R2),
+  ];
+  const v6: Insn[] = [0, 1, 2, 3].flatMap((i): Insn[] => [
+    ldxW(R2, R6, 48 + 4 * i), stxW(R10, CLOSED_KEY + 4 * i, R2),
+    ldxW(R2, R6, 32 + 4 * i), stxW(R10, CLOSED_KEY + 16 + 4 * i, R2),
+  ]);
+  const store: Insn[] = [
+    ldxW(R2, R6, 64), stxW(R10, CLOSED_KEY + 32, R2),
+    ldxW(R2, R6, 68), stxW(R10, CLOSED_KEY + 36, R2),
+    ldxDW(R2, R6, 168), stxDW(R10, CLOSED_VALUE, R2),
+    ldxDW(R2, R6, 176), stxDW(R10, CLOSED_VALUE + 8, R2),
+    ldxW(R2, R6, 4), stxW(R10, CLOSED_VALUE + 16, R2), stW(R10, CLOSED_VALUE + 20, 0),
+    ...ldMap(R1, map),
+    movReg(R2, R10), addImm(R2, CLOSED_KEY),
+    movReg(R3, R10), addImm(R3, CLOSED_VALUE),
+    movImm(R4, 0),
+    call(HELPER.map_update_elem),
+    ...exitOk,
+  ];
+  // family: v4 then a jump over v6, else v6
+  const addresses: Insn[] = [
+    ldxW(R2, R6, 20), jneImm(R2, AF_INET, v4.length + 1), ...v4, ja(v6.length), ...v6,
+  ];
+  const state: Insn[] = [ldxW(R2, R6, 8), jneImm(R2, TCP_CLOSE, addresses.length + store.length), ...addresses, ...store, ...exitOk];
+  const insns: Insn[] = [
+    movReg(R6, R1),
+    ldxW(R2, R6, 0),
+    jeqImm(R2, SOCK_OPS.stateCallback, 2 + exitOk.length + flags.length),
+    jeqImm(R2, SOCK_OPS.activeEstablished, 1 + exitOk.length),
+    jeqImm(R2, SOCK_OPS.passiveEstablished, exitOk.length),
+    ...exitOk,
+    ...flags,
+    ...state,
+  ];
   return encode(insns);
 }
