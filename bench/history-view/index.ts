@@ -13,7 +13,7 @@ import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { ROLLUPS, closeHistoryDatabase, openHistoryDatabase } from '../../src/history/schema.js';
+import { FLOW_ID_PER_MS, ROLLUPS, closeHistoryDatabase, openHistoryDatabase } from '../../src/history/schema.js';
 import { openHistorySource } from '../../src/app/history-source.js';
 import { HISTORY_WINDOWS, type PageQuery } from '../../src/history/view-page.js';
 
@@ -126,7 +126,7 @@ function ensureFile(path: string, flows: number, at: number): void {
     const event = db.prepare("INSERT INTO events (time, kind, ident, detail) VALUES (?, 'changed', ?, 'bench: binary changed')");
     for (let p = 7; p <= PROGRAMS; p += 40) event.run(at - p * 3600_000, p);
   })();
-  const insert = db.prepare('INSERT INTO flows (start, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, 0, 1000, NULL, 0, ?, 443, ?, 5, NULL, ?, ?)');
+  const insert = db.prepare('INSERT INTO flows (id, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, 0, 1000, NULL, 0, ?, 443, ?, 5, NULL, ?, ?)');
   // Long tails: program p and host h are picked with weight ~ 1/rank.
   const pick = (n: number, r: number) => Math.min(n, Math.max(1, Math.floor(Math.exp(r * Math.log(n + 1)))));
   let seed = 42;
@@ -140,7 +140,7 @@ function ensureFile(path: string, flows: number, at: number): void {
         const p = pick(PROGRAMS, rand());
         const h = pick(HOSTS, rand());
         const rx = Math.floor(Math.exp(rand() * 14));
-        insert.run(t, 2000, p, h, h, rx, Math.floor(rx / 10));
+        insert.run(t * FLOW_ID_PER_MS + (i % FLOW_ID_PER_MS), 2000, p, h, h, rx, Math.floor(rx / 10)); // the id holds the start
       }
     })();
     if ((done / BATCH) % 10 === 0) process.stdout.write(`  ${(done / 1e6).toFixed(1)} M\r`);

@@ -2,7 +2,7 @@
 // file read-only (a reader never blocks the writer: WAL), answers from the per-minute buckets where it
 // can (rankings, series) and from the flows table for lists. See docs/history.md.
 import type Database from 'better-sqlite3';
-import { ACTION_CODES, BY_CODES, PROTOCOL_CODES, TRUST_CODES, ROLLUPS, hasHourlyBuckets, openHistoryDatabase, type TrustCode } from './schema.js';
+import { ACTION_CODES, BY_CODES, FLOW_ID_PER_MS, PROTOCOL_CODES, TRUST_CODES, ROLLUPS, hasHourlyBuckets, openHistoryDatabase, type TrustCode } from './schema.js';
 import { KIND_INBOUND, KIND_IPV6, type HistoryEventKind } from './batch.js';
 
 export interface TimeWindow {
@@ -122,10 +122,14 @@ export class HistoryReader {
   /** PRAGMA schema_version when opened: a writer that adds tables later (the hourly buckets to an
    *  older file) changes it, and what this reader decided from the schema is then stale. */
   private readonly schema: number;
+  /** How a window of start times reads the flows table: schema 2 keeps the start inside the id
+   *  (ranges of ids, the table's own order), schema 1 in an indexed column. */
+  private readonly time: { column: string; perMs: number };
 
   private constructor(private readonly db: Database.Database, readonly path: string) {
     this.schema = db.pragma('schema_version', { simple: true }) as number;
     this.hourly = hasHourlyBuckets(db);
+    this.time = (db.pragma('user_version', { simple: true }) as number) >= 2 ? { column: 'f.id', perMs: FLOW_ID_PER_MS } : { column: 'f.start', perMs: 1 };
   }
 
   /** Whether a writer changed the file's schema since this reader opened it (reopen to see it). */
@@ -143,8 +147,9 @@ export class HistoryReader {
   }
 
   flows(q: FlowQuery): FlowEntry[] {
-    const where = ['f.start >= ?', 'f.start < ?'];
-    const args: Array<string | number> = [q.since, q.until ?? untilNow()];
+    const t = this.time;
+    const where = [`${t.column} >= ?`, `${t.column} < ?`];
+    const args: Array<string | number> = [Math.ceil(q.since) * t.perMs, Math.ceil(q.until ?? untilNow()) * t.perMs];
     if (q.identity !== undefined) {
       where.push('i.key = ?');
       args.push(q.identity);
@@ -162,7 +167,7 @@ export class HistoryReader {
       args.push(q.domain, q.domain);
     }
     if (q.action !== undefined) where.push(`(f.verdict & 3) = ${ACTION_CODES.indexOf(q.action)}`);
-    const sql = `${SELECT_FLOWS} WHERE ${where.join(' AND ')} ORDER BY f.start DESC LIMIT ?`;
+    const sql = `${SELECT_FLOWS} WHERE ${where.join(' AND ')} ORDER BY ${t.column} DESC LIMIT ?`;
     args.push(q.limit ?? 1000);
     return (this.db.prepare(sql).all(...args) as FlowRowOut[]).map(flowEntry);
   }
@@ -281,7 +286,7 @@ export class HistoryReader {
 
   /** The hosts (a flow without a host name: its address) one program talked to in the window, ranked
    *  by bytes then connections, with a series of each over `points` steps. Read from the flows table
-   *  (the buckets are per program or per host, not both) through its (ident, start) index, a flow's
+   *  (the buckets are per program or per host, not both) through its (ident) index (whose entries end with the id, which holds the start), a flow's
    *  bytes counted at its start: the cost grows with the program's own flows in the window, so at
    *  most `maxFlows` (default 300,000) of them are read, the newest, and `since` then says from when. */
   hostsOf(q: TimeWindow & { identity: string; limit?: number; points: number; maxFlows?: number }): { hosts: TopEntry[]; series: Series; since?: number } {
@@ -294,13 +299,15 @@ export class HistoryReader {
     const ownerArgs = q.identity === '' ? [] : [q.identity];
     const maxFlows = Math.max(1, Math.floor(q.maxFlows ?? 300_000));
     // The start of the newest `maxFlows` flows, when there are more (read from the index alone).
-    const cut = this.db.prepare(`SELECT f.start FROM flows f WHERE ${owner} AND f.start >= ? AND f.start < ? ORDER BY f.start DESC LIMIT 1 OFFSET ?`)
-      .get(...ownerArgs, q.since, until, maxFlows) as { start: number } | undefined;
+    const t = this.time;
+    const window = (from: number): number[] => [Math.ceil(from) * t.perMs, Math.ceil(until) * t.perMs];
+    const cut = this.db.prepare(`SELECT f.start FROM flows f WHERE ${owner} AND ${t.column} >= ? AND ${t.column} < ? ORDER BY ${t.column} DESC LIMIT 1 OFFSET ?`)
+      .get(...ownerArgs, ...window(q.since), maxFlows) as { start: number } | undefined;
     const since = cut ? cut.start + 1 : q.since;
     // One pass: per host and step; the ranking is the sum of its steps.
     const series = this.binned(`SELECT coalesce(h.name, a.addr) AS key, CAST((f.start - ?) / ? AS INTEGER) AS step, sum(coalesce(f.rx, 0)) AS rx, sum(coalesce(f.tx, 0)) AS tx, count(*) AS flows
       FROM flows f JOIN addrs a ON a.id = f.raddr LEFT JOIN hosts h ON h.id = f.host
-      WHERE ${owner} AND f.start >= ? AND f.start < ? GROUP BY key, step`, [start, stepMs, ...ownerArgs, since, until], start, stepMs, points);
+      WHERE ${owner} AND ${t.column} >= ? AND ${t.column} < ? GROUP BY key, step`, [start, stepMs, ...ownerArgs, ...window(since)], start, stepMs, points);
     const hosts = [...series.rx.keys()].map((key) => ({ key, label: key, rx: sum(series.rx.get(key)!), tx: sum(series.tx.get(key)!), flows: series.flows?.get(key) ?? 0 }))
       .sort((a, b) => b.rx + b.tx - (a.rx + a.tx) || b.flows - a.flows || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
       .slice(0, q.limit ?? 200);

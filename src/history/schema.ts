@@ -10,8 +10,14 @@ import Database from 'better-sqlite3';
 
 /** PRAGMA application_id of a flowtop history file: "flwh" in ASCII. */
 export const APPLICATION_ID = 0x666c7768;
-/** PRAGMA user_version: the schema below. A newer file is refused (written by a newer flowtop). */
-export const SCHEMA_VERSION = 1;
+/** PRAGMA user_version: the schema below. A newer file is refused (written by a newer flowtop); an
+ *  older one is converted when a writer opens it (readers read both). Version 2: a flow's id is its
+ *  start (FLOW_ID_PER_MS ids per millisecond) and `start` a virtual column, with no index of its own. */
+export const SCHEMA_VERSION = 2;
+/** A flow's id is start (ms since the epoch) × this + a sequence number within the millisecond: the
+ *  table's own order is time order, so windows of time are ranges of ids (no index on start) and
+ *  the start is stored once, inside the id. Ids stay exact in a JavaScript number until the year 2248. */
+export const FLOW_ID_PER_MS = 1024;
 
 const SQLITE_HEADER = 'SQLite format 3\0';
 
@@ -46,6 +52,25 @@ CREATE TABLE host_traffic_${unit} (
 
 const ROLLUP_SCHEMA = rollupTables();
 
+const FLOWS_TABLE = `CREATE TABLE flows (
+  id INTEGER PRIMARY KEY,      -- start × 1024 + a sequence number within that millisecond
+  start INTEGER GENERATED ALWAYS AS (id >> 10) VIRTUAL, -- ms since the epoch (computed, not stored)
+  dur INTEGER,                 -- ms until it ended; NULL while open (or never seen to end)
+  ident INTEGER,               -- identities.id; NULL: no owner found
+  trust INTEGER NOT NULL,      -- 0 secure, 1 insecure, 2 gone, 3 unknown
+  uid INTEGER,
+  parent INTEGER,              -- paths.id of the parent's executable (or its name)
+  kind INTEGER NOT NULL,       -- protocol (0 tcp, 1 udp, 2 icmp, 3 other) | 4 inbound | 8 ipv6
+  raddr INTEGER NOT NULL,      -- addrs.id
+  rport INTEGER NOT NULL,
+  host INTEGER,                -- hosts.id of the remote's name
+  verdict INTEGER NOT NULL,    -- action (0 observed, 1 allow, 2 block) | by << 2 (0 none, 1 rule, 2 user, 3 default)
+  rule INTEGER,                -- rules.id
+  rx INTEGER,
+  tx INTEGER
+);`;
+const FLOWS_INDEX = 'CREATE INDEX flows_by_ident ON flows(ident);';
+
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 -- A program as flowtop identified it: its code identity ("sha256:…", "package:NAME:PATH"), else
@@ -66,26 +91,11 @@ CREATE TABLE paths (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
 CREATE TABLE hosts (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, domain TEXT);
 CREATE TABLE addrs (id INTEGER PRIMARY KEY, addr TEXT NOT NULL UNIQUE);
 CREATE TABLE rules (id INTEGER PRIMARY KEY, rule_id TEXT NOT NULL UNIQUE, first_block INTEGER);
-CREATE TABLE flows (
-  id INTEGER PRIMARY KEY,
-  start INTEGER NOT NULL,      -- ms since the epoch
-  dur INTEGER,                 -- ms until it ended; NULL while open (or never seen to end)
-  ident INTEGER,               -- identities.id; NULL: no owner found
-  trust INTEGER NOT NULL,      -- 0 secure, 1 insecure, 2 gone, 3 unknown
-  uid INTEGER,
-  parent INTEGER,              -- paths.id of the parent's executable (or its name)
-  kind INTEGER NOT NULL,       -- protocol (0 tcp, 1 udp, 2 icmp, 3 other) | 4 inbound | 8 ipv6
-  raddr INTEGER NOT NULL,      -- addrs.id
-  rport INTEGER NOT NULL,
-  host INTEGER,                -- hosts.id of the remote's name
-  verdict INTEGER NOT NULL,    -- action (0 observed, 1 allow, 2 block) | by << 2 (0 none, 1 rule, 2 user, 3 default)
-  rule INTEGER,                -- rules.id
-  rx INTEGER,
-  tx INTEGER
-);
-CREATE INDEX flows_by_start ON flows(start);
--- One program's flows (the history view's drill-down to its hosts) without reading everyone's.
-CREATE INDEX flows_by_ident ON flows(ident, start);
+${FLOWS_TABLE}
+
+-- One program's flows (the history view's drill-down to its hosts) without reading everyone's; the
+-- index holds the id after the identity, so a program's flows are in time order there too.
+${FLOWS_INDEX}
 -- Bytes per minute per process identity (0: no owner) and user (-1: unknown); flows counts the flows
 -- that started in that minute.
 CREATE TABLE traffic (
@@ -197,14 +207,30 @@ function adopt(db: Database.Database, path: string, readonly: boolean): void {
   }
   if (!readonly) {
     configure(db);
+    if (version < 2) flowIdsFromStart(db);
     addHourlyBuckets(db);
   }
 }
 
+/** Schema 1 → 2: the flows table rebuilt with ids made of the start (one pass over it; a 1 GiB file
+ *  takes about a minute, on the writer's thread, while the agent judges on). A millisecond with more
+ *  than 1,024 flows (never seen) would keep its first 1,024. */
+function flowIdsFromStart(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(`ALTER TABLE flows RENAME TO flows_v1;
+      DROP INDEX IF EXISTS flows_by_start; DROP INDEX IF EXISTS flows_by_ident;
+      ${FLOWS_TABLE}
+      INSERT OR IGNORE INTO flows (id, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx)
+        SELECT start * ${FLOW_ID_PER_MS} + row_number() OVER (PARTITION BY start ORDER BY id) - 1, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx
+        FROM flows_v1 ORDER BY 1;
+      DROP TABLE flows_v1;
+      ${FLOWS_INDEX}`);
+    db.pragma('user_version = 2');
+  })();
+}
+
 /** A file written before the hourly and daily buckets existed gets them, summed from its minutes (once). */
 function addHourlyBuckets(db: Database.Database): void {
-  // Also added later: the index of one program's flows (its first build reads every flow once).
-  db.exec('CREATE INDEX IF NOT EXISTS flows_by_ident ON flows(ident, start)');
   if (hasHourlyBuckets(db)) return;
   db.transaction(() => {
     for (const { unit } of ROLLUPS) {

@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
 import { getDomain } from 'tldts';
 import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts } from './batch.js';
 import { ACTION, BY } from './batch.js';
-import { ROLLUPS } from './schema.js';
+import { FLOW_ID_PER_MS, ROLLUPS } from './schema.js';
 
 export interface RetentionOptions {
   /** Flows, buckets and events older than this go (default 30 days). */
@@ -34,6 +34,9 @@ export class HistoryWriter {
   private readonly rules = new Map<string, { id: number; blocked: boolean }>();
   private readonly rowOf = new Map<number, number>();
   private evictFrom = 0;
+  /** The newest millisecond a flow id was given in, and the last number given in it. */
+  private newestMs: number;
+  private newestSeq = FLOW_ID_PER_MS - 1;
   private readonly statements;
   /** The hourly and daily copies of the buckets (schema.ts ROLLUPS). */
   private readonly rollups;
@@ -43,6 +46,8 @@ export class HistoryWriter {
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
+    // Ids above the newest in the file are free (seq at its end: the next flow asks the file first).
+    this.newestMs = startOf((db.prepare('SELECT max(id) AS id FROM flows').get() as { id: number | null }).id ?? 0);
     this.rollups = ROLLUPS.map(({ unit, minutes }) => ({
       minutes,
       addTraffic: db.prepare(`INSERT INTO traffic_${unit} (${unit}, ident, uid, rx, tx, flows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows`),
@@ -64,16 +69,18 @@ export class HistoryWriter {
       rule: db.prepare('SELECT id, first_block FROM rules WHERE rule_id = ?'),
       insertRule: db.prepare('INSERT INTO rules (rule_id) VALUES (?)'),
       ruleBlocked: db.prepare('UPDATE rules SET first_block = ? WHERE id = ?'),
-      insertFlow: db.prepare('INSERT INTO flows (start, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-      flowStart: db.prepare('SELECT start FROM flows WHERE id = ?'),
-      endFlow: db.prepare('UPDATE flows SET dur = max(0, ? - start), rx = ?, tx = ? WHERE id = ?'),
+      insertFlow: db.prepare('INSERT INTO flows (id, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      lastIdIn: db.prepare('SELECT max(id) AS id FROM flows WHERE id >= ? AND id < ?'),
+      lastId: db.prepare('SELECT max(id) AS id FROM flows'),
+      endFlow: db.prepare('UPDATE flows SET dur = ?, rx = ?, tx = ? WHERE id = ?'),
       setProcess: db.prepare('UPDATE flows SET ident = ?, trust = ?, parent = ? WHERE id = ?'),
       updateFlow: db.prepare('UPDATE flows SET dur = coalesce(?, dur), host = coalesce(?, host), verdict = coalesce(?, verdict), rule = coalesce(?, rule), rx = coalesce(?, rx), tx = coalesce(?, tx) WHERE id = ?'),
       addTraffic: db.prepare('INSERT INTO traffic (minute, ident, uid, rx, tx, flows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows'),
       addHostTraffic: db.prepare('INSERT INTO host_traffic (minute, host, rx, tx, flows) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows'),
       insertEvent: db.prepare('INSERT INTO events (time, kind, ident, rule, detail) VALUES (?, ?, ?, ?, ?)'),
-      oldFlows: db.prepare(`DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE start < ? ORDER BY start LIMIT ${PRUNE_ROWS})`),
-      oldestFlows: db.prepare(`DELETE FROM flows WHERE id IN (SELECT id FROM flows ORDER BY start LIMIT ${PRUNE_ROWS})`),
+      // ids are in start order: the oldest flows are the first ids (PRUNE_ROWS of them at most)
+      oldFlows: db.prepare(`DELETE FROM flows WHERE id < ? AND id <= coalesce((SELECT id FROM flows ORDER BY id LIMIT 1 OFFSET ${PRUNE_ROWS - 1}), (SELECT max(id) FROM flows))`),
+      oldestFlows: db.prepare(`DELETE FROM flows WHERE id <= coalesce((SELECT id FROM flows ORDER BY id LIMIT 1 OFFSET ${PRUNE_ROWS - 1}), (SELECT max(id) FROM flows))`),
       oldTraffic: db.prepare(`DELETE FROM traffic WHERE (minute, ident, uid) IN (SELECT minute, ident, uid FROM traffic WHERE minute < ? LIMIT ${PRUNE_ROWS})`),
       oldHostTraffic: db.prepare(`DELETE FROM host_traffic WHERE (minute, host) IN (SELECT minute, host FROM host_traffic WHERE minute < ? LIMIT ${PRUNE_ROWS})`),
       oldEvents: db.prepare(`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ${PRUNE_ROWS})`),
@@ -90,7 +97,7 @@ export class HistoryWriter {
       if (ended) {
         for (let i = 0; i + 3 < ended.length; i += 4) {
           const id = this.rowOf.get(ended[i]!);
-          if (id !== undefined) this.statements.endFlow.run(ended[i + 1]!, ended[i + 2]!, ended[i + 3]!, id);
+          if (id !== undefined) this.statements.endFlow.run(Math.max(0, ended[i + 1]! - startOf(id)), ended[i + 2]!, ended[i + 3]!, id);
         }
       }
       for (const b of batch.processes) {
@@ -115,13 +122,14 @@ export class HistoryWriter {
     const f = row.facts;
     const ident = this.identity(f, events, now);
     const rule = row.rule !== undefined ? this.rule(row.rule, row.verdict, f, row.host ?? row.raddr, events, now) : null;
-    const info = this.statements.insertFlow.run(
-      row.start, row.end !== undefined ? Math.max(0, row.end - row.start) : null, ident ?? null, f.trust, row.uid ?? null,
+    const id = this.flowId(row.start);
+    this.statements.insertFlow.run(
+      id, row.end !== undefined ? Math.max(0, row.end - row.start) : null, ident ?? null, f.trust, row.uid ?? null,
       f.parent !== undefined ? this.path(f.parent) : null, row.kind, this.addr(row.raddr), row.rport,
       row.host !== undefined ? this.host(row.host) : null, row.verdict, rule, row.rx ?? null, row.tx ?? null,
     );
     // Kept after the end too: a late lookup may still complete the row.
-    this.rowOf.set(row.ref, Number(info.lastInsertRowid));
+    this.rowOf.set(row.ref, id);
     // Refs grow by one per flow: the oldest go by number (a Map's first key is found by skipping
     // every entry deleted before it, which made each insert slower than the last).
     while (this.rowOf.size > MAX_OPEN_REFS) this.rowOf.delete(this.evictFrom++);
@@ -135,13 +143,32 @@ export class HistoryWriter {
       this.statements.setProcess.run(this.identity(f, events, now) ?? null, f.trust, f.parent !== undefined ? this.path(f.parent) : null, id);
     }
     if (change.end === undefined && change.host === undefined && change.verdict === undefined) return; // only its program
-    let dur: number | null = null;
-    if (change.end !== undefined) {
-      const start = (this.statements.flowStart.get(id) as { start: number } | undefined)?.start;
-      if (start !== undefined) dur = Math.max(0, change.end - start);
-    }
+    const dur = change.end !== undefined ? Math.max(0, change.end - startOf(id)) : null;
     const rule = change.rule !== undefined && change.verdict !== undefined ? this.rule(change.rule, change.verdict, undefined, change.host, events, now) : null;
     this.statements.updateFlow.run(dur, change.host !== undefined ? this.host(change.host) : null, change.verdict ?? null, rule, change.rx ?? null, change.tx ?? null, id);
+  }
+
+  /** A new flow's id: its start's millisecond × FLOW_ID_PER_MS + the next number free in it. Flows
+   *  mostly come in start order (the newest millisecond is kept here); one held back (a long flow
+   *  written after later ones) asks the file. A millisecond that is full (1,024 flows) lends the id
+   *  after the newest flow: that flow's start reads up to a few ms late. */
+  private flowId(start: number): number {
+    const ms = Math.floor(start);
+    if (ms > this.newestMs) {
+      this.newestMs = ms;
+      this.newestSeq = 0;
+      return ms * FLOW_ID_PER_MS;
+    }
+    if (ms === this.newestMs && this.newestSeq < FLOW_ID_PER_MS - 1) return ms * FLOW_ID_PER_MS + ++this.newestSeq;
+    if (ms < this.newestMs) {
+      const last = (this.statements.lastIdIn.get(ms * FLOW_ID_PER_MS, (ms + 1) * FLOW_ID_PER_MS) as { id: number | null }).id;
+      if (last === null) return ms * FLOW_ID_PER_MS;
+      if (last % FLOW_ID_PER_MS < FLOW_ID_PER_MS - 1) return last + 1;
+    }
+    const id = ((this.statements.lastId.get() as { id: number | null }).id ?? 0) + 1;
+    this.newestMs = startOf(id);
+    this.newestSeq = id % FLOW_ID_PER_MS;
+    return id;
   }
 
   /** The identity's row id, made on first sight with a `first-seen` event, or `changed` when another
@@ -209,7 +236,7 @@ export class HistoryWriter {
     const minute = Math.floor(cutoff / 60_000);
     let more = false;
     const s = this.statements;
-    more = s.oldFlows.run(cutoff).changes === PRUNE_ROWS || more;
+    more = s.oldFlows.run(cutoff * FLOW_ID_PER_MS).changes === PRUNE_ROWS || more;
     more = s.oldTraffic.run(minute).changes === PRUNE_ROWS || more;
     more = s.oldHostTraffic.run(minute).changes === PRUNE_ROWS || more;
     // An hour or a day goes once all of it is older than the cutoff.
@@ -233,6 +260,11 @@ export class HistoryWriter {
     const free = this.db.pragma('freelist_count', { simple: true }) as number;
     return (pages - free) * this.pageSize;
   }
+}
+
+/** A flow's start (ms) from its id. */
+function startOf(id: number): number {
+  return Math.floor(id / FLOW_ID_PER_MS);
 }
 
 function intern(cache: Map<string, number>, key: string, find: Database.Statement, insert: () => Database.RunResult): number {

@@ -217,6 +217,48 @@ describe('history store', () => {
     expect(readFileSync(damaged).equals(bytes)).toBe(true);
   });
 
+  it('a file of schema 1 (start in its own indexed column) is read as it is, and converted when a writer opens it', () => {
+    const path = join(tempDir(), 'history.db');
+    openHistoryDatabase(path).close();
+    // The flows table as schema 1 made it; two flows in one millisecond.
+    const raw = new Database(path);
+    raw.exec(`DROP TABLE flows;
+      CREATE TABLE flows (id INTEGER PRIMARY KEY, start INTEGER NOT NULL, dur INTEGER, ident INTEGER, trust INTEGER NOT NULL, uid INTEGER, parent INTEGER,
+        kind INTEGER NOT NULL, raddr INTEGER NOT NULL, rport INTEGER NOT NULL, host INTEGER, verdict INTEGER NOT NULL, rule INTEGER, rx INTEGER, tx INTEGER);
+      CREATE INDEX flows_by_start ON flows(start); CREATE INDEX flows_by_ident ON flows(ident, start);
+      INSERT INTO addrs (id, addr) VALUES (1, '192.0.2.9');`);
+    const insert = raw.prepare('INSERT INTO flows (start, dur, trust, kind, raddr, rport, verdict, rx, tx) VALUES (?, 500, 3, 0, 1, 443, 5, ?, 0)');
+    for (const [start, rx] of [[T0, 1], [T0 + 60_000, 2], [T0, 3], [T0 + 120_000, 4]] as const) insert.run(start, rx);
+    raw.pragma('user_version = 1');
+    raw.close();
+    const readAll = (): Array<[number, number | undefined]> => {
+      const reader = HistoryReader.open(path);
+      try {
+        return reader.flows({ since: T0, until: T0 + 120_000 }).map((f) => [f.start, f.rx]);
+      } finally {
+        reader.close();
+      }
+    };
+    const expected = [[T0 + 60_000, 2], [T0, 3], [T0, 1]];
+    expect(readAll()).toEqual(expected);
+    // A writer converts it: same flows, same starts, the start index gone.
+    const db = openHistoryDatabase(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'flows'").all() as Array<{ name: string }>).map((r) => r.name)).toEqual(['flows_by_ident']);
+    new HistoryWriter(db).write({ rows: [{ ref: 1, start: T0, end: T0 + 10, facts: { trust: 3 }, kind: 0, raddr: '192.0.2.9', rport: 443, verdict: 5, rx: 5, tx: 0 }], changes: [], processes: [], hosts: [] });
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+    expect(readAll()).toEqual([[T0 + 60_000, 2], [T0, 5], [T0, 3], [T0, 1]]);
+    // A file of a schema newer than this flowtop knows is refused, for writing and for reading, and left alone.
+    const newer = new Database(path);
+    newer.pragma('user_version = 3');
+    newer.close();
+    const said = /written by a newer flowtop \(history schema 3, this one knows 2\); it is left alone/;
+    expect(() => openHistoryDatabase(path)).toThrow(said);
+    expect(() => HistoryReader.open(path)).toThrow(said);
+    expect(new Database(path, { readonly: true }).pragma('user_version', { simple: true })).toBe(3);
+  });
+
   it('prunes by age and by size in steps, and the file shrinks', () => {
     const path = join(tempDir(), 'history.db');
     const db = openHistoryDatabase(path);
@@ -224,13 +266,13 @@ describe('history store', () => {
     const now = T0;
     const writer = new HistoryWriter(db, { maxAgeMs: 2 * day, maxBytes: 2 * 1024 * 1024 });
     const facts = { key: 'path:/usr/bin/x', name: 'x', path: '/usr/bin/x', trust: 1 };
-    // 80,000 flows over the last 9 days: enough that pruning frees more than the pages kept free.
-    for (let batch = 0; batch < 40; batch++) {
-      const rows = Array.from({ length: 2000 }, (_, i) => ({ ref: batch * 2000 + i, start: now - 9 * day + (batch * 2000 + i) * 10_000, end: now, facts, kind: 0, raddr: `10.0.${batch}.${i % 250}`, rport: 443, verdict: 1, rx: 1000, tx: 100 }));
+    // 160,000 flows over the last 9 days: enough that pruning frees more than the pages kept free.
+    for (let batch = 0; batch < 80; batch++) {
+      const rows = Array.from({ length: 2000 }, (_, i) => ({ ref: batch * 2000 + i, start: now - 9 * day + (batch * 2000 + i) * 4_800, end: now, facts, kind: 0, raddr: `10.0.${batch}.${i % 250}`, rport: 443, verdict: 1, rx: 1000, tx: 100 }));
       writer.write({ rows, changes: [], processes: [], hosts: [] }, now);
     }
     const count = (): number => (db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
-    expect(count()).toBe(80_000);
+    expect(count()).toBe(160_000);
     const fileBytes = (): number => (db.pragma('page_count', { simple: true }) as number) * 4096;
     const before = fileBytes();
     let steps = 0;
