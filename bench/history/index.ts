@@ -5,8 +5,8 @@
 //  3. `history top --by process --since 30d` over 10 M flows (≤ 300 ms), in process and as the CLI;
 //  4. for comparison, a table shaped like OpenSnitch's `connections` (all text columns, a UNIQUE over
 //     eleven of them, nine single-column indexes and one ten-column index), with the same 1 M rows.
-// Usage: npm run bench -- history [--quick] [--top-only]   (--quick: 2 s of load, 200 k and 1 M flows;
-// --top-only: only the ranking over 10 M flows)
+// Usage: npm run bench -- history [--quick] [--top-only | --load-only | --rest-only]   (--quick: 2 s of
+// load, 200 k and 1 M flows; the others run only the ranking over 10 M flows, the load, or the sizes)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -248,12 +248,13 @@ function top(count: number): void {
 
 try {
   process.stdout.write(`flowtop history bench${quick ? ' (--quick)' : ''}\n`);
-  if (!process.argv.includes('--top-only')) {
-    await sustained(20_000, quick ? 2 : 10);
+  const only = process.argv.find((a) => a === '--top-only' || a === '--load-only' || a === '--rest-only');
+  if (!only || only === '--load-only') await sustained(20_000, quick ? 2 : 10);
+  if (!only || only === '--rest-only') {
     atRest(quick ? 200_000 : 1_000_000, 3, true);
     atRest(quick ? 200_000 : 1_000_000, 30, false);
   }
-  top(quick ? 1_000_000 : 10_000_000);
+  if (!only || only === '--top-only') top(quick ? 1_000_000 : 10_000_000);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

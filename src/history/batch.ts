@@ -65,8 +65,24 @@ export interface HostBucket {
   flows: number;
 }
 
+/** New flows as columns (the recorder's form: numbers cost a fraction of objects to pass between
+ *  threads and to collect): ROW_FIELDS numbers per flow in `numbers`, in the order of ROW; strings
+ *  (address, host, rule) as indexes into `strings`, -1 when absent; NaN for an absent number. The
+ *  program is a number: `facts` says what each number means the first time a batch uses it (the
+ *  writer keeps them). */
+export interface RowColumns {
+  numbers: Float64Array;
+  strings: string[];
+  facts: Array<{ id: number; facts: ProcessFacts }>;
+}
+
+export const ROW = { ref: 0, start: 1, end: 2, facts: 3, uid: 4, kind: 5, raddr: 6, rport: 7, host: 8, verdict: 9, rule: 10, rx: 11, tx: 12 } as const;
+export const ROW_FIELDS = 13;
+
 export interface HistoryBatch {
+  /** New flows as objects (tools and tests); the recorder sends `columns`. */
   rows: FlowRow[];
+  columns?: RowColumns;
   changes: FlowChange[];
   /** Flows that ended and changed nothing else, four numbers each: ref, end, rx, tx (columns cost a
    *  fraction of objects to pass between threads). */

@@ -6,8 +6,8 @@
 import type { Attribution } from '../attribution/types.js';
 import type { BytesMessage, EndMessage, FlowMessage, FlowRecord, RuleChangedMessage, Verdict, VerdictMessage } from '../protocol/messages.js';
 import { identityKey } from '../rules/model.js';
-import type { FlowChange, FlowRow, HistoryBatch, HostBucket, ProcessBucket, ProcessFacts } from './batch.js';
-import { ACTION, BY, KIND_INBOUND, KIND_IPV6 } from './batch.js';
+import type { FlowChange, HistoryBatch, HostBucket, ProcessBucket, ProcessFacts, RowColumns } from './batch.js';
+import { ACTION, BY, KIND_INBOUND, KIND_IPV6, ROW, ROW_FIELDS } from './batch.js';
 import { PROTOCOL_CODES, TRUST_CODES } from './schema.js';
 
 export type RecordedEvent = FlowMessage | VerdictMessage | BytesMessage | EndMessage | RuleChangedMessage;
@@ -41,6 +41,9 @@ const MAX_CACHED_TOKENS = 20_000;
 /** Flows remembered for their later verdict, bytes and end; past this the oldest are forgotten. */
 const MAX_OPEN = 200_000;
 const MAX_RESOLVE_BATCH = 512;
+const UNKNOWN_FACTS: ProcessFacts = Object.freeze({ trust: TRUST_CODES.indexOf('unknown') });
+/** Programs numbered for the writer (each sent once); past this the numbering starts afresh. */
+const MAX_FACTS_IDS = 50_000;
 
 interface OpenFlow {
   id: string;
@@ -58,6 +61,12 @@ interface OpenFlow {
   agentIdentity: FlowRecord['identity'] | undefined;
   facts: ProcessFacts | undefined;
   posted: boolean;
+  /** In the dirty list. */
+  dirty: boolean;
+  /** Forgotten among too many open flows: no longer written. */
+  dropped: boolean;
+  /** Its program's bucket key (facts key and uid), made once its program is known. */
+  bucketKey: string;
   /** Its end was written (a flow kept for its lookup may be visited again after that). */
   endPosted: boolean;
   /** Its program is settled (looked up, or given up on): its traffic can be counted under it. Until
@@ -86,12 +95,18 @@ export interface RecorderCounts {
 
 export class HistoryRecorder {
   private readonly flows = new Map<string, OpenFlow>();
-  private readonly dirty = new Set<OpenFlow>();
+  /** Flows changed since their last batch (each once: its `dirty` flag). */
+  private dirty: OpenFlow[] = [];
   private readonly facts = new Map<string, ProcessFacts | null>();
   private readonly toResolve = new Set<string>();
   private readonly awaiting = new Map<string, { since: number; flows: OpenFlow[] }>();
   private awaitingCount = 0;
   private completions: FlowChange[] = [];
+  /** The number each program's facts go by in batches (sent whole the first time only). */
+  private readonly factsIds = new Map<ProcessFacts, number>();
+  private nextFactsId = 1;
+  /** The facts of flows the agent identified itself, by identity and lookup (factsOf). */
+  private readonly agentFacts = new Map<string, ProcessFacts>();
   private resolving = false;
   private nextRef = 1;
   private timer?: NodeJS.Timeout;
@@ -155,6 +170,9 @@ export class HistoryRecorder {
       facts: undefined,
       end: undefined,
       posted: false,
+      dirty: false,
+      dropped: false,
+      bucketKey: '',
       endPosted: false,
       settled: false,
       counted: false,
@@ -206,8 +224,11 @@ export class HistoryRecorder {
   }
 
   private touch(o: OpenFlow): void {
-    this.dirty.add(o);
-    if (this.dirty.size >= MAX_BATCH && !this.soon) {
+    if (!o.dirty) {
+      o.dirty = true;
+      this.dirty.push(o);
+    }
+    if (this.dirty.length >= MAX_BATCH && !this.soon) {
       this.soon = true;
       setImmediate(() => {
         this.soon = false;
@@ -220,56 +241,92 @@ export class HistoryRecorder {
    *  unless `all`). */
   flush(all = false): void {
     this.startResolving();
-    if (this.dirty.size === 0 && this.completions.length === 0) return;
+    if (this.dirty.length === 0 && this.completions.length === 0) return;
     const now = this.now();
     const minute = Math.floor(now / 60_000);
-    const rows: FlowRow[] = [];
+    this.giveUpWaiting(now);
+    const list = this.dirty;
+    this.dirty = [];
+    // New rows as columns: at most one per dirty flow.
+    const numbers = new Float64Array(list.length * ROW_FIELDS);
+    let rowCount = 0;
+    const strings: string[] = [];
+    const stringId = (text: string | undefined): number => (text === undefined ? -1 : strings.push(text) - 1);
+    const newFacts: RowColumns['facts'] = [];
+    const factsId = (facts: ProcessFacts): number => {
+      let id = this.factsIds.get(facts);
+      if (id === undefined) {
+        if (this.factsIds.size >= MAX_FACTS_IDS) this.factsIds.clear();
+        id = this.nextFactsId++;
+        this.factsIds.set(facts, id);
+        newFacts.push({ id, facts });
+      }
+      return id;
+    };
     const changes: FlowChange[] = this.completions;
     this.completions = [];
     const ended: number[] = [];
-    const processes = new Map<string, ProcessBucket>();
-    const hosts = new Map<string, HostBucket>();
-    const addProcess = (m: number, facts: ProcessFacts, uid: number, rx: number, tx: number, flows: number): void => {
-      const k = `${m}\0${facts.key ?? ''}\0${uid}`;
-      const b = processes.get(k);
+    // Buckets by minute, then by the flow's bucket key (program and user) or remote.
+    const processes = new Map<number, Map<string, ProcessBucket>>();
+    const hosts = new Map<number, Map<string, HostBucket>>();
+    const addProcess = (m: number, o: OpenFlow, rx: number, tx: number, flows: number): void => {
+      let byKey = processes.get(m);
+      if (!byKey) processes.set(m, byKey = new Map());
+      const b = byKey.get(o.bucketKey);
       if (b) {
         b.rx += rx; b.tx += tx; b.flows += flows;
       } else {
-        processes.set(k, { minute: m, ...(facts.key !== undefined ? { key: facts.key, facts } : {}), uid, rx, tx, flows });
+        const facts = o.facts!;
+        byKey.set(o.bucketKey, { minute: m, ...(facts.key !== undefined ? { key: facts.key, facts } : {}), uid: o.uid ?? -1, rx, tx, flows });
       }
     };
     const addHost = (m: number, host: string, rx: number, tx: number, flows: number): void => {
-      const k = `${m}\0${host}`;
-      const b = hosts.get(k);
+      let byHost = hosts.get(m);
+      if (!byHost) hosts.set(m, byHost = new Map());
+      const b = byHost.get(host);
       if (b) {
         b.rx += rx; b.tx += tx; b.flows += flows;
       } else {
-        hosts.set(k, { minute: m, host, rx, tx, flows });
+        byHost.set(host, { minute: m, host, rx, tx, flows });
       }
     };
-    this.giveUpWaiting(now);
-    for (const o of this.dirty) {
-      if (!all && !o.posted && o.end === undefined && now - o.seen < HOLD_MS) continue;
-      if (!o.facts) {
+    for (const o of list) {
+      if (o.dropped) continue;
+      if (!all && !o.posted && o.end === undefined && now - o.seen < HOLD_MS) {
+        this.dirty.push(o);
+        continue;
+      }
+      let facts = o.facts;
+      if (!facts) {
         const f = this.factsOf(o, now);
-        if (!f) continue; // its program's lookup is still under way
-        o.facts = f;
+        if (!f) { // its program's lookup is still under way
+          this.dirty.push(o);
+          continue;
+        }
+        this.setFacts(o, f);
+        facts = f;
         const waits = this.lookupPending(o) && this.await(o);
         // the agent's own identity for the flow names its program already: only its parent waits
         o.settled = !waits || (o.agentIdentity !== undefined && f.key !== undefined);
       }
-      this.dirty.delete(o);
-      const uid = o.uid ?? -1;
+      o.dirty = false;
       const remote = o.host ?? o.raddr;
       if (!o.posted) {
-        rows.push({
-          ref: o.ref, start: o.start, facts: o.facts, kind: o.kind, raddr: o.raddr, rport: o.rport, verdict: o.verdict,
-          ...(o.end !== undefined ? { end: o.end } : {}),
-          ...(o.uid !== undefined ? { uid: o.uid } : {}),
-          ...(o.host !== undefined ? { host: o.host } : {}),
-          ...(o.rule !== undefined ? { rule: o.rule } : {}),
-          ...(o.rx > 0 || o.tx > 0 || o.end !== undefined ? { rx: o.rx, tx: o.tx } : {}),
-        });
+        const at = rowCount++ * ROW_FIELDS;
+        numbers[at + ROW.ref] = o.ref;
+        numbers[at + ROW.start] = o.start;
+        numbers[at + ROW.end] = o.end ?? Number.NaN;
+        numbers[at + ROW.facts] = factsId(facts);
+        numbers[at + ROW.uid] = o.uid ?? Number.NaN;
+        numbers[at + ROW.kind] = o.kind;
+        numbers[at + ROW.raddr] = stringId(o.raddr);
+        numbers[at + ROW.rport] = o.rport;
+        numbers[at + ROW.host] = stringId(o.host);
+        numbers[at + ROW.verdict] = o.verdict;
+        numbers[at + ROW.rule] = stringId(o.rule);
+        const counted = o.rx > 0 || o.tx > 0 || o.end !== undefined;
+        numbers[at + ROW.rx] = counted ? o.rx : Number.NaN;
+        numbers[at + ROW.tx] = counted ? o.tx : Number.NaN;
         o.posted = true;
         o.endPosted = o.end !== undefined;
       } else if (o.end !== undefined && !o.endPosted && !o.changedHost && !o.changedVerdict) {
@@ -288,14 +345,14 @@ export class HistoryRecorder {
       if (o.settled) {
         if (!o.counted) {
           const startMinute = Math.floor(o.start / 60_000);
-          addProcess(startMinute, o.facts, uid, 0, 0, 1);
+          addProcess(startMinute, o, 0, 0, 1);
           addHost(startMinute, remote, 0, 0, 1);
           o.counted = true;
         }
         const drx = o.rx - o.flushedRx;
         const dtx = o.tx - o.flushedTx;
         if (drx > 0 || dtx > 0) {
-          addProcess(minute, o.facts, uid, drx, dtx, 0);
+          addProcess(minute, o, drx, dtx, 0);
           addHost(minute, remote, drx, dtx, 0);
           o.flushedRx = o.rx;
           o.flushedTx = o.tx;
@@ -303,9 +360,13 @@ export class HistoryRecorder {
       }
       if (o.end !== undefined) this.forget(o);
     }
-    if (rows.length === 0 && changes.length === 0 && ended.length === 0 && processes.size === 0) return;
+    if (rowCount === 0 && changes.length === 0 && ended.length === 0 && processes.size === 0) return;
     this.counts.batches++;
-    this.options.write({ rows, changes, ...(ended.length > 0 ? { ended: Float64Array.from(ended) } : {}), processes: [...processes.values()], hosts: [...hosts.values()] });
+    const batch: HistoryBatch = { rows: [], changes, processes: [...processes.values()].flatMap((m) => [...m.values()]), hosts: [...hosts.values()].flatMap((m) => [...m.values()]) };
+    // (a copy when shorter: a view would carry its whole buffer to the writer)
+    if (rowCount > 0) batch.columns = { numbers: rowCount * ROW_FIELDS === numbers.length ? numbers : numbers.slice(0, rowCount * ROW_FIELDS), strings, facts: newFacts };
+    if (ended.length > 0) batch.ended = Float64Array.from(ended);
+    this.options.write(batch);
   }
 
   /** Past MAX_OPEN, the oldest tenth goes in one pass (one at a time, each would skip every entry
@@ -316,7 +377,7 @@ export class HistoryRecorder {
       if (n-- <= 0) break;
       this.flows.delete(id);
       this.counts.forgotten++;
-      this.dirty.delete(o);
+      o.dropped = true;
     }
   }
 
@@ -332,17 +393,24 @@ export class HistoryRecorder {
       looked = this.facts.get(o.token);
       if (looked === undefined && now - o.seen < RESOLVE_WAIT_MS) return undefined;
     }
-    const base: ProcessFacts = looked ?? { trust: TRUST_CODES.indexOf('unknown') };
+    const base: ProcessFacts = looked ?? UNKNOWN_FACTS;
     if (!o.agentIdentity) return base;
     const key = identityKey({ kind: o.agentIdentity.kind, value: o.agentIdentity.value, ...(o.agentIdentity.package !== undefined ? { package: o.agentIdentity.package } : {}) });
     if (key === undefined) return base;
     const path = o.agentIdentity.path ?? base.path;
-    return {
+    // One object per program and lookup, so batches refer to it by number (flush).
+    const cacheKey = `${key}\0${path ?? ''}\0${o.agentIdentity.package ?? ''}\0${looked ? o.token ?? '' : ''}`;
+    const cached = this.agentFacts.get(cacheKey);
+    if (cached) return cached;
+    const facts: ProcessFacts = {
       ...base, key, trust: TRUST_CODES.indexOf('secure'),
       ...(path !== undefined ? { path } : {}),
       ...(o.agentIdentity.package !== undefined ? { package: o.agentIdentity.package } : {}),
       ...(base.name === undefined && path !== undefined ? { name: path.slice(path.lastIndexOf('/') + 1) } : {}),
     };
+    if (this.agentFacts.size >= MAX_CACHED_TOKENS) this.agentFacts.clear();
+    this.agentFacts.set(cacheKey, facts);
+    return facts;
   }
 
   private startResolving(): void {
@@ -356,6 +424,11 @@ export class HistoryRecorder {
       .finally(() => {
         this.resolving = false;
       });
+  }
+
+  private setFacts(o: OpenFlow, facts: ProcessFacts): void {
+    o.facts = facts;
+    o.bucketKey = `${facts.key ?? ''}\0${o.uid ?? -1}`;
   }
 
   private lookupPending(o: OpenFlow): boolean {
@@ -397,12 +470,12 @@ export class HistoryRecorder {
       if (answered) {
         const f = this.factsOf(o, now);
         if (f && (f.key !== o.facts?.key || f.trust !== o.facts?.trust || f.parent !== o.facts?.parent)) {
-          o.facts = f;
+          this.setFacts(o, f);
           this.completions.push({ ref: o.ref, facts: f });
         }
       }
       o.settled = true;
-      this.dirty.add(o);
+      this.touch(o);
     }
   }
 
@@ -418,7 +491,7 @@ export class HistoryRecorder {
   close(): void {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
-    for (const o of this.dirty) if (!o.facts) o.facts = this.factsOf(o, Number.POSITIVE_INFINITY);
+    for (const o of this.dirty) if (!o.facts) this.setFacts(o, this.factsOf(o, Number.POSITIVE_INFINITY)!);
     for (const token of [...this.awaiting.keys()]) this.settle(token, false);
     for (const o of this.dirty) o.settled = true;
     this.flush(true);

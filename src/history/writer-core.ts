@@ -3,7 +3,7 @@
 // turns a failing disk into one report — later batches are dropped and counted, a write is tried again
 // every RETRY_MS, and recovery is reported with what was lost. Nothing here ever throws at the caller.
 import type Database from 'better-sqlite3';
-import type { HistoryBatch, HistoryEvent } from './batch.js';
+import { ROW_FIELDS, type HistoryBatch, type HistoryEvent } from './batch.js';
 import { HistoryRefused, closeHistoryDatabase, openHistoryDatabase } from './schema.js';
 import { HistoryWriter, type RetentionOptions } from './writer.js';
 
@@ -87,8 +87,9 @@ export class WriterCore {
   }
 
   private lose(batch: HistoryBatch): void {
+    this.writer?.learn(batch); // its programs' numbers are used by later batches
     this.lostBatches++;
-    this.lostFlows += batch.rows.length;
+    this.lostFlows += batch.rows.length + (batch.columns ? batch.columns.numbers.length / ROW_FIELDS : 0);
   }
 
   private schedulePrune(ms: number): void {

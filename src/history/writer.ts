@@ -3,8 +3,8 @@
 // in the agent and the TUI (writer-thread.ts); nothing here knows about threads.
 import type Database from 'better-sqlite3';
 import { getDomain } from 'tldts';
-import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts } from './batch.js';
-import { ACTION, BY } from './batch.js';
+import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts, RowColumns } from './batch.js';
+import { ACTION, BY, ROW, ROW_FIELDS } from './batch.js';
 import { FLOW_ID_PER_MS, ROLLUPS } from './schema.js';
 
 export interface RetentionOptions {
@@ -23,6 +23,18 @@ const VACUUM_PAGES = 256;
 const VACUUM_WHEN_FREE = 1024;
 /** Recent flows' row ids by the recorder's number, for the changes that end or complete them (oldest forgotten first). */
 const MAX_OPEN_REFS = 200_000;
+/** Programs by the recorder's number (RowColumns.facts), the newest kept. */
+const MAX_FACTS = 100_000;
+/** Flow ids given in the last RING_MS milliseconds, by millisecond (flowId). */
+const RING_MS = 65_536;
+const UNKNOWN_FACTS: ProcessFacts = { trust: 3 };
+
+/** What a program's facts come to in a row, worked out once per program. */
+interface RowFacts {
+  facts: ProcessFacts;
+  ident: number | null;
+  parent: number | null;
+}
 
 export class HistoryWriter {
   private readonly maxAgeMs: number;
@@ -32,11 +44,19 @@ export class HistoryWriter {
   private readonly hosts = new Map<string, number>();
   private readonly addrs = new Map<string, number>();
   private readonly rules = new Map<string, { id: number; blocked: boolean }>();
-  private readonly rowOf = new Map<number, number>();
-  private evictFrom = 0;
-  /** The newest millisecond a flow id was given in, and the last number given in it. */
-  private newestMs: number;
-  private newestSeq = FLOW_ID_PER_MS - 1;
+  /** Recent flows' row ids by the recorder's number (ref % MAX_OPEN_REFS), with the ref that holds
+   *  each slot: refs grow by one per flow, so the oldest are overwritten first. */
+  private readonly rowIds = new Float64Array(MAX_OPEN_REFS);
+  private readonly rowRefs = new Float64Array(MAX_OPEN_REFS).fill(-1);
+  private readonly factsById = new Map<number, ProcessFacts>();
+  private factsEvictFrom = 1;
+  private readonly rowFacts = new Map<number, RowFacts>();
+  /** Per millisecond slot (ms % RING_MS): which millisecond holds it and the last number given in it. */
+  private readonly ringMs = new Float64Array(RING_MS);
+  private readonly ringSeq = new Uint16Array(RING_MS);
+  /** The newest millisecond with a flow when the file was opened: older ones ask the file. */
+  private readonly openedNewestMs: number;
+
   private readonly statements;
   /** The hourly and daily copies of the buckets (schema.ts ROLLUPS). */
   private readonly rollups;
@@ -46,8 +66,7 @@ export class HistoryWriter {
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
-    // Ids above the newest in the file are free (seq at its end: the next flow asks the file first).
-    this.newestMs = startOf((db.prepare('SELECT max(id) AS id FROM flows').get() as { id: number | null }).id ?? 0);
+    this.openedNewestMs = startOf((db.prepare('SELECT max(id) AS id FROM flows').get() as { id: number | null }).id ?? 0);
     this.rollups = ROLLUPS.map(({ unit, minutes }) => ({
       minutes,
       addTraffic: db.prepare(`INSERT INTO traffic_${unit} (${unit}, ident, uid, rx, tx, flows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx, flows = flows + excluded.flows`),
@@ -90,13 +109,30 @@ export class HistoryWriter {
   /** One transaction: the batch's rows, changes and buckets. Returns the events it gave rise to. */
   write(batch: HistoryBatch, now = Date.now()): HistoryEvent[] {
     const events: HistoryEvent[] = [];
+    this.learn(batch);
+    try {
+      this.writeBatch(batch, events, now);
+    } catch (error) {
+      // Rolled back: ids remembered during it may name rows that are not there.
+      this.forgetIds();
+      throw error;
+    }
+    return events;
+  }
+
+  private forgetIds(): void {
+    for (const cache of [this.identities, this.paths, this.hosts, this.addrs, this.rules, this.rowFacts]) cache.clear();
+  }
+
+  private writeBatch(batch: HistoryBatch, events: HistoryEvent[], now: number): void {
     this.db.transaction(() => {
+      if (batch.columns) this.insertColumns(batch.columns, events, now);
       for (const row of batch.rows) this.insertFlow(row, events, now);
       for (const change of batch.changes) this.changeFlow(change, events, now);
       const ended = batch.ended;
       if (ended) {
         for (let i = 0; i + 3 < ended.length; i += 4) {
-          const id = this.rowOf.get(ended[i]!);
+          const id = this.rowOf(ended[i]!);
           if (id !== undefined) this.statements.endFlow.run(Math.max(0, ended[i + 1]! - startOf(id)), ended[i + 2]!, ended[i + 3]!, id);
         }
       }
@@ -115,7 +151,6 @@ export class HistoryWriter {
         this.statements.insertEvent.run(e.time, e.kind, ident, e.rule ?? null, e.detail);
       }
     })();
-    return events;
   }
 
   private insertFlow(row: FlowRow, events: HistoryEvent[], now: number): void {
@@ -129,14 +164,11 @@ export class HistoryWriter {
       row.host !== undefined ? this.host(row.host) : null, row.verdict, rule, row.rx ?? null, row.tx ?? null,
     );
     // Kept after the end too: a late lookup may still complete the row.
-    this.rowOf.set(row.ref, id);
-    // Refs grow by one per flow: the oldest go by number (a Map's first key is found by skipping
-    // every entry deleted before it, which made each insert slower than the last).
-    while (this.rowOf.size > MAX_OPEN_REFS) this.rowOf.delete(this.evictFrom++);
+    this.remember(row.ref, id);
   }
 
   private changeFlow(change: FlowChange, events: HistoryEvent[], now: number): void {
-    const id = this.rowOf.get(change.ref);
+    const id = this.rowOf(change.ref);
     if (id === undefined) return; // forgotten among too many flows
     if (change.facts) {
       const f = change.facts;
@@ -148,27 +180,92 @@ export class HistoryWriter {
     this.statements.updateFlow.run(dur, change.host !== undefined ? this.host(change.host) : null, change.verdict ?? null, rule, change.rx ?? null, change.tx ?? null, id);
   }
 
-  /** A new flow's id: its start's millisecond × FLOW_ID_PER_MS + the next number free in it. Flows
-   *  mostly come in start order (the newest millisecond is kept here); one held back (a long flow
-   *  written after later ones) asks the file. A millisecond that is full (1,024 flows) lends the id
-   *  after the newest flow: that flow's start reads up to a few ms late. */
+  /** A new flow's id: its start's millisecond × FLOW_ID_PER_MS + the next number free in it. The
+   *  last number given per millisecond is kept for the last RING_MS ms (flows come roughly in start
+   *  order; one held back comes a second or so late); an older millisecond, or one the file had when
+   *  opened, asks the file. A full millisecond (1,024 flows) lends the id after the newest flow: that
+   *  flow's start then reads a few ms late. */
   private flowId(start: number): number {
     const ms = Math.floor(start);
-    if (ms > this.newestMs) {
-      this.newestMs = ms;
-      this.newestSeq = 0;
+    const slot = ms % RING_MS;
+    const held = this.ringMs[slot]!;
+    if (held === ms) {
+      if (this.ringSeq[slot]! < FLOW_ID_PER_MS - 1) return ms * FLOW_ID_PER_MS + ++this.ringSeq[slot]!;
+    } else if (ms > held && ms > this.openedNewestMs) {
+      // the slot holds an older millisecond (or none): this one has no flow yet
+      this.ringMs[slot] = ms;
+      this.ringSeq[slot] = 0;
       return ms * FLOW_ID_PER_MS;
-    }
-    if (ms === this.newestMs && this.newestSeq < FLOW_ID_PER_MS - 1) return ms * FLOW_ID_PER_MS + ++this.newestSeq;
-    if (ms < this.newestMs) {
+    } else {
       const last = (this.statements.lastIdIn.get(ms * FLOW_ID_PER_MS, (ms + 1) * FLOW_ID_PER_MS) as { id: number | null }).id;
-      if (last === null) return ms * FLOW_ID_PER_MS;
-      if (last % FLOW_ID_PER_MS < FLOW_ID_PER_MS - 1) return last + 1;
+      const id = last === null ? ms * FLOW_ID_PER_MS : last % FLOW_ID_PER_MS < FLOW_ID_PER_MS - 1 ? last + 1 : undefined;
+      if (id !== undefined) {
+        if (ms >= held) {
+          this.ringMs[slot] = ms;
+          this.ringSeq[slot] = id % FLOW_ID_PER_MS;
+        }
+        return id;
+      }
     }
     const id = ((this.statements.lastId.get() as { id: number | null }).id ?? 0) + 1;
-    this.newestMs = startOf(id);
-    this.newestSeq = id % FLOW_ID_PER_MS;
+    const idMs = startOf(id);
+    const idSlot = idMs % RING_MS;
+    if (idMs >= this.ringMs[idSlot]!) {
+      this.ringMs[idSlot] = idMs;
+      this.ringSeq[idSlot] = id % FLOW_ID_PER_MS;
+    }
     return id;
+  }
+
+  /** The programs a batch numbers for the first time (kept even when its transaction fails: later
+   *  batches refer to them). */
+  learn(batch: HistoryBatch): void {
+    const defs = batch.columns?.facts;
+    if (!defs) return;
+    for (const d of defs) this.factsById.set(d.id, d.facts);
+    while (this.factsById.size > MAX_FACTS) this.factsById.delete(this.factsEvictFrom++);
+  }
+
+  private insertColumns(cols: RowColumns, events: HistoryEvent[], now: number): void {
+    const n = cols.numbers;
+    for (let at = 0; at + ROW_FIELDS <= n.length; at += ROW_FIELDS) {
+      const factsId = n[at + ROW.facts]!;
+      let rf = this.rowFacts.get(factsId);
+      if (!rf) {
+        const facts = this.factsById.get(factsId) ?? UNKNOWN_FACTS;
+        rf = { facts, ident: this.identity(facts, events, now) ?? null, parent: facts.parent !== undefined ? this.path(facts.parent) : null };
+        if (this.rowFacts.size >= MAX_FACTS) this.rowFacts.clear();
+        this.rowFacts.set(factsId, rf);
+      }
+      const raddrAt = n[at + ROW.raddr]!;
+      const hostAt = n[at + ROW.host]!;
+      const ruleAt = n[at + ROW.rule]!;
+      const raddr = this.addr(cols.strings[raddrAt]!);
+      const host = hostAt < 0 ? null : this.host(cols.strings[hostAt]!);
+      const verdict = n[at + ROW.verdict]!;
+      const rule = ruleAt < 0 ? null : this.rule(cols.strings[ruleAt]!, verdict, rf.facts, cols.strings[hostAt < 0 ? raddrAt : hostAt], events, now);
+      const start = n[at + ROW.start]!;
+      const end = n[at + ROW.end]!;
+      const id = this.flowId(start);
+      this.statements.insertFlow.run(
+        id, end === end ? Math.max(0, end - start) : null, rf.ident, rf.facts.trust, orNull(n[at + ROW.uid]!), rf.parent, n[at + ROW.kind]!,
+        raddr, n[at + ROW.rport]!, host, verdict, rule, orNull(n[at + ROW.rx]!), orNull(n[at + ROW.tx]!),
+      );
+      this.remember(n[at + ROW.ref]!, id);
+    }
+  }
+
+  /** A flow's row id by the recorder's number, for its end and later changes (a ring: a Map with
+   *  20,000 insertions and deletions a second cost more than the insert itself). */
+  private remember(ref: number, id: number): void {
+    const slot = ref % MAX_OPEN_REFS;
+    this.rowRefs[slot] = ref;
+    this.rowIds[slot] = id;
+  }
+
+  private rowOf(ref: number): number | undefined {
+    const slot = ref % MAX_OPEN_REFS;
+    return this.rowRefs[slot] === ref ? this.rowIds[slot] : undefined;
   }
 
   /** The identity's row id, made on first sight with a `first-seen` event, or `changed` when another
@@ -260,6 +357,10 @@ export class HistoryWriter {
     const free = this.db.pragma('freelist_count', { simple: true }) as number;
     return (pages - free) * this.pageSize;
   }
+}
+
+function orNull(n: number): number | null {
+  return n === n ? n : null; // NaN: absent
 }
 
 /** A flow's start (ms) from its id. */
