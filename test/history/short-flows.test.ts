@@ -23,15 +23,16 @@ async function downloadServer(ns: Netns): Promise<ChildProcess> {
   return child;
 }
 
-/** Downloads once; prints the bytes received when the server has closed, and exits 8 s later (its
- *  owner is still there for the agent's first lookup of it, which hashes node's executable and
- *  takes seconds on a loaded machine: longer than the recorder waits, so the buckets also show that
- *  a late answer moves them to the program). */
+/** Downloads once; prints the bytes received when the server has closed, and stays until its stdin
+ *  closes: its owner is still there for the agent's first lookup of it, which hashes node's
+ *  executable and can take many seconds on a loaded machine (longer than the recorder waits, so the
+ *  buckets also show that a late answer moves them to the program). */
 const DOWNLOAD = [process.execPath, '-e', `
   let n = 0; const s = require('net').connect(${PORT}, '127.0.0.1');
   s.on('data', (d) => { n += d.length; }); s.on('end', () => s.end());
-  s.on('close', () => process.stdout.write('received ' + n + '\\n', () => setTimeout(() => process.exit(0), 8000)));
-  s.on('error', (e) => process.stdout.write('error ' + e.code + '\\n', () => process.exit(1)));
+  s.on('close', () => console.log('received ' + n));
+  s.on('error', (e) => console.log('error ' + e.code));
+  process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
 `];
 
 interface Recorded {
@@ -69,7 +70,8 @@ describe.skipIf(skip)('short flows in the agent\'s history', () => {
     const row = await waitFor('the ended flow in the history, with its program', () => {
       const r = read<Recorded | undefined>(`SELECT rx, dur, ident, host FROM flows WHERE rport = ${PORT}`);
       return r && r.dur !== null && r.ident !== null ? r : undefined;
-    }, 15_000);
+    }, 40_000);
+    child.stdin!.end();
     // Payload bytes as the socket counted them: exactly what the program read.
     expect(row.rx).toBe(SIZE);
     // The buckets the rankings and graphs read carry them too, under the program (its lookup may
@@ -79,7 +81,7 @@ describe.skipIf(skip)('short flows in the agent\'s history', () => {
       host: read<{ rx: number | null }>(`SELECT sum(t.rx) AS rx FROM host_traffic t JOIN hosts h ON h.id = t.host WHERE h.name = '127.0.0.1'`).rx,
       none: read<{ rx: number | null }>('SELECT sum(rx) AS rx FROM traffic WHERE ident = 0').rx,
     });
-    await waitFor('the buckets', () => inBuckets().program !== null, 10_000).catch(() => undefined);
+    await waitFor('the buckets', () => inBuckets().program !== null, 5_000).catch(() => undefined);
     expect(inBuckets()).toEqual({ program: SIZE, host: SIZE, none: null });
-  }, 60_000);
+  }, 90_000);
 });
