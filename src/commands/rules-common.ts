@@ -1,6 +1,7 @@
 // What every `flowtop rules` subcommand shares: its flags, the I/O it writes through, usage errors.
 import { UsageError } from '../errors.js';
 import { parseFlags } from './flags.js';
+import { NATS_FLAG_OPTIONS } from '../fleet/connect-options.js';
 
 export const RULES_HELP_STEP = 'run `flowtop rules --help` for the usage';
 
@@ -44,6 +45,10 @@ export const OPTIONS = {
   trust: { type: 'string' },
   rules: { type: 'string' },
   socket: { type: 'string', multiple: true },
+  // fleet rules (rules-fleet.ts)
+  ...NATS_FLAG_OPTIONS,
+  all: { type: 'boolean' },
+  'host-name': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

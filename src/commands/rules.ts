@@ -15,6 +15,7 @@ import { escapeJsonControls } from '../text/controls.js';
 import { parse, usageError, type RulesIo, type Values } from './rules-common.js';
 import { openTarget, type Target } from './rules-target.js';
 import { policyCommand } from './rules-policy.js';
+import { fleetTarget } from './rules-fleet.js';
 export type { RulesIo } from './rules-common.js';
 
 const HELP = `Usage:
@@ -38,6 +39,10 @@ ${TEST_HELP}  flowtop rules policy [--default allow|block] [--block-mode drop|re
                        [--block-unpackaged on|off] [--allow-packaged on|off]
                                               show or set what happens when no rule matches (edits the
                                               rules file; the agent reads it when it starts)
+Fleet rules (docs/fleet.md, docs/rules.md): list, add and rm with --nats URL
+  [--nats-creds FILE | --nats-user U --nats-password-file F] [--nats-prefix P] [--nats-insecure] and
+  --all (every host) or --host-name NAME (one host); list without either shows every fleet rule.
+  Agents enforce a change at once; a fleet rule cannot be removed through an agent's socket.
 Where the rules live:
   --socket PATH   the agent to ask (default ${defaultSocketPath()}, or $FLOWTOP_SOCKET); a running
                   agent is asked first, so it stays the only writer of its rules file
@@ -74,8 +79,11 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
   if (!command) throw usageError('which rules command? list, add, rm, export, import, test or policy');
   const allowed = FLAGS_FOR[command];
   if (!allowed) throw usageError(`unknown rules command "${command}" (known: list, add, rm, export, import, test, policy)`);
+  const fleet = values.nats !== undefined;
   for (const [flag, value] of Object.entries(values)) {
     if (value === undefined || flag === 'rules' || flag === 'socket' || flag === 'help') continue;
+    if (fleet && (flag.startsWith('nats') || flag === 'all' || flag === 'host-name')) continue;
+    if (!fleet && (flag.startsWith('nats') || flag === 'all' || flag === 'host-name')) throw usageError(`--${flag} is for fleet rules: add --nats URL`);
     if (!allowed.includes(flag)) throw usageError(`--${flag} does not apply to \`flowtop rules ${command}\``);
   }
   if (command === 'test') {
@@ -88,7 +96,8 @@ export async function runRules(argv: string[], io: RulesIo): Promise<number> {
   }
   // A bad rule is refused before anything is opened or created.
   const spec = command === 'add' ? buildSpec(values, io) : undefined;
-  const target = await openTarget(values, io);
+  if (fleet && (values.rules !== undefined || values.socket !== undefined)) throw usageError('--nats is for the fleet\'s rules; --rules and --socket for one host\'s: pick one');
+  const target = fleet ? await fleetTarget(values, command) : await openTarget(values, io);
   try {
     switch (command) {
       case 'list':

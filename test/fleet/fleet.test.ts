@@ -3,7 +3,7 @@
 // request, puts a fleet rule in the bucket that all three enforce, and finally the server is stopped
 // while a flow is pending: the agent's own default decides it at the deadline.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -65,7 +65,7 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
       const ns = new Netns();
       const address = nats.link(ns);
       const name = `host${i}`;
-      const agent = await startAgent(ns, cg, ['--default', 'block', '--timeout', `${TIMEOUT_MS}ms`, '--nats', `nats://${address}:${NATS_PORT}`, '--nats-insecure', '--host-name', name]);
+      const agent = await startAgent(ns, cg, agentFlags(name, address));
       hosts.push({ name, ns, agent, server: await greeter(ns, name, 8000 + i) });
     }
     // Each agent is on line: announced and publishing.
@@ -123,29 +123,37 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
 
   }, 40_000);
 
-  it('a fleet rule put in the bucket is enforced by all three, kept beside the rules file, and cannot be removed locally', async () => {
-    const rule = { action: 'block', endpoint: { port: 8100 }, duration: { kind: 'always' }, note: 'fleet test' };
-    await central.kv('kvput', 'flowtop-rules', 'all.no-8100', JSON.stringify(rule));
-    for (const h of hosts) await waitFor(`${h.name} enforcing the fleet rule`, () => statusOf(h)?.fleetRules === 1, 8000);
+  it('fleet rules added with `flowtop rules --nats` and in the bucket are enforced at once, kept beside the rules file, and cannot be removed locally', async () => {
+    const cli = (...args: string[]) => flowtopIn(nats.ns, ['rules', ...args, '--nats', `nats://127.0.0.1:${NATS_PORT}`]);
+    const added = cli('add', '--all', '--block', '--reject', '--port', '8100', '--note', 'fleet test');
+    expect(added.status, added.stderr).toBe(0);
+    // One host's rule, put in the bucket directly (a bare spec): only host3 takes it.
+    await central.kv('kvput', 'flowtop-rules', 'host.host3.only-3', JSON.stringify({ action: 'block', endpoint: { port: 8101 }, duration: { kind: 'always' } }));
+    for (const h of hosts) await waitFor(`${h.name} enforcing the fleet rules`, () => statusOf(h)?.fleetRules === (h.name === 'host3' ? 2 : 1), 8000);
+    const listed = JSON.parse(cli('list', '--json').stdout) as Array<{ id: string; action: string; endpoint?: { port?: number } }>;
+    expect(listed.map((r) => [r.id.replace(/\.r[0-9a-f]{12}$/, '.ID'), r.action, r.endpoint?.port])).toEqual([['all.ID', 'block', 8100], ['host.host3.only-3', 'block', 8101]]);
+    const key = listed.find((r) => r.id.startsWith('all.'))!.id;
     for (const h of hosts) {
       const p = reader(h.ns, cg!, 8100);
       // Blocked by the rule at once (reject), not held until the deadline.
       expect(await p.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', 3000)).toMatch(/^error (ECONNREFUSED|ECONNRESET|ECONNABORTED)/);
       const copy = join(h.agent.dir, 'rules.fleet.json');
-      await waitFor('the local copy', () => existsSync(copy) && readFileSync(copy, 'utf8').includes('all.no-8100'), 3000);
+      await waitFor('the local copy', () => existsSync(copy) && readFileSync(copy, 'utf8').includes(key), 3000);
     }
     const client = new TestClient(hosts[0]!.agent.socket);
     await client.subscribe();
-    client.send({ type: 'rule-remove', id: 'fleet:all.no-8100', ref: 'rm' });
+    client.send({ type: 'rule-remove', id: `fleet:${key}`, ref: 'rm' });
     const refused = await client.waitFor<Extract<ExtensionMessage, { type: 'error' }>>('the refusal', (m) => m.type === 'error' && m.ref === 'rm');
     expect(refused.code).toBe('not-supported');
-    expect(refused.message).toContain('fleet rule');
+    expect(refused.message).toContain(`fleet rule: it lives in the fleet's NATS rules bucket under key "${key}"`);
     client.close();
-    await central.kv('kvdel', 'flowtop-rules', 'all.no-8100');
-    for (const h of hosts) await waitFor(`${h.name} dropping the fleet rule`, () => statusOf(h)?.fleetRules === 0, 8000);
-  }, 40_000);
+    const removed = cli('rm', 'host.host3.only-3');
+    expect(removed.status, removed.stderr).toBe(0);
+    await waitFor('host3 dropping its own fleet rule', () => statusOf(hosts[2]!)?.fleetRules === 1, 8000);
+    // all.… stays for the next test: enforced from the local copy while NATS is down.
+  }, 60_000);
 
-  it('with NATS stopped while a flow is pending, the agent\'s own default decides it at the deadline', async () => {
+  it('with NATS stopped while a flow is pending, the agent\'s own default decides it at the deadline; restarted without NATS, it still enforces the fleet rules', async () => {
     const first = hosts[0]!;
     const program = reader(first.ns, cg!, 8001);
     await waitFor('the pending flow published', () => central.events('flowtop.events.host1').some((m) => m['type'] === 'flow' && (m['flow'] as { pid?: number }).pid === program.proc.pid), 5000);
@@ -155,13 +163,25 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
     expect(await program.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', TIMEOUT_MS + 3000)).toMatch(/^error/);
     expect(Date.now() - stoppedAt).toBeLessThan(TIMEOUT_MS + 1500);
     await waitFor('the link said down', () => statusOf(first)?.state !== 'connected', 5000);
-    // The agent still decides locally meanwhile: another connection is held and defaulted as before.
-    const next = reader(first.ns, cg!, 8001);
-    expect(await next.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', TIMEOUT_MS + 3000)).toMatch(/^error/);
-  }, 45_000);
+    // Restarted while NATS is down: the fleet rule from the local copy decides at once.
+    expect(await first.agent.stop()).toBe(0);
+    first.agent = await startAgent(first.ns, cg, agentFlags(first.name, nats.address(0)), first.agent.dir);
+    const blocked = reader(first.ns, cg!, 8100);
+    expect(await blocked.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', 3000)).toMatch(/^error (ECONNREFUSED|ECONNRESET|ECONNABORTED)/);
+    expect(statusOf(first)?.fleetRules).toBe(1);
+  }, 60_000);
 });
 
-/** The agent's status file, as `flowtop agent --status` reads it. */
+/** `flowtop …` run in a namespace; stdout, stderr, status. */
+function flowtopIn(ns: Netns, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(buildAgent(), 'run-agent.mjs'), ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function agentFlags(name: string, address: string): string[] {
+  return ['--default', 'block', '--timeout', `${TIMEOUT_MS}ms`, '--nats', `nats://${address}:${NATS_PORT}`, '--nats-insecure', '--host-name', name];
+}
+
 function statusOf(h: Host): AgentStatus['fleet'] & { ownConnections: number } | undefined {
   const s = readStatus(statusFileFor(h.agent.socket));
   return typeof s === 'object' && s.fleet ? { ...s.fleet, ownConnections: s.counters.ownConnections ?? 0 } : undefined;

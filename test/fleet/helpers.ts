@@ -27,6 +27,11 @@ export class NatsNet {
   private readonly servers: ChildProcess[] = [];
   readonly dir = mkdtempSync(join(tmpdir(), 'flowtop-nats-'));
 
+  /** The NATS side's address on the i-th link. */
+  address(i: number): string {
+    return `10.231.0.${4 * i + 1}`;
+  }
+
   /** Joins `agentNs` to this namespace; returns the address the agent reaches NATS at. */
   link(agentNs: Netns): string {
     const i = this.links++;
