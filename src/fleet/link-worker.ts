@@ -19,6 +19,7 @@ const log = (message: string): void => post({ type: 'log', message });
 /** A request the main thread has not answered in this long is answered with an error here. */
 const REPLY_TIMEOUT_MS = 10_000;
 const PUBLISH_TIMEOUT_MS = 3_000;
+const SETUP_RETRY_MS = 2_000;
 
 interface Chunk {
   lines: string;
@@ -47,6 +48,8 @@ let hello: string | undefined;
 let hostsKv: KV | undefined;
 let stopWatch: (() => void) | undefined;
 let wake: () => void = () => {};
+/** Counts connects: setup steps of an earlier connection stop retrying. */
+let connectGeneration = 0;
 let nextRequestId = 1;
 const waitingReplies = new Map<number, { msg: Msg; timer: NodeJS.Timeout }>();
 
@@ -131,37 +134,52 @@ async function ensureStream(conn: NatsConnection): Promise<void> {
     }
   } catch (error) {
     if (!/not found/i.test(messageOf(error))) throw error;
-    await jsm.streams.add({ name: names.stream, subjects: [names.allEvents], max_age: maxAge, duplicate_window: nanos(120_000) });
+    await replicated((num_replicas) => jsm.streams.add({ name: names.stream, subjects: [names.allEvents], max_age: maxAge, duplicate_window: nanos(120_000), num_replicas }));
     log(`NATS: stream ${names.stream} created (max age ${data.maxAgeMs / 1000} s)`);
   }
 }
 
-/** Everything that follows a (re)connect: the stream, the buckets, the rules watch. Each part fails on
- *  its own (said in --status); publishing is retried by the pump either way. */
+/** Everything that follows a (re)connect: the stream, the buckets, the rules watch. Each part that
+ *  fails (JetStream still electing its leader, a permission refused) is said in --status and tried
+ *  again every SETUP_RETRY_MS while connected; publishing is retried by the pump either way. */
 async function afterConnect(conn: NatsConnection): Promise<void> {
+  const generation = ++connectGeneration;
   status.state = 'connected';
   status.server = conn.info?.server_name ?? conn.getServer();
   connected = true;
-  try {
-    await ensureStream(conn);
-    js = jetstream(conn);
-    if (status.problem?.startsWith('stream')) setProblem(undefined);
-  } catch (error) {
-    setProblem(`stream ${names.stream}: ${messageOf(error)} (is JetStream enabled on the server?)`);
-    js = jetstream(conn);
-  }
+  js = jetstream(conn);
   wake();
   const kvm = new Kvm(conn);
-  try {
-    hostsKv = await kvm.create(names.hostsBucket, { history: 1 });
-    await announce();
-  } catch (error) {
-    setProblem(`hosts bucket ${names.hostsBucket}: ${messageOf(error)}`);
+  const steps: Array<[string, () => Promise<void>]> = [
+    [`stream ${names.stream}`, () => ensureStream(conn)],
+    [`hosts bucket ${names.hostsBucket}`, async () => {
+      hostsKv = await replicated((replicas) => kvm.create(names.hostsBucket, { history: 1, replicas }));
+      await announce();
+    }],
+    [`rules bucket ${names.rulesBucket}`, async () => watchRules(await replicated((replicas) => kvm.create(names.rulesBucket, { history: 5, replicas })))],
+  ];
+  for (const [what, step] of steps) {
+    for (;;) {
+      if (stopping || !connected || generation !== connectGeneration) return;
+      try {
+        await step();
+        if (status.problem?.startsWith(what)) setProblem(undefined);
+        break;
+      } catch (error) {
+        setProblem(`${what}: ${messageOf(error)}`);
+        await sleep(SETUP_RETRY_MS);
+      }
+    }
   }
+}
+
+/** Created with three replicas where the cluster has room for them (a node may die), else one. */
+async function replicated<T>(create: (replicas: number) => Promise<T>): Promise<T> {
   try {
-    await watchRules(await kvm.create(names.rulesBucket, { history: 5 }));
+    return await create(3);
   } catch (error) {
-    setProblem(`rules bucket ${names.rulesBucket}: ${messageOf(error)}`);
+    if (!/insufficient resources|replicas|peers|not enough/i.test(messageOf(error))) throw error;
+    return create(1);
   }
 }
 
