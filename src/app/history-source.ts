@@ -48,8 +48,9 @@ export interface HistorySource {
 export interface HistoryChoice {
   /** `--history-db PATH`. */
   path?: string;
-  /** What supplies the flows: the agent (or another extension socket), the passive monitor, or the demo only. */
-  flows: 'agent' | 'monitor' | 'demo';
+  /** What supplies the flows: the agent (or another extension socket), the passive monitor, the demo
+   *  only, or a fleet's hosts only (each keeps its history on its own machine). */
+  flows: 'agent' | 'monitor' | 'demo' | 'fleet';
 }
 
 export function chooseHistory(choice: HistoryChoice, env: NodeJS.ProcessEnv, agentPath = AGENT_HISTORY_PATH): { owner: HistoryOwner; path?: string } {
@@ -71,7 +72,9 @@ export interface OpenOptions {
 export function openHistorySource(choice: HistoryChoice, env: NodeJS.ProcessEnv, options: OpenOptions = {}): HistorySource {
   const { owner, path: chosen } = chooseHistory(choice, env, options.agentPath);
   const groups = options.groups ?? (typeof process.getgroups === 'function' ? process.getgroups() : []);
-  const demo: HistoryUnavailable = { reason: 'the demo records no history', hint: 'flowtop --history-db PATH shows a history file beside it' };
+  const demo: HistoryUnavailable = choice.flows === 'fleet'
+    ? { reason: 'each fleet host keeps its history on its own machine', hint: 'flowtop history on that host, or flowtop --history-db PATH for a file here' }
+    : { reason: 'the demo records no history', hint: 'flowtop --history-db PATH shows a history file beside it' };
   // The file read and its reader; `off` (no file) says why instead.
   let path = chosen;
   let off: HistoryUnavailable | undefined = chosen === undefined ? demo : undefined;

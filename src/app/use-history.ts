@@ -61,7 +61,8 @@ export function useHistoryPage(source: HistorySource | undefined, query: PageQue
 export function useAgentHistoryFile(source: HistorySource | undefined, sources: ReadonlyMap<string, SourceInfo>): string | undefined {
   let said: { socket: string; history: string | undefined } | undefined;
   for (const info of sources.values()) {
-    if (info.status.state !== 'connected' || !info.hello || info.hello.mode?.passive) continue;
+    // A fleet host's hello names a file on its own machine, not here.
+    if (info.status.state !== 'connected' || !info.hello || info.hello.mode?.passive || info.fleet) continue;
     said = { socket: info.id, history: info.hello.mode?.history };
     break;
   }

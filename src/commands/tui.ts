@@ -75,7 +75,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values['history-db'] === '') throw new UsageError('--history-db needs a file', 'run `flowtop --help` for the usage');
   // Against the agent (or another extension socket), the agent's history; with the passive monitor,
   // the user's own; the demo alone has none.
-  const flows = opened.sources.some((s) => s.id === 'monitor') ? 'monitor' : explicitSocketPaths(sockets, process.env).length > 0 || demo === undefined ? 'agent' : 'demo';
+  const local = explicitSocketPaths(sockets, process.env).length > 0;
+  const flows = opened.sources.some((s) => s.id === 'monitor') ? 'monitor' : local || (demo === undefined && !fleet) ? 'agent' : fleet && demo === undefined ? 'fleet' : 'demo';
   const history = openHistorySource({ flows, ...(values['history-db'] !== undefined ? { path: resolve(values['history-db']) } : {}) }, process.env);
   const style = { color: wantColor(process.env), ascii };
   try {

@@ -42,3 +42,11 @@ test('a fleet host\'s flow shows its agent\'s identity, or says none was establi
   const after = reduce(s, { type: 'attributions', updates: [{ key: flowOf('x').token!, attribution: { trust: 'secure', name: 'local-thing' } }] });
   expect(after.flows.get('web-1#a')!.attribution.name).toBe('curl');
 });
+
+test('with only a fleet, the history view says each host keeps its own', async () => {
+  const { openHistorySource } = await import('../../src/app/history-source.js');
+  const history = openHistorySource({ flows: 'fleet' }, process.env, { thread: 'inline' });
+  const page = await history.page({ window: '1h', by: 'process', points: 10 } as Parameters<typeof history.page>[0], Date.now());
+  expect(page).toMatchObject({ ok: false, unavailable: { reason: 'each fleet host keeps its history on its own machine' } });
+  history.close();
+});

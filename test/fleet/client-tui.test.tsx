@@ -12,6 +12,7 @@ import { Root } from '../../src/app/Root.js';
 import { createFlowStore, type FlowStore } from '../../src/app/store.js';
 import { openFleet, type FleetSource } from '../../src/fleet/fleet-source.js';
 import { mergeSources } from '../../src/source/merge.js';
+import { openHistorySource, type HistorySource } from '../../src/app/history-source.js';
 import { setFastOutput } from '../../src/ui/fast-output.js';
 import { KEY, plain, press, ready, waitForFrame } from '../ui/helpers/keys.js';
 import { skipWithoutNats, startNatsServer, type NatsServer } from './helpers/nats-server.js';
@@ -30,13 +31,13 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function startTui(prefix: string): { instance: ReturnType<typeof render>; store: FlowStore; fleet: FleetSource; stop(): Promise<void> } {
+function startTui(prefix: string, history?: HistorySource): { instance: ReturnType<typeof render>; store: FlowStore; fleet: FleetSource; stop(): Promise<void> } {
   // No replay: what is pending can only come from each host's snapshot.
   const fleet = openFleet({ servers: [server.url], tls: false, auth: { kind: 'none' }, prefix, user: 'carol', replayMs: 0, retryMs: 200 });
   const merged = mergeSources([]);
   merged.addFrom(fleet.sources$);
   const store = createFlowStore({ sources: merged, attributorFor: () => new Attributor(createReplayBackend(new Map())), clock: { now: () => Date.now() }, batchMs: 5, snapshotMs: 20 });
-  const instance = render(<Root store={store} clock={{ now: () => Date.now() }} ascii={false} viewport={{ rows: 30, columns: 140 }} onQuit={() => undefined} />);
+  const instance = render(<Root store={store} clock={{ now: () => Date.now() }} ascii={false} viewport={{ rows: 30, columns: 140 }} history={history} onQuit={() => undefined} />);
   return {
     instance,
     store,
@@ -121,13 +122,19 @@ test.skipIf(skip)('a host that stops announcing itself is shown gone in the head
   agents.push(a);
   await a.announce();
   await a.publish([{ type: 'flow', flow: flowOf('c1') }]);
-  const tui = startTui('gone');
+  // With --socket beside --nats the history view follows the local agent's hello; a fleet host's
+  // hello names a file on its own machine, never read here.
+  const history = openHistorySource({ flows: 'agent' }, process.env, { thread: 'inline', agentPath: '/nonexistent/flowtop-local-history.db' });
+  const tui = startTui('gone', history);
   try {
     await waitForFrame(tui.instance, (f) => plain(f).includes('1 hosts') || plain(f).includes('1 host: 1 connected'), 8_000, 'the host connected');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(history.path).toBe('/nonexistent/flowtop-local-history.db');
     await a.goodbye();
     const frame = await waitForFrame(tui.instance, (f) => plain(f).includes('1 gone (cache-1)'), 5_000, 'the host gone');
     expect(plain(frame)).toContain('0 connected');
   } finally {
     await tui.stop();
+    history.close();
   }
 });

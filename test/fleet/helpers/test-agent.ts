@@ -18,7 +18,7 @@ export function agentHello(host: string): HelloMessage {
     host,
     capabilities: ['verdicts', 'end-flows', 'rules', 'bytes'],
     tokenKind: 'linux-pidfd-v1',
-    mode: { failOpen: false, defaultAction: 'block', timeoutMs: 30_000 },
+    mode: { failOpen: false, defaultAction: 'block', timeoutMs: 30_000, history: '/var/lib/flowtop/history.db' },
   };
 }
 
