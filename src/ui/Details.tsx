@@ -100,12 +100,14 @@ export function Details({ title, lines, height, scroll, ascii }: { title: string
   const cut = shown.length < lines.length;
   const where = cut ? ` lines ${from + 1}-${from + shown.length} of ${lines.length}, J/K scroll,` : '';
   const dash = ascii ? '--' : '──';
+  // Values line up after the longest label shown, with at least one space ("agent identity" is 14).
+  const labelWidth = Math.max(12, ...shown.map((l) => l.label.length + 1));
   return (
     <>
       <Text bold color="cyan" wrap="truncate">{dash} {title} ({where.trimStart()}{cut ? ' ' : ''}Esc closes) {dash}</Text>
       {shown.map((l, i) => (
         <Text key={i} wrap="truncate">
-          <Text dimColor>{l.label.padEnd(12)}</Text>
+          <Text dimColor>{l.label.padEnd(labelWidth)}</Text>
           <Text color={l.color}>{l.value}</Text>
         </Text>
       ))}
