@@ -78,3 +78,47 @@ export async function startNatsServer(extraArgs: string[] = []): Promise<NatsSer
   }
   throw new Error('nats-server: no free port after 5 tries');
 }
+
+/** A cluster of `size` JetStream nodes on loopback (each its own port, routes between them). */
+export async function startNatsCluster(size: number): Promise<NatsServer[]> {
+  const ports: Array<{ client: number; route: number }> = [];
+  for (let i = 0; i < size; i++) ports.push({ client: await freePort(), route: await freePort() });
+  const routes = ports.map((p) => `nats://127.0.0.1:${p.route}`).join(',');
+  const name = `ftc${process.pid}`;
+  return Promise.all(ports.map((p, i) => startNode(p.client, ['-n', `${name}-${i}`, '--cluster_name', name, '--cluster', `nats://127.0.0.1:${p.route}`, '--routes', routes])));
+}
+
+async function startNode(port: number, args: string[]): Promise<NatsServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'ftnats-'));
+  const child: ChildProcess = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 15_000);
+    child.stderr!.on('data', (b: Buffer) => {
+      log += b.toString();
+      if (/Server is ready/.test(log)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    child.once('exit', () => resolve(false));
+  });
+  if (!ready) {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`nats-server did not start: ${log.slice(-500)}`);
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    pid: child.pid!,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise((r) => child.once('exit', r));
+        process.kill(child.pid!, 'SIGKILL');
+        await gone;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

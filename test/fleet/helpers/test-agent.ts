@@ -40,7 +40,9 @@ export function flowOf(id: string, over: Partial<FlowRecord> = {}): FlowRecord {
 }
 
 export interface TestAgentOptions {
-  url: string;
+  url: string | string[];
+  /** Stream and bucket replicas (a cluster's nodes). */
+  replicas?: number;
   host: string;
   prefix?: string;
   /** Answer requests (default true). */
@@ -65,9 +67,14 @@ export class TestAgent {
   private constructor(readonly nc: NatsConnection, readonly options: TestAgentOptions) {}
 
   static async start(options: TestAgentOptions): Promise<TestAgent> {
-    const nc = await connect({ servers: options.url });
+    const nc = await connect({ servers: options.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
     const agent = new TestAgent(nc, options);
-    await agent.setup();
+    try {
+      await agent.setup();
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
     return agent;
   }
 
@@ -80,11 +87,11 @@ export class TestAgent {
     try {
       await jsm.streams.info(this.names.stream);
     } catch {
-      await jsm.streams.add({ name: this.names.stream, subjects: [this.names.allEvents], max_age: 600 * 1e9, duplicate_window: 120 * 1e9 });
+      await jsm.streams.add({ name: this.names.stream, subjects: [this.names.allEvents], max_age: 600 * 1e9, duplicate_window: 120 * 1e9, num_replicas: this.options.replicas ?? 1 });
     }
     const kvm = new Kvm(this.nc);
-    this.hosts = await kvm.create(this.names.hostsBucket, { history: 1 });
-    await kvm.create(this.names.rulesBucket, { history: 5 });
+    this.hosts = await kvm.create(this.names.hostsBucket, { history: 1, replicas: this.options.replicas ?? 1 });
+    await kvm.create(this.names.rulesBucket, { history: 5, replicas: this.options.replicas ?? 1 });
     if (this.options.answer !== false) this.sub = this.nc.subscribe(this.names.requests(this.options.host), { callback: (_e, msg) => void this.onRequest(msg.subject, msg.data, (body, h) => msg.respond(body, h ? { headers: h } : undefined)) });
     await this.nc.flush();
   }

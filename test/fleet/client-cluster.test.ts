@@ -1,0 +1,83 @@
+// A three-node NATS cluster with the node the client is connected to killed mid-run: the client
+// fails over to the others (learnt from the cluster, not given), keeps reading the stream and the
+// hosts, and its verdict still reaches the host.
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { Attributor } from '../../src/attribution/attributor.js';
+import { createReplayBackend } from '../../src/attribution/replay-backend.js';
+import { createFlowStore, type FlowStore } from '../../src/app/store.js';
+import { openFleet, type FleetSource } from '../../src/fleet/fleet-source.js';
+import { mergeSources } from '../../src/source/merge.js';
+import { flowPhase } from '../../src/state/derive.js';
+import type { TableState } from '../../src/state/types.js';
+import { skipWithoutNats, startNatsCluster, type NatsServer } from './helpers/nats-server.js';
+import { TestAgent, flowOf } from './helpers/test-agent.js';
+
+const skip = skipWithoutNats();
+let nodes: NatsServer[] = [];
+let agent: TestAgent | undefined;
+let fleet: FleetSource | undefined;
+let store: FlowStore | undefined;
+
+beforeAll(async () => {
+  if (!skip) nodes = await startNatsCluster(3);
+}, 60_000);
+afterAll(async () => {
+  store?.close();
+  await fleet?.close();
+  await agent?.stop();
+  for (const n of nodes) await n.stop();
+});
+
+async function until(what: string, ok: (s: TableState) => boolean, timeoutMs: number): Promise<TableState> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const s = store!.current();
+    if (ok(s)) return s;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; rows: ${[...s.flows.keys()].join(', ')}; error: ${s.lastError?.message}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test.skipIf(skip)('the client fails over when its node dies, and keeps seeing and deciding', async () => {
+  const [first, ...others] = nodes;
+  // The agent knows the two other nodes; the client only the first (the rest it learns from it).
+  // A new cluster elects its JetStream leader first: until then the API times out.
+  for (let tries = 0; !agent; tries++) {
+    try {
+      agent = await TestAgent.start({ url: others.map((n) => n.url), host: 'app-1', prefix: 'clu', replicas: 3 });
+    } catch (error) {
+      if (tries >= 10) throw error;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+  await agent.announce();
+  await agent.publish([{ type: 'flow', flow: flowOf('before') }]);
+  fleet = openFleet({ servers: [first!.url], tls: false, auth: { kind: 'none' }, prefix: 'clu', user: 'dave', replayMs: 60_000, retryMs: 300, request: { timeoutMs: 1_000, tries: 5, retryPauseMs: 300 } });
+  const merged = mergeSources([]);
+  merged.addFrom(fleet.sources$);
+  store = createFlowStore({ sources: merged, attributorFor: () => new Attributor(createReplayBackend(new Map())), clock: { now: () => Date.now() }, batchMs: 5 });
+  await until('the first flow', (s) => s.flows.has('app-1#before') && s.sources.get('app-1')?.status.state === 'connected', 15_000);
+
+  await first!.stop();
+  const announcer = setInterval(() => void agent!.announce().catch(() => undefined), 500);
+  try {
+    // Published after the node died: the client reads it through another node.
+    // (The stream's leader may be moving: the agent publishes again until it is stored, as an agent does.)
+    for (let tries = 0; ; tries++) {
+      try {
+        await agent.publish([{ type: 'flow', flow: flowOf('after', { pending: { deadline: Date.now() + 60_000 } }) }]);
+        break;
+      } catch (error) {
+        if (tries >= 30) throw error;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    await until('the flow published after the node died', (s) => s.flows.has('app-1#after'), 25_000);
+    expect(store.send('app-1', { type: 'verdict', id: 'after', action: 'block', remember: 'once' })).toEqual({ ok: true });
+    await until('the verdict applied', (s) => flowPhase(s.flows.get('app-1#after')!) === 'blocked', 10_000);
+    expect([...agent.applied.keys()]).toEqual(['after']);
+    expect(store.current().sources.get('app-1')?.status.state).toBe('connected');
+  } finally {
+    clearInterval(announcer);
+  }
+}, 90_000);
