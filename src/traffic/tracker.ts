@@ -192,10 +192,6 @@ export class TrafficTracker {
     if (!socket || (f.spec.protocol === 'tcp' && (socket.inode === 0 || socket.state === TCP_CLOSE || socket.state === TCP_TIME_WAIT))) {
       if (f.inode === undefined && f.spec.graceMs !== undefined && time - f.started < f.spec.graceMs) return; // not owned yet
       this.flows.delete(id);
-      // closed by its program but still there (FIN_WAIT, CLOSE): its last counters
-      if (socket?.rx !== undefined && socket.tx !== undefined && socket.rx >= f.rx && socket.tx >= f.tx && (socket.rx !== f.rx || socket.tx !== f.tx)) {
-        update.counters.push({ id, rx: socket.rx, tx: socket.tx });
-      }
       update.ended.push({ id, reason: 'closed' });
       return;
     }
