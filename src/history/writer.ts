@@ -25,6 +25,9 @@ const VACUUM_WHEN_FREE = 1024;
 const MAX_OPEN_REFS = 200_000;
 /** Programs by the recorder's number (RowColumns.facts), the newest kept. */
 const MAX_FACTS = 100_000;
+/** New flows and ends are written this many to a statement (one statement's overhead shared). */
+const CHUNK = 64;
+const FLOW_COLUMNS = 'id, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx';
 /** Flow ids given in the last RING_MS milliseconds, by millisecond (flowId). */
 const RING_MS = 65_536;
 const UNKNOWN_FACTS: ProcessFacts = { trust: 3 };
@@ -58,6 +61,9 @@ export class HistoryWriter {
   private readonly openedNewestMs: number;
 
   private readonly statements;
+  /** Arguments of new flows not yet inserted (14 each), and of ends not yet written (4 each). */
+  private pendingRows: Array<number | null> = [];
+  private pendingEnds: number[] = [];
   /** The hourly and daily copies of the buckets (schema.ts ROLLUPS). */
   private readonly rollups;
   private readonly pageSize: number;
@@ -89,6 +95,9 @@ export class HistoryWriter {
       insertRule: db.prepare('INSERT INTO rules (rule_id) VALUES (?)'),
       ruleBlocked: db.prepare('UPDATE rules SET first_block = ? WHERE id = ?'),
       insertFlow: db.prepare('INSERT INTO flows (id, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertFlows: db.prepare(`INSERT INTO flows (${FLOW_COLUMNS}) VALUES ${Array.from({ length: CHUNK }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`),
+      endFlows: db.prepare(`WITH e(id, dur, rx, tx) AS (VALUES ${Array.from({ length: CHUNK }, () => '(?, ?, ?, ?)').join(', ')})
+        UPDATE flows SET dur = e.dur, rx = e.rx, tx = e.tx FROM e WHERE flows.id = e.id`),
       lastIdIn: db.prepare('SELECT max(id) AS id FROM flows WHERE id >= ? AND id < ?'),
       lastId: db.prepare('SELECT max(id) AS id FROM flows'),
       endFlow: db.prepare('UPDATE flows SET dur = ?, rx = ?, tx = ? WHERE id = ?'),
@@ -122,19 +131,31 @@ export class HistoryWriter {
 
   private forgetIds(): void {
     for (const cache of [this.identities, this.paths, this.hosts, this.addrs, this.rules, this.rowFacts]) cache.clear();
+    this.pendingRows.length = 0;
+    this.pendingEnds.length = 0;
   }
 
   private writeBatch(batch: HistoryBatch, events: HistoryEvent[], now: number): void {
     this.db.transaction(() => {
       if (batch.columns) this.insertColumns(batch.columns, events, now);
       for (const row of batch.rows) this.insertFlow(row, events, now);
+      this.writePendingRows();
       for (const change of batch.changes) this.changeFlow(change, events, now);
       const ended = batch.ended;
       if (ended) {
+        this.writePendingRows(); // an end may be of a flow of this batch
+        const pending = this.pendingEnds;
         for (let i = 0; i + 3 < ended.length; i += 4) {
           const id = this.rowOf(ended[i]!);
-          if (id !== undefined) this.statements.endFlow.run(Math.max(0, ended[i + 1]! - startOf(id)), ended[i + 2]!, ended[i + 3]!, id);
+          if (id === undefined) continue;
+          pending.push(id, Math.max(0, ended[i + 1]! - startOf(id)), ended[i + 2]!, ended[i + 3]!);
+          if (pending.length === CHUNK * 4) {
+            this.statements.endFlows.run(pending);
+            pending.length = 0;
+          }
         }
+        for (let i = 0; i + 3 < pending.length; i += 4) this.statements.endFlow.run(pending[i + 1]!, pending[i + 2]!, pending[i + 3]!, pending[i]!);
+        pending.length = 0;
       }
       for (const b of batch.processes) {
         const ident = b.facts ? this.identity(b.facts, events, now) ?? 0 : 0;
@@ -197,6 +218,7 @@ export class HistoryWriter {
       this.ringSeq[slot] = 0;
       return ms * FLOW_ID_PER_MS;
     } else {
+      this.writePendingRows(); // the file must hold what it is asked about
       const last = (this.statements.lastIdIn.get(ms * FLOW_ID_PER_MS, (ms + 1) * FLOW_ID_PER_MS) as { id: number | null }).id;
       const id = last === null ? ms * FLOW_ID_PER_MS : last % FLOW_ID_PER_MS < FLOW_ID_PER_MS - 1 ? last + 1 : undefined;
       if (id !== undefined) {
@@ -207,6 +229,7 @@ export class HistoryWriter {
         return id;
       }
     }
+    this.writePendingRows();
     const id = ((this.statements.lastId.get() as { id: number | null }).id ?? 0) + 1;
     const idMs = startOf(id);
     const idSlot = idMs % RING_MS;
@@ -247,12 +270,24 @@ export class HistoryWriter {
       const start = n[at + ROW.start]!;
       const end = n[at + ROW.end]!;
       const id = this.flowId(start);
-      this.statements.insertFlow.run(
+      const rows = this.pendingRows;
+      rows.push(
         id, end === end ? Math.max(0, end - start) : null, rf.ident, rf.facts.trust, orNull(n[at + ROW.uid]!), rf.parent, n[at + ROW.kind]!,
         raddr, n[at + ROW.rport]!, host, verdict, rule, orNull(n[at + ROW.rx]!), orNull(n[at + ROW.tx]!),
       );
+      if (rows.length === CHUNK * 14) {
+        this.statements.insertFlows.run(rows);
+        rows.length = 0;
+      }
       this.remember(n[at + ROW.ref]!, id);
     }
+  }
+
+  /** Inserts the new flows not inserted yet (fewer than a chunk), one statement each. */
+  private writePendingRows(): void {
+    const rows = this.pendingRows;
+    for (let i = 0; i < rows.length; i += 14) this.statements.insertFlow.run(rows.slice(i, i + 14));
+    rows.length = 0;
   }
 
   /** A flow's row id by the recorder's number, for its end and later changes (a ring: a Map with

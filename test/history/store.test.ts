@@ -170,6 +170,22 @@ describe('history store', () => {
     reader.close();
   });
 
+  it('many flows written open, then ended: every row gets its end and bytes (written in chunks and one by one)', async () => {
+    const { path, sink, recorder } = setup();
+    const ids = Array.from({ length: 150 }, (_, i) => `m${i}`);
+    for (const [i, id] of ids.entries()) recorder.observe({ type: 'flow', flow: flow(id, { time: T0 + i, local: { address: '10.0.0.1', port: 20000 + i } }) });
+    await settle(recorder); // written open
+    recorder.observe({ type: 'bytes', time: T0 + 1000, counters: ids.map((id, i) => ({ id, rx: 100 + i, tx: i })) });
+    for (const [i, id] of ids.entries()) recorder.observe({ type: 'end', id, time: T0 + 2000 + i });
+    await settle(recorder);
+    recorder.close();
+    await sink.close();
+    const db = new Database(path, { readonly: true });
+    const rows = db.prepare('SELECT start, dur, rx, tx FROM flows ORDER BY id').all() as Array<{ start: number; dur: number | null; rx: number; tx: number }>;
+    db.close();
+    expect(rows).toEqual(ids.map((_, i) => ({ start: T0 + i, dur: 2000, rx: 100 + i, tx: i })));
+  });
+
   it('a flow open before recording began: its earlier bytes are not counted as traffic now', async () => {
     const { path, sink, recorder } = setup();
     recorder.observe({ type: 'flow', flow: flow('old') }, true);
