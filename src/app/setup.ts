@@ -76,6 +76,8 @@ async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv,
     if (merging) clearInterval(merging);
     await history.close();
     backend.close?.();
+    // A file the writer refused (said once already) is not touched.
+    if (log.some((line) => line.startsWith('history: not recording'))) return;
     try {
       merge();
       continuation.noteOpenFlows(path, open.values());
