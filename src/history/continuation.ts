@@ -10,7 +10,7 @@
 import type Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { expectErrno } from '../errno.js';
-import { ROLLUPS, closeHistoryDatabase, hasHourlyBuckets, openHistoryDatabase } from './schema.js';
+import { HistoryRefused, ROLLUPS, closeHistoryDatabase, hasHourlyBuckets, openHistoryDatabase } from './schema.js';
 
 const META_KEY = 'monitor-open';
 /** Most flows noted at quit (a busy machine's long-lived connections fit; more are recorded anew). */
@@ -42,7 +42,8 @@ export function readLeftOpen(path: string, boot = bootId()): Map<string, OpenFlo
   let db: Database.Database;
   try {
     db = openHistoryDatabase(path, { readonly: true });
-  } catch {
+  } catch (error) {
+    if (!(error instanceof HistoryRefused)) throw error;
     return left; // no file yet, or one the writer will refuse and say why
   }
   try {
@@ -59,7 +60,8 @@ function parseNotes(text: string): { boot: string; flows: OpenFlowNote[] } | und
   let v: unknown;
   try {
     v = JSON.parse(text);
-  } catch {
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
     return undefined; // not ours to mend: the next quit writes it anew
   }
   if (typeof v !== 'object' || v === null) return undefined;
