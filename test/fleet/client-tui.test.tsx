@@ -112,6 +112,16 @@ test.skipIf(skip)('two hosts in one table: HOST column, host: filter, a pending 
     expect(rowOf(frame, 'tracker.example')).toMatch(/block\s+all \(fleet\)/);
     expect(plain(frame).split('\n').filter((l) => l.includes('tracker.example'))).toHaveLength(1);
     if (process.env['SHOW_FRAMES']) console.log(plain(frame));
+    // d on the fleet rule deletes its key from the rules bucket; the row leaves.
+    const lines = plain(frame).split('\n');
+    const rules = lines.findIndex((l) => /^ACTION\s+HOST/.test(l.trim()) || l.includes('ACTION'));
+    const target = lines.findIndex((l) => l.includes('tracker.example'));
+    const selected = lines.findIndex((l, i) => i > rules && l.trim().length > 0);
+    for (let i = selected; i < target; i++) await press(instance, KEY.down);
+    await press(instance, 'd', (f) => plain(f).includes('Delete rule'));
+    frame = await press(instance, 'y', (f) => !plain(f).includes('tracker.example'), 5_000);
+    expect(plain(frame)).toContain('/usr/bin/nc');
+    expect(await kv.get('all.r-fleet')).toMatchObject({ operation: 'DEL' });
   } finally {
     await tui.stop();
   }
