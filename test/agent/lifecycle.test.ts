@@ -52,7 +52,7 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
     expect(await tryConnect(space.ns, space.cg, PORT, 3000)).toMatch(/^connected/);
     const second = await startAgent(space.ns, space.cg, ['--queue-num', '7304', '--timeout', '30s'], first.dir);
     try {
-      expect(second.stderr.join('\n')).toMatch(/removed 5 BPF programs left attached/);
+      expect(second.stderr.join('\n')).toMatch(/removed 6 BPF programs left attached/);
       expect(second.stderr.join('\n')).toMatch(/replaced firewall rules/);
       expect(attachedAtConnect4(space.cg)).toBe(1);
       const rules = ourRules(space.ns);
