@@ -18,6 +18,8 @@
 //   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
 //   The opensnitch row runs when opensnitchd is installed, and is skipped with a note when it is not;
 //   --install-opensnitch installs Debian's package first (its service kept from starting on the host).
+//   --nats: the agent also publishes every event to a nats-server (JetStream on) started in the row's
+//   namespace on loopback (`--nats nats://127.0.0.1:4333`); compare with a run without it.
 //   FLOWTOP_BENCH_AGENT_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the agent.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -28,6 +30,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findCgroup2Root } from '../../src/native/linux/cgroup2.js';
 import { HistoryReader } from '../../src/history/query.js';
+import { readStatus } from '../../src/agent/status.js';
+import { statusFileFor } from '../../src/agent/socket-files.js';
 
 // The C sources sit next to this file in the checkout; run.mjs runs the compiled bench from dist-bench/.
 const C_SOURCES = fileURLToPath(new URL('../../../bench/agent/', import.meta.url));
@@ -38,6 +42,9 @@ const quick = args.includes('--quick');
 const installOpensnitch = args.includes('--install-opensnitch');
 /** The agent records its history, as it does by default (else --no-history). */
 const withHistory = args.includes('--history');
+/** The agent publishes to a nats-server in the row's namespace (--nats). */
+const withNats = args.includes('--nats');
+const NATS_PORT = 4333;
 const listArg = (name: string, all: string[]): string[] => {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] ? args[i + 1]!.split(',') : all;
@@ -236,6 +243,13 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
   }
   const socket = join(dir, 'agent.sock');
   const stderr: string[] = [];
+  const nats: string[] = [];
+  if (withNats) {
+    const server = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => existsSync(p)) ?? 'nats-server';
+    ns.start([server, '-a', '127.0.0.1', '-p', String(NATS_PORT), '-js', '-sd', join(dir, 'js')], { stderr: nats });
+    await until(`nats-server (${nats.join('')})`, () => nats.join('').includes('Server is ready'), 15_000);
+    extra = [...extra, '--nats', `nats://127.0.0.1:${NATS_PORT}`, '--host-name', 'bench'];
+  }
   const proc = ns.start([process.execPath, ...(process.env['FLOWTOP_BENCH_AGENT_FLAGS']?.split(' ').filter(Boolean) ?? []), '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
     'agent', ...(withHistory ? ['--history', join(dir, 'history.db')] : ['--no-history']), '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...(cgroup ? ['--cgroup', cgroup.path] : []), ...extra], { stderr });
   await until(`the agent (${stderr.join('')})`, () => stderr.join('').includes('ready on') || proc.exitCode !== null, 30_000);
@@ -247,6 +261,11 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
   if (!withRule) client = await answeringClient(socket);
   return {
     stop: async () => {
+      if (withNats) {
+        const status = readStatus(statusFileFor(socket));
+        const f = typeof status === 'object' ? status.fleet : undefined;
+        log(`  NATS: ${f ? `${f.state}, published ${f.published}, backlog ${f.backlogEvents}, dropped ${f.dropped}${f.problem ? `, ${f.problem}` : ''}` : 'no status'}`);
+      }
       client?.destroy();
       proc.kill('SIGTERM');
       await waitExit(proc, 10_000);
@@ -542,7 +561,7 @@ async function attributionCost(): Promise<void> {
 // ---- main ----
 async function main(): Promise<void> {
   const missing = ensureOpensnitch();
-  log(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs; 1 client × ${N1}, 8 clients × ${N8} connects, cap ${TCAP}s, warm-up ${WARMUP}; the agent's history ${withHistory ? 'ON (recorded into a file in the bench folder)' : 'off (--no-history; --history turns it on)'}`);
+  log(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs; 1 client × ${N1}, 8 clients × ${N8} connects, cap ${TCAP}s, warm-up ${WARMUP}; the agent's history ${withHistory ? 'ON (recorded into a file in the bench folder)' : 'off (--no-history; --history turns it on)'}; NATS ${withNats ? `ON (the agent publishes to a nats-server in the row's namespace)` : 'off (--nats turns it on)'}`);
   const all: Row[] = [];
   for (const scenario of SCENARIOS) {
     const rows: Row[] = [];
