@@ -83,6 +83,7 @@ export class HeldFlows {
       }
       const p = this.pending.add(h.key, h.flow, h.packetId, d.options.timeoutMs);
       if (!p) continue; // joined a flow that already waits
+      this.identities?.fill(p.flow);
       d.tell({ type: 'flow', flow: p.flow }, 'now');
       this.settle(p, h.needsIdentity, h.exeKey).catch((error: unknown) => d.log(`settling flow ${p.flow.id} failed (the deadline decides it): ${error instanceof Error ? error.message : String(error)}`));
     }
@@ -92,6 +93,7 @@ export class HeldFlows {
     // The next datagram (or retried SYN) of a conversation already blocked: counted on its flow.
     if (flow.verdict.action === 'block' && this.blocked.count(flow)) return;
     this.deps.names.name(flow);
+    this.identities?.fill(flow);
     this.deps.tell({ type: 'flow', flow });
     this.identities?.add(flow);
     if (flow.verdict.action === 'allow') this.deps.live()?.add(flow);
@@ -104,7 +106,10 @@ export class HeldFlows {
     const { options, io } = this.deps;
     const policy = options.rules.policy();
     let attribution: Attribution | undefined;
-    if ((options.establishIdentities || wantsAttribution(needsIdentity, this.deps.identityRules(), policy)) && p.flow.token && options.attribution) {
+    // With --nats every flow's identity is established; one already known for this process instance
+    // (identities.fill) needs no lookup unless a rule or switch needs the attribution itself.
+    const wanted = wantsAttribution(needsIdentity, this.deps.identityRules(), policy) || (options.establishIdentities && !p.flow.identity);
+    if (wanted && p.flow.token && options.attribution) {
       try {
         [attribution] = await options.attribution.resolve([Buffer.from(p.flow.token, 'base64')]);
       } catch (error) {
@@ -115,6 +120,7 @@ export class HeldFlows {
       // The identity the agent established for this very token, before its program could exit: the
       // flow carries it from now on, so a client whose own lookup comes too late can still show it.
       const identity = attribution?.trust === 'secure' && attribution.identity ? flowIdentityFromKey(attribution.identity, attribution.path) : undefined;
+      if (identity && p.flow.token) this.identities?.remember(p.flow.token, identity);
       const stillPending = this.pending.get(p.flow.id) === p;
       if (identity && stillPending) {
         p.flow.identity = identity;

@@ -89,6 +89,11 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
     for (const [i, h] of hosts.entries()) reader(h.ns, cg!, 8001 + i).proc.unref();
     const pendingOn = (host: string) => central.events(`flowtop.events.${host}`).find((m) => m['type'] === 'flow' && (m['flow'] as { pending?: unknown; remote: { port: number } }).pending);
     for (const h of hosts) await waitFor(`a pending flow from ${h.name}`, () => pendingOn(h.name), 8000);
+    // The fleet client itself (`flowtop list --nats`, beside the server) sees every host's pending flow.
+    const listed = flowtopIn(nats.ns, ['list', '--nats', `nats://127.0.0.1:${NATS_PORT}`, '--json', '--wait', '2500']);
+    expect(listed.status, listed.stderr).toBe(0);
+    const rows = (JSON.parse(listed.stdout) as { flows: Array<{ host?: string; pending?: unknown; remote: { port: number } }> }).flows;
+    for (const [i, h] of hosts.entries()) expect(rows.some((r) => r.host === h.name && r.remote.port === 8001 + i), `${h.name} in flowtop list --nats`).toBe(true);
 
     const second = hosts[1]!;
     const program = reader(second.ns, cg!, 8002);
