@@ -18,6 +18,7 @@
 //   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
 //   The opensnitch row runs when opensnitchd is installed, and is skipped with a note when it is not;
 //   --install-opensnitch installs Debian's package first (its service kept from starting on the host).
+//   --nats-down: the same flag, but no server listens (the agent's own share of the cost).
 //   --nats: the agent also publishes every event to a nats-server (JetStream on) started in the row's
 //   namespace on loopback (`--nats nats://127.0.0.1:4333`); compare with a run without it.
 //   FLOWTOP_BENCH_AGENT_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the agent.
@@ -43,7 +44,10 @@ const installOpensnitch = args.includes('--install-opensnitch');
 /** The agent records its history, as it does by default (else --no-history). */
 const withHistory = args.includes('--history');
 /** The agent publishes to a nats-server in the row's namespace (--nats). */
-const withNats = args.includes('--nats');
+const withNats = args.includes('--nats') || args.includes('--nats-down');
+/** --nats-down: the agent is given a NATS server that is not there (what the agent's own side costs:
+ *  encoding and the backlog, without a server competing for the CPU). */
+const natsDown = args.includes('--nats-down');
 const NATS_PORT = 4333;
 const listArg = (name: string, all: string[]): string[] => {
   const i = args.indexOf(name);
@@ -244,7 +248,8 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
   const socket = join(dir, 'agent.sock');
   const stderr: string[] = [];
   const nats: string[] = [];
-  if (withNats) {
+  if (withNats && natsDown) extra = [...extra, '--nats', `nats://127.0.0.1:${NATS_PORT}`, '--host-name', 'bench'];
+  else if (withNats) {
     const server = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => existsSync(p)) ?? 'nats-server';
     ns.start([server, '-a', '127.0.0.1', '-p', String(NATS_PORT), '-js', '-sd', join(dir, 'js')], { stderr: nats });
     await until(`nats-server (${nats.join('')})`, () => nats.join('').includes('Server is ready'), 15_000);
