@@ -51,7 +51,7 @@ export async function handleRuleRequest(store: RuleKeeper, msg: RuleRequest, rep
       }
       case 'rule-remove': {
         if (isFleetRuleId(msg.id) && store.rules().some((r) => r.id === msg.id)) {
-          return replies.error('not-supported', `rule "${msg.id}" is a fleet rule: it lives in the fleet's NATS rules bucket under key "${msg.id.slice(FLEET_ID_PREFIX.length)}"; remove it there (flowtop rules remove --nats URL …), not on this host`, ref);
+          return replies.error('not-supported', `rule "${msg.id}" is a fleet rule: it lives in the fleet's NATS rules bucket under key "${msg.id.slice(FLEET_ID_PREFIX.length)}"; remove it there (flowtop rules rm --nats URL ${msg.id.slice(FLEET_ID_PREFIX.length)}), not on this host`, ref);
         }
         const rule = await store.remove(msg.id);
         if (!rule) return replies.error('unknown-rule', `no rule with id "${msg.id}"`, ref);
