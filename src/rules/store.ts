@@ -11,6 +11,7 @@ import { lockRulesFile, type FileLock } from './file-lock.js';
 import { emptyDocument, parseRulesDocument, serializeRulesDocument, type RulesDocument } from './document.js';
 import { RuleSet, type FlowFacts } from './matcher.js';
 import { createRule, newRuleId, ruleContentKey } from './model.js';
+import { isFleetRuleId } from './fleet-layer.js';
 import { parseRule, parseRuleSpec } from './schema.js';
 import type { Policy } from './policy.js';
 
@@ -205,7 +206,8 @@ export class RuleStore {
           outcomes.push({ rule, result: 'duplicate', existing });
           continue;
         }
-        if (taken.has(rule.id)) rule.id = newRuleId((id) => taken.has(id));
+        // `fleet:` names the fleet's rules (fleet-layer.ts): a local rule never takes such an id.
+        if (taken.has(rule.id) || isFleetRuleId(rule.id)) rule.id = newRuleId((id) => taken.has(id));
         taken.add(rule.id);
         byContent.set(ruleContentKey(rule), rule.id);
         next.push(rule);

@@ -250,4 +250,12 @@ describe('export → import round trip', () => {
     expect(outcome?.result).toBe('added');
     expect(outcome?.rule.id).not.toBe(taken.id);
   });
+
+  it('an imported rule named like a fleet rule (fleet:…) gets a local id: it could not be removed locally otherwise', async () => {
+    const target = await seeded(rulesPath());
+    const base = target.rules()[0]!;
+    const [outcome] = await target.importRules([{ ...base, id: 'fleet:all.x', endpoint: { port: 2222 }, identity: undefined }]);
+    expect(outcome?.result).toBe('added');
+    expect(outcome?.rule.id).toMatch(/^r[0-9a-f]{12}$/);
+  });
 });
