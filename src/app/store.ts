@@ -156,7 +156,7 @@ export function createFlowStore(options: StoreOptions): FlowStore {
   // loop for long (see sliced-reducer.ts).
   // The answer to a key press is applied at once; the stream waits for its batch.
   const urgent = (a: TableAction): boolean => a.type === 'events' && a.events.some((e) => e.reply === true);
-  const states$ = reduceInSlices(input$, latest, { batchMs: options.batchMs ?? 30, sliceMs: options.sliceMs ?? 50, chunk: 5_000, now: () => clock.now(), scheduler, urgent }).pipe(share());
+  const states$ = reduceInSlices(input$, latest, { batchMs: options.batchMs ?? 30, sliceMs: options.sliceMs ?? 20, chunk: 5_000, now: () => clock.now(), scheduler, urgent }).pipe(share());
   const snapshots = new Subject<TableState>();
   subscriptions.push(
     states$.subscribe((s) => {
