@@ -251,15 +251,15 @@ export function formatFlows(flows: FlowEntry[], format: Common['format']): strin
   if (format === 'json') return JSON.stringify(flows, null, 2) + '\n';
   if (format === 'csv') {
     return csv(
-      ['start', 'end', 'action', 'by', 'rule', 'process', 'path', 'identity', 'trust', 'uid', 'parent', 'protocol', 'direction', 'remote', 'port', 'host', 'rx', 'tx'],
-      flows.map((f) => [new Date(f.start).toISOString(), f.end !== undefined ? new Date(f.end).toISOString() : '', f.action, f.by, f.rule, f.process.name, f.process.path, f.process.identity, f.trust, f.uid, f.parent, f.protocol, f.direction, f.remote.address, f.remote.port, f.host, f.rx, f.tx]),
+      ['start', 'end', 'action', 'by', 'rule', 'decider', 'process', 'path', 'identity', 'trust', 'uid', 'parent', 'protocol', 'direction', 'remote', 'port', 'host', 'rx', 'tx'],
+      flows.map((f) => [new Date(f.start).toISOString(), f.end !== undefined ? new Date(f.end).toISOString() : '', f.action, f.by, f.rule, f.decider, f.process.name, f.process.path, f.process.identity, f.trust, f.uid, f.parent, f.protocol, f.direction, f.remote.address, f.remote.port, f.host, f.rx, f.tx]),
     );
   }
   if (flows.length === 0) return 'no flows in that window\n';
   return table(
     ['TIME', 'ACTION', 'BY', 'PROCESS', 'UID', 'PROTO', 'REMOTE', 'RX', 'TX'],
     flows.map((f) => [
-      time(f.start), f.action, f.by === 'rule' && f.rule ? `rule ${f.rule}` : f.by, safe(who(f.process, f.trust)) + (f.trust === 'secure' || (f.trust === 'gone' && !f.process.name && !f.process.path) ? '' : ` (${f.trust})`),
+      time(f.start), f.action, f.by === 'rule' && f.rule ? `rule ${f.rule}` : f.by === 'user' && f.decider ? safe(`user ${f.decider}`) : f.by, safe(who(f.process, f.trust)) + (f.trust === 'secure' || (f.trust === 'gone' && !f.process.name && !f.process.path) ? '' : ` (${f.trust})`),
       f.uid !== undefined ? String(f.uid) : '-', f.protocol, safe(`${f.host ?? f.remote.address}:${f.remote.port}`), f.rx !== undefined ? bytes(f.rx) : '-', f.tx !== undefined ? bytes(f.tx) : '-',
     ]),
   );

@@ -2,7 +2,7 @@
 // file read-only (a reader never blocks the writer: WAL), answers from the per-minute buckets where it
 // can (rankings, series) and from the flows table for lists. See docs/history.md.
 import type Database from 'better-sqlite3';
-import { ACTION_CODES, BY_CODES, FLOW_ID_PER_MS, PROTOCOL_CODES, TRUST_CODES, ROLLUPS, hasHourlyBuckets, openHistoryDatabase, type TrustCode } from './schema.js';
+import { ACTION_CODES, BY_CODES, DECIDER_PREFIX, FLOW_ID_PER_MS, PROTOCOL_CODES, TRUST_CODES, ROLLUPS, hasHourlyBuckets, openHistoryDatabase, type TrustCode } from './schema.js';
 import { KIND_INBOUND, KIND_IPV6, type HistoryEventKind } from './batch.js';
 
 export interface TimeWindow {
@@ -48,6 +48,8 @@ export interface FlowEntry {
   action: (typeof ACTION_CODES)[number];
   by: (typeof BY_CODES)[number];
   rule?: string;
+  /** Who decided, when a person did and the extension said (verdict.decider). */
+  decider?: string;
   rx?: number;
   tx?: number;
 }
@@ -395,7 +397,7 @@ function flowEntry(r: FlowRowOut): FlowEntry {
     ...(r.host !== null ? { host: r.host } : {}),
     action: ACTION_CODES[r.verdict & 3] ?? 'observed',
     by: BY_CODES[r.verdict >> 2] ?? 'none',
-    ...(r.rule_id !== null ? { rule: r.rule_id } : {}),
+    ...(r.rule_id === null ? {} : r.rule_id.startsWith(DECIDER_PREFIX) ? { decider: r.rule_id.slice(DECIDER_PREFIX.length) } : { rule: r.rule_id }),
     ...(r.rx !== null ? { rx: r.rx } : {}),
     ...(r.tx !== null ? { tx: r.tx } : {}),
   };

@@ -8,7 +8,7 @@ import type { BytesMessage, EndMessage, FlowMessage, FlowRecord, RuleChangedMess
 import { identityKey } from '../rules/model.js';
 import type { FlowChange, HistoryBatch, HostBucket, ProcessBucket, ProcessFacts, RowColumns } from './batch.js';
 import { ACTION, BY, KIND_INBOUND, KIND_IPV6, ROW, ROW_FIELDS } from './batch.js';
-import { PROTOCOL_CODES, TRUST_CODES } from './schema.js';
+import { DECIDER_PREFIX, PROTOCOL_CODES, TRUST_CODES } from './schema.js';
 
 export type RecordedEvent = FlowMessage | VerdictMessage | BytesMessage | EndMessage | RuleChangedMessage;
 
@@ -97,7 +97,7 @@ class OpenFlow {
     this.rport = flow.remote.port;
     this.host = flow.remoteHost?.name;
     this.verdict = flow.verdict ? verdictCode(flow.verdict) : ACTION.observed;
-    this.rule = flow.verdict?.ruleId;
+    this.rule = flow.verdict ? verdictRef(flow.verdict) : undefined;
     this.uid = flow.uid;
     this.token = flow.token;
     this.agentIdentity = flow.identity;
@@ -195,9 +195,10 @@ export class HistoryRecorder {
 
   private setVerdict(o: OpenFlow, verdict: Verdict): void {
     const code = verdictCode(verdict);
-    if (code === o.verdict && verdict.ruleId === o.rule) return;
+    const ref = verdictRef(verdict);
+    if (code === o.verdict && ref === o.rule) return;
     o.verdict = code;
-    if (verdict.ruleId !== undefined) o.rule = verdict.ruleId;
+    if (ref !== undefined) o.rule = ref;
     o.changedVerdict = true;
   }
 
@@ -502,6 +503,12 @@ export class HistoryRecorder {
     this.flush(true);
     this.closed = true;
   }
+}
+
+/** What the flow's rule column refers to: the deciding rule, or the person who decided. */
+function verdictRef(v: Verdict): string | undefined {
+  if (v.ruleId !== undefined) return v.ruleId;
+  return v.by === 'user' && v.decider !== undefined ? DECIDER_PREFIX + v.decider : undefined;
 }
 
 function verdictCode(v: Verdict): number {

@@ -26,6 +26,9 @@ export const TRUST_CODES = ['secure', 'insecure', 'gone', 'unknown'] as const;
 export type TrustCode = (typeof TRUST_CODES)[number];
 export const ACTION_CODES = ['observed', 'allow', 'block'] as const;
 export const BY_CODES = ['none', 'rule', 'user', 'default'] as const;
+/** A flow decided by a person refers, in its rule column, to a rules row named this + who decided
+ *  (verdict.decider, e.g. "nats:alice@hub"): interned like rule ids, no column of its own. */
+export const DECIDER_PREFIX = 'decider:';
 export const PROTOCOL_CODES = ['tcp', 'udp', 'icmp', 'other'] as const;
 
 /** Coarser copies of the per-minute buckets: the same sums per hour and per day (hour = minute / 60,
@@ -65,7 +68,7 @@ const FLOWS_TABLE = `CREATE TABLE flows (
   rport INTEGER NOT NULL,
   host INTEGER,                -- hosts.id of the remote's name
   verdict INTEGER NOT NULL,    -- action (0 observed, 1 allow, 2 block) | by << 2 (0 none, 1 rule, 2 user, 3 default)
-  rule INTEGER,                -- rules.id
+  rule INTEGER,                -- rules.id: by rule, the rule; by user, who decided (rule_id "decider:<who>")
   rx INTEGER,
   tx INTEGER
 );`;

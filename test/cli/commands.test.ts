@@ -128,7 +128,7 @@ suite('history as a person reads it', () => {
     expect(blocked.map((f) => f.rule)).toEqual(['r-block']);
     expect(JSON.parse(flowtop(['history', '--db', db, '--domain', 'example.com', '--json']).out)).toHaveLength(1);
     const csv = flowtop(['history', '--db', db, '--process', 'curl', '--csv']).out.trim().split('\n');
-    expect(csv[0]).toBe('start,end,action,by,rule,process,path,identity,trust,uid,parent,protocol,direction,remote,port,host,rx,tx');
+    expect(csv[0]).toBe('start,end,action,by,rule,decider,process,path,identity,trust,uid,parent,protocol,direction,remote,port,host,rx,tx');
     expect(csv).toHaveLength(2);
     const top = flowtop(['history', 'top', '--by', 'process', '--since', '7d', '--db', db]);
     expect(top.out).toMatch(/^PROCESS +RX +TX +FLOWS +IDENTITY\ncurl +4\.9K +400B +1 +sha256:a{64}\n$/);

@@ -62,8 +62,8 @@ describe('history store', () => {
   it('records a flow with its program, verdict, host, bytes and end; reads it back by filter', async () => {
     const { path, sink, recorder } = setup();
     recorder.observe({ type: 'flow', flow: flow('f1', { pending: { deadline: T0 + 30_000 } }) });
-    recorder.observe({ type: 'verdict', id: 'f1', time: T0 + 10, verdict: { action: 'allow', by: 'user' } });
-    recorder.observe({ type: 'flow', flow: flow('f1', { remoteHost: { name: 'www.example.com', source: 'dns' }, verdict: { action: 'allow', by: 'user' } }) });
+    recorder.observe({ type: 'verdict', id: 'f1', time: T0 + 10, verdict: { action: 'allow', by: 'user', decider: 'nats:alice@hub' } });
+    recorder.observe({ type: 'flow', flow: flow('f1', { remoteHost: { name: 'www.example.com', source: 'dns' }, verdict: { action: 'allow', by: 'user', decider: 'nats:alice@hub' } }) });
     recorder.observe({ type: 'bytes', time: T0 + 1000, counters: [{ id: 'f1', rx: 5000, tx: 300 }] });
     await settle(recorder);
     recorder.observe({ type: 'bytes', time: T0 + 2000, counters: [{ id: 'f1', rx: 9000, tx: 700 }] });
@@ -78,7 +78,7 @@ describe('history store', () => {
     expect(all).toHaveLength(2);
     const f1 = reader.flows({ since: 0, host: 'www.example.com' });
     expect(f1).toEqual([expect.objectContaining({
-      start: T0, end: T0 + 2500, action: 'allow', by: 'user', host: 'www.example.com', rx: 9000, tx: 700, uid: 1000,
+      start: T0, end: T0 + 2500, action: 'allow', by: 'user', decider: 'nats:alice@hub', host: 'www.example.com', rx: 9000, tx: 700, uid: 1000,
       trust: 'secure', parent: '/usr/bin/bash', remote: { address: '93.184.216.34', port: 443 },
       process: { identity: `sha256:${'a'.repeat(64)}`, name: 'curl', path: '/usr/bin/curl' },
     })]);
