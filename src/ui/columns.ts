@@ -64,11 +64,18 @@ function user(a: { user?: string; uid?: number }, uid?: number): string {
   return a.user ?? (a.uid ?? uid)?.toString() ?? '-';
 }
 
+/** How long after its deadline a pending row may wait for the extension's verdict before it is shown
+ *  as overdue. */
+const OVERDUE_GRACE_MS = 3_000;
+
 function stateCell(row: FlowRow, now: number, ascii: boolean): string {
   const phase = flowPhase(row);
   if (phase === 'pending') {
-    const left = Math.max(Math.ceil(((row.flow.pending?.deadline ?? now) - now) / 1000), 0);
-    return `pending ${left}s`;
+    const deadline = row.flow.pending?.deadline ?? now;
+    // The extension applies its default at the deadline and says so; a row still pending well after
+    // it means that word never came (a fleet host gone, a link lost), not that the flow still waits.
+    if (now - deadline > OVERDUE_GRACE_MS) return 'overdue';
+    return `pending ${Math.max(Math.ceil((deadline - now) / 1000), 0)}s`;
   }
   // A conversation's packets beyond the first (a blocked UDP sender's datagrams) are counted on its row.
   const packets = row.flow.packets;
