@@ -36,45 +36,16 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
+/** A port another process took between freePort() and nats-server binding it: try another. */
+class PortTaken extends Error {}
+
 export async function startNatsServer(extraArgs: string[] = []): Promise<NatsServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'ftnats-'));
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const child: ChildProcess = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    const ready = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 10_000);
-      child.stderr!.on('data', (b: Buffer) => {
-        log += b.toString();
-        if (/Server is ready/.test(log)) {
-          clearTimeout(timer);
-          resolve(true);
-        }
-      });
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
-    });
-    if (!ready) {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      if (/address already in use/i.test(log)) continue;
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`nats-server did not start: ${log.slice(-500)}`);
+    try {
+      return await startNode(await freePort(), extraArgs, 10_000);
+    } catch (error) {
+      if (!(error instanceof PortTaken)) throw error;
     }
-    return {
-      url: `nats://127.0.0.1:${port}`,
-      port,
-      pid: child.pid!,
-      stop: async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          const gone = new Promise((r) => child.once('exit', r));
-          process.kill(child.pid!, 'SIGKILL');
-          await gone;
-        }
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
   }
   throw new Error('nats-server: no free port after 5 tries');
 }
@@ -88,12 +59,12 @@ export async function startNatsCluster(size: number): Promise<NatsServer[]> {
   return Promise.all(ports.map((p, i) => startNode(p.client, ['-n', `${name}-${i}`, '--cluster_name', name, '--cluster', `nats://127.0.0.1:${p.route}`, '--routes', routes])));
 }
 
-async function startNode(port: number, args: string[]): Promise<NatsServer> {
+async function startNode(port: number, args: string[], readyTimeoutMs = 15_000): Promise<NatsServer> {
   const dir = mkdtempSync(join(tmpdir(), 'ftnats-'));
   const child: ChildProcess = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const ready = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 15_000);
+    const timer = setTimeout(() => resolve(false), readyTimeoutMs);
     child.stderr!.on('data', (b: Buffer) => {
       log += b.toString();
       if (/Server is ready/.test(log)) {
@@ -106,6 +77,7 @@ async function startNode(port: number, args: string[]): Promise<NatsServer> {
   if (!ready) {
     if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    if (/address already in use/i.test(log)) throw new PortTaken(`port ${port} is taken`);
     throw new Error(`nats-server did not start: ${log.slice(-500)}`);
   }
   return {
