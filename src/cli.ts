@@ -27,8 +27,9 @@ export function usage(): string {
     '                            live TUI; with no extension socket, a passive monitor of this machine',
     '  flowtop --once --json     one snapshot of current flows as JSON (--jsonl to stream)',
     '  flowtop --nats URL        a fleet: the flows of every agent on that NATS server in one table, decided',
-    '                            from here (--nats-creds FILE, --nats-user U --nats-password-file F, --replay DUR,',
-    '                            --nats-prefix P, --nats-insecure; docs/fleet.md); list --nats … --json prints them',
+    '                            from here (the agent\'s connection flags: --nats-creds FILE, --nats-nkey FILE,',
+    '                            --nats-user U --nats-password-file F, --nats-ca FILE, --nats-prefix P, --nats-insecure;',
+    '                            and --replay DUR; docs/fleet.md); list --nats … --json prints them',
   ];
   for (const [name, { summary }] of Object.entries(COMMANDS)) lines.push(`  flowtop ${name.padEnd(18)} ${summary}`);
   lines.push('', 'Run `flowtop COMMAND --help` for the flags of one command.', 'Protocol and docs: docs/protocol.md, README.md');

@@ -5,6 +5,7 @@
 // to its row in the table, for 1 new flow in 25; and the verdict round trip: a pending flow appears,
 // the "key press" sends allow to its host, and the row turns allowed (the agent's answer applied).
 import { openFleet } from '../../src/fleet/fleet-source.js';
+import { natsLinkConfig } from '../../src/fleet/connect-options.js';
 import { mergeSources } from '../../src/source/merge.js';
 import { createFlowStore } from '../../src/app/store.js';
 import { Attributor } from '../../src/attribution/attributor.js';
@@ -16,7 +17,7 @@ import { limitHeapGrowth } from '../../src/app/heap-growth.js';
 
 limitHeapGrowth();
 const url = process.argv[2]!;
-const fleet = openFleet({ servers: [url], tls: false, auth: { kind: 'none' }, prefix: 'flowtop', user: 'bench', replayMs: 0 });
+const fleet = openFleet({ link: natsLinkConfig('', { nats: url })!, user: 'bench', replayMs: 0 });
 const merged = mergeSources([]);
 merged.addFrom(fleet.sources$);
 const store = createFlowStore({ sources: merged, attributorFor: () => new Attributor(createReplayBackend(new Map())), clock: { now: () => Date.now() } });

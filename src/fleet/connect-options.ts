@@ -1,9 +1,11 @@
-// How a flowtop program reaches the fleet's NATS servers (docs/fleet.md, "Connecting"): the --nats*
-// flags, checked before anything connects, and the connection options they make. A plain (non-TLS)
-// connection is allowed only to a loopback address unless the user insists (--nats-insecure): the
-// requests carry verdicts and rules, and a plain link across a network could be read or rewritten.
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+// How every flowtop program reaches the fleet's NATS servers (docs/fleet.md, "Connecting"): the --nats*
+// flags the agent, the client (`flowtop --nats`, `flowtop list --nats`) and `flowtop rules --nats` share,
+// checked before anything connects. Each command layers its own flags on top (the agent's --host-name
+// and --nats-max-age, the client's --replay). A plain (non-TLS) connection is allowed only to a loopback
+// address unless the user insists (--nats-insecure): the link carries flows, verdicts, rules and
+// credentials, and a plain link across a network could be read or rewritten.
+import { readFileSync, statSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { UsageError } from '../errors.js';
 import { DEFAULT_PREFIX, fleetNames } from './wire.js';
 
@@ -49,7 +51,8 @@ export interface NatsLinkConfig {
 }
 
 export const NATS_FLAGS_HELP = `  --nats URL           a NATS server (nats://host:port or tls://host:port); repeat it (or separate
-                       URLs with commas) for a cluster's nodes
+                       URLs with commas) for a cluster's nodes. Plain nats:// only to a loopback
+                       address (127.0.0.0/8, ::1, localhost) unless --nats-insecure
   --nats-creds FILE    a NATS .creds file (user JWT and nkey seed)
   --nats-nkey FILE     a file holding an nkey seed (SU…)
   --nats-user NAME --nats-password-file FILE   user and password (the file's first line)
@@ -58,11 +61,11 @@ export const NATS_FLAGS_HELP = `  --nats URL           a NATS server (nats://hos
   --nats-insecure      allow a plain (non-TLS) connection to a non-loopback address
 `;
 
-/** Checks the NATS flags of `command`; undefined when --nats is absent (then no other --nats-* flag may
- *  be given). */
+/** Checks the NATS flags of `command` ('' for `flowtop` itself); undefined when --nats is absent (then
+ *  no other --nats-* flag may be given). */
 export function natsLinkConfig(command: string, v: NatsFlagValues): NatsLinkConfig | undefined {
   const fail = (message: string): never => {
-    throw new UsageError(`${command}: ${message}`, `run \`flowtop ${command} --help\` for the usage; docs/fleet.md says how to connect`);
+    throw new UsageError(command ? `${command}: ${message}` : message, `run \`flowtop ${command ? `${command} ` : ''}--help\` for the usage; docs/fleet.md says how to connect`);
   };
   if (v.nats === undefined) {
     const stray = (Object.keys(NATS_FLAG_OPTIONS) as Array<keyof NatsFlagValues>).find((k) => k !== 'nats' && v[k] !== undefined);
@@ -142,18 +145,33 @@ function parseServer(text: string, fail: (m: string) => never): ParsedServer {
   return { text, url: `${scheme}://${url.hostname}:${port}`, host, tls: scheme === 'tls' };
 }
 
-/** localhost, 127.0.0.0/8 and ::1 (a name other than localhost could resolve anywhere). */
+/** Whether a plain link to `host` stays on this machine: `localhost`, an IPv4 address in 127.0.0.0/8
+ *  written as four decimal numbers, or ::1 (however spelt). Any other name could resolve anywhere:
+ *  `127.0.0.300`, `127.evil.example` and `localhost.example` are names, not loopback addresses. */
 export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(host) || /^::ffff:127\./i.test(host);
+  const h = host.replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (isIPv6(h)) return canonicalIPv6(h) === '::1';
   return false;
+}
+
+/** The shortest spelling of an IPv6 address (0:0:0:0:0:0:0:1 → ::1), by the URL parser's rules. */
+function canonicalIPv6(address: string): string | undefined {
+  try {
+    return new URL(`http://[${address}]/`).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return undefined;
+  }
 }
 
 function readText(path: string, flag: string, fail: (m: string) => never): string {
   try {
+    // A FIFO or a device (/dev/zero) would block or never end: only a regular file is read.
+    if (!statSync(path).isFile()) return fail(`${flag} ${path}: not a regular file`);
     return readFileSync(path, 'utf8');
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     return fail(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a folder' : (error as Error).message}`);
   }

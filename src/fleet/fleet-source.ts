@@ -4,7 +4,7 @@
 // first the server's own (its link status and the fleet rules), then one per host as each appears,
 // so every host is its own source in the table, with its own hello and rules.
 import { BehaviorSubject, Observable, ReplaySubject, Subject } from 'rxjs';
-import { connect, credsAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
 import { Kvm, type KvWatchEntry } from '@nats-io/kv';
 import { decodeClientMessage, decodeExtensionMessage } from '../protocol/codec.js';
@@ -13,6 +13,7 @@ import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from '../s
 import type { FleetClientOptions } from './client-options.js';
 import { FLEET_ID_PREFIX } from '../rules/fleet-layer.js';
 import { decodeBody } from './body.js';
+import { natsConnectionOptions } from './nats-connect.js';
 import { DEFAULT_REQUEST_POLICY, HostSource, parseBatchId, type HostLink, type RequestPolicy } from './host-source.js';
 import { ANNOUNCE_INTERVAL_MS, HOST_NAME_PATTERN, fleetNames, fleetRuleScope, type FleetNames, type HostAnnouncement } from './wire.js';
 
@@ -30,14 +31,6 @@ export interface FleetSource {
   /** Hosts known now. */
   hosts(): readonly HostSource[];
   close(): Promise<void>;
-}
-
-/** How the client reaches the server, as NATS connection options. */
-export function connectionOptions(o: FleetClientOptions): ConnectionOptions {
-  const base: ConnectionOptions = { servers: o.servers, name: 'flowtop client', maxReconnectAttempts: -1, reconnectTimeWait: 1_000, ...(o.tls ? { tls: {} } : {}) };
-  if (o.auth.kind === 'creds') return { ...base, authenticator: credsAuthenticator(o.auth.creds) };
-  if (o.auth.kind === 'password') return { ...base, user: o.auth.user, pass: o.auth.password };
-  return base;
 }
 
 function words(error: unknown): string {
@@ -112,8 +105,8 @@ class ServerSource implements FlowSource {
 }
 
 export function openFleet(options: FleetSourceOptions): FleetSource {
-  const names: FleetNames = fleetNames(options.prefix);
-  const where = options.servers.join(',');
+  const names: FleetNames = fleetNames(options.link.prefix);
+  const where = options.link.servers.join(',');
   const policy: RequestPolicy = { ...DEFAULT_REQUEST_POLICY, ...options.request };
   const interval = options.announceIntervalMs ?? ANNOUNCE_INTERVAL_MS;
   const retryMs = options.retryMs ?? 2_000;
@@ -294,7 +287,7 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
     while (!closed) {
       attempt++;
       try {
-        nc = await connect(connectionOptions(options));
+        nc = await connect(natsConnectionOptions(options.link, 'flowtop client'));
       } catch (error) {
         if (closed) return;
         server.status.next({ state: 'reconnecting', reason: words(error), retryAt: Date.now() + retryMs, attempt: attempt + 1 });

@@ -1,11 +1,13 @@
 // A three-node NATS cluster with the node the client is connected to killed mid-run: the client
-// fails over to the others (learnt from the cluster, not given), keeps reading the stream and the
-// hosts, and its verdict still reaches the host.
+// fails over to the others (learnt from the cluster, not given: plain links are allowed here with
+// --nats-insecure, as over TLS; a plain link without it follows no server a node announces), keeps
+// reading the stream and the hosts, and its verdict still reaches the host.
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Attributor } from '../../src/attribution/attributor.js';
 import { createReplayBackend } from '../../src/attribution/replay-backend.js';
 import { createFlowStore, type FlowStore } from '../../src/app/store.js';
 import { openFleet, type FleetSource } from '../../src/fleet/fleet-source.js';
+import { natsLinkConfig } from '../../src/fleet/connect-options.js';
 import { mergeSources } from '../../src/source/merge.js';
 import { flowPhase } from '../../src/state/derive.js';
 import type { TableState } from '../../src/state/types.js';
@@ -52,7 +54,7 @@ test.skipIf(skip)('the client fails over when its node dies, and keeps seeing an
   }
   await agent.announce();
   await agent.publish([{ type: 'flow', flow: flowOf('before') }]);
-  fleet = openFleet({ servers: [first!.url], tls: false, auth: { kind: 'none' }, prefix: 'clu', user: 'dave', replayMs: 60_000, retryMs: 300, request: { timeoutMs: 1_000, tries: 5, retryPauseMs: 300 } });
+  fleet = openFleet({ link: natsLinkConfig('', { nats: first!.url, 'nats-prefix': 'clu', 'nats-insecure': true })!, user: 'dave', replayMs: 60_000, retryMs: 300, request: { timeoutMs: 1_000, tries: 5, retryPauseMs: 300 } });
   const merged = mergeSources([]);
   merged.addFrom(fleet.sources$);
   store = createFlowStore({ sources: merged, attributorFor: () => new Attributor(createReplayBackend(new Map())), clock: { now: () => Date.now() }, batchMs: 5 });

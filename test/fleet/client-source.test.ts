@@ -7,6 +7,7 @@ import { Attributor } from '../../src/attribution/attributor.js';
 import { createReplayBackend } from '../../src/attribution/replay-backend.js';
 import { createFlowStore, type FlowStore } from '../../src/app/store.js';
 import { openFleet, type FleetSource } from '../../src/fleet/fleet-source.js';
+import { natsLinkConfig } from '../../src/fleet/connect-options.js';
 import { mergeSources } from '../../src/source/merge.js';
 import { flowPhase } from '../../src/state/derive.js';
 import type { TableState } from '../../src/state/types.js';
@@ -39,10 +40,7 @@ async function agent(host: string, prefix: string, extra: Partial<TestAgentOptio
 
 function client(prefix: string, over: { replayMs?: number; announceIntervalMs?: number; timeoutMs?: number } = {}): FlowStore {
   const fleet = openFleet({
-    servers: [server.url],
-    tls: false,
-    auth: { kind: 'none' },
-    prefix,
+    link: natsLinkConfig('', { nats: server.url, 'nats-prefix': prefix })!,
     user: 'alice',
     replayMs: over.replayMs ?? 60_000,
     announceIntervalMs: over.announceIntervalMs ?? 5_000,

@@ -11,6 +11,7 @@ import { createReplayBackend } from '../../src/attribution/replay-backend.js';
 import { Root } from '../../src/app/Root.js';
 import { createFlowStore, type FlowStore } from '../../src/app/store.js';
 import { openFleet, type FleetSource } from '../../src/fleet/fleet-source.js';
+import { natsLinkConfig } from '../../src/fleet/connect-options.js';
 import { mergeSources } from '../../src/source/merge.js';
 import { openHistorySource, type HistorySource } from '../../src/app/history-source.js';
 import { setFastOutput } from '../../src/ui/fast-output.js';
@@ -33,7 +34,7 @@ afterAll(async () => {
 
 function startTui(prefix: string, history?: HistorySource): { instance: ReturnType<typeof render>; store: FlowStore; fleet: FleetSource; stop(): Promise<void> } {
   // No replay: what is pending can only come from each host's snapshot.
-  const fleet = openFleet({ servers: [server.url], tls: false, auth: { kind: 'none' }, prefix, user: 'carol', replayMs: 0, retryMs: 200 });
+  const fleet = openFleet({ link: natsLinkConfig('', { nats: server.url, 'nats-prefix': prefix })!, user: 'carol', replayMs: 0, retryMs: 200 });
   const merged = mergeSources([]);
   merged.addFrom(fleet.sources$);
   const store = createFlowStore({ sources: merged, attributorFor: () => new Attributor(createReplayBackend(new Map())), clock: { now: () => Date.now() }, batchMs: 5, snapshotMs: 20 });

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { natsLinkConfig, parseMaxAge } from '../../src/fleet/connect-options.js';
 import { parseAgentFlags } from '../../src/commands/agent.js';
+import { fleetOptionsFrom } from '../../src/fleet/client-options.js';
+import { natsConnectionOptions } from '../../src/fleet/nats-connect.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flowtop-nats-flags-'));
 const file = (name: string, text: string): string => {
@@ -52,5 +54,43 @@ describe('NATS connection flags', () => {
     expect(() => parseAgentFlags(['--nats', 'localhost', '--nats-max-age', '10s'], {})).toThrow(/--nats-max-age must be a duration between 1m and 365d/);
     expect(parseAgentFlags(['--nats', 'localhost', '--host-name', 'web-1', '--nats-max-age', '7d'], {}).fleet).toMatchObject({ host: 'web-1', maxAgeMs: 7 * 86_400_000 });
     expect(parseMaxAge('agent', '90m')).toBe(90 * 60_000);
+  });
+});
+
+describe('the one loopback rule, for the agent and the client alike', () => {
+  // Names that look like loopback addresses but are names a resolver could send anywhere.
+  const lookalikes = ['nats://127.0.0.300:4222', 'nats://127.evil.example:4222', 'nats://localhost.example:4222', 'nats://127.0.0.1.nip.io:4222', 'nats://LOCALHOST.:4222', 'nats://127.1:4222', 'nats://[::ffff:7f00:1]:4222', 'nats://[::2]:4222'];
+
+  it('refuses a plain link to anything but 127.0.0.0/8, ::1 and localhost', () => {
+    for (const url of lookalikes) {
+      expect(() => natsLinkConfig('agent', { nats: url }), url).toThrow(/plain connection to a non-loopback address/);
+      // The client's own check once let `127.0.0.300` through (four dot-separated numbers of up to three
+      // digits); it is the same check now.
+      expect(() => fleetOptionsFrom({ nats: [url] }), url).toThrow(/plain connection to a non-loopback address/);
+    }
+    for (const url of ['nats://127.0.0.1:4222', 'nats://127.8.9.10:4222', 'nats://localhost:4222', 'nats://[::1]:4222', 'nats://[0:0:0:0:0:0:0:1]:4222']) {
+      expect(natsLinkConfig('agent', { nats: url })?.tls, url).toBe(false);
+      expect(fleetOptionsFrom({ nats: [url] })?.link.tls, url).toBe(false);
+    }
+  });
+
+  it('gives the client the flags the agent has: several servers in one --nats, an nkey, a CA; and refuses what is not a file', () => {
+    expect(fleetOptionsFrom({ nats: ['nats://127.0.0.1:4222,nats://127.0.0.1:4223'] })?.link.servers).toEqual(['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223']);
+    expect(() => fleetOptionsFrom({ nats: ['nats://127.0.0.1:4222,nats://10.0.0.5:4222'] })).toThrow(/10\.0\.0\.5.*non-loopback/);
+    const seed = `SU${'A'.repeat(56)}`;
+    expect(fleetOptionsFrom({ nats: ['localhost'], 'nats-nkey': file('seed', `${seed}\n`) })?.link.nkeySeed).toEqual(new TextEncoder().encode(seed));
+    expect(() => fleetOptionsFrom({ nats: ['tls://nats.example:4222'], 'nats-ca': file('ca.pem', 'nothing') })).toThrow(/holds no PEM certificate/);
+    // A FIFO or a device would block the read or never end.
+    expect(() => fleetOptionsFrom({ nats: ['localhost'], 'nats-creds': '/dev/zero' })).toThrow(/not a regular file/);
+    expect(() => natsLinkConfig('agent', { nats: 'localhost', 'nats-password-file': '/dev/null', 'nats-user': 'a' })).toThrow(/not a regular file/);
+    expect(() => fleetOptionsFrom({ nats: ['localhost'], 'nats-nkey': dir })).toThrow(/not a regular file/);
+  });
+
+  it('does not follow servers a cluster announces over a plain link unless the user allowed plain links', () => {
+    // A node's gossip could otherwise move a loopback-only plain link to another machine.
+    const plain = fleetOptionsFrom({ nats: ['nats://127.0.0.1:4222'] })!.link;
+    expect(natsConnectionOptions(plain, 'flowtop client').ignoreClusterUpdates).toBe(true);
+    expect(natsConnectionOptions(fleetOptionsFrom({ nats: ['nats://127.0.0.1:4222'], 'nats-insecure': true })!.link, 'x').ignoreClusterUpdates).toBe(false);
+    expect(natsConnectionOptions(fleetOptionsFrom({ nats: ['tls://nats.example:4222'] })!.link, 'x').ignoreClusterUpdates).toBe(false);
   });
 });
