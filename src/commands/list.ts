@@ -77,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (values.json && values.jsonl) throw new UsageError('choose one of --json and --jsonl');
   if (!values.json && !values.jsonl) throw new UsageError('flowtop list needs --json (one snapshot) or --jsonl (a stream)');
-  const fleet = fleetOptionsFrom(values);
+  const fleet = fleetOptionsFrom(values, 'list');
   return runList({
     mode: values.jsonl ? 'jsonl' : 'json',
     sockets: values.socket ?? [],

@@ -57,16 +57,25 @@ function subjectUser(name: string): string {
   return cleaned.length > 0 ? cleaned : 'unnamed';
 }
 
-/** The options, or undefined without --nats. Throws UsageError for anything wrong. */
-export function fleetOptionsFrom(flags: FleetFlags): FleetClientOptions | undefined {
-  if (flags.nats === undefined && flags.replay !== undefined) throw new UsageError('--replay needs --nats URL');
-  const link = natsLinkConfig('', flags);
+/** The options, or undefined without --nats. Throws UsageError for anything wrong, worded for `command`
+ *  ('' for `flowtop` itself, 'list'). */
+export function fleetOptionsFrom(flags: FleetFlags, command = ''): FleetClientOptions | undefined {
+  const fail = (message: string): never => {
+    throw new UsageError(command ? `${command}: ${message}` : message, `run \`flowtop ${command ? `${command} ` : ''}--help\` for the usage`);
+  };
+  if (flags.nats === undefined && flags.replay !== undefined) fail('--replay needs --nats URL');
+  const link = natsLinkConfig(command, flags);
   if (!link) return undefined;
   // The NATS user is the last token of the request subjects: it must be one.
   if (link.user !== undefined && !USER_NAME_PATTERN.test(link.user)) {
-    throw new UsageError(`--nats-user ${JSON.stringify(link.user)}: use 1–64 letters, digits, "_" or "-" (it is a subject token)`);
+    fail(`--nats-user ${JSON.stringify(link.user)}: use 1–64 letters, digits, "_" or "-" (it is a subject token)`);
   }
   const user = link.user ?? (link.creds ? credsUser(link.creds) : undefined) ?? subjectUser(userInfo().username);
-  const replayMs = flags.replay !== undefined ? parseDuration('--replay', flags.replay) : DEFAULT_REPLAY_MS;
+  let replayMs = DEFAULT_REPLAY_MS;
+  try {
+    if (flags.replay !== undefined) replayMs = parseDuration('--replay', flags.replay);
+  } catch (error) {
+    fail((error as Error).message);
+  }
   return { link, user, replayMs };
 }
