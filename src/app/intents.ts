@@ -5,6 +5,7 @@ import type { ClientMessage } from '../protocol/messages.js';
 import { flowPhase } from '../state/derive.js';
 import { freezeTable } from '../state/freeze.js';
 import { nextPinned } from '../state/pending.js';
+import { showsHosts } from '../state/hosts.js';
 import type { TableState } from '../state/types.js';
 import type { StatusNote, UiAction, UiState } from '../state/ui.js';
 import { ruleIdentityLabel } from '../ui/columns.js';
@@ -65,7 +66,7 @@ const HANDLERS: Handlers = {
   },
   view: (i) => act({ type: 'view', view: i.view }),
   'cycle-view': (i) => act({ type: 'cycle-view', step: i.step }),
-  'sort-next': (i) => act({ type: 'sort-next', step: i.step }),
+  'sort-next': (i, c) => act({ type: 'sort-next', step: i.step, hosts: showsHosts(c.live.sources.values()) }),
   'sort-reverse': () => act({ type: 'sort-reverse' }),
   'filter-start': () => act({ type: 'filter-start' }),
   'filter-type': (i) => act({ type: 'filter-type', text: i.text }),

@@ -2,12 +2,16 @@
 // sorter keeps the last order and, when only some rows changed, removes them, sorts just those and
 // merges the two sorted runs: O(n + k log k) instead of O(n log n).
 import { TRUST_RANK, displayName, flowPhase, remoteLabel } from './derive.js';
+import { sourceHost } from './hosts.js';
 import { COUNTERS, GONE, type Journal } from './journal.js';
 import type { FlowPhase, FlowRow, TableState } from './types.js';
 
+/** In the order of the columns (`<` `>` move left and right). 'host' only counts when the HOST column
+ *  is shown (flows from more than one machine). */
 export const FLOW_SORT_COLUMNS = [
   'trust',
   'process',
+  'host',
   'pid',
   'user',
   'direction',
@@ -45,8 +49,20 @@ function lowerShared(text: string): string {
   return k;
 }
 
-export function flowSortKey(row: FlowRow, column: FlowSortColumn): SortKey {
+/** The machine of each source's flows, as the HOST column names it (the source itself when it names
+ *  none). */
+export type HostNames = ReadonlyMap<string, string>;
+
+export function hostNames(state: Pick<TableState, 'sources'>): HostNames {
+  const names = new Map<string, string>();
+  for (const [id, info] of state.sources) names.set(id, sourceHost(info) ?? id);
+  return names;
+}
+
+export function flowSortKey(row: FlowRow, column: FlowSortColumn, hosts?: HostNames): SortKey {
   switch (column) {
+    case 'host':
+      return lowerShared(hosts?.get(row.source) ?? row.source);
     case 'trust':
       return TRUST_RANK[row.attribution.trust];
     case 'process':
@@ -134,8 +150,8 @@ function sortRun(rows: FlowRow[], spec: SortSpec, keyOf: (row: FlowRow) => SortK
   return { keys: outKeys, rows: outRows };
 }
 
-export function sortFlows(rows: Iterable<FlowRow>, spec: SortSpec): FlowRow[] {
-  return sortRun([...rows], spec).rows;
+export function sortFlows(rows: Iterable<FlowRow>, spec: SortSpec, hosts?: HostNames): FlowRow[] {
+  return sortRun([...rows], spec, (row) => flowSortKey(row, spec.column, hosts)).rows;
 }
 
 /** How sorts were answered since start, across sorters (for the benchmark). */
@@ -153,19 +169,25 @@ export class FlowSorter {
   private rev = -1;
   private flows?: Map<string, FlowRow>;
   private spec?: SortSpec;
+  /** By host: the names the last order was sorted by (a source that names its machine later, or a new
+   *  one, sorts everything again). */
+  private hostsSeen = '';
   /** How the last call was answered (for tests and the benchmark). */
   lastWork: 'cached' | 'full' | 'incremental' = 'full';
 
   sorted(state: TableState, spec: SortSpec): readonly FlowRow[] {
-    const sameSpec = this.spec?.column === spec.column && this.spec.reverse === spec.reverse;
+    const hosts = spec.column === 'host' ? hostNames(state) : undefined;
+    const hostsSeen = hosts ? JSON.stringify([...hosts]) : '';
+    const keyOf = (row: FlowRow): SortKey => flowSortKey(row, spec.column, hosts);
+    const sameSpec = this.spec?.column === spec.column && this.spec.reverse === spec.reverse && this.hostsSeen === hostsSeen;
     const sameTable = this.flows === state.flows;
     if (sameSpec && sameTable && this.rev === state.rev) {
       this.lastWork = 'cached';
       return this.run.rows;
     }
-    const changes = sameSpec && sameTable && this.rev >= state.journalSince ? this.changesSince(state, spec) : undefined;
+    const changes = sameSpec && sameTable && this.rev >= state.journalSince ? this.changesSince(state, spec, keyOf) : undefined;
     if (!changes) {
-      this.run = sortRun([...state.flows.values()], spec);
+      this.run = sortRun([...state.flows.values()], spec, keyOf);
       this.lastWork = 'full';
       sortStats.full++;
       sortStats.fullRows += this.run.rows.length;
@@ -176,12 +198,12 @@ export class FlowSorter {
       if (cuts && cuts.length === 0 && changes.added.length === 0) {
         this.lastWork = 'incremental';
       } else if (cuts) {
-        const next = splice(this.run, cuts, sortRun(changes.added, spec), sign, this.spare);
+        const next = splice(this.run, cuts, sortRun(changes.added, spec, keyOf), sign, this.spare);
         this.spare = this.run;
         this.run = next;
         this.lastWork = 'incremental';
       } else {
-        this.run = sortRun([...state.flows.values()], spec);
+        this.run = sortRun([...state.flows.values()], spec, keyOf);
         this.lastWork = 'full';
         sortStats.full++;
         sortStats.fullRows += this.run.rows.length;
@@ -191,6 +213,7 @@ export class FlowSorter {
     this.rev = state.rev;
     this.flows = state.flows;
     this.spec = { ...spec };
+    this.hostsSeen = hostsSeen;
     return this.run.rows;
   }
 
@@ -199,6 +222,7 @@ export class FlowSorter {
   private changesSince(
     state: TableState,
     spec: SortSpec,
+    keyOf: (row: FlowRow) => SortKey,
   ): { gone: FlowRow[]; added: FlowRow[]; replaced: Array<[FlowRow, FlowRow]>; oldKey: (row: FlowRow) => SortKey } {
     const goneByKey = new Map<string, FlowRow>();
     const added: FlowRow[] = [];
@@ -226,12 +250,12 @@ export class FlowSorter {
       goneByKey.set(row.key, row);
       added.push(row);
     }
-    const oldKey = (row: FlowRow): SortKey => keyThen.get(row) ?? flowSortKey(row, spec.column);
+    const oldKey = (row: FlowRow): SortKey => keyThen.get(row) ?? keyOf(row);
     const replaced: Array<[FlowRow, FlowRow]> = [];
     const stillAdded: FlowRow[] = [];
     for (const row of added) {
       const old = goneByKey.get(row.key);
-      if (old && oldKey(old) === flowSortKey(row, spec.column)) {
+      if (old && oldKey(old) === keyOf(row)) {
         replaced.push([old, row]);
         goneByKey.delete(row.key);
       } else {

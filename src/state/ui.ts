@@ -58,7 +58,8 @@ export type UiAction =
   | { type: 'scrolled'; top: number }
   | { type: 'view'; view: ViewName }
   | { type: 'cycle-view'; step: 1 | -1 }
-  | { type: 'sort-next'; step: 1 | -1 }
+  /** `hosts`: the flows view shows HOST (flows from more than one machine), so it can be sorted by. */
+  | { type: 'sort-next'; step: 1 | -1; hosts?: boolean }
   | { type: 'sort-reverse' }
   | { type: 'filter-start' }
   | { type: 'filter-type'; text: string }
@@ -113,7 +114,7 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
       return { ...s, view: VIEWS[(at + a.step + VIEWS.length) % VIEWS.length]!, details: false };
     }
     case 'sort-next':
-      if (s.view === 'flows') return { ...s, flowSort: { ...s.flowSort, column: nextColumn(FLOW_SORT_COLUMNS, s.flowSort.column, a.step) } };
+      if (s.view === 'flows') return { ...s, flowSort: { ...s.flowSort, column: nextColumn(a.hosts ? FLOW_SORT_COLUMNS : FLOW_SORT_COLUMNS.filter((c) => c !== 'host'), s.flowSort.column, a.step) } };
       if (s.view === 'processes') return { ...s, processSort: { ...s.processSort, column: nextColumn(PROCESS_SORT_COLUMNS, s.processSort.column, a.step) } };
       return s;
     case 'sort-reverse':

@@ -98,7 +98,7 @@ export const FLOW_COLUMNS: readonly Column<FlowRow, FlowSortColumn>[] = [
 ];
 
 /** Shown when flows come from more than one host (and always for a fleet). */
-const FLOW_HOST: Column<FlowRow, FlowSortColumn> = { id: 'host', title: 'HOST', width: 10, grow: 1, priority: 92, cell: (r, c) => clean(c.hostOf?.(r.source) ?? r.source) };
+const FLOW_HOST: Column<FlowRow, FlowSortColumn> = { id: 'host', title: 'HOST', width: 10, grow: 1, priority: 92, sort: 'host', cell: (r, c) => clean(c.hostOf?.(r.source) ?? r.source) };
 
 /** The flows view's columns: with HOST second when rows come from several hosts. */
 export function flowColumns(hosts: boolean): readonly Column<FlowRow, FlowSortColumn>[] {

@@ -149,3 +149,44 @@ test.skipIf(skip)('a host that stops announcing itself is shown gone in the head
     history.close();
   }
 });
+
+test.skipIf(skip)('flows from several hosts sort by HOST: s reaches it after PROCESS, r reverses it, newest first within a host', async () => {
+  const hosts = { 'db-2': await TestAgent.start({ url: server.url, host: 'db-2', prefix: 'sorth' }), 'app-1': await TestAgent.start({ url: server.url, host: 'app-1', prefix: 'sorth' }), 'cache-3': await TestAgent.start({ url: server.url, host: 'cache-3', prefix: 'sorth' }) };
+  agents.push(...Object.values(hosts));
+  // Ages interleave the hosts, so the default order (newest first) is not the order by host.
+  const t0 = Date.now() - 60_000;
+  const flows: Array<[keyof typeof hosts, string, number]> = [
+    ['app-1', '192.0.2.1', 50], ['db-2', '192.0.2.2', 40], ['cache-3', '192.0.2.3', 30], ['app-1', '192.0.2.4', 20], ['db-2', '192.0.2.5', 10],
+  ];
+  for (const [host, address, ago] of flows) await hosts[host].publish([{ type: 'flow', flow: flowOf(`f-${address}`, { time: t0 - ago * 1000, remote: { address, port: 443 } }) }]);
+  for (const a of Object.values(hosts)) await a.announce();
+  const tui = startTui('sorth');
+  const order = (frame: string): string[] => plain(frame).split('\n').map((l) => /(192\.0\.2\.\d)/.exec(l)?.[1]).filter((a): a is string => a !== undefined);
+  const hostsInOrder = (frame: string): string[] => order(frame).map((a) => flows.find((f) => f[1] === a)![0]);
+  try {
+    const { instance } = tui;
+    let frame = await waitForFrame(instance, (f) => order(f).length === 5, 8_000, 'the five flows');
+    expect(plain(frame)).toContain('sort age');
+    expect(order(frame)).toEqual(['192.0.2.5', '192.0.2.4', '192.0.2.3', '192.0.2.2', '192.0.2.1']);
+    await ready(instance);
+    frame = await press(instance, 's', (f) => plain(f).includes('sort trust'));
+    frame = await press(instance, 's', (f) => plain(f).includes('sort process'));
+    frame = await press(instance, 's', (f) => plain(f).includes('sort host'));
+    if (process.env['SHOW_FRAMES']) console.log(plain(frame));
+    // The HOST header carries the sort mark; rows grouped a→z by host, the newest first within each.
+    expect(plain(frame)).toMatch(/PROCESS\s+HOST▼\s/);
+    expect(order(frame)).toEqual(['192.0.2.4', '192.0.2.1', '192.0.2.3', '192.0.2.5', '192.0.2.2']);
+    expect(hostsInOrder(frame)).toEqual(['app-1', 'app-1', 'cache-3', 'db-2', 'db-2']);
+    frame = await press(instance, 'r', (f) => plain(f).includes('sort host ▲'));
+    expect(hostsInOrder(frame)).toEqual(['db-2', 'db-2', 'cache-3', 'app-1', 'app-1']);
+    // A flow from a new host lands in its place by host, not on top.
+    await hosts['app-1'].publish([{ type: 'flow', flow: flowOf('f-new', { remote: { address: '192.0.2.6', port: 443 } }) }]);
+    flows.push(['app-1', '192.0.2.6', 0]);
+    frame = await waitForFrame(instance, (f) => order(f).includes('192.0.2.6'), 5_000, 'the new flow');
+    expect(hostsInOrder(frame)).toEqual(['db-2', 'db-2', 'cache-3', 'app-1', 'app-1', 'app-1']);
+    // The next key goes on to PID.
+    frame = await press(instance, 's', (f) => plain(f).includes('sort pid'));
+  } finally {
+    await tui.stop();
+  }
+});

@@ -23,6 +23,15 @@ describe('ui reducer', () => {
     expect(s.flowSort.reverse).toBe(true);
   });
 
+  it('sorts by host only when the flows view shows HOST (flows from more than one machine)', () => {
+    const onProcess = { ...initialUi(), flowSort: { column: 'process' as const, reverse: false } };
+    expect(reduceUi(onProcess, { type: 'sort-next', step: 1 }).flowSort.column).toBe('pid');
+    expect(reduceUi(onProcess, { type: 'sort-next', step: 1, hosts: true }).flowSort.column).toBe('host');
+    const onHost = reduceUi(onProcess, { type: 'sort-next', step: 1, hosts: true });
+    expect(reduceUi(onHost, { type: 'sort-next', step: 1, hosts: true }).flowSort.column).toBe('pid');
+    expect(reduceUi(onHost, { type: 'sort-next', step: -1, hosts: true }).flowSort.column).toBe('process');
+  });
+
   it('edits the filter: type, erase, keep, clear', () => {
     let s = reduceUi(initialUi(), { type: 'filter-start' });
     s = reduceUi(s, { type: 'filter-type', text: 'cur' });

@@ -110,7 +110,7 @@ describe('incremental sort under random changes', () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       return seed % n;
     };
-    for (const column of ['age', 'rate', 'rx', 'tx', 'process', 'state', 'trust', 'remote'] as const) {
+    for (const column of ['age', 'rate', 'rx', 'tx', 'process', 'state', 'trust', 'remote', 'host'] as const) {
       for (const reverse of [false, true]) {
         let s = table(300);
         const sorter = new FlowSorter();
