@@ -202,6 +202,13 @@ async function printStatus(socket: string): Promise<number> {
       `  NATS events   published ${f.published}; backlog ${f.backlogEvents} (${f.backlogBytes} bytes); dropped ${f.dropped} (backlog full); own connections let through ${c.ownConnections ?? 0}`,
       `  NATS fleet    requests answered ${f.requests}; fleet rules in force ${f.fleetRules ?? 0}${f.announced ? `; announced ${Math.round((Date.now() - f.announced) / 1000)} s ago` : ''}`,
     );
+    if (f.restarts || f.restartAt) {
+      const ago = (ms: number): string => `${Math.max(Math.round((Date.now() - ms) / 1000), 0)} s ago`;
+      lines.push(
+        `  NATS thread   restarted ${f.restarts ?? 0} time${f.restarts === 1 ? '' : 's'}${f.restartAt ? `, next start in ${Math.max(Math.ceil((f.restartAt - Date.now()) / 1000), 0)} s` : ''}`
+          + `${f.lastFailure ? `; last failure ${f.lastFailureAt ? ago(f.lastFailureAt) : ''}: ${f.lastFailure}` : ''}; events dropped while none ran ${f.lost ?? 0}`,
+      );
+    }
   }
   process.stdout.write(lines.join('\n') + '\n');
   return alive ? 0 : 3;

@@ -2,6 +2,11 @@
 // its clients (a pending flow leaves at once, the rest within BATCH_MS) and hands them, already
 // encoded, to the NATS link thread (link-worker.ts); requests that thread receives, answered by the
 // responder; fleet rule changes, handed to whoever applies them. Nothing here waits on NATS.
+// A link thread that dies (throws, exits) is started again after a pause that doubles from 1 s to 30 s
+// (back to 1 s once a thread has run a minute), so a thread that dies at once cannot spin. Every batch
+// is kept here until the stream has acknowledged it (within the same bound as the thread's backlog):
+// what a thread that died had not published, and what came while none ran, go to the next one (a batch
+// published twice keeps its Nats-Msg-Id, so the stream stores it once).
 import { Worker } from 'node:worker_threads';
 import { encodeLines } from '../protocol/codec.js';
 import type { HelloMessage } from '../protocol/messages.js';
@@ -15,7 +20,18 @@ export const BATCH_MS = 20;
 /** Default bound on the events kept while NATS cannot take them. */
 export const DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
-export interface FleetLinkOptions extends Omit<LinkWorkerData, 'backlogBytes'> {
+/** The pause before starting a link thread again: 1 s, doubling up to 30 s. */
+export const RESTART_MIN_MS = 1_000;
+export const RESTART_MAX_MS = 30_000;
+/** A thread that ran this long before dying was working: the next pause starts again at RESTART_MIN_MS. */
+export const RESTART_STABLE_MS = 60_000;
+
+/** The pause before the next start, after `failures` deaths in a row (the first is 0). */
+export function restartDelay(failures: number): number {
+  return Math.min(RESTART_MIN_MS * 2 ** Math.min(failures, 30), RESTART_MAX_MS);
+}
+
+export interface FleetLinkOptions extends Omit<LinkWorkerData, 'backlogBytes' | 'thread'> {
   backlogBytes?: number;
   log(line: string): void;
   /** The whole set of fleet rules for this host (after each connect), then each change. */
@@ -24,7 +40,21 @@ export interface FleetLinkOptions extends Omit<LinkWorkerData, 'backlogBytes'> {
 }
 
 export class FleetLink implements AgentObserver {
-  private readonly worker: Worker;
+  /** The running link thread; undefined while one that died waits to be started again. */
+  private worker: Worker | undefined;
+  private threads = 0;
+  private threadStarted = 0;
+  /** Deaths in a row (reset when a thread ran RESTART_STABLE_MS). */
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  /** Counters of the threads that died, added to the running thread's own. */
+  private carried = { published: 0, dropped: 0, requests: 0, restarts: 0, lost: 0 };
+  private lastFailure?: { text: string; at: number };
+  /** Batches not yet acknowledged by the stream, oldest first (bounded by the backlog's bytes): handed
+   *  to the next thread if this one dies. The last hello likewise. */
+  private unacked: Array<Extract<MainToLink, { type: 'events' }>> = [];
+  private unackedBytes = 0;
+  private hello?: string;
   private lines: string[] = [];
   /** Bytes in `lines` (UTF-16 units × 3 bounds the UTF-8 size without encoding). */
   private pendingBytes = 0;
@@ -39,17 +69,60 @@ export class FleetLink implements AgentObserver {
   private stopped?: Promise<void>;
 
   constructor(private readonly options: FleetLinkOptions) {
-    const { log: _l, onRules: _a, onRule: _b, ...rest } = options;
-    const data: LinkWorkerData = { ...rest, backlogBytes: options.backlogBytes ?? DEFAULT_BACKLOG_BYTES };
-    this.worker = new Worker(new URL('./link-worker.js', import.meta.url), { workerData: data });
-    this.worker.unref();
-    this.worker.on('message', (m: LinkToMain) => this.receive(m));
-    this.worker.on('error', (error) => options.log(`NATS link thread failed: ${error.message} (the agent keeps deciding locally)`));
-    this.worker.on('exit', (code) => {
-      if (!this.stopped) options.log(`NATS link thread exited (${code}); the agent keeps deciding locally`);
-      this.last = { ...this.last, state: 'closed' };
-    });
+    this.spawn();
   }
+
+  private get backlogBytes(): number {
+    return this.options.backlogBytes ?? DEFAULT_BACKLOG_BYTES;
+  }
+
+  /** Starts a link thread and hands it what came while none ran. */
+  private spawn(): void {
+    this.restartTimer = undefined;
+    this.last = { ...this.last, state: 'connecting' };
+    const { log: _l, onRules: _a, onRule: _b, ...rest } = this.options;
+    const data: LinkWorkerData = { ...rest, backlogBytes: this.backlogBytes, thread: this.threads++ };
+    const worker = new Worker(new URL('./link-worker.js', import.meta.url), { workerData: data });
+    this.worker = worker;
+    this.threadStarted = Date.now();
+    worker.unref();
+    let error: Error | undefined;
+    worker.on('message', (m: LinkToMain) => {
+      if (this.worker === worker) this.receive(m);
+    });
+    worker.on('error', (e) => (error = e));
+    worker.on('exit', (code) => this.died(worker, error ? `${error.name}: ${error.message}` : `exited with code ${code}`));
+    if (this.hello !== undefined) worker.postMessage({ type: 'hello', hello: this.hello } satisfies MainToLink);
+    for (const m of this.unacked) worker.postMessage(m);
+  }
+
+  /** A link thread ended: when not stopping, its counters are kept and the next starts after a pause. */
+  private died(worker: Worker, why: string): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    const last = this.last;
+    this.carried.published += last.published;
+    this.carried.dropped += last.dropped;
+    this.carried.requests += last.requests;
+    this.last = { state: 'closed', backlogEvents: 0, backlogBytes: 0, published: 0, dropped: 0, requests: 0, ...(last.announced ? { announced: last.announced } : {}) };
+    if (this.stopped) return;
+    const ranMs = Date.now() - this.threadStarted;
+    if (ranMs >= RESTART_STABLE_MS) this.failures = 0;
+    const delay = restartDelay(this.failures++);
+    this.carried.restarts++;
+    this.lastFailure = { text: why, at: Date.now() };
+    this.last = { ...this.last, state: 'restarting' };
+    this.restartAt = Date.now() + delay;
+    const unsent = this.unacked.reduce((n, m) => n + m.count, 0);
+    this.options.log(`NATS link thread died (${why}) after ${Math.round(ranMs / 1000)} s; starting it again in ${delay / 1000} s (restart ${this.carried.restarts}); ${unsent} events not yet published wait for it; the agent keeps deciding locally`);
+    this.restartTimer = setTimeout(() => {
+      this.restartAt = undefined;
+      this.spawn();
+    }, delay);
+    this.restartTimer.unref();
+  }
+
+  private restartAt: number | undefined;
 
   /** Requests are answered once the agent can handle them. */
   attach(responder: FleetResponder): void {
@@ -75,11 +148,30 @@ export class FleetLink implements AgentObserver {
 
   /** The hello announced in the hosts bucket (sent again whenever it may have changed). */
   announce(hello: HelloMessage): void {
-    this.post({ type: 'hello', hello: JSON.stringify(hello) });
+    this.hello = JSON.stringify(hello);
+    this.post({ type: 'hello', hello: this.hello });
   }
 
   get status(): FleetLinkStatus {
-    return this.unencodable > 0 ? { ...this.last, problem: `${this.last.problem ? `${this.last.problem}; ` : ''}${this.unencodable} events could not be encoded` } : this.last;
+    const c = this.carried;
+    const s: FleetLinkStatus = {
+      ...this.last,
+      published: this.last.published + c.published,
+      dropped: this.last.dropped + c.dropped,
+      requests: this.last.requests + c.requests,
+      // While no thread runs, the backlog is what is kept here for the next one.
+      ...(this.worker ? {} : { backlogEvents: this.unacked.reduce((n, m) => n + m.count, 0), backlogBytes: this.unackedBytes }),
+    };
+    if (c.restarts > 0) s.restarts = c.restarts;
+    if (c.lost > 0) s.lost = c.lost;
+    if (this.lastFailure) {
+      s.lastFailure = this.lastFailure.text;
+      s.lastFailureAt = this.lastFailure.at;
+    }
+    if (this.restartAt !== undefined) s.restartAt = this.restartAt;
+    const problems = [this.last.problem, this.unencodable > 0 ? `${this.unencodable} events could not be encoded` : undefined].filter((p) => p !== undefined);
+    if (problems.length > 0) s.problem = problems.join('; ');
+    return s;
   }
 
   private flush(): void {
@@ -102,17 +194,40 @@ export class FleetLink implements AgentObserver {
 
   private post(m: MainToLink): void {
     if (this.stopped) return;
+    if (m.type === 'events') this.keep(m);
+    // Without a thread: events wait in `unacked`; a reply for a thread that died is dropped (its
+    // request died with it, and the client asks again).
+    if (!this.worker) return;
     try {
       this.worker.postMessage(m);
     } catch {
-      // the thread is gone: said by its exit handler
+      // the thread is ending: said by its exit handler
     }
+  }
+
+  /** Keeps a batch until the stream acknowledges it. Past the backlog's bound the oldest are let go:
+   *  a running thread has them (and drops them itself, counted, when its own backlog is full); with no
+   *  thread running they are lost, counted. */
+  private keep(m: Extract<MainToLink, { type: 'events' }>): void {
+    this.unacked.push(m);
+    this.unackedBytes += m.lines.length * 3;
+    while (this.unackedBytes > this.backlogBytes && this.unacked.length > 1) {
+      const old = this.unacked.shift()!;
+      this.unackedBytes -= old.lines.length * 3;
+      if (!this.worker) this.carried.lost += old.count;
+    }
+  }
+
+  /** Batches up to `seq` are in the stream: no longer kept. */
+  private acknowledged(seq: number): void {
+    while (this.unacked.length > 0 && this.unacked[0]!.seq <= seq) this.unackedBytes -= this.unacked.shift()!.lines.length * 3;
   }
 
   private receive(m: LinkToMain): void {
     switch (m.type) {
       case 'status':
         this.last = m.status;
+        this.acknowledged(m.publishedSeq);
         return;
       case 'log':
         this.options.log(m.message);
@@ -123,7 +238,11 @@ export class FleetLink implements AgentObserver {
           this.post({ type: 'reply', id: m.id, body: '{"type":"error","code":"internal","message":"the agent is still starting"}\n' });
           return;
         }
-        void responder.answer(m).then(({ body, headers }) => this.post({ type: 'reply', id: m.id, body, ...(headers ? { headers } : {}) }));
+        // Request ids are the thread's own: a reply is for the thread that asked, not one started since.
+        const asker = this.worker;
+        void responder.answer(m).then(({ body, headers }) => {
+          if (this.worker === asker) this.post({ type: 'reply', id: m.id, body, ...(headers ? { headers } : {}) });
+        });
         return;
       }
       case 'fleet-rules':
@@ -142,13 +261,17 @@ export class FleetLink implements AgentObserver {
     if (this.stopped) return this.stopped;
     this.flush();
     this.post({ type: 'stop' });
-    this.stopped = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => void this.worker.terminate().then(() => resolve(), () => resolve()), 2500);
-      this.worker.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    this.stopped = !worker
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const timer = setTimeout(() => void worker.terminate().then(() => resolve(), () => resolve()), 2500);
+          worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
     return this.stopped;
   }
 }

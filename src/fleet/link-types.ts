@@ -11,9 +11,12 @@ export interface LinkWorkerData {
   maxAgeMs: number;
   /** Bytes of events kept while NATS cannot take them; past it the oldest are dropped and counted. */
   backlogBytes: number;
+  /** Link threads this agent started before this one (0 for the first; one more after each restart). */
+  thread: number;
 }
 
-export type LinkState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
+/** `restarting`: the link thread died and the next one starts at `restartAt`. */
+export type LinkState = 'connecting' | 'connected' | 'reconnecting' | 'closed' | 'restarting';
 
 export interface FleetLinkStatus {
   state: LinkState;
@@ -33,6 +36,14 @@ export interface FleetLinkStatus {
   fleetRules?: number;
   /** When the host was last announced in the hosts bucket (ms). */
   announced?: number;
+  /** Times a link thread that died (threw, exited) was started again; the last death, in words, and
+   *  when (ms); while down, when the next starts (ms). Kept by the main thread. */
+  restarts?: number;
+  lastFailure?: string;
+  lastFailureAt?: number;
+  restartAt?: number;
+  /** Events that came while no link thread ran and found the backlog's bound full (dropped unsent). */
+  lost?: number;
 }
 
 export type MainToLink =
@@ -43,7 +54,8 @@ export type MainToLink =
   | { type: 'stop' };
 
 export type LinkToMain =
-  | { type: 'status'; status: FleetLinkStatus }
+  /** publishedSeq: the last batch the stream acknowledged (0: none yet). */
+  | { type: 'status'; status: FleetLinkStatus; publishedSeq: number }
   /** A request on requests(host): the user is the subject's last token. */
   | { type: 'request'; id: number; user: string; server: string; body: string }
   /** The fleet rules for this host as the bucket holds them now (the whole set, after each (re)connect). */

@@ -20,6 +20,12 @@ const log = (message: string): void => post({ type: 'log', message });
 const REPLY_TIMEOUT_MS = 10_000;
 const PUBLISH_TIMEOUT_MS = 3_000;
 const SETUP_RETRY_MS = 2_000;
+/** Test-only, inert unless set (never in production): FLOWTOP_TEST_LINK_THREAD_CRASHES=N makes each
+ *  of the agent's first N link threads throw, uncaught, right after its first acknowledged publish, so
+ *  a test can watch the main thread start it again (test/fleet/link-restart.test.ts). Nothing that
+ *  comes from NATS or the main thread is known to crash this thread; this stands in for a bug. */
+const testCrashes = Number(process.env['FLOWTOP_TEST_LINK_THREAD_CRASHES'] ?? 0);
+const crashAfterFirstPublish = Number.isSafeInteger(testCrashes) && data.thread < testCrashes;
 
 interface Chunk {
   lines: string;
@@ -33,9 +39,14 @@ interface Sealed {
   body: Uint8Array;
   count: number;
   id: string;
+  seq: number;
 }
 
 const status: FleetLinkStatus = { state: 'connecting', backlogEvents: 0, backlogBytes: 0, published: 0, dropped: 0, requests: 0 };
+/** The last batch the stream acknowledged (batches are published in order; those dropped from a full
+ *  backlog are older): the main thread keeps every later one for a thread started after this one dies. */
+let publishedSeq = 0;
+const postStatus = (): void => post({ type: 'status', status, publishedSeq });
 const backlog: Chunk[] = [];
 /** The body being published: kept (with its id) until the stream acknowledges it, so a retry is
  *  stored once (the stream's duplicate window drops a second copy with the same Nats-Msg-Id). */
@@ -94,7 +105,7 @@ function seal(): Sealed | undefined {
   if (!c) return undefined;
   status.backlogEvents -= c.count;
   status.backlogBytes -= c.bytes;
-  return { body: new TextEncoder().encode(c.lines), count: c.count, id: `${data.host}.${data.started}.${c.seq}` };
+  return { body: new TextEncoder().encode(c.lines), count: c.count, id: `${data.host}.${data.started}.${c.seq}`, seq: c.seq };
 }
 
 async function pump(): Promise<void> {
@@ -109,9 +120,18 @@ async function pump(): Promise<void> {
     try {
       const h = headers();
       h.set('Nats-Msg-Id', sealed.id);
-      await js.publish(subject, sealed.body, { msgID: sealed.id, headers: h, timeout: PUBLISH_TIMEOUT_MS });
-      status.published += sealed.count;
+      const ack = await js.publish(subject, sealed.body, { msgID: sealed.id, headers: h, timeout: PUBLISH_TIMEOUT_MS });
+      // A duplicate: a thread before this one stored it and died before saying so.
+      if (!ack.duplicate) status.published += sealed.count;
+      publishedSeq = sealed.seq;
       sealed = undefined;
+      if (crashAfterFirstPublish) {
+        postStatus();
+        setImmediate(() => {
+          throw new Error(`link thread ${data.thread} crashed on purpose (FLOWTOP_TEST_LINK_THREAD_CRASHES)`);
+        });
+        return;
+      }
       if (status.problem?.startsWith('publishing')) setProblem(undefined);
     } catch (error) {
       setProblem(`publishing to ${subject}: ${messageOf(error)}`);
@@ -317,12 +337,12 @@ async function stop(): Promise<void> {
   } catch {
     // closing a connection that never opened
   }
-  post({ type: 'status', status });
+  postStatus();
   post({ type: 'stopped' });
   process.exit(0);
 }
 
-setInterval(() => post({ type: 'status', status }), 500).unref();
+setInterval(postStatus, 500).unref();
 setInterval(() => void announce().catch((error: unknown) => setProblem(`announcing: ${messageOf(error)}`)), ANNOUNCE_INTERVAL_MS);
 void pump();
 run().catch((error: unknown) => {

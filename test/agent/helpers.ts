@@ -143,7 +143,7 @@ export interface RunningAgent {
   kill(): Promise<void>;
 }
 
-export async function startAgent(ns: Netns, cg: TestCgroup | undefined, flags: string[], dir = mkdtempSync(join(tmpdir(), 'flowtop-agent-'))): Promise<RunningAgent> {
+export async function startAgent(ns: Netns, cg: TestCgroup | undefined, flags: string[], dir = mkdtempSync(join(tmpdir(), 'flowtop-agent-')), env: NodeJS.ProcessEnv = process.env): Promise<RunningAgent> {
   chmodSync(dir, 0o755);
   const socket = join(dir, 'agent.sock');
   const rules = join(dir, 'rules.json');
@@ -151,7 +151,7 @@ export async function startAgent(ns: Netns, cg: TestCgroup | undefined, flags: s
   // Tests share one machine: nothing is recorded into the default history file unless a test asks.
   const history = flags.some((f) => f === '--history' || f.startsWith('--history=') || f === '--no-history') ? [] : ['--no-history'];
   const args = ['agent', '--socket', socket, '--rules', rules, ...(cg ? ['--cgroup', cg.path] : []), ...history, ...flags];
-  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-agent.mjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
   const stderr: string[] = [];
   let readyAt = 0;
   proc.stderr?.on('data', (d: Buffer) => {
