@@ -115,6 +115,7 @@ async function sustained(rate: number, seconds: number): Promise<void> {
   line(`recorded flows (${Math.round(achieved).toLocaleString('en')}/s offered for ${seconds} s)`, `${rows.toLocaleString('en')} of ${rec.flows.toLocaleString('en')}`, 'all', rows === rec.flows);
   line(`CPU added by recording at ${Math.round(achieved).toLocaleString('en')} flows/s (all threads, one core = 100 %)`, `${added.toFixed(1)} %`, '', undefined);
   line(`  projected to ${rate.toLocaleString('en')} flows/s`, `${(added * rate / achieved).toFixed(1)} %`, '≤ 10 %', added * rate / achieved <= 10);
+  line('  of which the recording thread (recorder, event loop busy)', `${((rec.mainMs - base.mainMs) * 1000 / rec.flows).toFixed(1)} µs`, '', undefined);
   line('  per flow (flow, bytes and end events; recorder + writer)', `${((rec.cpuMs - base.cpuMs) * 1000 / rec.flows).toFixed(1)} µs`, '≤ 5 µs', undefined);
 }
 

@@ -66,13 +66,14 @@ export interface HostBucket {
 }
 
 /** New flows as columns (the recorder's form: numbers cost a fraction of objects to pass between
- *  threads and to collect): ROW_FIELDS numbers per flow in `numbers`, in the order of ROW; strings
- *  (address, host, rule) as indexes into `strings`, -1 when absent; NaN for an absent number. The
- *  program is a number: `facts` says what each number means the first time a batch uses it (the
- *  writer keeps them). */
+ *  threads and to collect): ROW_FIELDS numbers per flow in `numbers`, in the order of ROW; NaN for an
+ *  absent number. Texts (address, host, rule) and the program are numbers the recorder gives once and
+ *  keeps: a batch carries only the ones it uses for the first time (`texts`, numbered from
+ *  `firstText` on; `facts`), and the writer keeps them. A text number is -1 when absent. */
 export interface RowColumns {
   numbers: Float64Array;
-  strings: string[];
+  firstText: number;
+  texts: string[];
   facts: Array<{ id: number; facts: ProcessFacts }>;
 }
 

@@ -35,6 +35,10 @@ const BUCKET_WAIT_MS = 30_000;
 /** A new flow's row is held this long before it is first written, so a flow that ends within it is
  *  written once, whole (start, end and bytes), instead of inserted and then updated. */
 const HOLD_MS = 300;
+/** Traffic buckets are summed over this long before they go to the writer: a busy program or host
+ *  is then one row update per second instead of one per batch (a killed agent loses at most this
+ *  much of the per-minute traffic, as it does of flows). */
+const BUCKETS_EVERY_MS = 1_000;
 /** A batch goes out at once past this many changed flows. */
 const MAX_BATCH = 10_000;
 const MAX_CACHED_TOKENS = 20_000;
@@ -44,6 +48,10 @@ const MAX_RESOLVE_BATCH = 512;
 const UNKNOWN_FACTS: ProcessFacts = Object.freeze({ trust: TRUST_CODES.indexOf('unknown') });
 /** Programs numbered for the writer (each sent once); past this the numbering starts afresh. */
 const MAX_FACTS_IDS = 50_000;
+/** Texts (addresses, host names, rule ids) numbered for the writer, each sent once: past this many
+ *  the recorder forgets them and numbers them again as they come (numbers are never reused, so every
+ *  number a batch uses is among the newest MAX_TEXT_IDS; the writer keeps twice as many). */
+export const MAX_TEXT_IDS = 50_000;
 
 /** A flow the recorder holds. A class (one hidden class, fields set in its constructor): an object
  *  literal of this size cost about a microsecond per flow to make. */
@@ -138,9 +146,16 @@ export class HistoryRecorder {
   /** The number each program's facts go by in batches (sent whole the first time only). */
   private readonly factsIds = new Map<ProcessFacts, number>();
   private nextFactsId = 1;
+  private readonly textIds = new Map<string, number>();
+  private nextTextId = 0;
   /** The facts of flows the agent identified itself, by identity and lookup (factsOf). */
   private readonly agentFacts = new Map<string, ProcessFacts>();
   private resolving = false;
+  /** Traffic summed since the buckets last went out, by minute, then by the flow's bucket key
+   *  (program and user) or remote. */
+  private processes = new Map<number, Map<string, ProcessBucket>>();
+  private hosts = new Map<number, Map<string, HostBucket>>();
+  private bucketsSent = 0;
   private nextRef = 1;
   private timer?: NodeJS.Timeout;
   private soon = false;
@@ -256,8 +271,20 @@ export class HistoryRecorder {
     // New rows as columns: at most one per dirty flow.
     const numbers = new Float64Array(list.length * ROW_FIELDS);
     let rowCount = 0;
-    const strings: string[] = [];
-    const stringId = (text: string | undefined): number => (text === undefined ? -1 : strings.push(text) - 1);
+    const firstText = this.nextTextId;
+    const texts: string[] = [];
+    const textIds = this.textIds;
+    const textId = (text: string | undefined): number => {
+      if (text === undefined) return -1;
+      let id = textIds.get(text);
+      if (id === undefined) {
+        if (textIds.size >= MAX_TEXT_IDS) textIds.clear();
+        id = this.nextTextId++;
+        textIds.set(text, id);
+        texts.push(text);
+      }
+      return id;
+    };
     const newFacts: RowColumns['facts'] = [];
     const factsId = (facts: ProcessFacts): number => {
       let id = this.factsIds.get(facts);
@@ -272,9 +299,8 @@ export class HistoryRecorder {
     const changes: FlowChange[] = this.completions;
     this.completions = [];
     const ended: number[] = [];
-    // Buckets by minute, then by the flow's bucket key (program and user) or remote.
-    const processes = new Map<number, Map<string, ProcessBucket>>();
-    const hosts = new Map<number, Map<string, HostBucket>>();
+    const processes = this.processes;
+    const hosts = this.hosts;
     const addProcess = (m: number, o: OpenFlow, rx: number, tx: number, flows: number): void => {
       let byKey = processes.get(m);
       if (!byKey) processes.set(m, byKey = new Map());
@@ -325,11 +351,11 @@ export class HistoryRecorder {
         numbers[at + ROW.facts] = factsId(facts);
         numbers[at + ROW.uid] = o.uid ?? Number.NaN;
         numbers[at + ROW.kind] = o.kind;
-        numbers[at + ROW.raddr] = stringId(o.raddr);
+        numbers[at + ROW.raddr] = textId(o.raddr);
         numbers[at + ROW.rport] = o.rport;
-        numbers[at + ROW.host] = stringId(o.host);
+        numbers[at + ROW.host] = textId(o.host);
         numbers[at + ROW.verdict] = o.verdict;
-        numbers[at + ROW.rule] = stringId(o.rule);
+        numbers[at + ROW.rule] = textId(o.rule);
         const counted = o.rx > 0 || o.tx > 0 || o.end !== undefined;
         numbers[at + ROW.rx] = counted ? o.rx : Number.NaN;
         numbers[at + ROW.tx] = counted ? o.tx : Number.NaN;
@@ -366,11 +392,19 @@ export class HistoryRecorder {
       }
       if (o.end !== undefined) this.forget(o);
     }
-    if (rowCount === 0 && changes.length === 0 && ended.length === 0 && processes.size === 0) return;
+    const bucketsDue = processes.size + hosts.size > 0 && (all || now - this.bucketsSent >= BUCKETS_EVERY_MS || now < this.bucketsSent);
+    if (rowCount === 0 && changes.length === 0 && ended.length === 0 && !bucketsDue) return;
     this.counts.batches++;
-    const batch: HistoryBatch = { rows: [], changes, processes: [...processes.values()].flatMap((m) => [...m.values()]), hosts: [...hosts.values()].flatMap((m) => [...m.values()]) };
+    const batch: HistoryBatch = { rows: [], changes, processes: [], hosts: [] };
+    if (bucketsDue) {
+      batch.processes = [...processes.values()].flatMap((m) => [...m.values()]);
+      batch.hosts = [...hosts.values()].flatMap((m) => [...m.values()]);
+      this.processes = new Map();
+      this.hosts = new Map();
+      this.bucketsSent = now;
+    }
     // (a copy when shorter: a view would carry its whole buffer to the writer)
-    if (rowCount > 0) batch.columns = { numbers: rowCount * ROW_FIELDS === numbers.length ? numbers : numbers.slice(0, rowCount * ROW_FIELDS), strings, facts: newFacts };
+    if (rowCount > 0) batch.columns = { numbers: rowCount * ROW_FIELDS === numbers.length ? numbers : numbers.slice(0, rowCount * ROW_FIELDS), firstText, texts, facts: newFacts };
     if (ended.length > 0) batch.ended = Float64Array.from(ended);
     this.options.write(batch);
   }

@@ -6,6 +6,7 @@ import { getDomain } from 'tldts';
 import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts, RowColumns } from './batch.js';
 import { ACTION, BY, ROW, ROW_FIELDS } from './batch.js';
 import { FLOW_ID_PER_MS, ROLLUPS } from './schema.js';
+import { MAX_TEXT_IDS } from './recorder.js';
 
 export interface RetentionOptions {
   /** Flows, buckets and events older than this go (default 30 days). */
@@ -31,6 +32,9 @@ const FLOW_COLUMNS = 'id, dur, ident, trust, uid, parent, kind, raddr, rport, ho
 /** Flow ids given in the last RING_MS milliseconds, by millisecond (flowId). */
 const RING_MS = 65_536;
 const UNKNOWN_FACTS: ProcessFacts = { trust: 3 };
+/** Texts kept by the recorder's number: every number a batch uses is among the recorder's newest
+ *  MAX_TEXT_IDS (recorder.ts), so a ring of twice that holds them all. */
+const TEXT_RING = 2 * MAX_TEXT_IDS;
 
 /** What a program's facts come to in a row, worked out once per program. */
 interface RowFacts {
@@ -54,6 +58,13 @@ export class HistoryWriter {
   private readonly factsById = new Map<number, ProcessFacts>();
   private factsEvictFrom = 1;
   private readonly rowFacts = new Map<number, RowFacts>();
+  /** The recorder's texts by number (number % TEXT_RING, with the number that holds each slot), and
+   *  the row ids they came to as an address, a host and a rule (0: not looked up yet). */
+  private readonly texts: string[] = new Array<string>(TEXT_RING).fill('');
+  private readonly textNumbers = new Float64Array(TEXT_RING).fill(-1);
+  private readonly addrOfText = new Float64Array(TEXT_RING);
+  private readonly hostOfText = new Float64Array(TEXT_RING);
+  private readonly ruleOfText: Array<{ id: number; blocked: boolean } | undefined> = new Array<{ id: number; blocked: boolean } | undefined>(TEXT_RING).fill(undefined);
   /** Per millisecond slot (ms % RING_MS): which millisecond holds it and the last number given in it. */
   private readonly ringMs = new Float64Array(RING_MS);
   private readonly ringSeq = new Uint16Array(RING_MS);
@@ -131,6 +142,9 @@ export class HistoryWriter {
 
   private forgetIds(): void {
     for (const cache of [this.identities, this.paths, this.hosts, this.addrs, this.rules, this.rowFacts]) cache.clear();
+    this.addrOfText.fill(0);
+    this.hostOfText.fill(0);
+    this.ruleOfText.fill(undefined);
     this.pendingRows.length = 0;
     this.pendingEnds.length = 0;
   }
@@ -243,9 +257,18 @@ export class HistoryWriter {
   /** The programs a batch numbers for the first time (kept even when its transaction fails: later
    *  batches refer to them). */
   learn(batch: HistoryBatch): void {
-    const defs = batch.columns?.facts;
-    if (!defs) return;
-    for (const d of defs) this.factsById.set(d.id, d.facts);
+    const cols = batch.columns;
+    if (!cols) return;
+    for (let i = 0; i < cols.texts.length; i++) {
+      const number = cols.firstText + i;
+      const slot = number % TEXT_RING;
+      this.texts[slot] = cols.texts[i]!;
+      this.textNumbers[slot] = number;
+      this.addrOfText[slot] = 0;
+      this.hostOfText[slot] = 0;
+      this.ruleOfText[slot] = undefined;
+    }
+    for (const d of cols.facts) this.factsById.set(d.id, d.facts);
     while (this.factsById.size > MAX_FACTS) this.factsById.delete(this.factsEvictFrom++);
   }
 
@@ -260,13 +283,13 @@ export class HistoryWriter {
         if (this.rowFacts.size >= MAX_FACTS) this.rowFacts.clear();
         this.rowFacts.set(factsId, rf);
       }
-      const raddrAt = n[at + ROW.raddr]!;
-      const hostAt = n[at + ROW.host]!;
-      const ruleAt = n[at + ROW.rule]!;
-      const raddr = this.addr(cols.strings[raddrAt]!);
-      const host = hostAt < 0 ? null : this.host(cols.strings[hostAt]!);
+      const raddrText = n[at + ROW.raddr]!;
+      const hostText = n[at + ROW.host]!;
+      const ruleText = n[at + ROW.rule]!;
+      const raddr = this.addrByText(raddrText);
+      const host = hostText < 0 ? null : this.hostByText(hostText);
       const verdict = n[at + ROW.verdict]!;
-      const rule = ruleAt < 0 ? null : this.rule(cols.strings[ruleAt]!, verdict, rf.facts, cols.strings[hostAt < 0 ? raddrAt : hostAt], events, now);
+      const rule = ruleText < 0 ? null : this.ruleByText(ruleText, verdict, rf.facts, hostText < 0 ? raddrText : hostText, events, now);
       const start = n[at + ROW.start]!;
       const end = n[at + ROW.end]!;
       const id = this.flowId(start);
@@ -281,6 +304,39 @@ export class HistoryWriter {
       }
       this.remember(n[at + ROW.ref]!, id);
     }
+  }
+
+  /** A text of the recorder's by its number ("?" for one this writer never received: a batch lost
+   *  before it was learnt). */
+  private text(number: number): string {
+    const slot = number % TEXT_RING;
+    return this.textNumbers[slot] === number ? this.texts[slot]! : '?';
+  }
+
+  private addrByText(number: number): number {
+    const slot = number % TEXT_RING;
+    if (this.textNumbers[slot] === number && this.addrOfText[slot]! > 0) return this.addrOfText[slot]!;
+    const id = this.addr(this.text(number));
+    if (this.textNumbers[slot] === number) this.addrOfText[slot] = id;
+    return id;
+  }
+
+  private hostByText(number: number): number {
+    const slot = number % TEXT_RING;
+    if (this.textNumbers[slot] === number && this.hostOfText[slot]! > 0) return this.hostOfText[slot]!;
+    const id = this.host(this.text(number));
+    if (this.textNumbers[slot] === number) this.hostOfText[slot] = id;
+    return id;
+  }
+
+  private ruleByText(number: number, verdict: number, facts: ProcessFacts, remote: number, events: HistoryEvent[], now: number): number {
+    const slot = number % TEXT_RING;
+    const cached = this.textNumbers[slot] === number ? this.ruleOfText[slot] : undefined;
+    // a rule already known to have blocked needs no more than its id
+    if (cached && (cached.blocked || (verdict & 3) !== ACTION.block)) return cached.id;
+    const id = this.rule(this.text(number), verdict, facts, remote < 0 ? undefined : this.text(remote), events, now);
+    if (this.textNumbers[slot] === number) this.ruleOfText[slot] = this.rules.get(this.text(number));
+    return id;
   }
 
   /** Inserts the new flows not inserted yet (fewer than a chunk), one statement each. */
