@@ -77,6 +77,11 @@ export interface RowColumns {
   facts: Array<{ id: number; facts: ProcessFacts }>;
 }
 
+/** Texts (addresses, host names, rule ids) numbered by the recorder, each sent once: past this many
+ *  the recorder forgets them and numbers them again as they come. Numbers are never reused, so every
+ *  number a batch uses is among the newest MAX_TEXT_IDS; the writer keeps twice as many. */
+export const MAX_TEXT_IDS = 50_000;
+
 export const ROW = { ref: 0, start: 1, end: 2, facts: 3, uid: 4, kind: 5, raddr: 6, rport: 7, host: 8, verdict: 9, rule: 10, rx: 11, tx: 12 } as const;
 export const ROW_FIELDS = 13;
 

@@ -4,9 +4,8 @@
 import type Database from 'better-sqlite3';
 import { getDomain } from 'tldts';
 import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts, RowColumns } from './batch.js';
-import { ACTION, BY, ROW, ROW_FIELDS } from './batch.js';
+import { ACTION, BY, MAX_TEXT_IDS, ROW, ROW_FIELDS } from './batch.js';
 import { FLOW_ID_PER_MS, ROLLUPS } from './schema.js';
-import { MAX_TEXT_IDS } from './recorder.js';
 
 export interface RetentionOptions {
   /** Flows, buckets and events older than this go (default 30 days). */
@@ -33,7 +32,7 @@ const FLOW_COLUMNS = 'id, dur, ident, trust, uid, parent, kind, raddr, rport, ho
 const RING_MS = 65_536;
 const UNKNOWN_FACTS: ProcessFacts = { trust: 3 };
 /** Texts kept by the recorder's number: every number a batch uses is among the recorder's newest
- *  MAX_TEXT_IDS (recorder.ts), so a ring of twice that holds them all. */
+ *  MAX_TEXT_IDS (batch.ts), so a ring of twice that holds them all. */
 const TEXT_RING = 2 * MAX_TEXT_IDS;
 
 /** What a program's facts come to in a row, worked out once per program. */

@@ -13,6 +13,7 @@ import { openHistorySink } from '../../src/history/sink.js';
 import { HistoryReader } from '../../src/history/query.js';
 import { HistoryRefused, openHistoryDatabase } from '../../src/history/schema.js';
 import { HistoryWriter } from '../../src/history/writer.js';
+import { MAX_TEXT_IDS } from '../../src/history/batch.js';
 import type { WriterNotice } from '../../src/history/writer-core.js';
 
 const dirs: string[] = [];
@@ -184,6 +185,29 @@ describe('history store', () => {
     const rows = db.prepare('SELECT start, dur, rx, tx FROM flows ORDER BY id').all() as Array<{ start: number; dur: number | null; rx: number; tx: number }>;
     db.close();
     expect(rows).toEqual(ids.map((_, i) => ({ start: T0 + i, dur: 2000, rx: 100 + i, tx: i })));
+  });
+
+  it('addresses, hosts and rules are right in every row after the recorder has numbered more texts than it keeps', async () => {
+    const { path, sink, recorder } = setup();
+    // Each flow a new address; one host and one rule all along (numbered once, then again after
+    // the recorder forgets its numbers), and a host that appears only before and after that.
+    const count = MAX_TEXT_IDS + 15_000;
+    for (let i = 0; i < count; i++) {
+      const host = i % 1000 === 0 ? 'rare.example.org' : 'www.example.com';
+      recorder.observe({ type: 'flow', flow: flow(`f${i}`, { time: T0 + i, remote: { address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 443 }, remoteHost: { name: host, source: 'dns' }, verdict: { action: 'allow', by: 'rule', ruleId: i % 2 ? 'r-odd' : 'r-even' } }) });
+      recorder.observe({ type: 'end', id: `f${i}`, time: T0 + i + 5 });
+      if (i % 5000 === 4999) await settle(recorder);
+    }
+    await settle(recorder);
+    recorder.close();
+    await sink.close();
+    const db = new Database(path, { readonly: true });
+    const rows = db.prepare(`SELECT a.addr, h.name AS host, r.rule_id AS rule FROM flows f JOIN addrs a ON a.id = f.raddr
+      JOIN hosts h ON h.id = f.host JOIN rules r ON r.id = f.rule ORDER BY f.id`).all() as Array<{ addr: string; host: string; rule: string }>;
+    db.close();
+    expect(rows).toHaveLength(count);
+    const wrong = rows.filter((r, i) => r.addr !== `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` || r.host !== (i % 1000 === 0 ? 'rare.example.org' : 'www.example.com') || r.rule !== (i % 2 ? 'r-odd' : 'r-even'));
+    expect(wrong.slice(0, 3)).toEqual([]);
   });
 
   it('a flow open before recording began: its earlier bytes are not counted as traffic now', async () => {
