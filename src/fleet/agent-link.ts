@@ -82,9 +82,16 @@ export class FleetLink implements AgentObserver {
     this.last = { ...this.last, state: 'connecting' };
     const { log: _l, onRules: _a, onRule: _b, ...rest } = this.options;
     const data: LinkWorkerData = { ...rest, backlogBytes: this.backlogBytes, thread: this.threads++ };
-    const worker = new Worker(new URL('./link-worker.js', import.meta.url), { workerData: data });
-    this.worker = worker;
     this.threadStarted = Date.now();
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./link-worker.js', import.meta.url), { workerData: data });
+    } catch (error) {
+      // No thread could be made (out of memory, too many threads): tried again like a thread that died.
+      this.died(undefined, `could not start: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    this.worker = worker;
     worker.unref();
     let error: Error | undefined;
     worker.on('message', (m: LinkToMain) => {
@@ -97,8 +104,8 @@ export class FleetLink implements AgentObserver {
   }
 
   /** A link thread ended: when not stopping, its counters are kept and the next starts after a pause. */
-  private died(worker: Worker, why: string): void {
-    if (this.worker !== worker) return;
+  private died(worker: Worker | undefined, why: string): void {
+    if (worker && this.worker !== worker) return;
     this.worker = undefined;
     const last = this.last;
     this.carried.published += last.published;
