@@ -2,7 +2,8 @@
 // its clients (a pending flow leaves at once, the rest within BATCH_MS) and hands them, already
 // encoded, to the NATS link thread (link-worker.ts); requests that thread receives, answered by the
 // responder; fleet rule changes, handed to whoever applies them. Nothing here waits on NATS.
-// A link thread that dies (throws, exits) is started again after a pause that doubles from 1 s to 30 s
+// A link thread that dies (throws, exits, or says nothing for SILENT_MS: stuck, so it is ended) is
+// started again after a pause that doubles from 1 s to 30 s
 // (back to 1 s once a thread has run a minute), so a thread that dies at once cannot spin. Every batch
 // is kept here until the stream has acknowledged it (within the same bound as the thread's backlog):
 // what a thread that died had not published, and what came while none ran, go to the next one (a batch
@@ -25,6 +26,9 @@ export const RESTART_MIN_MS = 1_000;
 export const RESTART_MAX_MS = 30_000;
 /** A thread that ran this long before dying was working: the next pause starts again at RESTART_MIN_MS. */
 export const RESTART_STABLE_MS = 60_000;
+/** A thread reports its status every 0.5 s: one silent this long is stuck (blocked, or spinning in a
+ *  loop) and is ended, then started again like one that died. */
+export const SILENT_MS = 15_000;
 
 /** The pause before the next start, after `failures` deaths in a row (the first is 0). */
 export function restartDelay(failures: number): number {
@@ -44,6 +48,9 @@ export class FleetLink implements AgentObserver {
   private worker: Worker | undefined;
   private threads = 0;
   private threadStarted = 0;
+  /** When the running thread last said anything (its status every 0.5 s). */
+  private lastHeard = 0;
+  private readonly watchdog: NodeJS.Timeout;
   /** Deaths in a row (reset when a thread ran RESTART_STABLE_MS). */
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -70,7 +77,20 @@ export class FleetLink implements AgentObserver {
 
   constructor(private readonly options: FleetLinkOptions) {
     this.spawn();
+    this.watchdog = setInterval(() => this.checkSilence(), 1_000);
+    this.watchdog.unref();
   }
+
+  /** A thread silent for SILENT_MS is ended: its exit then starts the next, as for any death. */
+  private checkSilence(): void {
+    const worker = this.worker;
+    if (!worker || this.stopped || Date.now() - this.lastHeard < SILENT_MS) return;
+    this.silentFor = Date.now() - this.lastHeard;
+    this.lastHeard = Date.now(); // ended once, not every second while it goes
+    void worker.terminate().catch(() => undefined);
+  }
+
+  private silentFor: number | undefined;
 
   private get backlogBytes(): number {
     return this.options.backlogBytes ?? DEFAULT_BACKLOG_BYTES;
@@ -92,13 +112,20 @@ export class FleetLink implements AgentObserver {
       return;
     }
     this.worker = worker;
+    this.lastHeard = Date.now();
+    this.silentFor = undefined;
     worker.unref();
     let error: Error | undefined;
     worker.on('message', (m: LinkToMain) => {
-      if (this.worker === worker) this.receive(m);
+      if (this.worker !== worker) return;
+      this.lastHeard = Date.now();
+      this.receive(m);
     });
     worker.on('error', (e) => (error = e));
-    worker.on('exit', (code) => this.died(worker, error ? `${error.name}: ${error.message}` : `exited with code ${code}`));
+    worker.on('exit', (code) => {
+      const silent = this.worker === worker ? this.silentFor : undefined;
+      this.died(worker, error ? `${error.name}: ${error.message}` : silent !== undefined ? `silent for ${Math.round(silent / 1000)} s: ended` : `exited with code ${code}`);
+    });
     if (this.hello !== undefined) worker.postMessage({ type: 'hello', hello: this.hello } satisfies MainToLink);
     for (const m of this.unacked) worker.postMessage(m);
   }
@@ -269,6 +296,7 @@ export class FleetLink implements AgentObserver {
     this.flush();
     this.post({ type: 'stop' });
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    clearInterval(this.watchdog);
     const worker = this.worker;
     this.stopped = !worker
       ? Promise.resolve()

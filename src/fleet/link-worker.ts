@@ -20,12 +20,13 @@ const log = (message: string): void => post({ type: 'log', message });
 const REPLY_TIMEOUT_MS = 10_000;
 const PUBLISH_TIMEOUT_MS = 3_000;
 const SETUP_RETRY_MS = 2_000;
-/** Test-only, inert unless set (never in production): FLOWTOP_TEST_LINK_THREAD_CRASHES=N makes each
- *  of the agent's first N link threads throw, uncaught, right after its first acknowledged publish, so
- *  a test can watch the main thread start it again (test/fleet/link-restart.test.ts). Nothing that
- *  comes from NATS or the main thread is known to crash this thread; this stands in for a bug. */
-const testCrashes = Number(process.env['FLOWTOP_TEST_LINK_THREAD_CRASHES'] ?? 0);
-const crashAfterFirstPublish = Number.isSafeInteger(testCrashes) && data.thread < testCrashes;
+/** Test-only, inert unless set (never in production): FLOWTOP_TEST_LINK_THREAD_FAULT=crash:N makes each
+ *  of the agent's first N link threads throw, uncaught, right after its first acknowledged publish;
+ *  hang:N makes it block there for good instead. A test then watches the main thread start another
+ *  (test/fleet/link-restart.test.ts). Nothing that comes from NATS or the main thread is known to crash
+ *  or hang this thread; this stands in for a bug. */
+const testFault = /^(crash|hang):(\d{1,6})$/.exec(process.env['FLOWTOP_TEST_LINK_THREAD_FAULT'] ?? '');
+const faultAfterFirstPublish = testFault && data.thread < Number(testFault[2]) ? (testFault[1] as 'crash' | 'hang') : undefined;
 
 interface Chunk {
   lines: string;
@@ -125,12 +126,16 @@ async function pump(): Promise<void> {
       if (!ack.duplicate) status.published += sealed.count;
       publishedSeq = sealed.seq;
       sealed = undefined;
-      if (crashAfterFirstPublish) {
+      if (faultAfterFirstPublish === 'crash') {
         postStatus();
         setImmediate(() => {
-          throw new Error(`link thread ${data.thread} crashed on purpose (FLOWTOP_TEST_LINK_THREAD_CRASHES)`);
+          throw new Error(`link thread ${data.thread} crashed on purpose (FLOWTOP_TEST_LINK_THREAD_FAULT)`);
         });
         return;
+      }
+      if (faultAfterFirstPublish === 'hang') {
+        postStatus();
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
       }
       if (status.problem?.startsWith('publishing')) setProblem(undefined);
     } catch (error) {
