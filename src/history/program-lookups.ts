@@ -5,7 +5,7 @@
 import type { Attribution } from '../attribution/types.js';
 import { identityKey } from '../rules/model.js';
 import type { ProcessFacts } from './batch.js';
-import { FLAG, type OpenFlow } from './open-flow.js';
+import { FLAG, type OpenFlows } from './open-flow.js';
 import { TRUST_CODES } from './schema.js';
 
 /** A row waits this long for its program's lookup, then is written without it and completed when the
@@ -27,7 +27,7 @@ export type Resolve = (tokens: Uint8Array[]) => Promise<Attribution[]>;
 export class ProgramLookups {
   private readonly facts = new Map<string, ProcessFacts | null>();
   private readonly toResolve = new Set<string>();
-  private readonly awaiting = new Map<string, { since: number; flows: OpenFlow[] }>();
+  private readonly awaiting = new Map<string, { since: number; slots: number[] }>();
   private awaitingCount = 0;
   /** The facts of flows the agent identified itself, by identity and lookup (factsOf). */
   private readonly agentFacts = new Map<string, ProcessFacts>();
@@ -36,9 +36,10 @@ export class ProgramLookups {
   /** `settled`: a waiting flow's lookup answered (`facts`: its program, when that changed what its
    *  row says) or was given up on. */
   constructor(
+    private readonly flows: OpenFlows,
     private readonly resolve: Resolve | undefined,
     private readonly now: () => number,
-    private readonly settled: (o: OpenFlow, facts: ProcessFacts | undefined) => void,
+    private readonly settled: (slot: number, facts: ProcessFacts | undefined) => void,
   ) {}
 
   /** A new flow: its token's lookup is asked for unless known. */
@@ -62,25 +63,28 @@ export class ProgramLookups {
 
   /** The flow's program: from the lookup of its token (undefined while under way, unless waited long
    *  enough), with the agent's own identity for it taking precedence. */
-  factsOf(o: OpenFlow, now: number): ProcessFacts | undefined {
+  factsOf(slot: number, now: number): ProcessFacts | undefined {
+    const f = this.flows;
+    const token = f.token[slot];
     let looked: ProcessFacts | null | undefined;
-    if (o.token !== undefined && this.resolve) {
-      looked = this.facts.get(o.token);
-      if (looked === undefined && now - o.seen < RESOLVE_WAIT_MS) return undefined;
+    if (token !== undefined && this.resolve) {
+      looked = this.facts.get(token);
+      if (looked === undefined && now - f.seen[slot]! < RESOLVE_WAIT_MS) return undefined;
     }
     const base: ProcessFacts = looked ?? UNKNOWN_FACTS;
-    if (!o.agentIdentity) return base;
-    const key = identityKey({ kind: o.agentIdentity.kind, value: o.agentIdentity.value, ...(o.agentIdentity.package !== undefined ? { package: o.agentIdentity.package } : {}) });
+    const agent = f.agentIdentity[slot];
+    if (!agent) return base;
+    const key = identityKey({ kind: agent.kind, value: agent.value, ...(agent.package !== undefined ? { package: agent.package } : {}) });
     if (key === undefined) return base;
-    const path = o.agentIdentity.path ?? base.path;
+    const path = agent.path ?? base.path;
     // One object per program and lookup, so batches refer to it by number (the recorder's flush).
-    const cacheKey = `${key}\0${path ?? ''}\0${o.agentIdentity.package ?? ''}\0${looked ? o.token ?? '' : ''}`;
+    const cacheKey = `${key}\0${path ?? ''}\0${agent.package ?? ''}\0${looked ? token ?? '' : ''}`;
     const cached = this.agentFacts.get(cacheKey);
     if (cached) return cached;
     const facts: ProcessFacts = {
       ...base, key, trust: TRUST_CODES.indexOf('secure'),
       ...(path !== undefined ? { path } : {}),
-      ...(o.agentIdentity.package !== undefined ? { package: o.agentIdentity.package } : {}),
+      ...(agent.package !== undefined ? { package: agent.package } : {}),
       ...(base.name === undefined && path !== undefined ? { name: path.slice(path.lastIndexOf('/') + 1) } : {}),
     };
     if (this.agentFacts.size >= MAX_CACHED_TOKENS) this.agentFacts.clear();
@@ -89,17 +93,20 @@ export class ProgramLookups {
   }
 
   /** Its lookup has not answered yet. */
-  pending(o: OpenFlow): boolean {
-    return o.token !== undefined && this.resolve !== undefined && !this.facts.has(o.token);
+  pending(slot: number): boolean {
+    const token = this.flows.token[slot];
+    return token !== undefined && this.resolve !== undefined && !this.facts.has(token);
   }
 
   /** Keeps a flow written before its program's lookup answered, for the answer; false when too many
    *  already wait (it is then counted as it is). */
-  await(o: OpenFlow): boolean {
-    if (this.awaitingCount >= MAX_AWAITING || o.token === undefined) return false;
-    const waiting = this.awaiting.get(o.token);
-    if (waiting) waiting.flows.push(o);
-    else this.awaiting.set(o.token, { since: o.seen, flows: [o] });
+  await(slot: number): boolean {
+    const token = this.flows.token[slot];
+    if (this.awaitingCount >= MAX_AWAITING || token === undefined) return false;
+    const waiting = this.awaiting.get(token);
+    if (waiting) waiting.slots.push(slot);
+    else this.awaiting.set(token, { since: this.flows.seen[slot]!, slots: [slot] });
+    this.flows.set(slot, FLAG.awaited);
     this.awaitingCount++;
     return true;
   }
@@ -135,19 +142,22 @@ export class ProgramLookups {
     const waiting = this.awaiting.get(token);
     if (!waiting) return;
     this.awaiting.delete(token);
-    this.awaitingCount -= waiting.flows.length;
+    this.awaitingCount -= waiting.slots.length;
     const now = this.now();
-    for (const o of waiting.flows) {
+    const flows = this.flows;
+    for (const slot of waiting.slots) {
+      flows.clear(slot, FLAG.awaited);
       let changed: ProcessFacts | undefined;
       if (answered) {
-        const f = this.factsOf(o, now);
-        if (f && (f.key !== o.facts?.key || f.trust !== o.facts?.trust || f.parent !== o.facts?.parent)) {
-          o.setFacts(f);
+        const f = this.factsOf(slot, now);
+        const had = flows.facts[slot];
+        if (f && (f.key !== had?.key || f.trust !== had?.trust || f.parent !== had?.parent)) {
+          flows.setFacts(slot, f);
           changed = f;
         }
       }
-      o.set(FLAG.settled);
-      this.settled(o, changed);
+      flows.set(slot, FLAG.settled);
+      this.settled(slot, changed);
     }
   }
 }

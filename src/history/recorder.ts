@@ -7,7 +7,7 @@ import type { FlowRecord } from '../protocol/messages.js';
 import type { BytesMessage, EndMessage, FlowMessage, RuleChangedMessage, VerdictMessage } from '../protocol/messages.js';
 import type { FlowChange, HistoryBatch, ProcessFacts, RowColumns } from './batch.js';
 import { MAX_TEXT_IDS, ROW, ROW_FIELDS } from './batch.js';
-import { FLAG, OpenFlow } from './open-flow.js';
+import { FLAG, OpenFlows } from './open-flow.js';
 import { ProgramLookups, type Resolve } from './program-lookups.js';
 import { TrafficSums } from './traffic-sums.js';
 
@@ -46,9 +46,9 @@ export interface RecorderCounts {
 }
 
 export class HistoryRecorder {
-  private readonly flows = new Map<string, OpenFlow>();
-  /** Flows changed since their last batch (each once: its `dirty` flag). */
-  private dirty: OpenFlow[] = [];
+  private readonly flows = new OpenFlows();
+  /** Flows (slots) changed since their last batch (each once: its `dirty` flag). */
+  private dirty: number[] = [];
   private readonly lookups: ProgramLookups;
   private completions: FlowChange[] = [];
   /** The number each program's facts go by in batches (sent whole the first time only). */
@@ -57,6 +57,7 @@ export class HistoryRecorder {
   private readonly textIds = new Map<string, number>();
   private nextTextId = 0;
   private readonly sums = new TrafficSums();
+  private scratch = new Float64Array(0);
   private sumsSent = 0;
   private nextRef = 1;
   private timer?: NodeJS.Timeout;
@@ -67,9 +68,9 @@ export class HistoryRecorder {
 
   constructor(private readonly options: RecorderOptions) {
     this.now = options.now ?? Date.now;
-    this.lookups = new ProgramLookups(options.resolve, this.now, (o, facts) => {
-      if (facts) this.completions.push({ ref: o.ref, facts });
-      this.touch(o);
+    this.lookups = new ProgramLookups(this.flows, options.resolve, this.now, (s, facts) => {
+      if (facts) this.completions.push({ ref: this.flows.ref[s]!, facts });
+      this.touch(s);
     });
     this.timer = setInterval(() => this.flush(), options.flushMs ?? FLUSH_MS);
     this.timer.unref();
@@ -83,18 +84,18 @@ export class HistoryRecorder {
     switch (event.type) {
       case 'flow': return this.onFlow(event.flow, existing);
       case 'verdict': {
-        const o = this.flows.get(event.id);
-        if (o && o.setVerdict(event.verdict)) this.touch(o);
+        const s = this.flows.find(event.id);
+        if (s !== undefined && this.flows.setVerdict(s, event.verdict)) this.touch(s);
         return;
       }
       case 'bytes':
         for (const c of event.counters) this.onBytes(c.id, c.rx, c.tx);
         return;
       case 'end': {
-        const o = this.flows.get(event.id);
-        if (!o) return;
-        o.end = event.time;
-        this.touch(o);
+        const s = this.flows.find(event.id);
+        if (s === undefined) return;
+        this.flows.end[s] = event.time;
+        this.touch(s);
         return;
       }
       default: return; // rule changes: a rule's first block is seen on the flow it blocked
@@ -102,45 +103,46 @@ export class HistoryRecorder {
   }
 
   private onFlow(flow: FlowRecord, existing: boolean): void {
-    const known = this.flows.get(flow.id);
-    if (known) {
-      if (flow.remoteHost && flow.remoteHost.name !== known.host) {
-        known.host = flow.remoteHost.name;
-        known.set(FLAG.changedHost);
+    const f = this.flows;
+    const known = f.find(flow.id);
+    if (known !== undefined) {
+      if (flow.remoteHost && flow.remoteHost.name !== f.host[known]) {
+        f.host[known] = flow.remoteHost.name;
+        f.set(known, FLAG.changedHost);
       }
-      if (flow.identity && !known.agentIdentity) {
-        known.agentIdentity = flow.identity;
-        if (!known.has(FLAG.posted)) known.facts = undefined;
+      if (flow.identity && !f.agentIdentity[known]) {
+        f.agentIdentity[known] = flow.identity;
+        if (!f.has(known, FLAG.posted)) f.facts[known] = undefined;
       }
-      if (flow.verdict) known.setVerdict(flow.verdict);
+      if (flow.verdict) f.setVerdict(known, flow.verdict);
       this.touch(known);
       return;
     }
-    const o = new OpenFlow(flow, this.nextRef++, this.now(), existing);
-    this.flows.set(flow.id, o);
+    const s = f.add(flow, this.nextRef++, this.now(), existing);
     this.counts.flows++;
-    this.lookups.want(o.token);
-    if (this.flows.size > MAX_OPEN) this.forgetOldest();
-    this.touch(o);
+    this.lookups.want(flow.token);
+    if (f.size > MAX_OPEN) this.counts.forgotten += f.dropOldest(MAX_OPEN / 10);
+    this.touch(s);
   }
 
   private onBytes(id: string, rx: number, tx: number): void {
-    const o = this.flows.get(id);
-    if (!o || !(rx >= o.rx) || !(tx >= o.tx)) return;
-    o.rx = rx;
-    o.tx = tx;
-    if (o.has(FLAG.baseline)) {
-      o.clear(FLAG.baseline);
-      o.flushedRx = rx;
-      o.flushedTx = tx;
+    const f = this.flows;
+    const s = f.find(id);
+    if (s === undefined || !(rx >= f.rx[s]!) || !(tx >= f.tx[s]!)) return;
+    f.rx[s] = rx;
+    f.tx[s] = tx;
+    if (f.has(s, FLAG.baseline)) {
+      f.clear(s, FLAG.baseline);
+      f.flushedRx[s] = rx;
+      f.flushedTx[s] = tx;
     }
-    this.touch(o);
+    this.touch(s);
   }
 
-  private touch(o: OpenFlow): void {
-    if (!o.has(FLAG.dirty)) {
-      o.set(FLAG.dirty);
-      this.dirty.push(o);
+  private touch(s: number): void {
+    if (!this.flows.has(s, FLAG.dirty)) {
+      this.flows.set(s, FLAG.dirty);
+      this.dirty.push(s);
     }
     if (this.dirty.length >= MAX_BATCH && !this.soon) {
       this.soon = true;
@@ -161,50 +163,60 @@ export class HistoryRecorder {
     this.lookups.giveUp(now);
     const list = this.dirty;
     this.dirty = [];
-    const rows = new RowBuilder(list.length, this);
+    const rows = new RowBuilder(this.rowScratch(list.length), this);
     const changes: FlowChange[] = this.completions;
     this.completions = [];
-    const ended: number[] = [];
-    for (const o of list) {
-      if (o.has(FLAG.dropped)) continue;
-      if (!all && !o.has(FLAG.posted) && o.end === undefined && now - o.seen < HOLD_MS) {
-        this.dirty.push(o);
+    const endedRows: number[] = [];
+    const f = this.flows;
+    for (const s of list) {
+      if (f.has(s, FLAG.dropped)) {
+        f.clear(s, FLAG.dirty);
+        f.release(s);
         continue;
       }
-      if (!o.facts) {
-        const f = this.lookups.factsOf(o, now);
-        if (!f) { // its program's lookup is still under way
-          this.dirty.push(o);
+      const end = f.end[s]!;
+      const ended = end === end; // not NaN
+      if (!all && !f.has(s, FLAG.posted) && !ended && now - f.seen[s]! < HOLD_MS) {
+        this.dirty.push(s);
+        continue;
+      }
+      if (!f.facts[s]) {
+        const facts = this.lookups.factsOf(s, now);
+        if (!facts) { // its program's lookup is still under way
+          this.dirty.push(s);
           continue;
         }
-        o.setFacts(f);
-        const waits = this.lookups.pending(o) && this.lookups.await(o);
+        f.setFacts(s, facts);
+        const waits = this.lookups.pending(s) && this.lookups.await(s);
         // the agent's own identity for the flow names its program already: only its parent waits
-        if (!waits || (o.agentIdentity !== undefined && f.key !== undefined)) o.set(FLAG.settled);
+        if (!waits || (f.agentIdentity[s] !== undefined && facts.key !== undefined)) f.set(s, FLAG.settled);
       }
-      o.clear(FLAG.dirty);
-      const endNew = o.end !== undefined && !o.has(FLAG.endPosted);
-      if (!o.has(FLAG.posted)) {
-        rows.add(o);
-        o.set(FLAG.posted | (o.end !== undefined ? FLAG.endPosted : 0));
-      } else if (endNew && !o.has(FLAG.changedHost | FLAG.changedVerdict)) {
-        ended.push(o.ref, o.end!, o.rx, o.tx);
-        o.set(FLAG.endPosted);
-      } else if (endNew || o.has(FLAG.changedHost | FLAG.changedVerdict)) {
+      f.clear(s, FLAG.dirty);
+      const endNew = ended && !f.has(s, FLAG.endPosted);
+      const changed = f.has(s, FLAG.changedHost | FLAG.changedVerdict);
+      if (!f.has(s, FLAG.posted)) {
+        rows.add(f, s);
+        f.set(s, FLAG.posted | (ended ? FLAG.endPosted : 0));
+      } else if (endNew && !changed) {
+        endedRows.push(f.ref[s]!, end, f.rx[s]!, f.tx[s]!);
+        f.set(s, FLAG.endPosted);
+      } else if (endNew || changed) {
+        const host = f.host[s];
+        const rule = f.rule[s];
         changes.push({
-          ref: o.ref,
-          ...(endNew ? { end: o.end!, rx: o.rx, tx: o.tx } : {}),
-          ...(o.has(FLAG.changedHost) && o.host !== undefined ? { host: o.host } : {}),
-          ...(o.has(FLAG.changedVerdict) ? { verdict: o.verdict, ...(o.rule !== undefined ? { rule: o.rule } : {}) } : {}),
+          ref: f.ref[s]!,
+          ...(endNew ? { end, rx: f.rx[s]!, tx: f.tx[s]! } : {}),
+          ...(f.has(s, FLAG.changedHost) && host !== undefined ? { host } : {}),
+          ...(f.has(s, FLAG.changedVerdict) ? { verdict: f.verdict[s]!, ...(rule !== undefined ? { rule } : {}) } : {}),
         });
-        if (o.end !== undefined) o.set(FLAG.endPosted);
+        if (ended) f.set(s, FLAG.endPosted);
       }
-      o.clear(FLAG.changedHost | FLAG.changedVerdict);
-      if (o.has(FLAG.settled)) this.count(o, minute);
-      if (o.end !== undefined && this.flows.get(o.id) === o) this.flows.delete(o.id);
+      f.clear(s, FLAG.changedHost | FLAG.changedVerdict);
+      if (f.has(s, FLAG.settled)) this.count(s, minute);
+      if (ended) f.forget(s);
     }
     const sumsDue = !this.sums.empty && (all || now - this.sumsSent >= SUMS_EVERY_MS || now < this.sumsSent);
-    if (rows.count === 0 && changes.length === 0 && ended.length === 0 && !sumsDue) return;
+    if (rows.count === 0 && changes.length === 0 && endedRows.length === 0 && !sumsDue) return;
     this.counts.batches++;
     const batch: HistoryBatch = { rows: [], changes, processes: [], hosts: [] };
     if (sumsDue) {
@@ -214,23 +226,31 @@ export class HistoryRecorder {
       this.sumsSent = now;
     }
     if (rows.count > 0) batch.columns = rows.columns();
-    if (ended.length > 0) batch.ended = Float64Array.from(ended);
+    if (endedRows.length > 0) batch.ended = Float64Array.from(endedRows);
     this.options.write(batch);
   }
 
+  /** Room for `rows` new rows, kept from batch to batch (a batch's rows are copied out of it). */
+  private rowScratch(rows: number): Float64Array {
+    if (this.scratch.length < rows * ROW_FIELDS) this.scratch = new Float64Array(rows * ROW_FIELDS * 2);
+    return this.scratch;
+  }
+
   /** A settled flow's start (once) and its traffic since the last batch, into the sums. */
-  private count(o: OpenFlow, minute: number): void {
-    const remote = o.host ?? o.raddr;
-    if (!o.has(FLAG.counted)) {
-      this.sums.add(Math.floor(o.start / 60_000), o.bucketKey, o.facts!, o.uid, remote, 0, 0, 1);
-      o.set(FLAG.counted);
+  private count(s: number, minute: number): void {
+    const f = this.flows;
+    const remote = f.host[s] ?? f.raddr[s]!;
+    const uid = f.uid[s]!;
+    if (!f.has(s, FLAG.counted)) {
+      this.sums.add(Math.floor(f.start[s]! / 60_000), f.bucketKey[s]!, f.facts[s]!, uid === uid ? uid : undefined, remote, 0, 0, 1);
+      f.set(s, FLAG.counted);
     }
-    const drx = o.rx - o.flushedRx;
-    const dtx = o.tx - o.flushedTx;
+    const drx = f.rx[s]! - f.flushedRx[s]!;
+    const dtx = f.tx[s]! - f.flushedTx[s]!;
     if (drx > 0 || dtx > 0) {
-      this.sums.add(minute, o.bucketKey, o.facts!, o.uid, remote, drx, dtx, 0);
-      o.flushedRx = o.rx;
-      o.flushedTx = o.tx;
+      this.sums.add(minute, f.bucketKey[s]!, f.facts[s]!, uid === uid ? uid : undefined, remote, drx, dtx, 0);
+      f.flushedRx[s] = f.rx[s]!;
+      f.flushedTx[s] = f.tx[s]!;
     }
   }
 
@@ -261,25 +281,14 @@ export class HistoryRecorder {
     return this.nextTextId;
   }
 
-  /** Past MAX_OPEN, the oldest tenth goes in one pass (one at a time, each would skip every entry
-   *  deleted before it). A forgotten flow's later end or bytes are not recorded. */
-  private forgetOldest(): void {
-    let n = MAX_OPEN / 10;
-    for (const [id, o] of this.flows) {
-      if (n-- <= 0) break;
-      this.flows.delete(id);
-      this.counts.forgotten++;
-      o.set(FLAG.dropped);
-    }
-  }
-
   /** Sends the last batch (flows still waiting for their program go without it). */
   close(): void {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
-    for (const o of this.dirty) if (!o.facts) o.setFacts(this.lookups.factsOf(o, Number.POSITIVE_INFINITY)!);
+    const f = this.flows;
+    for (const s of this.dirty) if (!f.facts[s] && !f.has(s, FLAG.dropped)) f.setFacts(s, this.lookups.factsOf(s, Number.POSITIVE_INFINITY)!);
     this.lookups.giveUpAll();
-    for (const o of this.dirty) o.set(FLAG.settled);
+    for (const s of this.dirty) f.set(s, FLAG.settled);
     this.flush(true);
     this.closed = true;
   }
@@ -293,37 +302,40 @@ class RowBuilder {
   private readonly texts: string[] = [];
   private readonly facts: RowColumns['facts'] = [];
 
-  constructor(capacity: number, private readonly numbering: HistoryRecorder) {
-    this.numbers = new Float64Array(capacity * ROW_FIELDS);
+  /** `numbers`: room enough for every row of the batch, reused (columns() copies what was used). */
+  constructor(numbers: Float64Array, private readonly numbering: HistoryRecorder) {
+    this.numbers = numbers;
     this.firstText = numbering.firstNewText;
   }
 
-  add(o: OpenFlow): void {
+  add(f: OpenFlows, s: number): void {
     const n = this.numbers;
     const at = this.count++ * ROW_FIELDS;
-    n[at + ROW.ref] = o.ref;
-    n[at + ROW.start] = o.start;
-    n[at + ROW.end] = o.end ?? Number.NaN;
-    n[at + ROW.facts] = this.numbering.factsNumber(o.facts!, this.facts);
-    n[at + ROW.uid] = o.uid ?? Number.NaN;
-    n[at + ROW.kind] = o.kind;
-    n[at + ROW.raddr] = this.text(o.raddr);
-    n[at + ROW.rport] = o.rport;
-    n[at + ROW.host] = this.text(o.host);
-    n[at + ROW.verdict] = o.verdict;
-    n[at + ROW.rule] = this.text(o.rule);
-    const counted = o.rx > 0 || o.tx > 0 || o.end !== undefined;
-    n[at + ROW.rx] = counted ? o.rx : Number.NaN;
-    n[at + ROW.tx] = counted ? o.tx : Number.NaN;
+    const end = f.end[s]!;
+    const rx = f.rx[s]!;
+    const tx = f.tx[s]!;
+    n[at + ROW.ref] = f.ref[s]!;
+    n[at + ROW.start] = f.start[s]!;
+    n[at + ROW.end] = end;
+    n[at + ROW.facts] = this.numbering.factsNumber(f.facts[s]!, this.facts);
+    n[at + ROW.uid] = f.uid[s]!;
+    n[at + ROW.kind] = f.kind[s]!;
+    n[at + ROW.raddr] = this.text(f.raddr[s]);
+    n[at + ROW.rport] = f.rport[s]!;
+    n[at + ROW.host] = this.text(f.host[s]);
+    n[at + ROW.verdict] = f.verdict[s]!;
+    n[at + ROW.rule] = this.text(f.rule[s]);
+    const counted = rx > 0 || tx > 0 || end === end;
+    n[at + ROW.rx] = counted ? rx : Number.NaN;
+    n[at + ROW.tx] = counted ? tx : Number.NaN;
   }
 
   private text(text: string | undefined): number {
     return text === undefined ? -1 : this.numbering.textNumber(text, this.texts);
   }
 
-  /** (a copy when shorter: a view would carry its whole buffer to the writer) */
+  /** (a copy: the room is reused, and a view would carry its whole buffer to the writer) */
   columns(): RowColumns {
-    const used = this.count * ROW_FIELDS;
-    return { numbers: used === this.numbers.length ? this.numbers : this.numbers.slice(0, used), firstText: this.firstText, texts: this.texts, facts: this.facts };
+    return { numbers: this.numbers.slice(0, this.count * ROW_FIELDS), firstText: this.firstText, texts: this.texts, facts: this.facts };
   }
 }

@@ -142,6 +142,46 @@ describe('history store', () => {
     await sink.close();
   });
 
+  it('flows waiting for a late lookup keep their place while many others come and go: the answer completes their rows only', async () => {
+    const path = join(tempDir(), 'history.db');
+    const sink = openHistorySink({ path }, { thread: 'inline', onNotice: () => {} });
+    const lookups: Array<(a: Attribution[]) => void> = [];
+    let clock = T0;
+    const recorder = new HistoryRecorder({ write: (b) => sink.write(b), flushMs: 60_000, now: () => clock, resolve: () => new Promise((r) => lookups.push(r)) });
+    const quick = { ...curl('f'.repeat(64)), name: 'quick', path: '/usr/bin/quick' };
+    const late = { ...curl('e'.repeat(64)), name: 'late', path: '/usr/bin/late' };
+    // The quick program's lookup answers at once.
+    recorder.observe({ type: 'flow', flow: flow('quick-first', { pid: 8 }) });
+    recorder.flush();
+    lookups.shift()!([quick]);
+    await new Promise((r) => setImmediate(r));
+    // Ten flows of the slow program end while its lookup is under way; past the wait their rows are
+    // written without their program.
+    for (let i = 0; i < 10; i++) {
+      recorder.observe({ type: 'flow', flow: flow(`slow${i}`, { pid: 7 }) });
+      recorder.observe({ type: 'end', id: `slow${i}`, time: T0 + 5 });
+    }
+    recorder.flush();
+    clock += 600;
+    recorder.flush();
+    // Thousands of the quick program's flows come and go meanwhile.
+    for (let i = 0; i < 5000; i++) {
+      recorder.observe({ type: 'flow', flow: flow(`quick${i}`, { pid: 8, time: clock }) });
+      recorder.observe({ type: 'end', id: `quick${i}`, time: clock + 1 });
+      if (i % 500 === 499) recorder.flush();
+    }
+    expect(lookups).toHaveLength(1);
+    lookups.shift()!([late]);
+    await new Promise((r) => setImmediate(r));
+    recorder.close();
+    await sink.close();
+    const reader = HistoryReader.open(path);
+    const names = reader.flows({ since: 0, limit: 10_000 }).map((f) => f.process.name);
+    reader.close();
+    expect(names.filter((n) => n === 'late')).toHaveLength(10);
+    expect(names.filter((n) => n === 'quick')).toHaveLength(5001);
+  });
+
   it('a program whose lookup answers late gets its traffic: none of it is left under "owner not found"', async () => {
     const path = join(tempDir(), 'history.db');
     const sink = openHistorySink({ path }, { thread: 'inline', onNotice: () => {} });
