@@ -103,7 +103,8 @@ export class Agent {
       ...(o.selfToken !== undefined ? { selfToken: o.selfToken } : {}),
     }, o.workers ?? 1, {
       onMessage: (m) => {
-        if (m.type === 'flows') this.flows.receive(m.held, m.decided, m.unwatched);
+        if (m.type === 'held') this.flows.receiveHeld(m.held);
+        else if (m.type === 'decided') this.flows.receiveDecided(m.batch);
         else if (m.type === 'hits') for (const [id, count] of m.hits) o.rules.recordHits(id, count, this.io.clock.now());
         else {
           this.report.addNote(m.message);

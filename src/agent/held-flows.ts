@@ -20,7 +20,7 @@ import { RecentVerdicts } from './recent-verdicts.js';
 import { settle, wantsAttribution } from './settle.js';
 import type { SharedCounters } from './status.js';
 import { COUNTER, type HeldFlow } from './types.js';
-import { decodeUnwatched, type UnwatchedBatch } from './unwatched-batch.js';
+import { decodeDecided, type DecidedBatch } from './decided-batch.js';
 import type { UnwatchedFlows } from './unwatched-flows.js';
 import { TaughtIdentities } from './worker-rules.js';
 import { PublishedIdentities } from './published-identities.js';
@@ -60,16 +60,22 @@ export class HeldFlows {
     this.blocked = new BlockedConversations((flow) => deps.tell({ type: 'flow', flow }));
   }
 
-  /** A queue thread's `flows` message. */
-  receive(held: HeldFlow[], decided: Array<{ flow: FlowRecord; verdict: Verdict }>, batch?: UnwatchedBatch): void {
+  /** A queue thread's batch of flows its rules decided (their packets answered already). */
+  receiveDecided(batch: DecidedBatch): void {
     const d = this.deps;
     d.names.drain();
-    // Encoding costs main-thread time: decided flows are only published while someone listens. Those
+    // Decoding costs main-thread time: decided flows are only published while someone listens. Those
     // allowed by rule while nobody watched are only kept (unwatched-flows.ts); a batch that arrives
     // just after a client subscribed is published like any decided flow.
     if (d.watched()) {
-      for (const one of batch ? [...decided, ...decodeUnwatched(batch)] : decided) this.publishDecided({ ...one.flow, verdict: one.verdict });
-    } else if (batch) d.unwatched.add(batch);
+      for (const one of decodeDecided(batch)) this.publishDecided({ ...one.flow, verdict: one.verdict });
+    } else d.unwatched.add(batch);
+  }
+
+  /** A queue thread's flows that the main thread decides. */
+  receiveHeld(held: HeldFlow[]): void {
+    const d = this.deps;
+    d.names.drain();
     const now = d.io.clock.now();
     for (const h of held) {
       d.names.name(h.flow);

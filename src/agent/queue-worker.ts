@@ -1,11 +1,12 @@
 // The queue loop, on its own thread: a blocking netlink recv in Node's main thread would freeze the
 // event loop. Per packet: parse → exact sock_diag lookup → BPF cookie record → pidfd-confirmed token →
-// rules. Flows a rule decides get their verdict here, with no hop to the main thread; the rest are
-// handed to the main thread, which then owns their verdict (clients, deadlines, default).
+// rules. Flows a rule decides get their verdict here, with no hop to the main thread, and are handed
+// over afterwards in binary batches (decided-batch.ts); the rest are handed to the main thread at once,
+// which then owns their verdict (clients, deadlines, default).
 // Control messages arrive on a MessagePort read synchronously between batches (receiveMessageOnPort),
 // so the loop never has to yield to an event loop.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { FlowRecord, Rule, Verdict } from '../protocol/messages.js';
+import type { FlowRecord, Rule } from '../protocol/messages.js';
 import { RecorderView } from '../native/linux/bpf.js';
 import { NF_ACCEPT, NF_DROP, NfQueue, type QueuedPacket } from '../native/linux/nfqueue.js';
 import { SockDiag } from '../native/linux/sock-diag.js';
@@ -17,7 +18,7 @@ import { poolPacketId } from './worker-pool.js';
 import { pinToQueueCpus } from './affinity.js';
 import { formatAddress } from '../net/address.js';
 import { flowKey, parsePacket, type PacketTuple } from './packet.js';
-import { UnwatchedBatchWriter, type UnwatchedFlow } from './unwatched-batch.js';
+import { DecidedBatchWriter, type DecidedFlow } from './decided-batch.js';
 import { JudgeFailures } from './judge-failures.js';
 import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainToWorker, type WorkerConfig, type WorkerToMain } from './types.js';
 import { NetlinkError } from '../native/linux/netlink.js';
@@ -25,10 +26,20 @@ import { RateLimitedLog } from './rate-limited-log.js';
 import { SelfInstance } from './self-exemption.js';
 
 const NF_INET_LOCAL_IN = 1;
-/** Flows allowed while nobody watches are posted in batches of this many, or when the oldest has waited
- *  this long (the receive times out every 100 ms, so the wait is bounded even when traffic stops). */
-const UNWATCHED_BATCH = 256;
+/** Flows a rule decided are posted to the main thread in batches of at most this many, never one
+ *  message per connection: a post is a structured clone here and a wake-up of the main thread there. */
+const DECIDED_BATCH = 256;
+/** While someone watches (a client, the history, NATS), a batch leaves once its oldest flow is this
+ *  old: a person sees a rule's flow within a few tens of ms (the TUI gathers events for 20–30 ms before
+ *  it draws anyway), while one client's ~10,000 connections/s still make about 50 posts a second, not
+ *  10,000. The receive waits at most WATCHED_WAIT_MS while a batch is open, so a batch is at most
+ *  WATCHED_MAX_AGE_MS + WATCHED_WAIT_MS (30 ms) old when it leaves, even when traffic stops. */
+const WATCHED_MAX_AGE_MS = 20;
+const WATCHED_WAIT_MS = 10;
+/** While nobody watches, the allowed flows are only kept for a later client: no hurry. */
 const UNWATCHED_MAX_AGE_MS = 200;
+/** The receive's wait otherwise: how soon stop and control messages are read when no packet comes. */
+const IDLE_WAIT_MS = 100;
 
 const config = (workerData as { config: WorkerConfig; control: MessagePort }).config;
 const control = (workerData as { config: WorkerConfig; control: MessagePort }).control;
@@ -70,9 +81,8 @@ const refusals = new RateLimitedLog((line) => post({ type: 'log', message: line 
 
 interface Judged {
   verdict?: { id: number; verdict: number };
-  decided?: { flow: FlowRecord; verdict: Verdict };
-  /** Allowed by rule while no client listens: batched to the main thread's live flows. */
-  unwatched?: UnwatchedFlow;
+  /** Decided by a rule: written to the batch after the verdict is sent. */
+  decided?: DecidedFlow;
   held?: HeldFlow;
   destroy?: () => void;
 }
@@ -117,8 +127,8 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
   const direction = inbound ? 'inbound' : 'outbound';
   const remoteAddress = formatAddress(remote.address)!;
   const token = owner.tokenText;
-  // The flow record is only built when someone will read it: a held flow, or a decided one while a
-  // client listens. A rule decision with nobody watching costs no strings beyond the rule's facts.
+  // The flow record is only built for a held flow: a rule decision costs no strings beyond the rule's
+  // facts, its flow goes to the main thread as raw fields (decided-batch.ts).
   // Identity rules need the code identity: known here once the main thread has verified this very
   // executable file (same dev, inode, size, mtime, ctime) for an earlier flow; else it is asked.
   let exeKey: string | undefined;
@@ -127,12 +137,6 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
     exeKey = deps.tokens.fileKeyOf(owner.pid, owner.exeIno ?? 0n, owner.exeDev ?? 0n, owner.exeFile ?? 0n);
     if (exeKey !== undefined) known = identities.get(exeKey);
   }
-  // A known identity is the one the rules were matched with: the flow carries it (`flow.identity`).
-  const makeFlow = (): FlowRecord => {
-    const flow = flowRecord(packet.id, tuple, direction, ends, remoteAddress, owner);
-    if (known?.flow) flow.identity = known.flow;
-    return flow;
-  };
   const mustAskMain = identityRules && token !== undefined && known === undefined;
   if (!mustAskMain) {
     const facts: FlowFacts = { protocol: tuple.protocol, direction, remoteAddress, remotePort: remote.port };
@@ -147,20 +151,20 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       Atomics.add(counters, COUNTER.rule, 1n);
       if (known && rule.identity !== undefined) Atomics.add(counters, COUNTER.identityInWorker, 1n);
       hits.set(rule.id, (hits.get(rule.id) ?? 0) + 1);
-      const verdict: Verdict = { action: rule.action, by: 'rule', ruleId: rule.id };
       const blockMode = rule.blockMode ?? config.blockMode;
-      if (rule.action === 'block') verdict.blockMode = blockMode;
       const judged: Judged = { verdict: { id: packet.id, verdict: rule.action === 'allow' ? NF_ACCEPT : NF_DROP } };
-      if (listeners) judged.decided = { flow: makeFlow(), verdict };
-      else if (rule.action === 'allow') {
-        // raw fields only: written to the batch after the verdict is sent, decoded by the main thread
-        // only if a client ever asks
-        const u: UnwatchedFlow = { packetId: packet.id, time: Date.now(), protocol: tuple.protocol, family: tuple.family, direction, local, remote, ruleId: rule.id };
-        if (owner.token) u.token = owner.token;
-        if (owner.pid !== undefined) u.pid = owner.pid;
-        if (owner.uid !== undefined) u.uid = owner.uid;
-        if (owner.error) u.ownerError = owner.error;
-        judged.unwatched = u;
+      // While nobody listens, a blocked flow is told to no one (nor kept): only the allowed ones are
+      // kept, for the live flows a later client is shown.
+      if (listeners || rule.action === 'allow') {
+        const d: DecidedFlow = { packetId: packet.id, time: Date.now(), protocol: tuple.protocol, family: tuple.family, direction, local, remote, ruleId: rule.id };
+        if (rule.action === 'block') d.block = blockMode;
+        if (owner.token) d.token = owner.token;
+        if (owner.pid !== undefined) d.pid = owner.pid;
+        if (owner.uid !== undefined) d.uid = owner.uid;
+        if (owner.error) d.ownerError = owner.error;
+        // the identity the rules were matched with (`flow.identity`)
+        if (known?.flow) d.identity = known.flow;
+        judged.decided = d;
       }
       if (rule.action === 'block' && blockMode === 'reject' && (tuple.protocol === 'tcp' || tuple.protocol === 'udp')) {
         const protocol = tuple.protocol;
@@ -178,7 +182,10 @@ function judge(deps: Parameters<typeof findOwner>[0], packet: QueuedPacket, list
       return judged;
     }
   }
-  const held: HeldFlow = { packetId: poolPacketId(config.queueIndex ?? 0, packet.id), key: flowKey(tuple), flow: makeFlow(), needsIdentity: mustAskMain };
+  const flow = flowRecord(packet.id, tuple, direction, ends, remoteAddress, owner);
+  // A known identity is the one the rules were matched with: the flow carries it (`flow.identity`).
+  if (known?.flow) flow.identity = known.flow;
+  const held: HeldFlow = { packetId: poolPacketId(config.queueIndex ?? 0, packet.id), key: flowKey(tuple), flow, needsIdentity: mustAskMain };
   if (exeKey !== undefined) held.exeKey = exeKey;
   return { held };
 }
@@ -204,10 +211,21 @@ function main(): void {
   const verdicts: Array<{ id: number; verdict: number }> = [];
   const destroys: Array<() => void> = [];
   let held: HeldFlow[] = [];
-  let decided: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
-  const unwatched: UnwatchedFlow[] = [];
-  const batch = new UnwatchedBatchWriter(idPrefix, UNWATCHED_BATCH);
+  const decided: DecidedFlow[] = [];
+  const batch = new DecidedBatchWriter(idPrefix, DECIDED_BATCH);
   let batchStarted = 0;
+  let listeners = false;
+  let waitMs = IDLE_WAIT_MS;
+  // Batched: a flow a rule decided should cost the queue loop as little as possible, watched or not.
+  const postDecided = (force: boolean): void => {
+    if (batch.length === 0) return;
+    const maxAge = listeners ? WATCHED_MAX_AGE_MS : UNWATCHED_MAX_AGE_MS;
+    if (!force && !batch.full && Date.now() - batchStarted < maxAge) return;
+    const taken = batch.take();
+    post({ type: 'decided', batch: taken }, [taken.bytes.buffer as ArrayBuffer]);
+    Atomics.add(counters, COUNTER.decidedBatches, 1n);
+    Atomics.add(counters, COUNTER.decidedHandedOver, BigInt(taken.count));
+  };
   // Each datagram is answered as soon as it is judged: one more recv to gather a batch would add a
   // syscall to every connection's latency, and the verdict's own cost (the kernel reinjects the packet
   // and runs the handshake in this thread) dwarfs the send it would save.
@@ -224,27 +242,31 @@ function main(): void {
     }
     for (const d of destroys) d();
     destroys.length = 0;
-    for (const u of unwatched) {
-      if (batch.full) postUnwatched(true);
-      if (batch.length === 0) batchStarted = Date.now();
-      batch.add(u);
-    }
-    unwatched.length = 0;
-    if (held.length > 0 || decided.length > 0) {
-      post({ type: 'flows', held, decided });
+    // held flows leave at once: a person may be asked about them, and their packets wait
+    if (held.length > 0) {
+      post({ type: 'held', held });
       held = [];
-      decided = [];
     }
-    postUnwatched(false);
-  };
-  // Batched: a connection nobody watches should cost the queue loop as little as possible.
-  const postUnwatched = (force: boolean): void => {
-    if (batch.length === 0) return;
-    if (!force && !batch.full && Date.now() - batchStarted < UNWATCHED_MAX_AGE_MS) return;
-    const taken = batch.take();
-    post({ type: 'flows', held: [], decided: [], unwatched: taken }, [taken.bytes.buffer as ArrayBuffer]);
+    for (const d of decided) {
+      if (batch.full) postDecided(true);
+      if (batch.length === 0) batchStarted = Date.now();
+      batch.add(d);
+    }
+    decided.length = 0;
+    postDecided(false);
   };
   while (!stopping) {
+    // While a watched batch is open, the receive returns soon enough for it to leave on time.
+    const wantWaitMs = listeners && batch.length > 0 ? WATCHED_WAIT_MS : IDLE_WAIT_MS;
+    if (wantWaitMs !== waitMs) {
+      try {
+        queue.setReceiveTimeout(wantWaitMs);
+        waitMs = wantWaitMs;
+      } catch (error) {
+        if (!(error instanceof NetlinkError)) throw error;
+        refusals.say(`queue ${config.queueNum}: cannot change the receive timeout (${error.message}): flows a rule decided may reach the clients later`);
+      }
+    }
     let packets: QueuedPacket[] | undefined;
     try {
       packets = queue.receive(false);
@@ -256,7 +278,7 @@ function main(): void {
     if (packets) {
       // rules and identities posted while this thread slept in recv apply to these packets already
       drainControl();
-      const listeners = Atomics.load(counters, LISTENERS_SLOT) !== 0n;
+      listeners = Atomics.load(counters, LISTENERS_SLOT) !== 0n;
       for (const packet of packets) {
         Atomics.add(counters, COUNTER.queued, 1n);
         let j: Judged;
@@ -270,11 +292,13 @@ function main(): void {
         if (j.verdict) verdicts.push(j.verdict);
         if (j.destroy) destroys.push(j.destroy);
         if (j.decided) decided.push(j.decided);
-        if (j.unwatched) unwatched.push(j.unwatched);
         if (j.held) held.push(j.held);
       }
       flush();
-    } else postUnwatched(false);
+    } else {
+      listeners = Atomics.load(counters, LISTENERS_SLOT) !== 0n;
+      postDecided(false);
+    }
     drainControl();
     if (hits.size > 0 && Date.now() - hitsPosted >= 1000) {
       post({ type: 'hits', hits: [...hits] });
@@ -283,7 +307,7 @@ function main(): void {
     }
   }
   if (hits.size > 0) post({ type: 'hits', hits: [...hits] });
-  postUnwatched(true);
+  postDecided(true);
   deps.diag.close();
   deps.tokens.clear();
   // Unbinding makes the kernel drop what is still queued for us; the main thread has answered its

@@ -24,6 +24,10 @@ export interface AgentCounters {
   destroyErrors?: number;
   /** The agent's own outbound connections (to NATS) let through as its own verified process instance. */
   ownConnections?: number;
+  /** Flows a rule decided that the queue threads handed to the main thread, and in how many batches
+   *  (many flows a batch under load: never one message per connection). Absent from older agents. */
+  decidedHandedOver?: number;
+  decidedBatches?: number;
   pending: number;
 }
 
@@ -79,6 +83,8 @@ export class SharedCounters {
       judgeErrors: v(COUNTER.judgeErrors),
       destroyErrors: v(COUNTER.destroyErrors),
       ownConnections: v(COUNTER.ownConnections),
+      decidedHandedOver: v(COUNTER.decidedHandedOver),
+      decidedBatches: v(COUNTER.decidedBatches),
       pending,
     };
   }

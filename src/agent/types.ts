@@ -1,6 +1,6 @@
 // Messages between the agent's main thread and its queue worker, and the shared counters.
-import type { Action, BlockMode, FlowIdentity, FlowRecord, Rule, Verdict } from '../protocol/messages.js';
-import type { UnwatchedBatch } from './unwatched-batch.js';
+import type { Action, BlockMode, FlowIdentity, FlowRecord, Rule } from '../protocol/messages.js';
+import type { DecidedBatch } from './decided-batch.js';
 
 export type AttributionMethod = 'bpf-cookie' | 'inode-scan';
 
@@ -23,12 +23,13 @@ export interface WorkerConfig {
 }
 
 /** Indexes into the shared counters (BigInt64Array). */
-export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7, identityInWorker: 9, judgeErrors: 10, destroyErrors: 11, ownConnections: 12 } as const;
-/** Not a counter: 1 while at least one client is subscribed. Flows a rule decided are sent to the main
- *  thread at once then; while nobody watches, the allowed ones go in batches (posting every one costs
- *  ~15 µs per connection), so that a client that subscribes later still finds them among the live flows. */
+export const COUNTER = { queued: 0, rule: 1, user: 2, default: 3, unparsed: 4, ownerFound: 5, ownerMissing: 6, verdictErrors: 7, identityInWorker: 9, judgeErrors: 10, destroyErrors: 11, ownConnections: 12, decidedBatches: 13, decidedHandedOver: 14 } as const;
+/** Not a counter: 1 while a client is subscribed or an observer listens. Flows a rule decided go to the
+ *  main thread in batches either way (posting every one cost ~15 µs per connection); while someone
+ *  listens a batch leaves within tens of milliseconds and carries the blocked flows too, while nobody
+ *  does it carries only the allowed ones (kept for a client that subscribes later) and may wait longer. */
 export const LISTENERS_SLOT = 8;
-export const COUNTER_SLOTS = 13;
+export const COUNTER_SLOTS = 15;
 
 /** A flow the worker could not decide alone: the main thread owns its packet's verdict. */
 export interface HeldFlow {
@@ -55,7 +56,10 @@ export interface KnownIdentity {
 export type WorkerToMain =
   | { type: 'ready'; fd: number; portId: number }
   | { type: 'fatal'; message: string }
-  | { type: 'flows'; held: HeldFlow[]; decided: Array<{ flow: FlowRecord; verdict: Verdict }>; unwatched?: UnwatchedBatch }
+  /** Flows the main thread must decide (a person may be waiting): posted as soon as they are seen. */
+  | { type: 'held'; held: HeldFlow[] }
+  /** Flows a rule decided in the queue thread (their packets answered already), batched. */
+  | { type: 'decided'; batch: DecidedBatch }
   /** Something the agent should say once (e.g. it stopped trusting the connect records' fields). */
   | { type: 'note'; message: string }
   /** A line for the agent's log only (not its status): e.g. a packet it failed to judge. */

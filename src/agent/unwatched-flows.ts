@@ -2,7 +2,7 @@
 // subscribes: batches as the queue threads sent them (decoded only when needed), and the flows a prune
 // kept. Only those whose socket still exists are shown then; a prune keeps at most half the bound.
 import type { Endpoint, FlowRecord } from '../protocol/messages.js';
-import { decodeUnwatched, type UnwatchedBatch } from './unwatched-batch.js';
+import { decodeDecided, type DecidedBatch } from './decided-batch.js';
 
 /** Flows kept at most before a prune (a socket dump) drops the ended ones. */
 export const MAX_UNWATCHED = 20_000;
@@ -11,7 +11,7 @@ export const MAX_UNWATCHED = 20_000;
 export type OpenSockets = () => ((protocol: string, local: Endpoint, remote: Endpoint) => boolean) | undefined;
 
 export class UnwatchedFlows {
-  private batches: UnwatchedBatch[] = [];
+  private batches: DecidedBatch[] = [];
   private kept: FlowRecord[] = [];
   private count = 0;
 
@@ -21,7 +21,7 @@ export class UnwatchedFlows {
     return this.count;
   }
 
-  add(batch: UnwatchedBatch): void {
+  add(batch: DecidedBatch): void {
     this.batches.push(batch);
     this.count += batch.count;
     if (this.count > this.max) this.prune();
@@ -33,7 +33,8 @@ export class UnwatchedFlows {
     if (this.count === 0) return [];
     const open = this.openSockets();
     const flows = open ? this.kept.filter((f) => open(f.protocol, f.local, f.remote)) : this.kept;
-    for (const batch of this.batches) for (const u of decodeUnwatched(batch, open)) flows.push({ ...u.flow, verdict: u.verdict });
+    // a batch made while someone listened (and posted after the last one left) has blocked flows too
+    for (const batch of this.batches) for (const u of decodeDecided(batch, { only: 'allow', ...(open ? { keep: open } : {}) })) flows.push({ ...u.flow, verdict: u.verdict });
     this.batches = [];
     this.kept = [];
     this.count = 0;

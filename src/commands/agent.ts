@@ -194,6 +194,7 @@ async function printStatus(socket: string): Promise<number> {
     `  packets       queued ${c.queued}; decided by rule ${c.decidedByRule} (${c.decidedByIdentityInWorker ?? 0} by a known code identity in the queue threads), user ${c.decidedByUser}, default ${c.decidedByDefault}; failed to judge ${c.judgeErrors ?? 0} (given the default); pending flows ${c.pending}`,
     `  owners        found ${c.ownerFound}, not found ${c.ownerMissing}; verdict send errors ${c.verdictErrors}; sockets the kernel would not destroy ${c.destroyErrors ?? 0}`,
     `  clients       ${s.clients}`,
+    `  hand-over     ${c.decidedHandedOver ?? 0} flows decided by rule handed to the main thread in ${c.decidedBatches ?? 0} batches`,
   ];
   if (s.fleet) {
     const f = s.fleet;

@@ -15,7 +15,7 @@ import { storeRuleBook } from '../../src/agent/rule-book.js';
 import { LISTENERS_SLOT } from '../../src/agent/types.js';
 import { RuleStore } from '../../src/rules/store.js';
 import { NF_ACCEPT, NF_DROP } from '../../src/native/linux/nfqueue.js';
-import { FakeIo, heldPacket } from './fake-io.js';
+import { FakeIo, decidedPacket, heldPacket } from './fake-io.js';
 
 type Verdicts = Extract<ExtensionMessage, { type: 'verdict' }>;
 
@@ -187,6 +187,28 @@ describe('agent policy (fake I/O)', () => {
     expect(io.firewall?.removed).toBe(true);
   });
 
+  it('flows a queue thread\'s rules decided reach the clients from its batch: verdict, rule, block mode and identity, in order', async () => {
+    await startAgent();
+    io.subscribe();
+    const identity = { kind: 'sha256' as const, value: 'cd'.repeat(32), path: '/usr/bin/curl' };
+    const allowed = decidedPacket('tcp', 40020, 80, 'r-allow', { identity });
+    const rejected = decidedPacket('tcp', 40021, 81, 'r-reject', { block: 'reject', identity });
+    const dropped = decidedPacket('udp', 40022, 53, 'r-drop', { block: 'drop' });
+    io.decided(allowed, rejected, dropped);
+    const told = io.broadcasts.flatMap((b) => (b.msg.type === 'flow' ? [b.msg.flow] : []));
+    expect(told.map((x) => [x.id, x.verdict])).toEqual([
+      [`q7-test-${allowed.packetId}`, { action: 'allow', by: 'rule', ruleId: 'r-allow' }],
+      [`q7-test-${rejected.packetId}`, { action: 'block', by: 'rule', ruleId: 'r-reject', blockMode: 'reject' }],
+      [`q7-test-${dropped.packetId}`, { action: 'block', by: 'rule', ruleId: 'r-drop', blockMode: 'drop' }],
+    ]);
+    expect(told[0]).toMatchObject({ identity, pid: 4242, local: { address: '10.0.0.2', port: 40020 }, remote: { address: '10.0.0.9', port: 80 } });
+    // the packets were answered in the queue thread: the main thread answers nothing again
+    expect(io.answered).toEqual([]);
+    // the next datagram of the dropped conversation counts on its flow instead of a new row
+    io.decided(decidedPacket('udp', 40022, 53, 'r-drop', { block: 'drop' }));
+    expect(io.broadcasts.filter((b) => b.msg.type === 'flow')).toHaveLength(3);
+  });
+
   it('a late subscriber\'s snapshot holds the pending flows; observers hear what clients hear', async () => {
     const heard: AgentEvent[] = [];
     await startAgent({ observers: [{ observe: (e) => heard.push(e) }] });
@@ -194,7 +216,7 @@ describe('agent policy (fake I/O)', () => {
     expect(Atomics.load(new BigInt64Array(io.config!.counters), LISTENERS_SLOT)).toBe(1n);
     const h = heldPacket('tcp', 40010, 443);
     io.hold(h);
-    io.fromWorker({ type: 'flows', held: [], decided: [{ flow: heldPacket('tcp', 40011, 80).flow, verdict: { action: 'allow', by: 'rule', ruleId: 'r' } }] });
+    io.decided(decidedPacket('tcp', 40011, 80, 'r'));
     const client = io.subscribe();
     expect(client.sent.filter((m) => m.type === 'flow' && m.flow.id === h.flow.id)).toHaveLength(1);
     io.request(client, { type: 'verdict', id: h.flow.id, action: 'allow', remember: 'once' });

@@ -8,6 +8,7 @@ import type { HeldFlow, MainToWorker, WorkerConfig } from '../../src/agent/types
 import type { PoolHandlers } from '../../src/agent/worker-pool.js';
 import type { DestroyOutcome } from '../../src/agent/socket-destroy.js';
 import { flowKey } from '../../src/agent/packet.js';
+import { DecidedBatchWriter, type DecidedFlow } from '../../src/agent/decided-batch.js';
 import { addressBytes } from '../../src/native/linux/sock-diag.js';
 
 export class ManualClock implements Clock {
@@ -63,6 +64,15 @@ export function heldPacket(protocol: 'tcp' | 'udp', localPort: number, remotePor
     key: flowKey({ protocol, src: addressBytes(local.address), srcPort: local.port, dst: addressBytes(remote.address), dstPort: remote.port }),
     flow: { id: `q7-test-${packetId}`, time: 0, direction: 'outbound', protocol, family: 'ipv4', local, remote, pid: 4242, ...extra },
     needsIdentity: false,
+  };
+}
+
+/** A flow a queue thread's rule decided, as it writes it into a batch (10.0.0.2 → 10.0.0.9). */
+export function decidedPacket(protocol: 'tcp' | 'udp', localPort: number, remotePort: number, ruleId: string, extra: Partial<DecidedFlow> = {}): DecidedFlow {
+  return {
+    packetId: ++packetIds, time: 0, protocol, family: 'ipv4', direction: 'outbound',
+    local: { address: addressBytes('10.0.0.2'), port: localPort }, remote: { address: addressBytes('10.0.0.9'), port: remotePort },
+    ruleId, pid: 4242, ...extra,
   };
 }
 
@@ -151,7 +161,14 @@ export class FakeIo implements AgentIo {
   }
 
   hold(...held: HeldFlow[]): void {
-    this.fromWorker({ type: 'flows', held, decided: [] });
+    this.fromWorker({ type: 'held', held });
+  }
+
+  /** One batch of flows a queue thread's rules decided; their ids are `q7-test-<packet id>`. */
+  decided(...flows: DecidedFlow[]): void {
+    const writer = new DecidedBatchWriter('q7-test-', Math.max(1, flows.length));
+    for (const f of flows) writer.add(f);
+    this.fromWorker({ type: 'decided', batch: writer.take() });
   }
 
   /** A client that connects and subscribes: what its snapshot held. */

@@ -74,6 +74,8 @@ export interface NetlinkSocket {
   send(message: Buffer): void;
   /** Receives one datagram into `into`; returns its length, or -1 on EAGAIN/EINTR (timeout). Throws others. */
   receive(into: Buffer, flags?: number): number;
+  /** How long a blocking receive waits before it returns -1 (at least 1 ms). Throws NetlinkError. */
+  setReceiveTimeout(ms: number): void;
   close(): void;
 }
 
@@ -99,12 +101,7 @@ export function openNetlink(protocol: number, options: NetlinkOptions = {}): Net
       throw new NetlinkError('setsockopt(NETLINK_NO_ENOBUFS)', c.errno());
     }
     setIntOption(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
-    if (options.receiveTimeoutMs !== undefined) {
-      const tv = Buffer.alloc(16);
-      tv.writeBigInt64LE(BigInt(Math.floor(options.receiveTimeoutMs / 1000)), 0);
-      tv.writeBigInt64LE(BigInt((options.receiveTimeoutMs % 1000) * 1000), 8);
-      if (c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16) !== 0) throw new NetlinkError('setsockopt(SO_RCVTIMEO)', c.errno());
-    }
+    if (options.receiveTimeoutMs !== undefined) setReceiveTimeout(fd, options.receiveTimeoutMs);
     const addr = Buffer.alloc(12);
     addr.writeUInt16LE(AF_NETLINK, 0);
     if (c.bind(fd, addr, 12) !== 0) throw new NetlinkError('bind(AF_NETLINK)', c.errno());
@@ -117,6 +114,15 @@ export function openNetlink(protocol: number, options: NetlinkOptions = {}): Net
     c.close(fd);
     throw error;
   }
+}
+
+/** SO_RCVTIMEO in whole ms (at least 1: 0 would mean wait forever). Throws NetlinkError. */
+function setReceiveTimeout(fd: number, ms: number): void {
+  const whole = Math.max(1, Math.floor(ms));
+  const tv = Buffer.alloc(16);
+  tv.writeBigInt64LE(BigInt(Math.floor(whole / 1000)), 0);
+  tv.writeBigInt64LE(BigInt((whole % 1000) * 1000), 8);
+  if (libc().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16) !== 0) throw new NetlinkError('setsockopt(SO_RCVTIMEO)', libc().errno());
 }
 
 const EAGAIN = 11;
@@ -140,6 +146,10 @@ function makeSocket(fd: number, portId: number): NetlinkSocket {
       const errno = c.errno();
       if (errno === EAGAIN || errno === EINTR) return -1;
       throw new NetlinkError('recv(netlink)', errno);
+    },
+    setReceiveTimeout(ms) {
+      if (!open) throw new NetlinkError('setsockopt(SO_RCVTIMEO)', 9);
+      setReceiveTimeout(fd, ms);
     },
     close() {
       if (!open) return;

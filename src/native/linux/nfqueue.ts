@@ -131,6 +131,11 @@ export class NfQueue {
     ]);
   }
 
+  /** How long `receive` waits from now on (e.g. shorter while something waits to be posted). */
+  setReceiveTimeout(ms: number): void {
+    this.nl.setReceiveTimeout(ms);
+  }
+
   /** Waits for the next datagram and returns the packets in it ([] on timeout). Non-packet messages
    *  (errors for verdicts of packets the kernel already let go) are skipped. Parsed in place (this runs
    *  for every queued packet): the same bounds checks as parseMessages/parseAttributes, no maps. */
