@@ -151,13 +151,14 @@ export interface DecodeOptions {
   keep?: (protocol: PacketProtocol, local: Endpoint, remote: Endpoint) => boolean;
 }
 
-/** The flows of a batch, as the queue thread would have built them, each with its verdict. The batch
+/** The flows of a batch, as the queue thread would have built them, each with its verdict (one object
+ *  per flow, ready to publish). The batch
  *  comes from our own thread, but is read defensively all the same: a malformed batch yields nothing,
  *  a buffer shorter than its count says yields the records it holds, and a record with an impossible
  *  field (a time that is not a number, an unknown family) is skipped; an index to a missing rule or
  *  identity leaves that field out. */
-export function decodeDecided(batch: DecidedBatch, options: DecodeOptions = {}): Array<{ flow: FlowRecord; verdict: Verdict }> {
-  const out: Array<{ flow: FlowRecord; verdict: Verdict }> = [];
+export function decodeDecided(batch: DecidedBatch, options: DecodeOptions = {}): Array<FlowRecord & { verdict: Verdict }> {
+  const out: Array<FlowRecord & { verdict: Verdict }> = [];
   if (!isDecidedBatch(batch)) return out;
   const b = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
   const extras = new Map(batch.extras.filter(isExtra));
@@ -177,7 +178,11 @@ export function decodeDecided(batch: DecidedBatch, options: DecodeOptions = {}):
     const local = { address: formatAddress(b.subarray(at + 16, at + 16 + size))!, port: b.readUInt16LE(at + 48) };
     const remote = { address: formatAddress(b.subarray(at + 32, at + 32 + size))!, port: b.readUInt16LE(at + 50) };
     if (options.keep && !options.keep(protocol, local, remote)) continue;
-    const flow: FlowRecord = {
+    const verdict: Verdict = { action, by: 'rule' };
+    const ruleId = batch.ruleIds[b.readUInt16LE(at + 52)];
+    if (typeof ruleId === 'string') verdict.ruleId = ruleId;
+    if (action === 'block') verdict.blockMode = flags & REJECT ? 'reject' : 'drop';
+    const flow: FlowRecord & { verdict: Verdict } = {
       id: batch.idPrefix + b.readUInt32LE(at),
       time,
       direction: b[at + 6] === 1 ? 'inbound' : 'outbound',
@@ -185,6 +190,7 @@ export function decodeDecided(batch: DecidedBatch, options: DecodeOptions = {}):
       family,
       local,
       remote,
+      verdict,
     };
     const extra = extras.get(i);
     if (flags & HAS_TOKEN) flow.token = b.toString('base64', at + 64, at + 64 + TOKEN_BYTES);
@@ -197,11 +203,7 @@ export function decodeDecided(batch: DecidedBatch, options: DecodeOptions = {}):
       // a copy: the flow's identity is its own (a later update must not reach another flow's)
       if (isFlowIdentity(identity)) flow.identity = { ...identity };
     }
-    const verdict: Verdict = { action, by: 'rule' };
-    const ruleId = batch.ruleIds[b.readUInt16LE(at + 52)];
-    if (typeof ruleId === 'string') verdict.ruleId = ruleId;
-    if (action === 'block') verdict.blockMode = flags & REJECT ? 'reject' : 'drop';
-    out.push({ flow, verdict });
+    out.push(flow);
   }
   return out;
 }

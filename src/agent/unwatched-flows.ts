@@ -34,7 +34,7 @@ export class UnwatchedFlows {
     const open = this.openSockets();
     const flows = open ? this.kept.filter((f) => open(f.protocol, f.local, f.remote)) : this.kept;
     // a batch made while someone listened (and posted after the last one left) has blocked flows too
-    for (const batch of this.batches) for (const u of decodeDecided(batch, { only: 'allow', ...(open ? { keep: open } : {}) })) flows.push({ ...u.flow, verdict: u.verdict });
+    for (const batch of this.batches) flows.push(...decodeDecided(batch, { only: 'allow', ...(open ? { keep: open } : {}) }));
     this.batches = [];
     this.kept = [];
     this.count = 0;

@@ -105,6 +105,12 @@ export class ExtensionServer {
   /** Sends one message to every subscribed client now (with anything broadcastSoon held back before
    *  it, in the same write); returns how many were sent it. */
   broadcast(msg: ExtensionMessage): number {
+    // Nothing is encoded for nobody: an agent with observers (its history) and no client publishes
+    // every flow to them, not to this socket.
+    if (!this.anySubscriber()) {
+      this.flushSoon();
+      return 0;
+    }
     const lines = this.encode(msg);
     const sent = lines === undefined ? 0 : this.toSubscribers(lines);
     this.flushSoon();
@@ -148,6 +154,7 @@ export class ExtensionServer {
    *  one turn (decisions, a poll's counters and ends) leaves in one write per client, not one system
    *  call — and one wake-up of each client — per line. Order with broadcast() is kept. */
   broadcastSoon(msg: ExtensionMessage): number {
+    if (this.corked.length === 0 && !this.anySubscriber()) return 0;
     const line = this.encode(msg);
     if (line === undefined) return 0;
     if (this.corked.length === 0) {
@@ -160,6 +167,11 @@ export class ExtensionServer {
       setImmediate(() => this.flushSoon());
     }
     return this.toSubscribers(line);
+  }
+
+  private anySubscriber(): boolean {
+    for (const c of this.connections.values()) if (c.subscribed && !c.closed) return true;
+    return false;
   }
 
   private toSubscribers(line: string): number {

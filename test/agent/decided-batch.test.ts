@@ -32,27 +32,21 @@ describe('batches of flows decided by rule', () => {
     expect(w.length).toBe(0);
     expect(decodeDecided(batch)).toEqual([
       {
-        flow: {
-          id: 'q7-abc-1', time: 1_700_000_000_124, direction: 'outbound', protocol: 'tcp', family: 'ipv4',
-          local: { address: '10.0.0.2', port: 40001 }, remote: { address: '93.184.216.34', port: 443 },
-          token: token.toString('base64'), pid: 4242, uid: 1000,
-        },
+        id: 'q7-abc-1', time: 1_700_000_000_124, direction: 'outbound', protocol: 'tcp', family: 'ipv4',
+        local: { address: '10.0.0.2', port: 40001 }, remote: { address: '93.184.216.34', port: 443 },
+        token: token.toString('base64'), pid: 4242, uid: 1000,
         verdict: { action: 'allow', by: 'rule', ruleId: 'rallow' },
       },
       {
-        flow: {
-          id: `q7-abc-${0xfffffff0}`, time: 5.5, direction: 'inbound', protocol: 'udp', family: 'ipv6',
-          local: { address: 'fe80::1', port: 53 }, remote: { address: '2001:db8::42', port: 5353 },
-          uid: 0, ownerError: 'no process holds socket inode 77',
-        },
+        id: `q7-abc-${0xfffffff0}`, time: 5.5, direction: 'inbound', protocol: 'udp', family: 'ipv6',
+        local: { address: 'fe80::1', port: 53 }, remote: { address: '2001:db8::42', port: 5353 },
+        uid: 0, ownerError: 'no process holds socket inode 77',
         verdict: { action: 'allow', by: 'rule', ruleId: 'rdns' },
       },
       {
-        flow: {
-          id: 'q7-abc-3', time: 1_700_000_000_126, direction: 'outbound', protocol: 'tcp', family: 'ipv4',
-          local: { address: '10.0.0.2', port: 40003 }, remote: { address: '93.184.216.34', port: 443 },
-          token: Buffer.from('short').toString('base64'), pid: 1,
-        },
+        id: 'q7-abc-3', time: 1_700_000_000_126, direction: 'outbound', protocol: 'tcp', family: 'ipv4',
+        local: { address: '10.0.0.2', port: 40003 }, remote: { address: '93.184.216.34', port: 443 },
+        token: Buffer.from('short').toString('base64'), pid: 1,
         verdict: { action: 'allow', by: 'rule', ruleId: 'rallow' },
       },
     ]);
@@ -70,8 +64,8 @@ describe('batches of flows decided by rule', () => {
     });
     expect(asked[0]).toBe('tcp 10.0.0.2:40001 93.184.216.34:443');
     expect(asked).toHaveLength(5);
-    expect(kept.map((u) => u.flow.id)).toEqual(['q1-2', 'q1-4']);
-    expect(kept[0]!.flow.token).toBe(token.toString('base64'));
+    expect(kept.map((u) => u.id)).toEqual(['q1-2', 'q1-4']);
+    expect(kept[0]!.token).toBe(token.toString('base64'));
   });
 
   it('says when it is full, and a new batch starts empty after take', () => {
@@ -80,9 +74,9 @@ describe('batches of flows decided by rule', () => {
     expect(w.add(flowV4(2))).toBe(true);
     expect(w.full).toBe(true);
     expect(w.add(flowV4(3))).toBe(false);
-    expect(decodeDecided(w.take()).map((u) => u.flow.id)).toEqual(['q1-1', 'q1-2']);
+    expect(decodeDecided(w.take()).map((u) => u.id)).toEqual(['q1-1', 'q1-2']);
     expect(w.add(flowV4(3))).toBe(true);
-    expect(decodeDecided(w.take()).map((u) => u.flow.id)).toEqual(['q1-3']);
+    expect(decodeDecided(w.take()).map((u) => u.id)).toEqual(['q1-3']);
   });
 
   it('a batch whose buffer holds fewer records than its count yields only those', () => {
@@ -90,8 +84,8 @@ describe('batches of flows decided by rule', () => {
     w.add(flowV4(1));
     w.add(flowV4(2));
     const batch = w.take();
-    expect(decodeDecided({ ...batch, count: 4 }).map((u) => u.flow.id)).toEqual(['q1-1', 'q1-2']);
-    expect(decodeDecided({ ...batch, bytes: batch.bytes.subarray(0, 100) }).map((u) => u.flow.id)).toEqual(['q1-1']);
+    expect(decodeDecided({ ...batch, count: 4 }).map((u) => u.id)).toEqual(['q1-1', 'q1-2']);
+    expect(decodeDecided({ ...batch, bytes: batch.bytes.subarray(0, 100) }).map((u) => u.id)).toEqual(['q1-1']);
   });
   it('carry a blocked flow\'s block mode, the identity the rules matched and the owner error', () => {
     const w = new DecidedBatchWriter('q2-', 8);
@@ -107,13 +101,13 @@ describe('batches of flows decided by rule', () => {
       { action: 'block', by: 'rule', ruleId: 'rdrop', blockMode: 'drop' },
       { action: 'allow', by: 'rule', ruleId: 'rallow' },
     ]);
-    expect(got[0]!.flow.identity).toEqual(identity);
-    expect(got[1]!.flow.identity).toEqual(identity);
-    expect(got[1]!.flow.identity).not.toBe(got[0]!.flow.identity); // each flow's own, to update alone
-    expect(got[2]!.flow).toMatchObject({ identity: { kind: 'package', value: '/usr/bin/wget', package: 'wget' }, ownerError: 'socket gone' });
-    expect(got[2]!.flow.token).toBeUndefined();
-    expect(decodeDecided(batch, { only: 'allow' }).map((u) => u.flow.id)).toEqual(['q2-3']);
-    expect(decodeDecided(batch, { only: 'block' }).map((u) => u.flow.id)).toEqual(['q2-1', 'q2-2']);
+    expect(got[0]!.identity).toEqual(identity);
+    expect(got[1]!.identity).toEqual(identity);
+    expect(got[1]!.identity).not.toBe(got[0]!.identity); // each flow's own, to update alone
+    expect(got[2]!).toMatchObject({ identity: { kind: 'package', value: '/usr/bin/wget', package: 'wget' }, ownerError: 'socket gone' });
+    expect(got[2]!.token).toBeUndefined();
+    expect(decodeDecided(batch, { only: 'allow' }).map((u) => u.id)).toEqual(['q2-3']);
+    expect(decodeDecided(batch, { only: 'block' }).map((u) => u.id)).toEqual(['q2-1', 'q2-2']);
   });
 
   it('a malformed batch yields nothing and a malformed record is skipped, without a throw', () => {
@@ -130,10 +124,10 @@ describe('batches of flows decided by rule', () => {
     new DataView(bytes.buffer).setFloat64(2 * 88 + 8, Number.NaN, true); // record 3: no time
     const odd: DecidedBatch = { ...batch, bytes, ruleIds: [], identities: [{ kind: 'nonsense', value: 1 } as never], extras: [[0, { ownerError: 5 }] as never, 'x' as never] };
     const got = decodeDecided(odd);
-    expect(got.map((u) => u.flow.id)).toEqual(['q1-1']);
+    expect(got.map((u) => u.id)).toEqual(['q1-1']);
     expect(got[0]!.verdict).toEqual({ action: 'allow', by: 'rule' }); // its rule index points nowhere
-    expect(got[0]!.flow.identity).toBeUndefined();
-    expect(got[0]!.flow.ownerError).toBeUndefined();
+    expect(got[0]!.identity).toBeUndefined();
+    expect(got[0]!.ownerError).toBeUndefined();
   });
 
   it('refuses a capacity its 16-bit indexes cannot address', () => {

@@ -290,6 +290,23 @@ describe('limits', () => {
     for (const line of raw.join('').split('\n')) expect(Buffer.byteLength(line)).toBeLessThanOrEqual(MAX_LINE_BYTES);
   });
 
+  test('with no client subscribed a broadcast encodes nothing (an agent with only observers pays no JSON per event)', async () => {
+    const logged: string[] = [];
+    const s = await start({ log: (line) => logged.push(line) });
+    const connected = await connectRaw(s.path); // connected, not subscribed
+    await connected.next();
+    // a message that cannot be encoded would be logged if it were encoded at all
+    const huge = flow('huge', { ownerError: 'z'.repeat(70_000) });
+    expect(s.broadcast(huge)).toBe(0);
+    expect(s.broadcastSoon(huge)).toBe(0);
+    expect(logged).toEqual([]);
+    const sub = await subscribed(s);
+    expect(s.broadcastSoon(huge)).toBe(0);
+    expect(logged.join('\n')).toMatch(/not sent: a "flow" message/);
+    expect(s.broadcastSoon(flow('ok'))).toBe(1);
+    expect(await sub.next()).toMatchObject({ type: 'flow', flow: { id: 'ok' } });
+  });
+
   test('an extension callback that throws, or a message that cannot be sent, never stops the server', async () => {
     const logged: string[] = [];
     const s = await start({
