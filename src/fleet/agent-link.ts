@@ -3,11 +3,11 @@
 // encoded, to the NATS link thread (link-worker.ts); requests that thread receives, answered by the
 // responder; fleet rule changes, handed to whoever applies them. Nothing here waits on NATS.
 // A link thread that dies (throws, exits, or says nothing for SILENT_MS: stuck, so it is ended) is
-// started again after a pause that doubles from 1 s to 30 s
-// (back to 1 s once a thread has run a minute), so a thread that dies at once cannot spin. Every batch
-// is kept here until the stream has acknowledged it (within the same bound as the thread's backlog):
-// what a thread that died had not published, and what came while none ran, go to the next one (a batch
-// published twice keeps its Nats-Msg-Id, so the stream stores it once).
+// started again after a pause that doubles from 1 s to 30 s (back to 1 s once a thread has run a
+// minute), so a thread that dies at once cannot spin. Every batch is kept here until the stream has
+// acknowledged it (within the same bound as the thread's backlog): what a thread that died had not
+// published, and what came while none ran, go to the next one (a batch published twice keeps its
+// Nats-Msg-Id, so the stream stores it once).
 import { Worker } from 'node:worker_threads';
 import { encodeLines } from '../protocol/codec.js';
 import type { HelloMessage } from '../protocol/messages.js';

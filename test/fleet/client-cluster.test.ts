@@ -83,3 +83,38 @@ test.skipIf(skip)('the client fails over when its node dies, and keeps seeing an
     clearInterval(announcer);
   }
 }, 90_000);
+
+test.skipIf(skip)('a plain link without --nats-insecure follows no server a node announces: with its node gone it waits, while one allowed to fails over', async () => {
+  // nodes[0] died above; the agent is on the other two. Both clients are given nodes[1] only.
+  const given = nodes[1]!;
+  const open = (insecure: boolean) => {
+    const f = openFleet({ link: natsLinkConfig('', { nats: given.url, 'nats-prefix': 'clu', ...(insecure ? { 'nats-insecure': true } : {}) })!, user: 'erin', replayMs: 0, retryMs: 300 });
+    const states: string[] = [];
+    const sub = f.sources$.subscribe((s) => {
+      if (s.fleet?.role === 'server') s.status$.subscribe((st) => states.push(st.state));
+    });
+    return { fleet: f, states, close: async () => { sub.unsubscribe(); await f.close(); } };
+  };
+  const plain = open(false);
+  const allowed = open(true);
+  try {
+    const until = async (what: string, ok: () => boolean, ms: number) => {
+      const end = Date.now() + ms;
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}; plain: ${plain.states.join(',')}; allowed: ${allowed.states.join(',')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await until('both connected', () => plain.states.at(-1) === 'connected' && allowed.states.at(-1) === 'connected', 10_000);
+    await given.stop();
+    await until('both lost their node', () => plain.states.includes('reconnecting') && allowed.states.includes('reconnecting'), 10_000);
+    // The one allowed to follow the cluster's gossip reaches the last node…
+    await until('the allowed client on the last node', () => allowed.states.at(-1) === 'connected', 15_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    // …the plain one knows only the node it was given, and keeps trying that.
+    expect(plain.states.at(-1)).not.toBe('connected');
+  } finally {
+    await plain.close();
+    await allowed.close();
+  }
+}, 60_000);
