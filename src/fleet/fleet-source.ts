@@ -287,7 +287,8 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
     while (!closed) {
       attempt++;
       try {
-        nc = await connect(natsConnectionOptions(options.link, 'flowtop client'));
+        // Its own retry loop (below) stands in for waitOnFirstConnect; 5 s for a TLS handshake far away.
+        nc = await connect(natsConnectionOptions(options.link, 'flowtop client', { timeoutMs: 5_000 }));
       } catch (error) {
         if (closed) return;
         server.status.next({ state: 'reconnecting', reason: words(error), retryAt: Date.now() + retryMs, attempt: attempt + 1 });
