@@ -313,18 +313,20 @@ export class HistoryWriter {
   }
 
   private addrByText(number: number): number {
-    const slot = number % TEXT_RING;
-    if (this.textNumbers[slot] === number && this.addrOfText[slot]! > 0) return this.addrOfText[slot]!;
-    const id = this.addr(this.text(number));
-    if (this.textNumbers[slot] === number) this.addrOfText[slot] = id;
-    return id;
+    return this.rowOfText(number, this.addrOfText, (text) => this.addr(text));
   }
 
   private hostByText(number: number): number {
+    return this.rowOfText(number, this.hostOfText, (text) => this.host(text));
+  }
+
+  /** The row id a text came to in one table (`rows`: this table's ids by text slot, 0 unknown). */
+  private rowOfText(number: number, rows: Float64Array, intern: (text: string) => number): number {
     const slot = number % TEXT_RING;
-    if (this.textNumbers[slot] === number && this.hostOfText[slot]! > 0) return this.hostOfText[slot]!;
-    const id = this.host(this.text(number));
-    if (this.textNumbers[slot] === number) this.hostOfText[slot] = id;
+    const held = this.textNumbers[slot] === number;
+    if (held && rows[slot]! > 0) return rows[slot]!;
+    const id = intern(this.text(number));
+    if (held) rows[slot] = id;
     return id;
   }
 
