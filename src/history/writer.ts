@@ -313,11 +313,14 @@ export class HistoryWriter {
   }
 
   private addrByText(number: number): number {
-    return this.rowOfText(number, this.addrOfText, (text) => this.addr(text));
+    return this.rowOfText(number, this.addrOfText, this.internAddr);
   }
 
+  private readonly internAddr = (text: string): number => this.addr(text);
+  private readonly internHost = (text: string): number => this.host(text);
+
   private hostByText(number: number): number {
-    return this.rowOfText(number, this.hostOfText, (text) => this.host(text));
+    return this.rowOfText(number, this.hostOfText, this.internHost);
   }
 
   /** The row id a text came to in one table (`rows`: this table's ids by text slot, 0 unknown). */
