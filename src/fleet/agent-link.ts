@@ -48,12 +48,16 @@ export class FleetLink implements AgentObserver {
   private worker: Worker | undefined;
   private threads = 0;
   private threadStarted = 0;
-  /** When the running thread last said anything (its status every 0.5 s). */
+  /** When the running thread last said anything (its status every 0.5 s); how long it had been silent
+   *  when the watchdog ended it. */
   private lastHeard = 0;
+  private silentFor: number | undefined;
   private readonly watchdog: NodeJS.Timeout;
   /** Deaths in a row (reset when a thread ran RESTART_STABLE_MS). */
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** When the next thread starts, while none runs. */
+  private restartAt: number | undefined;
   /** Counters of the threads that died, added to the running thread's own. */
   private carried = { published: 0, dropped: 0, requests: 0, restarts: 0, lost: 0 };
   private lastFailure?: { text: string; at: number };
@@ -89,8 +93,6 @@ export class FleetLink implements AgentObserver {
     this.lastHeard = Date.now(); // ended once, not every second while it goes
     void worker.terminate().catch(() => undefined);
   }
-
-  private silentFor: number | undefined;
 
   private get backlogBytes(): number {
     return this.options.backlogBytes ?? DEFAULT_BACKLOG_BYTES;
@@ -155,8 +157,6 @@ export class FleetLink implements AgentObserver {
     }, delay);
     this.restartTimer.unref();
   }
-
-  private restartAt: number | undefined;
 
   /** Requests are answered once the agent can handle them. */
   attach(responder: FleetResponder): void {
