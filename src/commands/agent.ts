@@ -12,6 +12,7 @@ import type { RunningHistory } from '../history/index.js';
 import type { AttributionBackend } from '../attribution/types.js';
 import { LINUX_SOCKET, SOCKET_ENV, explicitSocketPaths } from '../source/paths.js';
 import { hostname } from 'node:os';
+import { replaceControls } from '../text/controls.js';
 import { NATS_FLAGS_HELP, NATS_FLAG_OPTIONS, natsLinkConfig, parseMaxAge, type NatsLinkConfig } from '../fleet/connect-options.js';
 import { HOST_NAME_PATTERN, hostNameFrom } from '../fleet/wire.js';
 
@@ -199,7 +200,7 @@ async function printStatus(socket: string): Promise<number> {
   if (s.fleet) {
     const f = s.fleet;
     lines.push(
-      `  NATS          ${f.state}${f.server ? ` to ${f.server}` : ''} as host ${f.host} (${f.servers.join(', ')})${f.problem ? ` — ${f.problem}` : ''}`,
+      `  NATS          ${f.state}${f.server ? ` to ${f.server}` : ''} as host ${f.host} (${f.servers.join(', ')})${f.problem ? ` — ${replaceControls(f.problem)}` : ''}`,
       `  NATS events   published ${f.published}; backlog ${f.backlogEvents} (${f.backlogBytes} bytes); dropped ${f.dropped} (backlog full); own connections let through ${c.ownConnections ?? 0}`,
       `  NATS fleet    requests answered ${f.requests}; fleet rules in force ${f.fleetRules ?? 0}${f.announced ? `; announced ${Math.round((Date.now() - f.announced) / 1000)} s ago` : ''}`,
     );
@@ -207,7 +208,7 @@ async function printStatus(socket: string): Promise<number> {
       const ago = (ms: number): string => `${Math.max(Math.round((Date.now() - ms) / 1000), 0)} s ago`;
       lines.push(
         `  NATS thread   restarted ${f.restarts ?? 0} time${f.restarts === 1 ? '' : 's'}${f.restartAt ? `, next start in ${Math.max(Math.ceil((f.restartAt - Date.now()) / 1000), 0)} s` : ''}`
-          + `${f.lastFailure ? `; last failure ${f.lastFailureAt ? ago(f.lastFailureAt) : ''}: ${f.lastFailure}` : ''}; events dropped while none ran ${f.lost ?? 0}`,
+          + `${f.lastFailure ? `; last failure ${f.lastFailureAt ? ago(f.lastFailureAt) : ''}: ${replaceControls(f.lastFailure)}` : ''}; events dropped while none ran ${f.lost ?? 0}`,
       );
     }
   }
