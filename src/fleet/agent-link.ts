@@ -37,6 +37,8 @@ export function restartDelay(failures: number): number {
 
 export interface FleetLinkOptions extends Omit<LinkWorkerData, 'backlogBytes' | 'thread'> {
   backlogBytes?: number;
+  /** RESTART_STABLE_MS unless given (tests shorten it). */
+  restartStableMs?: number;
   log(line: string): void;
   /** The whole set of fleet rules for this host (after each connect), then each change. */
   onRules?(entries: Array<{ key: string; value: string }>): void;
@@ -102,7 +104,7 @@ export class FleetLink implements AgentObserver {
   private spawn(): void {
     this.restartTimer = undefined;
     this.last = { ...this.last, state: 'connecting' };
-    const { log: _l, onRules: _a, onRule: _b, ...rest } = this.options;
+    const { log: _l, onRules: _a, onRule: _b, restartStableMs: _s, ...rest } = this.options;
     const data: LinkWorkerData = { ...rest, backlogBytes: this.backlogBytes, thread: this.threads++ };
     this.threadStarted = Date.now();
     let worker: Worker;
@@ -143,7 +145,7 @@ export class FleetLink implements AgentObserver {
     this.last = { state: 'closed', backlogEvents: 0, backlogBytes: 0, published: 0, dropped: 0, requests: 0, ...(last.announced ? { announced: last.announced } : {}) };
     if (this.stopped) return;
     const ranMs = Date.now() - this.threadStarted;
-    if (ranMs >= RESTART_STABLE_MS) this.failures = 0;
+    if (ranMs >= (this.options.restartStableMs ?? RESTART_STABLE_MS)) this.failures = 0;
     const delay = restartDelay(this.failures++);
     this.carried.restarts++;
     this.lastFailure = { text: why, at: Date.now() };

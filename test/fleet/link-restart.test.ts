@@ -11,7 +11,11 @@ import { Netns, TestCgroup, buildAgent, cleanupDir, lines, removeBuild, spawnIn,
 import { readStatus, type AgentStatus } from '../../src/agent/status.js';
 import { statusFileFor } from '../../src/agent/socket-files.js';
 import { NatsNet, killed, skipUnlessFleetCapable, type NatsTool } from './helpers.js';
-import { restartDelay } from '../../src/fleet/agent-link.js';
+import { restartDelay, type FleetLink } from '../../src/fleet/agent-link.js';
+import type { natsLinkConfig as NatsLinkConfigFn } from '../../src/fleet/connect-options.js';
+import { pathToFileURL } from 'node:url';
+import { startNatsServer } from './helpers/nats-server.js';
+import { flowOf } from './helpers/test-agent.js';
 
 const skip = skipUnlessFleetCapable();
 const NATS_PORT = 14232;
@@ -21,6 +25,37 @@ describe('the pause before a link thread is started again', () => {
   it('is 1 s, doubling to at most 30 s: a thread that dies at once cannot spin', () => {
     expect([0, 1, 2, 3, 4, 5, 6, 50].map(restartDelay)).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
   });
+});
+
+describe.skipIf(skip)('the pause after a thread that ran a while', () => {
+  it('starts again at 1 s: the deaths in a row are counted from there', async () => {
+    const server = await startNatsServer();
+    // The link thread is compiled JavaScript (a worker thread is not transformed by the test runner).
+    const dist = buildAgent();
+    const { FleetLink: Link } = (await import(pathToFileURL(join(dist, 'fleet/agent-link.js')).href)) as { FleetLink: typeof FleetLink };
+    const { natsLinkConfig } = (await import(pathToFileURL(join(dist, 'fleet/connect-options.js')).href)) as { natsLinkConfig: typeof NatsLinkConfigFn };
+    // Threads take the environment as it is when each is made.
+    process.env['FLOWTOP_TEST_LINK_THREAD_FAULT'] = 'crash:3';
+    const log: string[] = [];
+    const link = new Link({ config: natsLinkConfig('', { nats: server.url, 'nats-prefix': 'rst' })!, host: 'h1', started: Date.now(), maxAgeMs: 3_600_000, log: (l) => log.push(l), restartStableMs: 4_000 });
+    const restart = (n: number) => waitFor(`restart ${n}`, () => log.find((l) => l.includes(`(restart ${n})`)), 10_000);
+    try {
+      link.observe({ type: 'flow', flow: flowOf('a') });
+      expect(await restart(1)).toContain('starting it again in 1 s');
+      // The next thread publishes at once and dies at once: twice the pause.
+      link.observe({ type: 'flow', flow: flowOf('b') });
+      expect(await restart(2)).toContain('starting it again in 2 s');
+      // The third runs longer than the 4 s that count as working before it dies: back to 1 s.
+      await waitFor('the third thread connected', () => link.status.state === 'connected', 8_000);
+      await new Promise((r) => setTimeout(r, 4_500));
+      link.observe({ type: 'flow', flow: flowOf('c') });
+      expect(await restart(3)).toMatch(/link thread 2 crashed on purpose .* after [4-9] s; starting it again in 1 s \(restart 3\)/);
+    } finally {
+      delete process.env['FLOWTOP_TEST_LINK_THREAD_FAULT'];
+      await link.stop();
+      await server.stop();
+    }
+  }, 40_000);
 });
 
 describe.skipIf(skip)('a NATS link thread that dies is started again', () => {
