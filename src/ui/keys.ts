@@ -121,7 +121,7 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['/', 'filter: text, port:443 state:pending user:root proto:udp host:NAME (Enter keeps, Esc clears)'],
   ['Ctrl-U  Ctrl-W', 'while filtering: erase the line / the last word'],
   ['!', 'only flows that are not secure'],
-  ['s  < >', 'sort column: next / move left, right (HOST too, with several hosts)'],
+  ['s  < >', 'sort column: next / move left, right (HOST too)'],
   ['S  r', 'reverse the sort'],
   ['Enter', 'details of the selected row (Esc closes); history: a program\'s hosts'],
   ['J  K', 'scroll the details pane down / up'],
