@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Netns, TestCgroup, buildAgent, cleanupDir, lines, removeBuild, spawnIn, startAgent, waitFor, type RunningAgent } from '../agent/helpers.js';
+import { Netns, TestCgroup, buildAgent, removeBuild, startAgent, waitFor, type RunningAgent } from '../agent/helpers.js';
 import { NatsNet, killed, skipUnlessFleetCapable } from './helpers.js';
+import { greeter, reader, stopHosts } from './hosts.js';
 
 const skip = skipUnlessFleetCapable();
 const NATS_PORT = 14232;
@@ -45,25 +46,6 @@ class FleetClient {
   }
 }
 
-/** A TCP server in the namespace that greets each connection with "data for <host>". */
-async function greeter(ns: Netns, host: string, port: number): Promise<ChildProcess> {
-  const code = `require('net').createServer(c=>{c.on('error',()=>{});c.end('data for ${host}\\n')}).listen(${port},'127.0.0.1',()=>console.log('ready'));`;
-  const child = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await lines(child).next((l) => l === 'ready');
-  return child;
-}
-
-function reader(ns: Netns, cg: TestCgroup, port: number): { proc: ChildProcess; out: ReturnType<typeof lines> } {
-  const proc = spawnIn(ns, cg, [process.execPath, '-e', `
-    const s = require('net').connect(${port}, '127.0.0.1');
-    let got = '';
-    s.on('data', (d) => (got += d));
-    s.on('end', () => { console.log('read ' + got.trim()); process.exit(0); });
-    s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
-    setTimeout(() => { console.log('timeout'); process.exit(0); }, 20000);
-  `]);
-  return { proc, out: lines(proc) };
-}
 
 describe.skipIf(skip)('the fleet client with real agents', () => {
   let nats: NatsNet;
@@ -89,12 +71,7 @@ describe.skipIf(skip)('the fleet client with real agents', () => {
 
   afterAll(async () => {
     if (client) await killed(client.proc);
-    for (const h of hosts) {
-      await killed(h.server);
-      await h.agent.stop();
-      h.ns.delete();
-      cleanupDir(h.agent.dir);
-    }
+    await stopHosts(hosts);
     await nats?.stopAll();
     cg?.delete();
     removeBuild();

@@ -3,16 +3,15 @@
 // request, puts a fleet rule in the bucket that all three enforce, and finally the server is stopped
 // while a flow is pending: the agent's own default decides it at the deadline.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  Netns, TestClient, TestCgroup, buildAgent, cleanupDir, lines, removeBuild, spawnIn, startAgent, waitFor, type RunningAgent,
-} from '../agent/helpers.js';
+import { Netns, TestClient, TestCgroup, buildAgent, removeBuild, startAgent, waitFor } from '../agent/helpers.js';
 import { readStatus, type AgentStatus } from '../../src/agent/status.js';
 import { statusFileFor } from '../../src/agent/socket-files.js';
 import type { ExtensionMessage } from '../../src/protocol/messages.js';
 import { NatsNet, killed, skipUnlessFleetCapable, type NatsTool } from './helpers.js';
+import { greeter, reader, stopHosts, type FleetHost } from './hosts.js';
 
 const skip = skipUnlessFleetCapable();
 const NATS_PORT = 14222;
@@ -20,39 +19,12 @@ const NATS_PORT = 14222;
  *  checking node's ~100 MB executable against its package takes seconds on a loaded machine). */
 const TIMEOUT_MS = 10_000;
 
-interface Host {
-  name: string;
-  ns: Netns;
-  agent: RunningAgent;
-  server: ChildProcess;
-}
-
-/** A TCP server in the namespace that greets each connection with "data for <host>". */
-async function greeter(ns: Netns, host: string, port: number): Promise<ChildProcess> {
-  const code = `require('net').createServer(c=>{c.on('error',()=>{});c.end('data for ${host}\\n')}).listen(${port},'127.0.0.1',()=>console.log('ready'));`;
-  const child = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await lines(child).next((l) => l === 'ready');
-  return child;
-}
-
-/** A program that connects to 127.0.0.1:port and prints what it read, or how it failed. */
-function reader(ns: Netns, cg: TestCgroup, port: number): { proc: ChildProcess; out: ReturnType<typeof lines> } {
-  const proc = spawnIn(ns, cg, [process.execPath, '-e', `
-    const s = require('net').connect(${port}, '127.0.0.1');
-    let got = '';
-    s.on('data', (d) => (got += d));
-    s.on('end', () => { console.log('read ' + got.trim()); process.exit(0); });
-    s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
-    setTimeout(() => { console.log('timeout'); process.exit(0); }, 15000);
-  `]);
-  return { proc, out: lines(proc) };
-}
 
 describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
   let nats: NatsNet;
   let natsServer: ChildProcess;
   let central: NatsTool;
-  const hosts: Host[] = [];
+  const hosts: FleetHost[] = [];
   const cg = skip ? undefined : new TestCgroup();
 
   beforeAll(async () => {
@@ -74,19 +46,14 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
 
   afterAll(async () => {
     await central?.close();
-    for (const h of hosts) {
-      await killed(h.server);
-      await h.agent.stop();
-      h.ns.delete();
-      cleanupDir(h.agent.dir);
-    }
+    await stopHosts(hosts);
     await nats?.stopAll();
     cg?.delete();
     removeBuild();
   }, 60_000);
 
   it('the central client sees all three and decides a pending flow on the second, recording the NATS user', async () => {
-    for (const [i, h] of hosts.entries()) reader(h.ns, cg!, 8001 + i).proc.unref();
+    for (const [i, h] of hosts.entries()) reader(h.ns, cg!, 8001 + i, 15_000).proc.unref();
     const pendingOn = (host: string) => central.events(`flowtop.events.${host}`).find((m) => m['type'] === 'flow' && (m['flow'] as { pending?: unknown; remote: { port: number } }).pending);
     for (const h of hosts) await waitFor(`a pending flow from ${h.name}`, () => pendingOn(h.name), 8000);
     // The fleet client itself (`flowtop list --nats`, beside the server) sees every host's pending flow.
@@ -96,7 +63,7 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
     for (const [i, h] of hosts.entries()) expect(rows.some((r) => r.host === h.name && r.remote.port === 8001 + i), `${h.name} in flowtop list --nats`).toBe(true);
 
     const second = hosts[1]!;
-    const program = reader(second.ns, cg!, 8002);
+    const program = reader(second.ns, cg!, 8002, 15_000);
     const flow = await waitFor('the program\'s pending flow on host2', () => central.events('flowtop.events.host2').find((m) => {
       const f = m['flow'] as { pending?: unknown; remote: { port: number }; pid?: number } | undefined;
       return m['type'] === 'flow' && f?.pending && f.pid === program.proc.pid;
@@ -139,7 +106,7 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
     expect(listed.map((r) => [r.id.replace(/\.r[0-9a-f]{12}$/, '.ID'), r.action, r.endpoint?.port])).toEqual([['all.ID', 'block', 8100], ['host.host3.only-3', 'block', 8101]]);
     const key = listed.find((r) => r.id.startsWith('all.'))!.id;
     for (const h of hosts) {
-      const p = reader(h.ns, cg!, 8100);
+      const p = reader(h.ns, cg!, 8100, 15_000);
       // Blocked by the rule at once (reject), not held until the deadline.
       expect(await p.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', 3000)).toMatch(/^error (ECONNREFUSED|ECONNRESET|ECONNABORTED)/);
       const copy = join(h.agent.dir, 'rules.fleet.json');
@@ -160,7 +127,7 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
 
   it('with NATS stopped while a flow is pending, the agent\'s own default decides it at the deadline; restarted without NATS, it still enforces the fleet rules', async () => {
     const first = hosts[0]!;
-    const program = reader(first.ns, cg!, 8001);
+    const program = reader(first.ns, cg!, 8001, 15_000);
     await waitFor('the pending flow published', () => central.events('flowtop.events.host1').some((m) => m['type'] === 'flow' && (m['flow'] as { pid?: number }).pid === program.proc.pid), 5000);
     const stoppedAt = Date.now();
     await killed(natsServer);
@@ -171,7 +138,7 @@ describe.skipIf(skip)('a fleet of three agents on one NATS server', () => {
     // Restarted while NATS is down: the fleet rule from the local copy decides at once.
     expect(await first.agent.stop()).toBe(0);
     first.agent = await startAgent(first.ns, cg, agentFlags(first.name, nats.address(0)), first.agent.dir);
-    const blocked = reader(first.ns, cg!, 8100);
+    const blocked = reader(first.ns, cg!, 8100, 15_000);
     expect(await blocked.out.next((l) => l.startsWith('read') || l.startsWith('error') || l === 'timeout', 3000)).toMatch(/^error (ECONNREFUSED|ECONNRESET|ECONNABORTED)/);
     expect(statusOf(first)?.fleetRules).toBe(1);
   }, 60_000);
@@ -187,7 +154,7 @@ function agentFlags(name: string, address: string): string[] {
   return ['--default', 'block', '--timeout', `${TIMEOUT_MS}ms`, '--nats', `nats://${address}:${NATS_PORT}`, '--nats-insecure', '--host-name', name];
 }
 
-function statusOf(h: Host): AgentStatus['fleet'] & { ownConnections: number } | undefined {
+function statusOf(h: FleetHost): AgentStatus['fleet'] & { ownConnections: number } | undefined {
   const s = readStatus(statusFileFor(h.agent.socket));
   return typeof s === 'object' && s.fleet ? { ...s.fleet, ownConnections: s.counters.ownConnections ?? 0 } : undefined;
 }

@@ -5,12 +5,13 @@
 // A thread that hangs instead (hang:1: blocked for good) is ended once silent for 15 s, and likewise
 // started again. A real agent in a namespace, a real nats-server in another, joined by a veth pair.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Netns, TestCgroup, buildAgent, cleanupDir, lines, removeBuild, spawnIn, startAgent, waitFor, type RunningAgent } from '../agent/helpers.js';
+import { Netns, TestCgroup, buildAgent, lines, removeBuild, spawnIn, startAgent, waitFor } from '../agent/helpers.js';
 import { readStatus, type AgentStatus } from '../../src/agent/status.js';
 import { statusFileFor } from '../../src/agent/socket-files.js';
-import { NatsNet, killed, skipUnlessFleetCapable, type NatsTool } from './helpers.js';
+import { NatsNet, skipUnlessFleetCapable, type NatsTool } from './helpers.js';
+import { greeter, stopHosts, type FleetHost } from './hosts.js';
 import { restartDelay, type FleetLink } from '../../src/fleet/agent-link.js';
 import type { natsLinkConfig as NatsLinkConfigFn } from '../../src/fleet/connect-options.js';
 import { pathToFileURL } from 'node:url';
@@ -63,23 +64,14 @@ describe.skipIf(skip)('a NATS link thread that dies is started again', () => {
   let central: NatsTool;
   const cg = skip ? undefined : new TestCgroup();
 
-  /** An agent in its own namespace, with a greeter to connect to, and its link thread's fault. */
-  interface Host {
-    name: string;
-    ns: Netns;
-    agent: RunningAgent;
-    greeter: ChildProcess;
-  }
-  const hosts: Host[] = [];
+  const hosts: FleetHost[] = [];
 
-  async function startHost(name: string, fault: string): Promise<Host> {
+  async function startHost(name: string, fault: string): Promise<FleetHost> {
     const ns = new Netns();
     const address = nats.link(ns);
-    const code = `require('net').createServer(c=>{c.on('error',()=>{});c.end('hello\\n')}).listen(${GREETER_PORT},'127.0.0.1',()=>console.log('ready'));`;
-    const greeter = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await lines(greeter).next((l) => l === 'ready');
+    const server = await greeter(ns, name, GREETER_PORT);
     const agent = await startAgent(ns, cg, ['--default', 'allow', '--timeout', '500ms', '--nats', `nats://${address}:${NATS_PORT}`, '--nats-insecure', '--host-name', name], undefined, { ...process.env, FLOWTOP_TEST_LINK_THREAD_FAULT: fault });
-    const host = { name, ns, agent, greeter };
+    const host = { name, ns, agent, server };
     hosts.push(host);
     return host;
   }
@@ -94,19 +86,13 @@ describe.skipIf(skip)('a NATS link thread that dies is started again', () => {
 
   afterAll(async () => {
     await central?.close();
-    for (const h of hosts) {
-      if (process.env['SHOW_AGENT_LOG']) console.log(h.agent.stderr.join('\n'));
-      await killed(h.greeter);
-      await h.agent.stop();
-      h.ns.delete();
-      cleanupDir(h.agent.dir);
-    }
+    await stopHosts(hosts);
     await nats?.stopAll();
     cg?.delete();
     removeBuild();
   }, 60_000);
 
-  const fleetStatus = (h: Host): AgentStatus['fleet'] | undefined => {
+  const fleetStatus = (h: FleetHost): AgentStatus['fleet'] | undefined => {
     const s = readStatus(statusFileFor(h.agent.socket));
     return typeof s === 'object' ? s.fleet : undefined;
   };
@@ -114,7 +100,7 @@ describe.skipIf(skip)('a NATS link thread that dies is started again', () => {
   /** A program started now in `h`'s namespace that connects to the greeter when told (a line on its
    *  stdin); `go` resolves with its pid once it read the greeting (the agent decides locally whatever
    *  the link does). */
-  function connection(h: Host): { go(): Promise<number> } {
+  function connection(h: FleetHost): { go(): Promise<number> } {
     const proc = spawnIn(h.ns, cg!, [process.execPath, '-e', `
       process.stdin.once('data', () => {
         const s = require('net').connect(${GREETER_PORT}, '127.0.0.1');
@@ -128,15 +114,15 @@ describe.skipIf(skip)('a NATS link thread that dies is started again', () => {
     return {
       async go() {
         proc.stdin!.write('go\\n');
-        expect(await out.next((l) => l.startsWith('read') || l.startsWith('error'), 5_000)).toBe('read hello');
+        expect(await out.next((l) => l.startsWith('read') || l.startsWith('error'), 5_000)).toBe(`read data for ${h.name}`);
         return proc.pid!;
       },
     };
   }
-  const connectOnce = (h: Host): Promise<number> => connection(h).go();
+  const connectOnce = (h: FleetHost): Promise<number> => connection(h).go();
 
-  const published = (h: Host, pid: number): boolean => central.events(`flowtop.events.${h.name}`).some((m) => m['type'] === 'flow' && (m['flow'] as { pid?: number }).pid === pid);
-  const statusText = (h: Host): string => {
+  const published = (h: FleetHost, pid: number): boolean => central.events(`flowtop.events.${h.name}`).some((m) => m['type'] === 'flow' && (m['flow'] as { pid?: number }).pid === pid);
+  const statusText = (h: FleetHost): string => {
     const r = spawnSync(h.ns.enter[0]!, [...h.ns.enter.slice(1), process.execPath, join(buildAgent(), 'run-agent.mjs'), 'agent', '--status', '--socket', h.agent.socket], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status, r.stderr).toBe(0);
     if (process.env['SHOW_AGENT_LOG']) console.log(r.stdout);
