@@ -51,7 +51,7 @@ export class Agent {
   /** Whether any rule is keyed by code identity (see worker-rules.ts). */
   private identityRules = false;
   private pool?: QueueWorkers;
-  private firewall?: { backend: string; remove(): void };
+  private firewall?: { backend: string; remove(): void | Promise<void> };
   private recorder?: Recorder;
   private report = new AttributionReport('inode-scan', '');
   private live?: LiveFlows;

@@ -103,7 +103,7 @@ export interface AgentIo {
   /** The DNS-answer queue's thread; undefined (said in the log) when it cannot run. */
   dnsAnswers(queueNum: number, learn: (packets: Uint8Array[]) => void, log: (line: string) => void): Promise<DnsAnswers | undefined>;
   /** Sends new flows to the queues; the queues are bound first, so fail-closed never blackholes a start. */
-  installFirewall(request: FirewallRequest): { backend: string; replacedStale: boolean; remove(): void };
+  installFirewall(request: FirewallRequest): { backend: string; replacedStale: boolean; remove(): void | Promise<void> };
   /** Reads sockets for the live flows' byte counters and ends. */
   socketReader(): SocketReader;
   serve(socketPath: string, handlers: ServerHandlers): Promise<AgentServer>;
@@ -117,6 +117,6 @@ export interface AgentIo {
   ownerGone(flow: FlowRecord): string | undefined;
   /** Whether the process instance a token names has ended. */
   tokenGone(token: string): boolean;
-  /** Closes sock_diag and conntrack. */
+  /** Closes sock_diag and conntrack (and lets an unused firewall-cleanup helper go). */
   close(): void;
 }

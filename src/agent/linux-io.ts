@@ -6,6 +6,7 @@ import { SocketRecorder } from '../native/linux/bpf.js';
 import { cgroup2Root } from '../native/linux/cgroup2.js';
 import { Conntrack } from '../native/linux/conntrack.js';
 import { installFirewall } from '../native/linux/firewall.js';
+import { FirewallCleanup } from '../native/linux/firewall-cleanup.js';
 import { peerCredentials } from '../native/linux/peercred.js';
 import { SockDiag, addressBytes } from '../native/linux/sock-diag.js';
 import { ExtensionServer } from '../protocol/server.js';
@@ -30,12 +31,15 @@ export interface LinuxIoOptions {
 export function linuxAgentIo(options: LinuxIoOptions): AgentIo {
   const diag = new SockDiag();
   let conntrack: Conntrack | undefined;
+  // Started now, before the queues and the firewall, while no stop signal is likely: its session of
+  // its own is what lets the rules be removed whatever signals the agent's group gets at stop.
+  const cleanup = FirewallCleanup.start();
   return {
     clock: systemClock,
     attachRecorder: (log) => attachRecorder(options, log),
     queueWorkers: (config, count, handlers) => new QueueWorkerPool(config, count, handlers),
     dnsAnswers: (queueNum, learn, log) => startDnsThread(queueNum, learn, log),
-    installFirewall: (r) => installFirewall({ queueNum: r.queueNum, queueCount: r.queueCount, bypass: r.failOpen, inbound: r.inbound, ...(r.dnsQueueNum !== undefined ? { dnsQueueNum: r.dnsQueueNum } : {}) }),
+    installFirewall: (r) => installFirewall({ queueNum: r.queueNum, queueCount: r.queueCount, bypass: r.failOpen, inbound: r.inbound, ...(r.dnsQueueNum !== undefined ? { dnsQueueNum: r.dnsQueueNum } : {}) }, cleanup),
     socketReader: () => openSocketReader(),
     serve,
     destroySocket: (flow) => destroyOutcome(() => diag.destroy({
@@ -54,6 +58,7 @@ export function linuxAgentIo(options: LinuxIoOptions): AgentIo {
     ownerGone,
     tokenGone,
     close: () => {
+      cleanup.dismiss(); // after the firewall's removal (which used it), or when there was none
       try {
         diag.close();
       } finally {

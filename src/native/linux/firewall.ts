@@ -9,8 +9,10 @@
 // CONFIG_NFT_QUEUE: loading fails with ENOENT and we fall back), then iptables/ip6tables with the xt
 // NFQUEUE target (works on nft-backed iptables too).
 import { spawnSync } from 'node:child_process';
+import type { FirewallCleanup } from './firewall-cleanup.js';
+import { CHAIN_PREFIX, NFT_TABLE, type FirewallBackend } from './firewall-names.js';
 
-export type FirewallBackend = 'nftables' | 'iptables';
+export type { FirewallBackend } from './firewall-names.js';
 
 export interface FirewallOptions {
   queueNum: number;
@@ -30,14 +32,11 @@ export interface InstalledFirewall {
   backend: FirewallBackend;
   /** Rules of an earlier agent that were found and replaced. */
   replacedStale: boolean;
-  remove(): void;
+  /** Removes every rule of ours; rejects naming what is left. */
+  remove(): Promise<void>;
 }
 
-/** Every chain of ours starts with this; each agent run adds its own tag, so a restart can install its
- *  chains beside a dead agent's and swap in one transaction (an agent before tags used the bare names). */
-const CHAIN_PREFIX = 'FLOWTOP-';
 const COMMENT = 'flowtop-agent';
-const NFT_TABLE = 'flowtop';
 
 function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string; killed: boolean } {
   // detached: its own session, so a Ctrl-C sent to the agent's process group (the terminal's) does not
@@ -49,21 +48,26 @@ function run(cmd: string, args: string[], input?: string): { ok: boolean; out: s
 }
 
 const present = new Map<string, boolean>();
-/** Whether a tool is installed; remembered once known (a tool killed by a signal must not later read
- *  as "not installed" and have its rules left in place). */
+/** Whether a tool is installed; remembered once known. A check killed by a signal proves nothing: it
+ *  is asked again, and a tool never answered for counts as present (its rules must not be skipped). */
 function has(cmd: string): boolean {
-  let known = present.get(cmd);
-  if (known === undefined) {
-    known = run(cmd, ['--version']).ok || run(cmd, ['-V']).ok;
-    present.set(cmd, known);
+  const known = present.get(cmd);
+  if (known !== undefined) return known;
+  for (let n = 0; n < REMOVE_ATTEMPTS; n++) {
+    const long = run(cmd, ['--version']);
+    const answer = long.ok || long.killed ? long : run(cmd, ['-V']);
+    if (answer.killed) continue;
+    present.set(cmd, answer.ok);
+    return answer.ok;
   }
-  return known;
+  return true;
 }
 
-/** Attempts at removing our rules. A tool can still die of a signal meant for the agent: the child
- *  is in the agent's process group from fork until it makes its own session (measured: under a
- *  SIGINT to the group every 15 ms, ~3 in 10 children died that way), so removal is checked and
- *  repeated until the listing shows nothing of ours. */
+/** Attempts at removing our rules from the agent itself (at install: the other backend's leftovers;
+ *  at stop only when no cleanup helper runs). A tool can still die of a signal meant for the agent:
+ *  the child is in the agent's process group from fork until it makes its own session (measured:
+ *  under a SIGINT to the group every 15 ms, ~3 in 10 children died that way), so removal is checked
+ *  and repeated until the listing shows nothing of ours. */
 const REMOVE_ATTEMPTS = 20;
 /** On a loaded machine a held Ctrl-C can kill most children before their setsid: removal keeps trying
  *  for this long after REMOVE_ATTEMPTS, then says what is left instead of returning as if done. */
@@ -259,8 +263,10 @@ function removeNft(): { found: boolean; left: string[] } {
 
 /** Installs the queue rules. Rules an earlier agent left are replaced in the same transaction, never
  *  removed first (see installIptables); those of the backend not chosen are removed afterwards. Throws
- *  with the tool's message when neither backend works (earlier rules are then left as they were). */
-export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): InstalledFirewall {
+ *  with the tool's message when neither backend works (earlier rules are then left as they were).
+ *  `cleanup`, started before, removes them at stop (see firewall-cleanup.ts); without it the agent's
+ *  own tool runs do. */
+export function installFirewall(o: FirewallOptions, cleanup?: FirewallCleanup, prefer?: FirewallBackend): InstalledFirewall {
   let backend: FirewallBackend | undefined;
   let replacedStale = false;
   const errors: string[] = [];
@@ -289,11 +295,17 @@ export function installFirewall(o: FirewallOptions, prefer?: FirewallBackend): I
   return {
     backend: chosen,
     replacedStale,
-    remove: () => {
-      const { left } = chosen === 'nftables' ? removeNft() : removeIptables();
+    remove: async () => {
+      const { left, detail } = cleanup ? await cleanup.remove(chosen) : removeHere(chosen);
       if (left.length > 0) {
-        throw new Error(`${left.join(' and ')} still present after ${REMOVE_WINDOW_MS / 1000} s of attempts (each tool run was killed by a signal); starting the agent again replaces them, or delete them by hand (FLOWTOP chains in iptables' mangle table, or: nft delete table inet ${NFT_TABLE})`);
+        throw new Error(`${left.join(' and ')} still present after repeated attempts${detail ? ` (last error: ${detail})` : ''}; starting the agent again replaces them, or delete them by hand (FLOWTOP chains in iptables' mangle table, or: nft delete table inet ${NFT_TABLE})`);
       }
     },
   };
+}
+
+/** Removal by the agent's own tool runs (no cleanup helper): checked and repeated, see REMOVE_ATTEMPTS. */
+function removeHere(backend: FirewallBackend): { left: string[]; detail: string } {
+  const { left } = backend === 'nftables' ? removeNft() : removeIptables();
+  return { left, detail: left.length > 0 ? `each tool run was killed by a signal for ${REMOVE_WINDOW_MS / 1000} s` : '' };
 }
