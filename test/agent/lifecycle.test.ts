@@ -1,7 +1,7 @@
 // Crash and restart, fail-open vs fail-closed, stale BPF programs and firewall rules, and who may talk
 // to the agent.
 import { describe, expect, it } from 'vitest';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -27,6 +27,11 @@ function attachedAtConnect4(cg: TestCgroup): number {
  *  kernel has the native queue statement). */
 function ourRules(ns: Netns): string {
   return ns.sh('iptables -w -t mangle -S 2>/dev/null | grep FLOWTOP; nft list table inet flowtop 2>/dev/null; true');
+}
+
+/** The PIDs of a process's children (every thread's). */
+function childrenOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
 }
 
 async function tryConnect(ns: Netns, cg: TestCgroup, port: number, timeoutMs: number): Promise<string> {
@@ -91,7 +96,13 @@ describe.skipIf(skip)('flowtop agent lifecycle', () => {
 
   it('SIGKILL with --fail-closed: new connections are refused until an agent runs again', async () => {
     const first = await startAgent(space.ns, space.cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s']);
+    // its firewall-cleanup helper (see firewall-cleanup.ts) waits for a job that never comes: it exits
+    // when the agent dies, having removed nothing
+    const helpers = childrenOf(first.proc.pid!);
+    expect(helpers).toHaveLength(1);
     await first.kill();
+    await waitFor('the cleanup helper to exit with the agent', () => !existsSync(`/proc/${helpers[0]}`), 5000);
+    expect(ourRules(space.ns)).toContain('FLOWTOP-OUT-');
     expect(await tryConnect(space.ns, space.cg, PORT, 1500)).toMatch(/^timeout/);
     const second = await startAgent(space.ns, space.cg, ['--queue-num', '7305', '--fail-closed', '--default', 'allow', '--timeout', '1s'], first.dir);
     try {
