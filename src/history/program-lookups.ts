@@ -32,6 +32,8 @@ export class ProgramLookups {
   /** The facts of flows the agent identified itself, by identity and lookup (factsOf). */
   private readonly agentFacts = new Map<string, ProcessFacts>();
   private resolving = false;
+  /** A start is scheduled for the next turn. */
+  private soon = false;
 
   /** `settled`: a waiting flow's lookup answered (`facts`: its program, when that changed what its
    *  row says) or was given up on. */
@@ -42,9 +44,19 @@ export class ProgramLookups {
     private readonly settled: (slot: number, facts: ProcessFacts | undefined) => void,
   ) {}
 
-  /** A new flow: its token's lookup is asked for unless known. */
+  /** A new flow: its token's lookup is asked for unless known, on the next turn of the event loop
+   *  (with the other tokens of this turn): a short-lived program is gone within milliseconds, and
+   *  waiting for the recorder's next batch (up to 250 ms) left most of them unidentified. */
   want(token: string | undefined): void {
-    if (token !== undefined && this.resolve && !this.facts.has(token)) this.toResolve.add(token);
+    if (token === undefined || !this.resolve || this.facts.has(token) || this.toResolve.has(token)) return;
+    this.toResolve.add(token);
+    if (!this.soon && !this.resolving) {
+      this.soon = true;
+      setImmediate(() => {
+        this.soon = false;
+        this.start();
+      });
+    }
   }
 
   /** Starts the next lookup batch unless one is under way. */
@@ -58,6 +70,7 @@ export class ProgramLookups {
       .catch(() => tokens.forEach((t) => this.remember(t, null)))
       .finally(() => {
         this.resolving = false;
+        this.start(); // tokens that came meanwhile
       });
   }
 
