@@ -287,8 +287,10 @@ export async function run(argv: string[]): Promise<number> {
   // waits for it to finish and then undoes it, instead of killing the process half-way.
   const log = (line: string): void => void process.stderr.write(`flowtop agent: ${line}\n`);
   let hasten = (): void => {};
+  // A held Ctrl-C sends dozens a second: the first repeat is said, the rest only hasten the stop.
+  let repeats = 0;
   const stop = listenForStop((signal) => {
-    log(`${signal} received: already stopping, the cleanup continues (hastened)`);
+    if (repeats++ === 0) log(`${signal} received: already stopping, the cleanup continues (hastened; further signals are not reported)`);
     hasten();
   });
   // The agent owns its rules file while it runs: `flowtop rules --rules` on it is refused meanwhile.
