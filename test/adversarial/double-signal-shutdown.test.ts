@@ -4,12 +4,11 @@
 // --fail-closed new connections work again once the agent has exited.
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ATTACH, queryAttached } from '../../src/native/linux/bpf-syscall.js';
 import {
   Netns, TestCgroup, cleanupDir, connectScript, lines, skipUnlessCapable, spawnIn,
-  waitFor, DIST,
+  startAgentJob,
 } from '../agent/helpers.js';
 import { useNamespace } from '../agent/fixture.js';
 import { mkdtempSync, chmodSync } from 'node:fs';
@@ -33,20 +32,6 @@ function ourRules(ns: Netns): string {
 }
 
 /** Starts the agent in its own process group (as a shell's job would be), ready when it says so. */
-async function startGroupLeader(ns: Netns, cg: TestCgroup, dir: string, queue: number): Promise<{ proc: ChildProcess; socket: string; exited: Promise<void>; stderr: string[] }> {
-  const socket = join(dir, 'agent.sock');
-  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(DIST, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
-    '--rules', join(dir, 'rules.json'), '--cgroup', cg.path, '--queue-num', String(queue), '--fail-closed', '--timeout', '1s'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  const stderr: string[] = [];
-  proc.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  await waitFor(`the agent to be ready (${stderr.join('')})`, () => {
-    if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
-    return stderr.join('').includes('ready on');
-  }, 20_000);
-  return { proc, socket, exited, stderr };
-}
-
 async function connects(ns: Netns, cg: TestCgroup): Promise<boolean> {
   const child = spawnIn(ns, cg, connectScript(PORT, 1500));
   const result = await lines(child).next((l) => !l.startsWith('pid'), 6000);
@@ -68,7 +53,7 @@ describe.skipIf(skip)('adversarial: a second signal during shutdown', () => {
     chmodSync(dir, 0o755);
     try {
       for (let i = 0; i < 4; i++) {
-        const agent = await startGroupLeader(space.ns, space.cg, dir, 7321);
+        const agent = await startAgentJob(space.ns, space.cg, dir, 7321);
         const wholeGroup = i % 2 === 1;
         const signal = (): boolean => (wholeGroup ? process.kill(-agent.proc.pid!, 'SIGINT') : agent.proc.kill('SIGINT'));
         signal();

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIST, cleanupDir, connectScript, lines, skipUnlessCapable, spawnIn, waitFor, type Netns, type TestCgroup } from './helpers.js';
+import { cleanupDir, connectScript, lines, skipUnlessCapable, spawnIn, startAgentJob, type Netns, type TestCgroup } from './helpers.js';
 import { useNamespace } from './fixture.js';
 
 const skip = skipUnlessCapable();
@@ -52,20 +52,6 @@ function removeOurRules(ns: Netns): void {
 }
 
 /** The agent as a shell would start it: the leader of its own process group. */
-async function startJob(ns: Netns, cg: TestCgroup, dir: string): Promise<{ proc: ChildProcess; exited: Promise<void>; stderr: string[] }> {
-  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(DIST, 'run-agent.mjs'), 'agent', '--no-history',
-    '--socket', join(dir, 'agent.sock'), '--rules', join(dir, 'rules.json'), '--cgroup', cg.path,
-    '--queue-num', String(QUEUE), '--fail-closed', '--timeout', '1s'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  const stderr: string[] = [];
-  proc.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  await waitFor(`the agent to be ready (${stderr.join('')})`, () => {
-    if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
-    return stderr.join('').includes('ready on');
-  }, 30_000);
-  return { proc, exited, stderr };
-}
-
 async function connects(ns: Netns, cg: TestCgroup): Promise<string> {
   const child = spawnIn(ns, cg, connectScript(PORT, 1500));
   const result = await lines(child).next((l) => !l.startsWith('pid'), 6000);
@@ -90,7 +76,7 @@ describe.skipIf(skip)('agent: Ctrl-C held down under load', () => {
     const failures: string[] = [];
     try {
       for (let round = 0; round < ROUNDS; round++) {
-        const agent = await startJob(space.ns, space.cg, dir);
+        const agent = await startAgentJob(space.ns, space.cg, dir, QUEUE);
         const held = Date.now();
         const ctrlC = spawn('python3', ['-c', HOLD_CTRL_C, String(agent.proc.pid), String(SIGINT_EVERY_S), String(HOLD_LIMIT_S)], { stdio: ['ignore', 'pipe', 'inherit'] });
         const sent = lines(ctrlC).next(undefined, (HOLD_LIMIT_S + 5) * 1000);

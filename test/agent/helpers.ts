@@ -266,3 +266,20 @@ export function connectScript(port: number, timeoutMs = 5000): string[] {
     process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
   `];
 }
+
+/** The agent started as the leader of its own process group (as a shell starts a job), so a test can
+ *  signal the whole group the way a terminal's Ctrl-C does: with --fail-closed, no history, its rules
+ *  file in `dir`. */
+export async function startAgentJob(ns: Netns, cg: TestCgroup, dir: string, queue: number): Promise<{ proc: ChildProcess; socket: string; exited: Promise<void>; stderr: string[] }> {
+  const socket = join(dir, 'agent.sock');
+  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(DIST, 'run-agent.mjs'), 'agent', '--no-history', '--socket', socket,
+    '--rules', join(dir, 'rules.json'), '--cgroup', cg.path, '--queue-num', String(queue), '--fail-closed', '--timeout', '1s'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const stderr: string[] = [];
+  proc.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  await waitFor(`the agent to be ready (${stderr.join('')})`, () => {
+    if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
+    return stderr.join('').includes('ready on');
+  }, 30_000);
+  return { proc, socket, exited, stderr };
+}
