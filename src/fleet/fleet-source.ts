@@ -214,7 +214,11 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
           const { messages: decoded, problems } = decodeBody(msg.data);
           hostFor(host).batch({ ...(id ? { id } : {}), messages: decoded, problems });
         }
-        return;
+        if (closed) return;
+        // The consumer ended without an error (its node went away and it could not be made again
+        // there): reading stops for good unless it is made again, from where it was.
+        await messages.close().catch(() => undefined);
+        await retryWait();
       } catch (error) {
         if (closed) return;
         say(`events stream ${names.stream}: ${words(error)} (no agent has published yet?); reading again`);
