@@ -187,6 +187,39 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
     }
   }
 
+  /** Ends `messages` (and so its reading loop, which makes the consumer again) once the library's
+   *  own recovery is failing: 10 s without a message or any word from the consumer (it hears a
+   *  heartbeat every 2.5 s when idle), heartbeats missed 3 times, the stream not found, no JetStream
+   *  answering. After a cluster node died, an ordered consumer was seen silent for 25–30 s, with no
+   *  error, while it retried on its own. */
+  function endWhenStuck(messages: ConsumerMessages, conn: NatsConnection): { heard(): void } {
+    let lastHeard = Date.now();
+    let ended = false;
+    const end = (): void => {
+      if (ended || closed) return;
+      ended = true;
+      clearInterval(timer);
+      void messages.close().catch(() => undefined);
+    };
+    const timer = setInterval(() => {
+      if (ended || closed || conn.isClosed()) return clearInterval(timer);
+      if (Date.now() - lastHeard > 10_000) end();
+    }, 1_000);
+    timer.unref?.();
+    void (async () => {
+      try {
+        for await (const s of messages.status()) {
+          lastHeard = Date.now();
+          if ((s.type === 'heartbeats_missed' && s.count >= 3) || s.type === 'stream_not_found' || s.type === 'no_responders' || s.type === 'consumer_deleted') end();
+        }
+      } catch {
+        // the messages closed meanwhile
+      }
+      clearInterval(timer);
+    })();
+    return { heard: () => (lastHeard = Date.now()) };
+  }
+
   async function readEvents(conn: NatsConnection): Promise<void> {
     const js = jetstream(conn);
     while (!closed) {
@@ -203,9 +236,11 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
         messages = await consumer.consume({ expires: 5_000 });
         const m = messages;
         stoppers.push(() => m.close());
+        const watch = endWhenStuck(m, conn);
         const hostAt = names.events('x').split('.').length - 1;
         for await (const msg of messages) {
           if (closed) return;
+          watch.heard();
           const host = msg.subject.split('.')[hostAt] ?? '';
           if (!HOST_NAME_PATTERN.test(host)) continue;
           const idText = msg.headers?.get('Nats-Msg-Id');
@@ -292,7 +327,7 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
       attempt++;
       try {
         // Its own retry loop (below) stands in for waitOnFirstConnect; 5 s for a TLS handshake far away.
-        nc = await connect(natsConnectionOptions(options.link, 'flowtop client', { timeoutMs: 5_000 }));
+        nc = await connect(natsConnectionOptions(options.link, 'flowtop client', { timeoutMs: 20_000, eager: false }));
       } catch (error) {
         if (closed) return;
         server.status.next({ state: 'reconnecting', reason: words(error), retryAt: Date.now() + retryMs, attempt: attempt + 1 });
