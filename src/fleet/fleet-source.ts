@@ -326,7 +326,7 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
     while (!closed) {
       attempt++;
       try {
-        // Its own retry loop (below) stands in for waitOnFirstConnect; 5 s for a TLS handshake far away.
+        // Its own retry loop (below) stands in for waitOnFirstConnect; 20 s for a TLS handshake far away.
         nc = await connect(natsConnectionOptions(options.link, 'flowtop client', { timeoutMs: 20_000, eager: false }));
       } catch (error) {
         if (closed) return;
