@@ -25,6 +25,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpuMsFrom } from '../cpu-time.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,14 +234,7 @@ interface Daemon {
 
 /** User + system CPU time of a process (all threads), in ms, from /proc/PID/stat (10 ms steps). */
 function processCpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined; // exited
-  }
+  return pid === undefined ? undefined : cpuMsFrom(`/proc/${pid}/stat`);
 }
 
 /** The rule the agent gets: none (a client answers), one for the port, or one for the client program's

@@ -6,7 +6,8 @@
 // until the client falls behind. The machine's load average is printed too: the simulated agents run
 // on the same cores as the client and the server.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpuMsFrom } from '../cpu-time.js';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,8 +68,9 @@ async function startServer(): Promise<{ url: string; child: ChildProcess; dir: s
 
 /** CPU seconds a process used so far (utime + stime from /proc). */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const ms = cpuMsFrom(`/proc/${pid}/stat`);
+  if (ms === undefined) throw new Error(`process ${pid} is gone`);
+  return ms / 1000;
 }
 
 const server = await startServer();

@@ -8,7 +8,7 @@
 // Usage: npm run bench -- history [--quick] [--top-only | --load-only | --rest-only]   (--quick: 2 s of
 // load, 200 k and 1 M flows; the others run only the ranking over 10 M flows, the load, or the sizes)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { HistoryReader } from '../../src/history/query.js';
 import { closeHistoryDatabase, openHistoryDatabase } from '../../src/history/schema.js';
 import { HistoryWriter } from '../../src/history/writer.js';
 import type { FlowRow } from '../../src/history/batch.js';
+import { cpuMsFrom } from '../cpu-time.js';
 
 const quick = process.argv.includes('--quick');
 const dir = mkdtempSync(join(tmpdir(), 'flowtop-bench-history-'));
@@ -51,13 +52,8 @@ function line(what: string, value: string, target: string, ok: boolean | undefin
 function threadCpuMs(): Map<string, number> {
   const times = new Map<string, number>();
   for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      times.set(tid, (Number(fields[11]) + Number(fields[12])) * 10); // utime, stime in ticks of 10 ms
-    } catch {
-      // a thread that ended meanwhile
-    }
+    const ms = cpuMsFrom(`/proc/self/task/${tid}/stat`);
+    if (ms !== undefined) times.set(tid, ms); // (a thread that ended meanwhile: left out)
   }
   return times;
 }
