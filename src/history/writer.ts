@@ -1,10 +1,11 @@
 // Writes batches into the history file, one transaction per batch, and prunes it in small steps
 // between batches (by age, then by size), so no step holds the file for long. Runs on its own thread
-// in the agent and the TUI (writer-thread.ts); nothing here knows about threads.
+// in the agent and the TUI (writer-thread.ts); nothing here knows about threads. The ids of what a row
+// refers to (programs, paths, addresses, hosts, rules) come from interning.ts.
 import type Database from 'better-sqlite3';
-import { getDomain } from 'tldts';
 import type { FlowChange, FlowRow, HistoryBatch, HistoryEvent, ProcessFacts, RowColumns } from './batch.js';
-import { ACTION, BY, MAX_TEXT_IDS, ROW, ROW_FIELDS } from './batch.js';
+import { ROW, ROW_FIELDS } from './batch.js';
+import { Interner } from './interning.js';
 import { FLOW_ID_PER_MS, ROLLUPS } from './schema.js';
 
 export interface RetentionOptions {
@@ -31,9 +32,6 @@ const FLOW_COLUMNS = 'id, dur, ident, trust, uid, parent, kind, raddr, rport, ho
 /** Flow ids given in the last RING_MS milliseconds, by millisecond (flowId). */
 const RING_MS = 65_536;
 const UNKNOWN_FACTS: ProcessFacts = { trust: 3 };
-/** Texts kept by the recorder's number: every number a batch uses is among the recorder's newest
- *  MAX_TEXT_IDS (batch.ts), so a ring of twice that holds them all. */
-const TEXT_RING = 2 * MAX_TEXT_IDS;
 
 /** What a program's facts come to in a row, worked out once per program. */
 interface RowFacts {
@@ -45,11 +43,8 @@ interface RowFacts {
 export class HistoryWriter {
   private readonly maxAgeMs: number;
   private readonly maxBytes: number;
-  private readonly identities = new Map<string, { id: number; path?: number; sha256?: string }>();
-  private readonly paths = new Map<string, number>();
-  private readonly hosts = new Map<string, number>();
-  private readonly addrs = new Map<string, number>();
-  private readonly rules = new Map<string, { id: number; blocked: boolean }>();
+  /** Row ids of the programs, paths, addresses, hosts and rules the rows refer to. */
+  private readonly ids: Interner;
   /** Recent flows' row ids by the recorder's number (ref % MAX_OPEN_REFS), with the ref that holds
    *  each slot: refs grow by one per flow, so the oldest are overwritten first. */
   private readonly rowIds = new Float64Array(MAX_OPEN_REFS);
@@ -57,13 +52,6 @@ export class HistoryWriter {
   private readonly factsById = new Map<number, ProcessFacts>();
   private factsEvictFrom = 1;
   private readonly rowFacts = new Map<number, RowFacts>();
-  /** The recorder's texts by number (number % TEXT_RING, with the number that holds each slot), and
-   *  the row ids they came to as an address, a host and a rule (0: not looked up yet). */
-  private readonly texts: string[] = new Array<string>(TEXT_RING).fill('');
-  private readonly textNumbers = new Float64Array(TEXT_RING).fill(-1);
-  private readonly addrOfText = new Float64Array(TEXT_RING);
-  private readonly hostOfText = new Float64Array(TEXT_RING);
-  private readonly ruleOfText: Array<{ id: number; blocked: boolean } | undefined> = new Array<{ id: number; blocked: boolean } | undefined>(TEXT_RING).fill(undefined);
   /** Per millisecond slot (ms % RING_MS): which millisecond holds it and the last number given in it. */
   private readonly ringMs = new Float64Array(RING_MS);
   private readonly ringSeq = new Uint16Array(RING_MS);
@@ -82,6 +70,7 @@ export class HistoryWriter {
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
+    this.ids = new Interner(db);
     this.openedNewestMs = startOf((db.prepare('SELECT max(id) AS id FROM flows').get() as { id: number | null }).id ?? 0);
     this.rollups = ROLLUPS.map(({ unit, minutes }) => ({
       minutes,
@@ -91,19 +80,6 @@ export class HistoryWriter {
       oldHostTraffic: db.prepare(`DELETE FROM host_traffic_${unit} WHERE (${unit}, host) IN (SELECT ${unit}, host FROM host_traffic_${unit} WHERE ${unit} < ? LIMIT ${PRUNE_ROWS})`),
     }));
     this.statements = {
-      identityByKey: db.prepare('SELECT id, path, sha256 FROM identities WHERE key = ?'),
-      identityByPath: db.prepare('SELECT key, sha256 FROM identities WHERE path = ? ORDER BY id DESC LIMIT 1'),
-      insertIdentity: db.prepare('INSERT INTO identities (key, name, path, sha256, package, first_seen) VALUES (?, ?, ?, ?, ?, ?)'),
-      setSha256: db.prepare('UPDATE identities SET sha256 = ?, package = coalesce(?, package) WHERE id = ?'),
-      pathId: db.prepare('SELECT id FROM paths WHERE path = ?'),
-      insertPath: db.prepare('INSERT INTO paths (path) VALUES (?)'),
-      hostId: db.prepare('SELECT id FROM hosts WHERE name = ?'),
-      insertHost: db.prepare('INSERT INTO hosts (name, domain) VALUES (?, ?)'),
-      addrId: db.prepare('SELECT id FROM addrs WHERE addr = ?'),
-      insertAddr: db.prepare('INSERT INTO addrs (addr) VALUES (?)'),
-      rule: db.prepare('SELECT id, first_block FROM rules WHERE rule_id = ?'),
-      insertRule: db.prepare('INSERT INTO rules (rule_id) VALUES (?)'),
-      ruleBlocked: db.prepare('UPDATE rules SET first_block = ? WHERE id = ?'),
       insertFlow: db.prepare('INSERT INTO flows (id, dur, ident, trust, uid, parent, kind, raddr, rport, host, verdict, rule, rx, tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       insertFlows: db.prepare(`INSERT INTO flows (${FLOW_COLUMNS}) VALUES ${Array.from({ length: CHUNK }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`),
       endFlows: db.prepare(`WITH e(id, dur, rx, tx) AS (VALUES ${Array.from({ length: CHUNK }, () => '(?, ?, ?, ?)').join(', ')})
@@ -140,10 +116,8 @@ export class HistoryWriter {
   }
 
   private forgetIds(): void {
-    for (const cache of [this.identities, this.paths, this.hosts, this.addrs, this.rules, this.rowFacts]) cache.clear();
-    this.addrOfText.fill(0);
-    this.hostOfText.fill(0);
-    this.ruleOfText.fill(undefined);
+    this.ids.forgetIds();
+    this.rowFacts.clear();
     this.pendingRows.length = 0;
     this.pendingEnds.length = 0;
   }
@@ -171,17 +145,17 @@ export class HistoryWriter {
         pending.length = 0;
       }
       for (const b of batch.processes) {
-        const ident = b.facts ? this.identity(b.facts, events, now) ?? 0 : 0;
+        const ident = b.facts ? this.ids.identity(b.facts, events, now) ?? 0 : 0;
         this.statements.addTraffic.run(b.minute, ident, b.uid, b.rx, b.tx, b.flows);
         for (const r of this.rollups) r.addTraffic.run(Math.floor(b.minute / r.minutes), ident, b.uid, b.rx, b.tx, b.flows);
       }
       for (const b of batch.hosts) {
-        const host = this.host(b.host);
+        const host = this.ids.host(b.host);
         this.statements.addHostTraffic.run(b.minute, host, b.rx, b.tx, b.flows);
         for (const r of this.rollups) r.addHostTraffic.run(Math.floor(b.minute / r.minutes), host, b.rx, b.tx, b.flows);
       }
       for (const e of events) {
-        const ident = e.identity !== undefined ? this.identities.get(e.identity)?.id ?? null : null;
+        const ident = e.identity !== undefined ? this.ids.knownIdentity(e.identity) ?? null : null;
         this.statements.insertEvent.run(e.time, e.kind, ident, e.rule ?? null, e.detail);
       }
     })();
@@ -189,13 +163,13 @@ export class HistoryWriter {
 
   private insertFlow(row: FlowRow, events: HistoryEvent[], now: number): void {
     const f = row.facts;
-    const ident = this.identity(f, events, now);
-    const rule = row.rule !== undefined ? this.rule(row.rule, row.verdict, f, row.host ?? row.raddr, events, now) : null;
+    const ident = this.ids.identity(f, events, now);
+    const rule = row.rule !== undefined ? this.ids.rule(row.rule, row.verdict, f, row.host ?? row.raddr, events, now) : null;
     const id = this.flowId(row.start);
     this.statements.insertFlow.run(
       id, row.end !== undefined ? Math.max(0, row.end - row.start) : null, ident ?? null, f.trust, row.uid ?? null,
-      f.parent !== undefined ? this.path(f.parent) : null, row.kind, this.addr(row.raddr), row.rport,
-      row.host !== undefined ? this.host(row.host) : null, row.verdict, rule, row.rx ?? null, row.tx ?? null,
+      f.parent !== undefined ? this.ids.path(f.parent) : null, row.kind, this.ids.addr(row.raddr), row.rport,
+      row.host !== undefined ? this.ids.host(row.host) : null, row.verdict, rule, row.rx ?? null, row.tx ?? null,
     );
     // Kept after the end too: a late lookup may still complete the row.
     this.remember(row.ref, id);
@@ -206,12 +180,12 @@ export class HistoryWriter {
     if (id === undefined) return; // forgotten among too many flows
     if (change.facts) {
       const f = change.facts;
-      this.statements.setProcess.run(this.identity(f, events, now) ?? null, f.trust, f.parent !== undefined ? this.path(f.parent) : null, id);
+      this.statements.setProcess.run(this.ids.identity(f, events, now) ?? null, f.trust, f.parent !== undefined ? this.ids.path(f.parent) : null, id);
     }
     if (change.end === undefined && change.host === undefined && change.verdict === undefined) return; // only its program
     const dur = change.end !== undefined ? Math.max(0, change.end - startOf(id)) : null;
-    const rule = change.rule !== undefined && change.verdict !== undefined ? this.rule(change.rule, change.verdict, undefined, change.host, events, now) : null;
-    this.statements.updateFlow.run(dur, change.host !== undefined ? this.host(change.host) : null, change.verdict ?? null, rule, change.rx ?? null, change.tx ?? null, id);
+    const rule = change.rule !== undefined && change.verdict !== undefined ? this.ids.rule(change.rule, change.verdict, undefined, change.host, events, now) : null;
+    this.statements.updateFlow.run(dur, change.host !== undefined ? this.ids.host(change.host) : null, change.verdict ?? null, rule, change.rx ?? null, change.tx ?? null, id);
   }
 
   /** A new flow's id: its start's millisecond × FLOW_ID_PER_MS + the next number free in it. The
@@ -253,20 +227,12 @@ export class HistoryWriter {
     return id;
   }
 
-  /** The programs a batch numbers for the first time (kept even when its transaction fails: later
-   *  batches refer to them). */
+  /** The texts and programs a batch numbers for the first time (kept even when its transaction
+   *  fails: later batches refer to them). */
   learn(batch: HistoryBatch): void {
     const cols = batch.columns;
     if (!cols) return;
-    for (let i = 0; i < cols.texts.length; i++) {
-      const number = cols.firstText + i;
-      const slot = number % TEXT_RING;
-      this.texts[slot] = cols.texts[i]!;
-      this.textNumbers[slot] = number;
-      this.addrOfText[slot] = 0;
-      this.hostOfText[slot] = 0;
-      this.ruleOfText[slot] = undefined;
-    }
+    this.ids.learnTexts(cols);
     for (const d of cols.facts) this.factsById.set(d.id, d.facts);
     while (this.factsById.size > MAX_FACTS) this.factsById.delete(this.factsEvictFrom++);
   }
@@ -278,17 +244,17 @@ export class HistoryWriter {
       let rf = this.rowFacts.get(factsId);
       if (!rf) {
         const facts = this.factsById.get(factsId) ?? UNKNOWN_FACTS;
-        rf = { facts, ident: this.identity(facts, events, now) ?? null, parent: facts.parent !== undefined ? this.path(facts.parent) : null };
+        rf = { facts, ident: this.ids.identity(facts, events, now) ?? null, parent: facts.parent !== undefined ? this.ids.path(facts.parent) : null };
         if (this.rowFacts.size >= MAX_FACTS) this.rowFacts.clear();
         this.rowFacts.set(factsId, rf);
       }
       const raddrText = n[at + ROW.raddr]!;
       const hostText = n[at + ROW.host]!;
       const ruleText = n[at + ROW.rule]!;
-      const raddr = this.addrByText(raddrText);
-      const host = hostText < 0 ? null : this.hostByText(hostText);
+      const raddr = this.ids.addrByText(raddrText);
+      const host = hostText < 0 ? null : this.ids.hostByText(hostText);
       const verdict = n[at + ROW.verdict]!;
-      const rule = ruleText < 0 ? null : this.ruleByText(ruleText, verdict, rf.facts, hostText < 0 ? raddrText : hostText, events, now);
+      const rule = ruleText < 0 ? null : this.ids.ruleByText(ruleText, verdict, rf.facts, hostText < 0 ? raddrText : hostText, events, now);
       const start = n[at + ROW.start]!;
       const end = n[at + ROW.end]!;
       const id = this.flowId(start);
@@ -303,44 +269,6 @@ export class HistoryWriter {
       }
       this.remember(n[at + ROW.ref]!, id);
     }
-  }
-
-  /** A text of the recorder's by its number ("?" for one this writer never received: a batch lost
-   *  before it was learnt). */
-  private text(number: number): string {
-    const slot = number % TEXT_RING;
-    return this.textNumbers[slot] === number ? this.texts[slot]! : '?';
-  }
-
-  private addrByText(number: number): number {
-    return this.rowOfText(number, this.addrOfText, this.internAddr);
-  }
-
-  private readonly internAddr = (text: string): number => this.addr(text);
-  private readonly internHost = (text: string): number => this.host(text);
-
-  private hostByText(number: number): number {
-    return this.rowOfText(number, this.hostOfText, this.internHost);
-  }
-
-  /** The row id a text came to in one table (`rows`: this table's ids by text slot, 0 unknown). */
-  private rowOfText(number: number, rows: Float64Array, intern: (text: string) => number): number {
-    const slot = number % TEXT_RING;
-    const held = this.textNumbers[slot] === number;
-    if (held && rows[slot]! > 0) return rows[slot]!;
-    const id = intern(this.text(number));
-    if (held) rows[slot] = id;
-    return id;
-  }
-
-  private ruleByText(number: number, verdict: number, facts: ProcessFacts, remote: number, events: HistoryEvent[], now: number): number {
-    const slot = number % TEXT_RING;
-    const cached = this.textNumbers[slot] === number ? this.ruleOfText[slot] : undefined;
-    // a rule already known to have blocked needs no more than its id
-    if (cached && (cached.blocked || (verdict & 3) !== ACTION.block)) return cached.id;
-    const id = this.rule(this.text(number), verdict, facts, remote < 0 ? undefined : this.text(remote), events, now);
-    if (this.textNumbers[slot] === number) this.ruleOfText[slot] = this.rules.get(this.text(number));
-    return id;
   }
 
   /** Inserts the new flows not inserted yet (fewer than a chunk), one statement each. */
@@ -361,65 +289,6 @@ export class HistoryWriter {
   private rowOf(ref: number): number | undefined {
     const slot = ref % MAX_OPEN_REFS;
     return this.rowRefs[slot] === ref ? this.rowIds[slot] : undefined;
-  }
-
-  /** The identity's row id, made on first sight with a `first-seen` event, or `changed` when another
-   *  identity had the same path (a new hash) or this one's recorded hash moved (a package update). */
-  private identity(f: ProcessFacts, events: HistoryEvent[], now: number): number | undefined {
-    if (f.key === undefined) return undefined;
-    let known = this.identities.get(f.key);
-    if (!known) {
-      const row = this.statements.identityByKey.get(f.key) as { id: number; path: number | null; sha256: string | null } | undefined;
-      if (row) known = { id: row.id, ...(row.path !== null ? { path: row.path } : {}), ...(row.sha256 !== null ? { sha256: row.sha256 } : {}) };
-    }
-    if (!known) {
-      const path = f.path !== undefined ? this.path(f.path) : undefined;
-      const before = path !== undefined ? this.statements.identityByPath.get(path) as { key: string; sha256: string | null } | undefined : undefined;
-      const info = this.statements.insertIdentity.run(f.key, f.name ?? null, path ?? null, f.sha256 ?? null, f.package ?? null, now);
-      known = { id: Number(info.lastInsertRowid), ...(path !== undefined ? { path } : {}), ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}) };
-      const who = f.path ?? f.name ?? f.key;
-      events.push(before
-        ? { time: now, kind: 'changed', identity: f.key, ...named(f), detail: `${who} changed: was ${describe(before.key, before.sha256)}, now ${describe(f.key, f.sha256 ?? null)}` }
-        : { time: now, kind: 'first-seen', identity: f.key, ...named(f), detail: `${who} connected for the first time (${f.key})` });
-    } else if (f.sha256 !== undefined && known.sha256 !== undefined && f.sha256 !== known.sha256) {
-      events.push({ time: now, kind: 'changed', identity: f.key, ...named(f), detail: `${f.path ?? f.name ?? f.key} changed: sha256 was ${known.sha256.slice(0, 16)}…, now ${f.sha256.slice(0, 16)}…${f.package ? ` (package ${f.package})` : ''}` });
-      this.statements.setSha256.run(f.sha256, f.package ?? null, known.id);
-      known.sha256 = f.sha256;
-    } else if (f.sha256 !== undefined && known.sha256 === undefined) {
-      this.statements.setSha256.run(f.sha256, f.package ?? null, known.id);
-      known.sha256 = f.sha256;
-    }
-    this.identities.set(f.key, known);
-    return known.id;
-  }
-
-  /** The rule's row id; the first flow a rule blocks makes a `rule-blocking` event. */
-  private rule(ruleId: string, verdict: number, facts: ProcessFacts | undefined, remote: string | undefined, events: HistoryEvent[], now: number): number {
-    let known = this.rules.get(ruleId);
-    if (!known) {
-      const row = this.statements.rule.get(ruleId) as { id: number; first_block: number | null } | undefined;
-      known = row ? { id: row.id, blocked: row.first_block !== null } : { id: Number(this.statements.insertRule.run(ruleId).lastInsertRowid), blocked: false };
-      this.rules.set(ruleId, known);
-    }
-    if (!known.blocked && (verdict & 3) === ACTION.block && verdict >> 2 === BY.rule) {
-      known.blocked = true;
-      this.statements.ruleBlocked.run(now, known.id);
-      const who = facts ? facts.path ?? facts.name ?? facts.key : undefined;
-      events.push({ time: now, kind: 'rule-blocking', rule: ruleId, ...(facts?.key ? { identity: facts.key } : {}), ...(facts ? named(facts) : {}), detail: `rule ${ruleId} blocked its first connection${who ? ` (${who}` : ''}${remote ? `${who ? ' to ' : ' ('}${remote})` : who ? ')' : ''}` });
-    }
-    return known.id;
-  }
-
-  private path(path: string): number {
-    return intern(this.paths, path, this.statements.pathId, () => this.statements.insertPath.run(path));
-  }
-
-  private host(name: string): number {
-    return intern(this.hosts, name, this.statements.hostId, () => this.statements.insertHost.run(name, domainOf(name)));
-  }
-
-  private addr(addr: string): number {
-    return intern(this.addrs, addr, this.statements.addrId, () => this.statements.insertAddr.run(addr));
   }
 
   /** One small step of retention; true while there is more to do. Call it between batches. */
@@ -461,28 +330,4 @@ function orNull(n: number): number | null {
 /** A flow's start (ms) from its id. */
 function startOf(id: number): number {
   return Math.floor(id / FLOW_ID_PER_MS);
-}
-
-function intern(cache: Map<string, number>, key: string, find: Database.Statement, insert: () => Database.RunResult): number {
-  let id = cache.get(key);
-  if (id !== undefined) return id;
-  const row = find.get(key) as { id: number } | undefined;
-  id = row ? row.id : Number(insert().lastInsertRowid);
-  if (cache.size > 100_000) cache.clear();
-  cache.set(key, id);
-  return id;
-}
-
-function named(f: ProcessFacts): { name?: string; path?: string } {
-  return { ...(f.name !== undefined ? { name: f.name } : {}), ...(f.path !== undefined ? { path: f.path } : {}) };
-}
-
-function describe(key: string, sha256: string | null): string {
-  if (key.startsWith('sha256:')) return `sha256 ${key.slice(7, 23)}…`;
-  return sha256 ? `${key} (sha256 ${sha256.slice(0, 16)}…)` : key;
-}
-
-function domainOf(name: string): string | null {
-  if (/^[\d.]+$/.test(name) || name.includes(':')) return null;
-  return getDomain(name) ?? null;
 }
