@@ -1,16 +1,12 @@
 // Reading the history: the query API behind `flowtop history` and the TUI's history view. Opens the
 // file read-only (a reader never blocks the writer: WAL), answers from the per-minute buckets where it
-// can (rankings, series) and from the flows table for lists. See docs/history.md.
+// can (rankings, series; traffic-buckets.ts) and from the flows table for lists. See docs/history.md.
 import type Database from 'better-sqlite3';
 import { ACTION_CODES, BY_CODES, DECIDER_PREFIX, FLOW_ID_PER_MS, PROTOCOL_CODES, TRUST_CODES, ROLLUPS, hasHourlyBuckets, openHistoryDatabase, type TrustCode } from './schema.js';
 import { KIND_INBOUND, KIND_IPV6, type HistoryEventKind } from './batch.js';
+import { binSeries, bucketRows, minutes, untilNow, type Series, type StepRow, type TimeWindow } from './traffic-buckets.js';
 
-export interface TimeWindow {
-  /** ms since the epoch, inclusive. */
-  since: number;
-  /** ms since the epoch, exclusive (default: now). */
-  until?: number;
-}
+export type { Series, TimeWindow } from './traffic-buckets.js';
 
 export interface FlowQuery extends TimeWindow {
   /** A program's name or path (exact name, or a path ending in /NAME). */
@@ -81,16 +77,6 @@ export interface SeriesQuery extends TimeWindow {
   keys?: readonly string[];
   /** Points in the series (the window cut into equal steps), 1…1440. */
   points: number;
-}
-
-export interface Series {
-  start: number;
-  stepMs: number;
-  /** Bytes per step, by key. */
-  rx: Map<string, number[]>;
-  tx: Map<string, number[]>;
-  /** Connections per key over the window, where the query counts them. */
-  flows?: Map<string, number>;
 }
 
 export interface EventEntry {
@@ -179,7 +165,7 @@ export class HistoryReader {
     const limit = q.limit ?? 20;
     switch (q.by) {
       case 'process': {
-        const b = this.buckets('traffic', 'ident, uid', from, to);
+        const b = bucketRows('traffic', 'ident, uid', from, to, this.hourly);
         const rows = this.db.prepare(`
           SELECT t.ident, sum(t.rx) AS rx, sum(t.tx) AS tx, sum(t.flows) AS flows, i.key, i.name, p.path, i.first_seen
           FROM (SELECT ident, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM (${b.sql}) GROUP BY ident) t
@@ -191,7 +177,7 @@ export class HistoryReader {
         });
       }
       case 'user': {
-        const b = this.buckets('traffic', 'ident, uid', from, to);
+        const b = bucketRows('traffic', 'ident, uid', from, to, this.hourly);
         const rows = this.db.prepare(`SELECT uid, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM (${b.sql})
           GROUP BY uid ORDER BY sum(rx) + sum(tx) DESC, sum(flows) DESC LIMIT ?`).all(...b.args, limit) as Array<{ uid: number; rx: number; tx: number; flows: number }>;
         return rows.map((r) => ({ key: String(r.uid), label: r.uid < 0 ? '(unknown)' : String(r.uid), rx: r.rx, tx: r.tx, flows: r.flows }));
@@ -199,7 +185,7 @@ export class HistoryReader {
       case 'host':
       case 'domain': {
         const group = q.by === 'host' ? 'h.name' : 'coalesce(h.domain, h.name)';
-        const b = this.buckets('host_traffic', 'host', from, to);
+        const b = bucketRows('host_traffic', 'host', from, to, this.hourly);
         const rows = this.db.prepare(`SELECT ${group} AS key, sum(t.rx) AS rx, sum(t.tx) AS tx, sum(t.flows) AS flows
           FROM (SELECT host, sum(rx) AS rx, sum(tx) AS tx, sum(flows) AS flows FROM (${b.sql}) GROUP BY host) t
           JOIN hosts h ON h.id = t.host GROUP BY ${group} ORDER BY sum(t.rx) + sum(t.tx) DESC, sum(t.flows) DESC LIMIT ?`).all(...b.args, limit) as Array<{ key: string; rx: number; tx: number; flows: number }>;
@@ -245,7 +231,7 @@ export class HistoryReader {
       }
       keyArgs.push(...named);
     }
-    const b = q.by === 'process' ? this.buckets('traffic', 'ident, uid', from, to, stepMinutes) : this.buckets('host_traffic', 'host', from, to, stepMinutes);
+    const b = q.by === 'process' ? bucketRows('traffic', 'ident, uid', from, to, this.hourly, stepMinutes) : bucketRows('host_traffic', 'host', from, to, this.hourly, stepMinutes);
     const args = [start, stepMinutes, ...b.args, ...keyArgs];
     const sql = q.by === 'process'
       ? `SELECT coalesce(i.key, '') AS key, s.step, s.rx, s.tx FROM (
@@ -255,35 +241,6 @@ export class HistoryReader {
            SELECT t.host, CAST((t.minute - ?) / ? AS INTEGER) AS step, sum(t.rx) AS rx, sum(t.tx) AS tx FROM (${b.sql}) t${only}
            GROUP BY t.host, step) s JOIN hosts h ON h.id = s.host`;
     return this.binned(sql, args, start * 60_000, stepMs, points);
-  }
-
-  /** The buckets of minutes [from, to) as rows (minute, columns, rx, tx, flows): the whole days
-   *  inside from the daily table, the whole hours left from the hourly one, the edges from the
-   *  minutes (a coarser row stands at its first minute). Over 30 days that reads ~30 day rows per key
-   *  instead of ~43,000 minute rows. `unit` (minutes): the coarsest rows the caller can use. */
-  private buckets(table: 'traffic' | 'host_traffic', columns: string, from: number, to: number, unit = 1440): { sql: string; args: number[] } {
-    const tiers = this.hourly ? ROLLUPS.filter((r) => r.minutes <= unit && unit % r.minutes === 0) : [];
-    const parts: string[] = [];
-    const args: number[] = [];
-    const add = (lo: number, hi: number, tier: number): void => {
-      if (lo >= hi) return;
-      const t = tiers[tier];
-      if (!t) {
-        parts.push(`SELECT minute, ${columns}, rx, tx, flows FROM ${table} WHERE minute >= ? AND minute < ?`);
-        args.push(lo, hi);
-        return;
-      }
-      const first = Math.ceil(lo / t.minutes);
-      const end = Math.floor(hi / t.minutes);
-      if (end <= first) return add(lo, hi, tier + 1);
-      add(lo, first * t.minutes, tier + 1);
-      parts.push(`SELECT ${t.unit} * ${t.minutes} AS minute, ${columns}, rx, tx, flows FROM ${table}_${t.unit} WHERE ${t.unit} >= ? AND ${t.unit} < ?`);
-      args.push(first, end);
-      add(end * t.minutes, hi, tier + 1);
-    };
-    add(from, to, 0);
-    if (parts.length === 0) return { sql: `SELECT minute, ${columns}, rx, tx, flows FROM ${table} WHERE 0`, args: [] };
-    return { sql: parts.join('\n        UNION ALL '), args };
   }
 
   /** The hosts (a flow without a host name: its address) one program talked to in the window, ranked
@@ -323,27 +280,10 @@ export class HistoryReader {
     return { hosts, series, ...(cut ? { since } : {}) };
   }
 
-  /** Rows of (key, step, rx, tx) into per-key arrays of `points` steps. (better-sqlite3 binds a
+  /** The rows of (key, step, rx, tx) `sql` gives, binned into a series. (better-sqlite3 binds a
    *  JavaScript number as REAL, so the SQL casts the step: a REAL step would make each row a group.) */
   private binned(sql: string, args: ReadonlyArray<string | number>, start: number, stepMs: number, points: number): Series {
-    const rx = new Map<string, number[]>();
-    const tx = new Map<string, number[]>();
-    const flows = new Map<string, number>();
-    for (const r of this.db.prepare(sql).iterate(...args) as Iterable<{ key: string; step: number; rx: number; tx: number; flows?: number }>) {
-      const i = Math.min(points - 1, Math.max(0, Math.floor(r.step)));
-      if (r.flows !== undefined) flows.set(r.key, (flows.get(r.key) ?? 0) + r.flows);
-      let a = rx.get(r.key);
-      let b = tx.get(r.key);
-      if (!a || !b) {
-        a = new Array<number>(points).fill(0);
-        b = new Array<number>(points).fill(0);
-        rx.set(r.key, a);
-        tx.set(r.key, b);
-      }
-      a[i]! += r.rx;
-      b[i]! += r.tx;
-    }
-    return { start, stepMs, rx, tx, ...(flows.size > 0 ? { flows } : {}) };
+    return binSeries(this.db.prepare(sql).iterate(...args) as Iterable<StepRow>, start, stepMs, points);
   }
 
   events(q: TimeWindow & { kind?: HistoryEventKind; limit?: number }): EventEntry[] {
@@ -362,10 +302,6 @@ export class HistoryReader {
   flowCount(): number {
     return (this.db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
   }
-}
-
-function minutes(w: TimeWindow): [number, number] {
-  return [Math.floor(w.since / 60_000), Math.ceil((w.until ?? untilNow()) / 60_000)];
 }
 
 function sum(xs: readonly number[]): number {
@@ -401,9 +337,4 @@ function flowEntry(r: FlowRowOut): FlowEntry {
     ...(r.rx !== null ? { rx: r.rx } : {}),
     ...(r.tx !== null ? { tx: r.tx } : {}),
   };
-}
-
-/** The default end of a window: now, this millisecond included. */
-function untilNow(): number {
-  return Date.now() + 1;
 }
