@@ -89,7 +89,7 @@ function rankOf(rule: Rule): number {
   }
   return r;
 }
-import { specificity as specificityOf } from '../../src/rules/matcher.js';
+import { specificity as specificityOf } from '../../src/rules/specificity.js';
 
 function measure(label: string, fn: (f: FlowFacts) => unknown, facts: FlowFacts[], minMs = 1500): number {
   for (let i = 0; i < 20_000; i++) fn(facts[i % facts.length] as FlowFacts); // warm up

@@ -18,6 +18,11 @@ export function createRule(spec: RuleSpec, now: number, id: string = newRuleId()
   return { ...spec, id, created: now, hits: 0, enabled: spec.enabled ?? true };
 }
 
+/** A path identity naming a folder ("/Applications/Utilities/"): every program under it. */
+export function isFolderPath(path: string): boolean {
+  return path.endsWith('/');
+}
+
 /** The string an attribution's `identity` must equal for this rule identity to match; undefined for
  *  path-only identities, which match the attribution's path instead. */
 export function identityKey(identity: RuleIdentity): string | undefined {
