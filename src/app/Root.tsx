@@ -220,6 +220,7 @@ export function Root(props: RootProps) {
       banner={props.banner}
       now={ui.frozen ? ui.frozen.now : Math.max(model.table.now, clock.now())}
       sources={[...model.table.sources.values()]}
+      hintedUser={model.hintedUser}
       counts={model.counts}
       ui={shownUi}
       flows={model.flows}

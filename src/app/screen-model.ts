@@ -2,7 +2,7 @@
 // (pending flows pinned on top), where the cursor is, which window of rows is on screen, the
 // details pane and how the height is shared. Pure apart from its caches: render draws what it
 // returns, and a key is carried out against what it returns for the state the key found.
-import { countFlows, type Counts } from '../state/derive.js';
+import { countFlows, hintedUserNames, type Counts, type HintedUser } from '../state/derive.js';
 import { FlowFilter } from '../state/filter.js';
 import { PendingPin, stickyWindow } from '../state/pending.js';
 import type { FlowRow, TableState } from '../state/types.js';
@@ -23,6 +23,8 @@ export interface Viewport {
 export interface ScreenModel {
   /** The table shown: the frozen copy while frozen, else the live one. */
   table: TableState;
+  /** The local name of a flow's uid as its extension sent it, for the USER column and the details. */
+  hintedUser: HintedUser;
   counts: Counts;
   /** Flows view rows; the first `pinned` are the live table's pending flows. */
   flows: readonly FlowRow[];
@@ -76,7 +78,8 @@ export class ScreenModeler {
       if (at >= 0) cursor = at;
     }
     const height = Math.max(viewport.rows - 1, 5);
-    const details = ui.details && !ui.help && ui.view !== 'history' ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor]) : undefined;
+    const hintedUser = hintedUserNames(table);
+    const details = ui.details && !ui.help && ui.view !== 'history' ? selectedDetails(ui.view, flows[cursor], processes[cursor], rules[cursor], hintedUser) : undefined;
     const layout = screenLayout(height, headerSourceLines(table.sources.values()) + bannerLines, details?.lines.length, footerLines(ui));
     const { detailRows } = layout;
     // The history view draws a title above its column header: one row fewer.
@@ -87,6 +90,7 @@ export class ScreenModeler {
         : { ...visibleWindow(rows.length, cursor, tableRows, at.top), sticky: 0 };
     return {
       table,
+      hintedUser,
       counts: this.counts(table, live),
       flows,
       pinned: pinnedFlows.pinned,

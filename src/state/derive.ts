@@ -62,11 +62,32 @@ export function processKey(a: Attribution, token?: string): string {
   return `unknown:${a.trust}`;
 }
 
-/** The user name as shown, else the uid as a number (from the attribution, else the flow's hint). */
-export function userLabel(a: Attribution, uidHint?: number): string | undefined {
+/** The system's name for the uid an extension sent with a flow (`flow.uid`: its word, for a process
+ *  this client may never have seen), when it has one. */
+export type HintedUser = (row: FlowRow) => string | undefined;
+
+/** Names `flow.uid` with this machine's user database (`options.userName`), for flows from this
+ *  machine's own extension only: a fleet host's uid numbers a user of another machine, and a local
+ *  name for it would be a guess. */
+export function hintedUserNames(state: Pick<TableState, 'options' | 'sources'>): HintedUser {
+  const lookup = state.options.userName;
+  if (!lookup) return () => undefined;
+  return (row) => {
+    const uid = row.flow.uid;
+    if (uid === undefined || state.sources.get(row.source)?.fleet?.role === 'host') return undefined;
+    return lookup(uid);
+  };
+}
+
+/** The user as shown: this client's attribution's name, else its uid; without either (the process
+ *  had exited, or is still being looked up), the extension's uid, named by `hinted` when it can. */
+export function userLabel(row: FlowRow, hinted?: HintedUser): string | undefined {
+  const a = row.attribution;
   if (a.user) return a.user;
-  const uid = a.uid ?? uidHint;
-  return uid !== undefined ? String(uid) : undefined;
+  if (a.uid !== undefined) return String(a.uid);
+  const uid = row.flow.uid;
+  if (uid === undefined) return undefined;
+  return hinted?.(row) ?? String(uid);
 }
 
 export function remoteLabel(row: FlowRow): string {

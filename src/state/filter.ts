@@ -5,7 +5,7 @@
 // `frefox` finds firefox), and then against the DISTINCT process identities and hosts: fuse.js over
 // 100,000 rows takes hundreds of milliseconds a query, over a few thousand entries a few.
 import Fuse from 'fuse.js';
-import { flowPhase, displayName, isOver, processKey, userLabel } from './derive.js';
+import { flowPhase, displayName, hintedUserNames, isOver, processKey, userLabel, type HintedUser } from './derive.js';
 import { isSubsequence, parseQuery, type FieldKey, type QueryTerm } from './query.js';
 import type { FlowRow, TableState } from './types.js';
 import { knownHosts, sourceHost } from './hosts.js';
@@ -37,7 +37,7 @@ function endpointText(address: string, port: number): string {
 }
 
 /** Everything the row shows, lower-cased, one field per line. */
-function rowText(row: FlowRow): string {
+function rowText(row: FlowRow, hinted: HintedUser): string {
   const f = row.flow;
   const a = row.attribution;
   const parts = [
@@ -45,7 +45,7 @@ function rowText(row: FlowRow): string {
     a.path ?? '',
     a.identity ?? '',
     row.appAttribution?.path ?? '',
-    userLabel(a, f.uid) ?? '',
+    userLabel(row, hinted) ?? '',
     f.remoteHost ? `${f.remoteHost.name}:${f.remote.port}` : '',
     endpointText(f.remote.address, f.remote.port),
     endpointText(f.local.address, f.local.port),
@@ -57,7 +57,7 @@ function rowText(row: FlowRow): string {
   return parts.join('\n').toLowerCase();
 }
 
-function fieldMatches(row: FlowRow, key: FieldKey, value: string): boolean {
+function fieldMatches(row: FlowRow, key: FieldKey, value: string, hinted: HintedUser): boolean {
   const f = row.flow;
   switch (key) {
     case 'port': {
@@ -68,7 +68,7 @@ function fieldMatches(row: FlowRow, key: FieldKey, value: string): boolean {
       return stateWords(row).includes(value);
     case 'user': {
       const uid = row.attribution.uid ?? f.uid;
-      return userLabel(row.attribution, f.uid)?.toLowerCase() === value || (uid !== undefined && String(uid) === value);
+      return userLabel(row, hinted)?.toLowerCase() === value || (uid !== undefined && String(uid) === value);
     }
     case 'proto':
       return f.protocol === value;
@@ -122,16 +122,17 @@ export class FlowFilter {
     return (row) => (row.attribution.trust !== 'secure' || (row.appAttribution !== undefined && row.appAttribution.trust !== 'secure')) && matches(row);
   }
 
-  private text(row: FlowRow): string {
+  private text(row: FlowRow, hinted: HintedUser): string {
     let t = this.texts.get(row);
     if (t === undefined) {
-      t = rowText(row);
+      t = rowText(row, hinted);
       this.texts.set(row, t);
     }
     return t;
   }
 
   private termTest(state: TableState, term: QueryTerm): RowPredicate {
+    const hinted = hintedUserNames(state);
     if (term.kind === 'field') {
       // `host:NAME` naming one of the machines the flows come from (a fleet host, an extension's
       // hello.host) selects that machine's flows; any other name is the remote host, as before.
@@ -139,10 +140,10 @@ export class FlowFilter {
         const name = term.value;
         return (row) => sourceHost(state.sources.get(row.source))?.toLowerCase() === name;
       }
-      return (row) => fieldMatches(row, term.key, term.value);
+      return (row) => fieldMatches(row, term.key, term.value, hinted);
     }
     const needle = term.text;
-    const contains: RowPredicate = (row) => this.text(row).includes(needle);
+    const contains: RowPredicate = (row) => this.text(row, hinted).includes(needle);
     // What people mean when something contains the text as typed ("8000", "10.1.3", "/usr/sbin").
     for (const row of state.flows.values()) if (contains(row)) return contains;
     const keys = this.fuzzyKeys(state, needle);

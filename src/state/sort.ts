@@ -1,7 +1,7 @@
 // Sorting the flow table. A full sort of 100,000 rows per frame is too slow at 10 frames/s, so the
 // sorter keeps the last order and, when only some rows changed, removes them, sorts just those and
 // merges the two sorted runs: O(n + k log k) instead of O(n log n).
-import { TRUST_RANK, displayName, flowPhase, remoteLabel } from './derive.js';
+import { TRUST_RANK, displayName, flowPhase, hintedUserNames, remoteLabel, userLabel, type HintedUser } from './derive.js';
 import { sourceHost } from './hosts.js';
 import { COUNTERS, GONE, type Journal } from './journal.js';
 import type { FlowPhase, FlowRow, TableState } from './types.js';
@@ -59,7 +59,8 @@ export function hostNames(state: Pick<TableState, 'sources'>): HostNames {
   return names;
 }
 
-export function flowSortKey(row: FlowRow, column: FlowSortColumn, hosts?: HostNames): SortKey {
+/** `hosts` for the host column, `hinted` (the local names of extensions' uids) for the user column. */
+export function flowSortKey(row: FlowRow, column: FlowSortColumn, hosts?: HostNames, hinted?: HintedUser): SortKey {
   switch (column) {
     case 'host':
       return lowerShared(hosts?.get(row.source) ?? row.source);
@@ -70,7 +71,7 @@ export function flowSortKey(row: FlowRow, column: FlowSortColumn, hosts?: HostNa
     case 'pid':
       return row.attribution.pid ?? row.flow.pid ?? -1;
     case 'user':
-      return row.attribution.user ?? String(row.attribution.uid ?? row.flow.uid ?? '');
+      return userLabel(row, hinted) ?? '';
     case 'direction':
       return row.flow.direction;
     case 'protocol':
@@ -150,8 +151,8 @@ function sortRun(rows: FlowRow[], spec: SortSpec, keyOf: (row: FlowRow) => SortK
   return { keys: outKeys, rows: outRows };
 }
 
-export function sortFlows(rows: Iterable<FlowRow>, spec: SortSpec, hosts?: HostNames): FlowRow[] {
-  return sortRun([...rows], spec, (row) => flowSortKey(row, spec.column, hosts)).rows;
+export function sortFlows(rows: Iterable<FlowRow>, spec: SortSpec, hosts?: HostNames, hinted?: HintedUser): FlowRow[] {
+  return sortRun([...rows], spec, (row) => flowSortKey(row, spec.column, hosts, hinted)).rows;
 }
 
 /** How sorts were answered since start, across sorters (for the benchmark). */
@@ -178,7 +179,8 @@ export class FlowSorter {
   sorted(state: TableState, spec: SortSpec): readonly FlowRow[] {
     const hosts = spec.column === 'host' ? hostNames(state) : undefined;
     const hostsSeen = hosts ? JSON.stringify([...hosts]) : '';
-    const keyOf = (row: FlowRow): SortKey => flowSortKey(row, spec.column, hosts);
+    const hinted = spec.column === 'user' ? hintedUserNames(state) : undefined;
+    const keyOf = (row: FlowRow): SortKey => flowSortKey(row, spec.column, hosts, hinted);
     const sameSpec = this.spec?.column === spec.column && this.spec.reverse === spec.reverse && this.hostsSeen === hostsSeen;
     const sameTable = this.flows === state.flows;
     if (sameSpec && sameTable && this.rev === state.rev) {

@@ -3,7 +3,7 @@ import { Text } from 'ink';
 import type { Attribution } from '../attribution/types.js';
 import type { FlowRow } from '../state/types.js';
 import type { RuleRow } from '../state/views.js';
-import { extensionIdentity, flowPhase, identityName, processName } from '../state/derive.js';
+import { extensionIdentity, flowPhase, identityName, processName, type HintedUser } from '../state/derive.js';
 import { TRUST_COLOR } from './badges.js';
 import { ruleEndpointLabel, ruleIdentityLabel } from './columns.js';
 import { clean, endpoint, hex } from './format.js';
@@ -57,12 +57,25 @@ function agentIdentityLines(row: FlowRow): DetailLine[] {
   return lines;
 }
 
-export function flowDetailLines(row: FlowRow): DetailLine[] {
+/** The uid the agent sent with the flow, when this client's attribution has no user of its own (the
+ *  process had exited, or is still being looked up): named with this machine's users where `hinted`
+ *  can (a flow from this machine), and said to be the agent's word. */
+function agentUserLine(row: FlowRow, hinted?: HintedUser): DetailLine[] {
+  const a = row.attribution;
+  const uid = row.flow.uid;
+  if (a.uid !== undefined || a.user || uid === undefined) return [];
+  const name = hinted?.(row);
+  return [{ label: 'user', value: clean(`${name !== undefined ? `${name} (uid ${uid})` : `uid ${uid}`}: the agent's word; this client did not check it`) }];
+}
+
+/** `hinted`: the local name of the agent's uid (see hintedUserNames); without it the uid stays a number. */
+export function flowDetailLines(row: FlowRow, hinted?: HintedUser): DetailLine[] {
   const f = row.flow;
   const lines: DetailLine[] = [
     { label: 'flow', value: clean(`${f.id} from ${row.source}, ${flowPhase(row)}${row.endReason ? ` (${row.endReason})` : ''}`) },
     { label: 'remote', value: clean(`${f.remoteHost ? `${f.remoteHost.name} (${f.remoteHost.source}) ` : ''}${endpoint(f.remote.address, f.remote.port)} ${f.protocol} ${f.direction}, local ${endpoint(f.local.address, f.local.port)}`) },
     ...attributionLines(row.attribution, '', ownName(row)),
+    ...agentUserLine(row, hinted),
     ...agentIdentityLines(row),
     { label: 'token', value: f.token ? hex(f.token) : clean(f.ownerError ? `none (${f.ownerError})` : 'none') },
   ];

@@ -1,7 +1,7 @@
 // The whole frame, from plain data. Never taller than `height` (the terminal's rows - 1), because
 // Ink repaints the whole screen when a frame reaches the terminal's height.
 import { Box, Text } from 'ink';
-import type { Counts } from '../state/derive.js';
+import type { Counts, HintedUser } from '../state/derive.js';
 import { flowPhase, isOver } from '../state/derive.js';
 import type { FlowRow, SourceInfo } from '../state/types.js';
 import type { UiState } from '../state/ui.js';
@@ -28,6 +28,8 @@ export interface ScreenProps {
   banner?: string;
   now: number;
   sources: readonly SourceInfo[];
+  /** The local name of a flow's uid as its extension sent it (hintedUserNames of the table shown). */
+  hintedUser?: HintedUser;
   counts: Counts;
   ui: UiState;
   flows: readonly FlowRow[];
@@ -70,8 +72,8 @@ export function screenLayout(height: number, sourceCount: number, detailLines: n
 }
 
 /** The details pane's title and lines for the selected row of a view (undefined: no row). */
-export function selectedDetails(view: UiState['view'], flow: FlowRow | undefined, process: ProcessRow | undefined, rule: RuleRow | undefined): { title: string; lines: DetailLine[] } | undefined {
-  if (view === 'flows') return flow ? { title: 'flow details', lines: flowDetailLines(flow) } : undefined;
+export function selectedDetails(view: UiState['view'], flow: FlowRow | undefined, process: ProcessRow | undefined, rule: RuleRow | undefined, hintedUser?: HintedUser): { title: string; lines: DetailLine[] } | undefined {
+  if (view === 'flows') return flow ? { title: 'flow details', lines: flowDetailLines(flow, hintedUser) } : undefined;
   if (view === 'processes') return process ? { title: 'process details', lines: processDetailLines(process) } : undefined;
   if (view === 'history') return undefined;
   return rule ? { title: `rule ${ruleIdentityLabel(rule.rule)} -> ${ruleEndpointLabel(rule.rule)}`, lines: ruleDetailLines(rule) } : undefined;
@@ -155,7 +157,7 @@ export function Screen(p: ScreenProps) {
   const { ui, ascii, now, width } = p;
   const hosts = showsHosts(p.sources);
   const infoById = new Map(p.sources.map((s) => [s.id, s]));
-  const ctx = { now, ascii, hostOf: (source: string) => sourceHost(infoById.get(source)) };
+  const ctx = { now, ascii, hostOf: (source: string) => sourceHost(infoById.get(source)), hintedUser: p.hintedUser };
   const badgeWidth = ascii ? 4 : 1;
   const { details, tableRows, detailRows } = p;
   const tableWidth = width - badgeWidth - 1;

@@ -1,6 +1,6 @@
 // Table columns as data: title, width, how much they may grow, which go first when the terminal
 // is narrow, and how a row becomes a cell. Layout is a pure function of the terminal width.
-import { displayName, flowPhase, remoteLabel, rowRate } from '../state/derive.js';
+import { displayName, flowPhase, remoteLabel, rowRate, userLabel, type HintedUser } from '../state/derive.js';
 import type { FlowSortColumn } from '../state/sort.js';
 import type { FlowRow } from '../state/types.js';
 import type { ProcessRow, ProcessSortColumn, RuleRow } from '../state/views.js';
@@ -14,6 +14,8 @@ export interface CellContext {
   ascii: boolean;
   /** The machine of a source's flows (for the HOST column). */
   hostOf?: (source: string) => string | undefined;
+  /** The local name of a flow's uid as its extension sent it (flows from this machine only). */
+  hintedUser?: HintedUser;
 }
 
 export interface Column<R, S extends string = string> {
@@ -60,10 +62,6 @@ export function layout<R, S extends string>(columns: readonly Column<R, S>[], to
   });
 }
 
-function user(a: { user?: string; uid?: number }, uid?: number): string {
-  return a.user ?? (a.uid ?? uid)?.toString() ?? '-';
-}
-
 /** How long after its deadline a pending row may wait for the extension's verdict before it is shown
  *  as overdue. */
 const OVERDUE_GRACE_MS = 3_000;
@@ -86,7 +84,7 @@ function stateCell(row: FlowRow, now: number, ascii: boolean): string {
 export const FLOW_COLUMNS: readonly Column<FlowRow, FlowSortColumn>[] = [
   { id: 'process', title: 'PROCESS', width: 12, grow: 3, priority: 100, sort: 'process', cell: (r) => clean(displayName(r)) },
   { id: 'pid', title: 'PID', width: 7, align: 'right', priority: 60, sort: 'pid', cell: (r) => String(r.attribution.pid ?? r.flow.pid ?? '-') },
-  { id: 'user', title: 'USER', width: 8, priority: 40, sort: 'user', cell: (r) => clean(user(r.attribution, r.flow.uid)) },
+  { id: 'user', title: 'USER', width: 8, priority: 40, sort: 'user', cell: (r, c) => clean(userLabel(r, c.hintedUser) ?? '-') },
   { id: 'dir', title: 'DIR', width: 3, priority: 50, sort: 'direction', cell: (r) => (r.flow.direction === 'outbound' ? 'out' : 'in') },
   { id: 'proto', title: 'PROT', width: 4, priority: 55, sort: 'protocol', cell: (r) => r.flow.protocol },
   { id: 'remote', title: 'REMOTE', width: 16, grow: 4, priority: 95, sort: 'remote', cell: (r) => `${clean(remoteLabel(r))}:${r.flow.remote.port}` },
