@@ -136,7 +136,7 @@ export class Agent {
       intervalMs: o.trafficIntervalMs ?? 1000,
       send: (m) => this.audience.tell(m),
       onError: (e) => this.log(`traffic counters: ${(e as Error).message}`),
-      ...(this.recorder.closedCounters ? { closedCounters: this.recorder.closedCounters.bind(this.recorder) } : {}),
+      ...(this.recorder.closedSockets ? { closedSockets: this.recorder.closedSockets } : {}),
     });
     this.audience.server = await this.io.serve(o.socketPath, {
       hello: () => this.hello(),

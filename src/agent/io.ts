@@ -43,6 +43,16 @@ export interface QueueWorkers {
   stop(): Promise<void>;
 }
 
+/** TCP sockets' counters as they closed: the bytes of a flow that ended between two polls. */
+export interface ClosedSockets {
+  /** Reads what closed since the last call, all at once where the kernel can. Called after the
+   *  sockets were listed, every socket missing from that list has its counters here. */
+  collect(): void;
+  /** A closed socket's final counters (undefined when not seen). `collectedOnly`: look only in what
+   *  `collect` read (it ran after the socket was seen gone, so a miss means there is nothing). */
+  counters(local: Endpoint, remote: Endpoint, connected: boolean, collectedOnly: boolean): { rx: number; tx: number } | undefined;
+}
+
 /** The cgroup BPF socket recorder, or what the agent does without it. */
 export interface Recorder {
   readonly method: AttributionMethod;
@@ -52,9 +62,9 @@ export interface Recorder {
   readonly maps?: { cookieMap: number; tupleMap: number };
   /** Whether its programs are still attached (attached again if not); undefined without BPF. */
   check(): RecorderState | undefined;
-  /** A TCP socket's final counters, read as it closed (undefined when not seen: no BPF, or a kernel
-   *  without sock_ops programs): the bytes of a flow that ended between two polls. */
-  closedCounters?(local: Endpoint, remote: Endpoint, connected: boolean): { rx: number; tx: number } | undefined;
+  /** TCP sockets' final counters, read as they closed; absent without BPF or on a kernel without
+   *  sock_ops programs. */
+  readonly closedSockets?: ClosedSockets;
   close(): void;
 }
 

@@ -2,7 +2,7 @@
 // socket recorder, the DNS-answer queue, sock_diag, conntrack, the socket server and its files, and
 // /proc. Nothing here decides anything about a flow.
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { SocketRecorder } from '../native/linux/bpf.js';
+import { SocketRecorder, closedKeyWords } from '../native/linux/bpf.js';
 import { cgroup2Root } from '../native/linux/cgroup2.js';
 import { Conntrack } from '../native/linux/conntrack.js';
 import { installFirewall } from '../native/linux/firewall.js';
@@ -16,7 +16,6 @@ import type { DnsWorkerMessage } from './dns-worker.js';
 import { systemClock, type AgentIo, type AgentServer, type DnsAnswers, type Recorder, type ServerHandlers } from './io.js';
 import { ownerGone, tokenGone } from './reaper.js';
 import { RecorderWatch } from './recorder-watch.js';
-import { parseAddress } from '../net/address.js';
 import { destroyOutcome } from './socket-destroy.js';
 import { SocketFiles } from './socket-files.js';
 import { QueueWorkerPool } from './worker-pool.js';
@@ -86,16 +85,22 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
   // the attachment holds the cgroup: a private mount of it is no longer needed
   found.release();
   const watch = new RecorderWatch(recorder, log);
+  const localWords = new Uint32Array(4);
+  const remoteWords = new Uint32Array(4);
   if (recorder.staleRemoved) log(`removed ${recorder.staleRemoved} BPF programs left attached by an earlier agent`);
   return {
     method: 'bpf-cookie',
     detail: `cgroup ${found.private ? 'v2 root (private mount)' : root}; ${recorder.instanceNote}${recorder.staleRemoved ? `; removed ${recorder.staleRemoved} stale programs` : ''}`,
     maps: { cookieMap: recorder.cookieMap, tupleMap: recorder.tupleMap },
     check: () => watch.check(),
-    closedCounters: (local, remote, connected) => {
-      const l = parseAddress(local.address);
-      const r = parseAddress(remote.address);
-      return l && r ? recorder.closedCounters(l, local.port, r, remote.port, connected) : undefined;
+    closedSockets: {
+      // addresses parsed into these, not into a new buffer each: a flow's end is the hot path
+      collect: () => void recorder.collectClosed(),
+      counters: (local, remote, connected, collectedOnly) => {
+        const l = closedKeyWords(local.address, localWords);
+        const r = closedKeyWords(remote.address, remoteWords);
+        return l && r ? recorder.closedCounters(l, local.port, r, remote.port, connected, collectedOnly) : undefined;
+      },
     },
     close: () => recorder.close(),
   };

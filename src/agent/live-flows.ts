@@ -5,6 +5,7 @@
 import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol/messages.js';
 import { TrafficTracker, indexByTuple, socketOf, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
 import { expectSystemError } from '../errno.js';
+import type { ClosedSockets } from './io.js';
 
 export interface LiveFlow {
   flow: FlowRecord;
@@ -19,9 +20,9 @@ export interface LiveFlowsOptions {
   intervalMs: number;
   send: (msg: BytesMessage | EndMessage) => void;
   onError?: (error: unknown) => void;
-  /** A TCP socket's counters as it closed (the BPF recorder's close-counters map), for the flows
+  /** TCP sockets' counters as they closed (the BPF recorder's close-counters map), for the flows
    *  that end before the next poll reads them. */
-  closedCounters?: (local: Endpoint, remote: Endpoint, connected: boolean) => { rx: number; tx: number } | undefined;
+  closedSockets?: ClosedSockets;
 }
 
 /** Bound on flows tracked at once: beyond it the oldest is forgotten (its end is then not reported). */
@@ -101,15 +102,15 @@ export class LiveFlows {
     if (!f) return;
     this.forget(id);
     const time = Date.now();
-    const last = this.finalCounters(f);
+    const last = this.finalCounters(f, false);
     if (last) this.options.send({ type: 'bytes', counters: [last], time });
     this.options.send({ type: 'end', id, time, reason });
   }
 
   /** The counters of a TCP flow whose socket closed, when they moved past those last sent. */
-  private finalCounters(f: LiveFlow): { id: string; rx: number; tx: number } | undefined {
-    if (f.flow.protocol !== 'tcp' || !this.options.closedCounters) return undefined;
-    const c = this.options.closedCounters(f.flow.local, f.flow.remote, f.flow.direction === 'outbound');
+  private finalCounters(f: LiveFlow, collected: boolean): { id: string; rx: number; tx: number } | undefined {
+    if (f.flow.protocol !== 'tcp' || !this.options.closedSockets) return undefined;
+    const c = this.options.closedSockets.counters(f.flow.local, f.flow.remote, f.flow.direction === 'outbound', collected);
     if (!c || c.rx < f.rx || c.tx < f.tx || (c.rx === f.rx && c.tx === f.tx)) return undefined;
     f.rx = c.rx;
     f.tx = c.tx;
@@ -140,11 +141,13 @@ export class LiveFlows {
       f.tx = c.tx;
       counters.push({ id: c.id, rx: c.rx, tx: c.tx });
     }
+    // after the sockets were listed: every socket missing from the list has closed by now
+    if (u.ended.length > 0) this.options.closedSockets?.collect();
     for (const e of u.ended) {
       const f = this.flows.get(e.id);
       if (!f) continue;
       // a flow that closed since the last poll: its bytes since then, read as it closed
-      const last = e.reason === 'closed' ? this.finalCounters(f) : undefined;
+      const last = e.reason === 'closed' ? this.finalCounters(f, true) : undefined;
       if (last) counters.push(last);
     }
     if (counters.length > 0) this.options.send({ type: 'bytes', counters, time: u.time });

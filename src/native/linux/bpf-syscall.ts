@@ -5,7 +5,7 @@ import { SYS, errnoName, libc } from './libc.js';
 
 export const CMD = {
   MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, PROG_LOAD: 5, PROG_ATTACH: 8, PROG_DETACH: 9,
-  PROG_GET_FD_BY_ID: 13, OBJ_GET_INFO_BY_FD: 15, PROG_QUERY: 16,
+  PROG_GET_FD_BY_ID: 13, OBJ_GET_INFO_BY_FD: 15, PROG_QUERY: 16, MAP_LOOKUP_AND_DELETE_BATCH: 25,
 } as const;
 export const MAP_TYPE_LRU_HASH = 9;
 export const PROG_TYPE_CGROUP_SOCK = 9;

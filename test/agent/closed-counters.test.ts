@@ -1,0 +1,113 @@
+// The close-counters map: each TCP socket of the cgroup leaves its final counters there as it closes,
+// and the agent takes them all with a few batch reads per poll instead of one lookup per ended flow.
+// Every socket must be found with its own bytes, once, however many closed between two reads; a
+// socket that closes after a read is still found by asking the map.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { SocketRecorder } from '../../src/native/linux/bpf.js';
+import { TestCgroup, lines, skipUnlessCapable } from './helpers.js';
+
+const skip = skipUnlessCapable();
+const LOOPBACK = ipv4Words('127.0.0.1');
+
+/** One end of a connection: its address as the map keys it (::ffff:a.b.c.d as four words) and port. */
+interface End {
+  address: number[];
+  port: number;
+}
+
+function ipv4Words(dotted: string): number[] {
+  const [a, b, c, d] = dotted.split('.').map(Number);
+  return [0, 0, 0xffff, ((a! << 24) | (b! << 16) | (c! << 8) | d!) >>> 0];
+}
+
+/** A python3 child in the cgroup that opens `count` connections one after the other, each from its
+ *  own loopback address (127.0.x.y: a 4-tuple is never reused, as a port alone may be on loopback),
+ *  sends `1 + i % 97` bytes on the i-th, waits for the server to close it, and closes it. */
+async function connectionsFrom(cg: TestCgroup, port: number, count: number, first = 0): Promise<End[]> {
+  const child = spawn('sh', ['-c', `echo $$ > ${cg.path}/cgroup.procs && exec python3 -c "
+import socket
+for i in range(${first}, ${first + count}):
+    s = socket.socket()
+    s.bind(('127.%d.%d.%d' % (1 + i // 62500, i // 250 % 250, 1 + i % 250), 0))
+    s.connect(('127.0.0.1', ${port}))
+    s.sendall(b'x' * (1 + i % 97))
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    print(*s.getsockname(), flush=True)
+    s.close()
+print('done', flush=True)
+"`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ends: End[] = [];
+  const out = lines(child);
+  for (;;) {
+    const line = await out.next(() => true, 60_000);
+    if (line === 'done') return ends;
+    const [address, local] = line.split(' ');
+    ends.push({ address: ipv4Words(address!), port: Number(local) });
+  }
+}
+
+describe.skipIf(skip)('final counters of closed TCP sockets, read in batches', () => {
+  let cg: TestCgroup;
+  let server: net.Server;
+  let port: number;
+  let recorder: SocketRecorder;
+
+  beforeAll(async () => {
+    cg = new TestCgroup();
+    // reads all the client sends, then closes its end: the client's socket goes on to CLOSE
+    server = net.createServer((c) => {
+      c.on('error', () => {});
+      c.resume();
+      c.on('end', () => c.end());
+    }).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    port = (server.address() as net.AddressInfo).port;
+    recorder = SocketRecorder.attach(cg.path);
+    expect(recorder.closeCountersNote).toBeUndefined();
+  });
+
+  afterAll(() => {
+    recorder?.close();
+    server?.close();
+    cg?.delete();
+  });
+
+  it('finds each of 5,000 sockets closed between two reads with its own bytes, and only once', async () => {
+    const ends = await connectionsFrom(cg, port, 5000);
+    expect(ends).toHaveLength(5000);
+    expect(recorder.collectClosed()).toBe(true);
+    const wrong: string[] = [];
+    ends.forEach((local, i) => {
+      const c = recorder.closedCounters(local.address, local.port, LOOPBACK, port, true, true);
+      if (c?.tx !== 1 + (i % 97) || c.rx !== 0) wrong.push(`${local.address[3]!.toString(16)}:${local.port}: ${JSON.stringify(c)}`);
+    });
+    expect(wrong).toEqual([]);
+    // taken: not found a second time, in what was read or in the map
+    expect(recorder.closedCounters(ends[0]!.address, ends[0]!.port, LOOPBACK, port, true, false)).toBeUndefined();
+  }, 90_000);
+
+  it('keeps what one read took for the next poll, and asks the map for a socket that closed after the read', async () => {
+    const [early] = await connectionsFrom(cg, port, 1, 10_000);
+    recorder.collectClosed();
+    const [late] = await connectionsFrom(cg, port, 1, 10_001);
+    // the next read shifts the first one's entry to the older generation: still found
+    recorder.collectClosed();
+    expect(recorder.closedCounters(early!.address, early!.port, LOOPBACK, port, true, true)).toEqual({ rx: 0, tx: 1 + (10_000 % 97) });
+    expect(recorder.closedCounters(late!.address, late!.port, LOOPBACK, port, true, true)).toEqual({ rx: 0, tx: 1 + (10_001 % 97) });
+    // one closed after the last read: not in what was read, but in the map
+    const [after] = await connectionsFrom(cg, port, 1, 10_002);
+    expect(recorder.closedCounters(after!.address, after!.port, LOOPBACK, port, true, true)).toBeUndefined();
+    expect(recorder.closedCounters(after!.address, after!.port, LOOPBACK, port, true, false)).toEqual({ rx: 0, tx: 1 + (10_002 % 97) });
+  }, 30_000);
+
+  it('drops what nobody asked for after two reads', async () => {
+    const [unasked] = await connectionsFrom(cg, port, 1, 10_003);
+    recorder.collectClosed();
+    recorder.collectClosed();
+    recorder.collectClosed();
+    expect(recorder.closedCounters(unasked!.address, unasked!.port, LOOPBACK, port, true, false)).toBeUndefined();
+  }, 30_000);
+});
