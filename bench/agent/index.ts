@@ -24,7 +24,7 @@
 //   FLOWTOP_BENCH_AGENT_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the agent.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpuMsFrom } from '../cpu-time.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -230,11 +230,41 @@ interface Daemon {
   stop(): Promise<void>;
   /** CPU time the daemon's process has used so far (all its threads, ms), when it can be read. */
   cpuMs?(): number | undefined;
+  /** Its process, for the CPU of each of its threads. */
+  pid?: number;
 }
 
 /** User + system CPU time of a process (all threads), in ms, from /proc/PID/stat (10 ms steps). */
 function processCpuMs(pid: number | undefined): number | undefined {
   return pid === undefined ? undefined : cpuMsFrom(`/proc/${pid}/stat`);
+}
+
+/** CPU time (ms) of each thread of a process, by thread id, with the thread's name. */
+function threadCpuMs(pid: number | undefined): Map<string, { name: string; ms: number }> {
+  const times = new Map<string, { name: string; ms: number }>();
+  if (pid === undefined) return times;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return times;
+  }
+  for (const tid of tids) {
+    const ms = cpuMsFrom(`/proc/${pid}/task/${tid}/stat`);
+    let name = '?';
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch { /* ended */ }
+    if (ms !== undefined) times.set(tid, { name: tid === String(pid) ? 'main' : name, ms });
+  }
+  return times;
+}
+
+/** CPU between two snapshots, by thread name (threads of one name summed), most first. */
+function cpuByThreadName(before: Map<string, { name: string; ms: number }>, after: Map<string, { name: string; ms: number }>): Array<[string, number]> {
+  const byName = new Map<string, number>();
+  for (const [tid, t] of after) byName.set(t.name, (byName.get(t.name) ?? 0) + t.ms - (before.get(tid)?.ms ?? 0));
+  return [...byName].filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
 }
 
 /** The rule the agent gets: none (a client answers), one for the port, or one for the client program's
@@ -274,6 +304,7 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
   if (!withRule) client = await answeringClient(socket);
   return {
     cpuMs: () => processCpuMs(proc.pid),
+    ...(proc.pid !== undefined ? { pid: proc.pid } : {}),
     stop: async () => {
       if (withNats) {
         const status = readStatus(statusFileFor(socket));
@@ -428,6 +459,8 @@ interface Row {
   c8?: Phase;
   /** The agent's CPU per connection over both phases (µs), where it was read. */
   agentCpuUs?: number;
+  /** The same by thread name (µs per connection), most first. */
+  agentThreadsUs?: Array<[string, number]>;
   note?: string;
   valid: boolean;
 }
@@ -460,15 +493,21 @@ async function runMode(scenario: string, mode: string, opensnitchMissing: string
         await new Promise((r) => setTimeout(r, 3000));
       }
       const cpu0 = daemon?.cpuMs?.();
+      const threads0 = threadCpuMs(daemon?.pid);
       const c1 = await loadgen(ns, 1, N1, scenario, cgroup);
       const c8 = await loadgen(ns, 8, N8, scenario, cgroup);
+      // the work that follows the last connection (its end at the next poll, the history's next
+      // batch) is part of what the connections cost
+      if (daemon?.cpuMs) await new Promise((r) => setTimeout(r, 2000));
       const cpu1 = daemon?.cpuMs?.();
+      const threads = cpuByThreadName(threads0, threadCpuMs(daemon?.pid));
       const filtered = mode !== 'baseline';
       const valid = !filtered || (c1.ok > 0 && c8.ok > 0 && c1.queued >= c1.ok && c8.queued >= c8.ok);
       // per connection the queue judged (the phases' own warm-ups included: their CPU is in the window too)
       const judged = c1.queued + c8.queued;
       const agentCpuUs = cpu0 !== undefined && cpu1 !== undefined && judged > 0 ? (cpu1 - cpu0) * 1000 / judged : undefined;
-      return { scenario, mode, c1, c8, valid, ...(agentCpuUs !== undefined ? { agentCpuUs } : {}), ...(valid ? {} : { note: `INVALID: queue counted ${c1.queued}/${c1.ok} and ${c8.queued}/${c8.ok}` }) };
+      const agentThreadsUs = threads.map(([name, ms]): [string, number] => [name, ms * 1000 / judged]);
+      return { scenario, mode, c1, c8, valid, ...(agentCpuUs !== undefined ? { agentCpuUs, agentThreadsUs } : {}), ...(valid ? {} : { note: `INVALID: queue counted ${c1.queued}/${c1.ok} and ${c8.queued}/${c8.ok}` }) };
     } finally {
       await daemon?.stop();
     }
@@ -499,6 +538,7 @@ function printScenario(rows: Row[]): void {
       : '';
     process.stdout.write(`${r.mode.padEnd(14)}${fmt(r.c1.p50_us).padStart(9)}${fmt(r.c1.p99_us).padStart(10)}${(r.mode === 'baseline' ? '-' : fmt(addP50)).padStart(8)}${(r.mode === 'baseline' ? '-' : fmt(addP99)).padStart(9)}${fmt(r.c1.cps, 0).padStart(10)}${fmt(r.c8.cps, 0).padStart(10)}${vs.padStart(32)}  ${r.mode === 'baseline' ? '-' : `${r.c1.queued}/${r.c1.ok}, ${r.c8.queued}/${r.c8.ok}`}${r.note ? `  ${r.note}` : ''}\n`);
     if (r.agentCpuUs !== undefined) process.stdout.write(`${''.padEnd(14)}  the agent's CPU per connection it judged: ${fmt(r.agentCpuUs)} µs (all its threads; ${fmt(r.agentCpuUs * 20_000 / 10_000)} % of one core at 20,000 connections/s)\n`);
+    if (r.agentThreadsUs?.length) process.stdout.write(`${''.padEnd(14)}    by thread: ${r.agentThreadsUs.slice(0, 6).map(([name, us]) => `${name} ${fmt(us)}`).join(', ')} µs\n`);
   }
 }
 

@@ -4,6 +4,7 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { NF_ACCEPT, NfQueue } from '../native/linux/nfqueue.js';
 import { NetlinkError } from '../native/linux/netlink.js';
+import { nameThisThread } from '../native/thread-name.js';
 
 export interface DnsWorkerData {
   queueNum: number;
@@ -19,6 +20,7 @@ export type DnsWorkerMessage =
 
 const data = workerData as DnsWorkerData;
 const post = (m: DnsWorkerMessage): void => parentPort!.postMessage(m);
+nameThisThread('flowtop-dns');
 
 function main(): void {
   let queue: NfQueue;

@@ -24,6 +24,7 @@ import { COUNTER, LISTENERS_SLOT, type HeldFlow, type KnownIdentity, type MainTo
 import { NetlinkError } from '../native/linux/netlink.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { SelfInstance } from './self-exemption.js';
+import { nameThisThread } from '../native/thread-name.js';
 
 const NF_INET_LOCAL_IN = 1;
 /** Flows a rule decided are posted to the main thread in batches of at most this many, never one
@@ -45,6 +46,7 @@ const config = (workerData as { config: WorkerConfig; control: MessagePort }).co
 const control = (workerData as { config: WorkerConfig; control: MessagePort }).control;
 const counters = new BigInt64Array(config.counters);
 const post = (m: WorkerToMain, transfer?: ArrayBuffer[]): void => parentPort!.postMessage(m, transfer);
+nameThisThread(`flowtop-queue${config.queueIndex ?? 0}`);
 
 let rules = new RuleSet([]);
 const hits = new Map<string, number>();

@@ -11,8 +11,10 @@ import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import { connectNats } from './nats-connect.js';
 import { ANNOUNCE_INTERVAL_MS, MAX_BODY_BYTES, fleetNames, type FleetNames } from './wire.js';
 import type { FleetLinkStatus, LinkToMain, LinkWorkerData, MainToLink } from './link-types.js';
+import { nameThisThread } from '../native/thread-name.js';
 
 const data = workerData as LinkWorkerData;
+nameThisThread('flowtop-nats');
 const names: FleetNames = fleetNames(data.config.prefix);
 const post = (m: LinkToMain): void => parentPort!.postMessage(m);
 const log = (message: string): void => post({ type: 'log', message });

@@ -4,9 +4,11 @@
 // tries to open it again.
 import { parentPort, workerData } from 'node:worker_threads';
 import { HistoryQueries, type QueryRequest } from './reader-core.js';
+import { nameThisThread } from '../native/thread-name.js';
 
 const port = parentPort;
 if (port) {
+  nameThisThread('flowtop-reader');
   const queries = new HistoryQueries(workerData as string);
   port.on('message', (m: QueryRequest | { type: 'close' }) => {
     if ('type' in m) {

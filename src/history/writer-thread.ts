@@ -3,11 +3,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HistoryBatch } from './batch.js';
 import { WriterCore, type WriterConfig } from './writer-core.js';
+import { nameThisThread } from '../native/thread-name.js';
 
 export type ToWriter = { type: 'batch'; batch: HistoryBatch } | { type: 'close' };
 
 const port = parentPort;
 if (port) {
+  nameThisThread('flowtop-history');
   const core = new WriterCore(workerData as WriterConfig, (n) => port.postMessage(n));
   if (core.open()) {
     port.on('message', (m: ToWriter) => {

@@ -5,6 +5,7 @@ import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LinuxResolver, type ResolverOptions } from './process.js';
 import { expectErrno } from '../../errno.js';
+import { nameThisThread } from '../thread-name.js';
 
 export interface WorkerRequest {
   id: number;
@@ -37,6 +38,7 @@ function yieldToTheUi(niceness: number): void {
 
 if (parentPort) {
   const port = parentPort;
+  nameThisThread('flowtop-lookup');
   yieldToTheUi(10);
   const resolver = new LinuxResolver((workerData ?? {}) as ResolverOptions);
   port.on('message', (request: WorkerRequest) => {
