@@ -51,7 +51,9 @@ export interface TrafficUpdate {
 
 interface Tracked {
   spec: TrackedFlowSpec;
-  tuple: ExactTuple | undefined;
+  /** The exact tuple for lookups: parsed on the first lookup (null: not an address pair). Flows
+   *  read by dumps never need it, and most short ones are read by dumps. */
+  tuple: ExactTuple | null | undefined;
   inode: number | undefined;
   rx: number;
   tx: number;
@@ -84,6 +86,15 @@ function wildcardKeys(protocol: InetProtocol, local: Endpoint): string[] {
     `${protocol}|${local.address}|${local.port}|${remoteAny}|0`,
     `${protocol}|${any}|${local.port}|${remoteAny}|0`,
   ];
+}
+
+/** A flow's ends as bytes for an exact lookup; null when they are not a pair of addresses. */
+function exactTuple(spec: TrackedFlowSpec): ExactTuple | null {
+  const local = parseAddress(spec.local.address);
+  const remote = parseAddress(spec.remote.address);
+  return local && remote && local.length === remote.length
+    ? { protocol: spec.protocol, local: { address: local, port: spec.local.port }, remote: { address: remote, port: spec.remote.port } }
+    : null;
 }
 
 /** Dumped sockets by 4-tuple, for `socketOf`. */
@@ -127,13 +138,8 @@ export class TrafficTracker {
   }
 
   track(spec: TrackedFlowSpec): void {
-    const local = parseAddress(spec.local.address);
-    const remote = parseAddress(spec.remote.address);
-    const tuple = local && remote && local.length === remote.length
-      ? { protocol: spec.protocol, local: { address: local, port: spec.local.port }, remote: { address: remote, port: spec.remote.port } }
-      : undefined;
     const now = this.now();
-    this.flows.set(spec.id, { spec, tuple, inode: spec.inode, rx: 0, tx: 0, lastActivity: now, started: now });
+    this.flows.set(spec.id, { spec, tuple: undefined, inode: spec.inode, rx: 0, tx: 0, lastActivity: now, started: now });
   }
 
   untrack(id: string): void {
@@ -155,7 +161,8 @@ export class TrafficTracker {
     if (!useLookups) return this.applyDump(this.reader.dumpAll(), time);
     const update: TrafficUpdate = { time, counters: [], ended: [], method: 'lookup' };
     for (const [id, f] of this.flows) {
-      const socket = f.tuple ? this.reader.lookup(f.tuple) : undefined;
+      const tuple = f.tuple === undefined ? (f.tuple = exactTuple(f.spec)) : f.tuple;
+      const socket = tuple ? this.reader.lookup(tuple) : undefined;
       this.observe(id, f, socket, time, update);
     }
     update.ended.push(...this.idleEnds(time));
