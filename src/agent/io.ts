@@ -45,12 +45,14 @@ export interface QueueWorkers {
 
 /** TCP sockets' counters as they closed: the bytes of a flow that ended between two polls. */
 export interface ClosedSockets {
-  /** Reads what closed since the last call, all at once where the kernel can. Called after the
+  /** Reads what closed since the last call, all at once where the kernel can, and returns their
+   *  ports (none when the kernel cannot: `counters` then asks for each socket). Called after the
    *  sockets were listed, every socket missing from that list has its counters here. */
-  collect(): void;
-  /** A closed socket's final counters (undefined when not seen). `collectedOnly`: look only in what
-   *  `collect` read (it ran after the socket was seen gone, so a miss means there is nothing). */
-  counters(local: Endpoint, remote: Endpoint, connected: boolean, collectedOnly: boolean): { rx: number; tx: number } | undefined;
+  collect(): ReadonlyArray<{ localPort: number; remotePort: number }>;
+  /** A closed socket's final counters (undefined when not seen). `look`: 'collected', only in what
+   *  `collect` read (has it closed already?); 'after-collect', there, and elsewhere only when that
+   *  read could not cover it (the caller collected after the socket was seen gone); 'anywhere'. */
+  counters(local: Endpoint, remote: Endpoint, connected: boolean, look: 'collected' | 'after-collect' | 'anywhere'): { rx: number; tx: number } | undefined;
 }
 
 /** The cgroup BPF socket recorder, or what the agent does without it. */

@@ -95,11 +95,11 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
     check: () => watch.check(),
     closedSockets: {
       // addresses parsed into these, not into a new buffer each: a flow's end is the hot path
-      collect: () => void recorder.collectClosed(),
-      counters: (local, remote, connected, collectedOnly) => {
+      collect: () => recorder.collectClosed() ?? [],
+      counters: (local, remote, connected, look) => {
         const l = closedKeyWords(local.address, localWords);
         const r = closedKeyWords(remote.address, remoteWords);
-        return l && r ? recorder.closedCounters(l, local.port, r, remote.port, connected, collectedOnly) : undefined;
+        return l && r ? recorder.closedCounters(l, local.port, r, remote.port, connected, look) : undefined;
       },
     },
     close: () => recorder.close(),

@@ -1,7 +1,10 @@
 // Flows the agent allowed and that still live: byte counters polled from sock_diag (one exact lookup
 // with tcp_info per live flow while that costs less than one dump of the sockets, else a dump) and
-// their ends — the socket gone, or for UDP an idle timeout. Clients get `bytes` and `end` messages,
-// and a late subscriber gets the live flows in its snapshot.
+// their ends — the socket gone, or for UDP an idle timeout. A TCP flow's end comes sooner where the
+// BPF recorder sees sockets close: what closed is read every CLOSED_INTERVAL_MS, and a flow whose
+// socket closed before it got here ends as it arrives — short flows are let go within a tenth of a
+// second instead of being held (and polled) for up to a second. Clients get `bytes` and `end`
+// messages, and a late subscriber gets the live flows in its snapshot.
 import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol/messages.js';
 import { TrafficTracker, indexByTuple, socketOf, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
 import { expectSystemError } from '../errno.js';
@@ -29,11 +32,23 @@ export interface LiveFlowsOptions {
 const MAX_LIVE = 100_000;
 /** How long an inbound flow may go without an owned socket before it counts as ended. */
 const INBOUND_GRACE_MS = 5000;
+/** How often the sockets that closed are read (one batch syscall when any TCP flow is live). */
+const CLOSED_INTERVAL_MS = 100;
+const END_REASON_CLOSED = 'the socket closed';
+
+/** Ports of a TCP socket as one number: the index of live TCP flows by their ports. */
+function portsKey(localPort: number, remotePort: number): number {
+  return localPort * 65536 + remotePort;
+}
 
 export class LiveFlows {
   private readonly flows = new Map<string, LiveFlow>();
   private readonly tracker: TrafficTracker;
   private readonly poller: TrafficPoller;
+  /** Live TCP flows by their ports (an id, or several when ports repeat across addresses), for
+   *  the sockets that closed. Only kept when closed sockets can be read. */
+  private readonly tcpByPorts = new Map<number, string | string[]>();
+  private readonly closedTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly reader: SocketReader, private readonly options: LiveFlowsOptions) {
     // exact lookups while they cost less than one dump of the namespace's sockets, else one dump
@@ -42,6 +57,16 @@ export class LiveFlows {
       intervalMs: options.intervalMs,
       onError: (e) => options.onError?.(e),
     });
+    if (options.closedSockets) {
+      this.closedTimer = setInterval(() => {
+        try {
+          this.endClosed();
+        } catch (error) {
+          options.onError?.(error);
+        }
+      }, CLOSED_INTERVAL_MS);
+      this.closedTimer.unref();
+    }
   }
 
   get size(): number {
@@ -51,11 +76,24 @@ export class LiveFlows {
   /** Starts tracking an allowed flow (TCP and UDP; other protocols have no socket to read). */
   add(flow: FlowRecord): void {
     if (flow.protocol !== 'tcp' && flow.protocol !== 'udp') return;
+    if (this.flows.has(flow.id)) this.forget(flow.id); // added again (kept while nobody watched)
     if (this.flows.size >= MAX_LIVE) {
       const oldest = this.flows.keys().next().value;
       if (oldest !== undefined) this.forget(oldest);
     }
-    this.flows.set(flow.id, { flow, rx: 0, tx: 0 });
+    const live: LiveFlow = { flow, rx: 0, tx: 0 };
+    // closed before it got here (its verdict came from a queue thread in a batch): ended at once
+    if (flow.protocol === 'tcp' && this.options.closedSockets) {
+      const last = this.options.closedSockets.counters(flow.local, flow.remote, flow.direction === 'outbound', 'collected');
+      if (last) {
+        const time = Date.now();
+        if (last.rx > 0 || last.tx > 0) this.options.send({ type: 'bytes', counters: [{ id: flow.id, rx: last.rx, tx: last.tx }], time });
+        this.options.send({ type: 'end', id: flow.id, time, reason: END_REASON_CLOSED });
+        return;
+      }
+      this.indexPorts(flow);
+    }
+    this.flows.set(flow.id, live);
     this.tracker.track({
       id: flow.id,
       protocol: flow.protocol,
@@ -110,7 +148,7 @@ export class LiveFlows {
   /** The counters of a TCP flow whose socket closed, when they moved past those last sent. */
   private finalCounters(f: LiveFlow, collected: boolean): { id: string; rx: number; tx: number } | undefined {
     if (f.flow.protocol !== 'tcp' || !this.options.closedSockets) return undefined;
-    const c = this.options.closedSockets.counters(f.flow.local, f.flow.remote, f.flow.direction === 'outbound', collected);
+    const c = this.options.closedSockets.counters(f.flow.local, f.flow.remote, f.flow.direction === 'outbound', collected ? 'after-collect' : 'anywhere');
     if (!c || c.rx < f.rx || c.tx < f.tx || (c.rx === f.rx && c.tx === f.tx)) return undefined;
     f.rx = c.rx;
     f.tx = c.tx;
@@ -124,12 +162,66 @@ export class LiveFlows {
 
   close(): void {
     this.poller.stop();
+    if (this.closedTimer) clearInterval(this.closedTimer);
     this.reader.close();
   }
 
   private forget(id: string): void {
+    const f = this.flows.get(id);
+    if (!f) return;
     this.flows.delete(id);
     this.tracker.untrack(id);
+    this.unindexPorts(f.flow);
+  }
+
+  private indexPorts(flow: FlowRecord): void {
+    if (!this.options.closedSockets) return;
+    const key = portsKey(flow.local.port, flow.remote.port);
+    const ids = this.tcpByPorts.get(key);
+    if (ids === undefined) this.tcpByPorts.set(key, flow.id);
+    else if (typeof ids === 'string') this.tcpByPorts.set(key, [ids, flow.id]);
+    else ids.push(flow.id);
+  }
+
+  private unindexPorts(flow: FlowRecord): void {
+    if (flow.protocol !== 'tcp' || !this.options.closedSockets) return;
+    const key = portsKey(flow.local.port, flow.remote.port);
+    const ids = this.tcpByPorts.get(key);
+    if (ids === flow.id) this.tcpByPorts.delete(key);
+    else if (Array.isArray(ids)) {
+      const rest = ids.filter((id) => id !== flow.id);
+      if (rest.length === 1) this.tcpByPorts.set(key, rest[0]!);
+      else if (rest.length === 0) this.tcpByPorts.delete(key);
+      else this.tcpByPorts.set(key, rest);
+    }
+  }
+
+  /** Ends the live TCP flows whose sockets closed since the last read, with their final counters.
+   *  Of flows sharing both ports, the one whose addresses match; the oldest first. */
+  private endClosed(): void {
+    const closedSockets = this.options.closedSockets;
+    if (!closedSockets || this.tcpByPorts.size === 0) return;
+    const closed = closedSockets.collect();
+    if (closed.length === 0) return;
+    const time = Date.now();
+    const counters: BytesMessage['counters'] = [];
+    const ended: string[] = [];
+    for (const socket of closed) {
+      const ids = this.tcpByPorts.get(portsKey(socket.localPort, socket.remotePort));
+      if (ids === undefined) continue;
+      for (const id of typeof ids === 'string' ? [ids] : [...ids]) {
+        const f = this.flows.get(id);
+        if (!f) continue;
+        const last = closedSockets.counters(f.flow.local, f.flow.remote, f.flow.direction === 'outbound', 'collected');
+        if (!last) continue; // another socket on these ports (other addresses)
+        if (last.rx > f.rx || last.tx > f.tx) counters.push({ id, rx: Math.max(f.rx, last.rx), tx: Math.max(f.tx, last.tx) });
+        this.forget(id);
+        ended.push(id);
+        break;
+      }
+    }
+    if (counters.length > 0) this.options.send({ type: 'bytes', counters, time });
+    for (const id of ended) this.options.send({ type: 'end', id, time, reason: END_REASON_CLOSED });
   }
 
   private apply(u: TrafficUpdate): void {
@@ -152,10 +244,13 @@ export class LiveFlows {
     }
     if (counters.length > 0) this.options.send({ type: 'bytes', counters, time: u.time });
     for (const e of u.ended) {
-      if (!this.flows.delete(e.id)) continue;
+      const f = this.flows.get(e.id);
+      if (!f) continue;
+      this.flows.delete(e.id); // the tracker let it go already
+      this.unindexPorts(f.flow);
       const reason = e.reason === 'idle'
         ? `no traffic seen for ${Math.round(this.options.udpIdleMs / 1000)} s`
-        : 'the socket closed';
+        : END_REASON_CLOSED;
       this.options.send({ type: 'end', id: e.id, time: u.time, reason });
     }
   }

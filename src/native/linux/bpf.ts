@@ -22,11 +22,20 @@ const CLOSED_ENTRIES = 65536;
 const FIN_WAIT2 = 5, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11;
 const FIN_RECEIVED_BEFORE_CLOSE = new Set([FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING]);
 const FIN_ACKED_BEFORE_CLOSE = new Set([FIN_WAIT2, LAST_ACK, CLOSING]);
+/** Where `closedCounters` looks (see there). */
+export type ClosedLook = 'collected' | 'after-collect' | 'anywhere';
+
+/** The ports of a socket that closed: which tracked flows may be it. */
+export interface ClosedSocketPorts {
+  localPort: number;
+  remotePort: number;
+}
+
 /** Closed sockets' entries read per batch call (the buffers are 64 bytes an entry). */
 const CLOSED_BATCH = 4096;
 
 /** A closed socket's ends and counters as the close-counters program stored them. */
-interface ClosedEntry {
+interface ClosedEntry extends ClosedSocketPorts {
   /** Addresses as four network-order words (IPv4 as ::ffff:a.b.c.d). */
   local: ArrayLike<number>;
   remote: ArrayLike<number>;
@@ -74,7 +83,7 @@ function takeCollected(collected: ClosedByPorts, ports: number, local: ArrayLike
 }
 
 /** Data counters from a closed socket's entry: the SYN and FINs take a sequence number each. */
-function dataCounters(e: ClosedEntry, connected: boolean): { rx: number; tx: number } {
+function dataCounters(e: Pick<ClosedEntry, 'received' | 'acked' | 'left'>, connected: boolean): { rx: number; tx: number } {
   return {
     rx: Math.max(0, e.received - (FIN_RECEIVED_BEFORE_CLOSE.has(e.left) ? 1 : 0)),
     tx: Math.max(0, e.acked - (connected ? 1 : 0) - (FIN_ACKED_BEFORE_CLOSE.has(e.left) ? 1 : 0)),
@@ -239,17 +248,19 @@ export class RecorderView {
 
   /** A closed TCP socket's final data counters by its ends (addresses as four network-order words,
    *  an IPv4 one as ::ffff:a.b.c.d), when the close-counters program saw it close; undefined
-   *  otherwise. `connected`: this side connected (its SYN is in bytes acked). Looks first in what
-   *  `collectClosed` read; `collectedOnly`: only there (the caller collected after the socket was
-   *  seen gone, so a miss means no entry). */
-  closedCounters(local: ArrayLike<number>, localPort: number, remote: ArrayLike<number>, remotePort: number, connected: boolean, collectedOnly = false): { rx: number; tx: number } | undefined {
+   *  otherwise. `connected`: this side connected (its SYN is in bytes acked). Where it looks:
+   *  'collected', only in what `collectClosed` read (no syscall: has it closed already?);
+   *  'after-collect', there, and in the map only when that read could not cover it (the caller
+   *  collected after the socket was seen gone); 'anywhere', there and then in the map. */
+  closedCounters(local: ArrayLike<number>, localPort: number, remote: ArrayLike<number>, remotePort: number, connected: boolean, look: ClosedLook = 'anywhere'): { rx: number; tx: number } | undefined {
     if (this.closedMap < 0) return undefined;
     if (this.closedCollected) {
       const ports = closedPortsKey(localPort, remotePort);
       const entry = takeCollected(this.closedCollected, ports, local, remote) ?? takeCollected(this.closedCollectedBefore, ports, local, remote);
       if (entry) return dataCounters(entry, connected);
-      if (collectedOnly && this.closedCollectComplete) return undefined;
+      if (look === 'after-collect' && this.closedCollectComplete) return undefined;
     }
+    if (look === 'collected') return undefined;
     const key = this.closedKey;
     for (let k = 0; k < 4; k++) {
       key.writeUInt32BE(local[k]!, 4 * k);
@@ -261,7 +272,6 @@ export class RecorderView {
     this.closedAttr.writeUInt32LE(this.closedMap, 0);
     if (bpf(CMD.MAP_LOOKUP_ELEM, this.closedAttr) < 0) return undefined;
     return dataCounters({
-      local, remote,
       received: Number(this.closedValue.readBigUInt64LE(0)),
       acked: Number(this.closedValue.readBigUInt64LE(8)),
       left: this.closedValue.readUInt32LE(16),
@@ -271,12 +281,14 @@ export class RecorderView {
   /** Takes every entry of the close-counters map into this process with one syscall per 4,096
    *  (BPF_MAP_LOOKUP_AND_DELETE_BATCH), instead of one lookup per ended flow. Entries are kept for
    *  two collections (a socket may close between a poll's listing and its collection) and then
-   *  dropped: sockets nobody asked about. False when the kernel cannot (older than 5.6, or no map);
+   *  dropped: sockets nobody asked about. Returns the ports of those read (the sockets that closed
+   *  since the last call); undefined when the kernel cannot (older than 5.6, or no map):
    *  `closedCounters` then asks the map for each flow. */
-  collectClosed(): boolean {
-    if (this.closedMap < 0 || this.closedBatchRefused) return false;
+  collectClosed(): ClosedSocketPorts[] | undefined {
+    if (this.closedMap < 0 || this.closedBatchRefused) return undefined;
     const batch = this.closedBatch ??= new ClosedBatchBuffers();
     const collected: ClosedByPorts = new Map();
+    const fresh: ClosedSocketPorts[] = [];
     const attr = batch.attr;
     let complete = true;
     attr.writeUInt32LE(this.closedMap, 36);
@@ -288,7 +300,7 @@ export class RecorderView {
       if (r < 0 && !done) {
         if (first && this.closedCollected === undefined) {
           this.closedBatchRefused = true; // the kernel has no batch operations for this map
-          return false;
+          return undefined;
         }
         complete = false; // keep what was read; the rest stays in the map, asked for one by one
         break;
@@ -302,11 +314,14 @@ export class RecorderView {
         const entry: ClosedEntry = {
           local: [keys.readUInt32BE(k), keys.readUInt32BE(k + 4), keys.readUInt32BE(k + 8), keys.readUInt32BE(k + 12)],
           remote: [keys.readUInt32BE(k + 16), keys.readUInt32BE(k + 20), keys.readUInt32BE(k + 24), keys.readUInt32BE(k + 28)],
+          localPort: keys.readUInt32LE(k + 36),
+          remotePort: keys.readUInt16BE(k + 34),
           received: Number(values.readBigUInt64LE(v)),
           acked: Number(values.readBigUInt64LE(v + 8)),
           left: values.readUInt32LE(v + 16),
         };
-        const ports = closedPortsKey(keys.readUInt32LE(k + 36), keys.readUInt16BE(k + 34));
+        fresh.push(entry);
+        const ports = closedPortsKey(entry.localPort, entry.remotePort);
         const same = collected.get(ports);
         if (same) same.push(entry);
         else collected.set(ports, [entry]);
@@ -317,7 +332,7 @@ export class RecorderView {
     this.closedCollectedBefore = this.closedCollected ?? new Map();
     this.closedCollected = collected;
     this.closedCollectComplete = complete;
-    return true;
+    return fresh;
   }
 
   private lookup(map: number): OwnerRecord | undefined {
