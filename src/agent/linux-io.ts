@@ -97,6 +97,7 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
       // addresses parsed into these, not into a new buffer each: a flow's end is the hot path
       collect: () => recorder.collectClosed() ?? [],
       counters: (local, remote, connected, look) => {
+        if (look === 'collected' && !recorder.collectedPorts(local.port, remote.port)) return undefined;
         const l = closedKeyWords(local.address, localWords);
         const r = closedKeyWords(remote.address, remoteWords);
         return l && r ? recorder.closedCounters(l, local.port, r, remote.port, connected, look) : undefined;

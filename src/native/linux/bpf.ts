@@ -278,6 +278,14 @@ export class RecorderView {
     }, connected);
   }
 
+  /** Whether what `collectClosed` read holds a socket with these ports: a cheap first test before
+   *  the addresses are parsed for `closedCounters(…, 'collected')`. */
+  collectedPorts(localPort: number, remotePort: number): boolean {
+    if (!this.closedCollected) return false;
+    const ports = closedPortsKey(localPort, remotePort);
+    return this.closedCollected.has(ports) || this.closedCollectedBefore.has(ports);
+  }
+
   /** Takes every entry of the close-counters map into this process with one syscall per 4,096
    *  (BPF_MAP_LOOKUP_AND_DELETE_BATCH), instead of one lookup per ended flow. Entries are kept for
    *  two collections (a socket may close between a poll's listing and its collection) and then
