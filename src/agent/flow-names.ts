@@ -24,10 +24,11 @@ export class FlowNames {
     this.answers?.drain();
   }
 
-  /** The name the program looked up for the flow's remote address, if a DNS answer gave one. */
+  /** The name the program looked up for the flow's remote address, if a DNS answer gave one. The
+   *  agent's flows carry canonical addresses (formatted from the packet's bytes). */
   name(flow: FlowRecord): void {
     if (flow.remoteHost) return;
-    const entry = this.names.lookup(flow.remote.address);
+    const entry = this.names.lookupCanonical(flow.remote.address);
     if (entry) flow.remoteHost = { name: entry.name, source: entry.source };
   }
 }

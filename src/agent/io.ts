@@ -46,9 +46,10 @@ export interface QueueWorkers {
 /** TCP sockets' counters as they closed: the bytes of a flow that ended between two polls. */
 export interface ClosedSockets {
   /** Reads what closed since the last call, all at once where the kernel can, and returns their
-   *  ports (none when the kernel cannot: `counters` then asks for each socket). Called after the
-   *  sockets were listed, every socket missing from that list has its counters here. */
-  collect(): ReadonlyArray<{ localPort: number; remotePort: number }>;
+   *  port pairs (`portPairKey`; none when the kernel cannot: `counters` then asks for each socket).
+   *  Called after the sockets were listed, every socket missing from that list has its counters
+   *  here. */
+  collect(): readonly number[];
   /** A closed socket's final counters (undefined when not seen). `look`: 'collected', only in what
    *  `collect` read (has it closed already?); 'after-collect', there, and elsewhere only when that
    *  read could not cover it (the caller collected after the socket was seen gone); 'anywhere'. */

@@ -2,7 +2,8 @@
 // socket recorder, the DNS-answer queue, sock_diag, conntrack, the socket server and its files, and
 // /proc. Nothing here decides anything about a flow.
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { SocketRecorder, closedKeyWords } from '../native/linux/bpf.js';
+import { SocketRecorder } from '../native/linux/bpf.js';
+import { closedKeyWords } from '../native/linux/closed-sockets.js';
 import { cgroup2Root } from '../native/linux/cgroup2.js';
 import { Conntrack } from '../native/linux/conntrack.js';
 import { installFirewall } from '../native/linux/firewall.js';
@@ -85,6 +86,7 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
   // the attachment holds the cgroup: a private mount of it is no longer needed
   found.release();
   const watch = new RecorderWatch(recorder, log);
+  const closed = recorder.closedSockets;
   const localWords = new Uint32Array(4);
   const remoteWords = new Uint32Array(4);
   if (recorder.staleRemoved) log(`removed ${recorder.staleRemoved} BPF programs left attached by an earlier agent`);
@@ -93,16 +95,18 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
     detail: `cgroup ${found.private ? 'v2 root (private mount)' : root}; ${recorder.instanceNote}${recorder.staleRemoved ? `; removed ${recorder.staleRemoved} stale programs` : ''}`,
     maps: { cookieMap: recorder.cookieMap, tupleMap: recorder.tupleMap },
     check: () => watch.check(),
-    closedSockets: {
-      // addresses parsed into these, not into a new buffer each: a flow's end is the hot path
-      collect: () => recorder.collectClosed() ?? [],
-      counters: (local, remote, connected, look) => {
-        if (look === 'collected' && !recorder.collectedPorts(local.port, remote.port)) return undefined;
-        const l = closedKeyWords(local.address, localWords);
-        const r = closedKeyWords(remote.address, remoteWords);
-        return l && r ? recorder.closedCounters(l, local.port, r, remote.port, connected, look) : undefined;
+    ...(closed ? {
+      closedSockets: {
+        collect: () => closed.collect() ?? [],
+        counters: (local, remote, connected, look) => {
+          if (look === 'collected' && !closed.hasPorts(local.port, remote.port)) return undefined;
+          // addresses parsed into these, not into a new buffer each: a flow's end is a hot path
+          const l = closedKeyWords(local.address, localWords);
+          const r = closedKeyWords(remote.address, remoteWords);
+          return l && r ? closed.counters(l, local.port, r, remote.port, connected, look) : undefined;
+        },
       },
-    },
+    } : {}),
     close: () => recorder.close(),
   };
 }

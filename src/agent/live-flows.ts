@@ -9,11 +9,14 @@ import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol
 import { TrafficTracker, indexByTuple, socketOf, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
 import { expectSystemError } from '../errno.js';
 import type { ClosedSockets } from './io.js';
+import { portPairKey } from '../net/port-pair.js';
 
 export interface LiveFlow {
   flow: FlowRecord;
   rx: number;
   tx: number;
+  /** When it was added (ms): a TCP flow is handed to the tracker at the first poll after. */
+  since: number;
 }
 
 export interface LiveFlowsOptions {
@@ -36,11 +39,6 @@ const INBOUND_GRACE_MS = 5000;
 const CLOSED_INTERVAL_MS = 100;
 const END_REASON_CLOSED = 'the socket closed';
 
-/** Ports of a TCP socket as one number: the index of live TCP flows by their ports. */
-function portsKey(localPort: number, remotePort: number): number {
-  return localPort * 65536 + remotePort;
-}
-
 export class LiveFlows {
   private readonly flows = new Map<string, LiveFlow>();
   private readonly tracker: TrafficTracker;
@@ -49,6 +47,9 @@ export class LiveFlows {
    *  the sockets that closed. Only kept when closed sockets can be read. */
   private readonly tcpByPorts = new Map<number, string | string[]>();
   private readonly closedTimer: ReturnType<typeof setInterval> | undefined;
+  /** TCP flows not handed to the tracker yet (ids, in the order added): most short flows end by
+   *  their close before the next poll, and are never tracked at all. */
+  private waiting: string[] = [];
 
   constructor(private readonly reader: SocketReader, private readonly options: LiveFlowsOptions) {
     // exact lookups while they cost less than one dump of the namespace's sockets, else one dump
@@ -56,6 +57,7 @@ export class LiveFlows {
     this.poller = startTrafficPoller(this.tracker, (u) => this.apply(u), {
       intervalMs: options.intervalMs,
       onError: (e) => options.onError?.(e),
+      beforePoll: () => this.trackWaiting(),
     });
     if (options.closedSockets) {
       this.closedTimer = setInterval(() => {
@@ -81,7 +83,7 @@ export class LiveFlows {
       const oldest = this.flows.keys().next().value;
       if (oldest !== undefined) this.forget(oldest);
     }
-    const live: LiveFlow = { flow, rx: 0, tx: 0 };
+    const live: LiveFlow = { flow, rx: 0, tx: 0, since: Date.now() };
     // closed before it got here (its verdict came from a queue thread in a batch): ended at once
     if (flow.protocol === 'tcp' && this.options.closedSockets) {
       const last = this.options.closedSockets.counters(flow.local, flow.remote, flow.direction === 'outbound', 'collected');
@@ -92,17 +94,36 @@ export class LiveFlows {
         return;
       }
       this.indexPorts(flow);
+      this.flows.set(flow.id, live);
+      this.waiting.push(flow.id);
+      return;
     }
     this.flows.set(flow.id, live);
+    this.track(live);
+  }
+
+  private track(live: LiveFlow): void {
+    const flow = live.flow;
     this.tracker.track({
       id: flow.id,
-      protocol: flow.protocol,
+      protocol: flow.protocol as 'tcp' | 'udp',
       local: flow.local,
       remote: flow.remote,
       ...(flow.protocol === 'udp' ? { idleMs: this.options.udpIdleMs } : {}),
       // an inbound connection has no socket of its own until the handshake ends and it is accepted
       ...(flow.direction === 'inbound' ? { graceMs: INBOUND_GRACE_MS } : {}),
-    });
+    }, live.since);
+  }
+
+  /** Hands the TCP flows still live since they were added to the tracker, before it polls. */
+  private trackWaiting(): void {
+    if (this.waiting.length === 0) return;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const id of waiting) {
+      const live = this.flows.get(id);
+      if (live && !this.tracker.has(id)) this.track(live);
+    }
   }
 
   /** Of `flows`, the ones whose socket still exists (one dump of the namespace's sockets): flows the
@@ -176,7 +197,7 @@ export class LiveFlows {
 
   private indexPorts(flow: FlowRecord): void {
     if (!this.options.closedSockets) return;
-    const key = portsKey(flow.local.port, flow.remote.port);
+    const key = portPairKey(flow.local.port, flow.remote.port);
     const ids = this.tcpByPorts.get(key);
     if (ids === undefined) this.tcpByPorts.set(key, flow.id);
     else if (typeof ids === 'string') this.tcpByPorts.set(key, [ids, flow.id]);
@@ -185,7 +206,7 @@ export class LiveFlows {
 
   private unindexPorts(flow: FlowRecord): void {
     if (flow.protocol !== 'tcp' || !this.options.closedSockets) return;
-    const key = portsKey(flow.local.port, flow.remote.port);
+    const key = portPairKey(flow.local.port, flow.remote.port);
     const ids = this.tcpByPorts.get(key);
     if (ids === flow.id) this.tcpByPorts.delete(key);
     else if (Array.isArray(ids)) {
@@ -206,8 +227,8 @@ export class LiveFlows {
     const time = Date.now();
     const counters: BytesMessage['counters'] = [];
     const ended: string[] = [];
-    for (const socket of closed) {
-      const ids = this.tcpByPorts.get(portsKey(socket.localPort, socket.remotePort));
+    for (const ports of closed) {
+      const ids = this.tcpByPorts.get(ports);
       if (ids === undefined) continue;
       for (const id of typeof ids === 'string' ? [ids] : [...ids]) {
         const f = this.flows.get(id);

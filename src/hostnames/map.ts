@@ -90,9 +90,15 @@ export class HostNameMap {
   /** The live entry for an address (in any textual form), or undefined. */
   lookup(address: string): HostNameEntry | undefined {
     const key = canonicalAddress(address);
-    if (!key) return undefined;
+    return key ? this.lookupCanonical(key) : undefined;
+  }
+
+  /** The same for an address already in canonical form (as the agent formats a flow's): no parse
+   *  per flow on the agent's hot path. */
+  lookupCanonical(key: string): HostNameEntry | undefined {
+    if (this.entries.size === 0) return undefined;
     const now = this.now();
-    for (const k of [key, unmapIPv4(key)]) {
+    for (let k: string | undefined = key, step = 0; step < 2; k = unmapIPv4(key), step++) {
       if (k === undefined) continue;
       const entry = this.entries.get(k);
       if (!entry) continue;

@@ -11,10 +11,11 @@ export interface TrafficPoller {
 export function startTrafficPoller(
   tracker: TrafficTracker,
   onUpdate: (update: TrafficUpdate) => void,
-  options: { intervalMs?: number; onError?: (error: unknown) => void } = {},
+  options: { intervalMs?: number; onError?: (error: unknown) => void; beforePoll?: () => void } = {},
 ): TrafficPoller {
   const intervalMs = Math.max(50, options.intervalMs ?? 1000);
   const run = (): TrafficUpdate => {
+    options.beforePoll?.();
     const update = tracker.poll();
     if (update.counters.length > 0 || update.ended.length > 0) onUpdate(update);
     return update;

@@ -137,9 +137,9 @@ export class TrafficTracker {
     return this.flows.has(id);
   }
 
-  track(spec: TrackedFlowSpec): void {
-    const now = this.now();
-    this.flows.set(spec.id, { spec, tuple: undefined, inode: spec.inode, rx: 0, tx: 0, lastActivity: now, started: now });
+  /** `since`: when the flow began (its grace and idle time count from then; default now). */
+  track(spec: TrackedFlowSpec, since = this.now()): void {
+    this.flows.set(spec.id, { spec, tuple: undefined, inode: spec.inode, rx: 0, tx: 0, lastActivity: since, started: since });
   }
 
   untrack(id: string): void {

@@ -78,36 +78,36 @@ describe.skipIf(skip)('final counters of closed TCP sockets, read in batches', (
   it('finds each of 5,000 sockets closed between two reads with its own bytes, and only once', async () => {
     const ends = await connectionsFrom(cg, port, 5000);
     expect(ends).toHaveLength(5000);
-    expect(recorder.collectClosed()).toHaveLength(5000);
+    expect(recorder.closedSockets!.collect()).toHaveLength(5000);
     const wrong: string[] = [];
     ends.forEach((local, i) => {
-      const c = recorder.closedCounters(local.address, local.port, LOOPBACK, port, true, 'after-collect');
+      const c = recorder.closedSockets!.counters(local.address, local.port, LOOPBACK, port, true, 'after-collect');
       if (c?.tx !== 1 + (i % 97) || c.rx !== 0) wrong.push(`${local.address[3]!.toString(16)}:${local.port}: ${JSON.stringify(c)}`);
     });
     expect(wrong).toEqual([]);
     // taken: not found a second time, in what was read or in the map
-    expect(recorder.closedCounters(ends[0]!.address, ends[0]!.port, LOOPBACK, port, true, 'anywhere')).toBeUndefined();
+    expect(recorder.closedSockets!.counters(ends[0]!.address, ends[0]!.port, LOOPBACK, port, true, 'anywhere')).toBeUndefined();
   }, 90_000);
 
   it('keeps what one read took for the next poll, and asks the map for a socket that closed after the read', async () => {
     const [early] = await connectionsFrom(cg, port, 1, 10_000);
-    recorder.collectClosed();
+    recorder.closedSockets!.collect();
     const [late] = await connectionsFrom(cg, port, 1, 10_001);
     // the next read shifts the first one's entry to the older generation: still found
-    recorder.collectClosed();
-    expect(recorder.closedCounters(early!.address, early!.port, LOOPBACK, port, true, 'after-collect')).toEqual({ rx: 0, tx: 1 + (10_000 % 97) });
-    expect(recorder.closedCounters(late!.address, late!.port, LOOPBACK, port, true, 'after-collect')).toEqual({ rx: 0, tx: 1 + (10_001 % 97) });
+    recorder.closedSockets!.collect();
+    expect(recorder.closedSockets!.counters(early!.address, early!.port, LOOPBACK, port, true, 'after-collect')).toEqual({ rx: 0, tx: 1 + (10_000 % 97) });
+    expect(recorder.closedSockets!.counters(late!.address, late!.port, LOOPBACK, port, true, 'after-collect')).toEqual({ rx: 0, tx: 1 + (10_001 % 97) });
     // one closed after the last read: not in what was read, but in the map
     const [after] = await connectionsFrom(cg, port, 1, 10_002);
-    expect(recorder.closedCounters(after!.address, after!.port, LOOPBACK, port, true, 'after-collect')).toBeUndefined();
-    expect(recorder.closedCounters(after!.address, after!.port, LOOPBACK, port, true, 'anywhere')).toEqual({ rx: 0, tx: 1 + (10_002 % 97) });
+    expect(recorder.closedSockets!.counters(after!.address, after!.port, LOOPBACK, port, true, 'after-collect')).toBeUndefined();
+    expect(recorder.closedSockets!.counters(after!.address, after!.port, LOOPBACK, port, true, 'anywhere')).toEqual({ rx: 0, tx: 1 + (10_002 % 97) });
   }, 30_000);
 
   it('drops what nobody asked for after two reads', async () => {
     const [unasked] = await connectionsFrom(cg, port, 1, 10_003);
-    recorder.collectClosed();
-    recorder.collectClosed();
-    recorder.collectClosed();
-    expect(recorder.closedCounters(unasked!.address, unasked!.port, LOOPBACK, port, true, 'anywhere')).toBeUndefined();
+    recorder.closedSockets!.collect();
+    recorder.closedSockets!.collect();
+    recorder.closedSockets!.collect();
+    expect(recorder.closedSockets!.counters(unasked!.address, unasked!.port, LOOPBACK, port, true, 'anywhere')).toBeUndefined();
   }, 30_000);
 });

@@ -10,86 +10,13 @@ import { libc } from './libc.js';
 import { parseAddressWords } from '../../net/address.js';
 import { GONE_OR_DENIED, expectErrno } from '../../errno.js';
 import { ATTACH, ATTR_BYTES, BpfError, CMD, PROGRAM_NAME, PROG_TYPE_CGROUP_SOCK, PROG_TYPE_CGROUP_SOCK_ADDR, PROG_TYPE_SOCK_OPS, attach, bpf, createLruMap, detach, loadProgram, programFdById, programInfo, programName, queryAttached } from './bpf-syscall.js';
+import { ClosedSockets } from './closed-sockets.js';
 import { CLOSED_KEY_BYTES, CLOSED_VALUE_BYTES, RECORD_BYTES, closeCountersProgram, recorderProgram, taskOffsets, type TaskOffsets } from './bpf-program.js';
 
 const ALL_HOOKS = [ATTACH.INET_SOCK_CREATE, ATTACH.INET4_CONNECT, ATTACH.INET6_CONNECT, ATTACH.UDP4_SENDMSG, ATTACH.UDP6_SENDMSG, ATTACH.SOCK_OPS];
 /** Closed TCP sockets' final counters kept at once (an LRU: a flow's end is read within a poll of
  *  its close, so this covers ~65,000 closes a second at the agent's 1 s polls). */
 const CLOSED_ENTRIES = 65536;
-// TCP states a socket leaves for CLOSE (uapi numbering): from LAST_ACK and CLOSING both FINs were
-// exchanged; from FIN_WAIT2 (into TIME_WAIT) ours was acked and the peer's arrived; from CLOSE_WAIT
-// (an abort) only the peer's arrived; from ESTABLISHED or FIN_WAIT1 (a reset) neither is counted.
-const FIN_WAIT2 = 5, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11;
-const FIN_RECEIVED_BEFORE_CLOSE = new Set([FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING]);
-const FIN_ACKED_BEFORE_CLOSE = new Set([FIN_WAIT2, LAST_ACK, CLOSING]);
-/** Where `closedCounters` looks (see there). */
-export type ClosedLook = 'collected' | 'after-collect' | 'anywhere';
-
-/** The ports of a socket that closed: which tracked flows may be it. */
-export interface ClosedSocketPorts {
-  localPort: number;
-  remotePort: number;
-}
-
-/** Closed sockets' entries read per batch call (the buffers are 64 bytes an entry). */
-const CLOSED_BATCH = 4096;
-
-/** A closed socket's ends and counters as the close-counters program stored them. */
-interface ClosedEntry extends ClosedSocketPorts {
-  /** Addresses as four network-order words (IPv4 as ::ffff:a.b.c.d). */
-  local: ArrayLike<number>;
-  remote: ArrayLike<number>;
-  received: number;
-  acked: number;
-  /** The TCP state it left for CLOSE. */
-  left: number;
-}
-
-/** An address as the close-counters map keys it (four network-order words, IPv4 as
- *  ::ffff:a.b.c.d), written into `out` without allocating; undefined when the text is not one. */
-export function closedKeyWords(text: string, out: Uint32Array): Uint32Array | undefined {
-  const family = parseAddressWords(text, out);
-  if (family === 0) return undefined;
-  if (family === 4) {
-    out[3] = out[0]!;
-    out[0] = 0;
-    out[1] = 0;
-    out[2] = 0xffff;
-  }
-  return out;
-}
-
-/** Collected entries by their two ports (a number: no key text to build per flow); the addresses
- *  tell apart the few that share both. */
-type ClosedByPorts = Map<number, ClosedEntry[]>;
-
-function closedPortsKey(localPort: number, remotePort: number): number {
-  return localPort * 65536 + remotePort;
-}
-
-/** Removes and returns the entry of these ends from `collected`. */
-function takeCollected(collected: ClosedByPorts, ports: number, local: ArrayLike<number>, remote: ArrayLike<number>): ClosedEntry | undefined {
-  const same = collected.get(ports);
-  if (!same) return undefined;
-  for (let i = 0; i < same.length; i++) {
-    const e = same[i]!;
-    if (e.local[0] !== local[0] || e.local[1] !== local[1] || e.local[2] !== local[2] || e.local[3] !== local[3]) continue;
-    if (e.remote[0] !== remote[0] || e.remote[1] !== remote[1] || e.remote[2] !== remote[2] || e.remote[3] !== remote[3]) continue;
-    if (same.length === 1) collected.delete(ports);
-    else same.splice(i, 1);
-    return e;
-  }
-  return undefined;
-}
-
-/** Data counters from a closed socket's entry: the SYN and FINs take a sequence number each. */
-function dataCounters(e: Pick<ClosedEntry, 'received' | 'acked' | 'left'>, connected: boolean): { rx: number; tx: number } {
-  return {
-    rx: Math.max(0, e.received - (FIN_RECEIVED_BEFORE_CLOSE.has(e.left) ? 1 : 0)),
-    tx: Math.max(0, e.acked - (connected ? 1 : 0) - (FIN_ACKED_BEFORE_CLOSE.has(e.left) ? 1 : 0)),
-  };
-}
-
 /** Ids of BPF programs some other live process holds a descriptor of (/proc/PID/fdinfo `prog_id`). A
  *  running agent keeps its programs' descriptors open; a crashed one's are closed by the kernel. */
 export function programsHeldByOthers(): Set<number> {
@@ -181,49 +108,16 @@ export function userDev(kernelDev: number): bigint {
   return BigInt((minor & 0xff) | (major << 8)) | (BigInt(minor & ~0xff) << 12n);
 }
 
-/** Buffers of the close-counters map's batch reads, with the bpf_attr pointing at them. */
-class ClosedBatchBuffers {
-  readonly attr = Buffer.alloc(ATTR_BYTES);
-  readonly inBatch = Buffer.alloc(8);
-  readonly outBatch = Buffer.alloc(8);
-  readonly keys = Buffer.alloc(CLOSED_BATCH * CLOSED_KEY_BYTES);
-  readonly values = Buffer.alloc(CLOSED_BATCH * CLOSED_VALUE_BYTES);
-  readonly inAddress: bigint;
-
-  constructor() {
-    const c = libc();
-    this.inAddress = c.addressOf(this.inBatch);
-    // union bpf_attr's batch: in_batch, out_batch, keys, values (u64 each), count, map_fd (u32 each)
-    this.attr.writeBigUInt64LE(c.addressOf(this.outBatch), 8);
-    this.attr.writeBigUInt64LE(c.addressOf(this.keys), 16);
-    this.attr.writeBigUInt64LE(c.addressOf(this.values), 24);
-  }
-}
-
 /** Looks records up in the recorder's maps. Map fds belong to the process, so a worker thread can
  *  build its own view from the fds the main thread opened. */
 export class RecorderView {
   private readonly attr = Buffer.alloc(ATTR_BYTES);
   private readonly key = Buffer.alloc(24);
   private readonly value = Buffer.alloc(RECORD_BYTES);
-  private readonly closedAttr = Buffer.alloc(ATTR_BYTES);
-  private readonly closedKey = Buffer.alloc(CLOSED_KEY_BYTES);
-  private readonly closedValue = Buffer.alloc(CLOSED_VALUE_BYTES);
-  /** Entries `collectClosed` took from the map at its last call and the one before. */
-  private closedCollected: ClosedByPorts | undefined;
-  private closedCollectedBefore: ClosedByPorts = new Map();
-  private closedBatch: ClosedBatchBuffers | undefined;
-  private closedBatchRefused = false;
-  /** The last collection read the whole map (else a miss there is asked of the map). */
-  private closedCollectComplete = false;
-
-  /** `closedMap`: the close-counters map, or -1 without it. */
-  constructor(readonly cookieMap: number, readonly tupleMap: number, protected closedMap = -1) {
+  constructor(readonly cookieMap: number, readonly tupleMap: number) {
     const c = libc();
     this.attr.writeBigUInt64LE(c.addressOf(this.key), 8);
     this.attr.writeBigUInt64LE(c.addressOf(this.value), 16);
-    this.closedAttr.writeBigUInt64LE(c.addressOf(this.closedKey), 8);
-    this.closedAttr.writeBigUInt64LE(c.addressOf(this.closedValue), 16);
   }
 
   /** The record for a socket cookie (from an exact sock_diag lookup), or undefined. */
@@ -244,103 +138,6 @@ export class RecorderView {
     this.key.writeUInt16BE(remotePort, 16);
     this.key.writeUInt32LE(localPort, 20);
     return this.lookup(this.tupleMap);
-  }
-
-  /** A closed TCP socket's final data counters by its ends (addresses as four network-order words,
-   *  an IPv4 one as ::ffff:a.b.c.d), when the close-counters program saw it close; undefined
-   *  otherwise. `connected`: this side connected (its SYN is in bytes acked). Where it looks:
-   *  'collected', only in what `collectClosed` read (no syscall: has it closed already?);
-   *  'after-collect', there, and in the map only when that read could not cover it (the caller
-   *  collected after the socket was seen gone); 'anywhere', there and then in the map. */
-  closedCounters(local: ArrayLike<number>, localPort: number, remote: ArrayLike<number>, remotePort: number, connected: boolean, look: ClosedLook = 'anywhere'): { rx: number; tx: number } | undefined {
-    if (this.closedMap < 0) return undefined;
-    if (this.closedCollected) {
-      const ports = closedPortsKey(localPort, remotePort);
-      const entry = takeCollected(this.closedCollected, ports, local, remote) ?? takeCollected(this.closedCollectedBefore, ports, local, remote);
-      if (entry) return dataCounters(entry, connected);
-      if (look === 'after-collect' && this.closedCollectComplete) return undefined;
-    }
-    if (look === 'collected') return undefined;
-    const key = this.closedKey;
-    for (let k = 0; k < 4; k++) {
-      key.writeUInt32BE(local[k]!, 4 * k);
-      key.writeUInt32BE(remote[k]!, 16 + 4 * k);
-    }
-    key.writeUInt32LE(0, 32);
-    key.writeUInt16BE(remotePort, 34); // the context's remote_port word: network order, upper half
-    key.writeUInt32LE(localPort, 36);
-    this.closedAttr.writeUInt32LE(this.closedMap, 0);
-    if (bpf(CMD.MAP_LOOKUP_ELEM, this.closedAttr) < 0) return undefined;
-    return dataCounters({
-      received: Number(this.closedValue.readBigUInt64LE(0)),
-      acked: Number(this.closedValue.readBigUInt64LE(8)),
-      left: this.closedValue.readUInt32LE(16),
-    }, connected);
-  }
-
-  /** Whether what `collectClosed` read holds a socket with these ports: a cheap first test before
-   *  the addresses are parsed for `closedCounters(…, 'collected')`. */
-  collectedPorts(localPort: number, remotePort: number): boolean {
-    if (!this.closedCollected) return false;
-    const ports = closedPortsKey(localPort, remotePort);
-    return this.closedCollected.has(ports) || this.closedCollectedBefore.has(ports);
-  }
-
-  /** Takes every entry of the close-counters map into this process with one syscall per 4,096
-   *  (BPF_MAP_LOOKUP_AND_DELETE_BATCH), instead of one lookup per ended flow. Entries are kept for
-   *  two collections (a socket may close between a poll's listing and its collection) and then
-   *  dropped: sockets nobody asked about. Returns the ports of those read (the sockets that closed
-   *  since the last call); undefined when the kernel cannot (older than 5.6, or no map):
-   *  `closedCounters` then asks the map for each flow. */
-  collectClosed(): ClosedSocketPorts[] | undefined {
-    if (this.closedMap < 0 || this.closedBatchRefused) return undefined;
-    const batch = this.closedBatch ??= new ClosedBatchBuffers();
-    const collected: ClosedByPorts = new Map();
-    const fresh: ClosedSocketPorts[] = [];
-    const attr = batch.attr;
-    let complete = true;
-    attr.writeUInt32LE(this.closedMap, 36);
-    for (let first = true; ; first = false) {
-      attr.writeBigUInt64LE(first ? 0n : batch.inAddress, 0);
-      attr.writeUInt32LE(CLOSED_BATCH, 32);
-      const r = bpf(CMD.MAP_LOOKUP_AND_DELETE_BATCH, attr);
-      const done = r < 0 && -r === constants.errno.ENOENT; // the last entries (count may be > 0)
-      if (r < 0 && !done) {
-        if (first && this.closedCollected === undefined) {
-          this.closedBatchRefused = true; // the kernel has no batch operations for this map
-          return undefined;
-        }
-        complete = false; // keep what was read; the rest stays in the map, asked for one by one
-        break;
-      }
-      const count = attr.readUInt32LE(32);
-      const keys = batch.keys;
-      const values = batch.values;
-      for (let i = 0; i < count; i++) {
-        const k = i * CLOSED_KEY_BYTES;
-        const v = i * CLOSED_VALUE_BYTES;
-        const entry: ClosedEntry = {
-          local: [keys.readUInt32BE(k), keys.readUInt32BE(k + 4), keys.readUInt32BE(k + 8), keys.readUInt32BE(k + 12)],
-          remote: [keys.readUInt32BE(k + 16), keys.readUInt32BE(k + 20), keys.readUInt32BE(k + 24), keys.readUInt32BE(k + 28)],
-          localPort: keys.readUInt32LE(k + 36),
-          remotePort: keys.readUInt16BE(k + 34),
-          received: Number(values.readBigUInt64LE(v)),
-          acked: Number(values.readBigUInt64LE(v + 8)),
-          left: values.readUInt32LE(v + 16),
-        };
-        fresh.push(entry);
-        const ports = closedPortsKey(entry.localPort, entry.remotePort);
-        const same = collected.get(ports);
-        if (same) same.push(entry);
-        else collected.set(ports, [entry]);
-      }
-      if (done || count === 0) break;
-      batch.outBatch.copy(batch.inBatch);
-    }
-    this.closedCollectedBefore = this.closedCollected ?? new Map();
-    this.closedCollected = collected;
-    this.closedCollectComplete = complete;
-    return fresh;
   }
 
   private lookup(map: number): OwnerRecord | undefined {
@@ -372,6 +169,9 @@ export class SocketRecorder extends RecorderView {
   instanceNote = 'process instance read from task_struct (BTF offsets)';
   /** Why closing sockets' counters are not read, when they are not. */
   closeCountersNote?: string;
+  /** Closed TCP sockets' final counters; undefined when the kernel refused the sock_ops program. */
+  closedSockets?: ClosedSockets;
+  private closedMap = -1;
   private closed = false;
 
   private constructor(readonly cgroupPath: string, private readonly cgroupFd: number, cookieMap: number, tupleMap: number, readonly staleRemoved: number) {
@@ -451,6 +251,7 @@ export class SocketRecorder extends RecorderView {
       return;
     }
     this.closedMap = map;
+    this.closedSockets = new ClosedSockets(map);
     this.progFds.push(prog);
     this.attached.push({ prog, hook: ATTACH.SOCK_OPS, id: programInfo(prog)?.readUInt32LE(4) ?? 0, label: 'sock_ops' });
     this.hooks.push('sock_ops');

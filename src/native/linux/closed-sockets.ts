@@ -1,0 +1,235 @@
+// TCP sockets' final counters as they closed: the close-counters map (bpf-program.ts) keyed by the
+// socket's ends. What closed is taken from the map in batches (BPF_MAP_LOOKUP_AND_DELETE_BATCH, one
+// syscall per 4,096 sockets) and kept here for two collections, in columns — nothing is allocated per
+// socket, which matters at tens of thousands of connections a second. A socket is found again by its
+// two ports (one number) and then its addresses (four words each).
+import { constants } from 'node:os';
+import { libc } from './libc.js';
+import { ATTR_BYTES, CMD, bpf } from './bpf-syscall.js';
+import { CLOSED_KEY_BYTES, CLOSED_VALUE_BYTES } from './bpf-program.js';
+import { parseAddressWords } from '../../net/address.js';
+import { portPairKey } from '../../net/port-pair.js';
+
+// TCP states a socket leaves for CLOSE (uapi numbering): from LAST_ACK and CLOSING both FINs were
+// exchanged; from FIN_WAIT2 (into TIME_WAIT) ours was acked and the peer's arrived; from CLOSE_WAIT
+// (an abort) only the peer's arrived; from ESTABLISHED or FIN_WAIT1 (a reset) neither is counted.
+const FIN_WAIT2 = 5, CLOSE_WAIT = 8, LAST_ACK = 9, CLOSING = 11;
+const FIN_RECEIVED_BEFORE_CLOSE = new Set([FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING]);
+const FIN_ACKED_BEFORE_CLOSE = new Set([FIN_WAIT2, LAST_ACK, CLOSING]);
+/** Entries read per batch call (the buffers are 64 bytes an entry). */
+const BATCH = 4096;
+/** Words of a socket's two addresses. */
+const WORDS = 8;
+
+/** Where `counters` looks: 'collected', only in what `collect` read (no syscall: has it closed
+ *  already?); 'after-collect', there, and in the map only when that read could not cover it (the
+ *  caller collected after the socket was seen gone); 'anywhere', there and then in the map. */
+export type ClosedLook = 'collected' | 'after-collect' | 'anywhere';
+
+/** An address as the close-counters map keys it (four network-order words, IPv4 as
+ *  ::ffff:a.b.c.d), written into `out` without allocating; undefined when the text is not one. */
+export function closedKeyWords(text: string, out: Uint32Array): Uint32Array | undefined {
+  const family = parseAddressWords(text, out);
+  if (family === 0) return undefined;
+  if (family === 4) {
+    out[3] = out[0]!;
+    out[0] = 0;
+    out[1] = 0;
+    out[2] = 0xffff;
+  }
+  return out;
+}
+
+/** Data counters from a closed socket's sequence counters: the SYN and FINs take a number each. */
+function dataCounters(received: number, acked: number, left: number, connected: boolean): { rx: number; tx: number } {
+  return {
+    rx: Math.max(0, received - (FIN_RECEIVED_BEFORE_CLOSE.has(left) ? 1 : 0)),
+    tx: Math.max(0, acked - (connected ? 1 : 0) - (FIN_ACKED_BEFORE_CLOSE.has(left) ? 1 : 0)),
+  };
+}
+
+/** One collection's sockets, in columns; a row is taken at most once. */
+class Generation {
+  count = 0;
+  words = new Uint32Array(BATCH * WORDS);
+  received = new Float64Array(BATCH);
+  acked = new Float64Array(BATCH);
+  left = new Uint8Array(BATCH);
+  taken = new Uint8Array(BATCH);
+  /** Row by port pair; a list where several sockets share both ports (other addresses). */
+  readonly byPorts = new Map<number, number | number[]>();
+
+  clear(): void {
+    this.count = 0;
+    this.byPorts.clear();
+  }
+
+  /** Appends a row from the batch buffers' entry `i`; returns its port pair. */
+  add(keys: Buffer, values: Buffer, i: number): number {
+    if (this.count === this.received.length) this.grow();
+    const row = this.count++;
+    const k = i * CLOSED_KEY_BYTES;
+    const v = i * CLOSED_VALUE_BYTES;
+    for (let w = 0; w < WORDS; w++) this.words[row * WORDS + w] = keys.readUInt32BE(k + 4 * w);
+    this.received[row] = Number(values.readBigUInt64LE(v));
+    this.acked[row] = Number(values.readBigUInt64LE(v + 8));
+    this.left[row] = values.readUInt32LE(v + 16);
+    this.taken[row] = 0;
+    // the context's remote_port word: network order in its upper half; local_port: host order
+    const ports = portPairKey(keys.readUInt32LE(k + 36), keys.readUInt16BE(k + 34));
+    const same = this.byPorts.get(ports);
+    if (same === undefined) this.byPorts.set(ports, row);
+    else if (typeof same === 'number') this.byPorts.set(ports, [same, row]);
+    else same.push(row);
+    return ports;
+  }
+
+  /** Takes the row of these ends, if it holds one not taken yet. */
+  take(ports: number, local: ArrayLike<number>, remote: ArrayLike<number>): number | undefined {
+    const rows = this.byPorts.get(ports);
+    if (rows === undefined) return undefined;
+    if (typeof rows === 'number') return this.takeIf(rows, local, remote);
+    for (const row of rows) {
+      const taken = this.takeIf(row, local, remote);
+      if (taken !== undefined) return taken;
+    }
+    return undefined;
+  }
+
+  private takeIf(row: number, local: ArrayLike<number>, remote: ArrayLike<number>): number | undefined {
+    if (this.taken[row]) return undefined;
+    const w = this.words;
+    const at = row * WORDS;
+    for (let i = 0; i < 4; i++) if (w[at + i] !== local[i] || w[at + 4 + i] !== remote[i]) return undefined;
+    this.taken[row] = 1;
+    return row;
+  }
+
+  private grow(): void {
+    const size = this.received.length * 2;
+    const words = new Uint32Array(size * WORDS);
+    words.set(this.words);
+    this.words = words;
+    for (const name of ['received', 'acked'] as const) {
+      const next = new Float64Array(size);
+      next.set(this[name]);
+      this[name] = next;
+    }
+    for (const name of ['left', 'taken'] as const) {
+      const next = new Uint8Array(size);
+      next.set(this[name]);
+      this[name] = next;
+    }
+  }
+}
+
+/** The close-counters map of one recorder (its fd), read as described above. */
+export class ClosedSockets {
+  private readonly attr = Buffer.alloc(ATTR_BYTES);
+  private readonly key = Buffer.alloc(CLOSED_KEY_BYTES);
+  private readonly value = Buffer.alloc(CLOSED_VALUE_BYTES);
+  private batch: BatchBuffers | undefined;
+  /** What the last collection read, and the one before; undefined until one has. */
+  private current: Generation | undefined;
+  private previous = new Generation();
+  /** The kernel refused batch reads: every socket is asked of the map. */
+  private batchRefused = false;
+  /** The last collection read the whole map (else a miss there is asked of the map). */
+  private complete = false;
+
+  constructor(private readonly map: number) {
+    const c = libc();
+    this.attr.writeBigUInt64LE(c.addressOf(this.key), 8);
+    this.attr.writeBigUInt64LE(c.addressOf(this.value), 16);
+  }
+
+  /** A closed socket's final data counters by its ends (addresses as four network-order words), when
+   *  the program saw it close; undefined otherwise. `connected`: this side connected (its SYN is in
+   *  bytes acked). Taken: a second call for the same socket finds nothing in what was collected. */
+  counters(local: ArrayLike<number>, localPort: number, remote: ArrayLike<number>, remotePort: number, connected: boolean, look: ClosedLook = 'anywhere'): { rx: number; tx: number } | undefined {
+    if (this.current) {
+      const ports = portPairKey(localPort, remotePort);
+      for (const g of [this.current, this.previous]) {
+        const row = g.take(ports, local, remote);
+        if (row !== undefined) return dataCounters(g.received[row]!, g.acked[row]!, g.left[row]!, connected);
+      }
+      if (look === 'after-collect' && this.complete) return undefined;
+    }
+    if (look === 'collected') return undefined;
+    const key = this.key;
+    for (let k = 0; k < 4; k++) {
+      key.writeUInt32BE(local[k]!, 4 * k);
+      key.writeUInt32BE(remote[k]!, 16 + 4 * k);
+    }
+    key.writeUInt32LE(0, 32);
+    key.writeUInt16BE(remotePort, 34);
+    key.writeUInt32LE(localPort, 36);
+    this.attr.writeUInt32LE(this.map, 0);
+    if (bpf(CMD.MAP_LOOKUP_ELEM, this.attr) < 0) return undefined;
+    return dataCounters(Number(this.value.readBigUInt64LE(0)), Number(this.value.readBigUInt64LE(8)), this.value.readUInt32LE(16), connected);
+  }
+
+  /** Whether what was collected holds a socket with these ports: a cheap first test before the
+   *  addresses are parsed for `counters(…, 'collected')`. */
+  hasPorts(localPort: number, remotePort: number): boolean {
+    if (!this.current) return false;
+    const ports = portPairKey(localPort, remotePort);
+    return this.current.byPorts.has(ports) || this.previous.byPorts.has(ports);
+  }
+
+  /** Takes every socket in the map that closed since the last call; returns their port pairs
+   *  (`portPairKey`). Kept for two collections (a socket may close between a poll's listing and
+   *  its collection), then dropped: sockets nobody asked about. Undefined when the kernel cannot
+   *  (older than 5.6): `counters` then asks the map for each socket. */
+  collect(): number[] | undefined {
+    if (this.batchRefused) return undefined;
+    const batch = this.batch ??= new BatchBuffers();
+    const next = this.previous; // its sockets are two collections old now: dropped
+    next.clear();
+    const fresh: number[] = [];
+    const attr = batch.attr;
+    let complete = true;
+    attr.writeUInt32LE(this.map, 36);
+    for (let first = true; ; first = false) {
+      attr.writeBigUInt64LE(first ? 0n : batch.inAddress, 0);
+      attr.writeUInt32LE(BATCH, 32);
+      const r = bpf(CMD.MAP_LOOKUP_AND_DELETE_BATCH, attr);
+      const done = r < 0 && -r === constants.errno.ENOENT; // the last entries (count may be > 0)
+      if (r < 0 && !done) {
+        if (first && this.current === undefined) {
+          this.batchRefused = true; // the kernel has no batch operations for this map
+          return undefined;
+        }
+        complete = false; // keep what was read; the rest stays in the map, asked for one by one
+        break;
+      }
+      const count = attr.readUInt32LE(32);
+      for (let i = 0; i < count; i++) fresh.push(next.add(batch.keys, batch.values, i));
+      if (done || count === 0) break;
+      batch.outBatch.copy(batch.inBatch);
+    }
+    this.previous = this.current ?? new Generation();
+    this.current = next;
+    this.complete = complete;
+    return fresh;
+  }
+}
+
+/** Buffers of the batch reads, with the bpf_attr pointing at them. */
+class BatchBuffers {
+  readonly attr = Buffer.alloc(ATTR_BYTES);
+  readonly inBatch = Buffer.alloc(8);
+  readonly outBatch = Buffer.alloc(8);
+  readonly keys = Buffer.alloc(BATCH * CLOSED_KEY_BYTES);
+  readonly values = Buffer.alloc(BATCH * CLOSED_VALUE_BYTES);
+  readonly inAddress: bigint;
+
+  constructor() {
+    const c = libc();
+    this.inAddress = c.addressOf(this.inBatch);
+    // union bpf_attr's batch: in_batch, out_batch, keys, values (u64 each), count, map_fd (u32 each)
+    this.attr.writeBigUInt64LE(c.addressOf(this.outBatch), 8);
+    this.attr.writeBigUInt64LE(c.addressOf(this.keys), 16);
+    this.attr.writeBigUInt64LE(c.addressOf(this.values), 24);
+  }
+}
