@@ -1,11 +1,9 @@
 // Worker-thread entry of the Linux backend: resolves batches synchronously here, off the main
 // thread, so slow lookups (a cold hash of a large binary) never stall the UI's event loop.
-import { readlinkSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LinuxResolver, type ResolverOptions } from './process.js';
-import { expectErrno } from '../../errno.js';
 import { nameThisThread } from '../thread-name.js';
+import { lowerThisThreadPriority } from '../thread-priority.js';
 
 export interface WorkerRequest {
   id: number;
@@ -24,22 +22,11 @@ export interface WorkerReply {
 
 const CHUNK = 50;
 
-/** Lowers this thread's CPU priority (Linux nice is per thread), so that on a busy machine lookups
- *  give way to the thread that draws the screen. Best effort: a failure changes nothing else. */
-function yieldToTheUi(niceness: number): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), niceness));
-  } catch (error) {
-    // not permitted or no /proc: keep the inherited priority
-    expectErrno(error, ['EACCES', 'EPERM', 'ENOENT']);
-  }
-}
-
 if (parentPort) {
   const port = parentPort;
   nameThisThread('flowtop-lookup');
-  yieldToTheUi(10);
+  // lookups give way to the thread that draws the screen
+  lowerThisThreadPriority(10);
   const resolver = new LinuxResolver((workerData ?? {}) as ResolverOptions);
   port.on('message', (request: WorkerRequest) => {
     let offset = 0;
