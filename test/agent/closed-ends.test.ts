@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExtensionMessage } from '../../src/protocol/messages.js';
-import { Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, waitFor } from './helpers.js';
+import { Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startScriptedAgent, waitFor } from './helpers.js';
 
 const skip = skipUnlessCapable();
 const PORT = 7160;
@@ -60,15 +60,13 @@ describe.skipIf(skip)('TCP flows end as their sockets close', () => {
   let ns: Netns;
   let cg: TestCgroup;
   let dir: string;
-  let agent: ChildProcess;
+  let agent: Awaited<ReturnType<typeof startScriptedAgent>> | undefined;
   let server: ChildProcess;
-  const stderr: string[] = [];
   let before = '';
 
   beforeAll(async () => {
     before = hostRules();
     const dist = buildAgent();
-    writeFileSync(join(dist, 'run-closed-ends-agent.mjs'), RUNNER);
     ns = new Netns();
     cg = new TestCgroup();
     server = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -80,20 +78,11 @@ describe.skipIf(skip)('TCP flows end as their sockets close', () => {
       policy: { defaultAction: 'allow', blockMode: 'drop', blockUnpackaged: false, allowPackaged: false },
       rules: [{ id: 'r-port', action: 'allow', protocol: 'tcp', endpoint: { port: PORT }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true }],
     }));
-    agent = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-closed-ends-agent.mjs'), join(dir, 'agent.sock'), join(dir, 'rules.json'), cg.path, '7393'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    agent.stderr?.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));
-    await waitFor(`the agent to be ready (${stderr.join(' | ')})`, () => {
-      if (agent.exitCode !== null) throw new Error(`agent exited: ${stderr.join('\n')}`);
-      return stderr.some((l) => l.includes('ready on'));
-    }, 20_000);
+    agent = await startScriptedAgent(ns, dist, { name: 'run-closed-ends-agent.mjs', source: RUNNER }, { dir, cgroup: cg.path, queue: 7393 });
   }, 60_000);
 
   afterAll(async () => {
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise((resolve) => agent.once('exit', resolve));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     server?.kill();
     ns?.delete();
     cg?.delete();

@@ -283,3 +283,39 @@ export async function startAgentJob(ns: Netns, cg: TestCgroup, dir: string, queu
   }, 30_000);
   return { proc, socket, exited, stderr };
 }
+
+/** An agent put together by a test's own script (the agent's classes with options the CLI does not
+ *  offer), run in the namespace from the test build (`dist`, from buildAgent) with its socket, rules
+ *  file, cgroup and queue number as arguments; resolves once it says it is ready. `onStdout` hears
+ *  each line the script writes. `stop` ends it with SIGTERM and waits for its exit. */
+export async function startScriptedAgent(ns: Netns, dist: string, script: { name: string; source: string }, args: { dir: string; cgroup: string; queue: number }, onStdout?: (line: string) => void): Promise<{ proc: ChildProcess; stderr: string[]; stop(): Promise<void> }> {
+  writeFileSync(join(dist, script.name), script.source);
+  const proc = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, script.name), join(args.dir, 'agent.sock'), join(args.dir, 'rules.json'), args.cgroup, String(args.queue)],
+    { stdio: ['ignore', onStdout ? 'pipe' : 'ignore', 'pipe'] });
+  const stderr: string[] = [];
+  proc.stderr?.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));
+  if (onStdout) {
+    let buf = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        onStdout(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+  }
+  await waitFor(`the agent to be ready (${stderr.join(' | ')})`, () => {
+    if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('\n')}`);
+    return stderr.some((l) => l.includes('ready on'));
+  }, 20_000);
+  return {
+    proc,
+    stderr,
+    stop: async () => {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -4,13 +4,13 @@
 // observer that throws neither stops the agent nor the other observers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExtensionMessage, FlowRecord } from '../../src/protocol/messages.js';
 import type { AgentEvent } from '../../src/agent/observers.js';
 import {
-  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn,
+  Netns, TestCgroup, TestClient, buildAgent, cleanupDir, connectScript, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startScriptedAgent,
   startServer, waitFor,
 } from './helpers.js';
 
@@ -52,8 +52,7 @@ describe.skipIf(skip)('agent observers', () => {
   let ns: Netns;
   let cg: TestCgroup;
   let dir: string;
-  let agent: ChildProcess;
-  const stderr: string[] = [];
+  let agent: Awaited<ReturnType<typeof startScriptedAgent>> | undefined;
   const events: AgentEvent[] = [];
   const servers: ChildProcess[] = [];
   let before = '';
@@ -61,7 +60,6 @@ describe.skipIf(skip)('agent observers', () => {
   beforeAll(async () => {
     before = hostRules();
     const dist = buildAgent();
-    writeFileSync(join(dist, 'run-observed-agent.mjs'), RUNNER);
     ns = new Netns();
     cg = new TestCgroup();
     for (const port of [RULED, ASKED, BLOCKED]) servers.push(await startServer(ns, port));
@@ -75,28 +73,12 @@ describe.skipIf(skip)('agent observers', () => {
         { id: 'r-blocked', action: 'block', protocol: 'tcp', endpoint: { port: BLOCKED }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true },
       ],
     }));
-    agent = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, join(dist, 'run-observed-agent.mjs'), join(dir, 'agent.sock'), join(dir, 'rules.json'), cg.path, '7391'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stderr?.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));
-    let buf = '';
-    agent.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        events.push(JSON.parse(buf.slice(0, i)) as AgentEvent);
-        buf = buf.slice(i + 1);
-      }
-    });
-    await waitFor(`the agent to be ready (${stderr.join(' | ')})`, () => {
-      if (agent.exitCode !== null) throw new Error(`agent exited: ${stderr.join('\n')}`);
-      return stderr.some((l) => l.includes('ready on'));
-    }, 20_000);
+    agent = await startScriptedAgent(ns, dist, { name: 'run-observed-agent.mjs', source: RUNNER }, { dir, cgroup: cg.path, queue: 7391 },
+      (line) => events.push(JSON.parse(line) as AgentEvent));
   }, 60_000);
 
   afterAll(async () => {
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise((resolve) => agent.once('exit', resolve));
-      agent.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop();
     for (const s of servers) s.kill();
     ns?.delete();
     cg?.delete();
@@ -168,7 +150,7 @@ describe.skipIf(skip)('agent observers', () => {
   });
 
   it('an observer that throws is logged once and stops nothing', () => {
-    expect(stderr.filter((l) => l.includes('observer 1 failed')).length).toBe(1);
-    expect(agent.exitCode).toBeNull();
+    expect(agent!.stderr.filter((l) => l.includes('observer 1 failed')).length).toBe(1);
+    expect(agent!.proc.exitCode).toBeNull();
   });
 });
