@@ -14,6 +14,9 @@
 //                               [--install-opensnitch] [--history]
 //   --history: the agent records its history (into a file in the bench's temporary folder) as it does
 //   by default; without it the agent runs with --no-history. Compare the two runs' agent rows.
+//   --history-compare [ROUNDS]: only the clean scenario's agent-rule, without and with history in turn
+//   (3 rounds by default, the order swapped each round), then what history adds — the agent's CPU per
+//   connection and per flow event, by thread, and the connect latency — against its targets.
 //   (also: agent-rule-1w, the agent with an allow rule and a single queue worker, to see what the pool adds;
 //   agent-app-rule, the allow rule keyed by the client program's SHA-256 as well as the port)
 //   The opensnitch row runs when opensnitchd is installed, and is skipped with a note when it is not;
@@ -271,7 +274,7 @@ function cpuByThreadName(before: Map<string, { name: string; ms: number }>, afte
  *  code identity (its SHA-256) and the port — the per-application rule a firewall user writes. */
 type AgentRule = 'none' | 'port' | 'app';
 
-async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefined, extra: string[] = []): Promise<Daemon> {
+async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefined, extra: string[] = [], history = withHistory): Promise<Daemon> {
   const withRule = rule !== 'none';
   const dir = mkdtempSync(join(work, 'agent-'));
   const rules = join(dir, 'rules.json');
@@ -294,7 +297,7 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
     extra = [...extra, '--nats', `nats://127.0.0.1:${NATS_PORT}`, '--host-name', 'bench'];
   }
   const proc = ns.start([process.execPath, ...(process.env['FLOWTOP_BENCH_AGENT_FLAGS']?.split(' ').filter(Boolean) ?? []), '-e', `import(${JSON.stringify(CLI)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`,
-    'agent', ...(withHistory ? ['--history', join(dir, 'history.db')] : ['--no-history']), '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...(cgroup ? ['--cgroup', cgroup.path] : []), ...extra], { stderr });
+    'agent', ...(history ? ['--history', join(dir, 'history.db')] : ['--no-history']), '--socket', socket, '--rules', rules, '--queue-num', '7231', '--timeout', '30s', ...(cgroup ? ['--cgroup', cgroup.path] : []), ...extra], { stderr });
   await until(`the agent (${stderr.join('')})`, () => stderr.join('').includes('ready on') || proc.exitCode !== null, 30_000);
   if (proc.exitCode !== null) throw new Error(`agent exited: ${stderr.join('')}`);
   // e.g. "attribution bpf-cookie (cgroup …; process instance read from task_struct (BTF offsets))"
@@ -317,7 +320,7 @@ async function startAgent(ns: Ns, rule: AgentRule, cgroup: BenchCgroup | undefin
       // anything the agent said beyond starting (a fallback, a distrusted record) changes what was measured
       const said = stderr.join('').split('\n').filter((l) => l && !/ready on|^flowtop agent: queue \d+ via|^flowtop agent: history: (first-seen|changed|rule-blocking):/.test(l));
       for (const line of said) log(`  agent said: ${line}`);
-      if (withHistory) log(`  history: ${recordedFlows(join(dir, 'history.db'))} flows recorded`);
+      if (history) log(`  history: ${recordedFlows(join(dir, 'history.db'))} flows recorded`);
     },
   };
 }
@@ -465,7 +468,7 @@ interface Row {
   valid: boolean;
 }
 
-async function runMode(scenario: string, mode: string, opensnitchMissing: string | undefined): Promise<Row> {
+async function runMode(scenario: string, mode: string, opensnitchMissing: string | undefined, history = withHistory): Promise<Row> {
   if (mode === 'opensnitch' && opensnitchMissing) return { scenario, mode, note: `skipped: ${opensnitchMissing}`, valid: false };
   const ns = new Ns();
   // Every row's load runs in the same kind of cgroup, the agent's recorder attached to it alone.
@@ -480,7 +483,7 @@ async function runMode(scenario: string, mode: string, opensnitchMissing: string
     }
     let daemon: Daemon | undefined;
     if (mode === 'nfq-null') daemon = await startNfqNull(ns);
-    else if (mode === 'agent-rule') daemon = await startAgent(ns, 'port', cgroup);
+    else if (mode === 'agent-rule') daemon = await startAgent(ns, 'port', cgroup, [], history);
     else if (mode === 'agent-app-rule') daemon = await startAgent(ns, 'app', cgroup);
     else if (mode === 'agent-rule-1w') daemon = await startAgent(ns, 'port', cgroup, ['--workers', '1']);
     else if (mode === 'agent-client') daemon = await startAgent(ns, 'none', cgroup);
@@ -626,8 +629,77 @@ async function attributionCost(): Promise<void> {
   }
 }
 
+// ---- what history adds (--history-compare) ----
+const median = (xs: readonly number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** The clean scenario's agent-rule without and with history, `rounds` times in turn, against the
+ *  history's targets: added CPU ≤ 10 % of one core at 20,000 flow events/s, and connect latency
+ *  unchanged beyond the noise between the rounds without history. */
+async function historyCompare(rounds: number): Promise<void> {
+  const base = await runMode('clean', 'baseline', undefined);
+  const runs: Array<{ history: boolean; row: Row }> = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const history of round % 2 === 0 ? [false, true] : [true, false]) {
+      log(`round ${round + 1}: agent-rule, history ${history ? 'on' : 'off'}`);
+      runs.push({ history, row: await runMode('clean', 'agent-rule', undefined, history) });
+    }
+  }
+  const valid = runs.filter((r) => r.row.valid && r.row.c1 && r.row.agentCpuUs !== undefined);
+  printScenario([base, ...runs.map((r) => ({ ...r.row, mode: `history ${r.history ? 'on' : 'off'}` }))]);
+  const side = (history: boolean): Row[] => valid.filter((r) => r.history === history).map((r) => r.row);
+  const off = side(false);
+  const on = side(true);
+  if (off.length === 0 || on.length === 0 || !base.c1) {
+    process.stdout.write('\nhistory compared: not enough valid runs\n');
+    process.exitCode = 3;
+    return;
+  }
+  const cpuOff = median(off.map((r) => r.agentCpuUs!));
+  const cpuOn = median(on.map((r) => r.agentCpuUs!));
+  const added = cpuOn - cpuOff;
+  // a connection of this load is two flow events: its flow and its end (it moves no data)
+  const perEvent = added / 2;
+  const share = (perEvent * 20_000) / 10_000;
+  const byThread = (rows: Row[]): Map<string, number> => {
+    const names = new Set(rows.flatMap((r) => (r.agentThreadsUs ?? []).map(([n]) => n)));
+    return new Map([...names].map((n) => [n, median(rows.map((r) => r.agentThreadsUs?.find(([x]) => x === n)?.[1] ?? 0))]));
+  };
+  const threadsOff = byThread(off);
+  const threadsOn = byThread(on);
+  const threadLine = [...threadsOn].map(([n, us]): [string, number] => [n, us - (threadsOff.get(n) ?? 0)])
+    .filter(([, us]) => Math.abs(us) >= 0.5).sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${us >= 0 ? '+' : ''}${fmt(us)}`).join(', ');
+  const added50 = (rows: Row[]): number[] => rows.map((r) => r.c1!.p50_us - base.c1!.p50_us);
+  const added99 = (rows: Row[]): number[] => rows.map((r) => r.c1!.p99_us - base.c1!.p99_us);
+  // "beyond noise": the median with history above the highest round without it by more than the
+  // spread between the rounds without it
+  const beyond = (offs: number[], ons: number[]): boolean => median(ons) > Math.max(...offs) + (Math.max(...offs) - Math.min(...offs));
+  const p50Beyond = beyond(added50(off), added50(on));
+  const p99Beyond = beyond(added99(off), added99(on));
+  process.stdout.write(`\nwhat history adds to the agent (medians of ${off.length} runs without and ${on.length} with, alternating):\n`);
+  process.stdout.write(`  CPU per connection judged: ${fmt(cpuOff)} → ${fmt(cpuOn)} µs, +${fmt(added)} µs (by thread: ${threadLine || '-'} µs)\n`);
+  process.stdout.write(`  per flow event (a connection here is two: its flow and its end): +${fmt(perEvent)} µs = ${fmt(share)} % of one core at 20,000 flow events/s; target ≤ 10 %: ${share <= 10 ? 'ok' : 'MISS'}\n`);
+  process.stdout.write(`  connect latency added, 1 client: p50 ${added50(off).map((x) => fmt(x)).join(', ')} µs without, ${added50(on).map((x) => fmt(x)).join(', ')} µs with: ${p50Beyond ? 'changed beyond noise: MISS' : 'no change beyond noise: ok'}\n`);
+  process.stdout.write(`                                p99 ${added99(off).map((x) => fmt(x, 0)).join(', ')} µs without, ${added99(on).map((x) => fmt(x, 0)).join(', ')} µs with: ${p99Beyond ? 'changed beyond noise: MISS' : 'no change beyond noise: ok'}\n`);
+  process.stdout.write(`  connects/s, 1 client: ${off.map((r) => fmt(r.c1!.cps, 0)).join(', ')} without, ${on.map((r) => fmt(r.c1!.cps, 0)).join(', ')} with\n`);
+}
+
 // ---- main ----
 async function main(): Promise<void> {
+  const compareAt = args.indexOf('--history-compare');
+  if (compareAt >= 0) {
+    const rounds = Number(args[compareAt + 1] ?? '3');
+    await historyCompare(Number.isInteger(rounds) && rounds > 0 && rounds <= 20 ? rounds : 3);
+    if (hostRules() !== hostBefore) {
+      process.stdout.write('\nWARNING: the host ruleset changed during the run\n');
+      process.exitCode = 5;
+    }
+    rmSync(work, { recursive: true, force: true });
+    return;
+  }
   const missing = ensureOpensnitch();
   log(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} CPUs; 1 client × ${N1}, 8 clients × ${N8} connects, cap ${TCAP}s, warm-up ${WARMUP}; the agent's history ${withHistory ? 'ON (recorded into a file in the bench folder)' : 'off (--no-history; --history turns it on)'}; NATS ${withNats ? `ON (the agent publishes to a nats-server in the row's namespace)` : 'off (--nats turns it on)'}`);
   const all: Row[] = [];
