@@ -246,6 +246,9 @@ export class LiveFlows {
   }
 
   private apply(u: TrafficUpdate): void {
+    // after the sockets were listed: every socket missing from the list has closed by now; the
+    // flows of those that closed since the last read end first, with their final counters
+    if (u.ended.length > 0) this.endClosed();
     const counters: BytesMessage['counters'] = [];
     for (const c of u.counters) {
       const f = this.flows.get(c.id);
@@ -254,8 +257,6 @@ export class LiveFlows {
       f.tx = c.tx;
       counters.push({ id: c.id, rx: c.rx, tx: c.tx });
     }
-    // after the sockets were listed: every socket missing from the list has closed by now
-    if (u.ended.length > 0) this.options.closedSockets?.collect();
     for (const e of u.ended) {
       const f = this.flows.get(e.id);
       if (!f) continue;

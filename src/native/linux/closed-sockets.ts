@@ -1,6 +1,6 @@
 // TCP sockets' final counters as they closed: the close-counters map (bpf-program.ts) keyed by the
 // socket's ends. What closed is taken from the map in batches (BPF_MAP_LOOKUP_AND_DELETE_BATCH, one
-// syscall per 4,096 sockets) and kept here for two collections, in columns — nothing is allocated per
+// syscall per 4,096 sockets) and kept here for 1–2 s, in columns — nothing is allocated per
 // socket, which matters at tens of thousands of connections a second. A socket is found again by its
 // two ports (one number) and then its addresses (four words each).
 import { constants } from 'node:os';
@@ -20,6 +20,10 @@ const FIN_ACKED_BEFORE_CLOSE = new Set([FIN_WAIT2, LAST_ACK, CLOSING]);
 const BATCH = 4096;
 /** Words of a socket's two addresses. */
 const WORDS = 8;
+/** How long what one collection reads stays in its generation before it moves to the older one (and
+ *  is dropped when that moves on): a socket read is kept 1–2 s, for a flow that reaches the main
+ *  thread late (a busy event loop) or a poll that lists the sockets just before it closed. */
+const GENERATION_MS = 1000;
 
 /** Where `counters` looks: 'collected', only in what `collect` read (no syscall: has it closed
  *  already?); 'after-collect', there, and in the map only when that read could not cover it (the
@@ -51,6 +55,8 @@ function dataCounters(received: number, acked: number, left: number, connected: 
 /** One collection's sockets, in columns; a row is taken at most once. */
 class Generation {
   count = 0;
+  /** When its first socket was read (ms). */
+  startedAt = 0;
   words = new Uint32Array(BATCH * WORDS);
   received = new Float64Array(BATCH);
   acked = new Float64Array(BATCH);
@@ -129,7 +135,8 @@ export class ClosedSockets {
   private readonly key = Buffer.alloc(CLOSED_KEY_BYTES);
   private readonly value = Buffer.alloc(CLOSED_VALUE_BYTES);
   private batch: BatchBuffers | undefined;
-  /** What the last collection read, and the one before; undefined until one has. */
+  /** What the collections of the last GENERATION_MS read, and of the span before; undefined until
+   *  one has read. */
   private current: Generation | undefined;
   private previous = new Generation();
   /** The kernel refused batch reads: every socket is asked of the map. */
@@ -137,7 +144,7 @@ export class ClosedSockets {
   /** The last collection read the whole map (else a miss there is asked of the map). */
   private complete = false;
 
-  constructor(private readonly map: number) {
+  constructor(private readonly map: number, private readonly now: () => number = Date.now) {
     const c = libc();
     this.attr.writeBigUInt64LE(c.addressOf(this.key), 8);
     this.attr.writeBigUInt64LE(c.addressOf(this.value), 16);
@@ -178,14 +185,19 @@ export class ClosedSockets {
   }
 
   /** Takes every socket in the map that closed since the last call; returns their port pairs
-   *  (`portPairKey`). Kept for two collections (a socket may close between a poll's listing and
-   *  its collection), then dropped: sockets nobody asked about. Undefined when the kernel cannot
-   *  (older than 5.6): `counters` then asks the map for each socket. */
+   *  (`portPairKey`). Kept 1–2 s (GENERATION_MS), then dropped: sockets nobody asked about.
+   *  Undefined when the kernel cannot (older than 5.6): `counters` then asks the map for each
+   *  socket. */
   collect(): number[] | undefined {
     if (this.batchRefused) return undefined;
     const batch = this.batch ??= new BatchBuffers();
-    const next = this.previous; // its sockets are two collections old now: dropped
-    next.clear();
+    const now = this.now();
+    let into = this.current;
+    if (!into || now - into.startedAt >= GENERATION_MS) {
+      into = this.previous; // its sockets are over GENERATION_MS old: dropped
+      into.clear();
+      into.startedAt = now;
+    }
     const fresh: number[] = [];
     const attr = batch.attr;
     let complete = true;
@@ -204,12 +216,14 @@ export class ClosedSockets {
         break;
       }
       const count = attr.readUInt32LE(32);
-      for (let i = 0; i < count; i++) fresh.push(next.add(batch.keys, batch.values, i));
+      for (let i = 0; i < count; i++) fresh.push(into.add(batch.keys, batch.values, i));
       if (done || count === 0) break;
       batch.outBatch.copy(batch.inBatch);
     }
-    this.previous = this.current ?? new Generation();
-    this.current = next;
+    if (into !== this.current) {
+      this.previous = this.current ?? new Generation();
+      this.current = into;
+    }
     this.complete = complete;
     return fresh;
   }
