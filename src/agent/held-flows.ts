@@ -68,6 +68,7 @@ export class HeldFlows {
     // allowed by rule while nobody watched are only kept (unwatched-flows.ts); a batch that arrives
     // just after a client subscribed is published like any decided flow.
     if (d.watched()) {
+      d.live()?.readClosed();
       for (const flow of decodeDecided(batch)) this.publishDecided(flow);
     } else d.unwatched.add(batch);
   }

@@ -217,6 +217,16 @@ export class LiveFlows {
     }
   }
 
+  /** Reads the sockets that closed now, before a batch of flows is added: those whose socket has
+   *  already closed (a connection shorter than the queue thread's batch) end as they arrive, never
+   *  entering the live table. */
+  readClosed(): void {
+    const closedSockets = this.options.closedSockets;
+    if (!closedSockets) return;
+    if (this.tcpByPorts.size === 0) closedSockets.collect();
+    else this.endClosed();
+  }
+
   /** Ends the live TCP flows whose sockets closed since the last read, with their final counters.
    *  Of flows sharing both ports, the one whose addresses match; the oldest first. */
   private endClosed(): void {
