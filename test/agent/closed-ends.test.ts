@@ -4,11 +4,12 @@
 // is a minute apart: every end seen comes from the closes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExtensionMessage } from '../../src/protocol/messages.js';
-import { Netns, TestCgroup, TestClient, buildAgent, cleanupDir, hostRules, lines, removeBuild, skipUnlessCapable, spawnIn, startScriptedAgent, waitFor } from './helpers.js';
+import { TestClient, buildAgent, cleanupDir, lines, skipUnlessCapable, spawnIn, startScriptedAgent, waitFor } from './helpers.js';
+import { useNamespace } from './fixture.js';
 
 const skip = skipUnlessCapable();
 const PORT = 7160;
@@ -57,20 +58,16 @@ const CLIENT = (count: number): string[] => [process.execPath, '-e', `
 `];
 
 describe.skipIf(skip)('TCP flows end as their sockets close', () => {
-  let ns: Netns;
-  let cg: TestCgroup;
-  let dir: string;
+  // the namespace with the server, made and removed around the block (host rules checked untouched)
+  const f = useNamespace({ setup: async (ns) => {
+    const server = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await lines(server).next((l) => l === 'ready');
+    return [server];
+  } });
+  let dir = '';
   let agent: Awaited<ReturnType<typeof startScriptedAgent>> | undefined;
-  let server: ChildProcess;
-  let before = '';
 
   beforeAll(async () => {
-    before = hostRules();
-    const dist = buildAgent();
-    ns = new Netns();
-    cg = new TestCgroup();
-    server = spawn(ns.enter[0]!, [...ns.enter.slice(1), process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await lines(server).next((l) => l === 'ready');
     dir = mkdtempSync(join(tmpdir(), 'flowtop-agent-'));
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, 'rules.json'), JSON.stringify({
@@ -78,23 +75,18 @@ describe.skipIf(skip)('TCP flows end as their sockets close', () => {
       policy: { defaultAction: 'allow', blockMode: 'drop', blockUnpackaged: false, allowPackaged: false },
       rules: [{ id: 'r-port', action: 'allow', protocol: 'tcp', endpoint: { port: PORT }, duration: { kind: 'always' }, created: 1, hits: 0, enabled: true }],
     }));
-    agent = await startScriptedAgent(ns, dist, { name: 'run-closed-ends-agent.mjs', source: RUNNER }, { dir, cgroup: cg.path, queue: 7393 });
+    agent = await startScriptedAgent(f.ns, buildAgent(), { name: 'run-closed-ends-agent.mjs', source: RUNNER }, { dir, cgroup: f.cg.path, queue: 7393 });
   }, 60_000);
 
   afterAll(async () => {
     await agent?.stop();
-    server?.kill();
-    ns?.delete();
-    cg?.delete();
     if (dir) cleanupDir(dir);
-    removeBuild();
-    expect(hostRules()).toBe(before);
   });
 
   it('each of 10 short connections ends at a watching client within a second of its close, with all its bytes', async () => {
     const client = new TestClient(join(dir, 'agent.sock'));
     await client.subscribe();
-    const child = spawnIn(ns, cg, CLIENT(10));
+    const child = spawnIn(f.ns, f.cg, CLIENT(10));
     const out = lines(child);
     const closes: Array<{ port: number; at: number }> = [];
     for (let line = await out.next(() => true, 20_000); line !== 'done'; line = await out.next(() => true, 20_000)) {
