@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { initialTable, reduce } from '../../src/state/reducer.js';
-import { FlowSorter, sortFlows } from '../../src/state/sort.js';
+import { FlowSorter, sortFlows, sortStats } from '../../src/state/sort.js';
 import { FlowFilter } from '../../src/state/filter.js';
 import { FlowsSelector, selectProcesses, visibleWindow } from '../../src/state/views.js';
 import { displayName } from '../../src/state/derive.js';
@@ -48,6 +48,24 @@ describe('sorting', () => {
     expect(incremental).toEqual(sortFlows(s.flows.values(), spec).map((r) => r.key));
     sorter.sorted(s, spec);
     expect(sorter.lastWork).toBe('cached');
+  });
+});
+
+describe('the incremental sort\'s safety net', () => {
+  it('never shows a row the table no longer holds, even if a change were missed: it sorts again', () => {
+    let s = table(50);
+    const sorter = new FlowSorter();
+    const spec = { column: 'age' as const, reverse: false };
+    sorter.sorted(s, spec);
+    s = reduce(s, { type: 'events', events: [ev({ type: 'flow', flow: flow({ id: 'new', time: 1 }) })] });
+    // a row leaves the table without a journal entry: what a missed change would look like
+    const [lost] = s.flows.keys();
+    (s.flows as Map<string, unknown>).delete(lost!);
+    const before = sortStats.repaired;
+    const rows = sorter.sorted(s, spec).map((r) => r.key);
+    expect(rows).toEqual(sortFlows(s.flows.values(), spec).map((r) => r.key));
+    expect(rows).not.toContain(lost);
+    expect(sortStats.repaired).toBe(before + 1);
   });
 });
 
