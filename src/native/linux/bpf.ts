@@ -5,9 +5,7 @@
 // also carries the exact process instance that connected — its start time, exec counter and pidfs
 // inode, read from task_struct — so the agent can name it without reading /proc.
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { constants } from 'node:os';
 import { libc } from './libc.js';
-import { parseAddressWords } from '../../net/address.js';
 import { GONE_OR_DENIED, expectErrno } from '../../errno.js';
 import { ATTACH, ATTR_BYTES, BpfError, CMD, PROGRAM_NAME, PROG_TYPE_CGROUP_SOCK, PROG_TYPE_CGROUP_SOCK_ADDR, PROG_TYPE_SOCK_OPS, attach, bpf, createLruMap, detach, loadProgram, programFdById, programInfo, programName, queryAttached } from './bpf-syscall.js';
 import { ClosedSockets } from './closed-sockets.js';
