@@ -188,42 +188,45 @@ export class FlowSorter {
       return this.run.rows;
     }
     const changes = sameSpec && sameTable && this.rev >= state.journalSince ? this.changesSince(state, spec, keyOf) : undefined;
-    if (!changes) {
-      this.run = sortRun([...state.flows.values()], spec, keyOf);
-      this.lastWork = 'full';
-      sortStats.full++;
-      sortStats.fullRows += this.run.rows.length;
-    } else {
-      const sign = spec.reverse ? -1 : 1;
-      const ok = this.replaceInPlace(changes.replaced, changes.oldKey, sign);
-      const cuts = ok ? this.positionsOf(changes.gone, changes.oldKey, sign) : undefined;
-      if (cuts && cuts.length === 0 && changes.added.length === 0) {
-        this.lastWork = 'incremental';
-      } else if (cuts) {
-        const next = splice(this.run, cuts, sortRun(changes.added, spec, keyOf), sign, this.spare);
-        this.spare = this.run;
-        this.run = next;
-        this.lastWork = 'incremental';
-      } else {
-        this.run = sortRun([...state.flows.values()], spec, keyOf);
-        this.lastWork = 'full';
-        sortStats.full++;
-        sortStats.fullRows += this.run.rows.length;
-      }
-      if (this.lastWork === 'incremental') sortStats.incremental++;
+    if (changes && this.applyChanges(changes, spec, keyOf)) {
       // The order must hold exactly the table's rows: should a change ever be missed, sort again
       // rather than show a row twice or a gone one (counted, for the tests and the benchmark).
-      if (this.lastWork === 'incremental' && this.run.rows.length !== state.flows.size) {
-        this.run = sortRun([...state.flows.values()], spec, keyOf);
-        this.lastWork = 'full';
+      if (this.run.rows.length === state.flows.size) {
+        this.lastWork = 'incremental';
+        sortStats.incremental++;
+      } else {
         sortStats.repaired++;
+        this.sortAll(state, spec, keyOf);
       }
+    } else {
+      this.sortAll(state, spec, keyOf);
     }
     this.rev = state.rev;
     this.flows = state.flows;
     this.spec = { ...spec };
     this.hostsSeen = hostsSeen;
     return this.run.rows;
+  }
+
+  private sortAll(state: TableState, spec: SortSpec, keyOf: (row: FlowRow) => SortKey): void {
+    this.run = sortRun([...state.flows.values()], spec, keyOf);
+    this.lastWork = 'full';
+    sortStats.full++;
+    sortStats.fullRows += this.run.rows.length;
+  }
+
+  /** Applies the journal's changes to the last order; false when a changed row is not where the
+   *  last order has it (a full sort is then needed). */
+  private applyChanges(changes: ReturnType<FlowSorter['changesSince']>, spec: SortSpec, keyOf: (row: FlowRow) => SortKey): boolean {
+    const sign = spec.reverse ? -1 : 1;
+    if (!this.replaceInPlace(changes.replaced, changes.oldKey, sign)) return false;
+    const cuts = this.positionsOf(changes.gone, changes.oldKey, sign);
+    if (!cuts) return false;
+    if (cuts.length === 0 && changes.added.length === 0) return true;
+    const next = splice(this.run, cuts, sortRun(changes.added, spec, keyOf), sign, this.spare);
+    this.spare = this.run;
+    this.run = next;
+    return true;
   }
 
   /** From the journal: rows of the last order that left, current rows that are new since, and
