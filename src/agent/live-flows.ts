@@ -88,9 +88,7 @@ export class LiveFlows {
     if (flow.protocol === 'tcp' && this.options.closedSockets) {
       const last = this.options.closedSockets.counters(flow.local, flow.remote, flow.direction === 'outbound', 'collected');
       if (last) {
-        const time = Date.now();
-        if (last.rx > 0 || last.tx > 0) this.options.send({ type: 'bytes', counters: [{ id: flow.id, rx: last.rx, tx: last.tx }], time });
-        this.options.send({ type: 'end', id: flow.id, time, reason: END_REASON_CLOSED });
+        this.sendEnd(flow.id, last.rx > 0 || last.tx > 0 ? { id: flow.id, ...last } : undefined, END_REASON_CLOSED);
         return;
       }
       this.indexPorts(flow);
@@ -160,8 +158,12 @@ export class LiveFlows {
     const f = this.flows.get(id);
     if (!f) return;
     this.forget(id);
+    this.sendEnd(id, this.finalCounters(f, false), reason);
+  }
+
+  /** A flow's end, after its last counters when they moved. */
+  private sendEnd(id: string, last: { id: string; rx: number; tx: number } | undefined, reason: string): void {
     const time = Date.now();
-    const last = this.finalCounters(f, false);
     if (last) this.options.send({ type: 'bytes', counters: [last], time });
     this.options.send({ type: 'end', id, time, reason });
   }
