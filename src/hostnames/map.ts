@@ -98,7 +98,7 @@ export class HostNameMap {
   lookupCanonical(key: string): HostNameEntry | undefined {
     if (this.entries.size === 0) return undefined;
     const now = this.now();
-    for (let k: string | undefined = key, step = 0; step < 2; k = unmapIPv4(key), step++) {
+    for (const k of [key, unmapIPv4(key)]) {
       if (k === undefined) continue;
       const entry = this.entries.get(k);
       if (!entry) continue;
