@@ -27,8 +27,8 @@
 //   FLOWTOP_BENCH_AGENT_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the agent.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
-import { cpuMsFrom } from '../cpu-time.js';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpuMsFrom, threadCpuMs } from '../cpu-time.js';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,24 +242,11 @@ function processCpuMs(pid: number | undefined): number | undefined {
   return pid === undefined ? undefined : cpuMsFrom(`/proc/${pid}/stat`);
 }
 
-/** CPU time (ms) of each thread of a process, by thread id, with the thread's name. */
-function threadCpuMs(pid: number | undefined): Map<string, { name: string; ms: number }> {
-  const times = new Map<string, { name: string; ms: number }>();
-  if (pid === undefined) return times;
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return times;
-  }
-  for (const tid of tids) {
-    const ms = cpuMsFrom(`/proc/${pid}/task/${tid}/stat`);
-    let name = '?';
-    try {
-      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-    } catch { /* ended */ }
-    if (ms !== undefined) times.set(tid, { name: tid === String(pid) ? 'main' : name, ms });
-  }
+/** CPU time of each thread of the daemon, its main thread named 'main'. */
+function daemonThreadCpuMs(pid: number | undefined): Map<string, { name: string; ms: number }> {
+  const times = pid === undefined ? new Map<string, { name: string; ms: number }>() : threadCpuMs(pid);
+  const main = times.get(String(pid));
+  if (main) main.name = 'main';
   return times;
 }
 
@@ -496,14 +483,14 @@ async function runMode(scenario: string, mode: string, opensnitchMissing: string
         await new Promise((r) => setTimeout(r, 3000));
       }
       const cpu0 = daemon?.cpuMs?.();
-      const threads0 = threadCpuMs(daemon?.pid);
+      const threads0 = daemonThreadCpuMs(daemon?.pid);
       const c1 = await loadgen(ns, 1, N1, scenario, cgroup);
       const c8 = await loadgen(ns, 8, N8, scenario, cgroup);
       // the work that follows the last connection (its end at the next poll, the history's next
       // batch) is part of what the connections cost
       if (daemon?.cpuMs) await new Promise((r) => setTimeout(r, 2000));
       const cpu1 = daemon?.cpuMs?.();
-      const threads = cpuByThreadName(threads0, threadCpuMs(daemon?.pid));
+      const threads = cpuByThreadName(threads0, daemonThreadCpuMs(daemon?.pid));
       const filtered = mode !== 'baseline';
       const valid = !filtered || (c1.ok > 0 && c8.ok > 0 && c1.queued >= c1.ok && c8.queued >= c8.ok);
       // per connection the queue judged (the phases' own warm-ups included: their CPU is in the window too)

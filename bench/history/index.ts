@@ -8,7 +8,7 @@
 // Usage: npm run bench -- history [--quick] [--top-only | --load-only | --rest-only]   (--quick: 2 s of
 // load, 200 k and 1 M flows; the others run only the ranking over 10 M flows, the load, or the sizes)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ import { HistoryReader } from '../../src/history/query.js';
 import { closeHistoryDatabase, openHistoryDatabase } from '../../src/history/schema.js';
 import { HistoryWriter } from '../../src/history/writer.js';
 import type { FlowRow } from '../../src/history/batch.js';
-import { cpuMsFrom } from '../cpu-time.js';
+import { threadCpuMs } from '../cpu-time.js';
 
 const quick = process.argv.includes('--quick');
 const dir = mkdtempSync(join(tmpdir(), 'flowtop-bench-history-'));
@@ -49,13 +49,8 @@ function line(what: string, value: string, target: string, ok: boolean | undefin
 // ---- 1. sustained load through the recorder and the writer thread ----
 
 /** CPU time (user + system, ms, in steps of 10) of each of this process's threads, by thread id. */
-function threadCpuMs(): Map<string, number> {
-  const times = new Map<string, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    const ms = cpuMsFrom(`/proc/self/task/${tid}/stat`);
-    if (ms !== undefined) times.set(tid, ms); // (a thread that ended meanwhile: left out)
-  }
-  return times;
+function ownThreadCpuMs(): Map<string, number> {
+  return new Map([...threadCpuMs('self')].map(([tid, t]) => [tid, t.ms]));
 }
 
 /** Where the CPU went between two snapshots: this (the recording) thread, threads that began after
@@ -82,7 +77,7 @@ async function sustained(rate: number, seconds: number): Promise<void> {
   };
   const run = async (record: boolean): Promise<{ cpuMs: number; threads: ReturnType<typeof threadShares>; flows: number; events: number; lagMs: number }> => {
     rmSync(path, { force: true });
-    const threads0 = threadCpuMs();
+    const threads0 = ownThreadCpuMs();
     const history = record ? startHistory({ path, log: (l) => process.stderr.write(`${l}\n`), resolve: async (t) => t.map(attribution) }) : undefined;
     const observe = history ? (e: Parameters<typeof history.recorder.observe>[0]) => history.recorder.observe(e) : () => {};
     const open: string[] = [];
@@ -132,7 +127,7 @@ async function sustained(rate: number, seconds: number): Promise<void> {
         }
       }, tickMs);
     });
-    const threads = threadShares(threads0, threadCpuMs());
+    const threads = threadShares(threads0, ownThreadCpuMs());
     await history?.close();
     const cpu = process.cpuUsage(cpu0);
     return { cpuMs: (cpu.user + cpu.system) / 1000, threads, flows: made, events, lagMs: lag / rate * 1000 };
