@@ -115,8 +115,13 @@ describe.skipIf(skip)('adversarial: a reused PID passes for a group member', () 
       members.push(member);
       if (member === parentPid) {
         reused++;
-        // the PID now names a member of the group, by /proc
-        expect(inPidns(`grep '^Groups:' /proc/${member}/status`)).toContain(String(gid));
+        // the PID now names a member of the group, by /proc (once setpriv, forked on that PID, has
+        // set its groups: it can be read a moment before)
+        const groups = await waitFor('the member\'s groups', () => {
+          const line = inPidns(`grep '^Groups:' /proc/${member}/status`);
+          return line.includes(String(gid)) ? line : undefined;
+        }, 5000).catch(() => inPidns(`grep '^Groups:' /proc/${member}/status`));
+        expect(groups).toContain(String(gid));
       }
       attacker.stdin?.write('go\n');
       const said = JSON.parse(await out.next(() => true, 10_000).catch((e: Error) => { throw new Error(`${e.message}; lines: ${JSON.stringify(out.all)}; agent: ${stderr.join('')}`); })) as string;
