@@ -70,7 +70,9 @@ export class Agent {
       pool: () => this.pool,
       identityRules: () => this.identityRules,
       watched: () => this.audience.watched,
+      endedWhole: () => this.audience.endedWhole,
       tell: (event, when) => this.audience.tell(event, when),
+      tellEnded: (flow) => this.audience.tellEnded(flow),
       log: this.log,
     });
     const observers = new ObserverList(options.observers ?? [], this.log);

@@ -2,7 +2,7 @@
 // events in the same order (observers.ts).
 import type { ExtensionMessage } from '../protocol/messages.js';
 import type { AgentServer } from './io.js';
-import { isAgentEvent, type AgentEvent, type ObserverList } from './observers.js';
+import { isAgentEvent, type AgentEvent, type EndedFlow, type ObserverList } from './observers.js';
 
 export class Audience {
   /** The socket server, once it listens. */
@@ -10,9 +10,23 @@ export class Audience {
 
   constructor(private readonly observers: ObserverList) {}
 
+  private get subscribed(): boolean {
+    return this.server?.clients.some((c) => c.subscribed) ?? false;
+  }
+
   /** Whether anyone hears about flows: a subscribed client or an observer. */
   get watched(): boolean {
-    return this.observers.size > 0 || (this.server?.clients.some((c) => c.subscribed) ?? false);
+    return this.observers.size > 0 || this.subscribed;
+  }
+
+  /** Whether a flow that ended before it was published can be told whole (tellEnded): no client is
+   *  subscribed (it would want the events) and every observer takes such flows. */
+  get endedWhole(): boolean {
+    return this.observers.takeEnded && !this.subscribed;
+  }
+
+  tellEnded(flow: EndedFlow): void {
+    this.observers.ended(flow);
   }
 
   /** `now` for what a person waits on (a pending flow); the rest leaves at the end of this event-loop

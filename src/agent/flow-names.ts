@@ -1,6 +1,6 @@
 // Host names for flows from the DNS answers the agent let through: a flow's remote address is named
 // by what the program looked up, when an answer gave it (its DNS-answer queue's copies; see dns-worker.ts).
-import type { FlowRecord } from '../protocol/messages.js';
+import type { FlowRecord, RemoteHost } from '../protocol/messages.js';
 import { HostNameMap } from '../hostnames/index.js';
 import { dnsMessagesOf } from './dns-packet.js';
 import type { DnsAnswers } from './io.js';
@@ -28,7 +28,13 @@ export class FlowNames {
    *  agent's flows carry canonical addresses (formatted from the packet's bytes). */
   name(flow: FlowRecord): void {
     if (flow.remoteHost) return;
-    const entry = this.names.lookupCanonical(flow.remote.address);
-    if (entry) flow.remoteHost = { name: entry.name, source: entry.source };
+    const host = this.hostOf(flow.remote.address);
+    if (host) flow.remoteHost = host;
+  }
+
+  /** The name for a canonical remote address, as `name` would give it. */
+  hostOf(address: string): RemoteHost | undefined {
+    const entry = this.names.lookupCanonical(address);
+    return entry ? { name: entry.name, source: entry.source } : undefined;
   }
 }

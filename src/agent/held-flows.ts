@@ -12,7 +12,7 @@ import type { FlowNames } from './flow-names.js';
 import type { AgentIo, QueueWorkers } from './io.js';
 import { destroyFlowSocket } from './live-ending.js';
 import type { LiveFlows } from './live-flows.js';
-import type { AgentEvent } from './observers.js';
+import type { AgentEvent, EndedFlow } from './observers.js';
 import type { AgentOptions } from './options.js';
 import { PendingTable, type PendingFlow } from './pending.js';
 import { RateLimitedLog, describeError } from './rate-limited-log.js';
@@ -20,10 +20,15 @@ import { RecentVerdicts } from './recent-verdicts.js';
 import { settle, wantsAttribution } from './settle.js';
 import type { SharedCounters } from './status.js';
 import { COUNTER, type HeldFlow } from './types.js';
-import { decodeDecided, type DecidedBatch } from './decided-batch.js';
+import type { DecidedBatch } from './decided-batch.js';
+import { decodeDecided, type DecidedRecords } from './decided-records.js';
 import type { UnwatchedFlows } from './unwatched-flows.js';
 import { TaughtIdentities } from './worker-rules.js';
 import { PublishedIdentities } from './published-identities.js';
+
+/** Room for the addresses of one closed-socket lookup (reused: the lookup keeps nothing). */
+const LOCAL_WORDS = new Uint32Array(4);
+const REMOTE_WORDS = new Uint32Array(4);
 
 export interface HeldFlowsDeps {
   io: Pick<AgentIo, 'clock' | 'destroySocket' | 'ownerGone'>;
@@ -37,7 +42,10 @@ export interface HeldFlowsDeps {
   identityRules(): boolean;
   /** Whether a client is subscribed or an observer listens. */
   watched(): boolean;
+  /** Whether flows that ended before they were published are told whole (Audience.endedWhole). */
+  endedWhole(): boolean;
   tell(event: AgentEvent, when?: 'now' | 'soon'): void;
+  tellEnded(flow: EndedFlow): void;
   log(line: string): void;
 }
 
@@ -68,9 +76,44 @@ export class HeldFlows {
     // allowed by rule while nobody watched are only kept (unwatched-flows.ts); a batch that arrives
     // just after a client subscribed is published like any decided flow.
     if (d.watched()) {
-      d.live()?.readClosed();
-      for (const flow of decodeDecided(batch)) this.publishDecided(flow);
+      const live = d.live();
+      live?.readClosed();
+      const take = live && d.endedWhole() ? this.takeEnded(live) : undefined;
+      for (const flow of decodeDecided(batch, take ? { take } : {})) this.publishDecided(flow);
     } else d.unwatched.add(batch);
+  }
+
+  /** Takes the allowed TCP flows whose sockets closed before their batch got here, telling them
+   *  whole: no flow object, no events, never live. */
+  private takeEnded(live: LiveFlows): (r: DecidedRecords, i: number) => boolean {
+    const end = this.deps.io.clock.now();
+    return (r, i) => {
+      if (r.action(i) !== 'allow' || r.protocol(i) !== 'tcp') return false;
+      const last = live.closedBefore(r.keyWords(i, 'local', LOCAL_WORDS), r.port(i, 'local'), r.keyWords(i, 'remote', REMOTE_WORDS), r.port(i, 'remote'), !r.inbound(i));
+      if (!last) return false;
+      const address = r.remoteAddress(i);
+      const ruleId = r.ruleId(i);
+      const flow: EndedFlow = {
+        time: r.time(i), end, direction: r.inbound(i) ? 'inbound' : 'outbound', protocol: 'tcp', family: r.family(i),
+        remote: { address, port: r.port(i, 'remote') },
+        verdict: ruleId !== undefined ? { action: 'allow', by: 'rule', ruleId } : { action: 'allow', by: 'rule' },
+        rx: last.rx, tx: last.tx,
+      };
+      const host = this.deps.names.hostOf(address);
+      if (host) flow.remoteHost = host;
+      const token = r.token(i);
+      if (token !== undefined) flow.token = token;
+      const pid = r.pid(i);
+      if (pid !== undefined) flow.pid = pid;
+      const uid = r.uid(i);
+      if (uid !== undefined) flow.uid = uid;
+      const ownerError = r.ownerError(i);
+      if (ownerError !== undefined) flow.ownerError = ownerError;
+      const identity = r.identity(i);
+      if (identity) flow.identity = identity;
+      this.deps.tellEnded(flow);
+      return true;
+    };
   }
 
   /** A queue thread's flows that the main thread decides. */

@@ -54,6 +54,9 @@ export interface ClosedSockets {
    *  `collect` read (has it closed already?); 'after-collect', there, and elsewhere only when that
    *  read could not cover it (the caller collected after the socket was seen gone); 'anywhere'. */
   counters(local: Endpoint, remote: Endpoint, connected: boolean, look: 'collected' | 'after-collect' | 'anywhere'): { rx: number; tx: number } | undefined;
+  /** The same as `counters(…, 'collected')`, by the ends' addresses as the map keys them (four
+   *  network-order words each, IPv4 as ::ffff:a.b.c.d): no text to parse. */
+  collectedCounters(local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number, connected: boolean): { rx: number; tx: number } | undefined;
 }
 
 /** The cgroup BPF socket recorder, or what the agent does without it. */

@@ -219,6 +219,12 @@ export class LiveFlows {
     }
   }
 
+  /** The final counters of a TCP socket that closed before its flow got here (in what the last read
+   *  took; the socket is then taken), by its ends as the close-counters map keys them. */
+  closedBefore(local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number, connected: boolean): { rx: number; tx: number } | undefined {
+    return this.options.closedSockets?.collectedCounters(local, localPort, remote, remotePort, connected);
+  }
+
   /** Reads the sockets that closed now, before a batch of flows is added: those whose socket has
    *  already closed (a connection shorter than the queue thread's batch) end as they arrive, never
    *  entering the live table. */

@@ -2,7 +2,8 @@
 // subscribes: batches as the queue threads sent them (decoded only when needed), and the flows a prune
 // kept. Only those whose socket still exists are shown then; a prune keeps at most half the bound.
 import type { Endpoint, FlowRecord } from '../protocol/messages.js';
-import { decodeDecided, type DecidedBatch } from './decided-batch.js';
+import type { DecidedBatch } from './decided-batch.js';
+import { decodeDecided } from './decided-records.js';
 
 /** Flows kept at most before a prune (a socket dump) drops the ended ones. */
 export const MAX_UNWATCHED = 20_000;

@@ -37,6 +37,9 @@ export const FLAG = {
 
 const FIRST_CAPACITY = 1024;
 
+/** What a slot takes from a flow. */
+export type FlowFacts = Pick<FlowRecord, 'time' | 'uid' | 'protocol' | 'direction' | 'family' | 'remote' | 'remoteHost' | 'verdict' | 'token' | 'identity'>;
+
 export class OpenFlows {
   private readonly byId = new Map<string, number>();
   private capacity = 0;
@@ -76,9 +79,10 @@ export class OpenFlows {
     return this.byId.get(id);
   }
 
-  add(flow: FlowRecord, ref: number, seen: number, existing: boolean): number {
+  /** A flow's slot, found by `id` from now on (never, without one: a flow told whole, ended). */
+  add(id: string | undefined, flow: FlowFacts, ref: number, seen: number, existing: boolean): number {
     const s = this.free.length > 0 ? this.free.pop()! : this.next();
-    this.byId.set(flow.id, s);
+    if (id !== undefined) this.byId.set(id, s);
     this.ref[s] = ref;
     this.start[s] = flow.time;
     this.seen[s] = seen;
@@ -89,7 +93,7 @@ export class OpenFlows {
     this.rport[s] = flow.remote.port;
     this.verdict[s] = flow.verdict ? verdictCode(flow.verdict) : ACTION.observed;
     this.flags[s] = existing ? FLAG.baseline : 0;
-    this.id[s] = flow.id;
+    this.id[s] = id;
     this.raddr[s] = flow.remote.address;
     this.host[s] = flow.remoteHost?.name;
     this.rule[s] = flow.verdict ? verdictRef(flow.verdict) : undefined;
@@ -131,8 +135,8 @@ export class OpenFlows {
 
   /** No longer found by its id; its slot is given back once it is in no list. */
   forget(s: number): void {
-    const id = this.id[s]!;
-    if (this.byId.get(id) === s) this.byId.delete(id);
+    const id = this.id[s];
+    if (id !== undefined && this.byId.get(id) === s) this.byId.delete(id);
     this.flags[s]! |= FLAG.gone;
     this.release(s);
   }

@@ -9,6 +9,7 @@ import type { FlowChange, HistoryBatch, ProcessFacts, RowColumns } from './batch
 import { MAX_TEXT_IDS, ROW, ROW_FIELDS } from './batch.js';
 import { FLAG, OpenFlows } from './open-flow.js';
 import { ProgramLookups, type Resolve } from './program-lookups.js';
+import type { EndedFlow } from '../agent/observers.js';
 import { TrafficSums } from './traffic-sums.js';
 
 export { factsFromAttribution } from './program-lookups.js';
@@ -118,10 +119,25 @@ export class HistoryRecorder {
       this.touch(known);
       return;
     }
-    const s = f.add(flow, this.nextRef++, this.now(), existing);
+    this.opened(f.add(flow.id, flow, this.nextRef++, this.now(), existing), flow.token);
+  }
+
+  /** A flow that had ended when it was told (the agent's flows whose socket closed before they were
+   *  published): its row is written once, whole. */
+  ended(flow: EndedFlow): void {
+    if (this.closed) return;
+    const f = this.flows;
+    const s = f.add(undefined, flow, this.nextRef++, this.now(), false);
+    f.end[s] = flow.end;
+    f.rx[s] = flow.rx;
+    f.tx[s] = flow.tx;
+    this.opened(s, flow.token);
+  }
+
+  private opened(s: number, token: string | undefined): void {
     this.counts.flows++;
-    this.lookups.want(flow.token);
-    if (f.size > MAX_OPEN) this.counts.forgotten += f.dropOldest(MAX_OPEN / 10);
+    this.lookups.want(token);
+    if (this.flows.size > MAX_OPEN) this.counts.forgotten += this.flows.dropOldest(MAX_OPEN / 10);
     this.touch(s);
   }
 

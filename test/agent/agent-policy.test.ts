@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Attribution, AttributionBackend } from '../../src/attribution/types.js';
 import type { ExtensionMessage, RuleSpec } from '../../src/protocol/messages.js';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
-import type { AgentEvent } from '../../src/agent/observers.js';
+import type { AgentEvent, EndedFlow } from '../../src/agent/observers.js';
 import { storeRuleBook } from '../../src/agent/rule-book.js';
 import { LISTENERS_SLOT } from '../../src/agent/types.js';
 import { RuleStore } from '../../src/rules/store.js';
@@ -207,6 +207,39 @@ describe('agent policy (fake I/O)', () => {
     // the next datagram of the dropped conversation counts on its flow instead of a new row
     io.decided(decidedPacket('udp', 40022, 53, 'r-drop', { block: 'drop' }));
     expect(io.broadcasts.filter((b) => b.msg.type === 'flow')).toHaveLength(3);
+  });
+
+  it('a flow whose socket closed before its batch arrived is told whole to observers that take it, and as events to a client', async () => {
+    const heard: AgentEvent[] = [];
+    const whole: EndedFlow[] = [];
+    await startAgent({ observers: [{ observe: (e) => heard.push(e), ended: (f) => whole.push({ ...f }) }] });
+    const identity = { kind: 'sha256' as const, value: 'cd'.repeat(32), path: '/usr/bin/wget' };
+    const token = Buffer.alloc(24, 9);
+    io.closed.set(40030, { rx: 1200, tx: 80 });
+    io.decided(decidedPacket('tcp', 40030, 443, 'r-web', { token, uid: 1000, identity }), decidedPacket('tcp', 40031, 443, 'r-web'));
+    // the closed one, whole; the one still open, as a flow (it is live)
+    expect(whole).toEqual([{
+      time: 0, end: io.clock.now(), direction: 'outbound', protocol: 'tcp', family: 'ipv4', remote: { address: '10.0.0.9', port: 443 },
+      verdict: { action: 'allow', by: 'rule', ruleId: 'r-web' }, rx: 1200, tx: 80, token: token.toString('base64'), pid: 4242, uid: 1000, identity,
+    }]);
+    expect(heard.map((e) => e.type === 'flow' && e.flow.local.port)).toEqual([40031]);
+    // with a client subscribed, it is the client's flow, bytes and end, and the observer hears those
+    const client = io.subscribe();
+    io.closed.set(40032, { rx: 5, tx: 6 });
+    io.decided(decidedPacket('tcp', 40032, 443, 'r-web'));
+    expect(whole).toHaveLength(1);
+    const told = client.sent.filter((m) => m.type === 'flow' || m.type === 'bytes' || m.type === 'end').slice(-3);
+    expect(told.map((m) => m.type)).toEqual(['flow', 'bytes', 'end']);
+    expect(told[1]).toMatchObject({ counters: [{ rx: 5, tx: 6 }] });
+    expect(heard.slice(-3).map((e) => e.type)).toEqual(['flow', 'bytes', 'end']);
+  });
+
+  it('an observer without `ended` hears such a flow as its three events', async () => {
+    const heard: AgentEvent[] = [];
+    await startAgent({ observers: [{ observe: (e) => heard.push(e) }] });
+    io.closed.set(40040, { rx: 1, tx: 2 });
+    io.decided(decidedPacket('tcp', 40040, 443, 'r-web'));
+    expect(heard.map((e) => e.type)).toEqual(['flow', 'bytes', 'end']);
   });
 
   it('a late subscriber\'s snapshot holds the pending flows; observers hear what clients hear', async () => {

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { SocketRecorder } from '../../src/native/linux/bpf.js';
-import { TestCgroup, lines, skipUnlessCapable } from './helpers.js';
+import { execFileSync } from 'node:child_process';
+import { Netns, TestCgroup, lines, skipUnlessCapable, spawnIn } from './helpers.js';
 
 const skip = skipUnlessCapable();
 const LOOPBACK = ipv4Words('127.0.0.1');
@@ -114,5 +115,79 @@ describe.skipIf(skip)('final counters of closed TCP sockets, read in batches', (
     await new Promise((r) => setTimeout(r, 1100));
     recorder.closedSockets!.collect();
     expect(recorder.closedSockets!.counters(unasked!.address, unasked!.port, LOOPBACK, port, true, 'anywhere')).toBeUndefined();
+  }, 30_000);
+});
+
+describe.skipIf(skip)('which ends of a connection leave their counters', () => {
+  let cg: TestCgroup;
+  let here: Netns;
+  let there: Netns;
+  let recorder: SocketRecorder;
+  const PORT = 7420;
+  const link = `ftc${process.pid % 100000}`;
+
+  beforeAll(() => {
+    cg = new TestCgroup();
+    here = new Netns();
+    there = new Netns();
+    execFileSync('ip', ['link', 'add', `${link}a`, 'netns', here.name, 'type', 'veth', 'peer', 'name', `${link}b`, 'netns', there.name]);
+    here.sh(`ip addr add 10.233.0.1/24 dev ${link}a && ip link set ${link}a up`);
+    there.sh(`ip addr add 10.233.0.2/24 dev ${link}b && ip link set ${link}b up`);
+    recorder = SocketRecorder.attach(cg.path);
+  });
+
+  afterAll(() => {
+    recorder?.close();
+    here?.delete();
+    there?.delete();
+    cg?.delete();
+  });
+
+  /** Connects from `ns` to host:PORT, sends `bytes` bytes, waits for the server to close; its local port. */
+  async function connectFrom(ns: Netns, host: string, bytes: number): Promise<number> {
+    const child = spawnIn(ns, cg, ['python3', '-c', `
+import socket
+s = socket.create_connection(('${host}', ${PORT}))
+s.sendall(b'x' * ${bytes})
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print(s.getsockname()[1], flush=True)
+s.close()
+`]);
+    return Number(await lines(child).next(() => true, 10_000));
+  }
+
+  it('the accepted end of a local connection leaves none (its connecting end is the flow); one from elsewhere does', async () => {
+    const server = spawnIn(here, cg, ['python3', '-c', `
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', ${PORT}))
+s.listen()
+print('ready', flush=True)
+for _ in range(2):
+    a, peer = s.accept()
+    while a.recv(100):
+        pass
+    a.close()
+`]);
+    try {
+      await lines(server).next((l) => l === 'ready', 10_000);
+      const local = await connectFrom(here, '127.0.0.1', 5);
+      const remote = await connectFrom(there, '10.233.0.1', 7);
+      await new Promise((r) => setTimeout(r, 200)); // the accepted ends close just after the clients see EOF
+      const closed = recorder.closedSockets!;
+      const fresh = closed.collect()!;
+      const words = (dotted: string): Uint32Array => Uint32Array.from(ipv4Words(dotted));
+      // the local connection: its connecting end, with what it sent; not its accepted end
+      expect(closed.counters(words('127.0.0.1'), local, words('127.0.0.1'), PORT, true, 'collected')).toEqual({ rx: 0, tx: 5 });
+      expect(closed.counters(words('127.0.0.1'), PORT, words('127.0.0.1'), local, false, 'after-collect')).toBeUndefined();
+      // the one from the other machine: its accepted end here, with what it received
+      expect(closed.counters(words('10.233.0.1'), PORT, words('10.233.0.2'), remote, false, 'collected')).toEqual({ rx: 7, tx: 0 });
+      expect(closed.counters(words('10.233.0.2'), remote, words('10.233.0.1'), PORT, true, 'collected')).toEqual({ rx: 0, tx: 7 });
+      expect(fresh).toHaveLength(3);
+    } finally {
+      server.kill();
+    }
   }, 30_000);
 });

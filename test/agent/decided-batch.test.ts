@@ -3,7 +3,8 @@
 // batch or record is skipped, never thrown on.
 import { describe, expect, it } from 'vitest';
 import { UnwatchedFlows } from '../../src/agent/unwatched-flows.js';
-import { DecidedBatchWriter, decodeDecided, type DecidedBatch, type DecidedFlow } from '../../src/agent/decided-batch.js';
+import { DecidedBatchWriter, type DecidedBatch, type DecidedFlow } from '../../src/agent/decided-batch.js';
+import { decodeDecided } from '../../src/agent/decided-records.js';
 
 const v4 = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
 const token = Buffer.from(Array.from({ length: 24 }, (_, i) => i * 7));

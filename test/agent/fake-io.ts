@@ -95,7 +95,20 @@ export class FakeIo implements AgentIo {
   private pool?: PoolHandlers;
   private handlers?: ServerHandlers;
 
-  attachRecorder: AgentIo['attachRecorder'] = () => ({ method: 'inode-scan', detail: 'fake recorder', check: () => undefined, close: () => {} });
+  /** TCP sockets that closed, with their final counters, by local port (each found once). */
+  readonly closed = new Map<number, { rx: number; tx: number }>();
+
+  attachRecorder: AgentIo['attachRecorder'] = () => {
+    const take = (port: number): { rx: number; tx: number } | undefined => {
+      const c = this.closed.get(port);
+      this.closed.delete(port);
+      return c;
+    };
+    return {
+      method: 'inode-scan', detail: 'fake recorder', check: () => undefined, close: () => {},
+      closedSockets: { collect: () => [], counters: (local) => take(local.port), collectedCounters: (_l, localPort) => take(localPort) },
+    };
+  };
 
   queueWorkers: AgentIo['queueWorkers'] = (config, count, handlers) => {
     this.config = config;

@@ -102,6 +102,35 @@ describe('history store', () => {
     db.close();
   });
 
+  it('a flow told whole, already ended, is one row with its end and bytes, counted in its program\'s and host\'s buckets', async () => {
+    const { path, sink, recorder } = setup();
+    const told = {
+      time: T0, end: T0 + 40, direction: 'outbound' as const, protocol: 'tcp' as const, family: 'ipv4' as const,
+      remote: { address: '93.184.216.34', port: 443 }, remoteHost: { name: 'www.example.com', source: 'dns' as const },
+      verdict: { action: 'allow' as const, by: 'rule' as const, ruleId: 'r-web' }, token: Buffer.from('tok-1').toString('base64'), uid: 1000, rx: 4000, tx: 120,
+    };
+    recorder.ended(told);
+    // the object is the agent's, reused for the next flow: what was recorded is a copy
+    told.remote.address = '203.0.113.9';
+    told.rx = 1;
+    recorder.ended(told);
+    await settle(recorder);
+    recorder.close();
+    await sink.close();
+    const reader = HistoryReader.open(path);
+    const rows = reader.flows({ since: 0 }).sort((a, b) => b.rx! - a.rx!);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        start: T0, end: T0 + 40, action: 'allow', by: 'rule', rule: 'r-web', rx: 4000, tx: 120, uid: 1000, host: 'www.example.com',
+        remote: { address: '93.184.216.34', port: 443 }, process: expect.objectContaining({ name: 'curl' }),
+      }),
+      expect.objectContaining({ end: T0 + 40, rx: 1, tx: 120, remote: { address: '203.0.113.9', port: 443 } }),
+    ]);
+    expect(reader.top({ by: 'process', since: 0 })[0]).toMatchObject({ label: 'curl', rx: 4001, tx: 240, flows: 2 });
+    expect(reader.top({ by: 'domain', since: 0 })[0]).toMatchObject({ key: 'example.com', rx: 4001, flows: 2 });
+    reader.close();
+  });
+
   it('says when a known path runs other code, and when a known identity\'s hash moves', async () => {
     let sha = 'a'.repeat(64);
     const { path, sink, recorder } = setup(() => curl(sha));

@@ -24,6 +24,9 @@ const movImm = (dst: number, imm: number): Insn => [0xb7, dst, 0, 0, imm];
 const addImm = (dst: number, imm: number): Insn => [0x07, dst, 0, 0, imm];
 const jeqImm = (dst: number, imm: number, off: number): Insn => [0x15, dst, 0, off, imm];
 const jneImm = (dst: number, imm: number, off: number): Insn => [0x55, dst, 0, off, imm];
+const jeqReg = (dst: number, src: number, off: number): Insn => [0x1d, dst, src, off, 0];
+const jneReg = (dst: number, src: number, off: number): Insn => [0x5d, dst, src, off, 0];
+const andImm = (dst: number, imm: number): Insn => [0x57, dst, 0, 0, imm];
 const ja = (off: number): Insn => [0x05, 0, 0, off, 0];
 const exit = (): Insn => [0x95, 0, 0, 0, 0];
 /** r = map fd (BPF_PSEUDO_MAP_FD): two slots. */
@@ -232,13 +235,28 @@ export function closeCountersProgram(map: number): Buffer {
     ldxW(R2, R6, 20), jneImm(R2, AF_INET, v4.length + 1), ...v4, ja(v6.length), ...v6,
   ];
   const state: Insn[] = [ldxW(R2, R6, 8), jneImm(R2, TCP_CLOSE, addresses.length + store.length), ...addresses, ...store, ...exitOk];
+  // The accepted end of a connection from this machine to itself gets no callbacks: the agent judges
+  // such a connection by its connecting end (loopback is never queued inbound), and recording both
+  // ends would double what the agent reads for every local connection. Its ends have the same
+  // address, or (IPv4) the peer is in 127/8.
+  const sameV6: Insn[] = [0, 1, 2, 3].flatMap((k): Insn[] => [
+    ldxW(R2, R6, 32 + 4 * k), ldxW(R3, R6, 48 + 4 * k), jneReg(R2, R3, 3 * (3 - k) + exitOk.length),
+  ]);
+  const local: Insn[] = [
+    ldxW(R2, R6, 20), jneImm(R2, AF_INET, 6),
+    ldxW(R2, R6, 24), ldxW(R3, R6, 28), jeqReg(R2, R3, sameV6.length + 3),
+    andImm(R2, 0xff), jeqImm(R2, 127, sameV6.length + 1), ja(sameV6.length + exitOk.length),
+    // the same address: no callbacks
+    ...sameV6, ...exitOk,
+  ];
   const insns: Insn[] = [
     movReg(R6, R1),
     ldxW(R2, R6, 0),
-    jeqImm(R2, SOCK_OPS.stateCallback, 2 + exitOk.length + flags.length),
-    jeqImm(R2, SOCK_OPS.activeEstablished, 1 + exitOk.length),
+    jeqImm(R2, SOCK_OPS.stateCallback, 2 + exitOk.length + local.length + flags.length),
+    jeqImm(R2, SOCK_OPS.activeEstablished, 1 + exitOk.length + local.length),
     jeqImm(R2, SOCK_OPS.passiveEstablished, exitOk.length),
     ...exitOk,
+    ...local,
     ...flags,
     ...state,
   ];

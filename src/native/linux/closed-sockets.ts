@@ -71,18 +71,20 @@ class Generation {
   }
 
   /** Appends a row from the batch buffers' entry `i`; returns its port pair. */
-  add(keys: Buffer, values: Buffer, i: number): number {
+  add(keys: DataView, values: DataView, i: number): number {
     if (this.count === this.received.length) this.grow();
     const row = this.count++;
     const k = i * CLOSED_KEY_BYTES;
     const v = i * CLOSED_VALUE_BYTES;
-    for (let w = 0; w < WORDS; w++) this.words[row * WORDS + w] = keys.readUInt32BE(k + 4 * w);
-    this.received[row] = Number(values.readBigUInt64LE(v));
-    this.acked[row] = Number(values.readBigUInt64LE(v + 8));
-    this.left[row] = values.readUInt32LE(v + 16);
+    const words = this.words;
+    for (let w = 0; w < WORDS; w++) words[row * WORDS + w] = keys.getUint32(k + 4 * w, false);
+    // u64 counters as two words: no BigInt per socket
+    this.received[row] = values.getUint32(v, true) + values.getUint32(v + 4, true) * 2 ** 32;
+    this.acked[row] = values.getUint32(v + 8, true) + values.getUint32(v + 12, true) * 2 ** 32;
+    this.left[row] = values.getUint32(v + 16, true);
     this.taken[row] = 0;
     // the context's remote_port word: network order in its upper half; local_port: host order
-    const ports = portPairKey(keys.readUInt32LE(k + 36), keys.readUInt16BE(k + 34));
+    const ports = portPairKey(keys.getUint32(k + 36, true), keys.getUint16(k + 34, false));
     const same = this.byPorts.get(ports);
     if (same === undefined) this.byPorts.set(ports, row);
     else if (typeof same === 'number') this.byPorts.set(ports, [same, row]);
@@ -216,7 +218,7 @@ export class ClosedSockets {
         break;
       }
       const count = attr.readUInt32LE(32);
-      for (let i = 0; i < count; i++) fresh.push(into.add(batch.keys, batch.values, i));
+      for (let i = 0; i < count; i++) fresh.push(into.add(batch.keyView, batch.valueView, i));
       if (done || count === 0) break;
       batch.outBatch.copy(batch.inBatch);
     }
@@ -236,6 +238,8 @@ class BatchBuffers {
   readonly outBatch = Buffer.alloc(8);
   readonly keys = Buffer.alloc(BATCH * CLOSED_KEY_BYTES);
   readonly values = Buffer.alloc(BATCH * CLOSED_VALUE_BYTES);
+  readonly keyView = new DataView(this.keys.buffer, this.keys.byteOffset, this.keys.byteLength);
+  readonly valueView = new DataView(this.values.buffer, this.values.byteOffset, this.values.byteLength);
   readonly inAddress: bigint;
 
   constructor() {
