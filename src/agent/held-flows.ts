@@ -58,6 +58,11 @@ export class HeldFlows {
   private readonly rejectFailures: RateLimitedLog;
   /** With establishIdentities: decided flows' identities, resolved after they are published. */
   private readonly identities?: PublishedIdentities;
+  /** What takeEnded tells, filled in for each flow. */
+  private readonly endedFlow: EndedFlow = {
+    time: 0, end: 0, direction: 'outbound', protocol: 'tcp', family: 'ipv4', remote: { address: '', port: 0 }, remoteHost: undefined,
+    verdict: { action: 'allow', by: 'rule', ruleId: undefined }, token: undefined, pid: undefined, uid: undefined, ownerError: undefined, identity: undefined, rx: 0, tx: 0,
+  };
 
   constructor(private readonly deps: HeldFlowsDeps) {
     if (deps.options.establishIdentities && deps.options.attribution) {
@@ -87,30 +92,28 @@ export class HeldFlows {
    *  whole: no flow object, no events, never live. */
   private takeEnded(live: LiveFlows): (r: DecidedRecords, i: number) => boolean {
     const end = this.deps.io.clock.now();
+    const flow = this.endedFlow;
     return (r, i) => {
       if (r.action(i) !== 'allow' || r.protocol(i) !== 'tcp') return false;
-      const last = live.closedBefore(r.keyWords(i, 'local', LOCAL_WORDS), r.port(i, 'local'), r.keyWords(i, 'remote', REMOTE_WORDS), r.port(i, 'remote'), !r.inbound(i));
+      const inbound = r.inbound(i);
+      const last = live.closedBefore(r.keyWords(i, 'local', LOCAL_WORDS), r.port(i, 'local'), r.keyWords(i, 'remote', REMOTE_WORDS), r.port(i, 'remote'), !inbound);
       if (!last) return false;
-      const address = r.remoteAddress(i);
-      const ruleId = r.ruleId(i);
-      const flow: EndedFlow = {
-        time: r.time(i), end, direction: r.inbound(i) ? 'inbound' : 'outbound', protocol: 'tcp', family: r.family(i),
-        remote: { address, port: r.port(i, 'remote') },
-        verdict: ruleId !== undefined ? { action: 'allow', by: 'rule', ruleId } : { action: 'allow', by: 'rule' },
-        rx: last.rx, tx: last.tx,
-      };
-      const host = this.deps.names.hostOf(address);
-      if (host) flow.remoteHost = host;
-      const token = r.token(i);
-      if (token !== undefined) flow.token = token;
-      const pid = r.pid(i);
-      if (pid !== undefined) flow.pid = pid;
-      const uid = r.uid(i);
-      if (uid !== undefined) flow.uid = uid;
-      const ownerError = r.ownerError(i);
-      if (ownerError !== undefined) flow.ownerError = ownerError;
-      const identity = r.identity(i);
-      if (identity) flow.identity = identity;
+      // every field set each time: one object, reused (observers copy what they keep)
+      flow.time = r.time(i);
+      flow.end = end;
+      flow.direction = inbound ? 'inbound' : 'outbound';
+      flow.family = r.family(i);
+      flow.remote.address = r.remoteAddress(i);
+      flow.remote.port = r.port(i, 'remote');
+      flow.remoteHost = this.deps.names.hostOf(flow.remote.address);
+      flow.verdict.ruleId = r.ruleId(i);
+      flow.token = r.token(i);
+      flow.pid = r.pid(i);
+      flow.uid = r.uid(i);
+      flow.ownerError = r.ownerError(i);
+      flow.identity = r.identity(i);
+      flow.rx = last.rx;
+      flow.tx = last.tx;
       this.deps.tellEnded(flow);
       return true;
     };

@@ -69,6 +69,9 @@ export class OpenFlows {
   readonly facts: Array<ProcessFacts | undefined> = [];
   /** Its program's bucket key (facts key and uid), made once its program is known. */
   readonly bucketKey: string[] = [];
+  private lastFacts?: ProcessFacts;
+  private lastUid = Number.NaN;
+  private lastKey = '';
 
   /** Flows found by id (open, or ended and not yet written). */
   get size(): number {
@@ -119,7 +122,13 @@ export class OpenFlows {
   setFacts(s: number, facts: ProcessFacts): void {
     this.facts[s] = facts;
     const uid = this.uid[s]!;
-    this.bucketKey[s] = `${facts.key ?? ''}\0${uid === uid ? uid : -1}`;
+    // a program's flows come in runs: its key is made once per run, not once per flow
+    if (facts !== this.lastFacts || !Object.is(uid, this.lastUid)) {
+      this.lastFacts = facts;
+      this.lastUid = uid;
+      this.lastKey = `${facts.key ?? ''}\0${uid === uid ? uid : -1}`;
+    }
+    this.bucketKey[s] = this.lastKey;
   }
 
   /** A verdict that differs from the one it has; false when it is the same. */

@@ -98,13 +98,16 @@ export class HostNameMap {
   lookupCanonical(key: string): HostNameEntry | undefined {
     if (this.entries.size === 0) return undefined;
     const now = this.now();
-    for (const k of [key, unmapIPv4(key)]) {
-      if (k === undefined) continue;
-      const entry = this.entries.get(k);
-      if (!entry) continue;
-      if (entry.expires > now) return entry;
-      this.entries.delete(k);
-    }
+    const unmapped = unmapIPv4(key);
+    return this.fresh(key, now) ?? (unmapped !== undefined ? this.fresh(unmapped, now) : undefined);
+  }
+
+  /** The entry for a key unless it has expired (an expired one is dropped). */
+  private fresh(key: string, now: number): HostNameEntry | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expires > now) return entry;
+    this.entries.delete(key);
     return undefined;
   }
 

@@ -282,15 +282,15 @@ export class RuleStore {
   }
 
   /** Counts a hit in memory; the file is rewritten at most once per `hitFlushMs`. */
-  recordHit(id: string, now: number = Date.now()): void {
+  recordHit(id: string, now: number = Date.now(), count = 1): void {
     const rule = this.doc.rules.find((r) => r.id === id) ?? this.memory.find((r) => r.id === id) ?? this.fleet.find((r) => r.id === id);
-    if (rule) this.countHit(rule, now);
+    if (rule) this.countHit(rule, now, count);
   }
 
   /** `rule` is one of the stored rule objects (the matcher hands those out): no lookup per hit. */
-  private countHit(rule: Rule, now: number): void {
+  private countHit(rule: Rule, now: number, count = 1): void {
     if (this.closed) return;
-    rule.hits += 1;
+    rule.hits += count;
     rule.lastHit = now;
     this.hitsDirty = true;
     if (!this.hitTimer) {

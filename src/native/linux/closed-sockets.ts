@@ -158,10 +158,13 @@ export class ClosedSockets {
   counters(local: ArrayLike<number>, localPort: number, remote: ArrayLike<number>, remotePort: number, connected: boolean, look: ClosedLook = 'anywhere'): { rx: number; tx: number } | undefined {
     if (this.current) {
       const ports = portPairKey(localPort, remotePort);
-      for (const g of [this.current, this.previous]) {
-        const row = g.take(ports, local, remote);
-        if (row !== undefined) return dataCounters(g.received[row]!, g.acked[row]!, g.left[row]!, connected);
+      let g = this.current;
+      let row = g.take(ports, local, remote);
+      if (row === undefined) {
+        g = this.previous;
+        row = g.take(ports, local, remote);
       }
+      if (row !== undefined) return dataCounters(g.received[row]!, g.acked[row]!, g.left[row]!, connected);
       if (look === 'after-collect' && this.complete) return undefined;
     }
     if (look === 'collected') return undefined;
