@@ -48,8 +48,8 @@ export interface ClosedSockets {
   /** Reads what closed since the last call, all at once where the kernel can, and returns their
    *  port pairs (`portPairKey`; none when the kernel cannot: `counters` then asks for each socket).
    *  Called after the sockets were listed, every socket missing from that list has its counters
-   *  here. */
-  collect(): readonly number[];
+   *  here. `list` false: none are returned (the caller only wants them kept). */
+  collect(list?: boolean): readonly number[];
   /** A closed socket's final counters (undefined when not seen). `look`: 'collected', only in what
    *  `collect` read (has it closed already?); 'after-collect', there, and elsewhere only when that
    *  read could not cover it (the caller collected after the socket was seen gone); 'anywhere'. */

@@ -97,7 +97,7 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
     check: () => watch.check(),
     ...(closed ? {
       closedSockets: {
-        collect: () => closed.collect() ?? [],
+        collect: (list) => closed.collect(list) ?? [],
         counters: (local, remote, connected, look) => {
           if (look === 'collected' && !closed.hasPorts(local.port, remote.port)) return undefined;
           // addresses parsed into these, not into a new buffer each: a flow's end is a hot path

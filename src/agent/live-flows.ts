@@ -231,7 +231,7 @@ export class LiveFlows {
   readClosed(): void {
     const closedSockets = this.options.closedSockets;
     if (!closedSockets) return;
-    if (this.tcpByPorts.size === 0) closedSockets.collect();
+    if (this.tcpByPorts.size === 0) closedSockets.collect(false);
     else this.endClosed();
   }
 

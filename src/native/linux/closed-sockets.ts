@@ -52,7 +52,9 @@ function dataCounters(received: number, acked: number, left: number, connected: 
   };
 }
 
-/** One collection's sockets, in columns; a row is taken at most once. */
+/** One collection's sockets, in columns; a row is taken at most once. Rows are found by their port
+ *  pair through a hash table of its own (typed arrays, chained by row): a Map would allocate as it
+ *  grows, and these tables fill with tens of thousands of sockets a second. */
 class Generation {
   count = 0;
   /** When its first socket was read (ms). */
@@ -62,12 +64,19 @@ class Generation {
   acked = new Float64Array(BATCH);
   left = new Uint8Array(BATCH);
   taken = new Uint8Array(BATCH);
-  /** Row by port pair; a list where several sockets share both ports (other addresses). */
-  readonly byPorts = new Map<number, number | number[]>();
+  ports = new Int32Array(BATCH);
+  /** The next row in the same bucket, or -1. */
+  next = new Int32Array(BATCH);
+  /** Each bucket's first row, or -1 (twice as many buckets as rows). */
+  heads = new Int32Array(BATCH * 2).fill(-1);
 
   clear(): void {
+    if (this.count > 0) this.heads.fill(-1);
     this.count = 0;
-    this.byPorts.clear();
+  }
+
+  private bucket(ports: number): number {
+    return (Math.imul(ports, 0x9e3779b1) >>> 0) & (this.heads.length - 1);
   }
 
   /** Appends a row from the batch buffers' entry `i`; returns its port pair. */
@@ -85,32 +94,33 @@ class Generation {
     this.taken[row] = 0;
     // the context's remote_port word: network order in its upper half; local_port: host order
     const ports = portPairKey(keys.getUint32(k + 36, true), keys.getUint16(k + 34, false));
-    const same = this.byPorts.get(ports);
-    if (same === undefined) this.byPorts.set(ports, row);
-    else if (typeof same === 'number') this.byPorts.set(ports, [same, row]);
-    else same.push(row);
+    this.link(row, ports);
     return ports;
+  }
+
+  private link(row: number, ports: number): void {
+    const b = this.bucket(ports);
+    this.ports[row] = ports;
+    this.next[row] = this.heads[b]!;
+    this.heads[b] = row;
+  }
+
+  has(ports: number): boolean {
+    for (let row = this.heads[this.bucket(ports)]!; row >= 0; row = this.next[row]!) if (this.ports[row] === ports) return true;
+    return false;
   }
 
   /** Takes the row of these ends, if it holds one not taken yet. */
   take(ports: number, local: ArrayLike<number>, remote: ArrayLike<number>): number | undefined {
-    const rows = this.byPorts.get(ports);
-    if (rows === undefined) return undefined;
-    if (typeof rows === 'number') return this.takeIf(rows, local, remote);
-    for (const row of rows) {
-      const taken = this.takeIf(row, local, remote);
-      if (taken !== undefined) return taken;
+    const w = this.words;
+    rows: for (let row = this.heads[this.bucket(ports)]!; row >= 0; row = this.next[row]!) {
+      if (this.ports[row] !== ports || this.taken[row]) continue;
+      const at = row * WORDS;
+      for (let i = 0; i < 4; i++) if (w[at + i] !== local[i] || w[at + 4 + i] !== remote[i]) continue rows;
+      this.taken[row] = 1;
+      return row;
     }
     return undefined;
-  }
-
-  private takeIf(row: number, local: ArrayLike<number>, remote: ArrayLike<number>): number | undefined {
-    if (this.taken[row]) return undefined;
-    const w = this.words;
-    const at = row * WORDS;
-    for (let i = 0; i < 4; i++) if (w[at + i] !== local[i] || w[at + 4 + i] !== remote[i]) return undefined;
-    this.taken[row] = 1;
-    return row;
   }
 
   private grow(): void {
@@ -128,6 +138,12 @@ class Generation {
       next.set(this[name]);
       this[name] = next;
     }
+    const ports = new Int32Array(size);
+    ports.set(this.ports);
+    this.ports = ports;
+    this.next = new Int32Array(size);
+    this.heads = new Int32Array(size * 2).fill(-1);
+    for (let row = 0; row < this.count; row++) this.link(row, ports[row]!);
   }
 }
 
@@ -186,14 +202,14 @@ export class ClosedSockets {
   hasPorts(localPort: number, remotePort: number): boolean {
     if (!this.current) return false;
     const ports = portPairKey(localPort, remotePort);
-    return this.current.byPorts.has(ports) || this.previous.byPorts.has(ports);
+    return this.current.has(ports) || this.previous.has(ports);
   }
 
   /** Takes every socket in the map that closed since the last call; returns their port pairs
    *  (`portPairKey`). Kept 1–2 s (GENERATION_MS), then dropped: sockets nobody asked about.
    *  Undefined when the kernel cannot (older than 5.6): `counters` then asks the map for each
-   *  socket. */
-  collect(): number[] | undefined {
+   *  socket. `list` false: none are listed (the caller only wants them kept). */
+  collect(list = true): number[] | undefined {
     if (this.batchRefused) return undefined;
     const batch = this.batch ??= new BatchBuffers();
     const now = this.now();
@@ -221,7 +237,10 @@ export class ClosedSockets {
         break;
       }
       const count = attr.readUInt32LE(32);
-      for (let i = 0; i < count; i++) fresh.push(into.add(batch.keyView, batch.valueView, i));
+      for (let i = 0; i < count; i++) {
+        const ports = into.add(batch.keyView, batch.valueView, i);
+        if (list) fresh.push(ports);
+      }
       if (done || count === 0) break;
       batch.outBatch.copy(batch.inBatch);
     }
