@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { UnwatchedFlows } from '../../src/agent/unwatched-flows.js';
 import { DecidedBatchWriter, type DecidedBatch, type DecidedFlow } from '../../src/agent/decided-batch.js';
-import { decodeDecided } from '../../src/agent/decided-records.js';
+import { DecidedRecords, decodeDecided } from '../../src/agent/decided-records.js';
 
 const v4 = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
 const token = Buffer.from(Array.from({ length: 24 }, (_, i) => i * 7));
@@ -129,6 +129,30 @@ describe('batches of flows decided by rule', () => {
     expect(got[0]!.verdict).toEqual({ action: 'allow', by: 'rule' }); // its rule index points nowhere
     expect(got[0]!.identity).toBeUndefined();
     expect(got[0]!.ownerError).toBeUndefined();
+  });
+
+  it('each record has its own token and remote address, however they repeat from record to record and batch to batch', () => {
+    const other = Buffer.from(token).reverse();
+    const w = new DecidedBatchWriter('q3-', 8);
+    w.add(flowV4(1, { token }));
+    w.add(flowV4(2, { token }));
+    w.add(flowV4(3, { token: other, remote: { address: v4('192.0.2.7'), port: 80 } }));
+    w.add(flowV4(4, { token, family: 'ipv6', remote: { address: Buffer.from('20010db8000000000000000000000007', 'hex'), port: 80 } }));
+    const batches = [w.take()];
+    w.add(flowV4(5, { token: other }));
+    batches.push(w.take());
+    // as flow objects, and read field by field (the remote address as the ended-flow path reads it)
+    expect(batches.flatMap((b) => decodeDecided(b)).map((f) => [f.token, f.remote.address])).toEqual(batches.flatMap((b) => {
+      const r = new DecidedRecords(b);
+      return Array.from({ length: r.count }, (_, i) => [r.token(i), r.remoteAddress(i)]);
+    }));
+    expect(batches.flatMap((b) => decodeDecided(b)).map((f) => [f.token, f.remote.address])).toEqual([
+      [token.toString('base64'), '93.184.216.34'],
+      [token.toString('base64'), '93.184.216.34'],
+      [other.toString('base64'), '192.0.2.7'],
+      [token.toString('base64'), '2001:db8::7'],
+      [other.toString('base64'), '93.184.216.34'],
+    ]);
   });
 
   it('refuses a capacity its 16-bit indexes cannot address', () => {
