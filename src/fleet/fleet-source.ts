@@ -6,7 +6,7 @@
 import { BehaviorSubject, Observable, ReplaySubject, Subject } from 'rxjs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
-import { Kvm, type KvWatchEntry } from '@nats-io/kv';
+import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { decodeClientMessage, decodeExtensionMessage } from '../protocol/codec.js';
 import type { ClientMessage, HelloMessage, Rule } from '../protocol/messages.js';
 import type { ConnectionStatus, FlowSource, SendResult, SourceEvent } from '../source/types.js';
@@ -115,6 +115,8 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
   const hosts = new Map<string, HostSource>();
   const lastSeen = new Map<string, number>();
   let nc: NatsConnection | undefined;
+  /** The hosts bucket, once open: read directly before a host is called gone. */
+  let hostsBucket: KV | undefined;
   let closed = false;
   let started = false;
   const stoppers: Array<() => Promise<unknown> | void> = [];
@@ -156,6 +158,7 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
     while (!closed) {
       try {
         const kv = await new Kvm(conn).open(names.hostsBucket);
+        hostsBucket = kv;
         const watch = await kv.watch();
         stoppers.push(() => watch.stop());
         for await (const entry of watch as AsyncIterable<KvWatchEntry>) {
@@ -169,14 +172,7 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
             say(`skipped ${a}`, 'bad-message');
             continue;
           }
-          // The server's time of the write says how fresh it is, also for entries read at start.
-          const at = entry.created.getTime();
-          lastSeen.set(entry.key, at);
-          if (Date.now() - at > 3 * interval) {
-            hostFor(entry.key).markGone(`not heard from since ${new Date(at).toISOString().slice(11, 19)} UTC`);
-            continue;
-          }
-          hostFor(entry.key).announce(a);
+          heardFrom(entry.key, a, entry.created.getTime());
         }
         return;
       } catch (error) {
@@ -304,11 +300,51 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
     }
   }
 
-  /** Hosts that stopped refreshing their entry for 3 intervals are gone. */
+  const since = (at: number): string => `not heard from since ${new Date(at).toISOString().slice(11, 19)} UTC`;
+
+  /** A host's entry as the bucket held it at `at` (the server's time of the write). An entry older
+   *  than one already seen (a watch made again after a failover replays from where it was) changes
+   *  nothing. */
+  function heardFrom(name: string, a: HostAnnouncement, at: number): void {
+    if (at < (lastSeen.get(name) ?? -Infinity)) return;
+    lastSeen.set(name, at);
+    if (Date.now() - at > 3 * interval) hostFor(name).markGone(since(at));
+    else hostFor(name).announce(a);
+  }
+
+  /** A host whose entry this client has not seen refreshed for 3 intervals is gone, once the bucket
+   *  itself says so: the watch is this client's view, and after its server died it was seen to lag
+   *  the bucket for 6–23 s while it was made again on another one (the host announcing all along).
+   *  So the entry is read directly (any replica answers), and a fresh one counts as heard. While it
+   *  cannot be read (the cluster is moving leaders, or this client lost its link) the host is given
+   *  3 intervals more, then called gone, saying why. */
+  async function confirmGone(name: string, at: number): Promise<void> {
+    const why = `${since(at)} (agents refresh every ${Math.round(interval / 1000)} s)`;
+    let entry: Awaited<ReturnType<KV['get']>>;
+    try {
+      if (!hostsBucket) throw new Error('the hosts bucket is not open');
+      entry = await hostsBucket.get(name);
+    } catch (error) {
+      if (!closed && Date.now() - at > 6 * interval) hosts.get(name)?.markGone(`${why}; the hosts bucket could not be read to check: ${words(error)}`);
+      return;
+    }
+    if (closed) return;
+    if (!entry || entry.operation !== 'PUT') return hosts.get(name)?.markGone('its agent said goodbye (entry removed)');
+    const a = readAnnouncement(name, entry.value);
+    if (typeof a === 'string') return hosts.get(name)?.markGone(`${why}; its entry now: ${a}`);
+    const written = entry.created.getTime();
+    if (Date.now() - written > 3 * interval) return hosts.get(name)?.markGone(why);
+    heardFrom(name, a, written);
+  }
+
+  /** Hosts that stopped refreshing their entry for 3 intervals are checked (one check at a time each). */
+  const checking = new Set<string>();
   const staleness = setInterval(() => {
     const now = Date.now();
     for (const [name, at] of lastSeen) {
-      if (now - at > 3 * interval) hosts.get(name)?.markGone(`not heard from since ${new Date(at).toISOString().slice(11, 19)} UTC (agents refresh every ${Math.round(interval / 1000)} s)`);
+      if (now - at <= 3 * interval || checking.has(name) || hosts.get(name)?.isGone() !== false) continue;
+      checking.add(name);
+      void confirmGone(name, at).finally(() => checking.delete(name));
     }
   }, Math.min(1_000, interval));
   staleness.unref?.();

@@ -3,6 +3,7 @@
 // merged with the replay, requests to the flow's own host (retried with the same ref), bad lines
 // reported and skipped, a host that stops announcing itself shown as gone.
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Attributor } from '../../src/attribution/attributor.js';
 import { createReplayBackend } from '../../src/attribution/replay-backend.js';
 import { createFlowStore, type FlowStore } from '../../src/app/store.js';
@@ -148,4 +149,32 @@ test.skipIf(skip)('a bad line is reported and skipped; a host that stops announc
   await until(store, 'edge-1 gone', (t) => t.sources.get('edge-1')?.status.state === 'disconnected', 5_000);
   expect(store.current().sources.get('edge-1')!.status).toMatchObject({ reason: expect.stringMatching(/not heard from since/) });
   expect(store.send('edge-1', { type: 'verdict', id: 'good', action: 'block', remember: 'once' })).toMatchObject({ ok: false, error: expect.stringMatching(/edge-1 is gone/) });
+});
+
+test.skipIf(skip)('a host that keeps announcing is not called gone while the client\'s watch of the hosts bucket lags, and takes a verdict', async () => {
+  const a = await agent('edge-2', 'lag');
+  await a.announce();
+  const announcer = setInterval(() => void a.announce().catch(() => undefined), 100);
+  try {
+    await a.publish([{ type: 'flow', flow: flowOf('p1', { pending: { deadline: Date.now() + 60_000 } }) }]);
+    // Gone after 3 intervals unseen: 0.9 s.
+    const store = client('lag', { announceIntervalMs: 300 });
+    await until(store, 'the pending flow', (t) => t.flows.has('edge-2#p1') && t.sources.get('edge-2')?.status.state === 'connected');
+    const states: string[] = [];
+    const watching = store.source('edge-2')!.status$.subscribe((s) => states.push(`${s.state}${'reason' in s ? `: ${s.reason}` : ''}`));
+    // The client's watch loses its consumer, as when the server holding it dies: it hears nothing
+    // until the library notices missed heartbeats (10 s) and makes it again; the bucket is current.
+    const jsm = await jetstreamManager(a.nc);
+    const bucketStream = `KV_${a.names.hostsBucket}`;
+    const watchers = await jsm.consumers.list(bucketStream).next();
+    expect(watchers.length).toBeGreaterThan(0);
+    for (const c of watchers) await jsm.consumers.delete(bucketStream, c.name);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(store.send('edge-2', { type: 'verdict', id: 'p1', action: 'block', remember: 'once' })).toEqual({ ok: true });
+    await until(store, 'the verdict applied', (t) => flowPhase(t.flows.get('edge-2#p1')!) === 'blocked');
+    watching.unsubscribe();
+    expect(states).toEqual(['connected']);
+  } finally {
+    clearInterval(announcer);
+  }
 });
