@@ -155,6 +155,11 @@ export function sortFlows(rows: Iterable<FlowRow>, spec: SortSpec, hosts?: HostN
   return sortRun([...rows], spec, (row) => flowSortKey(row, spec.column, hosts, hinted)).rows;
 }
 
+/** The revision of the journal's newest entry (-1 when it is empty). */
+function newestChange(journal: Journal): number {
+  return journal.length > 0 ? journal.at(journal.length - 1) : -1;
+}
+
 /** How sorts were answered since start, across sorters (for the benchmark). */
 export const sortStats = { full: 0, incremental: 0, fullRows: 0, repaired: 0 };
 
@@ -183,7 +188,14 @@ export class FlowSorter {
     const keyOf = (row: FlowRow): SortKey => flowSortKey(row, spec.column, hosts, hinted);
     const sameSpec = this.spec?.column === spec.column && this.spec.reverse === spec.reverse && this.hostsSeen === hostsSeen;
     const sameTable = this.flows === state.flows;
-    if (sameSpec && sameTable && this.rev === state.rev) {
+    // The flow Map and the journal are shared by every state of one table and written in place, so a
+    // state may be sorted after later steps were reduced, even after a newer state: its Map already
+    // holds their rows (seen in the fleet TUI: a frame drew state 2 with step 3 in the Map, and keys
+    // are handled against the state last drawn). What an order covers is therefore the table's newest
+    // change, not the rev of the state it was asked for; kept as the state's rev, the next frame
+    // inserted those rows again (shown twice).
+    const upTo = Math.max(state.rev, newestChange(state.journal));
+    if (sameSpec && sameTable && this.rev >= upTo) {
       this.lastWork = 'cached';
       return this.run.rows;
     }
@@ -201,7 +213,7 @@ export class FlowSorter {
     } else {
       this.sortAll(state, spec, keyOf);
     }
-    this.rev = state.rev;
+    this.rev = upTo;
     this.flows = state.flows;
     this.spec = { ...spec };
     this.hostsSeen = hostsSeen;

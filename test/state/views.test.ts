@@ -69,6 +69,51 @@ describe('the incremental sort\'s safety net', () => {
   });
 });
 
+describe('the sort of a table the reducer has moved on from', () => {
+  // The flow Map and the journal are updated in place, so a state sorted after the reducer moved on
+  // (a key handled against the state last drawn), or an older state after a newer one, already holds
+  // the later rows. The sorter inserted them in that sort and again in the next (without the safety
+  // net: late-b and late-c shown twice).
+  const add = (s: TableState, id: string, time: number): TableState => reduce(s, { type: 'events', events: [ev({ type: 'flow', flow: flow({ id, time }) })] });
+  const keysOf = (rows: readonly { key: string }[]) => rows.map((r) => r.key);
+
+  it('shows each row once when a state is sorted after the next step was reduced', () => {
+    const spec = { column: 'age' as const, reverse: false };
+    const s1 = table(20);
+    const sorter = new FlowSorter();
+    sorter.sorted(s1, spec);
+    const s2 = add(s1, 'late-a', 20_001);
+    const s3 = add(add(s2, 'late-b', 20_002), 'late-c', 20_003);
+    const before = sortStats.repaired;
+    // s2 rendered after s3 was reduced: it already holds late-b and late-c.
+    expect(keysOf(sorter.sorted(s2, spec))).toEqual(keysOf(sortFlows(s2.flows.values(), spec)));
+    const rows = keysOf(sorter.sorted(s3, spec));
+    expect(rows).toEqual(keysOf(sortFlows(s3.flows.values(), spec)));
+    expect(new Set(rows).size).toBe(rows.length);
+    // Right from the journal, not put right by the safety net.
+    expect(sortStats.repaired).toBe(before);
+    expect(sorter.lastWork).not.toBe('full');
+  });
+
+  it('shows each row once when an older state is sorted after a newer one', () => {
+    const spec = { column: 'rate' as const, reverse: false };
+    const s1 = table(20);
+    const sorter = new FlowSorter();
+    sorter.sorted(s1, spec);
+    const s2 = add(s1, 'late-a', 20_001);
+    const s3 = reduce(add(s2, 'late-b', 20_002), { type: 'events', events: [ev({ type: 'bytes', time: 20_000, counters: [{ id: 'f3', rx: 5_000, tx: 0 }] })] });
+    const before = sortStats.repaired;
+    sorter.sorted(s3, spec);
+    sorter.sorted(s2, spec); // a frame of the older state, after the newer one
+    const s4 = add(s3, 'late-c', 20_003);
+    const rows = keysOf(sorter.sorted(s4, spec));
+    expect(rows).toEqual(keysOf(sortFlows(s4.flows.values(), spec)));
+    expect(new Set(rows).size).toBe(rows.length);
+    expect(sortStats.repaired).toBe(before);
+    expect(sorter.lastWork).toBe('incremental');
+  });
+});
+
 describe('filter', () => {
   it('matches process names, paths and hosts fuzzily, and narrows as you type', () => {
     const s = table(50);
