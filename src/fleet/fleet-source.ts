@@ -319,7 +319,7 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
    *  cannot be read (the cluster is moving leaders, or this client lost its link) the host is given
    *  3 intervals more, then called gone, saying why. */
   async function confirmGone(name: string, at: number): Promise<void> {
-    const why = `${since(at)} (agents refresh every ${Math.round(interval / 1000)} s)`;
+    const why = `${since(at)} (agents refresh every ${interval < 1000 ? `${interval} ms` : `${Math.round(interval / 1000)} s`})`;
     let entry: Awaited<ReturnType<KV['get']>>;
     try {
       if (!hostsBucket) throw new Error('the hosts bucket is not open');
