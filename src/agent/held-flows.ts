@@ -11,7 +11,7 @@ import { defaultActionOf } from './effective-policy.js';
 import type { FlowNames } from './flow-names.js';
 import type { AgentIo, QueueWorkers } from './io.js';
 import { destroyFlowSocket } from './live-ending.js';
-import type { LiveFlows } from './live-flows.js';
+import { endTime, type LiveFlows } from './live-flows.js';
 import type { AgentEvent, EndedFlow } from './observers.js';
 import type { AgentOptions } from './options.js';
 import { PendingTable, type PendingFlow } from './pending.js';
@@ -91,7 +91,7 @@ export class HeldFlows {
   /** Takes the allowed TCP flows whose sockets closed before their batch got here, telling them
    *  whole: no flow object, no events, never live. */
   private takeEnded(live: LiveFlows): (r: DecidedRecords, i: number) => boolean {
-    const end = this.deps.io.clock.now();
+    const end = this.deps.io.clock.now(); // when the close time is not known
     const flow = this.endedFlow;
     return (r, i) => {
       if (r.action(i) !== 'allow' || r.protocol(i) !== 'tcp') return false;
@@ -100,7 +100,7 @@ export class HeldFlows {
       if (!last) return false;
       // every field set each time: one object, reused (observers copy what they keep)
       flow.time = r.time(i);
-      flow.end = end;
+      flow.end = endTime(flow, last, end);
       flow.direction = inbound ? 'inbound' : 'outbound';
       flow.family = r.family(i);
       flow.remote.address = r.remoteAddress(i);

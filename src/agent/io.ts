@@ -53,10 +53,17 @@ export interface ClosedSockets {
   /** A closed socket's final counters (undefined when not seen). `look`: 'collected', only in what
    *  `collect` read (has it closed already?); 'after-collect', there, and elsewhere only when that
    *  read could not cover it (the caller collected after the socket was seen gone); 'anywhere'. */
-  counters(local: Endpoint, remote: Endpoint, connected: boolean, look: 'collected' | 'after-collect' | 'anywhere'): { rx: number; tx: number } | undefined;
+  counters(local: Endpoint, remote: Endpoint, connected: boolean, look: 'collected' | 'after-collect' | 'anywhere'): ClosedSocket | undefined;
   /** The same as `counters(…, 'collected')`, by the ends' addresses as the map keys them (four
    *  network-order words each, IPv4 as ::ffff:a.b.c.d): no text to parse. */
-  collectedCounters(local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number, connected: boolean): { rx: number; tx: number } | undefined;
+  collectedCounters(local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number, connected: boolean): ClosedSocket | undefined;
+}
+
+/** A closed TCP socket's final data counters, and when it closed (ms since the epoch) where known. */
+export interface ClosedSocket {
+  rx: number;
+  tx: number;
+  closedAt?: number;
 }
 
 /** The cgroup BPF socket recorder, or what the agent does without it. */

@@ -8,7 +8,7 @@
 import type { BytesMessage, EndMessage, Endpoint, FlowRecord } from '../protocol/messages.js';
 import { TrafficTracker, indexByTuple, socketOf, startTrafficPoller, type SocketReader, type TrafficPoller, type TrafficUpdate } from '../traffic/index.js';
 import { expectSystemError } from '../errno.js';
-import type { ClosedSockets } from './io.js';
+import type { ClosedSocket, ClosedSockets } from './io.js';
 import { portPairKey } from '../net/port-pair.js';
 
 export interface LiveFlow {
@@ -88,7 +88,7 @@ export class LiveFlows {
     if (flow.protocol === 'tcp' && this.options.closedSockets) {
       const last = this.options.closedSockets.counters(flow.local, flow.remote, flow.direction === 'outbound', 'collected');
       if (last) {
-        this.sendEnd(flow.id, last.rx > 0 || last.tx > 0 ? { id: flow.id, ...last } : undefined, END_REASON_CLOSED);
+        this.sendEnd(flow.id, last.rx > 0 || last.tx > 0 ? { id: flow.id, rx: last.rx, tx: last.tx } : undefined, END_REASON_CLOSED, endTime(flow, last));
         return;
       }
       this.indexPorts(flow);
@@ -162,8 +162,7 @@ export class LiveFlows {
   }
 
   /** A flow's end, after its last counters when they moved. */
-  private sendEnd(id: string, last: { id: string; rx: number; tx: number } | undefined, reason: string): void {
-    const time = Date.now();
+  private sendEnd(id: string, last: { id: string; rx: number; tx: number } | undefined, reason: string, time = Date.now()): void {
     if (last) this.options.send({ type: 'bytes', counters: [last], time });
     this.options.send({ type: 'end', id, time, reason });
   }
@@ -221,7 +220,7 @@ export class LiveFlows {
 
   /** The final counters of a TCP socket that closed before its flow got here (in what the last read
    *  took; the socket is then taken), by its ends as the close-counters map keys them. */
-  closedBefore(local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number, connected: boolean): { rx: number; tx: number } | undefined {
+  closedBefore(local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number, connected: boolean): ClosedSocket | undefined {
     return this.options.closedSockets?.collectedCounters(local, localPort, remote, remotePort, connected);
   }
 
@@ -244,7 +243,7 @@ export class LiveFlows {
     if (closed.length === 0) return;
     const time = Date.now();
     const counters: BytesMessage['counters'] = [];
-    const ended: string[] = [];
+    const ended: Array<[id: string, time: number]> = [];
     for (const ports of closed) {
       const ids = this.tcpByPorts.get(ports);
       if (ids === undefined) continue;
@@ -255,12 +254,12 @@ export class LiveFlows {
         if (!last) continue; // another socket on these ports (other addresses)
         if (last.rx > f.rx || last.tx > f.tx) counters.push({ id, rx: Math.max(f.rx, last.rx), tx: Math.max(f.tx, last.tx) });
         this.forget(id);
-        ended.push(id);
+        ended.push([id, endTime(f.flow, last, time)]);
         break;
       }
     }
     if (counters.length > 0) this.options.send({ type: 'bytes', counters, time });
-    for (const id of ended) this.options.send({ type: 'end', id, time, reason: END_REASON_CLOSED });
+    for (const [id, at] of ended) this.options.send({ type: 'end', id, time: at, reason: END_REASON_CLOSED });
   }
 
   private apply(u: TrafficUpdate): void {
@@ -294,4 +293,11 @@ export class LiveFlows {
       this.options.send({ type: 'end', id: e.id, time: u.time, reason });
     }
   }
+}
+
+/** When a flow whose socket closed ended: the close as the kernel stamped it, never before the flow
+ *  began (the two clocks are read apart); `fallback` when the close time is not known. */
+export function endTime(flow: Pick<FlowRecord, 'time'>, closed: ClosedSocket, fallback = Date.now()): number {
+  const at = closed.closedAt;
+  return at !== undefined && Number.isFinite(at) ? Math.min(fallback, Math.max(flow.time, at)) : fallback;
 }

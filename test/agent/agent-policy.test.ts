@@ -234,6 +234,19 @@ describe('agent policy (fake I/O)', () => {
     expect(heard.slice(-3).map((e) => e.type)).toEqual(['flow', 'bytes', 'end']);
   });
 
+  it('such a flow ends when its socket closed, as the kernel stamped it, for observers and clients alike', async () => {
+    const whole: EndedFlow[] = [];
+    await startAgent({ observers: [{ observe: () => {}, ended: (f) => whole.push({ ...f }) }] });
+    const closedAt = io.clock.now() - 25;
+    io.closed.set(40050, { rx: 10, tx: 20, closedAt });
+    io.decided(decidedPacket('tcp', 40050, 443, 'r-web', { time: io.clock.now() - 40 }));
+    expect(whole.map((f) => f.end)).toEqual([closedAt]);
+    const client = io.subscribe();
+    io.closed.set(40051, { rx: 1, tx: 2, closedAt: closedAt + 1 });
+    io.decided(decidedPacket('tcp', 40051, 443, 'r-web', { time: io.clock.now() - 40 }));
+    expect(client.sent.filter((m) => m.type === 'end').map((m) => m.type === 'end' && m.time)).toEqual([closedAt + 1]);
+  });
+
   it('an observer without `ended` hears such a flow as its three events', async () => {
     const heard: AgentEvent[] = [];
     await startAgent({ observers: [{ observe: (e) => heard.push(e) }] });

@@ -96,19 +96,19 @@ describe.skipIf(skip)('final counters of closed TCP sockets, read in batches', (
     const [late] = await connectionsFrom(cg, port, 1, 10_001);
     // the next read shifts the first one's entry to the older generation: still found
     recorder.closedSockets!.collect();
-    expect(recorder.closedSockets!.counters(early!.address, early!.port, LOOPBACK, port, true, 'after-collect')).toEqual({ rx: 0, tx: 1 + (10_000 % 97) });
-    expect(recorder.closedSockets!.counters(late!.address, late!.port, LOOPBACK, port, true, 'after-collect')).toEqual({ rx: 0, tx: 1 + (10_001 % 97) });
+    expect(recorder.closedSockets!.counters(early!.address, early!.port, LOOPBACK, port, true, 'after-collect')).toMatchObject({ rx: 0, tx: 1 + (10_000 % 97) });
+    expect(recorder.closedSockets!.counters(late!.address, late!.port, LOOPBACK, port, true, 'after-collect')).toMatchObject({ rx: 0, tx: 1 + (10_001 % 97) });
     // one closed after the last read: not in what was read, but in the map
     const [after] = await connectionsFrom(cg, port, 1, 10_002);
     expect(recorder.closedSockets!.counters(after!.address, after!.port, LOOPBACK, port, true, 'after-collect')).toBeUndefined();
-    expect(recorder.closedSockets!.counters(after!.address, after!.port, LOOPBACK, port, true, 'anywhere')).toEqual({ rx: 0, tx: 1 + (10_002 % 97) });
+    expect(recorder.closedSockets!.counters(after!.address, after!.port, LOOPBACK, port, true, 'anywhere')).toMatchObject({ rx: 0, tx: 1 + (10_002 % 97) });
   }, 30_000);
 
   it('keeps what was read for a second however often the map is read, then drops what nobody asked for', async () => {
     const [kept, unasked] = await connectionsFrom(cg, port, 2, 10_003);
     for (let i = 0; i < 5; i++) recorder.closedSockets!.collect();
     // read five times within the second (a busy main thread's flow arrives late): still there
-    expect(recorder.closedSockets!.counters(kept!.address, kept!.port, LOOPBACK, port, true, 'collected')).toEqual({ rx: 0, tx: 1 + (10_003 % 97) });
+    expect(recorder.closedSockets!.counters(kept!.address, kept!.port, LOOPBACK, port, true, 'collected')).toMatchObject({ rx: 0, tx: 1 + (10_003 % 97) });
     // over two seconds and two more reads later, the one nobody asked for is gone
     await new Promise((r) => setTimeout(r, 1100));
     recorder.closedSockets!.collect();
@@ -173,18 +173,25 @@ for _ in range(2):
 `]);
     try {
       await lines(server).next((l) => l === 'ready', 10_000);
+      const before = Date.now();
       const local = await connectFrom(here, '127.0.0.1', 5);
+      const localClosed = Date.now();
       const remote = await connectFrom(there, '10.233.0.1', 7);
       await new Promise((r) => setTimeout(r, 200)); // the accepted ends close just after the clients see EOF
       const closed = recorder.closedSockets!;
       const fresh = closed.collect()!;
       const words = (dotted: string): Uint32Array => Uint32Array.from(ipv4Words(dotted));
       // the local connection: its connecting end, with what it sent; not its accepted end
-      expect(closed.counters(words('127.0.0.1'), local, words('127.0.0.1'), PORT, true, 'collected')).toEqual({ rx: 0, tx: 5 });
+      const connecting = closed.counters(words('127.0.0.1'), local, words('127.0.0.1'), PORT, true, 'collected');
+      expect(connecting).toMatchObject({ rx: 0, tx: 5 });
+      // when it closed, as the kernel stamped it: after the client began, by the time it said so
+      expect(connecting!.closedAt).toBeGreaterThanOrEqual(before - 5);
+      expect(connecting!.closedAt).toBeLessThanOrEqual(localClosed + 5);
+      expect(Number.isInteger(connecting!.closedAt)).toBe(true); // whole ms, as the rows store them
       expect(closed.counters(words('127.0.0.1'), PORT, words('127.0.0.1'), local, false, 'after-collect')).toBeUndefined();
       // the one from the other machine: its accepted end here, with what it received
-      expect(closed.counters(words('10.233.0.1'), PORT, words('10.233.0.2'), remote, false, 'collected')).toEqual({ rx: 7, tx: 0 });
-      expect(closed.counters(words('10.233.0.2'), remote, words('10.233.0.1'), PORT, true, 'collected')).toEqual({ rx: 0, tx: 7 });
+      expect(closed.counters(words('10.233.0.1'), PORT, words('10.233.0.2'), remote, false, 'collected')).toMatchObject({ rx: 7, tx: 0 });
+      expect(closed.counters(words('10.233.0.2'), remote, words('10.233.0.1'), PORT, true, 'collected')).toMatchObject({ rx: 0, tx: 7 });
       expect(fresh).toHaveLength(3);
     } finally {
       server.kill();

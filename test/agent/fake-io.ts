@@ -96,10 +96,10 @@ export class FakeIo implements AgentIo {
   private handlers?: ServerHandlers;
 
   /** TCP sockets that closed, with their final counters, by local port (each found once). */
-  readonly closed = new Map<number, { rx: number; tx: number }>();
+  readonly closed = new Map<number, { rx: number; tx: number; closedAt?: number }>();
 
   attachRecorder: AgentIo['attachRecorder'] = () => {
-    const take = (port: number): { rx: number; tx: number } | undefined => {
+    const take = (port: number): { rx: number; tx: number; closedAt?: number } | undefined => {
       const c = this.closed.get(port);
       this.closed.delete(port);
       return c;

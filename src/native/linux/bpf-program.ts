@@ -195,16 +195,16 @@ const AF_INET = 2;
  *  the context's remote_port word (the port in network order in its upper two bytes) and
  *  local_port word (host order). Value: bytes received, bytes acked (u64 each), the state it left
  *  for CLOSE (u32; the FIN and SYN take a sequence number each, and which of them the counters hold
- *  follows from it), 4 bytes of padding. */
+ *  follows from it), 4 bytes of padding, and when it closed (CLOCK_BOOTTIME ns, u64). */
 export const CLOSED_KEY_BYTES = 40;
-export const CLOSED_VALUE_BYTES = 24;
+export const CLOSED_VALUE_BYTES = 32;
 // struct bpf_sock_ops (uapi): op 0, args[0..3] 4..19, family 20, remote_ip4 24, local_ip4 28,
 // remote_ip6 32, local_ip6 48, remote_port 64, local_port 68, bytes_received 168, bytes_acked 176.
 const CLOSED_KEY = -40;
-const CLOSED_VALUE = -64;
+const CLOSED_VALUE = -72;
 
 /** A TCP socket's final counters, as it closes: at its establishment the program asks for state
- *  callbacks; at the change to CLOSE it stores tuple → (bytes received, bytes acked) in `map`. A flow
+ *  callbacks; at the change to CLOSE it stores tuple → (bytes received, bytes acked, when) in `map`. A flow
  *  that ends between two polls of sock_diag (a quick download) then still has its bytes. */
 export function closeCountersProgram(map: number): Buffer {
   const exitOk: Insn[] = [movImm(R0, 1), exit()];
@@ -223,6 +223,7 @@ export function closeCountersProgram(map: number): Buffer {
     ldxDW(R2, R6, 168), stxDW(R10, CLOSED_VALUE, R2),
     ldxDW(R2, R6, 176), stxDW(R10, CLOSED_VALUE + 8, R2),
     ldxW(R2, R6, 4), stxW(R10, CLOSED_VALUE + 16, R2), stW(R10, CLOSED_VALUE + 20, 0),
+    call(HELPER.ktime_get_boot_ns), stxDW(R10, CLOSED_VALUE + 24, R0),
     ...ldMap(R1, map),
     movReg(R2, R10), addImm(R2, CLOSED_KEY),
     movReg(R3, R10), addImm(R3, CLOSED_VALUE),

@@ -44,12 +44,35 @@ export function closedKeyWords(text: string, out: Uint32Array): Uint32Array | un
   return out;
 }
 
+/** A closed socket's data counters and when it closed (whole ms since the epoch, as Date.now()). */
+export interface ClosedCounters {
+  rx: number;
+  tx: number;
+  closedAt: number;
+}
+
 /** Data counters from a closed socket's sequence counters: the SYN and FINs take a number each. */
-function dataCounters(received: number, acked: number, left: number, connected: boolean): { rx: number; tx: number } {
+function dataCounters(received: number, acked: number, left: number, connected: boolean, closedAt: number): ClosedCounters {
   return {
     rx: Math.max(0, received - (FIN_RECEIVED_BEFORE_CLOSE.has(left) ? 1 : 0)),
     tx: Math.max(0, acked - (connected ? 1 : 0) - (FIN_ACKED_BEFORE_CLOSE.has(left) ? 1 : 0)),
+    closedAt,
   };
+}
+
+const CLOCK_BOOTTIME = 7;
+const timespec = Buffer.alloc(16);
+
+/** What to add to a CLOCK_BOOTTIME time in ms (as the program stamps a close) to make it a time
+ *  since the epoch, now. */
+function bootToEpochMs(): number {
+  if (libc().clockGettime(CLOCK_BOOTTIME, timespec) !== 0) return Number.NaN;
+  return Date.now() - (Number(timespec.readBigInt64LE(0)) * 1000 + Number(timespec.readBigInt64LE(8)) / 1e6);
+}
+
+/** A u64 of nanoseconds at `at` (little-endian) in ms, without a BigInt. */
+function nsToMs(view: DataView, at: number): number {
+  return (view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32) / 1e6;
 }
 
 /** One collection's sockets, in columns; a row is taken at most once. Rows are found by their port
@@ -63,6 +86,8 @@ class Generation {
   received = new Float64Array(BATCH);
   acked = new Float64Array(BATCH);
   left = new Uint8Array(BATCH);
+  /** When it closed, ms since the epoch. */
+  closedAt = new Float64Array(BATCH);
   taken = new Uint8Array(BATCH);
   ports = new Int32Array(BATCH);
   /** The next row in the same bucket, or -1. */
@@ -79,8 +104,9 @@ class Generation {
     return (Math.imul(ports, 0x9e3779b1) >>> 0) & (this.heads.length - 1);
   }
 
-  /** Appends a row from the batch buffers' entry `i`; returns its port pair. */
-  add(keys: DataView, values: DataView, i: number): number {
+  /** Appends a row from the batch buffers' entry `i` (`bootToEpoch`: bootToEpochMs of this read);
+   *  returns its port pair. */
+  add(keys: DataView, values: DataView, i: number, bootToEpoch: number): number {
     if (this.count === this.received.length) this.grow();
     const row = this.count++;
     const k = i * CLOSED_KEY_BYTES;
@@ -91,6 +117,7 @@ class Generation {
     this.received[row] = values.getUint32(v, true) + values.getUint32(v + 4, true) * 2 ** 32;
     this.acked[row] = values.getUint32(v + 8, true) + values.getUint32(v + 12, true) * 2 ** 32;
     this.left[row] = values.getUint32(v + 16, true);
+    this.closedAt[row] = Math.round(nsToMs(values, v + 24) + bootToEpoch);
     this.taken[row] = 0;
     // the context's remote_port word: network order in its upper half; local_port: host order
     const ports = portPairKey(keys.getUint32(k + 36, true), keys.getUint16(k + 34, false));
@@ -128,7 +155,7 @@ class Generation {
     const words = new Uint32Array(size * WORDS);
     words.set(this.words);
     this.words = words;
-    for (const name of ['received', 'acked'] as const) {
+    for (const name of ['received', 'acked', 'closedAt'] as const) {
       const next = new Float64Array(size);
       next.set(this[name]);
       this[name] = next;
@@ -171,7 +198,7 @@ export class ClosedSockets {
   /** A closed socket's final data counters by its ends (addresses as four network-order words), when
    *  the program saw it close; undefined otherwise. `connected`: this side connected (its SYN is in
    *  bytes acked). Taken: a second call for the same socket finds nothing in what was collected. */
-  counters(local: ArrayLike<number>, localPort: number, remote: ArrayLike<number>, remotePort: number, connected: boolean, look: ClosedLook = 'anywhere'): { rx: number; tx: number } | undefined {
+  counters(local: ArrayLike<number>, localPort: number, remote: ArrayLike<number>, remotePort: number, connected: boolean, look: ClosedLook = 'anywhere'): ClosedCounters | undefined {
     if (this.current) {
       const ports = portPairKey(localPort, remotePort);
       let g = this.current;
@@ -180,7 +207,7 @@ export class ClosedSockets {
         g = this.previous;
         row = g.take(ports, local, remote);
       }
-      if (row !== undefined) return dataCounters(g.received[row]!, g.acked[row]!, g.left[row]!, connected);
+      if (row !== undefined) return dataCounters(g.received[row]!, g.acked[row]!, g.left[row]!, connected, g.closedAt[row]!);
       if (look === 'after-collect' && this.complete) return undefined;
     }
     if (look === 'collected') return undefined;
@@ -194,7 +221,8 @@ export class ClosedSockets {
     key.writeUInt32LE(localPort, 36);
     this.attr.writeUInt32LE(this.map, 0);
     if (bpf(CMD.MAP_LOOKUP_ELEM, this.attr) < 0) return undefined;
-    return dataCounters(Number(this.value.readBigUInt64LE(0)), Number(this.value.readBigUInt64LE(8)), this.value.readUInt32LE(16), connected);
+    const v = new DataView(this.value.buffer, this.value.byteOffset, this.value.byteLength);
+    return dataCounters(Number(this.value.readBigUInt64LE(0)), Number(this.value.readBigUInt64LE(8)), this.value.readUInt32LE(16), connected, Math.round(nsToMs(v, 24) + bootToEpochMs()));
   }
 
   /** Whether what was collected holds a socket with these ports: a cheap first test before the
@@ -221,6 +249,7 @@ export class ClosedSockets {
     }
     const fresh: number[] = [];
     const attr = batch.attr;
+    const bootToEpoch = bootToEpochMs();
     let complete = true;
     attr.writeUInt32LE(this.map, 36);
     for (let first = true; ; first = false) {
@@ -238,7 +267,7 @@ export class ClosedSockets {
       }
       const count = attr.readUInt32LE(32);
       for (let i = 0; i < count; i++) {
-        const ports = into.add(batch.keyView, batch.valueView, i);
+        const ports = into.add(batch.keyView, batch.valueView, i, bootToEpoch);
         if (list) fresh.push(ports);
       }
       if (done || count === 0) break;

@@ -37,6 +37,8 @@ export interface Libc {
   flock(fd: number, operation: number): number;
   /** prctl(PR_SET_NAME): names the calling thread (15 bytes at most), as `top -H` and /proc show it. */
   nameThread(name: string): number;
+  /** clock_gettime(2) into a caller's struct timespec buffer (16 bytes: seconds, nanoseconds). */
+  clockGettime(clock: number, ts: Buffer): number;
   /** The errno left by the last call on this thread. */
   errno(): number;
 }
@@ -87,6 +89,7 @@ export function libc(): Libc {
   const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
   const flock = lib.func('int flock(int fd, int operation)');
   const prctlName = lib.func('prctl', 'int', ['int', 'const char *', 'unsigned long', 'unsigned long', 'unsigned long']);
+  const clockGettime = lib.func('int clock_gettime(int clock, _Out_ void *ts)');
   cached = {
     syscall: (nr, ...args) => {
       const typed: Array<string | number | bigint> = [];
@@ -114,6 +117,7 @@ export function libc(): Libc {
     addressOf: (buf) => BigInt(koffi.address(memsetPtr(buf, 0, 0)) as bigint),
     flock: (fd, op) => flock(fd, op) as number,
     nameThread: (name) => prctlName(PR_SET_NAME, name.slice(0, 15), 0, 0, 0) as number,
+    clockGettime: (clock, ts) => clockGettime(clock, ts) as number,
     errno: () => koffi.errno(),
   };
   return cached;
