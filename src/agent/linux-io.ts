@@ -105,8 +105,7 @@ function attachRecorder(options: LinuxIoOptions, log: (line: string) => void): R
           const r = closedKeyWords(remote.address, remoteWords);
           return l && r ? closed.counters(l, local.port, r, remote.port, connected, look) : undefined;
         },
-        collectedCounters: (local, localPort, remote, remotePort, connected) =>
-          closed.hasPorts(localPort, remotePort) ? closed.counters(local, localPort, remote, remotePort, connected, 'collected') : undefined,
+        collectedCounters: (local, localPort, remote, remotePort, connected) => closed.counters(local, localPort, remote, remotePort, connected, 'collected'),
       },
     } : {}),
     close: () => recorder.close(),

@@ -70,9 +70,14 @@ function bootToEpochMs(): number {
   return Date.now() - (Number(timespec.readBigInt64LE(0)) * 1000 + Number(timespec.readBigInt64LE(8)) / 1e6);
 }
 
-/** A u64 of nanoseconds at `at` (little-endian) in ms, without a BigInt. */
-function nsToMs(view: DataView, at: number): number {
-  return (view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32) / 1e6;
+/** A little-endian u64 at `at` as a number, without a BigInt. */
+function u64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
+}
+
+/** The close time of the map value at `v`, in whole ms since the epoch (`bootToEpoch`: bootToEpochMs). */
+function closedAtOf(values: DataView, v: number, bootToEpoch: number): number {
+  return Math.round(u64(values, v + 24) / 1e6 + bootToEpoch);
 }
 
 /** One collection's sockets, in columns; a row is taken at most once. Rows are found by their port
@@ -113,11 +118,10 @@ class Generation {
     const v = i * CLOSED_VALUE_BYTES;
     const words = this.words;
     for (let w = 0; w < WORDS; w++) words[row * WORDS + w] = keys.getUint32(k + 4 * w, false);
-    // u64 counters as two words: no BigInt per socket
-    this.received[row] = values.getUint32(v, true) + values.getUint32(v + 4, true) * 2 ** 32;
-    this.acked[row] = values.getUint32(v + 8, true) + values.getUint32(v + 12, true) * 2 ** 32;
+    this.received[row] = u64(values, v);
+    this.acked[row] = u64(values, v + 8);
     this.left[row] = values.getUint32(v + 16, true);
-    this.closedAt[row] = Math.round(nsToMs(values, v + 24) + bootToEpoch);
+    this.closedAt[row] = closedAtOf(values, v, bootToEpoch);
     this.taken[row] = 0;
     // the context's remote_port word: network order in its upper half; local_port: host order
     const ports = portPairKey(keys.getUint32(k + 36, true), keys.getUint16(k + 34, false));
@@ -179,6 +183,7 @@ export class ClosedSockets {
   private readonly attr = Buffer.alloc(ATTR_BYTES);
   private readonly key = Buffer.alloc(CLOSED_KEY_BYTES);
   private readonly value = Buffer.alloc(CLOSED_VALUE_BYTES);
+  private readonly valueView = new DataView(this.value.buffer, this.value.byteOffset, this.value.byteLength);
   private batch: BatchBuffers | undefined;
   /** What the collections of the last GENERATION_MS read, and of the span before; undefined until
    *  one has read. */
@@ -221,8 +226,8 @@ export class ClosedSockets {
     key.writeUInt32LE(localPort, 36);
     this.attr.writeUInt32LE(this.map, 0);
     if (bpf(CMD.MAP_LOOKUP_ELEM, this.attr) < 0) return undefined;
-    const v = new DataView(this.value.buffer, this.value.byteOffset, this.value.byteLength);
-    return dataCounters(Number(this.value.readBigUInt64LE(0)), Number(this.value.readBigUInt64LE(8)), this.value.readUInt32LE(16), connected, Math.round(nsToMs(v, 24) + bootToEpochMs()));
+    const v = this.valueView;
+    return dataCounters(u64(v, 0), u64(v, 8), v.getUint32(16, true), connected, closedAtOf(v, 0, bootToEpochMs()));
   }
 
   /** Whether what was collected holds a socket with these ports: a cheap first test before the
