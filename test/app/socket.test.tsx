@@ -83,6 +83,7 @@ describe('errors from the extension', () => {
     ext = await startTestExtension();
     const { instance } = await startWith(ext);
     await waitForFrame(instance, (f) => plain(f).includes('· connected'));
+    await ext.waitSubscribed();
     // A pending flow the extension does not hold (it answers unknown-flow).
     ext.broadcast({ type: 'flow', flow: flow({ id: 'ghost1', token: token(1), remote: { address: '203.0.113.77', port: 443 }, pending: { deadline: Date.now() + 60_000 }, time: Date.now() }) });
     await waitForFrame(instance, (f) => row(f, '203.0.113.77').includes('pending'));

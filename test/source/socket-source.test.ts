@@ -201,6 +201,9 @@ describe('createSocketSource', () => {
     const sub = source.events$.subscribe((e) => second.push(e));
     cleanups.push(() => sub.unsubscribe());
     await waitFor(() => first.statuses.at(-1)?.state === 'connected', 5000, 'connected');
+    // Connected means the hello arrived; the subscribe that follows it may not have reached the
+    // extension yet, and a broadcast goes only to subscribers.
+    await waitFor(() => ext.clients.some((c) => c.subscribed), 5000, 'the extension saw the subscribe');
     ext.broadcast(flow('x'));
     await waitFor(() => second.length === 2 && first.events.length === 2, 5000, 'both see the flow');
     expect(ext.clients).toHaveLength(1);

@@ -18,6 +18,9 @@ export interface TestExtension {
   /** Listen again on the same path (after close), with the same state. */
   restart(): Promise<void>;
   waitFor(ok: (received: ClientMessage[]) => boolean, timeoutMs?: number): Promise<void>;
+  /** Resolves once a client's subscribe has reached the extension: the TUI says connected when the
+   *  hello arrives, a moment before that, and a broadcast goes only to subscribers. */
+  waitSubscribed(timeoutMs?: number): Promise<void>;
 }
 
 export function testHello(capabilities: Capability[] = ['verdicts', 'end-flows', 'rules', 'bytes'], mode?: HelloMessage['mode']): HelloMessage {
@@ -95,6 +98,13 @@ export async function startTestExtension(options: { hello?: HelloMessage; path?:
     async restart() {
       server = makeServer();
       await server.listen();
+    },
+    async waitSubscribed(timeoutMs = 3_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!server.clients.some((c) => c.subscribed)) {
+        if (Date.now() > deadline) throw new Error('no client subscribed to the test extension');
+        await new Promise((r) => setTimeout(r, 5));
+      }
     },
     async waitFor(ok, timeoutMs = 3_000) {
       const deadline = Date.now() + timeoutMs;
