@@ -219,6 +219,7 @@ export function Root(props: RootProps) {
       ascii={ascii}
       banner={props.banner}
       now={ui.frozen ? ui.frozen.now : Math.max(model.table.now, clock.now())}
+      liveNow={Math.max(live.now, clock.now())}
       sources={[...model.table.sources.values()]}
       hintedUser={model.hintedUser}
       counts={model.counts}

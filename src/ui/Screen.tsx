@@ -26,7 +26,11 @@ export interface ScreenProps {
   ascii: boolean;
   /** A standing line under the source lines (see RootProps.banner). */
   banner?: string;
+  /** The time the table shows (the time it froze, while frozen). */
   now: number;
+  /** The time it is, for what stays live while frozen: pending flows' countdowns and the decision
+   *  prompt (see CellContext.liveNow); undefined: `now`. */
+  liveNow?: number;
   sources: readonly SourceInfo[];
   /** The local name of a flow's uid as its extension sent it (hintedUserNames of the table shown). */
   hintedUser?: HintedUser;
@@ -155,9 +159,10 @@ function StatusLine({ ui, ascii, bell, width }: { ui: UiState; ascii: boolean; b
 
 export function Screen(p: ScreenProps) {
   const { ui, ascii, now, width } = p;
+  const liveNow = p.liveNow ?? now;
   const hosts = showsHosts(p.sources);
   const infoById = new Map(p.sources.map((s) => [s.id, s]));
-  const ctx = { now, ascii, hostOf: (source: string) => sourceHost(infoById.get(source)), hintedUser: p.hintedUser };
+  const ctx = { now, liveNow, ascii, hostOf: (source: string) => sourceHost(infoById.get(source)), hintedUser: p.hintedUser };
   const badgeWidth = ascii ? 4 : 1;
   const { details, tableRows, detailRows } = p;
   const tableWidth = width - badgeWidth - 1;
@@ -169,7 +174,7 @@ export function Screen(p: ScreenProps) {
       <Table
         columns={layout(flowColumns(hosts), tableWidth)}
         rows={p.flows}
-        look={(r) => flowLook(r, now)}
+        look={(r) => flowLook(r, liveNow)}
         top={p.top}
         sticky={p.sticky}
         cursor={p.cursor}
@@ -247,7 +252,7 @@ export function Screen(p: ScreenProps) {
       </Box>
       <Box flexShrink={0} flexDirection="column">
         {ui.confirm?.kind === 'rule' && !ui.help ? (
-          <DecisionPrompt confirm={ui.confirm} row={p.prompt?.row} info={p.prompt?.info} now={now} ascii={ascii} />
+          <DecisionPrompt confirm={ui.confirm} row={p.prompt?.row} info={p.prompt?.info} now={liveNow} ascii={ascii} />
         ) : (
           <StatusLine ui={ui} ascii={ascii} bell={p.bell ?? true} width={width} />
         )}

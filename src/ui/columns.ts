@@ -10,7 +10,11 @@ import { sparkline } from './sparkline.js';
 import { shortToken } from '../rules/model.js';
 
 export interface CellContext {
+  /** The time the table shows: while the display is frozen, the time it froze. */
   now: number;
+  /** The time it is. Flows waiting for a verdict are shown live even while frozen (their countdown
+   *  runs, and one that arrived after the freeze has no negative age); undefined: `now`. */
+  liveNow?: number;
   ascii: boolean;
   /** The machine of a source's flows (for the HOST column). */
   hostOf?: (source: string) => string | undefined;
@@ -66,6 +70,11 @@ export function layout<R, S extends string>(columns: readonly Column<R, S>[], to
  *  as overdue. */
 const OVERDUE_GRACE_MS = 3_000;
 
+/** The clock a row is shown by: a pending row is live whatever the freeze. */
+function rowNow(row: FlowRow, c: CellContext): number {
+  return c.liveNow !== undefined && flowPhase(row) === 'pending' ? c.liveNow : c.now;
+}
+
 function stateCell(row: FlowRow, now: number, ascii: boolean): string {
   const phase = flowPhase(row);
   if (phase === 'pending') {
@@ -88,11 +97,11 @@ export const FLOW_COLUMNS: readonly Column<FlowRow, FlowSortColumn>[] = [
   { id: 'dir', title: 'DIR', width: 3, priority: 50, sort: 'direction', cell: (r) => (r.flow.direction === 'outbound' ? 'out' : 'in') },
   { id: 'proto', title: 'PROT', width: 4, priority: 55, sort: 'protocol', cell: (r) => r.flow.protocol },
   { id: 'remote', title: 'REMOTE', width: 16, grow: 4, priority: 95, sort: 'remote', cell: (r) => `${clean(remoteLabel(r))}:${r.flow.remote.port}` },
-  { id: 'state', title: 'STATE', width: 12, priority: 90, sort: 'state', cell: (r, c) => stateCell(r, c.now, c.ascii) },
+  { id: 'state', title: 'STATE', width: 12, priority: 90, sort: 'state', cell: (r, c) => stateCell(r, rowNow(r, c), c.ascii) },
   { id: 'rx', title: 'RX', width: 6, align: 'right', priority: 30, sort: 'rx', cell: (r) => bytes(r.rx) },
   { id: 'tx', title: 'TX', width: 6, align: 'right', priority: 30, sort: 'tx', cell: (r) => bytes(r.tx) },
   { id: 'rate', title: 'RATE', width: 8, align: 'right', priority: 70, sort: 'rate', cell: (r, c) => rate(rowRate(r, c.now)) },
-  { id: 'age', title: 'AGE', width: 5, align: 'right', priority: 65, sort: 'age', cell: (r, c) => age(c.now - r.flow.time) },
+  { id: 'age', title: 'AGE', width: 5, align: 'right', priority: 65, sort: 'age', cell: (r, c) => age(rowNow(r, c) - r.flow.time) },
 ];
 
 /** Shown when flows come from more than one host (and always for a fleet). */

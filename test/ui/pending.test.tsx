@@ -99,6 +99,25 @@ describe('pending flows are never hidden', () => {
     expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'allow', remember: 'once' }]);
   });
 
+  it('while frozen, a pending flow counts down by the clock, not by the time of the freeze', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    openFlows(src, 5);
+    await waitForFrame(app.instance, (f) => plain(f).includes('5 live'));
+    await ready(app.instance);
+    await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
+    await new Promise((r) => setTimeout(r, 2_100));
+    // 30 s left as it arrives, 2 s after the freeze: by the frozen time it would read 32 s, more
+    // than the extension gives it.
+    src.push(waiting('w1'));
+    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('firefox'));
+    expect(plain(frame)).toContain('FROZEN');
+    expect(plain(rowOf(frame, 'firefox'))).toMatch(/pending (29|30)s +.* 0s$/);
+    const later = await waitForFrame(app.instance, (f) => /pending (27|28)s/.test(plain(rowOf(f, 'firefox'))), 4_000, 'the countdown to run while frozen');
+    expect(plain(later)).toContain('FROZEN');
+  });
+
   it('n from another view switches to the flows and selects the pending flow; with none it says so', async () => {
     const src = memorySource();
     app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
