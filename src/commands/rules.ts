@@ -183,7 +183,8 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
   if (values.cidr !== undefined) endpoint.cidr = values.cidr;
   if (values.port !== undefined) {
     const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(values.port);
-    if (!m) throw usageError(`--port ${values.port}: expected a port (443) or a range (8000-8100)`);
+    const outOfRange = m && [m[1], m[2]].some((n) => n !== undefined && Number(n) > 65535);
+    if (!m || outOfRange) throw usageError(`--port ${values.port}: expected a port (443) or a range (8000-8100), from 0 to 65535`);
     if (m[2] !== undefined) endpoint.portRange = [Number(m[1]), Number(m[2])];
     else endpoint.port = Number(m[1]);
   }
