@@ -231,6 +231,7 @@ export class Agent {
       pid: process.pid, started: this.started, socket: o.socketPath, queueNum: o.queueNum, failOpen: o.failOpen, defaultAction: this.defaultAction,
       timeoutMs: o.timeoutMs, blockMode: o.blockMode, firewall: this.firewall?.backend ?? 'none', attribution: this.report.method,
       attributionDetail: this.report.fullDetail, counters: this.counters.values(this.flows.pending.size), clients: this.audience.server?.clients.length ?? 0,
+      ...(o.historyStatus ? { history: o.historyStatus() } : {}),
       ...(o.fleetStatus ? { fleet: o.fleetStatus() } : {}),
     };
   }

@@ -4,6 +4,7 @@ import type { AttributionBackend } from '../attribution/types.js';
 import type { Action, BlockMode } from '../protocol/messages.js';
 import type { AgentObserver } from './observers.js';
 import type { FleetLinkStatus } from '../fleet/link-types.js';
+import type { HistoryStatus } from '../history/status.js';
 import type { RuleBook } from './rule-book.js';
 
 export interface AgentOptions {
@@ -41,6 +42,8 @@ export interface AgentOptions {
   establishIdentities?: boolean;
   /** The host name the hello gives (--host-name with --nats); the machine's name otherwise. */
   hostName?: string;
+  /** What the history recording is doing, for the status file (`--status`). */
+  historyStatus?: () => HistoryStatus;
   /** The fleet link's state for the status file (`--status`), when the agent runs with --nats. */
   fleetStatus?: () => FleetLinkStatus & { host: string; servers: string[] };
 }

@@ -3,6 +3,7 @@
 import type { Action, BlockMode, Verdict } from '../protocol/messages.js';
 import { readStatusFile } from './socket-files.js';
 import type { FleetLinkStatus } from '../fleet/link-types.js';
+import type { HistoryStatus } from '../history/status.js';
 import { COUNTER, COUNTER_SLOTS, type AttributionMethod } from './types.js';
 import { RateLimitedLog, describeError } from './rate-limited-log.js';
 
@@ -45,6 +46,8 @@ export interface AgentStatus {
   attributionDetail: string;
   counters: AgentCounters;
   clients: number;
+  /** The history recording (absent from older agents' files). */
+  history?: HistoryStatus;
   /** The NATS link, with --nats. */
   fleet?: FleetLinkStatus & { host: string; servers: string[] };
 }

@@ -9,6 +9,7 @@ import { listenForStop } from '../agent/shutdown.js';
 import { resolve } from 'node:path';
 import { AGENT_HISTORY_PATH } from '../history/paths.js';
 import type { RunningHistory } from '../history/index.js';
+import { HistoryState, describeHistory } from '../history/status.js';
 import type { AttributionBackend } from '../attribution/types.js';
 import { LINUX_SOCKET, SOCKET_ENV, explicitSocketPaths } from '../source/paths.js';
 import { hostname } from 'node:os';
@@ -196,6 +197,7 @@ async function printStatus(socket: string): Promise<number> {
     `  owners        found ${c.ownerFound}, not found ${c.ownerMissing}; verdict send errors ${c.verdictErrors}; sockets the kernel would not destroy ${c.destroyErrors ?? 0}`,
     `  clients       ${s.clients}`,
     `  hand-over     ${c.decidedHandedOver ?? 0} flows decided by rule handed to the main thread in ${c.decidedBatches ?? 0} batches`,
+    ...(s.history ? [`  history       ${describeHistory(s.history, Date.now())}`] : []),
   ];
   if (s.fleet) {
     const f = s.fleet;
@@ -216,8 +218,8 @@ async function printStatus(socket: string): Promise<number> {
   return alive ? 0 : 3;
 }
 
-/** The agent's recorder (into a file group flowtop may read), or undefined when it cannot start. */
-async function startAgentHistory(path: string, attribution: AttributionBackend, log: (line: string) => void): Promise<RunningHistory | undefined> {
+/** The agent's recorder (into a file group flowtop may read), or why it could not start. */
+async function startAgentHistory(path: string, attribution: AttributionBackend, log: (line: string) => void): Promise<RunningHistory | { off: string }> {
   const { prepareHistoryFile } = await import('../history/paths.js');
   const { ensureGroup } = await import('../agent/authorize.js');
   const { startHistory } = await import('../history/index.js');
@@ -228,7 +230,7 @@ async function startAgentHistory(path: string, attribution: AttributionBackend, 
     prepareHistoryFile(path, { fileMode: 0o640, dirMode: 0o750, gid, asRoot: true });
   } catch (error) {
     log(`history: not recording: ${(error as Error).message}`);
-    return undefined;
+    return { off: (error as Error).message };
   }
   return startHistory({
     path,
@@ -300,7 +302,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!flags.fleet) await sayIgnoredFleetCopy(flags.rules, log);
   // History is beside the verdict path, never on it: a file that cannot be used is said once and the
   // agent judges on without it.
-  const history = flags.history ? await startAgentHistory(flags.history, attribution, log) : undefined;
+  const started = flags.history ? await startAgentHistory(flags.history, attribution, log) : { off: 'turned off (--no-history)' };
+  const history = 'off' in started ? undefined : started;
+  const historyStatus = 'off' in started ? (() => HistoryState.off(started.off, flags.history)) : () => started.status();
   let fatal: string | undefined;
   const agent = new Agent({
     onFatal: (message) => {
@@ -322,6 +326,7 @@ export async function run(argv: string[]): Promise<number> {
     // Said in hello.mode.history, so `flowtop` and `flowtop history` read this file (not the default
     // path) without being told: 'off' when nothing is recorded (--no-history, or a file it cannot use).
     history: history && flags.history ? flags.history : 'off',
+    historyStatus,
     ...(fleet?.selfToken ? { selfToken: fleet.selfToken } : {}),
     ...(fleet ? { fleetStatus: fleet.status } : {}),
     ...(flags.fleet ? { hostName: flags.fleet.host, establishIdentities: true } : {}),

@@ -5,9 +5,11 @@ import type { HistoryEvent } from './batch.js';
 import { HistoryRecorder } from './recorder.js';
 import { openHistorySink } from './sink.js';
 import type { RetentionOptions } from './writer.js';
+import { HistoryState, type HistoryStatus } from './status.js';
 
 export { HistoryRecorder, type RecordedEvent } from './recorder.js';
 export type { HistoryEvent } from './batch.js';
+export { HistoryState, type HistoryStatus } from './status.js';
 
 export interface HistoryOptions extends RetentionOptions {
   path: string;
@@ -21,22 +23,26 @@ export interface HistoryOptions extends RetentionOptions {
 
 export interface RunningHistory {
   readonly recorder: HistoryRecorder;
+  /** What the recording is doing (for the agent's status file). */
+  status(): HistoryStatus;
   /** Sends what the recorder holds, waits for it to be written and closes the file. */
   close(): Promise<void>;
 }
 
 export function startHistory(o: HistoryOptions): RunningHistory {
   let stopped = false;
+  const state = new HistoryState(o.path);
   const sink = openHistorySink(
     { path: o.path, ...(o.maxAgeMs !== undefined ? { maxAgeMs: o.maxAgeMs } : {}), ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}) },
     {
       thread: o.thread ?? 'auto',
       onNotice: (n) => {
+        state.notice(n);
         if (n.type === 'refused') {
           stopped = true;
           o.log(`history: not recording: ${n.message}`);
         } else if (n.type === 'problem') {
-          o.log(`history: cannot write (${n.message}); flows are not recorded meanwhile, retrying every 10 s`);
+          o.log(n.writing ? `history: cannot write (${n.message}); flows are not recorded meanwhile, retrying every 10 s` : `history: ${n.message}`);
         } else if (n.type === 'recovered') {
           o.log(`history: recording again (${n.lostFlows} flows were not recorded)`);
         } else if (n.type === 'events') {
@@ -54,6 +60,7 @@ export function startHistory(o: HistoryOptions): RunningHistory {
   });
   return {
     recorder,
+    status: () => state.read(recorder.counts.forgotten),
     close: async () => {
       recorder.close();
       await sink.close();

@@ -47,7 +47,8 @@ function threadSink(url: URL, config: WriterConfig, options: SinkOptions): Histo
   worker.on('message', (n: WriterNotice | { type: 'closed' }) => {
     if (n.type !== 'closed') options.onNotice(n);
   });
-  worker.on('error', (error) => options.onNotice({ type: 'problem', message: `the history thread failed: ${error.message}` }));
+  // A thread that died writes nothing more: said as a stop, not as a passing problem.
+  worker.on('error', (error) => options.onNotice({ type: 'refused', message: `the history thread failed: ${error.message}` }));
   // The agent's life is not tied to its history thread.
   worker.unref();
   const send = (m: ToWriter): void => {

@@ -17,9 +17,14 @@ export interface WriterConfig extends RetentionOptions {
 export type WriterNotice =
   | { type: 'ready' }
   | { type: 'refused'; message: string }
-  | { type: 'problem'; message: string }
+  /** `writing`: the writes themselves fail (later batches are dropped until one succeeds); false: a
+   *  side task failed (pruning) and flows are still written. */
+  | { type: 'problem'; message: string; writing: boolean }
   | { type: 'recovered'; lostBatches: number; lostFlows: number }
-  | { type: 'events'; events: HistoryEvent[] };
+  | { type: 'events'; events: HistoryEvent[] }
+  /** At most once a second while something changed: new flows written and not written (dropped while
+   *  the disk failed) since the file was opened, and when the last write was. */
+  | { type: 'progress'; written: number; lost: number; lastWrite?: number };
 
 const RETRY_MS = 10_000;
 const PRUNE_EVERY_MS = 1_000;
@@ -33,6 +38,11 @@ export class WriterCore {
   private lastTry = 0;
   private lostBatches = 0;
   private lostFlows = 0;
+  /** Since the file was opened: new flows written, and new flows dropped (lostFlows is per outage). */
+  private written = 0;
+  private lostTotal = 0;
+  private lastWrite?: number;
+  private reported = { written: 0, lost: 0 };
   private pruneTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -66,6 +76,8 @@ export class WriterCore {
     this.lastTry = now;
     try {
       const events = this.writer.write(batch, now);
+      this.written += newFlows(batch);
+      this.lastWrite = now;
       if (this.failing) {
         this.failing = false;
         this.notify({ type: 'recovered', lostBatches: this.lostBatches, lostFlows: this.lostFlows });
@@ -80,7 +92,7 @@ export class WriterCore {
         this.close();
         return;
       }
-      if (!this.failing) this.notify({ type: 'problem', message: `${this.config.path}: ${(error as Error).message}` });
+      if (!this.failing) this.notify({ type: 'problem', message: `${this.config.path}: ${(error as Error).message}`, writing: true });
       this.failing = true;
       this.lose(batch);
     }
@@ -89,12 +101,22 @@ export class WriterCore {
   private lose(batch: HistoryBatch): void {
     this.writer?.learn(batch); // its programs' numbers are used by later batches
     this.lostBatches++;
-    this.lostFlows += batch.rows.length + (batch.columns ? batch.columns.numbers.length / ROW_FIELDS : 0);
+    const flows = newFlows(batch);
+    this.lostFlows += flows;
+    this.lostTotal += flows;
+  }
+
+  /** Says how many flows were written and lost, when that changed since it last said so. */
+  private reportProgress(): void {
+    if (this.written === this.reported.written && this.lostTotal === this.reported.lost) return;
+    this.reported = { written: this.written, lost: this.lostTotal };
+    this.notify({ type: 'progress', written: this.written, lost: this.lostTotal, ...(this.lastWrite !== undefined ? { lastWrite: this.lastWrite } : {}) });
   }
 
   private schedulePrune(ms: number): void {
     if (this.closed) return;
     this.pruneTimer = setTimeout(() => {
+      this.reportProgress();
       let more = false;
       if (!this.failing) {
         try {
@@ -102,7 +124,7 @@ export class WriterCore {
         } catch (error) {
           more = false;
           // a full or failing disk shows in the next write, which reports it; anything else is said here
-          if (!isDiskError(error)) this.notify({ type: 'problem', message: `${this.config.path}: pruning old history failed: ${(error as Error).message}` });
+          if (!isDiskError(error)) this.notify({ type: 'problem', message: `${this.config.path}: pruning old history failed: ${(error as Error).message}`, writing: false });
         }
       }
       this.schedulePrune(more ? PRUNE_STEP_GAP_MS : PRUNE_EVERY_MS);
@@ -112,10 +134,16 @@ export class WriterCore {
 
   close(): void {
     if (this.closed) return;
+    this.reportProgress();
     this.closed = true;
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
     if (this.db) closeHistoryDatabase(this.db);
   }
+}
+
+/** The flows a batch adds (its updates to flows already written are not counted). */
+function newFlows(batch: HistoryBatch): number {
+  return batch.rows.length + (batch.columns ? batch.columns.numbers.length / ROW_FIELDS : 0);
 }
 
 function sqliteCode(error: unknown): string {

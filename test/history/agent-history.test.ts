@@ -36,6 +36,12 @@ function writeRules(dir: string): void {
   }));
 }
 
+/** The history line of `flowtop agent --status` for this agent. */
+function statusLine(socket: string): string {
+  const r = spawnSync(process.execPath, [join(buildAgent(), 'run-agent.mjs'), 'agent', '--status', '--socket', socket], { encoding: 'utf8', timeout: 20_000 });
+  return r.stdout.split('\n').find((l) => l.trimStart().startsWith('history ')) ?? `(no history line) ${r.stdout}${r.stderr}`;
+}
+
 function countFlows(path: string, where = `rport = ${PORT}`): number {
   const db = new Database(path, { readonly: true });
   try {
@@ -141,6 +147,13 @@ describe.skipIf(skip)('flowtop agent history', () => {
       // (21 shells in all, the first included.) Measured: 16–21 with the lookup started at once, 5
       // when it waited for the recorder's next batch.
       expect(named, `${named} of 21 recorded as bash`).toBeGreaterThanOrEqual(12);
+      // --status says where it records and counts every flow written (nothing else connects here).
+      const all = countFlows(path, '1');
+      const line = await waitFor('--status counting them all', () => {
+        const l = statusLine(agent.socket);
+        return l.includes(`: ${all} flows written`) && l;
+      }, 5_000).catch(() => statusLine(agent.socket));
+      expect(line).toMatch(new RegExp(`^  history +recording into ${path.replace(/[.]/g, '\\.')} \\([0-9.]+[KM]\\): ${all} flows written, the last \\d+ s ago; 0 not written$`));
     } finally {
       await agent.stop();
     }
@@ -234,6 +247,8 @@ describe.skipIf(skip)('flowtop agent history', () => {
         const said = agent.stderr.filter((l) => l.includes('history:'));
         expect(said).toHaveLength(1);
         expect(said[0]).toMatch(/not recording: .*read-only/i);
+        await waitFor('the status file', () => /^  history /.test(statusLine(agent.socket)), 5_000);
+        expect(statusLine(agent.socket)).toMatch(/^  history +off: .*read-only/i);
       } finally {
         await agent.stop();
       }
@@ -253,6 +268,11 @@ describe.skipIf(skip)('flowtop agent history', () => {
       await waitFor('the refusal', () => agent.stderr.some((l) => l.includes('not recording')), 5000);
       expect(agent.stderr.filter((l) => l.includes('history:'))).toEqual([expect.stringMatching(/not recording: .*notes\.db is not a SQLite database; flowtop leaves it alone/)]);
       expect(await connectOnce(space.ns, space.cg)).toBe('connected');
+      const line = await waitFor('--status saying so', () => {
+        const l = statusLine(agent.socket);
+        return l.includes('NOT recording') && l;
+      }, 5_000);
+      expect(line).toMatch(/^  history +NOT recording since \d{4}-\d\d-\d\dT[\d:.]+Z: .*notes\.db is not a SQLite database; .*0 flows written; 0 not written$/);
     } finally {
       await agent.stop();
     }

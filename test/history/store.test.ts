@@ -15,6 +15,7 @@ import { HistoryRefused, openHistoryDatabase } from '../../src/history/schema.js
 import { HistoryWriter } from '../../src/history/writer.js';
 import { MAX_TEXT_IDS } from '../../src/history/batch.js';
 import type { WriterNotice } from '../../src/history/writer-core.js';
+import { HistoryState } from '../../src/history/status.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -409,7 +410,8 @@ describe('history store', () => {
     try {
       const path = join(mnt, 'history.db');
       const notices: WriterNotice[] = [];
-      const sink = openHistorySink({ path, retryMs: 100 }, { thread: 'inline', onNotice: (n) => notices.push(n) });
+      const state = new HistoryState(path);
+      const sink = openHistorySink({ path, retryMs: 100 }, { thread: 'inline', onNotice: (n) => { notices.push(n); state.notice(n); } });
       const filler = join(mnt, 'filler');
       const facts = { key: 'path:/usr/bin/x', trust: 1 };
       let ref = 0;
@@ -419,11 +421,22 @@ describe('history store', () => {
       const problems = notices.filter((n) => n.type === 'problem');
       expect(problems).toHaveLength(1);
       expect((problems[0] as { message: string }).message).toMatch(/full/i);
+      // What `flowtop agent --status` says meanwhile.
+      expect(state.read(0)).toMatchObject({ path, state: 'failing', reason: expect.stringMatching(/full/i) });
       rmSync(filler);
       await new Promise((r) => setTimeout(r, 150));
       sink.write(batch());
       expect(notices.filter((n) => n.type === 'recovered')).toEqual([{ type: 'recovered', lostBatches: expect.any(Number), lostFlows: expect.any(Number) }]);
+      expect(state.read(0)).toMatchObject({ state: 'recording' });
+      expect(state.read(0).reason).toBeUndefined();
       await sink.close();
+      // Every flow sent is counted once, written or lost.
+      const { lostFlows } = notices.find((n) => n.type === 'recovered') as { lostFlows: number };
+      const counted = state.read(0);
+      expect(counted.lost).toBe(lostFlows);
+      expect(counted.lost).toBeGreaterThan(0);
+      expect(counted.written + counted.lost).toBe(31 * 500);
+      expect(counted.bytes).toBeGreaterThan(0);
       const reader = HistoryReader.open(path);
       expect(reader.flowCount()).toBeGreaterThan(0);
       reader.close();
