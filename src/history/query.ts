@@ -207,16 +207,23 @@ export class HistoryReader {
     // step (24 h in 33 points is 24 hours, not 33 steps of 44 minutes read from 1,440 minutes of
     // buckets). Shorter steps read the minutes.
     let stepMinutes = Math.max(1, Math.ceil((until - q.since) / asked / 60_000));
-    let start = from;
+    let unit = 1;
     for (const r of ROLLUPS) {
       if (stepMinutes > r.minutes / 2) {
         stepMinutes = Math.ceil(stepMinutes / r.minutes) * r.minutes;
-        start = Math.floor(from / r.minutes) * r.minutes;
+        unit = r.minutes;
         break;
       }
     }
+    // The steps are laid back from the end of the unit that holds the window's last minute: the
+    // newest step is the one now is in, and as long as every other. (Laid forward from the window's
+    // start, the grid could need one step more than there are marks, and the newest two were then
+    // drawn as one: 8 h under "one mark = 4 h".) What the first step leaves out of the window's
+    // start is counted in it.
+    const end = Math.ceil(to / unit) * unit;
     const stepMs = stepMinutes * 60_000;
-    const points = Math.min(asked, Math.max(1, Math.ceil((to - start) / stepMinutes)));
+    const points = Math.min(asked, Math.max(1, Math.ceil((end - from) / stepMinutes)));
+    const start = end - points * stepMinutes;
     let only = '';
     const keyArgs: string[] = [];
     if (q.keys) {

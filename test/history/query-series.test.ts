@@ -50,6 +50,31 @@ describe('series', () => {
     reader.close();
   });
 
+  it('the newest mark is one step long, holding only the step now is in, when the window does not start on the hour', () => {
+    // 7 days in 42 marks is 4 h a mark; the window starts 5 minutes past an hour, so a grid laid
+    // forward from that hour needs 43 steps, and the newest two (here 15:00–19:00 and 19:00–23:00)
+    // were drawn as one mark.
+    const now = Date.UTC(2026, 11, 5, 19, 5, 0);
+    const path = file();
+    writeConnections(path, [
+      { at: Date.UTC(2026, 11, 5, 18, 52, 0), program: curl, host: 'a.example', rx: 3000, tx: 0 },
+      { at: Date.UTC(2026, 11, 5, 19, 2, 0), program: curl, host: 'a.example', rx: 6000, tx: 0 },
+      { at: now - 7 * 24 * 60 * MIN + 2 * MIN, program: curl, host: 'a.example', rx: 1, tx: 0 },
+    ], now);
+    const reader = HistoryReader.open(path);
+    const s = reader.series({ by: 'process', since: now + 1 - 7 * 24 * 60 * MIN, until: now + 1, points: 42 });
+    expect(s.stepMs).toBe(4 * 60 * MIN);
+    const curve = s.rx.get(curl.key)!;
+    expect(curve).toHaveLength(42);
+    // The last step ends at the end of the hour now is in, and holds what started in it only.
+    expect(s.start + 42 * s.stepMs).toBe(Date.UTC(2026, 11, 5, 20, 0, 0));
+    expect(curve.at(-1)).toBe(9000);
+    // The oldest step takes in the start of the window it would otherwise leave out.
+    expect(curve[0]).toBe(1);
+    expect(curve.reduce((a, b) => a + b, 0)).toBe(9001);
+    reader.close();
+  });
+
   it('gives a window shorter than the points asked one point per minute, the last one holding the newest minute', () => {
     const path = file();
     writeConnections(path, [{ at: NOW - 30_000, program: curl, host: 'a.example', rx: 9, tx: 0 }], NOW);
