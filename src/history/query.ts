@@ -259,8 +259,10 @@ export class HistoryReader {
     const until = q.until ?? untilNow();
     const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
     const stepMs = Math.max(60_000, Math.ceil((until - q.since) / asked / 60_000) * 60_000);
-    const start = Math.floor(q.since / 60_000) * 60_000;
-    const points = Math.min(asked, Math.max(1, Math.ceil((until - start) / stepMs)));
+    // Laid back from the end of the minute now is in, as series() does: the newest mark is one step.
+    const end = Math.ceil(until / 60_000) * 60_000;
+    const points = Math.min(asked, Math.max(1, Math.ceil((end - Math.floor(q.since / 60_000) * 60_000) / stepMs)));
+    const start = end - points * stepMs;
     const owner = q.identity === '' ? 'f.ident IS NULL' : 'f.ident = (SELECT id FROM identities WHERE key = ?)';
     const ownerArgs = q.identity === '' ? [] : [q.identity];
     const maxFlows = Math.max(1, Math.floor(q.maxFlows ?? 300_000));

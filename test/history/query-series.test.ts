@@ -50,7 +50,7 @@ describe('series', () => {
     reader.close();
   });
 
-  it('the newest mark is one step long, holding only the step now is in, when the window does not start on the hour', () => {
+  it('the newest mark is one step long, holding only the step now is in, when the window does not start on the hour (programs, and a program\'s hosts)', () => {
     // 7 days in 42 marks is 4 h a mark; the window starts 5 minutes past an hour, so a grid laid
     // forward from that hour needs 43 steps, and the newest two (here 15:00–19:00 and 19:00–23:00)
     // were drawn as one mark.
@@ -59,6 +59,7 @@ describe('series', () => {
     writeConnections(path, [
       { at: Date.UTC(2026, 11, 5, 18, 52, 0), program: curl, host: 'a.example', rx: 3000, tx: 0 },
       { at: Date.UTC(2026, 11, 5, 19, 2, 0), program: curl, host: 'a.example', rx: 6000, tx: 0 },
+      { at: Date.UTC(2026, 11, 5, 15, 5, 30), program: curl, host: 'a.example', rx: 500, tx: 0 },
       { at: now - 7 * 24 * 60 * MIN + 2 * MIN, program: curl, host: 'a.example', rx: 1, tx: 0 },
     ], now);
     const reader = HistoryReader.open(path);
@@ -69,9 +70,18 @@ describe('series', () => {
     // The last step ends at the end of the hour now is in, and holds what started in it only.
     expect(s.start + 42 * s.stepMs).toBe(Date.UTC(2026, 11, 5, 20, 0, 0));
     expect(curve.at(-1)).toBe(9000);
+    expect(curve.at(-2)).toBe(500);
     // The oldest step takes in the start of the window it would otherwise leave out.
     expect(curve[0]).toBe(1);
-    expect(curve.reduce((a, b) => a + b, 0)).toBe(9001);
+    expect(curve.reduce((a, b) => a + b, 0)).toBe(9501);
+    // The same for a program's hosts (read from its flows, in steps of whole minutes).
+    const drill = reader.hostsOf({ identity: curl.key, since: now + 1 - 7 * 24 * 60 * MIN, until: now + 1, points: 42 });
+    const hostCurve = drill.series.rx.get('a.example')!;
+    expect(drill.series.stepMs).toBe(4 * 60 * MIN);
+    expect(hostCurve).toHaveLength(42);
+    expect(hostCurve.at(-1)).toBe(9000);
+    expect(hostCurve.at(-2)).toBe(500);
+    expect(hostCurve.reduce((a, b) => a + b, 0)).toBe(9501);
     reader.close();
   });
 
