@@ -201,7 +201,10 @@ function buildSpec(values: Values, io: RulesIo): RuleSpec {
   const checked = parseRuleSpec(spec, 'the rule');
   if (!checked.ok) throw new UsageError(checked.problems.join('\n  '), 'run `flowtop rules --help` for the flags');
   // Without a process or a remote the rule covers every program and every address: only on request.
-  if (values.any && (identity || checked.value.endpoint)) throw usageError('--any means every process and every remote: leave out the process and remote flags, or --any');
+  if (values.any && (identity || checked.value.endpoint)) {
+    const given = [identity ? 'a process' : '', checked.value.endpoint ? 'a remote (host, domain, address, cidr or port)' : ''].filter(Boolean).join(' and ');
+    throw usageError(`--any means every process and every remote, and this rule also names ${given}: leave out --any (a rule that names no process covers every process, one that names no remote every remote)`);
+  }
   if (!values.any && !identity && !checked.value.endpoint) {
     throw usageError(`this rule names no process and no remote: it would ${checked.value.action} every program's connections to anywhere; add --any if that is what you mean`);
   }

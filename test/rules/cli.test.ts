@@ -307,6 +307,9 @@ describe('the real command line (src/cli.ts main in its own process)', () => {
     const usage = await flowtop(['rules', 'add', '--allow', '--port', 'http', '--rules', file]);
     expect(usage.code).toBe(2);
     expect(usage.err).toBe('flowtop: --port http: expected a port (443) or a range (8000-8100), from 0 to 65535\n  run `flowtop rules --help` for the usage\n');
+    const anyAndPort = await flowtop(['rules', 'add', '--block', '--any', '--port', '8002', '--rules', file]);
+    expect(anyAndPort.code).toBe(2);
+    expect(anyAndPort.err).toMatch(/^flowtop: --any means every process and every remote, and this rule also names a remote \(host, domain, address, cidr or port\): leave out --any/);
     const tooHigh = await flowtop(['rules', 'add', '--allow', '--port', '8000-99999', '--rules', file]);
     expect(tooHigh.code).toBe(2);
     expect(tooHigh.err).toMatch(/^flowtop: --port 8000-99999: expected a port \(443\) or a range \(8000-8100\), from 0 to 65535\n/);
