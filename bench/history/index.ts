@@ -78,7 +78,7 @@ async function sustained(rate: number, seconds: number): Promise<void> {
   const run = async (record: boolean): Promise<{ cpuMs: number; threads: ReturnType<typeof threadShares>; flows: number; events: number; lagMs: number }> => {
     rmSync(path, { force: true });
     const threads0 = ownThreadCpuMs();
-    const history = record ? startHistory({ path, log: (l) => process.stderr.write(`${l}\n`), resolve: async (t) => t.map(attribution) }) : undefined;
+    const history = record ? startHistory({ path, program: 'flowtop bench', log: (l) => process.stderr.write(`${l}\n`), resolve: async (t) => t.map(attribution) }) : undefined;
     const observe = history ? (e: Parameters<typeof history.recorder.observe>[0]) => history.recorder.observe(e) : () => {};
     const open: string[] = [];
     let head = 0;

@@ -19,9 +19,9 @@ import type { HistoryEvent } from '../history/index.js';
 import type { OpenFlowNote } from '../history/continuation.js';
 
 /** Records what the passive monitor sees into $XDG_STATE_HOME/flowtop/history.db (0600 in a 0700
- *  folder), with its own attribution backend; returns what stops it, or undefined when it cannot run
- *  (said in `log`). */
-async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv, log: string[], events: Subject<HistoryEvent>): Promise<(() => Promise<void>) | undefined> {
+ *  folder), with its own attribution backend; returns what stops it, the other flowtop that records
+ *  there already, or undefined when it cannot run (said in `log`). */
+async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv, log: string[], events: Subject<HistoryEvent>): Promise<(() => Promise<void>) | { busy: string } | undefined> {
   const { prepareHistoryFile, userHistoryPath } = await import('../history/paths.js');
   const path = userHistoryPath(env);
   try {
@@ -30,12 +30,20 @@ async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv,
     log.push(`history: not recording: ${(error as Error).message}`);
     return undefined;
   }
-  const { startHistory } = await import('../history/index.js');
+  const { startHistory, RecordingBusy } = await import('../history/index.js');
   const continuation = await import('../history/continuation.js');
+  const backend = selectBackend('linux-pidfd-v1', {});
+  let history;
+  try {
+    history = startHistory({ path, program: 'flowtop', resolve: (tokens) => backend.resolve(tokens), log: (line) => log.push(line), onEvent: (e) => events.next(e) });
+  } catch (error) {
+    backend.close?.();
+    if (error instanceof RecordingBusy) return { busy: error.message };
+    log.push(`history: not recording: ${(error as Error).message}`);
+    return undefined;
+  }
   // Flows the last run left open, continued as the same rows when the snapshot shows them again.
   const leftOpen = continuation.readLeftOpen(path);
-  const backend = selectBackend('linux-pidfd-v1', {});
-  const history = startHistory({ path, resolve: (tokens) => backend.resolve(tokens), log: (line) => log.push(line), onEvent: (e) => events.next(e) });
   const open = new Map<string, OpenFlowNote>();
   let continued: OpenFlowNote[] = [];
   // The snapshot a new subscriber gets comes during subscribe(): flows already open, whose counters
@@ -84,6 +92,50 @@ async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv,
     } catch (error) {
       log.push(`history: could not note the flows still open: ${(error as Error).message}`);
     }
+  };
+}
+
+/** How often a flowtop whose history file another flowtop records into tries to take it over. */
+const TAKE_OVER_EVERY_MS = 5_000;
+
+/** Records the passive monitor, or — while another flowtop of this user records into the file — waits
+ *  for it to quit and takes over (the monitor's snapshot then gives the flows open at that moment).
+ *  Returns what stops it. */
+async function recordWhenFree(monitor: FlowSource, env: NodeJS.ProcessEnv, log: string[], events: Subject<HistoryEvent>): Promise<() => Promise<void>> {
+  let stop: (() => Promise<void>) | undefined;
+  /** Why this flowtop does not record (another one does), while it waits. */
+  let waiting: string | undefined;
+  let closed = false;
+  const attempt = async (): Promise<void> => {
+    const got = await recordPassiveMonitor(monitor, env, log, events);
+    if (got && 'busy' in got) {
+      waiting = got.busy;
+      return;
+    }
+    if (closed) return void (await got?.());
+    if (waiting) log.push(`history: this flowtop recorded from ${new Date().toLocaleTimeString()}, when the other one that recorded quit`);
+    waiting = undefined;
+    stop = got;
+  };
+  await attempt();
+  let timer: NodeJS.Timeout | undefined;
+  let trying: Promise<void> | undefined;
+  if (waiting) {
+    timer = setInterval(() => {
+      if (trying || !waiting) return;
+      trying = attempt().catch((error: Error) => void log.push(`history: could not take over the recording: ${error.message}`)).finally(() => {
+        trying = undefined;
+        if (!waiting && timer) clearInterval(timer);
+      });
+    }, TAKE_OVER_EVERY_MS);
+    timer.unref();
+  }
+  return async () => {
+    closed = true;
+    if (timer) clearInterval(timer);
+    await trying;
+    if (waiting) log.push(`history: ${waiting}: this flowtop did not record it as well`);
+    await stop?.();
   };
 }
 
@@ -148,10 +200,7 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, de
       if (probe.denied) banner = `the agent at ${defaultPath} is for root and group ${AGENT_GROUP}; to join: sudo usermod -aG ${AGENT_GROUP} $USER, then log in again`;
       const monitor = createPassiveMonitor();
       sources.push(monitor);
-      if (flags.history) {
-        const recording = await recordPassiveMonitor(monitor, env, historyLog, historyEvents);
-        if (recording) closers.push(recording);
-      }
+      if (flags.history) closers.push(await recordWhenFree(monitor, env, historyLog, historyEvents));
     }
   }
   const attributorFor = (kind: TokenKind): AttributorLike => new Attributor(selectBackend(kind, { replay }));

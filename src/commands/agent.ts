@@ -222,7 +222,7 @@ async function printStatus(socket: string): Promise<number> {
 async function startAgentHistory(path: string, attribution: AttributionBackend, log: (line: string) => void): Promise<RunningHistory | { off: string }> {
   const { prepareHistoryFile } = await import('../history/paths.js');
   const { ensureGroup } = await import('../agent/authorize.js');
-  const { startHistory } = await import('../history/index.js');
+  const { startHistory, RecordingBusy } = await import('../history/index.js');
   try {
     const gid = ensureGroup().gid;
     // A folder made for it is 0750 root:flowtop, the file 0640 root:flowtop (SQLite gives its -wal
@@ -232,12 +232,21 @@ async function startAgentHistory(path: string, attribution: AttributionBackend, 
     log(`history: not recording: ${(error as Error).message}`);
     return { off: (error as Error).message };
   }
-  return startHistory({
-    path,
-    resolve: (tokens) => attribution.resolve(tokens),
-    log,
-    onEvent: (e) => log(`history: ${e.kind}: ${e.detail}`),
-  });
+  try {
+    return startHistory({
+      path,
+      program: 'flowtop agent',
+      resolve: (tokens) => attribution.resolve(tokens),
+      log,
+      onEvent: (e) => log(`history: ${e.kind}: ${e.detail}`),
+    });
+  } catch (error) {
+    // Whatever stops the recording from starting (another recorder, a lock file it cannot make),
+    // the agent judges on without it.
+    const why = error instanceof RecordingBusy ? `${error.message}: give this agent its own --history PATH, or --no-history` : (error as Error).message;
+    log(`history: not recording: ${why}`);
+    return { off: why };
+  }
 }
 
 /** With --nats: the fleet rules (the local copy first), the link thread, and what ties them to the agent. */

@@ -6,13 +6,17 @@ import { HistoryRecorder } from './recorder.js';
 import { openHistorySink } from './sink.js';
 import type { RetentionOptions } from './writer.js';
 import { HistoryState, type HistoryStatus } from './status.js';
+import { claimRecording } from './recording-lock.js';
 
 export { HistoryRecorder, type RecordedEvent } from './recorder.js';
 export type { HistoryEvent } from './batch.js';
 export { HistoryState, type HistoryStatus } from './status.js';
+export { RecordingBusy } from './recording-lock.js';
 
 export interface HistoryOptions extends RetentionOptions {
   path: string;
+  /** Who records, named to a second recorder that finds the file taken ("flowtop agent"). */
+  program: string;
   resolve?: (tokens: Uint8Array[]) => Promise<Attribution[]>;
   /** Problems and recoveries, in words (each problem once). */
   log: (line: string) => void;
@@ -29,41 +33,49 @@ export interface RunningHistory {
   close(): Promise<void>;
 }
 
+/** Starts recording into `o.path`; throws RecordingBusy when another process records into it. */
 export function startHistory(o: HistoryOptions): RunningHistory {
-  let stopped = false;
-  const state = new HistoryState(o.path);
-  const sink = openHistorySink(
-    { path: o.path, ...(o.maxAgeMs !== undefined ? { maxAgeMs: o.maxAgeMs } : {}), ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}) },
-    {
-      thread: o.thread ?? 'auto',
-      onNotice: (n) => {
-        state.notice(n);
-        if (n.type === 'refused') {
-          stopped = true;
-          o.log(`history: not recording: ${n.message}`);
-        } else if (n.type === 'problem') {
-          o.log(n.writing ? `history: cannot write (${n.message}); flows are not recorded meanwhile, retrying every 10 s` : `history: ${n.message}`);
-        } else if (n.type === 'recovered') {
-          o.log(`history: recording again (${n.lostFlows} flows were not recorded)`);
-        } else if (n.type === 'events') {
-          for (const e of n.events) o.onEvent?.(e);
-        }
+  const claim = claimRecording(o.path, o.program);
+  try {
+    let stopped = false;
+    const state = new HistoryState(o.path);
+    const sink = openHistorySink(
+      { path: o.path, ...(o.maxAgeMs !== undefined ? { maxAgeMs: o.maxAgeMs } : {}), ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}) },
+      {
+        thread: o.thread ?? 'auto',
+        onNotice: (n) => {
+          state.notice(n);
+          if (n.type === 'refused') {
+            stopped = true;
+            o.log(`history: not recording: ${n.message}`);
+          } else if (n.type === 'problem') {
+            o.log(n.writing ? `history: cannot write (${n.message}); flows are not recorded meanwhile, retrying every 10 s` : `history: ${n.message}`);
+          } else if (n.type === 'recovered') {
+            o.log(`history: recording again (${n.lostFlows} flows were not recorded)`);
+          } else if (n.type === 'events') {
+            for (const e of n.events) o.onEvent?.(e);
+          }
+        },
       },
-    },
-  );
-  const recorder = new HistoryRecorder({
-    write: (batch) => {
-      if (!stopped) sink.write(batch);
-    },
-    ...(o.resolve ? { resolve: o.resolve } : {}),
-    ...(o.flushMs !== undefined ? { flushMs: o.flushMs } : {}),
-  });
-  return {
-    recorder,
-    status: () => state.read(recorder.counts.forgotten),
-    close: async () => {
-      recorder.close();
-      await sink.close();
-    },
-  };
+    );
+    const recorder = new HistoryRecorder({
+      write: (batch) => {
+        if (!stopped) sink.write(batch);
+      },
+      ...(o.resolve ? { resolve: o.resolve } : {}),
+      ...(o.flushMs !== undefined ? { flushMs: o.flushMs } : {}),
+    });
+    return {
+      recorder,
+      status: () => state.read(recorder.counts.forgotten),
+      close: async () => {
+        recorder.close();
+        await sink.close();
+        claim.release();
+      },
+    };
+  } catch (error) {
+    claim.release();
+    throw error;
+  }
 }

@@ -385,6 +385,59 @@ suite('a socket this user may not use', () => {
     expect(mine()).toHaveLength(1);
   }, 90_000);
 
+  it('two flowtops of one user: one records each flow; when it quits the other takes over the recording', async () => {
+    const state = mkdtempSync(join(work, 'state-'));
+    const server = net.createServer((c) => c.on('error', () => {}).write('x'.repeat(1000)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const db = join(state, 'flowtop/history.db');
+    const rowsTo = (remotePort: number): number => {
+      const r = flowtop(['history', '--db', db, '--host', '127.0.0.1', '--json']);
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as Array<{ remote: { port: number } }>).filter((f) => f.remote.port === remotePort).length;
+    };
+    const tui = (): PtyProcess => new PtyProcess(['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$@"', 'sh', ...inst.flowtop], {
+      cols: 200, rows: 30, cwd: work, env: terminalEnv({ XDG_STATE_HOME: state }),
+    });
+    const first = tui();
+    await first.waitForText('passive monitor');
+    const second = tui();
+    const clients: net.Socket[] = [];
+    const connect = (): void => {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('data', () => {});
+      clients.push(c);
+    };
+    try {
+      await second.waitForText('passive monitor');
+      connect();
+      await new Promise<void>((r) => clients[0]!.once('connect', () => r()));
+      const firstPort = clients[0]!.localPort!;
+      await first.waitForText(`:${firstPort}`);
+      await second.waitForText(`:${firstPort}`);
+      await new Promise((r) => setTimeout(r, 1500)); // both have seen it long enough to record it
+      // Seen by both, recorded once: the outbound end (the server's end is the other row).
+      expect(rowsTo(port)).toBe(1);
+      first.write('q');
+      expect(await first.waitForExit(), first.output().slice(-2000)).toBe(0);
+      // The second takes over within its 5 s retry, and records what opens after that.
+      await new Promise((r) => setTimeout(r, 6000));
+      connect();
+      await new Promise<void>((r) => clients[1]!.once('connect', () => r()));
+      await second.waitForText(`:${clients[1]!.localPort!}`);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(rowsTo(port)).toBe(2);
+      second.write('q');
+      expect(await second.waitForExit(), second.output().slice(-2000)).toBe(0);
+      expect(second.output()).toMatch(/history: this flowtop recorded from .*, when the other one that recorded quit/);
+    } finally {
+      first.kill();
+      second.kill();
+      for (const c of clients) c.destroy();
+      server.close();
+    }
+  }, 90_000);
+
   it('the default socket: the passive monitor, with a banner saying how to join', async () => {
     // A private /run (mount namespace) holds a root-only agent socket at the default path.
     const serverScript = `import(${JSON.stringify(join(inst.dir, 'dist/protocol/server.js'))}).then(async ({ ExtensionServer }) => {

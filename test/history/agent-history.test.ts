@@ -14,6 +14,7 @@ import {
 } from '../agent/helpers.js';
 import { useNamespace } from '../agent/fixture.js';
 import type { HelloMessage } from '../../src/protocol/messages.js';
+import { claimRecording } from '../../src/history/recording-lock.js';
 
 const skip = skipUnlessCapable();
 const SQLITE = fileURLToPath(new URL('../../node_modules/better-sqlite3', import.meta.url));
@@ -255,6 +256,27 @@ describe.skipIf(skip)('flowtop agent history', () => {
     } finally {
       execFileSync('umount', [ro]);
     }
+  }, 60_000);
+
+  it('a file another flowtop records into is left to it: said once, in --status, and the agent keeps judging', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'history.db');
+    const other = claimRecording(path, 'flowtop');
+    try {
+      const agent = await startAgent(space.ns, space.cg, ['--queue-num', '7416', '--history', path], dir);
+      try {
+        expect(await connectOnce(space.ns, space.cg)).toBe('connected');
+        const said = agent.stderr.filter((l) => l.includes('history:'));
+        expect(said).toEqual([expect.stringMatching(new RegExp(`not recording: .*history\\.db is being recorded into by another flowtop \\(pid ${process.pid}, since .*\\); one recorder per file: give this agent its own --history PATH, or --no-history`))]);
+        await waitFor('the status file', () => /^  history /.test(statusLine(agent.socket)), 5_000);
+        expect(statusLine(agent.socket)).toMatch(/^  history +off: .*being recorded into by another flowtop/);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      other.release();
+    }
+    expect(statSync(path).size).toBe(0); // prepared, and nothing written into it by this agent
   }, 60_000);
 
   it('a file that is not a history is refused with the reason, left as it was, and the agent keeps judging', async () => {
