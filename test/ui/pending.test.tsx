@@ -43,6 +43,18 @@ const firefoxRows = (f: string) => lines(f).filter((l) => /^\S+ firefox +100 /.t
 /** The first table row (the line after the column titles). */
 const firstRow = (f: string) => lines(f)[lines(f).findIndex((l) => l.includes('PROCESS')) + 1] ?? '';
 
+/** The app with five open flows, frozen (Space). */
+async function frozenWithFiveFlows(): Promise<MemorySource> {
+  const src = memorySource();
+  app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+  connect(src);
+  openFlows(src, 5);
+  await waitForFrame(app.instance, (f) => plain(f).includes('5 live'));
+  await ready(app.instance);
+  await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
+  return src;
+}
+
 describe('pending flows are never hidden', () => {
   it('a pending flow that does not match the filter stays pinned on top, and n selects it', async () => {
     const src = memorySource();
@@ -80,13 +92,7 @@ describe('pending flows are never hidden', () => {
   });
 
   it('while frozen, a new pending flow still appears on top, n finds it and a acts on it', async () => {
-    const src = memorySource();
-    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
-    connect(src);
-    openFlows(src, 5);
-    await waitForFrame(app.instance, (f) => plain(f).includes('5 live'));
-    await ready(app.instance);
-    await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
+    const src = await frozenWithFiveFlows();
     src.push(waiting('w1'));
     src.push({ type: 'flow', flow: flow({ id: 'late', token: token(1), remote: { address: '203.0.113.99', port: 443 }, time: Date.now() }) });
     const frame = await waitForFrame(app.instance, (f) => plain(f).includes('firefox'));
@@ -100,13 +106,7 @@ describe('pending flows are never hidden', () => {
   });
 
   it('while frozen, a pending flow counts down by the clock, not by the time of the freeze', async () => {
-    const src = memorySource();
-    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
-    connect(src);
-    openFlows(src, 5);
-    await waitForFrame(app.instance, (f) => plain(f).includes('5 live'));
-    await ready(app.instance);
-    await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
+    const src = await frozenWithFiveFlows();
     await new Promise((r) => setTimeout(r, 2_100));
     // 30 s left as it arrives, 2 s after the freeze: by the frozen time it would read 32 s, more
     // than the extension gives it.
