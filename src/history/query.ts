@@ -104,6 +104,34 @@ interface FlowRowOut {
   addr: string; host: string | null; rule_id: string | null;
 }
 
+/** The steps a window is cut into for `asked` marks: their length, the first's start (minutes since
+ *  the epoch) and how many. A step of more than half a day is whole days from the start of a (UTC)
+ *  day, of more than half an hour whole hours from the start of an hour: then each daily or hourly
+ *  bucket falls into one step (24 h in 33 points is 24 hours, not 33 steps of 44 minutes read from
+ *  1,440 minutes of buckets). Shorter steps are whole minutes; a window shorter than `asked` minutes
+ *  gets one step a minute (fewer than asked).
+ *  The steps are laid back from the end of the unit that holds the window's last minute: the newest
+ *  step is the one now is in, and as long as every other. (Laid forward from the window's start, the
+ *  grid could need one step more than there are marks, and the newest two were then drawn as one:
+ *  8 h under "one mark = 4 h".) What the first step leaves out of the window's start is counted in it. */
+export function stepsOf(q: TimeWindow, asked: number): { start: number; stepMinutes: number; points: number } {
+  const until = q.until ?? untilNow();
+  const marks = Math.min(1440, Math.max(1, Math.floor(asked)));
+  const [from, to] = minutes(q);
+  let stepMinutes = Math.max(1, Math.ceil((until - q.since) / marks / 60_000));
+  let unit = 1;
+  for (const r of ROLLUPS) {
+    if (stepMinutes > r.minutes / 2) {
+      stepMinutes = Math.ceil(stepMinutes / r.minutes) * r.minutes;
+      unit = r.minutes;
+      break;
+    }
+  }
+  const end = Math.ceil(to / unit) * unit;
+  const points = Math.min(marks, Math.max(1, Math.ceil((end - from) / stepMinutes)));
+  return { start: end - points * stepMinutes, stepMinutes, points };
+}
+
 export class HistoryReader {
   /** Whether the file keeps hourly buckets (one written before they existed does not). */
   private readonly hourly: boolean;
@@ -199,31 +227,9 @@ export class HistoryReader {
    *  window's buckets (over 30 days: ~43,000 minutes per busy key). A step is at least a minute: a
    *  window shorter than `points` minutes gets one point per minute (fewer than asked). */
   series(q: SeriesQuery): Series {
-    const until = q.until ?? untilNow();
-    const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
     const [from, to] = minutes(q);
-    // A step of more than half a day is whole days from the start of a (UTC) day, of more than half
-    // an hour whole hours from the start of an hour: then each daily or hourly bucket falls into one
-    // step (24 h in 33 points is 24 hours, not 33 steps of 44 minutes read from 1,440 minutes of
-    // buckets). Shorter steps read the minutes.
-    let stepMinutes = Math.max(1, Math.ceil((until - q.since) / asked / 60_000));
-    let unit = 1;
-    for (const r of ROLLUPS) {
-      if (stepMinutes > r.minutes / 2) {
-        stepMinutes = Math.ceil(stepMinutes / r.minutes) * r.minutes;
-        unit = r.minutes;
-        break;
-      }
-    }
-    // The steps are laid back from the end of the unit that holds the window's last minute: the
-    // newest step is the one now is in, and as long as every other. (Laid forward from the window's
-    // start, the grid could need one step more than there are marks, and the newest two were then
-    // drawn as one: 8 h under "one mark = 4 h".) What the first step leaves out of the window's
-    // start is counted in it.
-    const end = Math.ceil(to / unit) * unit;
+    const { start, stepMinutes, points } = stepsOf(q, q.points);
     const stepMs = stepMinutes * 60_000;
-    const points = Math.min(asked, Math.max(1, Math.ceil((end - from) / stepMinutes)));
-    const start = end - points * stepMinutes;
     let only = '';
     const keyArgs: string[] = [];
     if (q.keys) {
@@ -257,12 +263,11 @@ export class HistoryReader {
    *  most `maxFlows` (default 300,000) of them are read, the newest, and `since` then says from when. */
   hostsOf(q: TimeWindow & { identity: string; limit?: number; points: number; maxFlows?: number }): { hosts: TopEntry[]; series: Series; since?: number } {
     const until = q.until ?? untilNow();
-    const asked = Math.min(1440, Math.max(1, Math.floor(q.points)));
-    const stepMs = Math.max(60_000, Math.ceil((until - q.since) / asked / 60_000) * 60_000);
-    // Laid back from the end of the minute now is in, as series() does: the newest mark is one step.
-    const end = Math.ceil(until / 60_000) * 60_000;
-    const points = Math.min(asked, Math.max(1, Math.ceil((end - Math.floor(q.since / 60_000) * 60_000) / stepMs)));
-    const start = end - points * stepMs;
+    // The same steps as series(): a program's hosts read on the same grid as the programs.
+    const steps = stepsOf(q, q.points);
+    const stepMs = steps.stepMinutes * 60_000;
+    const start = steps.start * 60_000;
+    const points = steps.points;
     const owner = q.identity === '' ? 'f.ident IS NULL' : 'f.ident = (SELECT id FROM identities WHERE key = ?)';
     const ownerArgs = q.identity === '' ? [] : [q.identity];
     const maxFlows = Math.max(1, Math.floor(q.maxFlows ?? 300_000));

@@ -44,15 +44,16 @@ const firefoxRows = (f: string) => lines(f).filter((l) => /^\S+ firefox +100 /.t
 const firstRow = (f: string) => lines(f)[lines(f).findIndex((l) => l.includes('PROCESS')) + 1] ?? '';
 
 /** The app with five open flows, frozen (Space). */
-async function frozenWithFiveFlows(): Promise<MemorySource> {
+async function frozenWithFiveFlows(): Promise<{ src: MemorySource; instance: Started['instance'] }> {
   const src = memorySource();
-  app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+  const started = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+  app = started;
   connect(src);
   openFlows(src, 5);
-  await waitForFrame(app.instance, (f) => plain(f).includes('5 live'));
-  await ready(app.instance);
-  await press(app.instance, ' ', (f) => plain(f).includes('FROZEN'));
-  return src;
+  await waitForFrame(started.instance, (f) => plain(f).includes('5 live'));
+  await ready(started.instance);
+  await press(started.instance, ' ', (f) => plain(f).includes('FROZEN'));
+  return { src, instance: started.instance };
 }
 
 describe('pending flows are never hidden', () => {
@@ -92,29 +93,29 @@ describe('pending flows are never hidden', () => {
   });
 
   it('while frozen, a new pending flow still appears on top, n finds it and a acts on it', async () => {
-    const src = await frozenWithFiveFlows();
+    const { src, instance } = await frozenWithFiveFlows();
     src.push(waiting('w1'));
     src.push({ type: 'flow', flow: flow({ id: 'late', token: token(1), remote: { address: '203.0.113.99', port: 443 }, time: Date.now() }) });
-    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('firefox'));
+    const frame = await waitForFrame(instance, (f) => plain(f).includes('firefox'));
     expect(plain(frame)).toContain('FROZEN');
     expect(plain(frame)).toContain('1 pending');
     expect(plain(frame)).not.toContain('203.0.113.99'); // the rest of the table stays frozen
-    await press(app.instance, 'j');
-    await press(app.instance, 'n', (f) => selectedRow(f).includes('firefox'));
-    await press(app.instance, 'a', (f) => plain(f).includes('allow sent for firefox'));
+    await press(instance, 'j');
+    await press(instance, 'n', (f) => selectedRow(f).includes('firefox'));
+    await press(instance, 'a', (f) => plain(f).includes('allow sent for firefox'));
     expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'allow', remember: 'once' }]);
   });
 
   it('while frozen, a pending flow counts down by the clock, not by the time of the freeze', async () => {
-    const src = await frozenWithFiveFlows();
+    const { src, instance } = await frozenWithFiveFlows();
     await new Promise((r) => setTimeout(r, 2_100));
     // 30 s left as it arrives, 2 s after the freeze: by the frozen time it would read 32 s, more
     // than the extension gives it.
     src.push(waiting('w1'));
-    const frame = await waitForFrame(app.instance, (f) => plain(f).includes('firefox'));
+    const frame = await waitForFrame(instance, (f) => plain(f).includes('firefox'));
     expect(plain(frame)).toContain('FROZEN');
     expect(plain(rowOf(frame, 'firefox'))).toMatch(/pending (29|30)s +.* 0s$/);
-    const later = await waitForFrame(app.instance, (f) => /pending (27|28)s/.test(plain(rowOf(f, 'firefox'))), 4_000, 'the countdown to run while frozen');
+    const later = await waitForFrame(instance, (f) => /pending (27|28)s/.test(plain(rowOf(f, 'firefox'))), 4_000, 'the countdown to run while frozen');
     expect(plain(later)).toContain('FROZEN');
   });
 
