@@ -82,16 +82,19 @@ async function recordPassiveMonitor(monitor: FlowSource, env: NodeJS.ProcessEnv,
   return async () => {
     sub.unsubscribe();
     if (merging) clearInterval(merging);
-    await history.close();
+    // The open flows are noted before the file is let go: a flowtop taking over the recording
+    // then continues them as the same rows.
+    await history.close(() => {
+      // A file the writer refused (said once already) is not touched.
+      if (log.some((line) => line.startsWith('history: not recording'))) return;
+      try {
+        merge();
+        continuation.noteOpenFlows(path, open.values());
+      } catch (error) {
+        log.push(`history: could not note the flows still open: ${(error as Error).message}`);
+      }
+    });
     backend.close?.();
-    // A file the writer refused (said once already) is not touched.
-    if (log.some((line) => line.startsWith('history: not recording'))) return;
-    try {
-      merge();
-      continuation.noteOpenFlows(path, open.values());
-    } catch (error) {
-      log.push(`history: could not note the flows still open: ${(error as Error).message}`);
-    }
   };
 }
 

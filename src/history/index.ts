@@ -29,8 +29,9 @@ export interface RunningHistory {
   readonly recorder: HistoryRecorder;
   /** What the recording is doing (for the agent's status file). */
   status(): HistoryStatus;
-  /** Sends what the recorder holds, waits for it to be written and closes the file. */
-  close(): Promise<void>;
+  /** Sends what the recorder holds, waits for it to be written and closes the file; `beforeRelease`
+   *  runs then, while this process still holds the file against another recorder. */
+  close(beforeRelease?: () => void): Promise<void>;
 }
 
 /** Starts recording into `o.path`; throws RecordingBusy when another process records into it. */
@@ -68,10 +69,14 @@ export function startHistory(o: HistoryOptions): RunningHistory {
     return {
       recorder,
       status: () => state.read(recorder.counts.forgotten),
-      close: async () => {
+      close: async (beforeRelease) => {
         recorder.close();
         await sink.close();
-        claim.release();
+        try {
+          beforeRelease?.();
+        } finally {
+          claim.release();
+        }
       },
     };
   } catch (error) {
