@@ -674,6 +674,19 @@ async function historyCompare(rounds: number): Promise<void> {
   process.stdout.write(`\nwhat history adds to the agent (medians of ${off.length} runs without and ${on.length} with, alternating):\n`);
   process.stdout.write(`  CPU per connection judged: ${fmt(cpuOff)} → ${fmt(cpuOn)} µs, +${fmt(added)} µs (by thread: ${threadLine || '-'} µs)\n`);
   process.stdout.write(`  per flow event (a connection here is two: its flow and its end): +${fmt(perEvent)} µs = ${fmt(share)} % of one core at 20,000 flow events/s; target ≤ 10 %: ${share <= 10 ? 'ok' : 'MISS'}\n`);
+  // The same, read two other ways, for how far the noise of this machine reaches: each round's own
+  // pair (with minus without, run back to back), and only the threads recording runs on (its writer,
+  // and what the main thread and V8's threads add), leaving out the queue threads' swings. (µs a
+  // connection is two flow events, so at 20,000 flow events/s it reads as the same number in %.)
+  const paired: number[] = [];
+  for (let i = 0; i + 1 < runs.length; i += 2) {
+    const pair = [runs[i]!, runs[i + 1]!];
+    const a = pair.find((r) => !r.history)?.row.agentCpuUs;
+    const b = pair.find((r) => r.history)?.row.agentCpuUs;
+    if (a !== undefined && b !== undefined) paired.push(b - a);
+  }
+  const own = (threadsOn.get('flowtop-history') ?? 0) + ['main', 'node'].reduce((sum, n) => sum + (threadsOn.get(n) ?? 0) - (threadsOff.get(n) ?? 0), 0);
+  process.stdout.write(`  round by round: ${paired.map((x) => `${x >= 0 ? '+' : ''}${fmt(x)}`).join(', ')} µs (median ${fmt(median(paired))} µs = ${fmt(median(paired))} % at 20,000 flow events/s); the recording's own threads: +${fmt(own)} µs = ${fmt(own)} %\n`);
   process.stdout.write(`  connect latency added, 1 client: p50 ${added50(off).map((x) => fmt(x)).join(', ')} µs without, ${added50(on).map((x) => fmt(x)).join(', ')} µs with: ${p50Beyond ? 'changed beyond noise: MISS' : 'no change beyond noise: ok'}\n`);
   process.stdout.write(`                                p99 ${added99(off).map((x) => fmt(x, 0)).join(', ')} µs without, ${added99(on).map((x) => fmt(x, 0)).join(', ')} µs with: ${p99Beyond ? 'changed beyond noise: MISS' : 'no change beyond noise: ok'}\n`);
   process.stdout.write(`  connects/s, 1 client: ${off.map((r) => fmt(r.c1!.cps, 0)).join(', ')} without, ${on.map((r) => fmt(r.c1!.cps, 0)).join(', ')} with\n`);
