@@ -1,6 +1,7 @@
 // What `flowtop agent --status` says of the history, from the writer's notices.
 import { describe, expect, it } from 'vitest';
-import { HistoryState, describeHistory } from '../../src/history/status.js';
+import { HistoryState } from '../../src/history/status.js';
+import { describeHistory } from '../../src/commands/agent-history-status.js';
 
 describe('the history line of --status', () => {
   it('follows the writer: recording, failing with the reason and the count of dropped flows, recording again', () => {
