@@ -189,7 +189,12 @@ export async function openSources(flags: SourceFlags, env: NodeJS.ProcessEnv, de
   let fleet: { sources$: import('rxjs').Observable<FlowSource>; close(): Promise<void> } | undefined;
   if (flags.fleet) {
     const { openFleet } = await import('../fleet/fleet-source.js');
-    fleet = openFleet(flags.fleet);
+    // An agent on this machine judges this client's own connection to NATS: when it is not watched
+    // here, a connection that fails says so (it may be waiting there for a verdict).
+    const watched = paths.includes(defaultPath);
+    const local = watched ? undefined : await probeSocket(defaultPath);
+    const localAgent = local?.usable && local.hello?.capabilities.includes('verdicts') ? defaultPath : undefined;
+    fleet = openFleet({ ...flags.fleet, ...(localAgent ? { localAgent } : {}) });
     const opened = fleet;
     closers.push(() => opened.close());
   }

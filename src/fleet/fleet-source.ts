@@ -23,6 +23,9 @@ export interface FleetSourceOptions extends FleetClientOptions {
   request?: Partial<RequestPolicy>;
   /** How long to wait before connecting again, or looking again for a stream or bucket not there yet. */
   retryMs?: number;
+  /** The socket of a flowtop agent on this machine that this client does not watch: it judges this
+   *  client's own connection to the servers too, so a connection that fails says where to look. */
+  localAgent?: string;
 }
 
 export interface FleetSource {
@@ -38,6 +41,13 @@ function words(error: unknown): string {
   const text = typeof e?.message === 'string' ? e.message : String(error);
   if (/ECONNREFUSED/.test(text)) return 'nothing is listening there';
   return text;
+}
+
+/** Said with a failed connect when an agent on this machine may be what holds it (waiting for a
+ *  verdict nobody here can give) or refused it. */
+function localAgentHint(options: FleetSourceOptions): string {
+  if (options.localAgent === undefined) return '';
+  return `; the flowtop agent on this machine may be holding it for a verdict or blocking it: add --socket ${options.localAgent} to see it and allow it`;
 }
 
 /** The announcement in a hosts-bucket entry, checked with the protocol's own hello decoder. */
@@ -366,7 +376,7 @@ export function openFleet(options: FleetSourceOptions): FleetSource {
         nc = await connect(natsConnectionOptions(options.link, 'flowtop client', { timeoutMs: 20_000, eager: false }));
       } catch (error) {
         if (closed) return;
-        server.status.next({ state: 'reconnecting', reason: words(error), retryAt: Date.now() + retryMs, attempt: attempt + 1 });
+        server.status.next({ state: 'reconnecting', reason: words(error) + localAgentHint(options), retryAt: Date.now() + retryMs, attempt: attempt + 1 });
         await retryWait();
         continue;
       }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ExtensionServer } from '../../src/protocol/server.js';
 import { openSources, type OpenedSources } from '../../src/app/setup.js';
 import { testHello } from './helpers/test-extension.js';
+import { natsLinkConfig } from '../../src/fleet/connect-options.js';
 
 const dirs: string[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -83,5 +84,29 @@ describe('the default socket, chosen without --socket', () => {
     const opened = await open(path);
     expect(opened.sources.map((s) => s.id)).toEqual(['monitor']);
     expect(opened.note).toMatch(/does not speak the flowtop protocol/);
+  });
+
+  it('with --nats and the agent on this machine not watched, a failed NATS connect says the agent may hold it', async () => {
+    const path = socketPath();
+    const server = new ExtensionServer({ path, hello: testHello() });
+    await server.listen();
+    cleanups.push(() => server.close());
+    // Nothing listens on port 1: the connect is refused, as an agent's reject rule refuses it.
+    const fleet = { link: natsLinkConfig('', { nats: 'nats://127.0.0.1:1' })!, user: 'dave', replayMs: 0 };
+    const watching = async (sockets: string[]): Promise<string> => {
+      const opened = await openSources({ sockets, fleet }, {}, path);
+      cleanups.push(() => opened.close());
+      const reasons: string[] = [];
+      const sub = opened.merged.statuses$.subscribe((all) => {
+        for (const s of all) if (s.status.state === 'reconnecting') reasons.push(s.status.reason);
+      });
+      cleanups.push(() => sub.unsubscribe());
+      const deadline = Date.now() + 10_000;
+      while (reasons.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return reasons[0] ?? '(no reconnecting status)';
+    };
+    expect(await watching([])).toBe(`connection refused; the flowtop agent on this machine may be holding it for a verdict or blocking it: add --socket ${path} to see it and allow it`);
+    // Watched here already (--socket): its flows are on screen, nothing to add.
+    expect(await watching([path])).toBe('connection refused');
   });
 });
