@@ -9,7 +9,7 @@ import { reduceUi } from '../state/ui.js';
 import type { TableState } from '../state/types.js';
 import type { KeyEvent } from '../ui/key-decoder.js';
 import { intentFor, type Intent, type KeyMode } from '../ui/keys.js';
-import { outcomeOf, type Effect } from './intents.js';
+import { note, outcomeOf, type Effect } from './intents.js';
 import type { ScreenModel } from './screen-model.js';
 
 export function keyMode(ui: UiState): KeyMode {
@@ -61,6 +61,8 @@ export function runKeys(start: UiState, events: readonly KeyEvent[], read: Read,
     const intent = intentOf(event, state);
     if (intent.kind === 'confirm-yes' && read.keys > 0 && !sameConfirm(state.confirm, read.shown)) {
       if (samePrompt(state.confirm, read.shown)) apply({ type: 'confirm', confirm: read.shown });
+      // Said, not silent: a prompt that ignores Enter looks stuck.
+      apply(note(`${'key' in event && !event.key.return ? event.input : 'Enter'} ignored: it came with a change not yet on screen; check the choice below, then confirm`, 'error', env.now));
       read.dropped = true;
       break;
     }

@@ -97,6 +97,11 @@ export function initialUi(options: { bell?: boolean } = {}): UiState {
   };
 }
 
+/** What makes a prompt the same prompt: its flow and action (a rule prompt), or its rule. */
+function promptOf(c: Confirm): unknown {
+  return c.kind === 'rule' ? [c.rowKey, c.action] : c.ruleKey;
+}
+
 export function reduceUi(s: UiState, a: UiAction): UiState {
   // The history view keeps its own cursor (one for the ranking, one for a program's hosts).
   if (s.view === 'history' && (a.type === 'select' || a.type === 'scrolled')) return { ...s, history: reduceHistoryView(s.history, a) };
@@ -146,8 +151,12 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
       return { ...s, frozen: undefined };
     case 'bell':
       return { ...s, bell: a.on };
-    case 'confirm':
-      return { ...s, confirm: a.confirm };
+    case 'confirm': {
+      // A prompt that opens starts without the last note: the prompt shows error notes in its title,
+      // and one from before it (a flow the default blocked) is not about it.
+      const opens = a.confirm !== undefined && (s.confirm === undefined || s.confirm.kind !== a.confirm.kind || JSON.stringify(promptOf(s.confirm)) !== JSON.stringify(promptOf(a.confirm)));
+      return opens ? { ...s, confirm: a.confirm, status: undefined } : { ...s, confirm: a.confirm };
+    }
     case 'confirm-scope':
       return s.confirm?.kind === 'rule' ? { ...s, confirm: { ...s.confirm, scope: a.scope } } : s;
     case 'confirm-duration':

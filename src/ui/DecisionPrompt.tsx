@@ -24,6 +24,8 @@ export interface DecisionPromptProps {
   info: SourceInfo | undefined;
   now: number;
   ascii: boolean;
+  /** A problem to say while the prompt covers the status line (a confirmation not taken). */
+  notice?: string;
 }
 
 function Options<T extends string>({ title, options, chosen, off, ascii }: { title: string; options: readonly PromptOption<T>[]; chosen: T; off?: boolean; ascii: boolean }) {
@@ -44,7 +46,7 @@ function Options<T extends string>({ title, options, chosen, off, ascii }: { tit
   );
 }
 
-export function DecisionPrompt({ confirm, row, info, now, ascii }: DecisionPromptProps) {
+export function DecisionPrompt({ confirm, row, info, now, ascii, notice }: DecisionPromptProps) {
   const a = (text: string) => asciiSafe(clean(text), ascii);
   const verb = confirm.action === 'block' ? 'Block' : 'Allow';
   if (!row) {
@@ -65,9 +67,17 @@ export function DecisionPrompt({ confirm, row, info, now, ascii }: DecisionPromp
   const why = chosen?.unavailable ?? (confirm.duration !== 'once' ? scope?.unavailable : undefined);
   return (
     <>
+      {notice ? (
+        // For the few seconds it stands, the notice takes the title's line: it would not fit beside it.
+        <Text color="red" bold wrap="truncate">
+          {a(notice)}
+        </Text>
+      ) : (
       <Text color="yellow" bold wrap="truncate">
-        {verb} {a(confirm.label)} <Text bold={false}>({who.join(', ')}, {row.flow.protocol} {row.flow.direction === 'outbound' ? 'out' : 'in'}) {a('·')} {state}</Text>
+        {verb} {a(confirm.label)}{' '}
+        <Text bold={false}>({who.join(', ')}, {row.flow.protocol} {row.flow.direction === 'outbound' ? 'out' : 'in'}) {a('·')} {state}</Text>
       </Text>
+      )}
       <Options<PromptDuration> title="  how long:" options={options.durations} chosen={confirm.duration} ascii={ascii} />
       <Options<RememberScope> title="  for what:" options={options.scopes} chosen={confirm.scope} off={confirm.duration === 'once'} ascii={ascii} />
       <Text wrap="truncate">

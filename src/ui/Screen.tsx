@@ -252,7 +252,7 @@ export function Screen(p: ScreenProps) {
       </Box>
       <Box flexShrink={0} flexDirection="column">
         {ui.confirm?.kind === 'rule' && !ui.help ? (
-          <DecisionPrompt confirm={ui.confirm} row={p.prompt?.row} info={p.prompt?.info} now={liveNow} ascii={ascii} />
+          <DecisionPrompt confirm={ui.confirm} row={p.prompt?.row} info={p.prompt?.info} now={liveNow} ascii={ascii} {...(ui.status?.tone === 'error' ? { notice: ui.status.text } : {})} />
         ) : (
           <StatusLine ui={ui} ascii={ascii} bell={p.bell ?? true} width={width} />
         )}

@@ -274,10 +274,28 @@ describe('the decision prompt', () => {
     await press(app.instance, '2p', (f) => plain(f).includes('(this process instance) → anywhere'));
     await press(app.instance, '3o', (f) => plain(f).includes('→ any address port 443 tcp outbound, until'));
     // A burst holding a confirmation is not taken: the person must see the choice first.
-    await press(app.instance, '1y', (f) => plain(f).includes('how long:'));
+    const held = await press(app.instance, '1y', (f) => plain(f).includes('y ignored'));
     expect(src.sent).toEqual([]);
+    // Said in the prompt (it covers the status line), with the choice back as it was on screen.
+    expect(plain(held)).toContain('→ any address port 443 tcp outbound, until');
+    expect(plain(held)).toContain('y ignored: it came with a change not yet on screen; check the choice below, then confirm');
     await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
     expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'allow', remember: 'always', scope: 'port', forMs: 3_600_000 }]);
+  });
+
+  it('a note from before the prompt opened is not shown in it', async () => {
+    const src = memorySource();
+    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+    connect(src);
+    src.push(waiting('w1'));
+    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
+    await ready(app.instance);
+    await press(app.instance, '3', (f) => plain(f).includes('[3:rules]'));
+    await press(app.instance, 'a', (f) => plain(f).includes('a/b/A/B act on a flow'));
+    await press(app.instance, 'n', (f) => plain(f).includes('[1:flows]'));
+    const frame = await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
+    expect(plain(frame)).toMatch(/Allow firefox → push\.services\.mozilla\.org:443 \(100, secure, tcp out\)/);
+    expect(plain(frame)).not.toContain('a/b/A/B act on a flow');
   });
 
   it('offers no domain without a host name, and says why', async () => {
