@@ -8,7 +8,7 @@ export function describeHistory(h: HistoryStatus, now: number): string {
   const ago = (ms: number): string => `${Math.max(Math.round((now - ms) / 1000), 0)} s ago`;
   const at = (ms: number | undefined): string => (ms !== undefined ? ` since ${new Date(ms).toISOString()}` : '');
   const file = `${h.path ?? ''}${h.bytes !== undefined ? ` (${bytes(h.bytes)})` : ''}`;
-  const counts = `${h.written} flows written${h.lastWrite !== undefined ? `, the last ${ago(h.lastWrite)}` : ''}; ${h.lost} not written${h.forgotten > 0 ? `; ${h.forgotten} open flows forgotten among too many (their ends are not recorded)` : ''}`;
+  const counts = `${h.written} flow${h.written === 1 ? '' : 's'} written${h.lastWrite !== undefined ? `, the last ${ago(h.lastWrite)}` : ''}; ${h.lost} not written${h.forgotten > 0 ? `; ${h.forgotten} open flows forgotten among too many (their ends are not recorded)` : ''}`;
   const reason = replaceControls(h.reason ?? '');
   switch (h.state) {
     case 'off':
