@@ -8,11 +8,11 @@
 // if their sockets differ; they may even share a recorder cgroup: a program another live process
 // holds is never removed as stale (see bpf.ts).
 import { createHash } from 'node:crypto';
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { tryLockExclusive } from '../native/linux/flock.js';
+import { claimLockFile } from '../native/linux/lock-file.js';
 import { unsafeDirectoryReason } from './safe-directory.js';
-import { expectErrno, expectSystemError } from '../errno.js';
+import { expectErrno } from '../errno.js';
 
 export const LOCK_DIRECTORY = '/run/flowtop/agents';
 
@@ -37,18 +37,12 @@ export class AgentRunningError extends Error {
   }
 }
 
-function readHolder(fd: number): AgentInstance | undefined {
-  try {
-    const buf = Buffer.alloc(4096);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const v = JSON.parse(buf.toString('utf8', 0, n)) as Partial<AgentInstance>;
-    if (!Number.isInteger(v.pid) || typeof v.socket !== 'string' || !Number.isFinite(v.started) || !Number.isInteger(v.netns)) return undefined;
-    return { pid: v.pid!, socket: v.socket, started: v.started!, netns: v.netns! };
-  } catch (error) {
-    // a half-written or foreign lock file: no instance named
-    if (!(error instanceof SyntaxError)) expectSystemError(error);
-    return undefined;
-  }
+/** The agent a lock file names; undefined for a half-written or foreign one. */
+function asInstance(heldBy: unknown): AgentInstance | undefined {
+  if (typeof heldBy !== 'object' || heldBy === null) return undefined;
+  const v = heldBy as Partial<AgentInstance>;
+  if (!Number.isInteger(v.pid) || typeof v.socket !== 'string' || !Number.isFinite(v.started) || !Number.isInteger(v.netns)) return undefined;
+  return { pid: v.pid!, socket: v.socket, started: v.started!, netns: v.netns! };
 }
 
 /** The socket path with its directory resolved: two spellings of one path are one lock. */
@@ -79,15 +73,9 @@ export function claimAgentInstance(socket: string, directory = LOCK_DIRECTORY): 
   };
   try {
     for (const [name, what] of wanted) {
-      const fd = openSync(join(directory, name), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-      if (!tryLockExclusive(fd)) {
-        const holder = readHolder(fd);
-        closeSync(fd);
-        throw new AgentRunningError(holder, what);
-      }
-      held.push(fd);
-      ftruncateSync(fd, 0);
-      writeSync(fd, JSON.stringify(me), 0);
+      const claim = claimLockFile(join(directory, name), me);
+      if ('heldBy' in claim) throw new AgentRunningError(asInstance(claim.heldBy), what);
+      held.push(claim.fd);
     }
   } catch (error) {
     releaseAll();

@@ -2,9 +2,8 @@
 // the same --history) recorded every flow twice and competed for the same row ids. The recorder
 // takes flock(2) on `<file>.lock` for as long as it runs; the kernel drops it when the process dies,
 // so a killed recorder never leaves the file claimed. Readers take no lock.
-import { closeSync, constants, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
-import { tryLockExclusive } from '../native/linux/flock.js';
-import { expectSystemError } from '../errno.js';
+import { closeSync } from 'node:fs';
+import { claimLockFile } from '../native/linux/lock-file.js';
 
 export interface RecordingHolder {
   pid: number;
@@ -32,37 +31,23 @@ export function lockPathOf(path: string): string {
 
 /** Claims the file for this process, or throws RecordingBusy. */
 export function claimRecording(path: string, program: string): RecordingClaim {
-  const fd = openSync(lockPathOf(path), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  let taken = false;
-  try {
-    taken = tryLockExclusive(fd);
-    if (!taken) throw new RecordingBusy(path, readHolder(fd));
-    const me: RecordingHolder = { pid: process.pid, started: Date.now(), program };
-    ftruncateSync(fd, 0);
-    writeSync(fd, JSON.stringify(me), 0);
-  } finally {
-    if (!taken) closeSync(fd);
-  }
+  const me: RecordingHolder = { pid: process.pid, started: Date.now(), program };
+  const claim = claimLockFile(lockPathOf(path), me);
+  if ('heldBy' in claim) throw new RecordingBusy(path, asHolder(claim.heldBy));
   let released = false;
   return {
     release: () => {
       if (released) return;
       released = true;
-      closeSync(fd);
+      closeSync(claim.fd);
     },
   };
 }
 
-function readHolder(fd: number): RecordingHolder | undefined {
-  try {
-    const buf = Buffer.alloc(1024);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const v = JSON.parse(buf.toString('utf8', 0, n)) as Partial<RecordingHolder>;
-    if (!Number.isInteger(v.pid) || !Number.isFinite(v.started) || typeof v.program !== 'string' || !/^[\w -]{1,40}$/.test(v.program)) return undefined;
-    return { pid: v.pid!, started: v.started!, program: v.program };
-  } catch (error) {
-    // half-written, or written by something else: the holder is not named
-    if (!(error instanceof SyntaxError)) expectSystemError(error);
-    return undefined;
-  }
+/** The recorder a lock file names; undefined for a half-written or foreign one. */
+function asHolder(heldBy: unknown): RecordingHolder | undefined {
+  if (typeof heldBy !== 'object' || heldBy === null) return undefined;
+  const v = heldBy as Partial<RecordingHolder>;
+  if (!Number.isInteger(v.pid) || !Number.isFinite(v.started) || typeof v.program !== 'string' || !/^[\w -]{1,40}$/.test(v.program)) return undefined;
+  return { pid: v.pid!, started: v.started!, program: v.program };
 }
