@@ -5,7 +5,7 @@
 // otherwise confirm a choice the person never saw: such a read leaves the prompt as it was shown
 // (or, opened by the read itself, open) and the rest of it is dropped.
 import type { Confirm, UiAction, UiState } from '../state/ui.js';
-import { reduceUi } from '../state/ui.js';
+import { reduceUi, samePrompt } from '../state/ui.js';
 import type { TableState } from '../state/types.js';
 import type { KeyEvent } from '../ui/key-decoder.js';
 import { intentFor, type Intent, type KeyMode } from '../ui/keys.js';
@@ -37,8 +37,6 @@ export interface KeyEnv {
 }
 
 const sameConfirm = (a: Confirm | undefined, b: Confirm | undefined): boolean => JSON.stringify(a) === JSON.stringify(b);
-const samePrompt = (a: Confirm | undefined, b: Confirm | undefined): boolean =>
-  !!a && !!b && a.kind === b.kind && (a.kind === 'rule' ? b.kind === 'rule' && a.rowKey === b.rowKey && a.action === b.action : b.kind === 'delete-rule' && a.ruleKey === b.ruleKey);
 
 function intentOf(event: KeyEvent, ui: UiState): Intent {
   const mode = keyMode(ui);

@@ -97,10 +97,10 @@ export function initialUi(options: { bell?: boolean } = {}): UiState {
   };
 }
 
-/** What makes a prompt the same prompt: its flow and action (a rule prompt), or its rule. */
-function promptOf(c: Confirm): unknown {
-  return c.kind === 'rule' ? [c.rowKey, c.action] : c.ruleKey;
-}
+/** Whether two prompts are the same prompt (whatever was chosen in it): the same flow and action,
+ *  or the same rule to delete. */
+export const samePrompt = (a: Confirm | undefined, b: Confirm | undefined): boolean =>
+  !!a && !!b && a.kind === b.kind && (a.kind === 'rule' ? b.kind === 'rule' && a.rowKey === b.rowKey && a.action === b.action : b.kind === 'delete-rule' && a.ruleKey === b.ruleKey);
 
 export function reduceUi(s: UiState, a: UiAction): UiState {
   // The history view keeps its own cursor (one for the ranking, one for a program's hosts).
@@ -154,7 +154,7 @@ export function reduceUi(s: UiState, a: UiAction): UiState {
     case 'confirm': {
       // A prompt that opens starts without the last note: the prompt shows error notes in its title,
       // and one from before it (a flow the default blocked) is not about it.
-      const opens = a.confirm !== undefined && (s.confirm === undefined || s.confirm.kind !== a.confirm.kind || JSON.stringify(promptOf(s.confirm)) !== JSON.stringify(promptOf(a.confirm)));
+      const opens = a.confirm !== undefined && !samePrompt(s.confirm, a.confirm);
       return opens ? { ...s, confirm: a.confirm, status: undefined } : { ...s, confirm: a.confirm };
     }
     case 'confirm-scope':
