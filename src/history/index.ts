@@ -38,7 +38,6 @@ export interface RunningHistory {
 export function startHistory(o: HistoryOptions): RunningHistory {
   const claim = claimRecording(o.path, o.program);
   try {
-    let stopped = false;
     const state = new HistoryState(o.path);
     const sink = openHistorySink(
       { path: o.path, ...(o.maxAgeMs !== undefined ? { maxAgeMs: o.maxAgeMs } : {}), ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}) },
@@ -47,7 +46,6 @@ export function startHistory(o: HistoryOptions): RunningHistory {
         onNotice: (n) => {
           state.notice(n);
           if (n.type === 'refused') {
-            stopped = true;
             o.log(`history: not recording: ${n.message}`);
           } else if (n.type === 'problem') {
             o.log(n.writing ? `history: cannot write (${n.message}); flows are not recorded meanwhile, retrying every 10 s` : `history: ${n.message}`);
@@ -61,7 +59,7 @@ export function startHistory(o: HistoryOptions): RunningHistory {
     );
     const recorder = new HistoryRecorder({
       write: (batch) => {
-        if (!stopped) sink.write(batch);
+        if (!state.stopped) sink.write(batch);
       },
       ...(o.resolve ? { resolve: o.resolve } : {}),
       ...(o.flushMs !== undefined ? { flushMs: o.flushMs } : {}),

@@ -32,6 +32,11 @@ export class HistoryState {
     this.status = { path, state: 'starting', since: now(), written: 0, lost: 0, forgotten: 0 };
   }
 
+  /** Nothing more will be written (the file was refused or damaged, the thread died). */
+  get stopped(): boolean {
+    return this.status.state === 'stopped';
+  }
+
   /** Recording that never started: said with the reason. */
   static off(reason: string, path?: string): HistoryStatus {
     return { ...(path !== undefined ? { path } : {}), state: 'off', reason, written: 0, lost: 0, forgotten: 0 };
