@@ -227,8 +227,10 @@ export class HistoryReader {
    *  window's buckets (over 30 days: ~43,000 minutes per busy key). A step is at least a minute: a
    *  window shorter than `points` minutes gets one point per minute (fewer than asked). */
   series(q: SeriesQuery): Series {
-    const [from, to] = minutes(q);
-    const { start, stepMinutes, points } = stepsOf(q, q.points);
+    // One "now" for the buckets read and the steps they go into.
+    const window: TimeWindow = { since: q.since, until: q.until ?? untilNow() };
+    const [from, to] = minutes(window);
+    const { start, stepMinutes, points } = stepsOf(window, q.points);
     const stepMs = stepMinutes * 60_000;
     let only = '';
     const keyArgs: string[] = [];
@@ -264,7 +266,7 @@ export class HistoryReader {
   hostsOf(q: TimeWindow & { identity: string; limit?: number; points: number; maxFlows?: number }): { hosts: TopEntry[]; series: Series; since?: number } {
     const until = q.until ?? untilNow();
     // The same steps as series(): a program's hosts read on the same grid as the programs.
-    const steps = stepsOf(q, q.points);
+    const steps = stepsOf({ since: q.since, until }, q.points);
     const stepMs = steps.stepMinutes * 60_000;
     const start = steps.start * 60_000;
     const points = steps.points;
