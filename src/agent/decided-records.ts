@@ -164,7 +164,7 @@ export function decodeDecided(batch: DecidedBatch, options: DecodeOptions = {}):
     if (options.take?.(r, i)) continue;
     const protocol = r.protocol(i);
     const local = { address: r.address(i, 'local'), port: r.port(i, 'local') };
-    const remote = { address: r.address(i, 'remote'), port: r.port(i, 'remote') };
+    const remote = { address: r.remoteAddress(i), port: r.port(i, 'remote') };
     if (options.keep && !options.keep(protocol, local, remote)) continue;
     const verdict: Verdict = { action, by: 'rule' };
     const ruleId = r.ruleId(i);
