@@ -43,6 +43,18 @@ const firefoxRows = (f: string) => lines(f).filter((l) => /^\S+ firefox +100 /.t
 /** The first table row (the line after the column titles). */
 const firstRow = (f: string) => lines(f)[lines(f).findIndex((l) => l.includes('PROCESS')) + 1] ?? '';
 
+/** The app with one flow waiting for a verdict (w1, firefox). */
+async function oneWaiting(): Promise<{ src: MemorySource; instance: Started['instance'] }> {
+  const src = memorySource();
+  const started = startApp({ sources: [src], attributions: ATTRIBUTIONS });
+  app = started;
+  connect(src);
+  src.push(waiting('w1'));
+  await waitForFrame(started.instance, (f) => plain(f).includes('1 pending'));
+  await ready(started.instance);
+  return { src, instance: started.instance };
+}
+
 /** The app with five open flows, frozen (Space). */
 async function frozenWithFiveFlows(): Promise<{ src: MemorySource; instance: Started['instance'] }> {
   const src = memorySource();
@@ -212,88 +224,73 @@ describe('alerts', () => {
 
 describe('the decision prompt', () => {
   it('names the process and the remote end, and sends each duration and scope', async () => {
-    const src = memorySource();
-    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
-    connect(src);
-    src.push(waiting('w1'));
-    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
-    await ready(app.instance);
-    let frame = await press(app.instance, 'B', (f) => plain(f).includes('how long:'));
+    const { src, instance } = await oneWaiting();
+    let frame = await press(instance, 'B', (f) => plain(f).includes('how long:'));
     expect(plain(frame)).toMatch(/Block firefox → push\.services\.mozilla\.org:443 \(100, secure, tcp out\) · waits \d+ s for you/);
     expect(plain(frame)).toContain('p any remote');
     expect(plain(frame)).toContain('h host push.services.mozilla.org');
     expect(plain(frame)).toContain('d domain mozilla.org');
     expect(plain(frame)).toContain('o port 443/tcp');
     expect(plain(frame)).toContain('rule: block /usr/bin/firefox (package firefox) → anywhere tcp outbound, always');
-    frame = await press(app.instance, '3', (f) => plain(f).includes(', until '));
-    frame = await press(app.instance, 'd', (f) => plain(f).includes('→ *.mozilla.org tcp outbound, until'));
-    await press(app.instance, KEY.enter, (f) => plain(f).includes('block firefox to domain mozilla.org, for 1 h: sent'));
+    frame = await press(instance, '3', (f) => plain(f).includes(', until '));
+    frame = await press(instance, 'd', (f) => plain(f).includes('→ *.mozilla.org tcp outbound, until'));
+    await press(instance, KEY.enter, (f) => plain(f).includes('block firefox to domain mozilla.org, for 1 h: sent'));
     expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'block', remember: 'always', scope: 'domain', forMs: 3_600_000 }]);
     const decided = (id: string, action: 'allow' | 'block') => src.push({ type: 'verdict', id, time: Date.now(), verdict: { action, by: 'user' } });
     decided('w1', 'block');
 
     src.push(waiting('w2'));
     // Once w1 is decided, w2 is the one pending flow; the selection stayed on w1's row, n moves it.
-    await waitForFrame(app.instance, (f) => firefoxRows(f) === 2 && plain(f).includes(' 1 pending'));
-    await press(app.instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
-    await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
-    await press(app.instance, '4', (f) => plain(f).includes('(until restart)'));
-    await press(app.instance, 'o', (f) => plain(f).includes('→ any address port 443 tcp outbound, always (until restart)'));
-    await press(app.instance, KEY.enter, (f) => plain(f).includes('allow firefox to port 443/tcp, until restart: sent'));
+    await waitForFrame(instance, (f) => firefoxRows(f) === 2 && plain(f).includes(' 1 pending'));
+    await press(instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
+    await press(instance, 'A', (f) => plain(f).includes('how long:'));
+    await press(instance, '4', (f) => plain(f).includes('(until restart)'));
+    await press(instance, 'o', (f) => plain(f).includes('→ any address port 443 tcp outbound, always (until restart)'));
+    await press(instance, KEY.enter, (f) => plain(f).includes('allow firefox to port 443/tcp, until restart: sent'));
     expect(src.sent[1]).toEqual({ type: 'verdict', id: 'w2', action: 'allow', remember: 'always', scope: 'port', session: true });
     decided('w2', 'allow');
 
     src.push(waiting('w3'));
-    await waitForFrame(app.instance, (f) => firefoxRows(f) === 3 && plain(f).includes(' 1 pending'));
-    await press(app.instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
-    await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
-    await press(app.instance, '2', (f) => plain(f).includes('(this process instance)'));
-    await press(app.instance, 'h', (f) => plain(f).includes('→ push.services.mozilla.org tcp outbound, until it exits'));
-    await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
+    await waitForFrame(instance, (f) => firefoxRows(f) === 3 && plain(f).includes(' 1 pending'));
+    await press(instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
+    await press(instance, 'A', (f) => plain(f).includes('how long:'));
+    await press(instance, '2', (f) => plain(f).includes('(this process instance)'));
+    await press(instance, 'h', (f) => plain(f).includes('→ push.services.mozilla.org tcp outbound, until it exits'));
+    await press(instance, KEY.enter, (f) => plain(f).includes('sent'));
     expect(src.sent[2]).toEqual({ type: 'verdict', id: 'w3', action: 'allow', remember: 'process', scope: 'host' });
     decided('w3', 'allow');
 
     src.push(waiting('w4'));
-    await waitForFrame(app.instance, (f) => firefoxRows(f) === 4 && plain(f).includes(' 1 pending'));
-    await press(app.instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
-    await press(app.instance, 'B', (f) => plain(f).includes('how long:'));
-    await press(app.instance, '1', (f) => plain(f).includes('decides this flow only'));
-    await press(app.instance, KEY.enter, (f) => plain(f).includes('block sent for firefox'));
+    await waitForFrame(instance, (f) => firefoxRows(f) === 4 && plain(f).includes(' 1 pending'));
+    await press(instance, 'n', (f) => /pending \d+s/.test(selectedRow(f)));
+    await press(instance, 'B', (f) => plain(f).includes('how long:'));
+    await press(instance, '1', (f) => plain(f).includes('decides this flow only'));
+    await press(instance, KEY.enter, (f) => plain(f).includes('block sent for firefox'));
     expect(src.sent[3]).toEqual({ type: 'verdict', id: 'w4', action: 'block', remember: 'once' });
   });
 
   it('duration and scope keys that arrive in one read are each applied; a burst never confirms', async () => {
-    const src = memorySource();
-    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
-    connect(src);
-    src.push(waiting('w1'));
-    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
-    await ready(app.instance);
-    await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
+    const { src, instance } = await oneWaiting();
+    await press(instance, 'A', (f) => plain(f).includes('how long:'));
     // "2p" as one write, as a slow link or typing ahead delivers it: until it exits, any remote.
-    await press(app.instance, '2p', (f) => plain(f).includes('(this process instance) → anywhere'));
-    await press(app.instance, '3o', (f) => plain(f).includes('→ any address port 443 tcp outbound, until'));
+    await press(instance, '2p', (f) => plain(f).includes('(this process instance) → anywhere'));
+    await press(instance, '3o', (f) => plain(f).includes('→ any address port 443 tcp outbound, until'));
     // A burst holding a confirmation is not taken: the person must see the choice first.
-    const held = await press(app.instance, '1y', (f) => plain(f).includes('y ignored'));
+    const held = await press(instance, '1y', (f) => plain(f).includes('y ignored'));
     expect(src.sent).toEqual([]);
     // Said in the prompt (it covers the status line), with the choice back as it was on screen.
     expect(plain(held)).toContain('→ any address port 443 tcp outbound, until');
     expect(plain(held)).toContain('y ignored: it came with a change not yet on screen; check the choice below, then confirm');
-    await press(app.instance, KEY.enter, (f) => plain(f).includes('sent'));
+    await press(instance, KEY.enter, (f) => plain(f).includes('sent'));
     expect(src.sent).toEqual([{ type: 'verdict', id: 'w1', action: 'allow', remember: 'always', scope: 'port', forMs: 3_600_000 }]);
   });
 
   it('a note from before the prompt opened is not shown in it', async () => {
-    const src = memorySource();
-    app = startApp({ sources: [src], attributions: ATTRIBUTIONS });
-    connect(src);
-    src.push(waiting('w1'));
-    await waitForFrame(app.instance, (f) => plain(f).includes('1 pending'));
-    await ready(app.instance);
-    await press(app.instance, '3', (f) => plain(f).includes('[3:rules]'));
-    await press(app.instance, 'a', (f) => plain(f).includes('a/b/A/B act on a flow'));
-    await press(app.instance, 'n', (f) => plain(f).includes('[1:flows]'));
-    const frame = await press(app.instance, 'A', (f) => plain(f).includes('how long:'));
+    const { src, instance } = await oneWaiting();
+    await press(instance, '3', (f) => plain(f).includes('[3:rules]'));
+    await press(instance, 'a', (f) => plain(f).includes('a/b/A/B act on a flow'));
+    await press(instance, 'n', (f) => plain(f).includes('[1:flows]'));
+    const frame = await press(instance, 'A', (f) => plain(f).includes('how long:'));
     expect(plain(frame)).toMatch(/Allow firefox → push\.services\.mozilla\.org:443 \(100, secure, tcp out\)/);
     expect(plain(frame)).not.toContain('a/b/A/B act on a flow');
   });
